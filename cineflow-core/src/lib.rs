@@ -1,0 +1,48 @@
+//! # cineflow-core
+//!
+//! The core of cineflow: storyboards and their segments (read from CineFlow's JSON), runs and
+//! tasks with guarded state machines, the [`VideoProvider`], [`Store`] and [`ArtifactSink`]
+//! traits, and the [`Orchestrator`] that submits, polls, downloads and records every video —
+//! durably, and without ever paying twice for one.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `testing` | [`MockProvider`](mock::MockProvider): a scriptable provider that serves a real MP4 |
+//!
+//! ```
+//! use cineflow_core::{Storyboard, Segment};
+//! let sb = Storyboard::from_json(r#"{"segments":[{"segment_index":1,
+//!     "prompt_text":"A city at night.","asset":{"scene":"Future City"},
+//!     "director_intent":"Establishing shot."}]}"#)?;
+//! assert_eq!(
+//!     sb.segments[0].full_prompt(),
+//!     "A city at night. [Scene: Future City] (Director Note: Establishing shot.)"
+//! );
+//! # Ok::<(), cineflow_core::Error>(())
+//! ```
+
+pub mod error;
+pub mod error_code;
+pub mod ids;
+pub mod prompt;
+pub mod provider;
+pub mod range;
+pub mod run;
+pub mod store;
+pub mod storyboard;
+pub mod task;
+
+pub use error::{Error, ErrorKind, Result, Violation};
+pub use error_code::ErrorCode;
+pub use ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
+pub use provider::{
+    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
+    SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
+};
+pub use range::SegmentRange;
+pub use run::{Run, RunCounts, RunSpec, RunStatus};
+pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
+pub use storyboard::{
+    Character, ImageKind, ImageRef, Orientation, Segment, SegmentAsset, SegmentPatch, Storyboard,
+};
+pub use task::{Artifact, Attempt, AttemptOutcome, Lease, Task, TaskError, TaskStatus};

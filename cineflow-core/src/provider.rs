@@ -1,0 +1,608 @@
+//! The provider contract: what a video vendor adapter implements.
+//!
+//! A [`VideoProvider`] turns a provider-neutral [`GenerationRequest`] into a paid vendor job
+//! ([`submit`](VideoProvider::submit)), reports its progress ([`poll`](VideoProvider::poll)) and
+//! streams the finished video ([`download`](VideoProvider::download)). The orchestrator persists
+//! the returned [`ProviderJob`] before polling, so a job can be resumed from another process.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error_code::ErrorCode;
+use crate::ids::{ProviderId, TaskId};
+use crate::storyboard::{ImageRef, Orientation};
+
+/// A video vendor adapter.
+///
+/// # Contract
+///
+/// - `submit` creates **one** paid vendor job per call and must never retry internally once the
+///   request may have reached the vendor. Its error's [`SubmitState`] must be honest: `NotSent`
+///   only when no byte of the request left the process, `Rejected` only when the vendor answered
+///   that it did not create a job; anything else is `Ambiguous`.
+/// - `poll` never returns [`JobState::Succeeded`] without a downloadable [`VideoAsset`], and maps
+///   unknown vendor states to [`JobState::Running`] (keep polling), never to success.
+/// - `poll`, `download` and `cancel` are safe to call again with the same job.
+/// - API keys never appear in `Debug` output, errors or logs.
+#[async_trait]
+pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
+    /// This provider's id, e.g. `sora_hk`.
+    fn id(&self) -> &ProviderId;
+
+    /// What this provider can do; checked before routing a segment to it.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Creates a paid vendor job.
+    async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError>;
+
+    /// Reads the job's current state.
+    async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError>;
+
+    /// Streams the finished video.
+    async fn download(
+        &self,
+        job: &ProviderJob,
+        asset: &VideoAsset,
+    ) -> Result<ByteStream, ProviderError>;
+
+    /// Cancels the vendor job where the vendor supports it.
+    ///
+    /// The default answers [`ErrorCode::Unsupported`].
+    async fn cancel(&self, job: &ProviderJob) -> Result<(), ProviderError> {
+        let _ = job;
+        Err(ProviderError::new(
+            ErrorCode::Unsupported,
+            format!("provider {} cannot cancel jobs", self.id()),
+        )
+        .with_submit_state(SubmitState::NotSent))
+    }
+}
+
+/// A provider-neutral generation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRequest {
+    /// The task this request serves.
+    pub task_id: TaskId,
+    /// The vendor's model id, e.g. `sora-2` (chosen by the router).
+    pub vendor_model: String,
+    /// The complete prompt ([`Segment::full_prompt`](crate::Segment::full_prompt)).
+    pub prompt: String,
+    /// Requested length in seconds.
+    pub duration_s: u32,
+    /// Landscape or portrait.
+    pub orientation: Orientation,
+    /// Whether the pro/HD tier is wanted.
+    pub is_pro: bool,
+    /// A reference image (first frame).
+    pub image: Option<ImageRef>,
+    /// `{task_id}-{attempt}`: sent to vendors that honour idempotency keys.
+    pub idempotency_key: String,
+    /// Vendor-specific extra fields, merged into the vendor request by adapters that support it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
+}
+
+/// A serializable handle on a vendor job: enough to resume it from another process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderJob {
+    /// The provider that created the job.
+    pub provider: ProviderId,
+    /// The vendor's job id (opaque; adapters must path-encode it).
+    pub vendor_job_id: String,
+    /// The vendor model the job runs on.
+    pub vendor_model: String,
+    /// The API base URL the job was created at (no credentials, no query string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// When the vendor accepted the job.
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    /// Adapter-private data (e.g. a synchronous result URL).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
+}
+
+/// A finished video's location at the vendor.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoAsset {
+    /// Where to download it (may be a signed URL: never log it whole).
+    pub url: String,
+    /// When the URL stops working, if the vendor says.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The content type the vendor announced.
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+impl fmt::Debug for VideoAsset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VideoAsset")
+            .field("url", &redact_url(&self.url))
+            .field("expires_at", &self.expires_at)
+            .field("content_type", &self.content_type)
+            .finish()
+    }
+}
+
+/// Drops the query string and fragment of a URL (signatures live there) for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url.find(['?', '#']) {
+        Some(i) => format!("{}?…", &url[..i]),
+        None => url.to_owned(),
+    }
+}
+
+/// A job's state as the vendor reports it, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Accepted, waiting for capacity.
+    Queued,
+    /// Generating.
+    Running {
+        /// Percent done, 0–100, if reported.
+        progress: Option<u8>,
+        /// Estimated time left, if reported.
+        #[serde(default, with = "opt_duration_secs")]
+        eta: Option<Duration>,
+    },
+    /// Done; the asset can be downloaded.
+    Succeeded {
+        /// The video.
+        asset: VideoAsset,
+    },
+    /// The vendor reports failure.
+    Failed {
+        /// Why, classified.
+        error: ProviderError,
+    },
+    /// Cancelled at the vendor.
+    Cancelled,
+    /// The job or its output expired at the vendor.
+    Expired,
+}
+
+impl JobState {
+    /// Whether polling can stop.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded { .. } | JobState::Failed { .. } | JobState::Cancelled | JobState::Expired
+        )
+    }
+}
+
+/// The answer to a poll: the state, a hint for the next poll and the vendor's own payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The normalised state.
+    pub state: JobState,
+    /// The vendor asked to be polled again after this long.
+    #[serde(default, with = "opt_duration_secs")]
+    pub poll_after: Option<Duration>,
+    /// The vendor's status payload, as received (written into the sidecar, with signed URLs
+    /// redacted).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub raw: serde_json::Value,
+}
+
+impl JobStatus {
+    /// A status with no hint and no payload.
+    pub fn new(state: JobState) -> Self {
+        Self {
+            state,
+            poll_after: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    /// Sets the vendor's poll-after hint.
+    pub fn with_poll_after(mut self, d: Duration) -> Self {
+        self.poll_after = Some(d);
+        self
+    }
+
+    /// Sets the vendor payload.
+    pub fn with_raw(mut self, raw: serde_json::Value) -> Self {
+        self.raw = raw;
+        self
+    }
+}
+
+mod opt_duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let secs = Option::<f64>::deserialize(d)?;
+        secs.map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A streamed video body with its announced length and type. Polled by the sink; memory stays
+/// constant whatever the video's size.
+pub struct ByteStream {
+    inner: BoxStream<'static, Result<Bytes, ProviderError>>,
+    content_length: Option<u64>,
+    content_type: Option<String>,
+}
+
+impl ByteStream {
+    /// Wraps a stream of chunks.
+    pub fn new(stream: impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static) -> Self {
+        Self {
+            inner: Box::pin(stream),
+            content_length: None,
+            content_type: None,
+        }
+    }
+
+    /// A stream of one in-memory body.
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        let len = bytes.len() as u64;
+        Self::new(futures::stream::once(async move { Ok(bytes) })).with_content_length(Some(len))
+    }
+
+    /// Sets the announced length.
+    pub fn with_content_length(mut self, len: Option<u64>) -> Self {
+        self.content_length = len;
+        self
+    }
+
+    /// Sets the announced content type.
+    pub fn with_content_type(mut self, content_type: Option<String>) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    /// The announced length, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// The announced content type, if any.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+}
+
+impl fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteStream")
+            .field("content_length", &self.content_length)
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for ByteStream {
+    type Item = Result<Bytes, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// What is known about whether a failed submit created a (paid) vendor job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitState {
+    /// The request never left the process (validation, connect failure): no job exists.
+    NotSent,
+    /// The vendor answered and did not create a job (4xx/5xx with an error body).
+    Rejected,
+    /// The request may have created a job (timeout after sending, lost response, 502 after
+    /// acceptance). Never retried or failed over automatically.
+    Ambiguous,
+}
+
+impl SubmitState {
+    /// Whether a new submit may be sent without risking a second paid job.
+    pub const fn may_resubmit(self) -> bool {
+        matches!(self, SubmitState::NotSent | SubmitState::Rejected)
+    }
+}
+
+/// A classified provider failure.
+///
+/// Retry and routing read only [`code`](Self::code), [`is_retryable`](Self::is_retryable) and
+/// [`submit_state`](Self::submit_state); the rest is for humans and logs.
+#[derive(Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ProviderError {
+    code: ErrorCode,
+    message: String,
+    retryable: bool,
+    #[serde(default, with = "opt_duration_secs")]
+    retry_after: Option<Duration>,
+    #[serde(default)]
+    http_status: Option<u16>,
+    #[serde(default)]
+    vendor_code: Option<String>,
+    #[serde(default)]
+    raw: Option<String>,
+    submit_state: SubmitState,
+    #[serde(skip)]
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Debug for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderError")
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("retryable", &self.retryable)
+            .field("retry_after", &self.retry_after)
+            .field("http_status", &self.http_status)
+            .field("vendor_code", &self.vendor_code)
+            .field("raw", &self.raw)
+            .field("submit_state", &self.submit_state)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl PartialEq for ProviderError {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+            && self.message == other.message
+            && self.retryable == other.retryable
+            && self.retry_after == other.retry_after
+            && self.http_status == other.http_status
+            && self.vendor_code == other.vendor_code
+            && self.raw == other.raw
+            && self.submit_state == other.submit_state
+    }
+}
+
+impl ProviderError {
+    /// Maximum length kept of a raw vendor body excerpt.
+    pub const RAW_LIMIT: usize = 2048;
+
+    /// An error with the code's default retryability and an [`Ambiguous`](SubmitState::Ambiguous)
+    /// submit state (the safe default: set `NotSent`/`Rejected` only when you know).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retryable: code.retryable(),
+            retry_after: None,
+            http_status: None,
+            vendor_code: None,
+            raw: None,
+            submit_state: SubmitState::Ambiguous,
+            source: None,
+        }
+    }
+
+    /// Overrides retryability.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Sets the vendor's `Retry-After`.
+    pub fn with_retry_after(mut self, d: Option<Duration>) -> Self {
+        self.retry_after = d;
+        self
+    }
+
+    /// Sets the HTTP status.
+    pub fn with_http_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// Sets the vendor's own error code.
+    pub fn with_vendor_code(mut self, code: impl Into<String>) -> Self {
+        self.vendor_code = Some(code.into());
+        self
+    }
+
+    /// Keeps an excerpt of the vendor's body (truncated to [`RAW_LIMIT`](Self::RAW_LIMIT) bytes).
+    /// Callers must not pass bodies that echo credentials.
+    pub fn with_raw(mut self, raw: impl Into<String>) -> Self {
+        let mut raw = raw.into();
+        if raw.len() > Self::RAW_LIMIT {
+            let mut cut = Self::RAW_LIMIT;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+            raw.push('…');
+        }
+        self.raw = Some(raw);
+        self
+    }
+
+    /// Sets what is known about the submit.
+    pub fn with_submit_state(mut self, state: SubmitState) -> Self {
+        self.submit_state = state;
+        self
+    }
+
+    /// Keeps the underlying cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The classified code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// How long the vendor asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The HTTP status, if there was a response.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
+    }
+
+    /// The vendor's own code.
+    pub fn vendor_code(&self) -> Option<&str> {
+        self.vendor_code.as_deref()
+    }
+
+    /// An excerpt of the vendor's response body.
+    pub fn raw(&self) -> Option<&str> {
+        self.raw.as_deref()
+    }
+
+    /// Whether a failed submit may have created a job.
+    pub fn submit_state(&self) -> SubmitState {
+        self.submit_state
+    }
+}
+
+/// Screen orientations and sizes a provider serves, its durations, and its limits.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Capabilities {
+    /// Vendor model ids served. Default: empty (any).
+    pub models: Vec<String>,
+    /// Durations (seconds) served by normal models. Default: empty (any).
+    pub durations: Vec<u32>,
+    /// Durations served in pro mode. Default: empty (same as `durations`).
+    pub pro_durations: Vec<u32>,
+    /// Orientations served. Default: empty (both).
+    pub orientations: Vec<Orientation>,
+    /// Whether a pro/HD tier exists. Default: false.
+    pub pro: bool,
+    /// Whether a reference image is accepted. Default: false.
+    pub image_input: bool,
+    /// Whether [`VideoProvider::cancel`] works. Default: false.
+    pub cancel: bool,
+    /// The vendor's limit on jobs in flight. Default: none.
+    pub max_in_flight: Option<u32>,
+    /// The vendor's limit on requests per minute. Default: none.
+    pub requests_per_minute: Option<u32>,
+}
+
+impl Capabilities {
+    /// Why this provider cannot serve `req`, or `None` when it can.
+    pub fn rejects(&self, req: &GenerationRequest) -> Option<String> {
+        if !self.models.is_empty() && !self.models.iter().any(|m| m == &req.vendor_model) {
+            return Some(format!("model {:?} not served", req.vendor_model));
+        }
+        if req.is_pro && !self.pro {
+            return Some("no pro tier".into());
+        }
+        let durations = if req.is_pro && !self.pro_durations.is_empty() {
+            &self.pro_durations
+        } else {
+            &self.durations
+        };
+        if !durations.is_empty() && !durations.contains(&req.duration_s) {
+            return Some(format!(
+                "duration {}s not in {:?}",
+                req.duration_s, durations
+            ));
+        }
+        if !self.orientations.is_empty() && !self.orientations.contains(&req.orientation) {
+            return Some(format!("orientation {} not served", req.orientation));
+        }
+        if req.image.is_some() && !self.image_input {
+            return Some("no reference image input".into());
+        }
+        None
+    }
+}
+
+/// Helpers every provider gets for free.
+#[async_trait]
+pub trait VideoProviderExt: VideoProvider {
+    /// Polls until the job is terminal, sleeping between polls (the vendor's hint, else
+    /// `interval`). Poll errors are returned, not retried: the orchestrator owns retry policy.
+    async fn wait_terminal(
+        &self,
+        job: &ProviderJob,
+        interval: Duration,
+    ) -> Result<JobStatus, ProviderError> {
+        loop {
+            let status = self.poll(job).await?;
+            if status.state.is_terminal() {
+                return Ok(status);
+            }
+            tokio::time::sleep(status.poll_after.unwrap_or(interval)).await;
+        }
+    }
+}
+
+impl<P: VideoProvider + ?Sized> VideoProviderExt for P {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_default_to_an_ambiguous_submit_state() {
+        let e = ProviderError::new(ErrorCode::Network, "reset");
+        assert_eq!(e.submit_state(), SubmitState::Ambiguous);
+        assert!(!e.submit_state().may_resubmit());
+        assert!(e.is_retryable());
+        assert!(SubmitState::Rejected.may_resubmit());
+    }
+
+    #[test]
+    fn raw_bodies_are_truncated_on_a_char_boundary() {
+        let e = ProviderError::new(ErrorCode::Internal, "x").with_raw("é".repeat(3000));
+        assert!(e.raw().unwrap().len() <= ProviderError::RAW_LIMIT + '…'.len_utf8());
+    }
+
+    #[test]
+    fn signed_urls_lose_their_query_in_debug_output() {
+        let a = VideoAsset {
+            url: "https://blob.example/v.mp4?sig=SECRET&se=1".into(),
+            expires_at: None,
+            content_type: None,
+        };
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("SECRET"), "{dbg}");
+        assert!(dbg.contains("https://blob.example/v.mp4"));
+    }
+
+    #[test]
+    fn job_state_serializes_with_a_state_tag() {
+        let s = JobState::Running { progress: Some(40), eta: Some(Duration::from_secs(3)) };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["state"], "running");
+        assert_eq!(serde_json::from_value::<JobState>(v).unwrap(), s);
+    }
+}

@@ -1,0 +1,278 @@
+//! An in-process [`Store`]: fast, shared by clones, gone when the process exits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{
+    PageRequest, Page, RunQuery, Store, TaskQuery, check_task_write, is_claimable, lease_deadline,
+};
+use crate::error::{Error, Result};
+use crate::ids::{RunId, SegmentId, StoryboardId, TaskId};
+use crate::run::{Run, RunCounts};
+use crate::storyboard::{Segment, SegmentPatch, Storyboard};
+use crate::task::{Lease, Task};
+
+/// A [`Store`] in memory. Clones share the same data. For tests, demos and single-process runs
+/// that need no durability.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<State>>,
+    tokens: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    storyboards: HashMap<StoryboardId, Storyboard>,
+    segment_owner: HashMap<SegmentId, StoryboardId>,
+    runs: HashMap<RunId, Run>,
+    tasks: HashMap<TaskId, Task>,
+    run_tasks: HashMap<RunId, Vec<TaskId>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written: every mutation below
+        // is validated before it is applied.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
+        let mut st = self.state();
+        if let Some(old) = st.storyboards.get(&storyboard.id).cloned() {
+            for s in &old.segments {
+                st.segment_owner.remove(&s.id);
+            }
+        }
+        for s in &storyboard.segments {
+            st.segment_owner.insert(s.id, storyboard.id);
+        }
+        st.storyboards.insert(storyboard.id, storyboard.clone());
+        Ok(())
+    }
+
+    async fn get_storyboard(&self, id: StoryboardId) -> Result<Storyboard> {
+        self.state()
+            .storyboards
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("storyboard", id))
+    }
+
+    async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
+        let mut all: Vec<Storyboard> = self.state().storyboards.values().cloned().collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(page.slice(all))
+    }
+
+    async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
+        let st = self.state();
+        let sb = st
+            .segment_owner
+            .get(&id)
+            .and_then(|sb| st.storyboards.get(sb))
+            .ok_or_else(|| Error::not_found("segment", id))?;
+        let seg = sb
+            .segments
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::not_found("segment", id))?;
+        Ok((sb.id, seg.clone()))
+    }
+
+    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
+        let mut st = self.state();
+        let sb_id = *st
+            .segment_owner
+            .get(&id)
+            .ok_or_else(|| Error::not_found("segment", id))?;
+        let seg = st
+            .storyboards
+            .get_mut(&sb_id)
+            .and_then(|sb| sb.segments.iter_mut().find(|s| s.id == id))
+            .ok_or_else(|| Error::not_found("segment", id))?;
+        seg.apply(patch)?;
+        Ok(seg.clone())
+    }
+
+    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {
+        let mut st = self.state();
+        if st.runs.contains_key(&run.id) {
+            return Err(Error::Conflict {
+                entity: "run",
+                id: run.id.to_string(),
+                reason: "already exists".into(),
+            });
+        }
+        if let Some(t) = tasks.iter().find(|t| st.tasks.contains_key(&t.id) || t.run_id != run.id) {
+            return Err(Error::Conflict {
+                entity: "task",
+                id: t.id.to_string(),
+                reason: "already exists or belongs to another run".into(),
+            });
+        }
+        st.runs.insert(run.id, run.clone());
+        st.run_tasks.insert(run.id, tasks.iter().map(|t| t.id).collect());
+        for t in tasks {
+            st.tasks.insert(t.id, t.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Run> {
+        self.state()
+            .runs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("run", id))
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
+        let mut all: Vec<Run> = self
+            .state()
+            .runs
+            .values()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(query.page.slice(all))
+    }
+
+    async fn update_run(&self, run: &Run) -> Result<Run> {
+        let mut st = self.state();
+        let stored = st
+            .runs
+            .get_mut(&run.id)
+            .ok_or_else(|| Error::not_found("run", run.id))?;
+        if stored.revision != run.revision {
+            return Err(Error::Conflict {
+                entity: "run",
+                id: run.id.to_string(),
+                reason: format!("stale revision {} (stored {})", run.revision, stored.revision),
+            });
+        }
+        let mut next = run.clone();
+        next.revision += 1;
+        *stored = next.clone();
+        Ok(next)
+    }
+
+    async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
+        let st = self.state();
+        let ids = st.run_tasks.get(&id).ok_or_else(|| Error::not_found("run", id))?;
+        Ok(RunCounts::from_statuses(
+            ids.iter().filter_map(|t| st.tasks.get(t)).map(|t| t.status),
+        ))
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<Task> {
+        self.state()
+            .tasks
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("task", id))
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        let st = self.state();
+        let mut all: Vec<Task> = match query.run_id {
+            Some(run) => st
+                .run_tasks
+                .get(&run)
+                .map(|ids| ids.iter().filter_map(|id| st.tasks.get(id)).cloned().collect())
+                .unwrap_or_default(),
+            None => st.tasks.values().cloned().collect(),
+        };
+        drop(st);
+        all.retain(|t| query.matches(t));
+        all.sort_by(|a, b| query.compare(a, b));
+        Ok(query.page.slice(all))
+    }
+
+    async fn update_task(&self, task: &Task) -> Result<Task> {
+        let mut st = self.state();
+        let stored = st
+            .tasks
+            .get_mut(&task.id)
+            .ok_or_else(|| Error::not_found("task", task.id))?;
+        check_task_write(stored, task, OffsetDateTime::now_utc())?;
+        let mut next = task.clone();
+        next.revision = stored.revision + 1;
+        next.lease = stored.lease.clone();
+        *stored = next.clone();
+        Ok(next)
+    }
+
+    async fn claim_tasks(
+        &self,
+        owner: &str,
+        run: Option<RunId>,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Task>> {
+        let now = OffsetDateTime::now_utc();
+        let mut st = self.state();
+        let mut candidates: Vec<(OffsetDateTime, TaskId)> = st
+            .tasks
+            .values()
+            .filter(|t| run.is_none_or(|r| r == t.run_id) && is_claimable(t, now))
+            .map(|t| (t.created_at, t.id))
+            .collect();
+        candidates.sort();
+        let mut claimed = Vec::new();
+        for (_, id) in candidates.into_iter().take(limit) {
+            if let Some(t) = st.tasks.get_mut(&id) {
+                t.lease = Some(Lease {
+                    owner: owner.to_owned(),
+                    token: self.tokens.fetch_add(1, Ordering::Relaxed) + 1,
+                    expires_at: lease_deadline(now, ttl),
+                });
+                t.revision += 1;
+                claimed.push(t.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        let now = OffsetDateTime::now_utc();
+        let mut st = self.state();
+        let t = st
+            .tasks
+            .get_mut(&task)
+            .ok_or_else(|| Error::not_found("task", task))?;
+        match &mut t.lease {
+            Some(held) if held.token == lease.token && held.owner == lease.owner => {
+                held.expires_at = lease_deadline(now, ttl);
+                Ok(held.clone())
+            }
+            _ => Err(Error::LeaseLost {
+                task: task.to_string(),
+                owner: lease.owner.clone(),
+            }),
+        }
+    }
+
+    async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
+        let mut st = self.state();
+        if let Some(t) = st.tasks.get_mut(&task)
+            && t.lease.as_ref().is_some_and(|h| h.token == lease.token)
+        {
+            t.lease = None;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,346 @@
+//! Storyboards and their segments, read from CineFlow's JSON formats.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::ids::{SegmentId, StoryboardId};
+
+mod parse;
+
+/// Largest accepted `prompt_text`, in characters.
+pub const MAX_PROMPT_CHARS: usize = 10_000;
+/// Largest accepted inline (data URL) reference image, in decoded bytes.
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+/// Accepted segment durations, in seconds (inclusive). Vendor-specific sets (e.g. Sora.hk's
+/// 10/15/25) are enforced by provider capabilities at routing time, not here.
+pub const DURATION_RANGE_S: std::ops::RangeInclusive<u32> = 1..=60;
+/// Duration used when a segment gives none (CineFlow's default).
+pub const DEFAULT_DURATION_S: u32 = 10;
+
+/// A storyboard: an ordered list of segments, each of which becomes one or more videos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storyboard {
+    /// Its id.
+    pub id: StoryboardId,
+    /// A human name (the file name, or `metadata.project_name`).
+    pub name: String,
+    /// Where it was read from, recorded in sidecars as `source_file`.
+    #[serde(default)]
+    pub source_file: Option<String>,
+    /// The segments, in document order.
+    pub segments: Vec<Segment>,
+    /// The document's `metadata` object (`null` when absent).
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Storyboard {
+    /// Parses and validates a CineFlow storyboard (V1, or V2 with `video_params`).
+    ///
+    /// Every violation is reported with its JSON path (`segments[3].duration_seconds: …`);
+    /// unknown keys are ignored.
+    ///
+    /// ```
+    /// let sb = cineflow_core::Storyboard::from_json(r#"{"segments":[{"segment_index":1,"prompt_text":"A cat."}]}"#)?;
+    /// assert_eq!(sb.segments[0].duration_s, 10);
+    /// # Ok::<(), cineflow_core::Error>(())
+    /// ```
+    pub fn from_json(json: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            Error::InvalidStoryboard {
+                violations: vec![crate::error::Violation::new(
+                    "$",
+                    format!("not valid JSON: {e}"),
+                )],
+            }
+        })?;
+        Self::from_value(&value)
+    }
+
+    /// Like [`from_json`](Self::from_json), from an already parsed document.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self> {
+        parse::storyboard(value)
+    }
+
+    /// Sets the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the source file recorded in sidecars.
+    pub fn with_source_file(mut self, source_file: impl Into<String>) -> Self {
+        self.source_file = Some(source_file.into());
+        self
+    }
+
+    /// The segment with the given 1-based index.
+    pub fn segment(&self, index: u32) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.index == index)
+    }
+}
+
+/// One shot of a storyboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Its id.
+    pub id: SegmentId,
+    /// 1-based, unique within the storyboard (`segment_index`).
+    pub index: u32,
+    /// The shot description (`prompt_text`).
+    pub prompt_text: String,
+    /// A reference image (`image_url`).
+    #[serde(default)]
+    pub image: Option<ImageRef>,
+    /// Characters, scene and props (`asset`).
+    #[serde(default)]
+    pub asset: SegmentAsset,
+    /// Length in seconds (`duration_seconds`, or V2 `video_params.duration`).
+    pub duration_s: u32,
+    /// Landscape or portrait (`resolution`, or V2 `video_params.resolution`).
+    pub orientation: Orientation,
+    /// Whether the pro/HD tier is wanted (`is_pro`).
+    #[serde(default)]
+    pub is_pro: bool,
+    /// A note for the director (`director_intent`).
+    #[serde(default)]
+    pub director_intent: Option<String>,
+}
+
+impl Segment {
+    /// The prompt sent to vendors, composed exactly like CineFlow's `construct_enhanced_prompt`
+    /// (with three documented fixes: see [`compose_full_prompt`](crate::prompt::compose_full_prompt)).
+    pub fn full_prompt(&self) -> String {
+        crate::prompt::compose_full_prompt(
+            &self.prompt_text,
+            &self.asset.characters,
+            self.asset.scene.as_deref(),
+            &self.asset.props,
+            self.director_intent.as_deref(),
+        )
+    }
+
+    /// Applies a partial update, validating the result; on error the segment is unchanged.
+    pub fn apply(&mut self, patch: &SegmentPatch) -> Result<()> {
+        let mut next = self.clone();
+        if let Some(p) = &patch.prompt_text {
+            next.prompt_text = p.clone();
+        }
+        if let Some(i) = &patch.image {
+            next.image = i.clone();
+        }
+        if let Some(a) = &patch.asset {
+            next.asset = a.clone();
+        }
+        if let Some(d) = patch.duration_s {
+            next.duration_s = d;
+        }
+        if let Some(o) = patch.orientation {
+            next.orientation = o;
+        }
+        if let Some(p) = patch.is_pro {
+            next.is_pro = p;
+        }
+        if let Some(d) = &patch.director_intent {
+            next.director_intent = d.clone();
+        }
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Checks the invariants [`Storyboard::from_json`] enforces.
+    pub fn validate(&self) -> Result<()> {
+        let violations = parse::validate_segment(self, "segment");
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidStoryboard { violations })
+        }
+    }
+}
+
+/// A partial update of a [`Segment`] (CineFlow's `PATCH /segments/{id}`). `None` leaves a field
+/// as it is; for optional fields, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SegmentPatch {
+    /// New `prompt_text`.
+    pub prompt_text: Option<String>,
+    /// New reference image.
+    pub image: Option<Option<ImageRef>>,
+    /// New asset block.
+    pub asset: Option<SegmentAsset>,
+    /// New duration.
+    pub duration_s: Option<u32>,
+    /// New orientation.
+    pub orientation: Option<Orientation>,
+    /// New pro flag.
+    pub is_pro: Option<bool>,
+    /// New director note.
+    pub director_intent: Option<Option<String>>,
+}
+
+/// Characters, scene and props of a segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SegmentAsset {
+    /// Characters whose ids are injected into the prompt.
+    pub characters: Vec<Character>,
+    /// The scene, appended as `[Scene: …]`.
+    pub scene: Option<String>,
+    /// Props, appended as `Props: a, b`.
+    pub props: Vec<String>,
+}
+
+/// A character: a display name and, optionally, a vendor character id such as `@alice`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Character {
+    /// The name as written in prompts.
+    pub name: String,
+    /// The vendor character id (`@alice`), if any.
+    pub id: Option<String>,
+}
+
+impl Character {
+    /// Parses CineFlow's legacy character string: `"Alice (@alice)"` → `{Alice, @alice}`,
+    /// `"[Bob]"` → `{Bob, None}`.
+    pub fn from_legacy(s: &str) -> Self {
+        let mut s = s.trim();
+        if s.len() >= 2 && s.starts_with('[') && s.ends_with(']') {
+            s = s[1..s.len() - 1].trim();
+        }
+        match s.split_once('@') {
+            None => Character {
+                name: s.to_owned(),
+                id: None,
+            },
+            Some((left, right)) => Character {
+                name: left.trim().trim_end_matches('(').trim().to_owned(),
+                id: Some(format!("@{}", right.trim().trim_end_matches(')'))),
+            },
+        }
+    }
+}
+
+/// Landscape (`horizontal`, 16:9) or portrait (`vertical`, 9:16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Orientation {
+    /// 16:9, e.g. 1280x720.
+    #[default]
+    Horizontal,
+    /// 9:16, e.g. 720x1280.
+    Vertical,
+}
+
+impl Orientation {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Orientation::Horizontal => "horizontal",
+            Orientation::Vertical => "vertical",
+        }
+    }
+
+    /// `(width, height)` at 720p.
+    pub const fn size_720p(self) -> (u32, u32) {
+        match self {
+            Orientation::Horizontal => (1280, 720),
+            Orientation::Vertical => (720, 1280),
+        }
+    }
+}
+
+impl fmt::Display for Orientation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Orientation {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "horizontal" => Ok(Orientation::Horizontal),
+            "vertical" => Ok(Orientation::Vertical),
+            other => Err(Error::invalid_input(
+                "resolution",
+                format!("expected \"horizontal\" or \"vertical\", got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// A validated reference image: an `http(s)` URL, a `data:image/…;base64,` URL of at most
+/// [`MAX_IMAGE_BYTES`], or a local file path.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ImageRef(String);
+
+/// What an [`ImageRef`] points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// An `http` or `https` URL.
+    Url,
+    /// A `data:` URL with the image inline.
+    DataUrl,
+    /// A path on the local file system.
+    Path,
+}
+
+impl ImageRef {
+    /// Validates a reference.
+    pub fn new(s: impl Into<String>) -> Result<Self> {
+        let s = s.into();
+        parse::check_image(&s).map_err(|reason| Error::invalid_input("image_url", reason))?;
+        Ok(Self(s))
+    }
+
+    /// The reference as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// What it points at.
+    pub fn kind(&self) -> ImageKind {
+        if self.0.starts_with("data:") {
+            ImageKind::DataUrl
+        } else if self.0.starts_with("http://") || self.0.starts_with("https://") {
+            ImageKind::Url
+        } else {
+            ImageKind::Path
+        }
+    }
+}
+
+impl fmt::Debug for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind() {
+            ImageKind::DataUrl => write!(f, "ImageRef(data URL, {} chars)", self.0.len()),
+            _ => write!(f, "ImageRef({:?})", crate::provider::redact_url(&self.0)),
+        }
+    }
+}
+
+impl TryFrom<String> for ImageRef {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl From<ImageRef> for String {
+    fn from(i: ImageRef) -> String {
+        i.0
+    }
+}
