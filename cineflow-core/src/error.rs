@@ -196,10 +196,7 @@ impl Error {
     }
 
     /// A backend error with a cause.
-    pub fn backend(
-        message: impl Into<String>,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Error::Backend {
             message: message.into(),
             source: Some(source.into()),

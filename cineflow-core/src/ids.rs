@@ -213,7 +213,8 @@ fn validate_slug(s: &str, kind: &'static str) -> Result<(), Error> {
     {
         return Err(bad("must start with a lowercase letter or digit"));
     }
-    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')) {
+    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+    {
         return Err(bad("may contain only a-z, 0-9, '_', '.' and '-'"));
     }
     Ok(())
@@ -239,7 +240,10 @@ mod tests {
         let id = TaskId::new();
         let s = id.to_string();
         assert_eq!(s.len(), 32);
-        assert!(s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            s.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_eq!(s.parse::<TaskId>().unwrap(), id);
         assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{s}\""));
     }
@@ -249,7 +253,11 @@ mod tests {
         let id: RunId = "4b1605d8-e1aa-48ab-8249-f79fd0c4fdcf".parse().unwrap();
         assert_eq!(id.to_string(), "4b1605d8e1aa48ab8249f79fd0c4fdcf");
         assert!("../etc/passwd".parse::<RunId>().is_err());
-        assert!("{4b1605d8e1aa48ab8249f79fd0c4fdcf}".parse::<RunId>().is_err());
+        assert!(
+            "{4b1605d8e1aa48ab8249f79fd0c4fdcf}"
+                .parse::<RunId>()
+                .is_err()
+        );
         assert!(serde_json::from_str::<RunId>("\"nope\"").is_err());
     }
 

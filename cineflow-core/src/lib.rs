@@ -23,24 +23,36 @@
 
 pub mod error;
 pub mod error_code;
+pub mod events;
 pub mod ids;
+#[cfg(feature = "testing")]
+pub mod mock;
+pub mod orchestrator;
 pub mod prompt;
 pub mod provider;
 pub mod range;
+pub mod router;
 pub mod run;
+pub mod sink;
 pub mod store;
 pub mod storyboard;
 pub mod task;
 
 pub use error::{Error, ErrorKind, Result, Violation};
 pub use error_code::ErrorCode;
+pub use events::{Event, EventKind};
 pub use ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
+pub use orchestrator::{
+    Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, RunHandle,
+};
 pub use provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
+pub use router::{Route, Router};
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
+pub use sink::{ArtifactKey, ArtifactSink, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
 pub use storyboard::{
     Character, ImageKind, ImageRef, Orientation, Segment, SegmentAsset, SegmentPatch, Storyboard,

@@ -179,7 +179,10 @@ impl JobState {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            JobState::Succeeded { .. } | JobState::Failed { .. } | JobState::Cancelled | JobState::Expired
+            JobState::Succeeded { .. }
+                | JobState::Failed { .. }
+                | JobState::Cancelled
+                | JobState::Expired
         )
     }
 }
@@ -233,7 +236,9 @@ mod opt_duration_secs {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let secs = Option::<f64>::deserialize(d)?;
         secs.map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
             .transpose()
@@ -600,7 +605,10 @@ mod tests {
 
     #[test]
     fn job_state_serializes_with_a_state_tag() {
-        let s = JobState::Running { progress: Some(40), eta: Some(Duration::from_secs(3)) };
+        let s = JobState::Running {
+            progress: Some(40),
+            eta: Some(Duration::from_secs(3)),
+        };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["state"], "running");
         assert_eq!(serde_json::from_value::<JobState>(v).unwrap(), s);

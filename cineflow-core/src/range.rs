@@ -157,7 +157,10 @@ mod tests {
     #[test]
     fn lists_and_inclusive_ranges_are_merged() {
         assert_eq!(SegmentRange::parse("1-3,5").unwrap(), only(&[1, 2, 3, 5]));
-        assert_eq!(SegmentRange::parse(" 5 , 2-3 ,3").unwrap(), only(&[2, 3, 5]));
+        assert_eq!(
+            SegmentRange::parse(" 5 , 2-3 ,3").unwrap(),
+            only(&[2, 3, 5])
+        );
         assert_eq!(SegmentRange::parse("4-4").unwrap(), only(&[4]));
     }
 
@@ -180,6 +183,9 @@ mod tests {
         assert_eq!(r.to_string(), "1-3,5,9-10");
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<SegmentRange>(&json).unwrap(), r);
-        assert_eq!(serde_json::to_string(&SegmentRange::All).unwrap(), "\"all\"");
+        assert_eq!(
+            serde_json::to_string(&SegmentRange::All).unwrap(),
+            "\"all\""
+        );
     }
 }

@@ -137,12 +137,15 @@ impl RunStatus {
     /// Whether `self → to` is legal. A finished run may run again when a task is retried.
     pub fn can_transition_to(self, to: RunStatus) -> bool {
         use RunStatus::*;
-        match (self, to) {
-            (Pending, Running | Cancelled) => true,
-            (Running, Running | Completed | PartiallyFailed | Failed | Cancelled) => true,
-            (Completed | PartiallyFailed | Failed | Cancelled, Running) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Pending, Running | Cancelled)
+                | (
+                    Running,
+                    Running | Completed | PartiallyFailed | Failed | Cancelled
+                )
+                | (Completed | PartiallyFailed | Failed | Cancelled, Running)
+        )
     }
 
     /// `self → to`, or [`Error::IllegalTransition`].
@@ -203,9 +206,10 @@ impl RunCounts {
         self.total += 1;
         match status {
             TaskStatus::Pending => self.pending += 1,
-            TaskStatus::Submitting | TaskStatus::Queued | TaskStatus::Running | TaskStatus::Downloading => {
-                self.in_progress += 1
-            }
+            TaskStatus::Submitting
+            | TaskStatus::Queued
+            | TaskStatus::Running
+            | TaskStatus::Downloading => self.in_progress += 1,
             TaskStatus::Completed => self.completed += 1,
             TaskStatus::Failed => self.failed += 1,
             TaskStatus::DownloadFailed => self.download_failed += 1,
@@ -303,10 +307,22 @@ mod tests {
     #[test]
     fn counts_imply_the_final_status() {
         use TaskStatus::*;
-        assert_eq!(RunCounts::from_statuses([Completed, Completed]).final_status(), RunStatus::Completed);
-        assert_eq!(RunCounts::from_statuses([Completed, Failed]).final_status(), RunStatus::PartiallyFailed);
-        assert_eq!(RunCounts::from_statuses([DownloadFailed, Failed]).final_status(), RunStatus::Failed);
-        assert_eq!(RunCounts::from_statuses([Cancelled, Cancelled]).final_status(), RunStatus::Cancelled);
+        assert_eq!(
+            RunCounts::from_statuses([Completed, Completed]).final_status(),
+            RunStatus::Completed
+        );
+        assert_eq!(
+            RunCounts::from_statuses([Completed, Failed]).final_status(),
+            RunStatus::PartiallyFailed
+        );
+        assert_eq!(
+            RunCounts::from_statuses([DownloadFailed, Failed]).final_status(),
+            RunStatus::Failed
+        );
+        assert_eq!(
+            RunCounts::from_statuses([Cancelled, Cancelled]).final_status(),
+            RunStatus::Cancelled
+        );
         assert!(!RunCounts::from_statuses([Completed, Running]).all_terminal());
     }
 }

@@ -53,14 +53,13 @@ impl Storyboard {
     /// # Ok::<(), cineflow_core::Error>(())
     /// ```
     pub fn from_json(json: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            Error::InvalidStoryboard {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::InvalidStoryboard {
                 violations: vec![crate::error::Violation::new(
                     "$",
                     format!("not valid JSON: {e}"),
                 )],
-            }
-        })?;
+            })?;
         Self::from_value(&value)
     }
 
@@ -342,5 +341,82 @@ impl TryFrom<String> for ImageRef {
 impl From<ImageRef> for String {
     fn from(i: ImageRef) -> String {
         i.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment() -> Segment {
+        let sb = Storyboard::from_json(
+            r#"{"segments":[{"segment_index":1,"prompt_text":"Alice waves.",
+                "asset":{"characters":[{"name":"Alice","id":"@alice"}],"scene":"Room"}}]}"#,
+        )
+        .unwrap();
+        sb.segments[0].clone()
+    }
+
+    #[test]
+    fn a_valid_patch_is_applied() {
+        let mut s = segment();
+        let patch = SegmentPatch {
+            prompt_text: Some("Alice runs.".into()),
+            duration_s: Some(15),
+            orientation: Some(Orientation::Vertical),
+            director_intent: Some(Some("Fast.".into())),
+            ..SegmentPatch::default()
+        };
+        s.apply(&patch).unwrap();
+        assert_eq!(s.duration_s, 15);
+        assert_eq!(s.orientation, Orientation::Vertical);
+        assert_eq!(
+            s.full_prompt(),
+            "@alice runs. [Scene: Room] (Director Note: Fast.)"
+        );
+    }
+
+    #[test]
+    fn an_invalid_patch_is_rejected_and_leaves_the_segment_unchanged() {
+        let mut s = segment();
+        let before = s.clone();
+        let patch = SegmentPatch {
+            prompt_text: Some("   ".into()),
+            duration_s: Some(0),
+            ..SegmentPatch::default()
+        };
+        let Err(Error::InvalidStoryboard { violations }) = s.apply(&patch) else {
+            panic!("expected InvalidStoryboard");
+        };
+        let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["segment.prompt_text", "segment.duration_seconds"]);
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn image_refs_are_validated_on_creation_and_deserialization() {
+        assert!(ImageRef::new("ftp://example.com/a.png").is_err());
+        assert!(serde_json::from_str::<ImageRef>(r#""file:///etc/passwd""#).is_err());
+        let url = ImageRef::new("https://example.com/a.png?token=secret").unwrap();
+        assert_eq!(url.kind(), ImageKind::Url);
+        assert!(!format!("{url:?}").contains("secret"));
+        assert_eq!(
+            ImageRef::new("data:image/png;base64,iVBORw0KGgo=")
+                .unwrap()
+                .kind(),
+            ImageKind::DataUrl
+        );
+        assert_eq!(ImageRef::new("refs/a.png").unwrap().kind(), ImageKind::Path);
+    }
+
+    #[test]
+    fn the_segment_with_a_given_index_is_found() {
+        let sb = Storyboard::from_json(
+            r#"{"segments":[{"segment_index":3,"prompt_text":"A."},{"segment_index":1,"prompt_text":"B."}]}"#,
+        )
+        .unwrap();
+        assert_eq!(sb.segment(1).map(|s| s.prompt_text.as_str()), Some("B."));
+        assert_eq!(sb.segments[0].index, 3);
+        assert!(sb.segment(2).is_none());
     }
 }

@@ -87,7 +87,10 @@ impl TaskStatus {
     pub const fn is_in_flight(self) -> bool {
         matches!(
             self,
-            TaskStatus::Submitting | TaskStatus::Queued | TaskStatus::Running | TaskStatus::Downloading
+            TaskStatus::Submitting
+                | TaskStatus::Queued
+                | TaskStatus::Running
+                | TaskStatus::Downloading
         )
     }
 
@@ -101,10 +104,19 @@ impl TaskStatus {
             // dry runs complete without a vendor call
             (Pending, Submitting | Completed | Cancelled) => true,
             // a submit refused before any job existed goes back to pending for another attempt
-            (Submitting, Queued | Running | Downloading | Pending | Failed | Interrupted | Cancelled) => true,
-            (Queued | Running, Queued | Running | Downloading | Pending | Failed | Interrupted | Cancelled) => true,
+            (
+                Submitting,
+                Queued | Running | Downloading | Pending | Failed | Interrupted | Cancelled,
+            ) => true,
+            (
+                Queued | Running,
+                Queued | Running | Downloading | Pending | Failed | Interrupted | Cancelled,
+            ) => true,
             // an expired asset URL sends the task back to polling
-            (Downloading, Completed | DownloadFailed | Queued | Running | Interrupted | Cancelled) => true,
+            (
+                Downloading,
+                Completed | DownloadFailed | Queued | Running | Interrupted | Cancelled,
+            ) => true,
             // retries from terminal non-success states
             (Failed | Cancelled | Interrupted, Pending) => true,
             (DownloadFailed, Pending | Downloading | Cancelled) => true,
@@ -381,7 +393,12 @@ impl Task {
 }
 
 /// Builds the CineFlow file stem `{n}_v{version}_{YYYYMMDDHHMMSS}_{rand4}_{task_id}` (UTC time).
-pub fn file_stem(segment_index: u32, version_index: u32, at: OffsetDateTime, task_id: TaskId) -> String {
+pub fn file_stem(
+    segment_index: u32,
+    version_index: u32,
+    at: OffsetDateTime,
+    task_id: TaskId,
+) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let rand4: String = (0..4)
         .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
@@ -404,7 +421,15 @@ mod tests {
 
     #[test]
     fn the_happy_path_is_legal() {
-        let path = [Pending, Submitting, Queued, Running, Running, Downloading, Completed];
+        let path = [
+            Pending,
+            Submitting,
+            Queued,
+            Running,
+            Running,
+            Downloading,
+            Completed,
+        ];
         for w in path.windows(2) {
             assert!(w[0].can_transition_to(w[1]), "{} -> {}", w[0], w[1]);
         }
@@ -426,7 +451,10 @@ mod tests {
             let err = from.transition(to).unwrap_err();
             assert!(matches!(err, Error::IllegalTransition { .. }));
             let msg = err.to_string();
-            assert!(msg.contains(from.as_str()) && msg.contains(to.as_str()), "{msg}");
+            assert!(
+                msg.contains(from.as_str()) && msg.contains(to.as_str()),
+                "{msg}"
+            );
         }
     }
 
@@ -450,7 +478,11 @@ mod tests {
         assert_eq!(parts[1], "v2");
         assert_eq!(parts[2], "20260111070835");
         assert_eq!(parts[3].len(), 4);
-        assert!(parts[3].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            parts[3]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
         assert_eq!(parts[4], id.to_string());
     }
 }

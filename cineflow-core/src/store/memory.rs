@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    PageRequest, Page, RunQuery, Store, TaskQuery, check_task_write, is_claimable, lease_deadline,
+    Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write, is_claimable, lease_deadline,
 };
 use crate::error::{Error, Result};
 use crate::ids::{RunId, SegmentId, StoryboardId, TaskId};
@@ -73,7 +73,11 @@ impl Store for MemoryStore {
 
     async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
         let mut all: Vec<Storyboard> = self.state().storyboards.values().cloned().collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(page.slice(all))
     }
 
@@ -116,7 +120,10 @@ impl Store for MemoryStore {
                 reason: "already exists".into(),
             });
         }
-        if let Some(t) = tasks.iter().find(|t| st.tasks.contains_key(&t.id) || t.run_id != run.id) {
+        if let Some(t) = tasks
+            .iter()
+            .find(|t| st.tasks.contains_key(&t.id) || t.run_id != run.id)
+        {
             return Err(Error::Conflict {
                 entity: "task",
                 id: t.id.to_string(),
@@ -124,7 +131,8 @@ impl Store for MemoryStore {
             });
         }
         st.runs.insert(run.id, run.clone());
-        st.run_tasks.insert(run.id, tasks.iter().map(|t| t.id).collect());
+        st.run_tasks
+            .insert(run.id, tasks.iter().map(|t| t.id).collect());
         for t in tasks {
             st.tasks.insert(t.id, t.clone());
         }
@@ -147,7 +155,11 @@ impl Store for MemoryStore {
             .filter(|r| query.matches(r))
             .cloned()
             .collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(query.page.slice(all))
     }
 
@@ -161,7 +173,10 @@ impl Store for MemoryStore {
             return Err(Error::Conflict {
                 entity: "run",
                 id: run.id.to_string(),
-                reason: format!("stale revision {} (stored {})", run.revision, stored.revision),
+                reason: format!(
+                    "stale revision {} (stored {})",
+                    run.revision, stored.revision
+                ),
             });
         }
         let mut next = run.clone();
@@ -172,7 +187,10 @@ impl Store for MemoryStore {
 
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
         let st = self.state();
-        let ids = st.run_tasks.get(&id).ok_or_else(|| Error::not_found("run", id))?;
+        let ids = st
+            .run_tasks
+            .get(&id)
+            .ok_or_else(|| Error::not_found("run", id))?;
         Ok(RunCounts::from_statuses(
             ids.iter().filter_map(|t| st.tasks.get(t)).map(|t| t.status),
         ))
@@ -192,7 +210,12 @@ impl Store for MemoryStore {
             Some(run) => st
                 .run_tasks
                 .get(&run)
-                .map(|ids| ids.iter().filter_map(|id| st.tasks.get(id)).cloned().collect())
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| st.tasks.get(id))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default(),
             None => st.tasks.values().cloned().collect(),
         };

@@ -127,7 +127,11 @@ impl PageRequest {
     /// Cuts one page out of a fully sorted list.
     pub fn slice<T>(&self, items: Vec<T>) -> Page<T> {
         let total = items.len() as u64;
-        let items = items.into_iter().skip(self.offset()).take(self.limit()).collect();
+        let items = items
+            .into_iter()
+            .skip(self.offset())
+            .take(self.limit())
+            .collect();
         Page {
             items,
             page: self.page.max(1),
@@ -248,21 +252,22 @@ impl RunQuery {
     /// Whether `run` passes the filters.
     pub fn matches(&self, run: &Run) -> bool {
         self.status.is_none_or(|s| s == run.status)
-            && self.storyboard_id.is_none_or(|s| s == run.spec.storyboard_id)
+            && self
+                .storyboard_id
+                .is_none_or(|s| s == run.spec.storyboard_id)
     }
 }
 
 /// The compare-and-swap and fencing rules of [`Store::update_task`], for backends that check
 /// them in code: `incoming` may replace `stored` only if the revisions match and `incoming`
 /// carries the stored live lease (if any).
-pub fn check_task_write(
-    stored: &Task,
-    incoming: &Task,
-    now: time::OffsetDateTime,
-) -> Result<()> {
+pub fn check_task_write(stored: &Task, incoming: &Task, now: time::OffsetDateTime) -> Result<()> {
     if let Some(held) = &stored.lease {
         let live = held.expires_at > now;
-        let carries = incoming.lease.as_ref().is_some_and(|l| l.token == held.token);
+        let carries = incoming
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.token == held.token);
         if live && !carries {
             return Err(crate::Error::LeaseLost {
                 task: stored.id.to_string(),
@@ -275,7 +280,11 @@ pub fn check_task_write(
     }
     if let Some(carried) = &incoming.lease {
         // A writer whose lease was taken over (new token) is stale even if that lease lapsed.
-        if stored.lease.as_ref().is_none_or(|held| held.token != carried.token) {
+        if stored
+            .lease
+            .as_ref()
+            .is_none_or(|held| held.token != carried.token)
+        {
             return Err(crate::Error::LeaseLost {
                 task: stored.id.to_string(),
                 owner: carried.owner.clone(),

@@ -1,0 +1,676 @@
+//! The orchestrator: turns runs into vendor jobs and stored videos, durably.
+//!
+//! For every attempt, each step is persisted before the next begins:
+//! 1. the task moves to `submitting` with a new [`Attempt`](crate::Attempt) (provider,
+//!    idempotency key);
+//! 2. `submit()`; the returned [`ProviderJob`](crate::ProviderJob) is written in its own write
+//!    before any polling (if that write fails, the vendor job is cancelled where possible and
+//!    the task fails loudly);
+//! 3. polling with adaptive intervals ([`PollPolicy`]); polls are retried freely, a submit is
+//!    repeated only when the error proves no job was created;
+//! 4. `downloading`: the video is streamed to the [`ArtifactSink`] (temp file, sha256, fsync,
+//!    rename), then the sidecar JSON; a failed download keeps the vendor URL so a retry
+//!    downloads again without paying;
+//! 5. `completed` with the artifact record.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::Stream;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind};
+use crate::ids::{RunId, StoryboardId, TaskId};
+use crate::range::SegmentRange;
+use crate::router::Router;
+use crate::run::{Run, RunCounts, RunSpec, RunStatus};
+use crate::sink::{ArtifactSink, LocalDirSink};
+use crate::store::{MemoryStore, PageRequest, RunQuery, Store, TaskQuery};
+use crate::storyboard::Storyboard;
+use crate::task::{Task, TaskStatus, file_stem};
+
+mod config;
+mod exec;
+
+pub use config::{OrchestratorConfig, PollPolicy};
+
+/// Builds an [`Orchestrator`].
+#[derive(Debug, Default)]
+pub struct OrchestratorBuilder {
+    store: Option<Arc<dyn Store>>,
+    sink: Option<Arc<dyn ArtifactSink>>,
+    router: Option<Router>,
+    config: OrchestratorConfig,
+}
+
+impl OrchestratorBuilder {
+    /// Where state is persisted. Default: a fresh [`MemoryStore`] (not durable).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Where videos go. Default: [`LocalDirSink`] at `./cineflow-output`.
+    pub fn sink(mut self, sink: Arc<dyn ArtifactSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Which providers serve which models. Required.
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Settings.
+    pub fn config(mut self, config: OrchestratorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the orchestrator.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no router (or an empty one) was given or a setting is zero.
+    pub fn build(self) -> Result<Orchestrator> {
+        let router = self
+            .router
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| Error::Config("a router with at least one route is required".into()))?;
+        let c = &self.config;
+        if c.max_concurrency == 0
+            || c.max_attempts == 0
+            || c.download_tries == 0
+            || c.event_capacity == 0
+        {
+            return Err(Error::Config(
+                "max_concurrency, max_attempts, download_tries and event_capacity must be at least 1".into(),
+            ));
+        }
+        let (events, _) = broadcast::channel(self.config.event_capacity);
+        Ok(Orchestrator {
+            inner: Arc::new(Inner {
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                sink: self
+                    .sink
+                    .unwrap_or_else(|| Arc::new(LocalDirSink::new("cineflow-output"))),
+                router,
+                global: Arc::new(Semaphore::new(self.config.max_concurrency)),
+                config: self.config,
+                events,
+                seq: AtomicU64::new(0),
+                drivers: Mutex::new(HashMap::new()),
+                task_cancels: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// Runs storyboards through providers into stored videos. Cheap to clone.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("store", &self.inner.store)
+            .field("sink", &self.inner.sink)
+            .field("router", &self.inner.router)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sink: Arc<dyn ArtifactSink>,
+    pub(crate) router: Router,
+    pub(crate) config: OrchestratorConfig,
+    global: Arc<Semaphore>,
+    events: broadcast::Sender<Event>,
+    seq: AtomicU64,
+    drivers: Mutex<HashMap<RunId, DriverControl>>,
+    task_cancels: Mutex<HashMap<TaskId, CancellationToken>>,
+}
+
+#[derive(Clone)]
+struct DriverControl {
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+    more_work: Arc<AtomicBool>,
+    done: watch::Receiver<DriverState>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum DriverState {
+    Running,
+    Done,
+    Failed(String),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    pub(crate) fn emit(&self, run_id: RunId, task_id: Option<TaskId>, kind: EventKind) {
+        let event = Event {
+            seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            at: OffsetDateTime::now_utc(),
+            run_id,
+            task_id,
+            kind,
+        };
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Writes a task (compare-and-swap) and emits a status event if the status changed.
+    pub(crate) async fn persist(&self, task: &mut Task, before: TaskStatus) -> Result<()> {
+        task.updated_at = OffsetDateTime::now_utc();
+        *task = self.store.update_task(task).await?;
+        if before != task.status {
+            self.emit(
+                task.run_id,
+                Some(task.id),
+                EventKind::TaskStatusChanged {
+                    from: before,
+                    to: task.status,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn update_run_with(
+        &self,
+        id: RunId,
+        f: impl Fn(&mut Run) -> Result<bool>,
+    ) -> Result<Run> {
+        loop {
+            let mut run = self.store.get_run(id).await?;
+            if !f(&mut run)? {
+                return Ok(run);
+            }
+            match self.store.update_run(&run).await {
+                Ok(r) => return Ok(r),
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn all_tasks(&self, run_id: RunId, status: Vec<TaskStatus>) -> Result<Vec<Task>> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let q = TaskQuery {
+                run_id: Some(run_id),
+                status: status.clone(),
+                page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
+                ..TaskQuery::default()
+            };
+            let p = self.store.list_tasks(&q).await?;
+            let n = p.items.len();
+            out.extend(p.items);
+            if n == 0 || out.len() as u64 >= p.total {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+}
+
+/// Non-terminal statuses.
+const ACTIVE: [TaskStatus; 5] = [
+    TaskStatus::Pending,
+    TaskStatus::Submitting,
+    TaskStatus::Queued,
+    TaskStatus::Running,
+    TaskStatus::Downloading,
+];
+
+impl Orchestrator {
+    /// A builder.
+    pub fn builder() -> OrchestratorBuilder {
+        OrchestratorBuilder::default()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Every event of every run, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Stores a storyboard so runs can use it.
+    pub async fn add_storyboard(&self, storyboard: &Storyboard) -> Result<StoryboardId> {
+        self.inner.store.put_storyboard(storyboard).await?;
+        Ok(storyboard.id)
+    }
+
+    /// Creates a run: one task per selected segment × version `1..=gen_count`, stored atomically
+    /// with the run. Nothing is sent to a vendor until [`start`](Self::start).
+    ///
+    /// # Errors
+    /// Invalid spec fields (named), an unknown storyboard, a range naming missing segments, or
+    /// a model no route serves.
+    pub async fn create_run(&self, spec: RunSpec) -> Result<Run> {
+        spec.validate()?;
+        if !self.inner.router.serves(&spec.model) {
+            return Err(Error::NoProvider {
+                model: spec.model.to_string(),
+                reason: "no route configured".into(),
+            });
+        }
+        let sb = self.inner.store.get_storyboard(spec.storyboard_id).await?;
+        if let SegmentRange::Only(set) = &spec.range {
+            let missing: Vec<String> = set
+                .iter()
+                .filter(|i| sb.segment(**i).is_none())
+                .map(ToString::to_string)
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::invalid_input(
+                    "range",
+                    format!("segment(s) {} not in the storyboard", missing.join(", ")),
+                ));
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let run_id = RunId::new();
+        let mut tasks = Vec::new();
+        for seg in sb.segments.iter().filter(|s| spec.range.contains(s.index)) {
+            let full_prompt = seg.full_prompt();
+            for v in 1..=spec.gen_count {
+                let id = TaskId::new();
+                tasks.push(Task {
+                    id,
+                    run_id,
+                    storyboard_id: sb.id,
+                    segment_id: seg.id,
+                    segment_index: seg.index,
+                    version_index: v,
+                    model: spec.model.clone(),
+                    status: TaskStatus::Pending,
+                    full_prompt: full_prompt.clone(),
+                    duration_s: seg.duration_s,
+                    orientation: seg.orientation,
+                    is_pro: seg.is_pro,
+                    image: seg.image.clone(),
+                    dry_run: spec.dry_run,
+                    source_file: sb.source_file.clone(),
+                    file_stem: file_stem(seg.index, v, now, id),
+                    progress: None,
+                    attempts: Vec::new(),
+                    error: None,
+                    artifact: None,
+                    created_at: now,
+                    updated_at: now,
+                    revision: 0,
+                    lease: None,
+                });
+            }
+        }
+        if tasks.is_empty() {
+            return Err(Error::invalid_input("range", "selects no segment"));
+        }
+        let run = Run {
+            id: run_id,
+            spec,
+            status: RunStatus::Pending,
+            counts: RunCounts::from_statuses(tasks.iter().map(|t| t.status)),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            revision: 0,
+        };
+        self.inner.store.insert_run(&run, &tasks).await?;
+        self.inner.emit(
+            run.id,
+            None,
+            EventKind::RunCreated {
+                tasks: tasks.len() as u64,
+            },
+        );
+        Ok(run)
+    }
+
+    /// Starts (or resumes) a run: every non-terminal task is worked on. If the run is already
+    /// being driven, the handle attaches to it.
+    ///
+    /// Tasks found in `submitting` without a vendor job (a crash during submit) become
+    /// `interrupted`: they are never resubmitted silently.
+    pub async fn start(&self, run_id: RunId) -> Result<RunHandle> {
+        let run = self.inner.store.get_run(run_id).await?;
+        if run.status == RunStatus::Cancelled {
+            return Err(Error::IllegalTransition {
+                entity: "run",
+                from: run.status.as_str().into(),
+                to: RunStatus::Running.as_str().into(),
+            });
+        }
+        Ok(self.ensure_driver(run_id))
+    }
+
+    /// Resumes every run that was running (or pending) when the process stopped.
+    pub async fn resume(&self) -> Result<Vec<RunHandle>> {
+        let mut handles = Vec::new();
+        for status in [RunStatus::Running, RunStatus::Pending] {
+            let mut page = 1;
+            loop {
+                let q = RunQuery {
+                    status: Some(status),
+                    storyboard_id: None,
+                    page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
+                };
+                let p = self.inner.store.list_runs(&q).await?;
+                let n = p.items.len();
+                for run in p.items {
+                    handles.push(self.ensure_driver(run.id));
+                }
+                if n < PageRequest::MAX_PAGE_SIZE as usize {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(handles)
+    }
+
+    /// Retries a task that ended without a video (`failed`, `download_failed`, `cancelled`,
+    /// `interrupted`). A `download_failed` task whose vendor asset is known downloads again with
+    /// no new submit; the others get a new attempt.
+    ///
+    /// # Errors
+    /// [`Error::IllegalTransition`] for a task that is not in a terminal non-success state.
+    pub async fn retry_task(&self, task_id: TaskId) -> Result<RunHandle> {
+        let mut task = self.inner.store.get_task(task_id).await?;
+        let before = task.status;
+        let has_asset = task.current_attempt().is_some_and(|a| a.asset.is_some());
+        let to = if before == TaskStatus::DownloadFailed && has_asset {
+            TaskStatus::Downloading
+        } else {
+            TaskStatus::Pending
+        };
+        if !task.is_retryable_by_user() {
+            return Err(Error::IllegalTransition {
+                entity: "task",
+                from: before.as_str().into(),
+                to: to.as_str().into(),
+            });
+        }
+        task.set_status(to)?;
+        self.inner.persist(&mut task, before).await?;
+        self.inner.emit(
+            task.run_id,
+            Some(task.id),
+            EventKind::TaskRetried {
+                reason: format!("retry requested from {before}"),
+            },
+        );
+        Ok(self.ensure_driver(task.run_id))
+    }
+
+    /// Cancels one task: polling stops, the vendor job is cancelled where the vendor supports
+    /// it, and the task becomes `cancelled`.
+    pub async fn cancel_task(&self, task_id: TaskId) -> Result<()> {
+        let token = lock(&self.inner.task_cancels).get(&task_id).cloned();
+        if let Some(token) = token {
+            token.cancel();
+            return Ok(());
+        }
+        let mut task = self.inner.store.get_task(task_id).await?;
+        if task.status.is_terminal() {
+            return Ok(());
+        }
+        let before = task.status;
+        exec::mark_cancelled(&self.inner, &mut task, before).await
+    }
+
+    /// Cancels a run: every task stops and becomes `cancelled`; [`resume`](Self::resume) never
+    /// revives it.
+    pub async fn cancel_run(&self, run_id: RunId) -> Result<()> {
+        let control = lock(&self.inner.drivers).get(&run_id).cloned();
+        match control {
+            Some(c) => {
+                c.cancel.cancel();
+                Ok(())
+            }
+            None => {
+                for mut task in self.inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
+                    let before = task.status;
+                    exec::mark_cancelled(&self.inner, &mut task, before).await?;
+                }
+                let counts = self.inner.store.run_counts(run_id).await?;
+                self.inner
+                    .update_run_with(run_id, |run| {
+                        run.counts = counts;
+                        if !run.status.is_terminal() {
+                            run.set_status(RunStatus::Cancelled)?;
+                        }
+                        Ok(true)
+                    })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    fn ensure_driver(&self, run_id: RunId) -> RunHandle {
+        let events = self.inner.events.subscribe();
+        let mut drivers = lock(&self.inner.drivers);
+        if let Some(c) = drivers.get(&run_id) {
+            c.more_work.store(true, Ordering::SeqCst);
+            c.wake.notify_one();
+            return RunHandle {
+                run_id,
+                cancel: c.cancel.clone(),
+                done: c.done.clone(),
+                events,
+                store: Arc::clone(&self.inner.store),
+            };
+        }
+        let (tx, rx) = watch::channel(DriverState::Running);
+        let control = DriverControl {
+            cancel: CancellationToken::new(),
+            wake: Arc::new(Notify::new()),
+            more_work: Arc::new(AtomicBool::new(false)),
+            done: rx.clone(),
+        };
+        drivers.insert(run_id, control.clone());
+        drop(drivers);
+        let inner = Arc::clone(&self.inner);
+        let cancel = control.cancel.clone();
+        tokio::spawn(async move {
+            let wake = Arc::clone(&control.wake);
+            let result = drive(Arc::clone(&inner), run_id, control).await;
+            let mut drivers = lock(&inner.drivers);
+            if drivers
+                .get(&run_id)
+                .is_some_and(|c| Arc::ptr_eq(&c.wake, &wake))
+            {
+                drivers.remove(&run_id);
+            }
+            drop(drivers);
+            let state = match result {
+                Ok(()) => DriverState::Done,
+                Err(e) => {
+                    tracing::error!(run = %run_id, error = %e, "run driver failed");
+                    DriverState::Failed(e.to_string())
+                }
+            };
+            let _ = tx.send(state);
+        });
+        RunHandle {
+            run_id,
+            cancel,
+            done: rx,
+            events,
+            store: Arc::clone(&self.inner.store),
+        }
+    }
+}
+
+async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Result<()> {
+    let run = inner
+        .update_run_with(run_id, |run| {
+            if run.status == RunStatus::Running {
+                return Ok(false);
+            }
+            run.set_status(RunStatus::Running)?;
+            Ok(true)
+        })
+        .await?;
+    inner.emit(run_id, None, EventKind::RunStarted);
+    let per_run = Arc::new(Semaphore::new(run.spec.concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    let mut in_flight = std::collections::HashSet::new();
+    loop {
+        for task in inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
+            if !in_flight.insert(task.id) {
+                continue;
+            }
+            let token = control.cancel.child_token();
+            lock(&inner.task_cancels).insert(task.id, token.clone());
+            let inner = Arc::clone(&inner);
+            let per_run = Arc::clone(&per_run);
+            let global = Arc::clone(&inner.global);
+            set.spawn(async move {
+                let id = task.id;
+                let result = exec::run_task(&inner, task, &per_run, &global, &token).await;
+                lock(&inner.task_cancels).remove(&id);
+                if let Err(e) = result {
+                    tracing::error!(task = %id, error = %e, "task stopped on a store or sink error");
+                }
+                id
+            });
+        }
+        loop {
+            tokio::select! {
+                joined = set.join_next() => match joined {
+                    Some(Ok(id)) => { in_flight.remove(&id); }
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "task future panicked or was aborted");
+                    }
+                    None => break,
+                },
+                () = control.wake.notified() => break,
+            }
+        }
+        // Exit only if nobody asked for more work while we were finishing.
+        if set.is_empty() {
+            let mut drivers = lock(&inner.drivers);
+            if !control.more_work.swap(false, Ordering::SeqCst) {
+                drivers.remove(&run_id);
+                break;
+            }
+        } else {
+            control.more_work.store(false, Ordering::SeqCst);
+        }
+    }
+    finish_run(&inner, run_id, control.cancel.is_cancelled()).await
+}
+
+async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()> {
+    let counts = inner.store.run_counts(run_id).await?;
+    if !counts.all_terminal() {
+        // Another process (or a retry racing the exit) owns the remaining tasks.
+        return Ok(());
+    }
+    let status = if cancelled {
+        RunStatus::Cancelled
+    } else {
+        counts.final_status()
+    };
+    inner
+        .update_run_with(run_id, |run| {
+            if run.status != RunStatus::Running {
+                run.set_status(RunStatus::Running)?;
+            }
+            run.set_status(status)?;
+            run.counts = counts;
+            Ok(true)
+        })
+        .await?;
+    inner.emit(run_id, None, EventKind::RunFinished { status, counts });
+    Ok(())
+}
+
+/// A started run: wait for it, watch its events, or cancel it.
+pub struct RunHandle {
+    run_id: RunId,
+    cancel: CancellationToken,
+    done: watch::Receiver<DriverState>,
+    events: broadcast::Receiver<Event>,
+    store: Arc<dyn Store>,
+}
+
+impl fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunHandle {
+    /// The run.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// Asks every task of the run to stop; tasks become `cancelled`.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// This run's events, from the moment the handle was created (on the first call; later
+    /// calls start from the moment of the call), in order. A subscriber that falls more than the
+    /// configured capacity behind skips the oldest events.
+    pub fn events(&mut self) -> impl Stream<Item = Event> + Send + 'static + use<> {
+        let fresh = self.events.resubscribe();
+        let rx = std::mem::replace(&mut self.events, fresh);
+        let run_id = self.run_id;
+        futures::stream::unfold(rx, move |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) if e.run_id == run_id => return Some((e, rx)),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "event subscriber lagged");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
+    /// Waits until every task of the run is terminal and returns the final run.
+    pub async fn wait(mut self) -> Result<Run> {
+        let state = self
+            .done
+            .wait_for(|s| *s != DriverState::Running)
+            .await
+            .map(|s| s.clone())
+            .map_err(|_| Error::Config("the run driver stopped unexpectedly".into()))?;
+        match state {
+            DriverState::Failed(message) => Err(Error::Backend {
+                message,
+                source: None,
+            }),
+            _ => self.store.get_run(self.run_id).await,
+        }
+    }
+}

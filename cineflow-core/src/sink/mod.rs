@@ -1,0 +1,224 @@
+//! Where finished videos go: the [`ArtifactSink`] trait, [`LocalDirSink`] and the CineFlow
+//! metadata sidecar.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use crate::error::Result;
+use crate::error_code::ErrorCode;
+use crate::ids::{StoryboardId, TaskId};
+use crate::provider::{ByteStream, redact_url};
+use crate::task::{AttemptOutcome, Task, TaskStatus};
+
+mod local;
+
+pub use local::LocalDirSink;
+
+/// Stores finished videos and their sidecars.
+///
+/// # Contract
+///
+/// - [`put_video`](ArtifactSink::put_video) consumes the stream chunk by chunk (constant memory),
+///   hashes it (sha256) as it goes, and makes the video visible at its final location only when
+///   every byte is durably written (temp name, fsync, rename for files; completed multipart
+///   upload for objects). If the stream yields an error, nothing is left at the final location
+///   and the error is returned ([`Error::Provider`](crate::Error::Provider) for stream errors).
+/// - Writing the same key again replaces the previous artifact.
+/// - Locations are built only from the validated ids and integers in the [`ArtifactKey`].
+#[async_trait]
+pub trait ArtifactSink: Debug + Send + Sync + 'static {
+    /// Streams a video to its final location.
+    async fn put_video(&self, key: &ArtifactKey, body: ByteStream) -> Result<StoredVideo>;
+
+    /// Writes the sidecar JSON next to the video; returns its location.
+    async fn put_sidecar(&self, key: &ArtifactKey, sidecar: &Value) -> Result<String>;
+
+    /// Removes leftovers of an interrupted [`put_video`](ArtifactSink::put_video) for this key.
+    async fn cleanup_partial(&self, key: &ArtifactKey) -> Result<()> {
+        let _ = key;
+        Ok(())
+    }
+
+    /// The task error code used when this sink fails to store a video:
+    /// [`ErrorCode::DownloadFailed`] for local files, [`ErrorCode::UploadFailed`] for object
+    /// storage.
+    fn failure_code(&self) -> ErrorCode {
+        ErrorCode::DownloadFailed
+    }
+}
+
+/// Names a task's artifacts: `{storyboard_id}/Segment_{n}/{file_stem}.mp4` (and `.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactKey {
+    /// The storyboard.
+    pub storyboard_id: StoryboardId,
+    /// The task.
+    pub task_id: TaskId,
+    /// 1-based segment index.
+    pub segment_index: u32,
+    /// 1-based version index.
+    pub version_index: u32,
+    /// The stem fixed at task creation.
+    pub file_stem: String,
+}
+
+impl ArtifactKey {
+    /// The key of a task's artifacts.
+    pub fn for_task(task: &Task) -> Self {
+        Self {
+            storyboard_id: task.storyboard_id,
+            task_id: task.id,
+            segment_index: task.segment_index,
+            version_index: task.version_index,
+            file_stem: task.file_stem.clone(),
+        }
+    }
+
+    /// The relative folder, `{storyboard_id}/Segment_{n}`.
+    pub fn folder(&self) -> String {
+        format!("{}/Segment_{}", self.storyboard_id, self.segment_index)
+    }
+
+    /// A file stem safe in paths: the stored stem if it has the expected shape, else one rebuilt
+    /// from the validated ids (so a tampered store cannot steer writes elsewhere).
+    pub fn safe_stem(&self) -> String {
+        let ok = !self.file_stem.is_empty()
+            && self.file_stem.len() <= 128
+            && self
+                .file_stem
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && self.file_stem.ends_with(&self.task_id.to_string());
+        if ok {
+            self.file_stem.clone()
+        } else {
+            format!(
+                "{}_v{}_{}",
+                self.segment_index, self.version_index, self.task_id
+            )
+        }
+    }
+}
+
+/// What [`ArtifactSink::put_video`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVideo {
+    /// Where (a path or an object URL).
+    pub location: String,
+    /// Hex sha256 of the bytes.
+    pub sha256: String,
+    /// Bytes written.
+    pub size_bytes: u64,
+}
+
+/// Builds the CineFlow-compatible sidecar for a task.
+///
+/// Field order follows CineFlow: the vendor's status payload first (signed URL query strings
+/// redacted), then `task_id` (the vendor job id), `local_status`, `error_msg`, `full_prompt`,
+/// `local_task_id`, `source_file`, `segment_index`, `version_index`, `download_status`,
+/// `error_code`, `retryable`; then cineflow's additions `provider_id`, `provider_model_id`,
+/// `sha256`, `size_bytes`, `content_type`, `attempts`, `status`.
+pub fn sidecar(task: &Task) -> Value {
+    let attempt = task.current_attempt();
+    let mut out = Map::new();
+    if let Some(Value::Object(payload)) = attempt.map(|a| &a.vendor_payload) {
+        for (k, v) in payload {
+            out.insert(k.clone(), redact_value(v));
+        }
+    }
+    let local_status = match task.status {
+        TaskStatus::Completed => "completed",
+        TaskStatus::DownloadFailed => "download_failed",
+        _ => "failed",
+    };
+    let job = attempt.and_then(|a| a.job.as_ref());
+    out.insert(
+        "task_id".into(),
+        json!(job.map(|j| j.vendor_job_id.clone())),
+    );
+    out.insert("local_status".into(), json!(local_status));
+    out.insert(
+        "error_msg".into(),
+        json!(task.error.as_ref().map_or("", |e| e.message.as_str())),
+    );
+    out.insert("full_prompt".into(), json!(task.full_prompt));
+    out.insert("local_task_id".into(), json!(task.id));
+    out.insert("source_file".into(), json!(task.source_file));
+    out.insert("segment_index".into(), json!(task.segment_index));
+    out.insert("version_index".into(), json!(task.version_index));
+    out.insert(
+        "download_status".into(),
+        json!(if task.artifact.is_some() {
+            "success"
+        } else {
+            "failed"
+        }),
+    );
+    out.insert(
+        "error_code".into(),
+        json!(task.error.as_ref().map(|e| e.code)),
+    );
+    out.insert(
+        "retryable".into(),
+        json!(task.error.as_ref().is_some_and(|e| e.retryable)),
+    );
+    out.insert("provider_id".into(), json!(attempt.map(|a| &a.provider)));
+    out.insert(
+        "provider_model_id".into(),
+        json!(attempt.map(|a| &a.provider_model)),
+    );
+    let art = task.artifact.as_ref();
+    out.insert("sha256".into(), json!(art.map(|a| &a.sha256)));
+    out.insert("size_bytes".into(), json!(art.map(|a| a.size_bytes)));
+    out.insert("content_type".into(), json!(art.map(|a| &a.content_type)));
+    let attempts: Vec<Value> = task
+        .attempts
+        .iter()
+        .map(|a| {
+            let (result, error) = match &a.outcome {
+                None => (Value::Null, Value::Null),
+                Some(AttemptOutcome::Succeeded) => (json!("succeeded"), Value::Null),
+                Some(AttemptOutcome::Cancelled) => (json!("cancelled"), Value::Null),
+                Some(AttemptOutcome::Failed { error }) => (json!("failed"), json!(error)),
+                Some(AttemptOutcome::Interrupted { error }) => (json!("interrupted"), json!(error)),
+            };
+            json!({
+                "n": a.n,
+                "provider_id": a.provider,
+                "provider_model_id": a.provider_model,
+                "reason": a.reason,
+                "vendor_job_id": a.job.as_ref().map(|j| &j.vendor_job_id),
+                "submitted_at": fmt_time(a.submitted_at),
+                "finished_at": a.finished_at.map(fmt_time),
+                "result": result,
+                "error": error,
+            })
+        })
+        .collect();
+    out.insert("attempts".into(), Value::Array(attempts));
+    out.insert("status".into(), json!(task.status));
+    Value::Object(out)
+}
+
+fn fmt_time(t: time::OffsetDateTime) -> Value {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map_or(Value::Null, Value::String)
+}
+
+/// Copies a vendor payload, dropping query strings (signatures) from URL values.
+fn redact_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+            Value::String(redact_url(s))
+        }
+        Value::Array(a) => Value::Array(a.iter().map(redact_value).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), redact_value(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

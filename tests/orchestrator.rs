@@ -1,0 +1,549 @@
+//! End-to-end behaviour of the orchestrator with `MockProvider`, `MemoryStore` and
+//! `LocalDirSink`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow_core::mock::{MockProvider, SAMPLE_MP4, Step};
+use cineflow_core::{
+    ErrorCode, Event, EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    OrchestratorConfig, ProviderError, Router, RunSpec, RunStatus, SegmentRange, Store, Storyboard,
+    SubmitState, Task, TaskQuery, TaskStatus, VideoProvider,
+};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+const DEMO: &str = include_str!("../examples/storyboards/cineflow_demo.json");
+
+fn model() -> ModelId {
+    ModelId::new("sora2").unwrap()
+}
+
+fn five_segments() -> Storyboard {
+    let segs: Vec<String> = (1..=5)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
+}
+
+struct Env {
+    orch: Orchestrator,
+    store: Arc<MemoryStore>,
+    mock: MockProvider,
+    dir: tempfile::TempDir,
+}
+
+fn env_with(mock: MockProvider, config: OrchestratorConfig) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(Router::new().route(model(), provider, "mock-video-1"))
+        .config(config)
+        .build()
+        .unwrap();
+    Env {
+        orch,
+        store,
+        mock,
+        dir,
+    }
+}
+
+fn fast_config() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.poll.initial = Duration::from_millis(10);
+    c.poll.min = Duration::from_millis(10);
+    c.poll.max = Duration::from_millis(50);
+    c.retry_min_delay = Duration::from_millis(10);
+    c.retry_max_delay = Duration::from_millis(50);
+    c
+}
+
+fn env(mock: MockProvider) -> Env {
+    env_with(mock, fast_config())
+}
+
+async fn tasks_of(store: &MemoryStore, run: cineflow_core::RunId) -> Vec<Task> {
+    store
+        .list_tasks(&TaskQuery::for_run(run))
+        .await
+        .unwrap()
+        .items
+}
+
+async fn run_to_end(
+    e: &Env,
+    sb: &Storyboard,
+    spec: impl FnOnce(RunSpec) -> RunSpec,
+) -> (cineflow_core::Run, Vec<Task>) {
+    e.orch.add_storyboard(sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(spec(RunSpec::new(sb.id, model())))
+        .await
+        .unwrap();
+    let run = e.orch.start(run.id).await.unwrap().wait().await.unwrap();
+    let tasks = tasks_of(&e.store, run.id).await;
+    (run, tasks)
+}
+
+#[tokio::test]
+async fn a_run_fans_out_segments_times_versions_with_correct_indexes() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let spec = RunSpec::new(sb.id, model())
+        .gen_count(3)
+        .range(SegmentRange::parse("1-2,5").unwrap());
+    let run = e.orch.create_run(spec).await.unwrap();
+    let tasks = tasks_of(&e.store, run.id).await;
+    let pairs: Vec<(u32, u32)> = tasks
+        .iter()
+        .map(|t| (t.segment_index, t.version_index))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (1, 1),
+            (1, 2),
+            (1, 3),
+            (2, 1),
+            (2, 2),
+            (2, 3),
+            (5, 1),
+            (5, 2),
+            (5, 3)
+        ]
+    );
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.status == TaskStatus::Pending && t.attempts.is_empty())
+    );
+    assert_eq!(run.counts.total, 9);
+    assert_eq!(e.mock.submits(), 0, "creating a run calls no vendor");
+}
+
+#[tokio::test]
+async fn a_range_naming_missing_segments_is_rejected() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let err = e
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("4-7").unwrap()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("6, 7"), "{err}");
+}
+
+#[tokio::test]
+async fn the_happy_path_submits_exactly_once_per_task_and_stores_verified_videos() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = Storyboard::from_json(DEMO).unwrap();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.gen_count(2)).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.counts.completed, 4);
+    assert_eq!(e.mock.submits(), 4, "one paid submit per task");
+    assert_eq!(e.mock.downloads(), 4);
+    let expected_sha = format!("{:x}", Sha256::digest(SAMPLE_MP4));
+    for t in &tasks {
+        assert_eq!(t.status, TaskStatus::Completed);
+        assert_eq!(t.attempts.len(), 1);
+        let a = &t.attempts[0];
+        assert_eq!(a.idempotency_key, format!("{}-1", t.id));
+        assert!(a.job.is_some() && a.asset.is_some());
+        let art = t.artifact.as_ref().unwrap();
+        assert_eq!(art.sha256, expected_sha);
+        let bytes = std::fs::read(&art.location).unwrap();
+        assert_eq!(bytes, SAMPLE_MP4);
+        assert!(
+            art.location
+                .contains(&format!("Segment_{}", t.segment_index))
+        );
+        assert!(art.location.ends_with(&format!("{}.mp4", t.file_stem)));
+        let sidecar: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(art.sidecar.as_ref().unwrap()).unwrap()).unwrap();
+        assert_eq!(sidecar["local_status"], "completed");
+        assert_eq!(sidecar["download_status"], "success");
+        assert_eq!(sidecar["full_prompt"], t.full_prompt.as_str());
+        assert_eq!(sidecar["local_task_id"], t.id.to_string());
+        assert_eq!(
+            sidecar["task_id"],
+            a.job.as_ref().unwrap().vendor_job_id.as_str()
+        );
+        assert_eq!(sidecar["provider_id"], "mock");
+        assert_eq!(sidecar["provider_model_id"], "mock-video-1");
+        assert_eq!(sidecar["sha256"], expected_sha.as_str());
+        assert_eq!(sidecar["size_bytes"], SAMPLE_MP4.len() as u64);
+        assert_eq!(sidecar["attempts"].as_array().unwrap().len(), 1);
+    }
+    let no_part = walk(e.dir.path()).iter().all(|p| !p.ends_with(".part"));
+    assert!(no_part);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_failing_poll_is_retried_without_a_second_submit() {
+    let e = env(MockProvider::new("mock").unwrap());
+    for _ in 0..3 {
+        e.mock.inject_poll_error(ProviderError::new(
+            ErrorCode::ProviderUnavailable,
+            "502 from the gateway",
+        ));
+    }
+    let sb = five_segments();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(tasks[0].status, TaskStatus::Completed);
+    assert_eq!(e.mock.submits(), 1);
+    assert!(
+        e.mock.polls() >= 3 + 3,
+        "3 failed polls then the timeline: {}",
+        e.mock.polls()
+    );
+}
+
+#[tokio::test]
+async fn an_ambiguous_submit_is_never_resent() {
+    let e = env(MockProvider::new("mock").unwrap());
+    e.mock.inject_submit_error(
+        ProviderError::new(ErrorCode::Timeout, "read timed out after sending")
+            .with_submit_state(SubmitState::Ambiguous),
+    );
+    let sb = five_segments();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(
+        e.mock.submits(),
+        1,
+        "the ambiguous submit must not be repeated"
+    );
+    assert_eq!(e.mock.polls(), 0);
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted);
+    let err = t.error.as_ref().unwrap();
+    assert_eq!(err.code, ErrorCode::Interrupted);
+    assert!(err.retryable);
+    assert!(err.message.contains("timeout"), "{}", err.message);
+    assert_eq!(run.status, RunStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_refused_submit_is_retried_with_a_new_attempt() {
+    let e = env(MockProvider::new("mock").unwrap());
+    e.mock.inject_submit_error(
+        ProviderError::new(ErrorCode::RateLimited, "429")
+            .with_submit_state(SubmitState::Rejected)
+            .with_retry_after(Some(Duration::from_millis(20))),
+    );
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Completed);
+    assert_eq!(e.mock.submits(), 2);
+    assert_eq!(e.mock.submitted_requests().len(), 1, "one job was created");
+    assert_eq!(t.attempts.len(), 2, "both attempts are remembered");
+    assert!(matches!(
+        t.attempts[0].outcome,
+        Some(cineflow_core::AttemptOutcome::Failed { .. })
+    ));
+    assert_eq!(t.attempts[1].idempotency_key, format!("{}-2", t.id));
+}
+
+#[tokio::test]
+async fn a_content_policy_failure_is_not_retried() {
+    let mock = MockProvider::new("mock").unwrap().with_timeline(vec![
+        Step::Queued,
+        Step::Failed(ProviderError::new(
+            ErrorCode::ContentPolicy,
+            "此内容可能违反相关规定。",
+        )),
+    ]);
+    let e = env(mock);
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(e.mock.submits(), 1);
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.error.as_ref().unwrap().code, ErrorCode::ContentPolicy);
+    assert!(!t.is_retryable());
+    let sidecar = std::fs::read_to_string(
+        walk(e.dir.path())
+            .into_iter()
+            .find(|p| p.ends_with(".json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        sidecar.contains("此内容可能违反相关规定。"),
+        "failed tasks get a sidecar too"
+    );
+}
+
+#[tokio::test]
+async fn download_failed_keeps_the_vendor_url_and_retry_downloads_without_a_new_submit() {
+    let mut config = fast_config();
+    config.download_tries = 2;
+    let e = env_with(MockProvider::new("mock").unwrap(), config);
+    for _ in 0..2 {
+        e.mock
+            .inject_download_error(ProviderError::new(ErrorCode::Network, "connection reset"));
+    }
+    let sb = five_segments();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("2").unwrap())).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::DownloadFailed);
+    assert_eq!(t.error.as_ref().unwrap().code, ErrorCode::DownloadFailed);
+    assert!(t.is_retryable());
+    let url = t.attempts[0].asset.as_ref().unwrap().url.clone();
+    assert!(url.starts_with("mock://"), "the vendor URL is kept: {url}");
+    assert!(t.artifact.is_none());
+    assert_eq!(e.mock.submits(), 1);
+
+    let run = e.orch.retry_task(t.id).await.unwrap().wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let t = e.store.get_task(t.id).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Completed);
+    assert_eq!(e.mock.submits(), 1, "retrying a download pays nothing");
+    assert_eq!(t.attempts.len(), 1);
+    assert_eq!(
+        std::fs::read(&t.artifact.unwrap().location).unwrap(),
+        SAMPLE_MP4
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_download_is_never_taken_for_a_video() {
+    let mut config = fast_config();
+    config.download_tries = 1;
+    let e = env_with(MockProvider::new("mock").unwrap(), config);
+    e.mock.inject_download_truncation();
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
+    assert!(
+        walk(e.dir.path())
+            .iter()
+            .all(|p| !p.ends_with(".mp4") && !p.ends_with(".part"))
+    );
+}
+
+#[tokio::test]
+async fn a_non_video_content_type_is_rejected_before_writing() {
+    let mut config = fast_config();
+    config.download_tries = 1;
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_content_type("text/html");
+    let e = env_with(mock, config);
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
+    assert!(
+        tasks[0]
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("text/html")
+    );
+    assert!(walk(e.dir.path()).iter().all(|p| !p.ends_with(".mp4")));
+}
+
+#[tokio::test]
+async fn retry_is_refused_for_running_and_completed_tasks() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let err = e.orch.retry_task(tasks[0].id).await.unwrap_err();
+    assert!(
+        matches!(err, cineflow_core::Error::IllegalTransition { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_makes_no_vendor_call_and_keeps_prompts() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = Storyboard::from_json(DEMO).unwrap();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.dry_run(true).gen_count(2)).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert!(run.spec.dry_run);
+    assert_eq!(
+        (e.mock.submits(), e.mock.polls(), e.mock.downloads()),
+        (0, 0, 0)
+    );
+    for t in &tasks {
+        assert!(t.dry_run);
+        assert_eq!(t.status, TaskStatus::Completed);
+        assert!(t.artifact.is_none() && t.attempts.is_empty());
+        assert!(!t.full_prompt.is_empty());
+    }
+    assert_eq!(
+        tasks[0].full_prompt,
+        "A futuristic city skyline at night with neon lights reflecting on the river. Cyberpunk style. [Scene: Future City] (Director Note: Establishing shot.)"
+    );
+    assert!(walk(e.dir.path()).is_empty(), "a dry run writes no file");
+}
+
+#[tokio::test]
+async fn cancelling_a_run_stops_polling_and_marks_tasks_cancelled() {
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_timeline(vec![Step::Queued, Step::Running(10)]);
+    let e = env(mock);
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).concurrency(2))
+        .await
+        .unwrap();
+    let handle = e.orch.start(run.id).await.unwrap();
+    // Wait until the two running tasks have been polled a few times.
+    while e.mock.polls() < 6 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    handle.cancel();
+    let run = handle.wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let polls = e.mock.polls();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(e.mock.polls(), polls, "no poll after cancel");
+    let tasks = tasks_of(&e.store, run.id).await;
+    assert!(
+        tasks.iter().all(|t| t.status == TaskStatus::Cancelled),
+        "{:?}",
+        tasks.iter().map(|t| t.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        e.mock.submits(),
+        2,
+        "only the two admitted tasks were submitted"
+    );
+    assert_eq!(
+        e.mock.cancels(),
+        2,
+        "the vendor cancel is called once per job"
+    );
+    // A cancelled run is not revived.
+    assert!(e.orch.resume().await.unwrap().is_empty());
+    assert!(e.orch.start(run.id).await.is_err());
+}
+
+#[tokio::test]
+async fn cancelling_one_task_leaves_the_others_running() {
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_job_timeline(1, vec![Step::Queued, Step::Running(10)]);
+    let e = env(mock);
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(
+            RunSpec::new(sb.id, model())
+                .range(SegmentRange::parse("1-2").unwrap())
+                .concurrency(1),
+        )
+        .await
+        .unwrap();
+    let handle = e.orch.start(run.id).await.unwrap();
+    while e.mock.polls() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = tasks_of(&e.store, run.id).await[0].id;
+    e.orch.cancel_task(first).await.unwrap();
+    let run = handle.wait().await.unwrap();
+    let tasks = tasks_of(&e.store, run.id).await;
+    assert_eq!(tasks[0].status, TaskStatus::Cancelled);
+    assert_eq!(tasks[1].status, TaskStatus::Completed);
+    assert_eq!(run.status, RunStatus::PartiallyFailed);
+}
+
+#[tokio::test]
+async fn a_tasks_events_arrive_in_order() {
+    let mock = MockProvider::new("mock").unwrap().with_timeline(vec![
+        Step::Queued,
+        Step::Running(20),
+        Step::Running(70),
+        Step::Succeeded,
+    ]);
+    let e = env(mock);
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).concurrency(5))
+        .await
+        .unwrap();
+    let mut handle = e.orch.start(run.id).await.unwrap();
+    let events = handle.events();
+    let run = handle.wait().await.unwrap();
+    let events: Vec<Event> = events
+        .take_while(|e| futures::future::ready(!matches!(e.kind, EventKind::RunFinished { .. })))
+        .collect()
+        .await;
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    for t in tasks_of(&e.store, run.id).await {
+        let kinds: Vec<String> = events
+            .iter()
+            .filter(|e| e.task_id == Some(t.id))
+            .map(|e| match &e.kind {
+                EventKind::TaskStatusChanged { to, .. } => to.to_string(),
+                EventKind::TaskRouted { .. } => "routed".into(),
+                EventKind::TaskSubmitted { .. } => "submitted".into(),
+                EventKind::TaskProgress { progress } => format!("{progress}%"),
+                EventKind::TaskCompleted { .. } => "stored".into(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "submitting",
+                "routed",
+                "queued",
+                "submitted",
+                "running",
+                "20%",
+                "70%",
+                "downloading",
+                "completed",
+                "stored"
+            ],
+            "task {}",
+            t.id
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_poll_hint_and_progress_shape_polling() {
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_poll_after(Some(Duration::from_millis(15)))
+        .with_timeline(vec![Step::Queued, Step::Queued, Step::Succeeded]);
+    let e = env(mock);
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(tasks[0].status, TaskStatus::Completed);
+    assert_eq!(e.mock.polls(), 3, "polls stop as soon as the job succeeds");
+}
