@@ -119,7 +119,7 @@ pub struct StoredVideo {
 /// redacted), then `task_id` (the vendor job id), `local_status`, `error_msg`, `full_prompt`,
 /// `local_task_id`, `source_file`, `segment_index`, `version_index`, `download_status`,
 /// `error_code`, `retryable`; then cineflow's additions `provider_id`, `provider_model_id`,
-/// `sha256`, `size_bytes`, `content_type`, `attempts`, `status`.
+/// `sha256`, `size_bytes`, `content_type`, `attempts`, `local_task_status` (the exact task status).
 pub fn sidecar(task: &Task) -> Value {
     let attempt = task.current_attempt();
     let mut out = Map::new();
@@ -198,7 +198,7 @@ pub fn sidecar(task: &Task) -> Value {
         })
         .collect();
     out.insert("attempts".into(), Value::Array(attempts));
-    out.insert("status".into(), json!(task.status));
+    out.insert("local_task_status".into(), json!(task.status));
     Value::Object(out)
 }
 

@@ -634,9 +634,8 @@ pub(super) fn check_image(s: &str) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
 
-    const DEMO: &str = include_str!("../../../../shared/fixtures/storyboards/cineflow_demo.json");
-    const V2: &str =
-        include_str!("../../../../shared/fixtures/storyboards/cineflow_v2_example.json");
+    const DEMO: &str = include_str!("../../fixtures/cineflow_demo.json");
+    const V2: &str = include_str!("../../fixtures/cineflow_v2_example.json");
 
     /// Parses `json` expecting failure; returns the violations.
     fn violations(json: &str) -> Vec<Violation> {

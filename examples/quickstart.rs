@@ -1,0 +1,142 @@
+//! Quickstart: run CineFlow's demo storyboard end to end and store the videos.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! Reads `examples/storyboards/cineflow_demo.json` (2 segments), fans it out into tasks, and
+//! drives each through submit → poll → download with `MockProvider`, an in-process provider
+//! that serves a small real MP4 (no network, no API key). Videos and CineFlow-compatible
+//! sidecar JSON files land in `./cineflow-output` (or `$CINEFLOW_OUTPUT_DIR`) in CineFlow's
+//! layout: `{storyboard_id}/Segment_{n}/{n}_v{version}_{timestamp}_{rand}_{task_id}.mp4`.
+//!
+//! Environment: `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`).
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow::core::mock::{MockProvider, Step};
+use cineflow::core::{
+    EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
+    RunSpec, Store, Storyboard, TaskQuery,
+};
+use futures::StreamExt;
+
+const DEMO: &str = include_str!("storyboards/cineflow_demo.json");
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let out_dir = PathBuf::from(
+        std::env::var("CINEFLOW_OUTPUT_DIR").unwrap_or_else(|_| "cineflow-output".into()),
+    );
+    let storyboard = Storyboard::from_json(DEMO)?
+        .with_name("cineflow_demo")
+        .with_source_file("examples/storyboards/cineflow_demo.json");
+
+    // A provider that behaves like a vendor: queued, then running with progress, then done.
+    let provider = MockProvider::new("mock")?
+        .with_latency(Duration::from_millis(50))
+        .with_timeline(vec![
+            Step::Queued,
+            Step::Running(25),
+            Step::Running(50),
+            Step::Running(75),
+            Step::Succeeded,
+        ]);
+    let model = ModelId::new("sora2")?;
+    let router = Router::new().route(model.clone(), Arc::new(provider), "sora-2");
+
+    let mut config = OrchestratorConfig::default();
+    config.poll.initial = Duration::from_millis(200);
+    config.poll.min = Duration::from_millis(200);
+    config.poll.max = Duration::from_millis(500);
+
+    let store = Arc::new(MemoryStore::new());
+    let orchestrator = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(&out_dir)))
+        .router(router)
+        .config(config)
+        .build()?;
+
+    orchestrator.add_storyboard(&storyboard).await?;
+    let run = orchestrator
+        .create_run(RunSpec::new(storyboard.id, model).concurrency(4))
+        .await?;
+    println!(
+        "run {} — {} task(s) from {:?}, output in {}",
+        run.id,
+        run.counts.total,
+        storyboard.name,
+        out_dir.display()
+    );
+
+    // Live progress from the event stream.
+    let tasks = store.list_tasks(&TaskQuery::for_run(run.id)).await?.items;
+    let label = move |id| {
+        tasks
+            .iter()
+            .find(|t| Some(t.id) == id)
+            .map(|t| format!("segment {} v{}", t.segment_index, t.version_index))
+            .unwrap_or_default()
+    };
+    let mut handle = orchestrator.start(run.id).await?;
+    let mut events = Box::pin(handle.events());
+    let printer = tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            let who = label(event.task_id);
+            match event.kind {
+                EventKind::TaskSubmitted { vendor_job_id, .. } => {
+                    println!("  {who}: submitted as vendor job {vendor_job_id}")
+                }
+                EventKind::TaskStatusChanged { to, .. } => println!("  {who}: {to}"),
+                EventKind::TaskProgress { progress } => println!("  {who}: {progress:>3}%"),
+                EventKind::TaskFailed { error, .. } => println!("  {who}: failed — {error}"),
+                EventKind::RunFinished { status, .. } => {
+                    println!("run finished: {status}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+    });
+    let run = handle.wait().await?;
+    printer.await?;
+
+    // Summary.
+    let tasks = store.list_tasks(&TaskQuery::for_run(run.id)).await?.items;
+    println!();
+    println!(
+        "{:<8} {:<8} {:<16} {:>9}  {:<16}  file",
+        "segment", "version", "status", "size", "sha256"
+    );
+    for t in &tasks {
+        let (file, size, sha) = match &t.artifact {
+            Some(a) => (
+                a.location.clone(),
+                a.size_bytes.to_string(),
+                a.sha256[..16].to_owned(),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "{:<8} {:<8} {:<16} {:>9}  {:<16}  {}",
+            t.segment_index,
+            t.version_index,
+            t.status.as_str(),
+            size,
+            sha,
+            file
+        );
+    }
+    println!(
+        "\nrun {}: {} ({} of {} completed)",
+        run.id, run.status, run.counts.completed, run.counts.total
+    );
+    if run.counts.completed != run.counts.total {
+        return Err(format!("run ended {}", run.status).into());
+    }
+    Ok(())
+}
