@@ -1,7 +1,4 @@
-//! # cineflow
-//!
-//! Storyboard-driven AI video generation across many vendors, durable and never paying twice.
-//! This facade re-exports the workspace crates.
+#![doc = include_str!("../README.md")]
 
 #[doc(inline)]
 pub use cineflow_core as core;
