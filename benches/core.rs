@@ -122,8 +122,10 @@ fn orchestrator(c: &mut Criterion) {
                 let mock = MockProvider::new("mock")
                     .unwrap()
                     .with_timeline(vec![Step::Succeeded]);
-                let mut config = OrchestratorConfig::default();
-                config.max_concurrency = TASKS;
+                let mut config = OrchestratorConfig {
+                    max_concurrency: TASKS,
+                    ..OrchestratorConfig::default()
+                };
                 config.poll.initial = Duration::ZERO;
                 config.poll.min = Duration::ZERO;
                 config.poll.jitter = 0.0;
