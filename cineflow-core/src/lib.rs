@@ -58,3 +58,14 @@ pub use storyboard::{
     Character, ImageKind, ImageRef, Orientation, Segment, SegmentAsset, SegmentPatch, Storyboard,
 };
 pub use task::{Artifact, Attempt, AttemptOutcome, Lease, Task, TaskError, TaskStatus};
+
+/// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.
+const _: () = {
+    const fn assert_send_sync<T: ?Sized + Send + Sync>() {}
+    assert_send_sync::<dyn VideoProvider>();
+    assert_send_sync::<dyn Store>();
+    assert_send_sync::<dyn ArtifactSink>();
+    assert_send_sync::<Orchestrator>();
+    assert_send_sync::<ProviderError>();
+    assert_send_sync::<Error>();
+};
