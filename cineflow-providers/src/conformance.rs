@@ -1,0 +1,369 @@
+//! The provider conformance suite: behaviours every HTTP adapter must show against a scripted
+//! vendor ([`wiremock`]). An adapter's tests implement [`Harness`] (how to script its vendor) and
+//! call every `pub async fn` here, or use [`provider_conformance_tests!`](crate::provider_conformance_tests).
+//!
+//! The suite asserts on error codes, retryability and submit states, never on message text, and
+//! pins submit counts (`expect(n)`): paying twice is the worst bug this project can have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cineflow_core::{
+    ErrorCode, GenerationRequest, JobState, ProviderError, ProviderJob, SubmitState, VideoProvider,
+};
+use futures::StreamExt;
+use wiremock::MockServer;
+
+/// The API key every harness must configure; the suite checks it never leaks.
+pub const TEST_KEY: &str = "sk-conformance-SECRET-4242";
+
+/// The video bytes served by [`Harness::mount_download`] (a real MP4 header is not needed).
+pub const VIDEO: &[u8] = b"\x00\x00\x00\x18ftypmp42conformance-video-bytes";
+
+/// A poll answer to script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollCase {
+    /// The vendor's queued status.
+    Queued,
+    /// The vendor's running status with this progress (0–100; adapters may scale).
+    Running(u8),
+    /// Done, with a downloadable video (served by [`Harness::mount_download`]).
+    Succeeded,
+    /// Failed by moderation (must map to `content_policy`, not retryable).
+    FailedContentPolicy,
+    /// Failed for a reason the vendor calls transient or unknown.
+    FailedOther,
+    /// A status string the adapter has never seen (must keep polling: `Running`).
+    UnknownStatus,
+}
+
+/// An HTTP failure to script on the submit call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitFailure {
+    /// HTTP 401 with the vendor's auth error body.
+    Unauthorized,
+    /// HTTP 403 with the vendor's permission error body.
+    Forbidden,
+    /// HTTP 429 with `Retry-After: 2` and the vendor's rate-limit body.
+    RateLimited,
+    /// HTTP 503 with the vendor's server error body.
+    Unavailable,
+    /// HTTP 200 with a body that is not JSON.
+    MalformedSuccess,
+}
+
+/// How to script one vendor on a [`MockServer`].
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// The provider under test, pointed at `server.uri()` (plus any path prefix the vendor uses),
+    /// with [`TEST_KEY`] as its key and `timeout` as its per-call timeout.
+    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider>;
+
+    /// A request the provider can serve.
+    fn request(&self) -> GenerationRequest;
+
+    /// Mounts a successful submit that creates job `job_id`, expected exactly `expect` times.
+    /// It must pin what the adapter sends (auth header, key fields of the body).
+    async fn mount_submit_ok(&self, server: &MockServer, job_id: &str, expect: u64);
+
+    /// Mounts a failing submit, expected exactly `expect` times.
+    async fn mount_submit_failure(&self, server: &MockServer, failure: SubmitFailure, expect: u64);
+
+    /// Mounts poll answers for `job_id`: each case answered once, in order, the last one
+    /// repeatedly.
+    async fn mount_polls(&self, server: &MockServer, job_id: &str, cases: &[PollCase]);
+
+    /// Mounts a poll answer whose body is not JSON (HTTP 200).
+    async fn mount_malformed_poll(&self, server: &MockServer, job_id: &str);
+
+    /// Mounts the download of `job_id`'s video, serving [`VIDEO`].
+    async fn mount_download(&self, server: &MockServer, job_id: &str);
+}
+
+fn assert_no_key(what: &str, text: &str) {
+    assert!(!text.contains(TEST_KEY), "the API key leaked into {what}: {text}");
+}
+
+fn assert_error_hides_key(e: &ProviderError) {
+    assert_no_key("an error's Display", &e.to_string());
+    assert_no_key("an error's Debug", &format!("{e:?}"));
+}
+
+async fn poll_until_terminal(p: &dyn VideoProvider, job: &ProviderJob, max: usize) -> Vec<JobState> {
+    let mut seen = Vec::new();
+    for _ in 0..max {
+        let s = match p.poll(job).await {
+            Ok(s) => s,
+            Err(e) => panic!("poll failed: {e:?}"),
+        };
+        let done = s.state.is_terminal();
+        seen.push(s.state);
+        if done {
+            break;
+        }
+    }
+    seen
+}
+
+async fn submit_ok(h: &dyn Harness, server: &MockServer, job_id: &str) -> (Arc<dyn VideoProvider>, ProviderJob) {
+    h.mount_submit_ok(server, job_id, 1).await;
+    let p = h.provider(&server.uri(), Duration::from_secs(5));
+    let job = match p.submit(&h.request()).await {
+        Ok(j) => j,
+        Err(e) => panic!("submit failed: {e:?}"),
+    };
+    assert_eq!(job.vendor_job_id, job_id);
+    assert_eq!(&job.provider, p.id());
+    (p, job)
+}
+
+/// Submit once, poll queued → running → succeeded with progress, download the exact bytes.
+pub async fn happy_path_submits_exactly_once(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let (p, job) = submit_ok(h, &server, "job-happy-1").await;
+    h.mount_polls(&server, "job-happy-1", &[PollCase::Queued, PollCase::Running(40), PollCase::Succeeded])
+        .await;
+    h.mount_download(&server, "job-happy-1").await;
+    let states = poll_until_terminal(p.as_ref(), &job, 10).await;
+    assert!(matches!(states.first(), Some(JobState::Queued)), "{states:?}");
+    assert!(
+        states.iter().any(|s| matches!(s, JobState::Running { progress: Some(p), .. } if *p > 0)),
+        "progress is reported: {states:?}"
+    );
+    let Some(JobState::Succeeded { asset }) = states.last() else {
+        panic!("did not succeed: {states:?}");
+    };
+    let mut stream = match p.download(&job, asset).await {
+        Ok(s) => s,
+        Err(e) => panic!("download failed: {e:?}"),
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => bytes.extend_from_slice(&c),
+            Err(e) => panic!("download chunk failed: {e:?}"),
+        }
+    }
+    assert_eq!(bytes, VIDEO);
+    assert_no_key("the provider's Debug", &format!("{p:?}"));
+    assert_no_key("the job", &format!("{job:?}"));
+    assert_no_key("the asset", &format!("{asset:?}"));
+}
+
+/// A moderation failure maps to `content_policy` and is not retryable.
+pub async fn content_policy_failures_are_not_retryable(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let (p, job) = submit_ok(h, &server, "job-policy-1").await;
+    h.mount_polls(&server, "job-policy-1", &[PollCase::FailedContentPolicy]).await;
+    let states = poll_until_terminal(p.as_ref(), &job, 3).await;
+    match states.last() {
+        Some(JobState::Failed { error }) => {
+            assert_eq!(error.code(), ErrorCode::ContentPolicy, "{error:?}");
+            assert!(!error.is_retryable());
+            assert_error_hides_key(error);
+        }
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+}
+
+/// Any other failed job is a typed failure (never success).
+pub async fn other_failures_are_typed(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let (p, job) = submit_ok(h, &server, "job-fail-1").await;
+    h.mount_polls(&server, "job-fail-1", &[PollCase::FailedOther]).await;
+    let states = poll_until_terminal(p.as_ref(), &job, 3).await;
+    match states.last() {
+        Some(JobState::Failed { error }) => {
+            assert_ne!(error.code(), ErrorCode::ContentPolicy, "{error:?}");
+            assert_error_hides_key(error);
+        }
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+}
+
+/// An unknown vendor status keeps polling (`Running`), never success or failure.
+pub async fn unknown_statuses_keep_polling(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let (p, job) = submit_ok(h, &server, "job-unknown-1").await;
+    h.mount_polls(&server, "job-unknown-1", &[PollCase::UnknownStatus]).await;
+    for _ in 0..2 {
+        match p.poll(&job).await {
+            Ok(s) => assert!(matches!(s.state, JobState::Running { .. }), "{:?}", s.state),
+            Err(e) => panic!("an unknown status must not be an error: {e:?}"),
+        }
+    }
+}
+
+async fn failing_submit(h: &dyn Harness, failure: SubmitFailure) -> ProviderError {
+    let server = MockServer::start().await;
+    h.mount_submit_failure(&server, failure, 1).await;
+    let p = h.provider(&server.uri(), Duration::from_secs(5));
+    match p.submit(&h.request()).await {
+        Ok(job) => panic!("{failure:?} must fail, got {job:?}"),
+        Err(e) => {
+            assert_error_hides_key(&e);
+            e
+        }
+    }
+}
+
+/// 401 → `unauthorized`, not retryable, rejected (no job).
+pub async fn unauthorized_is_typed_and_rejected(h: &dyn Harness) {
+    let e = failing_submit(h, SubmitFailure::Unauthorized).await;
+    assert_eq!(e.code(), ErrorCode::Unauthorized, "{e:?}");
+    assert!(!e.is_retryable());
+    assert_eq!(e.submit_state(), SubmitState::Rejected);
+    assert_eq!(e.http_status(), Some(401));
+}
+
+/// 403 → `forbidden` (or a billing code the vendor uses 403 for), not retryable, rejected.
+pub async fn forbidden_is_typed_and_rejected(h: &dyn Harness) {
+    let e = failing_submit(h, SubmitFailure::Forbidden).await;
+    assert!(
+        matches!(e.code(), ErrorCode::Forbidden | ErrorCode::InsufficientCredits | ErrorCode::ContentPolicy),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(e.submit_state(), SubmitState::Rejected);
+}
+
+/// 429 with `Retry-After: 2` → `rate_limited`, retryable after 2 s, rejected.
+pub async fn rate_limits_honour_retry_after(h: &dyn Harness) {
+    let e = failing_submit(h, SubmitFailure::RateLimited).await;
+    assert_eq!(e.code(), ErrorCode::RateLimited, "{e:?}");
+    assert!(e.is_retryable());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(e.submit_state(), SubmitState::Rejected);
+}
+
+/// 503 → `provider_unavailable`, retryable.
+pub async fn server_errors_are_retryable(h: &dyn Harness) {
+    let e = failing_submit(h, SubmitFailure::Unavailable).await;
+    assert_eq!(e.code(), ErrorCode::ProviderUnavailable, "{e:?}");
+    assert!(e.is_retryable());
+}
+
+/// A 2xx submit answer that is not JSON is a typed error and ambiguous (a job may exist).
+pub async fn malformed_submit_answers_are_ambiguous(h: &dyn Harness) {
+    let e = failing_submit(h, SubmitFailure::MalformedSuccess).await;
+    assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{e:?}");
+}
+
+/// A malformed poll answer is a typed, retryable error, not a panic.
+pub async fn malformed_poll_answers_are_typed(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let (p, job) = submit_ok(h, &server, "job-garbled-1").await;
+    h.mount_malformed_poll(&server, "job-garbled-1").await;
+    match p.poll(&job).await {
+        Ok(s) => panic!("a malformed answer must be an error, got {s:?}"),
+        Err(e) => {
+            assert!(e.is_retryable(), "{e:?}");
+            assert_error_hides_key(&e);
+        }
+    }
+}
+
+/// A submit that times out after sending is `timeout` and ambiguous: never resent blindly.
+pub async fn submit_timeouts_are_ambiguous(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    // The vendor accepts but answers too late.
+    h.mount_submit_ok(&server, "job-slow-1", 1).await;
+    let slow = MockServer::start().await;
+    let proxy = wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(3)));
+    proxy.mount(&slow).await;
+    let p = h.provider(&slow.uri(), Duration::from_millis(300));
+    match p.submit(&h.request()).await {
+        Ok(job) => panic!("expected a timeout, got {job:?}"),
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::Timeout, "{e:?}");
+            assert_eq!(e.submit_state(), SubmitState::Ambiguous);
+            assert_error_hides_key(&e);
+        }
+    }
+    // The real vendor was never called by this test: release its expectation.
+    server.reset().await;
+}
+
+/// A refused connection means nothing was sent: `network`, retryable, `NotSent`.
+pub async fn refused_connections_are_not_sent(h: &dyn Harness) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").ok();
+        l.and_then(|l| l.local_addr().ok()).map_or(9, |a| a.port())
+    };
+    let p = h.provider(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2));
+    match p.submit(&h.request()).await {
+        Ok(job) => panic!("expected a connection error, got {job:?}"),
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::Network, "{e:?}");
+            assert!(e.is_retryable());
+            assert_eq!(e.submit_state(), SubmitState::NotSent);
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance behaviour for a harness expression.
+///
+/// ```ignore
+/// cineflow_providers::provider_conformance_tests!(sorahk_conformance, SoraHkHarness);
+/// ```
+#[macro_export]
+macro_rules! provider_conformance_tests {
+    ($module:ident, $harness:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::conformance as c;
+
+            #[tokio::test]
+            async fn happy_path_submits_exactly_once() {
+                c::happy_path_submits_exactly_once(&$harness).await;
+            }
+            #[tokio::test]
+            async fn content_policy_failures_are_not_retryable() {
+                c::content_policy_failures_are_not_retryable(&$harness).await;
+            }
+            #[tokio::test]
+            async fn other_failures_are_typed() {
+                c::other_failures_are_typed(&$harness).await;
+            }
+            #[tokio::test]
+            async fn unknown_statuses_keep_polling() {
+                c::unknown_statuses_keep_polling(&$harness).await;
+            }
+            #[tokio::test]
+            async fn unauthorized_is_typed_and_rejected() {
+                c::unauthorized_is_typed_and_rejected(&$harness).await;
+            }
+            #[tokio::test]
+            async fn forbidden_is_typed_and_rejected() {
+                c::forbidden_is_typed_and_rejected(&$harness).await;
+            }
+            #[tokio::test]
+            async fn rate_limits_honour_retry_after() {
+                c::rate_limits_honour_retry_after(&$harness).await;
+            }
+            #[tokio::test]
+            async fn server_errors_are_retryable() {
+                c::server_errors_are_retryable(&$harness).await;
+            }
+            #[tokio::test]
+            async fn malformed_submit_answers_are_ambiguous() {
+                c::malformed_submit_answers_are_ambiguous(&$harness).await;
+            }
+            #[tokio::test]
+            async fn malformed_poll_answers_are_typed() {
+                c::malformed_poll_answers_are_typed(&$harness).await;
+            }
+            #[tokio::test]
+            async fn submit_timeouts_are_ambiguous() {
+                c::submit_timeouts_are_ambiguous(&$harness).await;
+            }
+            #[tokio::test]
+            async fn refused_connections_are_not_sent() {
+                c::refused_connections_are_not_sent(&$harness).await;
+            }
+        }
+    };
+}
