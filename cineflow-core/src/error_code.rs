@@ -49,11 +49,13 @@ pub enum ErrorCode {
     Unsupported,
     /// Anything else: a bug or an unexpected vendor answer.
     Internal,
+    /// Not started: the run's budget would have been exceeded.
+    BudgetExceeded,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidRequest,
         ErrorCode::ContentPolicy,
         ErrorCode::RateLimited,
@@ -71,6 +73,7 @@ impl ErrorCode {
         ErrorCode::NoProvider,
         ErrorCode::Unsupported,
         ErrorCode::Internal,
+        ErrorCode::BudgetExceeded,
     ];
 
     /// The snake_case wire name.
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::NoProvider => "no_provider",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Internal => "internal",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
         }
     }
 
@@ -119,7 +123,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest | ErrorCode::Unsupported => "validation_error",
             ErrorCode::ContentPolicy => "content_policy",
             ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::InsufficientCredits => "quota_exceeded",
+            ErrorCode::InsufficientCredits | ErrorCode::BudgetExceeded => "quota_exceeded",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Timeout => "timeout",

@@ -50,7 +50,7 @@ pub use provider::{
     SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
-pub use router::{Route, Router};
+pub use router::{Price, RouteConfig, Router, RouterConfig, Strategy};
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};

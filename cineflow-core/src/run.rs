@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::ids::{ModelId, RunId, StoryboardId};
 use crate::range::SegmentRange;
+use crate::router::Strategy;
 use crate::task::TaskStatus;
 
 /// Largest `gen_count` accepted.
@@ -31,6 +32,13 @@ pub struct RunSpec {
     pub concurrency: usize,
     /// Make no vendor call; keep prompts. Default false.
     pub dry_run: bool,
+    /// Routing strategy for this run. Default: the router's.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    /// Stop submitting before the cost estimate of the run would exceed this (in the routes'
+    /// price unit). Default: no budget.
+    #[serde(default)]
+    pub budget: Option<f64>,
 }
 
 impl RunSpec {
@@ -43,6 +51,8 @@ impl RunSpec {
             range: SegmentRange::All,
             concurrency: 4,
             dry_run: false,
+            strategy: None,
+            budget: None,
         }
     }
 
@@ -70,6 +80,18 @@ impl RunSpec {
         self
     }
 
+    /// Sets the routing strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// Sets a budget.
+    pub fn budget(mut self, budget: f64) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     /// Checks the bounds; errors name the field.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_GEN_COUNT).contains(&self.gen_count) {
@@ -82,6 +104,14 @@ impl RunSpec {
             return Err(Error::invalid_input(
                 "concurrency",
                 format!("must be 1..={MAX_CONCURRENCY}, got {}", self.concurrency),
+            ));
+        }
+        if let Some(b) = self.budget
+            && !(b.is_finite() && b >= 0.0)
+        {
+            return Err(Error::invalid_input(
+                "budget",
+                format!("must be a finite number >= 0, got {b}"),
             ));
         }
         Ok(())

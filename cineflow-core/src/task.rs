@@ -101,8 +101,8 @@ impl TaskStatus {
         match (self, to) {
             // progress updates
             (Queued, Queued) | (Running, Running) | (Downloading, Downloading) => true,
-            // dry runs complete without a vendor call
-            (Pending, Submitting | Completed | Cancelled) => true,
+            // dry runs complete without a vendor call; a task no route (or budget) allows fails
+            (Pending, Submitting | Completed | Failed | Cancelled) => true,
             // a submit refused before any job existed goes back to pending for another attempt
             (
                 Submitting,

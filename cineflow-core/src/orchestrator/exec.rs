@@ -18,8 +18,82 @@ use crate::provider::{
     ByteStream, GenerationRequest, JobState, ProviderError, ProviderJob, VideoAsset, VideoProvider,
     redact_url,
 };
+use crate::router::{InFlight, Selection, Strategy, Tried, may_fail_over};
+use crate::run::Run;
 use crate::sink::{ArtifactKey, sidecar};
 use crate::task::{Artifact, Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
+
+/// What every task of a run shares: the strategy and the budget.
+#[derive(Debug)]
+pub struct RunCtx {
+    strategy: Option<Strategy>,
+    budget: Option<(f64, std::sync::Mutex<f64>)>,
+}
+
+impl RunCtx {
+    pub(super) async fn new(inner: &Inner, run: &Run) -> Result<Self> {
+        let budget = match run.spec.budget {
+            None => None,
+            Some(limit) => {
+                // What earlier attempts (before a restart) already committed.
+                let mut spent = 0.0;
+                for t in inner.all_tasks(run.id, Vec::new()).await? {
+                    for a in t.attempts.iter().filter(|a| a.job.is_some()) {
+                        if let Some(p) =
+                            inner.router.price(&t.model, &a.provider, &a.provider_model)
+                        {
+                            spent += p.estimate(t.duration_s);
+                        }
+                    }
+                }
+                Some((limit, std::sync::Mutex::new(spent)))
+            }
+        };
+        Ok(Self {
+            strategy: run.spec.strategy,
+            budget,
+        })
+    }
+
+    /// Reserves `cost` from the budget; the error message says why not.
+    fn reserve(&self, cost: Option<f64>) -> std::result::Result<(), String> {
+        let Some((limit, spent)) = &self.budget else {
+            return Ok(());
+        };
+        let cost = cost.unwrap_or(0.0);
+        let mut spent = spent.lock().unwrap_or_else(|p| p.into_inner());
+        if *spent + cost > *limit + 1e-9 {
+            return Err(format!(
+                "not started: the run budget {limit:.4} would be exceeded (committed {:.4} + this task {cost:.4})",
+                *spent
+            ));
+        }
+        *spent += cost;
+        Ok(())
+    }
+
+    /// Gives back a reservation whose submit created no job.
+    fn release(&self, cost: Option<f64>) {
+        if let (Some((_, spent)), Some(cost)) = (&self.budget, cost) {
+            *spent.lock().unwrap_or_else(|p| p.into_inner()) -= cost;
+        }
+    }
+}
+
+/// The provider-neutral request of a task's attempt `n` (its vendor model is set by routing).
+pub(super) fn request_for(task: &Task, n: u32) -> GenerationRequest {
+    GenerationRequest {
+        task_id: task.id,
+        vendor_model: String::new(),
+        prompt: task.full_prompt.clone(),
+        duration_s: task.duration_s,
+        orientation: task.orientation,
+        is_pro: task.is_pro,
+        image: task.image.clone(),
+        idempotency_key: format!("{}-{n}", task.id),
+        extra: serde_json::Value::Null,
+    }
+}
 
 /// What the polling phase ended with.
 enum Polled {
@@ -38,6 +112,7 @@ pub(super) async fn run_task(
     per_run: &Semaphore,
     global: &Semaphore,
     cancel: &CancellationToken,
+    ctx: &RunCtx,
 ) -> Result<()> {
     let permits = tokio::select! {
         biased;
@@ -53,12 +128,13 @@ pub(super) async fn run_task(
         let before = task.status;
         return mark_cancelled(inner, &mut task, before).await;
     };
-    Lifecycle { inner, cancel }.drive(&mut task).await
+    Lifecycle { inner, cancel, ctx }.drive(&mut task).await
 }
 
 struct Lifecycle<'a> {
     inner: &'a Arc<Inner>,
     cancel: &'a CancellationToken,
+    ctx: &'a RunCtx,
 }
 
 impl Lifecycle<'_> {
@@ -68,11 +144,21 @@ impl Lifecycle<'_> {
             task.set_status(TaskStatus::Completed)?;
             return self.inner.persist(task, before).await;
         }
+        // The in-flight slot of the provider following this task's current job.
+        let mut slot: Option<InFlight> = None;
         loop {
+            if slot.is_none()
+                && let Some(job) = task.current_attempt().and_then(|a| a.job.as_ref())
+            {
+                slot = Some(self.inner.router.take_slot(&job.provider));
+            }
             let polled = match task.status {
                 TaskStatus::Pending => match self.submit(task).await? {
-                    true => self.poll_until_ready(task).await?,
-                    false => return Ok(()),
+                    Some(taken) => {
+                        slot = Some(taken);
+                        self.poll_until_ready(task).await?
+                    }
+                    None => return Ok(()),
                 },
                 TaskStatus::Submitting => {
                     if task.current_attempt().is_some_and(|a| a.job.is_some()) {
@@ -101,7 +187,10 @@ impl Lifecycle<'_> {
             };
             match polled {
                 Polled::Done => return Ok(()),
-                Polled::Resubmit => continue,
+                Polled::Resubmit => {
+                    slot = None;
+                    continue;
+                }
                 Polled::Ready => match self.download(task).await? {
                     Some(true) => return Ok(()),
                     // The asset expired: poll again for a fresh URL.
@@ -118,7 +207,7 @@ impl Lifecycle<'_> {
     }
 
     fn provider_for(&self, job: &ProviderJob) -> Option<Arc<dyn VideoProvider>> {
-        self.inner.router.provider(&job.provider)
+        self.inner.router.provider_by_id(&job.provider)
     }
 
     async fn sleep(&self, d: Duration) -> bool {
@@ -139,44 +228,80 @@ impl Lifecycle<'_> {
             .build()
     }
 
-    /// Steps 1 and 2. Returns whether a job now exists (false: the task is terminal).
-    async fn submit(&self, task: &mut Task) -> Result<bool> {
+    /// Steps 1 and 2. Returns the provider's in-flight slot when a job now exists (`None`: the
+    /// task is terminal).
+    async fn submit(&self, task: &mut Task) -> Result<Option<InFlight>> {
         let mut delays = self.backoff();
         loop {
             if self.cancel.is_cancelled() {
                 let before = task.status;
                 mark_cancelled(self.inner, task, before).await?;
-                return Ok(false);
+                return Ok(None);
             }
             let n = task.attempts.len() as u32 + 1;
-            let mut req = GenerationRequest {
-                task_id: task.id,
-                vendor_model: String::new(),
-                prompt: task.full_prompt.clone(),
-                duration_s: task.duration_s,
-                orientation: task.orientation,
-                is_pro: task.is_pro,
-                image: task.image.clone(),
-                idempotency_key: format!("{}-{n}", task.id),
-                extra: serde_json::Value::Null,
-            };
-            let pick = match self.inner.router.pick(&task.model, &req) {
-                Ok(p) => p,
-                Err(e) => {
-                    let error = TaskError::new(ErrorCode::NoProvider, e.to_string());
+            let mut req = request_for(task, n);
+            let tried: Vec<Tried> = task
+                .attempts
+                .iter()
+                .filter_map(|a| match &a.outcome {
+                    Some(AttemptOutcome::Failed { error }) => Some(Tried {
+                        provider: a.provider.clone(),
+                        vendor_model: a.provider_model.clone(),
+                        code: error.code,
+                        retryable: error.retryable,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let pick = match self
+                .inner
+                .router
+                .select(&task.model, &req, &tried, self.ctx.strategy)
+            {
+                Selection::Picked(p) => p,
+                Selection::Wait { until, reasons } => {
+                    tracing::debug!(task = %task.id, %reasons, "every route is busy or cooling down");
+                    let wait = until.map_or(Duration::from_millis(250), |t| {
+                        t.saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(1))
+                    });
+                    self.sleep(wait).await;
+                    continue;
+                }
+                Selection::NoProvider(e) => {
+                    let mut error = TaskError::new(ErrorCode::NoProvider, e.to_string());
+                    if let Some(last) = &task.error {
+                        error.message = format!("{}; last failure: {last}", error.message);
+                    }
                     self.finish_failed(task, TaskStatus::Failed, error, false)
                         .await?;
-                    return Ok(false);
+                    return Ok(None);
                 }
             };
-            req.vendor_model.clone_from(&pick.route.vendor_model);
-            let provider = pick.route.provider;
+            if pick.repeat {
+                // Trying a route that already failed for this task: back off first.
+                let delay = delays.next().unwrap_or(self.inner.config.retry_max_delay);
+                if !self.sleep(delay).await {
+                    continue;
+                }
+            }
+            if let Err(why) = self.ctx.reserve(pick.estimate) {
+                let error = TaskError::new(ErrorCode::BudgetExceeded, why);
+                self.finish_failed(task, TaskStatus::Failed, error, false)
+                    .await?;
+                return Ok(None);
+            }
+            req.vendor_model.clone_from(&pick.vendor_model);
+            let provider = pick.provider;
+            let pid = provider.id().clone();
+            // Held from the pick on, so concurrent picks see this job as in flight.
+            let taken = self.inner.router.take_slot(&pid);
 
             // Step 1: the attempt is on record before any byte goes to the vendor.
             let before = task.status;
             task.attempts.push(Attempt {
                 n,
-                provider: provider.id().clone(),
+                provider: pid.clone(),
                 provider_model: req.vendor_model.clone(),
                 reason: pick.reason.clone(),
                 idempotency_key: req.idempotency_key.clone(),
@@ -190,20 +315,27 @@ impl Lifecycle<'_> {
             task.error = None;
             task.progress = None;
             task.set_status(TaskStatus::Submitting)?;
-            self.inner.persist(task, before).await?;
+            if let Err(e) = self.inner.persist(task, before).await {
+                self.ctx.release(pick.estimate);
+                return Err(e);
+            }
             self.inner.emit(
                 task.run_id,
                 Some(task.id),
                 EventKind::TaskRouted {
                     attempt: n,
-                    provider: provider.id().clone(),
+                    provider: pid.clone(),
                     vendor_model: req.vendor_model.clone(),
                     reason: pick.reason,
                 },
             );
 
             // Step 2: the paid call. Never aborted half-way: cancellation is honoured after it.
-            match provider.submit(&req).await {
+            self.inner.router.gate(&pid).await;
+            self.inner.router.begin_submit(&pid);
+            let result = provider.submit(&req).await;
+            self.inner.router.record(&pid, result.as_ref().map(|_| ()));
+            match result {
                 Ok(job) => {
                     let job_id = job.vendor_job_id.clone();
                     if let Some(a) = task.current_attempt_mut() {
@@ -224,7 +356,7 @@ impl Lifecycle<'_> {
                             vendor_job_id: job_id,
                         },
                     );
-                    return Ok(true);
+                    return Ok(Some(taken));
                 }
                 Err(e) => {
                     let error = TaskError::from(&e);
@@ -241,15 +373,17 @@ impl Lifecycle<'_> {
                         };
                         self.finish_failed(task, TaskStatus::Interrupted, error, true)
                             .await?;
-                        return Ok(false);
+                        return Ok(None);
                     }
+                    // No job was created: nothing was spent.
+                    self.ctx.release(pick.estimate);
                     self.end_attempt(
                         task,
                         AttemptOutcome::Failed {
                             error: error.clone(),
                         },
                     );
-                    if e.is_retryable() && n < self.inner.config.max_attempts {
+                    if may_fail_over(&e) && n < self.inner.config.max_attempts {
                         let before = task.status;
                         task.error = Some(error);
                         task.set_status(TaskStatus::Pending)?;
@@ -259,21 +393,16 @@ impl Lifecycle<'_> {
                             Some(task.id),
                             EventKind::TaskRetried {
                                 reason: format!(
-                                    "submit refused ({}), no job was created",
+                                    "submit refused by {pid} ({}), no job was created",
                                     e.code()
                                 ),
                             },
                         );
-                        let delay = e
-                            .retry_after()
-                            .or_else(|| delays.next())
-                            .unwrap_or(self.inner.config.retry_max_delay);
-                        self.sleep(delay).await;
                         continue;
                     }
                     self.finish_failed(task, TaskStatus::Failed, error, false)
                         .await?;
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
@@ -420,8 +549,20 @@ impl Lifecycle<'_> {
                     self.cancel_job(task, provider.as_ref(), &job).await?;
                     return Ok(Polled::Done);
                 }
-                s = provider.poll(&job) => s,
+                s = async {
+                    self.inner.router.gate(&job.provider).await;
+                    provider.poll(&job).await
+                } => s,
             };
+            match &status {
+                Ok(s) => match &s.state {
+                    JobState::Failed { error } => {
+                        self.inner.router.record(&job.provider, Err(error))
+                    }
+                    _ => self.inner.router.record(&job.provider, Ok(())),
+                },
+                Err(e) => self.inner.router.record(&job.provider, Err(e)),
+            }
             let status = match status {
                 Ok(s) => s,
                 Err(e) if e.is_retryable() && errors < self.inner.config.max_poll_errors => {
@@ -477,7 +618,7 @@ impl Lifecycle<'_> {
                 JobState::Failed { error } => {
                     let terror = TaskError::from(error);
                     let n = task.attempts.len() as u32;
-                    if error.is_retryable() && n < self.inner.config.max_attempts {
+                    if may_fail_over(error) && n < self.inner.config.max_attempts {
                         self.end_attempt(
                             task,
                             AttemptOutcome::Failed {
@@ -494,8 +635,6 @@ impl Lifecycle<'_> {
                                 reason: format!("vendor job failed ({})", error.code()),
                             },
                         );
-                        let delay = delays.next().unwrap_or(self.inner.config.retry_max_delay);
-                        self.sleep(delay).await;
                         return Ok(Polled::Resubmit);
                     }
                     self.finish_failed(task, TaskStatus::Failed, terror, false)

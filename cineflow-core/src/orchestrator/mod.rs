@@ -38,6 +38,7 @@ mod config;
 mod exec;
 
 pub use config::{OrchestratorConfig, PollPolicy};
+pub use exec::RunCtx;
 
 /// Builds an [`Orchestrator`].
 #[derive(Debug, Default)]
@@ -61,7 +62,7 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// Which providers serve which models. Required.
+    /// Which providers serve which models (catalog, strategies, health). Required.
     pub fn router(mut self, router: Router) -> Self {
         self.router = Some(router);
         self
@@ -228,6 +229,17 @@ impl Inner {
     }
 }
 
+/// A run's cost preview.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostEstimate {
+    /// Sum of the priced tasks' estimates.
+    pub total: f64,
+    /// Tasks with a price.
+    pub priced: u64,
+    /// Tasks whose route has no price.
+    pub unpriced: u64,
+}
+
 /// Non-terminal statuses.
 const ACTIVE: [TaskStatus; 5] = [
     TaskStatus::Pending,
@@ -241,6 +253,34 @@ impl Orchestrator {
     /// A builder.
     pub fn builder() -> OrchestratorBuilder {
         OrchestratorBuilder::default()
+    }
+
+    /// The router: edit its catalog at runtime (enable/disable providers and models, change
+    /// priorities and weights) without restarting runs in flight.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// A cost preview of a run (e.g. a dry run): each task's estimate under the run's strategy,
+    /// ignoring live provider health. Tasks whose route has no price count in `unpriced`.
+    pub async fn estimate_cost(&self, run_id: RunId) -> Result<CostEstimate> {
+        let run = self.inner.store.get_run(run_id).await?;
+        let tasks = self.inner.all_tasks(run_id, Vec::new()).await?;
+        let mut est = CostEstimate::default();
+        for t in &tasks {
+            match self
+                .inner
+                .router
+                .estimate(&t.model, &exec::request_for(t, 1), run.spec.strategy)
+            {
+                Some(c) => {
+                    est.total += c;
+                    est.priced += 1;
+                }
+                None => est.unpriced += 1,
+            }
+        }
+        Ok(est)
     }
 
     /// The store.
@@ -534,6 +574,7 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
         .await?;
     inner.emit(run_id, None, EventKind::RunStarted);
     let per_run = Arc::new(Semaphore::new(run.spec.concurrency));
+    let ctx = Arc::new(exec::RunCtx::new(&inner, &run).await?);
     let mut set = tokio::task::JoinSet::new();
     let mut in_flight = std::collections::HashSet::new();
     loop {
@@ -546,9 +587,10 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
             let inner = Arc::clone(&inner);
             let per_run = Arc::clone(&per_run);
             let global = Arc::clone(&inner.global);
+            let ctx = Arc::clone(&ctx);
             set.spawn(async move {
                 let id = task.id;
-                let result = exec::run_task(&inner, task, &per_run, &global, &token).await;
+                let result = exec::run_task(&inner, task, &per_run, &global, &token, &ctx).await;
                 lock(&inner.task_cancels).remove(&id);
                 if let Err(e) = result {
                     tracing::error!(task = %id, error = %e, "task stopped on a store or sink error");

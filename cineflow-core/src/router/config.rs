@@ -1,0 +1,316 @@
+//! The model catalog and routing settings, as serde data (JSON or TOML).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use crate::error::{Error, Result};
+use crate::ids::{ModelId, ProviderId};
+
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
+/// How a route is picked among the candidates left after filtering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Lowest `priority` first; the others are the failover order (default).
+    #[default]
+    Priority,
+    /// Random, proportional to `weight` (deterministic under [`Router::with_seed`](super::Router::with_seed)).
+    Weighted,
+    /// The provider with the fewest jobs in flight.
+    LeastBusy,
+    /// The lowest cost estimate (unpriced routes last).
+    Cheapest,
+}
+
+impl Strategy {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastBusy => "least_busy",
+            Strategy::Cheapest => "cheapest",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+
+    /// Reads our names and CineFlow's `routing_strategy` values (`default`, `failover` →
+    /// priority; `weighted`; `cost` → cheapest; `latency`, `quota` → least_busy).
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "priority" | "default" | "failover" | "manual" => Ok(Strategy::Priority),
+            "weighted" => Ok(Strategy::Weighted),
+            "least_busy" | "latency" | "quota" => Ok(Strategy::LeastBusy),
+            "cheapest" | "cost" => Ok(Strategy::Cheapest),
+            other => Err(Error::invalid_input(
+                "routing_strategy",
+                format!("unknown strategy {other:?} (priority, weighted, least_busy, cheapest)"),
+            )),
+        }
+    }
+}
+
+/// A price: per video plus per second of video. Estimates are approximate (floating point).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Price {
+    /// Fixed price per video. Default 0.
+    pub per_video: f64,
+    /// Price per second of video. Default 0.
+    pub per_second: f64,
+    /// Currency or unit, e.g. `USD`. Default empty.
+    pub currency: String,
+}
+
+impl Price {
+    /// The estimate for a video of `duration_s` seconds.
+    pub fn estimate(&self, duration_s: u32) -> f64 {
+        self.per_video + self.per_second * f64::from(duration_s)
+    }
+}
+
+/// One way to serve a logical model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteConfig {
+    /// The provider.
+    pub provider: ProviderId,
+    /// The vendor's model ids, tried in order.
+    pub vendor_models: Vec<String>,
+    /// Lower is preferred. Default 100.
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+    /// Share under the weighted strategy. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Whether the route may be used. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// No traffic on or after this date (`YYYY-MM-DD`). Default none.
+    #[serde(default, with = "iso_date::option")]
+    pub sunset: Option<Date>,
+    /// Price of this route (overrides the provider's). Default none.
+    #[serde(default)]
+    pub price: Option<Price>,
+}
+
+fn default_priority() -> i32 {
+    100
+}
+fn default_weight() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+impl RouteConfig {
+    /// A route with default priority, weight and no sunset or price.
+    pub fn new(provider: ProviderId, vendor_models: Vec<String>) -> Self {
+        Self {
+            provider,
+            vendor_models,
+            priority: default_priority(),
+            weight: default_weight(),
+            enabled: true,
+            sunset: None,
+            price: None,
+        }
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Sets the weight.
+    pub fn weight(mut self, w: u32) -> Self {
+        self.weight = w;
+        self
+    }
+
+    /// Sets the price.
+    pub fn price(mut self, price: Price) -> Self {
+        self.price = Some(price);
+        self
+    }
+
+    /// Sets the sunset date.
+    pub fn sunset(mut self, date: Date) -> Self {
+        self.sunset = Some(date);
+        self
+    }
+}
+
+/// A logical model and its routes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Whether the model may be used. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Candidate routes.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// Per-provider settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderSettings {
+    /// Whether the provider may be used. Default true.
+    pub enabled: bool,
+    /// No traffic on or after this date (`YYYY-MM-DD`). Default none.
+    #[serde(with = "iso_date::option")]
+    pub sunset: Option<Date>,
+    /// Jobs in flight at once (submit → download). Default: the provider's capability, else none.
+    pub max_in_flight: Option<u32>,
+    /// Requests (submits and polls) per minute. Default: the provider's capability, else none.
+    pub requests_per_minute: Option<u32>,
+    /// Default price of its routes. Default none.
+    pub price: Option<Price>,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sunset: None,
+            max_in_flight: None,
+            requests_per_minute: None,
+            price: None,
+        }
+    }
+}
+
+/// The provider breaker: how failures open it and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthPolicy {
+    /// Consecutive provider-side failures that open the breaker. Default 3.
+    pub failure_threshold: u32,
+    /// First cooldown, in seconds; doubles each time the breaker reopens. Default 30.
+    pub base_cooldown_secs: f64,
+    /// Longest cooldown, in seconds. Default 600.
+    pub max_cooldown_secs: f64,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 3,
+            base_cooldown_secs: 30.0,
+            max_cooldown_secs: 600.0,
+        }
+    }
+}
+
+/// Everything the router knows, as data: models and their routes, provider settings, the
+/// default strategy and the breaker policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouterConfig {
+    /// Logical models.
+    pub models: BTreeMap<ModelId, ModelConfig>,
+    /// Provider settings (providers without an entry use the defaults).
+    pub providers: BTreeMap<ProviderId, ProviderSettings>,
+    /// The default strategy.
+    pub strategy: Strategy,
+    /// The breaker policy.
+    pub health: HealthPolicy,
+}
+
+/// (provider, priority, vendor models) of one seeded route.
+type SeedRoute = (&'static str, i32, &'static [&'static str]);
+
+/// The day OpenAI's own Sora / Videos API stopped (SDKs deprecated every `videos.*` method).
+pub const OPENAI_SORA_SUNSET: Date = time::macros::date!(2026 - 09 - 24);
+
+impl RouterConfig {
+    /// Parses a JSON configuration.
+    pub fn from_json(json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| Error::Config(format!("router configuration: {e}")))
+    }
+
+    /// CineFlow's seeded catalog: `sora2` and `sora2pro` served by `sora_hk` (priority 10),
+    /// `openai` (20, sunset 2026-09-24) and `aihubmix` (30), with every vendor model id CineFlow
+    /// lists (CineFlow only ever used the first).
+    pub fn cineflow_seed() -> Self {
+        let pid = |s: &str| ProviderId::new(s).ok();
+        let mid = |s: &str| ModelId::new(s).ok();
+        let route = |p: &str, prio: i32, models: &[&str]| {
+            pid(p).map(|p| {
+                RouteConfig::new(p, models.iter().map(|m| (*m).to_owned()).collect()).priority(prio)
+            })
+        };
+        let mut cfg = RouterConfig::default();
+        let seeds: [(&str, [SeedRoute; 3]); 2] = [
+            (
+                "sora2",
+                [
+                    ("sora_hk", 10, &["sora2"]),
+                    (
+                        "openai",
+                        20,
+                        &["sora-2", "sora-2-2025-12-08", "sora-2-2025-10-06"],
+                    ),
+                    ("aihubmix", 30, &["sora-2", "web-sora-2"]),
+                ],
+            ),
+            (
+                "sora2pro",
+                [
+                    ("sora_hk", 10, &["sora2-pro"]),
+                    ("openai", 20, &["sora-2-pro", "sora-2-pro-2025-10-06"]),
+                    ("aihubmix", 30, &["sora-2-pro", "web-sora-2-pro"]),
+                ],
+            ),
+        ];
+        for (model, routes) in seeds {
+            if let Some(m) = mid(model) {
+                cfg.models.insert(
+                    m,
+                    ModelConfig {
+                        enabled: true,
+                        routes: routes
+                            .iter()
+                            .filter_map(|(p, prio, ms)| route(p, *prio, ms))
+                            .collect(),
+                    },
+                );
+            }
+        }
+        if let Some(openai) = pid("openai") {
+            cfg.providers.insert(
+                openai,
+                ProviderSettings {
+                    sunset: Some(OPENAI_SORA_SUNSET),
+                    ..ProviderSettings::default()
+                },
+            );
+        }
+        cfg
+    }
+}

@@ -1,0 +1,247 @@
+//! Per-provider health (a breaker with exponential cooldown and a half-open probe), the
+//! `Retry-After` gate, the requests-per-minute limiter and the in-flight count.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+
+use super::config::HealthPolicy;
+use crate::error_code::ErrorCode;
+use crate::provider::ProviderError;
+
+/// A governor clock on tokio's time, so limits obey `tokio::time::pause()` in tests.
+#[derive(Debug, Clone)]
+pub(crate) struct TokioClock {
+    start: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    cooldown: Duration,
+    probing: bool,
+    blocked_until: Option<Instant>,
+}
+
+/// The live state of one provider.
+#[derive(Debug)]
+pub(crate) struct Health {
+    breaker: Mutex<Breaker>,
+    limiter: Option<(Limiter, TokioClock)>,
+    pub(crate) in_flight: Arc<AtomicU32>,
+    pub(crate) max_in_flight: Option<u32>,
+}
+
+/// Why a provider cannot take a new job right now.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Unavailable {
+    /// The breaker is open until then.
+    Open(Instant),
+    /// A half-open probe is in flight.
+    Probing,
+    /// The vendor asked us to wait until then.
+    RetryAfter(Instant),
+    /// Its in-flight cap is reached.
+    Busy(u32),
+}
+
+impl Unavailable {
+    pub(crate) fn describe(&self) -> String {
+        let now = Instant::now();
+        match self {
+            Unavailable::Open(t) => format!(
+                "breaker open for another {:.1}s",
+                t.saturating_duration_since(now).as_secs_f64()
+            ),
+            Unavailable::Probing => "breaker half-open, a probe is in flight".into(),
+            Unavailable::RetryAfter(t) => format!(
+                "asked to retry after {:.1}s",
+                t.saturating_duration_since(now).as_secs_f64()
+            ),
+            Unavailable::Busy(n) => format!("{n} jobs in flight (its limit)"),
+        }
+    }
+
+    /// When it may be available again (None: when a job finishes).
+    pub(crate) fn until(&self) -> Option<Instant> {
+        match self {
+            Unavailable::Open(t) | Unavailable::RetryAfter(t) => Some(*t),
+            Unavailable::Probing | Unavailable::Busy(_) => None,
+        }
+    }
+}
+
+/// Errors that say something about the provider's health (not about the request).
+pub(crate) fn is_provider_side(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::RateLimited
+            | ErrorCode::ProviderUnavailable
+            | ErrorCode::Timeout
+            | ErrorCode::Network
+            | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
+            | ErrorCode::InsufficientCredits
+    )
+}
+
+impl Health {
+    pub(crate) fn new(max_in_flight: Option<u32>, requests_per_minute: Option<u32>) -> Self {
+        let limiter = requests_per_minute.and_then(NonZeroU32::new).map(|rpm| {
+            let clock = TokioClock {
+                start: Instant::now(),
+            };
+            (
+                RateLimiter::direct_with_clock(
+                    Quota::per_minute(rpm).allow_burst(NonZeroU32::MIN),
+                    clock.clone(),
+                ),
+                clock,
+            )
+        });
+        Self {
+            breaker: Mutex::new(Breaker::default()),
+            limiter,
+            in_flight: Arc::new(AtomicU32::new(0)),
+            max_in_flight,
+        }
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a new job may start now.
+    pub(crate) fn availability(&self) -> Result<(), Unavailable> {
+        let now = Instant::now();
+        let b = self.breaker();
+        if let Some(t) = b.blocked_until.filter(|t| *t > now) {
+            return Err(Unavailable::RetryAfter(t));
+        }
+        if let Some(t) = b.open_until {
+            if t > now {
+                return Err(Unavailable::Open(t));
+            }
+            if b.probing {
+                return Err(Unavailable::Probing);
+            }
+        }
+        drop(b);
+        if let Some(max) = self.max_in_flight {
+            let n = self.in_flight.load(Ordering::SeqCst);
+            if n >= max {
+                return Err(Unavailable::Busy(n));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the start of a half-open probe if the breaker is past its cooldown.
+    pub(crate) fn begin_call(&self) {
+        let mut b = self.breaker();
+        if b.open_until.is_some_and(|t| t <= Instant::now()) {
+            b.probing = true;
+        }
+    }
+
+    /// Waits until a call may be made: past any `Retry-After` and within the rate limit.
+    pub(crate) async fn gate(&self) {
+        loop {
+            let blocked = self.breaker().blocked_until;
+            match blocked {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => break,
+            }
+        }
+        if let Some((limiter, clock)) = &self.limiter {
+            while let Err(not_until) = limiter.check() {
+                let wait = not_until.wait_time_from(clock.now());
+                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+            }
+        }
+    }
+
+    /// Records a call's outcome.
+    pub(crate) fn record(&self, policy: &HealthPolicy, outcome: Result<(), &ProviderError>) {
+        let now = Instant::now();
+        let mut b = self.breaker();
+        match outcome {
+            Ok(()) => {
+                b.consecutive_failures = 0;
+                b.open_until = None;
+                b.probing = false;
+                b.cooldown = Duration::ZERO;
+            }
+            Err(e) => {
+                if let Some(d) = e.retry_after() {
+                    let until = now + d;
+                    b.blocked_until = Some(b.blocked_until.map_or(until, |t| t.max(until)));
+                }
+                if !is_provider_side(e.code()) {
+                    return;
+                }
+                b.consecutive_failures += 1;
+                let was_probe = b.probing;
+                b.probing = false;
+                if was_probe || b.consecutive_failures >= policy.failure_threshold.max(1) {
+                    let base = Duration::try_from_secs_f64(policy.base_cooldown_secs)
+                        .unwrap_or(Duration::from_secs(30));
+                    let max = Duration::try_from_secs_f64(policy.max_cooldown_secs)
+                        .unwrap_or(Duration::from_secs(600));
+                    b.cooldown = if b.cooldown.is_zero() {
+                        base
+                    } else {
+                        (b.cooldown * 2).min(max)
+                    };
+                    b.open_until = Some(now + b.cooldown);
+                }
+            }
+        }
+    }
+
+    /// Whether the breaker is open (for reports).
+    pub(crate) fn is_open(&self) -> bool {
+        self.breaker()
+            .open_until
+            .is_some_and(|t| t > Instant::now())
+    }
+}
+
+/// Holds one in-flight slot of a provider until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    counter: Arc<AtomicU32>,
+}
+
+impl InFlight {
+    pub(crate) fn take(counter: &Arc<AtomicU32>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self {
+            counter: Arc::clone(counter),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,590 @@
+//! Routing: which provider and vendor model serve each attempt.
+//!
+//! A [`Router`] holds a model catalog ([`RouterConfig`]: logical models → routes with priority,
+//! weight, enabled flag, sunset and price), the registered providers, and each provider's live
+//! health. For every attempt it filters the candidates — disabled, past their sunset, unable to
+//! serve the request (capabilities), failed earlier in this task, breaker open, asked to wait
+//! (`Retry-After`), at their in-flight cap — and picks one with a [`Strategy`]. When nothing is
+//! left, the error names every candidate and why it was excluded.
+//!
+//! The catalog can be edited while runs are in flight (enable/disable, priority, weight).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+
+use time::{Date, OffsetDateTime};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::error_code::ErrorCode;
+use crate::ids::{ModelId, ProviderId};
+use crate::provider::{GenerationRequest, ProviderError, VideoProvider};
+
+mod config;
+mod health;
+
+pub use config::{
+    HealthPolicy, ModelConfig, OPENAI_SORA_SUNSET, Price, ProviderSettings, RouteConfig,
+    RouterConfig, Strategy,
+};
+use health::Health;
+pub use health::InFlight;
+
+/// A previous attempt of the task, as the router sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tried {
+    /// The provider used.
+    pub provider: ProviderId,
+    /// The vendor model used.
+    pub vendor_model: String,
+    /// How it failed.
+    pub code: ErrorCode,
+    /// Whether that failure was retryable.
+    pub retryable: bool,
+}
+
+/// The provider and vendor model chosen for one attempt.
+#[derive(Clone)]
+pub struct Pick {
+    /// The provider.
+    pub provider: Arc<dyn VideoProvider>,
+    /// The vendor model.
+    pub vendor_model: String,
+    /// Why it was chosen (recorded on the attempt).
+    pub reason: String,
+    /// The cost estimate, if the route is priced.
+    pub estimate: Option<f64>,
+    /// Whether this candidate already failed for this task (a last-resort retry).
+    pub repeat: bool,
+}
+
+impl fmt::Debug for Pick {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pick")
+            .field("provider", self.provider.id())
+            .field("vendor_model", &self.vendor_model)
+            .field("reason", &self.reason)
+            .field("estimate", &self.estimate)
+            .field("repeat", &self.repeat)
+            .finish()
+    }
+}
+
+/// The outcome of [`Router::select`].
+#[derive(Debug)]
+pub enum Selection {
+    /// Use this.
+    Picked(Pick),
+    /// Every candidate is temporarily unavailable; try again at `until` (or soon, if `None`).
+    Wait {
+        /// When the first candidate may be available.
+        until: Option<Instant>,
+        /// Why each candidate is excluded.
+        reasons: String,
+    },
+    /// No candidate can serve the request: an [`Error::NoProvider`] naming each exclusion.
+    NoProvider(Error),
+}
+
+struct Slot {
+    provider: Arc<dyn VideoProvider>,
+    health: Health,
+}
+
+/// Routes attempts to providers. See the [module docs](self).
+pub struct Router {
+    slots: HashMap<ProviderId, Slot>,
+    config: RwLock<RouterConfig>,
+    rng: Mutex<fastrand::Rng>,
+    today: Option<Date>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<&ProviderId> = self.slots.keys().collect();
+        ids.sort();
+        f.debug_struct("Router")
+            .field("providers", &ids)
+            .field("config", &*self.read())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct Candidate<'a> {
+    route_index: usize,
+    route: &'a RouteConfig,
+    vendor_model: &'a str,
+    slot: &'a Slot,
+    repeat: bool,
+    estimate: Option<f64>,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::from_config(RouterConfig::default())
+    }
+
+    /// A router over a catalog; register providers with [`provider`](Self::provider).
+    pub fn from_config(config: RouterConfig) -> Self {
+        Self {
+            slots: HashMap::new(),
+            config: RwLock::new(config),
+            rng: Mutex::new(fastrand::Rng::new()),
+            today: None,
+        }
+    }
+
+    /// Registers a provider under its id (replacing one with the same id).
+    pub fn provider(mut self, provider: Arc<dyn VideoProvider>) -> Self {
+        let id = provider.id().clone();
+        let health = self.health_for(&id, provider.as_ref());
+        self.slots.insert(id, Slot { provider, health });
+        self
+    }
+
+    /// Registers `provider` (if new) and adds a route for `model` after the existing ones.
+    pub fn route(
+        self,
+        model: ModelId,
+        provider: Arc<dyn VideoProvider>,
+        vendor_model: impl Into<String>,
+    ) -> Self {
+        let id = provider.id().clone();
+        let this = if self.slots.contains_key(&id) {
+            self
+        } else {
+            self.provider(provider)
+        };
+        {
+            let mut cfg = this.write();
+            let entry = cfg.models.entry(model).or_default();
+            let priority = entry
+                .routes
+                .iter()
+                .map(|r| r.priority)
+                .max()
+                .map_or(10, |p| p + 10);
+            entry
+                .routes
+                .push(RouteConfig::new(id, vec![vendor_model.into()]).priority(priority));
+        }
+        this
+    }
+
+    /// Makes weighted picks repeatable.
+    pub fn with_seed(self, seed: u64) -> Self {
+        *self.rng.lock().unwrap_or_else(|p| p.into_inner()) = fastrand::Rng::with_seed(seed);
+        self
+    }
+
+    /// Sets the default strategy.
+    pub fn with_strategy(self, strategy: Strategy) -> Self {
+        self.write().strategy = strategy;
+        self
+    }
+
+    /// Fixes "today" for sunset checks (tests); default: the current UTC date.
+    pub fn with_today(mut self, today: Date) -> Self {
+        self.today = Some(today);
+        self
+    }
+
+    fn health_for(&self, id: &ProviderId, provider: &dyn VideoProvider) -> Health {
+        let cfg = self.read();
+        let settings = cfg.providers.get(id);
+        let caps = provider.capabilities();
+        Health::new(
+            settings
+                .and_then(|s| s.max_in_flight)
+                .or(caps.max_in_flight),
+            settings
+                .and_then(|s| s.requests_per_minute)
+                .or(caps.requests_per_minute),
+        )
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, RouterConfig> {
+        self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, RouterConfig> {
+        self.config.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn today(&self) -> Date {
+        self.today
+            .unwrap_or_else(|| OffsetDateTime::now_utc().date())
+    }
+
+    /// A copy of the current catalog.
+    pub fn config(&self) -> RouterConfig {
+        self.read().clone()
+    }
+
+    /// Whether the catalog has `model`.
+    pub fn serves(&self, model: &ModelId) -> bool {
+        self.read()
+            .models
+            .get(model)
+            .is_some_and(|m| !m.routes.is_empty())
+    }
+
+    /// Whether no provider is registered.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The registered provider with this id.
+    pub fn provider_by_id(&self, id: &ProviderId) -> Option<Arc<dyn VideoProvider>> {
+        self.slots.get(id).map(|s| Arc::clone(&s.provider))
+    }
+
+    /// Enables or disables a provider at runtime (no restart; in-flight jobs finish).
+    pub fn set_provider_enabled(&self, id: &ProviderId, enabled: bool) {
+        self.write()
+            .providers
+            .entry(id.clone())
+            .or_default()
+            .enabled = enabled;
+    }
+
+    /// Enables or disables a logical model at runtime.
+    pub fn set_model_enabled(&self, model: &ModelId, enabled: bool) -> Result<()> {
+        let mut cfg = self.write();
+        let m = cfg
+            .models
+            .get_mut(model)
+            .ok_or_else(|| Error::not_found("model", model))?;
+        m.enabled = enabled;
+        Ok(())
+    }
+
+    /// Changes a route's priority and weight at runtime.
+    pub fn set_route(
+        &self,
+        model: &ModelId,
+        provider: &ProviderId,
+        priority: Option<i32>,
+        weight: Option<u32>,
+        enabled: Option<bool>,
+    ) -> Result<()> {
+        let mut cfg = self.write();
+        let route = cfg
+            .models
+            .get_mut(model)
+            .and_then(|m| m.routes.iter_mut().find(|r| &r.provider == provider))
+            .ok_or_else(|| Error::not_found("route", format!("{model}/{provider}")))?;
+        if let Some(p) = priority {
+            route.priority = p;
+        }
+        if let Some(w) = weight {
+            route.weight = w;
+        }
+        if let Some(e) = enabled {
+            route.enabled = e;
+        }
+        Ok(())
+    }
+
+    /// The price of `vendor_model` at `provider` for `model` (route price, else provider price).
+    pub fn price(
+        &self,
+        model: &ModelId,
+        provider: &ProviderId,
+        vendor_model: &str,
+    ) -> Option<Price> {
+        let cfg = self.read();
+        cfg.models
+            .get(model)
+            .and_then(|m| {
+                m.routes.iter().find(|r| {
+                    &r.provider == provider && r.vendor_models.iter().any(|v| v == vendor_model)
+                })
+            })
+            .and_then(|r| r.price.clone())
+            .or_else(|| cfg.providers.get(provider).and_then(|p| p.price.clone()))
+    }
+
+    /// Picks the route for one attempt.
+    pub fn select(
+        &self,
+        model: &ModelId,
+        req: &GenerationRequest,
+        tried: &[Tried],
+        strategy: Option<Strategy>,
+    ) -> Selection {
+        self.select_inner(model, req, tried, strategy, true)
+    }
+
+    /// The cost the given strategy's first choice would have, ignoring live health (for dry-run
+    /// previews and budgets).
+    pub fn estimate(
+        &self,
+        model: &ModelId,
+        req: &GenerationRequest,
+        strategy: Option<Strategy>,
+    ) -> Option<f64> {
+        match self.select_inner(model, req, &[], strategy, false) {
+            Selection::Picked(p) => p.estimate,
+            _ => None,
+        }
+    }
+
+    fn select_inner(
+        &self,
+        model: &ModelId,
+        req: &GenerationRequest,
+        tried: &[Tried],
+        strategy: Option<Strategy>,
+        live: bool,
+    ) -> Selection {
+        let cfg = self.read();
+        let strategy = strategy.unwrap_or(cfg.strategy);
+        let no_provider = |reason: String| {
+            Selection::NoProvider(Error::NoProvider {
+                model: model.to_string(),
+                reason,
+            })
+        };
+        let Some(model_cfg) = cfg.models.get(model) else {
+            return no_provider("the model is not in the catalog".into());
+        };
+        if !model_cfg.enabled {
+            return no_provider("the model is disabled".into());
+        }
+        let today = self.today();
+        let mut excluded: Vec<String> = Vec::new();
+        let mut waits: Vec<Option<Instant>> = Vec::new();
+        let mut fresh: Vec<Candidate<'_>> = Vec::new();
+        let mut repeats: Vec<Candidate<'_>> = Vec::new();
+        for (route_index, route) in model_cfg.routes.iter().enumerate() {
+            let settings = cfg.providers.get(&route.provider);
+            let price = route
+                .price
+                .as_ref()
+                .or(settings.and_then(|s| s.price.as_ref()));
+            // The first untried vendor model of a route is its candidate; tried ones are
+            // last resorts.
+            let mut route_fresh = None;
+            for vendor_model in &route.vendor_models {
+                let label = format!("{}/{}", route.provider, vendor_model);
+                let why = (|| {
+                    if !route.enabled {
+                        return Some("route disabled".to_owned());
+                    }
+                    let Some(slot) = self.slots.get(&route.provider) else {
+                        return Some("provider not configured".to_owned());
+                    };
+                    if settings.is_some_and(|s| !s.enabled) {
+                        return Some("provider disabled".to_owned());
+                    }
+                    for sunset in [route.sunset, settings.and_then(|s| s.sunset)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if today >= sunset {
+                            return Some(format!("past its sunset ({sunset})"));
+                        }
+                    }
+                    let mut probe = req.clone();
+                    probe.vendor_model.clone_from(vendor_model);
+                    if let Some(why) = slot.provider.capabilities().rejects(&probe) {
+                        return Some(why);
+                    }
+                    if let Some(t) = tried.iter().find(|t| {
+                        t.provider == route.provider && (!t.retryable || !is_transient(t.code))
+                    }) {
+                        return Some(format!("failed earlier in this task ({})", t.code));
+                    }
+                    None
+                })();
+                if let Some(why) = why {
+                    excluded.push(format!("{label}: {why}"));
+                    continue;
+                }
+                let Some(slot) = self.slots.get(&route.provider) else {
+                    continue;
+                };
+                if live {
+                    if let Err(u) = slot.health.availability() {
+                        excluded.push(format!("{label}: {}", u.describe()));
+                        waits.push(u.until());
+                        continue;
+                    }
+                }
+                let repeat = tried
+                    .iter()
+                    .any(|t| t.provider == route.provider && &t.vendor_model == vendor_model);
+                let c = Candidate {
+                    route_index,
+                    route,
+                    vendor_model,
+                    slot,
+                    repeat,
+                    estimate: price.map(|p| p.estimate(req.duration_s)),
+                };
+                if repeat {
+                    repeats.push(c);
+                } else if route_fresh.is_none() {
+                    route_fresh = Some(c);
+                }
+            }
+            fresh.extend(route_fresh);
+        }
+        let pool = if fresh.is_empty() { repeats } else { fresh };
+        if pool.is_empty() {
+            let reasons = if excluded.is_empty() {
+                "no route configured".to_owned()
+            } else {
+                excluded.join("; ")
+            };
+            if !waits.is_empty() {
+                let until = waits.iter().flatten().min().copied();
+                return Selection::Wait { until, reasons };
+            }
+            return no_provider(reasons);
+        }
+        let by_priority = |a: &Candidate<'_>, b: &Candidate<'_>| {
+            a.route
+                .priority
+                .cmp(&b.route.priority)
+                .then(a.route_index.cmp(&b.route_index))
+        };
+        let chosen = match strategy {
+            Strategy::Priority => pool.iter().min_by(|a, b| by_priority(a, b)),
+            Strategy::LeastBusy => pool.iter().min_by(|a, b| {
+                let load = |c: &Candidate<'_>| {
+                    c.slot
+                        .health
+                        .in_flight
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                };
+                load(a).cmp(&load(b)).then_with(|| by_priority(a, b))
+            }),
+            Strategy::Cheapest => pool.iter().min_by(|a, b| {
+                let cost = |c: &Candidate<'_>| c.estimate.unwrap_or(f64::INFINITY);
+                cost(a).total_cmp(&cost(b)).then_with(|| by_priority(a, b))
+            }),
+            Strategy::Weighted => {
+                let total: u64 = pool.iter().map(|c| u64::from(c.route.weight)).sum();
+                if total == 0 {
+                    pool.iter().min_by(|a, b| by_priority(a, b))
+                } else {
+                    let mut ticket = self
+                        .rng
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .u64(..total);
+                    pool.iter().find(|c| {
+                        let w = u64::from(c.route.weight);
+                        if ticket < w {
+                            true
+                        } else {
+                            ticket -= w;
+                            false
+                        }
+                    })
+                }
+            }
+        };
+        let Some(c) = chosen else {
+            return no_provider("no candidate".into());
+        };
+        let mut reason = format!(
+            "{strategy}: {}/{} (priority {}, weight {}{})",
+            c.route.provider,
+            c.vendor_model,
+            c.route.priority,
+            c.route.weight,
+            c.estimate
+                .map(|e| format!(", estimate {e:.4}"))
+                .unwrap_or_default()
+        );
+        if let Some(last) = tried.last() {
+            reason.push_str(&format!(
+                "; after {}/{} failed ({})",
+                last.provider, last.vendor_model, last.code
+            ));
+        }
+        if !excluded.is_empty() {
+            reason.push_str(&format!("; excluded: {}", excluded.join("; ")));
+        }
+        Selection::Picked(Pick {
+            provider: Arc::clone(&c.slot.provider),
+            vendor_model: c.vendor_model.to_owned(),
+            reason,
+            estimate: c.estimate,
+            repeat: c.repeat,
+        })
+    }
+
+    /// Waits until a call to `provider` is allowed (its `Retry-After` and rate limit).
+    pub async fn gate(&self, provider: &ProviderId) {
+        if let Some(slot) = self.slots.get(provider) {
+            slot.health.gate().await;
+        }
+    }
+
+    /// Marks the start of a submit (a half-open probe if the breaker's cooldown is over).
+    pub fn begin_submit(&self, provider: &ProviderId) {
+        if let Some(slot) = self.slots.get(provider) {
+            slot.health.begin_call();
+        }
+    }
+
+    /// Records the outcome of a call for the provider's health.
+    pub fn record(&self, provider: &ProviderId, outcome: Result<(), &ProviderError>) {
+        if let Some(slot) = self.slots.get(provider) {
+            let policy = self.read().health.clone();
+            slot.health.record(&policy, outcome);
+        }
+    }
+
+    /// Takes an in-flight slot of `provider` until the returned guard is dropped (a provider
+    /// the router does not know gets a guard that counts nowhere).
+    pub fn take_slot(&self, provider: &ProviderId) -> InFlight {
+        match self.slots.get(provider) {
+            Some(s) => InFlight::take(&s.health.in_flight),
+            None => InFlight::take(&Arc::default()),
+        }
+    }
+
+    /// Jobs in flight at `provider`.
+    pub fn in_flight(&self, provider: &ProviderId) -> u32 {
+        self.slots.get(provider).map_or(0, |s| {
+            s.health.in_flight.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    }
+
+    /// Whether `provider`'s breaker is open.
+    pub fn is_open(&self, provider: &ProviderId) -> bool {
+        self.slots.get(provider).is_some_and(|s| s.health.is_open())
+    }
+}
+
+/// Failures after which the same provider may be tried again later (not verdicts about the
+/// account).
+fn is_transient(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::RateLimited
+            | ErrorCode::ProviderUnavailable
+            | ErrorCode::Timeout
+            | ErrorCode::Network
+            | ErrorCode::Internal
+    )
+}
+
+/// Whether a failed submit or job may be tried again on another route (or the same one later):
+/// provider-side failures only, never content-policy or bad-request verdicts.
+pub fn may_fail_over(e: &ProviderError) -> bool {
+    e.is_retryable() || health::is_provider_side(e.code())
+}
