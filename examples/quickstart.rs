@@ -5,12 +5,14 @@
 //! ```
 //!
 //! Reads `examples/storyboards/cineflow_demo.json` (2 segments), fans it out into tasks, and
-//! drives each through submit → poll → download with `MockProvider`, an in-process provider
-//! that serves a small real MP4 (no network, no API key). Videos and CineFlow-compatible
+//! drives each through submit → poll → download with the local ffmpeg renderer (a real H.264
+//! title card per segment, no network, no API key). Without ffmpeg it says so and falls back to
+//! `MockProvider`, which serves a small real MP4. Videos and CineFlow-compatible
 //! sidecar JSON files land in `./cineflow-output` (or `$CINEFLOW_OUTPUT_DIR`) in CineFlow's
 //! layout: `{storyboard_id}/Segment_{n}/{n}_v{version}_{timestamp}_{rand}_{task_id}.mp4`.
 //!
-//! Environment: `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`).
+//! Environment: `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), `CINEFLOW_FFMPEG` (the ffmpeg
+//! binary; default `ffmpeg` on `PATH`).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -20,8 +22,9 @@ use std::time::Duration;
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::{
     EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
-    RunSpec, Store, Storyboard, TaskQuery,
+    RunSpec, Store, Storyboard, TaskQuery, VideoProvider,
 };
+use cineflow::providers::local::{self, LocalRenderer};
 use futures::StreamExt;
 
 const DEMO: &str = include_str!("storyboards/cineflow_demo.json");
@@ -35,18 +38,32 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_name("cineflow_demo")
         .with_source_file("examples/storyboards/cineflow_demo.json");
 
-    // A provider that behaves like a vendor: queued, then running with progress, then done.
-    let provider = MockProvider::new("mock")?
-        .with_latency(Duration::from_millis(50))
-        .with_timeline(vec![
-            Step::Queued,
-            Step::Running(25),
-            Step::Running(50),
-            Step::Running(75),
-            Step::Succeeded,
-        ]);
+    // The local renderer behaves like a vendor: jobs are queued, run with progress, and finish
+    // with a downloadable video.
+    let (provider, vendor_model): (Arc<dyn VideoProvider>, &str) = if LocalRenderer::is_available()
+    {
+        (
+            Arc::new(LocalRenderer::from_env()?),
+            local::DEFAULT_VENDOR_MODEL,
+        )
+    } else {
+        println!(
+            "note: ffmpeg not found (install it with `apt-get install ffmpeg` or `brew install ffmpeg`, or set CINEFLOW_FFMPEG); using MockProvider, which serves a tiny sample MP4"
+        );
+        let mock = MockProvider::new("mock")?
+            .with_latency(Duration::from_millis(50))
+            .with_timeline(vec![
+                Step::Queued,
+                Step::Running(25),
+                Step::Running(50),
+                Step::Running(75),
+                Step::Succeeded,
+            ]);
+        (Arc::new(mock), "sora-2")
+    };
+    println!("provider: {} ({vendor_model})", provider.id());
     let model = ModelId::new("sora2")?;
-    let router = Router::new().route(model.clone(), Arc::new(provider), "sora-2");
+    let router = Router::new().route(model.clone(), provider, vendor_model);
 
     let mut config = OrchestratorConfig::default();
     config.poll.initial = Duration::from_millis(200);
