@@ -36,9 +36,11 @@ use crate::task::{Task, TaskStatus, file_stem};
 
 mod config;
 mod exec;
+mod worker;
 
 pub use config::{OrchestratorConfig, PollPolicy};
 pub use exec::RunCtx;
+pub use worker::{WorkerHandle, WorkerOptions};
 
 /// Builds an [`Orchestrator`].
 #[derive(Debug, Default)]
@@ -460,6 +462,14 @@ impl Orchestrator {
             },
         );
         Ok(self.ensure_driver(task.run_id))
+    }
+
+    /// Starts a shared-store worker named `id` (unique per process): it claims tasks of any run
+    /// from the store with leases, renews them by heartbeat, and fences every write with the
+    /// lease token, so a worker that lost a lease cannot overwrite newer state. Tasks of a
+    /// worker that died are reclaimed by the others once their leases expire.
+    pub fn worker(&self, id: impl Into<String>, options: WorkerOptions) -> WorkerHandle {
+        worker::spawn(Arc::clone(&self.inner), id.into(), options)
     }
 
     /// Cancels one task: polling stops, the vendor job is cancelled where the vendor supports

@@ -1,0 +1,179 @@
+//! Shared-store workers: several processes (or machines) claim tasks from one store with
+//! leases, keep them alive by heartbeat, and every write is fenced by the lease token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Inner, exec, finish_run};
+use crate::error::{Error, Result};
+use crate::ids::{RunId, TaskId};
+use crate::run::RunStatus;
+use crate::task::Lease;
+
+/// How a worker claims and keeps tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    /// Lease length; renewed every third of it. Default 30 s.
+    pub lease_ttl: Duration,
+    /// Tasks this worker works on at once. Default: the orchestrator's `max_concurrency`.
+    pub concurrency: Option<usize>,
+    /// Wait between claims when there was nothing to claim. Default 1 s.
+    pub idle_wait: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            concurrency: None,
+            idle_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running worker: stop it, or wait for it.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: CancellationToken,
+    join: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop claiming; tasks in hand are dropped (their leases lapse and
+    /// another worker resumes them from the last persisted step).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the worker stops (after [`stop`](Self::stop) or a store failure).
+    pub async fn wait(self) -> Result<()> {
+        self.join
+            .await
+            .map_err(|e| Error::Config(format!("worker task failed: {e}")))?
+    }
+}
+
+pub(super) fn spawn(inner: Arc<Inner>, owner: String, options: WorkerOptions) -> WorkerHandle {
+    let stop = CancellationToken::new();
+    let join = tokio::spawn(run(inner, owner, options, stop.clone()));
+    WorkerHandle { stop, join }
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    owner: String,
+    options: WorkerOptions,
+    stop: CancellationToken,
+) -> Result<()> {
+    let concurrency = options
+        .concurrency
+        .unwrap_or(inner.config.max_concurrency)
+        .max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let per_task = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+    let mut set: JoinSet<RunId> = JoinSet::new();
+    let mut contexts: HashMap<RunId, Arc<exec::RunCtx>> = HashMap::new();
+    while !stop.is_cancelled() {
+        while let Some(done) = set.try_join_next() {
+            if let Ok(run_id) = done {
+                if let Err(e) = finish_run(&inner, run_id, false).await {
+                    tracing::warn!(run = %run_id, error = %e, "could not finish the run");
+                }
+            }
+        }
+        let free = slots.available_permits();
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            inner
+                .store
+                .claim_tasks(&owner, None, free, options.lease_ttl)
+                .await?
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(options.idle_wait) => {}
+                Some(done) = set.join_next(), if !set.is_empty() => {
+                    if let Ok(run_id) = done {
+                        finish_run(&inner, run_id, false).await.ok();
+                    }
+                }
+            }
+            continue;
+        }
+        for task in claimed {
+            let Some(lease) = task.lease.clone() else {
+                continue;
+            };
+            let ctx = match contexts.get(&task.run_id) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let run = inner.store.get_run(task.run_id).await?;
+                    if run.status == RunStatus::Pending {
+                        inner
+                            .update_run_with(run.id, |r| {
+                                if r.status != RunStatus::Pending {
+                                    return Ok(false);
+                                }
+                                r.set_status(RunStatus::Running)?;
+                                Ok(true)
+                            })
+                            .await?;
+                    }
+                    let c = Arc::new(exec::RunCtx::new(&inner, &run).await?);
+                    contexts.insert(task.run_id, Arc::clone(&c));
+                    c
+                }
+            };
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            let inner = Arc::clone(&inner);
+            let per_task = Arc::clone(&per_task);
+            let ttl = options.lease_ttl;
+            let run_id = task.run_id;
+            let task_id = task.id;
+            set.spawn(async move {
+                let _permit = permit;
+                let token = CancellationToken::new();
+                super::lock(&inner.task_cancels).insert(task_id, token.clone());
+                let work = exec::run_task(&inner, task, &per_task, &per_task, &token, &ctx);
+                let result = tokio::select! {
+                    r = work => r,
+                    lost = keep_alive(&inner, task_id, lease.clone(), ttl) => Err(lost),
+                };
+                if result.is_ok()
+                    && let Err(e) = inner.store.release(task_id, &lease).await
+                {
+                    tracing::warn!(task = %task_id, error = %e, "could not release the lease");
+                }
+                super::lock(&inner.task_cancels).remove(&task_id);
+                if let Err(e) = result {
+                    tracing::warn!(task = %task_id, error = %e, "task dropped by this worker");
+                }
+                run_id
+            });
+        }
+    }
+    // Dropping the set aborts tasks in hand: their leases lapse and others take over.
+    set.abort_all();
+    while set.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Renews the lease every third of its length; returns only when it is lost.
+async fn keep_alive(inner: &Inner, task: TaskId, mut lease: Lease, ttl: Duration) -> Error {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match inner.store.heartbeat(task, &lease, ttl).await {
+            Ok(l) => lease = l,
+            Err(e) => return e,
+        }
+    }
+}
