@@ -11,8 +11,12 @@
 //! sidecar JSON files land in `./cineflow-output` (or `$CINEFLOW_OUTPUT_DIR`) in CineFlow's
 //! layout: `{storyboard_id}/Segment_{n}/{n}_v{version}_{timestamp}_{rand}_{task_id}.mp4`.
 //!
-//! Environment: `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), `CINEFLOW_FFMPEG` (the ffmpeg
-//! binary; default `ffmpeg` on `PATH`).
+//! State (storyboards, runs, tasks, every attempt) is kept in an embedded SQLite database,
+//! `cineflow.db`, so a second run lists the first one's history.
+//!
+//! Environment: `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), `CINEFLOW_STORE_URL` (default
+//! `sqlite://cineflow.db`; also `memory://`, `file://DIR`, `postgres://…`), `CINEFLOW_FFMPEG` (the
+//! ffmpeg binary; default `ffmpeg` on `PATH`).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -21,8 +25,8 @@ use std::time::Duration;
 
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::{
-    EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
-    RunSpec, Store, Storyboard, TaskQuery, VideoProvider,
+    EventKind, LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, Router, RunQuery, RunSpec,
+    Storyboard, TaskQuery, VideoProvider,
 };
 use cineflow::providers::local::{self, LocalRenderer};
 use futures::StreamExt;
@@ -70,7 +74,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
     config.poll.min = Duration::from_millis(200);
     config.poll.max = Duration::from_millis(500);
 
-    let store = Arc::new(MemoryStore::new());
+    let store_url =
+        std::env::var("CINEFLOW_STORE_URL").unwrap_or_else(|_| "sqlite://cineflow.db".into());
+    let store = cineflow::store::connect(&store_url).await?;
+    let history = store.list_runs(&RunQuery::default()).await?;
+    if history.total == 0 {
+        println!("store: {store_url} (empty)");
+    } else {
+        println!("store: {store_url}, {} earlier run(s):", history.total);
+        for r in history.items.iter().take(5) {
+            println!(
+                "  run {}  {}  {}  {} of {} completed",
+                r.id,
+                r.created_at.date(),
+                r.status.as_str(),
+                r.counts.completed,
+                r.counts.total
+            );
+        }
+    }
     let orchestrator = Orchestrator::builder()
         .store(store.clone())
         .sink(Arc::new(LocalDirSink::new(&out_dir)))

@@ -219,7 +219,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn not_found(entity: &'static str, id: impl ToString) -> Self {
+    /// A not-found error for an entity (`task`, `run`, …) and its id.
+    pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
         Error::NotFound {
             entity,
             id: id.to_string(),

@@ -120,14 +120,15 @@ impl Store for MemoryStore {
                 reason: "already exists".into(),
             });
         }
+        let mut seen = std::collections::HashSet::new();
         if let Some(t) = tasks
             .iter()
-            .find(|t| st.tasks.contains_key(&t.id) || t.run_id != run.id)
+            .find(|t| st.tasks.contains_key(&t.id) || t.run_id != run.id || !seen.insert(t.id))
         {
             return Err(Error::Conflict {
                 entity: "task",
                 id: t.id.to_string(),
-                reason: "already exists or belongs to another run".into(),
+                reason: "already exists, repeats, or belongs to another run".into(),
             });
         }
         st.runs.insert(run.id, run.clone());
@@ -231,6 +232,13 @@ impl Store for MemoryStore {
             .tasks
             .get_mut(&task.id)
             .ok_or_else(|| Error::not_found("task", task.id))?;
+        if stored.run_id != task.run_id {
+            return Err(Error::Conflict {
+                entity: "task",
+                id: task.id.to_string(),
+                reason: "a task cannot move to another run".into(),
+            });
+        }
         check_task_write(stored, task, OffsetDateTime::now_utc())?;
         let mut next = task.clone();
         next.revision = stored.revision + 1;

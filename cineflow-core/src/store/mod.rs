@@ -36,6 +36,14 @@ pub use memory::MemoryStore;
 ///   [`Error::LeaseLost`](crate::Error::LeaseLost). The lease itself is changed only by
 ///   [`claim_tasks`](Store::claim_tasks), [`heartbeat`](Store::heartbeat) and
 ///   [`release`](Store::release); `update_task` keeps the stored lease.
+/// - A write carrying a lease token that is not the task's current one is `LeaseLost`, even if
+///   the current lease has lapsed; [`heartbeat`](Store::heartbeat) and
+///   [`release`](Store::release) do not change the revision.
+/// - [`insert_run`](Store::insert_run) rejects (as [`Error::Conflict`](crate::Error::Conflict),
+///   storing nothing) a run that exists, a task id that exists or repeats, and a task of
+///   another run; a task never moves to another run.
+/// - Lease deadlines are computed with [`lease_deadline`] from the backend's clock (a shared
+///   database uses its own clock, so workers with skewed clocks agree).
 /// - Missing records are [`Error::NotFound`](crate::Error::NotFound).
 #[async_trait]
 pub trait Store: Debug + Send + Sync + 'static {
@@ -309,8 +317,13 @@ pub fn is_claimable(task: &Task, now: time::OffsetDateTime) -> bool {
     !task.status.is_terminal() && task.lease.as_ref().is_none_or(|l| l.expires_at <= now)
 }
 
-/// `now + ttl`, saturating.
+/// `now + ttl`, capped at the last instant every backend can store (the end of the signed
+/// 64-bit nanosecond range, in 2262), so a huge TTL gives a lease that stays live.
 pub fn lease_deadline(now: time::OffsetDateTime, ttl: Duration) -> time::OffsetDateTime {
-    now.checked_add(time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX))
-        .unwrap_or(now)
+    let cap = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(i64::MAX))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time::Duration::try_from(ttl)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .map_or(cap, |t| t.min(cap))
 }

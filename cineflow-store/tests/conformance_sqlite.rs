@@ -1,0 +1,118 @@
+//! The store conformance suite against `SqliteStore`: a database file in a temporary directory,
+//! and an in-memory database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cineflow_core::{ErrorKind, Store};
+use cineflow_store::SqliteStore;
+use cineflow_store::conformance::{Fixture, StoreFactory};
+
+/// A database file in a temporary directory of its own.
+struct SqliteFactory {
+    dir: tempfile::TempDir,
+}
+
+impl SqliteFactory {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+}
+
+#[async_trait]
+impl StoreFactory for SqliteFactory {
+    async fn open(&self) -> cineflow_core::Result<Arc<dyn Store>> {
+        Ok(Arc::new(
+            SqliteStore::open(self.dir.path().join("cineflow.db")).await?,
+        ))
+    }
+}
+
+cineflow_store::conformance_tests!(Some(SqliteFactory::new()));
+
+/// The suite again on `sqlite::memory:` (one connection; not durable).
+mod in_memory {
+    use super::*;
+
+    struct MemoryDb {
+        store: tokio::sync::OnceCell<SqliteStore>,
+    }
+
+    #[async_trait]
+    impl StoreFactory for MemoryDb {
+        async fn open(&self) -> cineflow_core::Result<Arc<dyn Store>> {
+            let store = self.store.get_or_try_init(SqliteStore::in_memory).await?;
+            Ok(Arc::new(store.clone()))
+        }
+
+        fn is_durable(&self) -> bool {
+            false
+        }
+    }
+
+    cineflow_store::conformance_tests!(Some(MemoryDb {
+        store: tokio::sync::OnceCell::new()
+    }));
+}
+
+#[tokio::test]
+async fn two_stores_on_one_file_see_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = SqliteStore::open(&path).await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    let fx = Fixture::new(2, 1);
+    fx.store(&a).await;
+    assert_eq!(b.get_run(fx.run.id).await.unwrap(), fx.run);
+    let claimed_a = a
+        .claim_tasks("a", None, 1, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let claimed_b = b
+        .claim_tasks("b", None, 5, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed_a.len() + claimed_b.len(), 2);
+    assert_ne!(claimed_a[0].id, claimed_b[0].id, "no task is claimed twice");
+    assert_ne!(
+        claimed_a[0].lease.as_ref().unwrap().token,
+        claimed_b[0].lease.as_ref().unwrap().token,
+        "lease tokens are unique across stores on one file"
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_opened_is_a_backend_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory is not a database file.
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the cause is kept"
+    );
+}
+
+#[tokio::test]
+async fn stored_bodies_are_plain_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let fx = Fixture::new(1, 1);
+    fx.store(&store).await;
+    store.close().await;
+    let conn = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let body: String = sqlx::query_scalar("SELECT body FROM cineflow_tasks WHERE id = ?1")
+        .bind(fx.tasks[0].id.to_string())
+        .fetch_one(&conn)
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(value["full_prompt"], fx.tasks[0].full_prompt);
+}
