@@ -1,0 +1,369 @@
+//! The ledger: what the fake vendor was asked for, what it charged and what it served.
+//!
+//! See [`Ledger`] for the JSON shape.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::FailKind;
+
+/// The two wire protocols the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Protocol {
+    /// The OpenAI Videos protocol, under `/openai/v1`.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Sora.hk, under `/sorahk/v1`.
+    #[serde(rename = "sorahk")]
+    SoraHk,
+}
+
+impl Protocol {
+    /// Both protocols.
+    pub const ALL: [Protocol; 2] = [Protocol::OpenAi, Protocol::SoraHk];
+
+    /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`).
+    pub const fn path_prefix(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "/openai/v1",
+            Protocol::SoraHk => "/sorahk/v1",
+        }
+    }
+
+    /// Its name in JSON (`openai`, `sorahk`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Protocol::OpenAi => "openai",
+            Protocol::SoraHk => "sorahk",
+        }
+    }
+
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Protocol::OpenAi => 0,
+            Protocol::SoraHk => 1,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job's state in protocol-neutral words (the vendor's own word is
+/// [`JobRecord::vendor_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    /// OpenAI `queued`, Sora.hk `pending`.
+    Queued,
+    /// OpenAI `in_progress`, Sora.hk `processing`.
+    Running,
+    /// `completed`: the video can be downloaded.
+    Completed,
+    /// `failed`.
+    Failed,
+}
+
+impl JobPhase {
+    /// The vendor's word for it.
+    pub const fn vendor_status(self, protocol: Protocol) -> &'static str {
+        match (protocol, self) {
+            (Protocol::OpenAi, JobPhase::Queued) => "queued",
+            (Protocol::OpenAi, JobPhase::Running) => "in_progress",
+            (Protocol::SoraHk, JobPhase::Queued) => "pending",
+            (Protocol::SoraHk, JobPhase::Running) => "processing",
+            (_, JobPhase::Completed) => "completed",
+            (_, JobPhase::Failed) => "failed",
+        }
+    }
+
+    /// Whether the job will not change any more.
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, JobPhase::Completed | JobPhase::Failed)
+    }
+}
+
+/// Request counters, per protocol and in total.
+///
+/// Requests answered 401 count only in `unauthorized` (and, for submits, in
+/// `submit_attempts` and `rejected_submits`); every other counter counts requests whatever
+/// they were answered, faults included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    /// Submits received, including rejected ones (bad key, invalid, 429, 5xx).
+    pub submit_attempts: u64,
+    /// Accepted submits = jobs created = jobs paid for (including `accepted_then_502`).
+    pub submits: u64,
+    /// Submits answered with an error and no job.
+    pub rejected_submits: u64,
+    /// Accepted submits answered 502 (the job exists and is paid).
+    pub accepted_then_502: u64,
+    /// Requests answered 401 (missing or wrong key).
+    pub unauthorized: u64,
+    /// Requests answered 429 by the `rate_limit` fault.
+    pub rate_limited: u64,
+    /// Requests answered 5xx by the `server_error` fault.
+    pub server_errors: u64,
+    /// Requests delayed by the `stall` fault.
+    pub stalled: u64,
+    /// Status polls (`GET /videos/{id}`, `GET /tasks/{task_id}`), unknown ids included.
+    pub polls: u64,
+    /// List calls (`GET /videos`, `GET /tasks`).
+    pub lists: u64,
+    /// Video download requests for an existing job: OpenAI `GET …/content?variant=video`
+    /// (404 "not ready" answers included), Sora.hk blob `GET`s of a completed task (403
+    /// expired answers included). `HEAD` requests are not counted.
+    pub downloads: u64,
+    /// Downloads whose body was handed to the connection in full (through its last byte).
+    pub downloads_completed: u64,
+    /// Downloads cut short by the `truncate_download` fault.
+    pub truncated_downloads: u64,
+    /// Blob downloads refused with 403 because the URL expired (naturally or by the
+    /// `expire_urls` fault) or its signature did not match.
+    pub expired_urls: u64,
+    /// Video bytes handed to connections.
+    pub downloaded_bytes: u64,
+    /// Requests to a blob URL that carried an `Authorization` header (the key leaked there).
+    pub leaked_auth: u64,
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, o: &Counts) {
+        self.submit_attempts += o.submit_attempts;
+        self.submits += o.submits;
+        self.rejected_submits += o.rejected_submits;
+        self.accepted_then_502 += o.accepted_then_502;
+        self.unauthorized += o.unauthorized;
+        self.rate_limited += o.rate_limited;
+        self.server_errors += o.server_errors;
+        self.stalled += o.stalled;
+        self.polls += o.polls;
+        self.lists += o.lists;
+        self.downloads += o.downloads;
+        self.downloads_completed += o.downloads_completed;
+        self.truncated_downloads += o.truncated_downloads;
+        self.expired_urls += o.expired_urls;
+        self.downloaded_bytes += o.downloaded_bytes;
+        self.leaked_auth += o.leaked_auth;
+    }
+}
+
+/// One vendor job: created by an accepted submit, so paid for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The vendor id: OpenAI `video_<32 hex>`, Sora.hk a UUID.
+    pub id: String,
+    /// Which protocol created it.
+    pub protocol: Protocol,
+    /// The prompt as sent.
+    pub prompt: String,
+    /// OpenAI `model` (default `sora-2`); Sora.hk `sora2` or `sora2-pro` (from `is_pro`).
+    pub model: String,
+    /// OpenAI `seconds` (sent as a string), Sora.hk `duration`.
+    pub seconds: u32,
+    /// OpenAI `size` (e.g. `720x1280`), Sora.hk `resolution` (`horizontal` | `vertical`).
+    pub size: String,
+    /// Sora.hk `is_pro`; OpenAI: whether the model name contains `pro`.
+    pub is_pro: bool,
+    /// The request's fields as received (JSON body; for multipart, the text fields plus
+    /// `input_reference: {filename, content_type, bytes}`).
+    pub request: Value,
+    /// The `Idempotency-Key` header of the create, if any.
+    pub idempotency_key: Option<String>,
+    /// When it was created (the server's clock, which follows tokio's paused time).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Its simulated duration in seconds.
+    pub job_secs: f64,
+    /// Its state when the snapshot was taken.
+    pub status: JobPhase,
+    /// The vendor's word for `status`.
+    pub vendor_status: String,
+    /// Progress 0–100 when the snapshot was taken.
+    pub progress: u8,
+    /// When it reached `completed` or `failed`, if it has.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    /// When a status poll first answered it `completed` or `failed` (the client could notice
+    /// it then); `detected_at - completed_at` is the detection lag.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub detected_at: Option<OffsetDateTime>,
+    /// How it fails, if the `fail_jobs` fault chose it.
+    pub failure: Option<FailKind>,
+    /// Sora.hk: its price in cents (the `cost` answered). OpenAI: 0.
+    pub cost_cents: u64,
+    /// Status polls of this job.
+    pub polls: u64,
+    /// Download requests of this job's video.
+    pub downloads: u64,
+    /// Downloads handed over in full.
+    pub downloads_completed: u64,
+    /// Video bytes handed over for this job.
+    pub downloaded_bytes: u64,
+    /// Size of its video.
+    pub content_length: u64,
+    /// Lowercase hex sha256 of its video, set once the video was first served
+    /// ([`video_sha256`](crate::video_sha256) computes it without a download).
+    pub sha256: Option<String>,
+    /// Whether its submit was answered 502 after the job was created.
+    pub accepted_then_502: bool,
+    /// Whether the answer to its submit was delayed by the `stall` fault.
+    pub submit_stalled: bool,
+    /// Requests for its blob URL that carried an `Authorization` header.
+    pub leaked_auth: u64,
+    /// OpenAI: whether it was deleted (`DELETE /videos/{id}`).
+    pub deleted: bool,
+}
+
+/// A snapshot of everything the server counted.
+///
+/// [`FakeVendor::ledger`](crate::FakeVendor::ledger) returns a snapshot; `GET /__ledger`
+/// answers the same struct as JSON (it deserializes back into [`Ledger`], so out-of-process
+/// tests get the same helpers):
+///
+/// ```json
+/// {
+///   "total":  { "submit_attempts": 3, "submits": 2, "rejected_submits": 1, "accepted_then_502": 0,
+///               "unauthorized": 0, "rate_limited": 1, "server_errors": 0, "stalled": 0,
+///               "polls": 7, "lists": 0, "downloads": 2, "downloads_completed": 2,
+///               "truncated_downloads": 0, "expired_urls": 0, "downloaded_bytes": 131072,
+///               "leaked_auth": 0 },
+///   "openai": { … same fields … },
+///   "sorahk": { … same fields … },
+///   "jobs": [ { "id": "video_…", "protocol": "openai", "prompt": "…", "model": "sora-2",
+///               "seconds": 4, "size": "720x1280", "is_pro": false, "request": { … },
+///               "idempotency_key": null, "created_at": "2026-…Z", "job_secs": 5.0,
+///               "status": "completed", "vendor_status": "completed", "progress": 100,
+///               "completed_at": "2026-…Z", "detected_at": "2026-…Z", "failure": null,
+///               "cost_cents": 0, "polls": 4, "downloads": 1, "downloads_completed": 1, "downloaded_bytes": 65536,
+///               "content_length": 65536, "sha256": "…", "accepted_then_502": false,
+///               "submit_stalled": false, "leaked_auth": 0, "deleted": false } ]
+/// }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Both protocols together.
+    pub total: Counts,
+    /// The OpenAI Videos protocol.
+    pub openai: Counts,
+    /// Sora.hk.
+    pub sorahk: Counts,
+    /// Every job ever created (since start or the last reset), oldest first.
+    pub jobs: Vec<JobRecord>,
+}
+
+impl Ledger {
+    /// The counters of one protocol.
+    pub fn counts(&self, protocol: Protocol) -> &Counts {
+        match protocol {
+            Protocol::OpenAi => &self.openai,
+            Protocol::SoraHk => &self.sorahk,
+        }
+    }
+
+    /// The job with this vendor id.
+    pub fn job(&self, id: &str) -> Option<&JobRecord> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// The jobs created with exactly this prompt, oldest first.
+    pub fn jobs_for_prompt(&self, prompt: &str) -> Vec<&JobRecord> {
+        self.jobs.iter().filter(|j| j.prompt == prompt).collect()
+    }
+
+    /// Every paid job: every accepted submit, including ones answered 502, failed and
+    /// deleted ones. Oldest first.
+    pub fn paid_jobs(&self) -> Vec<&JobRecord> {
+        self.jobs.iter().collect()
+    }
+
+    /// The jobs of one protocol, oldest first.
+    pub fn jobs_of(&self, protocol: Protocol) -> Vec<&JobRecord> {
+        self.jobs
+            .iter()
+            .filter(|j| j.protocol == protocol)
+            .collect()
+    }
+
+    /// The mean time between jobs finishing and a status poll first reporting it, in
+    /// seconds, over the jobs whose end was reported; `None` when there are none.
+    pub fn mean_detect_lag_secs(&self) -> Option<f64> {
+        let lags: Vec<f64> = self
+            .jobs
+            .iter()
+            .filter_map(|j| Some((j.detected_at? - j.completed_at?).as_seconds_f64()))
+            .collect();
+        (!lags.is_empty()).then(|| lags.iter().sum::<f64>() / lags.len() as f64)
+    }
+
+    /// Prompts paid for more than once (across both protocols), with how many jobs each has.
+    /// Empty when nothing was paid twice.
+    pub fn duplicate_prompts(&self) -> BTreeMap<String, usize> {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for j in &self.jobs {
+            *seen.entry(j.prompt.clone()).or_default() += 1;
+        }
+        seen.retain(|_, n| *n > 1);
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, prompt: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            protocol: Protocol::SoraHk,
+            prompt: prompt.into(),
+            model: "sora2".into(),
+            seconds: 10,
+            size: "horizontal".into(),
+            is_pro: false,
+            request: Value::Null,
+            idempotency_key: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            job_secs: 1.0,
+            status: JobPhase::Queued,
+            vendor_status: "pending".into(),
+            progress: 0,
+            completed_at: None,
+            detected_at: None,
+            failure: None,
+            cost_cents: 3,
+            polls: 0,
+            downloads: 0,
+            downloads_completed: 0,
+            downloaded_bytes: 0,
+            content_length: 100,
+            sha256: None,
+            accepted_then_502: false,
+            submit_stalled: false,
+            leaked_auth: 0,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn duplicate_prompts_lists_prompts_paid_twice() {
+        let ledger = Ledger {
+            jobs: vec![job("a", "x"), job("b", "y"), job("c", "x")],
+            ..Ledger::default()
+        };
+        assert_eq!(ledger.duplicate_prompts().get("x"), Some(&2));
+        assert_eq!(ledger.duplicate_prompts().len(), 1);
+        assert_eq!(ledger.jobs_for_prompt("x").len(), 2);
+        assert_eq!(ledger.paid_jobs().len(), 3);
+        let json = serde_json::to_string(&ledger).unwrap();
+        assert_eq!(serde_json::from_str::<Ledger>(&json).unwrap(), ledger);
+    }
+}

@@ -1,0 +1,368 @@
+//! # cineflow-testkit
+//!
+//! A **fake video vendor** for cineflow's durability, performance and reconciliation tests: one
+//! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`) and the
+//! Sora.hk protocol (under `/sorahk/v1`) exactly as `PROVIDERS.md` documents them, so the real
+//! adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll and
+//! download — so a test can count what was paid for.
+//!
+//! - **Jobs** progress with tokio time (`tokio::time::pause()` works in-process): queued for
+//!   the first 10 %, then running with progress, then completed ([`JobTiming`]).
+//! - **Videos** are deterministic pseudo-random bytes behind an MP4 `ftyp` header, seeded by
+//!   the job id ([`video_bytes`], [`video_sha256`]); the ledger records the sha256 served.
+//! - **Faults** ([`Faults`]): 429 with `Retry-After`, 5xx, stalls, truncated downloads,
+//!   expired blob URLs, accept-then-502 (ambiguous submits), failed jobs, late listing — by
+//!   probability (seeded) or for the first N requests; settable at start and at runtime.
+//! - **Out of process**: the `fake-vendor` binary serves the same, plus `GET /__ledger`,
+//!   `POST /__faults` and `POST /__reset` (see `src/bin/fake-vendor.rs` for the flags).
+//!
+//! Start it, point a client at [`FakeVendor::base_url`], read [`FakeVendor::ledger`]:
+//!
+//! ```
+//! use cineflow_testkit::{FakeVendor, Protocol, video_sha256};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! tokio::time::pause(); // jobs follow tokio time: no real waiting
+//! let fake = FakeVendor::builder().with_job_secs(8.0).start().await?;
+//! let http = reqwest::Client::builder().pool_idle_timeout(None).build()?;
+//! let base = fake.base_url(Protocol::OpenAi); // http://127.0.0.1:PORT/openai/v1
+//!
+//! let video: serde_json::Value = http
+//!     .post(format!("{base}/videos"))
+//!     .bearer_auth(fake.key())
+//!     .json(&serde_json::json!({"model": "sora-2", "prompt": "A lighthouse", "seconds": "4"}))
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert_eq!(video["status"], "queued");
+//! let id = video["id"].as_str().unwrap_or_default().to_owned();
+//!
+//! tokio::time::advance(std::time::Duration::from_secs(9)).await;
+//! let mp4 = http
+//!     .get(format!("{base}/videos/{id}/content?variant=video"))
+//!     .bearer_auth(fake.key())
+//!     .send()
+//!     .await?
+//!     .error_for_status()?
+//!     .bytes()
+//!     .await?;
+//! assert_eq!(&mp4[4..8], b"ftyp");
+//!
+//! let ledger = fake.ledger();
+//! assert_eq!(ledger.total.submits, 1);
+//! assert!(ledger.duplicate_prompts().is_empty()); // nothing paid twice
+//! let job = ledger.job(&id).ok_or("job missing")?;
+//! assert_eq!(job.sha256.as_deref(), Some(video_sha256(&id, mp4.len() as u64).as_str()));
+//! fake.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! In-process tests that use `tokio::time::pause()` should build their `reqwest::Client` with
+//! `pool_idle_timeout(None)` (and no timeouts): a paused clock jumps to the next pending timer
+//! whenever the runtime waits for I/O, and the pool's idle timer would make it jump.
+//!
+//! # What it serves
+//!
+//! Every API call needs `Authorization: Bearer <key>` (default `fake-key`), else 401 in the
+//! vendor's shape. Both protocols share one port.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `POST /openai/v1/videos` (JSON or multipart: `prompt`, `model`, `seconds` **string**, `size`, `input_reference`) | Video object, `status: "queued"`, header `openai-poll-after-ms` |
+//! | `GET /openai/v1/videos/{id}` | Video object `{id, object:"video", model, status: queued\|in_progress\|completed\|failed, progress, created_at, completed_at, expires_at, size, seconds, quality, prompt, remixed_from_video_id, error}` |
+//! | `GET /openai/v1/videos/{id}/content?variant=video` | `video/mp4` with `content-length` (ranges honoured); 404 `{"error":{"message":"Video is not ready yet",…}}` before completion |
+//! | `GET /openai/v1/videos?after=&limit=&order=` | `{object:"list", data:[Video…], first_id, last_id, has_more}`; newest first unless `order=asc`; `limit` 1–100 (20) |
+//! | `DELETE /openai/v1/videos/{id}` | `{id, object:"video.deleted", deleted:true}` (finished videos; 409 otherwise) |
+//! | `POST /sorahk/v1/create` (`prompt`, `is_pro`, `duration`, `resolution`, `quality`, `remove_watermark`, `image_url`) | `{"code":200,"message":"操作成功","data":{"task_id","status":"pending","cost"}}` |
+//! | `GET /sorahk/v1/tasks/{task_id}` | envelope, `data: {task_id, status: pending\|processing\|completed\|failed, progress, prompt, video_url, is_pro, duration, resolution, quality, remove_watermark, image_url, error_msg, created_at, completed_at}` (times `…+08:00`) |
+//! | `GET /sorahk/v1/tasks?page=&page_size=&status=` | envelope, `data: {items:[task…], total, page, page_size}`; newest first; `page` from 1, `page_size` 1–100 (20) |
+//! | `GET /sorahk/v1/balance`, `GET /sorahk/v1/pricing` | `{"balance":cents}`, `{"normal_price","pro_price","currency":"USD","unit":"cents"}` (no envelope, as documented) |
+//! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
+//! | `GET /__ledger` | the [`Ledger`] as JSON |
+//! | `GET`/`POST /__faults` | the active [`Faults`]; a POST body replaces them all (400 on unknown fields) |
+//! | `POST /__reset` | forgets jobs and counters, restores the start faults |
+//!
+//! Sora.hk errors are envelopes `{"code","message","data":null}`: 401, 1001 (parameter
+//! error), 1012 (insufficient balance), 500 (server error), 404 (unknown task), 429 (rate
+//! limited). A failed job has `status: "failed"` and `error_msg`, OpenAI's `error: {code,
+//! message}`. An accept-then-502 answers nginx's HTML 502 page.
+
+mod config;
+mod ledger;
+mod openai;
+mod server;
+mod sorahk;
+mod state;
+mod video;
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    Config, Endpoint, FailJobsFault, FailKind, Faults, JobTiming, RateLimitFault, ServerErrorFault,
+    StallFault, Trigger, TruncateFault,
+};
+pub use ledger::{Counts, JobPhase, JobRecord, Ledger, Protocol};
+pub use video::{video_bytes, video_sha256};
+
+use crate::state::Shared;
+
+/// The error of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration or fault value is out of range.
+    #[error("invalid fake vendor configuration: {0}")]
+    Config(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Bind {
+        /// The port asked for (0 = any).
+        port: u16,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Configures and starts a [`FakeVendor`]. Start with [`FakeVendor::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct FakeVendorBuilder {
+    config: Config,
+    port: u16,
+}
+
+impl FakeVendorBuilder {
+    /// A builder with every setting at its default ([`Config::default`], any free port).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the whole configuration.
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The port to listen on (127.0.0.1 only). Default: 0, any free port.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The accepted API key. Default: `fake-key`.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.config.key = key.into();
+        self
+    }
+
+    /// The seed of every random choice. Default: 42.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Mean job duration in seconds. Default: 5.
+    pub fn with_job_secs(mut self, secs: f64) -> Self {
+        self.config.timing.secs = secs;
+        self
+    }
+
+    /// Relative spread of job durations (`secs × (1 ± jitter)`, uniform). Default: 0.
+    pub fn with_job_jitter(mut self, jitter: f64) -> Self {
+        self.config.timing.jitter = jitter;
+        self
+    }
+
+    /// Share of a job's duration spent queued. Default: 0.1.
+    pub fn with_queued_fraction(mut self, fraction: f64) -> Self {
+        self.config.timing.queued_fraction = fraction;
+        self
+    }
+
+    /// Size of every video in bytes (≥ 40). Default: 65,536.
+    pub fn with_video_bytes(mut self, bytes: u64) -> Self {
+        self.config.video_bytes = bytes;
+        self
+    }
+
+    /// The OpenAI `openai-poll-after-ms` hint; `None` sends no header. Default: 1,000.
+    pub fn with_poll_after_ms(mut self, ms: Option<u64>) -> Self {
+        self.config.poll_after_ms = ms;
+        self
+    }
+
+    /// Faults active from the start. Default: none.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.config.faults = faults;
+        self
+    }
+
+    /// Sora.hk's starting balance in cents. Default: 1,000,000,000.
+    pub fn with_sorahk_balance(mut self, cents: u64) -> Self {
+        self.config.sorahk_balance = cents;
+        self
+    }
+
+    /// Sora.hk blob URL lifetime in seconds. Default: 129,600 (36 h).
+    pub fn with_blob_url_ttl_secs(mut self, secs: u64) -> Self {
+        self.config.blob_url_ttl_secs = secs;
+        self
+    }
+
+    /// Validates the configuration, binds `127.0.0.1:port` and serves on a tokio task of the
+    /// current runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an out-of-range setting; [`Error::Bind`] when the port cannot be
+    /// listened on.
+    pub async fn start(self) -> Result<FakeVendor> {
+        self.config.validate()?;
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))
+            .await
+            .map_err(|source| Error::Bind {
+                port: self.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            port: self.port,
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(self.config, format!("http://{addr}")));
+        let app = server::router(Arc::clone(&shared));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // A send or a dropped FakeVendor both end the server.
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "fake vendor server failed");
+            }
+        });
+        tracing::info!(%addr, "fake vendor listening");
+        Ok(FakeVendor {
+            shared,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running fake vendor. Dropping it stops the server (gracefully, in the background);
+/// [`shutdown`](Self::shutdown) waits for it.
+pub struct FakeVendor {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for FakeVendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeVendor")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeVendor {
+    /// A builder with every setting at its default.
+    pub fn builder() -> FakeVendorBuilder {
+        FakeVendorBuilder::new()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT`, the root of the server (blob URLs and `/__…` live here).
+    pub fn url(&self) -> String {
+        self.shared.origin.clone()
+    }
+
+    /// The API base URL of a protocol, for the adapter's `with_base_url`:
+    /// `http://127.0.0.1:PORT/openai/v1` or `http://127.0.0.1:PORT/sorahk/v1`.
+    pub fn base_url(&self, protocol: Protocol) -> String {
+        format!("{}{}", self.shared.origin, protocol.path_prefix())
+    }
+
+    /// `http://127.0.0.1:PORT/__ledger`.
+    pub fn ledger_url(&self) -> String {
+        format!("{}/__ledger", self.shared.origin)
+    }
+
+    /// The API key it accepts.
+    pub fn key(&self) -> &str {
+        &self.shared.config.key
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// A snapshot of every counter and job, with job states as of now.
+    pub fn ledger(&self) -> Ledger {
+        self.shared.ledger()
+    }
+
+    /// The faults now active.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults()
+    }
+
+    /// Replaces every fault (omitted ones are off) and restarts their `first` counters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an out-of-range value; the faults are then unchanged.
+    pub fn set_faults(&self, faults: Faults) -> Result<()> {
+        faults.validate()?;
+        self.shared.set_faults(faults);
+        Ok(())
+    }
+
+    /// Forgets every job and counter; faults, balance and random streams return to their
+    /// start values (job ids differ from before the reset).
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Stops accepting connections and waits (at most 2 s) for open ones to finish; requests
+    /// still stalled after that are dropped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        let finished = tokio::time::timeout(Duration::from_secs(2), &mut task).await;
+        if finished.is_err() {
+            task.abort();
+        }
+    }
+}

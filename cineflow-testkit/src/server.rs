@@ -1,0 +1,340 @@
+//! The router and what both protocols share: key checks, video bodies (ranges, truncation),
+//! the 502 page and the `/__…` control endpoints.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{
+    ACCEPT_RANGES, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::config::Faults;
+use crate::ledger::Protocol;
+use crate::state::{JobHandle, Shared};
+use crate::video;
+use crate::{openai, sorahk};
+
+/// How long a truncated body waits before ending, so its bytes reach the client.
+const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
+
+/// Largest request body accepted (multipart reference images included).
+pub(crate) const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The whole app.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(openai::routes())
+        .merge(sorahk::routes())
+        .route("/__ledger", get(ledger))
+        .route("/__faults", get(get_faults).post(set_faults))
+        .route("/__reset", post(reset))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+/// What the `Authorization` header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// `Bearer <the key>`.
+    Ok,
+    /// No header.
+    Missing,
+    /// Another key or scheme.
+    Wrong,
+}
+
+pub(crate) fn auth(headers: &HeaderMap, key: &str) -> Auth {
+    let Some(v) = headers.get(AUTHORIZATION) else {
+        return Auth::Missing;
+    };
+    let Ok(v) = v.to_str() else {
+        return Auth::Wrong;
+    };
+    match v.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && token.trim() == key => {
+            Auth::Ok
+        }
+        _ => Auth::Wrong,
+    }
+}
+
+/// `Retry-After` (whole seconds, rounded up) and `retry-after-ms`.
+pub(crate) fn retry_after_headers(ms: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("retry-after", HeaderValue::from(ms.div_ceil(1000)));
+    h.insert("retry-after-ms", HeaderValue::from(ms));
+    h
+}
+
+/// The page a gateway answers when it lost the upstream's answer.
+pub(crate) fn bad_gateway() -> Response {
+    const PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+        <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n\
+        </html>\r\n";
+    (StatusCode::BAD_GATEWAY, [(CONTENT_TYPE, "text/html")], PAGE).into_response()
+}
+
+/// A status from a number known to be valid (5xx from validated faults).
+pub(crate) fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The byte range a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeReq {
+    Full,
+    /// `start..end` (end exclusive).
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Reads a single `bytes=` range; anything else (several ranges, other units, garbage) is
+/// served in full, as servers may.
+fn range(headers: &HeaderMap, total: u64) -> RangeReq {
+    let Some(spec) = headers
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return RangeReq::Full;
+    };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeReq::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // Suffix: the last b bytes.
+        return match b.parse::<u64>() {
+            Ok(0) => RangeReq::Unsatisfiable,
+            Ok(n) => RangeReq::Part(total.saturating_sub(n), total),
+            Err(_) => RangeReq::Full,
+        };
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeReq::Full;
+    };
+    if start >= total {
+        return RangeReq::Unsatisfiable;
+    }
+    if b.is_empty() {
+        return RangeReq::Part(start, total);
+    }
+    match b.parse::<u64>() {
+        Ok(end) if end >= start => RangeReq::Part(start, end.saturating_add(1).min(total)),
+        Ok(_) => RangeReq::Unsatisfiable,
+        Err(_) => RangeReq::Full,
+    }
+}
+
+/// Serves a job's video (or the requested range of it), counting bytes as they are handed
+/// to the connection; the `truncate_download` fault may cut it short. The download request
+/// itself was already counted.
+pub(crate) fn video_response(
+    shared: &Arc<Shared>,
+    p: Protocol,
+    h: JobHandle,
+    id: &str,
+    headers: &HeaderMap,
+    head: bool,
+    mut extra: HeaderMap,
+) -> Response {
+    let total = shared.config.video_bytes;
+    let (code, start, end) = match range(headers, total) {
+        RangeReq::Full => (StatusCode::OK, 0, total),
+        RangeReq::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
+        RangeReq::Unsatisfiable => {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                h.insert(CONTENT_RANGE, v);
+            }
+            return (StatusCode::RANGE_NOT_SATISFIABLE, h).into_response();
+        }
+    };
+    let len = end - start;
+    extra.insert(CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    extra.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    extra.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let content_range = (code == StatusCode::PARTIAL_CONTENT)
+        .then(|| HeaderValue::from_str(&format!("bytes {start}-{}/{total}", end - 1)).ok())
+        .flatten();
+    if let Some(v) = content_range {
+        extra.insert(CONTENT_RANGE, v);
+    }
+    if head {
+        return (code, extra).into_response();
+    }
+    shared.ensure_sha(h, id);
+    let stop = match shared.truncate_fault() {
+        Some(keep) => {
+            shared.note_truncated(p);
+            // Truncation toward zero is the point; at least one byte is always missing.
+            start + ((len as f64 * keep) as u64).min(len.saturating_sub(1))
+        }
+        None => end,
+    };
+    if start == stop {
+        shared.note_bytes(p, h, 0, stop == end);
+    }
+    let body = Streamer {
+        shared: Arc::clone(shared),
+        protocol: p,
+        handle: h,
+        seed: video::seed(id),
+        total,
+        pos: start,
+        stop,
+        end,
+    };
+    let stream = futures::stream::unfold(body, |mut s| async move {
+        if let Some(chunk) = s.next_chunk() {
+            return Some((Ok::<Bytes, io::Error>(chunk), s));
+        }
+        if s.stop < s.end {
+            // Truncated: give the connection time to flush what was sent, then end the body
+            // short of its content-length, which makes hyper close the connection.
+            tokio::time::sleep(TRUNCATE_FLUSH).await;
+        }
+        None
+    });
+    (code, extra, Body::from_stream(stream)).into_response()
+}
+
+/// The state of a video body being streamed.
+#[derive(Debug)]
+struct Streamer {
+    shared: Arc<Shared>,
+    protocol: Protocol,
+    handle: JobHandle,
+    seed: u64,
+    total: u64,
+    pos: u64,
+    /// Where sending stops (before `end` when truncated).
+    stop: u64,
+    /// Where the announced body ends.
+    end: u64,
+}
+
+impl Streamer {
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.pos >= self.stop {
+            return None;
+        }
+        let n = (self.stop - self.pos).min(video::CHUNK - self.pos % video::CHUNK);
+        let mut buf = vec![0; usize::try_from(n).ok()?];
+        video::fill(self.seed, self.total, self.pos, &mut buf);
+        self.pos += n;
+        // Counted before the bytes are written, so a client that has read the whole body
+        // always finds it in the ledger.
+        let complete = self.pos >= self.stop && self.stop == self.end;
+        self.shared
+            .note_bytes(self.protocol, self.handle, n, complete);
+        Some(Bytes::from(buf))
+    }
+}
+
+async fn ledger(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.ledger()).into_response()
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.faults()).into_response()
+}
+
+async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return control_error(format!("invalid faults JSON: {e}")),
+    };
+    if let Err(e) = faults.validate() {
+        return control_error(e.to_string());
+    }
+    shared.set_faults(faults.clone());
+    tracing::info!(?faults, "faults replaced");
+    Json(faults).into_response()
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.reset();
+    tracing::info!("ledger, jobs and faults reset");
+    Json(json!({ "reset": true })).into_response()
+}
+
+fn control_error(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": { "message": message } })),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": {
+            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /blob/… and /__ledger, /__faults, /__reset",
+            "type": "invalid_request_error", "param": null, "code": null
+        }})),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_range(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RANGE, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn ranges_are_read_like_http_servers_do() {
+        assert_eq!(range(&HeaderMap::new(), 100), RangeReq::Full);
+        assert_eq!(
+            range(&with_range("bytes=10-19"), 100),
+            RangeReq::Part(10, 20)
+        );
+        assert_eq!(
+            range(&with_range("bytes=90-"), 100),
+            RangeReq::Part(90, 100)
+        );
+        assert_eq!(range(&with_range("bytes=-5"), 100), RangeReq::Part(95, 100));
+        assert_eq!(
+            range(&with_range("bytes=50-500"), 100),
+            RangeReq::Part(50, 100)
+        );
+        assert_eq!(
+            range(&with_range("bytes=100-"), 100),
+            RangeReq::Unsatisfiable
+        );
+        assert_eq!(range(&with_range("bytes=0-1,5-6"), 100), RangeReq::Full);
+    }
+
+    #[test]
+    fn only_the_configured_bearer_key_passes() {
+        let mut h = HeaderMap::new();
+        assert_eq!(auth(&h, "k"), Auth::Missing);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer k"));
+        assert_eq!(auth(&h, "k"), Auth::Ok);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer  k"));
+        assert_eq!(auth(&h, "k"), Auth::Ok);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        assert_eq!(auth(&h, "k"), Auth::Wrong);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic k"));
+        assert_eq!(auth(&h, "k"), Auth::Wrong);
+    }
+}

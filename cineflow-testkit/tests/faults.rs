@@ -1,0 +1,541 @@
+//! Every fault mode, observable on the wire and in the ledger.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use cineflow_testkit::{
+    Endpoint, FailJobsFault, FailKind, FakeVendor, Faults, JobPhase, Protocol, RateLimitFault,
+    ServerErrorFault, StallFault, Trigger, TruncateFault,
+};
+use common::{client, client_with_timeout, get, header, json, post_json};
+use serde_json::{Value, json};
+use tokio::time::advance;
+
+const KEY: &str = "fake-key";
+
+async fn start(faults: Faults) -> FakeVendor {
+    FakeVendor::builder()
+        .with_job_secs(1.0)
+        .with_faults(faults)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// The submit URL and a valid body of a protocol.
+fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
+    match p {
+        Protocol::OpenAi => (
+            format!("{}/videos", fake.base_url(p)),
+            json!({"prompt": prompt, "seconds": "4"}),
+        ),
+        Protocol::SoraHk => (
+            format!("{}/create", fake.base_url(p)),
+            json!({"prompt": prompt, "duration": 10}),
+        ),
+    }
+}
+
+/// The job id of a successful submit answer.
+async fn job_id(p: Protocol, r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 200);
+    let v = json(r).await;
+    let id = match p {
+        Protocol::OpenAi => &v["id"],
+        Protocol::SoraHk => &v["data"]["task_id"],
+    };
+    id.as_str().unwrap().to_owned()
+}
+
+fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
+    match p {
+        Protocol::OpenAi => format!("{}/videos/{id}", fake.base_url(p)),
+        Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
+    }
+}
+
+/// The status object of a poll answer (the Video, or the envelope's data).
+async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
+    let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
+    match p {
+        Protocol::OpenAi => v,
+        Protocol::SoraHk => v["data"].clone(),
+    }
+}
+
+/// Downloads a completed job's video the way each protocol does.
+async fn download(
+    c: &reqwest::Client,
+    fake: &FakeVendor,
+    p: Protocol,
+    id: &str,
+) -> reqwest::Response {
+    match p {
+        Protocol::OpenAi => {
+            let url = format!("{}/videos/{id}/content?variant=video", fake.base_url(p));
+            get(c, &url, Some(KEY)).await
+        }
+        Protocol::SoraHk => {
+            let url = poll(c, fake, p, id).await["video_url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
+    for p in Protocol::ALL {
+        let fake = start(Faults {
+            rate_limit: RateLimitFault {
+                retry_after_ms: 1500,
+                ..RateLimitFault::first(1)
+            },
+            ..Faults::none()
+        })
+        .await;
+        let c = client();
+        let (url, body) = submit(&fake, p, "limited");
+        let r = post_json(&c, &url, Some(KEY), body.clone()).await;
+        assert_eq!(r.status(), 429, "{p}");
+        assert_eq!(header(&r, "retry-after"), Some("2"));
+        assert_eq!(header(&r, "retry-after-ms"), Some("1500"));
+        let e = json(r).await;
+        match p {
+            Protocol::OpenAi => assert_eq!(e["error"]["code"], "rate_limit_exceeded"),
+            Protocol::SoraHk => assert_eq!(e["code"], 429),
+        }
+        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let l = fake.ledger();
+        let n = l.counts(p);
+        assert_eq!(
+            (
+                n.submit_attempts,
+                n.submits,
+                n.rejected_submits,
+                n.rate_limited
+            ),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(l.paid_jobs().len(), 1);
+
+        // At runtime, on polls only.
+        fake.set_faults(Faults {
+            rate_limit: RateLimitFault::first(1).on(&[Endpoint::Poll]),
+            ..Faults::none()
+        })
+        .unwrap();
+        assert_eq!(
+            get(&c, &poll_url(&fake, p, &id), Some(KEY)).await.status(),
+            429
+        );
+        assert_eq!(
+            get(&c, &poll_url(&fake, p, &id), Some(KEY)).await.status(),
+            200
+        );
+        let l = fake.ledger();
+        assert_eq!((l.counts(p).polls, l.job(&id).unwrap().polls), (2, 2));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_answer_5xx_and_create_no_job() {
+    for p in Protocol::ALL {
+        let fake = start(Faults {
+            server_error: ServerErrorFault::first(2),
+            ..Faults::none()
+        })
+        .await;
+        let c = client();
+        let (url, body) = submit(&fake, p, "flaky");
+        let r = post_json(&c, &url, Some(KEY), body.clone()).await;
+        assert_eq!(r.status(), 503);
+        let e = json(r).await;
+        match p {
+            Protocol::OpenAi => assert_eq!(e["error"]["type"], "server_error"),
+            Protocol::SoraHk => assert_eq!(e["code"], 500),
+        }
+        fake.set_faults(Faults {
+            server_error: ServerErrorFault::first(1).with_status(500),
+            ..Faults::none()
+        })
+        .unwrap();
+        assert_eq!(
+            post_json(&c, &url, Some(KEY), body.clone()).await.status(),
+            500
+        );
+        job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let l = fake.ledger();
+        assert_eq!((l.counts(p).server_errors, l.counts(p).submits), (2, 1));
+        assert_eq!(l.jobs.len(), 1, "5xx submits created no job");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
+    for p in Protocol::ALL {
+        let fake = start(Faults {
+            stall: StallFault::first(1).with_delay_ms(10_000),
+            ..Faults::none()
+        })
+        .await;
+        let impatient = client_with_timeout(Duration::from_secs(1));
+        let (url, body) = submit(&fake, p, "slow");
+        let err = impatient
+            .post(&url)
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        let l = fake.ledger();
+        assert_eq!((l.counts(p).stalled, l.counts(p).submits), (1, 1));
+        assert!(l.jobs[0].submit_stalled);
+        // The next one is not stalled.
+        let r = impatient
+            .post(&url)
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        job_id(p, r).await;
+        assert_eq!(fake.ledger().duplicate_prompts().get("slow"), Some(&2));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_polls_answer_late() {
+    let fake = start(Faults {
+        stall: StallFault::first(1)
+            .with_delay_ms(3_000)
+            .on(&[Endpoint::Poll]),
+        ..Faults::none()
+    })
+    .await;
+    let c = client();
+    let (url, body) = submit(&fake, Protocol::OpenAi, "late");
+    let id = job_id(Protocol::OpenAi, post_json(&c, &url, Some(KEY), body).await).await;
+    let before = tokio::time::Instant::now();
+    let v = poll(&c, &fake, Protocol::OpenAi, &id).await;
+    assert!(before.elapsed() >= Duration::from_secs(3));
+    // The answer reflects the state after the stall: the 1 s job is done.
+    assert_eq!(v["status"], "completed");
+    assert_eq!(fake.ledger().openai.stalled, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn truncated_downloads_send_fewer_bytes_than_announced_then_close() {
+    for p in Protocol::ALL {
+        let fake = start(Faults {
+            truncate_download: TruncateFault::first(1),
+            ..Faults::none()
+        })
+        .await;
+        let c = client();
+        let (url, body) = submit(&fake, p, "cut");
+        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        advance(Duration::from_secs(2)).await;
+
+        let r = download(&c, &fake, p, &id).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "content-length"), Some("65536"));
+        assert!(r.bytes().await.is_err(), "{p}: the body must end early");
+        let l = fake.ledger();
+        let n = l.counts(p);
+        assert_eq!(
+            (n.downloads, n.downloads_completed, n.truncated_downloads),
+            (1, 0, 1)
+        );
+        assert_eq!(n.downloaded_bytes, 32_768);
+
+        let full = download(&c, &fake, p, &id).await.bytes().await.unwrap();
+        assert_eq!(full.len(), 65_536);
+        let l = fake.ledger();
+        let job = l.job(&id).unwrap();
+        assert_eq!((job.downloads, job.downloads_completed), (2, 1));
+        assert_eq!(
+            job.sha256.as_deref(),
+            Some(common::sha256_hex(&full).as_str())
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_blob_urls_answer_403_and_a_fresh_poll_gives_a_working_url() {
+    let fake = start(Faults {
+        expire_urls: Trigger::first(1),
+        ..Faults::none()
+    })
+    .await;
+    let p = Protocol::SoraHk;
+    let c = client();
+    let (url, body) = submit(&fake, p, "expiring");
+    let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+    advance(Duration::from_secs(2)).await;
+    let first = poll(&c, &fake, p, &id).await["video_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c.get(&first).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(header(&r, "content-type"), Some("application/xml"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Code>AuthenticationFailed</Code>")
+    );
+
+    advance(Duration::from_secs(1)).await;
+    let fresh = poll(&c, &fake, p, &id).await["video_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, first, "a fresh poll gives a fresh URL");
+    assert_eq!(c.get(&fresh).send().await.unwrap().status(), 200);
+    assert_eq!(fake.ledger().sorahk.expired_urls, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn blob_urls_expire_at_their_se_time_and_forged_signatures_fail() {
+    let fake = FakeVendor::builder()
+        .with_job_secs(1.0)
+        .with_blob_url_ttl_secs(60)
+        .start()
+        .await
+        .unwrap();
+    let p = Protocol::SoraHk;
+    let c = client();
+    let (url, body) = submit(&fake, p, "short-lived");
+    let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+    advance(Duration::from_secs(2)).await;
+    let video_url = poll(&c, &fake, p, &id).await["video_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let forged = video_url.replace("sig=", "sig=A");
+    assert_eq!(c.get(&forged).send().await.unwrap().status(), 403);
+    advance(Duration::from_secs(61)).await;
+    let r = c.get(&video_url).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("Signed expiry time"));
+    let fresh = poll(&c, &fake, p, &id).await["video_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(c.get(&fresh).send().await.unwrap().status(), 200);
+    assert_eq!(fake.ledger().sorahk.expired_urls, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() {
+    for p in Protocol::ALL {
+        let fake = start(Faults {
+            accept_then_502: Trigger::first(1),
+            ..Faults::none()
+        })
+        .await;
+        let c = client();
+        let (url, body) = submit(&fake, p, "ambiguous");
+        let r = post_json(&c, &url, Some(KEY), body).await;
+        assert_eq!(r.status(), 502);
+        assert!(r.text().await.unwrap().contains("502 Bad Gateway"));
+
+        let l = fake.ledger();
+        let n = l.counts(p);
+        assert_eq!(
+            (n.submit_attempts, n.submits, n.accepted_then_502),
+            (1, 1, 1)
+        );
+        let job = &l.jobs_for_prompt("ambiguous")[0];
+        assert!(job.accepted_then_502);
+        let id = job.id.clone();
+
+        let list = match p {
+            Protocol::OpenAi => json(
+                get(&c, &format!("{}/videos", fake.base_url(p)), Some(KEY)).await,
+            )
+            .await["data"]
+                .clone(),
+            Protocol::SoraHk => {
+                json(get(&c, &format!("{}/tasks", fake.base_url(p)), Some(KEY)).await).await["data"]
+                    ["items"]
+                    .clone()
+            }
+        };
+        let listed: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v.get("id")
+                    .or(v.get("task_id"))
+                    .and_then(Value::as_str)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(listed, vec![id.as_str()]);
+        assert_eq!(list[0]["prompt"], "ambiguous");
+
+        advance(Duration::from_secs(2)).await;
+        assert_eq!(poll(&c, &fake, p, &id).await["status"], "completed");
+        assert_eq!(download(&c, &fake, p, &id).await.status(), 200);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
+    for p in Protocol::ALL {
+        for kind in [FailKind::ContentPolicy, FailKind::Retryable] {
+            let fake = start(Faults {
+                fail_jobs: FailJobsFault::always().with_kind(kind),
+                ..Faults::none()
+            })
+            .await;
+            let c = client();
+            let (url, body) = submit(&fake, p, "doomed");
+            let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+            advance(Duration::from_millis(500)).await;
+            assert_ne!(
+                poll(&c, &fake, p, &id).await["status"],
+                "failed",
+                "fails at the end"
+            );
+            advance(Duration::from_secs(1)).await;
+            let v = poll(&c, &fake, p, &id).await;
+            assert_eq!(v["status"], "failed");
+            match (p, kind) {
+                (Protocol::OpenAi, FailKind::ContentPolicy) => {
+                    assert_eq!(v["error"]["code"], "moderation_blocked");
+                }
+                (Protocol::OpenAi, FailKind::Retryable) => {
+                    assert_eq!(v["error"]["code"], "server_error");
+                }
+                (Protocol::SoraHk, FailKind::ContentPolicy) => {
+                    assert!(v["error_msg"].as_str().unwrap().contains("违反"));
+                    assert!(v["video_url"].is_null());
+                }
+                (Protocol::SoraHk, FailKind::Retryable) => {
+                    let m = v["error_msg"].as_str().unwrap();
+                    assert!(!m.contains("违反") && !m.is_empty());
+                }
+            }
+            if p == Protocol::OpenAi {
+                assert_eq!(download(&c, &fake, p, &id).await.status(), 404);
+            }
+            let l = fake.ledger();
+            assert_eq!(l.jobs[0].status, JobPhase::Failed);
+            assert_eq!(l.jobs[0].failure, Some(kind));
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_jobs_can_be_listed_late() {
+    let fake = start(Faults {
+        list_lag_ms: 5_000,
+        ..Faults::none()
+    })
+    .await;
+    let c = client();
+    let (url, body) = submit(&fake, Protocol::SoraHk, "late listing");
+    post_json(&c, &url, Some(KEY), body).await;
+    let list_url = format!("{}/tasks", fake.base_url(Protocol::SoraHk));
+    let total = |v: Value| v["data"]["total"].as_u64().unwrap();
+    assert_eq!(total(json(get(&c, &list_url, Some(KEY)).await).await), 0);
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(total(json(get(&c, &list_url, Some(KEY)).await).await), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fault_draws_are_deterministic_for_a_seed() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let fake = FakeVendor::builder()
+            .with_seed(7)
+            .with_faults(Faults {
+                rate_limit: RateLimitFault::probability(0.5),
+                ..Faults::none()
+            })
+            .start()
+            .await
+            .unwrap();
+        let c = client();
+        let mut statuses = Vec::new();
+        for i in 0..20 {
+            let (url, body) = submit(&fake, Protocol::OpenAi, &format!("p{i}"));
+            statuses.push(post_json(&c, &url, Some(KEY), body).await.status().as_u16());
+        }
+        let ids: Vec<String> = fake.ledger().jobs.into_iter().map(|j| j.id).collect();
+        runs.push((statuses, ids));
+    }
+    assert_eq!(runs[0], runs[1]);
+    let limited = runs[0].0.iter().filter(|s| **s == 429).count();
+    assert!((3..=17).contains(&limited), "{limited} of 20");
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_can_be_read_and_replaced_over_http_and_reset_clears_the_ledger() {
+    let fake = start(Faults::none()).await;
+    let c = client();
+    let faults_url = format!("{}/__faults", fake.url());
+    let body = json!({"accept_then_502": {"first": 1}, "rate_limit": {"probability": 0.0}});
+    let r = c.post(&faults_url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(fake.faults().accept_then_502, Trigger::first(1));
+    assert_eq!(
+        json(get(&c, &faults_url, None).await).await["accept_then_502"]["first"],
+        1
+    );
+
+    let bad = c
+        .post(&faults_url)
+        .json(&json!({"acept_then_502": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = c
+        .post(&faults_url)
+        .json(&json!({"stall": {"probability": 2.0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        fake.faults().accept_then_502,
+        Trigger::first(1),
+        "unchanged"
+    );
+
+    let (url, body) = submit(&fake, Protocol::OpenAi, "x");
+    assert_eq!(post_json(&c, &url, Some(KEY), body).await.status(), 502);
+    let ledger: cineflow_testkit::Ledger = get(&c, &fake.ledger_url(), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ledger, fake.ledger());
+    assert_eq!(ledger.openai.accepted_then_502, 1);
+
+    let r = c
+        .post(format!("{}/__reset", fake.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let l = fake.ledger();
+    assert!(l.jobs.is_empty());
+    assert_eq!(l.total, cineflow_testkit::Counts::default());
+    assert_eq!(
+        fake.faults(),
+        Faults::none(),
+        "faults back to their start values"
+    );
+}
