@@ -149,17 +149,17 @@ fn quote_spans(text: &str) -> Vec<(bool, &str)> {
             _ => None,
         };
         let after_open = i + c.len_utf8();
-        if let Some(close) = close {
-            if let Some(rel) = text[after_open..].find(close) {
-                let end = after_open + rel + close.len_utf8();
-                if plain_start < i {
-                    spans.push((false, &text[plain_start..i]));
-                }
-                spans.push((true, &text[i..end]));
-                plain_start = end;
-                i = end;
-                continue;
+        if let Some(close) = close
+            && let Some(rel) = text[after_open..].find(close)
+        {
+            let end = after_open + rel + close.len_utf8();
+            if plain_start < i {
+                spans.push((false, &text[plain_start..i]));
             }
+            spans.push((true, &text[i..end]));
+            plain_start = end;
+            i = end;
+            continue;
         }
         i = after_open;
     }

@@ -671,10 +671,10 @@ impl Lifecycle<'_> {
         provider: &dyn VideoProvider,
         job: &ProviderJob,
     ) -> Result<()> {
-        if provider.capabilities().cancel {
-            if let Err(e) = provider.cancel(job).await {
-                tracing::warn!(task = %task.id, error = %e, "vendor cancel failed");
-            }
+        if provider.capabilities().cancel
+            && let Err(e) = provider.cancel(job).await
+        {
+            tracing::warn!(task = %task.id, error = %e, "vendor cancel failed");
         }
         let before = task.status;
         mark_cancelled(self.inner, task, before).await

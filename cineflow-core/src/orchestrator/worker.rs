@@ -80,10 +80,10 @@ async fn run(
     let mut contexts: HashMap<RunId, Arc<exec::RunCtx>> = HashMap::new();
     while !stop.is_cancelled() {
         while let Some(done) = set.try_join_next() {
-            if let Ok(run_id) = done {
-                if let Err(e) = finish_run(&inner, run_id, false).await {
-                    tracing::warn!(run = %run_id, error = %e, "could not finish the run");
-                }
+            if let Ok(run_id) = done
+                && let Err(e) = finish_run(&inner, run_id, false).await
+            {
+                tracing::warn!(run = %run_id, error = %e, "could not finish the run");
             }
         }
         let free = slots.available_permits();

@@ -413,12 +413,10 @@ impl Router {
                 let Some(slot) = self.slots.get(&route.provider) else {
                     continue;
                 };
-                if live {
-                    if let Err(u) = slot.health.availability() {
-                        excluded.push(format!("{label}: {}", u.describe()));
-                        waits.push(u.until());
-                        continue;
-                    }
+                if live && let Err(u) = slot.health.availability() {
+                    excluded.push(format!("{label}: {}", u.describe()));
+                    waits.push(u.until());
+                    continue;
                 }
                 let repeat = tried
                     .iter()

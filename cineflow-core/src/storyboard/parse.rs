@@ -498,10 +498,10 @@ pub(super) fn validate_segment(segment: &Segment, path: &str) -> Vec<Violation> 
     if let Some(problem) = prompt_problem(&segment.prompt_text) {
         v.push(Violation::new(format!("{path}.prompt_text"), problem));
     }
-    if let Some(image) = &segment.image {
-        if let Err(e) = check_image(image.as_str()) {
-            v.push(Violation::new(format!("{path}.image_url"), e));
-        }
+    if let Some(image) = &segment.image
+        && let Err(e) = check_image(image.as_str())
+    {
+        v.push(Violation::new(format!("{path}.image_url"), e));
     }
     for (j, c) in segment.asset.characters.iter().enumerate() {
         if c.name.trim().is_empty() {
