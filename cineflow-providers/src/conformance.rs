@@ -4,16 +4,21 @@
 //!
 //! The suite asserts on error codes, retryability and submit states, never on message text, and
 //! pins submit counts (`expect(n)`): paying twice is the worst bug this project can have.
+//!
+//! The helpers at the end ([`NoAuthorization`], [`mount_sequence`], [`collect`]…) are for the
+//! adapters' own wiremock tests.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::{
-    ErrorCode, GenerationRequest, JobState, ProviderError, ProviderJob, SubmitState, VideoProvider,
+    ByteStream, ErrorCode, GenerationRequest, JobState, Orientation, ProviderError, ProviderJob,
+    SubmitState, TaskId, VideoAsset, VideoProvider,
 };
 use futures::StreamExt;
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 /// The API key every harness must configure; the suite checks it never leaks.
 pub const TEST_KEY: &str = "sk-conformance-SECRET-4242";
@@ -26,7 +31,8 @@ pub const VIDEO: &[u8] = b"\x00\x00\x00\x18ftypmp42conformance-video-bytes";
 pub enum PollCase {
     /// The vendor's queued status.
     Queued,
-    /// The vendor's running status with this progress (0–100; adapters may scale).
+    /// The vendor's running status with this progress (0–100; adapters may scale). A vendor that
+    /// reports no progress answers its plain running status (see [`Harness::reports_progress`]).
     Running(u8),
     /// Done, with a downloadable video (served by [`Harness::mount_download`]).
     Succeeded,
@@ -79,10 +85,29 @@ pub trait Harness: Send + Sync {
 
     /// Mounts the download of `job_id`'s video, serving [`VIDEO`].
     async fn mount_download(&self, server: &MockServer, job_id: &str);
+
+    /// Whether the vendor reports progress while running. Default: it does; a harness for a
+    /// vendor that never does says `false`, and the suite checks only that the job runs.
+    fn reports_progress(&self) -> bool {
+        true
+    }
+
+    /// Mounts poll answers for `job_id` that end in success with the video on another host, at
+    /// `url` (the suite serves it there): a poll answer carrying that URL, or the vendor's
+    /// download endpoint redirecting to it. Returns whether it did; the default mounts
+    /// nothing and returns `false`, which skips
+    /// [`downloads_never_send_the_key_to_another_host`].
+    async fn mount_video_elsewhere(&self, server: &MockServer, job_id: &str, url: &str) -> bool {
+        let _ = (server, job_id, url);
+        false
+    }
 }
 
 fn assert_no_key(what: &str, text: &str) {
-    assert!(!text.contains(TEST_KEY), "the API key leaked into {what}: {text}");
+    assert!(
+        !text.contains(TEST_KEY),
+        "the API key leaked into {what}: {text}"
+    );
 }
 
 fn assert_error_hides_key(e: &ProviderError) {
@@ -90,7 +115,11 @@ fn assert_error_hides_key(e: &ProviderError) {
     assert_no_key("an error's Debug", &format!("{e:?}"));
 }
 
-async fn poll_until_terminal(p: &dyn VideoProvider, job: &ProviderJob, max: usize) -> Vec<JobState> {
+async fn poll_until_terminal(
+    p: &dyn VideoProvider,
+    job: &ProviderJob,
+    max: usize,
+) -> Vec<JobState> {
     let mut seen = Vec::new();
     for _ in 0..max {
         let s = match p.poll(job).await {
@@ -106,7 +135,11 @@ async fn poll_until_terminal(p: &dyn VideoProvider, job: &ProviderJob, max: usiz
     seen
 }
 
-async fn submit_ok(h: &dyn Harness, server: &MockServer, job_id: &str) -> (Arc<dyn VideoProvider>, ProviderJob) {
+async fn submit_ok(
+    h: &dyn Harness,
+    server: &MockServer,
+    job_id: &str,
+) -> (Arc<dyn VideoProvider>, ProviderJob) {
     h.mount_submit_ok(server, job_id, 1).await;
     let p = h.provider(&server.uri(), Duration::from_secs(5));
     let job = match p.submit(&h.request()).await {
@@ -122,30 +155,35 @@ async fn submit_ok(h: &dyn Harness, server: &MockServer, job_id: &str) -> (Arc<d
 pub async fn happy_path_submits_exactly_once(h: &dyn Harness) {
     let server = MockServer::start().await;
     let (p, job) = submit_ok(h, &server, "job-happy-1").await;
-    h.mount_polls(&server, "job-happy-1", &[PollCase::Queued, PollCase::Running(40), PollCase::Succeeded])
-        .await;
+    h.mount_polls(
+        &server,
+        "job-happy-1",
+        &[PollCase::Queued, PollCase::Running(40), PollCase::Succeeded],
+    )
+    .await;
     h.mount_download(&server, "job-happy-1").await;
     let states = poll_until_terminal(p.as_ref(), &job, 10).await;
-    assert!(matches!(states.first(), Some(JobState::Queued)), "{states:?}");
     assert!(
-        states.iter().any(|s| matches!(s, JobState::Running { progress: Some(p), .. } if *p > 0)),
-        "progress is reported: {states:?}"
+        matches!(states.first(), Some(JobState::Queued)),
+        "{states:?}"
     );
+    if h.reports_progress() {
+        assert!(
+            states
+                .iter()
+                .any(|s| matches!(s, JobState::Running { progress: Some(p), .. } if *p > 0)),
+            "progress is reported: {states:?}"
+        );
+    } else {
+        assert!(
+            states.iter().any(|s| matches!(s, JobState::Running { .. })),
+            "running is reported: {states:?}"
+        );
+    }
     let Some(JobState::Succeeded { asset }) = states.last() else {
         panic!("did not succeed: {states:?}");
     };
-    let mut stream = match p.download(&job, asset).await {
-        Ok(s) => s,
-        Err(e) => panic!("download failed: {e:?}"),
-    };
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => bytes.extend_from_slice(&c),
-            Err(e) => panic!("download chunk failed: {e:?}"),
-        }
-    }
-    assert_eq!(bytes, VIDEO);
+    assert_eq!(download(p.as_ref(), &job, asset).await, VIDEO);
     assert_no_key("the provider's Debug", &format!("{p:?}"));
     assert_no_key("the job", &format!("{job:?}"));
     assert_no_key("the asset", &format!("{asset:?}"));
@@ -155,7 +193,8 @@ pub async fn happy_path_submits_exactly_once(h: &dyn Harness) {
 pub async fn content_policy_failures_are_not_retryable(h: &dyn Harness) {
     let server = MockServer::start().await;
     let (p, job) = submit_ok(h, &server, "job-policy-1").await;
-    h.mount_polls(&server, "job-policy-1", &[PollCase::FailedContentPolicy]).await;
+    h.mount_polls(&server, "job-policy-1", &[PollCase::FailedContentPolicy])
+        .await;
     let states = poll_until_terminal(p.as_ref(), &job, 3).await;
     match states.last() {
         Some(JobState::Failed { error }) => {
@@ -171,7 +210,8 @@ pub async fn content_policy_failures_are_not_retryable(h: &dyn Harness) {
 pub async fn other_failures_are_typed(h: &dyn Harness) {
     let server = MockServer::start().await;
     let (p, job) = submit_ok(h, &server, "job-fail-1").await;
-    h.mount_polls(&server, "job-fail-1", &[PollCase::FailedOther]).await;
+    h.mount_polls(&server, "job-fail-1", &[PollCase::FailedOther])
+        .await;
     let states = poll_until_terminal(p.as_ref(), &job, 3).await;
     match states.last() {
         Some(JobState::Failed { error }) => {
@@ -186,7 +226,8 @@ pub async fn other_failures_are_typed(h: &dyn Harness) {
 pub async fn unknown_statuses_keep_polling(h: &dyn Harness) {
     let server = MockServer::start().await;
     let (p, job) = submit_ok(h, &server, "job-unknown-1").await;
-    h.mount_polls(&server, "job-unknown-1", &[PollCase::UnknownStatus]).await;
+    h.mount_polls(&server, "job-unknown-1", &[PollCase::UnknownStatus])
+        .await;
     for _ in 0..2 {
         match p.poll(&job).await {
             Ok(s) => assert!(matches!(s.state, JobState::Running { .. }), "{:?}", s.state),
@@ -221,7 +262,10 @@ pub async fn unauthorized_is_typed_and_rejected(h: &dyn Harness) {
 pub async fn forbidden_is_typed_and_rejected(h: &dyn Harness) {
     let e = failing_submit(h, SubmitFailure::Forbidden).await;
     assert!(
-        matches!(e.code(), ErrorCode::Forbidden | ErrorCode::InsufficientCredits | ErrorCode::ContentPolicy),
+        matches!(
+            e.code(),
+            ErrorCode::Forbidden | ErrorCode::InsufficientCredits | ErrorCode::ContentPolicy
+        ),
         "{e:?}"
     );
     assert!(!e.is_retryable());
@@ -303,6 +347,139 @@ pub async fn refused_connections_are_not_sent(h: &dyn Harness) {
     }
 }
 
+/// Downloads never send the key to another host: not to a video URL on another origin, and not
+/// along a redirect from the API's own origin to another one (skipped unless the harness
+/// implements [`Harness::mount_video_elsewhere`]).
+pub async fn downloads_never_send_the_key_to_another_host(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    let job_id = "job-cdn-1";
+    let video_url = format!("{}/cdn/{job_id}.mp4?sig=SIGNED", cdn.uri());
+    if !h.mount_video_elsewhere(&server, job_id, &video_url).await {
+        return;
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/cdn/{job_id}.mp4")))
+        .and(NoAuthorization)
+        .respond_with(video_response())
+        .expect(2)
+        .mount(&cdn)
+        .await;
+    let (p, job) = submit_ok(h, &server, job_id).await;
+    let states = poll_until_terminal(p.as_ref(), &job, 10).await;
+    let Some(JobState::Succeeded { asset }) = states.last() else {
+        panic!("did not succeed: {states:?}");
+    };
+    assert_eq!(download(p.as_ref(), &job, asset).await, VIDEO);
+    // The same video behind a redirect from the API's origin, where the key may go.
+    Mock::given(method("GET"))
+        .and(path(format!("/moved/{job_id}.mp4")))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", video_url.as_str()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let moved = VideoAsset {
+        url: format!("{}/moved/{job_id}.mp4", server.uri()),
+        expires_at: None,
+        content_type: None,
+    };
+    assert_eq!(download(p.as_ref(), &job, &moved).await, VIDEO);
+    assert_no_authorization(&cdn).await;
+}
+
+async fn download(p: &dyn VideoProvider, job: &ProviderJob, asset: &VideoAsset) -> Vec<u8> {
+    match p.download(job, asset).await {
+        Ok(stream) => collect(stream).await,
+        Err(e) => panic!("download failed: {e:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for adapter tests
+// ---------------------------------------------------------------------------------------------
+
+/// A request of `duration_s` seconds for `vendor_model`: horizontal, not pro, no image, no
+/// extra, a fresh task id. Tests change the fields they care about.
+pub fn request(vendor_model: &str, prompt: &str, duration_s: u32) -> GenerationRequest {
+    let task_id = TaskId::new();
+    GenerationRequest {
+        task_id,
+        vendor_model: vendor_model.into(),
+        prompt: prompt.into(),
+        duration_s,
+        orientation: Orientation::Horizontal,
+        is_pro: false,
+        image: None,
+        idempotency_key: format!("{task_id}-1"),
+        extra: serde_json::Value::Null,
+    }
+}
+
+/// A wiremock matcher that fails when the request carries an `Authorization` header.
+#[derive(Debug, Clone, Copy)]
+pub struct NoAuthorization;
+
+impl Match for NoAuthorization {
+    fn matches(&self, request: &Request) -> bool {
+        !request.headers.contains_key("authorization")
+    }
+}
+
+/// A `200` answer serving [`VIDEO`] as `video/mp4`.
+pub fn video_response() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(VIDEO, "video/mp4")
+}
+
+/// Mounts `answers` in order on mocks built by `base`: each answered once, the last one
+/// repeatedly (priorities 1, 2, …).
+pub async fn mount_sequence(
+    server: &MockServer,
+    base: impl Fn() -> MockBuilder,
+    answers: Vec<ResponseTemplate>,
+) {
+    let n = answers.len();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let priority = u8::try_from(i + 1).unwrap_or(u8::MAX);
+        let mut mock = base().respond_with(answer).with_priority(priority);
+        if i + 1 < n {
+            mock = mock.up_to_n_times(1);
+        }
+        mock.mount(server).await;
+    }
+}
+
+/// Every byte of a download (panics on a failed chunk).
+pub async fn collect(mut stream: ByteStream) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => bytes.extend_from_slice(&c),
+            Err(e) => panic!("download chunk failed: {e:?}"),
+        }
+    }
+    bytes
+}
+
+/// Asserts that `server` was called, never with an `Authorization` header nor [`TEST_KEY`] in
+/// any header.
+pub async fn assert_no_authorization(server: &MockServer) {
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert!(!requests.is_empty(), "{} was never called", server.uri());
+    for r in requests {
+        assert!(
+            !r.headers.contains_key("authorization"),
+            "credentials were sent to {}",
+            r.url
+        );
+        for (name, value) in &r.headers {
+            assert_no_key(
+                &format!("the {name} header"),
+                &String::from_utf8_lossy(value.as_bytes()),
+            );
+        }
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance behaviour for a harness expression.
 ///
 /// ```ignore
@@ -363,6 +540,10 @@ macro_rules! provider_conformance_tests {
             #[tokio::test]
             async fn refused_connections_are_not_sent() {
                 c::refused_connections_are_not_sent(&$harness).await;
+            }
+            #[tokio::test]
+            async fn downloads_never_send_the_key_to_another_host() {
+                c::downloads_never_send_the_key_to_another_host(&$harness).await;
             }
         }
     };

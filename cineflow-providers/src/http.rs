@@ -1,23 +1,51 @@
-//! Shared HTTP plumbing for the vendor adapters: secrets, the client, error classification,
-//! bounded JSON reads and streaming downloads.
+//! Shared HTTP plumbing for the vendor adapters: secrets and scrubbing, the client and its
+//! configuration ([`ClientConfig`] → [`Endpoint`]), error classification, bounded reads,
+//! downloads that keep keys on their origin, reference images and request bodies.
 //!
 //! Public so that custom adapters can classify errors the same way.
 
+mod builder;
+
+pub use builder::{ClientConfig, Endpoint, env_var, require_key};
+
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cineflow_core::{ByteStream, Error, ErrorCode, ImageKind, ImageRef, ProviderError, SubmitState};
+use cineflow_core::provider::redact_url;
+use cineflow_core::{
+    ByteStream, Error, ErrorCode, GenerationRequest, ImageKind, ImageRef, ProviderError,
+    ProviderId, ProviderJob, SubmitState,
+};
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use url::Url;
 
 /// Largest JSON body read from a vendor API (1 MiB).
 pub const MAX_JSON_BODY: usize = 1 << 20;
 
+/// Largest error body read from a failed download (64 KiB).
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// Largest reference image fetched or read (5 MiB, like storyboard validation).
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// Longest vendor message kept in an error's message, in characters (the raw excerpt keeps
+/// more); see [`shorten`].
+pub const MESSAGE_LIMIT: usize = 500;
+
+/// The key of [`GenerationRequest::extra`] naming a last-frame image (URL, `data:` URL or path);
+/// see [`last_frame`].
+pub const LAST_FRAME_KEY: &str = "last_frame_url";
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------------
 
 /// An API key or token. Never shown by `Debug` or `Display`; only [`expose`](Self::expose)
 /// reveals it, for the one header that needs it.
@@ -32,11 +60,7 @@ impl ApiKey {
 
     /// The first non-empty variable among `names`.
     pub fn from_env(names: &[&str]) -> Option<Self> {
-        names
-            .iter()
-            .filter_map(|n| std::env::var(n).ok())
-            .map(Self::new)
-            .find(|k| !k.0.is_empty())
+        env_var(names).map(Self::new)
     }
 
     /// The key itself, for an `Authorization` header.
@@ -49,7 +73,13 @@ impl ApiKey {
         self.0.is_empty()
     }
 
-    /// Replaces every occurrence of the key in `text` (vendors sometimes echo it).
+    /// Whether the key can be sent in an HTTP header (no control characters).
+    pub fn is_header_safe(&self) -> bool {
+        reqwest::header::HeaderValue::from_str(&self.0).is_ok()
+    }
+
+    /// Replaces every occurrence of the key in `text` (vendors sometimes echo it). Keys shorter
+    /// than 4 characters are left alone: they would match ordinary text.
     pub fn scrub(&self, text: &str) -> String {
         if self.0.len() < 4 {
             return text.to_owned();
@@ -64,15 +94,86 @@ impl fmt::Debug for ApiKey {
     }
 }
 
+/// Something that knows secrets and removes them from text: one [`ApiKey`], [`Secrets`], or a
+/// slice or array of either (`&[&access_key, &secret_key]`).
+pub trait Scrub {
+    /// `text` with every secret replaced by `[REDACTED]`.
+    fn scrub(&self, text: &str) -> String;
+}
+
+impl Scrub for ApiKey {
+    fn scrub(&self, text: &str) -> String {
+        ApiKey::scrub(self, text)
+    }
+}
+
+impl<T: Scrub + ?Sized> Scrub for &T {
+    fn scrub(&self, text: &str) -> String {
+        (**self).scrub(text)
+    }
+}
+
+impl<T: Scrub> Scrub for [T] {
+    fn scrub(&self, text: &str) -> String {
+        self.iter().fold(text.to_owned(), |t, k| k.scrub(&t))
+    }
+}
+
+impl<T: Scrub, const N: usize> Scrub for [T; N] {
+    fn scrub(&self, text: &str) -> String {
+        self.as_slice().scrub(text)
+    }
+}
+
+/// Every secret of a provider (several tokens, an access key and its secret key…), to scrub
+/// from messages and raw bodies. `Debug` shows only how many there are; `Secrets::default()`
+/// holds none.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets(Vec<ApiKey>);
+
+impl Secrets {
+    /// Holds `keys`.
+    pub fn new(keys: impl IntoIterator<Item = ApiKey>) -> Self {
+        Self(keys.into_iter().collect())
+    }
+}
+
+impl Scrub for Secrets {
+    fn scrub(&self, text: &str) -> String {
+        self.0.scrub(text)
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets([REDACTED; {}])", self.0.len())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
 /// Timeouts of an adapter's HTTP calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Establishing a connection. Default 10 s.
     pub connect: Duration,
-    /// A whole API call (submit, poll). Default 60 s.
+    /// A whole API call (submit, poll), and fetching a reference image. Default 60 s.
     pub request: Duration,
     /// A whole download. Default 30 min.
     pub download: Duration,
+}
+
+impl Timeouts {
+    /// The same timeout for everything (tests, fast local proxies).
+    pub const fn uniform(timeout: Duration) -> Self {
+        Self {
+            connect: timeout,
+            request: timeout,
+            download: timeout,
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -85,8 +186,9 @@ impl Default for Timeouts {
     }
 }
 
-/// Builds the shared client of one provider. Redirects are followed (at most 5); per-call
-/// timeouts are set on each request from [`Timeouts`].
+/// Builds the shared client of one provider. Redirects are followed (at most 5; reqwest drops
+/// `Authorization` whenever a redirect leaves the origin); per-call timeouts are set on each
+/// request from [`Timeouts`].
 pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
@@ -95,6 +197,81 @@ pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, Error> {
         .build()
         .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
 }
+
+/// Parses and checks a base URL: `http` or `https`, with a host, without credentials, query or
+/// fragment (it is stored in jobs and shown in `Debug`). Surrounding white space and trailing
+/// slashes are ignored. Error messages never repeat credentials.
+pub fn base_url(s: &str) -> Result<Url, Error> {
+    let s = s.trim();
+    let url = Url::parse(s.trim_end_matches('/'))
+        .map_err(|e| Error::Config(format!("invalid base URL {}: {e}", shown_url(s))))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::Config(format!(
+            "base URL {} must be http(s) with a host",
+            shown_url(s)
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::Config(
+            "the base URL must not carry credentials: give the key to the builder instead".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "base URL {} must not have a query or a fragment",
+            public_url(&url)
+        )));
+    }
+    Ok(url)
+}
+
+/// A URL without credentials, query or fragment.
+fn public_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// A configured (unchecked) URL fit for messages and `Debug`: without credentials, query or
+/// fragment. Text that is not a URL is shown only when it cannot hold credentials.
+fn shown_url(s: &str) -> String {
+    match Url::parse(s.trim()) {
+        Ok(u) => public_url(&u),
+        Err(_) if s.contains('@') => "(not shown: it may hold credentials)".to_owned(),
+        Err(_) => redact_url(s),
+    }
+}
+
+/// Whether two URLs have the same origin (scheme, host and port).
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
+}
+
+/// Appends path segments to a base URL, percent-encoding each (vendor ids are opaque and may
+/// contain `/`, `+`, `=`).
+pub fn join(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
+    let mut url = base.clone();
+    {
+        let mut path = url.path_segments_mut().map_err(|()| {
+            ProviderError::new(
+                ErrorCode::Internal,
+                format!("base URL {base} cannot have a path"),
+            )
+            .with_retryable(false)
+            .with_submit_state(SubmitState::NotSent)
+        })?;
+        path.pop_if_empty();
+        path.extend(segments);
+    }
+    Ok(url)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error classification
+// ---------------------------------------------------------------------------------------------
 
 /// Which kind of call failed; decides what a transport error means for billing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +293,14 @@ impl Call {
             _ => SubmitState::NotSent,
         }
     }
+}
+
+/// A request refused before anything was sent: [`InvalidRequest`](ErrorCode::InvalidRequest),
+/// not retryable, [`NotSent`](SubmitState::NotSent).
+pub fn refused(message: impl Into<String>) -> ProviderError {
+    ProviderError::new(ErrorCode::InvalidRequest, message)
+        .with_retryable(false)
+        .with_submit_state(SubmitState::NotSent)
 }
 
 /// Classifies a transport error (no HTTP answer). A connection that was never established means
@@ -176,13 +361,15 @@ pub fn submit_state_for_status(status: u16) -> SubmitState {
 }
 
 /// A classified error for an HTTP error answer, before vendor-specific refinement: code from the
-/// status, `Retry-After` honoured, `x-should-retry` obeyed, body excerpt kept (key scrubbed).
+/// status, `Retry-After` honoured, `x-should-retry` obeyed, the submit state from the status (a
+/// submit) or [`NotSent`](SubmitState::NotSent) (any other call), the message and a body excerpt
+/// kept with every secret scrubbed.
 pub fn status_error(
     status: u16,
     headers: &HeaderMap,
     body: &[u8],
     call: Call,
-    key: Option<&ApiKey>,
+    secrets: &(impl Scrub + ?Sized),
     message: impl Into<String>,
 ) -> ProviderError {
     let code = status_code(status);
@@ -194,17 +381,44 @@ pub fn status_error(
         Call::Submit => submit_state_for_status(status),
         _ => SubmitState::NotSent,
     };
-    ProviderError::new(code, message)
+    ProviderError::new(code, secrets.scrub(&message.into()))
         .with_http_status(status)
         .with_retryable(retryable)
         .with_retry_after(retry_after(headers))
         .with_submit_state(state)
-        .with_raw(excerpt(body, key))
+        .with_raw(excerpt(body, secrets))
+}
+
+/// `error` with another code and retryability; everything else is kept (message, HTTP status,
+/// `Retry-After`, submit state, vendor code, raw excerpt), except the source.
+///
+/// [`ProviderError`] has no setter for its code: this rebuilds it with the public builder
+/// methods, for error tables that refine [`status_error`].
+pub fn recode(error: ProviderError, code: ErrorCode, retryable: bool) -> ProviderError {
+    let mut e = ProviderError::new(code, error.message())
+        .with_retryable(retryable)
+        .with_retry_after(error.retry_after())
+        .with_submit_state(error.submit_state());
+    if let Some(status) = error.http_status() {
+        e = e.with_http_status(status);
+    }
+    if let Some(vendor_code) = error.vendor_code() {
+        e = e.with_vendor_code(vendor_code);
+    }
+    if let Some(raw) = error.raw() {
+        e = e.with_raw(raw);
+    }
+    e
 }
 
 /// Reads `retry-after-ms` or `retry-after` (seconds, or an HTTP date).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
@@ -212,20 +426,38 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = v.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).ok();
     }
-    let date = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let date =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let left = date - time::OffsetDateTime::now_utc();
     Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
 }
 
-/// A lossy UTF-8 excerpt of a body with the key scrubbed.
-pub fn excerpt(body: &[u8], key: Option<&ApiKey>) -> String {
-    let cut = &body[..body.len().min(ProviderError::RAW_LIMIT + 4)];
-    let text = String::from_utf8_lossy(cut);
-    match key {
-        Some(k) => k.scrub(&text),
-        None => text.into_owned(),
+/// A lossy UTF-8 excerpt of a body (a little over [`ProviderError::RAW_LIMIT`] bytes, so
+/// [`ProviderError::with_raw`] marks the cut), with every secret scrubbed **before** the cut: a
+/// secret across the cut cannot leave a piece behind.
+pub fn excerpt(body: &[u8], secrets: &(impl Scrub + ?Sized)) -> String {
+    let mut text = secrets.scrub(&String::from_utf8_lossy(body));
+    let mut cut = ProviderError::RAW_LIMIT + 4;
+    if text.len() > cut {
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// At most [`MESSAGE_LIMIT`] characters of a vendor message, with `…` where it was cut.
+pub fn shorten(s: &str) -> String {
+    match s.char_indices().nth(MESSAGE_LIMIT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------------------------
 
 /// A response read in full (bounded), for JSON APIs.
 #[derive(Debug, Clone)]
@@ -234,7 +466,7 @@ pub struct Answer {
     pub status: u16,
     /// Headers.
     pub headers: HeaderMap,
-    /// Body (at most [`MAX_JSON_BODY`] bytes).
+    /// Body (bounded: [`MAX_JSON_BODY`] bytes for [`send`], [`MAX_ERROR_BODY`] for downloads).
     pub body: Bytes,
 }
 
@@ -244,47 +476,81 @@ impl Answer {
         (200..300).contains(&self.status)
     }
 
-    /// Parses the body as JSON. A malformed body becomes a typed error: retryable, and ambiguous
-    /// for a submit (the vendor answered 2xx, a job may exist).
-    pub fn json<T: DeserializeOwned>(&self, call: Call, key: Option<&ApiKey>) -> Result<T, ProviderError> {
-        serde_json::from_slice(&self.body).map_err(|e| malformed(self, call, key, &e.to_string()))
+    /// Parses the body as JSON. A malformed body becomes a typed error ([`malformed`]):
+    /// retryable, and ambiguous for a submit (the vendor answered, a job may exist).
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        secrets: &(impl Scrub + ?Sized),
+    ) -> Result<T, ProviderError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| malformed(self, call, secrets, &e.to_string()))
     }
 }
 
-/// A typed error for a vendor answer that does not have the documented shape.
-pub fn malformed(answer: &Answer, call: Call, key: Option<&ApiKey>, why: &str) -> ProviderError {
+/// A typed error for a vendor answer that does not have the documented shape: retryable, and
+/// ambiguous for a submit. Secrets are scrubbed from the message and the raw excerpt.
+pub fn malformed(
+    answer: &Answer,
+    call: Call,
+    secrets: &(impl Scrub + ?Sized),
+    why: &str,
+) -> ProviderError {
     ProviderError::new(
         ErrorCode::Internal,
-        format!("unexpected answer (HTTP {}) to {call:?}: {why}", answer.status),
+        secrets.scrub(&format!(
+            "unexpected answer (HTTP {}) to {call:?}: {why}",
+            answer.status
+        )),
     )
     .with_http_status(answer.status)
     .with_retryable(true)
     .with_submit_state(call.after_send())
-    .with_raw(excerpt(&answer.body, key))
+    .with_raw(excerpt(&answer.body, secrets))
 }
 
-/// Sends a request and reads its answer (bounded). Transport failures are classified with
-/// [`transport_error`].
+/// Sends a request and reads its answer (at most [`MAX_JSON_BODY`] bytes). Transport failures
+/// are classified with [`transport_error`].
 pub async fn send(req: reqwest::RequestBuilder, call: Call) -> Result<Answer, ProviderError> {
     let resp = req.send().await.map_err(|e| transport_error(e, call))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
+    match read_limited(resp, MAX_JSON_BODY).await {
+        (body, None) => Ok(Answer {
+            status,
+            headers,
+            body: Bytes::from(body),
+        }),
+        (_, Some(e)) => Err(transport_error(e, call)),
+    }
+}
+
+/// Reads at most `limit` bytes of a body, best effort: a broken stream ends the read (for error
+/// bodies, where what was read is better than nothing).
+pub async fn read_bounded(resp: reqwest::Response, limit: usize) -> Bytes {
+    Bytes::from(read_limited(resp, limit).await.0)
+}
+
+/// At most `limit` bytes of a body, and the error that stopped the read early, if any.
+async fn read_limited(resp: reqwest::Response, limit: usize) -> (Vec<u8>, Option<reqwest::Error>) {
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| transport_error(e, call))?;
-        let room = MAX_JSON_BODY.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if room < chunk.len() {
-            break;
+    while body.len() < limit {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Some(Err(e)) => return (body, Some(e)),
+            None => break,
         }
     }
-    Ok(Answer {
-        status,
-        headers,
-        body: Bytes::from(body),
-    })
+    (body, None)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Downloads
+// ---------------------------------------------------------------------------------------------
 
 /// Turns a download response into a [`ByteStream`] (constant memory), with its announced length
 /// and type. Chunk errors are retryable network errors.
@@ -303,114 +569,380 @@ pub fn stream_body(resp: reqwest::Response) -> ByteStream {
         .with_content_type(ct)
 }
 
-/// Appends path segments to a base URL, percent-encoding each (vendor ids are opaque and may
-/// contain `/`, `+`, `=`).
-pub fn join(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
-    let mut url = base.clone();
-    {
-        let mut path = url.path_segments_mut().map_err(|()| {
-            ProviderError::new(ErrorCode::Internal, format!("base URL {base} cannot have a path"))
-                .with_retryable(false)
-                .with_submit_state(SubmitState::NotSent)
-        })?;
-        path.pop_if_empty();
-        path.extend(segments);
-    }
-    Ok(url)
-}
-
-/// Parses and checks a base URL (`http` or `https`, with a host).
-pub fn base_url(s: &str) -> Result<Url, Error> {
-    let url = Url::parse(s.trim_end_matches('/'))
-        .map_err(|e| Error::Config(format!("invalid base URL {s:?}: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(Error::Config(format!("base URL {s:?} must be http(s) with a host")));
-    }
-    Ok(url)
-}
-
-/// Loads a reference image's bytes and media type: a `data:` URL is decoded, a path is read
-/// (off the runtime), an http(s) URL is fetched with `client` (without any credentials).
-pub async fn load_image(client: &reqwest::Client, image: &ImageRef) -> Result<(Bytes, String), ProviderError> {
-    use base64::Engine;
-    let invalid = |msg: String| {
-        ProviderError::new(ErrorCode::InvalidRequest, msg)
+/// Streams a video from `url` (constant memory).
+///
+/// - `key` goes out as `Authorization: Bearer` only when `url` has the origin (scheme, host and
+///   port) of `base`: a CDN or a signed blob URL never sees it.
+/// - Redirects are followed by the client's policy; reqwest drops `Authorization` on every
+///   redirect that leaves the origin, so the key never follows the video elsewhere.
+/// - A URL that is not http(s) is a non-retryable [`DownloadFailed`](ErrorCode::DownloadFailed).
+/// - A non-2xx answer is read (at most [`MAX_ERROR_BODY`] bytes) and handed to `classify`,
+///   usually [`download_error`] or the adapter's error table. It is never a stream.
+pub async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&ApiKey>,
+    base: &Url,
+    timeout: Duration,
+    classify: impl FnOnce(&Answer) -> ProviderError,
+) -> Result<ByteStream, ProviderError> {
+    let parsed = Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorCode::DownloadFailed,
+                format!("download URL {} is not an http(s) URL", redact_url(url)),
+            )
             .with_retryable(false)
             .with_submit_state(SubmitState::NotSent)
-    };
-    let (bytes, mime) = match image.kind() {
+        })?;
+    let same = same_origin(&parsed, base);
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    let mut call = client.get(parsed).timeout(timeout);
+    match key {
+        Some(key) if same => call = call.bearer_auth(key.expose()),
+        Some(_) => {
+            tracing::debug!(
+                host,
+                "the video is on another origin: downloading without the API key"
+            );
+        }
+        None => {}
+    }
+    let resp = call
+        .send()
+        .await
+        .map_err(|e| transport_error(e, Call::Download))?;
+    if resp.status().is_success() {
+        return Ok(stream_body(resp));
+    }
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = read_bounded(resp, MAX_ERROR_BODY).await;
+    Err(classify(&Answer {
+        status,
+        headers,
+        body,
+    }))
+}
+
+/// The error of a failed download by its HTTP status ([`status_error`] for
+/// [`Call::Download`]); the message names the URL without its query (a signature).
+pub fn download_error(
+    answer: &Answer,
+    url: &str,
+    secrets: &(impl Scrub + ?Sized),
+) -> ProviderError {
+    status_error(
+        answer.status,
+        &answer.headers,
+        &answer.body,
+        Call::Download,
+        secrets,
+        format!(
+            "download of {} answered HTTP {}",
+            redact_url(url),
+            answer.status
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference images
+// ---------------------------------------------------------------------------------------------
+
+/// Loads a reference image's bytes and media type, within `timeout`: a `data:` URL is decoded,
+/// a path is read (off the runtime), an http(s) URL is fetched with `client` (without any
+/// credentials). Everything fails before the vendor is called, so every error is
+/// [`NotSent`](SubmitState::NotSent):
+///
+/// - [`Timeout`](ErrorCode::Timeout) when `timeout` passes;
+/// - [`InvalidRequest`](ErrorCode::InvalidRequest) for an unreadable image, one larger than
+///   [`MAX_IMAGE_BYTES`], or one that is not JPEG, PNG or WebP. The type is the declared one (the
+///   `data:` URL's, the `Content-Type`), else the file name's, else the bytes' signature.
+pub async fn load_image(
+    client: &reqwest::Client,
+    image: &ImageRef,
+    timeout: Duration,
+) -> Result<(Bytes, String), ProviderError> {
+    let (bytes, declared) = tokio::time::timeout(timeout, read_image(client, image))
+        .await
+        .map_err(|_| {
+            ProviderError::new(
+                ErrorCode::Timeout,
+                "fetching the reference image took too long; nothing was sent to the vendor",
+            )
+            .with_submit_state(SubmitState::NotSent)
+        })??;
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(refused(format!(
+            "reference image is larger than {MAX_IMAGE_BYTES} bytes"
+        )));
+    }
+    let mime = media_type(declared, image.as_str(), &bytes)?;
+    Ok((bytes, mime))
+}
+
+/// The image's bytes (at most one more than [`MAX_IMAGE_BYTES`] from a URL) and its declared
+/// type, if any.
+async fn read_image(
+    client: &reqwest::Client,
+    image: &ImageRef,
+) -> Result<(Bytes, Option<String>), ProviderError> {
+    use base64::Engine;
+    match image.kind() {
         ImageKind::DataUrl => {
-            let s = image.as_str();
-            let (head, data) = s
+            let (head, data) = image
+                .as_str()
                 .split_once(',')
-                .ok_or_else(|| invalid("malformed data URL".into()))?;
-            let mime = head
-                .trim_start_matches("data:")
-                .split(';')
-                .next()
-                .unwrap_or("image/png")
-                .to_owned();
+                .ok_or_else(|| refused("malformed data URL"))?;
+            let declared = head.trim_start_matches("data:").split(';').next();
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
-                .map_err(|e| invalid(format!("data URL is not valid base64: {e}")))?;
-            (Bytes::from(bytes), mime)
+                .map_err(|e| refused(format!("data URL is not valid base64: {e}")))?;
+            Ok((Bytes::from(bytes), declared.map(str::to_owned)))
         }
         ImageKind::Path => {
             let path = image.as_str();
             let bytes = tokio::fs::read(path)
                 .await
-                .map_err(|e| invalid(format!("cannot read reference image {path:?}: {e}")))?;
-            (Bytes::from(bytes), mime_from_name(path).to_owned())
+                .map_err(|e| refused(format!("cannot read reference image {path:?}: {e}")))?;
+            Ok((Bytes::from(bytes), None))
         }
         ImageKind::Url => {
-            let resp = client
-                .get(image.as_str())
-                .send()
-                .await
-                .map_err(|e| transport_error(e, Call::Other).with_submit_state(SubmitState::NotSent))?;
+            let not_sent =
+                |e| transport_error(e, Call::Other).with_submit_state(SubmitState::NotSent);
+            let resp = client.get(image.as_str()).send().await.map_err(not_sent)?;
             if !resp.status().is_success() {
-                return Err(invalid(format!(
+                return Err(refused(format!(
                     "reference image {} answered HTTP {}",
-                    cineflow_core::provider::redact_url(image.as_str()),
+                    redact_url(image.as_str()),
                     resp.status().as_u16()
                 )));
             }
-            let mime = resp
+            let declared = resp
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-                .unwrap_or_else(|| mime_from_name(image.as_str()).to_owned());
-            let mut body = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| transport_error(e, Call::Other).with_submit_state(SubmitState::NotSent))?;
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_IMAGE_BYTES {
-                    break;
-                }
+                .map(str::to_owned);
+            match read_limited(resp, MAX_IMAGE_BYTES + 1).await {
+                (body, None) => Ok((Bytes::from(body), declared)),
+                (_, Some(e)) => Err(not_sent(e)),
             }
-            (Bytes::from(body), mime)
         }
-    };
-    if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(invalid(format!(
-            "reference image is larger than {} bytes",
-            MAX_IMAGE_BYTES
-        )));
     }
-    Ok((bytes, mime))
 }
 
-fn mime_from_name(name: &str) -> &'static str {
+/// The accepted media type of an image: declared, else by name, else by signature.
+fn media_type(declared: Option<String>, name: &str, bytes: &[u8]) -> Result<String, ProviderError> {
+    let declared = declared
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|t| !t.is_empty() && !t.ends_with("/octet-stream"));
+    let found = declared
+        .or_else(|| type_from_name(name).map(str::to_owned))
+        .or_else(|| type_from_signature(bytes).map(str::to_owned));
+    match found.as_deref() {
+        Some("image/jpeg" | "image/jpg" | "image/pjpeg") => Ok("image/jpeg".to_owned()),
+        Some("image/png") => Ok("image/png".to_owned()),
+        Some("image/webp") => Ok("image/webp".to_owned()),
+        Some(other) => Err(refused(format!(
+            "reference image type {other:?} is not accepted: use JPEG, PNG or WebP"
+        ))),
+        None => Err(refused(
+            "the reference image's type is unknown: use a JPEG, PNG or WebP image",
+        )),
+    }
+}
+
+fn type_from_name(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     let path = lower.split(['?', '#']).next().unwrap_or_default();
-    if path.ends_with(".jpg") || path.ends_with(".jpeg") {
-        "image/jpeg"
-    } else if path.ends_with(".webp") {
-        "image/webp"
+    let ext = path.rsplit_once('.')?.1;
+    match ext {
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "png" => Some("image/png"),
+        "webp" => Some("image/webp"),
+        "gif" => Some("image/gif"),
+        _ => None,
+    }
+}
+
+fn type_from_signature(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\xff\xd8\xff") {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
     } else {
-        "image/png"
+        None
+    }
+}
+
+/// The usual file extension of an accepted media type: `jpg`, `webp`, else `png`.
+pub fn image_extension(mime: &str) -> &'static str {
+    match mime {
+        "image/jpeg" => "jpg",
+        "image/webp" => "webp",
+        _ => "png",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request and answer bodies
+// ---------------------------------------------------------------------------------------------
+
+/// A JSON request body: `fields` serialized, then `extra` (null or an object) merged in. `extra`
+/// may override any field except `reserved` (the ones the request itself decides).
+pub fn json_body(
+    fields: &impl Serialize,
+    extra: &Value,
+    reserved: &[&str],
+) -> Result<Map<String, Value>, ProviderError> {
+    let Ok(Value::Object(mut body)) = serde_json::to_value(fields) else {
+        return Err(
+            ProviderError::new(ErrorCode::Internal, "cannot encode the request")
+                .with_retryable(false)
+                .with_submit_state(SubmitState::NotSent),
+        );
+    };
+    match extra {
+        Value::Null => {}
+        Value::Object(extra) => {
+            for (k, v) in extra {
+                if reserved.contains(&k.as_str()) {
+                    return Err(refused(format!(
+                        "extra field {k:?} may not override the request's own {k}"
+                    )));
+                }
+                body.insert(k.clone(), v.clone());
+            }
+        }
+        other => {
+            return Err(refused(format!(
+                "extra must be a JSON object, got {}",
+                json_kind(other)
+            )));
+        }
+    }
+    Ok(body)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Adds `extra`'s fields (when it is an object) to `body` without replacing any field already
+/// set. [`LAST_FRAME_KEY`] is never copied: it is read with [`last_frame`].
+pub fn merge_extra(body: &mut Map<String, Value>, extra: &Value) {
+    if let Some(extra) = extra.as_object() {
+        for (k, v) in extra {
+            if k != LAST_FRAME_KEY && !body.contains_key(k) {
+                body.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The last frame named in `extra.last_frame_url` ([`LAST_FRAME_KEY`]), checked: a non-empty
+/// string holding an image reference, in a request that has a first frame (its image).
+pub fn last_frame(req: &GenerationRequest) -> Result<Option<ImageRef>, ProviderError> {
+    match req.extra.get(LAST_FRAME_KEY) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            if req.image.is_none() {
+                return Err(refused(format!(
+                    "extra.{LAST_FRAME_KEY} needs a first frame (the request's image)"
+                )));
+            }
+            ImageRef::new(s.trim())
+                .map(Some)
+                .map_err(|e| refused(format!("extra.{LAST_FRAME_KEY}: {e}")))
+        }
+        Some(_) => Err(refused(format!(
+            "extra.{LAST_FRAME_KEY} must be a non-empty string"
+        ))),
+    }
+}
+
+/// A percentage clamped to 0–100 and rounded; `None` when it is not a finite number.
+pub fn percent(p: f64) -> Option<u8> {
+    // Clamped first, so the cast cannot truncate.
+    p.is_finite().then(|| p.clamp(0.0, 100.0).round() as u8)
+}
+
+/// A progress value given as a number or a numeric string (`%` allowed), as a [`percent`].
+pub fn progress(v: &Value) -> Option<u8> {
+    match v {
+        Value::Number(n) => percent(n.as_f64()?),
+        Value::String(s) => percent(s.trim().trim_end_matches('%').trim().parse().ok()?),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown statuses
+// ---------------------------------------------------------------------------------------------
+
+/// Remembers which unknown vendor statuses were logged, so each is logged once (at most
+/// [`CAPACITY`](Self::CAPACITY) are remembered, then it stays quiet). Clones share the memory.
+#[derive(Clone, Default)]
+pub struct WarnOnce(Arc<Mutex<HashSet<String>>>);
+
+impl WarnOnce {
+    /// How many distinct statuses are remembered.
+    pub const CAPACITY: usize = 64;
+
+    /// Whether `status` is seen for the first time.
+    pub fn first(&self, status: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.len() < Self::CAPACITY && seen.insert(status.to_owned())
+    }
+
+    /// Logs a warning the first time `status` is seen: the adapter keeps polling (`Running`)
+    /// rather than guess. `what` names the vendor's object (`"runway task"`); an empty status is
+    /// logged as `<missing>`.
+    pub fn unknown_status(
+        &self,
+        provider: &ProviderId,
+        job: &ProviderJob,
+        status: &str,
+        what: &str,
+    ) {
+        let status = if status.is_empty() {
+            "<missing>"
+        } else {
+            status
+        };
+        if self.first(status) {
+            tracing::warn!(
+                provider = %provider,
+                vendor_job_id = %job.vendor_job_id,
+                status,
+                "unknown {what} status; treating it as running (logged once per status)"
+            );
+        }
+    }
+}
+
+impl fmt::Debug for WarnOnce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seen = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("WarnOnce").field("seen", &seen).finish()
     }
 }
 
@@ -424,6 +956,41 @@ mod tests {
         let k = ApiKey::new("sk-very-secret-123");
         assert!(!format!("{k:?}").contains("secret"));
         assert_eq!(k.scrub("echo sk-very-secret-123!"), "echo [REDACTED]!");
+        assert!(k.is_header_safe());
+        assert!(!ApiKey::new("bad\nkey").is_header_safe());
+    }
+
+    #[test]
+    fn secrets_scrub_every_key_and_hide_in_debug() {
+        let s = Secrets::new(vec![ApiKey::new("tok-aaaa"), ApiKey::new("tok-bbbb")]);
+        assert_eq!(
+            s.scrub("tok-aaaa and tok-bbbb"),
+            "[REDACTED] and [REDACTED]"
+        );
+        assert!(!format!("{s:?}").contains("tok-"));
+        let (a, b) = (ApiKey::new("ak-1234"), ApiKey::new("sk-5678"));
+        assert_eq!([&a, &b].scrub("ak-1234/sk-5678"), "[REDACTED]/[REDACTED]");
+    }
+
+    #[test]
+    fn excerpts_scrub_before_they_cut() {
+        let key = ApiKey::new("sk-cut-in-half-SECRET");
+        // The key straddles the excerpt's end: cutting first would keep its start.
+        let mut body = "x".repeat(ProviderError::RAW_LIMIT - 5).into_bytes();
+        body.extend_from_slice(key.expose().as_bytes());
+        let e = ProviderError::new(ErrorCode::Internal, "m").with_raw(excerpt(&body, &key));
+        let raw = e.raw().unwrap();
+        assert!(!raw.contains("sk-cut"), "{}", &raw[raw.len() - 20..]);
+        assert!(raw.ends_with('…'));
+        let e = status_error(
+            500,
+            &HeaderMap::new(),
+            &body,
+            Call::Poll,
+            &key,
+            key.expose(),
+        );
+        assert!(!format!("{e:?}").contains("sk-cut"), "{e:?}");
     }
 
     #[test]
@@ -434,8 +1001,15 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
         let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a past date means now");
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -455,8 +1029,40 @@ mod tests {
     fn x_should_retry_overrides_the_default() {
         let mut h = HeaderMap::new();
         h.insert("x-should-retry", HeaderValue::from_static("false"));
-        let e = status_error(503, &h, b"{}", Call::Poll, None, "down");
+        let e = status_error(503, &h, b"{}", Call::Poll, &Secrets::default(), "down");
         assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn recoding_keeps_everything_but_code_and_retryability() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        let base = status_error(
+            429,
+            &h,
+            b"{\"x\":1}",
+            Call::Submit,
+            &Secrets::default(),
+            "m",
+        )
+        .with_vendor_code("v");
+        let e = recode(base.clone(), ErrorCode::InsufficientCredits, false);
+        assert_eq!(e.code(), ErrorCode::InsufficientCredits);
+        assert!(!e.is_retryable());
+        assert_eq!(e.message(), base.message());
+        assert_eq!(e.http_status(), Some(429));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(e.submit_state(), SubmitState::Rejected);
+        assert_eq!(e.vendor_code(), Some("v"));
+        assert_eq!(e.raw(), base.raw());
+    }
+
+    #[test]
+    fn refusals_are_invalid_and_not_sent() {
+        let e = refused("no");
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+        assert!(!e.is_retryable());
+        assert_eq!(e.submit_state(), SubmitState::NotSent);
     }
 
     #[test]
@@ -474,5 +1080,174 @@ mod tests {
         assert!(base_url("ftp://x").is_err());
         assert!(base_url("not a url").is_err());
         assert!(base_url("http://localhost:5100").is_ok());
+        assert_eq!(
+            base_url(" https://api.example/v1/ ").unwrap().as_str(),
+            "https://api.example/v1"
+        );
+    }
+
+    #[test]
+    fn base_urls_refuse_credentials_queries_and_fragments_without_echoing_them() {
+        for bad in [
+            "https://user:hunter2@api.example/v1",
+            "https://hunter2@api.example/v1",
+            "https://api.example/v1?token=hunter2",
+            "https://api.example/v1#hunter2",
+            "ftp://user:hunter2@api.example",
+            "https://user:hunter2@",
+        ] {
+            let e = base_url(bad).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{bad}: {e}");
+        }
+        let base = Url::parse("https://user:pw@api.example/v1?x=1").unwrap();
+        assert_eq!(public_url(&base), "https://api.example/v1");
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let base = Url::parse("http://localhost:5100").unwrap();
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(same_origin(&base, &url("http://localhost:5100/x.mp4")));
+        assert!(!same_origin(&base, &url("http://localhost:5101/x.mp4")));
+        assert!(!same_origin(&base, &url("https://localhost:5100/x.mp4")));
+        assert!(!same_origin(&base, &url("https://cdn.example/x.mp4")));
+        assert!(same_origin(
+            &url("https://api.example/v1"),
+            &url("https://API.example:443/v1/videos/1/content")
+        ));
+    }
+
+    #[test]
+    fn unknown_statuses_warn_once() {
+        let w = WarnOnce::default();
+        assert!(w.first("mystery"));
+        assert!(!w.first("mystery"));
+        assert!(w.first("other"));
+        assert!(w.clone().first("shared"), "clones share the memory");
+        assert!(!w.first("shared"));
+        for i in 0..2 * WarnOnce::CAPACITY {
+            w.first(&format!("s{i}"));
+        }
+        assert!(!w.first("yet-another"), "the memory is bounded");
+    }
+
+    #[test]
+    fn extra_fields_never_override_the_body() {
+        let mut body = Map::new();
+        body.insert("ratio".into(), "16:9".into());
+        merge_extra(
+            &mut body,
+            &serde_json::json!({"ratio": "1:1", "negative_prompt": "blur", "last_frame_url": "x"}),
+        );
+        assert_eq!(body["ratio"], "16:9");
+        assert_eq!(body["negative_prompt"], "blur");
+        assert!(!body.contains_key("last_frame_url"));
+    }
+
+    #[test]
+    fn json_bodies_merge_extra_but_keep_reserved_fields() {
+        let fields = serde_json::json!({"model": "m", "size": "1x1"});
+        let body = json_body(
+            &fields,
+            &serde_json::json!({"size": "2x2", "q": 1}),
+            &["model"],
+        )
+        .unwrap();
+        assert_eq!(body["size"], "2x2");
+        assert_eq!(body["q"], 1);
+        for extra in [serde_json::json!({"model": "x"}), serde_json::json!([1])] {
+            let e = json_body(&fields, &extra, &["model"]).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidRequest);
+            assert_eq!(e.submit_state(), SubmitState::NotSent);
+        }
+    }
+
+    #[test]
+    fn progress_is_lenient_and_clamped() {
+        assert_eq!(progress(&serde_json::json!(40)), Some(40));
+        assert_eq!(progress(&serde_json::json!(40.6)), Some(41));
+        assert_eq!(progress(&serde_json::json!("55%")), Some(55));
+        assert_eq!(progress(&serde_json::json!(140)), Some(100));
+        assert_eq!(progress(&serde_json::json!(null)), None);
+        assert_eq!(percent(f64::NAN), None);
+        assert_eq!(percent(-3.0), Some(0));
+    }
+
+    #[test]
+    fn image_types_are_declared_named_or_sniffed_and_only_three_are_accepted() {
+        let png = b"\x89PNG\r\n\x1a\nrest";
+        let ok = |declared: Option<&str>, name: &str, bytes: &[u8]| {
+            media_type(declared.map(str::to_owned), name, bytes).map_err(|e| e.code())
+        };
+        assert_eq!(ok(Some("image/png"), "x", b"").unwrap(), "image/png");
+        assert_eq!(ok(Some("IMAGE/JPG; q=1"), "x", b"").unwrap(), "image/jpeg");
+        assert_eq!(ok(None, "/tmp/a.webp", b"").unwrap(), "image/webp");
+        assert_eq!(
+            ok(
+                Some("application/octet-stream"),
+                "https://x/a.jpeg?s=1",
+                b""
+            )
+            .unwrap(),
+            "image/jpeg"
+        );
+        assert_eq!(ok(None, "/tmp/frame", png).unwrap(), "image/png");
+        assert_eq!(
+            ok(Some(""), "data:;base64,x", b"\xff\xd8\xff\xe0").unwrap(),
+            "image/jpeg"
+        );
+        for (declared, name, bytes) in [
+            (Some("image/gif"), "a.png", &b""[..]),
+            (None, "a.gif", &png[..]),
+            (None, "notes.txt", b"hello"),
+            (None, "frame", b"hello"),
+        ] {
+            assert_eq!(
+                ok(declared, name, bytes),
+                Err(ErrorCode::InvalidRequest),
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn images_load_from_data_urls_and_paths_with_their_checks() {
+        let client = client(&Timeouts::default()).unwrap();
+        let second = Duration::from_secs(1);
+        let img = ImageRef::new("data:image/png;base64,iVBORw0KGgo=").unwrap();
+        let (bytes, mime) = load_image(&client, &img, second).await.unwrap();
+        assert_eq!((&bytes[..4], mime.as_str()), (&b"\x89PNG"[..], "image/png"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let gif = dir.path().join("a.gif");
+        std::fs::write(&gif, b"GIF89a").unwrap();
+        let big = dir.path().join("big.png");
+        std::fs::write(&big, vec![0u8; MAX_IMAGE_BYTES + 1]).unwrap();
+        for path in [&gif, &big, &dir.path().join("missing.png")] {
+            let img = ImageRef::new(path.to_str().unwrap()).unwrap();
+            let e = load_image(&client, &img, second).await.unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidRequest, "{path:?}");
+            assert_eq!(e.submit_state(), SubmitState::NotSent);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_image_is_a_timeout_and_nothing_is_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts and never answers.
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for socket in listener.incoming() {
+                held.push(socket);
+            }
+        });
+        let client = client(&Timeouts::default()).unwrap();
+        let img = ImageRef::new(format!("http://{addr}/a.png")).unwrap();
+        let e = load_image(&client, &img, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Timeout);
+        assert_eq!(e.submit_state(), SubmitState::NotSent);
     }
 }

@@ -10,3 +10,18 @@ pub use cineflow_core::provider::{
     SubmitState, VideoAsset, VideoProvider, VideoProviderExt, redact_url,
 };
 pub use cineflow_core::{ErrorCode, ProviderId};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "jimeng")]
+pub mod jimeng;
+#[cfg(feature = "local")]
+pub mod local;
+#[cfg(feature = "openai_compat")]
+pub mod openai_compat;
+#[cfg(feature = "runway")]
+pub mod runway;
+#[cfg(feature = "sorahk")]
+pub mod sorahk;

@@ -97,9 +97,13 @@ async fn render(p: &LocalRenderer, req: &GenerationRequest) -> (ProviderJob, Vec
     let stream = p.download(&job, &asset).await.unwrap();
     assert_eq!(stream.content_type(), Some("video/mp4"));
     let announced = stream.content_length();
-    let bytes: Vec<u8> = stream.map_ok(|b| b.to_vec()).try_concat().await.unwrap();
+    let bytes = collect(stream).await;
     assert_eq!(announced, Some(bytes.len() as u64));
     (job, bytes, elapsed)
+}
+
+async fn collect(stream: cineflow_core::ByteStream) -> Vec<u8> {
+    stream.map_ok(|b| b.to_vec()).try_concat().await.unwrap()
 }
 
 struct Probed {
@@ -147,6 +151,19 @@ fn ffprobe(bytes: &[u8]) -> Probed {
     }
 }
 
+/// Asserts a faststart H.264 MP4 of `size` lasting `seconds` (± 0.2 s).
+fn assert_h264(bytes: &[u8], size: (u64, u64), seconds: f64) {
+    assert_faststart_mp4(bytes);
+    let probed = ffprobe(bytes);
+    assert_eq!(probed.codec, "h264");
+    assert_eq!((probed.width, probed.height), size);
+    assert!(
+        (probed.duration - seconds).abs() <= 0.2,
+        "duration {}",
+        probed.duration
+    );
+}
+
 fn assert_faststart_mp4(bytes: &[u8]) {
     assert_eq!(&bytes[4..8], b"ftyp");
     let find = |tag: &[u8]| bytes.windows(4).position(|w| w == tag);
@@ -177,15 +194,7 @@ async fn renders_a_vertical_four_second_h264_mp4() {
     let (job, bytes, took) = render(&p, &req).await;
     eprintln!("4 s vertical render took {took:?} ({} bytes)", bytes.len());
 
-    assert_faststart_mp4(&bytes);
-    let probed = ffprobe(&bytes);
-    assert_eq!(probed.codec, "h264");
-    assert_eq!((probed.width, probed.height), (720, 1280));
-    assert!(
-        (probed.duration - 4.0).abs() <= 0.2,
-        "duration {}",
-        probed.duration
-    );
+    assert_h264(&bytes, (720, 1280), 4.0);
     // The render is kept after the download; only the finished file remains.
     let output = p.output_path(&job).unwrap();
     assert_eq!(files_in(dir.path()), vec![output.clone()]);
@@ -208,15 +217,7 @@ async fn renders_a_horizontal_two_second_mp4_at_1280x720() {
         bytes.len()
     );
 
-    assert_faststart_mp4(&bytes);
-    let probed = ffprobe(&bytes);
-    assert_eq!(probed.codec, "h264");
-    assert_eq!((probed.width, probed.height), (1280, 720));
-    assert!(
-        (probed.duration - 2.0).abs() <= 0.2,
-        "duration {}",
-        probed.duration
-    );
+    assert_h264(&bytes, (1280, 720), 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,14 +301,7 @@ async fn a_finished_render_is_found_by_a_restarted_renderer() {
     let JobState::Succeeded { asset } = status.state else {
         panic!("expected success, got {:?}", status.state);
     };
-    let again: Vec<u8> = second
-        .download(&job, &asset)
-        .await
-        .unwrap()
-        .map_ok(|b| b.to_vec())
-        .try_concat()
-        .await
-        .unwrap();
+    let again = collect(second.download(&job, &asset).await.unwrap()).await;
     assert_eq!(again, bytes);
     second.cancel(&job).await.unwrap();
     assert!(matches!(

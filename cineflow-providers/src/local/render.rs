@@ -281,10 +281,11 @@ pub(super) async fn run_job(
 }
 
 pub(super) async fn remove_quietly(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             tracing::warn!(path = %path.display(), error = %e, "could not remove a render file");
         }
+        _ => {}
     }
 }
 
@@ -347,13 +348,15 @@ async fn render(
         }
     };
     let started = Instant::now();
-    if let Some(entry) = shared.lock().get_mut(job) {
-        if matches!(entry.phase, Phase::Queued) {
-            entry.phase = Phase::Running {
-                progress: None,
-                started,
-            };
-        }
+    if let Some(entry) = shared
+        .lock()
+        .get_mut(job)
+        .filter(|e| matches!(e.phase, Phase::Queued))
+    {
+        entry.phase = Phase::Running {
+            progress: None,
+            started,
+        };
     }
 
     let stdout = child.stdout.take();
@@ -421,10 +424,10 @@ async fn read_progress(
             continue;
         };
         let percent = (us.saturating_mul(100) / total_us.max(1)).min(99) as u8;
-        if let Some(entry) = shared.lock().get_mut(job) {
-            if let Phase::Running { progress, .. } = &mut entry.phase {
-                *progress = Some(percent.max(progress.unwrap_or(0)));
-            }
+        if let Some(Phase::Running { progress, .. }) =
+            shared.lock().get_mut(job).map(|e| &mut e.phase)
+        {
+            *progress = Some(percent.max(progress.unwrap_or(0)));
         }
     }
 }

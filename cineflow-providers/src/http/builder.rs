@@ -1,0 +1,286 @@
+//! What every HTTP adapter's builder shares: the id, base URL, client and timeouts
+//! ([`ClientConfig`]), checked once into an [`Endpoint`] the provider keeps.
+
+use std::fmt;
+
+use bytes::Bytes;
+use cineflow_core::{ByteStream, Error, ImageRef, ProviderError, ProviderId, ProviderJob};
+use serde_json::Value;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{Answer, ApiKey, Timeouts, base_url, client, download, join, load_image, shown_url};
+
+/// The first variable among `names` that is set and not blank, trimmed.
+pub fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .filter_map(|n| std::env::var(n).ok())
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty())
+}
+
+/// The key an adapter needs, checked: present, not empty and fit for an HTTP header.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming the provider and the environment variables `vars` that can hold the
+/// key, or saying that it has characters a header cannot carry.
+pub fn require_key(key: Option<ApiKey>, id: &ProviderId, vars: &[&str]) -> Result<ApiKey, Error> {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Err(Error::Config(format!(
+            "provider {id}: missing API key: call with_api_key or set {}",
+            vars.join(" or ")
+        )));
+    };
+    if !key.is_header_safe() {
+        return Err(Error::Config(format!(
+            "provider {id}: the API key contains characters not allowed in an HTTP header"
+        )));
+    }
+    Ok(key)
+}
+
+/// The settings every HTTP adapter's builder has — provider id, base URL, a shared client,
+/// timeouts — with the adapter's defaults. A builder embeds one, exposes `with_*` setters for
+/// the public fields, and calls [`build`](Self::build).
+///
+/// `Debug` shows the base URL without credentials, query or fragment.
+#[derive(Clone)]
+pub struct ClientConfig {
+    default_id: &'static str,
+    default_base_url: Option<&'static str>,
+    base_url_vars: &'static [&'static str],
+    /// The provider id; default: the adapter's.
+    pub id: Option<String>,
+    /// The API base URL; default: the adapter's.
+    pub base_url: Option<String>,
+    /// A shared client (connection pool). It must not carry default `Authorization` headers.
+    /// Default: one built by [`client`](super::client) from the timeouts.
+    pub client: Option<reqwest::Client>,
+    /// Per-call timeouts. Default: [`Timeouts::default`].
+    pub timeouts: Timeouts,
+}
+
+impl ClientConfig {
+    /// Settings with an adapter's defaults: its id, its base URL (`None` when the user must give
+    /// one) and the environment variables that may override the base URL, in order of
+    /// preference.
+    pub fn new(
+        default_id: &'static str,
+        default_base_url: Option<&'static str>,
+        base_url_vars: &'static [&'static str],
+    ) -> Self {
+        Self {
+            default_id,
+            default_base_url,
+            base_url_vars,
+            id: None,
+            base_url: None,
+            client: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Reads the base URL variables: the first one set and not blank replaces the base URL;
+    /// none set changes nothing.
+    pub fn load_env(&mut self) {
+        if let Some(url) = env_var(self.base_url_vars) {
+            self.base_url = Some(url);
+        }
+    }
+
+    /// Checks the id and the base URL ([`base_url`](super::base_url)) and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidId`] when the id is not a valid slug; [`Error::Config`] when there is no
+    /// base URL (naming its variables), when it is not http(s) or carries credentials, a query or
+    /// a fragment, or when the client cannot be built.
+    pub fn build(self) -> Result<Endpoint, Error> {
+        let id = ProviderId::new(self.id.as_deref().unwrap_or(self.default_id))?;
+        let base = match self.base_url.as_deref().or(self.default_base_url) {
+            Some(s) => base_url(s)?,
+            None => {
+                return Err(Error::Config(format!(
+                    "provider {id}: no base URL: call with_base_url or set {}",
+                    self.base_url_vars.join(" or ")
+                )));
+            }
+        };
+        let client = match self.client {
+            Some(c) => c,
+            None => client(&self.timeouts)?,
+        };
+        Ok(Endpoint {
+            id,
+            base,
+            client,
+            timeouts: self.timeouts,
+        })
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("id", &self.id.as_deref().unwrap_or(self.default_id))
+            .field(
+                "base_url",
+                &self
+                    .base_url
+                    .as_deref()
+                    .or(self.default_base_url)
+                    .map(shown_url),
+            )
+            .field("shared_client", &self.client.is_some())
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// A provider's checked id, base URL, client and timeouts, built by [`ClientConfig::build`].
+/// Cloning shares the connection pool.
+#[derive(Clone)]
+pub struct Endpoint {
+    id: ProviderId,
+    base: Url,
+    client: reqwest::Client,
+    timeouts: Timeouts,
+}
+
+impl Endpoint {
+    /// The provider id.
+    pub fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    /// The API base URL (http(s), no credentials, query or fragment).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The timeouts.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded ([`join`](super::join)).
+    pub fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        join(&self.base, segments)
+    }
+
+    /// An API call to `segments` with the request timeout (and no credentials: add them).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        Ok(self
+            .client
+            .request(method, self.url(segments)?)
+            .timeout(self.timeouts.request))
+    }
+
+    /// A job this provider just accepted, submitted now at this base URL.
+    pub fn job(
+        &self,
+        vendor_job_id: impl Into<String>,
+        vendor_model: impl Into<String>,
+        extra: Value,
+    ) -> ProviderJob {
+        ProviderJob {
+            provider: self.id.clone(),
+            vendor_job_id: vendor_job_id.into(),
+            vendor_model: vendor_model.into(),
+            base_url: Some(self.base.to_string()),
+            submitted_at: OffsetDateTime::now_utc(),
+            extra,
+        }
+    }
+
+    /// Streams a video with the download timeout, sending `key` only to the base URL's origin
+    /// ([`download`](super::download)); a failed answer goes to `classify`.
+    pub async fn download(
+        &self,
+        url: &str,
+        key: Option<&ApiKey>,
+        classify: impl FnOnce(&Answer) -> ProviderError,
+    ) -> Result<ByteStream, ProviderError> {
+        download(
+            &self.client,
+            url,
+            key,
+            &self.base,
+            self.timeouts.download,
+            classify,
+        )
+        .await
+    }
+
+    /// Loads a reference image within the request timeout ([`load_image`](super::load_image)).
+    pub async fn load_image(&self, image: &ImageRef) -> Result<(Bytes, String), ProviderError> {
+        load_image(&self.client, image, self.timeouts.request).await
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("base_url", &self.base.as_str())
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VARS: &[&str] = &["CINEFLOW_TEST_BUILDER_BASE_URL"];
+
+    #[test]
+    fn defaults_apply_and_are_checked() {
+        let e = ClientConfig::new("demo", Some("https://api.example/v1/"), VARS)
+            .build()
+            .unwrap();
+        assert_eq!(e.id().as_str(), "demo");
+        assert_eq!(e.base().as_str(), "https://api.example/v1");
+        let job = e.job("j-1", "m", Value::Null);
+        assert_eq!(job.base_url.as_deref(), Some("https://api.example/v1"));
+        assert_eq!(&job.provider, e.id());
+        let mut bad = ClientConfig::new("demo", None, VARS);
+        let msg = bad.clone().build().unwrap_err().to_string();
+        assert!(msg.contains("CINEFLOW_TEST_BUILDER_BASE_URL"), "{msg}");
+        bad.id = Some("Not A Slug".into());
+        bad.base_url = Some("https://api.example".into());
+        assert!(bad.build().is_err());
+    }
+
+    #[test]
+    fn debug_hides_credentials_in_the_base_url() {
+        let mut c = ClientConfig::new("demo", None, VARS);
+        c.base_url = Some("https://user:hunter2@proxy.example/v1?token=abc".into());
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("abc"), "{dbg}");
+        assert!(dbg.contains("proxy.example"), "{dbg}");
+    }
+
+    #[test]
+    fn keys_are_required_and_header_safe() {
+        let id = ProviderId::new("demo").unwrap();
+        let e = require_key(None, &id, &["A_KEY", "B_KEY"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("A_KEY or B_KEY"), "{e}");
+        assert!(require_key(Some(ApiKey::new("  ")), &id, &[]).is_err());
+        assert!(require_key(Some(ApiKey::new("bad\nkey")), &id, &[]).is_err());
+        assert!(require_key(Some(ApiKey::new("sk-1")), &id, &[]).is_ok());
+    }
+}

@@ -1,0 +1,632 @@
+//! The self-hosted jimeng-api proxy backend: [`JimengProxy`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cineflow_core::provider::{
+    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
+    VideoAsset, VideoProvider,
+};
+use cineflow_core::{Error, ErrorCode, Orientation, ProviderId};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::error::{parse_proxy_error, proxy_job_failure};
+use super::wire::{ProxyDatum, ProxySubmitAnswer, ProxyTask, id_string};
+use super::{
+    API_KEY_ENV, BASE_URL_ENV, DEFAULT_PROXY_BASE_URL, DEFAULT_PROXY_ID, DEFAULT_PROXY_MODEL,
+    DEFAULT_SYNC_TIMEOUT, frames, is_url,
+};
+use crate::http::{
+    self, Answer, ApiKey, Call, ClientConfig, Endpoint, Secrets, Timeouts, WarnOnce, refused,
+};
+
+/// Job ids of synchronous answers start with this.
+const SYNC_PREFIX: &str = "sync-";
+
+/// Configures a [`JimengProxy`]. Start with [`JimengProxy::builder`] or
+/// [`JimengProxy::from_env`].
+#[derive(Debug, Clone)]
+pub struct JimengProxyBuilder {
+    http: ClientConfig,
+    tokens: Vec<ApiKey>,
+    sync_timeout: Duration,
+    default_model: Option<String>,
+}
+
+impl Default for JimengProxyBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JimengProxyBuilder {
+    /// A builder with no token and every setting at its default (see each `with_*` method).
+    pub fn new() -> Self {
+        Self {
+            http: ClientConfig::new(
+                DEFAULT_PROXY_ID,
+                Some(DEFAULT_PROXY_BASE_URL),
+                &[BASE_URL_ENV],
+            ),
+            tokens: Vec::new(),
+            sync_timeout: DEFAULT_SYNC_TIMEOUT,
+            default_model: None,
+        }
+    }
+
+    /// A builder reading `CINEFLOW_JIMENG_API_KEY` (comma-separated session tokens) and
+    /// `CINEFLOW_JIMENG_BASE_URL` when they are set and not empty.
+    pub fn from_env() -> Self {
+        let mut b = Self::new();
+        if let Some(tokens) = http::env_var(&[API_KEY_ENV]) {
+            b = b.with_api_key(tokens);
+        }
+        b.http.load_env();
+        b
+    }
+
+    /// The proxy's base URL, e.g. `http://localhost:5100` (the default).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.http.base_url = Some(url.into());
+        self
+    }
+
+    /// Session tokens, comma-separated (`tok1,us-tok2`); replaces any set before. Region prefixes
+    /// (`us-`, `hk-`, `jp-`, `sg-`) are part of a token. Each call uses the next one.
+    pub fn with_api_key(mut self, tokens: impl AsRef<str>) -> Self {
+        self.tokens = tokens
+            .as_ref()
+            .split(',')
+            .map(ApiKey::new)
+            .filter(|k| !k.is_empty())
+            .collect();
+        self
+    }
+
+    /// Session tokens, one per item; replaces any set before.
+    pub fn with_tokens<I, S>(mut self, tokens: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tokens = tokens
+            .into_iter()
+            .map(ApiKey::new)
+            .filter(|k| !k.is_empty())
+            .collect();
+        self
+    }
+
+    /// Shares an HTTP client (connection pool). Default: one built from the timeouts.
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http.client = Some(client);
+        self
+    }
+
+    /// Timeouts of polls, downloads and reference image fetches (the submit uses
+    /// [`with_sync_timeout`](Self::with_sync_timeout)). Default: [`Timeouts::default`].
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.http.timeouts = timeouts;
+        self
+    }
+
+    /// How long a submit may wait for its answer: a synchronous proxy answers only when the
+    /// video exists. Default: [`DEFAULT_SYNC_TIMEOUT`] (65 min).
+    pub fn with_sync_timeout(mut self, timeout: Duration) -> Self {
+        self.sync_timeout = timeout;
+        self
+    }
+
+    /// The provider id. Default: `jimeng`.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.http.id = Some(id.into());
+        self
+    }
+
+    /// The model used when a request's `vendor_model` is empty. Default: `jimeng-video-3.5-pro`.
+    pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = Some(model.into());
+        self
+    }
+
+    /// Builds the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no token is set or one cannot go in an HTTP header, when the base
+    /// URL is not http(s) or carries credentials, a query or a fragment, or when the HTTP client
+    /// cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    pub fn build(self) -> Result<JimengProxy, Error> {
+        let api = self.http.build()?;
+        if self.tokens.is_empty() {
+            return Err(Error::Config(format!(
+                "the jimeng proxy needs a session token: set {API_KEY_ENV} (comma-separated for \
+                 several) or call JimengProxyBuilder::with_api_key"
+            )));
+        }
+        if !self.tokens.iter().all(ApiKey::is_header_safe) {
+            return Err(Error::Config(format!(
+                "provider {}: a session token contains characters not allowed in an HTTP header",
+                api.id()
+            )));
+        }
+        let default_model = self
+            .default_model
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_PROXY_MODEL.to_owned());
+        let caps = Capabilities {
+            models: Vec::new(),
+            durations: (4..=15).collect(),
+            pro_durations: Vec::new(),
+            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
+            pro: true,
+            image_input: true,
+            cancel: false,
+            max_in_flight: None,
+            requests_per_minute: None,
+        };
+        Ok(JimengProxy {
+            inner: Arc::new(Inner {
+                api,
+                secrets: Secrets::new(self.tokens.clone()),
+                tokens: self.tokens,
+                next: AtomicUsize::new(0),
+                sync_timeout: self.sync_timeout,
+                default_model,
+                caps,
+                warned: WarnOnce::default(),
+            }),
+        })
+    }
+}
+
+/// Jimeng through a self-hosted jimeng-api proxy: async task mode when the proxy offers it, a
+/// long synchronous call wrapped as a job otherwise. See the [module docs](super).
+///
+/// Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct JimengProxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    api: Endpoint,
+    tokens: Vec<ApiKey>,
+    secrets: Secrets,
+    next: AtomicUsize,
+    sync_timeout: Duration,
+    default_model: String,
+    caps: Capabilities,
+    warned: WarnOnce,
+}
+
+impl fmt::Debug for JimengProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("JimengProxy")
+            .field("api", &i.api)
+            .field("tokens", &i.secrets)
+            .field("default_model", &i.default_model)
+            .field("sync_timeout", &i.sync_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JimengProxy {
+    /// A builder (see [`JimengProxyBuilder::new`]).
+    pub fn builder() -> JimengProxyBuilder {
+        JimengProxyBuilder::new()
+    }
+
+    /// A builder reading the environment (see [`JimengProxyBuilder::from_env`]).
+    pub fn from_env() -> JimengProxyBuilder {
+        JimengProxyBuilder::from_env()
+    }
+
+    /// The next token, round-robin.
+    fn next_token(&self) -> &ApiKey {
+        let tokens = &self.inner.tokens;
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % tokens.len().max(1);
+        &tokens[i]
+    }
+
+    /// The token a job was submitted with, if still configured; else the next one.
+    fn token_for(&self, job: &ProviderJob) -> &ApiKey {
+        let wanted = job.extra.get("token").and_then(Value::as_str);
+        wanted
+            .and_then(|fp| self.inner.tokens.iter().find(|t| fingerprint(t) == fp))
+            .unwrap_or_else(|| self.next_token())
+    }
+
+    fn error(&self, a: &Answer, call: Call) -> ProviderError {
+        parse_proxy_error(a.status, &a.headers, &a.body, call, &self.inner.secrets)
+    }
+
+    fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {
+        http::malformed(a, call, &self.inner.secrets, why)
+    }
+
+    /// A 2xx answer as JSON, or the classified error it carries.
+    fn json(&self, a: &Answer, call: Call) -> Result<Value, ProviderError> {
+        if !a.is_success() {
+            return Err(self.error(a, call));
+        }
+        let v: Value = a.json(call, &self.inner.secrets)?;
+        // The proxy's error envelope, usually on HTTP 200.
+        if v.get("code").and_then(Value::as_i64).is_some_and(|c| c < 0) {
+            return Err(self.error(a, call));
+        }
+        Ok(v)
+    }
+
+    async fn send_submit(
+        &self,
+        req: &GenerationRequest,
+        model: &str,
+        token: &ApiKey,
+    ) -> Result<Answer, ProviderError> {
+        let rb = self
+            .inner
+            .api
+            .request(Method::POST, &["v1", "videos", "generations"])?
+            .bearer_auth(token.expose())
+            .timeout(self.inner.sync_timeout);
+        let images = frames(req)?;
+        let ratio = match req.orientation {
+            Orientation::Horizontal => "16:9",
+            Orientation::Vertical => "9:16",
+        };
+        let resolution = if req.is_pro { "1080p" } else { "720p" };
+        let mut body = Map::new();
+        body.insert("model".into(), model.into());
+        body.insert("prompt".into(), req.prompt.clone().into());
+        body.insert("ratio".into(), ratio.into());
+        body.insert("resolution".into(), resolution.into());
+        body.insert("duration".into(), req.duration_s.into());
+        let rb = if images.iter().all(is_url) {
+            if !images.is_empty() {
+                let paths: Vec<Value> = images.iter().map(|i| i.as_str().into()).collect();
+                body.insert("file_paths".into(), Value::Array(paths));
+            }
+            http::merge_extra(&mut body, &req.extra);
+            rb.json(&Value::Object(body))
+        } else {
+            http::merge_extra(&mut body, &req.extra);
+            let mut form = reqwest::multipart::Form::new();
+            for (k, v) in &body {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(_) | Value::Bool(_) => v.to_string(),
+                    _ => continue,
+                };
+                form = form.text(k.clone(), text);
+            }
+            for (n, img) in images.iter().enumerate() {
+                let (bytes, mime) = self.inner.api.load_image(img).await?;
+                let ext = http::image_extension(&mime);
+                let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name(format!("image_{}.{ext}", n + 1))
+                    .mime_str(&mime)
+                    .map_err(|e| refused(format!("reference image type {mime:?}: {e}")))?;
+                form = form.part(format!("image_file_{}", n + 1), part);
+            }
+            rb.multipart(form)
+        };
+        http::send(rb, Call::Submit).await
+    }
+}
+
+/// Durations the proxy accepts for a model (mirrors jimeng-api's own checks, by substring).
+fn durations(model: &str) -> Durations {
+    let m = model.to_ascii_lowercase();
+    if m.contains("veo") {
+        Durations::Set(&[8])
+    } else if m.contains("sora2") {
+        Durations::Set(&[4, 8, 12])
+    } else if m.contains("3.5-pro") || m.contains("3.5_pro") {
+        Durations::Set(&[5, 10, 12])
+    } else if m.contains("seedance") {
+        Durations::Range(4, 15)
+    } else {
+        Durations::Set(&[5, 10])
+    }
+}
+
+enum Durations {
+    Set(&'static [u32]),
+    Range(u32, u32),
+}
+
+impl Durations {
+    fn allows(&self, d: u32) -> bool {
+        match self {
+            Durations::Set(s) => s.contains(&d),
+            Durations::Range(lo, hi) => (*lo..=*hi).contains(&d),
+        }
+    }
+}
+
+impl fmt::Display for Durations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durations::Set(s) => write!(f, "{s:?} s"),
+            Durations::Range(lo, hi) => write!(f, "{lo}–{hi} s"),
+        }
+    }
+}
+
+/// Identifies which token a job used without storing it: 16 hex chars of its SHA-256.
+fn fingerprint(token: &ApiKey) -> String {
+    let d = Sha256::digest(token.expose().as_bytes());
+    super::sign::hex(&d[..8])
+}
+
+/// How an async task's status reads.
+enum Mapped {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown(String),
+}
+
+fn map_status(v: Option<&Value>) -> Mapped {
+    let numeric = |n: i64| match n {
+        // 20 processing, 42 post-processing, 45 finalising.
+        20 | 42 | 45 => Mapped::Running,
+        // 10 and 50: success.
+        10 | 50 => Mapped::Succeeded,
+        // 30: failed.
+        30 => Mapped::Failed,
+        other => Mapped::Unknown(other.to_string()),
+    };
+    match v {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map_or_else(|| Mapped::Unknown(n.to_string()), numeric),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "pending" | "queued" => Mapped::Queued,
+            "processing" | "running" => Mapped::Running,
+            "completed" | "succeeded" => Mapped::Succeeded,
+            "failed" => Mapped::Failed,
+            other => other
+                .parse::<i64>()
+                .map_or_else(|_| Mapped::Unknown(other.to_owned()), numeric),
+        },
+        Some(other) => Mapped::Unknown(other.to_string()),
+        None => Mapped::Unknown("<missing>".to_owned()),
+    }
+}
+
+#[async_trait]
+impl VideoProvider for JimengProxy {
+    fn id(&self) -> &ProviderId {
+        self.inner.api.id()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
+        let model = if req.vendor_model.trim().is_empty() {
+            self.inner.default_model.as_str()
+        } else {
+            req.vendor_model.trim()
+        };
+        let allowed = durations(model);
+        if !allowed.allows(req.duration_s) {
+            return Err(refused(format!(
+                "{model} accepts durations of {allowed}, not {} s",
+                req.duration_s
+            )));
+        }
+        if req.prompt.trim().is_empty() {
+            return Err(refused("the prompt is empty"));
+        }
+        let token = self.next_token();
+        let answer = self.send_submit(req, model, token).await?;
+        let value = self.json(&answer, Call::Submit)?;
+        let parsed: ProxySubmitAnswer = serde_json::from_value(value.clone())
+            .map_err(|e| self.malformed(&answer, Call::Submit, &e.to_string()))?;
+        let job =
+            |vendor_job_id: String, extra: Value| self.inner.api.job(vendor_job_id, model, extra);
+        if let Some(task_id) = parsed.task_id.as_ref().and_then(id_string) {
+            tracing::debug!(provider = %self.id(), task_id, "jimeng proxy accepted an async task");
+            return Ok(job(
+                task_id,
+                json!({"mode": "async", "token": fingerprint(token)}),
+            ));
+        }
+        let datum = parsed
+            .data
+            .as_ref()
+            .and_then(Value::as_array)
+            .and_then(|items| {
+                items
+                    .iter()
+                    .filter_map(|d| serde_json::from_value::<ProxyDatum>(d.clone()).ok())
+                    .find(|d| {
+                        d.url
+                            .as_deref()
+                            .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
+                    })
+            });
+        match datum {
+            Some(d) => {
+                let id = format!("{SYNC_PREFIX}{}", uuid::Uuid::new_v4().simple());
+                tracing::debug!(provider = %self.id(), job = %id, "jimeng proxy answered synchronously");
+                Ok(job(
+                    id,
+                    json!({
+                        "mode": "sync",
+                        "token": fingerprint(token),
+                        "result_url": d.url,
+                        "revised_prompt": d.revised_prompt,
+                    }),
+                ))
+            }
+            None => Err(self.malformed(
+                &answer,
+                Call::Submit,
+                "neither a task_id nor a data[].url in the answer",
+            )),
+        }
+    }
+
+    async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
+        let sync = job.extra.get("mode").and_then(Value::as_str) == Some("sync")
+            || job.vendor_job_id.starts_with(SYNC_PREFIX);
+        if sync {
+            let url = job.extra.get("result_url").and_then(Value::as_str);
+            return match url {
+                Some(url) => Ok(JobStatus::new(JobState::Succeeded {
+                    asset: VideoAsset {
+                        url: url.to_owned(),
+                        expires_at: None,
+                        content_type: None,
+                    },
+                })
+                .with_raw(job.extra.clone())),
+                None => Err(ProviderError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "synchronous job {} has no result_url in its extra data",
+                        job.vendor_job_id
+                    ),
+                )
+                .with_retryable(false)
+                .with_submit_state(cineflow_core::SubmitState::NotSent)),
+            };
+        }
+        let rb = self
+            .inner
+            .api
+            .request(Method::GET, &["v1", "videos", "tasks", &job.vendor_job_id])?
+            .bearer_auth(self.token_for(job).expose());
+        let answer = http::send(rb, Call::Poll).await?;
+        let raw = self.json(&answer, Call::Poll)?;
+        let task: ProxyTask = serde_json::from_value(raw.clone())
+            .map_err(|e| self.malformed(&answer, Call::Poll, &e.to_string()))?;
+        let progress = task.progress.and_then(http::percent);
+        let state = match map_status(task.status.as_ref()) {
+            Mapped::Queued => JobState::Queued,
+            Mapped::Running => JobState::Running {
+                progress,
+                eta: None,
+            },
+            Mapped::Succeeded => {
+                let Some(url) = task.result.as_ref().and_then(|r| r.video_url()) else {
+                    return Err(self.malformed(
+                        &answer,
+                        Call::Poll,
+                        "the task is completed but has no result URL",
+                    ));
+                };
+                JobState::Succeeded {
+                    asset: VideoAsset {
+                        url: url.to_owned(),
+                        expires_at: None,
+                        content_type: None,
+                    },
+                }
+            }
+            Mapped::Failed => JobState::Failed {
+                error: proxy_job_failure(&task, &answer.body, &self.inner.secrets),
+            },
+            Mapped::Unknown(status) => {
+                self.inner
+                    .warned
+                    .unknown_status(self.id(), job, &status, "jimeng task");
+                JobState::Running {
+                    progress,
+                    eta: None,
+                }
+            }
+        };
+        Ok(JobStatus::new(state).with_raw(raw))
+    }
+
+    async fn download(
+        &self,
+        job: &ProviderJob,
+        asset: &VideoAsset,
+    ) -> Result<ByteStream, ProviderError> {
+        // The job's token goes to the proxy only; result URLs on a CDN get none.
+        let secrets = &self.inner.secrets;
+        self.inner
+            .api
+            .download(&asset.url, Some(self.token_for(job)), |answer| {
+                http::download_error(answer, &asset.url, secrets)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_follow_the_proxy_rules() {
+        assert!(durations("jimeng-video-3.5-pro").allows(12));
+        assert!(!durations("jimeng-video-3.5-pro").allows(8));
+        assert!(durations("jimeng-video-seedance-2.0-fast").allows(4));
+        assert!(durations("jimeng-video-seedance-2.0").allows(15));
+        assert!(!durations("jimeng-video-seedance-2.0").allows(16));
+        assert!(durations("jimeng-video-sora2").allows(8));
+        assert!(!durations("jimeng-video-sora2").allows(10));
+        assert!(durations("jimeng-video-veo3.1").allows(8));
+        assert!(!durations("jimeng-video-veo3").allows(5));
+        assert!(durations("jimeng-video-3.0").allows(10));
+        assert!(!durations("jimeng-video-3.0").allows(12));
+    }
+
+    #[test]
+    fn statuses_map_textual_and_numeric() {
+        let m = |v: Value| map_status(Some(&v));
+        assert!(matches!(m(json!("pending")), Mapped::Queued));
+        assert!(matches!(m(json!("processing")), Mapped::Running));
+        assert!(matches!(m(json!("completed")), Mapped::Succeeded));
+        assert!(matches!(m(json!("failed")), Mapped::Failed));
+        for n in [20, 42, 45] {
+            assert!(matches!(m(json!(n)), Mapped::Running), "{n}");
+        }
+        for n in [10, 50] {
+            assert!(matches!(m(json!(n)), Mapped::Succeeded), "{n}");
+        }
+        assert!(matches!(m(json!(30)), Mapped::Failed));
+        assert!(matches!(m(json!("45")), Mapped::Running));
+        assert!(matches!(m(json!(99)), Mapped::Unknown(_)));
+        assert!(matches!(m(json!("mystery")), Mapped::Unknown(_)));
+        assert!(matches!(map_status(None), Mapped::Unknown(_)));
+    }
+
+    #[test]
+    fn fingerprints_do_not_reveal_tokens() {
+        let t = ApiKey::new("us-0123456789abcdef");
+        let fp = fingerprint(&t);
+        assert_eq!(fp.len(), 16);
+        assert!(!fp.contains("0123456789abcdef"));
+        assert_eq!(fp, fingerprint(&ApiKey::new("us-0123456789abcdef")));
+    }
+
+    #[test]
+    fn builds_need_a_token_and_name_the_variable() {
+        let e = JimengProxyBuilder::new().build().unwrap_err();
+        assert!(e.to_string().contains(API_KEY_ENV), "{e}");
+        let p = JimengProxyBuilder::new()
+            .with_api_key(" tok-SECRET-a , ,us-tok-SECRET-b ")
+            .build()
+            .unwrap();
+        assert_eq!(p.inner.tokens.len(), 2);
+        assert_eq!(p.id().as_str(), "jimeng");
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("SECRET"), "{dbg}");
+    }
+}

@@ -1,0 +1,834 @@
+//! The OpenAI Videos protocol (`/videos`): OpenAI itself, AIHubMix, apiyi and any NewAPI-style
+//! reseller (feature `openai_compat`).
+//!
+//! One adapter, several presets:
+//!
+//! | preset | constructor | base URL | default id | key variables | sunset |
+//! |---|---|---|---|---|---|
+//! | OpenAI | [`OpenAiCompat::openai`] | `https://api.openai.com/v1` | `openai` | `CINEFLOW_OPENAI_API_KEY`, `OPENAI_API_KEY` | [`OPENAI_SORA_SUNSET`] |
+//! | AIHubMix | [`OpenAiCompat::aihubmix`] | `https://aihubmix.com/v1` | `aihubmix` | `CINEFLOW_AIHUBMIX_API_KEY`, `AIHUBMIX_API_KEY` | — |
+//! | apiyi | [`OpenAiCompat::apiyi`] | `https://api.apiyi.com/v1` | `apiyi` | `CINEFLOW_APIYI_API_KEY`, `APIYI_API_KEY` | — |
+//! | any | [`OpenAiCompat::custom`] | yours | `openai_compat` | `CINEFLOW_OPENAI_COMPAT_API_KEY` | — |
+//!
+//! The base URL variables follow the same pattern (`CINEFLOW_OPENAI_BASE_URL`, then
+//! `OPENAI_BASE_URL`, …); [`OpenAiCompatBuilder::load_env`] reads both.
+//!
+//! # What is sent
+//!
+//! - `POST {base}/videos` with `Authorization: Bearer <key>`: JSON
+//!   `{model, prompt, seconds, size}` — `seconds` is a **string** (`"8"`), checked against the
+//!   allowed durations (4, 8, 12 by default, see [`with_durations`](OpenAiCompatBuilder::with_durations))
+//!   before anything is sent. With a reference image the same fields go as
+//!   `multipart/form-data` with the image as the `input_reference` file part (a local path, a
+//!   `data:` URL, or an http(s) URL fetched without credentials). The image must match `size`
+//!   exactly or the vendor answers 400; it is not resized.
+//! - `size` follows orientation and the pro flag ([`video_size`]): `1280x720` / `720x1280`, and
+//!   for pro `1792x1024` / `1024x1792` (the largest sizes every `sora-2-pro` deployment accepts;
+//!   `1920x1080` is newer and not universal). `req.extra` (a JSON object) is merged into the
+//!   body, so `{"size": "1920x1080"}` overrides the choice; it may not set `model`, `prompt`,
+//!   `seconds` or `input_reference`.
+//! - `GET {base}/videos/{id}` to poll; the vendor's `openai-poll-after-ms` header becomes
+//!   [`JobStatus::poll_after`]. Ids are opaque (AIHubMix: base64 JSON plus `channel2679`) and
+//!   always path-encoded.
+//! - `GET {base}/videos/{id}/content?variant=video` to download, with the key only when the
+//!   asset URL has the base URL's origin (scheme, host and port); redirects are followed and
+//!   lose the key when they leave that origin. A 404 ("Video is not ready yet") is a retryable
+//!   [`NotFound`](ErrorCode::NotFound), never a stream.
+//! - Never `DELETE /videos/{id}`: it deletes a finished video; the protocol has no cancel, so
+//!   [`cancel`](VideoProvider::cancel) answers [`Unsupported`](ErrorCode::Unsupported).
+//!
+//! Statuses: `queued` (and `submitted`, on old apiyi pages) → [`Queued`](JobState::Queued),
+//! `in_progress` → [`Running`](JobState::Running) with `progress`, `completed` →
+//! [`Succeeded`](JobState::Succeeded) (asset expiring at the Video's `expires_at`), `failed` →
+//! [`Failed`](JobState::Failed); anything else keeps polling (`Running`) and is logged once.
+//! Error classification (HTTP answers and failed jobs) is tabled in this module's `error.rs`:
+//! notably 429 `insufficient_quota` is `InsufficientCredits`, and AIHubMix's HTTP 500
+//! `no_valid_channel_error` is a retryable `ProviderUnavailable` that created no job.
+//!
+//! # Sunset
+//!
+//! OpenAI shut its own Sora/Videos API down on [`OPENAI_SORA_SUNSET`] (2026-09-24). The `openai`
+//! preset (and any base URL on `api.openai.com`) carries that date: from that day on,
+//! [`submit`](VideoProvider::submit) fails with a non-retryable
+//! [`ProviderUnavailable`](ErrorCode::ProviderUnavailable) without sending anything. Polls and
+//! downloads of earlier jobs are still attempted. See
+//! [`with_sunset`](OpenAiCompatBuilder::with_sunset) and [`with_today`](OpenAiCompatBuilder::with_today).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use cineflow_core::{GenerationRequest, JobState, Orientation, TaskId};
+//! use cineflow_providers::openai_compat::OpenAiCompat;
+//! use cineflow_providers::{VideoProvider, VideoProviderExt};
+//! use futures::TryStreamExt;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Reads CINEFLOW_AIHUBMIX_API_KEY (or AIHUBMIX_API_KEY) and the optional base URL.
+//! let provider = OpenAiCompat::aihubmix().load_env().build()?;
+//! let task_id = TaskId::new();
+//! let req = GenerationRequest {
+//!     task_id,
+//!     vendor_model: "sora-2".into(),
+//!     prompt: "A paper boat drifting down a rainy street.".into(),
+//!     duration_s: 8,
+//!     orientation: Orientation::Horizontal,
+//!     is_pro: false,
+//!     image: None,
+//!     idempotency_key: format!("{task_id}-1"),
+//!     extra: serde_json::Value::Null,
+//! };
+//! let job = provider.submit(&req).await?; // one paid job
+//! let status = provider.wait_terminal(&job, Duration::from_secs(10)).await?;
+//! let JobState::Succeeded { asset } = status.state else {
+//!     return Err(format!("job ended {:?}", status.state).into());
+//! };
+//! let mp4: Vec<u8> = provider
+//!     .download(&job, &asset)
+//!     .await?
+//!     .map_ok(|chunk| chunk.to_vec())
+//!     .try_concat()
+//!     .await?;
+//! std::fs::write("boat.mp4", mp4)?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cineflow_core::provider::{
+    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
+    SubmitState, VideoAsset, VideoProvider,
+};
+use cineflow_core::{Error, ErrorCode, Orientation, ProviderId};
+use reqwest::Method;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Map, Value};
+use time::macros::date;
+use time::{Date, OffsetDateTime};
+use url::Url;
+
+use crate::http::{self, ApiKey, Call, ClientConfig, Endpoint, Timeouts, WarnOnce};
+
+/// The day OpenAI's own Sora/Videos API stopped serving (its SDKs deprecated every `videos.*`
+/// method with this date). The `openai` preset refuses to submit from this day on.
+pub const OPENAI_SORA_SUNSET: Date = date!(2026 - 09 - 24);
+
+/// OpenAI's API base URL.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// AIHubMix's API base URL.
+pub const AIHUBMIX_BASE_URL: &str = "https://aihubmix.com/v1";
+/// apiyi's API base URL.
+pub const APIYI_BASE_URL: &str = "https://api.apiyi.com/v1";
+
+/// Durations (seconds) accepted unless [`with_durations`](OpenAiCompatBuilder::with_durations)
+/// says otherwise. Sent as strings.
+pub const DEFAULT_DURATIONS: [u32; 3] = [4, 8, 12];
+
+/// The response header carrying the vendor's poll hint, in milliseconds.
+pub const POLL_AFTER_HEADER: &str = "openai-poll-after-ms";
+
+/// Longest prompt accepted, in characters (OpenAI's limit).
+pub const MAX_PROMPT_CHARS: usize = 32_000;
+
+/// Body fields that `req.extra` may not override.
+const RESERVED_FIELDS: [&str; 4] = ["model", "prompt", "seconds", "input_reference"];
+
+/// The `size` sent for an orientation and tier: `1280x720` / `720x1280`, and for pro
+/// `1792x1024` / `1024x1792`.
+///
+/// The pro sizes are the largest ones every `sora-2-pro` deployment accepts; `1920x1080` /
+/// `1080x1920` came later and are not served everywhere, so they are only sent when a request's
+/// `extra` asks for them.
+pub const fn video_size(orientation: Orientation, is_pro: bool) -> &'static str {
+    match (orientation, is_pro) {
+        (Orientation::Horizontal, false) => "1280x720",
+        (Orientation::Vertical, false) => "720x1280",
+        (Orientation::Horizontal, true) => "1792x1024",
+        (Orientation::Vertical, true) => "1024x1792",
+    }
+}
+
+/// A known deployment of the protocol: its default id, base URL, environment variables and
+/// sunset date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Preset {
+    /// OpenAI itself (sunset on [`OPENAI_SORA_SUNSET`]).
+    OpenAi,
+    /// AIHubMix.
+    AiHubMix,
+    /// apiyi.
+    ApiYi,
+    /// Any other deployment (NewAPI-style resellers): the base URL must be given.
+    Custom,
+}
+
+impl Preset {
+    /// The default provider id: `openai`, `aihubmix`, `apiyi` or `openai_compat`.
+    pub const fn id(self) -> &'static str {
+        match self {
+            Preset::OpenAi => "openai",
+            Preset::AiHubMix => "aihubmix",
+            Preset::ApiYi => "apiyi",
+            Preset::Custom => "openai_compat",
+        }
+    }
+
+    /// The default base URL (`None` for [`Custom`](Preset::Custom)).
+    pub const fn base_url(self) -> Option<&'static str> {
+        match self {
+            Preset::OpenAi => Some(OPENAI_BASE_URL),
+            Preset::AiHubMix => Some(AIHUBMIX_BASE_URL),
+            Preset::ApiYi => Some(APIYI_BASE_URL),
+            Preset::Custom => None,
+        }
+    }
+
+    /// The day the deployment stopped serving, if it did.
+    pub const fn sunset(self) -> Option<Date> {
+        match self {
+            Preset::OpenAi => Some(OPENAI_SORA_SUNSET),
+            _ => None,
+        }
+    }
+
+    /// Environment variables holding the API key, in order of preference (cineflow's name,
+    /// then CineFlow's).
+    pub const fn api_key_vars(self) -> &'static [&'static str] {
+        match self {
+            Preset::OpenAi => &["CINEFLOW_OPENAI_API_KEY", "OPENAI_API_KEY"],
+            Preset::AiHubMix => &["CINEFLOW_AIHUBMIX_API_KEY", "AIHUBMIX_API_KEY"],
+            Preset::ApiYi => &["CINEFLOW_APIYI_API_KEY", "APIYI_API_KEY"],
+            Preset::Custom => &["CINEFLOW_OPENAI_COMPAT_API_KEY"],
+        }
+    }
+
+    /// Environment variables holding a base URL override, in order of preference.
+    pub const fn base_url_vars(self) -> &'static [&'static str] {
+        match self {
+            Preset::OpenAi => &["CINEFLOW_OPENAI_BASE_URL", "OPENAI_BASE_URL"],
+            Preset::AiHubMix => &["CINEFLOW_AIHUBMIX_BASE_URL", "AIHUBMIX_BASE_URL"],
+            Preset::ApiYi => &["CINEFLOW_APIYI_BASE_URL", "APIYI_BASE_URL"],
+            Preset::Custom => &["CINEFLOW_OPENAI_COMPAT_BASE_URL"],
+        }
+    }
+}
+
+/// Configures an [`OpenAiCompat`] provider. Start from a preset ([`OpenAiCompat::openai`],
+/// [`aihubmix`](OpenAiCompat::aihubmix), [`apiyi`](OpenAiCompat::apiyi),
+/// [`custom`](OpenAiCompat::custom)), or [`new`](Self::new) / [`from_env`](Self::from_env) for a
+/// custom deployment.
+#[derive(Clone)]
+pub struct OpenAiCompatBuilder {
+    preset: Preset,
+    http: ClientConfig,
+    api_key: Option<ApiKey>,
+    durations: Option<Vec<u32>>,
+    models: Vec<String>,
+    sunset: Option<Option<Date>>,
+    today: Option<Date>,
+}
+
+impl fmt::Debug for OpenAiCompatBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiCompatBuilder")
+            .field("preset", &self.preset)
+            .field("http", &self.http)
+            .field("api_key", &self.api_key)
+            .field("durations", &self.durations)
+            .field("models", &self.models)
+            .field("sunset", &self.sunset)
+            .field("today", &self.today)
+            .finish()
+    }
+}
+
+impl Default for OpenAiCompatBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenAiCompatBuilder {
+    /// A builder for a [`Custom`](Preset::Custom) deployment: set the base URL and key.
+    pub fn new() -> Self {
+        Self::preset(Preset::Custom)
+    }
+
+    /// A builder with a preset's defaults (base URL, id, sunset). Reads no environment: see
+    /// [`load_env`](Self::load_env).
+    pub fn preset(preset: Preset) -> Self {
+        Self {
+            preset,
+            http: ClientConfig::new(preset.id(), preset.base_url(), preset.base_url_vars()),
+            api_key: None,
+            durations: None,
+            models: Vec::new(),
+            sunset: None,
+            today: None,
+        }
+    }
+
+    /// A [`Custom`](Preset::Custom) builder reading `CINEFLOW_OPENAI_COMPAT_API_KEY` and
+    /// `CINEFLOW_OPENAI_COMPAT_BASE_URL`.
+    pub fn from_env() -> Self {
+        Self::new().load_env()
+    }
+
+    /// Reads the preset's key and base URL variables ([`Preset::api_key_vars`],
+    /// [`Preset::base_url_vars`]); the first non-empty one of each wins and replaces an earlier
+    /// setting. Variables that are not set change nothing.
+    pub fn load_env(mut self) -> Self {
+        if let Some(key) = ApiKey::from_env(self.preset.api_key_vars()) {
+            self.api_key = Some(key);
+        }
+        self.http.load_env();
+        self
+    }
+
+    /// Sets the API key (sent only as `Authorization: Bearer` to the base URL's origin).
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey::new(key));
+        self
+    }
+
+    /// Sets the API base URL, e.g. `https://my-reseller.example/v1` (`/videos` is appended).
+    /// Default: the preset's.
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.http.base_url = Some(url.into());
+        self
+    }
+
+    /// Shares an existing client (connection pool). Per-call timeouts still come from
+    /// [`with_timeouts`](Self::with_timeouts); the connect timeout and redirect policy are the
+    /// client's. The client must not carry default `Authorization` headers. Default: a client
+    /// built by [`http::client`].
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http.client = Some(client);
+        self
+    }
+
+    /// Sets the timeouts (the request timeout also bounds fetching a reference image). Default:
+    /// [`Timeouts::default`].
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.http.timeouts = timeouts;
+        self
+    }
+
+    /// Sets the provider id. Default: the preset's ([`Preset::id`]).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.http.id = Some(id.into());
+        self
+    }
+
+    /// Sets the accepted durations in seconds (e.g. add 16 and 20 where the deployment serves
+    /// them). Default: [`DEFAULT_DURATIONS`].
+    pub fn with_durations(mut self, durations: impl IntoIterator<Item = u32>) -> Self {
+        self.durations = Some(durations.into_iter().collect());
+        self
+    }
+
+    /// Restricts the vendor models served (advertised in [`Capabilities::models`] and checked
+    /// before sending). Default: any model name (resellers add models all the time).
+    pub fn with_models(mut self, models: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.models = models.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Overrides the sunset date; `None` removes it. Default: [`OPENAI_SORA_SUNSET`] for the
+    /// `openai` preset and for any base URL on `api.openai.com`, none otherwise.
+    pub fn with_sunset(mut self, sunset: Option<Date>) -> Self {
+        self.sunset = Some(sunset);
+        self
+    }
+
+    /// Pretends today is `today` (UTC) when checking the sunset, for tests. Default: the
+    /// system clock.
+    pub fn with_today(mut self, today: Date) -> Self {
+        self.today = Some(today);
+        self
+    }
+
+    /// Validates the configuration and builds the provider.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Config`] when the key is missing or empty (naming the environment variables),
+    ///   is not a valid header value, when a [`Custom`](Preset::Custom) builder has no base URL,
+    ///   when the base URL is not http(s), carries credentials, a query or a fragment, when no
+    ///   duration is allowed, or when the HTTP client cannot be built;
+    /// - [`Error::InvalidId`] when the id is not a valid slug.
+    pub fn build(self) -> Result<OpenAiCompat, Error> {
+        let api = self.http.build()?;
+        let key = http::require_key(self.api_key, api.id(), self.preset.api_key_vars())?;
+        let durations = self.durations.unwrap_or_else(|| DEFAULT_DURATIONS.to_vec());
+        if durations.is_empty() {
+            return Err(Error::Config(format!(
+                "provider {}: at least one duration must be allowed",
+                api.id()
+            )));
+        }
+        let sunset = match self.sunset {
+            Some(explicit) => explicit,
+            None => self.preset.sunset().or_else(|| {
+                (api.base().host_str() == Some("api.openai.com")).then_some(OPENAI_SORA_SUNSET)
+            }),
+        };
+        let capabilities = Capabilities {
+            models: self.models,
+            durations,
+            pro_durations: Vec::new(),
+            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
+            pro: true,
+            image_input: true,
+            cancel: false,
+            max_in_flight: None,
+            requests_per_minute: None,
+        };
+        Ok(OpenAiCompat {
+            api,
+            preset: self.preset,
+            key,
+            capabilities,
+            sunset,
+            today: self.today,
+            warned: WarnOnce::default(),
+        })
+    }
+}
+
+/// A [`VideoProvider`] speaking the OpenAI Videos protocol. See the [module docs](self).
+///
+/// Cloning is cheap and shares the connection pool.
+#[derive(Clone)]
+pub struct OpenAiCompat {
+    api: Endpoint,
+    preset: Preset,
+    key: ApiKey,
+    capabilities: Capabilities,
+    sunset: Option<Date>,
+    today: Option<Date>,
+    warned: WarnOnce,
+}
+
+impl fmt::Debug for OpenAiCompat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiCompat")
+            .field("api", &self.api)
+            .field("preset", &self.preset)
+            .field("api_key", &self.key)
+            .field("capabilities", &self.capabilities)
+            .field("sunset", &self.sunset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiCompat {
+    /// A builder for OpenAI itself (`https://api.openai.com/v1`, id `openai`, sunset
+    /// [`OPENAI_SORA_SUNSET`]).
+    pub fn openai() -> OpenAiCompatBuilder {
+        OpenAiCompatBuilder::preset(Preset::OpenAi)
+    }
+
+    /// A builder for AIHubMix (`https://aihubmix.com/v1`, id `aihubmix`).
+    pub fn aihubmix() -> OpenAiCompatBuilder {
+        OpenAiCompatBuilder::preset(Preset::AiHubMix)
+    }
+
+    /// A builder for apiyi (`https://api.apiyi.com/v1`, id `apiyi`).
+    pub fn apiyi() -> OpenAiCompatBuilder {
+        OpenAiCompatBuilder::preset(Preset::ApiYi)
+    }
+
+    /// A builder for any other deployment of the protocol (id `openai_compat`).
+    pub fn custom(base_url: impl Into<String>) -> OpenAiCompatBuilder {
+        OpenAiCompatBuilder::new().with_base_url(base_url)
+    }
+
+    /// The preset this provider was built from.
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &Url {
+        self.api.base()
+    }
+
+    /// The day this deployment stops (stopped) accepting jobs, if it has one.
+    pub fn sunset(&self) -> Option<Date> {
+        self.sunset
+    }
+
+    fn today(&self) -> Date {
+        self.today
+            .unwrap_or_else(|| OffsetDateTime::now_utc().date())
+    }
+
+    fn check_sunset(&self) -> Result<(), ProviderError> {
+        match self.sunset {
+            Some(sunset) if self.today() >= sunset => Err(ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!(
+                    "provider {} ({}) stopped serving video generation on {sunset}; nothing was sent",
+                    self.api.id(),
+                    self.api.base().host_str().unwrap_or_default()
+                ),
+            )
+            .with_retryable(false)
+            .with_submit_state(SubmitState::NotSent)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a request against what this provider serves, before any byte is sent.
+    fn validate(&self, req: &GenerationRequest) -> Result<(), ProviderError> {
+        let model = req.vendor_model.as_str();
+        if model.is_empty()
+            || model.len() > 128
+            || model.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(http::refused(format!(
+                "vendor model {model:?} is not a model name"
+            )));
+        }
+        if !self.capabilities.models.is_empty()
+            && !self.capabilities.models.iter().any(|m| m == model)
+        {
+            return Err(http::refused(format!(
+                "model {model:?} is not served by {}: allowed models are {}",
+                self.api.id(),
+                self.capabilities.models.join(", ")
+            )));
+        }
+        if req.prompt.trim().is_empty() {
+            return Err(http::refused("the prompt is empty"));
+        }
+        let chars = req.prompt.chars().count();
+        if chars > MAX_PROMPT_CHARS {
+            return Err(http::refused(format!(
+                "the prompt has {chars} characters; at most {MAX_PROMPT_CHARS} are accepted"
+            )));
+        }
+        if !self.capabilities.durations.contains(&req.duration_s) {
+            let allowed: Vec<String> = self
+                .capabilities
+                .durations
+                .iter()
+                .map(u32::to_string)
+                .collect();
+            return Err(http::refused(format!(
+                "duration {}s is not supported by {}: allowed values are {} seconds",
+                req.duration_s,
+                self.api.id(),
+                allowed.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The request fields: `model`, `prompt`, `seconds` (a string), `size`, then `extra`.
+    fn fields(&self, req: &GenerationRequest) -> Result<Map<String, Value>, ProviderError> {
+        let body = wire::CreateVideo {
+            model: &req.vendor_model,
+            prompt: &req.prompt,
+            seconds: req.duration_s.to_string(),
+            size: video_size(req.orientation, req.is_pro),
+        };
+        http::json_body(&body, &req.extra, &RESERVED_FIELDS)
+    }
+
+    /// The multipart body: every field as a text part, then the image as `input_reference`.
+    async fn multipart(
+        &self,
+        fields: Map<String, Value>,
+        image: &cineflow_core::ImageRef,
+    ) -> Result<Form, ProviderError> {
+        let (bytes, mime) = self.api.load_image(image).await?;
+        let mut form = Form::new();
+        for (k, v) in fields {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            form = form.text(k, text);
+        }
+        let part = Part::bytes(bytes.to_vec())
+            .file_name(format!("reference.{}", http::image_extension(&mime)))
+            .mime_str(&mime)
+            .map_err(|e| http::refused(format!("reference image type {mime:?}: {e}")))?;
+        Ok(form.part("input_reference", part))
+    }
+
+    fn content_url(&self, id: &str) -> Result<Url, ProviderError> {
+        let mut url = self.api.url(&["videos", id, "content"])?;
+        url.query_pairs_mut().append_pair("variant", "video");
+        Ok(url)
+    }
+}
+
+#[async_trait]
+impl VideoProvider for OpenAiCompat {
+    fn id(&self) -> &ProviderId {
+        self.api.id()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
+        self.check_sunset()?;
+        self.validate(req)?;
+        let fields = self.fields(req)?;
+        let mut call = self
+            .api
+            .request(Method::POST, &["videos"])?
+            .bearer_auth(self.key.expose());
+        if !req.idempotency_key.is_empty() {
+            // Harmless where ignored; submit states never rely on it.
+            call = call.header("Idempotency-Key", &req.idempotency_key);
+        }
+        let call = match &req.image {
+            None => call.json(&fields),
+            Some(image) => call.multipart(self.multipart(fields, image).await?),
+        };
+        let answer = http::send(call, Call::Submit).await?;
+        if !answer.is_success() {
+            return Err(error::parse_error(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+                Call::Submit,
+                &self.key,
+            ));
+        }
+        let video: wire::Video = answer.json(Call::Submit, &self.key)?;
+        if video.id.trim().is_empty() {
+            return Err(http::malformed(
+                &answer,
+                Call::Submit,
+                &self.key,
+                "the created video has no id",
+            ));
+        }
+        Ok(self
+            .api
+            .job(video.id, req.vendor_model.clone(), Value::Null))
+    }
+
+    async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
+        let call = self
+            .api
+            .request(Method::GET, &["videos", &job.vendor_job_id])?
+            .bearer_auth(self.key.expose());
+        let answer = http::send(call, Call::Poll).await?;
+        if !answer.is_success() {
+            return Err(error::parse_error(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+                Call::Poll,
+                &self.key,
+            ));
+        }
+        let raw: Value = answer.json(Call::Poll, &self.key)?;
+        let video: wire::Video = serde_json::from_value(raw.clone())
+            .map_err(|e| http::malformed(&answer, Call::Poll, &self.key, &e.to_string()))?;
+        let progress = video.progress.as_ref().and_then(http::progress);
+        let state = match video.status.as_deref() {
+            // `submitted` appears on old apiyi pages.
+            Some("queued" | "submitted") => JobState::Queued,
+            Some("in_progress") => JobState::Running {
+                progress,
+                eta: None,
+            },
+            Some("completed") => {
+                let expires_at = video
+                    .expires_at
+                    .as_ref()
+                    .and_then(wire::unix_seconds)
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+                JobState::Succeeded {
+                    asset: VideoAsset {
+                        url: self.content_url(&job.vendor_job_id)?.to_string(),
+                        expires_at,
+                        content_type: Some("video/mp4".into()),
+                    },
+                }
+            }
+            Some("failed") => JobState::Failed {
+                error: error::job_failure(raw.get("error"), &self.key),
+            },
+            other => {
+                self.warned
+                    .unknown_status(self.api.id(), job, other.unwrap_or_default(), "video");
+                JobState::Running {
+                    progress,
+                    eta: None,
+                }
+            }
+        };
+        let mut status = JobStatus::new(state).with_raw(raw);
+        if let Some(ms) = answer
+            .headers
+            .get(POLL_AFTER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            status = status.with_poll_after(Duration::from_millis(ms));
+        }
+        Ok(status)
+    }
+
+    async fn download(
+        &self,
+        job: &ProviderJob,
+        asset: &VideoAsset,
+    ) -> Result<ByteStream, ProviderError> {
+        // The key only when the asset is on the base URL's origin (the content endpoint).
+        self.api
+            .download(&asset.url, Some(&self.key), |answer| {
+                if answer.status == 404 {
+                    // "Video is not ready yet" (or gone): never a stream; poll again.
+                    return ProviderError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "video {} is not ready or no longer available (HTTP 404)",
+                            job.vendor_job_id
+                        ),
+                    )
+                    .with_http_status(404)
+                    .with_retryable(true)
+                    .with_submit_state(SubmitState::NotSent)
+                    .with_raw(http::excerpt(&answer.body, &self.key));
+                }
+                error::parse_error(
+                    answer.status,
+                    &answer.headers,
+                    &answer.body,
+                    Call::Download,
+                    &self.key,
+                )
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_statuses_are_logged_once_each() {
+        let p = OpenAiCompat::aihubmix().with_api_key("k").build().unwrap();
+        assert!(p.warned.first("rendering"));
+        assert!(!p.warned.first("rendering"));
+        assert!(
+            p.clone().warned.first("uploading"),
+            "clones share the memory"
+        );
+        assert!(!p.warned.first("uploading"));
+        for i in 0..2 * WarnOnce::CAPACITY {
+            p.warned.first(&format!("s{i}"));
+        }
+        assert!(!p.warned.first("yet-another"), "the memory is bounded");
+    }
+
+    #[test]
+    fn sizes_follow_orientation_and_tier() {
+        assert_eq!(video_size(Orientation::Horizontal, false), "1280x720");
+        assert_eq!(video_size(Orientation::Vertical, false), "720x1280");
+        assert_eq!(video_size(Orientation::Horizontal, true), "1792x1024");
+        assert_eq!(video_size(Orientation::Vertical, true), "1024x1792");
+    }
+
+    #[test]
+    fn presets_carry_their_defaults() {
+        let p = OpenAiCompat::openai()
+            .with_api_key("k-1234")
+            .build()
+            .unwrap();
+        assert_eq!(p.id(), "openai");
+        assert_eq!(p.sunset(), Some(OPENAI_SORA_SUNSET));
+        assert_eq!(p.base_url().as_str(), "https://api.openai.com/v1");
+        let p = OpenAiCompat::aihubmix()
+            .with_api_key("k-1234")
+            .build()
+            .unwrap();
+        assert_eq!(p.id(), "aihubmix");
+        assert_eq!(p.sunset(), None);
+        let p = OpenAiCompat::apiyi()
+            .with_api_key("k-1234")
+            .build()
+            .unwrap();
+        assert_eq!(p.base_url().as_str(), "https://api.apiyi.com/v1");
+        let p = OpenAiCompat::custom("https://api.openai.com/v1/")
+            .with_api_key("k-1234")
+            .build()
+            .unwrap();
+        assert_eq!(
+            p.sunset(),
+            Some(OPENAI_SORA_SUNSET),
+            "OpenAI's host carries the sunset"
+        );
+        let p = OpenAiCompat::openai()
+            .with_api_key("k-1234")
+            .with_sunset(None)
+            .build()
+            .unwrap();
+        assert_eq!(p.sunset(), None);
+    }
+
+    #[test]
+    fn build_explains_what_is_missing() {
+        let e = OpenAiCompat::openai().build().unwrap_err().to_string();
+        assert!(
+            e.contains("CINEFLOW_OPENAI_API_KEY") && e.contains("OPENAI_API_KEY"),
+            "{e}"
+        );
+        let e = OpenAiCompatBuilder::new()
+            .with_api_key("k")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CINEFLOW_OPENAI_COMPAT_BASE_URL"), "{e}");
+        let e = OpenAiCompat::custom("https://user:pw@example.com/v1")
+            .with_api_key("k")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw"), "{e}");
+        assert!(
+            OpenAiCompat::custom("https://example.com/v1?x=1")
+                .with_api_key("k")
+                .build()
+                .is_err()
+        );
+        assert!(
+            OpenAiCompat::aihubmix()
+                .with_api_key("bad\nkey")
+                .build()
+                .is_err()
+        );
+        assert!(
+            OpenAiCompat::aihubmix()
+                .with_api_key("k")
+                .with_id("Bad Id")
+                .build()
+                .is_err()
+        );
+        assert!(
+            OpenAiCompat::aihubmix()
+                .with_api_key("k")
+                .with_durations([])
+                .build()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,622 @@
+//! Runway's developer API (feature `runway`): Gen-4 and Veo models.
+//!
+//! - Base `https://api.dev.runwayml.com` (`CINEFLOW_RUNWAY_BASE_URL`); every API call carries
+//!   `Authorization: Bearer <key>` (`CINEFLOW_RUNWAY_API_KEY`, fallback `RUNWAYML_API_SECRET`)
+//!   and `X-Runway-Version: 2024-11-06`.
+//! - A request without an image goes to `POST /v1/text_to_video`; with one, to
+//!   `POST /v1/image_to_video` with `promptImage`: an `https` URL as is, a `data:` URL as is,
+//!   a local path or an `http:` URL converted to a `data:image/…;base64,` URL (at most 5 MB).
+//!   A last frame (`extra.last_frame_url`) makes `promptImage` `[{uri, position: "first"},
+//!   {uri, position: "last"}]`.
+//! - The model is the request's `vendor_model`; when it is empty, `gen4_turbo` for image
+//!   requests and `veo3.1` for text requests (change with
+//!   [`with_default_image_model`](RunwayBuilder::with_default_image_model) /
+//!   [`with_default_text_model`](RunwayBuilder::with_default_text_model)). Known models, checked
+//!   before anything is sent:
+//!
+//!   | model | text | image | durations (s) | ratio (horizontal / vertical) | pro ratio |
+//!   |---|---|---|---|---|---|
+//!   | `gen4.5` | yes | yes | 2–10 | `1280:720` / `720:1280` | — |
+//!   | `gen4_turbo` | no | yes | 5, 10 | `1280:720` / `720:1280` | — |
+//!   | `veo3.1`, `veo3.1_fast` | yes | yes | 4, 6, 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
+//!   | `veo3` | yes | yes | 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
+//!
+//!   A pro request on a model without a 1080p ratio is refused rather than silently downgraded.
+//!   Other fields of [`GenerationRequest::extra`] (e.g. `seed`, `contentModeration`) are added to
+//!   the body without overriding the fields above.
+//! - `GET /v1/tasks/{id}`: `PENDING`/`THROTTLED` → queued, `RUNNING` → running (progress 0–1 →
+//!   percent), `SUCCEEDED` → succeeded with `output[0]`, `FAILED` → failed (by `failureCode`, see
+//!   the table in the `error` module docs), `CANCELLED` → cancelled; anything else → running.
+//!   Output URLs expire after 24–48 h, so assets carry `expires_at` = poll time + 24 h and the
+//!   orchestrator polls again for fresh URLs after that.
+//! - [`cancel`](VideoProvider::cancel) is `DELETE /v1/tasks/{id}` (a task already gone counts as
+//!   cancelled).
+//! - Output URLs (on Runway's CDN) are downloaded without the API key.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use cineflow_core::{GenerationRequest, ImageRef, JobState, Orientation, TaskId};
+//! use cineflow_providers::runway::Runway;
+//! use cineflow_providers::{VideoProvider, VideoProviderExt};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // CINEFLOW_RUNWAY_API_KEY=key_…
+//! let runway = Runway::from_env().build()?;
+//! let task_id = TaskId::new();
+//! let req = GenerationRequest {
+//!     task_id,
+//!     vendor_model: "gen4_turbo".into(),
+//!     prompt: "The camera slowly pushes in on the lighthouse.".into(),
+//!     duration_s: 5,
+//!     orientation: Orientation::Horizontal,
+//!     is_pro: false,
+//!     image: Some(ImageRef::new("https://example.com/lighthouse.jpg")?),
+//!     idempotency_key: format!("{task_id}-1"),
+//!     extra: serde_json::json!({ "seed": 42 }),
+//! };
+//! let job = runway.submit(&req).await?;
+//! let status = runway.wait_terminal(&job, Duration::from_secs(5)).await?;
+//! if let JobState::Succeeded { asset } = status.state {
+//!     let _video = runway.download(&job, &asset).await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod wire;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use cineflow_core::provider::{
+    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
+    VideoAsset, VideoProvider,
+};
+use cineflow_core::{Error, ImageKind, ImageRef, Orientation, ProviderId};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::http::{
+    self, Answer, ApiKey, Call, ClientConfig, Endpoint, Timeouts, WarnOnce, refused,
+};
+use error::{failure_code, parse_error};
+use wire::{Created, Task};
+
+/// The provider id unless [`RunwayBuilder::with_id`] says otherwise.
+pub const DEFAULT_ID: &str = "runway";
+/// Runway's API.
+pub const DEFAULT_BASE_URL: &str = "https://api.dev.runwayml.com";
+/// The API version sent as `X-Runway-Version`.
+pub const API_VERSION: &str = "2024-11-06";
+/// The model for image requests that name none.
+pub const DEFAULT_IMAGE_MODEL: &str = "gen4_turbo";
+/// The model for text-only requests that name none.
+pub const DEFAULT_TEXT_MODEL: &str = "veo3.1";
+/// The largest `data:` URL sent as `promptImage`.
+pub const MAX_DATA_URL_BYTES: usize = 5 * 1024 * 1024;
+/// The key of [`GenerationRequest::extra`] naming a last-frame image.
+pub const LAST_FRAME_KEY: &str = http::LAST_FRAME_KEY;
+/// The API key.
+pub const API_KEY_ENV: &str = "CINEFLOW_RUNWAY_API_KEY";
+/// The base URL.
+pub const BASE_URL_ENV: &str = "CINEFLOW_RUNWAY_BASE_URL";
+
+/// How long output URLs are assumed valid (Runway says 24–48 h).
+const OUTPUT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What a model accepts.
+struct Model {
+    name: &'static str,
+    text: bool,
+    image: bool,
+    durations: &'static [u32],
+    /// 1080p ratios (horizontal, vertical), for pro requests.
+    pro: Option<(&'static str, &'static str)>,
+}
+
+const VEO_PRO: Option<(&str, &str)> = Some(("1920:1080", "1080:1920"));
+
+const MODELS: &[Model] = &[
+    Model {
+        name: "gen4.5",
+        text: true,
+        image: true,
+        durations: &[2, 3, 4, 5, 6, 7, 8, 9, 10],
+        pro: None,
+    },
+    Model {
+        name: "gen4_turbo",
+        text: false,
+        image: true,
+        durations: &[5, 10],
+        pro: None,
+    },
+    Model {
+        name: "veo3.1",
+        text: true,
+        image: true,
+        durations: &[4, 6, 8],
+        pro: VEO_PRO,
+    },
+    Model {
+        name: "veo3.1_fast",
+        text: true,
+        image: true,
+        durations: &[4, 6, 8],
+        pro: VEO_PRO,
+    },
+    Model {
+        name: "veo3",
+        text: true,
+        image: true,
+        durations: &[8],
+        pro: VEO_PRO,
+    },
+];
+
+/// Configures a [`Runway`] provider. Start with [`Runway::builder`] or [`Runway::from_env`].
+#[derive(Debug, Clone)]
+pub struct RunwayBuilder {
+    http: ClientConfig,
+    api_key: Option<ApiKey>,
+    text_model: Option<String>,
+    image_model: Option<String>,
+}
+
+impl Default for RunwayBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where the key may come from, in order of preference (`RUNWAYML_API_SECRET` is the official
+/// SDKs' name).
+const API_KEY_VARS: [&str; 2] = [API_KEY_ENV, "RUNWAYML_API_SECRET"];
+
+impl RunwayBuilder {
+    /// A builder with no key and every setting at its default.
+    pub fn new() -> Self {
+        Self {
+            http: ClientConfig::new(DEFAULT_ID, Some(DEFAULT_BASE_URL), &[BASE_URL_ENV]),
+            api_key: None,
+            text_model: None,
+            image_model: None,
+        }
+    }
+
+    /// A builder reading `CINEFLOW_RUNWAY_API_KEY` (fallback `RUNWAYML_API_SECRET`, the official
+    /// SDKs' name) and `CINEFLOW_RUNWAY_BASE_URL` when they are set and not empty.
+    pub fn from_env() -> Self {
+        let mut b = Self::new();
+        b.api_key = ApiKey::from_env(&API_KEY_VARS);
+        b.http.load_env();
+        b
+    }
+
+    /// The API base URL. Default: `https://api.dev.runwayml.com`.
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.http.base_url = Some(url.into());
+        self
+    }
+
+    /// The API key (`key_…`).
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey::new(key));
+        self
+    }
+
+    /// Shares an HTTP client (connection pool). Default: one built from the timeouts.
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http.client = Some(client);
+        self
+    }
+
+    /// Timeouts of the API calls, reference image fetches and downloads. Default:
+    /// [`Timeouts::default`].
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.http.timeouts = timeouts;
+        self
+    }
+
+    /// The provider id. Default: `runway`.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.http.id = Some(id.into());
+        self
+    }
+
+    /// The model for text-only requests with an empty `vendor_model`. Default: `veo3.1`.
+    pub fn with_default_text_model(mut self, model: impl Into<String>) -> Self {
+        self.text_model = Some(model.into());
+        self
+    }
+
+    /// The model for image requests with an empty `vendor_model`. Default: `gen4_turbo`.
+    pub fn with_default_image_model(mut self, model: impl Into<String>) -> Self {
+        self.image_model = Some(model.into());
+        self
+    }
+
+    /// Builds the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, a default model
+    /// is unknown, the base URL is not http(s) or carries credentials, a query or a fragment, or
+    /// the HTTP client cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    pub fn build(self) -> Result<Runway, Error> {
+        let api = self.http.build()?;
+        let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
+        let text_model = self.text_model.unwrap_or_else(|| DEFAULT_TEXT_MODEL.into());
+        let image_model = self
+            .image_model
+            .unwrap_or_else(|| DEFAULT_IMAGE_MODEL.into());
+        match (model(&text_model), model(&image_model)) {
+            (Some(t), _) if !t.text => {
+                return Err(Error::Config(format!(
+                    "runway model {text_model} cannot generate from text alone"
+                )));
+            }
+            (Some(_), Some(_)) => {}
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown runway default model ({text_model} / {image_model}); known: {}",
+                    known_models()
+                )));
+            }
+        }
+        let caps = Capabilities {
+            models: MODELS.iter().map(|m| m.name.to_owned()).collect(),
+            durations: (2..=10).collect(),
+            pro_durations: vec![4, 6, 8],
+            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
+            pro: true,
+            image_input: true,
+            cancel: true,
+            max_in_flight: None,
+            requests_per_minute: None,
+        };
+        Ok(Runway {
+            inner: Arc::new(Inner {
+                api,
+                key,
+                text_model,
+                image_model,
+                caps,
+                warned: WarnOnce::default(),
+            }),
+        })
+    }
+}
+
+fn model(name: &str) -> Option<&'static Model> {
+    MODELS.iter().find(|m| m.name == name)
+}
+
+fn known_models() -> String {
+    MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Runway's developer API. See the [module docs](self).
+///
+/// Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Runway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    api: Endpoint,
+    key: ApiKey,
+    text_model: String,
+    image_model: String,
+    caps: Capabilities,
+    warned: WarnOnce,
+}
+
+impl fmt::Debug for Runway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Runway")
+            .field("api", &i.api)
+            .field("key", &i.key)
+            .field("text_model", &i.text_model)
+            .field("image_model", &i.image_model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runway {
+    /// A builder (see [`RunwayBuilder::new`]).
+    pub fn builder() -> RunwayBuilder {
+        RunwayBuilder::new()
+    }
+
+    /// A builder reading the environment (see [`RunwayBuilder::from_env`]).
+    pub fn from_env() -> RunwayBuilder {
+        RunwayBuilder::from_env()
+    }
+
+    /// An API request with both required headers.
+    fn api(
+        &self,
+        method: Method,
+        segments: &[&str],
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        Ok(self
+            .inner
+            .api
+            .request(method, segments)?
+            .bearer_auth(self.inner.key.expose())
+            .header("X-Runway-Version", API_VERSION))
+    }
+
+    fn error(&self, a: &Answer, call: Call) -> ProviderError {
+        parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+    }
+
+    fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {
+        http::malformed(a, call, &self.inner.key, why)
+    }
+
+    /// `promptImage` for one image: an https or data URL as is, anything else as a data URL.
+    async fn image_uri(&self, img: &ImageRef) -> Result<String, ProviderError> {
+        let uri = match img.kind() {
+            ImageKind::Url if img.as_str().starts_with("https://") => {
+                return Ok(img.as_str().to_owned());
+            }
+            ImageKind::DataUrl => img.as_str().to_owned(),
+            // Local files, and http URLs (Runway fetches https only).
+            _ => {
+                let (bytes, mime) = self.inner.api.load_image(img).await?;
+                format!(
+                    "data:{mime};base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                )
+            }
+        };
+        if uri.len() > MAX_DATA_URL_BYTES {
+            return Err(refused(format!(
+                "the reference image's data URL is {} bytes; runway accepts at most {MAX_DATA_URL_BYTES}",
+                uri.len()
+            )));
+        }
+        Ok(uri)
+    }
+}
+
+#[async_trait]
+impl VideoProvider for Runway {
+    fn id(&self) -> &ProviderId {
+        self.inner.api.id()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
+        let has_image = req.image.is_some();
+        let name = match req.vendor_model.trim() {
+            "" if has_image => self.inner.image_model.as_str(),
+            "" => self.inner.text_model.as_str(),
+            m => m,
+        };
+        let Some(m) = model(name) else {
+            return Err(refused(format!(
+                "unknown runway model {name:?}; known: {}",
+                known_models()
+            )));
+        };
+        if !has_image && !m.text {
+            return Err(refused(format!(
+                "runway model {name} needs a reference image (image_to_video only)"
+            )));
+        }
+        if has_image && !m.image {
+            return Err(refused(format!(
+                "runway model {name} takes no reference image"
+            )));
+        }
+        if !m.durations.contains(&req.duration_s) {
+            return Err(refused(format!(
+                "runway model {name} renders {:?} s, not {} s",
+                m.durations, req.duration_s
+            )));
+        }
+        let ratio = match (req.is_pro, m.pro, req.orientation) {
+            (false, _, Orientation::Horizontal) => "1280:720",
+            (false, _, Orientation::Vertical) => "720:1280",
+            (true, Some((h, _)), Orientation::Horizontal) => h,
+            (true, Some((_, v)), Orientation::Vertical) => v,
+            (true, None, _) => {
+                return Err(refused(format!(
+                    "runway model {name} has no pro (1080p) tier; use a veo model"
+                )));
+            }
+        };
+        if req.prompt.trim().is_empty() {
+            return Err(refused("the prompt is empty"));
+        }
+        let mut body = Map::new();
+        body.insert("model".into(), name.into());
+        body.insert("promptText".into(), req.prompt.clone().into());
+        let endpoint = match &req.image {
+            Some(first) => {
+                let first = self.image_uri(first).await?;
+                let image = match http::last_frame(req)? {
+                    Some(last) => json!([
+                        {"uri": first, "position": "first"},
+                        {"uri": self.image_uri(&last).await?, "position": "last"},
+                    ]),
+                    None => Value::String(first),
+                };
+                body.insert("promptImage".into(), image);
+                "image_to_video"
+            }
+            None => {
+                http::last_frame(req)?;
+                "text_to_video"
+            }
+        };
+        body.insert("ratio".into(), ratio.into());
+        body.insert("duration".into(), req.duration_s.into());
+        http::merge_extra(&mut body, &req.extra);
+        let rb = self
+            .api(Method::POST, &["v1", endpoint])?
+            .json(&Value::Object(body));
+        let answer = http::send(rb, Call::Submit).await?;
+        if !answer.is_success() {
+            return Err(self.error(&answer, Call::Submit));
+        }
+        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
+        if created.id.trim().is_empty() {
+            return Err(self.malformed(&answer, Call::Submit, "empty task id"));
+        }
+        tracing::debug!(provider = %self.id(), task = %created.id, endpoint, model = name, "runway accepted a task");
+        Ok(self.inner.api.job(created.id, name, Value::Null))
+    }
+
+    async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
+        let rb = self.api(Method::GET, &["v1", "tasks", &job.vendor_job_id])?;
+        let answer = http::send(rb, Call::Poll).await?;
+        if !answer.is_success() {
+            return Err(self.error(&answer, Call::Poll));
+        }
+        let raw: Value = answer.json(Call::Poll, &self.inner.key)?;
+        let task: Task = serde_json::from_value(raw.clone())
+            .map_err(|e| self.malformed(&answer, Call::Poll, &e.to_string()))?;
+        // Runway reports a fraction (0–1).
+        let progress = task.progress.and_then(|p| http::percent(p * 100.0));
+        let status = task.status.clone().unwrap_or_default();
+        let state = match status.as_str() {
+            "PENDING" | "THROTTLED" => JobState::Queued,
+            "RUNNING" => JobState::Running {
+                progress,
+                eta: None,
+            },
+            "SUCCEEDED" => {
+                let Some(url) = task
+                    .output
+                    .as_ref()
+                    .and_then(|o| o.first())
+                    .filter(|u| !u.is_empty())
+                else {
+                    return Err(self.malformed(
+                        &answer,
+                        Call::Poll,
+                        "SUCCEEDED without an output URL",
+                    ));
+                };
+                JobState::Succeeded {
+                    asset: VideoAsset {
+                        url: url.clone(),
+                        expires_at: Some(OffsetDateTime::now_utc() + OUTPUT_LIFETIME),
+                        content_type: None,
+                    },
+                }
+            }
+            "FAILED" => {
+                let (code, retryable) = failure_code(task.failure_code.as_deref());
+                let reason = task.failure.as_deref().unwrap_or("no reason given");
+                let mut error = ProviderError::new(
+                    code,
+                    self.inner
+                        .key
+                        .scrub(&format!("runway task failed: {reason}")),
+                )
+                .with_retryable(retryable)
+                .with_raw(http::excerpt(&answer.body, &self.inner.key));
+                if let Some(c) = &task.failure_code {
+                    error = error.with_vendor_code(c.clone());
+                }
+                JobState::Failed { error }
+            }
+            "CANCELLED" => JobState::Cancelled,
+            other => {
+                self.inner
+                    .warned
+                    .unknown_status(self.id(), job, other, "runway task");
+                JobState::Running {
+                    progress,
+                    eta: None,
+                }
+            }
+        };
+        Ok(JobStatus::new(state).with_raw(raw))
+    }
+
+    async fn download(
+        &self,
+        _job: &ProviderJob,
+        asset: &VideoAsset,
+    ) -> Result<ByteStream, ProviderError> {
+        // The key goes to the API host only; CDN URLs are pre-signed.
+        let key = &self.inner.key;
+        self.inner
+            .api
+            .download(&asset.url, Some(key), |answer| {
+                http::download_error(answer, &asset.url, key)
+            })
+            .await
+    }
+
+    async fn cancel(&self, job: &ProviderJob) -> Result<(), ProviderError> {
+        let rb = self.api(Method::DELETE, &["v1", "tasks", &job.vendor_job_id])?;
+        let answer = http::send(rb, Call::Other).await?;
+        // A task that is already gone needs no cancelling.
+        if answer.is_success() || answer.status == 404 {
+            return Ok(());
+        }
+        Err(self.error(&answer, Call::Other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_need_a_key_and_name_the_variables() {
+        let e = RunwayBuilder::new().build().unwrap_err();
+        assert!(e.to_string().contains(API_KEY_ENV), "{e}");
+        assert!(e.to_string().contains("RUNWAYML_API_SECRET"), "{e}");
+        let p = RunwayBuilder::new()
+            .with_api_key("key_SECRET")
+            .build()
+            .unwrap();
+        assert!(!format!("{p:?}").contains("SECRET"));
+        assert_eq!(p.id().as_str(), "runway");
+        assert!(p.capabilities().cancel);
+    }
+
+    #[test]
+    fn default_models_must_be_known_and_fit_their_mode() {
+        assert!(
+            RunwayBuilder::new()
+                .with_api_key("k")
+                .with_default_text_model("gen4_turbo")
+                .build()
+                .is_err()
+        );
+        assert!(
+            RunwayBuilder::new()
+                .with_api_key("k")
+                .with_default_image_model("nope")
+                .build()
+                .is_err()
+        );
+        assert!(
+            RunwayBuilder::new()
+                .with_api_key("k")
+                .with_default_text_model("gen4.5")
+                .build()
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Providers: configure every vendor adapter from the environment, route CineFlow's logical
+//! model `sora2` through the configured ones, and run one segment of the demo storyboard.
+//!
+//! ```text
+//! cargo run --example providers
+//! ```
+//!
+//! Each adapter is built with its `from_env()`; the example prints which ones are configured
+//! and, for the others, what is missing (never a key). Routes for `sora2` start from CineFlow's
+//! seed catalog (`RouterConfig::cineflow_seed()`: Sora.hk, then OpenAI, then AIHubMix) followed by
+//! the other configured adapters, and always end with the local ffmpeg renderer — or
+//! `MockProvider` when ffmpeg is missing — so the example runs with no key at all.
+//!
+//! Segment 1 of `examples/storyboards/cineflow_demo.json` (10 s, horizontal) then goes to the
+//! first configured provider that can serve it (the router's priority order; OpenAI is past its
+//! sunset and its resellers' protocol has no 10 s duration, so those are skipped).
+//! **With a vendor key set, that is one real, paid job.** The video and its CineFlow sidecar land
+//! in `$CINEFLOW_OUTPUT_DIR` (default `cineflow-output`).
+//!
+//! Environment (all optional):
+//!
+//! | adapter | key | base URL |
+//! |---|---|---|
+//! | Sora.hk | `CINEFLOW_SORAHK_API_KEY` (or `SORA_API_KEY`) | `CINEFLOW_SORAHK_BASE_URL` (or `SORA_BASE_URL`) |
+//! | OpenAI | `CINEFLOW_OPENAI_API_KEY` (or `OPENAI_API_KEY`) | `CINEFLOW_OPENAI_BASE_URL` (or `OPENAI_BASE_URL`) |
+//! | AIHubMix | `CINEFLOW_AIHUBMIX_API_KEY` (or `AIHUBMIX_API_KEY`) | `CINEFLOW_AIHUBMIX_BASE_URL` (or `AIHUBMIX_BASE_URL`) |
+//! | apiyi | `CINEFLOW_APIYI_API_KEY` (or `APIYI_API_KEY`) | `CINEFLOW_APIYI_BASE_URL` (or `APIYI_BASE_URL`) |
+//! | any OpenAI Videos reseller | `CINEFLOW_OPENAI_COMPAT_API_KEY` | `CINEFLOW_OPENAI_COMPAT_BASE_URL` (required) |
+//! | Jimeng through a jimeng-api proxy | `CINEFLOW_JIMENG_API_KEY` (session tokens, comma-separated) | `CINEFLOW_JIMENG_BASE_URL` |
+//! | Jimeng on Volcengine | `CINEFLOW_VOLCENGINE_ACCESS_KEY` + `CINEFLOW_VOLCENGINE_SECRET_KEY` (or `VOLC_ACCESSKEY` + `VOLC_SECRETKEY`) | `CINEFLOW_VOLCENGINE_BASE_URL` |
+//! | Runway | `CINEFLOW_RUNWAY_API_KEY` (or `RUNWAYML_API_SECRET`) | `CINEFLOW_RUNWAY_BASE_URL` |
+//! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
+//!
+//! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`).
+
+use std::error::Error;
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow::core::mock::{MockProvider, Step};
+use cineflow::core::{
+    EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
+    RouterConfig, RunSpec, SegmentRange, Store, Storyboard, TaskQuery, VideoProvider,
+};
+use cineflow::providers::jimeng::{self, JimengOfficial, JimengProxy};
+use cineflow::providers::local::{self, LocalRenderer};
+use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
+use cineflow::providers::runway::Runway;
+use cineflow::providers::sorahk::SoraHkBuilder;
+use futures::StreamExt;
+
+const DEMO: &str = include_str!("storyboards/cineflow_demo.json");
+
+/// A provider built from the environment and the vendor model that serves `sora2` there.
+struct Configured {
+    provider: Arc<dyn VideoProvider>,
+    vendor_model: &'static str,
+    /// Whether CineFlow's seed catalog already routes `sora2` to it.
+    seeded: bool,
+}
+
+/// Keeps `built` when the adapter could be configured, and says so either way. Build errors
+/// name the variables to set; they never contain a key.
+fn consider<P: VideoProvider + 'static>(
+    name: &str,
+    built: Result<P, impl Display>,
+    vendor_model: &'static str,
+    seeded: bool,
+    configured: &mut Vec<Configured>,
+) {
+    match built {
+        Ok(provider) => {
+            println!("  configured      {name} (id {})", provider.id());
+            configured.push(Configured {
+                provider: Arc::new(provider),
+                vendor_model,
+                seeded,
+            });
+        }
+        Err(why) => println!("  not configured  {name}: {why}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let out_dir = PathBuf::from(
+        std::env::var("CINEFLOW_OUTPUT_DIR").unwrap_or_else(|_| "cineflow-output".into()),
+    );
+
+    println!("adapters:");
+    let mut configured = Vec::new();
+    let c = &mut configured;
+    consider(
+        "Sora.hk",
+        SoraHkBuilder::from_env().build(),
+        "sora2",
+        true,
+        c,
+    );
+    let openai = OpenAiCompat::openai().load_env().build();
+    consider("OpenAI", openai, "sora-2", true, c);
+    let aihubmix = OpenAiCompat::aihubmix().load_env().build();
+    consider("AIHubMix", aihubmix, "sora-2", true, c);
+    consider(
+        "apiyi",
+        OpenAiCompat::apiyi().load_env().build(),
+        "sora-2",
+        false,
+        c,
+    );
+    let reseller = OpenAiCompatBuilder::from_env().build();
+    consider("OpenAI Videos reseller", reseller, "sora-2", false, c);
+    let proxy = JimengProxy::from_env().build();
+    consider("Jimeng proxy", proxy, jimeng::DEFAULT_PROXY_MODEL, false, c);
+    // Text to video at 720p (Volcengine's `req_key`).
+    let official = JimengOfficial::from_env().build();
+    consider("Jimeng on Volcengine", official, "jimeng_t2v_v30", false, c);
+    consider("Runway", Runway::from_env().build(), "gen4.5", false, c);
+    if LocalRenderer::is_available() {
+        let renderer = LocalRenderer::from_env();
+        consider(
+            "local ffmpeg renderer",
+            renderer,
+            local::DEFAULT_VENDOR_MODEL,
+            false,
+            c,
+        );
+    } else {
+        println!(
+            "  not configured  local ffmpeg renderer: ffmpeg not found (install it with `apt-get install ffmpeg` or `brew install ffmpeg`, or set CINEFLOW_FFMPEG); using MockProvider, which serves a tiny sample MP4"
+        );
+        let mock = MockProvider::new("mock")?
+            .with_latency(Duration::from_millis(50))
+            .with_timeline(vec![Step::Queued, Step::Running(50), Step::Succeeded]);
+        println!("  configured      MockProvider (id {})", mock.id());
+        c.push(Configured {
+            provider: Arc::new(mock),
+            vendor_model: "sora-2",
+            seeded: false,
+        });
+    }
+
+    // `sora2` as CineFlow seeds it, then every other configured adapter, the local one last.
+    let model = ModelId::new("sora2")?;
+    let mut router = Router::from_config(RouterConfig::cineflow_seed());
+    for c in &configured {
+        router = if c.seeded {
+            router.provider(Arc::clone(&c.provider))
+        } else {
+            router.route(model.clone(), Arc::clone(&c.provider), c.vendor_model)
+        };
+    }
+    println!(
+        "\nroutes of `{model}` (priority order; seed routes without a configured provider are skipped):"
+    );
+    let catalog = router.config();
+    let mut routes = catalog
+        .models
+        .get(&model)
+        .map(|m| m.routes.clone())
+        .unwrap_or_default();
+    routes.sort_by_key(|r| r.priority);
+    for r in routes
+        .iter()
+        .filter(|r| router.provider_by_id(&r.provider).is_some())
+    {
+        let sunset = catalog
+            .providers
+            .get(&r.provider)
+            .and_then(|p| p.sunset)
+            .map(|d| format!(" (sunset {d})"))
+            .unwrap_or_default();
+        println!(
+            "  {:>3}  {} → {}{sunset}",
+            r.priority,
+            r.provider,
+            r.vendor_models.join(", ")
+        );
+    }
+
+    let mut config = OrchestratorConfig::default();
+    config.poll.initial = Duration::from_millis(200);
+    config.poll.min = Duration::from_millis(200);
+    config.poll.max = Duration::from_secs(15);
+    let store = Arc::new(MemoryStore::new());
+    let orchestrator = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(&out_dir)))
+        .router(router)
+        .config(config)
+        .build()?;
+
+    let storyboard = Storyboard::from_json(DEMO)?
+        .with_name("cineflow_demo")
+        .with_source_file("examples/storyboards/cineflow_demo.json");
+    orchestrator.add_storyboard(&storyboard).await?;
+    let range: SegmentRange = "1".parse()?;
+    let run = orchestrator
+        .create_run(RunSpec::new(storyboard.id, model).range(range))
+        .await?;
+    println!(
+        "\nrun {}: segment 1 of {:?}, output in {}",
+        run.id,
+        storyboard.name,
+        out_dir.display()
+    );
+
+    let mut handle = orchestrator.start(run.id).await?;
+    let mut events = Box::pin(handle.events());
+    let printer = tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event.kind {
+                EventKind::TaskRouted {
+                    provider,
+                    vendor_model,
+                    reason,
+                    ..
+                } => println!("  routed to {provider} ({vendor_model}): {reason}"),
+                EventKind::TaskSubmitted { vendor_job_id, .. } => {
+                    println!("  submitted as vendor job {vendor_job_id}")
+                }
+                EventKind::TaskStatusChanged { to, .. } => println!("  {to}"),
+                EventKind::TaskProgress { progress } => println!("  {progress:>3}%"),
+                EventKind::TaskFailed { error, .. } => println!("  failed — {error}"),
+                EventKind::RunFinished { status, .. } => {
+                    println!("run finished: {status}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+    });
+    let run = handle.wait().await?;
+    printer.await?;
+
+    for t in store.list_tasks(&TaskQuery::for_run(run.id)).await?.items {
+        let served_by = t.attempts.last().map(|a| a.provider.to_string());
+        match &t.artifact {
+            Some(a) => println!(
+                "\nsegment {} by {}: {} ({} bytes, sha256 {}…)",
+                t.segment_index,
+                served_by.unwrap_or_default(),
+                a.location,
+                a.size_bytes,
+                a.sha256.get(..16).unwrap_or(&a.sha256)
+            ),
+            None => println!("\nsegment {}: {}", t.segment_index, t.status.as_str()),
+        }
+    }
+    if run.counts.completed != run.counts.total {
+        return Err(format!("run ended {}", run.status).into());
+    }
+    Ok(())
+}
