@@ -1,0 +1,206 @@
+//! The real adapters (`cineflow-providers`) against the fake vendor server (`cineflow-testkit`):
+//! the wire contract, and a whole run through the orchestrator with the ledger as the judge.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use cineflow_core::{
+    ErrorCode, GenerationRequest, JobState, Orientation, SubmitState, TaskId, VideoProvider,
+    VideoProviderExt,
+};
+use cineflow_providers::openai_compat::OpenAiCompat;
+use cineflow_providers::sorahk::SoraHk;
+use cineflow_testkit::{FakeVendor, Faults, Protocol, RateLimitFault, Trigger};
+use futures::TryStreamExt;
+use sha2::{Digest, Sha256};
+
+fn request(p: Protocol, prompt: &str) -> GenerationRequest {
+    let task_id = TaskId::new();
+    let (model, secs) = match p {
+        Protocol::OpenAi => ("sora-2", 4),
+        Protocol::SoraHk => ("sora2", 10),
+    };
+    GenerationRequest {
+        task_id,
+        vendor_model: model.into(),
+        prompt: prompt.into(),
+        duration_s: secs,
+        orientation: Orientation::Vertical,
+        is_pro: false,
+        image: None,
+        idempotency_key: format!("{task_id}-1"),
+        extra: serde_json::Value::Null,
+    }
+}
+
+async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvider>)>) {
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.3)
+        .with_poll_after_ms(Some(50))
+        .start()
+        .await
+        .unwrap();
+    let openai = OpenAiCompat::custom(fake.base_url(Protocol::OpenAi))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
+    let sorahk = SoraHk::builder()
+        .with_base_url(fake.base_url(Protocol::SoraHk))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
+    let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
+        (Protocol::OpenAi, Box::new(openai)),
+        (Protocol::SoraHk, Box::new(sorahk)),
+    ];
+    (fake, providers)
+}
+
+#[tokio::test]
+async fn both_adapters_submit_poll_and_download_exactly_what_the_ledger_records() {
+    let (fake, providers) = fake_and_providers().await;
+    for (p, provider) in &providers {
+        let job = provider
+            .submit(&request(*p, &format!("{p} happy")))
+            .await
+            .unwrap();
+        let status = provider
+            .wait_terminal(&job, Duration::from_millis(50))
+            .await
+            .unwrap();
+        let JobState::Succeeded { asset } = status.state else {
+            panic!("{p}: {:?}", status.state);
+        };
+        let bytes: Vec<u8> = provider
+            .download(&job, &asset)
+            .await
+            .unwrap()
+            .map_ok(|c| c.to_vec())
+            .try_concat()
+            .await
+            .unwrap();
+        let ledger = fake.ledger();
+        let record = ledger.job(&job.vendor_job_id).unwrap();
+        assert_eq!(record.protocol, *p);
+        assert_eq!(
+            record.sha256.as_deref(),
+            Some(format!("{:x}", Sha256::digest(&bytes)).as_str())
+        );
+        assert_eq!((record.downloads, record.downloads_completed), (1, 1));
+        assert_eq!(ledger.counts(*p).submits, 1);
+    }
+    let ledger = fake.ledger();
+    assert_eq!(
+        ledger.total.leaked_auth, 0,
+        "the key never reaches the blob URL"
+    );
+    assert_eq!(ledger.total.unauthorized, 0);
+    assert!(ledger.duplicate_prompts().is_empty());
+}
+
+#[tokio::test]
+async fn accept_then_502_is_an_ambiguous_submit_and_a_rate_limit_a_rejected_one() {
+    let (fake, providers) = fake_and_providers().await;
+    for (p, provider) in &providers {
+        fake.set_faults(Faults {
+            accept_then_502: Trigger::first(1),
+            ..Faults::none()
+        })
+        .unwrap();
+        let e = provider
+            .submit(&request(*p, "lost answer"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{p}: {e}");
+        assert_eq!(
+            fake.ledger().counts(*p).submits,
+            1,
+            "{p}: yet the job was paid"
+        );
+
+        fake.set_faults(Faults {
+            rate_limit: RateLimitFault {
+                retry_after_ms: 2000,
+                ..RateLimitFault::first(1)
+            },
+            ..Faults::none()
+        })
+        .unwrap();
+        let e = provider.submit(&request(*p, "too fast")).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::RateLimited, "{p}: {e}");
+        assert_eq!(e.submit_state(), SubmitState::Rejected, "{p}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_served() {
+    use std::sync::Arc;
+
+    use cineflow_core::{
+        LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router, RunSpec,
+        RunStatus, Store, Storyboard, TaskQuery,
+    };
+
+    let (fake, providers) = fake_and_providers().await;
+    for (p, provider) in providers {
+        let provider: Arc<dyn VideoProvider> = Arc::from(provider);
+        let vendor_model = match p {
+            Protocol::OpenAi => "sora-2",
+            Protocol::SoraHk => "sora2",
+        };
+        let duration = match p {
+            Protocol::OpenAi => 4,
+            Protocol::SoraHk => 10,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let mut config = OrchestratorConfig::default();
+        config.poll.initial = Duration::from_millis(50);
+        config.poll.min = Duration::from_millis(50);
+        config.poll.max = Duration::from_millis(200);
+        let model = ModelId::new("sora2").unwrap();
+        let orch = Orchestrator::builder()
+            .store(store.clone())
+            .sink(Arc::new(LocalDirSink::new(dir.path())))
+            .router(Router::new().route(model.clone(), provider, vendor_model))
+            .config(config)
+            .build()
+            .unwrap();
+        let segs: Vec<String> = (1..=3)
+            .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"{p} shot {i}.","duration_seconds":{duration}}}"#))
+            .collect();
+        let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+        orch.add_storyboard(&sb).await.unwrap();
+        let run = orch
+            .create_run(RunSpec::new(sb.id, model).gen_count(2))
+            .await
+            .unwrap();
+        let run = orch.start(run.id).await.unwrap().wait().await.unwrap();
+        assert_eq!(run.status, RunStatus::Completed, "{p}");
+        let ledger = fake.ledger();
+        assert_eq!(ledger.counts(p).submits, 6, "{p}: one paid job per task");
+        for i in 1..=3 {
+            let prompt = format!("{p} shot {i}.");
+            assert_eq!(
+                ledger.jobs_for_prompt(&prompt).len(),
+                2,
+                "{p}: two versions of {prompt}"
+            );
+        }
+        for t in store
+            .list_tasks(&TaskQuery::for_run(run.id))
+            .await
+            .unwrap()
+            .items
+        {
+            let art = t.artifact.unwrap();
+            let job = t.attempts[0].job.as_ref().unwrap();
+            let record = ledger.job(&job.vendor_job_id).unwrap();
+            assert_eq!(record.sha256.as_deref(), Some(art.sha256.as_str()), "{p}");
+            let on_disk = std::fs::read(&art.location).unwrap();
+            assert_eq!(format!("{:x}", Sha256::digest(&on_disk)), art.sha256);
+        }
+        assert_eq!(ledger.total.leaked_auth, 0);
+    }
+}
