@@ -18,21 +18,20 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cineflow_core::store::{
-    Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort, check_task_write,
-};
+use cineflow_core::store::{Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write};
 use cineflow_core::{
     Error, Lease, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch, Storyboard,
-    StoryboardId, Task, TaskId, TaskStatus,
+    StoryboardId, Task, TaskId,
 };
 use sqlx::postgres::PgPool;
 pub use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder, SqlSafeStr, SqlStr};
 
-use crate::common::{exists, from_ns, lease_lost, not_found, stale, to_ns, ttl_ns};
+use crate::common::{exists, from_ns, not_found, ttl_ns};
 use crate::sql::{
-    RowExt, TaskCols, db, decode_run, decode_storyboard, encode_run, encode_storyboard,
-    is_unique_violation, page_i64, task_of, to_i64, to_u64, written_task,
+    RowExt, SqlBackend, TaskCols, db, is_unique_violation, kept_changing, lease_cols, page_i64,
+    renewed, returning_written_task, run_cas_failed, select_segment, task_columns, task_of, to_i64,
+    update_run, update_task, written_task,
 };
 
 /// The database clock in nanoseconds since the Unix epoch (microsecond resolution).
@@ -134,75 +133,32 @@ impl PostgresStore {
             .await
             .map_err(db("cannot begin a read"))
     }
-}
 
-/// Appends the `WHERE` clause of a task query.
-fn push_task_filters(qb: &mut QueryBuilder<Postgres>, q: &TaskQuery) {
-    qb.push(" WHERE TRUE");
-    if let Some(run) = q.run_id {
-        qb.push(" AND run_id = ").push_bind(run.to_string());
-    }
-    if !q.status.is_empty() {
-        let statuses: Vec<&str> = q.status.iter().map(|s| s.as_str()).collect();
-        qb.push(" AND status = ANY(").push_bind(statuses).push(")");
-    }
-    if let Some(r) = q.retryable {
-        qb.push(" AND retryable = ").push_bind(r);
-    }
-    if let Some(c) = q.error_code {
-        qb.push(" AND error_code = ").push_bind(c.as_str());
-    }
-    if let Some(i) = q.segment_index {
-        qb.push(" AND segment_index = ").push_bind(i64::from(i));
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db("cannot begin a write"))
     }
 }
 
-/// The `ORDER BY` clause of a task query (the same total order as [`TaskQuery::compare`]).
-fn task_order(q: &TaskQuery) -> &'static str {
-    match (q.sort, q.order) {
-        (TaskSort::SegmentIndex, SortOrder::Asc) => {
-            " ORDER BY segment_index ASC, version_index ASC, id ASC"
-        }
-        (TaskSort::SegmentIndex, SortOrder::Desc) => {
-            " ORDER BY segment_index DESC, version_index DESC, id DESC"
-        }
-        (TaskSort::CreatedAt, SortOrder::Asc) => " ORDER BY created_at_ns ASC, id ASC",
-        (TaskSort::CreatedAt, SortOrder::Desc) => " ORDER BY created_at_ns DESC, id DESC",
+impl SqlBackend for Postgres {
+    const WHERE_ALL: &'static str = " WHERE TRUE";
+
+    fn sql(template: &'static str) -> SqlStr {
+        template.into_sql_str()
+    }
+
+    fn push_one_of(qb: &mut QueryBuilder<Self>, column: &'static str, values: Vec<&'static str>) {
+        qb.push(" AND ")
+            .push(column)
+            .push(" = ANY(")
+            .push_bind(values)
+            .push(")");
     }
 }
-
-/// Appends the `WHERE` clause of a run query.
-fn push_run_filters(qb: &mut QueryBuilder<Postgres>, q: &RunQuery) {
-    qb.push(" WHERE TRUE");
-    if let Some(s) = q.status {
-        qb.push(" AND status = ").push_bind(s.as_str());
-    }
-    if let Some(sb) = q.storyboard_id {
-        qb.push(" AND storyboard_id = ").push_bind(sb.to_string());
-    }
-}
-
-fn push_page(qb: &mut QueryBuilder<Postgres>, page: PageRequest) {
-    qb.push(" LIMIT ")
-        .push_bind(page_i64(page.limit()))
-        .push(" OFFSET ")
-        .push_bind(page_i64(page.offset()));
-}
-
-fn page_of<T>(page: PageRequest, items: Vec<T>, total: i64) -> Page<T> {
-    Page {
-        items,
-        page: page.page.max(1),
-        page_size: u32::try_from(page.limit()).unwrap_or(PageRequest::MAX_PAGE_SIZE),
-        total: to_u64(total),
-    }
-}
-
-const SELECT_SEGMENT: &str = "SELECT b.body FROM cineflow_segments s \
-     JOIN cineflow_storyboards b ON b.id = s.storyboard_id WHERE s.id = $1";
 
 const SELECT_TASK: &str = concat!(
-    "SELECT body, revision, lease_owner, lease_token, lease_expires_at_ns, ",
+    "SELECT ",
+    task_columns!(),
+    ", ",
     now_ns!(),
     " AS now_ns FROM cineflow_tasks WHERE id = $1"
 );
@@ -210,34 +166,14 @@ const SELECT_TASK: &str = concat!(
 #[async_trait]
 impl Store for PostgresStore {
     async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
-        let body = encode_storyboard(storyboard)?;
         let id = storyboard.id.to_string();
         let segment_ids: Vec<String> = storyboard
             .segments
             .iter()
             .map(|s| s.id.to_string())
             .collect();
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("cannot begin a write"))?;
-        sqlx::query(
-            "INSERT INTO cineflow_storyboards (id, created_at_ns, body) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET created_at_ns = excluded.created_at_ns, \
-             body = excluded.body",
-        )
-        .bind(&id)
-        .bind(to_ns(storyboard.created_at))
-        .bind(body)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("cannot write a storyboard"))?;
-        sqlx::query("DELETE FROM cineflow_segments WHERE storyboard_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("cannot write a storyboard's segments"))?;
+        let mut tx = self.begin_write().await?;
+        Postgres::write_storyboard_row(&mut tx, storyboard).await?;
         sqlx::query(
             "INSERT INTO cineflow_segments (id, storyboard_id) \
              SELECT s, $2 FROM UNNEST($1::text[]) AS s \
@@ -252,85 +188,26 @@ impl Store for PostgresStore {
     }
 
     async fn get_storyboard(&self, id: StoryboardId) -> Result<Storyboard> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM cineflow_storyboards WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db("cannot read a storyboard"))?;
-        decode_storyboard(&body.ok_or_else(|| not_found("storyboard", id))?)
+        Postgres::get_storyboard(&self.pool, id).await
     }
 
     async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        let mut tx = self.begin_read().await?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM cineflow_storyboards")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("cannot count storyboards"))?;
-        let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM cineflow_storyboards ORDER BY created_at_ns DESC, id ASC \
-             LIMIT $1 OFFSET $2",
-        )
-        .bind(page_i64(page.limit()))
-        .bind(page_i64(page.offset()))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("cannot list storyboards"))?;
-        tx.commit().await.map_err(db("cannot end a read"))?;
-        let items = bodies
-            .iter()
-            .map(|b| decode_storyboard(b))
-            .collect::<Result<_>>()?;
-        Ok(page_of(page, items, total))
+        Postgres::list_storyboards(self.begin_read().await?, page).await
     }
 
     async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
-        let body: Option<String> = sqlx::query_scalar(SELECT_SEGMENT)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("cannot read a segment"))?;
-        let sb = decode_storyboard(&body.ok_or_else(|| not_found("segment", id))?)?;
-        let seg = sb
-            .segments
-            .iter()
-            .find(|s| s.id == id)
-            .cloned()
-            .ok_or_else(|| not_found("segment", id))?;
-        Ok((sb.id, seg))
+        Postgres::get_segment(&self.pool, id).await
     }
 
     async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("cannot begin a write"))?;
-        let body: Option<String> = sqlx::query_scalar(concat!(
-            "SELECT b.body FROM cineflow_segments s \
-             JOIN cineflow_storyboards b ON b.id = s.storyboard_id WHERE s.id = $1 ",
-            "FOR UPDATE OF b"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
+        let tx = self.begin_write().await?;
+        Postgres::update_segment(
+            tx,
+            concat!(select_segment!(), " FOR UPDATE OF b"),
+            id,
+            patch,
+        )
         .await
-        .map_err(db("cannot read a segment"))?;
-        let mut sb = decode_storyboard(&body.ok_or_else(|| not_found("segment", id))?)?;
-        let seg = sb
-            .segments
-            .iter_mut()
-            .find(|s| s.id == id)
-            .ok_or_else(|| not_found("segment", id))?;
-        seg.apply(patch)?;
-        let seg = seg.clone();
-        sqlx::query("UPDATE cineflow_storyboards SET body = $1 WHERE id = $2")
-            .bind(encode_storyboard(&sb)?)
-            .bind(sb.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db("cannot write a segment"))?;
-        tx.commit().await.map_err(db("cannot commit a segment"))?;
-        Ok(seg)
     }
 
     async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {
@@ -345,30 +222,8 @@ impl Store for PostgresStore {
         for t in tasks {
             cols.push(t)?;
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("cannot begin a write"))?;
-        sqlx::query(
-            "INSERT INTO cineflow_runs (id, storyboard_id, status, created_at_ns, revision, body) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(run.id.to_string())
-        .bind(run.spec.storyboard_id.to_string())
-        .bind(run.status.as_str())
-        .bind(to_ns(run.created_at))
-        .bind(to_i64(run.revision))
-        .bind(encode_run(run)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                exists("run", run.id, "already exists")
-            } else {
-                Error::backend("cannot insert a run", e)
-            }
-        })?;
+        let mut tx = self.begin_write().await?;
+        Postgres::insert_run_row(&mut tx, run).await?;
         let ids = cols.id.clone();
         let inserted = sqlx::query(
             "INSERT INTO cineflow_tasks (id, run_id, status, segment_index, version_index, \
@@ -415,95 +270,37 @@ impl Store for PostgresStore {
     }
 
     async fn get_run(&self, id: RunId) -> Result<Run> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM cineflow_runs WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db("cannot read a run"))?;
-        decode_run(&body.ok_or_else(|| not_found("run", id))?)
+        Postgres::get_run(&self.pool, id).await
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        let mut tx = self.begin_read().await?;
-        let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM cineflow_runs");
-        push_run_filters(&mut count, query);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("cannot count runs"))?;
-        let mut select = QueryBuilder::<Postgres>::new("SELECT body FROM cineflow_runs");
-        push_run_filters(&mut select, query);
-        select.push(" ORDER BY created_at_ns DESC, id ASC");
-        push_page(&mut select, query.page);
-        let bodies: Vec<String> = select
-            .build_query_scalar()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("cannot list runs"))?;
-        tx.commit().await.map_err(db("cannot end a read"))?;
-        let items = bodies
-            .iter()
-            .map(|b| decode_run(b))
-            .collect::<Result<_>>()?;
-        Ok(page_of(query.page, items, total))
+        Postgres::list_runs(self.begin_read().await?, query).await
     }
 
     async fn update_run(&self, run: &Run) -> Result<Run> {
         let mut next = run.clone();
         next.revision = next.revision.saturating_add(1);
         // One statement: the CAS, and the stored revision when it fails.
-        let row = sqlx::query(
-            "WITH updated AS ( \
-               UPDATE cineflow_runs SET storyboard_id = $1, status = $2, created_at_ns = $3, \
-               revision = $4, body = $5 WHERE id = $6 AND revision = $7 RETURNING revision) \
+        let update = sqlx::query(concat!(
+            "WITH updated AS (",
+            update_run!(),
+            " RETURNING revision) \
              SELECT (SELECT revision FROM updated) AS updated, \
                     (SELECT revision FROM cineflow_runs WHERE id = $6) AS stored",
-        )
-        .bind(next.spec.storyboard_id.to_string())
-        .bind(next.status.as_str())
-        .bind(to_ns(next.created_at))
-        .bind(to_i64(next.revision))
-        .bind(encode_run(&next)?)
-        .bind(run.id.to_string())
-        .bind(to_i64(run.revision))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db("cannot write a run"))?;
+        ));
+        let row = Postgres::bind_run_update(update, run, &next)?
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("cannot write a run"))?;
         let updated: Option<i64> = row.col("updated")?;
-        let stored: Option<i64> = row.col("stored")?;
-        match (updated, stored) {
-            (Some(_), _) => Ok(next),
-            (None, None) => Err(not_found("run", run.id)),
-            (None, Some(r)) => Err(stale("run", run.id, run.revision, to_u64(r))),
+        match updated {
+            Some(_) => Ok(next),
+            None => Err(run_cas_failed(run.id, run.revision, row.col("stored")?)),
         }
     }
 
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
-        let rows = sqlx::query(
-            "SELECT t.status AS status, count(t.id) AS n FROM cineflow_runs r \
-             LEFT JOIN cineflow_tasks t ON t.run_id = r.id WHERE r.id = $1 GROUP BY t.status",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("cannot count a run's tasks"))?;
-        if rows.is_empty() {
-            return Err(not_found("run", id));
-        }
-        let mut counts = RunCounts::default();
-        for row in rows {
-            let status: Option<String> = row.col("status")?;
-            let n: i64 = row.col("n")?;
-            if let Some(status) = status {
-                let status = TaskStatus::from_str(&status)?;
-                for _ in 0..n {
-                    counts.add(status);
-                }
-            }
-        }
-        Ok(counts)
+        Postgres::run_counts(&self.pool, id).await
     }
 
     async fn get_task(&self, id: TaskId) -> Result<Task> {
@@ -516,29 +313,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        let mut tx = self.begin_read().await?;
-        let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM cineflow_tasks");
-        push_task_filters(&mut count, query);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("cannot count tasks"))?;
-        let mut select = QueryBuilder::<Postgres>::new(
-            "SELECT body, revision, lease_owner, lease_token, lease_expires_at_ns \
-             FROM cineflow_tasks",
-        );
-        push_task_filters(&mut select, query);
-        select.push(task_order(query));
-        push_page(&mut select, query.page);
-        let rows = select
-            .build()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("cannot list tasks"))?;
-        tx.commit().await.map_err(db("cannot end a read"))?;
-        let items = rows.iter().map(task_of).collect::<Result<_>>()?;
-        Ok(page_of(query.page, items, total))
+        Postgres::list_tasks(self.begin_read().await?, query).await
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {
@@ -547,32 +322,20 @@ impl Store for PostgresStore {
         // A few rounds: if the row changes between a failed update and its diagnosis so that
         // the write would now pass, try again rather than report a conflict that is gone.
         for _ in 0..3 {
-            let rows = sqlx::query(concat!(
-                "UPDATE cineflow_tasks SET run_id = $1, status = $2, segment_index = $3, \
-                 version_index = $4, error_code = $5, retryable = $6, created_at_ns = $7, \
-                 revision = revision + 1, body = $8 \
-                 WHERE id = $9 AND revision = $10 \
-                 AND (lease_token IS NULL OR lease_token = $11 OR lease_expires_at_ns <= ",
+            let update = sqlx::query(concat!(
+                update_task!(),
+                " AND (lease_token IS NULL OR lease_token = $11 OR lease_expires_at_ns <= ",
                 now_ns!(),
-                ") AND ($11::bigint IS NULL OR lease_token = $11) \
-                 RETURNING revision, lease_owner, lease_token, lease_expires_at_ns"
-            ))
-            .bind(&c.run_id)
-            .bind(c.status)
-            .bind(c.segment_index)
-            .bind(c.version_index)
-            .bind(c.error_code)
-            .bind(c.retryable)
-            .bind(c.created_at_ns)
-            .bind(&c.body)
-            .bind(&c.id)
-            .bind(to_i64(task.revision))
-            .bind(token)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("cannot write a task"))?;
+                ") AND ($11::bigint IS NULL OR lease_token = $11)",
+                returning_written_task!()
+            ));
+            let rows = Postgres::bind_task_update(update, &c, task)
+                .bind(token)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("cannot write a task"))?;
             if let Some(row) = rows.first() {
-                return written_task(task, row);
+                return written_task(task.clone(), row);
             }
             let row = sqlx::query(SELECT_TASK)
                 .bind(&c.id)
@@ -583,11 +346,7 @@ impl Store for PostgresStore {
             let stored = task_of(&row)?;
             check_task_write(&stored, task, from_ns(row.col("now_ns")?))?;
         }
-        Err(Error::Conflict {
-            entity: "task",
-            id: task.id.to_string(),
-            reason: "the task kept changing during the write".into(),
-        })
+        Err(kept_changing(task.id))
     }
 
     async fn claim_tasks(
@@ -649,30 +408,11 @@ impl Store for PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db("cannot renew a lease"))?;
-        let expires: Option<i64> = row.col("expires")?;
-        let found: bool = row.col("found")?;
-        match (expires, found) {
-            (Some(expires), _) => Ok(Lease {
-                owner: lease.owner.clone(),
-                token: lease.token,
-                expires_at: from_ns(expires),
-            }),
-            (None, true) => Err(lease_lost(task, &lease.owner)),
-            (None, false) => Err(not_found("task", task)),
-        }
+        renewed(task, lease, row.col("expires")?, row.col("found")?)
     }
 
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
-        sqlx::query(
-            "UPDATE cineflow_tasks SET lease_owner = NULL, lease_token = NULL, \
-             lease_expires_at_ns = NULL WHERE id = $1 AND lease_token = $2",
-        )
-        .bind(task.to_string())
-        .bind(to_i64(lease.token))
-        .execute(&self.pool)
-        .await
-        .map_err(db("cannot release a lease"))?;
-        Ok(())
+        Postgres::release(&self.pool, task, lease).await
     }
 }
 
@@ -697,7 +437,7 @@ struct TaskColumns {
 impl TaskColumns {
     fn push(&mut self, t: &Task) -> Result<()> {
         let c = TaskCols::new(t, t.revision)?;
-        let lease = t.lease.as_ref();
+        let (lease_owner, lease_token, lease_expires_at_ns) = lease_cols(t.lease.as_ref());
         self.id.push(c.id);
         self.run_id.push(c.run_id);
         self.status.push(c.status.to_owned());
@@ -707,10 +447,9 @@ impl TaskColumns {
         self.retryable.push(c.retryable);
         self.created_at_ns.push(c.created_at_ns);
         self.revision.push(c.revision);
-        self.lease_owner.push(lease.map(|l| l.owner.clone()));
-        self.lease_token.push(lease.map(|l| to_i64(l.token)));
-        self.lease_expires_at_ns
-            .push(lease.map(|l| to_ns(l.expires_at)));
+        self.lease_owner.push(lease_owner);
+        self.lease_token.push(lease_token);
+        self.lease_expires_at_ns.push(lease_expires_at_ns);
         self.body.push(c.body);
         Ok(())
     }

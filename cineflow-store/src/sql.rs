@@ -12,6 +12,14 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::common::{codec, from_ns, to_ns};
 
+mod ops;
+#[cfg(feature = "sqlite")]
+pub(crate) use ops::insert_error;
+pub(crate) use ops::{
+    SqlBackend, kept_changing, renewed, returning_written_task, run_cas_failed, select_segment,
+    task_columns, update_run, update_task,
+};
+
 /// A task's columns.
 #[derive(Debug)]
 pub(crate) struct TaskCols {
@@ -47,6 +55,15 @@ impl TaskCols {
                 .map_err(|e| codec(format!("cannot encode task {}", task.id), e))?,
         })
     }
+}
+
+/// The lease columns `lease_owner, lease_token, lease_expires_at_ns` of `lease`.
+pub(crate) fn lease_cols(lease: Option<&Lease>) -> (Option<String>, Option<i64>, Option<i64>) {
+    (
+        lease.map(|l| l.owner.clone()),
+        lease.map(|l| to_i64(l.token)),
+        lease.map(|l| to_ns(l.expires_at)),
+    )
 }
 
 /// Column access for the row types of both SQL backends.
@@ -94,23 +111,21 @@ where
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let body: String = row.col("body")?;
-    let mut task: Task =
+    let task: Task =
         serde_json::from_str(&body).map_err(|e| codec("a stored task is not valid JSON", e))?;
-    task.revision = to_u64(row.col("revision")?);
-    task.lease = lease_of(row)?;
-    Ok(task)
+    written_task(task, row)
 }
 
 /// `written` as the store now holds it: with the revision and lease columns of `row` (the
 /// `RETURNING` row of an update).
-pub(crate) fn written_task<'r, R>(written: &Task, row: &'r R) -> cineflow_core::Result<Task>
+pub(crate) fn written_task<'r, R>(written: Task, row: &'r R) -> cineflow_core::Result<Task>
 where
     R: Row,
     &'static str: ColumnIndex<R>,
     String: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let mut task = written.clone();
+    let mut task = written;
     task.revision = to_u64(row.col("revision")?);
     task.lease = lease_of(row)?;
     Ok(task)

@@ -239,49 +239,65 @@ async fn assert_nothing_stored(store: &dyn Store, rejected: &Fixture, kept: &Fix
     assert_eq!(store.get_run(kept.run.id).await.must("kept run"), kept.run);
 }
 
-/// A run one of whose tasks reuses an existing task's id is a [`ErrorKind::Conflict`], and
-/// nothing of it is stored (neither the run nor its other tasks).
-pub async fn a_run_reusing_an_existing_task_id_is_rejected_whole(store: &dyn Store) {
-    let first = Fixture::new(2, 1);
+/// Stores a [`Fixture`] of `segments` segments, then checks that inserting another run of it
+/// (`versions` versions a segment) changed by `spoil` is a [`ErrorKind::Conflict`] (`what`)
+/// that stores nothing.
+async fn assert_rejected_whole(
+    store: &dyn Store,
+    segments: u32,
+    versions: u32,
+    what: &str,
+    spoil: impl FnOnce(&Fixture, &mut Fixture),
+) {
+    let first = Fixture::new(segments, 1);
     first.store(store).await;
-    let mut second = first.another_run(1);
-    second.tasks[1].id = first.tasks[0].id;
+    let mut second = first.another_run(versions);
+    spoil(&first, &mut second);
     fails(
         store.insert_run(&second.run, &second.tasks).await,
         ErrorKind::Conflict,
-        "a run reusing a task id",
+        what,
     );
     assert_nothing_stored(store, &second, &first).await;
+}
+
+/// A run one of whose tasks reuses an existing task's id is a [`ErrorKind::Conflict`], and
+/// nothing of it is stored (neither the run nor its other tasks).
+pub async fn a_run_reusing_an_existing_task_id_is_rejected_whole(store: &dyn Store) {
+    assert_rejected_whole(store, 2, 1, "a run reusing a task id", |first, second| {
+        second.tasks[1].id = first.tasks[0].id;
+    })
+    .await;
 }
 
 /// A run with a task that names another run is a [`ErrorKind::Conflict`], and nothing of it
 /// is stored.
 pub async fn a_run_with_a_task_of_another_run_is_rejected_whole(store: &dyn Store) {
-    let first = Fixture::new(2, 1);
-    first.store(store).await;
-    let mut second = first.another_run(2);
-    second.tasks[3].run_id = first.run.id;
-    fails(
-        store.insert_run(&second.run, &second.tasks).await,
-        ErrorKind::Conflict,
+    assert_rejected_whole(
+        store,
+        2,
+        2,
         "a run with a task of another run",
-    );
-    assert_nothing_stored(store, &second, &first).await;
+        |first, second| {
+            second.tasks[3].run_id = first.run.id;
+        },
+    )
+    .await;
 }
 
 /// A run whose task list holds the same task id twice is a [`ErrorKind::Conflict`], and nothing
 /// of it is stored.
 pub async fn a_run_with_a_duplicated_task_id_is_rejected_whole(store: &dyn Store) {
-    let first = Fixture::new(1, 1);
-    first.store(store).await;
-    let mut second = first.another_run(3);
-    second.tasks[2].id = second.tasks[0].id;
-    fails(
-        store.insert_run(&second.run, &second.tasks).await,
-        ErrorKind::Conflict,
+    assert_rejected_whole(
+        store,
+        1,
+        3,
         "a run listing one task id twice",
-    );
-    assert_nothing_stored(store, &second, &first).await;
+        |_, second| {
+            second.tasks[2].id = second.tasks[0].id;
+        },
+    )
+    .await;
 }
 
 /// Inserting a run whose id exists is a [`ErrorKind::Conflict`]; tasks sent with it are not
