@@ -100,6 +100,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .config(config)
         .build()?;
 
+    // Runs a previous quickstart left unfinished (Ctrl-C, crash) continue first: tasks with a
+    // vendor job resume polling; none is submitted twice.
+    for handle in orchestrator.resume().await? {
+        let id = handle.run_id();
+        println!("resuming unfinished run {id}");
+        let r = handle.wait().await?;
+        println!(
+            "  run {id}: {} ({} of {} completed)",
+            r.status, r.counts.completed, r.counts.total
+        );
+    }
+
     orchestrator.add_storyboard(&storyboard).await?;
     let run = orchestrator
         .create_run(RunSpec::new(storyboard.id, model).concurrency(4))
@@ -141,7 +153,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
             }
         }
     });
-    let run = handle.wait().await?;
+    let run_id = run.id;
+    let run = tokio::select! {
+        r = handle.wait() => r?,
+        _ = tokio::signal::ctrl_c() => {
+            println!(
+                "\ninterrupted: every step so far is saved in {store_url}; run the same command again to resume run {run_id}"
+            );
+            return Ok(());
+        }
+    };
     printer.await?;
 
     // Summary.

@@ -311,6 +311,36 @@ async fn a_finished_render_is_found_by_a_restarted_renderer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_cut_short_by_a_stopped_process_is_rendered_again_by_the_next() {
+    if !ffmpeg_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = renderer(dir.path()).build().unwrap();
+    let job = first
+        .submit(&request("Cut short.", 2, Orientation::Horizontal))
+        .await
+        .unwrap();
+    // The process stops mid-render: dropping the last handle kills ffmpeg.
+    drop(first);
+    let second = renderer(dir.path()).build().unwrap();
+    let mut state = second.poll(&job).await.unwrap().state;
+    assert!(!matches!(state, JobState::Failed { .. }), "{state:?}");
+    for _ in 0..600 {
+        if state.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        state = second.poll(&job).await.unwrap().state;
+    }
+    let JobState::Succeeded { asset } = state else {
+        panic!("expected the render to be redone, got {state:?}");
+    };
+    let bytes = collect(second.download(&job, &asset).await.unwrap()).await;
+    assert_eq!(&bytes[4..8], b"ftyp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_a_storyboard_end_to_end_through_the_orchestrator() {
     if !ffmpeg_or_skip() {
         return;

@@ -20,7 +20,8 @@
 //!   `-progress` output, then [`Succeeded`](JobState::Succeeded) with a `file://` asset.
 //! - Job state lives in memory, but a job whose `<job>.mp4` exists in the work dir is reported
 //!   succeeded by any renderer using that work dir, so a restarted process resumes finished jobs.
-//!   A job that was still rendering when its process died is [`NotFound`](ErrorCode::NotFound).
+//!   A job that was still rendering when its process died is rendered again from the parameters
+//!   its [`ProviderJob::extra`](cineflow_core::ProviderJob) carries (rendering is free).
 //! - [`download`](VideoProvider::download) streams the file with constant memory. Renders are
 //!   **kept** after a download (the orchestrator may download again if storing fails);
 //!   [`LocalRenderer::cleanup`] deletes one, and the work dir is a temp dir by default.
@@ -393,6 +394,8 @@ enum Phase {
     Succeeded,
     Failed(ProviderError),
     Cancelled,
+    /// Deleted by [`LocalRenderer::cleanup`]: never rendered again.
+    Removed,
 }
 
 impl LocalRenderer {
@@ -450,7 +453,18 @@ impl LocalRenderer {
         if in_flight {
             self.cancel(job).await?;
         }
-        self.shared().lock().remove(id);
+        if let Some(entry) = self.shared().lock().get_mut(id) {
+            entry.phase = Phase::Removed;
+        } else {
+            self.shared().lock().insert(
+                id.to_owned(),
+                Entry {
+                    phase: Phase::Removed,
+                    cancel: CancellationToken::new(),
+                    done: CancellationToken::new(),
+                },
+            );
+        }
         let path = self.work_dir().join(render::output_name(id));
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(true),
@@ -503,6 +517,28 @@ impl LocalRenderer {
             expires_at: None,
             content_type: Some("video/mp4".to_owned()),
         }
+    }
+
+    /// Registers the job and renders it in the background.
+    fn start_render(&self, job_id: &str, spec: RenderSpec) {
+        let shared = self.shared();
+        let cancel = shared.shutdown.child_token();
+        let done = CancellationToken::new();
+        shared.lock().insert(
+            job_id.to_owned(),
+            Entry {
+                phase: Phase::Queued,
+                cancel: cancel.clone(),
+                done: done.clone(),
+            },
+        );
+        tokio::spawn(render::run_job(
+            Arc::clone(shared),
+            job_id.to_owned(),
+            spec,
+            cancel,
+            done,
+        ));
     }
 
     async fn output_exists(&self, id: &str) -> bool {
@@ -566,23 +602,13 @@ impl VideoProvider for LocalRenderer {
             width,
             height,
         };
-        let cancel = shared.shutdown.child_token();
-        let done = CancellationToken::new();
-        shared.lock().insert(
-            job_id.clone(),
-            Entry {
-                phase: Phase::Queued,
-                cancel: cancel.clone(),
-                done: done.clone(),
-            },
-        );
-        tokio::spawn(render::run_job(
-            Arc::clone(shared),
-            job_id.clone(),
-            spec,
-            cancel,
-            done,
-        ));
+        let extra = serde_json::json!({ "render": {
+            "prompt": spec.prompt,
+            "duration_s": spec.duration_s,
+            "width": spec.width,
+            "height": spec.height,
+        }});
+        self.start_render(&job_id, spec);
         tracing::debug!(job = %job_id, duration_s = req.duration_s, "local render submitted");
         Ok(ProviderJob {
             provider: self.inner.id.clone(),
@@ -590,7 +616,7 @@ impl VideoProvider for LocalRenderer {
             vendor_model: req.vendor_model.clone(),
             base_url: None,
             submitted_at: OffsetDateTime::now_utc(),
-            extra: serde_json::Value::Null,
+            extra,
         })
     }
 
@@ -623,6 +649,7 @@ impl VideoProvider for LocalRenderer {
             Some(Phase::Cancelled) => {
                 JobStatus::new(JobState::Cancelled).with_raw(raw(id, "cancelled", None))
             }
+            Some(Phase::Removed) => return Err(self.not_found(job)),
             Some(Phase::Succeeded) | None => {
                 if self.output_exists(id).await {
                     let asset = self.asset(id);
@@ -633,6 +660,12 @@ impl VideoProvider for LocalRenderer {
                     ))
                 } else if phase.is_some() {
                     JobStatus::new(JobState::Expired).with_raw(raw(id, "expired", None))
+                } else if let Some(spec) = render_spec(&job.extra) {
+                    // Started by a process that stopped before it finished: rendering is free,
+                    // so render it again under the same job id.
+                    tracing::info!(job = %id, "restarting a local render left unfinished by an earlier process");
+                    self.start_render(id, spec);
+                    JobStatus::new(JobState::Queued).with_raw(raw(id, "queued", Some(0)))
                 } else {
                     return Err(self.not_found(job));
                 }
@@ -740,6 +773,23 @@ impl fmt::Debug for LocalRenderer {
             .field("in_flight", &in_flight)
             .finish()
     }
+}
+
+/// The render parameters a job carries in `extra` (so another process can render it again).
+fn render_spec(extra: &serde_json::Value) -> Option<RenderSpec> {
+    let r = extra.get("render")?;
+    let num = |k: &str| r.get(k)?.as_u64().and_then(|n| u32::try_from(n).ok());
+    let duration_s = num("duration_s").filter(|d| (1..=MAX_DURATION_S).contains(d))?;
+    let (width, height) = (num("width")?, num("height")?);
+    if !matches!((width, height), (1280, 720) | (720, 1280)) {
+        return None;
+    }
+    Some(RenderSpec {
+        prompt: r.get("prompt")?.as_str()?.to_owned(),
+        duration_s,
+        width,
+        height,
+    })
 }
 
 #[cfg(test)]
