@@ -547,3 +547,28 @@ async fn the_poll_hint_and_progress_shape_polling() {
     assert_eq!(tasks[0].status, TaskStatus::Completed);
     assert_eq!(e.mock.polls(), 3, "polls stop as soon as the job succeeds");
 }
+
+#[tokio::test]
+async fn a_video_over_the_size_cap_is_never_stored() {
+    let mut config = fast_config();
+    config.download_tries = 1;
+    config.max_video_bytes = 1000;
+    let e = env_with(MockProvider::new("mock").unwrap(), config);
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
+    assert!(
+        tasks[0]
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("1000-byte limit")
+    );
+    assert!(
+        walk(e.dir.path())
+            .iter()
+            .all(|p| !p.ends_with(".mp4") && !p.ends_with(".part"))
+    );
+    assert_eq!(e.mock.submits(), 1);
+}

@@ -832,29 +832,7 @@ impl Lifecycle<'_> {
             .with_retryable(false));
         }
         let ct_out = stream.content_type().map(str::to_owned);
-        let mut seen = 0u64;
-        let mut ended = false;
-        let inner = stream.map(move |chunk| {
-            let chunk = chunk?;
-            seen += chunk.len() as u64;
-            if seen > cap {
-                return Err(ProviderError::new(
-                    ErrorCode::DownloadFailed,
-                    format!("video exceeds the {cap}-byte limit"),
-                )
-                .with_retryable(false));
-            }
-            Ok(chunk)
-        });
-        // Append an end-of-stream check: a body shorter than announced is a truncated download.
-        let tail = futures::stream::poll_fn(move |_| {
-            if ended {
-                return std::task::Poll::Ready(None);
-            }
-            ended = true;
-            std::task::Poll::Ready(None::<Result<bytes::Bytes, ProviderError>>)
-        });
-        let counted = LengthChecked::new(inner.chain(tail), announced);
+        let counted = LengthChecked::new(stream, announced, cap);
         Ok(ByteStream::new(counted)
             .with_content_length(announced)
             .with_content_type(ct_out))
@@ -952,19 +930,21 @@ pub(super) async fn mark_cancelled(
     Ok(())
 }
 
-/// Fails a stream that ends before its announced length.
+/// Fails a stream that grows past the size cap or ends before its announced length.
 struct LengthChecked<S> {
     inner: S,
     announced: Option<u64>,
+    cap: u64,
     seen: u64,
     done: bool,
 }
 
 impl<S> LengthChecked<S> {
-    fn new(inner: S, announced: Option<u64>) -> Self {
+    fn new(inner: S, announced: Option<u64>, cap: u64) -> Self {
         Self {
             inner,
             announced,
+            cap,
             seen: 0,
             done: false,
         }
@@ -988,6 +968,15 @@ where
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.seen += chunk.len() as u64;
+                if self.seen > self.cap {
+                    self.done = true;
+                    let cap = self.cap;
+                    return Poll::Ready(Some(Err(ProviderError::new(
+                        ErrorCode::DownloadFailed,
+                        format!("video exceeds the {cap}-byte limit"),
+                    )
+                    .with_retryable(false))));
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
