@@ -46,8 +46,8 @@ pub use orchestrator::{
     Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, RunHandle,
 };
 pub use provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
+    ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
 pub use router::{Price, RouteConfig, Router, RouterConfig, Strategy};

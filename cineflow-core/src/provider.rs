@@ -33,6 +33,7 @@ use crate::storyboard::{ImageRef, Orientation};
 /// - `poll` never returns [`JobState::Succeeded`] without a downloadable [`VideoAsset`], and maps
 ///   unknown vendor states to [`JobState::Running`] (keep polling), never to success.
 /// - `poll`, `download` and `cancel` are safe to call again with the same job.
+/// - `find_jobs` only reads: it lists what the vendor holds and never creates anything.
 /// - API keys never appear in `Debug` output, errors or logs.
 #[async_trait]
 pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
@@ -65,6 +66,43 @@ pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
             format!("provider {} cannot cancel jobs", self.id()),
         )
         .with_submit_state(SubmitState::NotSent))
+    }
+
+    /// Lists the vendor jobs that could be the one an ambiguous submit created
+    /// (reconciliation): every job the vendor created inside the query's window whose prompt,
+    /// model, duration and size or orientation match the request.
+    ///
+    /// Adapters return **every** candidate and never choose between them: the orchestrator
+    /// adopts a job only when exactly one candidate remains after dropping jobs already
+    /// recorded for other attempts. Returned jobs carry the vendor's creation time as
+    /// [`ProviderJob::submitted_at`].
+    ///
+    /// The default answers [`ErrorCode::Unsupported`] (the vendor has no list endpoint).
+    async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
+        let _ = query;
+        Err(ProviderError::new(
+            ErrorCode::Unsupported,
+            format!("provider {} cannot list its jobs", self.id()),
+        )
+        .with_submit_state(SubmitState::NotSent))
+    }
+}
+
+/// What an ambiguous submit asked for: the search [`VideoProvider::find_jobs`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobQuery {
+    /// The request as it was sent (its `vendor_model` set by routing).
+    pub request: GenerationRequest,
+    /// Only jobs the vendor created at or after this instant (already widened for clock skew).
+    pub created_after: OffsetDateTime,
+    /// Only jobs the vendor created at or before this instant (already widened for clock skew).
+    pub created_before: OffsetDateTime,
+}
+
+impl JobQuery {
+    /// Whether a vendor creation time falls inside the window (inclusive).
+    pub fn in_window(&self, created_at: OffsetDateTime) -> bool {
+        self.created_after <= created_at && created_at <= self.created_before
     }
 }
 
