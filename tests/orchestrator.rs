@@ -60,6 +60,8 @@ fn fast_config() -> OrchestratorConfig {
     c.poll.max = Duration::from_millis(50);
     c.retry_min_delay = Duration::from_millis(10);
     c.retry_max_delay = Duration::from_millis(50);
+    c.reconcile.wait = Duration::from_millis(300);
+    c.reconcile.interval = Duration::from_millis(20);
     c
 }
 
@@ -235,13 +237,207 @@ async fn an_ambiguous_submit_is_never_resent() {
         "the ambiguous submit must not be repeated"
     );
     assert_eq!(e.mock.polls(), 0);
+    assert!(
+        e.mock.finds() >= 2,
+        "the job list is searched until the wait ends"
+    );
     let t = &tasks[0];
     assert_eq!(t.status, TaskStatus::Interrupted);
     let err = t.error.as_ref().unwrap();
     assert_eq!(err.code, ErrorCode::Interrupted);
     assert!(err.retryable);
     assert!(err.message.contains("timeout"), "{}", err.message);
+    assert!(
+        err.message.contains("no vendor job at mock matched"),
+        "{}",
+        err.message
+    );
     assert_eq!(run.status, RunStatus::Failed);
+}
+
+fn accepted_then_502() -> ProviderError {
+    ProviderError::new(
+        ErrorCode::ProviderUnavailable,
+        "502 Bad Gateway after the job was created",
+    )
+    .with_http_status(502)
+    .with_submit_state(SubmitState::Ambiguous)
+}
+
+#[tokio::test]
+async fn an_ambiguous_submit_whose_job_exists_is_adopted_instead_of_paid_again() {
+    let e = env(MockProvider::new("mock").unwrap());
+    e.mock.inject_submit_error_after_accept(accepted_then_502());
+    let mut events = e.orch.subscribe();
+    let sb = five_segments();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!((e.mock.submits(), e.mock.jobs_created()), (1, 1));
+    assert_eq!(e.mock.downloads(), 1);
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Completed);
+    assert_eq!(t.attempts.len(), 1);
+    let job = t.attempts[0].job.as_ref().unwrap();
+    assert_eq!(job.vendor_job_id, "mock-1");
+    assert!(e.mock.polls_of("mock-1") > 0);
+    let mut reconciled = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let EventKind::TaskReconciled {
+            attempt,
+            vendor_job_id,
+        } = ev.kind
+        {
+            reconciled.push((attempt, vendor_job_id));
+        }
+    }
+    assert_eq!(reconciled, vec![(1, "mock-1".to_owned())]);
+}
+
+#[tokio::test]
+async fn ten_percent_of_submits_accepted_then_lost_still_pays_once_per_task() {
+    let mut config = fast_config();
+    config.max_concurrency = 16;
+    let e = env_with(MockProvider::new("mock").unwrap(), config);
+    // One submit in ten, spread over the run (as a flaky gateway would).
+    for n in (5..=95).step_by(10) {
+        e.mock
+            .inject_submit_error_after_accept_on(n, accepted_then_502());
+    }
+    let segs: Vec<String> = (1..=100)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert_eq!(e.mock.submits(), 100);
+    assert_eq!(e.mock.jobs_created(), 100);
+    assert_eq!(e.mock.downloads(), 100);
+    let mut ids: Vec<String> = tasks
+        .iter()
+        .map(|t| t.attempts[0].job.as_ref().unwrap().vendor_job_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "every task holds its own vendor job");
+}
+
+#[tokio::test]
+async fn two_matching_vendor_jobs_are_never_guessed_between() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = five_segments();
+    // A first run renders segment 1; a second run of the same segment is accepted but the
+    // answer is lost. Both vendor jobs now match the second run's attempt.
+    let (first, _) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(first.status, RunStatus::Completed);
+    e.mock.inject_submit_error_after_accept(accepted_then_502());
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("1").unwrap()))
+        .await
+        .unwrap();
+    let run = e.orch.start(run.id).await.unwrap().wait().await.unwrap();
+    let tasks = tasks_of(&e.store, run.id).await;
+    assert_eq!(e.mock.submits(), 2);
+    assert_eq!(e.mock.polls_of("mock-2"), 0, "neither job is adopted");
+    assert_eq!(e.mock.downloads(), 1);
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted);
+    assert!(t.attempts[0].job.is_none());
+    let msg = &t.error.as_ref().unwrap().message;
+    assert!(msg.contains("2 vendor jobs"), "{msg}");
+    assert!(msg.contains("mock-1") && msg.contains("mock-2"), "{msg}");
+    assert!(msg.contains("adopting neither"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_job_listed_late_is_found_within_the_reconcile_wait() {
+    let mut config = fast_config();
+    config.reconcile.wait = Duration::from_secs(5);
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_list_lag(Duration::from_millis(150));
+    let e = env_with(mock, config);
+    e.mock.inject_submit_error_after_accept(accepted_then_502());
+    let sb = five_segments();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(tasks[0].status, TaskStatus::Completed);
+    assert!(e.mock.finds() >= 2, "the first lookup came too early");
+    assert_eq!(e.mock.submits(), 1);
+}
+
+#[tokio::test]
+async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() {
+    let e = env(MockProvider::new("mock").unwrap().without_listing());
+    e.mock.inject_submit_error_after_accept(accepted_then_502());
+    let sb = five_segments();
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    assert_eq!(e.mock.submits(), 1);
+    assert_eq!(e.mock.finds(), 1, "an unsupported lookup is not repeated");
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted);
+    let msg = &t.error.as_ref().unwrap().message;
+    assert!(msg.contains("cannot list its jobs"), "{msg}");
+    assert!(msg.contains("502"), "the cause is kept: {msg}");
+}
+
+#[tokio::test]
+async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("2").unwrap()))
+        .await
+        .unwrap();
+    // What a process killed right after the vendor accepted the job leaves behind: the
+    // attempt on record (step 1), the job at the vendor, no job id in the store.
+    let mut task = tasks_of(&e.store, run.id).await.remove(0);
+    let started = time::OffsetDateTime::now_utc();
+    task.attempts.push(cineflow_core::Attempt {
+        n: 1,
+        provider: cineflow_core::ProviderId::new("mock").unwrap(),
+        provider_model: "mock-video-1".into(),
+        reason: "priority".into(),
+        idempotency_key: format!("{}-1", task.id),
+        job: None,
+        asset: None,
+        vendor_payload: serde_json::Value::Null,
+        submitted_at: started,
+        finished_at: None,
+        outcome: None,
+    });
+    task.set_status(TaskStatus::Submitting).unwrap();
+    e.store.update_task(&task).await.unwrap();
+    let req = cineflow_core::GenerationRequest {
+        task_id: task.id,
+        vendor_model: "mock-video-1".into(),
+        prompt: task.full_prompt.clone(),
+        duration_s: task.duration_s,
+        orientation: task.orientation,
+        is_pro: task.is_pro,
+        image: None,
+        idempotency_key: format!("{}-1", task.id),
+        extra: serde_json::Value::Null,
+    };
+    let job = e.mock.submit(&req).await.unwrap();
+
+    let handles = e.orch.resume().await.unwrap();
+    assert_eq!(handles.len(), 1);
+    for h in handles {
+        h.wait().await.unwrap();
+    }
+    let t = e.store.get_task(task.id).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1);
+    assert_eq!(
+        t.attempts[0].job.as_ref().unwrap().vendor_job_id,
+        job.vendor_job_id
+    );
+    assert_eq!(e.mock.submits(), 1, "resume never submits again");
+    assert_eq!(e.mock.downloads(), 1);
 }
 
 #[tokio::test]

@@ -61,6 +61,14 @@ pub enum EventKind {
         /// The vendor's job id.
         vendor_job_id: String,
     },
+    /// An ambiguous submit's vendor job was found in the vendor's list and adopted (persisted
+    /// as the attempt's job) instead of submitting again.
+    TaskReconciled {
+        /// Attempt number.
+        attempt: u32,
+        /// The adopted vendor job id.
+        vendor_job_id: String,
+    },
     /// The task moved from one status to another.
     TaskStatusChanged {
         /// Before.

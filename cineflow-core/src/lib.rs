@@ -43,7 +43,7 @@ pub use error_code::ErrorCode;
 pub use events::{Event, EventKind};
 pub use ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
 pub use orchestrator::{
-    Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, RunHandle,
+    Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, ReconcilePolicy, RunHandle,
 };
 pub use provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,

@@ -3,7 +3,9 @@
 //! [`MockProvider`] is a [`VideoProvider`] that never leaves the process. Every job it creates
 //! follows a scripted timeline of [`Step`]s (one step per poll), its finished jobs serve a real
 //! H.264 MP4 ([`SAMPLE_MP4`]) in chunks, and tests can make the next submit, poll or download
-//! fail, or cut the next download short. It counts every call: how many submits happened is the
+//! fail, or cut the next download short, or accept a job and then answer with an error (an
+//! ambiguous submit that [`find_jobs`](VideoProvider::find_jobs) can reconcile, after an optional
+//! listing lag). It counts every call: how many submits happened is the
 //! most important number in this project.
 //!
 //! A `MockProvider` is cheap to clone and clones share their jobs, injected errors and counters,
@@ -68,8 +70,8 @@ use crate::Error;
 use crate::error_code::ErrorCode;
 use crate::ids::ProviderId;
 use crate::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
+    ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
 
 /// A tiny but real H.264 MP4 (1 s, 160x90, about 4 KB): what [`MockProvider`] serves by default.
@@ -131,11 +133,14 @@ struct Config {
     content_type: String,
     chunk_size: usize,
     capabilities: Capabilities,
+    listing: bool,
+    list_lag: Duration,
 }
 
 #[derive(Default)]
 struct Shared {
     submits: AtomicU64,
+    finds: AtomicU64,
     polls: AtomicU64,
     downloads: AtomicU64,
     cancels: AtomicU64,
@@ -150,6 +155,8 @@ struct State {
     requests: Vec<GenerationRequest>,
     polls_by_job: HashMap<String, u64>,
     submit_errors: VecDeque<ProviderError>,
+    errors_after_accept: VecDeque<ProviderError>,
+    errors_after_accept_on: HashMap<u64, ProviderError>,
     poll_errors: VecDeque<ProviderError>,
     download_errors: VecDeque<ProviderError>,
     truncations: u64,
@@ -157,6 +164,9 @@ struct State {
 
 struct MockJob {
     provider: ProviderId,
+    request: GenerationRequest,
+    created_at: OffsetDateTime,
+    listed_from: tokio::time::Instant,
     steps: Vec<Step>,
     next: usize,
     cancelled: bool,
@@ -207,6 +217,8 @@ impl MockProvider {
                 cancel: true,
                 ..Capabilities::default()
             },
+            listing: true,
+            list_lag: Duration::ZERO,
         };
         Ok(Self {
             config: Arc::new(config),
@@ -269,6 +281,36 @@ impl MockProvider {
         self
     }
 
+    /// Turns [`find_jobs`](VideoProvider::find_jobs) off: it answers [`ErrorCode::Unsupported`],
+    /// like a vendor without a list endpoint. Default: listing works.
+    pub fn without_listing(mut self) -> Self {
+        self.config_mut().listing = false;
+        self
+    }
+
+    /// Makes new jobs appear in [`find_jobs`](VideoProvider::find_jobs) only this long after
+    /// they were created (vendors list new jobs late); measured with [`tokio::time::Instant`], so
+    /// it follows `tokio::time::pause()`. Default: zero.
+    pub fn with_list_lag(mut self, lag: Duration) -> Self {
+        self.config_mut().list_lag = lag;
+        self
+    }
+
+    /// Makes a coming submit **create its job** and then fail with `error` (FIFO), like a vendor
+    /// that accepted the job and answered 502: the job exists, is billed, runs its timeline and
+    /// is listed by [`find_jobs`](VideoProvider::find_jobs). Use an error whose
+    /// [`SubmitState`] is `Ambiguous` to be honest about it.
+    pub fn inject_submit_error_after_accept(&self, error: ProviderError) {
+        self.lock().errors_after_accept.push_back(error);
+    }
+
+    /// Like [`inject_submit_error_after_accept`](Self::inject_submit_error_after_accept), for the
+    /// `n`-th submit call only (1-based, counting every submit call), so faults can be spread
+    /// over a run.
+    pub fn inject_submit_error_after_accept_on(&self, n: u64, error: ProviderError) {
+        self.lock().errors_after_accept_on.insert(n, error);
+    }
+
     /// Makes a coming submit fail with `error` (FIFO: each submit takes the oldest one first).
     /// No job is created; the error's [`SubmitState`] is whatever the test built.
     pub fn inject_submit_error(&self, error: ProviderError) {
@@ -294,6 +336,16 @@ impl MockProvider {
     /// Submit calls so far, including those that returned an injected error.
     pub fn submits(&self) -> u64 {
         self.shared.submits.load(Ordering::SeqCst)
+    }
+
+    /// [`find_jobs`](VideoProvider::find_jobs) calls so far, including failed ones.
+    pub fn finds(&self) -> u64 {
+        self.shared.finds.load(Ordering::SeqCst)
+    }
+
+    /// Vendor jobs created so far (by successful submits and by accepted-then-failed ones).
+    pub fn jobs_created(&self) -> u64 {
+        self.lock().created
     }
 
     /// Poll calls so far, including failed ones.
@@ -349,6 +401,17 @@ impl MockProvider {
         )
         .with_retryable(false)
         .with_http_status(404)
+    }
+
+    fn job(&self, vendor_job_id: String, vendor_model: &str, at: OffsetDateTime) -> ProviderJob {
+        ProviderJob {
+            provider: self.config.id.clone(),
+            vendor_job_id,
+            vendor_model: vendor_model.to_owned(),
+            base_url: None,
+            submitted_at: at,
+            extra: serde_json::Value::Null,
+        }
     }
 
     fn status(&self, job_id: &str, step: Step) -> JobStatus {
@@ -441,6 +504,7 @@ impl fmt::Debug for MockProvider {
             .field("polls", &self.polls())
             .field("downloads", &self.downloads())
             .field("cancels", &self.cancels())
+            .field("finds", &self.finds())
             .finish_non_exhaustive()
     }
 }
@@ -456,7 +520,7 @@ impl VideoProvider for MockProvider {
     }
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
-        self.shared.submits.fetch_add(1, Ordering::SeqCst);
+        let call = self.shared.submits.fetch_add(1, Ordering::SeqCst) + 1;
         self.delay().await;
         let mut state = self.lock();
         if let Some(error) = state.submit_errors.pop_front() {
@@ -471,10 +535,14 @@ impl VideoProvider for MockProvider {
             .get(&n)
             .unwrap_or(&self.config.timeline)
             .clone();
+        let created_at = OffsetDateTime::now_utc();
         state.jobs.insert(
             vendor_job_id.clone(),
             MockJob {
                 provider: self.config.id.clone(),
+                request: req.clone(),
+                created_at,
+                listed_from: tokio::time::Instant::now() + self.config.list_lag,
                 steps,
                 next: 0,
                 cancelled: false,
@@ -482,14 +550,13 @@ impl VideoProvider for MockProvider {
             },
         );
         state.requests.push(req.clone());
-        Ok(ProviderJob {
-            provider: self.config.id.clone(),
-            vendor_job_id,
-            vendor_model: req.vendor_model.clone(),
-            base_url: None,
-            submitted_at: OffsetDateTime::now_utc(),
-            extra: serde_json::Value::Null,
-        })
+        if let Some(error) = state.errors_after_accept_on.remove(&call) {
+            return Err(error);
+        }
+        if let Some(error) = state.errors_after_accept.pop_front() {
+            return Err(error);
+        }
+        Ok(self.job(vendor_job_id, &req.vendor_model, created_at))
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
@@ -544,6 +611,38 @@ impl VideoProvider for MockProvider {
             truncate
         };
         Ok(self.stream(truncate))
+    }
+
+    async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
+        self.shared.finds.fetch_add(1, Ordering::SeqCst);
+        self.delay().await;
+        if !self.config.listing {
+            return Err(ProviderError::new(
+                ErrorCode::Unsupported,
+                format!("provider {} cannot list its jobs", self.config.id),
+            )
+            .with_submit_state(SubmitState::NotSent));
+        }
+        let now = tokio::time::Instant::now();
+        let want = &query.request;
+        let state = self.lock();
+        let mut found: Vec<ProviderJob> = state
+            .jobs
+            .iter()
+            .filter(|(_, j)| {
+                let r = &j.request;
+                j.listed_from <= now
+                    && query.in_window(j.created_at)
+                    && r.prompt == want.prompt
+                    && r.vendor_model == want.vendor_model
+                    && r.duration_s == want.duration_s
+                    && r.orientation == want.orientation
+                    && r.is_pro == want.is_pro
+            })
+            .map(|(id, j)| self.job(id.clone(), &j.request.vendor_model, j.created_at))
+            .collect();
+        found.sort_by(|a, b| a.vendor_job_id.cmp(&b.vendor_job_id));
+        Ok(found)
     }
 
     async fn cancel(&self, job: &ProviderJob) -> Result<(), ProviderError> {
@@ -804,6 +903,62 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_secs(4));
         p.cancel(&job).await.unwrap();
         assert!(start.elapsed() >= Duration::from_secs(6));
+    }
+
+    #[tokio::test]
+    async fn an_accepted_then_failed_submit_leaves_a_job_that_find_jobs_lists() {
+        let m = mock();
+        m.inject_submit_error_after_accept(ProviderError::new(ErrorCode::Network, "502"));
+        let req = request("a lighthouse");
+        let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        let err = m.submit(&req).await.unwrap_err();
+        assert_eq!(err.submit_state(), SubmitState::Ambiguous);
+        assert_eq!(m.jobs_created(), 1);
+        let query = JobQuery {
+            request: req.clone(),
+            created_after: before,
+            created_before: OffsetDateTime::now_utc() + time::Duration::seconds(1),
+        };
+        let found = m.find_jobs(&query).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].vendor_job_id, "mock-1");
+        // The adopted job polls like any other.
+        m.poll(&found[0]).await.unwrap();
+
+        // Another prompt, model or a window before the job: no match.
+        let other = JobQuery {
+            request: request("a windmill"),
+            ..query.clone()
+        };
+        assert!(m.find_jobs(&other).await.unwrap().is_empty());
+        let mut model = query.clone();
+        model.request.vendor_model = "sora-2-pro".into();
+        assert!(m.find_jobs(&model).await.unwrap().is_empty());
+        let early = JobQuery {
+            created_before: before,
+            ..query.clone()
+        };
+        assert!(m.find_jobs(&early).await.unwrap().is_empty());
+        assert_eq!(m.finds(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn listing_lags_and_can_be_turned_off() {
+        let m = mock().with_list_lag(Duration::from_secs(10));
+        let req = request("a harbour");
+        let job = m.submit(&req).await.unwrap();
+        let query = JobQuery {
+            request: req.clone(),
+            created_after: job.submitted_at,
+            created_before: job.submitted_at,
+        };
+        assert!(m.find_jobs(&query).await.unwrap().is_empty());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(m.find_jobs(&query).await.unwrap(), vec![job]);
+
+        let off = mock().without_listing();
+        let e = off.find_jobs(&query).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Unsupported);
     }
 
     #[tokio::test]

@@ -104,6 +104,39 @@ pub struct OrchestratorConfig {
     pub max_video_bytes: u64,
     /// Event buffer per subscriber. Default 4096.
     pub event_capacity: usize,
+    /// Looking up the vendor job of an ambiguous submit.
+    pub reconcile: ReconcilePolicy,
+}
+
+/// How the orchestrator looks for the vendor job an ambiguous submit may have created
+/// ([`VideoProvider::find_jobs`](crate::VideoProvider::find_jobs)).
+///
+/// The lookup repeats every `interval` while nothing matches (vendors list new jobs late), for
+/// at most `wait`; exactly one match is adopted, two or more end the search at once. The window
+/// searched runs from the attempt's start to the lookup, widened by `clock_skew` on both sides
+/// because the vendor's clock is not ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReconcilePolicy {
+    /// Longest search before giving up (the task then becomes `interrupted`). Default 60 s.
+    #[serde(with = "secs")]
+    pub wait: Duration,
+    /// Pause between lookups. Default 5 s.
+    #[serde(with = "secs")]
+    pub interval: Duration,
+    /// Allowed difference between our clock and the vendor's. Default 120 s.
+    #[serde(with = "secs")]
+    pub clock_skew: Duration,
+}
+
+impl Default for ReconcilePolicy {
+    fn default() -> Self {
+        Self {
+            wait: Duration::from_secs(60),
+            interval: Duration::from_secs(5),
+            clock_skew: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for OrchestratorConfig {
@@ -118,6 +151,7 @@ impl Default for OrchestratorConfig {
             retry_max_delay: Duration::from_secs(60),
             max_video_bytes: 4 << 30,
             event_capacity: 4096,
+            reconcile: ReconcilePolicy::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! One task's life: submit, poll, download, record.
 
+mod reconcile;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use self::reconcile::Reconciled;
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
@@ -38,7 +41,12 @@ impl RunCtx {
                 // What earlier attempts (before a restart) already committed.
                 let mut spent = 0.0;
                 for t in inner.all_tasks(run.id, Vec::new()).await? {
-                    for a in t.attempts.iter().filter(|a| a.job.is_some()) {
+                    // Jobs on record, and submits that may have created one (refused submits
+                    // end `failed` without a job and cost nothing).
+                    let may_have_cost = |a: &&Attempt| {
+                        a.job.is_some() || !matches!(a.outcome, Some(AttemptOutcome::Failed { .. }))
+                    };
+                    for a in t.attempts.iter().filter(may_have_cost) {
                         if let Some(p) =
                             inner.router.price(&t.model, &a.provider, &a.provider_model)
                         {
@@ -165,14 +173,16 @@ impl Lifecycle<'_> {
                         self.poll_until_ready(task).await?
                     } else {
                         // A crash between recording the attempt and recording the job: the
-                        // vendor may or may not have created (and billed) a job.
-                        let error = TaskError::new(
-                            ErrorCode::Interrupted,
-                            "interrupted during submit: the vendor may have created a job; not resubmitted automatically",
-                        );
-                        return self
-                            .finish_failed(task, TaskStatus::Interrupted, error, true)
-                            .await;
+                        // vendor may or may not have created (and billed) a job. Look it up.
+                        let cause =
+                            "interrupted during submit (the vendor's answer was never recorded)";
+                        match self.reconcile(task, cause).await? {
+                            Reconciled::Adopted(taken) => {
+                                slot = Some(taken);
+                                self.poll_until_ready(task).await?
+                            }
+                            Reconciled::Ended => return Ok(()),
+                        }
                     }
                 }
                 TaskStatus::Queued | TaskStatus::Running => self.poll_until_ready(task).await?,
@@ -361,19 +371,14 @@ impl Lifecycle<'_> {
                 Err(e) => {
                     let error = TaskError::from(&e);
                     if !e.submit_state().may_resubmit() {
-                        let error = TaskError {
-                            code: ErrorCode::Interrupted,
-                            message: format!(
-                                "submit outcome unknown ({}: {}); the vendor may have created a job, so it is not resubmitted automatically",
-                                e.code(),
-                                e.message()
-                            ),
-                            retryable: true,
-                            ..error
+                        // The vendor may have created (and billed) a job: find it, never pay
+                        // again. The slot stays held while looking.
+                        let cause =
+                            format!("submit outcome unknown ({}: {})", e.code(), e.message());
+                        return match self.reconcile(task, &cause).await? {
+                            Reconciled::Adopted(_) => Ok(Some(taken)),
+                            Reconciled::Ended => Ok(None),
                         };
-                        self.finish_failed(task, TaskStatus::Interrupted, error, true)
-                            .await?;
-                        return Ok(None);
                     }
                     // No job was created: nothing was spent.
                     self.ctx.release(pick.estimate);

@@ -12,6 +12,11 @@
 //!    rename), then the sidecar JSON; a failed download keeps the vendor URL so a retry
 //!    downloads again without paying;
 //! 5. `completed` with the artifact record.
+//!
+//! A submit whose outcome is unknown (the vendor may have accepted the job but its answer was
+//! lost, or the process died between steps 2 and the job write) is never repeated: the
+//! provider's own job list is searched for the job ([`ReconcilePolicy`]); exactly one match is
+//! adopted and continues at step 3, anything else leaves the task `interrupted` with the reason.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,7 +43,7 @@ mod config;
 mod exec;
 mod worker;
 
-pub use config::{OrchestratorConfig, PollPolicy};
+pub use config::{OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use exec::RunCtx;
 pub use worker::{WorkerHandle, WorkerOptions};
 
@@ -391,8 +396,11 @@ impl Orchestrator {
     /// Starts (or resumes) a run: every non-terminal task is worked on. If the run is already
     /// being driven, the handle attaches to it.
     ///
-    /// Tasks found in `submitting` without a vendor job (a crash during submit) become
-    /// `interrupted`: they are never resubmitted silently.
+    /// Tasks found in `submitting` without a vendor job (a crash during submit) are
+    /// reconciled: the provider's job list is searched for the job the lost submit created
+    /// ([`VideoProvider::find_jobs`](crate::VideoProvider::find_jobs), see
+    /// [`ReconcilePolicy`]); exactly one match is adopted and followed, otherwise the task
+    /// becomes `interrupted` with the reason. They are never resubmitted silently.
     pub async fn start(&self, run_id: RunId) -> Result<RunHandle> {
         let run = self.inner.store.get_run(run_id).await?;
         if run.status == RunStatus::Cancelled {
