@@ -204,3 +204,180 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
         assert_eq!(ledger.total.leaked_auth, 0);
     }
 }
+
+/// A run of `segments` tasks through `provider` with fast polling and reconciliation.
+async fn reconcile_run(
+    p: Protocol,
+    provider: std::sync::Arc<dyn VideoProvider>,
+    segments: u32,
+    label: &str,
+) -> (
+    cineflow_core::Run,
+    Vec<cineflow_core::Task>,
+    Vec<cineflow_core::Event>,
+    tempfile::TempDir,
+) {
+    use std::sync::Arc;
+
+    use cineflow_core::router::HealthPolicy;
+    use cineflow_core::{
+        LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router, RouterConfig,
+        RunSpec, Store, Storyboard, TaskQuery,
+    };
+
+    let (vendor_model, duration) = match p {
+        Protocol::OpenAi => ("sora-2", 4),
+        Protocol::SoraHk => ("sora2", 10),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut config = OrchestratorConfig {
+        max_concurrency: 32,
+        ..OrchestratorConfig::default()
+    };
+    config.poll.initial = Duration::from_millis(50);
+    config.poll.min = Duration::from_millis(50);
+    config.poll.max = Duration::from_millis(200);
+    config.reconcile.wait = Duration::from_secs(5);
+    config.reconcile.interval = Duration::from_millis(100);
+    // Consecutive 502s must not open the breaker and stall the test for its cooldown.
+    let router = Router::from_config(RouterConfig {
+        health: HealthPolicy {
+            failure_threshold: 1000,
+            ..HealthPolicy::default()
+        },
+        ..RouterConfig::default()
+    });
+    let model = ModelId::new("sora2").unwrap();
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(router.route(model.clone(), provider, vendor_model))
+        .config(config)
+        .build()
+        .unwrap();
+    let mut events = orch.subscribe();
+    let segs: Vec<String> = (1..=segments)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"{p} {label} {i}.","duration_seconds":{duration}}}"#))
+        .collect();
+    let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    orch.add_storyboard(&sb).await.unwrap();
+    let run = orch
+        .create_run(RunSpec::new(sb.id, model).concurrency(32))
+        .await
+        .unwrap();
+    let run = orch.start(run.id).await.unwrap().wait().await.unwrap();
+    let tasks = store
+        .list_tasks(&TaskQuery::for_run(run.id))
+        .await
+        .unwrap()
+        .items;
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    (run, tasks, seen, dir)
+}
+
+#[tokio::test]
+async fn ten_percent_of_submits_accepted_then_502_end_with_one_paid_job_per_task_on_both_protocols()
+{
+    use std::sync::Arc;
+
+    use cineflow_core::{EventKind, RunStatus, TaskStatus};
+
+    for p in [Protocol::OpenAi, Protocol::SoraHk] {
+        let (fake, providers) = fake_and_providers().await;
+        let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
+        fake.set_faults(Faults {
+            accept_then_502: Trigger::probability(0.1),
+            ..Faults::none()
+        })
+        .unwrap();
+        let (run, tasks, events, _dir) = reconcile_run(p, Arc::from(provider), 100, "take").await;
+        let ledger = fake.ledger();
+        let lost = ledger.counts(p).accepted_then_502;
+        println!("{p}: {lost} of 100 submits were accepted and answered 502");
+        assert!(lost >= 3, "{p}: the fault must fire (fired {lost} times)");
+        assert_eq!(run.status, RunStatus::Completed, "{p}");
+        assert_eq!(tasks.len(), 100);
+        assert!(
+            tasks.iter().all(|t| t.status == TaskStatus::Completed),
+            "{p}: {:?}",
+            tasks
+                .iter()
+                .find(|t| t.status != TaskStatus::Completed)
+                .map(|t| &t.error)
+        );
+        assert_eq!(
+            ledger.counts(p).submits,
+            100,
+            "{p}: the vendor holds exactly 100 jobs"
+        );
+        assert!(ledger.duplicate_prompts().is_empty(), "{p}");
+        for job in ledger.jobs_of(p) {
+            assert_eq!(
+                (job.downloads, job.downloads_completed),
+                (1, 1),
+                "{p}: job {} is downloaded once",
+                job.id
+            );
+        }
+        for t in &tasks {
+            let job = t.attempts.last().unwrap().job.as_ref().unwrap();
+            let record = ledger.job(&job.vendor_job_id).unwrap();
+            assert_eq!(
+                record.sha256.as_deref(),
+                Some(t.artifact.as_ref().unwrap().sha256.as_str()),
+                "{p}"
+            );
+            assert_eq!(t.attempts.len(), 1, "{p}: never a second attempt");
+        }
+        let reconciled = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
+            .count() as u64;
+        assert_eq!(reconciled, lost, "{p}: every lost answer was reconciled");
+    }
+}
+
+#[tokio::test]
+async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_both_protocols() {
+    use std::sync::Arc;
+
+    use cineflow_core::TaskStatus;
+
+    for p in [Protocol::OpenAi, Protocol::SoraHk] {
+        let (fake, providers) = fake_and_providers().await;
+        let provider: Arc<dyn VideoProvider> =
+            Arc::from(providers.into_iter().find(|(q, _)| *q == p).unwrap().1);
+        // Somebody already ordered the very same shot at this vendor a moment ago.
+        let (vendor_model, duration) = match p {
+            Protocol::OpenAi => ("sora-2", 4),
+            Protocol::SoraHk => ("sora2", 10),
+        };
+        let mut twin = request(p, &format!("{p} twin 1."));
+        twin.vendor_model = vendor_model.into();
+        twin.duration_s = duration;
+        twin.orientation = Orientation::Horizontal;
+        let earlier = provider.submit(&twin).await.unwrap();
+        fake.set_faults(Faults {
+            accept_then_502: Trigger::first(1),
+            ..Faults::none()
+        })
+        .unwrap();
+        let (_, tasks, _, _dir) = reconcile_run(p, provider, 1, "twin").await;
+        let ledger = fake.ledger();
+        assert_eq!(ledger.counts(p).submits, 2, "{p}: no third job");
+        let t = &tasks[0];
+        assert_eq!(t.status, TaskStatus::Interrupted, "{p}: {:?}", t.error);
+        assert!(t.attempts[0].job.is_none(), "{p}");
+        let msg = &t.error.as_ref().unwrap().message;
+        assert!(msg.contains("2 vendor jobs"), "{p}: {msg}");
+        assert!(msg.contains(&earlier.vendor_job_id), "{p}: {msg}");
+        assert!(
+            ledger.jobs_of(p).iter().all(|j| j.downloads == 0),
+            "{p}: neither job is downloaded"
+        );
+    }
+}

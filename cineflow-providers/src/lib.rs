@@ -6,8 +6,8 @@
 //! The contract types are re-exported here so an adapter crate needs only this dependency.
 
 pub use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider, VideoProviderExt, redact_url,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
+    ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt, redact_url,
 };
 pub use cineflow_core::{ErrorCode, ProviderId};
 

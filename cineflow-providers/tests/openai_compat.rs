@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::{
-    ErrorCode, GenerationRequest, ImageRef, JobState, Orientation, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
+    ErrorCode, GenerationRequest, ImageRef, JobQuery, JobState, Orientation, ProviderError,
+    ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
 };
 use cineflow_providers::conformance::{
     self, Harness, NoAuthorization, PollCase, SubmitFailure, TEST_KEY, VIDEO, collect,
@@ -22,13 +22,16 @@ use cineflow_providers::conformance::{
 };
 use cineflow_providers::http::Timeouts;
 use cineflow_providers::openai_compat::{
-    OPENAI_SORA_SUNSET, OpenAiCompat, OpenAiCompatBuilder, Preset,
+    MAX_LIST_PAGES, OPENAI_SORA_SUNSET, OpenAiCompat, OpenAiCompatBuilder, Preset,
 };
+use cineflow_testkit::{FakeVendor, Faults, Protocol, Trigger};
 use serde_json::{Value, json};
-use time::Date;
 use time::macros::{date, datetime};
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
-use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+use time::{Date, OffsetDateTime};
+use wiremock::matchers::{
+    body_partial_json, header, method, path, query_param, query_param_is_missing,
+};
+use wiremock::{Mock, MockBuilder, MockServer, Respond, ResponseTemplate};
 
 const PROMPT: &str = "A paper boat drifting down a rainy street.";
 const BEFORE_SUNSET: Date = date!(2026 - 01 - 15);
@@ -823,6 +826,386 @@ async fn cancel_is_unsupported_and_never_deletes() {
     let p = provider(Preset::OpenAi, &server);
     let e = p.cancel(&job(&p, "video_1")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unsupported);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciliation: `find_jobs` through `GET /videos`.
+
+/// 2026-01-11T07:08:35Z: when the ambiguous submit of these tests happened.
+const SUBMITTED: i64 = 1_768_115_315;
+
+/// A query for `req` created within `±60 s` of [`SUBMITTED`].
+fn query(req: GenerationRequest) -> JobQuery {
+    JobQuery {
+        request: req,
+        created_after: OffsetDateTime::from_unix_timestamp(SUBMITTED - 60).unwrap(),
+        created_before: OffsetDateTime::from_unix_timestamp(SUBMITTED + 60).unwrap(),
+    }
+}
+
+/// A listed Video: what the 8-second horizontal `sora-2` request of these tests creates,
+/// `created_at` seconds after [`SUBMITTED`].
+fn listed(id: &str, created_at: i64) -> Value {
+    let mut v = video(id, "in_progress", 40);
+    v["created_at"] = json!(SUBMITTED + created_at);
+    v
+}
+
+/// A list page of `data`, newest first.
+fn page(data: Vec<Value>, has_more: bool) -> Value {
+    let first_id = data.first().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+    let last_id = data.last().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+    json!({
+        "object": "list", "data": data, "first_id": first_id, "last_id": last_id,
+        "has_more": has_more
+    })
+}
+
+/// `GET /v1/videos`, newest first, 100 per page, with the key.
+fn list_videos() -> MockBuilder {
+    Mock::given(method("GET"))
+        .and(path("/v1/videos"))
+        .and(query_param("limit", "100"))
+        .and(query_param("order", "desc"))
+        .and(header("authorization", bearer().as_str()))
+}
+
+/// Mounts one list page answered `expect` times for the first page (no `after`).
+async fn mount_first_page(server: &MockServer, body: Value, expect: u64) {
+    list_videos()
+        .and(query_param_is_missing("after"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(expect)
+        .mount(server)
+        .await;
+}
+
+fn ids(jobs: &[ProviderJob]) -> Vec<&str> {
+    jobs.iter().map(|j| j.vendor_job_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn find_jobs_returns_the_matching_video_as_the_job_submit_would_have_made() {
+    let server = MockServer::start().await;
+    mount_first_page(&server, page(vec![listed("video_1", 3)], false), 1).await;
+    mount_created(&server, "video_1", 1).await;
+    let p = provider(Preset::AiHubMix, &server);
+    let req = request(8, Orientation::Horizontal, false);
+
+    let found = p.find_jobs(&query(req.clone())).await.unwrap();
+
+    assert_eq!(found.len(), 1, "{found:?}");
+    let job = &found[0];
+    assert_eq!(job.provider, "aihubmix");
+    assert_eq!(job.vendor_job_id, "video_1");
+    assert_eq!(job.vendor_model, "sora-2");
+    assert_eq!(job.base_url.as_deref(), Some(p.base_url().as_str()));
+    assert_eq!(
+        job.submitted_at,
+        OffsetDateTime::from_unix_timestamp(SUBMITTED + 3).unwrap(),
+        "submitted_at is the vendor's created_at"
+    );
+    let submitted = p.submit(&req).await.unwrap();
+    assert_eq!(
+        *job,
+        ProviderJob {
+            submitted_at: job.submitted_at,
+            ..submitted
+        },
+        "built exactly like submit builds it"
+    );
+    // The found job is a job like any other: it polls.
+    get_video("video_1")
+        .and(header("authorization", bearer().as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(video("video_1", "queued", 0)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(p.poll(job).await.unwrap().state, JobState::Queued);
+}
+
+#[tokio::test]
+async fn find_jobs_returns_every_matching_job_and_never_picks_one() {
+    let server = MockServer::start().await;
+    let data = vec![listed("video_new", 20), listed("video_old", -20)];
+    mount_first_page(&server, page(data, false), 1).await;
+    let p = provider(Preset::OpenAi, &server);
+
+    let found = p
+        .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["video_new", "video_old"]);
+}
+
+#[tokio::test]
+async fn find_jobs_excludes_videos_of_another_prompt_model_duration_size_or_time() {
+    let server = MockServer::start().await;
+    let with = |id: &str, key: &str, value: Value| {
+        let mut v = listed(id, 1);
+        v[key] = value;
+        v
+    };
+    let data = vec![
+        listed("too_new", 61),
+        with("other_prompt", "prompt", json!(format!("{PROMPT} "))),
+        with("other_model", "model", json!("sora-2-pro")),
+        with("other_seconds", "seconds", json!("4")),
+        with("other_size", "size", json!("720x1280")),
+        listed("the_one", 2),
+        listed("too_old", -62),
+    ];
+    mount_first_page(&server, page(data, false), 1).await;
+    let p = provider(Preset::OpenAi, &server);
+
+    let found = p
+        .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["the_one"]);
+}
+
+#[tokio::test]
+async fn find_jobs_compares_the_fields_submit_sends_after_extra_and_tier() {
+    let server = MockServer::start().await;
+    let with = |id: &str, model: &str, size: &str| {
+        let mut v = listed(id, 0);
+        v["model"] = json!(model);
+        v["size"] = json!(size);
+        v
+    };
+    let data = vec![
+        with("pro_default_size", "sora-2-pro", "1792x1024"),
+        with("pro_extra_size", "sora-2-pro", "1920x1080"),
+        // Resellers may send `seconds` as a number.
+        {
+            let mut v = with("pro_numeric_seconds", "sora-2-pro", "1920x1080");
+            v["seconds"] = json!(8);
+            v
+        },
+    ];
+    mount_first_page(&server, page(data, false), 2).await;
+    let p = provider(Preset::OpenAi, &server);
+    let pro = request(8, Orientation::Horizontal, true);
+
+    let found = p.find_jobs(&query(pro.clone())).await.unwrap();
+    assert_eq!(ids(&found), ["pro_default_size"]);
+
+    let extra_size = GenerationRequest {
+        extra: json!({"size": "1920x1080"}),
+        ..pro
+    };
+    let found = p.find_jobs(&query(extra_size)).await.unwrap();
+    assert_eq!(ids(&found), ["pro_extra_size", "pro_numeric_seconds"]);
+}
+
+#[tokio::test]
+async fn a_video_whose_whole_second_overlaps_the_window_is_a_candidate() {
+    let server = MockServer::start().await;
+    // `created_at` is whole seconds: SUBMITTED - 61 stands for [-61 s, -60 s), which ends
+    // before the window starts at -60 s + 0.5 s; SUBMITTED - 60 overlaps it.
+    let data = vec![listed("overlapping", -60), listed("before", -61)];
+    mount_first_page(&server, page(data, false), 1).await;
+    let p = provider(Preset::OpenAi, &server);
+    let mut q = query(request(8, Orientation::Horizontal, false));
+    q.created_after += time::Duration::milliseconds(500);
+
+    let found = p.find_jobs(&q).await.unwrap();
+
+    assert_eq!(ids(&found), ["overlapping"]);
+}
+
+#[tokio::test]
+async fn find_jobs_follows_pages_and_stops_once_videos_predate_the_window() {
+    let server = MockServer::start().await;
+    mount_first_page(
+        &server,
+        page(vec![listed("video_4", 50), listed("video_3", 30)], true),
+        1,
+    )
+    .await;
+    list_videos()
+        .and(query_param("after", "video_3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![listed("video_2", 10), listed("video_1", -600)],
+            true,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    list_videos()
+        .and(query_param("after", "video_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![], false)))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let p = provider(Preset::OpenAi, &server);
+
+    let found = p
+        .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["video_4", "video_3", "video_2"]);
+}
+
+/// Answers every page with `has_more` and Videos inside the window that never match.
+struct EndlessList;
+
+impl Respond for EndlessList {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let n = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "after")
+            .and_then(|(_, v)| v.trim_start_matches("video_").parse::<u32>().ok())
+            .unwrap_or(0);
+        let mut v = listed(&format!("video_{}", n + 1), 0);
+        v["prompt"] = json!("someone else's prompt");
+        ResponseTemplate::new(200).set_body_json(page(vec![v], true))
+    }
+}
+
+#[tokio::test]
+async fn find_jobs_gives_up_with_an_error_after_the_page_cap() {
+    let server = MockServer::start().await;
+    list_videos()
+        .respond_with(EndlessList)
+        .expect(u64::from(MAX_LIST_PAGES))
+        .mount(&server)
+        .await;
+    let p = provider(Preset::OpenAi, &server);
+
+    let e = p
+        .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+        .await
+        .unwrap_err();
+
+    assert_eq!(e.code(), ErrorCode::Internal);
+    assert!(!e.is_retryable());
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert!(e.message().contains("50 pages"), "{e}");
+}
+
+#[tokio::test]
+async fn a_malformed_list_answer_is_a_typed_error_naming_the_json_path() {
+    let no_prompt = {
+        let mut v = listed("video_2", 0);
+        v.as_object_mut().unwrap().remove("prompt");
+        v
+    };
+    let bad_time = {
+        let mut v = listed("video_2", 0);
+        v["created_at"] = json!("yesterday");
+        v
+    };
+    let cases = [
+        (json!({"object": "list", "data": {"id": "video_1"}}), "data"),
+        (
+            page(vec![listed("video_1", 0), bad_time], false),
+            "data[1].created_at",
+        ),
+        (
+            page(vec![listed("video_1", 0), no_prompt], false),
+            "data[1].prompt",
+        ),
+        (
+            json!({"object": "list", "data": [], "has_more": "yes"}),
+            "has_more",
+        ),
+    ];
+    for (body, json_path) in cases {
+        let server = MockServer::start().await;
+        mount_first_page(&server, body, 1).await;
+        let p = provider(Preset::OpenAi, &server);
+
+        let e = p
+            .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+            .await
+            .unwrap_err();
+
+        assert_eq!(e.code(), ErrorCode::Internal, "{json_path}: {e}");
+        assert!(e.is_retryable(), "{json_path}");
+        assert_eq!(e.submit_state(), SubmitState::NotSent, "{json_path}");
+        assert!(e.message().contains(json_path), "{json_path}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn an_unauthorized_list_is_typed_and_the_key_stays_hidden() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/videos"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(error_body(
+            &format!("Incorrect API key provided: {TEST_KEY}."),
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let p = provider(Preset::OpenAi, &server);
+
+    let e = p
+        .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+        .await
+        .unwrap_err();
+
+    assert_eq!(e.code(), ErrorCode::Unauthorized);
+    assert!(!e.is_retryable());
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert!(!format!("{e:?}").contains(TEST_KEY), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_ambiguous_submit_to_the_fake_vendor_is_found_and_its_job_polls() {
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.5)
+        .with_poll_after_ms(Some(50))
+        .with_faults(Faults {
+            accept_then_502: Trigger::always(),
+            ..Faults::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let p = OpenAiCompat::custom(fake.base_url(Protocol::OpenAi))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
+    let req = request(8, Orientation::Horizontal, false);
+
+    let before = OffsetDateTime::now_utc();
+    let e = p.submit(&req).await.unwrap_err();
+    let after = OffsetDateTime::now_utc();
+    assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{e:?}");
+
+    let found = p
+        .find_jobs(&JobQuery {
+            request: req,
+            created_after: before - time::Duration::seconds(5),
+            created_before: after + time::Duration::seconds(5),
+        })
+        .await
+        .unwrap();
+    let ledger = fake.ledger();
+    assert_eq!(ledger.openai.submits, 1);
+    assert_eq!(ledger.jobs.len(), 1, "the 502 created one job");
+    assert_eq!(ids(&found), [ledger.jobs[0].id.as_str()]);
+
+    let status = p
+        .wait_terminal(&found[0], Duration::from_millis(50))
+        .await
+        .unwrap();
+    let JobState::Succeeded { asset } = status.state else {
+        panic!("job ended {:?}", status.state);
+    };
+    let mp4 = collect(p.download(&found[0], &asset).await.unwrap()).await;
+    assert_eq!(&mp4[4..8], b"ftyp");
+    assert_eq!(fake.ledger().openai.submits, 1, "nothing was paid twice");
+    fake.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------

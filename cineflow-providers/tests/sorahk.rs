@@ -13,19 +13,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::{
-    ErrorCode, GenerationRequest, ImageRef, JobState, Orientation, ProviderError, ProviderJob,
-    SubmitState, VideoProvider, VideoProviderExt,
+    ErrorCode, GenerationRequest, ImageRef, JobQuery, JobState, Orientation, ProviderError,
+    ProviderJob, SubmitState, VideoProvider, VideoProviderExt,
 };
 use cineflow_providers::conformance::{
     self, Harness, NoAuthorization, PollCase, SubmitFailure, TEST_KEY, VIDEO, collect,
     mount_sequence, video_response,
 };
 use cineflow_providers::http::Timeouts;
-use cineflow_providers::sorahk::{SoraHk, SoraHkBuilder};
+use cineflow_providers::sorahk::{MAX_LIST_PAGES, SoraHk, SoraHkBuilder};
+use cineflow_testkit::{FakeVendor, Faults, Protocol, Trigger};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
-use wiremock::matchers::{body_partial_json, header, method, path};
-use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::{
+    body_partial_json, header, method, path, query_param, query_param_is_missing,
+};
+use wiremock::{Mock, MockBuilder, MockServer, Respond, ResponseTemplate};
 
 const PROMPT: &str = "A lighthouse in a storm, cinematic.";
 const TASK_ID: &str = "550e8400-e29b-41d4-a716-446655440000";
@@ -653,6 +658,388 @@ fn a_missing_key_names_the_environment_variables() {
     assert_eq!(e.kind(), cineflow_core::ErrorKind::Config);
     assert!(e.to_string().contains("CINEFLOW_SORAHK_API_KEY"), "{e}");
     assert!(e.to_string().contains("SORA_API_KEY"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciliation: `find_jobs` through `GET /tasks`.
+
+/// When the ambiguous submit of these tests happened (the sample task's `created_at`).
+const SUBMITTED: OffsetDateTime = datetime!(2026-01-11 15:08:35.407 +08:00);
+
+/// A query for `req` created within `±60 s` of [`SUBMITTED`].
+fn query(req: GenerationRequest) -> JobQuery {
+    JobQuery {
+        request: req,
+        created_after: SUBMITTED - time::Duration::seconds(60),
+        created_before: SUBMITTED + time::Duration::seconds(60),
+    }
+}
+
+/// A listed task: what the normal 10-second horizontal request of these tests creates,
+/// `created_at` seconds after [`SUBMITTED`] (written in +08:00, like Sora.hk).
+fn listed(task_id: &str, created_at: i64) -> Value {
+    let mut t = task(task_id, "processing", 40);
+    let at = (SUBMITTED + time::Duration::seconds(created_at))
+        .format(&Rfc3339)
+        .unwrap();
+    t["created_at"] = json!(at);
+    t
+}
+
+/// A list envelope of `items`.
+fn tasks_page(items: Vec<Value>, total: u64, page: u64) -> Value {
+    ok(json!({"items": items, "total": total, "page": page, "page_size": 100}))
+}
+
+/// `GET /v1/tasks?page={page}&page_size=100`, with the key.
+fn list_tasks(page: u64) -> MockBuilder {
+    Mock::given(method("GET"))
+        .and(path("/v1/tasks"))
+        .and(query_param("page", page.to_string()))
+        .and(query_param("page_size", "100"))
+        .and(query_param_is_missing("status"))
+        .and(header("authorization", bearer().as_str()))
+}
+
+/// Mounts page `page` answering `body`, expected `expect` times.
+async fn mount_page(server: &MockServer, page: u64, body: Value, expect: u64) {
+    list_tasks(page)
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(expect)
+        .mount(server)
+        .await;
+}
+
+fn ids(jobs: &[ProviderJob]) -> Vec<&str> {
+    jobs.iter().map(|j| j.vendor_job_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn find_jobs_returns_the_matching_task_as_the_job_submit_would_have_made() {
+    let server = MockServer::start().await;
+    mount_page(&server, 1, tasks_page(vec![listed(TASK_ID, 3)], 1, 1), 1).await;
+    mount_created(&server, 1).await;
+    let p = provider(&server);
+    let req = request(10, Orientation::Horizontal, false);
+
+    let found = p.find_jobs(&query(req.clone())).await.unwrap();
+
+    assert_eq!(found.len(), 1, "{found:?}");
+    let job = &found[0];
+    assert_eq!(job.provider, "sora_hk");
+    assert_eq!(job.vendor_job_id, TASK_ID);
+    assert_eq!(job.vendor_model, "sora2");
+    assert_eq!(job.base_url.as_deref(), Some(p.base_url().as_str()));
+    assert_eq!(
+        job.submitted_at,
+        SUBMITTED + time::Duration::seconds(3),
+        "submitted_at is the vendor's created_at"
+    );
+    assert_eq!(job.extra, json!({"is_pro": false}), "the list has no cost");
+    let submitted = p.submit(&req).await.unwrap();
+    assert_eq!(
+        *job,
+        ProviderJob {
+            submitted_at: job.submitted_at,
+            extra: job.extra.clone(),
+            ..submitted
+        },
+        "built like submit builds it"
+    );
+    // The found job is a job like any other: it polls.
+    mount_task(&server, TASK_ID, task(TASK_ID, "pending", 0)).await;
+    assert_eq!(p.poll(job).await.unwrap().state, JobState::Queued);
+}
+
+#[tokio::test]
+async fn find_jobs_returns_every_matching_job_and_never_picks_one() {
+    let server = MockServer::start().await;
+    let items = vec![listed("task-new", 20), listed("task-old", -20)];
+    mount_page(&server, 1, tasks_page(items, 2, 1), 1).await;
+    let p = provider(&server);
+
+    let found = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["task-new", "task-old"]);
+}
+
+#[tokio::test]
+async fn find_jobs_excludes_tasks_of_another_prompt_tier_duration_resolution_image_or_time() {
+    let server = MockServer::start().await;
+    let with = |id: &str, key: &str, value: Value| {
+        let mut t = listed(id, 1);
+        t[key] = value;
+        t
+    };
+    let items = vec![
+        listed("too-new", 61),
+        with("other-prompt", "prompt", json!(format!("{PROMPT} "))),
+        with("pro", "is_pro", json!(true)),
+        with("other-duration", "duration", json!(15)),
+        with("vertical", "resolution", json!("vertical")),
+        with(
+            "with-image",
+            "image_url",
+            json!("https://img.example/a.png"),
+        ),
+        with("watermarked", "remove_watermark", json!(false)),
+        listed("the-one", 2),
+        listed("too-old", -61),
+    ];
+    mount_page(&server, 1, tasks_page(items, 9, 1), 1).await;
+    let p = provider(&server);
+
+    let found = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["the-one"]);
+}
+
+#[tokio::test]
+async fn find_jobs_derives_pro_and_extra_fields_like_submit() {
+    let server = MockServer::start().await;
+    let with = |id: &str, is_pro: bool, quality: &str| {
+        let mut t = listed(id, 0);
+        t["is_pro"] = json!(is_pro);
+        t["quality"] = json!(quality);
+        // Some answers give the duration as a string.
+        t["duration"] = json!("10");
+        t
+    };
+    let items = vec![
+        with("normal", false, "normal"),
+        with("normal-hd", false, "high"),
+        with("pro", true, "high"),
+    ];
+    mount_page(&server, 1, tasks_page(items, 3, 1), 3).await;
+    let p = provider(&server);
+    let normal = request(10, Orientation::Horizontal, false);
+
+    // The vendor model `sora2-pro` makes a pro job even without `is_pro`, as submit does.
+    let pro_model = GenerationRequest {
+        vendor_model: "sora2-pro".into(),
+        ..normal.clone()
+    };
+    let found = p.find_jobs(&query(pro_model)).await.unwrap();
+    assert_eq!(ids(&found), ["pro"]);
+    assert_eq!(found[0].vendor_model, "sora2-pro");
+    assert_eq!(found[0].extra, json!({"is_pro": true}));
+
+    // A normal job's quality comes from extra, as in submit's body.
+    let hd = GenerationRequest {
+        extra: json!({"quality": "high"}),
+        ..normal.clone()
+    };
+    assert_eq!(ids(&p.find_jobs(&query(hd)).await.unwrap()), ["normal-hd"]);
+    // Without extra, quality is not compared: the vendor picks its default.
+    assert_eq!(
+        ids(&p.find_jobs(&query(normal)).await.unwrap()),
+        ["normal", "normal-hd"]
+    );
+}
+
+#[tokio::test]
+async fn find_jobs_follows_pages_and_stops_once_tasks_predate_the_window() {
+    let server = MockServer::start().await;
+    let first = vec![listed("task-4", 50), listed("task-3", 30)];
+    mount_page(&server, 1, tasks_page(first, 1000, 1), 1).await;
+    let second = vec![listed("task-2", 10), listed("task-1", -600)];
+    mount_page(&server, 2, tasks_page(second, 1000, 2), 1).await;
+    mount_page(&server, 3, tasks_page(vec![], 1000, 3), 0).await;
+    let p = provider(&server);
+
+    let found = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["task-4", "task-3", "task-2"]);
+}
+
+#[tokio::test]
+async fn find_jobs_stops_at_the_last_page_and_counts_a_shifted_task_once() {
+    let server = MockServer::start().await;
+    // 150 tasks: two pages of 100. A job created meanwhile shifted `task-2` onto page 2 too.
+    let first = vec![listed("task-3", 30), listed("task-2", 20)];
+    mount_page(&server, 1, tasks_page(first, 150, 1), 1).await;
+    let second = vec![listed("task-2", 20), listed("task-1", 10)];
+    mount_page(&server, 2, tasks_page(second, 150, 2), 1).await;
+    mount_page(&server, 3, tasks_page(vec![], 150, 3), 0).await;
+    let p = provider(&server);
+
+    let found = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["task-3", "task-2", "task-1"]);
+}
+
+/// Answers every page with a task inside the window that never matches, out of a huge total.
+struct EndlessList;
+
+impl Respond for EndlessList {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let page = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page")
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        let mut t = listed(&format!("task-{page}"), 0);
+        t["prompt"] = json!("someone else's prompt");
+        ResponseTemplate::new(200).set_body_json(tasks_page(vec![t], 1_000_000, page))
+    }
+}
+
+#[tokio::test]
+async fn find_jobs_gives_up_with_an_error_after_the_page_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/tasks"))
+        .respond_with(EndlessList)
+        .expect(MAX_LIST_PAGES)
+        .mount(&server)
+        .await;
+    let p = provider(&server);
+
+    let e = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap_err();
+
+    assert_eq!(e.code(), ErrorCode::Internal);
+    assert!(!e.is_retryable());
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert!(e.message().contains("50 pages"), "{e}");
+}
+
+#[tokio::test]
+async fn a_malformed_list_answer_is_a_typed_error_naming_the_json_path() {
+    let without = |key: &str| {
+        let mut t = listed("task-2", 0);
+        t.as_object_mut().unwrap().remove(key);
+        t
+    };
+    let no_offset = {
+        let mut t = listed("task-2", 0);
+        t["created_at"] = json!("2026-01-11 15:08:35");
+        t
+    };
+    let cases = [
+        (ok(json!({"tasks": []})), "data.items"),
+        (
+            tasks_page(vec![listed("task-1", 0), no_offset], 2, 1),
+            "data.items[1].created_at",
+        ),
+        (
+            tasks_page(vec![listed("task-1", 0), without("task_id")], 2, 1),
+            "data.items[1].task_id",
+        ),
+        (
+            tasks_page(vec![listed("task-1", 0), without("duration")], 2, 1),
+            "data.items[1].duration",
+        ),
+        (
+            ok(json!({"items": [], "total": "many", "page": 1, "page_size": 100})),
+            "data.total",
+        ),
+    ];
+    for (body, json_path) in cases {
+        let server = MockServer::start().await;
+        mount_page(&server, 1, body, 1).await;
+        let p = provider(&server);
+
+        let e = p
+            .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+            .await
+            .unwrap_err();
+
+        assert_eq!(e.code(), ErrorCode::Internal, "{json_path}: {e}");
+        assert!(e.is_retryable(), "{json_path}");
+        assert_eq!(e.submit_state(), SubmitState::NotSent, "{json_path}");
+        assert!(e.message().contains(json_path), "{json_path}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn an_unauthorized_list_is_typed_and_the_key_stays_hidden() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/tasks"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(envelope(
+            401,
+            &format!("API Key 无效: {TEST_KEY}"),
+            Value::Null,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let p = provider(&server);
+
+    let e = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap_err();
+
+    assert_eq!(e.code(), ErrorCode::Unauthorized);
+    assert!(!e.is_retryable());
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert!(!format!("{e:?}").contains(TEST_KEY), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_ambiguous_submit_to_the_fake_vendor_is_found_and_its_job_polls() {
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.5)
+        .with_faults(Faults {
+            accept_then_502: Trigger::always(),
+            ..Faults::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let p = SoraHk::builder()
+        .with_api_key(fake.key())
+        .with_base_url(fake.base_url(Protocol::SoraHk))
+        .build()
+        .unwrap();
+    let req = request(10, Orientation::Vertical, false);
+
+    let before = OffsetDateTime::now_utc();
+    let e = p.submit(&req).await.unwrap_err();
+    let after = OffsetDateTime::now_utc();
+    assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{e:?}");
+
+    let found = p
+        .find_jobs(&JobQuery {
+            request: req,
+            created_after: before - time::Duration::seconds(5),
+            created_before: after + time::Duration::seconds(5),
+        })
+        .await
+        .unwrap();
+    let ledger = fake.ledger();
+    assert_eq!(ledger.sorahk.submits, 1);
+    assert_eq!(ledger.jobs.len(), 1, "the 502 created one job");
+    assert_eq!(ids(&found), [ledger.jobs[0].id.as_str()]);
+
+    let status = p
+        .wait_terminal(&found[0], Duration::from_millis(50))
+        .await
+        .unwrap();
+    let JobState::Succeeded { asset } = status.state else {
+        panic!("job ended {:?}", status.state);
+    };
+    let mp4 = collect(p.download(&found[0], &asset).await.unwrap()).await;
+    assert_eq!(&mp4[4..8], b"ftyp");
+    assert_eq!(fake.ledger().sorahk.submits, 1, "nothing was paid twice");
+    fake.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,11 @@
 //!   asset URL has the base URL's origin (scheme, host and port); redirects are followed and
 //!   lose the key when they leave that origin. A 404 ("Video is not ready yet") is a retryable
 //!   [`NotFound`](ErrorCode::NotFound), never a stream.
+//! - `GET {base}/videos?limit=100&order=desc&after=…` to **reconcile** an ambiguous submit:
+//!   [`find_jobs`](VideoProvider::find_jobs) lists the account's Videos newest first and returns
+//!   every one created inside the query's window with the `model`, `prompt`, `seconds` and
+//!   `size` that submit would send for the request (its documentation on [`OpenAiCompat`] says
+//!   how pages are followed and where reading stops).
 //! - Never `DELETE /videos/{id}`: it deletes a finished video; the protocol has no cancel, so
 //!   [`cancel`](VideoProvider::cancel) answers [`Unsupported`](ErrorCode::Unsupported).
 //!
@@ -96,13 +101,14 @@
 mod error;
 mod wire;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
+    ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
 use cineflow_core::{Error, ErrorCode, Orientation, ProviderId};
 use reqwest::Method;
@@ -134,6 +140,16 @@ pub const POLL_AFTER_HEADER: &str = "openai-poll-after-ms";
 
 /// Longest prompt accepted, in characters (OpenAI's limit).
 pub const MAX_PROMPT_CHARS: usize = 32_000;
+
+/// Videos asked for per page of `GET /videos` when reconciling (the protocol's maximum).
+pub const LIST_PAGE_SIZE: u32 = 100;
+
+/// Most pages of `GET /videos` one [`find_jobs`](VideoProvider::find_jobs) reads before it gives
+/// up with an error (5,000 Videos at [`LIST_PAGE_SIZE`]).
+pub const MAX_LIST_PAGES: u32 = 50;
+
+/// The body fields a listed Video must share with what submit sends to be a candidate.
+const MATCHED_FIELDS: [&str; 4] = ["model", "prompt", "seconds", "size"];
 
 /// Body fields that `req.extra` may not override.
 const RESERVED_FIELDS: [&str; 4] = ["model", "prompt", "seconds", "input_reference"];
@@ -565,6 +581,46 @@ impl OpenAiCompat {
         Ok(form.part("input_reference", part))
     }
 
+    /// The job of a Video created for `req`: what submit returns, and what
+    /// [`find_jobs`](VideoProvider::find_jobs) returns (with the vendor's creation time).
+    fn job_for(&self, vendor_job_id: String, req: &GenerationRequest) -> ProviderJob {
+        self.api
+            .job(vendor_job_id, req.vendor_model.clone(), Value::Null)
+    }
+
+    /// One page of `GET /videos`, newest first.
+    async fn list_page(
+        &self,
+        after: Option<&str>,
+    ) -> Result<(http::Answer, wire::VideoPage), ProviderError> {
+        let mut params = vec![
+            ("limit", LIST_PAGE_SIZE.to_string()),
+            ("order", "desc".to_owned()),
+        ];
+        if let Some(after) = after {
+            params.push(("after", after.to_owned()));
+        }
+        let call = self
+            .api
+            .request(Method::GET, &["videos"])?
+            .query(&params)
+            .bearer_auth(self.key.expose());
+        let answer = http::send(call, Call::Other).await?;
+        if !answer.is_success() {
+            return Err(error::parse_error(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+                Call::Other,
+                &self.key,
+            ));
+        }
+        let body: Value = answer.json(Call::Other, &self.key)?;
+        let page = wire::VideoPage::parse(&body)
+            .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
+        Ok((answer, page))
+    }
+
     fn content_url(&self, id: &str) -> Result<Url, ProviderError> {
         let mut url = self.api.url(&["videos", id, "content"])?;
         url.query_pairs_mut().append_pair("variant", "video");
@@ -617,9 +673,95 @@ impl VideoProvider for OpenAiCompat {
                 "the created video has no id",
             ));
         }
-        Ok(self
-            .api
-            .job(video.id, req.vendor_model.clone(), Value::Null))
+        Ok(self.job_for(video.id, req))
+    }
+
+    /// Finds the Videos an ambiguous submit of `query.request` may have created
+    /// (reconciliation), through `GET {base}/videos`.
+    ///
+    /// - The request's body is built by the same code as [`submit`](Self::submit)'s (extra
+    ///   merged), and a Video is a candidate when its `model`, `prompt`, `seconds` and `size`
+    ///   equal that body's and its `created_at` falls inside the query's window. `created_at` is
+    ///   whole seconds, so a Video matches when its second overlaps the window. Every candidate
+    ///   is returned, each built like submit builds its job, with
+    ///   [`submitted_at`](ProviderJob::submitted_at) set to the vendor's `created_at`.
+    /// - Pages are read newest first, [`LIST_PAGE_SIZE`] at a time, following `after=<last_id>`
+    ///   while `has_more`, and reading stops after the first page holding a Video created before
+    ///   the window.
+    /// - At most [`MAX_LIST_PAGES`] pages are read: past that the answer is a non-retryable
+    ///   [`Internal`](ErrorCode::Internal) error, never a partial list. A partial list could
+    ///   only miss the job ("no match": the task is interrupted, never resubmitted), so both
+    ///   are safe, but the error says why nothing was found.
+    /// - Errors are classified like every other call (401 [`Unauthorized`](ErrorCode::Unauthorized),
+    ///   429, 5xx…). An answer without the documented shape, or a Video inside the window
+    ///   missing one of the compared fields, is a retryable [`Internal`](ErrorCode::Internal)
+    ///   error naming the JSON path (`data[3].created_at`). A list creates nothing: every error
+    ///   says [`NotSent`](SubmitState::NotSent).
+    async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
+        let req = &query.request;
+        // Exactly what submit sends for this request, so the comparison cannot drift from it.
+        let sent = self.fields(req)?;
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let (answer, page) = self.list_page(after.as_deref()).await?;
+            let mut reached_older = false;
+            for video in &page.videos {
+                let (first, last) = whole_second(video.created_at);
+                if last < query.created_after {
+                    reached_older = true;
+                    continue;
+                }
+                // The nearest instant of the Video's second to the window's start.
+                let in_window = query.in_window(query.created_after.clamp(first, last));
+                if !in_window || !seen.insert(video.id.clone()) {
+                    continue;
+                }
+                let matches = video
+                    .matches(&sent, &MATCHED_FIELDS)
+                    .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
+                if matches {
+                    found.push(ProviderJob {
+                        submitted_at: video.created_at,
+                        ..self.job_for(video.id.clone(), req)
+                    });
+                }
+            }
+            match page.next {
+                Some(next) if !reached_older => {
+                    if after.as_deref() == Some(next.as_str()) {
+                        return Err(http::malformed(
+                            &answer,
+                            Call::Other,
+                            &self.key,
+                            "has_more is true but last_id does not advance",
+                        ));
+                    }
+                    after = Some(next);
+                }
+                _ => {
+                    tracing::debug!(
+                        provider = %self.api.id(),
+                        candidates = found.len(),
+                        "reconciliation listed the vendor's videos"
+                    );
+                    return Ok(found);
+                }
+            }
+        }
+        Err(ProviderError::new(
+            ErrorCode::Internal,
+            format!(
+                "provider {}: read {MAX_LIST_PAGES} pages of {} videos without reaching one \
+                 created before {}; the job was not looked for further: reconcile it by hand",
+                self.api.id(),
+                LIST_PAGE_SIZE,
+                query.created_after
+            ),
+        )
+        .with_retryable(false)
+        .with_submit_state(SubmitState::NotSent))
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
@@ -718,6 +860,15 @@ impl VideoProvider for OpenAiCompat {
             })
             .await
     }
+}
+
+/// The first and last instants of the whole second starting at `t` (a unix-seconds
+/// `created_at` stands for any time in it).
+fn whole_second(t: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+    let last = t
+        .checked_add(time::Duration::SECOND - time::Duration::NANOSECOND)
+        .unwrap_or(t);
+    (t, last)
 }
 
 #[cfg(test)]

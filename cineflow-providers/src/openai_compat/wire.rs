@@ -5,7 +5,8 @@
 //! [`serde_json::Value`] and converted leniently.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 /// The JSON body of `POST /videos` (a multipart body carries the same fields as text parts).
 #[derive(Debug, Serialize)]
@@ -29,6 +30,121 @@ pub(super) struct Video {
     /// Unix seconds, or null.
     #[serde(default)]
     pub(super) expires_at: Option<Value>,
+}
+
+/// One page of `GET /videos?after=&limit=&order=`:
+/// `{"object":"list","data":[Video…],"first_id","last_id","has_more"}`, read by hand so that a
+/// malformed answer names the JSON path at fault.
+#[derive(Debug)]
+pub(super) struct VideoPage {
+    /// The page's Videos, in the vendor's order.
+    pub(super) videos: Vec<ListedVideo>,
+    /// The cursor of the next page (`after=`), when `has_more` says there is one.
+    pub(super) next: Option<String>,
+}
+
+/// A Video of a list page: what every entry must have (an id and a creation time), and the
+/// object itself for the fields reconciliation compares.
+#[derive(Debug)]
+pub(super) struct ListedVideo {
+    /// The JSON path of the entry (`data[3]`), for error messages.
+    pub(super) path: String,
+    pub(super) id: String,
+    /// `created_at`: unix **seconds**, so the job was created somewhere in that second.
+    pub(super) created_at: OffsetDateTime,
+    pub(super) fields: Map<String, Value>,
+}
+
+impl VideoPage {
+    /// Reads a list answer. The error names the JSON path that does not have the documented
+    /// shape (`data`, `data[2].created_at`, `has_more`, `last_id`…).
+    pub(super) fn parse(body: &Value) -> Result<Self, String> {
+        let Some(data) = body.get("data").and_then(Value::as_array) else {
+            return Err("data is missing or not an array".into());
+        };
+        let videos = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ListedVideo::parse(i, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = match body.get("has_more") {
+            // Absent: nothing says there is more.
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("has_more is not a boolean".into()),
+        };
+        if !has_more {
+            return Ok(Self { videos, next: None });
+        }
+        let next = match body.get("last_id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            None | Some(Value::Null) => match videos.last() {
+                Some(v) => v.id.clone(),
+                None => {
+                    return Err("has_more is true but data is empty and last_id is missing".into());
+                }
+            },
+            Some(_) => return Err("last_id is not a non-empty string".into()),
+        };
+        Ok(Self {
+            videos,
+            next: Some(next),
+        })
+    }
+}
+
+impl ListedVideo {
+    fn parse(index: usize, v: &Value) -> Result<Self, String> {
+        let path = format!("data[{index}]");
+        let Value::Object(fields) = v else {
+            return Err(format!("{path} is not an object"));
+        };
+        let id = match fields.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            _ => return Err(format!("{path}.id is missing or not a non-empty string")),
+        };
+        let created_at = fields
+            .get("created_at")
+            .and_then(unix_seconds)
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+            .ok_or_else(|| format!("{path}.created_at is missing or not a unix timestamp"))?;
+        Ok(Self {
+            path,
+            id,
+            created_at,
+            fields: fields.clone(),
+        })
+    }
+
+    /// Whether this Video was created with exactly the fields of `sent` named in `keys` (the
+    /// body submit sends). Strings compare as they are; a number and its decimal string are the
+    /// same (`seconds` is `"8"` at OpenAI, `8` at some resellers).
+    ///
+    /// A compared field that is missing or not a string or number is an error naming its path:
+    /// a Video that may be the one looked for is never guessed about.
+    pub(super) fn matches(&self, sent: &Map<String, Value>, keys: &[&str]) -> Result<bool, String> {
+        for key in keys {
+            let Some(actual) = self.fields.get(*key).and_then(scalar_text) else {
+                return Err(format!(
+                    "{}.{key} is missing or not a string or number",
+                    self.path
+                ));
+            };
+            if sent.get(*key).and_then(scalar_text).as_deref() != Some(actual.as_str()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A string as it is, a number rendered; anything else has no text.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// `error` of a failed Video: `{code, message}` (code list not published).
@@ -109,6 +225,27 @@ mod tests {
         assert!(ErrorDetail::parse(b"<html>").code.is_none());
         let d = ErrorDetail::parse(br#"{"error":{"message":"x","code":429}}"#);
         assert_eq!(d.code.as_deref(), Some("429"));
+    }
+
+    #[test]
+    fn list_pages_find_their_cursor_or_name_what_is_missing() {
+        let video = |id: &str| serde_json::json!({"id": id, "created_at": 1_712_697_600});
+        let page = VideoPage::parse(&serde_json::json!({
+            "object": "list", "data": [video("v2"), video("v1")], "has_more": true
+        }))
+        .unwrap();
+        assert_eq!(
+            page.next.as_deref(),
+            Some("v1"),
+            "without last_id, the last Video is the cursor"
+        );
+        assert_eq!(page.videos[1].path, "data[1]");
+        let page = VideoPage::parse(&serde_json::json!({"data": [video("v1")]})).unwrap();
+        assert_eq!(page.next, None, "no has_more: nothing says there is more");
+        let e = VideoPage::parse(&serde_json::json!({"data": [], "has_more": true})).unwrap_err();
+        assert!(e.contains("last_id"), "{e}");
+        let e = VideoPage::parse(&serde_json::json!({"data": [{"created_at": 1}]})).unwrap_err();
+        assert!(e.starts_with("data[0].id"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,12 @@
 //!   `data` object.
 //! - The video is a signed Azure blob URL (`video_url`) on another host. It is downloaded
 //!   **without** the API key; its expiry is read from the SAS `se=` parameter.
+//! - `GET {base}/tasks?page=…&page_size=100` to **reconcile** an ambiguous submit:
+//!   [`find_jobs`](VideoProvider::find_jobs) lists the account's tasks (newest first) and
+//!   returns every one created inside the query's window with the `prompt`, `is_pro`,
+//!   `duration` and `resolution` (and, where the task reports them, `image_url`,
+//!   `remove_watermark` and a normal job's `quality`) that submit would send for the request
+//!   (its documentation on [`SoraHk`] says how pages are followed and where reading stops).
 //! - There is no cancel: [`cancel`](VideoProvider::cancel) answers
 //!   [`Unsupported`](crate::ErrorCode::Unsupported).
 //!
@@ -76,14 +82,15 @@
 mod error;
 mod wire;
 
+use std::collections::HashSet;
 use std::fmt;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    VideoAsset, VideoProvider,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
+    ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ImageKind, Orientation, ProviderId};
+use cineflow_core::{Error, ErrorCode, ImageKind, Orientation, ProviderId};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -110,6 +117,19 @@ pub const PRO_DURATIONS: [u32; 3] = [10, 15, 25];
 pub const MODELS: [&str; 2] = ["sora2", PRO_MODEL];
 /// The vendor model name that selects pro even when the request's `is_pro` is false.
 pub const PRO_MODEL: &str = "sora2-pro";
+
+/// Tasks asked for per page of `GET /tasks` when reconciling (the API's maximum).
+pub const LIST_PAGE_SIZE: u64 = 100;
+
+/// Most pages of `GET /tasks` one [`find_jobs`](VideoProvider::find_jobs) reads before it gives
+/// up with an error (5,000 tasks at [`LIST_PAGE_SIZE`]).
+pub const MAX_LIST_PAGES: u64 = 50;
+
+/// The body fields a listed task must report, equal to what submit sends, to be a candidate.
+const MATCHED_FIELDS: [&str; 4] = ["prompt", "is_pro", "duration", "resolution"];
+
+/// Body fields compared only when the listed task reports them.
+const REPORTED_FIELDS: [&str; 2] = ["image_url", "remove_watermark"];
 
 /// Body fields decided by the request, which `req.extra` may not override.
 const RESERVED_FIELDS: [&str; 5] = ["prompt", "image_url", "is_pro", "duration", "resolution"];
@@ -335,7 +355,7 @@ impl SoraHk {
                 MODELS.join(" or ")
             )));
         }
-        let is_pro = req.is_pro || req.vendor_model == PRO_MODEL;
+        let is_pro = wants_pro(req);
         if req.prompt.trim().is_empty() {
             return Err(http::refused("the prompt is empty"));
         }
@@ -365,6 +385,36 @@ impl SoraHk {
             ));
         }
         Ok(is_pro)
+    }
+
+    /// The job of a task created for `req`: what submit returns (with the create's `cost`), and
+    /// what [`find_jobs`](VideoProvider::find_jobs) returns (without: the list does not say).
+    fn job_for(
+        &self,
+        task_id: String,
+        req: &GenerationRequest,
+        is_pro: bool,
+        cost: Option<Value>,
+    ) -> ProviderJob {
+        let extra = match cost {
+            Some(cost) => serde_json::json!({ "cost": cost, "is_pro": is_pro }),
+            None => serde_json::json!({ "is_pro": is_pro }),
+        };
+        self.api.job(task_id, req.vendor_model.clone(), extra)
+    }
+
+    /// One page of `GET /tasks` (newest first), envelope-checked.
+    async fn list_page(&self, page: u64) -> Result<(http::Answer, wire::TaskPage), ProviderError> {
+        let call = self
+            .api
+            .request(Method::GET, &["tasks"])?
+            .query(&[("page", page), ("page_size", LIST_PAGE_SIZE)])
+            .bearer_auth(self.key.expose());
+        let answer = http::send(call, Call::Other).await?;
+        let envelope = self.checked(&answer, Call::Other)?;
+        let tasks = wire::TaskPage::parse(&envelope)
+            .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
+        Ok((answer, tasks))
     }
 
     fn body(
@@ -410,13 +460,94 @@ impl VideoProvider for SoraHk {
             .and_then(|d| serde_json::from_value::<wire::Created>(d).ok())
             .filter(|c| !c.task_id.trim().is_empty())
             .ok_or_else(|| http::malformed(&answer, Call::Submit, &self.key, "no data.task_id"))?;
-        let extra = match created.cost {
-            Some(cost) => serde_json::json!({ "cost": cost, "is_pro": is_pro }),
-            None => serde_json::json!({ "is_pro": is_pro }),
-        };
-        Ok(self
-            .api
-            .job(created.task_id, req.vendor_model.clone(), extra))
+        Ok(self.job_for(created.task_id, req, is_pro, created.cost))
+    }
+
+    /// Finds the tasks an ambiguous submit of `query.request` may have created
+    /// (reconciliation), through `GET {base}/tasks`.
+    ///
+    /// - The request's body is built by the same code as [`submit`](Self::submit)'s (pro as
+    ///   submit decides it, extra merged). A task is a candidate when its `created_at` falls
+    ///   inside the query's window, its `prompt`, `is_pro`, `duration` and `resolution` equal
+    ///   that body's, and so do `image_url`, `remove_watermark` and (for a normal job whose
+    ///   extra sets it; pro is always HD) `quality` where the task reports them. Every candidate
+    ///   is returned, each built like submit builds its job (extra `{"is_pro"}`; the list does
+    ///   not carry the create's `cost`), with [`submitted_at`](ProviderJob::submitted_at) set
+    ///   to the vendor's `created_at`.
+    /// - Pages (`page` from 1, [`LIST_PAGE_SIZE`] tasks each) are read newest first while
+    ///   tasks remain and `page × page_size < total`, and reading stops after the first page
+    ///   holding a task created before the window. A task seen twice (pages shift when jobs
+    ///   are created meanwhile) counts once.
+    /// - At most [`MAX_LIST_PAGES`] pages are read: past that the answer is a non-retryable
+    ///   [`Internal`](crate::ErrorCode::Internal) error, never a partial list. A partial list
+    ///   could only miss the job ("no match": the task is interrupted, never resubmitted), so
+    ///   both are safe, but the error says why nothing was found.
+    /// - Errors are classified like every other call (envelope code or HTTP 401
+    ///   [`Unauthorized`](crate::ErrorCode::Unauthorized), 429, 500…). An answer without the
+    ///   documented shape, or a task inside the window missing one of the compared fields, is a
+    ///   retryable [`Internal`](crate::ErrorCode::Internal) error naming the JSON path
+    ///   (`data.items[3].created_at`). A list creates nothing: every error says
+    ///   [`NotSent`](crate::SubmitState::NotSent).
+    async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
+        let req = &query.request;
+        let is_pro = wants_pro(req);
+        // Exactly what submit sends for this request, so the comparison cannot drift from it.
+        let sent = self.body(req, is_pro)?;
+        let mut reported = REPORTED_FIELDS.to_vec();
+        if !is_pro && sent.contains_key("quality") {
+            reported.push("quality");
+        }
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let (answer, tasks) = self.list_page(page).await?;
+            let mut reached_older = false;
+            for task in &tasks.items {
+                if task.created_at < query.created_after {
+                    reached_older = true;
+                    continue;
+                }
+                if !query.in_window(task.created_at) || !seen.insert(task.task_id.clone()) {
+                    continue;
+                }
+                let matches = task
+                    .matches(&sent, &MATCHED_FIELDS, &reported)
+                    .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
+                if matches {
+                    found.push(ProviderJob {
+                        submitted_at: task.created_at,
+                        ..self.job_for(task.task_id.clone(), req, is_pro, None)
+                    });
+                }
+            }
+            let page_size = tasks.page_size.unwrap_or(LIST_PAGE_SIZE);
+            let last_page = match tasks.total {
+                Some(total) => page.saturating_mul(page_size) >= total,
+                // No total: a short page is the last one.
+                None => (tasks.items.len() as u64) < page_size,
+            };
+            if tasks.items.is_empty() || reached_older || last_page {
+                tracing::debug!(
+                    provider = %self.api.id(),
+                    pages = page,
+                    candidates = found.len(),
+                    "reconciliation listed the vendor's tasks"
+                );
+                return Ok(found);
+            }
+        }
+        Err(ProviderError::new(
+            ErrorCode::Internal,
+            format!(
+                "provider {}: read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without \
+                 reaching one created before {}; the job was not looked for further: reconcile \
+                 it by hand",
+                self.api.id(),
+                query.created_after
+            ),
+        )
+        .with_retryable(false)
+        .with_submit_state(SubmitState::NotSent))
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
@@ -487,6 +618,11 @@ impl VideoProvider for SoraHk {
             })
             .await
     }
+}
+
+/// Whether a request makes a pro job: its `is_pro` flag, or the vendor model [`PRO_MODEL`].
+fn wants_pro(req: &GenerationRequest) -> bool {
+    req.is_pro || req.vendor_model == PRO_MODEL
 }
 
 /// The object holding an answer's fields: `data` when the answer is an envelope, else the

@@ -5,7 +5,9 @@
 //! tolerated; fields whose type may vary are read as [`serde_json::Value`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// The JSON body of `POST /create`.
 #[derive(Debug, Serialize)]
@@ -39,6 +41,136 @@ pub(super) struct Task {
     pub(super) video_url: Option<String>,
     #[serde(default)]
     pub(super) error_msg: Option<String>,
+}
+
+/// `data` of a `GET /tasks?page=&page_size=` answer: `{items:[task…], total, page, page_size}`,
+/// newest first; read by hand so that a malformed answer names the JSON path at fault.
+#[derive(Debug)]
+pub(super) struct TaskPage {
+    pub(super) items: Vec<ListedTask>,
+    /// `total`: how many tasks the whole list holds, when the vendor says.
+    pub(super) total: Option<u64>,
+    /// `page_size`: the page size the vendor applied, when it says.
+    pub(super) page_size: Option<u64>,
+}
+
+/// A task of a list page: what every entry must have (an id and a creation time), and the
+/// object itself for the fields reconciliation compares.
+#[derive(Debug)]
+pub(super) struct ListedTask {
+    /// The JSON path of the entry (`data.items[3]`), for error messages.
+    pub(super) path: String,
+    pub(super) task_id: String,
+    /// `created_at`, with its offset (`2026-01-11T15:08:35.407+08:00`).
+    pub(super) created_at: OffsetDateTime,
+    pub(super) fields: Map<String, Value>,
+}
+
+impl TaskPage {
+    /// Reads the envelope of a list answer. The error names the JSON path that does not have
+    /// the documented shape (`data.items`, `data.items[2].created_at`, `data.total`…).
+    pub(super) fn parse(envelope: &Value) -> Result<Self, String> {
+        let Some(data) = envelope.get("data").filter(|d| d.is_object()) else {
+            return Err("data is missing or not an object".into());
+        };
+        let Some(items) = data.get("items").and_then(Value::as_array) else {
+            return Err("data.items is missing or not an array".into());
+        };
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ListedTask::parse(i, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = |key: &str| match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => amount(v)
+                .map(Some)
+                .ok_or_else(|| format!("data.{key} is not a non-negative number")),
+        };
+        Ok(Self {
+            items,
+            total: count("total")?,
+            page_size: count("page_size")?.filter(|n| *n > 0),
+        })
+    }
+}
+
+impl ListedTask {
+    fn parse(index: usize, v: &Value) -> Result<Self, String> {
+        let path = format!("data.items[{index}]");
+        let Value::Object(fields) = v else {
+            return Err(format!("{path} is not an object"));
+        };
+        let task_id = match fields.get("task_id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            _ => {
+                return Err(format!(
+                    "{path}.task_id is missing or not a non-empty string"
+                ));
+            }
+        };
+        let created_at = fields
+            .get("created_at")
+            .and_then(Value::as_str)
+            .and_then(|s| OffsetDateTime::parse(s.trim(), &Rfc3339).ok())
+            .ok_or_else(|| {
+                format!("{path}.created_at is missing or not an RFC 3339 time with an offset")
+            })?;
+        Ok(Self {
+            path,
+            task_id,
+            created_at,
+            fields: fields.clone(),
+        })
+    }
+
+    /// Whether this task was created with the fields of `sent` (the body submit sends):
+    ///
+    /// - `required` fields must be present and equal;
+    /// - `reported` fields are compared only when the task carries the key (a `null` there is
+    ///   compared too: it means the field was not set, e.g. no `image_url`).
+    ///
+    /// Values compare as JSON scalars, a number and its decimal string being the same
+    /// (`duration` `10` or `"10"`). A required field that is missing or not a scalar is an error
+    /// naming its path: a task that may be the one looked for is never guessed about.
+    pub(super) fn matches(
+        &self,
+        sent: &Map<String, Value>,
+        required: &[&str],
+        reported: &[&str],
+    ) -> Result<bool, String> {
+        let expected = |key: &str| sent.get(key).and_then(scalar_text);
+        for key in required {
+            let Some(actual) = self.fields.get(*key).and_then(scalar_text) else {
+                return Err(format!(
+                    "{}.{key} is missing or not a string, number or boolean",
+                    self.path
+                ));
+            };
+            if expected(key).as_deref() != Some(actual.as_str()) {
+                return Ok(false);
+            }
+        }
+        for key in reported {
+            if let Some(actual) = self.fields.get(*key)
+                && scalar_text(actual) != expected(key)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A JSON scalar as text (strings as they are, numbers and booleans rendered); `null`, arrays
+/// and objects have none.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// The envelope's `code` and `message`, read leniently from any body.
