@@ -5,6 +5,7 @@
 //! Public so that custom adapters can classify errors the same way.
 
 mod builder;
+pub(crate) mod listed;
 
 pub use builder::{ClientConfig, Endpoint, env_var, require_key};
 

@@ -719,7 +719,7 @@ impl VideoProvider for OpenAiCompat {
                     continue;
                 }
                 let matches = video
-                    .matches(&sent, &MATCHED_FIELDS)
+                    .matches(&sent, &MATCHED_FIELDS, &[])
                     .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
                 if matches {
                     found.push(ProviderJob {

@@ -5,8 +5,10 @@
 //! [`serde_json::Value`] and converted leniently.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
+
+use crate::http::listed::ListedJob;
 
 /// The JSON body of `POST /videos` (a multipart body carries the same fields as text parts).
 #[derive(Debug, Serialize)]
@@ -38,21 +40,9 @@ pub(super) struct Video {
 #[derive(Debug)]
 pub(super) struct VideoPage {
     /// The page's Videos, in the vendor's order.
-    pub(super) videos: Vec<ListedVideo>,
+    pub(super) videos: Vec<ListedJob>,
     /// The cursor of the next page (`after=`), when `has_more` says there is one.
     pub(super) next: Option<String>,
-}
-
-/// A Video of a list page: what every entry must have (an id and a creation time), and the
-/// object itself for the fields reconciliation compares.
-#[derive(Debug)]
-pub(super) struct ListedVideo {
-    /// The JSON path of the entry (`data[3]`), for error messages.
-    pub(super) path: String,
-    pub(super) id: String,
-    /// `created_at`: unix **seconds**, so the job was created somewhere in that second.
-    pub(super) created_at: OffsetDateTime,
-    pub(super) fields: Map<String, Value>,
 }
 
 impl VideoPage {
@@ -65,7 +55,9 @@ impl VideoPage {
         let videos = data
             .iter()
             .enumerate()
-            .map(|(i, v)| ListedVideo::parse(i, v))
+            .map(|(i, v)| {
+                ListedJob::parse(format!("data[{i}]"), v, "id", unix_time, "a unix timestamp")
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let has_more = match body.get("has_more") {
             // Absent: nothing says there is more.
@@ -90,60 +82,6 @@ impl VideoPage {
             videos,
             next: Some(next),
         })
-    }
-}
-
-impl ListedVideo {
-    fn parse(index: usize, v: &Value) -> Result<Self, String> {
-        let path = format!("data[{index}]");
-        let Value::Object(fields) = v else {
-            return Err(format!("{path} is not an object"));
-        };
-        let id = match fields.get("id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            _ => return Err(format!("{path}.id is missing or not a non-empty string")),
-        };
-        let created_at = fields
-            .get("created_at")
-            .and_then(unix_seconds)
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-            .ok_or_else(|| format!("{path}.created_at is missing or not a unix timestamp"))?;
-        Ok(Self {
-            path,
-            id,
-            created_at,
-            fields: fields.clone(),
-        })
-    }
-
-    /// Whether this Video was created with exactly the fields of `sent` named in `keys` (the
-    /// body submit sends). Strings compare as they are; a number and its decimal string are the
-    /// same (`seconds` is `"8"` at OpenAI, `8` at some resellers).
-    ///
-    /// A compared field that is missing or not a string or number is an error naming its path:
-    /// a Video that may be the one looked for is never guessed about.
-    pub(super) fn matches(&self, sent: &Map<String, Value>, keys: &[&str]) -> Result<bool, String> {
-        for key in keys {
-            let Some(actual) = self.fields.get(*key).and_then(scalar_text) else {
-                return Err(format!(
-                    "{}.{key} is missing or not a string or number",
-                    self.path
-                ));
-            };
-            if sent.get(*key).and_then(scalar_text).as_deref() != Some(actual.as_str()) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// A string as it is, a number rendered; anything else has no text.
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 
@@ -207,6 +145,11 @@ pub(super) fn unix_seconds(v: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// A unix-seconds `created_at` as a time.
+fn unix_time(v: &Value) -> Option<OffsetDateTime> {
+    unix_seconds(v).and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
 }
 
 #[cfg(test)]

@@ -507,7 +507,7 @@ impl VideoProvider for SoraHk {
                     reached_older = true;
                     continue;
                 }
-                if !query.in_window(task.created_at) || !seen.insert(task.task_id.clone()) {
+                if !query.in_window(task.created_at) || !seen.insert(task.id.clone()) {
                     continue;
                 }
                 let matches = task
@@ -516,7 +516,7 @@ impl VideoProvider for SoraHk {
                 if matches {
                     found.push(ProviderJob {
                         submitted_at: task.created_at,
-                        ..self.job_for(task.task_id.clone(), req, is_pro, None)
+                        ..self.job_for(task.id.clone(), req, is_pro, None)
                     });
                 }
             }

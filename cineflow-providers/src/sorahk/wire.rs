@@ -5,9 +5,11 @@
 //! tolerated; fields whose type may vary are read as [`serde_json::Value`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::http::listed::ListedJob;
 
 /// The JSON body of `POST /create`.
 #[derive(Debug, Serialize)]
@@ -47,23 +49,11 @@ pub(super) struct Task {
 /// newest first; read by hand so that a malformed answer names the JSON path at fault.
 #[derive(Debug)]
 pub(super) struct TaskPage {
-    pub(super) items: Vec<ListedTask>,
+    pub(super) items: Vec<ListedJob>,
     /// `total`: how many tasks the whole list holds, when the vendor says.
     pub(super) total: Option<u64>,
     /// `page_size`: the page size the vendor applied, when it says.
     pub(super) page_size: Option<u64>,
-}
-
-/// A task of a list page: what every entry must have (an id and a creation time), and the
-/// object itself for the fields reconciliation compares.
-#[derive(Debug)]
-pub(super) struct ListedTask {
-    /// The JSON path of the entry (`data.items[3]`), for error messages.
-    pub(super) path: String,
-    pub(super) task_id: String,
-    /// `created_at`, with its offset (`2026-01-11T15:08:35.407+08:00`).
-    pub(super) created_at: OffsetDateTime,
-    pub(super) fields: Map<String, Value>,
 }
 
 impl TaskPage {
@@ -79,7 +69,15 @@ impl TaskPage {
         let items = items
             .iter()
             .enumerate()
-            .map(|(i, t)| ListedTask::parse(i, t))
+            .map(|(i, t)| {
+                ListedJob::parse(
+                    format!("data.items[{i}]"),
+                    t,
+                    "task_id",
+                    rfc3339,
+                    "an RFC 3339 time with an offset",
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let count = |key: &str| match data.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -95,82 +93,9 @@ impl TaskPage {
     }
 }
 
-impl ListedTask {
-    fn parse(index: usize, v: &Value) -> Result<Self, String> {
-        let path = format!("data.items[{index}]");
-        let Value::Object(fields) = v else {
-            return Err(format!("{path} is not an object"));
-        };
-        let task_id = match fields.get("task_id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            _ => {
-                return Err(format!(
-                    "{path}.task_id is missing or not a non-empty string"
-                ));
-            }
-        };
-        let created_at = fields
-            .get("created_at")
-            .and_then(Value::as_str)
-            .and_then(|s| OffsetDateTime::parse(s.trim(), &Rfc3339).ok())
-            .ok_or_else(|| {
-                format!("{path}.created_at is missing or not an RFC 3339 time with an offset")
-            })?;
-        Ok(Self {
-            path,
-            task_id,
-            created_at,
-            fields: fields.clone(),
-        })
-    }
-
-    /// Whether this task was created with the fields of `sent` (the body submit sends):
-    ///
-    /// - `required` fields must be present and equal;
-    /// - `reported` fields are compared only when the task carries the key (a `null` there is
-    ///   compared too: it means the field was not set, e.g. no `image_url`).
-    ///
-    /// Values compare as JSON scalars, a number and its decimal string being the same
-    /// (`duration` `10` or `"10"`). A required field that is missing or not a scalar is an error
-    /// naming its path: a task that may be the one looked for is never guessed about.
-    pub(super) fn matches(
-        &self,
-        sent: &Map<String, Value>,
-        required: &[&str],
-        reported: &[&str],
-    ) -> Result<bool, String> {
-        let expected = |key: &str| sent.get(key).and_then(scalar_text);
-        for key in required {
-            let Some(actual) = self.fields.get(*key).and_then(scalar_text) else {
-                return Err(format!(
-                    "{}.{key} is missing or not a string, number or boolean",
-                    self.path
-                ));
-            };
-            if expected(key).as_deref() != Some(actual.as_str()) {
-                return Ok(false);
-            }
-        }
-        for key in reported {
-            if let Some(actual) = self.fields.get(*key)
-                && scalar_text(actual) != expected(key)
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-}
-
-/// A JSON scalar as text (strings as they are, numbers and booleans rendered); `null`, arrays
-/// and objects have none.
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+/// An RFC 3339 `created_at` with its offset (`2026-01-11T15:08:35.407+08:00`).
+fn rfc3339(v: &Value) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(v.as_str()?.trim(), &Rfc3339).ok()
 }
 
 /// The envelope's `code` and `message`, read leniently from any body.
