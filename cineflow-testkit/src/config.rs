@@ -24,6 +24,11 @@ pub struct Config {
     /// Size of every video in bytes (at least 40 holds the `ftyp` and `mdat` box headers).
     /// Default: 65,536.
     pub video_bytes: u64,
+    /// Video bodies are sent at most this fast, in bytes per second (a slow link: each
+    /// chunk of up to 64 KiB waits its share of a second before it is sent), so a client can
+    /// be caught in the middle of a download. `0` sends as fast as the connection takes them.
+    /// Follows tokio time. Default: 0.
+    pub download_bytes_per_sec: u64,
     /// OpenAI: the `openai-poll-after-ms` header on create and poll answers; `None` leaves the
     /// header out. Default: `Some(1000)`.
     pub poll_after_ms: Option<u64>,
@@ -63,6 +68,7 @@ impl Default for Config {
             seed: 42,
             timing: JobTiming::default(),
             video_bytes: 64 * 1024,
+            download_bytes_per_sec: 0,
             poll_after_ms: Some(1000),
             openai_seconds: ["4", "8", "12", "16", "20"].map(String::from).to_vec(),
             openai_asset_ttl_secs: 3600,

@@ -10,6 +10,8 @@
 //!   the first 10 %, then running with progress, then completed ([`JobTiming`]).
 //! - **Videos** are deterministic pseudo-random bytes behind an MP4 `ftyp` header, seeded by
 //!   the job id ([`video_bytes`], [`video_sha256`]); the ledger records the sha256 served.
+//!   [`Config::download_bytes_per_sec`] slows their bodies down, so a client can be caught
+//!   (or killed) in the middle of a download.
 //! - **Faults** ([`Faults`]): 429 with `Retry-After`, 5xx, stalls, truncated downloads,
 //!   expired blob URLs, accept-then-502 (ambiguous submits), failed jobs, late listing — by
 //!   probability (seeded) or for the first N requests; settable at start and at runtime.
@@ -195,6 +197,13 @@ impl FakeVendorBuilder {
     /// Size of every video in bytes (≥ 40). Default: 65,536.
     pub fn with_video_bytes(mut self, bytes: u64) -> Self {
         self.config.video_bytes = bytes;
+        self
+    }
+
+    /// Sends video bodies at most this many bytes per second (`0`: unlimited), so a client
+    /// can be caught mid-download. Default: 0.
+    pub fn with_download_bytes_per_sec(mut self, rate: u64) -> Self {
+        self.config.download_bytes_per_sec = rate;
         self
     }
 

@@ -198,7 +198,14 @@ pub(crate) fn video_response(
         stop,
         end,
     };
-    let stream = futures::stream::unfold(body, |mut s| async move {
+    let rate = shared.config.download_bytes_per_sec;
+    let stream = futures::stream::unfold(body, move |mut s| async move {
+        if rate > 0 && s.pos < s.stop {
+            // A slow link: each chunk waits its share of a second before it is sent (and
+            // counted).
+            let n = s.next_len();
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        }
         if let Some(chunk) = s.next_chunk() {
             return Some((Ok::<Bytes, io::Error>(chunk), s));
         }
@@ -228,11 +235,16 @@ struct Streamer {
 }
 
 impl Streamer {
+    /// The length of the next chunk (0 at the end).
+    fn next_len(&self) -> u64 {
+        (self.stop.saturating_sub(self.pos)).min(video::CHUNK - self.pos % video::CHUNK)
+    }
+
     fn next_chunk(&mut self) -> Option<Bytes> {
         if self.pos >= self.stop {
             return None;
         }
-        let n = (self.stop - self.pos).min(video::CHUNK - self.pos % video::CHUNK);
+        let n = self.next_len();
         let mut buf = vec![0; usize::try_from(n).ok()?];
         video::fill(self.seed, self.total, self.pos, &mut buf);
         self.pos += n;

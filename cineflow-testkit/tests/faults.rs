@@ -267,6 +267,55 @@ async fn truncated_downloads_send_fewer_bytes_than_announced_then_close() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_link_sends_video_bodies_at_the_configured_rate() {
+    for p in Protocol::ALL {
+        // 4 chunks of 64 KiB at 64 KiB/s: the body takes 4 s of (paused) tokio time.
+        let fake = FakeVendor::builder()
+            .with_job_secs(1.0)
+            .with_video_bytes(4 * 65_536)
+            .with_download_bytes_per_sec(65_536)
+            .start()
+            .await
+            .unwrap();
+        let c = client();
+        let (url, body) = submit(&fake, p, "slow");
+        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        advance(Duration::from_secs(2)).await;
+
+        let r = download(&c, &fake, p, &id).await;
+        assert_eq!(r.status(), 200, "{p}");
+        let started = tokio::time::Instant::now();
+        let mut r = r;
+        let mut got = Vec::new();
+        let mut mid_download_bytes = None;
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            got.extend_from_slice(&chunk);
+            if mid_download_bytes.is_none() && got.len() >= 65_536 {
+                mid_download_bytes = Some(fake.ledger().job(&id).unwrap().downloaded_bytes);
+            }
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(3_900),
+            "{p}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            mid_download_bytes.is_some_and(|b| b < 4 * 65_536),
+            "{p}: the ledger counts bytes as they are sent: {mid_download_bytes:?}"
+        );
+        let l = fake.ledger();
+        let job = l.job(&id).unwrap();
+        assert_eq!(got.len(), 4 * 65_536, "{p}");
+        assert_eq!((job.downloads, job.downloads_completed), (1, 1), "{p}");
+        assert_eq!(
+            job.sha256.as_deref(),
+            Some(common::sha256_hex(&got).as_str()),
+            "{p}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn expired_blob_urls_answer_403_and_a_fresh_poll_gives_a_working_url() {
     let fake = start(Faults {
         expire_urls: Trigger::first(1),

@@ -22,6 +22,7 @@
 //! | `--job-secs-jitter F` | relative spread: uniform in `secs × (1 ± F)` (0) |
 //! | `--queued-fraction F` | share of a job spent queued (0.1) |
 //! | `--video-bytes N` | size of every video (65536) |
+//! | `--download-bytes-per-sec N` | video bodies sent at most this fast (0 = unlimited) |
 //! | `--poll-after-ms N\|off` | OpenAI `openai-poll-after-ms` header (1000) |
 //! | `--openai-asset-ttl-secs N` | OpenAI content lifetime after completion (3600) |
 //! | `--blob-url-ttl-secs N` | Sora.hk blob URL lifetime (129600) |
@@ -226,6 +227,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--job-secs-jitter" => config.timing.jitter = num(&flag, &value()?)?,
             "--queued-fraction" => config.timing.queued_fraction = num(&flag, &value()?)?,
             "--video-bytes" => config.video_bytes = num(&flag, &value()?)?,
+            "--download-bytes-per-sec" => config.download_bytes_per_sec = num(&flag, &value()?)?,
             "--poll-after-ms" => {
                 let v = value()?;
                 config.poll_after_ms = if v == "off" {
@@ -346,6 +348,7 @@ mod tests {
     fn flags_fill_the_config_and_faults() {
         let a = args(
             "--port 0 --key K --job-secs 0.5 --job-secs-jitter 0.2 --poll-after-ms off \
+             --download-bytes-per-sec 1000 \
              --fault-rate-limit first:2 --fault-rate-limit-on submit,list \
              --fault-accept-then-502 0.1 --fault-fail-jobs 1 --fault-fail-kind retryable",
         )
@@ -354,6 +357,7 @@ mod tests {
         assert_eq!(a.config.key, "K");
         assert_eq!(a.config.timing.secs, 0.5);
         assert_eq!(a.config.poll_after_ms, None);
+        assert_eq!(a.config.download_bytes_per_sec, 1000);
         assert_eq!(a.config.faults.rate_limit.first, 2);
         assert_eq!(
             a.config.faults.rate_limit.on,
