@@ -53,6 +53,10 @@ impl Storyboard {
     /// # Ok::<(), cineflow_core::Error>(())
     /// ```
     pub fn from_json(json: &str) -> Result<Self> {
+        // Valid documents take the typed fast path; anything else is walked for its violations.
+        if let Some(sb) = parse::from_str_fast(json) {
+            return Ok(sb);
+        }
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| Error::InvalidStoryboard {
                 violations: vec![crate::error::Violation::new(

@@ -2,10 +2,22 @@
 //!
 //! The document is walked by hand (not through `serde` derive) so that every violation carries
 //! its JSON path, and so that all violations are collected instead of stopping at the first.
+//!
+//! [`from_str_fast`] comes first for text: it deserializes straight into borrowed typed structs
+//! (no `Value` tree, strings borrowed where they have no escapes) and accepts only documents the
+//! path-aware walk accepts, with the same result. On anything else — a type error, a value out
+//! of range, a duplicate key or index — it gives up and the path-aware walk ([`storyboard`])
+//! runs on the text, so every error is still reported by that walk, with its paths.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{
@@ -144,6 +156,327 @@ pub(super) fn storyboard(value: &Value) -> Result<Storyboard> {
         created_at: OffsetDateTime::now_utc(),
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fast path: typed, borrowed, all-or-nothing.
+
+/// Parses a valid storyboard without building a `Value` tree; `None` whenever the document is
+/// not valid JSON or breaks any rule (the caller then runs the path-aware [`storyboard`] walk,
+/// which reports why). When it returns a storyboard, [`storyboard`] would return the same one
+/// (ids and `created_at` aside): every check below mirrors one there, and is at least as strict.
+pub(super) fn from_str_fast(json: &str) -> Option<Storyboard> {
+    let doc: Obj<FastDoc> = serde_json::from_str(json).ok()?;
+    let doc = doc.0;
+    // `metadata`: absent or null → null; otherwise it must be an object.
+    let metadata = match doc.metadata {
+        None => Value::Null,
+        Some(m @ Value::Object(_)) => m,
+        Some(_) => return None,
+    };
+    let name = metadata
+        .get("project_name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("storyboard")
+        .to_owned();
+    if doc.segments.0.is_empty() {
+        return None;
+    }
+    Some(Storyboard {
+        id: StoryboardId::new(),
+        name,
+        source_file: None,
+        segments: doc.segments.0,
+        metadata,
+        created_at: OffsetDateTime::now_utc(),
+    })
+}
+
+/// Fresh random (v4) segment ids for one document, without a system call per id: the first
+/// 16 bytes of SHA-256(a random v4 UUID drawn once ‖ a counter), with the version and variant
+/// bits set. As unpredictable and as unlikely to collide as `Uuid::new_v4` (the key has 122
+/// random bits), without the `getrandom` system call per id that took a fifth of the parse.
+#[derive(Debug)]
+struct SegmentIds {
+    key: [u8; 16],
+    next: u64,
+}
+
+impl SegmentIds {
+    fn new() -> Self {
+        Self {
+            key: *SegmentId::new().as_uuid().as_bytes(),
+            next: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> SegmentId {
+        let digest = Sha256::new()
+            .chain_update(self.key)
+            .chain_update(self.next.to_le_bytes())
+            .finalize();
+        self.next += 1;
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        SegmentId::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
+}
+
+/// `segments`, converted one by one as they are read (no intermediate list); an error as soon
+/// as one breaks a rule.
+#[derive(Debug)]
+struct FastSegments(Vec<Segment>);
+
+impl<'de> Deserialize<'de> for FastSegments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastSegments;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of segments")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<FastSegments, A::Error> {
+                let mut seen = HashSet::new();
+                let mut ids = SegmentIds::new();
+                let mut out = Vec::new();
+                while let Some(Obj(s)) = seq.next_element::<Obj<FastSegment<'de>>>()? {
+                    let segment = fast_segment(s, &mut seen, &mut ids)
+                        .ok_or_else(|| de::Error::custom("left to the path-aware walk"))?;
+                    out.push(segment);
+                }
+                Ok(FastSegments(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+fn fast_segment(
+    s: FastSegment<'_>,
+    seen: &mut HashSet<u32>,
+    ids: &mut SegmentIds,
+) -> Option<Segment> {
+    // segment_index: required, an integer in 1..=u32::MAX, unique.
+    let index = u32::try_from(s.segment_index?).ok().filter(|i| *i >= 1)?;
+    if !seen.insert(index) {
+        return None;
+    }
+    // prompt_text: required, not blank, at most MAX_PROMPT_CHARS characters.
+    let prompt_text = s.prompt_text?.0;
+    if prompt_problem(&prompt_text).is_some() {
+        return None;
+    }
+    // image_url: absent, null or "" → none; otherwise a valid reference.
+    let image = match s.image_url.map(|t| t.0) {
+        None => None,
+        Some(u) if u.is_empty() => None,
+        Some(u) => {
+            check_image(&u).ok()?;
+            Some(ImageRef(u.into_owned()))
+        }
+    };
+    let asset = match s.asset {
+        None => SegmentAsset::default(),
+        Some(a) => fast_asset(a.0)?,
+    };
+    let vp = s.video_params.map(|v| v.0);
+    // duration_seconds, else video_params.duration, else the default; 1–60.
+    let duration_s = match s
+        .duration_seconds
+        .or_else(|| vp.as_ref().and_then(|v| v.duration))
+    {
+        None => DEFAULT_DURATION_S,
+        Some(d) => u32::try_from(d)
+            .ok()
+            .filter(|d| DURATION_RANGE_S.contains(d))?,
+    };
+    // resolution, else video_params.resolution; "horizontal" (default) or "vertical".
+    let resolution = match s.resolution {
+        Some(r) => Some(r.0),
+        None => vp.and_then(|v| v.resolution).map(|r| r.0),
+    };
+    let orientation = match resolution.as_deref() {
+        None | Some("horizontal") => Orientation::Horizontal,
+        Some("vertical") => Orientation::Vertical,
+        Some(_) => return None,
+    };
+    Some(Segment {
+        id: ids.next_id(),
+        index,
+        prompt_text: prompt_text.into_owned(),
+        image,
+        asset,
+        duration_s,
+        orientation,
+        is_pro: s.is_pro.unwrap_or(false),
+        director_intent: non_empty(s.director_intent),
+    })
+}
+
+fn fast_asset(a: FastAsset<'_>) -> Option<SegmentAsset> {
+    let mut characters = Vec::with_capacity(a.characters.as_ref().map_or(0, Vec::len));
+    for c in a.characters.into_iter().flatten() {
+        characters.push(match c {
+            FastCharacter::Legacy(s) => {
+                let c = Character::from_legacy(&s);
+                if c.name.trim().is_empty() {
+                    return None;
+                }
+                c
+            }
+            FastCharacter::Object(o) => {
+                let name = o.name?.0;
+                if name.trim().is_empty() {
+                    return None;
+                }
+                Character {
+                    name: name.into_owned(),
+                    id: non_empty(o.id),
+                }
+            }
+        });
+    }
+    Some(SegmentAsset {
+        characters,
+        scene: non_empty(a.scene),
+        props: a
+            .props
+            .into_iter()
+            .flatten()
+            .map(|p| p.0.into_owned())
+            .collect(),
+    })
+}
+
+/// An optional string where `""` means absent.
+fn non_empty(t: Option<Text<'_>>) -> Option<String> {
+    t.map(|t| t.0)
+        .filter(|s| !s.is_empty())
+        .map(Cow::into_owned)
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+#[derive(Debug, Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A struct read only from a JSON object (derived structs would also take an array).
+#[derive(Debug)]
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Obj<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+/// The document. Unknown keys are ignored (as by the walk); a repeated known key is an error.
+#[derive(Debug, Deserialize)]
+struct FastDoc {
+    segments: FastSegments,
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FastSegment<'a> {
+    segment_index: Option<u64>,
+    #[serde(borrow)]
+    prompt_text: Option<Text<'a>>,
+    #[serde(borrow)]
+    image_url: Option<Text<'a>>,
+    #[serde(borrow)]
+    asset: Option<Obj<FastAsset<'a>>>,
+    #[serde(borrow)]
+    video_params: Option<Obj<FastVideoParams<'a>>>,
+    duration_seconds: Option<u64>,
+    #[serde(borrow)]
+    resolution: Option<Text<'a>>,
+    is_pro: Option<bool>,
+    #[serde(borrow)]
+    director_intent: Option<Text<'a>>,
+}
+
+/// `video_params`; its fields are read strictly even when V1 fields make them unused (a bad
+/// unused value only sends the document down the walk, which accepts it).
+#[derive(Debug, Deserialize)]
+struct FastVideoParams<'a> {
+    duration: Option<u64>,
+    #[serde(borrow)]
+    resolution: Option<Text<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FastAsset<'a> {
+    #[serde(borrow)]
+    characters: Option<Vec<FastCharacter<'a>>>,
+    #[serde(borrow)]
+    scene: Option<Text<'a>>,
+    #[serde(borrow)]
+    props: Option<Vec<Text<'a>>>,
+}
+
+/// A character: CineFlow's legacy `"Name(@id)"` string or `{"name", "id"}`.
+#[derive(Debug)]
+enum FastCharacter<'a> {
+    Legacy(Cow<'a, str>),
+    Object(FastCharacterObject<'a>),
+}
+
+#[derive(Debug, Deserialize)]
+struct FastCharacterObject<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for FastCharacter<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = FastCharacter<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an object")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(FastCharacter::Legacy(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(FastCharacter::Legacy(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(FastCharacter::Legacy(Cow::Owned(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                FastCharacterObject::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(FastCharacter::Object)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The path-aware walk.
 
 /// Parses `segments[position]`; `seen` maps each valid `segment_index` to the position that
 /// used it first.
@@ -472,6 +805,10 @@ fn parse_asset(a: &Map<String, Value>, path: &str, pos: usize, found: &mut Found
 fn prompt_problem(s: &str) -> Option<String> {
     if s.trim().is_empty() {
         return Some("must not be blank".into());
+    }
+    // A string has at least as many bytes as characters: short ones need no count.
+    if s.len() <= MAX_PROMPT_CHARS {
+        return None;
     }
     let chars = s.chars().count();
     (chars > MAX_PROMPT_CHARS).then(|| {
@@ -1123,6 +1460,34 @@ mod tests {
         );
     }
 
+    /// `base` after 1 to `max_edits - 1` random edits: a cut of up to `max_cut - 1` bytes, one of
+    /// `pieces` inserted, or a byte overwritten.
+    fn mutated(
+        rng: &mut fastrand::Rng,
+        base: &str,
+        pieces: &[&str],
+        max_edits: usize,
+        max_cut: usize,
+    ) -> Vec<u8> {
+        let mut bytes = base.as_bytes().to_vec();
+        for _ in 0..rng.usize(1..max_edits) {
+            let at = rng.usize(0..=bytes.len());
+            match rng.u8(0..3) {
+                0 if at < bytes.len() => {
+                    let end = (at + rng.usize(1..max_cut)).min(bytes.len());
+                    bytes.drain(at..end);
+                }
+                1 => {
+                    let piece = pieces[rng.usize(0..pieces.len())].as_bytes();
+                    bytes.splice(at..at, piece.iter().copied());
+                }
+                _ if at < bytes.len() => bytes[at] = rng.u8(..),
+                _ => {}
+            }
+        }
+        bytes
+    }
+
     #[test]
     fn truncated_and_mutated_documents_never_panic() {
         for text in [DEMO, V2] {
@@ -1158,22 +1523,7 @@ mod tests {
         ];
         for round in 0..3_000 {
             let base = if round % 2 == 0 { DEMO } else { V2 };
-            let mut bytes = base.as_bytes().to_vec();
-            for _ in 0..rng.usize(1..6) {
-                let at = rng.usize(0..=bytes.len());
-                match rng.u8(0..3) {
-                    0 if at < bytes.len() => {
-                        let end = (at + rng.usize(1..16)).min(bytes.len());
-                        bytes.drain(at..end);
-                    }
-                    1 => {
-                        let piece = pieces[rng.usize(0..pieces.len())].as_bytes();
-                        bytes.splice(at..at, piece.iter().copied());
-                    }
-                    _ if at < bytes.len() => bytes[at] = rng.u8(..),
-                    _ => {}
-                }
-            }
+            let bytes = mutated(&mut rng, base, &pieces, 6, 16);
             let text = String::from_utf8_lossy(&bytes);
             if let Ok(sb) = Storyboard::from_json(&text) {
                 for s in &sb.segments {
@@ -1256,6 +1606,162 @@ mod tests {
                     let _ = s.full_prompt();
                 }
             }
+            // The same document as text: the fast path agrees with the walk.
+            fast_agrees_with_the_walk(&v.to_string());
         }
+    }
+
+    /// The storyboard with its random parts (ids, creation time) zeroed.
+    fn normalized(mut sb: Storyboard) -> Storyboard {
+        sb.id = StoryboardId::from_uuid(uuid::Uuid::nil());
+        sb.created_at = OffsetDateTime::UNIX_EPOCH;
+        for s in &mut sb.segments {
+            s.id = SegmentId::from_uuid(uuid::Uuid::nil());
+        }
+        sb
+    }
+
+    /// If the fast path accepts `text`, the path-aware walk accepts it too, with the same
+    /// storyboard. Returns whether the fast path accepted it.
+    fn fast_agrees_with_the_walk(text: &str) -> bool {
+        let Some(fast) = from_str_fast(text) else {
+            return false;
+        };
+        let value: Value = serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("the fast path accepted invalid JSON {text:?}: {e}"));
+        let slow = storyboard(&value)
+            .unwrap_or_else(|e| panic!("the fast path accepted {text:?}; the walk says {e}"));
+        assert_eq!(normalized(fast), normalized(slow), "{text}");
+        true
+    }
+
+    #[test]
+    fn the_fast_path_takes_valid_documents_and_builds_what_the_walk_builds() {
+        let escaped = r#"{"metadata":{"project_name":"  Q\"uote  "},"segments":[
+            {"segment_index":2,"prompt_text":"Line\nbreak \u5c0f\u7f8e \"q\"","image_url":"https://x.test/a.png",
+             "asset":{"characters":["[Alice(@alice)]",{"name":"B\u00f6b","id":""},{"name":"C","id":"@c","extra":1}],
+                      "scene":"","props":["a",""]},
+             "duration_seconds":null,"video_params":{"duration":25,"resolution":"vertical","fps":24},
+             "is_pro":true,"director_intent":""},
+            {"segment_index":1,"prompt_text":"B.","image_url":"","asset":null,"resolution":null,
+             "video_params":null,"is_pro":null,"director_intent":null,"camera":{"x":[1,2,{"y":null}]}}]}"#;
+        for text in [
+            DEMO,
+            V2,
+            escaped,
+            &one(""),
+            &one(r#""duration_seconds":60"#),
+        ] {
+            assert!(fast_agrees_with_the_walk(text), "not taken: {text}");
+        }
+        let sb = Storyboard::from_json(escaped).unwrap();
+        let ids: HashSet<SegmentId> = sb.segments.iter().map(|s| s.id).collect();
+        assert_eq!(ids.len(), 2, "segment ids are distinct");
+        assert!(ids.iter().all(|id| id.as_uuid().get_version_num() == 4));
+        assert_ne!(
+            Storyboard::from_json(DEMO).unwrap().segments[0].id,
+            Storyboard::from_json(DEMO).unwrap().segments[0].id,
+            "every parse draws new ids"
+        );
+        assert_eq!(sb.name, "Q\"uote");
+        assert_eq!(sb.segments[0].prompt_text, "Line\nbreak 小美 \"q\"");
+        assert_eq!(sb.segments[0].duration_s, 25);
+        assert_eq!(sb.segments[0].orientation, Orientation::Vertical);
+        assert_eq!(sb.segments[0].asset.characters[1].id, None);
+        assert_eq!(sb.segments[1].duration_s, DEFAULT_DURATION_S);
+    }
+
+    #[test]
+    fn the_fast_path_leaves_every_rule_breaker_to_the_walk() {
+        let cases = [
+            r#"[{"segments":[{"segment_index":1,"prompt_text":"A."}]}]"#.to_owned(),
+            r#"{"segments":[[1,"A."]]}"#.to_owned(),
+            r#"{"segments":[]}"#.to_owned(),
+            r#"{"segments":null}"#.to_owned(),
+            r#"{"metadata":[],"segments":[{"segment_index":1,"prompt_text":"A."}]}"#.to_owned(),
+            r#"{"segments":[{"segment_index":1,"prompt_text":"A.","prompt_text":"B."}]}"#.to_owned(),
+            r#"{"segments":[{"segment_index":1,"prompt_text":"A."}],"segments":[]}"#.to_owned(),
+            r#"{"segments":[{"segment_index":1,"prompt_text":"A."},{"segment_index":1,"prompt_text":"B."}]}"#.to_owned(),
+            one(r#""asset":[]"#),
+            one(r#""asset":{"characters":[["Alice"]]}"#),
+            one(r#""asset":{"characters":[{"id":"@a"}]}"#),
+            one(r#""asset":{"characters":["  "]}"#),
+            one(r#""asset":{"characters":[" (@x)"]}"#),
+            one(r#""asset":{"props":[1]}"#),
+            one(r#""video_params":[]"#),
+            one(r#""video_params":{"duration":0}"#),
+            one(r#""video_params":{"duration":"10"}"#),
+            one(r#""duration_seconds":10.0"#),
+            one(r#""duration_seconds":-0"#),
+            one(r#""duration_seconds":61"#),
+            one(r#""resolution":"Horizontal""#),
+            one(r#""is_pro":"yes""#),
+            one(r#""image_url":"ftp://x/y""#),
+            one(r#""image_url":" ""#),
+            r#"{"segments":[{"segment_index":0,"prompt_text":"A."}]}"#.to_owned(),
+            r#"{"segments":[{"segment_index":4294967296,"prompt_text":"A."}]}"#.to_owned(),
+            r#"{"segments":[{"segment_index":1,"prompt_text":"  "}]}"#.to_owned(),
+            r#"{"segments":[{"prompt_text":"A."}]}"#.to_owned(),
+            format!(
+                r#"{{"segments":[{{"segment_index":1,"prompt_text":"{}"}}]}}"#,
+                "x".repeat(MAX_PROMPT_CHARS + 1)
+            ),
+        ];
+        for text in &cases {
+            assert!(from_str_fast(text).is_none(), "the fast path took {text}");
+        }
+        // A bad value the walk never looks at: the fast path gives up, the walk accepts.
+        let unused = one(r#""duration_seconds":10,"video_params":{"duration":"x"}"#);
+        assert!(from_str_fast(&unused).is_none());
+        assert_eq!(
+            Storyboard::from_json(&unused).unwrap().segments[0].duration_s,
+            10
+        );
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_walk_on_mutated_documents() {
+        let mut rng = fastrand::Rng::with_seed(0xfa57);
+        let pieces = [
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "null",
+            "0",
+            "-1",
+            "1.5",
+            "61",
+            "\"\"",
+            "\" \"",
+            "\"segment_index\"",
+            "\"prompt_text\"",
+            "\"asset\"",
+            "\"characters\"",
+            "\"video_params\"",
+            "\"duration\"",
+            "\"resolution\"",
+            "\"vertical\"",
+            "true",
+            "\"@\"",
+            "\"小美\"",
+            "\"\\u00e9\"",
+            "\"http://\"",
+            "\\n",
+            "🎬",
+        ];
+        let mut taken = 0;
+        for round in 0..6_000 {
+            let base = if round % 2 == 0 { DEMO } else { V2 };
+            let bytes = mutated(&mut rng, base, &pieces, 4, 8);
+            if fast_agrees_with_the_walk(&String::from_utf8_lossy(&bytes)) {
+                taken += 1;
+            }
+        }
+        // Enough mutations keep the document valid for the comparison to mean something.
+        assert!(taken > 300, "only {taken} mutated documents were valid");
     }
 }
