@@ -768,3 +768,67 @@ async fn a_video_over_the_size_cap_is_never_stored() {
     );
     assert_eq!(e.mock.submits(), 1);
 }
+
+/// Runs 40 tasks at once against a mock whose calls take 20 ms and whose video bodies take
+/// 4 × 5 ms to read, with `settings` for the provider; returns the mock.
+async fn forty_tasks_with(settings: cineflow_core::ProviderSettings) -> MockProvider {
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_latency(Duration::from_millis(20))
+        .with_chunk_size(SAMPLE_MP4.len().div_ceil(4))
+        .with_chunk_delay(Duration::from_millis(5));
+    let mut catalog = cineflow_core::RouterConfig::default();
+    catalog
+        .providers
+        .insert(cineflow_core::ProviderId::new("mock").unwrap(), settings);
+    let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut config = fast_config();
+    config.max_concurrency = 40;
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(Router::from_config(catalog).route(model(), provider, "mock-video-1"))
+        .config(config)
+        .build()
+        .unwrap();
+    let e = Env {
+        orch,
+        store,
+        mock,
+        dir,
+    };
+    let segs: Vec<String> = (1..=40)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.concurrency(40)).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert_eq!(e.mock.submits(), 40);
+    assert_eq!(e.mock.downloads(), 40);
+    e.mock
+}
+
+#[tokio::test]
+async fn calls_to_a_provider_never_exceed_its_cap_counting_downloads_until_their_body_is_read() {
+    let settings = cineflow_core::ProviderSettings {
+        max_concurrent_calls: std::num::NonZeroU32::new(3),
+        ..Default::default()
+    };
+    let mock = forty_tasks_with(settings).await;
+    let peak = mock.peak_concurrent_calls();
+    assert!(peak <= 3, "{peak} calls at once with a cap of 3");
+    assert!(peak >= 2, "the cap is used, not serialized: peak {peak}");
+}
+
+#[tokio::test]
+async fn without_a_tight_cap_the_same_run_overlaps_many_calls() {
+    // The default cap (256) is far above 40 tasks: this shows the mock sees overlap, so the
+    // test above would fail if the cap did nothing.
+    let mock = forty_tasks_with(cineflow_core::ProviderSettings::default()).await;
+    let peak = mock.peak_concurrent_calls();
+    assert!(peak > 10, "only {peak} calls at once");
+    assert!(peak <= u64::from(cineflow_core::DEFAULT_MAX_CONCURRENT_CALLS));
+}

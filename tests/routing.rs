@@ -653,7 +653,7 @@ async fn requests_per_minute_are_limited_on_tokio_time() {
     let router = Router::from_config(cfg).route(model(), stub("a", Capabilities::default()), "m");
     let start = Instant::now();
     for _ in 0..3 {
-        router.gate(&pid("a")).await;
+        drop(router.gate(&pid("a")).await);
     }
     // 60/min = one per second after the first.
     assert!(
@@ -703,4 +703,51 @@ fn the_catalog_loads_from_json_and_edits_apply_at_runtime() {
         router.select(&model(), &req, &[], None),
         Selection::NoProvider(_)
     ));
+}
+
+#[test]
+fn the_cap_on_concurrent_calls_is_read_from_the_catalog_and_zero_is_refused() {
+    let cfg = RouterConfig::from_json(r#"{"providers":{"a":{"max_concurrent_calls":8}}}"#).unwrap();
+    assert_eq!(
+        cfg.providers[&pid("a")].max_concurrent_calls,
+        std::num::NonZeroU32::new(8)
+    );
+    assert_eq!(
+        RouterConfig::default()
+            .providers
+            .get(&pid("a"))
+            .and_then(|s| s.max_concurrent_calls),
+        None,
+        "unset means the default cap"
+    );
+    let e = RouterConfig::from_json(r#"{"providers":{"a":{"max_concurrent_calls":0}}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nonzero"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waits_for_a_free_slot_of_its_provider() {
+    let mut cfg = RouterConfig::default();
+    cfg.providers
+        .entry(pid("a"))
+        .or_default()
+        .max_concurrent_calls = std::num::NonZeroU32::new(2);
+    let router =
+        Arc::new(Router::from_config(cfg).route(model(), stub("a", Capabilities::default()), "m"));
+    let first = router.gate(&pid("a")).await;
+    let _second = router.call_permit(&pid("a")).await;
+    let third = tokio::spawn({
+        let router = Arc::clone(&router);
+        async move {
+            let _permit = router.gate(&pid("a")).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!third.is_finished(), "a third call ran beside two permits");
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(1), third)
+        .await
+        .expect("the freed slot goes to the waiting call")
+        .unwrap();
 }

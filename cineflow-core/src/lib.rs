@@ -50,7 +50,10 @@ pub use provider::{
     ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
-pub use router::{Price, RouteConfig, Router, RouterConfig, Strategy};
+pub use router::{
+    CallPermit, DEFAULT_MAX_CONCURRENT_CALLS, Price, ProviderSettings, RouteConfig, Router,
+    RouterConfig, Strategy,
+};
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};

@@ -64,6 +64,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use time::OffsetDateTime;
 
 use crate::Error;
@@ -132,6 +133,7 @@ struct Config {
     video: Bytes,
     content_type: String,
     chunk_size: usize,
+    chunk_delay: Duration,
     capabilities: Capabilities,
     listing: bool,
     list_lag: Duration,
@@ -144,7 +146,26 @@ struct Shared {
     polls: AtomicU64,
     downloads: AtomicU64,
     cancels: AtomicU64,
+    calls_active: AtomicU64,
+    calls_peak: AtomicU64,
     state: Mutex<State>,
+}
+
+/// Counts one call in progress (for [`MockProvider::peak_concurrent_calls`]) until dropped.
+struct CallGuard(Arc<Shared>);
+
+impl CallGuard {
+    fn new(shared: &Arc<Shared>) -> Self {
+        let now = shared.calls_active.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.calls_peak.fetch_max(now, Ordering::SeqCst);
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.calls_active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
@@ -211,6 +232,7 @@ impl MockProvider {
             video: Bytes::from_static(SAMPLE_MP4),
             content_type: "video/mp4".to_owned(),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            chunk_delay: Duration::ZERO,
             capabilities: Capabilities {
                 pro: true,
                 image_input: true,
@@ -271,6 +293,13 @@ impl MockProvider {
     /// [`DEFAULT_CHUNK_SIZE`].
     pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
         self.config_mut().chunk_size = chunk_size.max(1);
+        self
+    }
+
+    /// Makes downloads wait this long before each chunk (a slow body), on tokio time.
+    /// Default: zero.
+    pub fn with_chunk_delay(mut self, delay: Duration) -> Self {
+        self.config_mut().chunk_delay = delay;
         self
     }
 
@@ -361,6 +390,12 @@ impl MockProvider {
     /// Cancel calls so far, including failed ones.
     pub fn cancels(&self) -> u64 {
         self.shared.cancels.load(Ordering::SeqCst)
+    }
+
+    /// The most calls that were in progress at once: submits, polls, lookups, cancels and
+    /// downloads, a download until its stream is dropped.
+    pub fn peak_concurrent_calls(&self) -> u64 {
+        self.shared.calls_peak.load(Ordering::SeqCst)
     }
 
     /// The requests of the successful submits, in order.
@@ -463,7 +498,7 @@ impl MockProvider {
         }
     }
 
-    fn stream(&self, truncate: bool) -> ByteStream {
+    fn stream(&self, truncate: bool, guard: CallGuard) -> ByteStream {
         let video = &self.config.video;
         let full_len = video.len();
         let served = if truncate {
@@ -482,7 +517,18 @@ impl MockProvider {
                 "connection reset",
             )));
         }
-        ByteStream::new(futures::stream::iter(chunks))
+        let delay = self.config.chunk_delay;
+        let chunks = futures::stream::iter(chunks).then(move |chunk| {
+            // The stream owns the guard: the call lasts until the body is dropped.
+            let _in_progress = &guard;
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                chunk
+            }
+        });
+        ByteStream::new(chunks)
             .with_content_length(Some(full_len as u64))
             .with_content_type(Some(self.config.content_type.clone()))
     }
@@ -521,6 +567,7 @@ impl VideoProvider for MockProvider {
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let call = self.shared.submits.fetch_add(1, Ordering::SeqCst) + 1;
+        let _call = CallGuard::new(&self.shared);
         self.delay().await;
         let mut state = self.lock();
         if let Some(error) = state.submit_errors.pop_front() {
@@ -561,6 +608,7 @@ impl VideoProvider for MockProvider {
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         self.shared.polls.fetch_add(1, Ordering::SeqCst);
+        let _call = CallGuard::new(&self.shared);
         *self
             .lock()
             .polls_by_job
@@ -587,6 +635,7 @@ impl VideoProvider for MockProvider {
     ) -> Result<ByteStream, ProviderError> {
         let _ = asset;
         self.shared.downloads.fetch_add(1, Ordering::SeqCst);
+        let call = CallGuard::new(&self.shared);
         self.delay().await;
         let truncate = {
             let mut state = self.lock();
@@ -610,11 +659,12 @@ impl VideoProvider for MockProvider {
             state.truncations = state.truncations.saturating_sub(1);
             truncate
         };
-        Ok(self.stream(truncate))
+        Ok(self.stream(truncate, call))
     }
 
     async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
         self.shared.finds.fetch_add(1, Ordering::SeqCst);
+        let _call = CallGuard::new(&self.shared);
         self.delay().await;
         if !self.config.listing {
             return Err(ProviderError::new(
@@ -647,6 +697,7 @@ impl VideoProvider for MockProvider {
 
     async fn cancel(&self, job: &ProviderJob) -> Result<(), ProviderError> {
         self.shared.cancels.fetch_add(1, Ordering::SeqCst);
+        let _call = CallGuard::new(&self.shared);
         self.delay().await;
         if !self.config.capabilities.cancel {
             return Err(ProviderError::new(

@@ -21,7 +21,7 @@ use crate::provider::{
     ByteStream, GenerationRequest, JobState, ProviderError, ProviderJob, VideoAsset, VideoProvider,
     redact_url,
 };
-use crate::router::{InFlight, Selection, Strategy, Tried, may_fail_over};
+use crate::router::{CallPermit, InFlight, Selection, Strategy, Tried, may_fail_over};
 use crate::run::Run;
 use crate::sink::{ArtifactKey, sidecar};
 use crate::task::{Artifact, Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
@@ -341,9 +341,10 @@ impl Lifecycle<'_> {
             );
 
             // Step 2: the paid call. Never aborted half-way: cancellation is honoured after it.
-            self.inner.router.gate(&pid).await;
+            let permit = self.inner.router.gate(&pid).await;
             self.inner.router.begin_submit(&pid);
             let result = provider.submit(&req).await;
+            drop(permit);
             self.inner.router.record(&pid, result.as_ref().map(|_| ()));
             match result {
                 Ok(job) => {
@@ -422,7 +423,10 @@ impl Lifecycle<'_> {
         job: &ProviderJob,
         cause: Error,
     ) -> Error {
-        let cancelled = provider.cancel(job).await.is_ok();
+        let cancelled = {
+            let _permit = self.inner.router.gate(&job.provider).await;
+            provider.cancel(job).await.is_ok()
+        };
         tracing::error!(
             task = %task.id,
             provider = %job.provider,
@@ -555,7 +559,7 @@ impl Lifecycle<'_> {
                     return Ok(Polled::Done);
                 }
                 s = async {
-                    self.inner.router.gate(&job.provider).await;
+                    let _permit = self.inner.router.gate(&job.provider).await;
                     provider.poll(&job).await
                 } => s,
             };
@@ -677,7 +681,10 @@ impl Lifecycle<'_> {
         job: &ProviderJob,
     ) -> Result<()> {
         if provider.capabilities().cancel
-            && let Err(e) = provider.cancel(job).await
+            && let Err(e) = {
+                let _permit = self.inner.router.gate(&job.provider).await;
+                provider.cancel(job).await
+            }
         {
             tracing::warn!(task = %task.id, error = %e, "vendor cancel failed");
         }
@@ -733,12 +740,16 @@ impl Lifecycle<'_> {
             if self.cancel.is_cancelled() {
                 break;
             }
+            // The call slot is held until the body is read (the stream is dropped).
             let stream = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
-                s = provider.download(&job, &asset) => s,
+                s = async {
+                    let permit = self.inner.router.call_permit(&job.provider).await;
+                    provider.download(&job, &asset).await.map(|s| (s, permit))
+                } => s,
             };
-            let stream = match stream.and_then(|s| self.checked(s, &asset)) {
+            let stream = match stream.and_then(|(s, permit)| self.checked(s, &asset, permit)) {
                 Ok(s) => s,
                 Err(e) => {
                     if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Forbidden)
@@ -807,7 +818,13 @@ impl Lifecycle<'_> {
     }
 
     /// Checks type and size before any byte is written, and length and cap while streaming.
-    fn checked(&self, stream: ByteStream, asset: &VideoAsset) -> Result<ByteStream, ProviderError> {
+    /// `permit` (the call slot) lives as long as the returned stream.
+    fn checked(
+        &self,
+        stream: ByteStream,
+        asset: &VideoAsset,
+        permit: CallPermit,
+    ) -> Result<ByteStream, ProviderError> {
         let ct = stream.content_type().map(|s| s.to_ascii_lowercase());
         if let Some(ct) = &ct {
             let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -837,7 +854,7 @@ impl Lifecycle<'_> {
             .with_retryable(false));
         }
         let ct_out = stream.content_type().map(str::to_owned);
-        let counted = LengthChecked::new(stream, announced, cap);
+        let counted = LengthChecked::new(stream, announced, cap, permit);
         Ok(ByteStream::new(counted)
             .with_content_length(announced)
             .with_content_type(ct_out))
@@ -935,23 +952,26 @@ pub(super) async fn mark_cancelled(
     Ok(())
 }
 
-/// Fails a stream that grows past the size cap or ends before its announced length.
+/// Fails a stream that grows past the size cap or ends before its announced length, and holds
+/// the download's call slot until it is dropped.
 struct LengthChecked<S> {
     inner: S,
     announced: Option<u64>,
     cap: u64,
     seen: u64,
     done: bool,
+    _permit: CallPermit,
 }
 
 impl<S> LengthChecked<S> {
-    fn new(inner: S, announced: Option<u64>, cap: u64) -> Self {
+    fn new(inner: S, announced: Option<u64>, cap: u64, permit: CallPermit) -> Self {
         Self {
             inner,
             announced,
             cap,
             seen: 0,
             done: false,
+            _permit: permit,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -189,9 +190,24 @@ pub struct ProviderSettings {
     pub max_in_flight: Option<u32>,
     /// Requests (submits and polls) per minute. Default: the provider's capability, else none.
     pub requests_per_minute: Option<u32>,
+    /// Calls to the provider in progress at once — submits, polls, job lookups, cancels and
+    /// downloads, a download until its body is read. Each call holds an HTTP connection and
+    /// its buffers, so this bounds the sockets and memory of many jobs in flight: 10,000 jobs
+    /// polled by 256 calls at most fit in the memory of a few hundred. Calls beyond it wait
+    /// their turn. Default [`DEFAULT_MAX_CONCURRENT_CALLS`]; `0` is rejected when read.
+    pub max_concurrent_calls: Option<NonZeroU32>,
     /// Default price of its routes. Default none.
     pub price: Option<Price>,
 }
+
+/// Calls to one provider in progress at once unless
+/// [`ProviderSettings::max_concurrent_calls`] says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 256;
+
+pub(super) const DEFAULT_CALLS: NonZeroU32 = match NonZeroU32::new(DEFAULT_MAX_CONCURRENT_CALLS) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
 
 impl Default for ProviderSettings {
     fn default() -> Self {
@@ -200,6 +216,7 @@ impl Default for ProviderSettings {
             sunset: None,
             max_in_flight: None,
             requests_per_minute: None,
+            max_concurrent_calls: None,
             price: None,
         }
     }

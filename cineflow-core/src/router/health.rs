@@ -1,5 +1,6 @@
 //! Per-provider health (a breaker with exponential cooldown and a half-open probe), the
-//! `Retry-After` gate, the requests-per-minute limiter and the in-flight count.
+//! `Retry-After` gate, the requests-per-minute limiter, the cap on calls in progress and the
+//! in-flight count.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,6 +11,7 @@ use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::config::HealthPolicy;
@@ -46,6 +48,7 @@ struct Breaker {
 pub(crate) struct Health {
     breaker: Mutex<Breaker>,
     limiter: Option<(Limiter, TokioClock)>,
+    calls: Arc<Semaphore>,
     pub(crate) in_flight: Arc<AtomicU32>,
     pub(crate) max_in_flight: Option<u32>,
 }
@@ -104,7 +107,11 @@ pub(crate) fn is_provider_side(code: ErrorCode) -> bool {
 }
 
 impl Health {
-    pub(crate) fn new(max_in_flight: Option<u32>, requests_per_minute: Option<u32>) -> Self {
+    pub(crate) fn new(
+        max_in_flight: Option<u32>,
+        requests_per_minute: Option<u32>,
+        max_concurrent_calls: NonZeroU32,
+    ) -> Self {
         let limiter = requests_per_minute.and_then(NonZeroU32::new).map(|rpm| {
             let clock = TokioClock {
                 start: Instant::now(),
@@ -120,6 +127,11 @@ impl Health {
         Self {
             breaker: Mutex::new(Breaker::default()),
             limiter,
+            calls: Arc::new(Semaphore::new(
+                usize::try_from(max_concurrent_calls.get())
+                    .unwrap_or(Semaphore::MAX_PERMITS)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
             in_flight: Arc::new(AtomicU32::new(0)),
             max_in_flight,
         }
@@ -160,6 +172,12 @@ impl Health {
         if b.open_until.is_some_and(|t| t <= Instant::now()) {
             b.probing = true;
         }
+    }
+
+    /// Waits for one of the provider's call slots; the call may run while the permit lives.
+    pub(crate) async fn call_slot(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed: this is always `Some`.
+        Arc::clone(&self.calls).acquire_owned().await.ok()
     }
 
     /// Waits until a call may be made: past any `Retry-After` and within the rate limit.

@@ -7,6 +7,11 @@
 //! (`Retry-After`), at their in-flight cap — and picks one with a [`Strategy`]. When nothing is
 //! left, the error names every candidate and why it was excluded.
 //!
+//! Every call to a provider first takes a [`CallPermit`] ([`gate`](Router::gate),
+//! [`call_permit`](Router::call_permit)): at most
+//! [`max_concurrent_calls`](ProviderSettings::max_concurrent_calls) calls run at once per
+//! provider, however many jobs are in flight.
+//!
 //! The catalog can be edited while runs are in flight (enable/disable, priority, weight).
 
 use std::collections::HashMap;
@@ -25,8 +30,8 @@ mod config;
 mod health;
 
 pub use config::{
-    HealthPolicy, ModelConfig, OPENAI_SORA_SUNSET, Price, ProviderSettings, RouteConfig,
-    RouterConfig, Strategy,
+    DEFAULT_MAX_CONCURRENT_CALLS, HealthPolicy, ModelConfig, OPENAI_SORA_SUNSET, Price,
+    ProviderSettings, RouteConfig, RouterConfig, Strategy,
 };
 use health::Health;
 pub use health::InFlight;
@@ -86,6 +91,15 @@ pub enum Selection {
     /// No candidate can serve the request: an [`Error::NoProvider`] naming each exclusion.
     NoProvider(Error),
 }
+
+/// One of a provider's call slots, held while a call runs (see
+/// [`ProviderSettings::max_concurrent_calls`]); dropping it lets the next call start.
+#[derive(Debug)]
+#[must_use = "the call slot is released as soon as the permit is dropped"]
+pub struct CallPermit(
+    #[expect(dead_code, reason = "held, never read: dropping it frees the slot")]
+    Option<tokio::sync::OwnedSemaphorePermit>,
+);
 
 struct Slot {
     provider: Arc<dyn VideoProvider>,
@@ -208,6 +222,9 @@ impl Router {
             settings
                 .and_then(|s| s.requests_per_minute)
                 .or(caps.requests_per_minute),
+            settings
+                .and_then(|s| s.max_concurrent_calls)
+                .unwrap_or(config::DEFAULT_CALLS),
         )
     }
 
@@ -524,10 +541,24 @@ impl Router {
         })
     }
 
-    /// Waits until a call to `provider` is allowed (its `Retry-After` and rate limit).
-    pub async fn gate(&self, provider: &ProviderId) {
-        if let Some(slot) = self.slots.get(provider) {
-            slot.health.gate().await;
+    /// Waits until a request to `provider` (a submit, poll, lookup or cancel) is allowed: a
+    /// free call slot, then past its `Retry-After` and within its rate limit. The request may
+    /// run while the returned permit lives.
+    pub async fn gate(&self, provider: &ProviderId) -> CallPermit {
+        let Some(slot) = self.slots.get(provider) else {
+            return CallPermit(None);
+        };
+        let permit = slot.health.call_slot().await;
+        slot.health.gate().await;
+        CallPermit(permit)
+    }
+
+    /// Waits for a free call slot of `provider` without the rate limit — for downloads, which
+    /// are not requests to the vendor's API. Keep the permit until the body is read.
+    pub async fn call_permit(&self, provider: &ProviderId) -> CallPermit {
+        match self.slots.get(provider) {
+            Some(slot) => CallPermit(slot.health.call_slot().await),
+            None => CallPermit(None),
         }
     }
 

@@ -87,7 +87,11 @@ impl Lifecycle<'_> {
                 created_after,
                 created_before: now.checked_add(skew).unwrap_or(now),
             };
-            let verdict = match provider.find_jobs(&query).await {
+            let found = {
+                let _permit = self.inner.router.gate(provider.id()).await;
+                provider.find_jobs(&query).await
+            };
+            let verdict = match found {
                 Ok(found) => {
                     let mut seen = HashSet::new();
                     let mut candidates: Vec<ProviderJob> = found
