@@ -1,5 +1,8 @@
 //! Task-update throughput of each store backend: compare-and-swap `update_task` on existing
-//! tasks, one after the other (what one worker's progress writes cost).
+//! tasks —
+//! - `update_task/{backend}`: one after the other (what one task's progress writes cost);
+//! - `update_task_concurrent/{backend}`: from 16 writers at once, each on its own tasks (what
+//!   an orchestrator with many tasks in flight asks of the store; no write conflicts).
 //!
 //! `cargo bench -p cineflow-store --all-features --bench store` — criterion reports
 //! `thrpt` in elements per second, i.e. updates per second. Postgres is included when
@@ -12,12 +15,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cineflow_core::{Store, TaskQuery};
+use cineflow_core::{Store, Task, TaskQuery};
 use cineflow_store::conformance::Fixture;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Tasks the updates cycle through.
 const TASKS: u32 = 32;
+/// Concurrent writers in `update_task_concurrent`; writer `w` updates tasks `w` and `w + 16`.
+const WRITERS: usize = 16;
 
 fn bench_backend(
     c: &mut Criterion,
@@ -42,6 +47,40 @@ fn bench_backend(
                     *t = store.update_task(t).await.unwrap();
                 }
                 start.elapsed()
+            }
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("update_task_concurrent");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let store = Arc::clone(&store);
+            async move {
+                let tasks = store.list_tasks(&TaskQuery::default()).await.unwrap().items;
+                let mut lanes: Vec<Vec<Task>> = vec![Vec::new(); WRITERS];
+                for (i, t) in tasks.into_iter().enumerate() {
+                    lanes[i % WRITERS].push(t);
+                }
+                let per_lane = (iters as usize).div_ceil(WRITERS);
+                let start = Instant::now();
+                futures::future::join_all(lanes.into_iter().map(|mut lane| {
+                    let store = Arc::clone(&store);
+                    async move {
+                        for i in 0..per_lane {
+                            let n = lane.len();
+                            let t = &mut lane[i % n];
+                            t.progress = Some((i % 100) as u8);
+                            *t = store.update_task(t).await.unwrap();
+                        }
+                    }
+                }))
+                .await;
+                // Scaled to the `iters` updates asked for.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_lane * WRITERS) as f64)
             }
         });
     });
