@@ -751,3 +751,33 @@ async fn a_call_waits_for_a_free_slot_of_its_provider() {
         .expect("the freed slot goes to the waiting call")
         .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn requests_waiting_out_a_retry_after_leave_the_call_slots_to_downloads() {
+    let mut cfg = RouterConfig::default();
+    cfg.providers
+        .entry(pid("a"))
+        .or_default()
+        .max_concurrent_calls = std::num::NonZeroU32::new(1);
+    let router =
+        Arc::new(Router::from_config(cfg).route(model(), stub("a", Capabilities::default()), "m"));
+    let slow_down = ProviderError::new(ErrorCode::RateLimited, "slow down")
+        .with_retry_after(Some(Duration::from_secs(60)));
+    router.record(&pid("a"), Err(&slow_down));
+    let poll = tokio::spawn({
+        let router = Arc::clone(&router);
+        async move {
+            let _permit = router.gate(&pid("a")).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!poll.is_finished(), "the Retry-After is honoured");
+    let download = tokio::time::timeout(Duration::from_secs(1), router.call_permit(&pid("a")))
+        .await
+        .expect("a download takes the free slot while the poll waits");
+    drop(download);
+    tokio::time::timeout(Duration::from_secs(120), poll)
+        .await
+        .expect("the poll runs after the Retry-After")
+        .unwrap();
+}

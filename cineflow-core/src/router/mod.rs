@@ -541,16 +541,16 @@ impl Router {
         })
     }
 
-    /// Waits until a request to `provider` (a submit, poll, lookup or cancel) is allowed: a
-    /// free call slot, then past its `Retry-After` and within its rate limit. The request may
-    /// run while the returned permit lives.
+    /// Waits until a request to `provider` (a submit, poll, lookup or cancel) is allowed: past
+    /// its `Retry-After` and within its rate limit, then a free call slot (taken last, so that
+    /// requests waiting out a `Retry-After` do not keep downloads from their slots). The
+    /// request may run while the returned permit lives.
     pub async fn gate(&self, provider: &ProviderId) -> CallPermit {
         let Some(slot) = self.slots.get(provider) else {
             return CallPermit(None);
         };
-        let permit = slot.health.call_slot().await;
         slot.health.gate().await;
-        CallPermit(permit)
+        CallPermit(slot.health.call_slot().await)
     }
 
     /// Waits for a free call slot of `provider` without the rate limit — for downloads, which
