@@ -832,3 +832,97 @@ async fn without_a_tight_cap_the_same_run_overlaps_many_calls() {
     assert!(peak > 10, "only {peak} calls at once");
     assert!(peak <= u64::from(cineflow_core::DEFAULT_MAX_CONCURRENT_CALLS));
 }
+
+/// What a process killed while polling leaves behind: a task of a running run whose attempt
+/// holds a vendor job (accepted by `e.mock`), status `queued`.
+async fn task_polling_when_killed(e: &Env) -> (Task, cineflow_core::ProviderJob) {
+    let sb = five_segments();
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("3").unwrap()))
+        .await
+        .unwrap();
+    let mut run = e.store.get_run(run.id).await.unwrap();
+    run.set_status(RunStatus::Running).unwrap();
+    e.store.update_run(&run).await.unwrap();
+    let mut task = tasks_of(&e.store, run.id).await.remove(0);
+    let req = cineflow_core::GenerationRequest {
+        task_id: task.id,
+        vendor_model: "mock-video-1".into(),
+        prompt: task.full_prompt.clone(),
+        duration_s: task.duration_s,
+        orientation: task.orientation,
+        is_pro: task.is_pro,
+        image: None,
+        idempotency_key: format!("{}-1", task.id),
+        extra: serde_json::Value::Null,
+    };
+    let job = e.mock.submit(&req).await.unwrap();
+    task.attempts.push(cineflow_core::Attempt {
+        n: 1,
+        provider: job.provider.clone(),
+        provider_model: "mock-video-1".into(),
+        reason: "priority".into(),
+        idempotency_key: req.idempotency_key.clone(),
+        job: Some(job.clone()),
+        asset: None,
+        vendor_payload: serde_json::Value::Null,
+        submitted_at: time::OffsetDateTime::now_utc(),
+        finished_at: None,
+        outcome: None,
+    });
+    task.set_status(TaskStatus::Submitting).unwrap();
+    task.set_status(TaskStatus::Queued).unwrap();
+    e.store.update_task(&task).await.unwrap();
+    (task, job)
+}
+
+#[tokio::test]
+async fn resume_polls_a_recorded_vendor_job_through_its_provider_without_submitting() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let (task, job) = task_polling_when_killed(&e).await;
+    assert_eq!(e.mock.submits(), 1);
+    for h in e.orch.resume().await.unwrap() {
+        h.wait().await.unwrap();
+    }
+    let t = e.store.get_task(task.id).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+    assert_eq!(e.mock.submits(), 1, "resume never submits again");
+    assert!(e.mock.polls_of(&job.vendor_job_id) >= 1);
+    assert_eq!(e.mock.downloads(), 1);
+}
+
+#[tokio::test]
+async fn resume_marks_a_task_interrupted_when_its_jobs_provider_is_gone() {
+    let e = env(MockProvider::new("mock").unwrap());
+    let (task, job) = task_polling_when_killed(&e).await;
+    // The next process is configured without `mock`.
+    let other: Arc<dyn VideoProvider> = Arc::new(MockProvider::new("other").unwrap());
+    let orch = Orchestrator::builder()
+        .store(e.store.clone())
+        .sink(Arc::new(LocalDirSink::new(e.dir.path())))
+        .router(Router::new().route(model(), other, "mock-video-1"))
+        .config(fast_config())
+        .build()
+        .unwrap();
+    for h in orch.resume().await.unwrap() {
+        h.wait().await.unwrap();
+    }
+    let t = e.store.get_task(task.id).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Interrupted);
+    let error = t.error.unwrap();
+    assert_eq!(error.code, ErrorCode::Interrupted);
+    assert!(
+        error.message.contains("mock") && error.message.contains(&job.vendor_job_id),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        t.attempts[0].job.as_ref().unwrap().vendor_job_id,
+        job.vendor_job_id,
+        "the job is kept for a later resume"
+    );
+    assert_eq!(e.mock.submits(), 1);
+    assert_eq!(e.mock.polls(), 0);
+}
