@@ -382,6 +382,38 @@ async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() 
     assert!(msg.contains("502"), "the cause is kept: {msg}");
 }
 
+/// The request the orchestrator sends for `task`'s first attempt on `mock`.
+fn first_request(task: &Task) -> cineflow_core::GenerationRequest {
+    cineflow_core::GenerationRequest {
+        task_id: task.id,
+        vendor_model: "mock-video-1".into(),
+        prompt: task.full_prompt.clone(),
+        duration_s: task.duration_s,
+        orientation: task.orientation,
+        is_pro: task.is_pro,
+        image: None,
+        idempotency_key: format!("{}-1", task.id),
+        extra: serde_json::Value::Null,
+    }
+}
+
+/// `task`'s first attempt on `mock`, as recorded before the submit (`job: None`) or after it.
+fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cineflow_core::Attempt {
+    cineflow_core::Attempt {
+        n: 1,
+        provider: cineflow_core::ProviderId::new("mock").unwrap(),
+        provider_model: "mock-video-1".into(),
+        reason: "priority".into(),
+        idempotency_key: format!("{}-1", task.id),
+        job,
+        asset: None,
+        vendor_payload: serde_json::Value::Null,
+        submitted_at: time::OffsetDateTime::now_utc(),
+        finished_at: None,
+        outcome: None,
+    }
+}
+
 #[tokio::test]
 async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
     let e = env(MockProvider::new("mock").unwrap());
@@ -395,34 +427,10 @@ async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
     // What a process killed right after the vendor accepted the job leaves behind: the
     // attempt on record (step 1), the job at the vendor, no job id in the store.
     let mut task = tasks_of(&e.store, run.id).await.remove(0);
-    let started = time::OffsetDateTime::now_utc();
-    task.attempts.push(cineflow_core::Attempt {
-        n: 1,
-        provider: cineflow_core::ProviderId::new("mock").unwrap(),
-        provider_model: "mock-video-1".into(),
-        reason: "priority".into(),
-        idempotency_key: format!("{}-1", task.id),
-        job: None,
-        asset: None,
-        vendor_payload: serde_json::Value::Null,
-        submitted_at: started,
-        finished_at: None,
-        outcome: None,
-    });
+    task.attempts.push(first_attempt(&task, None));
     task.set_status(TaskStatus::Submitting).unwrap();
     e.store.update_task(&task).await.unwrap();
-    let req = cineflow_core::GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    };
-    let job = e.mock.submit(&req).await.unwrap();
+    let job = e.mock.submit(&first_request(&task)).await.unwrap();
 
     let handles = e.orch.resume().await.unwrap();
     assert_eq!(handles.len(), 1);
@@ -847,31 +855,8 @@ async fn task_polling_when_killed(e: &Env) -> (Task, cineflow_core::ProviderJob)
     run.set_status(RunStatus::Running).unwrap();
     e.store.update_run(&run).await.unwrap();
     let mut task = tasks_of(&e.store, run.id).await.remove(0);
-    let req = cineflow_core::GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    };
-    let job = e.mock.submit(&req).await.unwrap();
-    task.attempts.push(cineflow_core::Attempt {
-        n: 1,
-        provider: job.provider.clone(),
-        provider_model: "mock-video-1".into(),
-        reason: "priority".into(),
-        idempotency_key: req.idempotency_key.clone(),
-        job: Some(job.clone()),
-        asset: None,
-        vendor_payload: serde_json::Value::Null,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        finished_at: None,
-        outcome: None,
-    });
+    let job = e.mock.submit(&first_request(&task)).await.unwrap();
+    task.attempts.push(first_attempt(&task, Some(job.clone())));
     task.set_status(TaskStatus::Submitting).unwrap();
     task.set_status(TaskStatus::Queued).unwrap();
     e.store.update_task(&task).await.unwrap();

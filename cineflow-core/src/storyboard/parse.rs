@@ -1460,6 +1460,45 @@ mod tests {
         );
     }
 
+    /// What the mutation tests insert: JSON punctuation, keys and values of the format, and
+    /// awkward text.
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "null",
+        "0",
+        "-1",
+        "1e400",
+        "99999999999999999999",
+        "\"segments\"",
+        "\"segment_index\"",
+        "\"asset\"",
+        "\"characters\"",
+        "true",
+        "\"@\"",
+        "\"小美\"",
+        "\"data:image/png;base64,\"",
+        "\"http://\"",
+        "\\u0000",
+        "🎬",
+        "1.5",
+        "61",
+        "\"\"",
+        "\" \"",
+        "\"prompt_text\"",
+        "\"video_params\"",
+        "\"duration\"",
+        "\"resolution\"",
+        "\"vertical\"",
+        "\"\\u00e9\"",
+        "\\n",
+    ];
+
     /// `base` after 1 to `max_edits - 1` random edits: a cut of up to `max_cut - 1` bytes, one of
     /// `pieces` inserted, or a byte overwritten.
     fn mutated(
@@ -1496,34 +1535,9 @@ mod tests {
             }
         }
         let mut rng = fastrand::Rng::with_seed(0x5eed);
-        let pieces = [
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            ":",
-            "\"",
-            "null",
-            "0",
-            "-1",
-            "1e400",
-            "99999999999999999999",
-            "\"segments\"",
-            "\"segment_index\"",
-            "\"asset\"",
-            "\"characters\"",
-            "true",
-            "\"@\"",
-            "\"小美\"",
-            "\"data:image/png;base64,\"",
-            "\"http://\"",
-            "\\u0000",
-            "🎬",
-        ];
         for round in 0..3_000 {
             let base = if round % 2 == 0 { DEMO } else { V2 };
-            let bytes = mutated(&mut rng, base, &pieces, 6, 16);
+            let bytes = mutated(&mut rng, base, PIECES, 6, 16);
             let text = String::from_utf8_lossy(&bytes);
             if let Ok(sb) = Storyboard::from_json(&text) {
                 for s in &sb.segments {
@@ -1722,41 +1736,10 @@ mod tests {
     #[test]
     fn the_fast_path_agrees_with_the_walk_on_mutated_documents() {
         let mut rng = fastrand::Rng::with_seed(0xfa57);
-        let pieces = [
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            ":",
-            "\"",
-            "null",
-            "0",
-            "-1",
-            "1.5",
-            "61",
-            "\"\"",
-            "\" \"",
-            "\"segment_index\"",
-            "\"prompt_text\"",
-            "\"asset\"",
-            "\"characters\"",
-            "\"video_params\"",
-            "\"duration\"",
-            "\"resolution\"",
-            "\"vertical\"",
-            "true",
-            "\"@\"",
-            "\"小美\"",
-            "\"\\u00e9\"",
-            "\"http://\"",
-            "\\n",
-            "🎬",
-        ];
         let mut taken = 0;
         for round in 0..6_000 {
             let base = if round % 2 == 0 { DEMO } else { V2 };
-            let bytes = mutated(&mut rng, base, &pieces, 4, 8);
+            let bytes = mutated(&mut rng, base, PIECES, 4, 8);
             if fast_agrees_with_the_walk(&String::from_utf8_lossy(&bytes)) {
                 taken += 1;
             }
