@@ -106,13 +106,7 @@ pub(super) fn storyboard(value: &Value) -> Result<Storyboard> {
             Value::Null
         }
     };
-    let name = metadata
-        .get("project_name")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or("storyboard")
-        .to_owned();
+    let name = project_name(&metadata);
 
     let mut segments = Vec::new();
     let segments_pos = key_pos(root, "segments");
@@ -173,13 +167,7 @@ pub(super) fn from_str_fast(json: &str) -> Option<Storyboard> {
         Some(m @ Value::Object(_)) => m,
         Some(_) => return None,
     };
-    let name = metadata
-        .get("project_name")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or("storyboard")
-        .to_owned();
+    let name = project_name(&metadata);
     if doc.segments.0.is_empty() {
         return None;
     }
@@ -477,6 +465,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for FastCharacter<'a> {
 
 // ---------------------------------------------------------------------------------------------
 // The path-aware walk.
+
+/// The storyboard's name: `metadata.project_name` trimmed, else `"storyboard"`.
+fn project_name(metadata: &Value) -> String {
+    metadata
+        .get("project_name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("storyboard")
+        .to_owned()
+}
 
 /// Parses `segments[position]`; `seen` maps each valid `segment_index` to the position that
 /// used it first.
