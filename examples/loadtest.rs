@@ -12,8 +12,8 @@
 //!
 //! What is measured:
 //! - **Vendor** (`--vendor`): by default the fake vendor runs in a **separate OS process** (this
-//!   executable re-started in vendor mode: the same `cineflow_testkit::FakeVendor` server the
-//!   `fake-vendor` binary runs), so `peak_rss_mb` (`VmHWM`) and `cpu_secs` (`utime + stime`
+//!   executable re-started in vendor mode, which runs `cineflow_testkit::cli`, the `fake-vendor`
+//!   binary's own command line), so `peak_rss_mb` (`VmHWM`) and `cpu_secs` (`utime + stime`
 //!   from `/proc/self/stat`) are the orchestrator's alone; the vendor's own are reported as
 //!   `vendor_peak_rss_mb` and `vendor_cpu_secs`. `--vendor in-process` runs it on its own
 //!   runtime in this process instead (its memory and CPU are then included);
@@ -51,7 +51,7 @@
 
 use std::error::Error;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::num::NonZeroU32;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -82,13 +82,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some(VENDOR_MODE) {
         args.next();
-        return match vendor_main(args.collect()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("loadtest (vendor): {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return cineflow_testkit::cli::run(args);
     }
     let opts = match Opts::parse(args) {
         Ok(Some(o)) => o,
@@ -337,8 +331,8 @@ fn ideal_wall_secs(tasks: usize, concurrency: usize, job_secs: f64) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // The fake vendor.
 
-/// The fake vendor's flags, shared by this executable's vendor mode and the `fake-vendor`
-/// binary.
+/// The fake vendor's flags ([`cineflow_testkit::cli`]: this executable's vendor mode and the
+/// `fake-vendor` binary are the same command line).
 fn vendor_flags(o: &Opts) -> Vec<String> {
     vec![
         "--port".into(),
@@ -352,53 +346,6 @@ fn vendor_flags(o: &Opts) -> Vec<String> {
         "--poll-after-ms".into(),
         o.poll_after_ms.map_or("off".into(), |ms| ms.to_string()),
     ]
-}
-
-/// Vendor mode: serves until stdin closes, after one JSON ready line on stdout.
-fn vendor_main(args: Vec<String>) -> Result<(), BoxError> {
-    let mut builder = FakeVendor::builder();
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        builder = match flag.as_str() {
-            "--port" => builder.with_port(number(&flag, &v)?),
-            "--job-secs" => builder.with_job_secs(number(&flag, &v)?),
-            "--job-secs-jitter" => builder.with_job_jitter(number(&flag, &v)?),
-            "--video-bytes" => builder.with_video_bytes(number(&flag, &v)?),
-            "--poll-after-ms" if v == "off" => builder.with_poll_after_ms(None),
-            "--poll-after-ms" => builder.with_poll_after_ms(Some(number(&flag, &v)?)),
-            other => return Err(format!("unknown vendor flag {other:?}").into()),
-        };
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let fake = builder.start().await?;
-        let ready = json!({
-            "url": fake.url(),
-            "openai_base_url": fake.base_url(Protocol::OpenAi),
-            "sorahk_base_url": fake.base_url(Protocol::SoraHk),
-            "ledger_url": fake.ledger_url(),
-            "pid": std::process::id(),
-        });
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{ready}")?;
-            out.flush()?;
-        }
-        // Reading stdin blocks: a plain thread ends the wait on EOF.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 256];
-            let mut stdin = std::io::stdin().lock();
-            while matches!(std::io::Read::read(&mut stdin, &mut buf), Ok(n) if n > 0) {}
-            let _ = tx.send(());
-        });
-        let _ = rx.await;
-        fake.shutdown().await;
-        Ok::<(), BoxError>(())
-    })
 }
 
 /// A running fake vendor, wherever it runs.
@@ -924,7 +871,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "cpu_ms_per_task": round(cpu * 1000.0 / n, 3),
             "vendor_peak_rss_mb": vendor_usage.map(|u| round(u.0, 1)),
             "vendor_cpu_secs": opt(vendor_usage.map(|u| u.1)),
-            "max_concurrent_calls": o.calls_cap().map_or(DEFAULT_MAX_CONCURRENT_CALLS, NonZeroU32::get),
+            "max_concurrent_calls": o.calls_cap().unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS).get(),
             "nproc": std::thread::available_parallelism().map_or(0, usize::from),
         }))
     })

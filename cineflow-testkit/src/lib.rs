@@ -92,6 +92,7 @@
 //! limited). A failed job has `status: "failed"` and `error_msg`, OpenAI's `error: {code,
 //! message}`. An accept-then-502 answers nginx's HTML 502 page.
 
+pub mod cli;
 mod config;
 mod ledger;
 mod openai;
