@@ -838,7 +838,7 @@ async fn without_a_tight_cap_the_same_run_overlaps_many_calls() {
     let mock = forty_tasks_with(cineflow_core::ProviderSettings::default()).await;
     let peak = mock.peak_concurrent_calls();
     assert!(peak > 10, "only {peak} calls at once");
-    assert!(peak <= u64::from(cineflow_core::DEFAULT_MAX_CONCURRENT_CALLS));
+    assert!(peak <= u64::from(cineflow_core::DEFAULT_MAX_CONCURRENT_CALLS.get()));
 }
 
 /// What a process killed while polling leaves behind: a task of a running run whose attempt

@@ -202,11 +202,9 @@ pub struct ProviderSettings {
 
 /// Calls to one provider in progress at once unless
 /// [`ProviderSettings::max_concurrent_calls`] says otherwise.
-pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 256;
-
-pub(super) const DEFAULT_CALLS: NonZeroU32 = match NonZeroU32::new(DEFAULT_MAX_CONCURRENT_CALLS) {
+pub const DEFAULT_MAX_CONCURRENT_CALLS: NonZeroU32 = match NonZeroU32::new(256) {
     Some(n) => n,
-    None => NonZeroU32::MIN,
+    None => panic!("256 is not zero"),
 };
 
 impl Default for ProviderSettings {

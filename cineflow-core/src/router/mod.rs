@@ -224,7 +224,7 @@ impl Router {
                 .or(caps.requests_per_minute),
             settings
                 .and_then(|s| s.max_concurrent_calls)
-                .unwrap_or(config::DEFAULT_CALLS),
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS),
         )
     }
 
@@ -546,11 +546,10 @@ impl Router {
     /// requests waiting out a `Retry-After` do not keep downloads from their slots). The
     /// request may run while the returned permit lives.
     pub async fn gate(&self, provider: &ProviderId) -> CallPermit {
-        let Some(slot) = self.slots.get(provider) else {
-            return CallPermit(None);
-        };
-        slot.health.gate().await;
-        CallPermit(slot.health.call_slot().await)
+        if let Some(slot) = self.slots.get(provider) {
+            slot.health.gate().await;
+        }
+        self.call_permit(provider).await
     }
 
     /// Waits for a free call slot of `provider` without the rate limit — for downloads, which
