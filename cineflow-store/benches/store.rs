@@ -24,6 +24,17 @@ const TASKS: u32 = 32;
 /// Concurrent writers in `update_task_concurrent`; writer `w` updates tasks `w` and `w + 16`.
 const WRITERS: usize = 16;
 
+/// `updates` compare-and-swap updates of `tasks`, taken in turn, each keeping the revision the
+/// store returns.
+async fn update_in_turn(store: &dyn Store, tasks: &mut [Task], updates: usize) {
+    let n = tasks.len();
+    for i in 0..updates {
+        let t = &mut tasks[i % n];
+        t.progress = Some((i % 100) as u8);
+        *t = store.update_task(t).await.unwrap();
+    }
+}
+
 fn bench_backend(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
@@ -41,11 +52,7 @@ fn bench_backend(
                 // Untimed: the current revisions.
                 let mut tasks = store.list_tasks(&TaskQuery::default()).await.unwrap().items;
                 let start = Instant::now();
-                for i in 0..iters as usize {
-                    let t = &mut tasks[i % TASKS as usize];
-                    t.progress = Some((i % 100) as u8);
-                    *t = store.update_task(t).await.unwrap();
-                }
+                update_in_turn(&*store, &mut tasks, iters as usize).await;
                 start.elapsed()
             }
         });
@@ -67,14 +74,7 @@ fn bench_backend(
                 let start = Instant::now();
                 futures::future::join_all(lanes.into_iter().map(|mut lane| {
                     let store = Arc::clone(&store);
-                    async move {
-                        for i in 0..per_lane {
-                            let n = lane.len();
-                            let t = &mut lane[i % n];
-                            t.progress = Some((i % 100) as u8);
-                            *t = store.update_task(t).await.unwrap();
-                        }
-                    }
+                    async move { update_in_turn(&*store, &mut lane, per_lane).await }
                 }))
                 .await;
                 // Scaled to the `iters` updates asked for.

@@ -288,9 +288,8 @@ fn fast_segment(
         None => vp.and_then(|v| v.resolution).map(|r| r.0),
     };
     let orientation = match resolution.as_deref() {
-        None | Some("horizontal") => Orientation::Horizontal,
-        Some("vertical") => Orientation::Vertical,
-        Some(_) => return None,
+        None => Orientation::Horizontal,
+        Some(r) => orientation_named(r)?,
     };
     Some(Segment {
         id: ids.next_id(),
@@ -466,6 +465,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for FastCharacter<'a> {
 // ---------------------------------------------------------------------------------------------
 // The path-aware walk.
 
+/// The orientation a `resolution` names: `"horizontal"` or `"vertical"`.
+fn orientation_named(resolution: &str) -> Option<Orientation> {
+    [Orientation::Horizontal, Orientation::Vertical]
+        .into_iter()
+        .find(|o| o.as_str() == resolution)
+}
+
 /// The storyboard's name: `metadata.project_name` trimmed, else `"storyboard"`.
 fn project_name(metadata: &Value) -> String {
     metadata
@@ -633,15 +639,14 @@ fn parse_segment(
     let mut orientation = Orientation::Horizontal;
     if let Some((v, pos, p)) = resolution {
         match v {
-            Value::String(s) if s == "horizontal" => orientation = Orientation::Horizontal,
-            Value::String(s) if s == "vertical" => orientation = Orientation::Vertical,
-            Value::String(s) => {
-                found.push(
+            Value::String(s) => match orientation_named(s) {
+                Some(o) => orientation = o,
+                None => found.push(
                     pos,
                     p,
                     format!("expected \"horizontal\" or \"vertical\", got {s:?}"),
-                );
-            }
+                ),
+            },
             other => found.push(
                 pos,
                 p,
