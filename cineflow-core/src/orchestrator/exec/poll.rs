@@ -1,0 +1,195 @@
+//! Step 3 of the durability protocol: following a vendor job until its video is ready.
+
+use tokio::time::Instant;
+
+use super::{Lifecycle, Polled, mark_cancelled};
+use crate::error::{Error, Result};
+use crate::error_code::ErrorCode;
+use crate::events::EventKind;
+use crate::provider::{JobState, ProviderJob, VideoProvider};
+use crate::router::may_fail_over;
+use crate::task::{AttemptOutcome, Task, TaskError, TaskStatus};
+
+impl Lifecycle<'_> {
+    /// Step 3.
+    pub(super) async fn poll_until_ready(&self, task: &mut Task) -> Result<Polled> {
+        let Some(job) = task.current_attempt().and_then(|a| a.job.clone()) else {
+            return Err(Error::Config(format!(
+                "task {} has no vendor job to poll",
+                task.id
+            )));
+        };
+        let Some(provider) = self.provider_for(&job) else {
+            let error = TaskError::new(
+                ErrorCode::Interrupted,
+                format!(
+                    "provider {} is no longer configured; vendor job {} kept for a later resume",
+                    job.provider, job.vendor_job_id
+                ),
+            );
+            self.finish_failed(task, TaskStatus::Interrupted, error, true)
+                .await?;
+            return Ok(Polled::Done);
+        };
+        let policy = &self.inner.config.poll;
+        let started = Instant::now();
+        let mut interval = policy.initial;
+        let mut errors = 0u32;
+        let mut delays = self.backoff();
+        loop {
+            if !self.sleep(interval).await {
+                self.cancel_job(task, provider.as_ref(), &job).await?;
+                return Ok(Polled::Done);
+            }
+            if started.elapsed() > policy.job_timeout {
+                let error = TaskError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "vendor job {} not finished after {:?}",
+                        job.vendor_job_id, policy.job_timeout
+                    ),
+                );
+                self.finish_failed(task, TaskStatus::Failed, error, false)
+                    .await?;
+                return Ok(Polled::Done);
+            }
+            let status = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => {
+                    self.cancel_job(task, provider.as_ref(), &job).await?;
+                    return Ok(Polled::Done);
+                }
+                s = async {
+                    let _permit = self.inner.router.gate(&job.provider).await;
+                    provider.poll(&job).await
+                } => s,
+            };
+            match &status {
+                Ok(s) => match &s.state {
+                    JobState::Failed { error } => {
+                        self.inner.router.record(&job.provider, Err(error))
+                    }
+                    _ => self.inner.router.record(&job.provider, Ok(())),
+                },
+                Err(e) => self.inner.router.record(&job.provider, Err(e)),
+            }
+            let status = match status {
+                Ok(s) => s,
+                Err(e) if e.is_retryable() && errors < self.inner.config.max_poll_errors => {
+                    errors += 1;
+                    tracing::debug!(task = %task.id, error = %e, "poll failed; retrying");
+                    interval = e
+                        .retry_after()
+                        .or_else(|| delays.next())
+                        .unwrap_or(self.inner.config.retry_max_delay);
+                    continue;
+                }
+                Err(e) => {
+                    self.finish_failed(task, TaskStatus::Failed, TaskError::from(&e), false)
+                        .await?;
+                    return Ok(Polled::Done);
+                }
+            };
+            errors = 0;
+            let before = task.status;
+            if let Some(a) = task.current_attempt_mut() {
+                a.vendor_payload = status.raw.clone();
+            }
+            match &status.state {
+                JobState::Queued => {
+                    if before != TaskStatus::Queued {
+                        task.set_status(TaskStatus::Queued)?;
+                        self.inner.persist(task, before).await?;
+                    }
+                }
+                JobState::Running { progress, .. } => {
+                    if before != TaskStatus::Running || *progress != task.progress {
+                        task.set_status(TaskStatus::Running)?;
+                        task.progress = *progress;
+                        self.inner.persist(task, before).await?;
+                        if let Some(p) = progress {
+                            self.inner.emit(
+                                task.run_id,
+                                Some(task.id),
+                                EventKind::TaskProgress { progress: *p },
+                            );
+                        }
+                    }
+                }
+                JobState::Succeeded { asset } => {
+                    if let Some(a) = task.current_attempt_mut() {
+                        a.asset = Some(asset.clone());
+                    }
+                    task.progress = Some(100);
+                    task.set_status(TaskStatus::Downloading)?;
+                    self.inner.persist(task, before).await?;
+                    return Ok(Polled::Ready);
+                }
+                JobState::Failed { error } => {
+                    let terror = TaskError::from(error);
+                    let n = task.attempts.len() as u32;
+                    if may_fail_over(error) && n < self.inner.config.max_attempts {
+                        self.end_attempt(
+                            task,
+                            AttemptOutcome::Failed {
+                                error: terror.clone(),
+                            },
+                        );
+                        task.error = Some(terror);
+                        task.set_status(TaskStatus::Pending)?;
+                        self.inner.persist(task, before).await?;
+                        self.inner.emit(
+                            task.run_id,
+                            Some(task.id),
+                            EventKind::TaskRetried {
+                                reason: format!("vendor job failed ({})", error.code()),
+                            },
+                        );
+                        return Ok(Polled::Resubmit);
+                    }
+                    self.finish_failed(task, TaskStatus::Failed, terror, false)
+                        .await?;
+                    return Ok(Polled::Done);
+                }
+                JobState::Cancelled => {
+                    let error =
+                        TaskError::new(ErrorCode::Cancelled, "the job was cancelled at the vendor");
+                    self.finish_failed(task, TaskStatus::Failed, error, false)
+                        .await?;
+                    return Ok(Polled::Done);
+                }
+                JobState::Expired => {
+                    let error = TaskError::new(ErrorCode::Timeout, "the job expired at the vendor");
+                    self.finish_failed(task, TaskStatus::Failed, error, false)
+                        .await?;
+                    return Ok(Polled::Done);
+                }
+            }
+            interval = policy.next_interval(
+                interval,
+                started.elapsed(),
+                &status.state,
+                status.poll_after,
+            );
+        }
+    }
+
+    /// Stops following a job on cancel: the vendor's cancel is called where supported.
+    async fn cancel_job(
+        &self,
+        task: &mut Task,
+        provider: &dyn VideoProvider,
+        job: &ProviderJob,
+    ) -> Result<()> {
+        if provider.capabilities().cancel
+            && let Err(e) = {
+                let _permit = self.inner.router.gate(&job.provider).await;
+                provider.cancel(job).await
+            }
+        {
+            tracing::warn!(task = %task.id, error = %e, "vendor cancel failed");
+        }
+        let before = task.status;
+        mark_cancelled(self.inner, task, before).await
+    }
+}

@@ -1,0 +1,231 @@
+//! Steps 1 and 2 of the durability protocol: the attempt on record, then the paid call.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::reconcile::Reconciled;
+use super::{Lifecycle, mark_cancelled, request_for};
+use crate::error::{Error, Result};
+use crate::error_code::ErrorCode;
+use crate::events::EventKind;
+use crate::provider::{ProviderJob, VideoProvider};
+use crate::router::{InFlight, Selection, Tried, may_fail_over};
+use crate::task::{Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
+
+impl Lifecycle<'_> {
+    /// Steps 1 and 2. Returns the provider's in-flight slot when a job now exists (`None`: the
+    /// task is terminal).
+    pub(super) async fn submit(&self, task: &mut Task) -> Result<Option<InFlight>> {
+        let mut delays = self.backoff();
+        loop {
+            if self.cancel.is_cancelled() {
+                let before = task.status;
+                mark_cancelled(self.inner, task, before).await?;
+                return Ok(None);
+            }
+            let n = task.attempts.len() as u32 + 1;
+            let mut req = request_for(task, n);
+            let tried: Vec<Tried> = task
+                .attempts
+                .iter()
+                .filter_map(|a| match &a.outcome {
+                    Some(AttemptOutcome::Failed { error }) => Some(Tried {
+                        provider: a.provider.clone(),
+                        vendor_model: a.provider_model.clone(),
+                        code: error.code,
+                        retryable: error.retryable,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let pick = match self
+                .inner
+                .router
+                .select(&task.model, &req, &tried, self.ctx.strategy)
+            {
+                Selection::Picked(p) => p,
+                Selection::Wait { until, reasons } => {
+                    tracing::debug!(task = %task.id, %reasons, "every route is busy or cooling down");
+                    let wait = until.map_or(Duration::from_millis(250), |t| {
+                        t.saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(1))
+                    });
+                    self.sleep(wait).await;
+                    continue;
+                }
+                Selection::NoProvider(e) => {
+                    let mut error = TaskError::new(ErrorCode::NoProvider, e.to_string());
+                    if let Some(last) = &task.error {
+                        error.message = format!("{}; last failure: {last}", error.message);
+                    }
+                    self.finish_failed(task, TaskStatus::Failed, error, false)
+                        .await?;
+                    return Ok(None);
+                }
+            };
+            if pick.repeat {
+                // Trying a route that already failed for this task: back off first.
+                let delay = delays.next().unwrap_or(self.inner.config.retry_max_delay);
+                if !self.sleep(delay).await {
+                    continue;
+                }
+            }
+            if let Err(why) = self.ctx.reserve(pick.estimate) {
+                let error = TaskError::new(ErrorCode::BudgetExceeded, why);
+                self.finish_failed(task, TaskStatus::Failed, error, false)
+                    .await?;
+                return Ok(None);
+            }
+            req.vendor_model.clone_from(&pick.vendor_model);
+            let provider = pick.provider;
+            let pid = provider.id().clone();
+            // Held from the pick on, so concurrent picks see this job as in flight.
+            let taken = self.inner.router.take_slot(&pid);
+
+            // Step 1: the attempt is on record before any byte goes to the vendor.
+            let before = task.status;
+            task.attempts.push(Attempt {
+                n,
+                provider: pid.clone(),
+                provider_model: req.vendor_model.clone(),
+                reason: pick.reason.clone(),
+                idempotency_key: req.idempotency_key.clone(),
+                job: None,
+                asset: None,
+                vendor_payload: serde_json::Value::Null,
+                submitted_at: OffsetDateTime::now_utc(),
+                finished_at: None,
+                outcome: None,
+            });
+            task.error = None;
+            task.progress = None;
+            task.set_status(TaskStatus::Submitting)?;
+            if let Err(e) = self.inner.persist(task, before).await {
+                self.ctx.release(pick.estimate);
+                return Err(e);
+            }
+            self.inner.emit(
+                task.run_id,
+                Some(task.id),
+                EventKind::TaskRouted {
+                    attempt: n,
+                    provider: pid.clone(),
+                    vendor_model: req.vendor_model.clone(),
+                    reason: pick.reason,
+                },
+            );
+
+            // Step 2: the paid call. Never aborted half-way: cancellation is honoured after it.
+            let permit = self.inner.router.gate(&pid).await;
+            self.inner.router.begin_submit(&pid);
+            let result = provider.submit(&req).await;
+            drop(permit);
+            self.inner.router.record(&pid, result.as_ref().map(|_| ()));
+            match result {
+                Ok(job) => {
+                    let job_id = job.vendor_job_id.clone();
+                    if let Some(a) = task.current_attempt_mut() {
+                        a.job = Some(job.clone());
+                    }
+                    let before = task.status;
+                    task.set_status(TaskStatus::Queued)?;
+                    if let Err(e) = self.inner.persist(task, before).await {
+                        return Err(self
+                            .job_not_recorded(task, provider.as_ref(), &job, e)
+                            .await);
+                    }
+                    self.inner.emit(
+                        task.run_id,
+                        Some(task.id),
+                        EventKind::TaskSubmitted {
+                            attempt: n,
+                            vendor_job_id: job_id,
+                        },
+                    );
+                    return Ok(Some(taken));
+                }
+                Err(e) => {
+                    let error = TaskError::from(&e);
+                    if !e.submit_state().may_resubmit() {
+                        // The vendor may have created (and billed) a job: find it, never pay
+                        // again. The slot stays held while looking.
+                        let cause =
+                            format!("submit outcome unknown ({}: {})", e.code(), e.message());
+                        return match self.reconcile(task, &cause).await? {
+                            Reconciled::Adopted(_) => Ok(Some(taken)),
+                            Reconciled::Ended => Ok(None),
+                        };
+                    }
+                    // No job was created: nothing was spent.
+                    self.ctx.release(pick.estimate);
+                    self.end_attempt(
+                        task,
+                        AttemptOutcome::Failed {
+                            error: error.clone(),
+                        },
+                    );
+                    if may_fail_over(&e) && n < self.inner.config.max_attempts {
+                        let before = task.status;
+                        task.error = Some(error);
+                        task.set_status(TaskStatus::Pending)?;
+                        self.inner.persist(task, before).await?;
+                        self.inner.emit(
+                            task.run_id,
+                            Some(task.id),
+                            EventKind::TaskRetried {
+                                reason: format!(
+                                    "submit refused by {pid} ({}), no job was created",
+                                    e.code()
+                                ),
+                            },
+                        );
+                        continue;
+                    }
+                    self.finish_failed(task, TaskStatus::Failed, error, false)
+                        .await?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The vendor accepted a job but we could not record it: cancel it where possible and say
+    /// so loudly.
+    async fn job_not_recorded(
+        &self,
+        task: &Task,
+        provider: &dyn VideoProvider,
+        job: &ProviderJob,
+        cause: Error,
+    ) -> Error {
+        let cancelled = {
+            let _permit = self.inner.router.gate(&job.provider).await;
+            provider.cancel(job).await.is_ok()
+        };
+        tracing::error!(
+            task = %task.id,
+            provider = %job.provider,
+            vendor_job_id = %job.vendor_job_id,
+            cancelled,
+            error = %cause,
+            "vendor job created but could not be recorded"
+        );
+        Error::Backend {
+            message: format!(
+                "task {}: vendor job {} at {} could not be recorded ({}); {}",
+                task.id,
+                job.vendor_job_id,
+                job.provider,
+                cause,
+                if cancelled {
+                    "the vendor job was cancelled"
+                } else {
+                    "the vendor job could not be cancelled and may be billed"
+                }
+            ),
+            source: Some(Box::new(cause)),
+        }
+    }
+}
