@@ -11,7 +11,7 @@ mod secret;
 
 pub use builder::{ClientConfig, Endpoint, env_var, require_key};
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
-pub use secret::{ApiKey, Scrub, Secrets};
+pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
 
 use std::collections::HashSet;
 use std::fmt;
@@ -333,8 +333,16 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A lossy UTF-8 excerpt of a body (a little over [`ProviderError::RAW_LIMIT`] bytes, so
 /// [`ProviderError::with_raw`] marks the cut), with every secret scrubbed **before** the cut: a
 /// secret across the cut cannot leave a piece behind.
+///
+/// A JSON body is kept as sent unless a secret hides in it behind an escape the text scrub
+/// cannot see (`\u0073k-…`): then the excerpt is the body re-encoded after [`scrub_json`].
 pub fn excerpt(body: &[u8], secrets: &(impl Scrub + ?Sized)) -> String {
     let mut text = secrets.scrub(&String::from_utf8_lossy(body));
+    if let Ok(mut value) = serde_json::from_str::<Value>(&text)
+        && scrub_json(&mut value, secrets)
+    {
+        text = value.to_string();
+    }
     let mut cut = ProviderError::RAW_LIMIT + 4;
     if text.len() > cut {
         while !text.is_char_boundary(cut) {
@@ -374,15 +382,30 @@ impl Answer {
         (200..300).contains(&self.status)
     }
 
-    /// Parses the body as JSON. A malformed body becomes a typed error ([`malformed`]):
-    /// retryable, and ambiguous for a submit (the vendor answered, a job may exist).
+    /// Parses the body as JSON with every secret scrubbed out ([`scrub_json`]: strings and
+    /// object keys), before anything reads it. A malformed body becomes a typed error
+    /// ([`malformed`]): retryable, and ambiguous for a submit (the vendor answered, a job may
+    /// exist).
+    ///
+    /// Every vendor answer an adapter reads goes through here (or [`json_value`](Self::json_value)),
+    /// so what leaves an adapter (a status's `raw`, a failure's message, a job's extra data) can
+    /// only hold scrubbed vendor text.
     pub fn json<T: DeserializeOwned>(
         &self,
         call: Call,
         secrets: &(impl Scrub + ?Sized),
     ) -> Result<T, ProviderError> {
-        serde_json::from_slice(&self.body)
+        self.json_value(secrets)
+            .and_then(serde_json::from_value)
             .map_err(|e| malformed(self, call, secrets, &e.to_string()))
+    }
+
+    /// The body as a JSON value with every secret scrubbed out ([`scrub_json`]), or why it is
+    /// not JSON; for callers that classify a non-JSON body themselves.
+    pub fn json_value(&self, secrets: &(impl Scrub + ?Sized)) -> Result<Value, serde_json::Error> {
+        let mut value: Value = serde_json::from_slice(&self.body)?;
+        scrub_json(&mut value, secrets);
+        Ok(value)
     }
 }
 

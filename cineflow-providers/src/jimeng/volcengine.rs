@@ -375,8 +375,7 @@ impl VideoProvider for JimengOfficial {
         if !answer.is_success() {
             return Err(self.error(&answer, Call::Submit));
         }
-        let parsed: VolcAnswer = serde_json::from_slice(&answer.body)
-            .map_err(|e| self.malformed(&answer, Call::Submit, &e.to_string()))?;
+        let parsed: VolcAnswer = answer.json(Call::Submit, &self.inner.secrets)?;
         let gateway = parsed
             .response_metadata
             .as_ref()
@@ -420,7 +419,9 @@ impl VideoProvider for JimengOfficial {
         })
         .map_err(|e| refused(format!("cannot encode: {e}")))?;
         let answer = self.call(RESULT_ACTION, body, Call::Poll).await?;
-        let parsed: Option<VolcAnswer> = serde_json::from_slice(&answer.body).ok();
+        // Scrubbed before anything reads it: the raw payload is stored with the attempt.
+        let raw: Value = answer.json_value(&self.inner.secrets).unwrap_or_default();
+        let parsed: Option<VolcAnswer> = serde_json::from_value(raw.clone()).ok();
         let ok = answer.is_success()
             && parsed.as_ref().is_some_and(|p| {
                 p.code == Some(OK)
@@ -441,15 +442,13 @@ impl VideoProvider for JimengOfficial {
             return match class.map(|c| c.code) {
                 // Verdicts about the job itself end it.
                 Some(ErrorCode::ContentPolicy | ErrorCode::InvalidRequest) => {
-                    Ok(JobStatus::new(JobState::Failed { error })
-                        .with_raw(serde_json::from_slice(&answer.body).unwrap_or_default()))
+                    Ok(JobStatus::new(JobState::Failed { error }).with_raw(raw))
                 }
                 // An unknown code on a status read: read again rather than give up on a paid job.
                 None => Err(error.with_retryable(true)),
                 Some(_) => Err(error),
             };
         }
-        let raw: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
         let data = parsed.and_then(|p| p.data);
         let status = data
             .as_ref()
