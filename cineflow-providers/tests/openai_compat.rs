@@ -1018,6 +1018,41 @@ async fn a_video_whose_whole_second_overlaps_the_window_is_a_candidate() {
 }
 
 #[tokio::test]
+async fn a_reseller_reporting_created_at_in_milliseconds_is_read_as_milliseconds() {
+    let server = MockServer::start().await;
+    // 13-digit milliseconds, as a number and as a string; the old one is outside the window.
+    let mut ms = listed("video_ms", 3);
+    ms["created_at"] = json!((SUBMITTED + 3) * 1000 + 250);
+    let mut ms_text = listed("video_ms_text", 5);
+    ms_text["created_at"] = json!(((SUBMITTED + 5) * 1000).to_string());
+    let mut old = listed("video_old_ms", -600);
+    old["created_at"] = json!((SUBMITTED - 600) * 1000);
+    mount_first_page(&server, page(vec![ms, ms_text, old], false), 1).await;
+    let mut completed = completed_video("video_ms");
+    completed["expires_at"] = json!((SUBMITTED + 3600) * 1000);
+    get_video("video_ms")
+        .respond_with(ResponseTemplate::new(200).set_body_json(completed))
+        .mount(&server)
+        .await;
+    let p = provider(Preset::ApiYi, &server);
+
+    let found = p
+        .find_jobs(&query(request(8, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+
+    assert_eq!(ids(&found), ["video_ms", "video_ms_text"]);
+    let at =
+        |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+    assert_eq!(found[0].submitted_at, at((SUBMITTED + 3) * 1000 + 250));
+    assert_eq!(found[1].submitted_at, at((SUBMITTED + 5) * 1000));
+    let JobState::Succeeded { asset } = p.poll(&found[0]).await.unwrap().state else {
+        panic!("the video is completed");
+    };
+    assert_eq!(asset.expires_at, Some(at((SUBMITTED + 3600) * 1000)));
+}
+
+#[tokio::test]
 async fn find_jobs_follows_pages_and_stops_once_videos_predate_the_window() {
     let server = MockServer::start().await;
     mount_first_page(

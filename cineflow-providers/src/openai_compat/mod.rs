@@ -101,6 +101,8 @@
 mod error;
 mod wire;
 
+pub use wire::MILLISECONDS_FROM;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -682,7 +684,9 @@ impl VideoProvider for OpenAiCompat {
     /// - The request's body is built by the same code as [`submit`](Self::submit)'s (extra
     ///   merged), and a Video is a candidate when its `model`, `prompt`, `seconds` and `size`
     ///   equal that body's and its `created_at` falls inside the query's window. `created_at` is
-    ///   whole seconds, so a Video matches when its second overlaps the window. Every candidate
+    ///   unix seconds, or milliseconds from [`MILLISECONDS_FROM`] on (13 digits: some resellers
+    ///   answer so); either is read as the whole second starting there, so a Video matches when
+    ///   that second overlaps the window. Every candidate
     ///   is returned, each built like submit builds its job, with
     ///   [`submitted_at`](ProviderJob::submitted_at) set to the vendor's `created_at`.
     /// - Pages are read newest first, [`LIST_PAGE_SIZE`] at a time, following `after=<last_id>`
@@ -791,11 +795,7 @@ impl VideoProvider for OpenAiCompat {
                 eta: None,
             },
             Some("completed") => {
-                let expires_at = video
-                    .expires_at
-                    .as_ref()
-                    .and_then(wire::unix_seconds)
-                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+                let expires_at = video.expires_at.as_ref().and_then(wire::unix_time);
                 JobState::Succeeded {
                     asset: VideoAsset {
                         url: self.content_url(&job.vendor_job_id)?.to_string(),

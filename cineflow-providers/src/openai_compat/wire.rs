@@ -136,24 +136,43 @@ pub(super) fn value_to_code(v: &Value) -> Option<String> {
     }
 }
 
-/// A unix timestamp (seconds; number or numeric string).
-pub(super) fn unix_seconds(v: &Value) -> Option<i64> {
-    match v {
+/// Unix timestamps from this value on are read as **milliseconds** (some OpenAI-protocol
+/// resellers report `created_at` and `expires_at` that way, 13 digits); below it, as seconds.
+///
+/// 10¹¹ splits the two without overlap for any date that matters: as seconds it is the year
+/// 5138, as milliseconds 1973-03-03. Seconds keep 10 digits until the year 2286.
+pub const MILLISECONDS_FROM: i64 = 100_000_000_000;
+
+/// A unix timestamp in seconds or milliseconds (see [`MILLISECONDS_FROM`]): an integer, a
+/// number with a fraction (the fraction of a second is dropped) or a numeric string. `None` for
+/// anything else, or a time `time` cannot represent.
+pub(super) fn unix_time(v: &Value) -> Option<OffsetDateTime> {
+    let whole = match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))?,
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f as i64)
+            })?
+        }
+        _ => return None,
+    };
+    if whole.unsigned_abs() >= MILLISECONDS_FROM.unsigned_abs() {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(whole) * 1_000_000).ok()
+    } else {
+        OffsetDateTime::from_unix_timestamp(whole).ok()
     }
-}
-
-/// A unix-seconds `created_at` as a time.
-fn unix_time(v: &Value) -> Option<OffsetDateTime> {
-    unix_seconds(v).and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -189,6 +208,37 @@ mod tests {
         assert!(e.contains("last_id"), "{e}");
         let e = VideoPage::parse(&serde_json::json!({"data": [{"created_at": 1}]})).unwrap_err();
         assert!(e.starts_with("data[0].id"), "{e}");
+    }
+
+    #[test]
+    fn timestamps_of_13_digits_are_milliseconds_and_shorter_ones_seconds() {
+        let t = |v: Value| unix_time(&v).map(OffsetDateTime::unix_timestamp_nanos);
+        let s = 1_712_697_600_i128 * 1_000_000_000;
+        assert_eq!(t(json!(1_712_697_600)), Some(s));
+        assert_eq!(
+            t(json!(1_712_697_600.9)),
+            Some(s),
+            "the fraction is dropped"
+        );
+        assert_eq!(t(json!(" 1712697600 ")), Some(s));
+        assert_eq!(t(json!(1_712_697_600_250_i64)), Some(s + 250_000_000));
+        assert_eq!(t(json!("1712697600250")), Some(s + 250_000_000));
+        assert_eq!(
+            t(json!(MILLISECONDS_FROM - 1)),
+            Some(i128::from(MILLISECONDS_FROM - 1) * 1_000_000_000),
+            "just below the threshold is still seconds (year 5138)"
+        );
+        assert_eq!(
+            t(json!(MILLISECONDS_FROM)),
+            Some(i128::from(MILLISECONDS_FROM) * 1_000_000)
+        );
+        assert_eq!(t(json!(null)), None);
+        assert_eq!(t(json!("soon")), None);
+        assert_eq!(
+            t(json!(i64::MAX)),
+            None,
+            "out of range is no time, not a panic"
+        );
     }
 
     #[test]
