@@ -801,6 +801,31 @@ async fn find_jobs_excludes_tasks_of_another_prompt_tier_duration_resolution_ima
 }
 
 #[tokio::test]
+async fn a_listed_task_whose_image_url_is_empty_has_no_image() {
+    let server = MockServer::start().await;
+    let mut empty = listed("empty-image", 1);
+    empty["image_url"] = json!("");
+    let mut blank = listed("blank-image", 2);
+    blank["image_url"] = json!("  ");
+    mount_page(&server, 1, tasks_page(vec![empty, blank], 2, 1), 2).await;
+    let p = provider(&server);
+
+    let found = p
+        .find_jobs(&query(request(10, Orientation::Horizontal, false)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), ["empty-image", "blank-image"]);
+
+    // A request with an image was not created as one of them.
+    let with_image = GenerationRequest {
+        image: Some(ImageRef::new("https://img.example/a.png").unwrap()),
+        ..request(10, Orientation::Horizontal, false)
+    };
+    let found = p.find_jobs(&query(with_image)).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[tokio::test]
 async fn find_jobs_derives_pro_and_extra_fields_like_submit() {
     let server = MockServer::start().await;
     let with = |id: &str, is_pro: bool, quality: &str| {

@@ -55,7 +55,8 @@ impl ListedJob {
     ///
     /// - `required` fields must be present and equal;
     /// - `reported` fields are compared only when the entry carries the key (a `null` there is
-    ///   compared too: it means the field was not set, e.g. no `image_url`).
+    ///   compared too: it means the field was not set, e.g. no `image_url`; so does an empty or
+    ///   blank string, which Sora.hk lists for a task without a reference image).
     ///
     /// Values compare as JSON scalars, a number and its decimal string being the same
     /// (`seconds` `"8"` or `8`). A required field that is missing or not a scalar is an error
@@ -80,7 +81,7 @@ impl ListedJob {
         }
         for key in reported {
             if let Some(actual) = self.fields.get(*key)
-                && scalar_text(actual) != expected(key)
+                && scalar_text(actual).filter(|t| !t.trim().is_empty()) != expected(key)
             {
                 return Ok(false);
             }
@@ -151,6 +152,10 @@ mod tests {
             )
             .unwrap()
         );
+        // An empty `image_url` is no image either.
+        let job = entry(json!({"id": "v", "created_at": 1, "image_url": ""})).unwrap();
+        assert!(job.matches(&sent(json!({})), &[], &["image_url"]).unwrap());
+        assert!(!job.matches(&with_image, &[], &["image_url"]).unwrap());
         let e = job.matches(&sent(json!({})), &["prompt"], &[]).unwrap_err();
         assert!(e.starts_with("data[0].prompt is missing"), "{e}");
     }
