@@ -27,7 +27,10 @@
 //!
 //! | `error_msg` contains | [`ErrorCode`] | retryable |
 //! |---|---|---|
-//! | `违反` (violates, as in `此内容可能违反…相关规定。`), `违规` (violation), `敏感` (sensitive), `审核` (review/moderation), `policy`, `moderation`, `content`, `guideline`, `safety` | `ContentPolicy` | no |
+//! | `违反` (violates, as in `此内容可能违反…相关规定。`), `违规` (violation), `敏感` (sensitive), `审核` (review/moderation), `policy`, `policies`, `moderation`, `guideline`, `guardrail`, `safety`, `content violation`, `content_violation` | `ContentPolicy` | no |
+//!
+//! The word `content` alone is no verdict (`failed to fetch content from upstream`): only the
+//! phrases above are.
 //! | anything else, or nothing | `Internal` | yes |
 
 use cineflow_core::{ErrorCode, ProviderError, SubmitState};
@@ -37,7 +40,7 @@ use super::wire::Envelope;
 use crate::http::{self, ApiKey, Call};
 
 /// Substrings of `error_msg` that mean moderation refused the job (see the module table).
-pub(super) const CONTENT_POLICY_PATTERNS: [&str; 9] = [
+pub(super) const CONTENT_POLICY_PATTERNS: [&str; 12] = [
     // "此内容可能违反…相关规定。" — "this content may violate … regulations" (seen live).
     "违反",
     // "违规" — "violation" (of rules).
@@ -46,14 +49,18 @@ pub(super) const CONTENT_POLICY_PATTERNS: [&str; 9] = [
     "敏感",
     // "审核" — "review" (e.g. "未通过审核", failed the review).
     "审核",
-    // English upstream (OpenAI Sora) messages: "…content policy…", "…moderation…".
+    // English upstream (OpenAI Sora) messages: "…our content policies.", "…content policy…",
+    // "…blocked by our moderation system…", "…violate our guardrails…", community guidelines,
+    // safety systems. Not the bare word "content": upstream fetch errors mention it too.
     "policy",
+    "policies",
     "moderation",
-    "content",
     "guideline",
+    "guardrail",
     "safety",
+    "content violation",
+    "content_violation",
 ];
-
 /// Classifies an error answer: an HTTP status ≥ 300, or a 2xx whose envelope `code` is not 200.
 pub(super) fn parse_error(
     status: u16,
@@ -272,10 +279,26 @@ mod tests {
             "未通过审核",
             "This content may violate our content policies.",
             "Blocked by moderation",
+            "This content may violate our guardrails concerning similarity to third-party content.",
+            "content_violation",
         ] {
             let e = job_failure(Some(msg), &key());
             assert_eq!(e.code(), ErrorCode::ContentPolicy, "{msg}");
             assert!(!e.is_retryable(), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_failure_merely_mentioning_content_is_not_content_policy() {
+        for msg in [
+            "failed to fetch content from upstream",
+            "upstream returned empty content",
+            "Content-Length mismatch while saving the video",
+            "生成失败: content is null",
+        ] {
+            let e = job_failure(Some(msg), &key());
+            assert_eq!(e.code(), ErrorCode::Internal, "{msg}");
+            assert!(e.is_retryable(), "{msg}");
         }
     }
 
