@@ -20,7 +20,7 @@ use cineflow_providers::conformance::{
     mount_sequence, video_response,
 };
 use cineflow_providers::http::Timeouts;
-use cineflow_providers::jimeng::{JimengOfficial, JimengProxy};
+use cineflow_providers::jimeng::{JimengOfficial, JimengProxy, ProxyRoutes};
 use serde_json::{Value, json};
 use wiremock::matchers::{
     body_partial_json, header, header_exists, header_regex, method, path, path_regex, query_param,
@@ -67,7 +67,30 @@ async fn mount_cdn_download(server: &MockServer, job_id: &str) {
 // Proxy: conformance
 // ---------------------------------------------------------------------------------------------
 
-struct ProxyHarness;
+/// The proxy's conformance harness on one family of routes.
+struct ProxyHarness(ProxyRoutes);
+
+impl ProxyHarness {
+    /// The create call of the harness's routes.
+    fn create(&self) -> MockBuilder {
+        match self.0 {
+            ProxyRoutes::Async => {
+                Mock::given(method("POST")).and(path("/v1/async/videos/generations"))
+            }
+            _ => generations(),
+        }
+    }
+
+    /// The poll call of task `id` on the harness's routes.
+    fn task(&self, id: &str) -> MockBuilder {
+        match self.0 {
+            ProxyRoutes::Async => {
+                Mock::given(method("GET")).and(path(format!("/v1/async/tasks/{id}")))
+            }
+            _ => proxy_poll(id),
+        }
+    }
+}
 
 fn proxy_task(job_id: &str, extra: Value) -> Value {
     let mut v = json!({"task_id": job_id, "created": 1_700_000_000});
@@ -87,8 +110,15 @@ fn proxy_poll(id: &str) -> MockBuilder {
     Mock::given(method("GET")).and(path(format!("/v1/videos/tasks/{id}")))
 }
 
-/// Mounts the proxy's conformance poll answers, with the video at `video`.
-async fn mount_proxy_polls(server: &MockServer, job_id: &str, cases: &[PollCase], video: &str) {
+/// Mounts the proxy's conformance poll answers on `harness`'s routes, with the video at
+/// `video`.
+async fn mount_polls_at(
+    harness: &ProxyHarness,
+    server: &MockServer,
+    job_id: &str,
+    cases: &[PollCase],
+    video: &str,
+) {
     let answers = cases
         .iter()
         .map(|case| {
@@ -114,7 +144,11 @@ async fn mount_proxy_polls(server: &MockServer, job_id: &str, cases: &[PollCase]
         })
         .collect();
     let bearer = format!("Bearer {TEST_KEY}");
-    let polls = || proxy_poll(job_id).and(header("authorization", bearer.as_str()));
+    let polls = || {
+        harness
+            .task(job_id)
+            .and(header("authorization", bearer.as_str()))
+    };
     mount_sequence(server, polls, answers).await;
 }
 
@@ -127,6 +161,7 @@ impl Harness for ProxyHarness {
                 .with_api_key(TEST_KEY)
                 .with_timeouts(Timeouts::uniform(timeout))
                 .with_sync_timeout(timeout)
+                .with_routes(self.0)
                 .build()
                 .unwrap(),
         )
@@ -137,7 +172,7 @@ impl Harness for ProxyHarness {
     }
 
     async fn mount_submit_ok(&self, server: &MockServer, job_id: &str, expect: u64) {
-        generations()
+        self.create()
             .and(header(
                 "authorization",
                 format!("Bearer {TEST_KEY}").as_str(),
@@ -176,7 +211,7 @@ impl Harness for ProxyHarness {
                 ResponseTemplate::new(200).set_body_string("<html>proxy warming up</html>")
             }
         };
-        generations()
+        self.create()
             .respond_with(answer)
             .expect(expect)
             .mount(server)
@@ -185,11 +220,11 @@ impl Harness for ProxyHarness {
 
     async fn mount_polls(&self, server: &MockServer, job_id: &str, cases: &[PollCase]) {
         let video = format!("{}/cdn/{job_id}.mp4", server.uri());
-        mount_proxy_polls(server, job_id, cases, &video).await;
+        mount_polls_at(self, server, job_id, cases, &video).await;
     }
 
     async fn mount_malformed_poll(&self, server: &MockServer, job_id: &str) {
-        proxy_poll(job_id)
+        self.task(job_id)
             .respond_with(ResponseTemplate::new(200).set_body_string("{\"status\": \"proce"))
             .mount(server)
             .await;
@@ -200,12 +235,19 @@ impl Harness for ProxyHarness {
     }
 
     async fn mount_video_elsewhere(&self, server: &MockServer, job_id: &str, url: &str) -> bool {
-        mount_proxy_polls(server, job_id, &[PollCase::Succeeded], url).await;
+        mount_polls_at(self, server, job_id, &[PollCase::Succeeded], url).await;
         true
     }
 }
 
-cineflow_providers::provider_conformance_tests!(jimeng_proxy_conformance, ProxyHarness);
+cineflow_providers::provider_conformance_tests!(
+    jimeng_proxy_conformance,
+    ProxyHarness(ProxyRoutes::Videos)
+);
+cineflow_providers::provider_conformance_tests!(
+    jimeng_proxy_async_routes_conformance,
+    ProxyHarness(ProxyRoutes::Async)
+);
 
 // ---------------------------------------------------------------------------------------------
 // Proxy: vendor-specific

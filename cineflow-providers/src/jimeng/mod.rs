@@ -18,9 +18,17 @@
 //! - Durations are checked per model before sending (the proxy's own rules): `…3.5-pro` 5|10|12,
 //!   `…seedance…` 4–15, `…sora2` 4|8|12, `…veo…` 8, any other model 5|10.
 //! - **Async proxies** answer `{"task_id", "status": "pending"}`; the job is polled at
-//!   `GET {base}/v1/videos/tasks/{task_id}` (`pending` → queued, `processing` → running,
+//!   `GET {base}/v1/videos/tasks/{task_id}`.
+//! - **The upstream async routes** ([`ProxyRoutes::Async`], through
+//!   [`with_routes`](JimengProxyBuilder::with_routes) or `CINEFLOW_JIMENG_ROUTES=async`): the
+//!   same body goes to `POST {base}/v1/async/videos/generations`, which answers a `task_id` at
+//!   once (within the request timeout; the create is sent once and never retried, a timeout or
+//!   5xx leaves it ambiguous for reconciliation), and the job, marked `"routes": "async"` in its
+//!   extra data, is polled at `GET {base}/v1/async/tasks/{task_id}`. A `task_id` inside a `data`
+//!   object, and a task inside a `data` envelope, are read too.
+//! - Task statuses, on either route: `pending` → queued, `processing` → running,
 //!   `completed` → succeeded with `result.url`, `failed` → failed, upstream numeric statuses
-//!   `20`/`42`/`45` → running, `10`/`50` → succeeded, `30` → failed; anything else → running).
+//!   `20`/`42`/`45` → running, `10`/`50` → succeeded, `30` → failed; anything else → running.
 //! - **Synchronous proxies** hold the submit until the video exists (up to an hour; the submit
 //!   timeout is [`with_sync_timeout`](JimengProxyBuilder::with_sync_timeout), 65 min by default)
 //!   and answer `{"data": [{"url"}]}`. The job is then `sync-<uuid>` with the URL in
@@ -98,7 +106,7 @@ use cineflow_core::{GenerationRequest, ImageKind, ImageRef, ProviderError};
 
 use crate::http;
 
-pub use proxy::{JimengProxy, JimengProxyBuilder};
+pub use proxy::{JimengProxy, JimengProxyBuilder, ProxyRoutes};
 pub use volcengine::{JimengOfficial, JimengOfficialBuilder};
 
 /// The proxy provider's id unless [`JimengProxyBuilder::with_id`] says otherwise.
@@ -121,6 +129,8 @@ pub const LAST_FRAME_KEY: &str = http::LAST_FRAME_KEY;
 pub const API_KEY_ENV: &str = "CINEFLOW_JIMENG_API_KEY";
 /// The proxy's base URL.
 pub const BASE_URL_ENV: &str = "CINEFLOW_JIMENG_BASE_URL";
+/// The proxy's routes: `videos` (the default) or `async` (see [`ProxyRoutes`]).
+pub const ROUTES_ENV: &str = "CINEFLOW_JIMENG_ROUTES";
 /// Volcengine access key id (fallback `VOLC_ACCESSKEY`).
 pub const ACCESS_KEY_ENV: &str = "CINEFLOW_VOLCENGINE_ACCESS_KEY";
 /// Volcengine secret access key (fallback `VOLC_SECRETKEY`).

@@ -19,7 +19,7 @@ use super::error::{parse_proxy_error, proxy_job_failure};
 use super::wire::{ProxyDatum, ProxySubmitAnswer, ProxyTask, id_string};
 use super::{
     API_KEY_ENV, BASE_URL_ENV, DEFAULT_PROXY_BASE_URL, DEFAULT_PROXY_ID, DEFAULT_PROXY_MODEL,
-    DEFAULT_SYNC_TIMEOUT, frames, is_url,
+    DEFAULT_SYNC_TIMEOUT, ROUTES_ENV, frames, is_url,
 };
 use crate::http::{
     self, Answer, ApiKey, Call, ClientConfig, Endpoint, Secrets, Timeouts, WarnOnce, refused,
@@ -27,6 +27,70 @@ use crate::http::{
 
 /// Job ids of synchronous answers start with this.
 const SYNC_PREFIX: &str = "sync-";
+
+/// The value of a job's `extra.routes` when it was created on the async routes.
+const ASYNC_ROUTES: &str = "async";
+
+/// Which routes of the proxy a [`JimengProxy`] submits to and polls.
+///
+/// A job remembers the family it was created on (`extra.routes: "async"`), and is always polled
+/// there, whatever the provider is configured with later.
+///
+/// There is no auto-detection: a submit is paid, so the adapter never probes one route and then
+/// tries the other. Pick the family the deployment serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyRoutes {
+    /// `POST /v1/videos/generations`, which a synchronous proxy holds until the video exists
+    /// (up to [`with_sync_timeout`](JimengProxyBuilder::with_sync_timeout)) and an async one
+    /// answers with a `task_id` polled at `GET /v1/videos/tasks/{task_id}`. The default.
+    #[default]
+    Videos,
+    /// The upstream jimeng-api async routes: `POST /v1/async/videos/generations` answers a
+    /// `task_id` at once (within the request timeout), polled at `GET /v1/async/tasks/{task_id}`.
+    Async,
+}
+
+impl ProxyRoutes {
+    /// Reads `videos` or `async` (case-insensitive, surrounding space ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "videos" => Ok(Self::Videos),
+            "async" => Ok(Self::Async),
+            other => Err(Error::Config(format!(
+                "jimeng proxy routes {other:?}: expected \"videos\" or \"async\""
+            ))),
+        }
+    }
+
+    /// The create call's path.
+    fn create_path(self) -> &'static [&'static str] {
+        match self {
+            Self::Videos => &["v1", "videos", "generations"],
+            Self::Async => &["v1", "async", "videos", "generations"],
+        }
+    }
+
+    /// The routes a job was created on.
+    fn of(job: &ProviderJob) -> Self {
+        match job.extra.get("routes").and_then(Value::as_str) {
+            Some(ASYNC_ROUTES) => Self::Async,
+            _ => Self::Videos,
+        }
+    }
+
+    /// The poll call's path for task `id`.
+    fn task_path(self, id: &str) -> [&str; 4] {
+        match self {
+            Self::Videos => ["v1", "videos", "tasks", id],
+            Self::Async => ["v1", "async", "tasks", id],
+        }
+    }
+}
 
 /// Configures a [`JimengProxy`]. Start with [`JimengProxy::builder`] or
 /// [`JimengProxy::from_env`].
@@ -36,6 +100,7 @@ pub struct JimengProxyBuilder {
     tokens: Vec<ApiKey>,
     sync_timeout: Duration,
     default_model: Option<String>,
+    routes: Result<ProxyRoutes, String>,
 }
 
 impl Default for JimengProxyBuilder {
@@ -56,15 +121,21 @@ impl JimengProxyBuilder {
             tokens: Vec::new(),
             sync_timeout: DEFAULT_SYNC_TIMEOUT,
             default_model: None,
+            routes: Ok(ProxyRoutes::default()),
         }
     }
 
-    /// A builder reading `CINEFLOW_JIMENG_API_KEY` (comma-separated session tokens) and
-    /// `CINEFLOW_JIMENG_BASE_URL` when they are set and not empty.
+    /// A builder reading `CINEFLOW_JIMENG_API_KEY` (comma-separated session tokens),
+    /// `CINEFLOW_JIMENG_BASE_URL` and `CINEFLOW_JIMENG_ROUTES` (`videos` or `async`, see
+    /// [`ProxyRoutes`]; another value fails [`build`](Self::build)) when they are set and not
+    /// empty.
     pub fn from_env() -> Self {
         let mut b = Self::new();
         if let Some(tokens) = http::env_var(&[API_KEY_ENV]) {
             b = b.with_api_key(tokens);
+        }
+        if let Some(routes) = http::env_var(&[ROUTES_ENV]) {
+            b.routes = ProxyRoutes::parse(&routes).map_err(|_| routes);
         }
         b.http.load_env();
         b
@@ -128,6 +199,12 @@ impl JimengProxyBuilder {
         self
     }
 
+    /// The routes to submit to and poll (see [`ProxyRoutes`]). Default: [`ProxyRoutes::Videos`].
+    pub fn with_routes(mut self, routes: ProxyRoutes) -> Self {
+        self.routes = Ok(routes);
+        self
+    }
+
     /// The model used when a request's `vendor_model` is empty. Default: `jimeng-video-3.5-pro`.
     pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
         self.default_model = Some(model.into());
@@ -139,9 +216,15 @@ impl JimengProxyBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] when no token is set or one cannot go in an HTTP header, when the base
-    /// URL is not http(s) or carries credentials, a query or a fragment, or when the HTTP client
-    /// cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// URL is not http(s) or carries credentials, a query or a fragment, when
+    /// `CINEFLOW_JIMENG_ROUTES` names no [`ProxyRoutes`], or when the HTTP client cannot be
+    /// built; [`Error::InvalidId`] when the id is not a valid slug.
     pub fn build(self) -> Result<JimengProxy, Error> {
+        let routes = self.routes.map_err(|bad| {
+            Error::Config(format!(
+                "{ROUTES_ENV}={bad:?}: expected \"videos\" or \"async\""
+            ))
+        })?;
         let api = self.http.build()?;
         if self.tokens.is_empty() {
             return Err(Error::Config(format!(
@@ -178,6 +261,7 @@ impl JimengProxyBuilder {
                 next: AtomicUsize::new(0),
                 sync_timeout: self.sync_timeout,
                 default_model,
+                routes,
                 caps,
                 warned: WarnOnce::default(),
             }),
@@ -201,6 +285,7 @@ struct Inner {
     next: AtomicUsize,
     sync_timeout: Duration,
     default_model: String,
+    routes: ProxyRoutes,
     caps: Capabilities,
     warned: WarnOnce,
 }
@@ -212,6 +297,7 @@ impl fmt::Debug for JimengProxy {
             .field("api", &i.api)
             .field("tokens", &i.secrets)
             .field("default_model", &i.default_model)
+            .field("routes", &i.routes)
             .field("sync_timeout", &i.sync_timeout)
             .finish_non_exhaustive()
     }
@@ -264,18 +350,25 @@ impl JimengProxy {
         Ok(v)
     }
 
+    /// Sends the create call once (never retried: it is paid). The async routes answer at
+    /// once, within the request timeout; the videos route may hold the answer until the video
+    /// exists, so it waits up to the sync timeout.
     async fn send_submit(
         &self,
         req: &GenerationRequest,
         model: &str,
         token: &ApiKey,
     ) -> Result<Answer, ProviderError> {
+        let routes = self.inner.routes;
         let rb = self
             .inner
             .api
-            .request(Method::POST, &["v1", "videos", "generations"])?
-            .bearer_auth(token.expose())
-            .timeout(self.inner.sync_timeout);
+            .request(Method::POST, routes.create_path())?
+            .bearer_auth(token.expose());
+        let rb = match routes {
+            ProxyRoutes::Videos => rb.timeout(self.inner.sync_timeout),
+            ProxyRoutes::Async => rb,
+        };
         let images = frames(req)?;
         let ratio = match req.orientation {
             Orientation::Horizontal => "16:9",
@@ -366,6 +459,15 @@ fn fingerprint(token: &ApiKey) -> String {
     super::sign::hex(&d[..8])
 }
 
+/// The task in a poll answer: the answer itself, or its `data` object when the answer is an
+/// envelope without a `status` of its own.
+fn task_object(answer: &Value) -> &Value {
+    match answer.get("data") {
+        Some(data @ Value::Object(_)) if answer.get("status").is_none() => data,
+        _ => answer,
+    }
+}
+
 /// How an async task's status reads.
 enum Mapped {
     Queued,
@@ -436,12 +538,20 @@ impl VideoProvider for JimengProxy {
             .map_err(|e| self.malformed(&answer, Call::Submit, &e.to_string()))?;
         let job =
             |vendor_job_id: String, extra: Value| self.inner.api.job(vendor_job_id, model, extra);
-        if let Some(task_id) = parsed.task_id.as_ref().and_then(id_string) {
-            tracing::debug!(provider = %self.id(), task_id, "jimeng proxy accepted an async task");
-            return Ok(job(
-                task_id,
-                json!({"mode": "async", "token": fingerprint(token)}),
-            ));
+        // At the top level, or in a `data` object.
+        let task_id = parsed
+            .task_id
+            .as_ref()
+            .or_else(|| parsed.data.as_ref().and_then(|d| d.get("task_id")))
+            .and_then(id_string);
+        if let Some(task_id) = task_id {
+            let routes = self.inner.routes;
+            tracing::debug!(provider = %self.id(), task_id, ?routes, "jimeng proxy accepted an async task");
+            let mut extra = json!({"mode": "async", "token": fingerprint(token)});
+            if routes == ProxyRoutes::Async {
+                extra["routes"] = ASYNC_ROUTES.into();
+            }
+            return Ok(job(task_id, extra));
         }
         let datum = parsed
             .data
@@ -507,11 +617,14 @@ impl VideoProvider for JimengProxy {
         let rb = self
             .inner
             .api
-            .request(Method::GET, &["v1", "videos", "tasks", &job.vendor_job_id])?
+            .request(
+                Method::GET,
+                &ProxyRoutes::of(job).task_path(&job.vendor_job_id),
+            )?
             .bearer_auth(self.token_for(job).expose());
         let answer = http::send(rb, Call::Poll).await?;
         let raw = self.json(&answer, Call::Poll)?;
-        let task: ProxyTask = serde_json::from_value(raw.clone())
+        let task: ProxyTask = serde_json::from_value(task_object(&raw).clone())
             .map_err(|e| self.malformed(&answer, Call::Poll, &e.to_string()))?;
         let progress = task.progress.and_then(http::percent);
         let state = match map_status(task.status.as_ref()) {
