@@ -175,6 +175,32 @@ async fn the_job_deadline_holds_across_fresh_url_polls() {
     );
 }
 
+#[tokio::test]
+async fn a_retried_download_past_the_job_deadline_still_gets_a_fresh_url() {
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_url_lifetime(Duration::from_secs(3600));
+    let e = env_with(mock, config(json!({ "poll": { "job_timeout": 3600.0 } })));
+    for _ in 0..4 {
+        e.mock.inject_download_error(forbidden());
+    }
+    let t = run_one(&e).await;
+    assert_eq!(t.status, TaskStatus::DownloadFailed, "{:?}", t.error);
+    // The user comes back two hours after the submit; the kept URL is refused once more.
+    let mut t = e.store.get_task(t.id).await.unwrap();
+    t.attempts[0].submitted_at -= Duration::from_secs(2 * 3600);
+    e.store.update_task(&t).await.unwrap();
+    e.mock.inject_download_error(forbidden());
+    let polls = e.mock.polls();
+    let run = e.orch.retry_task(t.id).await.unwrap().wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let t = e.store.get_task(t.id).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+    assert_eq!(e.mock.polls(), polls + 1, "one poll for one fresh URL");
+    assert_eq!(e.mock.downloads(), 4 + 2);
+    assert_eq!(e.mock.submits(), 1);
+}
+
 /// What a process killed while polling leaves behind: a task of a running run whose attempt,
 /// recorded `age` ago, holds a vendor job accepted by `e.mock`.
 async fn task_polling_since(e: &Env, age: Duration) -> Task {

@@ -217,10 +217,14 @@ impl Lifecycle<'_> {
         }
     }
 
-    /// The vendor's video URL expired or was refused (`why`, a `download_failed` error): sends the task back to polling
-    /// for a fresh one, or ends it `download_failed` (retryable, the URL kept) once the attempt
-    /// has asked for [`max_url_refreshes`](super::OrchestratorConfig::max_url_refreshes) fresh
-    /// URLs or its job deadline has passed. `false`: the task ended.
+    /// The vendor's video URL expired or was refused (`why`, a `download_failed` error): sends
+    /// the task back to polling for a fresh one, or ends it `download_failed` (retryable, the
+    /// URL kept) once this drive of the attempt has asked for
+    /// [`max_url_refreshes`](super::OrchestratorConfig::max_url_refreshes) fresh URLs, or for
+    /// one after the job deadline. `false`: the task ended.
+    ///
+    /// The count is per drive: a user's retry of the `download_failed` task starts a new one,
+    /// and even past the deadline it gets one fresh URL.
     async fn refresh_url(
         &self,
         task: &mut Task,
@@ -234,7 +238,7 @@ impl Lifecycle<'_> {
             Some(format!(
                 "gave up after {max} fresh URLs (max_url_refreshes)"
             ))
-        } else if clock.elapsed() > timeout {
+        } else if clock.url_refreshes > 0 && clock.elapsed() > timeout {
             Some(format!(
                 "gave up after {} fresh URLs: the job deadline ({timeout:?} after the submit, \
                  job_timeout) has passed",
