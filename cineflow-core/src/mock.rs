@@ -131,7 +131,8 @@ struct Config {
     latency: Duration,
     poll_after: Option<Duration>,
     video: Bytes,
-    content_type: String,
+    content_type: Option<String>,
+    url_lifetime: Option<Duration>,
     chunk_size: usize,
     chunk_delay: Duration,
     capabilities: Capabilities,
@@ -230,7 +231,8 @@ impl MockProvider {
             latency: Duration::ZERO,
             poll_after: None,
             video: Bytes::from_static(SAMPLE_MP4),
-            content_type: "video/mp4".to_owned(),
+            content_type: Some("video/mp4".to_owned()),
+            url_lifetime: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             chunk_delay: Duration::ZERO,
             capabilities: Capabilities {
@@ -285,7 +287,21 @@ impl MockProvider {
 
     /// Sets the content type of assets and downloads. Default: `video/mp4`.
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
-        self.config_mut().content_type = content_type.into();
+        self.config_mut().content_type = Some(content_type.into());
+        self
+    }
+
+    /// Serves assets and downloads without a content type (a CDN that sends no
+    /// `Content-Type`).
+    pub fn without_content_type(mut self) -> Self {
+        self.config_mut().content_type = None;
+        self
+    }
+
+    /// Gives every asset URL a known expiry, this long after the poll that reports it (as
+    /// signed CDN URLs have). Default: none.
+    pub fn with_url_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config_mut().url_lifetime = Some(lifetime);
         self
     }
 
@@ -469,8 +485,11 @@ impl MockProvider {
                 });
                 let asset = VideoAsset {
                     url,
-                    expires_at: None,
-                    content_type: Some(self.config.content_type.clone()),
+                    expires_at: self
+                        .config
+                        .url_lifetime
+                        .map(|d| OffsetDateTime::now_utc() + d),
+                    content_type: self.config.content_type.clone(),
                 };
                 (JobState::Succeeded { asset }, raw)
             }
@@ -530,7 +549,7 @@ impl MockProvider {
         });
         ByteStream::new(chunks)
             .with_content_length(Some(full_len as u64))
-            .with_content_type(Some(self.config.content_type.clone()))
+            .with_content_type(self.config.content_type.clone())
     }
 }
 

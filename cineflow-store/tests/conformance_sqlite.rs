@@ -116,3 +116,48 @@ async fn stored_bodies_are_plain_json() {
     let value: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(value["full_prompt"], fx.tasks[0].full_prompt);
 }
+
+#[tokio::test]
+async fn awkward_floats_in_storyboard_metadata_survive_a_sqlite_round_trip_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("floats.db"))
+        .await
+        .unwrap();
+    // Numbers whose shortest decimal form parses back to a different f64 without serde_json's
+    // `float_roundtrip` (the default parser is fast but may be off by one ulp).
+    let awkward = [
+        9e76,
+        2.2250738585072014e-308,
+        5e-324,
+        1.7976931348623157e308,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        123_456_789.123_456_79,
+        -9.876_543_210_123_457e-123,
+        6.02214076e23,
+        std::f64::consts::PI,
+    ];
+    let json = format!(
+        r#"{{"metadata":{{"project_name":"floats","awkward":[{}]}},"segments":[{{"segment_index":1,"prompt_text":"A shot."}}]}}"#,
+        awkward
+            .iter()
+            .map(|f| format!("{f:e}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let sb = cineflow_core::Storyboard::from_json(&json).unwrap();
+    for (i, f) in awkward.iter().enumerate() {
+        assert_eq!(sb.metadata["awkward"][i].as_f64(), Some(*f), "parsed {f:e}");
+    }
+    store.put_storyboard(&sb).await.unwrap();
+    let back = store.get_storyboard(sb.id).await.unwrap();
+    for (i, f) in awkward.iter().enumerate() {
+        assert_eq!(
+            back.metadata["awkward"][i].as_f64().map(f64::to_bits),
+            Some(f.to_bits()),
+            "{f:e} changed in the store: {}",
+            back.metadata["awkward"][i]
+        );
+    }
+    assert_eq!(back.metadata, sb.metadata);
+}

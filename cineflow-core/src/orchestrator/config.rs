@@ -35,7 +35,10 @@ pub struct PollPolicy {
     /// Relative jitter, 0–0.5: each interval is lengthened by a random share in `[0, jitter)`
     /// so that jobs submitted together do not poll together. Default 0.05.
     pub jitter: f64,
-    /// Give up on a job after this long. Default 3 h.
+    /// Give up on a job this long after its submit was recorded (the attempt's
+    /// `submitted_at`): an absolute deadline that neither a restart nor a poll for a fresh
+    /// video URL moves. A job found ready at its first poll after the deadline (say, on resume)
+    /// is still downloaded. Default 3 h.
     #[serde(with = "secs")]
     pub job_timeout: Duration,
 }
@@ -100,6 +103,16 @@ pub struct OrchestratorConfig {
     pub max_poll_errors: u32,
     /// Download tries per attempt. Default 4.
     pub download_tries: u32,
+    /// Fresh video URLs asked for per attempt when the vendor's URL has expired or its CDN
+    /// refuses it (403/404 on a URL with a known expiry). Past this many, or past the job
+    /// deadline ([`PollPolicy::job_timeout`]), the task ends `download_failed`, retryable,
+    /// with the vendor's URL kept. Default 3.
+    pub max_url_refreshes: u32,
+    /// Longest wait for the next byte of a video body: a body that sends nothing for this
+    /// long fails as a retryable download error (then counts as one of `download_tries`),
+    /// however long the whole download may take. Zero turns the check off. Default 60 s.
+    #[serde(with = "secs")]
+    pub download_idle_timeout: Duration,
     /// First retry delay (polls, downloads, refused submits). Default 1 s.
     #[serde(with = "secs")]
     pub retry_min_delay: Duration,
@@ -153,6 +166,8 @@ impl Default for OrchestratorConfig {
             max_attempts: 3,
             max_poll_errors: 20,
             download_tries: 4,
+            max_url_refreshes: 3,
+            download_idle_timeout: Duration::from_secs(60),
             retry_min_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(60),
             max_video_bytes: 4 << 30,
@@ -179,6 +194,16 @@ mod secs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_written_before_the_download_settings_existed_loads_with_their_defaults() {
+        let old = r#"{"max_concurrency":8,"download_tries":2,"poll":{"job_timeout":60.0}}"#;
+        let c: OrchestratorConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(c.max_url_refreshes, 3);
+        assert_eq!(c.download_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.download_tries, 2);
+        assert_eq!(c.poll.job_timeout, Duration::from_secs(60));
+    }
 
     fn policy() -> PollPolicy {
         PollPolicy {

@@ -13,6 +13,8 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use self::download::Downloaded;
+use self::poll::AttemptClock;
 use self::reconcile::Reconciled;
 use super::Inner;
 use crate::error::Result;
@@ -152,6 +154,8 @@ impl Lifecycle<'_> {
         }
         // The in-flight slot of the provider following this task's current job.
         let mut slot: Option<InFlight> = None;
+        // The job deadline and fresh-URL count of the current attempt.
+        let mut clock = AttemptClock::new();
         loop {
             if slot.is_none()
                 && let Some(job) = task.current_attempt().and_then(|a| a.job.as_ref())
@@ -162,13 +166,13 @@ impl Lifecycle<'_> {
                 TaskStatus::Pending => match self.submit(task).await? {
                     Some(taken) => {
                         slot = Some(taken);
-                        self.poll_until_ready(task).await?
+                        self.poll_until_ready(task, &mut clock).await?
                     }
                     None => return Ok(()),
                 },
                 TaskStatus::Submitting => {
                     if task.current_attempt().is_some_and(|a| a.job.is_some()) {
-                        self.poll_until_ready(task).await?
+                        self.poll_until_ready(task, &mut clock).await?
                     } else {
                         // A crash between recording the attempt and recording the job: the
                         // vendor may or may not have created (and billed) a job. Look it up.
@@ -177,18 +181,20 @@ impl Lifecycle<'_> {
                         match self.reconcile(task, cause).await? {
                             Reconciled::Adopted(taken) => {
                                 slot = Some(taken);
-                                self.poll_until_ready(task).await?
+                                self.poll_until_ready(task, &mut clock).await?
                             }
                             Reconciled::Ended => return Ok(()),
                         }
                     }
                 }
-                TaskStatus::Queued | TaskStatus::Running => self.poll_until_ready(task).await?,
+                TaskStatus::Queued | TaskStatus::Running => {
+                    self.poll_until_ready(task, &mut clock).await?
+                }
                 TaskStatus::Downloading => {
                     if task.current_attempt().is_some_and(|a| a.asset.is_some()) {
                         Polled::Ready
                     } else {
-                        self.poll_until_ready(task).await?
+                        self.poll_until_ready(task, &mut clock).await?
                     }
                 }
                 _ => return Ok(()),
@@ -200,18 +206,72 @@ impl Lifecycle<'_> {
                     continue;
                 }
                 Polled::Ready => match self.download(task).await? {
-                    Some(true) => return Ok(()),
-                    // The asset expired: poll again for a fresh URL.
-                    Some(false) => {
-                        let before = task.status;
-                        task.set_status(TaskStatus::Running)?;
-                        self.inner.persist(task, before).await?;
-                        continue;
+                    Downloaded::Completed | Downloaded::Ended => return Ok(()),
+                    Downloaded::UrlExpired(why) => {
+                        if !self.refresh_url(task, &mut clock, why).await? {
+                            return Ok(());
+                        }
                     }
-                    None => return Ok(()),
                 },
             }
         }
+    }
+
+    /// The vendor's video URL expired or was refused (`why`, a `download_failed` error): sends
+    /// the task back to polling for a fresh one, or ends it `download_failed` (retryable, the
+    /// URL kept) once this drive of the attempt has asked for
+    /// [`max_url_refreshes`](super::OrchestratorConfig::max_url_refreshes) fresh URLs, or for
+    /// one after the job deadline. `false`: the task ended.
+    ///
+    /// The count is per drive: a user's retry of the `download_failed` task starts a new one,
+    /// and even past the deadline it gets one fresh URL.
+    async fn refresh_url(
+        &self,
+        task: &mut Task,
+        clock: &mut AttemptClock,
+        why: TaskError,
+    ) -> Result<bool> {
+        clock.follow(task);
+        let max = self.inner.config.max_url_refreshes;
+        let timeout = self.inner.config.poll.job_timeout;
+        let gave_up = if clock.url_refreshes >= max {
+            Some(format!(
+                "gave up after {max} fresh URLs (max_url_refreshes)"
+            ))
+        } else if clock.url_refreshes > 0 && clock.elapsed() > timeout {
+            Some(format!(
+                "gave up after {} fresh URLs: the job deadline ({timeout:?} after the submit, \
+                 job_timeout) has passed",
+                clock.url_refreshes
+            ))
+        } else {
+            None
+        };
+        if let Some(gave_up) = gave_up {
+            let error = TaskError {
+                code: ErrorCode::DownloadFailed,
+                message: format!(
+                    "{}; {gave_up} (retrying the task downloads again without a new submit)",
+                    why.message
+                ),
+                retryable: true,
+                ..why
+            };
+            self.finish_failed(task, TaskStatus::DownloadFailed, error, false)
+                .await?;
+            return Ok(false);
+        }
+        clock.url_refreshes += 1;
+        tracing::debug!(
+            task = %task.id,
+            why = %why.message,
+            refresh = clock.url_refreshes,
+            "polling for a fresh video URL"
+        );
+        let before = task.status;
+        task.set_status(TaskStatus::Running)?;
+        self.inner.persist(task, before).await?;
+        Ok(true)
     }
 
     fn provider_for(&self, job: &ProviderJob) -> Option<Arc<dyn VideoProvider>> {

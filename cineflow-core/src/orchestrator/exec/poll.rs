@@ -1,5 +1,8 @@
 //! Step 3 of the durability protocol: following a vendor job until its video is ready.
 
+use std::time::Duration;
+
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::{Lifecycle, Polled, mark_cancelled};
@@ -10,9 +13,64 @@ use crate::provider::{JobState, ProviderJob, VideoProvider};
 use crate::router::may_fail_over;
 use crate::task::{AttemptOutcome, Task, TaskError, TaskStatus};
 
+/// What this process keeps about a task's current attempt while it drives it: how long ago
+/// its submit was recorded (on tokio's clock from the first look on, so the job deadline
+/// counts from the persisted `submitted_at` across restarts and never restarts in between),
+/// and how many fresh video URLs it has asked for.
+#[derive(Debug)]
+pub(super) struct AttemptClock {
+    /// The attempt followed (0: none yet).
+    n: u32,
+    /// When it was first looked at in this process, and its age then.
+    anchor: Instant,
+    age_at_anchor: Duration,
+    /// Fresh video URLs asked for so far.
+    pub(super) url_refreshes: u32,
+}
+
+impl AttemptClock {
+    pub(super) fn new() -> Self {
+        Self {
+            n: 0,
+            anchor: Instant::now(),
+            age_at_anchor: Duration::ZERO,
+            url_refreshes: 0,
+        }
+    }
+
+    /// Follows the task's current attempt: a new attempt starts a new clock and count.
+    pub(super) fn follow(&mut self, task: &Task) {
+        let Some(a) = task.current_attempt() else {
+            return;
+        };
+        if a.n != self.n {
+            let age = OffsetDateTime::now_utc() - a.submitted_at;
+            *self = Self {
+                n: a.n,
+                anchor: Instant::now(),
+                // A submit recorded "in the future" (another host's clock) is new.
+                age_at_anchor: Duration::try_from(age).unwrap_or(Duration::ZERO),
+                url_refreshes: 0,
+            };
+        }
+    }
+
+    /// How long ago the attempt's submit was recorded.
+    pub(super) fn elapsed(&self) -> Duration {
+        self.age_at_anchor.saturating_add(self.anchor.elapsed())
+    }
+}
+
 impl Lifecycle<'_> {
-    /// Step 3.
-    pub(super) async fn poll_until_ready(&self, task: &mut Task) -> Result<Polled> {
+    /// Step 3. The job deadline ([`PollPolicy::job_timeout`](super::super::PollPolicy)) counts
+    /// from the attempt's recorded submit (`clock`); the job is polled at least once per call,
+    /// so a job that finished while nobody watched is still found.
+    pub(super) async fn poll_until_ready(
+        &self,
+        task: &mut Task,
+        clock: &mut AttemptClock,
+    ) -> Result<Polled> {
+        clock.follow(task);
         let Some(job) = task.current_attempt().and_then(|a| a.job.clone()) else {
             return Err(Error::Config(format!(
                 "task {} has no vendor job to poll",
@@ -32,7 +90,7 @@ impl Lifecycle<'_> {
             return Ok(Polled::Done);
         };
         let policy = &self.inner.config.poll;
-        let started = Instant::now();
+        let mut polled = false;
         let mut interval = policy.initial;
         let mut errors = 0u32;
         let mut delays = self.backoff();
@@ -41,11 +99,11 @@ impl Lifecycle<'_> {
                 self.cancel_job(task, provider.as_ref(), &job).await?;
                 return Ok(Polled::Done);
             }
-            if started.elapsed() > policy.job_timeout {
+            if polled && clock.elapsed() > policy.job_timeout {
                 let error = TaskError::new(
                     ErrorCode::Timeout,
                     format!(
-                        "vendor job {} not finished after {:?}",
+                        "vendor job {} not finished {:?} after its submit (job_timeout)",
                         job.vendor_job_id, policy.job_timeout
                     ),
                 );
@@ -64,6 +122,7 @@ impl Lifecycle<'_> {
                     provider.poll(&job).await
                 } => s,
             };
+            polled = true;
             match &status {
                 Ok(s) => match &s.state {
                     JobState::Failed { error } => {
@@ -165,12 +224,8 @@ impl Lifecycle<'_> {
                     return Ok(Polled::Done);
                 }
             }
-            interval = policy.next_interval(
-                interval,
-                started.elapsed(),
-                &status.state,
-                status.poll_after,
-            );
+            interval =
+                policy.next_interval(interval, clock.elapsed(), &status.state, status.poll_after);
         }
     }
 
