@@ -43,7 +43,7 @@ mod config;
 mod exec;
 mod worker;
 
-pub use config::{OrchestratorConfig, PollPolicy, ReconcilePolicy};
+pub use config::{LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use exec::RunCtx;
 pub use worker::{WorkerHandle, WorkerOptions};
 
@@ -100,6 +100,18 @@ impl OrchestratorBuilder {
                 "max_concurrency, max_attempts, download_tries and event_capacity must be at least 1".into(),
             ));
         }
+        if c.lease.ttl.is_zero() || c.lease.follow_interval.is_zero() {
+            return Err(Error::Config(
+                "lease.ttl and lease.follow_interval must be longer than zero".into(),
+            ));
+        }
+        let owner = match &c.lease.owner {
+            Some(o) if o.trim().is_empty() => {
+                return Err(Error::Config("lease.owner must not be empty".into()));
+            }
+            Some(o) => o.clone(),
+            None => format!("orchestrator-{}", uuid::Uuid::new_v4()),
+        };
         let (events, _) = broadcast::channel(self.config.event_capacity);
         Ok(Orchestrator {
             inner: Arc::new(Inner {
@@ -108,6 +120,7 @@ impl OrchestratorBuilder {
                     .sink
                     .unwrap_or_else(|| Arc::new(LocalDirSink::new("cineflow-output"))),
                 router,
+                owner,
                 global: Arc::new(Semaphore::new(self.config.max_concurrency)),
                 config: self.config,
                 events,
@@ -141,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) sink: Arc<dyn ArtifactSink>,
     pub(crate) router: Router,
     pub(crate) config: OrchestratorConfig,
+    /// The owner written on the leases of the tasks `start`/`resume`/`retry_task` drive.
+    owner: String,
     global: Arc<Semaphore>,
     events: broadcast::Sender<Event>,
     seq: AtomicU64,
@@ -290,6 +305,12 @@ impl Orchestrator {
         Ok(est)
     }
 
+    /// The owner this orchestrator writes on the leases of the tasks it drives
+    /// ([`LeasePolicy::owner`], or a random `orchestrator-<uuid>`).
+    pub fn owner_id(&self) -> &str {
+        &self.inner.owner
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
@@ -341,6 +362,10 @@ impl Orchestrator {
             let full_prompt = seg.full_prompt();
             for v in 1..=spec.gen_count {
                 let id = TaskId::new();
+                // One microsecond apart: stores hand tasks out oldest first, so a run's tasks
+                // are claimed (and submitted) in segment order.
+                let created_at =
+                    now + time::Duration::microseconds(i64::try_from(tasks.len()).unwrap_or(0));
                 tasks.push(Task {
                     id,
                     run_id,
@@ -362,8 +387,8 @@ impl Orchestrator {
                     attempts: Vec::new(),
                     error: None,
                     artifact: None,
-                    created_at: now,
-                    updated_at: now,
+                    created_at,
+                    updated_at: created_at,
                     revision: 0,
                     lease: None,
                 });
@@ -537,6 +562,7 @@ impl Orchestrator {
                 done: c.done.clone(),
                 events,
                 store: Arc::clone(&self.inner.store),
+                follow: self.inner.config.lease.follow_interval,
             };
         }
         let (tx, rx) = watch::channel(DriverState::Running);
@@ -576,6 +602,7 @@ impl Orchestrator {
             done: rx,
             events,
             store: Arc::clone(&self.inner.store),
+            follow: self.inner.config.lease.follow_interval,
         }
     }
 }
@@ -593,55 +620,67 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
     inner.emit(run_id, None, EventKind::RunStarted);
     let per_run = Arc::new(Semaphore::new(run.spec.concurrency));
     let ctx = Arc::new(exec::RunCtx::new(&inner, &run).await?);
+    let ttl = inner.config.lease.ttl;
+    let follow = inner.config.lease.follow_interval;
     let mut set = tokio::task::JoinSet::new();
-    let mut in_flight = std::collections::HashSet::new();
     loop {
-        for task in inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
-            if !in_flight.insert(task.id) {
+        // Claim what this run may still take on: tasks nobody holds a live lease on (pending,
+        // retried, or left behind by a dead owner), oldest (lowest segment) first.
+        let free = run.spec.concurrency.saturating_sub(set.len());
+        if free > 0 {
+            for task in inner
+                .store
+                .claim_tasks(&inner.owner, Some(run_id), free, ttl)
+                .await?
+            {
+                let Some(lease) = task.lease.clone() else {
+                    continue;
+                };
+                let token = control.cancel.child_token();
+                let inner = Arc::clone(&inner);
+                let per_run = Arc::clone(&per_run);
+                let ctx = Arc::clone(&ctx);
+                set.spawn(async move {
+                    let global = Arc::clone(&inner.global);
+                    let permits = [&*per_run, &*global];
+                    // Errors are logged by run_leased; the task's lease lapses and it is
+                    // claimed again from its last persisted step.
+                    let _ =
+                        worker::run_leased(&inner, task, lease, ttl, permits, token, &ctx).await;
+                });
+            }
+        }
+        if set.is_empty() {
+            // Nothing in hand: every task left (if any) is owned by someone else.
+            if inner.store.run_counts(run_id).await?.all_terminal() {
+                // Exit only if nobody asked for more work while we were finishing.
+                let mut drivers = lock(&inner.drivers);
+                if !control.more_work.swap(false, Ordering::SeqCst) {
+                    drivers.remove(&run_id);
+                    break;
+                }
                 continue;
             }
-            let token = control.cancel.child_token();
-            lock(&inner.task_cancels).insert(task.id, token.clone());
-            let inner = Arc::clone(&inner);
-            let per_run = Arc::clone(&per_run);
-            let global = Arc::clone(&inner.global);
-            let ctx = Arc::clone(&ctx);
-            set.spawn(async move {
-                let id = task.id;
-                let result = exec::run_task(&inner, task, &per_run, &global, &token, &ctx).await;
-                lock(&inner.task_cancels).remove(&id);
-                if let Err(e) = result {
-                    tracing::error!(task = %id, error = %e, "task stopped on a store or sink error");
+        }
+        let idle = set.len() < run.spec.concurrency;
+        tokio::select! {
+            Some(joined) = set.join_next() => {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "task future panicked or was aborted");
                 }
-                id
-            });
-        }
-        loop {
-            tokio::select! {
-                joined = set.join_next() => match joined {
-                    Some(Ok(id)) => { in_flight.remove(&id); }
-                    Some(Err(e)) => {
-                        tracing::error!(error = %e, "task future panicked or was aborted");
-                    }
-                    None => break,
-                },
-                () = control.wake.notified() => break,
             }
+            () = control.wake.notified() => {}
+            // Follow tasks owned elsewhere: they end there, or their leases lapse and are
+            // claimed here.
+            () = tokio::time::sleep(follow), if idle => {}
         }
-        // Exit only if nobody asked for more work while we were finishing.
-        if set.is_empty() {
-            let mut drivers = lock(&inner.drivers);
-            if !control.more_work.swap(false, Ordering::SeqCst) {
-                drivers.remove(&run_id);
-                break;
-            }
-        } else {
-            control.more_work.store(false, Ordering::SeqCst);
-        }
+        control.more_work.store(false, Ordering::SeqCst);
     }
     finish_run(&inner, run_id, control.cancel.is_cancelled()).await
 }
 
+/// Gives the run its final status once every task is terminal; a run another owner already
+/// finished with the same counts is left as it is.
 async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()> {
     let counts = inner.store.run_counts(run_id).await?;
     if !counts.all_terminal() {
@@ -653,8 +692,11 @@ async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()>
     } else {
         counts.final_status()
     };
-    inner
+    let run = inner
         .update_run_with(run_id, |run| {
+            if run.status.is_terminal() && run.counts == counts {
+                return Ok(false);
+            }
             if run.status != RunStatus::Running {
                 run.set_status(RunStatus::Running)?;
             }
@@ -663,7 +705,14 @@ async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()>
             Ok(true)
         })
         .await?;
-    inner.emit(run_id, None, EventKind::RunFinished { status, counts });
+    inner.emit(
+        run_id,
+        None,
+        EventKind::RunFinished {
+            status: run.status,
+            counts: run.counts,
+        },
+    );
     Ok(())
 }
 
@@ -674,6 +723,7 @@ pub struct RunHandle {
     done: watch::Receiver<DriverState>,
     events: broadcast::Receiver<Event>,
     store: Arc<dyn Store>,
+    follow: std::time::Duration,
 }
 
 impl fmt::Debug for RunHandle {
@@ -717,7 +767,18 @@ impl RunHandle {
         })
     }
 
-    /// Waits until every task of the run is terminal and returns the final run.
+    /// Waits until every task of the run is terminal and the run has its final status, and
+    /// returns the run as stored.
+    ///
+    /// Tasks owned by another process sharing the store (or by a worker) are followed through
+    /// the store ([`LeasePolicy::follow_interval`]): `wait` returns when their owner has
+    /// finished them, or after this orchestrator has taken over and finished the tasks whose
+    /// owner died (their leases lapsed). It never returns `Ok` with a run that is not terminal;
+    /// if the run is driven again meanwhile (a [`retry_task`](Orchestrator::retry_task)), it
+    /// waits for that too.
+    ///
+    /// # Errors
+    /// A store error of this orchestrator's driver (e.g. the database is unreachable).
     pub async fn wait(mut self) -> Result<Run> {
         let state = self
             .done
@@ -730,7 +791,13 @@ impl RunHandle {
                 message,
                 source: None,
             }),
-            _ => self.store.get_run(self.run_id).await,
+            _ => loop {
+                let run = self.store.get_run(self.run_id).await?;
+                if run.status.is_terminal() {
+                    return Ok(run);
+                }
+                tokio::time::sleep(self.follow).await;
+            },
         }
     }
 }
