@@ -350,3 +350,48 @@ async fn a_started_runs_tasks_carry_this_orchestrators_lease_while_they_run() {
     let run = handle.wait().await.unwrap();
     assert_eq!(run.status, RunStatus::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_through_another_orchestrator_stops_where_its_tasks_are_owned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    // Jobs that never finish.
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_timeline(vec![Step::Queued, Step::Running(10)]);
+    let a = on_memory(&store, dir.path(), &mock);
+    let b = on_memory(&store, dir.path(), &mock);
+    let sb = Storyboard::from_json(
+        r#"{"segments":[{"segment_index":1,"prompt_text":"One."},{"segment_index":2,"prompt_text":"Two."},{"segment_index":3,"prompt_text":"Three."},{"segment_index":4,"prompt_text":"Four."}]}"#,
+    )
+    .unwrap();
+    a.add_storyboard(&sb).await.unwrap();
+    let run_id = a
+        .create_run(RunSpec::new(sb.id, model()).concurrency(2))
+        .await
+        .unwrap()
+        .id;
+    let handle = a.start(run_id).await.unwrap();
+    while mock.polls() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // b drives nothing of this run: it cancels the two tasks nobody owns, and a stops its own.
+    b.cancel_run(run_id).await.unwrap();
+    let run = handle.wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(run.counts.cancelled, 4);
+    assert_eq!(
+        mock.submits(),
+        2,
+        "only the two tasks in hand were submitted"
+    );
+    assert_eq!(
+        mock.cancels(),
+        2,
+        "their vendor jobs are cancelled by their owner"
+    );
+    for t in tasks(&store, run_id).await {
+        assert_eq!(t.status, TaskStatus::Cancelled);
+        assert!(t.lease.is_none());
+    }
+}

@@ -421,6 +421,15 @@ impl Orchestrator {
     /// Starts (or resumes) a run: every non-terminal task is worked on. If the run is already
     /// being driven, the handle attaches to it.
     ///
+    /// Each task is claimed with a lease in the store before it is worked on (owner
+    /// [`owner_id`](Self::owner_id), see [`LeasePolicy`]), at most the run's concurrency at a
+    /// time in segment order; the lease is renewed while the task runs, released when it ends,
+    /// and every write of the task is fenced by it. Tasks another process (or a worker) holds are
+    /// not driven here: the run is followed through the store until they end there, or their
+    /// leases lapse (their owner died) and they are claimed here. So several processes may call
+    /// `start`/`resume` on one database: each task has one owner, and each vendor job is
+    /// followed and downloaded by one process.
+    ///
     /// Tasks found in `submitting` without a vendor job (a crash during submit) are
     /// reconciled: the provider's job list is searched for the job the lost submit created
     /// ([`VideoProvider::find_jobs`](crate::VideoProvider::find_jobs), see
@@ -438,7 +447,9 @@ impl Orchestrator {
         Ok(self.ensure_driver(run_id))
     }
 
-    /// Resumes every run that was running (or pending) when the process stopped.
+    /// Resumes every run that was running (or pending) when the process stopped, claiming its
+    /// tasks as [`start`](Self::start) does. The tasks a killed process held are taken over once
+    /// their leases lapse ([`LeasePolicy::ttl`] after its last renewal).
     pub async fn resume(&self) -> Result<Vec<RunHandle>> {
         let mut handles = Vec::new();
         for status in [RunStatus::Running, RunStatus::Pending] {
@@ -465,10 +476,12 @@ impl Orchestrator {
 
     /// Retries a task that ended without a video (`failed`, `download_failed`, `cancelled`,
     /// `interrupted`). A `download_failed` task whose vendor asset is known downloads again with
-    /// no new submit; the others get a new attempt.
+    /// no new submit; the others get a new attempt. The task is then claimed with a lease by
+    /// the run's driver, as in [`start`](Self::start).
     ///
     /// # Errors
-    /// [`Error::IllegalTransition`] for a task that is not in a terminal non-success state.
+    /// [`Error::IllegalTransition`] for a task that is not in a terminal non-success state;
+    /// [`Error::LeaseLost`] if another owner still holds a live lease on it.
     pub async fn retry_task(&self, task_id: TaskId) -> Result<RunHandle> {
         let mut task = self.inner.store.get_task(task_id).await?;
         let before = task.status;
@@ -507,6 +520,10 @@ impl Orchestrator {
 
     /// Cancels one task: polling stops, the vendor job is cancelled where the vendor supports
     /// it, and the task becomes `cancelled`.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] for a task another process (or a worker of another orchestrator)
+    /// owns: cancel it there, or cancel its run.
     pub async fn cancel_task(&self, task_id: TaskId) -> Result<()> {
         let token = lock(&self.inner.task_cancels).get(&task_id).cloned();
         if let Some(token) = token {
@@ -522,7 +539,8 @@ impl Orchestrator {
     }
 
     /// Cancels a run: every task stops and becomes `cancelled`; [`resume`](Self::resume) never
-    /// revives it.
+    /// revives it. Tasks another orchestrator sharing the store drives are stopped by it within
+    /// its [`LeasePolicy::follow_interval`] (it sees the run `cancelled` in the store).
     pub async fn cancel_run(&self, run_id: RunId) -> Result<()> {
         let control = lock(&self.inner.drivers).get(&run_id).cloned();
         match control {
@@ -531,9 +549,34 @@ impl Orchestrator {
                 Ok(())
             }
             None => {
-                for mut task in self.inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
-                    let before = task.status;
-                    exec::mark_cancelled(&self.inner, &mut task, before).await?;
+                // Tasks a worker of this orchestrator holds stop through their tokens.
+                for task in self.inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
+                    if let Some(token) = lock(&self.inner.task_cancels).get(&task.id) {
+                        token.cancel();
+                    }
+                }
+                // Tasks nobody owns are claimed, so the write is fenced, and cancelled. Tasks
+                // another process owns are cancelled by that process's driver, which sees the
+                // run `cancelled` in the store.
+                let ttl = self.inner.config.lease.ttl;
+                let max = PageRequest::MAX_PAGE_SIZE as usize;
+                loop {
+                    let claimed = self
+                        .inner
+                        .store
+                        .claim_tasks(&self.inner.owner, Some(run_id), max, ttl)
+                        .await?;
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    for mut task in claimed {
+                        let lease = task.lease.clone();
+                        let before = task.status;
+                        exec::mark_cancelled(&self.inner, &mut task, before).await?;
+                        if let Some(lease) = lease {
+                            self.inner.store.release(task.id, &lease).await?;
+                        }
+                    }
                 }
                 let counts = self.inner.store.run_counts(run_id).await?;
                 self.inner
@@ -623,7 +666,15 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
     let ttl = inner.config.lease.ttl;
     let follow = inner.config.lease.follow_interval;
     let mut set = tokio::task::JoinSet::new();
+    let mut checked = tokio::time::Instant::now();
     loop {
+        // A run cancelled through another orchestrator sharing the store stops here too.
+        if !control.cancel.is_cancelled() && checked.elapsed() >= follow {
+            checked = tokio::time::Instant::now();
+            if inner.store.get_run(run_id).await?.status == RunStatus::Cancelled {
+                control.cancel.cancel();
+            }
+        }
         // Claim what this run may still take on: tasks nobody holds a live lease on (pending,
         // retried, or left behind by a dead owner), oldest (lowest segment) first.
         let free = run.spec.concurrency.saturating_sub(set.len());
@@ -662,7 +713,6 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
                 continue;
             }
         }
-        let idle = set.len() < run.spec.concurrency;
         tokio::select! {
             Some(joined) = set.join_next() => {
                 if let Err(e) = joined {
@@ -672,7 +722,7 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
             () = control.wake.notified() => {}
             // Follow tasks owned elsewhere: they end there, or their leases lapse and are
             // claimed here.
-            () = tokio::time::sleep(follow), if idle => {}
+            () = tokio::time::sleep(follow) => {}
         }
         control.more_work.store(false, Ordering::SeqCst);
     }
