@@ -17,6 +17,12 @@
 //! lost, or the process died between steps 2 and the job write) is never repeated: the
 //! provider's own job list is searched for the job ([`ReconcilePolicy`]); exactly one match is
 //! adopted and continues at step 3, anything else leaves the task `interrupted` with the reason.
+//!
+//! Every task has one owner at a time: the run driver behind [`Orchestrator::start`],
+//! [`Orchestrator::resume`] and [`Orchestrator::retry_task`] claims tasks with leases in the
+//! store, like a [worker](Orchestrator::worker), renews them while it works and fences every
+//! write with the lease token ([`LeasePolicy`]). Several processes may drive runs of one
+//! database; a task whose owner died is taken over once its lease lapses.
 
 use std::collections::HashMap;
 use std::fmt;
