@@ -43,7 +43,8 @@ const DEADLINE: Duration = Duration::from_secs(120);
 fn crash_resume_child() {
     let cfg = support::child_config(
         "a_run_sigkilled_at_random_moments_pays_once_per_task_and_stores_exactly_what_was_served \
-         or a_crash_between_submit_and_job_write_is_reconciled_on_resume",
+         or a_crash_between_submit_and_job_write_is_reconciled_on_resume \
+         or two_processes_resuming_one_database_each_wait_for_the_end_and_download_every_job_once",
     );
     support::runtime().block_on(child_main(cfg));
 }
@@ -427,4 +428,73 @@ async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
     assert_eq!(ledger.total.submits, 2, "no submit after the restart");
     support::check_paid_once_and_stored_as_served(&tasks, &ledger, &out);
     assert_eq!(run.status, RunStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_resuming_one_database_each_wait_for_the_end_and_download_every_job_once() {
+    const TASKS: u32 = 24;
+    let seed = support::seed(
+        "two_processes_resuming_one_database_each_wait_for_the_end_and_download_every_job_once",
+    );
+    // 256 KiB videos at 2 MiB/s: downloads last ~125 ms, so both processes are busy at once.
+    let fake = support::fake_vendor(VendorSetup {
+        seed,
+        video_bytes: 256 * 1024,
+        download_bytes_per_sec: 2 * 1024 * 1024,
+        faults: Faults::none(),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = child_cfg(&fake, dir.path(), TASKS, "shared", 4);
+    // The run exists (left pending), so both children resume it.
+    let store = open(&cfg).await;
+    let orch = support::orchestrator(&cfg, Arc::clone(&store));
+    let sb = Storyboard::from_json(&support::storyboard_json(TASKS, "shared")).unwrap();
+    orch.add_storyboard(&sb).await.unwrap();
+    let run = orch
+        .create_run(RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap()).concurrency(4))
+        .await
+        .unwrap();
+
+    let mut children: Vec<ChildProc> = ["a", "b"]
+        .into_iter()
+        .map(|name| ChildProc::spawn(CHILD, name, &cfg, dir.path().join(format!("{name}.log"))))
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    for child in &mut children {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(status) = child.wait_for(left).await else {
+            panic!(
+                "seed {seed}: a child did not finish within {DEADLINE:?} ({})\n{}",
+                progress(&cfg).await,
+                child.log_tail(6000)
+            );
+        };
+        assert!(status.success(), "{status}\n{}", child.log_tail(6000));
+        let log = child.log_tail(100_000);
+        assert!(
+            log.contains(&format!("run {} ended completed", run.id)),
+            "seed {seed}: each process's wait returns the finished run:\n{}",
+            child.log_tail(6000)
+        );
+    }
+    let tasks = support::tasks_of(&*store, run.id).await;
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    let ledger = fake.ledger();
+    support::check_paid_once_and_stored_as_served(&tasks, &ledger, &out);
+    assert_eq!(
+        ledger.total.submits,
+        u64::from(TASKS),
+        "one paid job per task"
+    );
+    assert_eq!(
+        ledger.total.downloads,
+        u64::from(TASKS),
+        "seed {seed}: each job is downloaded by one process, once"
+    );
+    assert_eq!(
+        store.get_run(run.id).await.unwrap().status,
+        RunStatus::Completed
+    );
 }

@@ -165,6 +165,8 @@ pub(crate) fn orchestrator_config() -> OrchestratorConfig {
         "retry_min_delay": 0.05,
         "retry_max_delay": 0.5,
         "reconcile": { "wait": 3.0, "interval": 0.2, "clock_skew": 5.0 },
+        // A killed process's tasks are taken over 2 s after its last lease renewal.
+        "lease": { "ttl": 2.0, "follow_interval": 0.2 },
     }))
     .expect("the orchestrator settings parse")
 }

@@ -125,6 +125,43 @@ pub struct OrchestratorConfig {
     pub event_capacity: usize,
     /// Looking up the vendor job of an ambiguous submit.
     pub reconcile: ReconcilePolicy,
+    /// How runs started here own their tasks (leases shared with other processes).
+    pub lease: LeasePolicy,
+}
+
+/// How [`start`](super::Orchestrator::start), [`resume`](super::Orchestrator::resume) and
+/// [`retry_task`](super::Orchestrator::retry_task) own the tasks they drive.
+///
+/// Every task driven by an orchestrator is claimed with a lease in the store (the same leases a
+/// [worker](super::Orchestrator::worker) takes), renewed every third of `ttl` while the task
+/// runs, released when it ends, and every write of the task is fenced by the lease token. A task
+/// whose lease another owner holds (another process on the same database, or a worker) is not
+/// driven here: the run is followed through the store, every `follow_interval`, until the owner
+/// finishes the task or its lease lapses (the owner died) and the task is claimed here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeasePolicy {
+    /// The owner written on this orchestrator's leases; must be unique among the processes
+    /// sharing a store. Default: none, a random `orchestrator-<uuid>` per orchestrator.
+    pub owner: Option<String>,
+    /// Lease length; renewed every third of it. A dead process's tasks are taken over this long
+    /// after its last renewal. Default 30 s.
+    #[serde(with = "secs")]
+    pub ttl: Duration,
+    /// How often a run with tasks owned elsewhere is re-read from the store (to take over lapsed
+    /// leases and to notice the run's end). Default 1 s.
+    #[serde(with = "secs")]
+    pub follow_interval: Duration,
+}
+
+impl Default for LeasePolicy {
+    fn default() -> Self {
+        Self {
+            owner: None,
+            ttl: Duration::from_secs(30),
+            follow_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// How the orchestrator looks for the vendor job an ambiguous submit may have created
@@ -173,6 +210,7 @@ impl Default for OrchestratorConfig {
             max_video_bytes: 4 << 30,
             event_capacity: 4096,
             reconcile: ReconcilePolicy::default(),
+            lease: LeasePolicy::default(),
         }
     }
 }
@@ -210,6 +248,18 @@ mod tests {
             jitter: 0.0,
             ..PollPolicy::default()
         }
+    }
+
+    #[test]
+    fn a_config_without_lease_settings_loads_with_the_defaults() {
+        let c: OrchestratorConfig = serde_json::from_str(r#"{"max_concurrency": 8}"#).unwrap();
+        assert_eq!(c.max_concurrency, 8);
+        assert_eq!(c.lease, LeasePolicy::default());
+        let c: OrchestratorConfig =
+            serde_json::from_str(r#"{"lease": {"owner": "host-1", "ttl": 9}}"#).unwrap();
+        assert_eq!(c.lease.owner.as_deref(), Some("host-1"));
+        assert_eq!(c.lease.ttl, Duration::from_secs(9));
+        assert_eq!(c.lease.follow_interval, Duration::from_secs(1));
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //! lost, or the process died between steps 2 and the job write) is never repeated: the
 //! provider's own job list is searched for the job ([`ReconcilePolicy`]); exactly one match is
 //! adopted and continues at step 3, anything else leaves the task `interrupted` with the reason.
+//!
+//! Every task has one owner at a time: the run driver behind [`Orchestrator::start`],
+//! [`Orchestrator::resume`] and [`Orchestrator::retry_task`] claims tasks with leases in the
+//! store, like a [worker](Orchestrator::worker), renews them while it works and fences every
+//! write with the lease token ([`LeasePolicy`]). Several processes may drive runs of one
+//! database; a task whose owner died is taken over once its lease lapses.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,7 +49,7 @@ mod config;
 mod exec;
 mod worker;
 
-pub use config::{OrchestratorConfig, PollPolicy, ReconcilePolicy};
+pub use config::{LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use exec::RunCtx;
 pub use worker::{WorkerHandle, WorkerOptions};
 
@@ -100,6 +106,18 @@ impl OrchestratorBuilder {
                 "max_concurrency, max_attempts, download_tries and event_capacity must be at least 1".into(),
             ));
         }
+        if c.lease.ttl.is_zero() || c.lease.follow_interval.is_zero() {
+            return Err(Error::Config(
+                "lease.ttl and lease.follow_interval must be longer than zero".into(),
+            ));
+        }
+        let owner = match &c.lease.owner {
+            Some(o) if o.trim().is_empty() => {
+                return Err(Error::Config("lease.owner must not be empty".into()));
+            }
+            Some(o) => o.clone(),
+            None => format!("orchestrator-{}", uuid::Uuid::new_v4()),
+        };
         let (events, _) = broadcast::channel(self.config.event_capacity);
         Ok(Orchestrator {
             inner: Arc::new(Inner {
@@ -108,6 +126,7 @@ impl OrchestratorBuilder {
                     .sink
                     .unwrap_or_else(|| Arc::new(LocalDirSink::new("cineflow-output"))),
                 router,
+                owner,
                 global: Arc::new(Semaphore::new(self.config.max_concurrency)),
                 config: self.config,
                 events,
@@ -141,6 +160,8 @@ pub(crate) struct Inner {
     pub(crate) sink: Arc<dyn ArtifactSink>,
     pub(crate) router: Router,
     pub(crate) config: OrchestratorConfig,
+    /// The owner written on the leases of the tasks `start`/`resume`/`retry_task` drive.
+    owner: String,
     global: Arc<Semaphore>,
     events: broadcast::Sender<Event>,
     seq: AtomicU64,
@@ -290,6 +311,12 @@ impl Orchestrator {
         Ok(est)
     }
 
+    /// The owner this orchestrator writes on the leases of the tasks it drives
+    /// ([`LeasePolicy::owner`], or a random `orchestrator-<uuid>`).
+    pub fn owner_id(&self) -> &str {
+        &self.inner.owner
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
@@ -341,6 +368,10 @@ impl Orchestrator {
             let full_prompt = seg.full_prompt();
             for v in 1..=spec.gen_count {
                 let id = TaskId::new();
+                // One microsecond apart: stores hand tasks out oldest first, so a run's tasks
+                // are claimed (and submitted) in segment order.
+                let created_at =
+                    now + time::Duration::microseconds(i64::try_from(tasks.len()).unwrap_or(0));
                 tasks.push(Task {
                     id,
                     run_id,
@@ -362,8 +393,8 @@ impl Orchestrator {
                     attempts: Vec::new(),
                     error: None,
                     artifact: None,
-                    created_at: now,
-                    updated_at: now,
+                    created_at,
+                    updated_at: created_at,
                     revision: 0,
                     lease: None,
                 });
@@ -396,6 +427,15 @@ impl Orchestrator {
     /// Starts (or resumes) a run: every non-terminal task is worked on. If the run is already
     /// being driven, the handle attaches to it.
     ///
+    /// Each task is claimed with a lease in the store before it is worked on (owner
+    /// [`owner_id`](Self::owner_id), see [`LeasePolicy`]), at most the run's concurrency at a
+    /// time in segment order; the lease is renewed while the task runs, released when it ends,
+    /// and every write of the task is fenced by it. Tasks another process (or a worker) holds are
+    /// not driven here: the run is followed through the store until they end there, or their
+    /// leases lapse (their owner died) and they are claimed here. So several processes may call
+    /// `start`/`resume` on one database: each task has one owner, and each vendor job is
+    /// followed and downloaded by one process.
+    ///
     /// Tasks found in `submitting` without a vendor job (a crash during submit) are
     /// reconciled: the provider's job list is searched for the job the lost submit created
     /// ([`VideoProvider::find_jobs`](crate::VideoProvider::find_jobs), see
@@ -413,7 +453,9 @@ impl Orchestrator {
         Ok(self.ensure_driver(run_id))
     }
 
-    /// Resumes every run that was running (or pending) when the process stopped.
+    /// Resumes every run that was running (or pending) when the process stopped, claiming its
+    /// tasks as [`start`](Self::start) does. The tasks a killed process held are taken over once
+    /// their leases lapse ([`LeasePolicy::ttl`] after its last renewal).
     pub async fn resume(&self) -> Result<Vec<RunHandle>> {
         let mut handles = Vec::new();
         for status in [RunStatus::Running, RunStatus::Pending] {
@@ -440,10 +482,12 @@ impl Orchestrator {
 
     /// Retries a task that ended without a video (`failed`, `download_failed`, `cancelled`,
     /// `interrupted`). A `download_failed` task whose vendor asset is known downloads again with
-    /// no new submit; the others get a new attempt.
+    /// no new submit; the others get a new attempt. The task is then claimed with a lease by
+    /// the run's driver, as in [`start`](Self::start).
     ///
     /// # Errors
-    /// [`Error::IllegalTransition`] for a task that is not in a terminal non-success state.
+    /// [`Error::IllegalTransition`] for a task that is not in a terminal non-success state;
+    /// [`Error::LeaseLost`] if another owner still holds a live lease on it.
     pub async fn retry_task(&self, task_id: TaskId) -> Result<RunHandle> {
         let mut task = self.inner.store.get_task(task_id).await?;
         let before = task.status;
@@ -482,6 +526,10 @@ impl Orchestrator {
 
     /// Cancels one task: polling stops, the vendor job is cancelled where the vendor supports
     /// it, and the task becomes `cancelled`.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`] for a task another process (or a worker of another orchestrator)
+    /// owns: cancel it there, or cancel its run.
     pub async fn cancel_task(&self, task_id: TaskId) -> Result<()> {
         let token = lock(&self.inner.task_cancels).get(&task_id).cloned();
         if let Some(token) = token {
@@ -497,7 +545,8 @@ impl Orchestrator {
     }
 
     /// Cancels a run: every task stops and becomes `cancelled`; [`resume`](Self::resume) never
-    /// revives it.
+    /// revives it. Tasks another orchestrator sharing the store drives are stopped by it within
+    /// its [`LeasePolicy::follow_interval`] (it sees the run `cancelled` in the store).
     pub async fn cancel_run(&self, run_id: RunId) -> Result<()> {
         let control = lock(&self.inner.drivers).get(&run_id).cloned();
         match control {
@@ -506,9 +555,34 @@ impl Orchestrator {
                 Ok(())
             }
             None => {
-                for mut task in self.inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
-                    let before = task.status;
-                    exec::mark_cancelled(&self.inner, &mut task, before).await?;
+                // Tasks a worker of this orchestrator holds stop through their tokens.
+                for task in self.inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
+                    if let Some(token) = lock(&self.inner.task_cancels).get(&task.id) {
+                        token.cancel();
+                    }
+                }
+                // Tasks nobody owns are claimed, so the write is fenced, and cancelled. Tasks
+                // another process owns are cancelled by that process's driver, which sees the
+                // run `cancelled` in the store.
+                let ttl = self.inner.config.lease.ttl;
+                let max = PageRequest::MAX_PAGE_SIZE as usize;
+                loop {
+                    let claimed = self
+                        .inner
+                        .store
+                        .claim_tasks(&self.inner.owner, Some(run_id), max, ttl)
+                        .await?;
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    for mut task in claimed {
+                        let lease = task.lease.clone();
+                        let before = task.status;
+                        exec::mark_cancelled(&self.inner, &mut task, before).await?;
+                        if let Some(lease) = lease {
+                            self.inner.store.release(task.id, &lease).await?;
+                        }
+                    }
                 }
                 let counts = self.inner.store.run_counts(run_id).await?;
                 self.inner
@@ -537,6 +611,7 @@ impl Orchestrator {
                 done: c.done.clone(),
                 events,
                 store: Arc::clone(&self.inner.store),
+                follow: self.inner.config.lease.follow_interval,
             };
         }
         let (tx, rx) = watch::channel(DriverState::Running);
@@ -576,6 +651,7 @@ impl Orchestrator {
             done: rx,
             events,
             store: Arc::clone(&self.inner.store),
+            follow: self.inner.config.lease.follow_interval,
         }
     }
 }
@@ -593,55 +669,74 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
     inner.emit(run_id, None, EventKind::RunStarted);
     let per_run = Arc::new(Semaphore::new(run.spec.concurrency));
     let ctx = Arc::new(exec::RunCtx::new(&inner, &run).await?);
+    let ttl = inner.config.lease.ttl;
+    let follow = inner.config.lease.follow_interval;
     let mut set = tokio::task::JoinSet::new();
-    let mut in_flight = std::collections::HashSet::new();
+    let mut checked = tokio::time::Instant::now();
     loop {
-        for task in inner.all_tasks(run_id, ACTIVE.to_vec()).await? {
-            if !in_flight.insert(task.id) {
+        // A run cancelled through another orchestrator sharing the store stops here too.
+        if !control.cancel.is_cancelled() && checked.elapsed() >= follow {
+            checked = tokio::time::Instant::now();
+            if inner.store.get_run(run_id).await?.status == RunStatus::Cancelled {
+                control.cancel.cancel();
+            }
+        }
+        // Claim what this run may still take on: tasks nobody holds a live lease on (pending,
+        // retried, or left behind by a dead owner), oldest (lowest segment) first.
+        let free = run.spec.concurrency.saturating_sub(set.len());
+        if free > 0 {
+            for task in inner
+                .store
+                .claim_tasks(&inner.owner, Some(run_id), free, ttl)
+                .await?
+            {
+                let Some(lease) = task.lease.clone() else {
+                    continue;
+                };
+                let token = control.cancel.child_token();
+                let inner = Arc::clone(&inner);
+                let per_run = Arc::clone(&per_run);
+                let ctx = Arc::clone(&ctx);
+                set.spawn(async move {
+                    let global = Arc::clone(&inner.global);
+                    let permits = [&*per_run, &*global];
+                    // Errors are logged by run_leased; the task's lease lapses and it is
+                    // claimed again from its last persisted step.
+                    let _ =
+                        worker::run_leased(&inner, task, lease, ttl, permits, token, &ctx).await;
+                });
+            }
+        }
+        if set.is_empty() {
+            // Nothing in hand: every task left (if any) is owned by someone else.
+            if inner.store.run_counts(run_id).await?.all_terminal() {
+                // Exit only if nobody asked for more work while we were finishing.
+                let mut drivers = lock(&inner.drivers);
+                if !control.more_work.swap(false, Ordering::SeqCst) {
+                    drivers.remove(&run_id);
+                    break;
+                }
                 continue;
             }
-            let token = control.cancel.child_token();
-            lock(&inner.task_cancels).insert(task.id, token.clone());
-            let inner = Arc::clone(&inner);
-            let per_run = Arc::clone(&per_run);
-            let global = Arc::clone(&inner.global);
-            let ctx = Arc::clone(&ctx);
-            set.spawn(async move {
-                let id = task.id;
-                let result = exec::run_task(&inner, task, &per_run, &global, &token, &ctx).await;
-                lock(&inner.task_cancels).remove(&id);
-                if let Err(e) = result {
-                    tracing::error!(task = %id, error = %e, "task stopped on a store or sink error");
+        }
+        tokio::select! {
+            Some(joined) = set.join_next() => {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "task future panicked or was aborted");
                 }
-                id
-            });
-        }
-        loop {
-            tokio::select! {
-                joined = set.join_next() => match joined {
-                    Some(Ok(id)) => { in_flight.remove(&id); }
-                    Some(Err(e)) => {
-                        tracing::error!(error = %e, "task future panicked or was aborted");
-                    }
-                    None => break,
-                },
-                () = control.wake.notified() => break,
             }
+            () = control.wake.notified() => {}
+            // Follow tasks owned elsewhere: they end there, or their leases lapse and are
+            // claimed here.
+            () = tokio::time::sleep(follow) => {}
         }
-        // Exit only if nobody asked for more work while we were finishing.
-        if set.is_empty() {
-            let mut drivers = lock(&inner.drivers);
-            if !control.more_work.swap(false, Ordering::SeqCst) {
-                drivers.remove(&run_id);
-                break;
-            }
-        } else {
-            control.more_work.store(false, Ordering::SeqCst);
-        }
+        control.more_work.store(false, Ordering::SeqCst);
     }
     finish_run(&inner, run_id, control.cancel.is_cancelled()).await
 }
 
+/// Gives the run its final status once every task is terminal; a run another owner already
+/// finished with the same counts is left as it is.
 async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()> {
     let counts = inner.store.run_counts(run_id).await?;
     if !counts.all_terminal() {
@@ -653,8 +748,11 @@ async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()>
     } else {
         counts.final_status()
     };
-    inner
+    let run = inner
         .update_run_with(run_id, |run| {
+            if run.status.is_terminal() && run.counts == counts {
+                return Ok(false);
+            }
             if run.status != RunStatus::Running {
                 run.set_status(RunStatus::Running)?;
             }
@@ -663,7 +761,14 @@ async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()>
             Ok(true)
         })
         .await?;
-    inner.emit(run_id, None, EventKind::RunFinished { status, counts });
+    inner.emit(
+        run_id,
+        None,
+        EventKind::RunFinished {
+            status: run.status,
+            counts: run.counts,
+        },
+    );
     Ok(())
 }
 
@@ -674,6 +779,7 @@ pub struct RunHandle {
     done: watch::Receiver<DriverState>,
     events: broadcast::Receiver<Event>,
     store: Arc<dyn Store>,
+    follow: std::time::Duration,
 }
 
 impl fmt::Debug for RunHandle {
@@ -717,7 +823,18 @@ impl RunHandle {
         })
     }
 
-    /// Waits until every task of the run is terminal and returns the final run.
+    /// Waits until every task of the run is terminal and the run has its final status, and
+    /// returns the run as stored.
+    ///
+    /// Tasks owned by another process sharing the store (or by a worker) are followed through
+    /// the store ([`LeasePolicy::follow_interval`]): `wait` returns when their owner has
+    /// finished them, or after this orchestrator has taken over and finished the tasks whose
+    /// owner died (their leases lapsed). It never returns `Ok` with a run that is not terminal;
+    /// if the run is driven again meanwhile (a [`retry_task`](Orchestrator::retry_task)), it
+    /// waits for that too.
+    ///
+    /// # Errors
+    /// A store error of this orchestrator's driver (e.g. the database is unreachable).
     pub async fn wait(mut self) -> Result<Run> {
         let state = self
             .done
@@ -730,7 +847,13 @@ impl RunHandle {
                 message,
                 source: None,
             }),
-            _ => self.store.get_run(self.run_id).await,
+            _ => loop {
+                let run = self.store.get_run(self.run_id).await?;
+                if run.status.is_terminal() {
+                    return Ok(run);
+                }
+                tokio::time::sleep(self.follow).await;
+            },
         }
     }
 }

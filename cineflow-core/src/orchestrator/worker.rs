@@ -13,7 +13,7 @@ use super::{Inner, exec, finish_run};
 use crate::error::{Error, Result};
 use crate::ids::{RunId, TaskId};
 use crate::run::RunStatus;
-use crate::task::Lease;
+use crate::task::{Lease, Task};
 
 /// How a worker claims and keeps tasks.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,25 +138,19 @@ async fn run(
             let per_task = Arc::clone(&per_task);
             let ttl = options.lease_ttl;
             let run_id = task.run_id;
-            let task_id = task.id;
             set.spawn(async move {
                 let _permit = permit;
                 let token = CancellationToken::new();
-                super::lock(&inner.task_cancels).insert(task_id, token.clone());
-                let work = exec::run_task(&inner, task, &per_task, &per_task, &token, &ctx);
-                let result = tokio::select! {
-                    r = work => r,
-                    lost = keep_alive(&inner, task_id, lease.clone(), ttl) => Err(lost),
-                };
-                if result.is_ok()
-                    && let Err(e) = inner.store.release(task_id, &lease).await
-                {
-                    tracing::warn!(task = %task_id, error = %e, "could not release the lease");
-                }
-                super::lock(&inner.task_cancels).remove(&task_id);
-                if let Err(e) = result {
-                    tracing::warn!(task = %task_id, error = %e, "task dropped by this worker");
-                }
+                let _ = run_leased(
+                    &inner,
+                    task,
+                    lease,
+                    ttl,
+                    [&per_task, &per_task],
+                    token,
+                    &ctx,
+                )
+                .await;
                 run_id
             });
         }
@@ -165,6 +159,39 @@ async fn run(
     set.abort_all();
     while set.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Drives one claimed task under its `lease`: renews the lease every third of `ttl` while the
+/// task runs and releases it once the task has ended. A task stopped by an error keeps its lease
+/// until it lapses (its state is then resumed from the store, by this process or another); a
+/// lost lease drops the task at once (its new owner goes on from the last persisted step).
+/// `permits` are the per-run and global semaphores the task takes a slot of.
+pub(super) async fn run_leased(
+    inner: &Arc<Inner>,
+    task: Task,
+    lease: Lease,
+    ttl: Duration,
+    permits: [&Semaphore; 2],
+    cancel: CancellationToken,
+    ctx: &exec::RunCtx,
+) -> Result<()> {
+    let task_id = task.id;
+    super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
+    let work = exec::run_task(inner, task, permits[0], permits[1], &cancel, ctx);
+    let result = tokio::select! {
+        r = work => r,
+        lost = keep_alive(inner, task_id, lease.clone(), ttl) => Err(lost),
+    };
+    if result.is_ok()
+        && let Err(e) = inner.store.release(task_id, &lease).await
+    {
+        tracing::warn!(task = %task_id, error = %e, "could not release the lease");
+    }
+    super::lock(&inner.task_cancels).remove(&task_id);
+    if let Err(e) = &result {
+        tracing::warn!(task = %task_id, owner = %lease.owner, error = %e, "task dropped by this owner");
+    }
+    result
 }
 
 /// Renews the lease every third of its length; returns only when it is lost.
