@@ -15,8 +15,10 @@
 //! checked before the request, and the final URL after redirects is checked again before its
 //! body is used. That leaves a DNS-rebinding window (the name may resolve elsewhere at connect
 //! time) and lets the client's own redirect policy send requests that are refused only
-//! afterwards. Environment proxies (`HTTP_PROXY`…) resolve names themselves: through a proxy
-//! only IP-literal hosts are checked, and the proxy's own egress policy applies.
+//! afterwards. Environment proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) resolve names
+//! themselves: when one is set, names are likewise resolved and checked here before the request
+//! and on the final URL (IP literals are still checked on every hop), and the proxy's own egress
+//! policy should do the rest.
 
 use std::fmt;
 use std::future::Future;
@@ -372,7 +374,7 @@ pub(crate) struct AddressRefused {
 impl AddressRefused {
     fn address(host: &str, ip: IpAddr, kind: Restricted) -> Self {
         let why = if host.trim_start_matches('[').trim_end_matches(']') == ip.to_string() {
-            format!("{kind}")
+            format!("is {kind}")
         } else {
             format!("resolves to {ip}, {kind}")
         };
@@ -460,14 +462,14 @@ pub(crate) struct GuardedResolver {
 }
 
 impl GuardedResolver {
-    async fn resolve_name(&self, name: String) -> Result<Vec<IpAddr>, AddressRefused> {
+    /// The addresses of `name` the policy allows: a failed look-up is passed on as it is, and a
+    /// name whose every address is refused is an [`AddressRefused`].
+    async fn resolve_name(
+        &self,
+        name: String,
+    ) -> Result<Vec<IpAddr>, Box<dyn std::error::Error + Send + Sync>> {
         let host = normalize_host(&name);
-        let found = (self.lookup)(name.clone()).await;
-        let found = match found {
-            Ok(found) => found,
-            // Not a refusal: the connection fails as it would have.
-            Err(_) => return Ok(Vec::new()),
-        };
+        let found = (self.lookup)(name.clone()).await?;
         if self.exempt.as_deref() == Some(host.as_str()) || self.policy.allows_host(&host) {
             return Ok(found);
         }
@@ -479,7 +481,9 @@ impl GuardedResolver {
             .filter(|ip| self.policy.allows_ip(*ip))
             .collect();
         match first_refused {
-            Some((ip, kind)) if kept.is_empty() => Err(AddressRefused::address(&name, ip, kind)),
+            Some((ip, kind)) if kept.is_empty() => {
+                Err(AddressRefused::address(&name, ip, kind).into())
+            }
             Some((ip, kind)) => {
                 tracing::debug!(host = %name, %ip, %kind, "dropped a refused address");
                 Ok(kept)
@@ -494,20 +498,10 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let this = self.clone();
         let name = name.as_str().to_owned();
         Box::pin(async move {
-            let what = name.clone();
-            match this.resolve_name(name).await {
-                Ok(ips) if ips.is_empty() => Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("no address found for {what}"),
-                )
-                .into()),
-                Ok(ips) => {
-                    let addrs: reqwest::dns::Addrs =
-                        Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
-                    Ok(addrs)
-                }
-                Err(refused) => Err(refused.into()),
-            }
+            let ips = this.resolve_name(name).await?;
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
         })
     }
 }
@@ -515,6 +509,20 @@ impl reqwest::dns::Resolve for GuardedResolver {
 // ---------------------------------------------------------------------------------------------
 // The guard
 // ---------------------------------------------------------------------------------------------
+
+/// Whether reqwest will send requests through a proxy from the environment.
+fn env_proxy_set() -> bool {
+    [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
 
 /// What a URL's host needs before it may be requested.
 enum Check {
@@ -526,13 +534,15 @@ enum Check {
     Resolve(String),
 }
 
-/// The policy of one client, as requests use it: the origin always allowed for them, and whether
-/// the client resolves through a [`GuardedResolver`] (and which name it exempts).
+/// The policy of one client, as requests use it: the origin always allowed for them, the name
+/// its [`GuardedResolver`] exempts (the API's host), and whether that resolver sees every name
+/// the client connects to.
 #[derive(Clone)]
 pub(crate) struct Guard {
     policy: Arc<NetworkPolicy>,
     origin: Option<Url>,
-    resolver: Option<Option<String>>,
+    exempt: Option<String>,
+    resolver_checks: bool,
     lookup: Lookup,
 }
 
@@ -541,7 +551,7 @@ impl fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("policy", &self.policy)
             .field("origin", &self.origin.as_ref().map(Url::as_str))
-            .field("guarded_resolver", &self.resolver.is_some())
+            .field("resolver_checks", &self.resolver_checks)
             .finish()
     }
 }
@@ -549,6 +559,9 @@ impl fmt::Debug for Guard {
 impl Guard {
     /// The guard of a client this crate built with [`resolver`](Self::resolver) and
     /// [`redirect_policy`](Self::redirect_policy): `api` is the vendor's base URL.
+    ///
+    /// When an environment proxy is set, names are resolved by the proxy, not by the resolver:
+    /// they are then resolved and checked before the request, as for a client given by the user.
     pub(crate) fn guarded(policy: NetworkPolicy, api: &Url) -> Self {
         let exempt = match api.host() {
             Some(Host::Domain(d)) => Some(normalize_host(d)),
@@ -557,7 +570,8 @@ impl Guard {
         Self {
             policy: Arc::new(policy),
             origin: Some(api.clone()),
-            resolver: Some(exempt),
+            exempt,
+            resolver_checks: !env_proxy_set(),
             lookup: system_lookup(),
         }
     }
@@ -568,7 +582,8 @@ impl Guard {
         Self {
             policy: Arc::new(policy),
             origin: api.cloned(),
-            resolver: None,
+            exempt: None,
+            resolver_checks: false,
             lookup: system_lookup(),
         }
     }
@@ -581,22 +596,26 @@ impl Guard {
         }
     }
 
-    /// Whether the client resolves through the guarded resolver.
-    pub(crate) fn has_resolver(&self) -> bool {
-        self.resolver.is_some()
+    /// Whether the client's resolver checks every name it connects to.
+    #[cfg(test)]
+    fn resolver_checks(&self) -> bool {
+        self.resolver_checks
     }
 
     /// The resolver of this guard's client (it exempts the API's host name).
     pub(crate) fn resolver(&self) -> GuardedResolver {
         GuardedResolver {
             policy: self.policy.clone(),
-            exempt: self.resolver.clone().flatten(),
+            exempt: self.exempt.clone(),
             lookup: self.lookup.clone(),
         }
     }
 
     /// The redirect policy of this guard's client: at most [`MAX_REDIRECTS`] hops, each to the
-    /// API's origin, to an allowed IP literal, or to a host name the resolver checks.
+    /// API's origin, to an allowed IP literal, or to a host name the resolver checks (through an
+    /// environment proxy, the final URL is checked instead: [`check_final`](Self::check_final)).
+    /// Another origin on the API's host is refused: the resolver does not check that name, and
+    /// a redirect cannot wait for a look-up.
     pub(crate) fn redirect_policy(&self) -> reqwest::redirect::Policy {
         let guard = self.clone();
         reqwest::redirect::Policy::custom(move |attempt| {
@@ -606,10 +625,11 @@ impl Guard {
             match guard.check_host(attempt.url()) {
                 Check::Allowed => attempt.follow(),
                 Check::Refused(e) => attempt.error(e),
-                Check::Resolve(_) => {
+                Check::Resolve(name) if guard.exempt == Some(normalize_host(&name)) => {
                     let e = AddressRefused::api_host(attempt.url());
                     attempt.error(e)
                 }
+                Check::Resolve(_) => attempt.follow(),
             }
         })
     }
@@ -627,10 +647,11 @@ impl Guard {
                 if self.policy.allows_host(&host) {
                     return Check::Allowed;
                 }
-                match &self.resolver {
-                    // The resolver checks every name but the API's own.
-                    Some(exempt) if exempt.as_deref() != Some(host.as_str()) => Check::Allowed,
-                    _ => Check::Resolve(d.to_owned()),
+                // The resolver checks every name but the API's own.
+                if self.resolver_checks && self.exempt.as_deref() != Some(host.as_str()) {
+                    Check::Allowed
+                } else {
+                    Check::Resolve(d.to_owned())
                 }
             }
         }
@@ -667,14 +688,15 @@ impl Guard {
         }
     }
 
-    /// Checks where a response came from, for a client without the guarded redirect policy:
-    /// the final URL after redirects, when it differs from `requested`.
+    /// Checks where a response came from when the resolver could not: the final URL after
+    /// redirects, when it differs from `requested` (a client given by the user, or an
+    /// environment proxy).
     pub(crate) async fn check_final(
         &self,
         requested: &Url,
         resp: &reqwest::Response,
     ) -> Result<(), AddressRefused> {
-        if self.has_resolver() || resp.url() == requested {
+        if self.resolver_checks || resp.url() == requested {
             return Ok(());
         }
         self.check(resp.url()).await

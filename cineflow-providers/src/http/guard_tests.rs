@@ -203,7 +203,7 @@ async fn a_client_given_by_the_user_has_its_names_checked_before_the_request() {
         ),
         ("cdn.example", vec![ip("93.184.216.34")]),
     ]);
-    assert!(!guard.has_resolver());
+    assert!(!guard.resolver_checks());
     assert!(
         guard
             .check(&url("http://metadata.internal/"))
