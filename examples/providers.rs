@@ -31,7 +31,10 @@
 //! | Runway | `CINEFLOW_RUNWAY_API_KEY` (or `RUNWAYML_API_SECRET`) | `CINEFLOW_RUNWAY_BASE_URL` |
 //! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
 //!
-//! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`).
+//! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), and `CINEFLOW_NETWORK_ALLOW`: the
+//! non-public addresses videos and reference images may come from besides each vendor's own
+//! origin, e.g. `loopback` for a fake CDN on this machine or `10.20.0.0/16,minio.internal`
+//! (default: none; loopback, private, link-local and metadata addresses are refused).
 
 use std::error::Error;
 use std::fmt::Display;

@@ -205,6 +205,71 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
     }
 }
 
+#[tokio::test]
+async fn storyboard_images_on_loopback_or_at_dev_zero_fail_their_tasks_before_anything_is_paid() {
+    use std::sync::Arc;
+
+    use cineflow_core::{
+        LocalDirSink, MemoryStore, ModelId, Orchestrator, Router, RunSpec, Store, Storyboard,
+        TaskQuery, TaskStatus,
+    };
+
+    let (fake, providers) = fake_and_providers().await;
+    let (p, provider) = providers.into_iter().next().unwrap();
+    assert_eq!(p, Protocol::OpenAi);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let model = ModelId::new("sora2").unwrap();
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(Router::new().route(model.clone(), Arc::from(provider), "sora-2"))
+        .build()
+        .unwrap();
+    // An image server on loopback that counts its connections (there must be none).
+    let images = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let on_loopback = format!("http://{}/ref.png", images.local_addr().unwrap());
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut socket in images.incoming().flatten() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = socket.read(&mut [0u8; 4096]);
+            let _ = socket.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 8\r\n\
+                  connection: close\r\n\r\n\x89PNG\r\n\x1a\n",
+            );
+        }
+    });
+    let sb = Storyboard::from_json(&format!(
+        r#"{{"segments":[
+            {{"segment_index":1,"prompt_text":"loopback","duration_seconds":4,"image_url":"{on_loopback}"}},
+            {{"segment_index":2,"prompt_text":"zero","duration_seconds":4,"image_url":"/dev/zero"}}
+        ]}}"#
+    ))
+    .unwrap();
+    orch.add_storyboard(&sb).await.unwrap();
+    let run = orch.create_run(RunSpec::new(sb.id, model)).await.unwrap();
+    let run = orch.start(run.id).await.unwrap().wait().await.unwrap();
+    let tasks = store
+        .list_tasks(&TaskQuery::for_run(run.id))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(tasks.len(), 2);
+    for t in tasks {
+        assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+        let error = t.error.unwrap();
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{error:?}");
+        assert!(!error.retryable);
+    }
+    let ledger = fake.ledger();
+    assert_eq!(ledger.counts(p).submits, 0, "nothing was paid");
+    let fetched = connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetched, 0, "the loopback image was fetched");
+}
+
 /// A run of `segments` tasks through `provider` with fast polling and reconciliation.
 async fn reconcile_run(
     p: Protocol,

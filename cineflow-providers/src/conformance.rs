@@ -18,6 +18,8 @@ use cineflow_core::{
 };
 use futures::StreamExt;
 use wiremock::matchers::{method, path};
+
+use crate::http::NetworkPolicy;
 use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 /// The API key every harness must configure; the suite checks it never leaks.
@@ -63,8 +65,14 @@ pub enum SubmitFailure {
 #[async_trait]
 pub trait Harness: Send + Sync {
     /// The provider under test, pointed at `server.uri()` (plus any path prefix the vendor uses),
-    /// with [`TEST_KEY`] as its key and `timeout` as its per-call timeout.
-    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider>;
+    /// with [`TEST_KEY`] as its key, `timeout` as its per-call timeout and `network` as its
+    /// network policy (`with_network_policy`).
+    fn provider(
+        &self,
+        base_url: &str,
+        timeout: Duration,
+        network: NetworkPolicy,
+    ) -> Arc<dyn VideoProvider>;
 
     /// A request the provider can serve.
     fn request(&self) -> GenerationRequest;
@@ -140,8 +148,17 @@ async fn submit_ok(
     server: &MockServer,
     job_id: &str,
 ) -> (Arc<dyn VideoProvider>, ProviderJob) {
+    submit_ok_with(h, server, job_id, NetworkPolicy::new()).await
+}
+
+async fn submit_ok_with(
+    h: &dyn Harness,
+    server: &MockServer,
+    job_id: &str,
+    network: NetworkPolicy,
+) -> (Arc<dyn VideoProvider>, ProviderJob) {
     h.mount_submit_ok(server, job_id, 1).await;
-    let p = h.provider(&server.uri(), Duration::from_secs(5));
+    let p = h.provider(&server.uri(), Duration::from_secs(5), network);
     let job = match p.submit(&h.request()).await {
         Ok(j) => j,
         Err(e) => panic!("submit failed: {e:?}"),
@@ -239,7 +256,7 @@ pub async fn unknown_statuses_keep_polling(h: &dyn Harness) {
 async fn failing_submit(h: &dyn Harness, failure: SubmitFailure) -> ProviderError {
     let server = MockServer::start().await;
     h.mount_submit_failure(&server, failure, 1).await;
-    let p = h.provider(&server.uri(), Duration::from_secs(5));
+    let p = h.provider(&server.uri(), Duration::from_secs(5), NetworkPolicy::new());
     match p.submit(&h.request()).await {
         Ok(job) => panic!("{failure:?} must fail, got {job:?}"),
         Err(e) => {
@@ -317,7 +334,11 @@ pub async fn submit_timeouts_are_ambiguous(h: &dyn Harness) {
     let proxy = wiremock::Mock::given(wiremock::matchers::any())
         .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(3)));
     proxy.mount(&slow).await;
-    let p = h.provider(&slow.uri(), Duration::from_millis(300));
+    let p = h.provider(
+        &slow.uri(),
+        Duration::from_millis(300),
+        NetworkPolicy::new(),
+    );
     match p.submit(&h.request()).await {
         Ok(job) => panic!("expected a timeout, got {job:?}"),
         Err(e) => {
@@ -336,7 +357,11 @@ pub async fn refused_connections_are_not_sent(h: &dyn Harness) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").ok();
         l.and_then(|l| l.local_addr().ok()).map_or(9, |a| a.port())
     };
-    let p = h.provider(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2));
+    let p = h.provider(
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(2),
+        NetworkPolicy::new(),
+    );
     match p.submit(&h.request()).await {
         Ok(job) => panic!("expected a connection error, got {job:?}"),
         Err(e) => {
@@ -349,7 +374,8 @@ pub async fn refused_connections_are_not_sent(h: &dyn Harness) {
 
 /// Downloads never send the key to another host: not to a video URL on another origin, and not
 /// along a redirect from the API's own origin to another one (skipped unless the harness
-/// implements [`Harness::mount_video_elsewhere`]).
+/// implements [`Harness::mount_video_elsewhere`]). The other host is on loopback, allowed by
+/// the network policy.
 pub async fn downloads_never_send_the_key_to_another_host(h: &dyn Harness) {
     let server = MockServer::start().await;
     let cdn = MockServer::start().await;
@@ -365,7 +391,8 @@ pub async fn downloads_never_send_the_key_to_another_host(h: &dyn Harness) {
         .expect(2)
         .mount(&cdn)
         .await;
-    let (p, job) = submit_ok(h, &server, job_id).await;
+    let allowed = NetworkPolicy::new().allow_loopback();
+    let (p, job) = submit_ok_with(h, &server, job_id, allowed).await;
     let states = poll_until_terminal(p.as_ref(), &job, 10).await;
     let Some(JobState::Succeeded { asset }) = states.last() else {
         panic!("did not succeed: {states:?}");
@@ -385,6 +412,57 @@ pub async fn downloads_never_send_the_key_to_another_host(h: &dyn Harness) {
     };
     assert_eq!(download(p.as_ref(), &job, &moved).await, VIDEO);
     assert_no_authorization(&cdn).await;
+}
+
+/// By default a video on another loopback origin is never fetched: not from a URL the vendor
+/// returns (by name, through the resolver), and not along a redirect from the API's origin (an
+/// IP literal): a non-retryable `download_failed`, and no request reaches it (skipped unless
+/// the harness implements [`Harness::mount_video_elsewhere`]).
+pub async fn downloads_refuse_another_loopback_origin_by_default(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    let job_id = "job-ssrf-1";
+    let by_name = format!("http://localhost:{}", cdn.address().port());
+    let video_url = format!("{by_name}/cdn/{job_id}.mp4?sig=SIGNED");
+    if !h.mount_video_elsewhere(&server, job_id, &video_url).await {
+        return;
+    }
+    Mock::given(method("GET"))
+        .respond_with(video_response())
+        .expect(0)
+        .named("a request on the refused origin")
+        .mount(&cdn)
+        .await;
+    let (p, job) = submit_ok(h, &server, job_id).await;
+    let states = poll_until_terminal(p.as_ref(), &job, 10).await;
+    let Some(JobState::Succeeded { asset }) = states.last() else {
+        panic!("did not succeed: {states:?}");
+    };
+    assert_refused(p.download(&job, asset).await.err());
+    Mock::given(method("GET"))
+        .and(path(format!("/moved/{job_id}.mp4")))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/cdn/{job_id}.mp4", cdn.uri()).as_str(),
+        ))
+        .mount(&server)
+        .await;
+    let moved = VideoAsset {
+        url: format!("{}/moved/{job_id}.mp4", server.uri()),
+        expires_at: None,
+        content_type: None,
+    };
+    assert_refused(p.download(&job, &moved).await.err());
+}
+
+fn assert_refused(e: Option<ProviderError>) {
+    let Some(e) = e else {
+        panic!("a video on a refused origin was downloaded");
+    };
+    assert_eq!(e.code(), ErrorCode::DownloadFailed, "{e:?}");
+    assert!(!e.is_retryable(), "{e:?}");
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert_error_hides_key(&e);
 }
 
 async fn download(p: &dyn VideoProvider, job: &ProviderJob, asset: &VideoAsset) -> Vec<u8> {
@@ -540,6 +618,10 @@ macro_rules! provider_conformance_tests {
             #[tokio::test]
             async fn refused_connections_are_not_sent() {
                 c::refused_connections_are_not_sent(&$harness).await;
+            }
+            #[tokio::test]
+            async fn downloads_refuse_another_loopback_origin_by_default() {
+                c::downloads_refuse_another_loopback_origin_by_default(&$harness).await;
             }
             #[tokio::test]
             async fn downloads_never_send_the_key_to_another_host() {

@@ -1,16 +1,21 @@
 //! Shared HTTP plumbing for the vendor adapters: secrets and scrubbing, the client and its
 //! configuration ([`ClientConfig`] → [`Endpoint`]), error classification, bounded reads,
-//! downloads that keep keys on their origin, reference images and request bodies.
+//! downloads that keep keys on their origin and reach only allowed addresses ([`NetworkPolicy`]),
+//! reference images and request bodies.
 //!
 //! Public so that custom adapters can classify errors the same way.
 
 mod builder;
 mod fetch;
+mod guard;
 pub(crate) mod listed;
 mod secret;
 
 pub use builder::{ClientConfig, Endpoint, env_var, require_key};
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
+pub use guard::{
+    IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
+};
 pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
 
 use std::collections::HashSet;
@@ -84,16 +89,41 @@ impl Default for Timeouts {
     }
 }
 
-/// Builds the shared client of one provider. Redirects are followed (at most 5; reqwest drops
-/// `Authorization` whenever a redirect leaves the origin); per-call timeouts are set on each
-/// request from [`Timeouts`].
+/// Builds a plain client, for sharing between providers with `with_http_client`. Redirects are
+/// followed (at most [`MAX_REDIRECTS`]; reqwest drops `Authorization` whenever a redirect leaves
+/// the origin); per-call timeouts are set on each request from [`Timeouts`].
+///
+/// It has no address guard of its own: a provider given it checks each URL before the request
+/// and after the redirects instead ([`NetworkPolicy`] explains what that leaves open). A provider
+/// that builds its own client guards the connection itself.
 pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, Error> {
+    client_builder(timeouts)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .build()
+        .map_err(client_error)
+}
+
+/// The client a provider builds for itself: [`client`]'s settings, with the guard's resolver and
+/// redirect policy, so every connection goes to an address the policy allows.
+pub(crate) fn guarded_client(
+    timeouts: &Timeouts,
+    guard: &guard::Guard,
+) -> Result<reqwest::Client, Error> {
+    client_builder(timeouts)
+        .redirect(guard.redirect_policy())
+        .dns_resolver(Arc::new(guard.resolver()))
+        .build()
+        .map_err(client_error)
+}
+
+fn client_builder(timeouts: &Timeouts) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
-        .redirect(reqwest::redirect::Policy::limited(5))
         .user_agent(concat!("cineflow/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+fn client_error(e: reqwest::Error) -> Error {
+    Error::Config(format!("cannot build the HTTP client: {e}"))
 }
 
 /// Parses and checks a base URL: `http` or `https`, with a host, without credentials, query or
@@ -892,8 +922,9 @@ mod tests {
     async fn images_load_from_data_urls_and_paths_with_their_checks() {
         let client = client(&Timeouts::default()).unwrap();
         let second = Duration::from_secs(1);
+        let net = NetworkPolicy::new();
         let img = ImageRef::new("data:image/png;base64,iVBORw0KGgo=").unwrap();
-        let (bytes, mime) = load_image(&client, &img, second).await.unwrap();
+        let (bytes, mime) = load_image(&client, &img, second, &net).await.unwrap();
         assert_eq!((&bytes[..4], mime.as_str()), (&b"\x89PNG"[..], "image/png"));
 
         let dir = tempfile::tempdir().unwrap();
@@ -903,7 +934,7 @@ mod tests {
         std::fs::write(&big, vec![0u8; MAX_IMAGE_BYTES + 1]).unwrap();
         for path in [&gif, &big, &dir.path().join("missing.png")] {
             let img = ImageRef::new(path.to_str().unwrap()).unwrap();
-            let e = load_image(&client, &img, second).await.unwrap_err();
+            let e = load_image(&client, &img, second, &net).await.unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidRequest, "{path:?}");
             assert_eq!(e.submit_state(), SubmitState::NotSent);
         }
@@ -922,7 +953,8 @@ mod tests {
         });
         let client = client(&Timeouts::default()).unwrap();
         let img = ImageRef::new(format!("http://{addr}/a.png")).unwrap();
-        let e = load_image(&client, &img, Duration::from_millis(200))
+        let net = NetworkPolicy::new().allow_loopback();
+        let e = load_image(&client, &img, Duration::from_millis(200), &net)
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::Timeout);

@@ -19,7 +19,7 @@ use cineflow_providers::conformance::{
     self, Harness, PollCase, SubmitFailure, TEST_KEY, VIDEO, assert_no_authorization, collect,
     mount_sequence, video_response,
 };
-use cineflow_providers::http::Timeouts;
+use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::jimeng::{JimengOfficial, JimengProxy, ProxyRoutes};
 use serde_json::{Value, json};
 use wiremock::matchers::{
@@ -154,7 +154,12 @@ async fn mount_polls_at(
 
 #[async_trait]
 impl Harness for ProxyHarness {
-    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider> {
+    fn provider(
+        &self,
+        base_url: &str,
+        timeout: Duration,
+        network: NetworkPolicy,
+    ) -> Arc<dyn VideoProvider> {
         Arc::new(
             JimengProxy::builder()
                 .with_base_url(base_url)
@@ -162,6 +167,7 @@ impl Harness for ProxyHarness {
                 .with_timeouts(Timeouts::uniform(timeout))
                 .with_sync_timeout(timeout)
                 .with_routes(self.0)
+                .with_network_policy(network)
                 .build()
                 .unwrap(),
         )
@@ -254,11 +260,21 @@ cineflow_providers::provider_conformance_tests!(
 // ---------------------------------------------------------------------------------------------
 
 fn proxy(server: &MockServer, tokens: &str) -> JimengProxy {
+    proxy_with(server, tokens, NetworkPolicy::new())
+}
+
+/// A proxy allowed to download from the test CDN (another wiremock on loopback).
+fn proxy_with_local_cdn(server: &MockServer, tokens: &str) -> JimengProxy {
+    proxy_with(server, tokens, NetworkPolicy::new().allow_loopback())
+}
+
+fn proxy_with(server: &MockServer, tokens: &str, network: NetworkPolicy) -> JimengProxy {
     JimengProxy::builder()
         .with_base_url(server.uri())
         .with_api_key(tokens)
         .with_timeouts(Timeouts::uniform(Duration::from_secs(5)))
         .with_sync_timeout(Duration::from_secs(5))
+        .with_network_policy(network)
         .build()
         .unwrap()
 }
@@ -292,7 +308,7 @@ async fn synchronous_proxies_give_jobs_that_succeed_without_polling() {
         .await;
     mount_cdn(&cdn, "v.mp4").await;
 
-    let p = proxy(&server, "tok-sync");
+    let p = proxy_with_local_cdn(&server, "tok-sync");
     let job = p.submit(&request("", 10)).await.unwrap();
     assert!(job.vendor_job_id.starts_with("sync-"), "{job:?}");
     assert_eq!(job.vendor_model, "jimeng-video-3.5-pro");
@@ -651,7 +667,7 @@ async fn proxy_hosted_results_get_the_token_but_cdn_results_do_not() {
         .await;
     let cdn = MockServer::start().await;
     mount_cdn(&cdn, "v.mp4").await;
-    let p = proxy(&server, "tok-dl");
+    let p = proxy_with_local_cdn(&server, "tok-dl");
     let job = ProviderJob {
         provider: p.id().clone(),
         vendor_job_id: "x".into(),
@@ -726,12 +742,18 @@ fn volc_action(action: &str) -> wiremock::MockBuilder {
 
 #[async_trait]
 impl Harness for OfficialHarness {
-    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider> {
+    fn provider(
+        &self,
+        base_url: &str,
+        timeout: Duration,
+        network: NetworkPolicy,
+    ) -> Arc<dyn VideoProvider> {
         Arc::new(
             JimengOfficial::builder()
                 .with_base_url(base_url)
                 .with_credentials(AK, TEST_KEY)
                 .with_timeouts(Timeouts::uniform(timeout))
+                .with_network_policy(network)
                 .build()
                 .unwrap(),
         )
@@ -845,10 +867,20 @@ cineflow_providers::provider_conformance_tests!(jimeng_official_conformance, Off
 // ---------------------------------------------------------------------------------------------
 
 fn official(server: &MockServer) -> JimengOfficial {
+    official_with(server, NetworkPolicy::new())
+}
+
+/// The official API allowed to download from the test CDN (another wiremock on loopback).
+fn official_with_local_cdn(server: &MockServer) -> JimengOfficial {
+    official_with(server, NetworkPolicy::new().allow_loopback())
+}
+
+fn official_with(server: &MockServer, network: NetworkPolicy) -> JimengOfficial {
     JimengOfficial::builder()
         .with_base_url(server.uri())
         .with_credentials("AKLTtest", "c2stdGVzdA==")
         .with_timeouts(Timeouts::uniform(Duration::from_secs(5)))
+        .with_network_policy(network)
         .build()
         .unwrap()
 }
@@ -1129,7 +1161,7 @@ async fn volcengine_result_statuses_are_mapped() {
         .respond_with(volc_ok(json!({"task_id": "t"})))
         .mount(&server)
         .await;
-    let p = official(&server);
+    let p = official_with_local_cdn(&server);
     let job = p.submit(&request("", 5)).await.unwrap();
     let poll_with = |answer: ResponseTemplate| {
         let server = &server;

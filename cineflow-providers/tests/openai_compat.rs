@@ -20,7 +20,7 @@ use cineflow_providers::conformance::{
     self, Harness, NoAuthorization, PollCase, SubmitFailure, TEST_KEY, VIDEO, collect,
     mount_sequence, video_response,
 };
-use cineflow_providers::http::Timeouts;
+use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::openai_compat::{
     MAX_LIST_PAGES, OPENAI_SORA_SUNSET, OpenAiCompat, OpenAiCompatBuilder, Preset,
 };
@@ -56,6 +56,14 @@ fn builder(preset: Preset, server_uri: &str) -> OpenAiCompatBuilder {
 
 fn provider(preset: Preset, server: &MockServer) -> OpenAiCompat {
     builder(preset, &server.uri()).build().unwrap()
+}
+
+/// A provider allowed to download from another wiremock on loopback (a test CDN).
+fn provider_with_local_cdn(preset: Preset, server: &MockServer) -> OpenAiCompat {
+    builder(preset, &server.uri())
+        .with_network_policy(NetworkPolicy::new().allow_loopback())
+        .build()
+        .unwrap()
 }
 
 fn request(duration_s: u32, orientation: Orientation, is_pro: bool) -> GenerationRequest {
@@ -162,7 +170,12 @@ struct OaiHarness {
 
 #[async_trait]
 impl Harness for OaiHarness {
-    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider> {
+    fn provider(
+        &self,
+        base_url: &str,
+        timeout: Duration,
+        network: NetworkPolicy,
+    ) -> Arc<dyn VideoProvider> {
         let timeouts = Timeouts {
             request: timeout,
             ..Timeouts::default()
@@ -170,6 +183,7 @@ impl Harness for OaiHarness {
         Arc::new(
             builder(self.preset, base_url)
                 .with_timeouts(timeouts)
+                .with_network_policy(network)
                 .build()
                 .unwrap(),
         )
@@ -712,7 +726,7 @@ async fn the_key_is_never_sent_to_another_origin() {
         .expect(1)
         .mount(&elsewhere)
         .await;
-    let p = provider(Preset::AiHubMix, &api);
+    let p = provider_with_local_cdn(Preset::AiHubMix, &api);
     let url = format!("{}/cdn/video_1.mp4?sig=abc", elsewhere.uri());
     let stream = p.download(&job(&p, "video_1"), &asset(url)).await.unwrap();
     assert_eq!(collect(stream).await, VIDEO);
@@ -741,7 +755,7 @@ async fn a_redirect_to_another_host_drops_the_key() {
         .expect(1)
         .mount(&blob)
         .await;
-    let p = provider(Preset::OpenAi, &api);
+    let p = provider_with_local_cdn(Preset::OpenAi, &api);
     let stream = p
         .download(&job(&p, "video_1"), &asset(content_url(&api)))
         .await

@@ -19,7 +19,7 @@ use cineflow_providers::conformance::{
     self, Harness, PollCase, SubmitFailure, TEST_KEY, VIDEO, collect, mount_sequence,
     video_response,
 };
-use cineflow_providers::http::Timeouts;
+use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::runway::Runway;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, path_regex};
@@ -130,8 +130,21 @@ struct RunwayHarness;
 
 #[async_trait]
 impl Harness for RunwayHarness {
-    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider> {
-        Arc::new(provider(base_url, timeout))
+    fn provider(
+        &self,
+        base_url: &str,
+        timeout: Duration,
+        network: NetworkPolicy,
+    ) -> Arc<dyn VideoProvider> {
+        Arc::new(
+            Runway::builder()
+                .with_base_url(base_url)
+                .with_api_key(TEST_KEY)
+                .with_timeouts(Timeouts::uniform(timeout))
+                .with_network_policy(network)
+                .build()
+                .unwrap(),
+        )
     }
 
     fn request(&self) -> GenerationRequest {
@@ -500,7 +513,12 @@ async fn outputs_on_the_cdn_are_downloaded_without_the_key() {
         .expect(1)
         .mount(&cdn)
         .await;
-    let p = runway(&server);
+    let p = Runway::builder()
+        .with_base_url(server.uri())
+        .with_api_key(TEST_KEY)
+        .with_network_policy(NetworkPolicy::new().allow_loopback())
+        .build()
+        .unwrap();
     let job = job(&p, "d");
     let asset = |f: &str| VideoAsset {
         url: format!("{}/{f}?_jwt=SIGNED", cdn.uri()),

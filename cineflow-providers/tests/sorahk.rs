@@ -20,7 +20,7 @@ use cineflow_providers::conformance::{
     self, Harness, NoAuthorization, PollCase, SubmitFailure, TEST_KEY, VIDEO, collect,
     mount_sequence, video_response,
 };
-use cineflow_providers::http::Timeouts;
+use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::sorahk::{MAX_LIST_PAGES, SoraHk, SoraHkBuilder};
 use cineflow_testkit::{FakeVendor, Faults, Protocol, Trigger};
 use serde_json::{Value, json};
@@ -49,6 +49,14 @@ fn builder(server_uri: &str) -> SoraHkBuilder {
 
 fn provider(server: &MockServer) -> SoraHk {
     builder(&server.uri()).build().unwrap()
+}
+
+/// A provider allowed to download from the test blob host (another wiremock on loopback).
+fn provider_with_local_blob(server: &MockServer) -> SoraHk {
+    builder(&server.uri())
+        .with_network_policy(NetworkPolicy::new().allow_loopback())
+        .build()
+        .unwrap()
 }
 
 fn request(duration_s: u32, orientation: Orientation, is_pro: bool) -> GenerationRequest {
@@ -182,12 +190,23 @@ struct SoraHkHarness;
 
 #[async_trait]
 impl Harness for SoraHkHarness {
-    fn provider(&self, base_url: &str, timeout: Duration) -> Arc<dyn VideoProvider> {
+    fn provider(
+        &self,
+        base_url: &str,
+        timeout: Duration,
+        network: NetworkPolicy,
+    ) -> Arc<dyn VideoProvider> {
         let timeouts = Timeouts {
             request: timeout,
             ..Timeouts::default()
         };
-        Arc::new(builder(base_url).with_timeouts(timeouts).build().unwrap())
+        Arc::new(
+            builder(base_url)
+                .with_timeouts(timeouts)
+                .with_network_policy(network)
+                .build()
+                .unwrap(),
+        )
     }
 
     fn request(&self) -> GenerationRequest {
@@ -510,7 +529,7 @@ async fn the_download_sends_no_authorization_header_to_the_blob_host() {
         .expect(1)
         .mount(&blob)
         .await;
-    let p = provider(&api);
+    let p = provider_with_local_blob(&api);
     let j = job(&p, TASK_ID);
     let JobState::Succeeded { asset } = p.poll(&j).await.unwrap().state else {
         panic!("not completed");
@@ -552,7 +571,7 @@ async fn an_expired_blob_is_an_error_not_a_stream() {
         .mount(&blob)
         .await;
     let api = MockServer::start().await;
-    let p = provider(&api);
+    let p = provider_with_local_blob(&api);
     let asset = cineflow_core::VideoAsset {
         url: blob_url(&blob.uri(), TASK_ID, "2020-01-01T00%3A00%3A00Z"),
         expires_at: Some(datetime!(2020-01-01 00:00:00 UTC)),

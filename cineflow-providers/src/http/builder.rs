@@ -1,5 +1,5 @@
-//! What every HTTP adapter's builder shares: the id, base URL, client and timeouts
-//! ([`ClientConfig`]), checked once into an [`Endpoint`] the provider keeps.
+//! What every HTTP adapter's builder shares: the id, base URL, client, timeouts and network
+//! policy ([`ClientConfig`]), checked once into an [`Endpoint`] the provider keeps.
 
 use std::fmt;
 
@@ -9,7 +9,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::{Answer, ApiKey, Timeouts, base_url, client, download, join, load_image, shown_url};
+use super::fetch::{download_guarded, load_image_guarded};
+use super::guard::{Guard, NETWORK_ALLOW_VAR, NetworkPolicy};
+use super::{Answer, ApiKey, Timeouts, base_url, guarded_client, join, shown_url};
 
 /// The first variable among `names` that is set and not blank, trimmed.
 pub fn env_var(names: &[&str]) -> Option<String> {
@@ -42,7 +44,7 @@ pub fn require_key(key: Option<ApiKey>, id: &ProviderId, vars: &[&str]) -> Resul
 }
 
 /// The settings every HTTP adapter's builder has — provider id, base URL, a shared client,
-/// timeouts — with the adapter's defaults. A builder embeds one, exposes `with_*` setters for
+/// timeouts, network policy — with the adapter's defaults. A builder embeds one, exposes `with_*` setters for
 /// the public fields, and calls [`build`](Self::build).
 ///
 /// `Debug` shows the base URL without credentials, query or fragment.
@@ -60,6 +62,11 @@ pub struct ClientConfig {
     pub client: Option<reqwest::Client>,
     /// Per-call timeouts. Default: [`Timeouts::default`].
     pub timeouts: Timeouts,
+    /// Which addresses downloads and reference images may reach besides public ones (the base
+    /// URL's origin is always allowed). Default: [`NetworkPolicy::new`], only public addresses.
+    pub network: NetworkPolicy,
+    /// An invalid [`NETWORK_ALLOW_VAR`], reported by [`build`](Self::build).
+    network_env_error: Option<String>,
 }
 
 impl ClientConfig {
@@ -79,14 +86,23 @@ impl ClientConfig {
             base_url: None,
             client: None,
             timeouts: Timeouts::default(),
+            network: NetworkPolicy::new(),
+            network_env_error: None,
         }
     }
 
     /// Reads the base URL variables: the first one set and not blank replaces the base URL;
-    /// none set changes nothing.
+    /// none set changes nothing. Then adds the allow-list in [`NETWORK_ALLOW_VAR`], if set, to
+    /// the network policy (an invalid one fails [`build`](Self::build)).
     pub fn load_env(&mut self) {
         if let Some(url) = env_var(self.base_url_vars) {
             self.base_url = Some(url);
+        }
+        if let Some(list) = env_var(&[NETWORK_ALLOW_VAR]) {
+            match self.network.clone().allow_list(&list) {
+                Ok(policy) => self.network = policy,
+                Err(e) => self.network_env_error = Some(format!("{NETWORK_ALLOW_VAR}: {e}")),
+            }
         }
     }
 
@@ -96,9 +112,13 @@ impl ClientConfig {
     ///
     /// [`Error::InvalidId`] when the id is not a valid slug; [`Error::Config`] when there is no
     /// base URL (naming its variables), when it is not http(s) or carries credentials, a query or
-    /// a fragment, or when the client cannot be built.
+    /// a fragment, when [`NETWORK_ALLOW_VAR`] was read and is invalid, or when the client cannot
+    /// be built.
     pub fn build(self) -> Result<Endpoint, Error> {
         let id = ProviderId::new(self.id.as_deref().unwrap_or(self.default_id))?;
+        if let Some(e) = self.network_env_error {
+            return Err(Error::Config(format!("provider {id}: {e}")));
+        }
         let base = match self.base_url.as_deref().or(self.default_base_url) {
             Some(s) => base_url(s)?,
             None => {
@@ -108,15 +128,19 @@ impl ClientConfig {
                 )));
             }
         };
-        let client = match self.client {
-            Some(c) => c,
-            None => client(&self.timeouts)?,
+        let (client, guard) = match self.client {
+            Some(c) => (c, Guard::unguarded_client(self.network, Some(&base))),
+            None => {
+                let guard = Guard::guarded(self.network, &base);
+                (guarded_client(&self.timeouts, &guard)?, guard)
+            }
         };
         Ok(Endpoint {
             id,
             base,
             client,
             timeouts: self.timeouts,
+            guard,
         })
     }
 }
@@ -135,18 +159,20 @@ impl fmt::Debug for ClientConfig {
             )
             .field("shared_client", &self.client.is_some())
             .field("timeouts", &self.timeouts)
+            .field("network", &self.network)
             .finish()
     }
 }
 
-/// A provider's checked id, base URL, client and timeouts, built by [`ClientConfig::build`].
-/// Cloning shares the connection pool.
+/// A provider's checked id, base URL, client, timeouts and network guard, built by
+/// [`ClientConfig::build`]. Cloning shares the connection pool.
 #[derive(Clone)]
 pub struct Endpoint {
     id: ProviderId,
     base: Url,
     client: reqwest::Client,
     timeouts: Timeouts,
+    guard: Guard,
 }
 
 impl Endpoint {
@@ -205,15 +231,17 @@ impl Endpoint {
     }
 
     /// Streams a video with the download timeout, sending `key` only to the base URL's origin
-    /// ([`download`](super::download)); a failed answer goes to `classify`.
+    /// and reaching only addresses the network policy allows ([`download`](super::download));
+    /// a failed answer goes to `classify`.
     pub async fn download(
         &self,
         url: &str,
         key: Option<&ApiKey>,
         classify: impl FnOnce(&Answer) -> ProviderError,
     ) -> Result<ByteStream, ProviderError> {
-        download(
+        download_guarded(
             &self.client,
+            &self.guard,
             url,
             key,
             &self.base,
@@ -223,9 +251,16 @@ impl Endpoint {
         .await
     }
 
-    /// Loads a reference image within the request timeout ([`load_image`](super::load_image)).
+    /// Loads a reference image within the request timeout ([`load_image`](super::load_image)),
+    /// from an address the network policy allows (the base URL's origin gets no exemption).
     pub async fn load_image(&self, image: &ImageRef) -> Result<(Bytes, String), ProviderError> {
-        load_image(&self.client, image, self.timeouts.request).await
+        load_image_guarded(
+            &self.client,
+            &self.guard.without_origin(),
+            image,
+            self.timeouts.request,
+        )
+        .await
     }
 }
 
@@ -235,6 +270,7 @@ impl fmt::Debug for Endpoint {
             .field("id", &self.id)
             .field("base_url", &self.base.as_str())
             .field("timeouts", &self.timeouts)
+            .field("guard", &self.guard)
             .finish_non_exhaustive()
     }
 }

@@ -174,8 +174,22 @@ impl JimengProxyBuilder {
     }
 
     /// Shares an HTTP client (connection pool). Default: one built from the timeouts.
+    ///
+    /// A shared client cannot carry the address guard in its resolver: download and image URLs
+    /// are resolved and checked before each request and after its redirects instead (see
+    /// [`http::NetworkPolicy`]).
     pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
         self.http.client = Some(client);
+        self
+    }
+
+    /// Sets which addresses video downloads and reference-image fetches may reach besides
+    /// public ones, e.g. `NetworkPolicy::new().allow_loopback()` for a local test CDN. The base
+    /// URL's origin is always allowed. Default: [`http::NetworkPolicy::new`] (loopback, private,
+    /// link-local and metadata addresses refused), plus the allow-list in
+    /// [`http::NETWORK_ALLOW_VAR`] when the environment is read.
+    pub fn with_network_policy(mut self, policy: http::NetworkPolicy) -> Self {
+        self.http.network = policy;
         self
     }
 
