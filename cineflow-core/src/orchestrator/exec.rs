@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub(super) use self::reconcile::ReconcileGuard;
 use self::reconcile::Reconciled;
 use super::Inner;
 use crate::error::Result;

@@ -114,6 +114,7 @@ impl OrchestratorBuilder {
                 seq: AtomicU64::new(0),
                 drivers: Mutex::new(HashMap::new()),
                 task_cancels: Mutex::new(HashMap::new()),
+                reconciling: exec::ReconcileGuard::default(),
             }),
         })
     }
@@ -146,6 +147,8 @@ pub(crate) struct Inner {
     seq: AtomicU64,
     drivers: Mutex<HashMap<RunId, DriverControl>>,
     task_cancels: Mutex<HashMap<TaskId, CancellationToken>>,
+    /// What this process's reconciliations share (see `exec/reconcile.rs`).
+    reconciling: exec::ReconcileGuard,
 }
 
 #[derive(Clone)]
