@@ -20,9 +20,10 @@
 //! - Siblings are ordered by task id, candidates by vendor creation time, then id. When there
 //!   are no more candidates than siblings, the task adopts the candidate at its own position;
 //!   a task whose position has no candidate (some submits never reached the vendor) keeps
-//!   looking until the reconcile wait ends, then ends `interrupted`. More candidates than
-//!   siblings is ambiguous (some job is somebody else's): every sibling ends `interrupted`,
-//!   adopting none.
+//!   looking until the reconcile wait ends, then ends `interrupted` (a sibling that is not
+//!   running, say of a run not resumed yet, keeps its place: its job waits for it, unadopted
+//!   but not lost). More candidates than siblings is ambiguous (some job is somebody else's):
+//!   every sibling ends `interrupted`, adopting none.
 //! - Deciding and recording run under a per-provider lock of this process, with the candidates
 //!   checked against the store inside it, so two siblings never adopt the same job. While a
 //!   sibling of this process is in the middle of an ordinary submit (its job about to be
