@@ -8,12 +8,19 @@
 //! before the job id was written, the restarted process adopts that job instead of paying for
 //! another.
 //!
+//! And identical siblings (issue 13): a run with `gen_count = 2` and duplicate prompts, killed
+//! right when the vendor has accepted a submit (the parent watches the vendor's ledger) as well
+//! as at random moments; each paid job must end up adopted by exactly one of the identical
+//! tasks, and an `interrupted` task is a failure while a paid job of its prompt is left
+//! unrecorded.
+//!
 //! The child is the test binary itself running [`crash_resume_child`]; set
 //! `CINEFLOW_TEST_SEED` to replay a run's kill moments.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,9 +49,10 @@ const DEADLINE: Duration = Duration::from_secs(120);
 #[ignore = "child process of the crash_resume tests; started by the parent test"]
 fn crash_resume_child() {
     let cfg = support::child_config(
-        "a_run_sigkilled_at_random_moments_pays_once_per_task_and_stores_exactly_what_was_served \
-         or a_crash_between_submit_and_job_write_is_reconciled_on_resume \
-         or two_processes_resuming_one_database_each_wait_for_the_end_and_download_every_job_once",
+        "a_run_sigkilled_at_random_moments_pays_once_per_task_and_stores_exactly_what_was_served, \
+         a_crash_between_submit_and_job_write_is_reconciled_on_resume, \
+         identical_siblings_sigkilled_at_the_submit_lose_no_paid_video or \
+         two_processes_resuming_one_database_each_wait_for_the_end_and_download_every_job_once",
     );
     support::runtime().block_on(child_main(cfg));
 }
@@ -60,11 +68,18 @@ async fn child_main(cfg: Value) {
     let handles = if runs.total == 0 {
         let segments = u32::try_from(cfg["segments"].as_u64().unwrap()).unwrap();
         let tag = cfg["tag"].as_str().unwrap();
-        let sb = Storyboard::from_json(&support::storyboard_json(segments, tag)).unwrap();
+        let json = if cfg["twins"].as_bool().unwrap_or(false) {
+            twin_storyboard_json(segments, tag)
+        } else {
+            support::storyboard_json(segments, tag)
+        };
+        let sb = Storyboard::from_json(&json).unwrap();
         orch.add_storyboard(&sb).await.unwrap();
         let concurrency = usize::try_from(cfg["concurrency"].as_u64().unwrap()).unwrap();
-        let spec =
-            RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap()).concurrency(concurrency);
+        let gen_count = u32::try_from(cfg["gen_count"].as_u64().unwrap_or(1)).unwrap();
+        let spec = RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap())
+            .concurrency(concurrency)
+            .gen_count(gen_count);
         let run = orch.create_run(spec).await.unwrap();
         println!("child {pid}: created run {}", run.id);
         vec![orch.start(run.id).await.unwrap()]
@@ -428,6 +443,281 @@ async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
     assert_eq!(ledger.total.submits, 2, "no submit after the restart");
     support::check_paid_once_and_stored_as_served(&tasks, &ledger, &out);
     assert_eq!(run.status, RunStatus::Completed);
+}
+
+/// Segments of the identical-siblings run (× `gen_count` 2: 16 tasks, 4 prompts).
+const TWIN_SEGMENTS: u32 = 8;
+/// Kills of the identical-siblings run after the first (half at a submit, half by the clock).
+const TWIN_KILLS: u32 = 10;
+
+/// [`support::storyboard_json`] where segment `i` has the prompt of segment `(i - 1) % 4 + 1`:
+/// segments 1 and 5 are the same shot, 2 and 6, and so on (each pair on one protocol).
+fn twin_storyboard_json(segments: u32, tag: &str) -> String {
+    let mut doc: Value = serde_json::from_str(&support::storyboard_json(segments, tag)).unwrap();
+    let segs = doc["segments"].as_array_mut().unwrap();
+    let prompts: Vec<Value> = segs.iter().map(|s| s["prompt_text"].clone()).collect();
+    for (i, seg) in segs.iter_mut().enumerate() {
+        seg["prompt_text"] = prompts[i % 4].clone();
+    }
+    doc.to_string()
+}
+
+/// Waits until the vendor holds a stalled submit not in `seen` (the vendor accepted it and has
+/// not answered yet) and returns its job id, or `None` when `child` exits or `within` passes.
+async fn next_stalled_submit(
+    fake: &FakeVendor,
+    child: &mut ChildProc,
+    seen: &HashSet<String>,
+    within: Duration,
+) -> Option<String> {
+    let until = Instant::now() + within;
+    while Instant::now() < until && child.try_wait().is_none() {
+        let fresh = fake
+            .ledger()
+            .jobs
+            .into_iter()
+            .find(|j| j.submit_stalled && !seen.contains(&j.id));
+        if let Some(j) = fresh {
+            return Some(j.id);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// What a run with identical tasks must show: every vendor job recorded by at most one task
+/// and matching its prompt, no prompt paid more often than it has tasks, and no paid video
+/// lost: while an `interrupted` task's prompt has a paid job no task recorded, that is a
+/// failure, unless there are more such jobs than interrupted tasks of the prompt (then a second
+/// matching job really exists at the vendor and nobody could tell whose it is). Completed
+/// tasks' files are what the vendor served. Returns the interrupted tasks' count.
+fn check_siblings_adopted_every_paid_job(
+    tasks: &[cineflow::core::Task],
+    ledger: &cineflow_testkit::Ledger,
+    out: &Path,
+) -> usize {
+    let mut owner: BTreeMap<&str, String> = BTreeMap::new();
+    let mut by_prompt: BTreeMap<&str, Vec<&cineflow::core::Task>> = BTreeMap::new();
+    let mut videos = Vec::new();
+    for t in tasks {
+        by_prompt.entry(t.full_prompt.as_str()).or_default().push(t);
+        let recorded: Vec<&str> = t
+            .attempts
+            .iter()
+            .filter_map(|a| a.job.as_ref().map(|j| j.vendor_job_id.as_str()))
+            .collect();
+        assert!(recorded.len() <= 1, "task {} records {recorded:?}", t.id);
+        if let Some(job) = recorded.first() {
+            if let Some(other) = owner.insert(job, t.id.to_string()) {
+                panic!("vendor job {job} is recorded by tasks {other} and {}", t.id);
+            }
+            let paid = ledger
+                .job(job)
+                .unwrap_or_else(|| panic!("task {} records job {job} the vendor never made", t.id));
+            assert_eq!(paid.prompt, t.full_prompt, "task {}: job {job}", t.id);
+        }
+        match t.status {
+            TaskStatus::Completed => {
+                let job = recorded
+                    .first()
+                    .unwrap_or_else(|| panic!("completed task {} records no job", t.id));
+                let art = t.artifact.as_ref().unwrap();
+                let path = std::path::PathBuf::from(&art.location);
+                let on_disk = support::sha256_file(&path);
+                assert_eq!(
+                    on_disk, art.sha256,
+                    "task {}: file differs from record",
+                    t.id
+                );
+                assert_eq!(
+                    Some(&on_disk),
+                    ledger.job(job).and_then(|j| j.sha256.as_ref()),
+                    "task {}: the file differs from what the vendor served for {job}",
+                    t.id
+                );
+                videos.push(path);
+            }
+            TaskStatus::Interrupted => {
+                let e = t.error.as_ref().unwrap();
+                assert_eq!(e.code, ErrorCode::Interrupted, "task {}: {e:?}", t.id);
+            }
+            other => panic!("task {} ended {other}: {:?}", t.id, t.error),
+        }
+    }
+    let mut interrupted = 0;
+    for (prompt, siblings) in &by_prompt {
+        let paid = ledger.jobs_for_prompt(prompt);
+        assert!(
+            paid.len() <= siblings.len(),
+            "{} jobs paid for the {} tasks of {prompt:?}",
+            paid.len(),
+            siblings.len()
+        );
+        let unrecorded: Vec<&str> = paid
+            .iter()
+            .filter(|j| !owner.contains_key(j.id.as_str()))
+            .map(|j| j.id.as_str())
+            .collect();
+        let stuck: Vec<String> = siblings
+            .iter()
+            .filter(|t| t.status == TaskStatus::Interrupted)
+            .map(|t| format!("{} ({})", t.id, t.error.as_ref().unwrap().message))
+            .collect();
+        interrupted += stuck.len();
+        assert!(
+            stuck.is_empty() || unrecorded.is_empty() || unrecorded.len() > stuck.len(),
+            "paid videos lost: the vendor made {unrecorded:?} for {prompt:?}, no task recorded \
+             them, and {} identical task(s) ended interrupted: {stuck:#?}",
+            stuck.len()
+        );
+    }
+    videos.sort();
+    let on_disk: Vec<std::path::PathBuf> = support::files_under(out)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    assert_eq!(
+        on_disk, videos,
+        "the videos on disk are the completed tasks' files"
+    );
+    let left = support::leftovers(out);
+    assert!(left.is_empty(), "partial files remain: {left:?}");
+    interrupted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_siblings_sigkilled_at_the_submit_lose_no_paid_video() {
+    let seed = support::seed("identical_siblings_sigkilled_at_the_submit_lose_no_paid_video");
+    let mut rng = Rng::new(seed);
+    // The first four submits (two identical pairs) create their jobs, then answer 3 s late.
+    let fake = support::fake_vendor(VendorSetup {
+        seed,
+        video_bytes: 64 * 1024,
+        download_bytes_per_sec: 0,
+        faults: Faults {
+            stall: StallFault::first(4)
+                .on(&[Endpoint::Submit])
+                .with_delay_ms(3_000),
+            ..Faults::none()
+        },
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cfg = child_cfg(&fake, dir.path(), TWIN_SEGMENTS, "twins", 4);
+    cfg["gen_count"] = json!(2);
+    cfg["twins"] = json!(true);
+    let started = Instant::now();
+    let deadline = started + DEADLINE;
+
+    // Life 1: killed once the vendor has accepted the four submits, none answered.
+    let mut seen = HashSet::new();
+    let mut child = ChildProc::spawn(CHILD, "life 1", &cfg, dir.path().join("life-1.log"));
+    while seen.len() < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match next_stalled_submit(&fake, &mut child, &seen, left).await {
+            Some(job) => seen.insert(job),
+            None => panic!(
+                "the four first submits never stalled together\n{}",
+                child.log_tail(6000)
+            ),
+        };
+    }
+    assert!(child.kill(), "life 1 was waiting for its submits");
+    let store = open(&cfg).await;
+    let run = store.list_runs(&RunQuery::default()).await.unwrap().items[0].clone();
+    let unanswered = support::tasks_of(&*store, run.id)
+        .await
+        .into_iter()
+        .filter(|t| t.status == TaskStatus::Submitting)
+        .count();
+    assert_eq!(
+        unanswered, 4,
+        "four identical-pair submits paid, no job id written"
+    );
+    // From now on some submits answer late, so that kills can be timed at them.
+    fake.set_faults(Faults {
+        stall: StallFault::probability(0.5)
+            .on(&[Endpoint::Submit])
+            .with_delay_ms(400),
+        ..Faults::none()
+    })
+    .unwrap();
+
+    let (mut at_submit, mut by_clock) = (1u32, 0u32);
+    let mut life = 1;
+    loop {
+        life += 1;
+        let log = dir.path().join(format!("life-{life}.log"));
+        let mut child = ChildProc::spawn(CHILD, format!("life {life}"), &cfg, log);
+        if at_submit + by_clock <= TWIN_KILLS {
+            let timed = if life % 2 == 0 {
+                let within = Duration::from_secs(5);
+                match next_stalled_submit(&fake, &mut child, &seen, within).await {
+                    Some(job) => {
+                        seen.insert(job);
+                        true
+                    }
+                    None => false,
+                }
+            } else {
+                let after = Duration::from_millis(rng.between(KILL_AFTER_MS.0, KILL_AFTER_MS.1));
+                let _ = child.wait_for(after).await;
+                false
+            };
+            if let Some(status) = child.try_wait() {
+                assert!(
+                    status.success(),
+                    "life {life} failed: {status}\n{}",
+                    child.log_tail(6000)
+                );
+                eprintln!("the run finished during life {life}");
+                break;
+            }
+            assert!(child.kill(), "life {life} was running");
+            if timed {
+                at_submit += 1;
+            } else {
+                by_clock += 1;
+            }
+        } else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let status = child.wait_for(left).await.unwrap_or_else(|| {
+                panic!(
+                    "seed {seed}: the run did not finish within {DEADLINE:?}\n{}",
+                    child.log_tail(6000)
+                )
+            });
+            assert!(
+                status.success(),
+                "the last life failed: {status}\n{}",
+                child.log_tail(6000)
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: no end within {DEADLINE:?}"
+        );
+    }
+
+    let run = store.get_run(run.id).await.unwrap();
+    assert!(run.status.is_terminal(), "the run ended {}", run.status);
+    let tasks = support::tasks_of(&*store, run.id).await;
+    assert_eq!(tasks.len(), 2 * TWIN_SEGMENTS as usize);
+    let ledger = fake.ledger();
+    let interrupted = check_siblings_adopted_every_paid_job(&tasks, &ledger, &out);
+    eprintln!(
+        "seed {seed}: {life} lives, {at_submit} kills at a submit, {by_clock} by the clock, in \
+         {:.1} s; {} tasks, {interrupted} interrupted; {} jobs paid",
+        started.elapsed().as_secs_f64(),
+        tasks.len(),
+        ledger.total.submits
+    );
+    assert!(
+        at_submit >= 2,
+        "seed {seed}: only {at_submit} kills landed at a submit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,10 +11,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cineflow_core::store::{
     Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write, is_claimable,
+    records_vendor_job,
 };
 use cineflow_core::{
-    Error, Lease, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch, Storyboard,
-    StoryboardId, Task, TaskId,
+    Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
+    Storyboard, StoryboardId, Task, TaskId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -527,6 +528,22 @@ impl Store for FileStore {
         };
         all.sort_by(|a, b| query.compare(a, b));
         Ok(query.page.slice(all))
+    }
+
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> Result<Vec<Task>> {
+        let mut found: Vec<Task> = self
+            .read()
+            .tasks
+            .values()
+            .filter(|t| records_vendor_job(t, provider, vendor_job_id))
+            .cloned()
+            .collect();
+        found.sort_by_key(|t| t.id);
+        Ok(found)
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {

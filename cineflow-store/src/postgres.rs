@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cineflow_core::store::{Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write};
 use cineflow_core::{
-    Error, Lease, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch, Storyboard,
-    StoryboardId, Task, TaskId,
+    Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
+    Storyboard, StoryboardId, Task, TaskId,
 };
 use sqlx::postgres::PgPool;
 pub use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -140,6 +140,7 @@ impl PostgresStore {
 }
 
 impl SqlBackend for Postgres {
+    const POSITION_FN: &'static str = "strpos";
     const WHERE_ALL: &'static str = " WHERE TRUE";
 
     fn sql(template: &'static str) -> SqlStr {
@@ -314,6 +315,14 @@ impl Store for PostgresStore {
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
         Postgres::list_tasks(self.begin_read().await?, query).await
+    }
+
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> Result<Vec<Task>> {
+        Postgres::find_tasks_by_vendor_job(&self.pool, provider, vendor_job_id).await
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cineflow_core::store::{Page, PageRequest, RunQuery, Store, TaskQuery};
 use cineflow_core::{
-    Error, Lease, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch, Storyboard,
-    StoryboardId, Task, TaskId,
+    Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
+    Storyboard, StoryboardId, Task, TaskId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -157,6 +157,7 @@ impl SqliteStore {
 }
 
 impl SqlBackend for Sqlite {
+    const POSITION_FN: &'static str = "instr";
     const WHERE_ALL: &'static str = " WHERE 1 = 1";
 
     fn sql(template: &'static str) -> SqlStr {
@@ -292,6 +293,14 @@ impl Store for SqliteStore {
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
         Sqlite::list_tasks(self.begin_read().await?, query).await
+    }
+
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> Result<Vec<Task>> {
+        Sqlite::find_tasks_by_vendor_job(&self.pool, provider, vendor_job_id).await
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {

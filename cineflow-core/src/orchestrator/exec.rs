@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::download::Downloaded;
 use self::poll::AttemptClock;
+pub(super) use self::reconcile::ReconcileGuard;
 use self::reconcile::Reconciled;
 use super::Inner;
 use crate::error::Result;

@@ -133,6 +133,7 @@ impl OrchestratorBuilder {
                 seq: AtomicU64::new(0),
                 drivers: Mutex::new(HashMap::new()),
                 task_cancels: Mutex::new(HashMap::new()),
+                reconciling: exec::ReconcileGuard::default(),
             }),
         })
     }
@@ -167,6 +168,8 @@ pub(crate) struct Inner {
     seq: AtomicU64,
     drivers: Mutex<HashMap<RunId, DriverControl>>,
     task_cancels: Mutex<HashMap<TaskId, CancellationToken>>,
+    /// What this process's reconciliations share (see `exec/reconcile.rs`).
+    reconciling: exec::ReconcileGuard,
 }
 
 #[derive(Clone)]

@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 
 use super::{
     Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write, is_claimable, lease_deadline,
+    records_vendor_job,
 };
 use crate::error::{Error, Result};
-use crate::ids::{RunId, SegmentId, StoryboardId, TaskId};
+use crate::ids::{ProviderId, RunId, SegmentId, StoryboardId, TaskId};
 use crate::run::{Run, RunCounts};
 use crate::storyboard::{Segment, SegmentPatch, Storyboard};
 use crate::task::{Lease, Task};
@@ -224,6 +225,22 @@ impl Store for MemoryStore {
         all.retain(|t| query.matches(t));
         all.sort_by(|a, b| query.compare(a, b));
         Ok(query.page.slice(all))
+    }
+
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> Result<Vec<Task>> {
+        let mut found: Vec<Task> = self
+            .state()
+            .tasks
+            .values()
+            .filter(|t| records_vendor_job(t, provider, vendor_job_id))
+            .cloned()
+            .collect();
+        found.sort_by_key(|t| t.id);
+        Ok(found)
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {

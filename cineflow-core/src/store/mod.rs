@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::error_code::ErrorCode;
-use crate::ids::{RunId, SegmentId, StoryboardId, TaskId};
+use crate::ids::{ProviderId, RunId, SegmentId, StoryboardId, TaskId};
 use crate::run::{Run, RunCounts, RunStatus};
 use crate::storyboard::{Segment, SegmentPatch, Storyboard};
 use crate::task::{Lease, Task, TaskStatus};
@@ -75,6 +75,40 @@ pub trait Store: Debug + Send + Sync + 'static {
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>>;
     /// Compare-and-swap, lease-fenced write of a task.
     async fn update_task(&self, task: &Task) -> Result<Task>;
+    /// Every task (of any run) with an attempt that recorded the vendor job `vendor_job_id` of
+    /// `provider`, by task id. Reconciliation uses it so a job on record anywhere is never
+    /// adopted a second time.
+    ///
+    /// The provided implementation pages through [`list_tasks`](Store::list_tasks); backends
+    /// override it with a direct lookup.
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> Result<Vec<Task>> {
+        let mut found = Vec::new();
+        let mut page = 1;
+        loop {
+            let query = TaskQuery {
+                sort: TaskSort::CreatedAt,
+                page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
+                ..TaskQuery::default()
+            };
+            let p = self.list_tasks(&query).await?;
+            let n = p.items.len();
+            found.extend(
+                p.items
+                    .into_iter()
+                    .filter(|t| records_vendor_job(t, provider, vendor_job_id)),
+            );
+            if n == 0 || u64::from(page) * u64::from(PageRequest::MAX_PAGE_SIZE) >= p.total {
+                break;
+            }
+            page += 1;
+        }
+        found.sort_by_key(|t| t.id);
+        Ok(found)
+    }
 
     /// Claims up to `limit` non-terminal tasks (optionally of one run) whose lease is absent or
     /// expired, oldest first, for `owner`, for `ttl`. Each claim gets a new token and bumps the
@@ -310,6 +344,16 @@ pub fn check_task_write(stored: &Task, incoming: &Task, now: time::OffsetDateTim
         });
     }
     Ok(())
+}
+
+/// Whether one of `task`'s attempts recorded the vendor job `vendor_job_id` of `provider` (the
+/// test behind [`Store::find_tasks_by_vendor_job`]).
+pub fn records_vendor_job(task: &Task, provider: &ProviderId, vendor_job_id: &str) -> bool {
+    task.attempts.iter().any(|a| {
+        a.job
+            .as_ref()
+            .is_some_and(|j| j.provider == *provider && j.vendor_job_id == vendor_job_id)
+    })
 }
 
 /// Whether a task may be claimed now.

@@ -50,9 +50,11 @@ use cineflow_core::{Error, ErrorKind, Result, Task, TaskId};
 
 mod behaviours;
 mod fixtures;
+mod vendor_jobs;
 
 pub use behaviours::*;
 pub use fixtures::*;
+pub use vendor_jobs::*;
 
 /// Opens the stores a behaviour runs against.
 ///
@@ -174,6 +176,7 @@ macro_rules! conformance_tests {
                 missing_records_are_not_found
                 errors_are_told_apart_by_kind
                 an_empty_store_has_nothing_to_list_or_claim
+                tasks_are_found_by_the_vendor_job_they_recorded
             ]
             factory: [
                 data_survives_closing_and_reopening

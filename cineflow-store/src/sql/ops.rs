@@ -8,10 +8,12 @@
 use std::future::Future;
 use std::str::FromStr;
 
-use cineflow_core::store::{Page, PageRequest, RunQuery, SortOrder, TaskQuery, TaskSort};
+use cineflow_core::store::{
+    Page, PageRequest, RunQuery, SortOrder, TaskQuery, TaskSort, records_vendor_job,
+};
 use cineflow_core::{
-    Error, Lease, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch, Storyboard,
-    StoryboardId, Task, TaskId, TaskStatus,
+    Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
+    Storyboard, StoryboardId, Task, TaskId, TaskStatus,
 };
 use sqlx::query::Query;
 use sqlx::{
@@ -168,6 +170,9 @@ where
 {
     /// The start of a `WHERE` clause that every row passes, for filters to append `AND …` to.
     const WHERE_ALL: &'static str;
+
+    /// This database's `position(haystack, needle)` function (`> 0` when `needle` occurs).
+    const POSITION_FN: &'static str;
 
     /// `template`, written with Postgres placeholders (`$1`…), in this database's style.
     fn sql(template: &'static str) -> SqlStr;
@@ -521,6 +526,47 @@ where
             |row| task_of(row),
             ["cannot count tasks", "cannot list tasks"],
         )
+    }
+
+    /// [`Store::find_tasks_by_vendor_job`](cineflow_core::Store::find_tasks_by_vendor_job).
+    ///
+    /// The job id is looked up in the stored JSON bodies as the exact JSON string it is encoded
+    /// as (quotes and escapes included), which no index serves but which is a byte search with
+    /// no JSON parsing; the few rows that contain it are decoded and checked field by field.
+    /// Reconciliation, its only caller, is rare (an ambiguous submit or a crash in one).
+    fn find_tasks_by_vendor_job(
+        pool: &Pool<Self>,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> impl Future<Output = Result<Vec<Task>>> + Send {
+        let needle = serde_json::to_string(vendor_job_id)
+            .map_err(|e| crate::common::codec("cannot encode a vendor job id", e));
+        let (provider, vendor_job_id) = (provider.clone(), vendor_job_id.to_owned());
+        async move {
+            let mut select = QueryBuilder::<Self>::new(concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM cineflow_tasks WHERE "
+            ));
+            select
+                .push(Self::POSITION_FN)
+                .push("(body, ")
+                .push_bind(needle?)
+                .push(") > 0 ORDER BY id");
+            let rows = select
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(db("cannot look up the tasks of a vendor job"))?;
+            let mut found = Vec::new();
+            for row in &rows {
+                let task = task_of(row)?;
+                if records_vendor_job(&task, &provider, &vendor_job_id) {
+                    found.push(task);
+                }
+            }
+            Ok(found)
+        }
     }
 
     /// `query` (the text of [`update_task!`] and a lease fence) with `$1` to `$10` bound to

@@ -4,11 +4,34 @@
 //! A submit is ambiguous when the vendor may have accepted the job but its answer was lost (a
 //! 502 after acceptance, a read timeout, a crash between the call and the write). The attempt is
 //! on record (step 1 of the durability protocol) without a job. Here the provider's own list of
-//! jobs is searched for one that matches the attempt's request and was created during the
-//! attempt; exactly one match is adopted as the attempt's job, anything else leaves the task
-//! `interrupted` with the reason. A second submit is never made automatically.
+//! jobs is searched for the ones that match the attempt's request and were created during the
+//! attempt. A second submit is never made automatically.
+//!
+//! # Which job is adopted
+//!
+//! - **Candidates** are the matching vendor jobs that no task anywhere in the store has recorded
+//!   ([`Store::find_tasks_by_vendor_job`](crate::Store::find_tasks_by_vendor_job)): a job on
+//!   record belongs to its task, whatever run it is in.
+//! - **Siblings** are the tasks (of any run, this one included) whose current attempt is on
+//!   record without a job and without an outcome, on the same provider, with the same request
+//!   (vendor model, prompt, duration, orientation, pro tier, reference image). Identical
+//!   requests make interchangeable jobs, so `gen_count ≥ 2` or two segments with the same shot
+//!   can leave several siblings looking for several matching jobs.
+//! - Siblings are ordered by task id, candidates by vendor creation time, then id. When there
+//!   are no more candidates than siblings, the task adopts the candidate at its own position;
+//!   a task whose position has no candidate (some submits never reached the vendor) keeps
+//!   looking until the reconcile wait ends, then ends `interrupted` (a sibling that is not
+//!   running, say of a run not resumed yet, keeps its place: its job waits for it, unadopted
+//!   but not lost). More candidates than siblings is ambiguous (some job is somebody else's):
+//!   every sibling ends `interrupted`, adopting none.
+//! - Deciding and recording run under a per-provider lock of this process, with the candidates
+//!   checked against the store inside it, so two siblings never adopt the same job. While a
+//!   sibling of this process is in the middle of an ordinary submit (its job about to be
+//!   recorded), nobody decides. Workers in other processes are only fenced by that store
+//!   check; the window between it and the write is left open.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -18,9 +41,11 @@ use super::{Lifecycle, mark_cancelled, request_for};
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
-use crate::provider::{JobQuery, ProviderJob};
+use crate::ids::{ProviderId, TaskId};
+use crate::provider::{GenerationRequest, JobQuery, ProviderJob};
 use crate::router::InFlight;
-use crate::task::{Task, TaskError, TaskStatus};
+use crate::store::{PageRequest, TaskQuery};
+use crate::task::{Attempt, Task, TaskError, TaskStatus};
 
 /// How a reconciliation ended.
 pub(super) enum Reconciled {
@@ -37,16 +62,77 @@ enum Verdict {
     KeepLooking(Option<String>),
 }
 
+/// What one process shares between reconciliations: a lock per provider around deciding and
+/// recording, and the tasks in the middle of an ordinary submit.
+#[derive(Debug, Default)]
+pub(crate) struct ReconcileGuard {
+    adopt: Mutex<HashMap<ProviderId, Arc<tokio::sync::Mutex<()>>>>,
+    submitting: Mutex<HashSet<TaskId>>,
+}
+
+impl ReconcileGuard {
+    fn provider_lock(&self, provider: &ProviderId) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.adopt)
+            .entry(provider.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Marks `task` as submitting (its attempt on record, its job not yet) until the mark is
+    /// dropped.
+    pub(super) fn submitting(&self, task: TaskId) -> SubmitMark<'_> {
+        lock(&self.submitting).insert(task);
+        SubmitMark { guard: self, task }
+    }
+
+    fn is_submitting(&self, task: TaskId) -> bool {
+        lock(&self.submitting).contains(&task)
+    }
+}
+
+/// A task in the middle of an ordinary submit; see [`ReconcileGuard::submitting`].
+pub(super) struct SubmitMark<'a> {
+    guard: &'a ReconcileGuard,
+    task: TaskId,
+}
+
+impl Drop for SubmitMark<'_> {
+    fn drop(&mut self) {
+        lock(&self.guard.submitting).remove(&self.task);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether two requests ask a vendor for the same video (what `find_jobs` compares).
+fn same_request(a: &GenerationRequest, b: &GenerationRequest) -> bool {
+    a.vendor_model == b.vendor_model
+        && a.prompt == b.prompt
+        && a.duration_s == b.duration_s
+        && a.orientation == b.orientation
+        && a.is_pro == b.is_pro
+        && a.image == b.image
+}
+
+/// The request of `task`'s current attempt if it is on record without a job and an outcome.
+fn unrecorded_request(task: &Task) -> Option<(&Attempt, GenerationRequest)> {
+    let a = task
+        .current_attempt()
+        .filter(|a| a.job.is_none() && a.outcome.is_none())?;
+    let mut request = request_for(task, a.n);
+    request.vendor_model.clone_from(&a.provider_model);
+    Some((a, request))
+}
+
 impl Lifecycle<'_> {
     /// Searches for the vendor job of the task's current attempt (on record, without a job) and
-    /// adopts it when exactly one candidate matches. `cause` says why the submit's outcome is
+    /// adopts one by the rule of the module doc. `cause` says why the submit's outcome is
     /// unknown; it opens the error message when the task ends `interrupted`.
     pub(super) async fn reconcile(&self, task: &mut Task, cause: &str) -> Result<Reconciled> {
         let policy = &self.inner.config.reconcile;
-        let Some(attempt) = task
-            .current_attempt()
-            .filter(|a| a.job.is_none() && a.outcome.is_none())
-            .cloned()
+        let Some((attempt, mut request)) = unrecorded_request(task).map(|(a, r)| (a.clone(), r))
         else {
             return Err(Error::Config(format!(
                 "task {} has no unrecorded submit to reconcile",
@@ -60,24 +146,14 @@ impl Lifecycle<'_> {
             );
             return self.give_up(task, cause, &why).await;
         };
-        let mut request = request_for(task, attempt.n);
-        request.vendor_model.clone_from(&attempt.provider_model);
         request.idempotency_key.clone_from(&attempt.idempotency_key);
-        // Jobs already recorded by any attempt of this run are somebody else's.
-        let known: HashSet<String> = self
-            .inner
-            .all_tasks(task.run_id, Vec::new())
-            .await?
-            .iter()
-            .flat_map(|t| t.attempts.iter())
-            .filter_map(|a| a.job.as_ref().map(|j| j.vendor_job_id.clone()))
-            .collect();
         let skew = time::Duration::try_from(policy.clock_skew).unwrap_or(time::Duration::DAY);
         let created_after = attempt
             .submitted_at
             .checked_sub(skew)
             .unwrap_or(attempt.submitted_at);
         let deadline = Instant::now() + policy.wait;
+        let adopt_lock = self.inner.reconciling.provider_lock(&attempt.provider);
         let mut lookups = 0u32;
         loop {
             lookups += 1;
@@ -91,33 +167,10 @@ impl Lifecycle<'_> {
                 let _permit = self.inner.router.gate(provider.id()).await;
                 provider.find_jobs(&query).await
             };
+            // Deciding and recording are one step per provider in this process.
+            let held = adopt_lock.lock().await;
             let verdict = match found {
-                Ok(found) => {
-                    let mut seen = HashSet::new();
-                    let mut candidates: Vec<ProviderJob> = found
-                        .into_iter()
-                        .filter(|j| !known.contains(&j.vendor_job_id))
-                        .filter(|j| seen.insert(j.vendor_job_id.clone()))
-                        .collect();
-                    match candidates.len() {
-                        0 => Verdict::KeepLooking(None),
-                        1 => match candidates.pop() {
-                            Some(job) => Verdict::Adopt(job),
-                            None => Verdict::KeepLooking(None),
-                        },
-                        n => {
-                            let ids: Vec<&str> = candidates
-                                .iter()
-                                .map(|j| j.vendor_job_id.as_str())
-                                .collect();
-                            Verdict::Give(format!(
-                                "{n} vendor jobs at {} match the attempt ({}); adopting neither",
-                                attempt.provider,
-                                ids.join(", ")
-                            ))
-                        }
-                    }
-                }
+                Ok(found) => self.decide(task, &attempt, &request, found).await?,
                 Err(e) if e.code() == ErrorCode::Unsupported => Verdict::Give(format!(
                     "provider {} cannot list its jobs to look for it",
                     attempt.provider
@@ -128,14 +181,18 @@ impl Lifecycle<'_> {
                 )),
                 Err(e) => {
                     tracing::warn!(task = %task.id, provider = %attempt.provider, error = %e, "job lookup failed; looking again");
-                    Verdict::KeepLooking(Some(e.to_string()))
+                    Verdict::KeepLooking(Some(format!("last lookup error: {e}")))
                 }
             };
-            let last_error = match verdict {
+            let last_note = match verdict {
                 Verdict::Adopt(job) => return self.adopt(task, attempt.n, job, lookups).await,
-                Verdict::Give(why) => return self.give_up(task, cause, &why).await,
-                Verdict::KeepLooking(last_error) => last_error,
+                Verdict::Give(why) => {
+                    drop(held);
+                    return self.give_up(task, cause, &why).await;
+                }
+                Verdict::KeepLooking(last_note) => last_note,
             };
+            drop(held);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 let why = format!(
@@ -143,9 +200,7 @@ impl Lifecycle<'_> {
                     attempt.provider,
                     lookups,
                     secs(policy.wait),
-                    last_error
-                        .map(|e| format!(" (last lookup error: {e})"))
-                        .unwrap_or_default()
+                    last_note.map(|e| format!(" ({e})")).unwrap_or_default()
                 );
                 return self.give_up(task, cause, &why).await;
             }
@@ -155,6 +210,103 @@ impl Lifecycle<'_> {
                 return Ok(Reconciled::Ended);
             }
         }
+    }
+
+    /// Decides on the matching jobs `found` (under the provider's lock): see the module doc.
+    async fn decide(
+        &self,
+        task: &Task,
+        attempt: &Attempt,
+        request: &GenerationRequest,
+        found: Vec<ProviderJob>,
+    ) -> Result<Verdict> {
+        let siblings = self.siblings(task, attempt, request).await?;
+        if let Some(busy) = siblings
+            .iter()
+            .find(|id| self.inner.reconciling.is_submitting(**id))
+        {
+            return Ok(Verdict::KeepLooking(Some(format!(
+                "an identical task ({busy}) was still submitting"
+            ))));
+        }
+        let mut seen = HashSet::new();
+        let mut candidates = Vec::new();
+        for job in found {
+            if job.provider != attempt.provider || !seen.insert(job.vendor_job_id.clone()) {
+                continue;
+            }
+            let owners = self
+                .inner
+                .store
+                .find_tasks_by_vendor_job(&job.provider, &job.vendor_job_id)
+                .await?;
+            if owners.is_empty() {
+                candidates.push(job);
+            }
+        }
+        candidates.sort_by(|a, b| {
+            a.submitted_at
+                .cmp(&b.submitted_at)
+                .then_with(|| a.vendor_job_id.cmp(&b.vendor_job_id))
+        });
+        let position = siblings.iter().position(|id| *id == task.id).unwrap_or(0);
+        let (c, s) = (candidates.len(), siblings.len());
+        Ok(if c > s {
+            let ids: Vec<&str> = candidates
+                .iter()
+                .map(|j| j.vendor_job_id.as_str())
+                .collect();
+            Verdict::Give(format!(
+                "{c} vendor jobs at {} match {s} unrecorded {} of the same request ({}); \
+                 adopting none",
+                attempt.provider,
+                if s == 1 { "attempt" } else { "attempts" },
+                ids.join(", ")
+            ))
+        } else if position < c {
+            Verdict::Adopt(candidates.swap_remove(position))
+        } else if c == 0 {
+            Verdict::KeepLooking(None)
+        } else {
+            Verdict::KeepLooking(Some(format!(
+                "the {c} matching {} went to identical tasks ahead of this one",
+                if c == 1 { "job" } else { "jobs" }
+            )))
+        })
+    }
+
+    /// The ids, in order, of the tasks anywhere in the store whose current attempt is on record
+    /// without a job and an outcome, on `attempt`'s provider, with the same request (`task`
+    /// included).
+    async fn siblings(
+        &self,
+        task: &Task,
+        attempt: &Attempt,
+        request: &GenerationRequest,
+    ) -> Result<Vec<TaskId>> {
+        let mut ids = vec![task.id];
+        let mut page = 1;
+        loop {
+            let query = TaskQuery {
+                status: vec![TaskStatus::Submitting],
+                page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
+                ..TaskQuery::default()
+            };
+            let p = self.inner.store.list_tasks(&query).await?;
+            let n = p.items.len();
+            ids.extend(p.items.iter().filter_map(|t| {
+                let (a, r) = unrecorded_request(t)?;
+                (t.id != task.id && a.provider == attempt.provider && same_request(&r, request))
+                    .then_some(t.id)
+            }));
+            if n == 0 || u64::from(page) * u64::from(PageRequest::MAX_PAGE_SIZE) >= p.total {
+                break;
+            }
+            page += 1;
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
     async fn adopt(

@@ -84,7 +84,9 @@ impl Lifecycle<'_> {
             // Held from the pick on, so concurrent picks see this job as in flight.
             let taken = self.inner.router.take_slot(&pid);
 
-            // Step 1: the attempt is on record before any byte goes to the vendor.
+            // Step 1: the attempt is on record before any byte goes to the vendor. Until its job
+            // is recorded too, identical tasks reconciling in this process wait for it.
+            let mark = self.inner.reconciling.submitting(task.id);
             let before = task.status;
             task.attempts.push(Attempt {
                 n,
@@ -136,6 +138,7 @@ impl Lifecycle<'_> {
                             .job_not_recorded(task, provider.as_ref(), &job, e)
                             .await);
                     }
+                    drop(mark);
                     self.inner.emit(
                         task.run_id,
                         Some(task.id),
@@ -147,6 +150,7 @@ impl Lifecycle<'_> {
                     return Ok(Some(taken));
                 }
                 Err(e) => {
+                    drop(mark);
                     let error = TaskError::from(&e);
                     if !e.submit_state().may_resubmit() {
                         // The vendor may have created (and billed) a job: find it, never pay
