@@ -39,6 +39,14 @@
 //! (hash), `--vendor process|in-process` (process), `--vendor-bin PATH`, `--timeout-secs T`
 //! (4 × ideal + 120). The process exits 1 when not every task completed, 2 on bad flags.
 //!
+//! Faults: `--rate-limit-rate F` (0) makes the fake vendor answer that share of submits and
+//! polls with 429 and `Retry-After` (no job is created by a refused submit);
+//! `--retry-after-ms N` (1000) is the wait it asks for (`Retry-After` in whole seconds,
+//! rounded up, and `retry-after-ms`). The report then counts `rate_limited` (429s answered),
+//! `submit_attempts_per_task` (submits sent, refused ones included) next to
+//! `submits_per_task` (submits accepted: vendor jobs, so what was paid) and
+//! `final_submit_limit` (the provider's adaptive cap on submits in progress at the end).
+//!
 //! Diagnostics: `--protocol mock` replaces the fake vendor and the adapters with
 //! `MockProvider` in process (each call takes S/3; no HTTP, no ledger), which isolates what
 //! the orchestrator and the store cost; `--max-calls N` sets the provider's
@@ -67,7 +75,7 @@ use cineflow::core::{
 };
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::sorahk::SoraHk;
-use cineflow_testkit::{FakeVendor, Ledger, Protocol};
+use cineflow_testkit::{Endpoint, FakeVendor, Faults, Ledger, Protocol, RateLimitFault};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -161,6 +169,9 @@ struct Opts {
     timeout: Duration,
     rss_timeline: bool,
     max_calls: Option<NonZeroU32>,
+    /// Share of submits and polls the fake vendor answers 429.
+    rate_limit_rate: f64,
+    retry_after_ms: u64,
 }
 
 impl Opts {
@@ -191,6 +202,8 @@ impl Opts {
         let mut timeout_secs: Option<f64> = None;
         let mut rss_timeline = false;
         let mut max_calls: Option<NonZeroU32> = None;
+        let mut rate_limit_rate = 0.0f64;
+        let mut retry_after_ms = 1000u64;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -260,6 +273,8 @@ impl Opts {
                 }
                 "--vendor-bin" => vendor_bin = Some(value()?),
                 "--timeout-secs" => timeout_secs = Some(number(&flag, &value()?)?),
+                "--rate-limit-rate" => rate_limit_rate = number(&flag, &value()?)?,
+                "--retry-after-ms" => retry_after_ms = number(&flag, &value()?)?,
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
@@ -287,6 +302,16 @@ impl Opts {
                 "--video-mb must be between 0.0001 (40 bytes) and 65536, got {video_mb}"
             ));
         }
+        if !(0.0..1.0).contains(&rate_limit_rate) {
+            return Err(format!(
+                "--rate-limit-rate must be in [0, 1), got {rate_limit_rate}"
+            ));
+        }
+        if rate_limit_rate > 0.0 && protocol.is_none() {
+            return Err(
+                "--rate-limit-rate needs the fake vendor (--protocol sorahk or openai)".into(),
+            );
+        }
         if let Some(path) = vendor_bin {
             if vendor == VendorMode::InProcess {
                 return Err("--vendor-bin and --vendor in-process exclude each other".into());
@@ -313,6 +338,8 @@ impl Opts {
             timeout: Duration::from_secs_f64(timeout_secs),
             rss_timeline,
             max_calls,
+            rate_limit_rate,
+            retry_after_ms,
         }))
     }
 }
@@ -334,7 +361,7 @@ fn ideal_wall_secs(tasks: usize, concurrency: usize, job_secs: f64) -> f64 {
 /// The fake vendor's flags ([`cineflow_testkit::cli`]: this executable's vendor mode and the
 /// `fake-vendor` binary are the same command line).
 fn vendor_flags(o: &Opts) -> Vec<String> {
-    vec![
+    let mut flags = vec![
         "--port".into(),
         "0".into(),
         "--job-secs".into(),
@@ -345,7 +372,30 @@ fn vendor_flags(o: &Opts) -> Vec<String> {
         o.video_bytes.to_string(),
         "--poll-after-ms".into(),
         o.poll_after_ms.map_or("off".into(), |ms| ms.to_string()),
-    ]
+    ];
+    if o.rate_limit_rate > 0.0 {
+        flags.extend([
+            "--fault-rate-limit".into(),
+            o.rate_limit_rate.to_string(),
+            "--fault-rate-limit-on".into(),
+            "submit,poll".into(),
+            "--retry-after-ms".into(),
+            o.retry_after_ms.to_string(),
+        ]);
+    }
+    flags
+}
+
+/// The fake vendor's faults (`--rate-limit-rate`), for the in-process vendor.
+fn vendor_faults(o: &Opts) -> Faults {
+    let mut faults = Faults::none();
+    faults.rate_limit = RateLimitFault {
+        probability: o.rate_limit_rate,
+        on: vec![Endpoint::Submit, Endpoint::Poll],
+        retry_after_ms: o.retry_after_ms,
+        ..RateLimitFault::default()
+    };
+    faults
 }
 
 /// A running fake vendor, wherever it runs.
@@ -382,7 +432,8 @@ impl Vendor {
                     .with_job_secs(o.job_secs)
                     .with_job_jitter(o.job_jitter)
                     .with_video_bytes(o.video_bytes)
-                    .with_poll_after_ms(o.poll_after_ms);
+                    .with_poll_after_ms(o.poll_after_ms)
+                    .with_faults(vendor_faults(o));
                 let fake = runtime.block_on(builder.start())?;
                 return Ok(Vendor::InProcess { fake, runtime });
             }
@@ -717,6 +768,8 @@ struct Counted {
     polls: u64,
     downloads: u64,
     rejected_submits: u64,
+    submit_attempts: u64,
+    rate_limited: u64,
     paid_twice: usize,
     downloaded_bytes: u64,
     mean_lag: Option<f64>,
@@ -731,6 +784,8 @@ impl Counted {
             polls: ledger.total.polls,
             downloads: ledger.total.downloads,
             rejected_submits: ledger.total.rejected_submits,
+            submit_attempts: ledger.total.submit_attempts,
+            rate_limited: ledger.total.rate_limited,
             paid_twice: ledger.duplicate_prompts().len(),
             downloaded_bytes: ledger.total.downloaded_bytes,
             mean_lag: ledger.mean_detect_lag_secs(),
@@ -787,6 +842,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             ..OrchestratorConfig::default()
         };
         let model = ModelId::new("sora2")?;
+        let provider_id = provider.id().clone();
         let orch = Orchestrator::builder()
             .store(store)
             .sink(sink)
@@ -856,12 +912,16 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "ideal_wall_secs": round(ideal, 3),
             "wall_ratio": round(wall / ideal, 4),
             "submits_per_task": round(counted.submits as f64 / n, 4),
+            "submit_attempts_per_task": round(counted.submit_attempts as f64 / n, 4),
             "polls_per_task": round(counted.polls as f64 / n, 3),
             "downloads_per_task": round(counted.downloads as f64 / n, 4),
             "mean_detect_lag_secs": opt(counted.mean_lag),
             "p95_detect_lag_secs": opt(percentile(&counted.lags, 0.95)),
             "max_detect_lag_secs": opt(counted.lags.last().copied()),
             "rejected_submits": counted.rejected_submits,
+            "rate_limit_rate": o.rate_limit_rate,
+            "rate_limited": counted.rate_limited,
+            "final_submit_limit": orch.router().submit_limit(&provider_id),
             "paid_twice": counted.paid_twice,
             "downloaded_mb": round(counted.downloaded_bytes as f64 / MIB, 3),
             "baseline_rss_mb": round(baseline_rss, 1),
@@ -911,6 +971,14 @@ fn summary(r: &Value) -> String {
         f("submits_per_task"),
         f("polls_per_task"),
         f("downloads_per_task")
+    );
+    let _ = writeln!(
+        s,
+        "  rate limits    {} answered 429 ({} of submits and polls), {} submits sent per task, cap on submits at the end {}",
+        f("rate_limited"),
+        f("rate_limit_rate"),
+        f("submit_attempts_per_task"),
+        f("final_submit_limit")
     );
     let _ = writeln!(
         s,

@@ -216,7 +216,7 @@ async fn an_ambiguous_submit_is_never_resent_anywhere() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_429_with_retry_after_keeps_every_request_away_for_that_long() {
+async fn a_429_with_retry_after_keeps_that_tasks_next_submit_away_for_that_long() {
     let a = Recorder::new(
         MockProvider::new("a")
             .unwrap()
@@ -761,7 +761,10 @@ async fn requests_waiting_out_a_retry_after_leave_the_call_slots_to_downloads() 
         .max_concurrent_calls = std::num::NonZeroU32::new(1);
     let router =
         Arc::new(Router::from_config(cfg).route(model(), stub("a", Capabilities::default()), "m"));
-    let slow_down = ProviderError::new(ErrorCode::RateLimited, "slow down")
+    // A 503 in maintenance holds back every request to the provider (a 429 holds back only
+    // the task that got it: tests/rate_limits.rs).
+    let slow_down = ProviderError::new(ErrorCode::ProviderUnavailable, "maintenance")
+        .with_http_status(503)
         .with_retry_after(Some(Duration::from_secs(60)));
     router.record(&pid("a"), Err(&slow_down));
     let poll = tokio::spawn({

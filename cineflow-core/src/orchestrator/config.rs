@@ -97,9 +97,18 @@ pub struct OrchestratorConfig {
     /// Polling.
     pub poll: PollPolicy,
     /// Submits per task before giving up (only after refused submits or failed jobs; an
-    /// ambiguous submit is never repeated). Default 3.
+    /// ambiguous submit is never repeated). Default 3. A submit refused with a rate limit
+    /// (429, no job created) is kept in the task's history but does not count here: those are
+    /// bounded by [`max_rate_limited_submits`](Self::max_rate_limited_submits).
     pub max_attempts: u32,
-    /// Consecutive retryable poll errors tolerated. Default 20.
+    /// Submits of one task refused with a rate limit (429, no job created) before the task
+    /// fails `rate_limited`, so a vendor that always answers 429 cannot keep a task forever.
+    /// Between two of them the task waits the vendor's `Retry-After` (else the retry backoff).
+    /// Default 100.
+    pub max_rate_limited_submits: u32,
+    /// Consecutive retryable poll errors tolerated. Default 20. Polls answered with a rate
+    /// limit (429) do not count: the poll waits the vendor's `Retry-After` and tries again,
+    /// within [`PollPolicy::job_timeout`].
     pub max_poll_errors: u32,
     /// Download tries per attempt. Default 4.
     pub download_tries: u32,
@@ -201,6 +210,7 @@ impl Default for OrchestratorConfig {
             max_concurrency: 64,
             poll: PollPolicy::default(),
             max_attempts: 3,
+            max_rate_limited_submits: 100,
             max_poll_errors: 20,
             download_tries: 4,
             max_url_refreshes: 3,

@@ -224,7 +224,8 @@ impl Default for ProviderSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HealthPolicy {
-    /// Consecutive provider-side failures that open the breaker. Default 3.
+    /// Consecutive provider-side failures that open the breaker (rate limits do not count:
+    /// they lower the adaptive cap on submits instead). Default 3.
     pub failure_threshold: u32,
     /// First cooldown, in seconds; doubles each time the breaker reopens. Default 30.
     pub base_cooldown_secs: f64,

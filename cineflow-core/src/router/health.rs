@@ -1,6 +1,12 @@
 //! Per-provider health (a breaker with exponential cooldown and a half-open probe), the
-//! `Retry-After` gate, the requests-per-minute limiter, the cap on calls in progress and the
-//! in-flight count.
+//! `Retry-After` gate, the requests-per-minute limiter, the cap on calls in progress, the
+//! adaptive cap on submits in progress and the in-flight count.
+//!
+//! Rate limits (429) are not failures of the provider: they neither count toward the breaker
+//! nor stop the provider's other calls for their `Retry-After` (the call that got one waits
+//! it out itself); they lower the adaptive cap on submits instead
+//! ([`AdaptiveLimit`](super::adaptive::AdaptiveLimit)). A `Retry-After` on any other error
+//! (a 503 in maintenance) still holds back every request to the provider.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +20,7 @@ use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::adaptive::AdaptiveLimit;
 use super::config::HealthPolicy;
 use crate::error_code::ErrorCode;
 use crate::provider::ProviderError;
@@ -49,6 +56,7 @@ pub(crate) struct Health {
     breaker: Mutex<Breaker>,
     limiter: Option<(Limiter, TokioClock)>,
     calls: Arc<Semaphore>,
+    pub(crate) submits: Arc<AdaptiveLimit>,
     pub(crate) in_flight: Arc<AtomicU32>,
     pub(crate) max_in_flight: Option<u32>,
 }
@@ -132,6 +140,7 @@ impl Health {
                     .unwrap_or(Semaphore::MAX_PERMITS)
                     .min(Semaphore::MAX_PERMITS),
             )),
+            submits: Arc::new(AdaptiveLimit::new(max_concurrent_calls.get())),
             in_flight: Arc::new(AtomicU32::new(0)),
             max_in_flight,
         }
@@ -207,6 +216,11 @@ impl Health {
                 b.open_until = None;
                 b.probing = false;
                 b.cooldown = Duration::ZERO;
+            }
+            Err(e) if e.code() == ErrorCode::RateLimited => {
+                // Busy, not broken: a half-open probe that got one proved nothing either way
+                // (the next pick probes again).
+                b.probing = false;
             }
             Err(e) => {
                 if let Some(d) = e.retry_after() {

@@ -12,6 +12,12 @@
 //! [`max_concurrent_calls`](ProviderSettings::max_concurrent_calls) calls run at once per
 //! provider, however many jobs are in flight.
 //!
+//! Submits ([`submit_gate`](Router::submit_gate), [`record_submit`](Router::record_submit))
+//! also run under an adaptive cap per provider: each rate-limited submit (429) halves it
+//! (floor 1), each accepted one raises it by one (up to `max_concurrent_calls`), so a vendor
+//! that rate-limits gets fewer submits at once instead of a pause of every call per 429. The
+//! `Retry-After` of a 429 is waited out by the task that got it, not by the whole provider.
+//!
 //! The catalog can be edited while runs are in flight (enable/disable, priority, weight).
 
 use std::collections::HashMap;
@@ -26,6 +32,7 @@ use crate::error_code::ErrorCode;
 use crate::ids::{ModelId, ProviderId};
 use crate::provider::{GenerationRequest, ProviderError, VideoProvider};
 
+mod adaptive;
 mod config;
 mod health;
 
@@ -93,13 +100,15 @@ pub enum Selection {
 }
 
 /// One of a provider's call slots, held while a call runs (see
-/// [`ProviderSettings::max_concurrent_calls`]); dropping it lets the next call start.
+/// [`ProviderSettings::max_concurrent_calls`]); dropping it lets the next call start. A permit
+/// from [`submit_gate`](Router::submit_gate) also holds a place under the provider's adaptive
+/// cap on submits; hand it back with [`record_submit`](Router::record_submit).
 #[derive(Debug)]
 #[must_use = "the call slot is released as soon as the permit is dropped"]
-pub struct CallPermit(
-    #[expect(dead_code, reason = "held, never read: dropping it frees the slot")]
-    Option<tokio::sync::OwnedSemaphorePermit>,
-);
+pub struct CallPermit {
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    submit: Option<adaptive::AdaptivePermit>,
+}
 
 struct Slot {
     provider: Arc<dyn VideoProvider>,
@@ -552,13 +561,55 @@ impl Router {
         self.call_permit(provider).await
     }
 
+    /// Like [`gate`](Self::gate), for a submit: first waits for a place under the provider's
+    /// adaptive cap on submits in progress (see the [module docs](self)). Hand the permit to
+    /// [`record_submit`](Self::record_submit) with the submit's outcome.
+    pub async fn submit_gate(&self, provider: &ProviderId) -> CallPermit {
+        let submit = match self.slots.get(provider) {
+            Some(slot) => Some(slot.health.submits.acquire().await),
+            None => None,
+        };
+        CallPermit {
+            submit,
+            ..self.gate(provider).await
+        }
+    }
+
+    /// Records a submit's outcome ([`record`](Self::record)) and adjusts the provider's
+    /// adaptive cap on submits: a rate limit lowers it, an accepted submit raises it. Frees the
+    /// permit's places.
+    pub fn record_submit(
+        &self,
+        provider: &ProviderId,
+        permit: CallPermit,
+        outcome: Result<(), &ProviderError>,
+    ) {
+        let CallPermit { slot, submit } = permit;
+        drop(slot);
+        if let Some(submit) = submit {
+            match outcome {
+                Ok(()) => submit.accepted(),
+                Err(e) if e.code() == ErrorCode::RateLimited => submit.rate_limited(),
+                Err(_) => drop(submit),
+            }
+        }
+        self.record(provider, outcome);
+    }
+
+    /// Submits `provider` lets run at once now (its adaptive cap; see the
+    /// [module docs](self)), or `None` for a provider the router does not know.
+    pub fn submit_limit(&self, provider: &ProviderId) -> Option<u32> {
+        self.slots.get(provider).map(|s| s.health.submits.current())
+    }
+
     /// Waits for a free call slot of `provider` without the rate limit — for downloads, which
     /// are not requests to the vendor's API. Keep the permit until the body is read.
     pub async fn call_permit(&self, provider: &ProviderId) -> CallPermit {
-        match self.slots.get(provider) {
-            Some(slot) => CallPermit(slot.health.call_slot().await),
-            None => CallPermit(None),
-        }
+        let slot = match self.slots.get(provider) {
+            Some(slot) => slot.health.call_slot().await,
+            None => None,
+        };
+        CallPermit { slot, submit: None }
     }
 
     /// Marks the start of a submit (a half-open probe if the breaker's cooldown is over).

@@ -5,6 +5,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::submit::counted_attempts;
 use super::{Lifecycle, Polled, mark_cancelled};
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
@@ -134,6 +135,16 @@ impl Lifecycle<'_> {
             }
             let status = match status {
                 Ok(s) => s,
+                Err(e) if e.code() == ErrorCode::RateLimited => {
+                    // Busy, not broken: not one of the `max_poll_errors` (the job timeout
+                    // still bounds the polling). Wait as long as the vendor asked.
+                    tracing::debug!(task = %task.id, error = %e, "poll rate-limited; retrying");
+                    interval = e
+                        .retry_after()
+                        .or_else(|| delays.next())
+                        .unwrap_or(self.inner.config.retry_max_delay);
+                    continue;
+                }
                 Err(e) if e.is_retryable() && errors < self.inner.config.max_poll_errors => {
                     errors += 1;
                     tracing::debug!(task = %task.id, error = %e, "poll failed; retrying");
@@ -186,7 +197,7 @@ impl Lifecycle<'_> {
                 }
                 JobState::Failed { error } => {
                     let terror = TaskError::from(error);
-                    let n = task.attempts.len() as u32;
+                    let n = counted_attempts(task);
                     if may_fail_over(error) && n < self.inner.config.max_attempts {
                         self.end_attempt(
                             task,

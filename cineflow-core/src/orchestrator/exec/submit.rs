@@ -14,11 +14,47 @@ use crate::provider::{ProviderJob, VideoProvider};
 use crate::router::{InFlight, Selection, Tried, may_fail_over};
 use crate::task::{Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
 
+/// Whether an attempt was a submit the vendor refused with a rate limit before creating a job
+/// (429): kept in the history, but it spent nothing and says nothing against the route.
+fn is_rate_limited_refusal(a: &Attempt) -> bool {
+    a.job.is_none()
+        && matches!(
+            &a.outcome,
+            Some(AttemptOutcome::Failed { error }) if error.code == ErrorCode::RateLimited
+        )
+}
+
+/// The task's submits refused with a rate limit so far (bounded by
+/// [`max_rate_limited_submits`](crate::OrchestratorConfig::max_rate_limited_submits)).
+fn rate_limited_refusals(task: &Task) -> u32 {
+    let n = task
+        .attempts
+        .iter()
+        .filter(|a| is_rate_limited_refusal(a))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The task's attempts that count toward
+/// [`max_attempts`](crate::OrchestratorConfig::max_attempts): every one but the submits
+/// refused with a rate limit.
+pub(super) fn counted_attempts(task: &Task) -> u32 {
+    let n = task
+        .attempts
+        .iter()
+        .filter(|a| !is_rate_limited_refusal(a))
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl Lifecycle<'_> {
     /// Steps 1 and 2. Returns the provider's in-flight slot when a job now exists (`None`: the
     /// task is terminal).
     pub(super) async fn submit(&self, task: &mut Task) -> Result<Option<InFlight>> {
         let mut delays = self.backoff();
+        // The `Retry-After` of the last rate-limited refusal: waited out before submitting to
+        // the same route again (instead of the retry backoff).
+        let mut retry_after: Option<Duration> = None;
         loop {
             if self.cancel.is_cancelled() {
                 let before = task.status;
@@ -65,9 +101,13 @@ impl Lifecycle<'_> {
                     return Ok(None);
                 }
             };
+            let asked = retry_after.take();
             if pick.repeat {
-                // Trying a route that already failed for this task: back off first.
-                let delay = delays.next().unwrap_or(self.inner.config.retry_max_delay);
+                // Trying a route that already failed for this task: back off first (as long as
+                // the vendor asked, after a rate limit).
+                let delay = asked
+                    .or_else(|| delays.next())
+                    .unwrap_or(self.inner.config.retry_max_delay);
                 if !self.sleep(delay).await {
                     continue;
                 }
@@ -120,11 +160,12 @@ impl Lifecycle<'_> {
             );
 
             // Step 2: the paid call. Never aborted half-way: cancellation is honoured after it.
-            let permit = self.inner.router.gate(&pid).await;
+            let permit = self.inner.router.submit_gate(&pid).await;
             self.inner.router.begin_submit(&pid);
             let result = provider.submit(&req).await;
-            drop(permit);
-            self.inner.router.record(&pid, result.as_ref().map(|_| ()));
+            self.inner
+                .router
+                .record_submit(&pid, permit, result.as_ref().map(|_| ()));
             match result {
                 Ok(job) => {
                     let job_id = job.vendor_job_id.clone();
@@ -170,7 +211,17 @@ impl Lifecycle<'_> {
                             error: error.clone(),
                         },
                     );
-                    if may_fail_over(&e) && n < self.inner.config.max_attempts {
+                    let config = &self.inner.config;
+                    let may_retry = if e.code() == ErrorCode::RateLimited {
+                        // Busy, not broken: wait and submit again, bounded on its own.
+                        rate_limited_refusals(task) < config.max_rate_limited_submits
+                    } else {
+                        may_fail_over(&e) && counted_attempts(task) < config.max_attempts
+                    };
+                    if may_retry {
+                        retry_after = e
+                            .retry_after()
+                            .filter(|_| e.code() == ErrorCode::RateLimited);
                         let before = task.status;
                         task.error = Some(error);
                         task.set_status(TaskStatus::Pending)?;
@@ -186,6 +237,14 @@ impl Lifecycle<'_> {
                             },
                         );
                         continue;
+                    }
+                    let mut error = error;
+                    if e.code() == ErrorCode::RateLimited {
+                        error.message = format!(
+                            "{}; {} submits of this task were refused with a rate limit (max_rate_limited_submits)",
+                            error.message,
+                            rate_limited_refusals(task)
+                        );
                     }
                     self.finish_failed(task, TaskStatus::Failed, error, false)
                         .await?;

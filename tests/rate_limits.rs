@@ -1,0 +1,245 @@
+//! Rate limits (429 + `Retry-After`): they slow a provider down, they never fail a task, and
+//! every task still gets exactly one vendor job. Time is paused: waits are exact and instant.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow_core::mock::{MockProvider, Step};
+use cineflow_core::router::{RouterConfig, Selection};
+use cineflow_core::{
+    AttemptOutcome, ErrorCode, GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    OrchestratorConfig, Orientation, ProviderError, ProviderId, Router, RunSpec, RunStatus, Store,
+    Storyboard, SubmitState, Task, TaskId, TaskQuery, TaskStatus,
+};
+
+fn model() -> ModelId {
+    ModelId::new("sora2").unwrap()
+}
+
+fn config() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.poll.initial = Duration::from_millis(100);
+    c.poll.min = Duration::from_millis(100);
+    c.poll.max = Duration::from_millis(200);
+    c.retry_min_delay = Duration::from_millis(100);
+    c.retry_max_delay = Duration::from_millis(200);
+    c
+}
+
+/// A 429 the way the adapters report one: refused before any job was created.
+fn too_many_requests() -> ProviderError {
+    ProviderError::new(ErrorCode::RateLimited, "429 Too Many Requests")
+        .with_http_status(429)
+        .with_retry_after(Some(Duration::from_secs(1)))
+        .with_submit_state(SubmitState::Rejected)
+}
+
+fn storyboard(n: u32) -> Storyboard {
+    let segs: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}.","duration_seconds":10}}"#)
+        })
+        .collect();
+    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
+}
+
+async fn run(
+    mock: &MockProvider,
+    config: OrchestratorConfig,
+    segments: u32,
+    concurrency: usize,
+) -> (cineflow_core::Run, Vec<Task>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(Router::new().route(model(), Arc::new(mock.clone()), "m"))
+        .config(config)
+        .build()
+        .unwrap();
+    let sb = storyboard(segments);
+    orch.add_storyboard(&sb).await.unwrap();
+    let r = orch
+        .create_run(RunSpec::new(sb.id, model()).concurrency(concurrency))
+        .await
+        .unwrap();
+    let r = orch.start(r.id).await.unwrap().wait().await.unwrap();
+    let tasks = store
+        .list_tasks(&TaskQuery::for_run(r.id))
+        .await
+        .unwrap()
+        .items;
+    (r, tasks)
+}
+
+fn rate_limited_refusals(t: &Task) -> usize {
+    t.attempts
+        .iter()
+        .filter(|a| {
+            a.job.is_none()
+                && matches!(&a.outcome, Some(AttemptOutcome::Failed { error }) if error.code == ErrorCode::RateLimited)
+        })
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_on_a_share_of_submits_fail_no_task_and_each_task_gets_one_job() {
+    let mock = MockProvider::new("a")
+        .unwrap()
+        .with_timeline(vec![Step::Queued, Step::Succeeded]);
+    // 30 of the 50 submit calls are refused: the first ten tasks are refused three times
+    // each, once more than `max_attempts` allows in total.
+    for _ in 0..30 {
+        mock.inject_submit_error(too_many_requests());
+    }
+    let (r, tasks) = run(&mock, config(), 20, 10).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    for t in &tasks {
+        assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+        assert_eq!(
+            t.attempts.iter().filter(|a| a.job.is_some()).count(),
+            1,
+            "one vendor job per task"
+        );
+    }
+    assert_eq!(mock.submits(), 50);
+    assert_eq!(mock.jobs_created(), 20, "one vendor job per task");
+    let ids: HashSet<_> = mock
+        .submitted_requests()
+        .iter()
+        .map(|r| r.task_id)
+        .collect();
+    assert_eq!(ids.len(), 20, "no task was paid for twice");
+    assert_eq!(
+        tasks.iter().map(rate_limited_refusals).sum::<usize>(),
+        30,
+        "every refusal stays in the history"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_refused_by_rate_limits_more_often_than_max_attempts_still_completes() {
+    let mock = MockProvider::new("a")
+        .unwrap()
+        .with_timeline(vec![Step::Queued, Step::Succeeded]);
+    for _ in 0..5 {
+        mock.inject_submit_error(too_many_requests());
+    }
+    let (r, tasks) = run(&mock, config(), 1, 1).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+    assert_eq!(
+        t.attempts.len(),
+        6,
+        "five refusals and the attempt that made the job"
+    );
+    assert_eq!(rate_limited_refusals(t), 5);
+    assert_eq!(t.attempts[5].idempotency_key, format!("{}-6", t.id));
+    assert_eq!(mock.jobs_created(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_on_polls_beyond_max_poll_errors_do_not_fail_the_task() {
+    let mock = MockProvider::new("a").unwrap().with_timeline(vec![
+        Step::Queued,
+        Step::Running(50),
+        Step::Succeeded,
+    ]);
+    let mut cfg = config();
+    cfg.max_poll_errors = 2;
+    for _ in 0..6 {
+        mock.inject_poll_error(too_many_requests());
+    }
+    let (r, tasks) = run(&mock, cfg, 1, 1).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(
+        tasks[0].status,
+        TaskStatus::Completed,
+        "{:?}",
+        tasks[0].error
+    );
+    assert_eq!(mock.jobs_created(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vendor_that_always_answers_429_fails_the_task_after_max_rate_limited_submits() {
+    let mock = MockProvider::new("a").unwrap();
+    for _ in 0..10 {
+        mock.inject_submit_error(too_many_requests());
+    }
+    let mut cfg = config();
+    cfg.max_rate_limited_submits = 4;
+    let (r, tasks) = run(&mock, cfg, 1, 1).await;
+    assert_eq!(r.status, RunStatus::Failed);
+    let t = &tasks[0];
+    let error = t.error.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::RateLimited);
+    assert!(
+        error.message.contains("max_rate_limited_submits"),
+        "{}",
+        error.message
+    );
+    assert_eq!(mock.submits(), 4, "the fourth refusal ends the task");
+    assert_eq!(rate_limited_refusals(t), 4);
+    assert_eq!(mock.jobs_created(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_holds_back_neither_the_providers_other_calls_nor_its_breaker() {
+    let mut cfg = RouterConfig::default();
+    cfg.providers
+        .entry(ProviderId::new("a").unwrap())
+        .or_default()
+        .max_concurrent_calls = NonZeroU32::new(8);
+    let mock = MockProvider::new("a").unwrap();
+    let router = Router::from_config(cfg).route(model(), Arc::new(mock), "m");
+    let a = ProviderId::new("a").unwrap();
+    let slow_down = too_many_requests().with_retry_after(Some(Duration::from_secs(60)));
+    for _ in 0..5 {
+        let permit = router.submit_gate(&a).await;
+        router.record_submit(&a, permit, Err(&slow_down));
+        router.record(&a, Err(&slow_down));
+    }
+    assert!(!router.is_open(&a), "rate limits do not open the breaker");
+    let permit = tokio::time::timeout(Duration::from_secs(1), router.gate(&a))
+        .await
+        .expect("another call does not wait out the 429's Retry-After");
+    drop(permit);
+    assert!(matches!(
+        router.select(&model(), &request(), &[], None),
+        Selection::Picked(_)
+    ));
+    assert_eq!(
+        router.submit_limit(&a),
+        Some(1),
+        "each refusal halved the cap on submits: 8, 4, 2, 1, 1"
+    );
+    for want in 2..=8 {
+        let permit = router.submit_gate(&a).await;
+        router.record_submit(&a, permit, Ok(()));
+        assert_eq!(
+            router.submit_limit(&a),
+            Some(want),
+            "one more per accepted submit"
+        );
+    }
+}
+
+fn request() -> GenerationRequest {
+    GenerationRequest {
+        task_id: TaskId::new(),
+        vendor_model: "m".into(),
+        prompt: "Shot.".into(),
+        duration_s: 10,
+        orientation: Orientation::Horizontal,
+        is_pro: false,
+        image: None,
+        idempotency_key: "k".into(),
+        extra: serde_json::Value::Null,
+    }
+}
