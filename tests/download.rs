@@ -9,48 +9,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use cineflow_core::mock::{MockProvider, SAMPLE_MP4, Step};
 use cineflow_core::{
-    ErrorCode, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, ProviderError,
-    Router, RunSpec, RunStatus, SegmentRange, Store, Storyboard, Task, TaskQuery, TaskStatus,
+    ErrorCode, LocalDirSink, MemoryStore, Orchestrator, OrchestratorConfig, ProviderError, Router,
+    RunSpec, RunStatus, SegmentRange, Store, Storyboard, Task, TaskQuery, TaskStatus,
     VideoProvider,
 };
 use serde_json::json;
 
-fn model() -> ModelId {
-    ModelId::new("sora2").unwrap()
-}
+mod common;
 
-fn two_segments() -> Storyboard {
-    Storyboard::from_json(
-        r#"{"segments":[{"segment_index":1,"prompt_text":"Shot 1."},{"segment_index":2,"prompt_text":"Shot 2."}]}"#,
-    )
-    .unwrap()
-}
-
-struct Env {
-    orch: Orchestrator,
-    store: Arc<MemoryStore>,
-    mock: MockProvider,
-    dir: tempfile::TempDir,
-}
-
-fn env_with(mock: MockProvider, config: OrchestratorConfig) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(Router::new().route(model(), provider, "mock-video-1"))
-        .config(config)
-        .build()
-        .unwrap();
-    Env {
-        orch,
-        store,
-        mock,
-        dir,
-    }
-}
+use common::{Env, env_with, model};
 
 /// Fast polls and retries, loaded from JSON as an application would (so settings this test
 /// file needs can be given before the code knows them).
@@ -72,7 +39,7 @@ fn config(extra: serde_json::Value) -> OrchestratorConfig {
 
 /// Runs segment 1 of a two-segment storyboard to its end; returns its task.
 async fn run_one(e: &Env) -> Task {
-    let sb = two_segments();
+    let sb = common::shots(2);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
@@ -204,7 +171,7 @@ async fn a_retried_download_past_the_job_deadline_still_gets_a_fresh_url() {
 /// What a process killed while polling leaves behind: a task of a running run whose attempt,
 /// recorded `age` ago, holds a vendor job accepted by `e.mock`.
 async fn task_polling_since(e: &Env, age: Duration) -> Task {
-    let sb = two_segments();
+    let sb = common::shots(2);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch

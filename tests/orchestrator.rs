@@ -7,63 +7,18 @@ use std::time::Duration;
 
 use cineflow_core::mock::{MockProvider, SAMPLE_MP4, Step};
 use cineflow_core::{
-    ErrorCode, Event, EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator,
-    OrchestratorConfig, ProviderError, Router, RunSpec, RunStatus, SegmentRange, Store, Storyboard,
-    SubmitState, Task, TaskQuery, TaskStatus, VideoProvider,
+    ErrorCode, Event, EventKind, LocalDirSink, MemoryStore, Orchestrator, ProviderError, Router,
+    RunSpec, RunStatus, SegmentRange, Store, Storyboard, SubmitState, Task, TaskQuery, TaskStatus,
+    VideoProvider,
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+mod common;
+
+use common::{Env, env_with, fast_config, model};
+
 const DEMO: &str = include_str!("../examples/storyboards/cineflow_demo.json");
-
-fn model() -> ModelId {
-    ModelId::new("sora2").unwrap()
-}
-
-fn five_segments() -> Storyboard {
-    let segs: Vec<String> = (1..=5)
-        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
-        .collect();
-    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
-}
-
-struct Env {
-    orch: Orchestrator,
-    store: Arc<MemoryStore>,
-    mock: MockProvider,
-    dir: tempfile::TempDir,
-}
-
-fn env_with(mock: MockProvider, config: OrchestratorConfig) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(Router::new().route(model(), provider, "mock-video-1"))
-        .config(config)
-        .build()
-        .unwrap();
-    Env {
-        orch,
-        store,
-        mock,
-        dir,
-    }
-}
-
-fn fast_config() -> OrchestratorConfig {
-    let mut c = OrchestratorConfig::default();
-    c.poll.initial = Duration::from_millis(10);
-    c.poll.min = Duration::from_millis(10);
-    c.poll.max = Duration::from_millis(50);
-    c.retry_min_delay = Duration::from_millis(10);
-    c.retry_max_delay = Duration::from_millis(50);
-    c.reconcile.wait = Duration::from_millis(300);
-    c.reconcile.interval = Duration::from_millis(20);
-    c
-}
 
 fn env(mock: MockProvider) -> Env {
     env_with(mock, fast_config())
@@ -96,7 +51,7 @@ async fn run_to_end(
 #[tokio::test]
 async fn a_run_fans_out_segments_times_versions_with_correct_indexes() {
     let e = env(MockProvider::new("mock").unwrap());
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let spec = RunSpec::new(sb.id, model())
         .gen_count(3)
@@ -133,7 +88,7 @@ async fn a_run_fans_out_segments_times_versions_with_correct_indexes() {
 #[tokio::test]
 async fn a_range_naming_missing_segments_is_rejected() {
     let e = env(MockProvider::new("mock").unwrap());
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let err = e
         .orch
@@ -210,7 +165,7 @@ async fn a_failing_poll_is_retried_without_a_second_submit() {
             "502 from the gateway",
         ));
     }
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(tasks[0].status, TaskStatus::Completed);
@@ -229,7 +184,7 @@ async fn an_ambiguous_submit_is_never_resent() {
         ProviderError::new(ErrorCode::Timeout, "read timed out after sending")
             .with_submit_state(SubmitState::Ambiguous),
     );
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(
         e.mock.submits(),
@@ -269,7 +224,7 @@ async fn an_ambiguous_submit_whose_job_exists_is_adopted_instead_of_paid_again()
     let e = env(MockProvider::new("mock").unwrap());
     e.mock.inject_submit_error_after_accept(accepted_then_502());
     let mut events = e.orch.subscribe();
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!((e.mock.submits(), e.mock.jobs_created()), (1, 1));
@@ -325,7 +280,7 @@ async fn ten_percent_of_submits_accepted_then_lost_still_pays_once_per_task() {
 #[tokio::test]
 async fn two_matching_vendor_jobs_are_never_guessed_between() {
     let e = env(MockProvider::new("mock").unwrap());
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
@@ -363,7 +318,7 @@ async fn a_job_listed_late_is_found_within_the_reconcile_wait() {
         .with_list_lag(Duration::from_millis(150));
     let e = env_with(mock, config);
     e.mock.inject_submit_error_after_accept(accepted_then_502());
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(tasks[0].status, TaskStatus::Completed);
@@ -375,7 +330,7 @@ async fn a_job_listed_late_is_found_within_the_reconcile_wait() {
 async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() {
     let e = env(MockProvider::new("mock").unwrap().without_listing());
     e.mock.inject_submit_error_after_accept(accepted_then_502());
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(e.mock.submits(), 1);
     assert_eq!(e.mock.finds(), 1, "an unsupported lookup is not repeated");
@@ -421,7 +376,7 @@ fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cinefl
 #[tokio::test]
 async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
     let e = env(MockProvider::new("mock").unwrap());
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
@@ -460,7 +415,7 @@ async fn a_refused_submit_is_retried_with_a_new_attempt() {
             .with_submit_state(SubmitState::Rejected)
             .with_retry_after(Some(Duration::from_millis(20))),
     );
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     let t = &tasks[0];
     assert_eq!(t.status, TaskStatus::Completed);
@@ -484,7 +439,7 @@ async fn a_content_policy_failure_is_not_retried() {
         )),
     ]);
     let e = env(mock);
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(e.mock.submits(), 1);
     let t = &tasks[0];
@@ -513,7 +468,7 @@ async fn download_failed_keeps_the_vendor_url_and_retry_downloads_without_a_new_
         e.mock
             .inject_download_error(ProviderError::new(ErrorCode::Network, "connection reset"));
     }
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("2").unwrap())).await;
     assert_eq!(run.status, RunStatus::Failed);
     let t = &tasks[0];
@@ -543,7 +498,7 @@ async fn a_truncated_download_is_never_taken_for_a_video() {
     config.download_tries = 1;
     let e = env_with(MockProvider::new("mock").unwrap(), config);
     e.mock.inject_download_truncation();
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
@@ -561,7 +516,7 @@ async fn a_non_video_content_type_is_rejected_before_writing() {
         .unwrap()
         .with_content_type("text/html");
     let e = env_with(mock, config);
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
@@ -578,7 +533,7 @@ async fn a_non_video_content_type_is_rejected_before_writing() {
 #[tokio::test]
 async fn retry_is_refused_for_running_and_completed_tasks() {
     let e = env(MockProvider::new("mock").unwrap());
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     let err = e.orch.retry_task(tasks[0].id).await.unwrap_err();
     assert!(
@@ -617,7 +572,7 @@ async fn cancelling_a_run_stops_polling_and_marks_tasks_cancelled() {
         .unwrap()
         .with_timeline(vec![Step::Queued, Step::Running(10)]);
     let e = env(mock);
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
@@ -662,7 +617,7 @@ async fn cancelling_one_task_leaves_the_others_running() {
         .unwrap()
         .with_job_timeline(1, vec![Step::Queued, Step::Running(10)]);
     let e = env(mock);
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
@@ -695,7 +650,7 @@ async fn a_tasks_events_arrive_in_order() {
         Step::Succeeded,
     ]);
     let e = env(mock);
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
@@ -750,7 +705,7 @@ async fn the_poll_hint_and_progress_shape_polling() {
         .with_poll_after(Some(Duration::from_millis(15)))
         .with_timeline(vec![Step::Queued, Step::Queued, Step::Succeeded]);
     let e = env(mock);
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::Completed);
     assert_eq!(e.mock.polls(), 3, "polls stop as soon as the job succeeds");
@@ -762,7 +717,7 @@ async fn a_video_over_the_size_cap_is_never_stored() {
     config.download_tries = 1;
     config.max_video_bytes = 1000;
     let e = env_with(MockProvider::new("mock").unwrap(), config);
-    let sb = five_segments();
+    let sb = common::shots(5);
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
@@ -848,7 +803,7 @@ async fn without_a_tight_cap_the_same_run_overlaps_many_calls() {
 /// What a process killed while polling leaves behind: a task of a running run whose attempt
 /// holds a vendor job (accepted by `e.mock`), status `queued`.
 async fn task_polling_when_killed(e: &Env) -> (Task, cineflow_core::ProviderJob) {
-    let sb = five_segments();
+    let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch

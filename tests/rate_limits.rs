@@ -10,14 +10,14 @@ use std::time::Duration;
 use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::router::{RouterConfig, Selection};
 use cineflow_core::{
-    AttemptOutcome, ErrorCode, GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    AttemptOutcome, ErrorCode, GenerationRequest, LocalDirSink, MemoryStore, Orchestrator,
     OrchestratorConfig, Orientation, ProviderError, ProviderId, Router, RunSpec, RunStatus, Store,
-    Storyboard, SubmitState, Task, TaskId, TaskQuery, TaskStatus,
+    SubmitState, Task, TaskId, TaskQuery, TaskStatus,
 };
 
-fn model() -> ModelId {
-    ModelId::new("sora2").unwrap()
-}
+mod common;
+
+use common::{model, ten_second_shots as storyboard};
 
 fn config() -> OrchestratorConfig {
     let mut c = OrchestratorConfig::default();
@@ -35,15 +35,6 @@ fn too_many_requests() -> ProviderError {
         .with_http_status(429)
         .with_retry_after(Some(Duration::from_secs(1)))
         .with_submit_state(SubmitState::Rejected)
-}
-
-fn storyboard(n: u32) -> Storyboard {
-    let segs: Vec<String> = (1..=n)
-        .map(|i| {
-            format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}.","duration_seconds":10}}"#)
-        })
-        .collect();
-    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
 }
 
 async fn run(

@@ -4,20 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    Attempt, ErrorCode, EventKind, GenerationRequest, LocalDirSink, MemoryStore, ModelId,
-    Orchestrator, OrchestratorConfig, ProviderError, ProviderId, ProviderJob, Router, RunId,
-    RunSpec, RunStatus, SegmentRange, Store, Storyboard, SubmitState, Task, TaskQuery, TaskStatus,
-    VideoProvider,
+    Attempt, ErrorCode, EventKind, GenerationRequest, MemoryStore, ProviderError, ProviderId,
+    ProviderJob, RunId, RunSpec, RunStatus, SegmentRange, Store, Storyboard, SubmitState, Task,
+    TaskQuery, TaskStatus, VideoProvider,
 };
 
-fn model() -> ModelId {
-    ModelId::new("sora2").unwrap()
-}
+mod common;
+
+use common::{Env, env_with, fast_config, model};
 
 /// Two segments with the very same shot, and a third that differs.
 fn twin_segments() -> Storyboard {
@@ -31,38 +29,10 @@ fn twin_segments() -> Storyboard {
     .unwrap()
 }
 
-struct Env {
-    orch: Orchestrator,
-    store: Arc<MemoryStore>,
-    mock: MockProvider,
-    _dir: tempfile::TempDir,
-}
-
 fn env(mock: MockProvider, wait: Duration) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
-    let mut c = OrchestratorConfig::default();
-    c.poll.initial = Duration::from_millis(10);
-    c.poll.min = Duration::from_millis(10);
-    c.poll.max = Duration::from_millis(50);
-    c.retry_min_delay = Duration::from_millis(10);
-    c.retry_max_delay = Duration::from_millis(50);
+    let mut c = fast_config();
     c.reconcile.wait = wait;
-    c.reconcile.interval = Duration::from_millis(20);
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(Router::new().route(model(), provider, "mock-video-1"))
-        .config(c)
-        .build()
-        .unwrap();
-    Env {
-        orch,
-        store,
-        mock,
-        _dir: dir,
-    }
+    env_with(mock, c)
 }
 
 fn accepted_then_502() -> ProviderError {

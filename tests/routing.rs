@@ -10,16 +10,16 @@ use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::router::{Price, RouteConfig, RouterConfig, Selection, Strategy, Tried};
 use cineflow_core::{
     ByteStream, Capabilities, ErrorCode, GenerationRequest, JobStatus, LocalDirSink, MemoryStore,
-    ModelId, Orchestrator, OrchestratorConfig, Orientation, ProviderError, ProviderId, ProviderJob,
-    Router, RunSpec, RunStatus, Store, Storyboard, SubmitState, TaskId, TaskQuery, TaskStatus,
-    VideoAsset, VideoProvider,
+    Orchestrator, OrchestratorConfig, Orientation, ProviderError, ProviderId, ProviderJob, Router,
+    RunSpec, RunStatus, Store, SubmitState, TaskId, TaskQuery, TaskStatus, VideoAsset,
+    VideoProvider,
 };
 use time::macros::date;
 use tokio::time::Instant;
 
-fn model() -> ModelId {
-    ModelId::new("sora2").unwrap()
-}
+mod common;
+
+use common::{model, ten_second_shots as storyboard};
 
 fn pid(s: &str) -> ProviderId {
     ProviderId::new(s).unwrap()
@@ -82,15 +82,6 @@ fn config() -> OrchestratorConfig {
     c.retry_min_delay = Duration::from_millis(100);
     c.retry_max_delay = Duration::from_millis(200);
     c
-}
-
-fn storyboard(n: u32) -> Storyboard {
-    let segs: Vec<String> = (1..=n)
-        .map(|i| {
-            format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}.","duration_seconds":10}}"#)
-        })
-        .collect();
-    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
 }
 
 async fn run(

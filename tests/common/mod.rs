@@ -1,0 +1,78 @@
+//! Shared by the in-process end-to-end tests (`orchestrator`, `download`, `reconcile_siblings`,
+//! `routing`, `rate_limits`): the logical model, storyboards of numbered shots, and an
+//! orchestrator over `MockProvider`, `MemoryStore` and a `LocalDirSink` in a temporary folder.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow_core::mock::MockProvider;
+use cineflow_core::{
+    LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router, Storyboard,
+    VideoProvider,
+};
+
+/// The logical model every test routes (`sora2`).
+pub(crate) fn model() -> ModelId {
+    ModelId::new("sora2").unwrap()
+}
+
+/// `n` segments, segment `i` with the prompt `Shot i.` and the storyboard default duration.
+pub(crate) fn shots(n: u32) -> Storyboard {
+    let segs: Vec<String> = (1..=n)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
+}
+
+/// `n` segments of 10 s, segment `i` with the prompt `Shot i.`.
+pub(crate) fn ten_second_shots(n: u32) -> Storyboard {
+    let segs: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}.","duration_seconds":10}}"#)
+        })
+        .collect();
+    Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap()
+}
+
+/// An orchestrator over one `MockProvider` (routed as `mock-video-1`), its store and its
+/// output folder (removed when dropped).
+pub(crate) struct Env {
+    pub(crate) orch: Orchestrator,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) mock: MockProvider,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// [`Env`] with `config`.
+pub(crate) fn env_with(mock: MockProvider, config: OrchestratorConfig) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(Router::new().route(model(), provider, "mock-video-1"))
+        .config(config)
+        .build()
+        .unwrap();
+    Env {
+        orch,
+        store,
+        mock,
+        dir,
+    }
+}
+
+/// Fast polls and retries, and a short reconcile wait (300 ms, every 20 ms).
+pub(crate) fn fast_config() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.poll.initial = Duration::from_millis(10);
+    c.poll.min = Duration::from_millis(10);
+    c.poll.max = Duration::from_millis(50);
+    c.retry_min_delay = Duration::from_millis(10);
+    c.retry_max_delay = Duration::from_millis(50);
+    c.reconcile.wait = Duration::from_millis(300);
+    c.reconcile.interval = Duration::from_millis(20);
+    c
+}
