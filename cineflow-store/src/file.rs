@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cineflow_core::store::{
     Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write, is_claimable,
-    records_vendor_job,
+    tasks_recording_vendor_job,
 };
 use cineflow_core::{
     Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
@@ -535,15 +535,11 @@ impl Store for FileStore {
         provider: &ProviderId,
         vendor_job_id: &str,
     ) -> Result<Vec<Task>> {
-        let mut found: Vec<Task> = self
-            .read()
-            .tasks
-            .values()
-            .filter(|t| records_vendor_job(t, provider, vendor_job_id))
-            .cloned()
-            .collect();
-        found.sort_by_key(|t| t.id);
-        Ok(found)
+        Ok(tasks_recording_vendor_job(
+            self.read().tasks.values(),
+            provider,
+            vendor_job_id,
+        ))
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{
     Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write, is_claimable, lease_deadline,
-    records_vendor_job,
+    tasks_recording_vendor_job,
 };
 use crate::error::{Error, Result};
 use crate::ids::{ProviderId, RunId, SegmentId, StoryboardId, TaskId};
@@ -232,15 +232,11 @@ impl Store for MemoryStore {
         provider: &ProviderId,
         vendor_job_id: &str,
     ) -> Result<Vec<Task>> {
-        let mut found: Vec<Task> = self
-            .state()
-            .tasks
-            .values()
-            .filter(|t| records_vendor_job(t, provider, vendor_job_id))
-            .cloned()
-            .collect();
-        found.sort_by_key(|t| t.id);
-        Ok(found)
+        Ok(tasks_recording_vendor_job(
+            self.state().tasks.values(),
+            provider,
+            vendor_job_id,
+        ))
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {

@@ -356,6 +356,22 @@ pub fn records_vendor_job(task: &Task, provider: &ProviderId, vendor_job_id: &st
     })
 }
 
+/// The tasks among `tasks` that recorded the vendor job `vendor_job_id` of `provider`, ordered
+/// by id: [`Store::find_tasks_by_vendor_job`] for a backend that holds its tasks in memory.
+pub fn tasks_recording_vendor_job<'a>(
+    tasks: impl IntoIterator<Item = &'a Task>,
+    provider: &ProviderId,
+    vendor_job_id: &str,
+) -> Vec<Task> {
+    let mut found: Vec<Task> = tasks
+        .into_iter()
+        .filter(|t| records_vendor_job(t, provider, vendor_job_id))
+        .cloned()
+        .collect();
+    found.sort_by_key(|t| t.id);
+    found
+}
+
 /// Whether a task may be claimed now.
 pub fn is_claimable(task: &Task, now: time::OffsetDateTime) -> bool {
     !task.status.is_terminal() && task.lease.as_ref().is_none_or(|l| l.expires_at <= now)
