@@ -356,3 +356,48 @@ async fn the_official_jimeng_api_never_returns_either_key_it_echoes() {
         .unwrap();
     check_polls(&p, json!({"req_key": "jimeng_t2v_v30"}), &keys).await;
 }
+
+#[tokio::test]
+async fn a_vendor_error_code_echoing_the_key_is_scrubbed_too() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/videos/tasks/refused"))
+        .respond_with(answer(
+            500,
+            &json!({"code": format!("bad-token-{ESCAPED}"), "message": "token failed"}),
+            KEY,
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/videos/tasks/failed"))
+        .respond_with(answer(
+            200,
+            &json!({"task_id": "failed", "status": "failed", "error": "no",
+                    "error_code": format!("code-{ESCAPED}")}),
+            KEY,
+        ))
+        .mount(&server)
+        .await;
+    let p = JimengProxy::builder()
+        .with_base_url(server.uri())
+        .with_api_key(KEY)
+        .with_timeouts(timeouts())
+        .with_sync_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let error = p
+        .poll(&job_of(&p, "refused", json!({"mode": "async"})))
+        .await
+        .unwrap_err();
+    assert_error_clean("the refused poll's vendor code", &error, &[KEY]);
+    let status = p
+        .poll(&job_of(&p, "failed", json!({"mode": "async"})))
+        .await
+        .unwrap();
+    assert_error_clean(
+        "the failed job's vendor code",
+        assert_failed(&status),
+        &[KEY],
+    );
+}
