@@ -21,6 +21,7 @@
 //! # Ok::<(), cineflow_core::Error>(())
 //! ```
 
+mod config_file;
 pub mod error;
 pub mod error_code;
 pub mod events;

@@ -1,9 +1,12 @@
 //! Orchestrator settings.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config_file::{self, Format};
+use crate::error::Result;
 use crate::provider::JobState;
 
 /// How often to poll a vendor job.
@@ -204,6 +207,39 @@ impl Default for ReconcilePolicy {
     }
 }
 
+/// What the configuration errors call it.
+const WHAT: &str = "orchestrator configuration";
+
+impl OrchestratorConfig {
+    /// Parses a JSON configuration (durations in seconds, e.g. `"job_timeout": 60.0`); an
+    /// error gives the line and column.
+    pub fn from_json(json: &str) -> Result<Self> {
+        config_file::parse(WHAT, Format::Json, json)
+    }
+
+    /// Parses a TOML configuration (durations in seconds, e.g. `job_timeout = 60.0` under
+    /// `[poll]`); an error gives the line and column and quotes the offending line.
+    pub fn from_toml(toml: &str) -> Result<Self> {
+        config_file::parse(WHAT, Format::Toml, toml)
+    }
+
+    /// The configuration as a TOML document ([`from_toml`](Self::from_toml) reads it back).
+    pub fn to_toml(&self) -> Result<String> {
+        config_file::to_toml(WHAT, self)
+    }
+
+    /// Parses `text`, the contents of `path`, as JSON or TOML by `path`'s extension (`.json`,
+    /// `.toml`); any other extension is an [`Error::Config`](crate::Error::Config) naming the path.
+    pub fn from_str_for_path(text: &str, path: impl AsRef<Path>) -> Result<Self> {
+        config_file::parse_for_path(WHAT, path.as_ref(), text)
+    }
+
+    /// Reads a `.json` or `.toml` configuration file (asynchronously); errors name the path.
+    pub async fn load(path: impl AsRef<Path>) -> Result<Self> {
+        config_file::load(WHAT, path.as_ref()).await
+    }
+}
+
 impl Default for OrchestratorConfig {
     fn default() -> Self {
         Self {
@@ -251,6 +287,32 @@ mod tests {
         assert_eq!(c.download_idle_timeout, Duration::from_secs(60));
         assert_eq!(c.download_tries, 2);
         assert_eq!(c.poll.job_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn fractional_durations_round_trip_through_toml_as_seconds() {
+        let mut c = OrchestratorConfig::default();
+        c.poll.initial = Duration::from_millis(1500);
+        c.poll.job_timeout = Duration::from_secs(3 * 3600);
+        c.lease.ttl = Duration::from_millis(250);
+        c.lease.owner = Some("host-1".into());
+        let toml = c.to_toml().unwrap();
+        assert!(toml.contains("initial = 1.5"), "{toml}");
+        assert_eq!(OrchestratorConfig::from_toml(&toml).unwrap(), c);
+    }
+
+    #[test]
+    fn a_toml_orchestrator_config_loads_like_the_same_json() {
+        let toml = "max_concurrency = 8\n[poll]\njob_timeout = 60\n[lease]\nttl = 9.5\n";
+        let json = r#"{"max_concurrency":8,"poll":{"job_timeout":60.0},"lease":{"ttl":9.5}}"#;
+        let c = OrchestratorConfig::from_toml(toml).unwrap();
+        assert_eq!(c, OrchestratorConfig::from_json(json).unwrap());
+        assert_eq!(c.poll.job_timeout, Duration::from_secs(60));
+        assert_eq!(c.lease.ttl, Duration::from_millis(9500));
+        let err = OrchestratorConfig::from_toml("[poll]\njob_timeout = -1.0\n").unwrap_err();
+        assert!(err.to_string().contains("job_timeout = -1.0"), "{err}");
+        let err = OrchestratorConfig::from_str_for_path(json, "orchestrator.yml").unwrap_err();
+        assert!(err.to_string().contains("orchestrator.yml"), "{err}");
     }
 
     fn policy() -> PollPolicy {

@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+use crate::config_file::{self, Format};
 use crate::error::{Error, Result};
 use crate::ids::{ModelId, ProviderId};
 
@@ -258,6 +260,9 @@ pub struct RouterConfig {
     pub health: HealthPolicy,
 }
 
+/// What the configuration errors call it.
+const WHAT: &str = "router configuration";
+
 /// (provider, priority, vendor models) of one seeded route.
 type SeedRoute = (&'static str, i32, &'static [&'static str]);
 
@@ -265,9 +270,32 @@ type SeedRoute = (&'static str, i32, &'static [&'static str]);
 pub const OPENAI_SORA_SUNSET: Date = time::macros::date!(2026 - 09 - 24);
 
 impl RouterConfig {
-    /// Parses a JSON configuration.
+    /// Parses a JSON configuration; an error gives the line and column.
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| Error::Config(format!("router configuration: {e}")))
+        config_file::parse(WHAT, Format::Json, json)
+    }
+
+    /// Parses a TOML configuration (the same fields as JSON: `[models.sora2]`,
+    /// `[[models.sora2.routes]]`, `[providers.openai]`, …); an error gives the line and column
+    /// and quotes the offending line with its key.
+    pub fn from_toml(toml: &str) -> Result<Self> {
+        config_file::parse(WHAT, Format::Toml, toml)
+    }
+
+    /// The configuration as a TOML document ([`from_toml`](Self::from_toml) reads it back).
+    pub fn to_toml(&self) -> Result<String> {
+        config_file::to_toml(WHAT, self)
+    }
+
+    /// Parses `text`, the contents of `path`, as JSON or TOML by `path`'s extension (`.json`,
+    /// `.toml`); any other extension is an [`Error::Config`] naming the path.
+    pub fn from_str_for_path(text: &str, path: impl AsRef<Path>) -> Result<Self> {
+        config_file::parse_for_path(WHAT, path.as_ref(), text)
+    }
+
+    /// Reads a `.json` or `.toml` configuration file (asynchronously); errors name the path.
+    pub async fn load(path: impl AsRef<Path>) -> Result<Self> {
+        config_file::load(WHAT, path.as_ref()).await
     }
 
     /// CineFlow's seeded catalog: `sora2` and `sora2pro` served by `sora_hk` (priority 10),
@@ -328,5 +356,136 @@ impl RouterConfig {
             );
         }
         cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// The same configuration as `HAND_WRITTEN_JSON`.
+    const HAND_WRITTEN_TOML: &str = r#"
+strategy = "weighted"
+
+[models.sora2]
+[[models.sora2.routes]]
+provider = "sora_hk"
+vendor_models = ["sora2"]
+priority = 10
+weight = 3
+price = { per_video = 0.25, per_second = 0.05, currency = "USD" }
+
+[[models.sora2.routes]]
+provider = "openai"
+vendor_models = ["sora-2", "sora-2-2025-12-08"]
+priority = 20
+sunset = "2026-09-24"
+
+[providers.openai]
+sunset = "2026-09-24"
+requests_per_minute = 60
+
+[health]
+base_cooldown_secs = 2.5
+"#;
+
+    const HAND_WRITTEN_JSON: &str = r#"{
+        "strategy": "weighted",
+        "models": {"sora2": {"routes": [
+            {"provider": "sora_hk", "vendor_models": ["sora2"], "priority": 10, "weight": 3,
+             "price": {"per_video": 0.25, "per_second": 0.05, "currency": "USD"}},
+            {"provider": "openai", "vendor_models": ["sora-2", "sora-2-2025-12-08"],
+             "priority": 20, "sunset": "2026-09-24"}
+        ]}},
+        "providers": {"openai": {"sunset": "2026-09-24", "requests_per_minute": 60}},
+        "health": {"base_cooldown_secs": 2.5}
+    }"#;
+
+    fn examples_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/config")
+    }
+
+    #[test]
+    fn the_cineflow_seed_catalog_round_trips_through_toml_unchanged() {
+        let seed = RouterConfig::cineflow_seed();
+        let toml = seed.to_toml().unwrap();
+        assert_eq!(RouterConfig::from_toml(&toml).unwrap(), seed);
+    }
+
+    #[test]
+    fn a_hand_written_toml_config_loads_to_the_same_config_as_the_equivalent_json() {
+        let from_toml = RouterConfig::from_toml(HAND_WRITTEN_TOML).unwrap();
+        let from_json = RouterConfig::from_json(HAND_WRITTEN_JSON).unwrap();
+        assert_eq!(from_toml, from_json);
+        let sora2 = &from_toml.models[&ModelId::new("sora2").unwrap()];
+        assert_eq!(sora2.routes[0].weight, 3);
+        assert_eq!(sora2.routes[1].weight, 1, "the default weight");
+        assert_eq!(sora2.routes[1].sunset, Some(OPENAI_SORA_SUNSET));
+        assert_eq!(from_toml.health.base_cooldown_secs, 2.5);
+        assert_eq!(from_toml.health.max_cooldown_secs, 600.0, "a default");
+    }
+
+    #[test]
+    fn a_bad_value_in_a_toml_config_gives_an_error_naming_the_key() {
+        let bad = HAND_WRITTEN_TOML.replace("weight = 3", "weight = -3");
+        let err = RouterConfig::from_toml(&bad).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("router configuration"), "{msg}");
+        assert!(msg.contains("weight = -3"), "{msg}");
+        assert!(msg.contains("line 9"), "{msg}");
+        let bad =
+            HAND_WRITTEN_TOML.replace("2026-09-24\"\n\n[providers", "2026-13-24\"\n\n[providers");
+        let msg = RouterConfig::from_toml(&bad).unwrap_err().to_string();
+        assert!(msg.contains("sunset = \"2026-13-24\""), "{msg}");
+    }
+
+    #[test]
+    fn a_config_file_with_an_unknown_extension_is_refused_naming_the_path() {
+        for path in ["conf/router.yaml", "conf/router"] {
+            let err = RouterConfig::from_str_for_path(HAND_WRITTEN_JSON, path).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{err:?}");
+            assert!(err.to_string().contains(path), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_config_file_is_read_as_json_or_toml_by_its_extension() {
+        let json = RouterConfig::from_str_for_path(HAND_WRITTEN_JSON, "a/router.JSON").unwrap();
+        let toml = RouterConfig::from_str_for_path(HAND_WRITTEN_TOML, "a/router.toml").unwrap();
+        assert_eq!(json, toml);
+        // JSON in a .toml file is a TOML error that names the file.
+        let err = RouterConfig::from_str_for_path(HAND_WRITTEN_JSON, "a/router.toml").unwrap_err();
+        assert!(err.to_string().contains("a/router.toml"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_sample_configs_in_examples_load_and_agree() {
+        let toml = RouterConfig::load(examples_dir().join("router.toml"))
+            .await
+            .unwrap();
+        let json = RouterConfig::load(examples_dir().join("router.json"))
+            .await
+            .unwrap();
+        assert_eq!(toml, json);
+        let sora2 = &toml.models[&ModelId::new("sora2").unwrap()];
+        assert_eq!(sora2.routes.len(), 3);
+        assert!(!sora2.routes[2].enabled);
+        let sora_hk = &toml.providers[&ProviderId::new("sora_hk").unwrap()];
+        assert_eq!(sora_hk.max_concurrent_calls, NonZeroU32::new(64));
+        assert_eq!(
+            RouterConfig::from_toml(&toml.to_toml().unwrap()).unwrap(),
+            toml
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_config_file_is_an_error_naming_the_path() {
+        let path = examples_dir().join("no-such-router.toml");
+        let err = RouterConfig::load(&path).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("no-such-router.toml"), "{err}");
     }
 }
