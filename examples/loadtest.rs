@@ -46,6 +46,11 @@
 //! `submit_attempts_per_task` (submits sent, refused ones included) next to
 //! `submits_per_task` (submits accepted: vendor jobs, so what was paid) and
 //! `final_submit_limit` (the provider's adaptive cap on submits in progress at the end).
+//! Where the time went, in seconds after the run started (from the ledger):
+//! `first_wave_submitted_secs` (the C-th job made), `last_submitted_secs` (the last job made)
+//! and `last_detected_secs` (the last job's end reported by a poll); `wall_secs` minus the
+//! last is the last download. `--ledger-out PATH` writes the vendor's ledger (every job's
+//! times) there, with the run's start (`started_unix_nanos`).
 //!
 //! Diagnostics: `--protocol mock` replaces the fake vendor and the adapters with
 //! `MockProvider` in process (each call takes S/3; no HTTP, no ledger), which isolates what
@@ -168,6 +173,8 @@ struct Opts {
     vendor: VendorMode,
     timeout: Duration,
     rss_timeline: bool,
+    /// Where to write the vendor's ledger (every job's times) after the run.
+    ledger_out: Option<String>,
     max_calls: Option<NonZeroU32>,
     /// Share of submits and polls the fake vendor answers 429.
     rate_limit_rate: f64,
@@ -201,6 +208,7 @@ impl Opts {
         let mut vendor_bin: Option<String> = None;
         let mut timeout_secs: Option<f64> = None;
         let mut rss_timeline = false;
+        let mut ledger_out = None;
         let mut max_calls: Option<NonZeroU32> = None;
         let mut rate_limit_rate = 0.0f64;
         let mut retry_after_ms = 1000u64;
@@ -223,6 +231,7 @@ impl Opts {
                 "-h" | "--help" => return Ok(None),
                 "--json" => json = true,
                 "--rss-timeline" => rss_timeline = true,
+                "--ledger-out" => ledger_out = Some(value()?),
                 "--max-calls" => {
                     let n: u32 = number(&flag, &value()?)?;
                     max_calls = Some(NonZeroU32::new(n).ok_or("--max-calls must be at least 1")?);
@@ -337,6 +346,7 @@ impl Opts {
             vendor,
             timeout: Duration::from_secs_f64(timeout_secs),
             rss_timeline,
+            ledger_out,
             max_calls,
             rate_limit_rate,
             retry_after_ms,
@@ -775,11 +785,27 @@ struct Counted {
     mean_lag: Option<f64>,
     /// Sorted.
     lags: Vec<f64>,
+    /// Seconds after the run started: the C-th job created (the first wave accepted), the
+    /// last job created, the last job's end reported by a poll.
+    first_wave_created: Option<f64>,
+    last_created: Option<f64>,
+    last_detected: Option<f64>,
 }
 
 impl Counted {
-    fn from_ledger(ledger: &Ledger) -> Self {
+    fn from_ledger(ledger: &Ledger, started: time::OffsetDateTime, wave: usize) -> Self {
+        let since = |t: time::OffsetDateTime| (t - started).as_seconds_f64();
+        let mut created: Vec<f64> = ledger.jobs.iter().map(|j| since(j.created_at)).collect();
+        created.sort_by(f64::total_cmp);
+        let last_detected = ledger
+            .jobs
+            .iter()
+            .filter_map(|j| j.detected_at.map(since))
+            .max_by(f64::total_cmp);
         Self {
+            first_wave_created: created.get(wave.max(1) - 1).copied(),
+            last_created: created.last().copied(),
+            last_detected,
             submits: ledger.total.submits,
             polls: ledger.total.polls,
             downloads: ledger.total.downloads,
@@ -860,6 +886,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         let baseline_rss = rss_mb(me)?;
         let cpu_before = cpu_secs(me)?;
         let started = Instant::now();
+        let started_utc = time::OffsetDateTime::now_utc();
         let sampler = o.rss_timeline.then(|| RssSampler::start(started));
         let handle = orch.start(run.id).await?;
         let finished = tokio::time::timeout(o.timeout, handle.wait()).await;
@@ -883,7 +910,17 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
 
         // Read after the measurements: a ledger of 10,000 jobs is several MB of JSON.
         let counted = match (vendor, &mock) {
-            (Some(v), _) => Counted::from_ledger(&v.ledger(&reqwest::Client::new()).await?),
+            (Some(v), _) => {
+                let ledger = v.ledger(&reqwest::Client::new()).await?;
+                if let Some(path) = &o.ledger_out {
+                    let out = json!({
+                        "started_unix_nanos": started_utc.unix_timestamp_nanos().to_string(),
+                        "ledger": ledger,
+                    });
+                    std::fs::write(path, serde_json::to_vec(&out)?)?;
+                }
+                Counted::from_ledger(&ledger, started_utc, o.concurrency)
+            }
             (None, Some(m)) => Counted {
                 submits: m.submits(),
                 polls: m.polls(),
@@ -918,6 +955,9 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "mean_detect_lag_secs": opt(counted.mean_lag),
             "p95_detect_lag_secs": opt(percentile(&counted.lags, 0.95)),
             "max_detect_lag_secs": opt(counted.lags.last().copied()),
+            "first_wave_submitted_secs": opt(counted.first_wave_created),
+            "last_submitted_secs": opt(counted.last_created),
+            "last_detected_secs": opt(counted.last_detected),
             "rejected_submits": counted.rejected_submits,
             "rate_limit_rate": o.rate_limit_rate,
             "rate_limited": counted.rate_limited,
@@ -979,6 +1019,14 @@ fn summary(r: &Value) -> String {
         f("rate_limit_rate"),
         f("submit_attempts_per_task"),
         f("final_submit_limit")
+    );
+    let _ = writeln!(
+        s,
+        "  timeline       first {} jobs made by {} s, last job made at {} s, last end seen at {} s",
+        f("concurrency"),
+        f("first_wave_submitted_secs"),
+        f("last_submitted_secs"),
+        f("last_detected_secs")
     );
     let _ = writeln!(
         s,

@@ -234,3 +234,31 @@ fn request() -> GenerationRequest {
         extra: serde_json::Value::Null,
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_task_waiting_out_a_submits_retry_after_lets_another_task_of_the_run_submit() {
+    let mock = MockProvider::new("a")
+        .unwrap()
+        .with_timeline(vec![Step::Queued, Step::Succeeded]);
+    // The first submit (segment 1's) is refused and asked to wait a minute.
+    mock.inject_submit_error(too_many_requests().with_retry_after(Some(Duration::from_secs(60))));
+    let (r, tasks) = run(&mock, config(), 2, 1).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let by_segment = |i: u32| tasks.iter().find(|t| t.segment_index == i).unwrap();
+    let (first, second) = (by_segment(1), by_segment(2));
+    // The requests that made a job, in order.
+    let order: Vec<TaskId> = mock
+        .submitted_requests()
+        .iter()
+        .map(|r| r.task_id)
+        .collect();
+    assert_eq!(mock.submits(), 3, "one refusal, then one job per task");
+    assert_eq!(
+        order,
+        vec![second.id, first.id],
+        "segment 2's job is made while segment 1 waits out its Retry-After, in the slot it lent out"
+    );
+    // Concurrency 1 still holds: segment 2 was done before segment 1 submitted again.
+    let resubmitted = first.attempts.last().unwrap().submitted_at;
+    assert!(second.attempts.last().unwrap().finished_at.unwrap() <= resubmitted);
+}

@@ -28,7 +28,9 @@ pub struct RunSpec {
     pub gen_count: u32,
     /// Selected segments. Default `all`.
     pub range: SegmentRange,
-    /// Tasks of this run in flight at once, 1..=[`MAX_CONCURRENCY`]. Default 4.
+    /// Tasks of this run in flight at once (submitting, followed at the vendor, downloading),
+    /// 1..=[`MAX_CONCURRENCY`]. Default 4. A task waiting out a submit's `Retry-After` (no
+    /// job at the vendor) does not count: another task works in its slot meanwhile.
     pub concurrency: usize,
     /// Make no vendor call; keep prompts. Default false.
     pub dry_run: bool,

@@ -3,6 +3,7 @@
 mod download;
 mod poll;
 mod reconcile;
+mod slot;
 mod submit;
 
 use std::sync::Arc;
@@ -10,13 +11,13 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use self::download::Downloaded;
 use self::poll::AttemptClock;
 pub(super) use self::reconcile::ReconcileGuard;
 use self::reconcile::Reconciled;
+pub(super) use self::slot::{Parked, RunSlot};
 use super::Inner;
 use crate::error::Result;
 use crate::error_code::ErrorCode;
@@ -114,36 +115,40 @@ enum Polled {
     Resubmit,
 }
 
-/// Drives one task to a terminal state (or until cancelled).
+/// Drives one task to a terminal state (or until cancelled), in `slot` (taken first; lent out
+/// while the task waits out a submit's `Retry-After`).
 pub(super) async fn run_task(
     inner: &Arc<Inner>,
     task: Task,
-    per_run: &Semaphore,
-    global: &Semaphore,
+    slot: &RunSlot,
     cancel: &CancellationToken,
     ctx: &RunCtx,
 ) -> Result<()> {
-    let permits = tokio::select! {
-        biased;
-        () = cancel.cancelled() => None,
-        p = async { Ok::<_, tokio::sync::AcquireError>((per_run.acquire().await?, global.acquire().await?)) } => p.ok(),
-    };
+    let slotted = slot.acquire(cancel).await?;
     // Re-read: the task may have changed while we waited.
     let mut task = inner.store.get_task(task.id).await?;
     if task.status.is_terminal() {
         return Ok(());
     }
-    let Some(_permits) = permits else {
+    if !slotted {
         let before = task.status;
         return mark_cancelled(inner, &mut task, before).await;
-    };
-    Lifecycle { inner, cancel, ctx }.drive(&mut task).await
+    }
+    Lifecycle {
+        inner,
+        cancel,
+        ctx,
+        slot,
+    }
+    .drive(&mut task)
+    .await
 }
 
 struct Lifecycle<'a> {
     inner: &'a Arc<Inner>,
     cancel: &'a CancellationToken,
     ctx: &'a RunCtx,
+    slot: &'a RunSlot,
 }
 
 impl Lifecycle<'_> {

@@ -432,7 +432,9 @@ impl Orchestrator {
     ///
     /// Each task is claimed with a lease in the store before it is worked on (owner
     /// [`owner_id`](Self::owner_id), see [`LeasePolicy`]), at most the run's concurrency at a
-    /// time in segment order; the lease is renewed while the task runs, released when it ends,
+    /// time in segment order (plus one for each task that waits out a submit's `Retry-After`
+    /// with no job at the vendor: it lends its slot to the next task meanwhile, then queues for
+    /// one again); the lease is renewed while the task runs, released when it ends,
     /// and every write of the task is fenced by it. Tasks another process (or a worker) holds are
     /// not driven here: the run is followed through the store until they end there, or their
     /// leases lapse (their owner died) and they are claimed here. So several processes may call
@@ -671,6 +673,7 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
         .await?;
     inner.emit(run_id, None, EventKind::RunStarted);
     let per_run = Arc::new(Semaphore::new(run.spec.concurrency));
+    let parked = Arc::new(exec::Parked::new(Arc::clone(&control.wake)));
     let ctx = Arc::new(exec::RunCtx::new(&inner, &run).await?);
     let ttl = inner.config.lease.ttl;
     let follow = inner.config.lease.follow_interval;
@@ -686,7 +689,9 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
         }
         // Claim what this run may still take on: tasks nobody holds a live lease on (pending,
         // retried, or left behind by a dead owner), oldest (lowest segment) first.
-        let free = run.spec.concurrency.saturating_sub(set.len());
+        // Tasks waiting out a submit's `Retry-After` have lent their slots out: as many more
+        // are claimed to work in them.
+        let free = (run.spec.concurrency + parked.count()).saturating_sub(set.len());
         if free > 0 {
             for task in inner
                 .store
@@ -700,13 +705,12 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Resu
                 let inner = Arc::clone(&inner);
                 let per_run = Arc::clone(&per_run);
                 let ctx = Arc::clone(&ctx);
+                let parked = Arc::clone(&parked);
                 set.spawn(async move {
-                    let global = Arc::clone(&inner.global);
-                    let permits = [&*per_run, &*global];
+                    let slot = exec::RunSlot::new(per_run, Arc::clone(&inner.global), Some(parked));
                     // Errors are logged by run_leased; the task's lease lapses and it is
                     // claimed again from its last persisted step.
-                    let _ =
-                        worker::run_leased(&inner, task, lease, ttl, permits, token, &ctx).await;
+                    let _ = worker::run_leased(&inner, task, lease, ttl, &slot, token, &ctx).await;
                 });
             }
         }

@@ -141,16 +141,9 @@ async fn run(
             set.spawn(async move {
                 let _permit = permit;
                 let token = CancellationToken::new();
-                let _ = run_leased(
-                    &inner,
-                    task,
-                    lease,
-                    ttl,
-                    [&per_task, &per_task],
-                    token,
-                    &ctx,
-                )
-                .await;
+                // The worker's own slot (`permit`) is held for the task's whole life.
+                let slot = exec::RunSlot::new(Arc::clone(&per_task), per_task, None);
+                let _ = run_leased(&inner, task, lease, ttl, &slot, token, &ctx).await;
                 run_id
             });
         }
@@ -165,19 +158,19 @@ async fn run(
 /// task runs and releases it once the task has ended. A task stopped by an error keeps its lease
 /// until it lapses (its state is then resumed from the store, by this process or another); a
 /// lost lease drops the task at once (its new owner goes on from the last persisted step).
-/// `permits` are the per-run and global semaphores the task takes a slot of.
+/// `slot` is the slot of the run's and the orchestrator's concurrency the task works in.
 pub(super) async fn run_leased(
     inner: &Arc<Inner>,
     task: Task,
     lease: Lease,
     ttl: Duration,
-    permits: [&Semaphore; 2],
+    slot: &exec::RunSlot,
     cancel: CancellationToken,
     ctx: &exec::RunCtx,
 ) -> Result<()> {
     let task_id = task.id;
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
-    let work = exec::run_task(inner, task, permits[0], permits[1], &cancel, ctx);
+    let work = exec::run_task(inner, task, slot, &cancel, ctx);
     let result = tokio::select! {
         r = work => r,
         lost = keep_alive(inner, task_id, lease.clone(), ttl) => Err(lost),

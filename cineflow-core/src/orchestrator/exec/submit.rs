@@ -105,10 +105,16 @@ impl Lifecycle<'_> {
             if pick.repeat {
                 // Trying a route that already failed for this task: back off first (as long as
                 // the vendor asked, after a rate limit).
-                let delay = asked
-                    .or_else(|| delays.next())
-                    .unwrap_or(self.inner.config.retry_max_delay);
-                if !self.sleep(delay).await {
+                let waited = match asked {
+                    // No job at the vendor: another task of the run works in this task's slot
+                    // meanwhile.
+                    Some(delay) => self.slot.lend_out(delay, self.cancel).await?,
+                    None => {
+                        let delay = delays.next().unwrap_or(self.inner.config.retry_max_delay);
+                        self.sleep(delay).await
+                    }
+                };
+                if !waited {
                     continue;
                 }
             }
