@@ -67,3 +67,42 @@ pub(crate) async fn load<T: DeserializeOwned>(what: &str, path: &Path) -> Result
 pub(crate) fn to_toml<T: Serialize>(what: &str, value: &T) -> Result<String> {
     toml::to_string(value).map_err(|e| Error::Config(format!("{what}: {e}")))
 }
+
+/// The file methods every configuration type has (`from_json`, `from_toml`, `to_toml`,
+/// `from_str_for_path`, `load`), for use inside its `impl` block; `$what` names the type in
+/// errors (e.g. `"router configuration"`).
+macro_rules! file_methods {
+    ($what:expr) => {
+        /// Parses a JSON configuration (durations in seconds); an error gives the line and column.
+        pub fn from_json(json: &str) -> $crate::error::Result<Self> {
+            $crate::config_file::parse($what, $crate::config_file::Format::Json, json)
+        }
+
+        /// Parses a TOML configuration (the same fields as JSON; durations in seconds); an error
+        /// gives the line and column and quotes the offending line with its key.
+        pub fn from_toml(toml: &str) -> $crate::error::Result<Self> {
+            $crate::config_file::parse($what, $crate::config_file::Format::Toml, toml)
+        }
+
+        /// The configuration as a TOML document ([`from_toml`](Self::from_toml) reads it back).
+        pub fn to_toml(&self) -> $crate::error::Result<String> {
+            $crate::config_file::to_toml($what, self)
+        }
+
+        /// Parses `text`, the contents of `path`, as JSON or TOML by `path`'s extension (`.json`,
+        /// `.toml`); any other extension is an [`Error::Config`](crate::Error::Config) naming the
+        /// path.
+        pub fn from_str_for_path(
+            text: &str,
+            path: impl AsRef<std::path::Path>,
+        ) -> $crate::error::Result<Self> {
+            $crate::config_file::parse_for_path($what, path.as_ref(), text)
+        }
+
+        /// Reads a `.json` or `.toml` configuration file (asynchronously); errors name the path.
+        pub async fn load(path: impl AsRef<std::path::Path>) -> $crate::error::Result<Self> {
+            $crate::config_file::load($what, path.as_ref()).await
+        }
+    };
+}
+pub(crate) use file_methods;

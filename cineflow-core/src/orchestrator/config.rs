@@ -1,12 +1,9 @@
 //! Orchestrator settings.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config_file::{self, Format};
-use crate::error::Result;
 use crate::provider::JobState;
 
 /// How often to poll a vendor job.
@@ -211,33 +208,7 @@ impl Default for ReconcilePolicy {
 const WHAT: &str = "orchestrator configuration";
 
 impl OrchestratorConfig {
-    /// Parses a JSON configuration (durations in seconds, e.g. `"job_timeout": 60.0`); an
-    /// error gives the line and column.
-    pub fn from_json(json: &str) -> Result<Self> {
-        config_file::parse(WHAT, Format::Json, json)
-    }
-
-    /// Parses a TOML configuration (durations in seconds, e.g. `job_timeout = 60.0` under
-    /// `[poll]`); an error gives the line and column and quotes the offending line.
-    pub fn from_toml(toml: &str) -> Result<Self> {
-        config_file::parse(WHAT, Format::Toml, toml)
-    }
-
-    /// The configuration as a TOML document ([`from_toml`](Self::from_toml) reads it back).
-    pub fn to_toml(&self) -> Result<String> {
-        config_file::to_toml(WHAT, self)
-    }
-
-    /// Parses `text`, the contents of `path`, as JSON or TOML by `path`'s extension (`.json`,
-    /// `.toml`); any other extension is an [`Error::Config`](crate::Error::Config) naming the path.
-    pub fn from_str_for_path(text: &str, path: impl AsRef<Path>) -> Result<Self> {
-        config_file::parse_for_path(WHAT, path.as_ref(), text)
-    }
-
-    /// Reads a `.json` or `.toml` configuration file (asynchronously); errors name the path.
-    pub async fn load(path: impl AsRef<Path>) -> Result<Self> {
-        config_file::load(WHAT, path.as_ref()).await
-    }
+    crate::config_file::file_methods!(WHAT);
 }
 
 impl Default for OrchestratorConfig {

@@ -3,13 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::config_file::{self, Format};
 use crate::error::{Error, Result};
 use crate::ids::{ModelId, ProviderId};
 
@@ -270,33 +268,7 @@ type SeedRoute = (&'static str, i32, &'static [&'static str]);
 pub const OPENAI_SORA_SUNSET: Date = time::macros::date!(2026 - 09 - 24);
 
 impl RouterConfig {
-    /// Parses a JSON configuration; an error gives the line and column.
-    pub fn from_json(json: &str) -> Result<Self> {
-        config_file::parse(WHAT, Format::Json, json)
-    }
-
-    /// Parses a TOML configuration (the same fields as JSON: `[models.sora2]`,
-    /// `[[models.sora2.routes]]`, `[providers.openai]`, …); an error gives the line and column
-    /// and quotes the offending line with its key.
-    pub fn from_toml(toml: &str) -> Result<Self> {
-        config_file::parse(WHAT, Format::Toml, toml)
-    }
-
-    /// The configuration as a TOML document ([`from_toml`](Self::from_toml) reads it back).
-    pub fn to_toml(&self) -> Result<String> {
-        config_file::to_toml(WHAT, self)
-    }
-
-    /// Parses `text`, the contents of `path`, as JSON or TOML by `path`'s extension (`.json`,
-    /// `.toml`); any other extension is an [`Error::Config`] naming the path.
-    pub fn from_str_for_path(text: &str, path: impl AsRef<Path>) -> Result<Self> {
-        config_file::parse_for_path(WHAT, path.as_ref(), text)
-    }
-
-    /// Reads a `.json` or `.toml` configuration file (asynchronously); errors name the path.
-    pub async fn load(path: impl AsRef<Path>) -> Result<Self> {
-        config_file::load(WHAT, path.as_ref()).await
-    }
+    crate::config_file::file_methods!(WHAT);
 
     /// CineFlow's seeded catalog: `sora2` and `sora2pro` served by `sora_hk` (priority 10),
     /// `openai` (20, sunset 2026-09-24) and `aihubmix` (30), with every vendor model id CineFlow
