@@ -80,6 +80,7 @@ use cineflow::core::{
 };
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::sorahk::SoraHk;
+use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{Endpoint, FakeVendor, Faults, Ledger, Protocol, RateLimitFault};
 use futures::StreamExt;
 use serde_json::{Value, json};

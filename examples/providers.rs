@@ -47,10 +47,10 @@ use cineflow::core::{
     EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
     RouterConfig, RunSpec, SegmentRange, Store, Storyboard, TaskQuery, VideoProvider,
 };
-use cineflow::providers::jimeng::{self, JimengOfficial, JimengProxy};
+use cineflow::providers::jimeng::{self, JimengOfficialBuilder, JimengProxyBuilder};
 use cineflow::providers::local::{self, LocalRenderer};
 use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
-use cineflow::providers::runway::Runway;
+use cineflow::providers::runway::RunwayBuilder;
 use cineflow::providers::sorahk::SoraHkBuilder;
 use futures::StreamExt;
 
@@ -115,12 +115,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     let reseller = OpenAiCompatBuilder::from_env().build();
     consider("OpenAI Videos reseller", reseller, "sora-2", false, c);
-    let proxy = JimengProxy::from_env().build();
+    let proxy = JimengProxyBuilder::from_env().build();
     consider("Jimeng proxy", proxy, jimeng::DEFAULT_PROXY_MODEL, false, c);
     // Text to video at 720p (Volcengine's `req_key`).
-    let official = JimengOfficial::from_env().build();
+    let official = JimengOfficialBuilder::from_env().build();
     consider("Jimeng on Volcengine", official, "jimeng_t2v_v30", false, c);
-    consider("Runway", Runway::from_env().build(), "gen4.5", false, c);
+    consider(
+        "Runway",
+        RunwayBuilder::from_env().build(),
+        "gen4.5",
+        false,
+        c,
+    );
     if LocalRenderer::is_available() {
         let renderer = LocalRenderer::from_env();
         consider(

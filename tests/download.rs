@@ -258,6 +258,7 @@ async fn a_job_past_its_deadline_that_is_ready_is_still_downloaded() {
 #[tokio::test]
 async fn a_sora_hk_blob_url_refused_every_time_ends_download_failed_with_its_url_kept() {
     use cineflow_providers::sorahk::SoraHk;
+    use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
     use cineflow_testkit::{FakeVendor, Faults, Protocol, Trigger};
 
     let fake = FakeVendor::builder()

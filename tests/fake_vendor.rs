@@ -10,6 +10,7 @@ use cineflow_core::{
 };
 use cineflow_providers::openai_compat::OpenAiCompat;
 use cineflow_providers::sorahk::SoraHk;
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{FakeVendor, Faults, Protocol, RateLimitFault, Trigger};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};

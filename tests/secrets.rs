@@ -14,6 +14,7 @@ use cineflow::core::{
     Event, EventKind, LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, Router, RunSpec,
     Storyboard, TaskQuery, TaskStatus,
 };
+use cineflow::providers::ApiKeyBuilder;
 use cineflow::providers::openai_compat::OpenAiCompat;
 use futures::StreamExt;
 use serde_json::{Value, json};

@@ -15,6 +15,8 @@ pub use cineflow_core::{ErrorCode, ProviderId};
 pub mod conformance;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+pub use http::{ApiKeyBuilder, HttpBuilder};
 #[cfg(feature = "jimeng")]
 pub mod jimeng;
 #[cfg(feature = "local")]

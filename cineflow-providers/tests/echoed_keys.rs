@@ -22,6 +22,7 @@ use cineflow_providers::jimeng::{JimengOfficial, JimengProxy};
 use cineflow_providers::openai_compat::OpenAiCompat;
 use cineflow_providers::runway::Runway;
 use cineflow_providers::sorahk::SoraHk;
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};

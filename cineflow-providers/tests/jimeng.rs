@@ -20,7 +20,10 @@ use cineflow_providers::conformance::{
     mount_sequence, video_response,
 };
 use cineflow_providers::http::{NetworkPolicy, Timeouts};
-use cineflow_providers::jimeng::{JimengOfficial, JimengProxy, ProxyRoutes};
+use cineflow_providers::jimeng::{
+    JimengOfficial, JimengOfficialBuilder, JimengProxy, JimengProxyBuilder, ProxyRoutes,
+};
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use serde_json::{Value, json};
 use wiremock::matchers::{
     body_partial_json, header, header_exists, header_regex, method, path, path_regex, query_param,
@@ -1291,13 +1294,13 @@ async fn live(p: &dyn VideoProvider, req: GenerationRequest) {
 #[tokio::test]
 #[ignore = "needs CINEFLOW_JIMENG_API_KEY (and CINEFLOW_JIMENG_BASE_URL); creates a paid job"]
 async fn live_proxy_generates_a_video() {
-    let p = JimengProxy::from_env().build().unwrap();
+    let p = JimengProxyBuilder::from_env().build().unwrap();
     live(&p, request("", 5)).await;
 }
 
 #[tokio::test]
 #[ignore = "needs CINEFLOW_VOLCENGINE_ACCESS_KEY and CINEFLOW_VOLCENGINE_SECRET_KEY; creates a paid job"]
 async fn live_official_generates_a_video() {
-    let p = JimengOfficial::from_env().build().unwrap();
+    let p = JimengOfficialBuilder::from_env().build().unwrap();
     live(&p, request("", 5)).await;
 }

@@ -11,6 +11,7 @@ use cineflow_core::{ErrorCode, JobState, ProviderJob, SubmitState, VideoProvider
 use cineflow_providers::conformance::{self, mount_sequence};
 use cineflow_providers::http::Timeouts;
 use cineflow_providers::jimeng::{JimengProxy, JimengProxyBuilder, ProxyRoutes};
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, path_regex};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};

@@ -19,6 +19,7 @@ use cineflow_providers::conformance::{self, TEST_KEY, VIDEO, collect, video_resp
 use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
 use cineflow_providers::sorahk::{SoraHk, SoraHkBuilder};
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -24,6 +24,7 @@ use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::openai_compat::{
     MAX_LIST_PAGES, OPENAI_SORA_SUNSET, OpenAiCompat, OpenAiCompatBuilder, Preset,
 };
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{FakeVendor, Faults, Protocol, Trigger};
 use serde_json::{Value, json};
 use time::macros::{date, datetime};

@@ -20,7 +20,8 @@ use cineflow_providers::conformance::{
     video_response,
 };
 use cineflow_providers::http::{NetworkPolicy, Timeouts};
-use cineflow_providers::runway::Runway;
+use cineflow_providers::runway::{Runway, RunwayBuilder};
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, path_regex};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
@@ -587,7 +588,7 @@ async fn http_errors_are_classified_with_retry_after() {
 #[tokio::test]
 #[ignore = "needs CINEFLOW_RUNWAY_API_KEY; creates a paid task"]
 async fn live_runway_generates_a_video() {
-    let p = Runway::from_env().build().unwrap();
+    let p = RunwayBuilder::from_env().build().unwrap();
     let job = p.submit(&request("gen4.5", 2, None)).await.unwrap();
     let status = tokio::time::timeout(
         Duration::from_secs(30 * 60),

@@ -22,6 +22,7 @@ use cineflow_providers::conformance::{
 };
 use cineflow_providers::http::{NetworkPolicy, Timeouts};
 use cineflow_providers::sorahk::{MAX_LIST_PAGES, SoraHk, SoraHkBuilder};
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{FakeVendor, Faults, Protocol, Trigger};
 use serde_json::{Value, json};
 use time::OffsetDateTime;

@@ -19,6 +19,7 @@ use cineflow::core::{
 };
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::sorahk::SoraHk;
+use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{Config, FakeVendor, Faults, JobTiming, Ledger, Protocol};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

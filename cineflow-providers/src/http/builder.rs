@@ -43,9 +43,158 @@ pub fn require_key(key: Option<ApiKey>, id: &ProviderId, vars: &[&str]) -> Resul
     Ok(key)
 }
 
+/// The setters every HTTP adapter's builder shares, over its [`ClientConfig`]: provider id, base
+/// URL, shared client, timeouts and network policy.
+///
+/// An adapter's builder implements [`client_config`](Self::client_config) and gets the `with_*`
+/// setters; builders that take one API key also implement [`ApiKeyBuilder`]. Every adapter has
+/// the same entry points: `X::builder()` (or a preset such as `OpenAiCompat::openai()`) and
+/// `XBuilder::from_env()` return an `XBuilder`, and `XBuilder::build()` returns
+/// `Result<X, Error>`. Bring the traits into scope with `use cineflow_providers::{ApiKeyBuilder,
+/// HttpBuilder};`.
+///
+/// ```
+/// # #[cfg(feature = "sorahk")]
+/// # fn main() -> Result<(), cineflow_core::Error> {
+/// use std::time::Duration;
+/// use cineflow_providers::http::{NetworkPolicy, Timeouts};
+/// use cineflow_providers::sorahk::SoraHk;
+/// use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
+///
+/// let provider = SoraHk::builder()
+///     .with_api_key("sk-example")
+///     .with_base_url("https://proxy.example/v1")
+///     .with_id("sorahk_eu")
+///     .with_timeouts(Timeouts::uniform(Duration::from_secs(30)))
+///     .with_network_policy(NetworkPolicy::new())
+///     .build()?;
+/// # let _ = provider;
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "sorahk"))]
+/// # fn main() {}
+/// ```
+///
+/// A custom adapter shares the setters the same way:
+///
+/// ```
+/// use cineflow_providers::HttpBuilder;
+/// use cineflow_providers::http::ClientConfig;
+///
+/// struct MyBuilder {
+///     http: ClientConfig,
+/// }
+///
+/// impl HttpBuilder for MyBuilder {
+///     fn client_config(&mut self) -> &mut ClientConfig {
+///         &mut self.http
+///     }
+/// }
+///
+/// let mut b = MyBuilder { http: ClientConfig::new("mine", None, &["MY_BASE_URL"]) }
+///     .with_base_url("https://api.example/v1")
+///     .with_id("mine_2");
+/// let endpoint = b.http.clone().build()?;
+/// assert_eq!(endpoint.id().as_str(), "mine_2");
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
+pub trait HttpBuilder: Sized {
+    /// The builder's shared settings.
+    fn client_config(&mut self) -> &mut ClientConfig;
+
+    /// Sets the provider id. Default: the adapter's (e.g. `sorahk`, `openai`, `jimeng`).
+    fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.client_config().id = Some(id.into());
+        self
+    }
+
+    /// Sets the API base URL (tests, proxies, resellers), e.g. `https://my-reseller.example/v1`.
+    /// Default: the adapter's or preset's; it must be http(s) without credentials, query or
+    /// fragment (checked by `build`).
+    fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.client_config().base_url = Some(url.into());
+        self
+    }
+
+    /// Shares an existing client (connection pool). Per-call timeouts still come from
+    /// [`with_timeouts`](Self::with_timeouts); the connect timeout and redirect policy are the
+    /// client's. The client must not carry default `Authorization` headers. Default: a client
+    /// built from the timeouts.
+    ///
+    /// A shared client cannot carry the address guard in its resolver: download and image URLs
+    /// are resolved and checked before each request and after its redirects instead (see
+    /// [`NetworkPolicy`]).
+    fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.client_config().client = Some(client);
+        self
+    }
+
+    /// Sets the timeouts of API calls, downloads and reference-image fetches. Default:
+    /// [`Timeouts::default`].
+    fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.client_config().timeouts = timeouts;
+        self
+    }
+
+    /// Sets which addresses video downloads and reference-image fetches may reach besides
+    /// public ones, e.g. `NetworkPolicy::new().allow_loopback()` for a local test CDN. The base
+    /// URL's origin is always allowed. Default: [`NetworkPolicy::new`] (loopback, private,
+    /// link-local and metadata addresses refused), plus the allow-list in [`NETWORK_ALLOW_VAR`]
+    /// when the environment is read.
+    fn with_network_policy(mut self, policy: NetworkPolicy) -> Self {
+        self.client_config().network = policy;
+        self
+    }
+}
+
+/// The key setter of adapter builders that take one API key (all but
+/// `JimengOfficialBuilder`, which takes an access key
+/// and a secret key). See [`HttpBuilder`] for an example.
+pub trait ApiKeyBuilder: HttpBuilder {
+    /// Stores the key (the adapter decides how: the Jimeng proxy splits comma-separated tokens).
+    fn set_api_key(&mut self, key: String);
+
+    /// Sets the API key, sent only to the base URL's origin and never shown in `Debug`, logs or
+    /// errors; replaces any key set before. Default: none (`from_env` reads the adapter's
+    /// variables); `build` fails without one.
+    fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.set_api_key(key.into());
+        self
+    }
+}
+
+/// Implements `Default` (as `new()`) and [`HttpBuilder`] over the builder's `http:
+/// ClientConfig` field; with `api_key`, also [`ApiKeyBuilder`] storing the key in its
+/// `api_key: Option<ApiKey>` field. One line per adapter builder.
+macro_rules! http_builder {
+    ($builder:ty) => {
+        impl Default for $builder {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $crate::http::HttpBuilder for $builder {
+            fn client_config(&mut self) -> &mut $crate::http::ClientConfig {
+                &mut self.http
+            }
+        }
+    };
+    ($builder:ty, api_key) => {
+        $crate::http::http_builder!($builder);
+
+        impl $crate::http::ApiKeyBuilder for $builder {
+            fn set_api_key(&mut self, key: String) {
+                self.api_key = Some($crate::http::ApiKey::new(key));
+            }
+        }
+    };
+}
+pub(crate) use http_builder;
+
 /// The settings every HTTP adapter's builder has — provider id, base URL, a shared client,
-/// timeouts, network policy — with the adapter's defaults. A builder embeds one, exposes `with_*` setters for
-/// the public fields, and calls [`build`](Self::build).
+/// timeouts, network policy — with the adapter's defaults. A builder embeds one, gets the
+/// `with_*` setters by implementing [`HttpBuilder`], and calls [`build`](Self::build).
 ///
 /// `Debug` shows the base URL without credentials, query or fragment.
 #[derive(Clone)]

@@ -62,14 +62,14 @@
 //! use std::time::Duration;
 //!
 //! use cineflow_core::{GenerationRequest, JobState, Orientation, TaskId};
-//! use cineflow_providers::jimeng::{JimengOfficial, JimengProxy};
+//! use cineflow_providers::jimeng::{JimengOfficialBuilder, JimengProxyBuilder};
 //! use cineflow_providers::{VideoProvider, VideoProviderExt};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // CINEFLOW_JIMENG_API_KEY=sessionid1,sessionid2 CINEFLOW_JIMENG_BASE_URL=http://localhost:5100
-//! let proxy = JimengProxy::from_env().build()?;
+//! let proxy = JimengProxyBuilder::from_env().build()?;
 //! // CINEFLOW_VOLCENGINE_ACCESS_KEY=AK… CINEFLOW_VOLCENGINE_SECRET_KEY=…
-//! let official = JimengOfficial::from_env().build()?;
+//! let official = JimengOfficialBuilder::from_env().build()?;
 //!
 //! let task_id = TaskId::new();
 //! let req = GenerationRequest {
@@ -109,9 +109,9 @@ use crate::http;
 pub use proxy::{JimengProxy, JimengProxyBuilder, ProxyRoutes};
 pub use volcengine::{JimengOfficial, JimengOfficialBuilder};
 
-/// The proxy provider's id unless [`JimengProxyBuilder::with_id`] says otherwise.
+/// The proxy provider's id unless [`with_id`](crate::HttpBuilder::with_id) says otherwise.
 pub const DEFAULT_PROXY_ID: &str = "jimeng";
-/// The official provider's id unless [`JimengOfficialBuilder::with_id`] says otherwise.
+/// The official provider's id unless [`with_id`](crate::HttpBuilder::with_id) says otherwise.
 pub const DEFAULT_OFFICIAL_ID: &str = "jimeng_official";
 /// The proxy's base URL unless configured (jimeng-api's default port).
 pub const DEFAULT_PROXY_BASE_URL: &str = "http://localhost:5100";

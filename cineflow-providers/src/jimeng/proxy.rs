@@ -22,7 +22,7 @@ use super::{
     DEFAULT_SYNC_TIMEOUT, ROUTES_ENV, frames, is_url,
 };
 use crate::http::{
-    self, Answer, ApiKey, Call, ClientConfig, Endpoint, Secrets, Timeouts, WarnOnce, refused,
+    self, Answer, ApiKey, ApiKeyBuilder, Call, ClientConfig, Endpoint, Secrets, WarnOnce, refused,
 };
 
 /// Job ids of synchronous answers start with this.
@@ -93,7 +93,7 @@ impl ProxyRoutes {
 }
 
 /// Configures a [`JimengProxy`]. Start with [`JimengProxy::builder`] or
-/// [`JimengProxy::from_env`].
+/// [`JimengProxyBuilder::from_env`].
 #[derive(Debug, Clone)]
 pub struct JimengProxyBuilder {
     http: ClientConfig,
@@ -103,9 +103,17 @@ pub struct JimengProxyBuilder {
     routes: Result<ProxyRoutes, String>,
 }
 
-impl Default for JimengProxyBuilder {
-    fn default() -> Self {
-        Self::new()
+http::http_builder!(JimengProxyBuilder);
+
+impl ApiKeyBuilder for JimengProxyBuilder {
+    /// Session tokens, comma-separated (`tok1,us-tok2`); replaces any set before. Region prefixes
+    /// (`us-`, `hk-`, `jp-`, `sg-`) are part of a token. Each call uses the next one.
+    fn set_api_key(&mut self, tokens: String) {
+        self.tokens = tokens
+            .split(',')
+            .map(ApiKey::new)
+            .filter(|k| !k.is_empty())
+            .collect();
     }
 }
 
@@ -141,24 +149,6 @@ impl JimengProxyBuilder {
         b
     }
 
-    /// The proxy's base URL, e.g. `http://localhost:5100` (the default).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.http.base_url = Some(url.into());
-        self
-    }
-
-    /// Session tokens, comma-separated (`tok1,us-tok2`); replaces any set before. Region prefixes
-    /// (`us-`, `hk-`, `jp-`, `sg-`) are part of a token. Each call uses the next one.
-    pub fn with_api_key(mut self, tokens: impl AsRef<str>) -> Self {
-        self.tokens = tokens
-            .as_ref()
-            .split(',')
-            .map(ApiKey::new)
-            .filter(|k| !k.is_empty())
-            .collect();
-        self
-    }
-
     /// Session tokens, one per item; replaces any set before.
     pub fn with_tokens<I, S>(mut self, tokens: I) -> Self
     where
@@ -173,43 +163,10 @@ impl JimengProxyBuilder {
         self
     }
 
-    /// Shares an HTTP client (connection pool). Default: one built from the timeouts.
-    ///
-    /// A shared client cannot carry the address guard in its resolver: download and image URLs
-    /// are resolved and checked before each request and after its redirects instead (see
-    /// [`http::NetworkPolicy`]).
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.http.client = Some(client);
-        self
-    }
-
-    /// Sets which addresses video downloads and reference-image fetches may reach besides
-    /// public ones, e.g. `NetworkPolicy::new().allow_loopback()` for a local test CDN. The base
-    /// URL's origin is always allowed. Default: [`http::NetworkPolicy::new`] (loopback, private,
-    /// link-local and metadata addresses refused), plus the allow-list in
-    /// [`http::NETWORK_ALLOW_VAR`] when the environment is read.
-    pub fn with_network_policy(mut self, policy: http::NetworkPolicy) -> Self {
-        self.http.network = policy;
-        self
-    }
-
-    /// Timeouts of polls, downloads and reference image fetches (the submit uses
-    /// [`with_sync_timeout`](Self::with_sync_timeout)). Default: [`Timeouts::default`].
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.http.timeouts = timeouts;
-        self
-    }
-
     /// How long a submit may wait for its answer: a synchronous proxy answers only when the
     /// video exists. Default: [`DEFAULT_SYNC_TIMEOUT`] (65 min).
     pub fn with_sync_timeout(mut self, timeout: Duration) -> Self {
         self.sync_timeout = timeout;
-        self
-    }
-
-    /// The provider id. Default: `jimeng`.
-    pub fn with_id(mut self, id: impl Into<String>) -> Self {
-        self.http.id = Some(id.into());
         self
     }
 
@@ -321,11 +278,6 @@ impl JimengProxy {
     /// A builder (see [`JimengProxyBuilder::new`]).
     pub fn builder() -> JimengProxyBuilder {
         JimengProxyBuilder::new()
-    }
-
-    /// A builder reading the environment (see [`JimengProxyBuilder::from_env`]).
-    pub fn from_env() -> JimengProxyBuilder {
-        JimengProxyBuilder::from_env()
     }
 
     /// The next token, round-robin.
@@ -698,6 +650,7 @@ impl VideoProvider for JimengProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ApiKeyBuilder;
 
     #[test]
     fn durations_follow_the_proxy_rules() {

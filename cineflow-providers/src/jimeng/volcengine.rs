@@ -21,9 +21,7 @@ use super::{
     ACCESS_KEY_ENV, DEFAULT_OFFICIAL_BASE_URL, DEFAULT_OFFICIAL_ID, OFFICIAL_BASE_URL_ENV,
     SECRET_KEY_ENV, frames, is_url,
 };
-use crate::http::{
-    self, Answer, ApiKey, Call, ClientConfig, Endpoint, Secrets, Timeouts, WarnOnce, refused,
-};
+use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, Secrets, WarnOnce, refused};
 
 /// The API version of both actions.
 const VERSION: &str = "2022-08-31";
@@ -38,7 +36,7 @@ const URL_LIFETIME: Duration = Duration::from_secs(60 * 60);
 type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// Configures a [`JimengOfficial`]. Start with [`JimengOfficial::builder`] or
-/// [`JimengOfficial::from_env`].
+/// [`JimengOfficialBuilder::from_env`].
 #[derive(Clone)]
 pub struct JimengOfficialBuilder {
     http: ClientConfig,
@@ -58,11 +56,7 @@ impl fmt::Debug for JimengOfficialBuilder {
     }
 }
 
-impl Default for JimengOfficialBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+http::http_builder!(JimengOfficialBuilder);
 
 impl JimengOfficialBuilder {
     /// A builder with no credentials and every setting at its default.
@@ -90,12 +84,6 @@ impl JimengOfficialBuilder {
         b
     }
 
-    /// The API base URL. Default: `https://visual.volcengineapi.com`.
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.http.base_url = Some(url.into());
-        self
-    }
-
     /// The access key id (`AK…`) and secret access key.
     pub fn with_credentials(
         mut self,
@@ -104,39 +92,6 @@ impl JimengOfficialBuilder {
     ) -> Self {
         self.access_key = Some(ApiKey::new(access_key));
         self.secret_key = Some(ApiKey::new(secret_key));
-        self
-    }
-
-    /// Shares an HTTP client (connection pool). Default: one built from the timeouts.
-    ///
-    /// A shared client cannot carry the address guard in its resolver: download and image URLs
-    /// are resolved and checked before each request and after its redirects instead (see
-    /// [`http::NetworkPolicy`]).
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.http.client = Some(client);
-        self
-    }
-
-    /// Sets which addresses video downloads and reference-image fetches may reach besides
-    /// public ones, e.g. `NetworkPolicy::new().allow_loopback()` for a local test CDN. The base
-    /// URL's origin is always allowed. Default: [`http::NetworkPolicy::new`] (loopback, private,
-    /// link-local and metadata addresses refused), plus the allow-list in
-    /// [`http::NETWORK_ALLOW_VAR`] when the environment is read.
-    pub fn with_network_policy(mut self, policy: http::NetworkPolicy) -> Self {
-        self.http.network = policy;
-        self
-    }
-
-    /// Timeouts of the API calls, reference image fetches and downloads. Default:
-    /// [`Timeouts::default`].
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.http.timeouts = timeouts;
-        self
-    }
-
-    /// The provider id. Default: `jimeng_official`.
-    pub fn with_id(mut self, id: impl Into<String>) -> Self {
-        self.http.id = Some(id.into());
         self
     }
 
@@ -266,11 +221,6 @@ impl JimengOfficial {
     /// A builder (see [`JimengOfficialBuilder::new`]).
     pub fn builder() -> JimengOfficialBuilder {
         JimengOfficialBuilder::new()
-    }
-
-    /// A builder reading the environment (see [`JimengOfficialBuilder::from_env`]).
-    pub fn from_env() -> JimengOfficialBuilder {
-        JimengOfficialBuilder::from_env()
     }
 
     /// Signs and sends one action.
@@ -536,6 +486,7 @@ impl VideoProvider for JimengOfficial {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::HttpBuilder;
 
     #[test]
     fn req_keys_follow_mode_and_resolution() {

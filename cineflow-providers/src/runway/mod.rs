@@ -37,12 +37,12 @@
 //! use std::time::Duration;
 //!
 //! use cineflow_core::{GenerationRequest, ImageRef, JobState, Orientation, TaskId};
-//! use cineflow_providers::runway::Runway;
+//! use cineflow_providers::runway::RunwayBuilder;
 //! use cineflow_providers::{VideoProvider, VideoProviderExt};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // CINEFLOW_RUNWAY_API_KEY=key_…
-//! let runway = Runway::from_env().build()?;
+//! let runway = RunwayBuilder::from_env().build()?;
 //! let task_id = TaskId::new();
 //! let req = GenerationRequest {
 //!     task_id,
@@ -82,13 +82,11 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::http::{
-    self, Answer, ApiKey, Call, ClientConfig, Endpoint, Timeouts, WarnOnce, refused,
-};
+use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
 use error::{failure_code, parse_error};
 use wire::{Created, Task};
 
-/// The provider id unless [`RunwayBuilder::with_id`] says otherwise.
+/// The provider id unless [`with_id`](crate::HttpBuilder::with_id) says otherwise.
 pub const DEFAULT_ID: &str = "runway";
 /// Runway's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.dev.runwayml.com";
@@ -160,7 +158,7 @@ const MODELS: &[Model] = &[
     },
 ];
 
-/// Configures a [`Runway`] provider. Start with [`Runway::builder`] or [`Runway::from_env`].
+/// Configures a [`Runway`] provider. Start with [`Runway::builder`] or [`RunwayBuilder::from_env`].
 #[derive(Debug, Clone)]
 pub struct RunwayBuilder {
     http: ClientConfig,
@@ -169,15 +167,11 @@ pub struct RunwayBuilder {
     image_model: Option<String>,
 }
 
-impl Default for RunwayBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Where the key may come from, in order of preference (`RUNWAYML_API_SECRET` is the official
 /// SDKs' name).
 const API_KEY_VARS: [&str; 2] = [API_KEY_ENV, "RUNWAYML_API_SECRET"];
+
+http::http_builder!(RunwayBuilder, api_key);
 
 impl RunwayBuilder {
     /// A builder with no key and every setting at its default.
@@ -197,51 +191,6 @@ impl RunwayBuilder {
         b.api_key = ApiKey::from_env(&API_KEY_VARS);
         b.http.load_env();
         b
-    }
-
-    /// The API base URL. Default: `https://api.dev.runwayml.com`.
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.http.base_url = Some(url.into());
-        self
-    }
-
-    /// The API key (`key_…`).
-    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key));
-        self
-    }
-
-    /// Shares an HTTP client (connection pool). Default: one built from the timeouts.
-    ///
-    /// A shared client cannot carry the address guard in its resolver: download and image URLs
-    /// are resolved and checked before each request and after its redirects instead (see
-    /// [`http::NetworkPolicy`]).
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.http.client = Some(client);
-        self
-    }
-
-    /// Sets which addresses video downloads and reference-image fetches may reach besides
-    /// public ones, e.g. `NetworkPolicy::new().allow_loopback()` for a local test CDN. The base
-    /// URL's origin is always allowed. Default: [`http::NetworkPolicy::new`] (loopback, private,
-    /// link-local and metadata addresses refused), plus the allow-list in
-    /// [`http::NETWORK_ALLOW_VAR`] when the environment is read.
-    pub fn with_network_policy(mut self, policy: http::NetworkPolicy) -> Self {
-        self.http.network = policy;
-        self
-    }
-
-    /// Timeouts of the API calls, reference image fetches and downloads. Default:
-    /// [`Timeouts::default`].
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.http.timeouts = timeouts;
-        self
-    }
-
-    /// The provider id. Default: `runway`.
-    pub fn with_id(mut self, id: impl Into<String>) -> Self {
-        self.http.id = Some(id.into());
-        self
     }
 
     /// The model for text-only requests with an empty `vendor_model`. Default: `veo3.1`.
@@ -349,11 +298,6 @@ impl Runway {
     /// A builder (see [`RunwayBuilder::new`]).
     pub fn builder() -> RunwayBuilder {
         RunwayBuilder::new()
-    }
-
-    /// A builder reading the environment (see [`RunwayBuilder::from_env`]).
-    pub fn from_env() -> RunwayBuilder {
-        RunwayBuilder::from_env()
     }
 
     /// An API request with both required headers.
@@ -594,6 +538,7 @@ impl VideoProvider for Runway {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ApiKeyBuilder;
 
     #[test]
     fn builds_need_a_key_and_name_the_variables() {

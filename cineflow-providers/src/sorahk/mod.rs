@@ -99,11 +99,11 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use url::Url;
 
-use crate::http::{self, ApiKey, Call, ClientConfig, Endpoint, Timeouts, WarnOnce};
+use crate::http::{self, ApiKey, Call, ClientConfig, Endpoint, WarnOnce};
 
 /// Sora.hk's API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.sora.hk/v1";
-/// The provider id used unless [`with_id`](SoraHkBuilder::with_id) says otherwise.
+/// The provider id used unless [`with_id`](crate::HttpBuilder::with_id) says otherwise.
 pub const DEFAULT_ID: &str = "sora_hk";
 /// Environment variables holding the API key, in order of preference.
 pub const API_KEY_VARS: [&str; 2] = ["CINEFLOW_SORAHK_API_KEY", "SORA_API_KEY"];
@@ -156,11 +156,7 @@ pub struct SoraHkBuilder {
     api_key: Option<ApiKey>,
 }
 
-impl Default for SoraHkBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+http::http_builder!(SoraHkBuilder, api_key);
 
 impl SoraHkBuilder {
     /// A builder with every setting at its default; the key must be set.
@@ -178,53 +174,6 @@ impl SoraHkBuilder {
         b.api_key = ApiKey::from_env(&API_KEY_VARS);
         b.http.load_env();
         b
-    }
-
-    /// Sets the API key (`sora-…`), sent only as `Authorization: Bearer` to the API.
-    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey::new(key));
-        self
-    }
-
-    /// Sets the API base URL. Default: [`DEFAULT_BASE_URL`].
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.http.base_url = Some(url.into());
-        self
-    }
-
-    /// Shares an existing client (connection pool). Per-call timeouts still come from
-    /// [`with_timeouts`](Self::with_timeouts). The client must not carry default
-    /// `Authorization` headers (they would reach the blob host). Default: a client built by
-    /// [`http::client`].
-    ///
-    /// A shared client cannot carry the address guard in its resolver: download and image URLs
-    /// are resolved and checked before each request and after its redirects instead (see
-    /// [`http::NetworkPolicy`]).
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.http.client = Some(client);
-        self
-    }
-
-    /// Sets which addresses video downloads and reference-image fetches may reach besides
-    /// public ones, e.g. `NetworkPolicy::new().allow_loopback()` for a local test CDN. The base
-    /// URL's origin is always allowed. Default: [`http::NetworkPolicy::new`] (loopback, private,
-    /// link-local and metadata addresses refused), plus the allow-list in
-    /// [`http::NETWORK_ALLOW_VAR`] when the environment is read.
-    pub fn with_network_policy(mut self, policy: http::NetworkPolicy) -> Self {
-        self.http.network = policy;
-        self
-    }
-
-    /// Sets the timeouts. Default: [`Timeouts::default`].
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.http.timeouts = timeouts;
-        self
-    }
-
-    /// Sets the provider id. Default: [`DEFAULT_ID`] (`sora_hk`, the id CineFlow seeds its catalog with).
-    pub fn with_id(mut self, id: impl Into<String>) -> Self {
-        self.http.id = Some(id.into());
-        self
     }
 
     /// Validates the configuration and builds the provider.
@@ -672,6 +621,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::{ApiKeyBuilder, HttpBuilder};
 
     #[test]
     fn sas_expiry_is_read_from_se() {
