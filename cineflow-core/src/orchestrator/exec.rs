@@ -302,6 +302,26 @@ impl Lifecycle<'_> {
             .build()
     }
 
+    /// Puts the task back to `pending` for a new submit after `error` (persisted), and emits
+    /// why it is retried.
+    async fn back_to_pending(
+        &self,
+        task: &mut Task,
+        error: TaskError,
+        reason: String,
+    ) -> Result<()> {
+        let before = task.status;
+        task.error = Some(error);
+        task.set_status(TaskStatus::Pending)?;
+        self.inner.persist(task, before).await?;
+        self.inner.emit(
+            task.run_id,
+            Some(task.id),
+            EventKind::TaskRetried { reason },
+        );
+        Ok(())
+    }
+
     fn end_attempt(&self, task: &mut Task, outcome: AttemptOutcome) {
         if let Some(a) = task.current_attempt_mut() {
             a.finished_at = Some(OffsetDateTime::now_utc());

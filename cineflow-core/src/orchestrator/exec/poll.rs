@@ -205,16 +205,8 @@ impl Lifecycle<'_> {
                                 error: terror.clone(),
                             },
                         );
-                        task.error = Some(terror);
-                        task.set_status(TaskStatus::Pending)?;
-                        self.inner.persist(task, before).await?;
-                        self.inner.emit(
-                            task.run_id,
-                            Some(task.id),
-                            EventKind::TaskRetried {
-                                reason: format!("vendor job failed ({})", error.code()),
-                            },
-                        );
+                        let reason = format!("vendor job failed ({})", error.code());
+                        self.back_to_pending(task, terror, reason).await?;
                         return Ok(Polled::Resubmit);
                     }
                     self.finish_failed(task, TaskStatus::Failed, terror, false)

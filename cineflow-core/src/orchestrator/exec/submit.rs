@@ -228,20 +228,9 @@ impl Lifecycle<'_> {
                         retry_after = e
                             .retry_after()
                             .filter(|_| e.code() == ErrorCode::RateLimited);
-                        let before = task.status;
-                        task.error = Some(error);
-                        task.set_status(TaskStatus::Pending)?;
-                        self.inner.persist(task, before).await?;
-                        self.inner.emit(
-                            task.run_id,
-                            Some(task.id),
-                            EventKind::TaskRetried {
-                                reason: format!(
-                                    "submit refused by {pid} ({}), no job was created",
-                                    e.code()
-                                ),
-                            },
-                        );
+                        let reason =
+                            format!("submit refused by {pid} ({}), no job was created", e.code());
+                        self.back_to_pending(task, error, reason).await?;
                         continue;
                     }
                     let mut error = error;
