@@ -17,7 +17,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{Env, env_with, model};
+use common::{Env, env_with, files, first_request, model};
 
 /// Fast polls and retries, loaded from JSON as an application would (so settings this test
 /// file needs can be given before the code knows them).
@@ -55,19 +55,6 @@ async fn run_one(e: &Env) -> Task {
         .items;
     assert_eq!(tasks.len(), 1);
     tasks.remove(0)
-}
-
-fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p.to_string_lossy().into_owned());
-        }
-    }
-    out
 }
 
 fn forbidden() -> ProviderError {
@@ -188,17 +175,7 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
         .unwrap()
         .items
         .remove(0);
-    let request = cineflow_core::GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    };
+    let request = first_request(&task);
     let job = e.mock.submit(&request).await.unwrap();
     task.attempts.push(cineflow_core::Attempt {
         n: 1,

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 mod common;
 
-use common::{Env, env_with, fast_config, model};
+use common::{Env, env_with, fast_config, files, first_request, model};
 
 const DEMO: &str = include_str!("../examples/storyboards/cineflow_demo.json");
 
@@ -139,21 +139,8 @@ async fn the_happy_path_submits_exactly_once_per_task_and_stores_verified_videos
         assert_eq!(sidecar["size_bytes"], SAMPLE_MP4.len() as u64);
         assert_eq!(sidecar["attempts"].as_array().unwrap().len(), 1);
     }
-    let no_part = walk(e.dir.path()).iter().all(|p| !p.ends_with(".part"));
+    let no_part = files(e.dir.path()).iter().all(|p| !p.ends_with(".part"));
     assert!(no_part);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p.display().to_string());
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -341,21 +328,6 @@ async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() 
     assert!(msg.contains("502"), "the cause is kept: {msg}");
 }
 
-/// The request the orchestrator sends for `task`'s first attempt on `mock`.
-fn first_request(task: &Task) -> cineflow_core::GenerationRequest {
-    cineflow_core::GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    }
-}
-
 /// `task`'s first attempt on `mock`, as recorded before the submit (`job: None`) or after it.
 fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cineflow_core::Attempt {
     cineflow_core::Attempt {
@@ -447,7 +419,7 @@ async fn a_content_policy_failure_is_not_retried() {
     assert_eq!(t.error.as_ref().unwrap().code, ErrorCode::ContentPolicy);
     assert!(!t.is_retryable());
     let sidecar = std::fs::read_to_string(
-        walk(e.dir.path())
+        files(e.dir.path())
             .into_iter()
             .find(|p| p.ends_with(".json"))
             .unwrap(),
@@ -502,7 +474,7 @@ async fn a_truncated_download_is_never_taken_for_a_video() {
     let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
-        walk(e.dir.path())
+        files(e.dir.path())
             .iter()
             .all(|p| !p.ends_with(".mp4") && !p.ends_with(".part"))
     );
@@ -527,7 +499,7 @@ async fn a_non_video_content_type_is_rejected_before_writing() {
             .message
             .contains("text/html")
     );
-    assert!(walk(e.dir.path()).iter().all(|p| !p.ends_with(".mp4")));
+    assert!(files(e.dir.path()).iter().all(|p| !p.ends_with(".mp4")));
 }
 
 #[tokio::test]
@@ -563,7 +535,7 @@ async fn a_dry_run_makes_no_vendor_call_and_keeps_prompts() {
         tasks[0].full_prompt,
         "A futuristic city skyline at night with neon lights reflecting on the river. Cyberpunk style. [Scene: Future City] (Director Note: Establishing shot.)"
     );
-    assert!(walk(e.dir.path()).is_empty(), "a dry run writes no file");
+    assert!(files(e.dir.path()).is_empty(), "a dry run writes no file");
 }
 
 #[tokio::test]
@@ -729,7 +701,7 @@ async fn a_video_over_the_size_cap_is_never_stored() {
             .contains("1000-byte limit")
     );
     assert!(
-        walk(e.dir.path())
+        files(e.dir.path())
             .iter()
             .all(|p| !p.ends_with(".mp4") && !p.ends_with(".part"))
     );

@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::{
-    Attempt, EventKind, GenerationRequest, JobState, LocalDirSink, MemoryStore, ModelId,
-    Orchestrator, OrchestratorConfig, ProviderId, ProviderJob, Router, Run, RunId, RunSpec,
-    RunStatus, Store, Storyboard, Task, TaskId, TaskQuery, TaskStatus, VideoProvider,
+    Attempt, EventKind, JobState, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    OrchestratorConfig, ProviderId, ProviderJob, Router, Run, RunId, RunSpec, RunStatus, Store,
+    Storyboard, Task, TaskId, TaskQuery, TaskStatus, VideoProvider,
 };
 use cineflow::store::SqliteStore;
 use tokio::sync::broadcast;
+
+mod common;
+
+use common::first_request;
 
 const TASKS: u32 = 8;
 
@@ -45,20 +49,6 @@ async fn process(db: &Path, out: &Path, mock: &MockProvider) -> Orchestrator {
         .config(config())
         .build()
         .unwrap()
-}
-
-fn first_request(task: &Task) -> GenerationRequest {
-    GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    }
 }
 
 fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    Attempt, ErrorCode, EventKind, GenerationRequest, MemoryStore, ProviderError, ProviderId,
-    ProviderJob, RunId, RunSpec, RunStatus, SegmentRange, Store, Storyboard, SubmitState, Task,
-    TaskQuery, TaskStatus, VideoProvider,
+    Attempt, ErrorCode, EventKind, MemoryStore, ProviderError, ProviderId, ProviderJob, RunId,
+    RunSpec, RunStatus, SegmentRange, Store, Storyboard, SubmitState, Task, TaskQuery, TaskStatus,
+    VideoProvider,
 };
 
 mod common;
 
-use common::{Env, env_with, fast_config, model};
+use common::{Env, env_with, fast_config, first_request, model};
 
 /// Two segments with the very same shot, and a third that differs.
 fn twin_segments() -> Storyboard {
@@ -50,21 +50,6 @@ async fn tasks_of(store: &MemoryStore, run: RunId) -> Vec<Task> {
         .await
         .unwrap()
         .items
-}
-
-/// The request the orchestrator sends for `task`'s first attempt on the mock.
-fn first_request(task: &Task) -> GenerationRequest {
-    GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    }
 }
 
 /// `task`'s first attempt on the mock, on record before the submit.

@@ -5,7 +5,6 @@
 //! JSON), the sidecars or videos on disk, nor the run's events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+mod common;
+
+use common::files;
 
 /// The key, with a `/` that JSON may write as `\/`.
 const KEY: &str = "sk-facade-echo/SECRET+2468";
@@ -108,20 +111,6 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn an_echoed_api_key_is_stored_nowhere_in_the_database_tasks_sidecars_or_events() {
     let server = vendor().await;
@@ -183,18 +172,11 @@ async fn an_echoed_api_key_is_stored_nowhere_in_the_database_tasks_sidecars_or_e
     // The database (and its WAL), both sidecars and the video.
     let on_disk = files(dir.path());
     assert!(
-        on_disk
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .count()
-            >= 2,
+        on_disk.iter().filter(|p| p.ends_with(".json")).count() >= 2,
         "both tasks have a sidecar: {on_disk:?}"
     );
     for file in on_disk {
         let bytes = std::fs::read(&file).unwrap();
-        assert_clean(
-            &format!("{}", file.display()),
-            &String::from_utf8_lossy(&bytes),
-        );
+        assert_clean(&file, &String::from_utf8_lossy(&bytes));
     }
 }

@@ -1,5 +1,5 @@
 //! Shared by the in-process end-to-end tests (`orchestrator`, `download`, `reconcile_siblings`,
-//! `routing`, `rate_limits`): the logical model, storyboards of numbered shots, and an
+//! `routing`, `rate_limits`, `ownership`, `secrets`): the logical model, storyboards of numbered shots, and an
 //! orchestrator over `MockProvider`, `MemoryStore` and a `LocalDirSink` in a temporary folder.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router, Storyboard,
-    VideoProvider,
+    GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig,
+    Router, Storyboard, Task, VideoProvider,
 };
 
 /// The logical model every test routes (`sora2`).
@@ -75,4 +75,33 @@ pub(crate) fn fast_config() -> OrchestratorConfig {
     c.reconcile.wait = Duration::from_millis(300);
     c.reconcile.interval = Duration::from_millis(20);
     c
+}
+
+/// The request the orchestrator sends for `task`'s first attempt on the mock (`mock-video-1`).
+pub(crate) fn first_request(task: &Task) -> GenerationRequest {
+    GenerationRequest {
+        task_id: task.id,
+        vendor_model: "mock-video-1".into(),
+        prompt: task.full_prompt.clone(),
+        duration_s: task.duration_s,
+        orientation: task.orientation,
+        is_pro: task.is_pro,
+        image: None,
+        idempotency_key: format!("{}-1", task.id),
+        extra: serde_json::Value::Null,
+    }
+}
+
+/// Every file under `dir`, recursively, as text.
+pub(crate) fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+    out
 }
