@@ -331,23 +331,29 @@ async fn a_run_sigkilled_at_random_moments_pays_once_per_task_and_stores_exactly
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
-    let seed = support::seed("a_crash_between_submit_and_job_write_is_reconciled_on_resume");
-    // The first two submits (one per protocol) create their jobs, then answer 3 s late: the
-    // child is killed in that window, with each task `submitting` and no job written.
-    let fake = support::fake_vendor(VendorSetup {
+/// A fake vendor (64 KiB videos) whose first `n` submits create their jobs, then answer 3 s
+/// late: a child killed in that window leaves its task `submitting` with no job written.
+async fn vendor_stalling_first_submits(seed: u64, n: u64) -> FakeVendor {
+    support::fake_vendor(VendorSetup {
         seed,
         video_bytes: 64 * 1024,
         download_bytes_per_sec: 0,
         faults: Faults {
-            stall: StallFault::first(2)
+            stall: StallFault::first(n)
                 .on(&[Endpoint::Submit])
                 .with_delay_ms(3_000),
             ..Faults::none()
         },
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
+    let seed = support::seed("a_crash_between_submit_and_job_write_is_reconciled_on_resume");
+    // The first two submits (one per protocol) create their jobs, then answer 3 s late: the
+    // child is killed in that window, with each task `submitting` and no job written.
+    let fake = vendor_stalling_first_submits(seed, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cfg = child_cfg(&fake, dir.path(), 2, "reconcile", 2);
@@ -590,18 +596,7 @@ async fn identical_siblings_sigkilled_at_the_submit_lose_no_paid_video() {
     let seed = support::seed("identical_siblings_sigkilled_at_the_submit_lose_no_paid_video");
     let mut rng = Rng::new(seed);
     // The first four submits (two identical pairs) create their jobs, then answer 3 s late.
-    let fake = support::fake_vendor(VendorSetup {
-        seed,
-        video_bytes: 64 * 1024,
-        download_bytes_per_sec: 0,
-        faults: Faults {
-            stall: StallFault::first(4)
-                .on(&[Endpoint::Submit])
-                .with_delay_ms(3_000),
-            ..Faults::none()
-        },
-    })
-    .await;
+    let fake = vendor_stalling_first_submits(seed, 4).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut cfg = child_cfg(&fake, dir.path(), TWIN_SEGMENTS, "twins", 4);
