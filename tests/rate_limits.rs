@@ -10,9 +10,8 @@ use std::time::Duration;
 use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::router::{RouterConfig, Selection};
 use cineflow_core::{
-    AttemptOutcome, ErrorCode, GenerationRequest, LocalDirSink, MemoryStore, Orchestrator,
-    OrchestratorConfig, Orientation, ProviderError, ProviderId, Router, RunSpec, RunStatus, Store,
-    SubmitState, Task, TaskId, TaskQuery, TaskStatus,
+    AttemptOutcome, ErrorCode, GenerationRequest, OrchestratorConfig, Orientation, ProviderError,
+    ProviderId, Router, RunStatus, SubmitState, Task, TaskId, TaskStatus,
 };
 
 mod common;
@@ -43,28 +42,11 @@ async fn run(
     segments: u32,
     concurrency: usize,
 ) -> (cineflow_core::Run, Vec<Task>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(Router::new().route(model(), Arc::new(mock.clone()), "m"))
-        .config(config)
-        .build()
-        .unwrap();
-    let sb = storyboard(segments);
-    orch.add_storyboard(&sb).await.unwrap();
-    let r = orch
-        .create_run(RunSpec::new(sb.id, model()).concurrency(concurrency))
-        .await
-        .unwrap();
-    let r = orch.start(r.id).await.unwrap().wait().await.unwrap();
-    let tasks = store
-        .list_tasks(&TaskQuery::for_run(r.id))
-        .await
-        .unwrap()
-        .items;
-    (r, tasks)
+    let router = Router::new().route(model(), Arc::new(mock.clone()), "m");
+    common::run_to_end(router, config, storyboard(segments), |s| {
+        s.concurrency(concurrency)
+    })
+    .await
 }
 
 fn rate_limited_refusals(t: &Task) -> usize {

@@ -9,10 +9,9 @@ use async_trait::async_trait;
 use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::router::{Price, RouteConfig, RouterConfig, Selection, Strategy, Tried};
 use cineflow_core::{
-    ByteStream, Capabilities, ErrorCode, GenerationRequest, JobStatus, LocalDirSink, MemoryStore,
-    Orchestrator, OrchestratorConfig, Orientation, ProviderError, ProviderId, ProviderJob, Router,
-    RunSpec, RunStatus, Store, SubmitState, TaskId, TaskQuery, TaskStatus, VideoAsset,
-    VideoProvider,
+    ByteStream, Capabilities, ErrorCode, GenerationRequest, JobStatus, LocalDirSink, Orchestrator,
+    OrchestratorConfig, Orientation, ProviderError, ProviderId, ProviderJob, Router, RunSpec,
+    RunStatus, SubmitState, TaskId, TaskStatus, VideoAsset, VideoProvider,
 };
 use time::macros::date;
 use tokio::time::Instant;
@@ -89,28 +88,7 @@ async fn run(
     segments: u32,
     spec: impl FnOnce(RunSpec) -> RunSpec,
 ) -> (cineflow_core::Run, Vec<cineflow_core::Task>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(router)
-        .config(config())
-        .build()
-        .unwrap();
-    let sb = storyboard(segments);
-    orch.add_storyboard(&sb).await.unwrap();
-    let r = orch
-        .create_run(spec(RunSpec::new(sb.id, model())))
-        .await
-        .unwrap();
-    let r = orch.start(r.id).await.unwrap().wait().await.unwrap();
-    let tasks = store
-        .list_tasks(&TaskQuery::for_run(r.id))
-        .await
-        .unwrap()
-        .items;
-    (r, tasks)
+    common::run_to_end(router, config(), storyboard(segments), spec).await
 }
 
 fn two(a: &MockProvider, b: &MockProvider) -> Router {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
     GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig,
-    Router, Storyboard, Task, VideoProvider,
+    Router, Run, RunSpec, Store, Storyboard, Task, TaskQuery, VideoProvider,
 };
 
 /// The logical model every test routes (`sora2`).
@@ -104,4 +104,35 @@ pub(crate) fn files(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Runs `storyboard` on `router` (logical model [`model`], `spec` applied to the run spec) with
+/// a fresh `MemoryStore` and output folder until the run ends; returns it and its tasks.
+pub(crate) async fn run_to_end(
+    router: Router,
+    config: OrchestratorConfig,
+    storyboard: Storyboard,
+    spec: impl FnOnce(RunSpec) -> RunSpec,
+) -> (Run, Vec<Task>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(router)
+        .config(config)
+        .build()
+        .unwrap();
+    orch.add_storyboard(&storyboard).await.unwrap();
+    let r = orch
+        .create_run(spec(RunSpec::new(storyboard.id, model())))
+        .await
+        .unwrap();
+    let r = orch.start(r.id).await.unwrap().wait().await.unwrap();
+    let tasks = store
+        .list_tasks(&TaskQuery::for_run(r.id))
+        .await
+        .unwrap()
+        .items;
+    (r, tasks)
 }
