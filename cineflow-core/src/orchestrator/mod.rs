@@ -463,7 +463,10 @@ impl Orchestrator {
     /// their leases lapse ([`LeasePolicy::ttl`] after its last renewal).
     pub async fn resume(&self) -> Result<Vec<RunHandle>> {
         let mut handles = Vec::new();
-        for status in [RunStatus::Running, RunStatus::Pending] {
+        let mut seen = std::collections::HashSet::new();
+        // Pending first: a run only moves pending → running, so one that another process starts
+        // between the two listings is found by the second (listing running first missed it).
+        for status in [RunStatus::Pending, RunStatus::Running] {
             let mut page = 1;
             loop {
                 let q = RunQuery {
@@ -474,7 +477,9 @@ impl Orchestrator {
                 let p = self.inner.store.list_runs(&q).await?;
                 let n = p.items.len();
                 for run in p.items {
-                    handles.push(self.ensure_driver(run.id));
+                    if seen.insert(run.id) {
+                        handles.push(self.ensure_driver(run.id));
+                    }
                 }
                 if n < PageRequest::MAX_PAGE_SIZE as usize {
                     break;
