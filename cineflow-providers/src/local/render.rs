@@ -232,6 +232,10 @@ pub(super) enum Outcome {
     Failed(ProviderError),
     /// Cancelled; partial files are gone.
     Cancelled,
+    /// Cancelled before any file was written: there is nothing to remove, and removing the
+    /// job's files could take them from another renderer on the same folder that renders it
+    /// again (a process taking over after this one stopped).
+    NotStarted,
 }
 
 /// Runs one job to its end and records the result. `done` is cancelled when this returns (or
@@ -258,7 +262,7 @@ pub(super) async fn run_job(
                     entry.phase = match &outcome {
                         Outcome::Succeeded => Phase::Succeeded,
                         Outcome::Failed(e) => Phase::Failed(e.clone()),
-                        Outcome::Cancelled => Phase::Cancelled,
+                        Outcome::Cancelled | Outcome::NotStarted => Phase::Cancelled,
                     };
                     matches!(outcome, Outcome::Succeeded)
                 }
@@ -267,6 +271,10 @@ pub(super) async fn run_job(
             None => false,
         }
     };
+    if matches!(outcome, Outcome::NotStarted) {
+        tracing::debug!(job, "local render cancelled before it started");
+        return;
+    }
     let dir = &shared.config.work_dir;
     remove_quietly(&dir.join(text_name(&job))).await;
     remove_quietly(&dir.join(part_name(&job))).await;
@@ -302,16 +310,19 @@ async fn render(
     let config = &shared.config;
     let _permit = tokio::select! {
         biased;
-        () = cancel.cancelled() => return Outcome::Cancelled,
+        () = cancel.cancelled() => return Outcome::NotStarted,
         permit = shared.permits.acquire() => match permit {
             Ok(p) => p,
-            Err(_) => return Outcome::Cancelled,
+            Err(_) => return Outcome::NotStarted,
         },
     };
     let probe = shared
         .probe
         .get_or_init(|| Probe::run(&config.ffmpeg, config.font.as_deref()))
         .await;
+    if cancel.is_cancelled() {
+        return Outcome::NotStarted;
+    }
 
     let (cols, lines) = text_box(spec.width, spec.height);
     let text = wrap(&spec.prompt, cols, lines);
