@@ -39,8 +39,8 @@
 //! (hash), `--vendor process|in-process` (process), `--vendor-bin PATH`, `--timeout-secs T`
 //! (4 × ideal + 120). The process exits 1 when not every task completed, 2 on bad flags.
 //!
-//! Faults: `--rate-limit-rate F` (0) makes the fake vendor answer that share of submits and
-//! polls with 429 and `Retry-After` (no job is created by a refused submit);
+//! Faults: `--rate-limit-rate F` (0) makes the fake vendor answer that share of submits,
+//! polls and list reads (the status sweeps) with 429 and `Retry-After` (no job is created by a refused submit);
 //! `--retry-after-ms N` (1000) is the wait it asks for (`Retry-After` in whole seconds,
 //! rounded up, and `retry-after-ms`). The report then counts `rate_limited` (429s answered),
 //! `submit_attempts_per_task` (submits sent, refused ones included) next to
@@ -389,7 +389,7 @@ fn vendor_flags(o: &Opts) -> Vec<String> {
             "--fault-rate-limit".into(),
             o.rate_limit_rate.to_string(),
             "--fault-rate-limit-on".into(),
-            "submit,poll".into(),
+            "submit,poll,list".into(),
             "--retry-after-ms".into(),
             o.retry_after_ms.to_string(),
         ]);
@@ -402,7 +402,7 @@ fn vendor_faults(o: &Opts) -> Faults {
     let mut faults = Faults::none();
     faults.rate_limit = RateLimitFault {
         probability: o.rate_limit_rate,
-        on: vec![Endpoint::Submit, Endpoint::Poll],
+        on: vec![Endpoint::Submit, Endpoint::Poll, Endpoint::List],
         retry_after_ms: o.retry_after_ms,
         ..RateLimitFault::default()
     };

@@ -47,8 +47,8 @@ pub use orchestrator::{
     Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, ReconcilePolicy, RunHandle,
 };
 pub use provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
+    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
 pub use router::{

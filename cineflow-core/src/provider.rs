@@ -86,6 +86,52 @@ pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
         )
         .with_submit_state(SubmitState::NotSent))
     }
+
+    /// Reads the states of many jobs through the vendor's job list: one list page answers for
+    /// up to a page of jobs (a **status sweep**). The orchestrator sweeps while tasks wait out a
+    /// poll's `Retry-After`, so a job whose own polls are rate-limited is still seen ending.
+    ///
+    /// Adapters read pages newest first and stop once every job is found, once a page reaches
+    /// jobs created before the oldest of `jobs`, or after a few pages; jobs not found are
+    /// absent from the answer. Each status found is what [`poll`](Self::poll) would have
+    /// answered (a `Succeeded` carries its downloadable asset). An error on the first page is
+    /// the answer; an error on a later page ends the sweep with what was found
+    /// ([`PolledJobs::stopped_by`]). It only reads.
+    ///
+    /// The default answers [`ErrorCode::Unsupported`] (the vendor has no list endpoint, or its
+    /// entries do not say enough).
+    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+        let _ = jobs;
+        Err(ProviderError::new(
+            ErrorCode::Unsupported,
+            format!("provider {} cannot list the states of its jobs", self.id()),
+        )
+        .with_submit_state(SubmitState::NotSent))
+    }
+}
+
+/// What a status sweep ([`VideoProvider::poll_many`]) found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct PolledJobs {
+    /// The state of each job found, by vendor job id. Jobs not found are absent.
+    pub statuses: std::collections::HashMap<String, JobStatus>,
+    /// Why the sweep stopped before reading every page it meant to (a 429 on a later page,
+    /// say): its `retry_after` is honoured before the next sweep.
+    pub stopped_by: Option<ProviderError>,
+}
+
+impl PolledJobs {
+    /// A sweep's answer: the statuses found, and the error that ended it early, if any.
+    pub fn new(
+        statuses: std::collections::HashMap<String, JobStatus>,
+        stopped_by: Option<ProviderError>,
+    ) -> Self {
+        Self {
+            statuses,
+            stopped_by,
+        }
+    }
 }
 
 /// What an ambiguous submit asked for: the search [`VideoProvider::find_jobs`] runs.

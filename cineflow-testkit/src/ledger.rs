@@ -192,8 +192,8 @@ pub struct JobRecord {
     /// When it reached `completed` or `failed`, if it has.
     #[serde(with = "time::serde::rfc3339::option")]
     pub completed_at: Option<OffsetDateTime>,
-    /// When a status poll first answered it `completed` or `failed` (the client could notice
-    /// it then); `detected_at - completed_at` is the detection lag.
+    /// When a status poll or a list page first answered it `completed` or `failed` (the
+    /// client could notice it then); `detected_at - completed_at` is the detection lag.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub detected_at: Option<OffsetDateTime>,
     /// How it fails, if the `fail_jobs` fault chose it.

@@ -590,6 +590,7 @@ async fn list(
             }
         },
     };
+    shared.note_listed(jobs.iter().skip(start).take(limit));
     let page: Vec<Value> = jobs
         .iter()
         .skip(start)

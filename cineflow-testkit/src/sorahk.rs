@@ -370,6 +370,11 @@ async fn list(
     if let Some(s) = &status {
         jobs.retain(|j| &j.vendor_status == s);
     }
+    shared.note_listed(
+        jobs.iter()
+            .skip((page - 1).saturating_mul(page_size))
+            .take(page_size),
+    );
     let items: Vec<Value> = jobs
         .iter()
         .skip((page - 1).saturating_mul(page_size))

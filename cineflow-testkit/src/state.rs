@@ -465,6 +465,21 @@ impl Shared {
             .collect()
     }
 
+    /// Marks the ended jobs of an answered list page detected: a client reading the list (a
+    /// status sweep) can notice their end then, as it can from a poll.
+    pub(crate) fn note_listed<'a>(&self, listed: impl IntoIterator<Item = &'a JobRecord>) {
+        let wall = self.wall_now();
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        for rec in listed.into_iter().filter(|r| r.status.is_terminal()) {
+            if let Some(job) = s.index.get(&rec.id).and_then(|&i| s.jobs.get_mut(i))
+                && job.rec.detected_at.is_none()
+            {
+                job.rec.detected_at = Some(wall);
+            }
+        }
+    }
+
     /// Counts a video download request of a job.
     pub(crate) fn note_download(&self, p: Protocol, h: JobHandle) {
         let mut s = self.lock();

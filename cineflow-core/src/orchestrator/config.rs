@@ -41,6 +41,12 @@ pub struct PollPolicy {
     /// is still downloaded. Default 3 h.
     #[serde(with = "secs")]
     pub job_timeout: Duration,
+    /// While tasks of a provider wait out a poll's `Retry-After`, the provider's job list is
+    /// read this often ([`VideoProvider::poll_many`](crate::VideoProvider::poll_many), a
+    /// status sweep), so a job whose own polls are refused is still seen ending. Default
+    /// 500 ms. `0` turns sweeps off.
+    #[serde(with = "secs")]
+    pub sweep_interval: Duration,
 }
 
 impl Default for PollPolicy {
@@ -52,6 +58,7 @@ impl Default for PollPolicy {
             growth: 1.5,
             jitter: 0.05,
             job_timeout: Duration::from_secs(3 * 3600),
+            sweep_interval: Duration::from_millis(500),
         }
     }
 }

@@ -5,6 +5,7 @@ mod poll;
 mod reconcile;
 mod slot;
 mod submit;
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use self::poll::AttemptClock;
 pub(super) use self::reconcile::ReconcileGuard;
 use self::reconcile::Reconciled;
 pub(super) use self::slot::{Parked, RunSlot};
+pub(super) use self::sweep::Sweepers;
 use super::Inner;
 use crate::error::Result;
 use crate::error_code::ErrorCode;

@@ -134,6 +134,7 @@ impl OrchestratorBuilder {
                 drivers: Mutex::new(HashMap::new()),
                 task_cancels: Mutex::new(HashMap::new()),
                 reconciling: exec::ReconcileGuard::default(),
+                sweepers: exec::Sweepers::default(),
             }),
         })
     }
@@ -170,6 +171,8 @@ pub(crate) struct Inner {
     task_cancels: Mutex<HashMap<TaskId, CancellationToken>>,
     /// What this process's reconciliations share (see `exec/reconcile.rs`).
     reconciling: exec::ReconcileGuard,
+    /// Status sweeps of the providers' job lists (see `exec/sweep.rs`).
+    sweepers: exec::Sweepers,
 }
 
 #[derive(Clone)]

@@ -1,6 +1,9 @@
 //! Entries of a vendor's job list, as reconciliation reads them
 //! ([`VideoProvider::find_jobs`](cineflow_core::VideoProvider::find_jobs)).
 
+use std::collections::HashMap;
+
+use cineflow_core::{JobStatus, PolledJobs, ProviderError, ProviderJob};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -51,6 +54,12 @@ impl ListedJob {
         })
     }
 
+    /// The entry as the vendor listed it (what a poll of the job answers, for list endpoints
+    /// whose entries are the job objects themselves).
+    pub(crate) fn object(&self) -> Value {
+        Value::Object(self.fields.clone())
+    }
+
     /// Whether this job was created with the fields of `sent` (the body submit sends):
     ///
     /// - `required` fields must be present and equal;
@@ -87,6 +96,83 @@ impl ListedJob {
             }
         }
         Ok(true)
+    }
+}
+
+/// Most list pages one status sweep ([`VideoProvider::poll_many`]) reads.
+///
+/// [`VideoProvider::poll_many`]: cineflow_core::VideoProvider::poll_many
+pub(crate) const MAX_SWEEP_PAGES: u32 = 10;
+
+/// How much older than the oldest swept job (by our clock) a listed job may be before a sweep
+/// stops reading: room for the vendor's clock running behind ours.
+const SWEEP_CLOCK_SKEW: time::Duration = time::Duration::minutes(10);
+
+/// One status sweep over a vendor's list, newest first: which jobs are still looked for, when
+/// reading can stop, and the statuses found.
+#[derive(Debug)]
+pub(crate) struct Sweep<'a> {
+    wanted: HashMap<&'a str, &'a ProviderJob>,
+    /// Entries created before this are older than every job looked for.
+    floor: Option<OffsetDateTime>,
+    found: HashMap<String, JobStatus>,
+    pages: u32,
+}
+
+impl<'a> Sweep<'a> {
+    /// A sweep looking for `jobs`.
+    pub(crate) fn new(jobs: &'a [ProviderJob]) -> Self {
+        Self {
+            wanted: jobs.iter().map(|j| (j.vendor_job_id.as_str(), j)).collect(),
+            floor: jobs
+                .iter()
+                .map(|j| j.submitted_at)
+                .min()
+                .map(|t| t - SWEEP_CLOCK_SKEW),
+            found: HashMap::new(),
+            pages: 0,
+        }
+    }
+
+    /// Whether another page should be read.
+    pub(crate) fn wants_more(&self) -> bool {
+        !self.wanted.is_empty() && self.pages < MAX_SWEEP_PAGES
+    }
+
+    /// Reads one page: each entry of a job looked for becomes its status through `status_of`
+    /// (given the job and the entry's object). Returns whether a next page may still hold a job
+    /// looked for (false once the page reaches entries older than all of them).
+    pub(crate) fn page(
+        &mut self,
+        entries: &[ListedJob],
+        mut status_of: impl FnMut(&ProviderJob, Value) -> Result<JobStatus, ProviderError>,
+    ) -> Result<bool, ProviderError> {
+        self.pages += 1;
+        let mut reached_older = false;
+        for entry in entries {
+            if self.floor.is_some_and(|floor| entry.created_at < floor) {
+                reached_older = true;
+            }
+            if let Some(job) = self.wanted.remove(entry.id.as_str()) {
+                let status = status_of(job, entry.object())?;
+                self.found.insert(entry.id.clone(), status);
+            }
+        }
+        Ok(!reached_older && self.wants_more())
+    }
+
+    /// The sweep's answer after `error` on a page: the error itself when nothing was read yet,
+    /// else what was found, with the error that stopped it.
+    pub(crate) fn stopped(self, error: ProviderError) -> Result<PolledJobs, ProviderError> {
+        if self.pages == 0 {
+            return Err(error);
+        }
+        Ok(PolledJobs::new(self.found, Some(error)))
+    }
+
+    /// The sweep's answer: every status found.
+    pub(crate) fn finish(self) -> PolledJobs {
+        PolledJobs::new(self.found, None)
     }
 }
 

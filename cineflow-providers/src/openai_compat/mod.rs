@@ -112,8 +112,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
+    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
 use cineflow_core::{ErrorCode, Orientation, ProviderId};
 use reqwest::Method;
@@ -123,7 +123,7 @@ use time::macros::date;
 use time::{Date, OffsetDateTime};
 use url::Url;
 
-use crate::http::{self, ApiKey, Call, Endpoint, HttpBuilder, WarnOnce};
+use crate::http::{self, ApiKey, Call, Endpoint, HttpBuilder, WarnOnce, listed};
 
 /// The day OpenAI's own Sora/Videos API stopped serving (its SDKs deprecated every `videos.*`
 /// method with this date). The `openai` preset refuses to submit from this day on.
@@ -383,6 +383,49 @@ impl OpenAiCompat {
         Ok((answer, page))
     }
 
+    /// A Video object (a poll's answer, or an entry of `GET /videos`) as the job's status.
+    fn status_of(
+        &self,
+        job: &ProviderJob,
+        raw: Value,
+        answer: &http::Answer,
+        call: Call,
+    ) -> Result<JobStatus, ProviderError> {
+        let video: wire::Video = serde_json::from_value(raw.clone())
+            .map_err(|e| http::malformed(answer, call, &self.key, &e.to_string()))?;
+        let progress = video.progress.as_ref().and_then(http::progress);
+        let state = match video.status.as_deref() {
+            // `submitted` appears on old apiyi pages.
+            Some("queued" | "submitted") => JobState::Queued,
+            Some("in_progress") => JobState::Running {
+                progress,
+                eta: None,
+            },
+            Some("completed") => {
+                let expires_at = video.expires_at.as_ref().and_then(wire::unix_time);
+                JobState::Succeeded {
+                    asset: VideoAsset {
+                        url: self.content_url(&job.vendor_job_id)?.to_string(),
+                        expires_at,
+                        content_type: Some("video/mp4".into()),
+                    },
+                }
+            }
+            Some("failed") => JobState::Failed {
+                error: error::job_failure(raw.get("error"), &self.key),
+            },
+            other => {
+                self.warned
+                    .unknown_status(self.api.id(), job, other.unwrap_or_default(), "video");
+                JobState::Running {
+                    progress,
+                    eta: None,
+                }
+            }
+        };
+        Ok(JobStatus::new(state).with_raw(raw))
+    }
+
     fn content_url(&self, id: &str) -> Result<Url, ProviderError> {
         let mut url = self.api.url(&["videos", id, "content"])?;
         url.query_pairs_mut().append_pair("variant", "video");
@@ -528,6 +571,30 @@ impl VideoProvider for OpenAiCompat {
         .with_submit_state(SubmitState::NotSent))
     }
 
+    /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest
+    /// first, each entry read like a poll's answer, until every job is found, a page reaches
+    /// Videos created before the oldest job, or ten pages were read.
+    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+        let mut sweep = listed::Sweep::new(jobs);
+        let mut after: Option<String> = None;
+        while sweep.wants_more() {
+            let (answer, page) = match self.list_page(after.as_deref()).await {
+                Ok(read) => read,
+                Err(e) => return sweep.stopped(e),
+            };
+            let more = sweep.page(&page.videos, |job, raw| {
+                self.status_of(job, raw, &answer, Call::Other)
+            })?;
+            match page.next {
+                Some(next) if more && after.as_deref() != Some(next.as_str()) => {
+                    after = Some(next);
+                }
+                _ => break,
+            }
+        }
+        Ok(sweep.finish())
+    }
+
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let call = self
             .api
@@ -544,39 +611,7 @@ impl VideoProvider for OpenAiCompat {
             ));
         }
         let raw: Value = answer.json(Call::Poll, &self.key)?;
-        let video: wire::Video = serde_json::from_value(raw.clone())
-            .map_err(|e| http::malformed(&answer, Call::Poll, &self.key, &e.to_string()))?;
-        let progress = video.progress.as_ref().and_then(http::progress);
-        let state = match video.status.as_deref() {
-            // `submitted` appears on old apiyi pages.
-            Some("queued" | "submitted") => JobState::Queued,
-            Some("in_progress") => JobState::Running {
-                progress,
-                eta: None,
-            },
-            Some("completed") => {
-                let expires_at = video.expires_at.as_ref().and_then(wire::unix_time);
-                JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: self.content_url(&job.vendor_job_id)?.to_string(),
-                        expires_at,
-                        content_type: Some("video/mp4".into()),
-                    },
-                }
-            }
-            Some("failed") => JobState::Failed {
-                error: error::job_failure(raw.get("error"), &self.key),
-            },
-            other => {
-                self.warned
-                    .unknown_status(self.api.id(), job, other.unwrap_or_default(), "video");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
-            }
-        };
-        let mut status = JobStatus::new(state).with_raw(raw);
+        let mut status = self.status_of(job, raw, &answer, Call::Poll)?;
         if let Some(ms) = answer
             .headers
             .get(POLL_AFTER_HEADER)

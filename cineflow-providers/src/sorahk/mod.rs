@@ -87,8 +87,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
+    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
 use cineflow_core::{Error, ErrorCode, ImageKind, Orientation, ProviderId};
 use reqwest::Method;
@@ -99,7 +99,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use url::Url;
 
-use crate::http::{self, ApiKey, Call, ClientConfig, Endpoint, WarnOnce};
+use crate::http::{self, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, listed};
 
 /// Sora.hk's API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.sora.hk/v1";
@@ -366,6 +366,59 @@ impl SoraHk {
         self.api.job(task_id, req.vendor_model.clone(), extra)
     }
 
+    /// A task object (a poll's `data`, or an entry of `GET /tasks`) as the job's status.
+    fn status_of(
+        &self,
+        job: &ProviderJob,
+        raw: Value,
+        answer: &http::Answer,
+        call: Call,
+    ) -> Result<JobStatus, ProviderError> {
+        let malformed = |why: &str| http::malformed(answer, call, &self.key, why);
+        let task: wire::Task =
+            serde_json::from_value(raw.clone()).map_err(|e| malformed(&e.to_string()))?;
+        let progress = task.progress.as_ref().and_then(http::progress);
+        let state = match task.status.as_deref() {
+            Some("pending") => JobState::Queued,
+            Some("processing") => JobState::Running {
+                progress,
+                eta: None,
+            },
+            Some("completed") => {
+                let url = task
+                    .video_url
+                    .as_deref()
+                    .map(str::trim)
+                    .and_then(|u| Url::parse(u).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| malformed("completed without an http(s) video_url"))?;
+                JobState::Succeeded {
+                    asset: VideoAsset {
+                        expires_at: sas_expiry(&url),
+                        url: url.into(),
+                        content_type: Some("video/mp4".into()),
+                    },
+                }
+            }
+            Some("failed") => JobState::Failed {
+                error: error::job_failure(task.error_msg.as_deref(), &self.key),
+            },
+            other => {
+                self.warned.unknown_status(
+                    self.api.id(),
+                    job,
+                    other.unwrap_or_default(),
+                    "Sora.hk task",
+                );
+                JobState::Running {
+                    progress,
+                    eta: None,
+                }
+            }
+        };
+        Ok(JobStatus::new(state).with_raw(raw))
+    }
+
     /// One page of `GET /tasks` (newest first), envelope-checked.
     async fn list_page(&self, page: u64) -> Result<(http::Answer, wire::TaskPage), ProviderError> {
         let call = self
@@ -513,6 +566,33 @@ impl VideoProvider for SoraHk {
         .with_submit_state(SubmitState::NotSent))
     }
 
+    /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first,
+    /// each entry read like a poll's `data`, until every job is found, a page reaches tasks
+    /// created before the oldest job, the list ends, or ten pages were read.
+    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+        let mut sweep = listed::Sweep::new(jobs);
+        let mut page = 1;
+        while sweep.wants_more() {
+            let (answer, tasks) = match self.list_page(page).await {
+                Ok(read) => read,
+                Err(e) => return sweep.stopped(e),
+            };
+            let more = sweep.page(&tasks.items, |job, raw| {
+                self.status_of(job, raw, &answer, Call::Other)
+            })?;
+            let page_size = tasks.page_size.unwrap_or(LIST_PAGE_SIZE);
+            let last_page = match tasks.total {
+                Some(total) => page.saturating_mul(page_size) >= total,
+                None => (tasks.items.len() as u64) < page_size,
+            };
+            if !more || last_page || tasks.items.is_empty() {
+                break;
+            }
+            page += 1;
+        }
+        Ok(sweep.finish())
+    }
+
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let call = self
             .api
@@ -520,53 +600,18 @@ impl VideoProvider for SoraHk {
             .bearer_auth(self.key.expose());
         let answer = http::send(call, Call::Poll).await?;
         let envelope = self.checked(&answer, Call::Poll)?;
-        let malformed = |why: &str| http::malformed(&answer, Call::Poll, &self.key, why);
         let raw = match envelope.get("data") {
             Some(d @ Value::Object(_)) => d.clone(),
-            _ => return Err(malformed("no data object")),
-        };
-        let task: wire::Task =
-            serde_json::from_value(raw.clone()).map_err(|e| malformed(&e.to_string()))?;
-        let progress = task.progress.as_ref().and_then(http::progress);
-        let state = match task.status.as_deref() {
-            Some("pending") => JobState::Queued,
-            Some("processing") => JobState::Running {
-                progress,
-                eta: None,
-            },
-            Some("completed") => {
-                let url = task
-                    .video_url
-                    .as_deref()
-                    .map(str::trim)
-                    .and_then(|u| Url::parse(u).ok())
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .ok_or_else(|| malformed("completed without an http(s) video_url"))?;
-                JobState::Succeeded {
-                    asset: VideoAsset {
-                        expires_at: sas_expiry(&url),
-                        url: url.into(),
-                        content_type: Some("video/mp4".into()),
-                    },
-                }
-            }
-            Some("failed") => JobState::Failed {
-                error: error::job_failure(task.error_msg.as_deref(), &self.key),
-            },
-            other => {
-                self.warned.unknown_status(
-                    self.api.id(),
-                    job,
-                    other.unwrap_or_default(),
-                    "Sora.hk task",
-                );
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+            _ => {
+                return Err(http::malformed(
+                    &answer,
+                    Call::Poll,
+                    &self.key,
+                    "no data object",
+                ));
             }
         };
-        Ok(JobStatus::new(state).with_raw(raw))
+        self.status_of(job, raw, &answer, Call::Poll)
     }
 
     async fn download(

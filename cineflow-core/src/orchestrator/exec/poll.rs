@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::submit::counted_attempts;
@@ -10,7 +11,7 @@ use super::{Lifecycle, Polled, mark_cancelled};
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
-use crate::provider::{JobState, ProviderJob, VideoProvider};
+use crate::provider::{JobState, JobStatus, ProviderJob, VideoProvider};
 use crate::router::may_fail_over;
 use crate::task::{AttemptOutcome, Task, TaskError, TaskStatus};
 
@@ -62,6 +63,16 @@ impl AttemptClock {
     }
 }
 
+/// How a wait between polls ended.
+enum Wake {
+    /// The task was cancelled.
+    Cancelled,
+    /// The interval is over: poll.
+    Timer,
+    /// A status sweep saw the job end.
+    Swept(JobStatus),
+}
+
 impl Lifecycle<'_> {
     /// Step 3. The job deadline ([`PollPolicy::job_timeout`](super::super::PollPolicy)) counts
     /// from the attempt's recorded submit (`clock`); the job is polled at least once per call,
@@ -95,11 +106,18 @@ impl Lifecycle<'_> {
         let mut interval = policy.initial;
         let mut errors = 0u32;
         let mut delays = self.backoff();
+        // While waiting out a refused poll's `Retry-After`: the job's end, if a status sweep
+        // of the provider's list sees it first.
+        let mut swept: Option<oneshot::Receiver<JobStatus>> = None;
         loop {
-            if !self.sleep(interval).await {
-                self.cancel_job(task, provider.as_ref(), &job).await?;
-                return Ok(Polled::Done);
-            }
+            let found = match self.wait(interval, swept.take()).await {
+                Wake::Cancelled => {
+                    self.cancel_job(task, provider.as_ref(), &job).await?;
+                    return Ok(Polled::Done);
+                }
+                Wake::Timer => None,
+                Wake::Swept(status) => Some(status),
+            };
             if polled && clock.elapsed() > policy.job_timeout {
                 let error = TaskError::new(
                     ErrorCode::Timeout,
@@ -112,16 +130,20 @@ impl Lifecycle<'_> {
                     .await?;
                 return Ok(Polled::Done);
             }
-            let status = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => {
-                    self.cancel_job(task, provider.as_ref(), &job).await?;
-                    return Ok(Polled::Done);
-                }
-                s = async {
-                    let _permit = self.inner.router.gate(&job.provider).await;
-                    provider.poll(&job).await
-                } => s,
+            let status = match found {
+                // What the list said is what a poll would have said.
+                Some(status) => Ok(status),
+                None => tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => {
+                        self.cancel_job(task, provider.as_ref(), &job).await?;
+                        return Ok(Polled::Done);
+                    }
+                    s = async {
+                        let _permit = self.inner.router.gate(&job.provider).await;
+                        provider.poll(&job).await
+                    } => s,
+                },
             };
             polled = true;
             match &status {
@@ -143,6 +165,7 @@ impl Lifecycle<'_> {
                         .retry_after()
                         .or_else(|| delays.next())
                         .unwrap_or(self.inner.config.retry_max_delay);
+                    swept = self.inner.sweepers.watch(self.inner, &provider, &job);
                     continue;
                 }
                 Err(e) if e.is_retryable() && errors < self.inner.config.max_poll_errors => {
@@ -229,6 +252,38 @@ impl Lifecycle<'_> {
             }
             interval =
                 policy.next_interval(interval, clock.elapsed(), &status.state, status.poll_after);
+        }
+    }
+
+    /// Waits `interval`, or less when a status sweep (`swept`) reports the job's end first. A
+    /// sweep that cannot run closes `swept`: the wait then lasts its whole interval.
+    async fn wait(&self, interval: Duration, swept: Option<oneshot::Receiver<JobStatus>>) -> Wake {
+        let Some(mut swept) = swept else {
+            return if self.sleep(interval).await {
+                Wake::Timer
+            } else {
+                Wake::Cancelled
+            };
+        };
+        let deadline = Instant::now() + interval;
+        let status = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Wake::Cancelled,
+            () = tokio::time::sleep_until(deadline) => return Wake::Timer,
+            s = &mut swept => s,
+        };
+        match status {
+            Ok(status) => Wake::Swept(status),
+            Err(_) => {
+                if self
+                    .sleep(deadline.saturating_duration_since(Instant::now()))
+                    .await
+                {
+                    Wake::Timer
+                } else {
+                    Wake::Cancelled
+                }
+            }
         }
     }
 

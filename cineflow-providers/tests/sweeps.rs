@@ -1,0 +1,244 @@
+//! Status sweeps (`poll_many`) through the vendors' job lists: OpenAI-protocol `GET /videos`
+//! and Sora.hk `GET /tasks`, against the fake vendor and against hand-written pages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(feature = "openai_compat", feature = "sorahk", feature = "conformance"))]
+
+use std::time::Duration;
+
+use cineflow_core::{
+    ErrorCode, GenerationRequest, JobState, PolledJobs, ProviderJob, VideoProvider,
+};
+use cineflow_providers::conformance::{self, TEST_KEY};
+use cineflow_providers::openai_compat::OpenAiCompat;
+use cineflow_providers::sorahk::SoraHk;
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
+use cineflow_testkit::{FakeVendor, Protocol};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn fake() -> FakeVendor {
+    FakeVendor::builder()
+        .with_job_secs(0.2)
+        .start()
+        .await
+        .unwrap()
+}
+
+fn openai(fake: &FakeVendor) -> OpenAiCompat {
+    OpenAiCompat::custom(fake.base_url(Protocol::OpenAi))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap()
+}
+
+fn sorahk(fake: &FakeVendor) -> SoraHk {
+    SoraHk::builder()
+        .with_api_key(fake.key())
+        .with_base_url(fake.base_url(Protocol::SoraHk))
+        .build()
+        .unwrap()
+}
+
+/// Sweeps `jobs` until every one is terminal (at most 100 sweeps, 50 ms apart).
+async fn sweep_until_ended(p: &dyn VideoProvider, jobs: &[ProviderJob]) -> PolledJobs {
+    for _ in 0..100 {
+        let found = p.poll_many(jobs).await.unwrap();
+        assert!(found.stopped_by.is_none(), "{:?}", found.stopped_by);
+        if jobs.iter().all(|j| {
+            found
+                .statuses
+                .get(&j.vendor_job_id)
+                .is_some_and(|s| s.state.is_terminal())
+        }) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the jobs never ended");
+}
+
+/// Three jobs made through `p`, swept in one list call each time, end as their polls say.
+async fn three_jobs_are_swept_as_their_polls_answer(
+    p: &dyn VideoProvider,
+    fake: &FakeVendor,
+    model: &str,
+    duration_s: u32,
+) {
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        let req: GenerationRequest = conformance::request(model, &format!("Shot {i}."), duration_s);
+        jobs.push(p.submit(&req).await.unwrap());
+    }
+    let lists_before = fake.ledger().total.lists;
+    let found = sweep_until_ended(p, &jobs).await;
+    let lists = fake.ledger().total.lists - lists_before;
+    assert!(lists >= 1);
+    for job in &jobs {
+        let swept = &found.statuses[&job.vendor_job_id];
+        let polled = p.poll(job).await.unwrap();
+        match (&swept.state, &polled.state) {
+            (JobState::Succeeded { asset: a }, JobState::Succeeded { asset: b }) => {
+                assert_eq!(a.url, b.url, "the asset a poll would give");
+            }
+            other => panic!("job {}: {other:?}", job.vendor_job_id),
+        }
+        assert_eq!(
+            swept.raw["status"], "completed",
+            "the listed object is kept as raw"
+        );
+    }
+    // Each sweep read one page for the three jobs: no poll was made by a sweep.
+    assert_eq!(fake.ledger().total.polls, 3, "sweeps never poll job by job");
+}
+
+#[tokio::test]
+async fn openai_protocol_jobs_are_swept_through_the_video_list() {
+    let fake = fake().await;
+    let p = openai(&fake);
+    three_jobs_are_swept_as_their_polls_answer(&p, &fake, "sora-2", 4).await;
+}
+
+#[tokio::test]
+async fn sorahk_jobs_are_swept_through_the_task_list() {
+    let fake = fake().await;
+    let p = sorahk(&fake);
+    three_jobs_are_swept_as_their_polls_answer(&p, &fake, "sora2", 10).await;
+}
+
+#[tokio::test]
+async fn a_job_the_list_does_not_hold_is_absent_from_the_sweep() {
+    let fake = fake().await;
+    let p = openai(&fake);
+    let req = conformance::request("sora-2", "Shot.", 4);
+    let mut job = p.submit(&req).await.unwrap();
+    let known = job.clone();
+    job.vendor_job_id = "video_never_made".into();
+    let found = p.poll_many(&[known.clone(), job]).await.unwrap();
+    assert!(found.statuses.contains_key(&known.vendor_job_id));
+    assert!(!found.statuses.contains_key("video_never_made"));
+}
+
+// Hand-written `GET /videos` pages: where reading stops, and what a 429 does.
+
+const NOW: i64 = 1_780_000_000;
+
+fn listed(id: &str, status: &str, created_at: i64) -> Value {
+    json!({
+        "id": id, "object": "video", "model": "sora-2", "status": status, "progress": 100,
+        "created_at": created_at, "size": "1280x720", "seconds": "8", "prompt": "p"
+    })
+}
+
+fn page(data: Vec<Value>, has_more: bool) -> Value {
+    let last_id = data.last().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+    json!({"object": "list", "data": data, "last_id": last_id, "has_more": has_more})
+}
+
+fn job(p: &OpenAiCompat, id: &str, submitted_at: i64) -> ProviderJob {
+    ProviderJob {
+        provider: p.id().clone(),
+        vendor_job_id: id.into(),
+        vendor_model: "sora-2".into(),
+        base_url: Some(p.base_url().to_string()),
+        submitted_at: OffsetDateTime::from_unix_timestamp(submitted_at).unwrap(),
+        extra: Value::Null,
+    }
+}
+
+fn hand_written(server: &MockServer) -> OpenAiCompat {
+    OpenAiCompat::custom(format!("{}/v1", server.uri()))
+        .with_api_key(TEST_KEY)
+        .build()
+        .unwrap()
+}
+
+async fn mount_page(server: &MockServer, after: Option<&str>, answer: ResponseTemplate, n: u64) {
+    let m = Mock::given(method("GET")).and(path("/v1/videos"));
+    let m = match after {
+        None => m.and(query_param_is_missing("after")),
+        Some(a) => m.and(query_param("after", a)),
+    };
+    m.respond_with(answer).expect(n).mount(server).await;
+}
+
+#[tokio::test]
+async fn a_sweep_stops_at_the_page_that_reaches_jobs_older_than_every_job_looked_for() {
+    let server = MockServer::start().await;
+    let p = hand_written(&server);
+    // `video_c` is not listed; page 1 already reaches a Video an hour older than the oldest
+    // job looked for, so page 2 is never read.
+    let first = page(
+        vec![
+            listed("video_a", "completed", NOW),
+            listed("video_b", "failed", NOW - 10),
+            listed("video_old", "completed", NOW - 3600),
+        ],
+        true,
+    );
+    mount_page(
+        &server,
+        None,
+        ResponseTemplate::new(200).set_body_json(first),
+        1,
+    )
+    .await;
+    mount_page(
+        &server,
+        Some("video_old"),
+        ResponseTemplate::new(200).set_body_json(page(vec![], false)),
+        0,
+    )
+    .await;
+    let jobs = [
+        job(&p, "video_a", NOW),
+        job(&p, "video_b", NOW - 10),
+        job(&p, "video_c", NOW - 20),
+    ];
+    let found = p.poll_many(&jobs).await.unwrap();
+    assert!(matches!(
+        found.statuses["video_a"].state,
+        JobState::Succeeded { .. }
+    ));
+    assert!(matches!(
+        found.statuses["video_b"].state,
+        JobState::Failed { .. }
+    ));
+    assert!(!found.statuses.contains_key("video_c"));
+    assert!(found.stopped_by.is_none());
+}
+
+#[tokio::test]
+async fn a_429_on_a_later_page_ends_the_sweep_with_what_it_found_and_the_wait_asked_for() {
+    let server = MockServer::start().await;
+    let p = hand_written(&server);
+    let first = page(vec![listed("video_a", "completed", NOW)], true);
+    mount_page(
+        &server,
+        None,
+        ResponseTemplate::new(200).set_body_json(first),
+        1,
+    )
+    .await;
+    let busy = ResponseTemplate::new(429)
+        .insert_header("retry-after", "3")
+        .set_body_json(json!({"error": {"message": "slow down", "type": "rate_limit"}}));
+    mount_page(&server, Some("video_a"), busy, 1).await;
+    let jobs = [job(&p, "video_a", NOW), job(&p, "video_b", NOW - 5)];
+    let found = p.poll_many(&jobs).await.unwrap();
+    assert!(found.statuses.contains_key("video_a"));
+    let stop = found.stopped_by.expect("the 429 is reported");
+    assert_eq!(stop.code(), ErrorCode::RateLimited);
+    assert_eq!(stop.retry_after(), Some(Duration::from_secs(3)));
+}
+
+#[tokio::test]
+async fn a_429_on_the_first_page_is_the_sweeps_answer() {
+    let server = MockServer::start().await;
+    let p = hand_written(&server);
+    let busy = ResponseTemplate::new(429).insert_header("retry-after", "2");
+    mount_page(&server, None, busy, 1).await;
+    let e = p.poll_many(&[job(&p, "video_a", NOW)]).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::RateLimited);
+}

@@ -1,0 +1,202 @@
+//! Status sweeps: while tasks wait out the `Retry-After` of a refused poll, the provider's job
+//! list ([`VideoProvider::poll_many`]) is read for them, so a job whose own polls are refused
+//! is still seen ending. Time is paused: waits are exact and instant.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cineflow_core::mock::{MockProvider, Step};
+use cineflow_core::{
+    ByteStream, Capabilities, ErrorCode, GenerationRequest, OrchestratorConfig, PolledJobs,
+    ProviderError, ProviderId, ProviderJob, Router, RunStatus, SubmitState, TaskStatus, VideoAsset,
+    VideoProvider,
+};
+use tokio::time::Instant;
+
+mod common;
+
+use common::{model, ten_second_shots as storyboard};
+
+/// A vendor that refuses the first `refused` polls of each job with 429 + `retry_after`
+/// (`u32::MAX`: every poll), and lists its jobs (`poll_many`) when `lists` says so. Jobs,
+/// states and videos are a `MockProvider`'s.
+#[derive(Debug)]
+struct BusyVendor {
+    mock: MockProvider,
+    refused: u32,
+    retry_after: Duration,
+    lists: bool,
+    polls: Mutex<HashMap<String, Vec<Instant>>>,
+    sweeps: AtomicU32,
+}
+
+impl BusyVendor {
+    fn new(refused: u32, retry_after: Duration, lists: bool) -> Arc<Self> {
+        Arc::new(Self {
+            mock: MockProvider::new("busy").unwrap().with_timeline(vec![
+                Step::Queued,
+                Step::Running(50),
+                Step::Succeeded,
+            ]),
+            refused,
+            retry_after,
+            lists,
+            polls: Mutex::new(HashMap::new()),
+            sweeps: AtomicU32::new(0),
+        })
+    }
+
+    /// When each job was polled, by vendor job id.
+    fn poll_times(&self) -> HashMap<String, Vec<Instant>> {
+        self.polls.lock().unwrap().clone()
+    }
+
+    fn polls(&self) -> usize {
+        self.polls.lock().unwrap().values().map(Vec::len).sum()
+    }
+
+    fn sweeps(&self) -> u32 {
+        self.sweeps.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl VideoProvider for BusyVendor {
+    fn id(&self) -> &ProviderId {
+        self.mock.id()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        self.mock.capabilities()
+    }
+
+    async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
+        self.mock.submit(req).await
+    }
+
+    async fn poll(&self, job: &ProviderJob) -> Result<cineflow_core::JobStatus, ProviderError> {
+        let n = {
+            let mut polls = self.polls.lock().unwrap();
+            let times = polls.entry(job.vendor_job_id.clone()).or_default();
+            times.push(Instant::now());
+            times.len()
+        };
+        if u32::try_from(n).unwrap() <= self.refused {
+            return Err(
+                ProviderError::new(ErrorCode::RateLimited, "429 Too Many Requests")
+                    .with_http_status(429)
+                    .with_retry_after(Some(self.retry_after))
+                    .with_submit_state(SubmitState::NotSent),
+            );
+        }
+        self.mock.poll(job).await
+    }
+
+    async fn download(
+        &self,
+        job: &ProviderJob,
+        asset: &VideoAsset,
+    ) -> Result<ByteStream, ProviderError> {
+        self.mock.download(job, asset).await
+    }
+
+    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+        if !self.lists {
+            return Err(
+                ProviderError::new(ErrorCode::Unsupported, "no list endpoint")
+                    .with_submit_state(SubmitState::NotSent),
+            );
+        }
+        self.sweeps.fetch_add(1, Ordering::SeqCst);
+        let mut statuses = HashMap::new();
+        for job in jobs {
+            statuses.insert(job.vendor_job_id.clone(), self.mock.poll(job).await?);
+        }
+        Ok(PolledJobs::new(statuses, None))
+    }
+}
+
+fn config() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.poll.initial = Duration::from_millis(100);
+    c.poll.min = Duration::from_millis(100);
+    c.poll.max = Duration::from_millis(200);
+    c.poll.jitter = 0.0;
+    c
+}
+
+async fn run(
+    vendor: &Arc<BusyVendor>,
+    config: OrchestratorConfig,
+    segments: u32,
+) -> (cineflow_core::Run, Vec<cineflow_core::Task>) {
+    let router = Router::new().route(model(), vendor.clone(), "m");
+    common::run_to_end(router, config, storyboard(segments), |s| s.concurrency(4)).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_every_poll_is_rate_limited_is_seen_ending_by_a_sweep_of_the_job_list() {
+    // Every poll is refused and asked to wait an hour: only the list can tell the jobs ended.
+    let vendor = BusyVendor::new(u32::MAX, Duration::from_secs(3600), true);
+    let (r, tasks) = run(&vendor, config(), 3).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert_eq!(vendor.mock.submits(), 3, "one job per task");
+    assert_eq!(
+        vendor.polls(),
+        3,
+        "each job was polled once, refused, and never again: its end came from a sweep"
+    );
+    assert!(
+        vendor.sweeps() >= 3,
+        "a sweep per state: {}",
+        vendor.sweeps()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_list_endpoint_a_refused_poll_still_waits_its_whole_retry_after() {
+    let retry_after = Duration::from_secs(10);
+    let vendor = BusyVendor::new(2, retry_after, false);
+    let (r, _) = run(&vendor, config(), 2).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(vendor.sweeps(), 0);
+    for (job, times) in vendor.poll_times() {
+        assert!(times.len() >= 3, "job {job}: two refusals, then its states");
+        for (i, pair) in times.windows(2).take(2).enumerate() {
+            assert!(
+                pair[1] - pair[0] >= retry_after,
+                "job {job}: poll {} came {:?} after a refusal asking for {retry_after:?}",
+                i + 2,
+                pair[1] - pair[0]
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_interval_of_zero_turns_sweeps_off() {
+    let vendor = BusyVendor::new(1, Duration::from_secs(5), true);
+    let mut c = config();
+    c.poll.sweep_interval = Duration::ZERO;
+    let (r, _) = run(&vendor, c, 2).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(vendor.sweeps(), 0, "no sweep was read");
+    assert!(vendor.polls() >= 2 * 4, "each job polled past its refusal");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweeps_stop_once_no_task_waits() {
+    let vendor = BusyVendor::new(1, Duration::from_secs(3600), true);
+    let (r, _) = run(&vendor, config(), 2).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let after_run = vendor.sweeps();
+    assert!(after_run >= 1);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(vendor.sweeps(), after_run, "no task waits: no more sweeps");
+}
