@@ -71,9 +71,7 @@ impl Env {
     async fn create(&self, model: &str, segments: u32) -> Result<Run, Error> {
         let sb = shots(segments);
         self.orch.add_storyboard(&sb).await.unwrap();
-        self.orch
-            .create_run(RunSpec::new(sb.id, mid(model)))
-            .await
+        self.orch.create_run(RunSpec::new(sb.id, mid(model))).await
     }
 
     /// Runs `model` to its end; returns the run and its tasks as stored.
@@ -90,7 +88,11 @@ impl Env {
     }
 
     async fn runs(&self) -> u64 {
-        self.store.list_runs(&RunQuery::default()).await.unwrap().total
+        self.store
+            .list_runs(&RunQuery::default())
+            .await
+            .unwrap()
+            .total
     }
 }
 
@@ -142,7 +144,11 @@ async fn the_opt_in_alias_runs_a_retired_model_on_its_target_and_every_attempt_r
     let env = env(aliased_catalog(), AFTER_SORA, &[&sora_hk, &jimeng]);
     let (run, tasks) = env.run("sora2", 2).await;
     assert_eq!(run.status, RunStatus::Completed);
-    assert_eq!(run.spec.model, mid("sora2"), "the run keeps what it asked for");
+    assert_eq!(
+        run.spec.model,
+        mid("sora2"),
+        "the run keeps what it asked for"
+    );
     assert_eq!((jimeng.submits(), sora_hk.submits()), (2, 0));
     let alias = ModelAlias {
         from: mid("sora2"),
@@ -188,7 +194,10 @@ async fn the_alias_is_opt_in_and_a_run_on_a_living_model_records_no_substitution
     assert_eq!(attempt.provider_model, "jimeng-video-seedance-2.0");
     assert_eq!(attempt.model_alias, None);
     let sidecar = sidecar(&tasks[0]);
-    assert!(sidecar["attempts"][0].get("model_alias").is_none(), "{sidecar}");
+    assert!(
+        sidecar["attempts"][0].get("model_alias").is_none(),
+        "{sidecar}"
+    );
 }
 
 #[test]
@@ -225,7 +234,10 @@ sunset = "2026-09-24"
     assert!(written.contains("[aliases]"), "{written}");
     assert!(written.contains("sora2 = \"seedance-2\""), "{written}");
     assert_eq!(RouterConfig::from_toml(&written).unwrap(), cfg);
-    assert_eq!(cfg.resolve(&mid("sora2"), AFTER_SORA).unwrap(), mid("seedance-2"));
+    assert_eq!(
+        cfg.resolve(&mid("sora2"), AFTER_SORA).unwrap(),
+        mid("seedance-2")
+    );
     // Without aliases nothing is written for them.
     let plain = RouterConfig::default_catalog().to_toml().unwrap();
     assert!(!plain.contains("aliases"), "{plain}");
@@ -260,7 +272,10 @@ async fn a_living_model_with_no_route_yet_is_refused_at_create_run_saying_so() {
         let err = env.create(model, 1).await.unwrap_err();
         assert!(matches!(err, Error::NoProvider { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains(&format!("model {model}: no route yet")), "{msg}");
+        assert!(
+            msg.contains(&format!("model {model}: no route yet")),
+            "{msg}"
+        );
     }
     let err = env.create("sora3", 1).await.unwrap_err();
     assert!(err.to_string().contains("not in the catalog"), "{err}");
@@ -297,7 +312,7 @@ async fn an_alias_onto_a_model_that_cannot_serve_is_refused_naming_the_alias() {
 
 #[test]
 fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living_model_is_retired()
- {
+{
     let catalog = RouterConfig::default_catalog();
     for model in ["sora2", "sora2pro"] {
         let m = &catalog.models[&mid(model)];
@@ -323,7 +338,10 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
             .collect::<Vec<_>>()
     };
     assert_eq!(routed("seedance-2"), ["jimeng:jimeng-video-seedance-2.0"]);
-    assert_eq!(routed("seedance-2-fast"), ["jimeng:jimeng-video-seedance-2.0-fast"]);
+    assert_eq!(
+        routed("seedance-2-fast"),
+        ["jimeng:jimeng-video-seedance-2.0-fast"]
+    );
     assert_eq!(routed("runway-gen4.5"), ["runway:gen4.5"]);
     assert_eq!(routed("runway-gen4-turbo"), ["runway:gen4_turbo"]);
     assert_eq!(routed("veo-3.1"), ["runway:veo3.1"]);

@@ -19,9 +19,7 @@ use std::collections::BTreeMap;
 use time::Date;
 
 use super::Router;
-use super::config::{
-    ModelConfig, OPENAI_SORA_SUNSET, ProviderSettings, RouteConfig, RouterConfig,
-};
+use super::config::{ModelConfig, OPENAI_SORA_SUNSET, ProviderSettings, RouteConfig, RouterConfig};
 use crate::error::{Error, Result};
 use crate::ids::{ModelId, ProviderId};
 
@@ -51,7 +49,10 @@ const fn living(id: &'static str, routes: &'static [SeedRoute]) -> SeedModel {
 /// `…-fast`); Runway's own models and its Veo models through the Runway adapter. Kling, Wan and
 /// Hailuo have no adapter yet: their models are named, without a route.
 const LIVING: &[SeedModel] = &[
-    living("seedance-2", &[("jimeng", 10, &["jimeng-video-seedance-2.0"])]),
+    living(
+        "seedance-2",
+        &[("jimeng", 10, &["jimeng-video-seedance-2.0"])],
+    ),
     living(
         "seedance-2-fast",
         &[("jimeng", 10, &["jimeng-video-seedance-2.0-fast"])],
@@ -371,7 +372,11 @@ mod tests {
         cfg.providers.entry(aihubmix).or_default().sunset = Some(SORA_SUNSET);
         assert_eq!(cfg.retirement(&sora2), Some(SORA_SUNSET));
         cfg.models.get_mut(&sora2).unwrap().routes[0].sunset = None;
-        assert_eq!(cfg.retirement(&sora2), None, "sora_hk's route has no sunset");
+        assert_eq!(
+            cfg.retirement(&sora2),
+            None,
+            "sora_hk's route has no sunset"
+        );
         let kling = ModelId::new("kling-3").unwrap();
         assert_eq!(RouterConfig::living_catalog().retirement(&kling), None);
     }

@@ -7,9 +7,8 @@ use cineflow_core::provider::{ProviderJob, VideoAsset};
 use cineflow_core::store::{PageRequest, RunQuery, SortOrder, TaskQuery, TaskSort};
 use cineflow_core::{
     Artifact, Attempt, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease, ModelAlias, ModelId,
-    ProviderId,
-    RunCounts, RunId, RunStatus, SegmentId, SegmentPatch, Store, StoryboardId, Task, TaskError,
-    TaskId, TaskStatus,
+    ProviderId, RunCounts, RunId, RunStatus, SegmentId, SegmentPatch, Store, StoryboardId, Task,
+    TaskError, TaskId, TaskStatus,
 };
 use time::OffsetDateTime;
 
