@@ -12,8 +12,9 @@
 //! `MockProvider` when ffmpeg is missing — so the example runs with no key at all.
 //!
 //! Segment 1 of `examples/storyboards/cineflow_demo.json` (10 s, horizontal) then goes to the
-//! first configured provider that can serve it (the router's priority order; OpenAI is past its
-//! sunset and its resellers' protocol has no 10 s duration, so those are skipped).
+//! first configured provider that can serve it (the router's priority order; every seeded Sora
+//! route is past its 2026-09-24 sunset, so those are skipped — the added routes keep `sora2` alive
+//! here; see the README's living catalog for its successors).
 //! **With a vendor key set, that is one real, paid job.** The video and its CineFlow sidecar land
 //! in `$CINEFLOW_OUTPUT_DIR` (default `cineflow-output`).
 //!
@@ -175,10 +176,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .iter()
         .filter(|r| router.provider_by_id(&r.provider).is_some())
     {
-        let sunset = catalog
-            .providers
-            .get(&r.provider)
-            .and_then(|p| p.sunset)
+        let provider_sunset = catalog.providers.get(&r.provider).and_then(|p| p.sunset);
+        let sunset = r
+            .sunset
+            .into_iter()
+            .chain(provider_sunset)
+            .min()
             .map(|d| format!(" (sunset {d})"))
             .unwrap_or_default();
         println!(

@@ -189,6 +189,7 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
         submitted_at: time::OffsetDateTime::now_utc() - age,
         finished_at: None,
         outcome: None,
+        model_alias: None,
     });
     task.set_status(TaskStatus::Submitting).unwrap();
     task.set_status(TaskStatus::Running).unwrap();

@@ -342,6 +342,7 @@ fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cinefl
         submitted_at: time::OffsetDateTime::now_utc(),
         finished_at: None,
         outcome: None,
+        model_alias: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {
         submitted_at: time::OffsetDateTime::now_utc(),
         finished_at: None,
         outcome: None,
+        model_alias: None,
     }
 }
 

@@ -66,6 +66,7 @@ fn first_attempt(task: &Task, job: Option<ProviderJob>) -> Attempt {
         submitted_at: time::OffsetDateTime::now_utc(),
         finished_at: None,
         outcome: None,
+        model_alias: None,
     }
 }
 

@@ -24,6 +24,19 @@ fn pid(s: &str) -> ProviderId {
     ProviderId::new(s).unwrap()
 }
 
+/// CineFlow's seed catalog with its routes' own sunsets cleared: only the `openai` provider's
+/// 2026-09-24 sunset applies, so Sora.hk and AIHubMix stay routable after that day (the
+/// shipped seed retires every Sora route that day; `tests/catalog.rs` covers that).
+fn seed_with_resellers_alive() -> RouterConfig {
+    let mut cfg = RouterConfig::cineflow_seed();
+    for m in cfg.models.values_mut() {
+        for r in &mut m.routes {
+            r.sunset = None;
+        }
+    }
+    cfg
+}
+
 /// Records when each call reached the vendor.
 #[derive(Debug, Clone)]
 struct Recorder {
@@ -251,7 +264,7 @@ async fn a_disabled_provider_receives_zero_requests() {
 async fn a_provider_past_its_sunset_receives_zero_requests() {
     let openai = MockProvider::new("openai").unwrap();
     let b = MockProvider::new("aihubmix").unwrap();
-    let mut cfg = RouterConfig::cineflow_seed();
+    let mut cfg = seed_with_resellers_alive();
     cfg.models
         .get_mut(&model())
         .unwrap()
@@ -291,6 +304,7 @@ async fn the_budget_stops_submits_and_says_why() {
                     currency: "USD".into(),
                 }),
             ],
+            ..Default::default()
         },
     );
     let router = Router::from_config(cfg).provider(Arc::new(a.clone()));
@@ -326,6 +340,7 @@ async fn a_dry_run_previews_the_cost_without_calling_vendors() {
                     currency: "USD".into(),
                 }),
             ],
+            ..Default::default()
         },
     );
     let dir = tempfile::tempdir().unwrap();
@@ -430,6 +445,7 @@ fn weighted_picks_stay_within_five_percent_of_the_weights() {
                 RouteConfig::new(pid("b"), vec!["m".into()]).weight(3),
                 RouteConfig::new(pid("c"), vec!["m".into()]).weight(6),
             ],
+            ..Default::default()
         },
     );
     let router = Router::from_config(cfg)
@@ -473,6 +489,7 @@ fn cheapest_picks_the_lowest_estimate() {
                     .price(price(0.1)),
                 RouteConfig::new(pid("c"), vec!["m".into()]).priority(3),
             ],
+            ..Default::default()
         },
     );
     let router = Router::from_config(cfg)
@@ -488,7 +505,7 @@ fn cheapest_picks_the_lowest_estimate() {
 
 #[test]
 fn no_provider_explains_every_excluded_candidate() {
-    let mut cfg = RouterConfig::cineflow_seed();
+    let mut cfg = seed_with_resellers_alive();
     cfg.providers.entry(pid("aihubmix")).or_default().enabled = false;
     let router = Router::from_config(cfg)
         .provider(stub(
@@ -518,7 +535,7 @@ fn no_provider_explains_every_excluded_candidate() {
 
 #[test]
 fn every_vendor_model_of_a_route_is_tried_before_giving_up() {
-    let router = Router::from_config(RouterConfig::cineflow_seed())
+    let router = Router::from_config(seed_with_resellers_alive())
         .provider(stub("aihubmix", Capabilities::default()))
         .with_today(date!(2026 - 11 - 23));
     let req = request(10);
@@ -537,7 +554,7 @@ fn every_vendor_model_of_a_route_is_tried_before_giving_up() {
 
 #[test]
 fn an_unauthorized_provider_is_not_tried_again_for_the_task() {
-    let router = Router::from_config(RouterConfig::cineflow_seed())
+    let router = Router::from_config(seed_with_resellers_alive())
         .provider(stub("aihubmix", Capabilities::default()))
         .with_today(date!(2026 - 11 - 23));
     let tried = [Tried {
@@ -647,7 +664,7 @@ fn the_catalog_loads_from_json_and_edits_apply_at_runtime() {
     assert!(RouterConfig::from_json(r#"{"strategy":"fastest"}"#).is_err());
     assert_eq!("cost".parse::<Strategy>().unwrap(), Strategy::Cheapest);
 
-    let router = Router::from_config(RouterConfig::cineflow_seed())
+    let router = Router::from_config(seed_with_resellers_alive())
         .provider(stub("sora_hk", Capabilities::default()))
         .provider(stub("aihubmix", Capabilities::default()))
         .with_today(date!(2026 - 11 - 23));

@@ -61,7 +61,7 @@ pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, Task
 pub use storyboard::{
     Character, ImageKind, ImageRef, Orientation, Segment, SegmentAsset, SegmentPatch, Storyboard,
 };
-pub use task::{Artifact, Attempt, AttemptOutcome, Lease, Task, TaskError, TaskStatus};
+pub use task::{Artifact, Attempt, AttemptOutcome, Lease, ModelAlias, Task, TaskError, TaskStatus};
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.
 const _: () = {

@@ -270,6 +270,31 @@ pub struct Attempt {
     /// How it ended.
     #[serde(default)]
     pub outcome: Option<AttemptOutcome>,
+    /// The alias the attempt ran under: the run asked for `from` (e.g. the retired `sora2`) and
+    /// the router configuration's opt-in alias put its tasks on `to` (e.g. `seedance-2`). `None`
+    /// when the run asked for the task's own model (and in rows written before aliases existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_alias: Option<ModelAlias>,
+}
+
+/// A substitution of one logical model for another by an alias of the router configuration
+/// ([`RouterConfig::aliases`](crate::RouterConfig::aliases)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelAlias {
+    /// The logical model the run asked for.
+    pub from: ModelId,
+    /// The logical model that served it.
+    pub to: ModelId,
+}
+
+impl ModelAlias {
+    /// The substitution of `to` for `from`, or `None` when they are the same model.
+    pub fn between(from: &ModelId, to: &ModelId) -> Option<Self> {
+        (from != to).then(|| Self {
+            from: from.clone(),
+            to: to.clone(),
+        })
+    }
 }
 
 /// A stored video.

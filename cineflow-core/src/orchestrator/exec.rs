@@ -24,16 +24,19 @@ use super::Inner;
 use crate::error::Result;
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
+use crate::ids::ModelId;
 use crate::provider::{GenerationRequest, ProviderJob, VideoProvider};
 use crate::router::{InFlight, Strategy};
 use crate::run::Run;
 use crate::sink::{ArtifactKey, sidecar};
 use crate::task::{Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
 
-/// What every task of a run shares: the strategy and the budget.
+/// What every task of a run shares: the model it asked for, the strategy and the budget.
 #[derive(Debug)]
 pub struct RunCtx {
     strategy: Option<Strategy>,
+    /// The logical model the run asked for (its tasks' model unless an alias substituted one).
+    requested_model: ModelId,
     budget: Option<(f64, std::sync::Mutex<f64>)>,
 }
 
@@ -63,6 +66,7 @@ impl RunCtx {
         };
         Ok(Self {
             strategy: run.spec.strategy,
+            requested_model: run.spec.model.clone(),
             budget,
         })
     }

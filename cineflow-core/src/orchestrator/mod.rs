@@ -342,17 +342,18 @@ impl Orchestrator {
     /// Creates a run: one task per selected segment × version `1..=gen_count`, stored atomically
     /// with the run. Nothing is sent to a vendor until [`start`](Self::start).
     ///
+    /// The tasks run on the logical model the router resolves for `spec.model`
+    /// ([`Router::resolve_model`]): the model itself, or the target of an opt-in alias of the
+    /// router configuration (the run keeps the model it asked for; each attempt records the
+    /// substitution).
+    ///
     /// # Errors
-    /// Invalid spec fields (named), an unknown storyboard, a range naming missing segments, or
-    /// a model no route serves.
+    /// Invalid spec fields (named), an unknown storyboard, a range naming missing segments, a
+    /// model no route serves, a retired model with no alias (the error names the living
+    /// alternatives), or a bad alias.
     pub async fn create_run(&self, spec: RunSpec) -> Result<Run> {
         spec.validate()?;
-        if !self.inner.router.serves(&spec.model) {
-            return Err(Error::NoProvider {
-                model: spec.model.to_string(),
-                reason: "no route configured".into(),
-            });
-        }
+        let model = self.inner.router.resolve_model(&spec.model)?;
         let sb = self.inner.store.get_storyboard(spec.storyboard_id).await?;
         if let SegmentRange::Only(set) = &spec.range {
             let missing: Vec<String> = set
@@ -385,7 +386,7 @@ impl Orchestrator {
                     segment_id: seg.id,
                     segment_index: seg.index,
                     version_index: v,
-                    model: spec.model.clone(),
+                    model: model.clone(),
                     status: TaskStatus::Pending,
                     full_prompt: full_prompt.clone(),
                     duration_s: seg.duration_s,

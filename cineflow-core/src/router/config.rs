@@ -158,6 +158,11 @@ impl RouteConfig {
 }
 
 /// A logical model and its routes.
+///
+/// A model whose every route is past its sunset (the route's own or its provider's) is
+/// *retired*: runs on it are refused when they are created, naming its
+/// [`alternatives`](Self::alternatives), unless an [alias](RouterConfig::aliases) maps it onto
+/// a living model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// Whether the model may be used. Default true.
@@ -166,6 +171,11 @@ pub struct ModelConfig {
     /// Candidate routes.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// The living models to suggest once this one is retired, best first (the first one with
+    /// a route is the alias the refusal suggests). Default none: the refusal then lists every
+    /// living model of the catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<ModelId>,
 }
 
 impl Default for ModelConfig {
@@ -173,6 +183,7 @@ impl Default for ModelConfig {
         Self {
             enabled: true,
             routes: Vec::new(),
+            alternatives: Vec::new(),
         }
     }
 }
@@ -256,79 +267,23 @@ pub struct RouterConfig {
     pub strategy: Strategy,
     /// The breaker policy.
     pub health: HealthPolicy,
+    /// Opt-in aliases, `requested → served` (e.g. `sora2 = "seedance-2"` under `[aliases]`): a
+    /// run asking for `requested` runs on `served`, and each attempt records the substitution
+    /// ([`Attempt::model_alias`](crate::Attempt::model_alias)). An alias wins over a model of
+    /// the same name; its target must be a model of the catalog that is not retired and not an
+    /// alias itself. Default none: a retired model is refused.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<ModelId, ModelId>,
 }
 
 /// What the configuration errors call it.
 const WHAT: &str = "router configuration";
-
-/// (provider, priority, vendor models) of one seeded route.
-type SeedRoute = (&'static str, i32, &'static [&'static str]);
 
 /// The day OpenAI's own Sora / Videos API stopped (SDKs deprecated every `videos.*` method).
 pub const OPENAI_SORA_SUNSET: Date = time::macros::date!(2026 - 09 - 24);
 
 impl RouterConfig {
     crate::config_file::file_methods!(WHAT);
-
-    /// CineFlow's seeded catalog: `sora2` and `sora2pro` served by `sora_hk` (priority 10),
-    /// `openai` (20, sunset 2026-09-24) and `aihubmix` (30), with every vendor model id CineFlow
-    /// lists (CineFlow only ever used the first).
-    pub fn cineflow_seed() -> Self {
-        let pid = |s: &str| ProviderId::new(s).ok();
-        let mid = |s: &str| ModelId::new(s).ok();
-        let route = |p: &str, prio: i32, models: &[&str]| {
-            pid(p).map(|p| {
-                RouteConfig::new(p, models.iter().map(|m| (*m).to_owned()).collect()).priority(prio)
-            })
-        };
-        let mut cfg = RouterConfig::default();
-        let seeds: [(&str, [SeedRoute; 3]); 2] = [
-            (
-                "sora2",
-                [
-                    ("sora_hk", 10, &["sora2"]),
-                    (
-                        "openai",
-                        20,
-                        &["sora-2", "sora-2-2025-12-08", "sora-2-2025-10-06"],
-                    ),
-                    ("aihubmix", 30, &["sora-2", "web-sora-2"]),
-                ],
-            ),
-            (
-                "sora2pro",
-                [
-                    ("sora_hk", 10, &["sora2-pro"]),
-                    ("openai", 20, &["sora-2-pro", "sora-2-pro-2025-10-06"]),
-                    ("aihubmix", 30, &["sora-2-pro", "web-sora-2-pro"]),
-                ],
-            ),
-        ];
-        for (model, routes) in seeds {
-            if let Some(m) = mid(model) {
-                cfg.models.insert(
-                    m,
-                    ModelConfig {
-                        enabled: true,
-                        routes: routes
-                            .iter()
-                            .filter_map(|(p, prio, ms)| route(p, *prio, ms))
-                            .collect(),
-                    },
-                );
-            }
-        }
-        if let Some(openai) = pid("openai") {
-            cfg.providers.insert(
-                openai,
-                ProviderSettings {
-                    sunset: Some(OPENAI_SORA_SUNSET),
-                    ..ProviderSettings::default()
-                },
-            );
-        }
-        cfg
-    }
 }
 
 #[cfg(test)]
@@ -380,10 +335,21 @@ base_cooldown_secs = 2.5
     }
 
     #[test]
-    fn the_cineflow_seed_catalog_round_trips_through_toml_unchanged() {
-        let seed = RouterConfig::cineflow_seed();
-        let toml = seed.to_toml().unwrap();
-        assert_eq!(RouterConfig::from_toml(&toml).unwrap(), seed);
+    fn the_shipped_catalogs_round_trip_through_toml_unchanged() {
+        let mut aliased = RouterConfig::default_catalog();
+        aliased.aliases.insert(
+            ModelId::new("sora2").unwrap(),
+            ModelId::new("seedance-2").unwrap(),
+        );
+        for catalog in [
+            RouterConfig::cineflow_seed(),
+            RouterConfig::living_catalog(),
+            RouterConfig::default_catalog(),
+            aliased,
+        ] {
+            let toml = catalog.to_toml().unwrap();
+            assert_eq!(RouterConfig::from_toml(&toml).unwrap(), catalog, "{toml}");
+        }
     }
 
     #[test]
@@ -442,9 +408,15 @@ base_cooldown_secs = 2.5
             .await
             .unwrap();
         assert_eq!(toml, json);
-        let sora2 = &toml.models[&ModelId::new("sora2").unwrap()];
+        let sora2 = ModelId::new("sora2").unwrap();
+        let seedance = ModelId::new("seedance-2").unwrap();
+        assert_eq!(toml.aliases.get(&sora2), Some(&seedance));
+        assert_eq!(toml.retirement(&sora2), Some(OPENAI_SORA_SUNSET));
+        assert_eq!(toml.resolve(&sora2, OPENAI_SORA_SUNSET).unwrap(), seedance);
+        let sora2 = &toml.models[&sora2];
         assert_eq!(sora2.routes.len(), 3);
         assert!(!sora2.routes[2].enabled);
+        assert_eq!(sora2.alternatives[0], seedance);
         let sora_hk = &toml.providers[&ProviderId::new("sora_hk").unwrap()];
         assert_eq!(sora_hk.max_concurrent_calls, NonZeroU32::new(64));
         assert_eq!(

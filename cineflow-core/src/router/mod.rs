@@ -33,9 +33,11 @@ use crate::ids::{ModelId, ProviderId};
 use crate::provider::{GenerationRequest, ProviderError, VideoProvider};
 
 mod adaptive;
+mod catalog;
 mod config;
 mod health;
 
+pub use catalog::SORA_SUNSET;
 pub use config::{
     DEFAULT_MAX_CONCURRENT_CALLS, HealthPolicy, ModelConfig, OPENAI_SORA_SUNSET, Price,
     ProviderSettings, RouteConfig, RouterConfig, Strategy,

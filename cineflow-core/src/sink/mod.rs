@@ -119,7 +119,8 @@ pub struct StoredVideo {
 /// redacted), then `task_id` (the vendor job id), `local_status`, `error_msg`, `full_prompt`,
 /// `local_task_id`, `source_file`, `segment_index`, `version_index`, `download_status`,
 /// `error_code`, `retryable`; then cineflow's additions `provider_id`, `provider_model_id`,
-/// `sha256`, `size_bytes`, `content_type`, `attempts`, `local_task_status` (the exact task status).
+/// `sha256`, `size_bytes`, `content_type`, `attempts` (each with its `model_alias` when an alias
+/// substituted the task's model), `local_task_status` (the exact task status).
 pub fn sidecar(task: &Task) -> Value {
     let attempt = task.current_attempt();
     let mut out = Map::new();
@@ -184,7 +185,7 @@ pub fn sidecar(task: &Task) -> Value {
                 Some(AttemptOutcome::Failed { error }) => (json!("failed"), json!(error)),
                 Some(AttemptOutcome::Interrupted { error }) => (json!("interrupted"), json!(error)),
             };
-            json!({
+            let mut entry = json!({
                 "n": a.n,
                 "provider_id": a.provider,
                 "provider_model_id": a.provider_model,
@@ -194,7 +195,11 @@ pub fn sidecar(task: &Task) -> Value {
                 "finished_at": a.finished_at.map(fmt_time),
                 "result": result,
                 "error": error,
-            })
+            });
+            if let (Some(alias), Value::Object(o)) = (&a.model_alias, &mut entry) {
+                o.insert("model_alias".into(), json!(alias));
+            }
+            entry
         })
         .collect();
     out.insert("attempts".into(), Value::Array(attempts));

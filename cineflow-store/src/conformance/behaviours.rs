@@ -6,9 +6,9 @@ use std::time::Duration;
 use cineflow_core::provider::{ProviderJob, VideoAsset};
 use cineflow_core::store::{PageRequest, RunQuery, SortOrder, TaskQuery, TaskSort};
 use cineflow_core::{
-    Artifact, Attempt, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease, ProviderId,
-    RunCounts, RunId, RunStatus, SegmentId, SegmentPatch, Store, StoryboardId, Task, TaskError,
-    TaskId, TaskStatus,
+    Artifact, Attempt, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease, ModelAlias, ModelId,
+    ProviderId, RunCounts, RunId, RunStatus, SegmentId, SegmentPatch, Store, StoryboardId, Task,
+    TaskError, TaskId, TaskStatus,
 };
 use time::OffsetDateTime;
 
@@ -824,6 +824,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             outcome: Some(AttemptOutcome::Failed {
                 error: error.clone(),
             }),
+            model_alias: None,
         },
         Attempt {
             n: 2,
@@ -839,6 +840,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             outcome: Some(AttemptOutcome::Interrupted {
                 error: TaskError::new(ErrorCode::Interrupted, "crashed during submit"),
             }),
+            model_alias: None,
         },
         Attempt {
             n: 3,
@@ -856,6 +858,10 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             submitted_at: t0 + time::Duration::minutes(5),
             finished_at: Some(t0 + time::Duration::minutes(9)),
             outcome: Some(AttemptOutcome::Succeeded),
+            model_alias: Some(ModelAlias {
+                from: ModelId::new("sora2").must("model id"),
+                to: ModelId::new("seedance-2").must("model id"),
+            }),
         },
     ];
     let mut t = f.tasks[0].clone();

@@ -27,6 +27,7 @@ fn attempt(task: &Task, n: u32, provider: &ProviderId, vendor_job_id: Option<&st
         submitted_at: at(100),
         finished_at: None,
         outcome: None,
+        model_alias: None,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::provider::{ProviderJob, VideoProvider};
 use crate::router::{InFlight, Selection, Tried, may_fail_over};
-use crate::task::{Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
+use crate::task::{Attempt, AttemptOutcome, ModelAlias, Task, TaskError, TaskStatus};
 
 /// Whether an attempt was a submit the vendor refused with a rate limit before creating a job
 /// (429): kept in the history, but it spent nothing and says nothing against the route.
@@ -146,6 +146,7 @@ impl Lifecycle<'_> {
                 submitted_at: OffsetDateTime::now_utc(),
                 finished_at: None,
                 outcome: None,
+                model_alias: ModelAlias::between(&self.ctx.requested_model, &task.model),
             });
             task.error = None;
             task.progress = None;
