@@ -204,17 +204,7 @@ async fn a_429_holds_back_neither_the_providers_other_calls_nor_its_breaker() {
 }
 
 fn request() -> GenerationRequest {
-    GenerationRequest {
-        task_id: TaskId::new(),
-        vendor_model: "m".into(),
-        prompt: "Shot.".into(),
-        duration_s: 10,
-        orientation: Orientation::Horizontal,
-        is_pro: false,
-        image: None,
-        idempotency_key: "k".into(),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(TaskId::new(), "m", "Shot.", 10).with_idempotency_key("k".into())
 }
 
 #[tokio::test(start_paused = true)]

@@ -398,17 +398,8 @@ fn stub(id: &str, caps: Capabilities) -> Arc<dyn VideoProvider> {
 }
 
 fn request(duration_s: u32) -> GenerationRequest {
-    GenerationRequest {
-        task_id: TaskId::new(),
-        vendor_model: String::new(),
-        prompt: "p".into(),
-        duration_s,
-        orientation: Orientation::Horizontal,
-        is_pro: false,
-        image: None,
-        idempotency_key: "k".into(),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(TaskId::new(), String::new(), "p", duration_s)
+        .with_idempotency_key("k".into())
 }
 
 fn picked(s: Selection) -> cineflow_core::router::Pick {
