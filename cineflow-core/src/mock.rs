@@ -1021,6 +1021,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_field_of_a_v2_request_arrives_and_restricted_capabilities_refuse_it() {
+        use crate::media::{AspectRatio, ImageRef, MediaRef, MediaRole, Resolution};
+        let p = mock();
+        let req = request("full")
+            .with_aspect_ratio(AspectRatio::R21x9)
+            .with_resolution(Resolution::K4)
+            .with_pro(true)
+            .with_first_frame(ImageRef::new("refs/a.png").unwrap())
+            .with_last_frame(ImageRef::new("refs/b.png").unwrap())
+            .with_reference(MediaRef::video("refs/c.mp4", MediaRole::Style).unwrap())
+            .with_generate_audio(true)
+            .with_seed(5)
+            .with_negative_prompt("blur")
+            .with_watermark(false)
+            .with_return_last_frame(true);
+        p.submit(&req).await.unwrap();
+        assert_eq!(p.submitted_requests(), vec![req.clone()]);
+
+        let strict = mock().with_capabilities(Capabilities::default());
+        let e = strict.submit(&req).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+        assert_eq!(e.submit_state(), SubmitState::NotSent);
+        assert_eq!(e.message(), "sora-2: is_pro: no pro tier");
+        assert!(strict.submitted_requests().is_empty());
+    }
+
+    #[tokio::test]
     async fn cancel_is_unsupported_without_the_capability() {
         let p = mock().with_capabilities(Capabilities::default());
         let job = p.submit(&request("a")).await.unwrap();
