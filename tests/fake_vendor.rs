@@ -21,17 +21,7 @@ fn request(p: Protocol, prompt: &str) -> GenerationRequest {
         Protocol::OpenAi => ("sora-2", 4),
         Protocol::SoraHk => ("sora2", 10),
     };
-    GenerationRequest {
-        task_id,
-        vendor_model: model.into(),
-        prompt: prompt.into(),
-        duration_s: secs,
-        orientation: Orientation::Vertical,
-        is_pro: false,
-        image: None,
-        idempotency_key: format!("{task_id}-1"),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(task_id, model, prompt, secs).with_orientation(Orientation::Vertical)
 }
 
 async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvider>)>) {
@@ -425,7 +415,7 @@ async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_bo
         let mut twin = request(p, &format!("{p} twin 1."));
         twin.vendor_model = vendor_model.into();
         twin.duration_s = duration;
-        twin.orientation = Orientation::Horizontal;
+        twin.aspect_ratio = Orientation::Horizontal.into();
         let earlier = provider.submit(&twin).await.unwrap();
         fake.set_faults(Faults {
             accept_then_502: Trigger::first(1),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::router::{RouterConfig, Selection};
 use cineflow_core::{
-    AttemptOutcome, ErrorCode, GenerationRequest, OrchestratorConfig, Orientation, ProviderError,
-    ProviderId, Router, RunStatus, SubmitState, Task, TaskId, TaskStatus,
+    AttemptOutcome, ErrorCode, GenerationRequest, OrchestratorConfig, ProviderError, ProviderId,
+    Router, RunStatus, SubmitState, Task, TaskId, TaskStatus,
 };
 
 mod common;
@@ -204,17 +204,7 @@ async fn a_429_holds_back_neither_the_providers_other_calls_nor_its_breaker() {
 }
 
 fn request() -> GenerationRequest {
-    GenerationRequest {
-        task_id: TaskId::new(),
-        vendor_model: "m".into(),
-        prompt: "Shot.".into(),
-        duration_s: 10,
-        orientation: Orientation::Horizontal,
-        is_pro: false,
-        image: None,
-        idempotency_key: "k".into(),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(TaskId::new(), "m", "Shot.", 10).with_idempotency_key("k")
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::router::{Price, RouteConfig, RouterConfig, Selection, Strategy, Tried};
 use cineflow_core::{
-    ByteStream, Capabilities, ErrorCode, GenerationRequest, JobStatus, LocalDirSink, Orchestrator,
-    OrchestratorConfig, Orientation, ProviderError, ProviderId, ProviderJob, Router, RunSpec,
-    RunStatus, SubmitState, TaskId, TaskStatus, VideoAsset, VideoProvider,
+    AspectRatio, ByteStream, Capabilities, Durations, ErrorCode, GenerationRequest, ImageRef,
+    JobStatus, LocalDirSink, ModelCapabilities, Orchestrator, OrchestratorConfig, ProviderError,
+    ProviderId, ProviderJob, Router, RunSpec, RunStatus, SubmitState, TaskId, TaskStatus,
+    VideoAsset, VideoProvider,
 };
 use time::macros::date;
 use tokio::time::Instant;
@@ -413,17 +414,7 @@ fn stub(id: &str, caps: Capabilities) -> Arc<dyn VideoProvider> {
 }
 
 fn request(duration_s: u32) -> GenerationRequest {
-    GenerationRequest {
-        task_id: TaskId::new(),
-        vendor_model: String::new(),
-        prompt: "p".into(),
-        duration_s,
-        orientation: Orientation::Horizontal,
-        is_pro: false,
-        image: None,
-        idempotency_key: "k".into(),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(TaskId::new(), String::new(), "p", duration_s).with_idempotency_key("k")
 }
 
 fn picked(s: Selection) -> cineflow_core::router::Pick {
@@ -510,10 +501,10 @@ fn no_provider_explains_every_excluded_candidate() {
     let router = Router::from_config(cfg)
         .provider(stub(
             "sora_hk",
-            Capabilities {
-                durations: vec![10, 15],
-                ..Capabilities::default()
-            },
+            Capabilities::of_models([ModelCapabilities {
+                durations: Durations::set([10, 15]),
+                ..ModelCapabilities::new("sora2")
+            }]),
         ))
         .provider(stub("openai", Capabilities::default()))
         .provider(stub("aihubmix", Capabilities::default()))
@@ -531,6 +522,80 @@ fn no_provider_explains_every_excluded_candidate() {
     ] {
         assert!(err.contains(needle), "missing {needle:?} in {err}");
     }
+}
+
+/// Runway's `gen4_turbo` (first frame only) and a model that takes first and last frames.
+fn frame_router() -> Router {
+    let turbo = ModelCapabilities {
+        first_frame: true,
+        aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16],
+        ..ModelCapabilities::new("gen4_turbo")
+    };
+    let seedance = ModelCapabilities {
+        first_frame: true,
+        last_frame: true,
+        ..ModelCapabilities::new("seedance2")
+    };
+    Router::from_config(RouterConfig::default())
+        .route(
+            model(),
+            stub("runway", Capabilities::of_models([turbo])),
+            "gen4_turbo",
+        )
+        .route(
+            model(),
+            stub("ark", Capabilities::of_models([seedance])),
+            "seedance2",
+        )
+}
+
+#[test]
+fn a_request_goes_only_to_a_model_that_honours_every_field_it_carries() {
+    let router = frame_router();
+    let first = ImageRef::new("https://cdn.example/a.png").unwrap();
+    let plain = request(10).with_first_frame(first.clone());
+    let p = picked(router.select(&model(), &plain, &[], Some(Strategy::Priority)));
+    assert_eq!(p.provider.id(), &pid("runway"));
+    let both = plain.with_last_frame(ImageRef::new("https://cdn.example/b.png").unwrap());
+    let p = picked(router.select(&model(), &both, &[], Some(Strategy::Priority)));
+    assert_eq!(
+        (p.provider.id(), p.vendor_model.as_str()),
+        (&pid("ark"), "seedance2")
+    );
+}
+
+#[test]
+fn no_provider_names_each_candidate_and_the_field_that_excluded_it() {
+    let router = frame_router();
+    let req = request(10)
+        .with_first_frame(ImageRef::new("https://cdn.example/a.png").unwrap())
+        .with_last_frame(ImageRef::new("https://cdn.example/b.png").unwrap())
+        .with_aspect_ratio(AspectRatio::R21x9)
+        .with_seed(7);
+    let err = match router.select(&model(), &req, &[], None) {
+        Selection::NoProvider(e) => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        err.ends_with(
+            "runway/gen4_turbo: aspect_ratio 21:9 not in [16:9, 9:16]; \
+             ark/seedance2: seed not supported"
+        ),
+        "{err}"
+    );
+    let req = request(10)
+        .with_first_frame(ImageRef::new("https://cdn.example/a.png").unwrap())
+        .with_last_frame(ImageRef::new("https://cdn.example/b.png").unwrap())
+        .with_return_last_frame(true);
+    let Selection::NoProvider(e) = router.select(&model(), &req, &[], None) else {
+        panic!("expected no_provider");
+    };
+    let err = e.to_string();
+    assert!(
+        err.contains("runway/gen4_turbo: last_frame not supported")
+            && err.contains("ark/seedance2: return_last_frame not supported"),
+        "{err}"
+    );
 }
 
 #[test]

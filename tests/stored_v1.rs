@@ -402,9 +402,10 @@ async fn reads_the_tasks(store: &dyn Store, tasks: &[Task]) {
 
 /// The request `task`'s first attempt sent to the mock (`mock-video-1`).
 fn sent_request(task: &Task) -> GenerationRequest {
-    GenerationRequest {
-        image: task.image.clone(),
-        ..common::first_request(task)
+    let req = common::first_request(task);
+    match &task.image {
+        Some(image) => req.with_first_frame(image.clone()),
+        None => req,
     }
 }
 
@@ -448,10 +449,10 @@ async fn resumes_paying_only_for_the_pending_task(store: Arc<dyn Store>, before:
     assert_eq!(mock.jobs_created(), 6);
     let sent = mock.submitted_requests().pop().unwrap();
     assert_eq!(sent, sent_request(&before[5]));
-    assert_eq!(sent.image.as_ref().map(|i| i.as_str()), Some(KEYFRAME_6));
+    assert_eq!(sent.first_frame.as_ref().map(|i| i.as_str()), Some(KEYFRAME_6));
     assert!(sent.is_pro);
     assert_eq!(
-        (sent.orientation, sent.duration_s),
+        (sent.orientation(), sent.duration_s),
         (Orientation::Vertical, 15)
     );
     assert!(mock.finds() >= 1, "the interrupted submit was looked up");

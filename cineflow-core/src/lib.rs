@@ -26,6 +26,7 @@ pub mod error;
 pub mod error_code;
 pub mod events;
 pub mod ids;
+pub mod media;
 #[cfg(feature = "testing")]
 pub mod mock;
 pub mod orchestrator;
@@ -43,12 +44,16 @@ pub use error::{Error, ErrorKind, Result, Violation};
 pub use error_code::ErrorCode;
 pub use events::{Event, EventKind};
 pub use ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
+pub use media::{
+    AspectRatio, ImageKind, ImageRef, MediaKind, MediaRef, MediaRole, Orientation, Resolution,
+};
 pub use orchestrator::{
     Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, ReconcilePolicy, RunHandle,
 };
 pub use provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt,
+    ByteStream, Capabilities, Durations, GenerationRequest, JobQuery, JobState, JobStatus,
+    ModelCapabilities, PolledJobs, ProviderError, ProviderJob, SubmitState, VideoAsset,
+    VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
 pub use router::{
@@ -58,9 +63,7 @@ pub use router::{
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
-pub use storyboard::{
-    Character, ImageKind, ImageRef, Orientation, Segment, SegmentAsset, SegmentPatch, Storyboard,
-};
+pub use storyboard::{Character, Segment, SegmentAsset, SegmentPatch, Storyboard};
 pub use task::{Artifact, Attempt, AttemptOutcome, Lease, ModelAlias, Task, TaskError, TaskStatus};
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.

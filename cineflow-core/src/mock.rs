@@ -16,25 +16,14 @@
 //!
 //! use cineflow_core::mock::{MockProvider, SAMPLE_MP4};
 //! use cineflow_core::{
-//!     GenerationRequest, JobState, Orientation, TaskId, VideoProvider, VideoProviderExt,
+//!     GenerationRequest, JobState, TaskId, VideoProvider, VideoProviderExt,
 //! };
 //! use futures::TryStreamExt;
 //!
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
 //! rt.block_on(async {
 //!     let mock = MockProvider::new("mock")?;
-//!     let task_id = TaskId::new();
-//!     let req = GenerationRequest {
-//!         task_id,
-//!         vendor_model: "sora-2".into(),
-//!         prompt: "A city at night.".into(),
-//!         duration_s: 4,
-//!         orientation: Orientation::Horizontal,
-//!         is_pro: false,
-//!         image: None,
-//!         idempotency_key: format!("{task_id}-1"),
-//!         extra: serde_json::Value::Null,
-//!     };
+//!     let req = GenerationRequest::new(TaskId::new(), "sora-2", "A city at night.", 4);
 //!
 //!     let job = mock.submit(&req).await?;
 //!     // Queued, then running (50%), then succeeded.
@@ -217,8 +206,9 @@ impl MockJob {
 impl MockProvider {
     /// A mock provider with the id `id`, the [default timeline](Step::default_timeline), no
     /// latency, no poll hint, [`SAMPLE_MP4`] served as `video/mp4` in
-    /// [16 KiB chunks](DEFAULT_CHUNK_SIZE), and capabilities `pro`, `image_input` and `cancel`
-    /// (everything else unrestricted).
+    /// [16 KiB chunks](DEFAULT_CHUNK_SIZE), and [every capability](Capabilities::everything):
+    /// any model, every request field, cancel — so a test sees every field arrive in
+    /// [`submitted_requests`](Self::submitted_requests).
     ///
     /// # Errors
     ///
@@ -235,12 +225,7 @@ impl MockProvider {
             url_lifetime: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             chunk_delay: Duration::ZERO,
-            capabilities: Capabilities {
-                pro: true,
-                image_input: true,
-                cancel: true,
-                ..Capabilities::default()
-            },
+            capabilities: Capabilities::everything(),
             listing: true,
             list_lag: Duration::ZERO,
         };
@@ -319,7 +304,8 @@ impl MockProvider {
         self
     }
 
-    /// Sets the advertised capabilities. With `cancel` false, [`cancel`](VideoProvider::cancel)
+    /// Sets the advertised capabilities. `submit` refuses (`invalid_request`, not sent) a
+    /// request they cannot serve; with `cancel` false, [`cancel`](VideoProvider::cancel)
     /// answers [`ErrorCode::Unsupported`]. Default: see [`new`](Self::new).
     pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
         self.config_mut().capabilities = capabilities;
@@ -588,6 +574,8 @@ impl VideoProvider for MockProvider {
         let call = self.shared.submits.fetch_add(1, Ordering::SeqCst) + 1;
         let _call = CallGuard::new(&self.shared);
         self.delay().await;
+        // Like every adapter: a field the model cannot honour is refused, never dropped.
+        self.config.capabilities.check(req)?;
         let mut state = self.lock();
         if let Some(error) = state.submit_errors.pop_front() {
             return Err(error);
@@ -705,7 +693,7 @@ impl VideoProvider for MockProvider {
                     && r.prompt == want.prompt
                     && r.vendor_model == want.vendor_model
                     && r.duration_s == want.duration_s
-                    && r.orientation == want.orientation
+                    && r.aspect_ratio == want.aspect_ratio
                     && r.is_pro == want.is_pro
             })
             .map(|(id, j)| self.job(id.clone(), &j.request.vendor_model, j.created_at))
@@ -742,7 +730,6 @@ mod tests {
 
     use super::*;
     use crate::ids::TaskId;
-    use crate::storyboard::Orientation;
 
     const _: fn() = || {
         fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
@@ -751,18 +738,7 @@ mod tests {
     };
 
     fn request(prompt: &str) -> GenerationRequest {
-        let task_id = TaskId::new();
-        GenerationRequest {
-            task_id,
-            vendor_model: "sora-2".into(),
-            prompt: prompt.into(),
-            duration_s: 4,
-            orientation: Orientation::Horizontal,
-            is_pro: false,
-            image: None,
-            idempotency_key: format!("{task_id}-1"),
-            extra: serde_json::Value::Null,
-        }
+        GenerationRequest::new(TaskId::new(), "sora-2", prompt, 4)
     }
 
     fn mock() -> MockProvider {
@@ -1042,6 +1018,33 @@ mod tests {
         assert_eq!(s.state, JobState::Cancelled);
         assert_eq!(s.raw["status"], "cancelled");
         assert_eq!(p.poll(&job).await.unwrap().state, JobState::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn every_field_of_a_v2_request_arrives_and_restricted_capabilities_refuse_it() {
+        use crate::media::{AspectRatio, ImageRef, MediaRef, MediaRole, Resolution};
+        let p = mock();
+        let req = request("full")
+            .with_aspect_ratio(AspectRatio::R21x9)
+            .with_resolution(Resolution::K4)
+            .with_pro(true)
+            .with_first_frame(ImageRef::new("refs/a.png").unwrap())
+            .with_last_frame(ImageRef::new("refs/b.png").unwrap())
+            .with_reference(MediaRef::video("refs/c.mp4", MediaRole::Style).unwrap())
+            .with_generate_audio(true)
+            .with_seed(5)
+            .with_negative_prompt("blur")
+            .with_watermark(false)
+            .with_return_last_frame(true);
+        p.submit(&req).await.unwrap();
+        assert_eq!(p.submitted_requests(), vec![req.clone()]);
+
+        let strict = mock().with_capabilities(Capabilities::default());
+        let e = strict.submit(&req).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+        assert_eq!(e.submit_state(), SubmitState::NotSent);
+        assert_eq!(e.message(), "sora-2: is_pro: no pro tier");
+        assert!(strict.submitted_requests().is_empty());
     }
 
     #[tokio::test]

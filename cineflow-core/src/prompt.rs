@@ -1,6 +1,36 @@
 //! `full_prompt` composition, compatible with CineFlow's `construct_enhanced_prompt`.
 
-use crate::storyboard::Character;
+use serde::{Deserialize, Serialize};
+
+/// A character: a display name and, optionally, a vendor character id such as `@alice`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Character {
+    /// The name as written in prompts.
+    pub name: String,
+    /// The vendor character id (`@alice`), if any.
+    pub id: Option<String>,
+}
+
+impl Character {
+    /// Parses CineFlow's legacy character string: `"Alice (@alice)"` → `{Alice, @alice}`,
+    /// `"[Bob]"` → `{Bob, None}`.
+    pub fn from_legacy(s: &str) -> Self {
+        let mut s = s.trim();
+        if s.len() >= 2 && s.starts_with('[') && s.ends_with(']') {
+            s = s[1..s.len() - 1].trim();
+        }
+        match s.split_once('@') {
+            None => Character {
+                name: s.to_owned(),
+                id: None,
+            },
+            Some((left, right)) => Character {
+                name: left.trim().trim_end_matches('(').trim().to_owned(),
+                id: Some(format!("@{}", right.trim().trim_end_matches(')'))),
+            },
+        }
+    }
+}
 
 /// Composes the prompt sent to vendors.
 ///

@@ -19,8 +19,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error_code::ErrorCode;
-use crate::ids::{ProviderId, TaskId};
-use crate::storyboard::{ImageRef, Orientation};
+use crate::ids::ProviderId;
+pub use crate::media::redact_url;
+
+mod capabilities;
+mod request;
+
+pub use capabilities::{Capabilities, Durations, ModelCapabilities};
+pub use request::GenerationRequest;
 
 /// A video vendor adapter.
 ///
@@ -152,30 +158,6 @@ impl JobQuery {
     }
 }
 
-/// A provider-neutral generation request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GenerationRequest {
-    /// The task this request serves.
-    pub task_id: TaskId,
-    /// The vendor's model id, e.g. `sora-2` (chosen by the router).
-    pub vendor_model: String,
-    /// The complete prompt ([`Segment::full_prompt`](crate::Segment::full_prompt)).
-    pub prompt: String,
-    /// Requested length in seconds.
-    pub duration_s: u32,
-    /// Landscape or portrait.
-    pub orientation: Orientation,
-    /// Whether the pro/HD tier is wanted.
-    pub is_pro: bool,
-    /// A reference image (first frame).
-    pub image: Option<ImageRef>,
-    /// `{task_id}-{attempt}`: sent to vendors that honour idempotency keys.
-    pub idempotency_key: String,
-    /// Vendor-specific extra fields, merged into the vendor request by adapters that support it.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub extra: serde_json::Value,
-}
-
 /// A serializable handle on a vendor job: enough to resume it from another process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderJob {
@@ -216,14 +198,6 @@ impl fmt::Debug for VideoAsset {
             .field("expires_at", &self.expires_at)
             .field("content_type", &self.content_type)
             .finish()
-    }
-}
-
-/// Drops the query string and fragment of a URL (signatures live there) for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match url.find(['?', '#']) {
-        Some(i) => format!("{}?…", &url[..i]),
-        None => url.to_owned(),
     }
 }
 
@@ -577,60 +551,6 @@ impl ProviderError {
     /// Whether a failed submit may have created a job.
     pub fn submit_state(&self) -> SubmitState {
         self.submit_state
-    }
-}
-
-/// Screen orientations and sizes a provider serves, its durations, and its limits.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Capabilities {
-    /// Vendor model ids served. Default: empty (any).
-    pub models: Vec<String>,
-    /// Durations (seconds) served by normal models. Default: empty (any).
-    pub durations: Vec<u32>,
-    /// Durations served in pro mode. Default: empty (same as `durations`).
-    pub pro_durations: Vec<u32>,
-    /// Orientations served. Default: empty (both).
-    pub orientations: Vec<Orientation>,
-    /// Whether a pro/HD tier exists. Default: false.
-    pub pro: bool,
-    /// Whether a reference image is accepted. Default: false.
-    pub image_input: bool,
-    /// Whether [`VideoProvider::cancel`] works. Default: false.
-    pub cancel: bool,
-    /// The vendor's limit on jobs in flight. Default: none.
-    pub max_in_flight: Option<u32>,
-    /// The vendor's limit on requests per minute. Default: none.
-    pub requests_per_minute: Option<u32>,
-}
-
-impl Capabilities {
-    /// Why this provider cannot serve `req`, or `None` when it can.
-    pub fn rejects(&self, req: &GenerationRequest) -> Option<String> {
-        if !self.models.is_empty() && !self.models.iter().any(|m| m == &req.vendor_model) {
-            return Some(format!("model {:?} not served", req.vendor_model));
-        }
-        if req.is_pro && !self.pro {
-            return Some("no pro tier".into());
-        }
-        let durations = if req.is_pro && !self.pro_durations.is_empty() {
-            &self.pro_durations
-        } else {
-            &self.durations
-        };
-        if !durations.is_empty() && !durations.contains(&req.duration_s) {
-            return Some(format!(
-                "duration {}s not in {:?}",
-                req.duration_s, durations
-            ));
-        }
-        if !self.orientations.is_empty() && !self.orientations.contains(&req.orientation) {
-            return Some(format!("orientation {} not served", req.orientation));
-        }
-        if req.image.is_some() && !self.image_input {
-            return Some("no reference image input".into());
-        }
-        None
     }
 }
 

@@ -1,20 +1,17 @@
 //! Storyboards and their segments, read from CineFlow's JSON formats.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::ids::{SegmentId, StoryboardId};
+pub use crate::media::{ImageKind, ImageRef, MAX_IMAGE_BYTES, Orientation};
+pub use crate::prompt::Character;
 
 mod parse;
 
 /// Largest accepted `prompt_text`, in characters.
 pub const MAX_PROMPT_CHARS: usize = 10_000;
-/// Largest accepted inline (data URL) reference image, in decoded bytes.
-pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
 /// Accepted segment durations, in seconds (inclusive). Vendor-specific sets (e.g. Sora.hk's
 /// 10/15/25) are enforced by provider capabilities at routing time, not here.
 pub const DURATION_RANGE_S: std::ops::RangeInclusive<u32> = 1..=60;
@@ -201,151 +198,6 @@ pub struct SegmentAsset {
     pub scene: Option<String>,
     /// Props, appended as `Props: a, b`.
     pub props: Vec<String>,
-}
-
-/// A character: a display name and, optionally, a vendor character id such as `@alice`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Character {
-    /// The name as written in prompts.
-    pub name: String,
-    /// The vendor character id (`@alice`), if any.
-    pub id: Option<String>,
-}
-
-impl Character {
-    /// Parses CineFlow's legacy character string: `"Alice (@alice)"` → `{Alice, @alice}`,
-    /// `"[Bob]"` → `{Bob, None}`.
-    pub fn from_legacy(s: &str) -> Self {
-        let mut s = s.trim();
-        if s.len() >= 2 && s.starts_with('[') && s.ends_with(']') {
-            s = s[1..s.len() - 1].trim();
-        }
-        match s.split_once('@') {
-            None => Character {
-                name: s.to_owned(),
-                id: None,
-            },
-            Some((left, right)) => Character {
-                name: left.trim().trim_end_matches('(').trim().to_owned(),
-                id: Some(format!("@{}", right.trim().trim_end_matches(')'))),
-            },
-        }
-    }
-}
-
-/// Landscape (`horizontal`, 16:9) or portrait (`vertical`, 9:16).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Orientation {
-    /// 16:9, e.g. 1280x720.
-    #[default]
-    Horizontal,
-    /// 9:16, e.g. 720x1280.
-    Vertical,
-}
-
-impl Orientation {
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Orientation::Horizontal => "horizontal",
-            Orientation::Vertical => "vertical",
-        }
-    }
-
-    /// `(width, height)` at 720p.
-    pub const fn size_720p(self) -> (u32, u32) {
-        match self {
-            Orientation::Horizontal => (1280, 720),
-            Orientation::Vertical => (720, 1280),
-        }
-    }
-}
-
-impl fmt::Display for Orientation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Orientation {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "horizontal" => Ok(Orientation::Horizontal),
-            "vertical" => Ok(Orientation::Vertical),
-            other => Err(Error::invalid_input(
-                "resolution",
-                format!("expected \"horizontal\" or \"vertical\", got {other:?}"),
-            )),
-        }
-    }
-}
-
-/// A validated reference image: an `http(s)` URL, a `data:image/…;base64,` URL of at most
-/// [`MAX_IMAGE_BYTES`], or a local file path.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ImageRef(String);
-
-/// What an [`ImageRef`] points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
-    /// An `http` or `https` URL.
-    Url,
-    /// A `data:` URL with the image inline.
-    DataUrl,
-    /// A path on the local file system.
-    Path,
-}
-
-impl ImageRef {
-    /// Validates a reference.
-    pub fn new(s: impl Into<String>) -> Result<Self> {
-        let s = s.into();
-        parse::check_image(&s).map_err(|reason| Error::invalid_input("image_url", reason))?;
-        Ok(Self(s))
-    }
-
-    /// The reference as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// What it points at.
-    pub fn kind(&self) -> ImageKind {
-        if self.0.starts_with("data:") {
-            ImageKind::DataUrl
-        } else if self.0.starts_with("http://") || self.0.starts_with("https://") {
-            ImageKind::Url
-        } else {
-            ImageKind::Path
-        }
-    }
-}
-
-impl fmt::Debug for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind() {
-            ImageKind::DataUrl => write!(f, "ImageRef(data URL, {} chars)", self.0.len()),
-            _ => write!(f, "ImageRef({:?})", crate::provider::redact_url(&self.0)),
-        }
-    }
-}
-
-impl TryFrom<String> for ImageRef {
-    type Error = Error;
-
-    fn try_from(s: String) -> Result<Self> {
-        Self::new(s)
-    }
-}
-
-impl From<ImageRef> for String {
-    fn from(i: ImageRef) -> String {
-        i.0
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
+use crate::media::{ImageRef, Orientation};
 use crate::provider::{ProviderError, ProviderJob, VideoAsset};
-use crate::storyboard::{ImageRef, Orientation};
 
 /// Where a task is in its life. Serialized in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

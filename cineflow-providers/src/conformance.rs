@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::{
-    ByteStream, ErrorCode, GenerationRequest, JobState, Orientation, ProviderError, ProviderJob,
-    SubmitState, TaskId, VideoAsset, VideoProvider,
+    AspectRatio, ByteStream, ErrorCode, GenerationRequest, ImageRef, JobState, MediaRef, MediaRole,
+    ProviderError, ProviderJob, Resolution, SubmitState, TaskId, VideoAsset, VideoProvider,
 };
 use futures::StreamExt;
 use wiremock::matchers::{method, path};
@@ -372,6 +372,67 @@ pub async fn refused_connections_are_not_sent(h: &dyn Harness) {
     }
 }
 
+/// A request field the vendor model cannot honour is refused before any HTTP call:
+/// `invalid_request`, not retryable, `NotSent`, the field named — never dropped. Covers the
+/// fields no adapter sends yet (they must be declared unsupported), and the last frame where
+/// the harness's model declares it unsupported.
+pub async fn unsupported_fields_are_refused_before_any_call(h: &dyn Harness) {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .named("any vendor call")
+        .mount(&server)
+        .await;
+    let p = h.provider(&server.uri(), Duration::from_secs(5), NetworkPolicy::new());
+    let image = |name: &str| {
+        ImageRef::new(format!("https://cdn.example/{name}.png")).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let video = MediaRef::video("https://cdn.example/ref.mp4", MediaRole::Reference)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cases = vec![
+        (
+            "return_last_frame",
+            h.request().with_return_last_frame(true),
+        ),
+        ("seed", h.request().with_seed(7)),
+        ("negative_prompt", h.request().with_negative_prompt("blur")),
+        ("generate_audio", h.request().with_generate_audio(true)),
+        ("watermark", h.request().with_watermark(false)),
+        ("references", h.request().with_reference(video)),
+        ("resolution", h.request().with_resolution(Resolution::K4)),
+        (
+            "aspect_ratio",
+            h.request().with_aspect_ratio(AspectRatio::R21x9),
+        ),
+    ];
+    let last = h
+        .request()
+        .with_first_frame(image("first"))
+        .with_last_frame(image("last"));
+    if p.capabilities().rejects(&last).is_some() {
+        cases.push(("last_frame", last));
+    }
+    for (field, req) in cases {
+        let declared = p.capabilities().rejects(&req);
+        assert!(
+            declared.as_deref().is_some_and(|why| why.contains(field)),
+            "{field}: the capabilities do not declare it unsupported ({declared:?})"
+        );
+        match p.submit(&req).await {
+            Ok(job) => panic!("{field}: a request the model cannot honour was sent: {job:?}"),
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::InvalidRequest, "{field}: {e:?}");
+                assert_eq!(e.submit_state(), SubmitState::NotSent, "{field}: {e:?}");
+                assert!(!e.is_retryable(), "{field}: {e:?}");
+                assert!(e.message().contains(field), "{field}: {e:?}");
+            }
+        }
+    }
+    let calls = server.received_requests().await.unwrap_or_default();
+    assert!(calls.is_empty(), "the vendor was called: {calls:?}");
+}
+
 /// Downloads never send the key to another host: not to a video URL on another origin, and not
 /// along a redirect from the API's own origin to another one (skipped unless the harness
 /// implements [`Harness::mount_video_elsewhere`]). The other host is on loopback, allowed by
@@ -480,17 +541,7 @@ async fn download(p: &dyn VideoProvider, job: &ProviderJob, asset: &VideoAsset) 
 /// extra, a fresh task id. Tests change the fields they care about.
 pub fn request(vendor_model: &str, prompt: &str, duration_s: u32) -> GenerationRequest {
     let task_id = TaskId::new();
-    GenerationRequest {
-        task_id,
-        vendor_model: vendor_model.into(),
-        prompt: prompt.into(),
-        duration_s,
-        orientation: Orientation::Horizontal,
-        is_pro: false,
-        image: None,
-        idempotency_key: format!("{task_id}-1"),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(task_id, vendor_model, prompt, duration_s)
 }
 
 /// A wiremock matcher that fails when the request carries an `Authorization` header.
@@ -614,6 +665,10 @@ macro_rules! provider_conformance_tests {
             #[tokio::test]
             async fn submit_timeouts_are_ambiguous() {
                 c::submit_timeouts_are_ambiguous(&$harness).await;
+            }
+            #[tokio::test]
+            async fn unsupported_fields_are_refused_before_any_call() {
+                c::unsupported_fields_are_refused_before_any_call(&$harness).await;
             }
             #[tokio::test]
             async fn refused_connections_are_not_sent() {

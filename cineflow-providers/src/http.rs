@@ -27,8 +27,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cineflow_core::provider::redact_url;
 use cineflow_core::{
-    Error, ErrorCode, GenerationRequest, ImageRef, ProviderError, ProviderId, ProviderJob,
-    SubmitState,
+    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, ProviderError,
+    ProviderId, ProviderJob, SubmitState,
 };
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -49,6 +49,10 @@ pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
 /// Longest vendor message kept in an error's message, in characters (the raw excerpt keeps
 /// more); see [`shorten`].
 pub const MESSAGE_LIMIT: usize = 500;
+
+/// The aspect ratios of adapters that send an orientation (landscape or portrait) and nothing
+/// finer: 16:9 and 9:16.
+pub const ORIENTATION_RATIOS: [AspectRatio; 2] = [AspectRatio::R16x9, AspectRatio::R9x16];
 
 /// The key of [`GenerationRequest::extra`] naming a last-frame image (URL, `data:` URL or path);
 /// see [`last_frame`].
@@ -566,25 +570,52 @@ pub fn merge_extra(body: &mut Map<String, Value>, extra: &Value) {
     }
 }
 
-/// The last frame named in `extra.last_frame_url` ([`LAST_FRAME_KEY`]), checked: a non-empty
-/// string holding an image reference, in a request that has a first frame (its image).
+/// The request's last frame: [`GenerationRequest::last_frame`], or else the one named in
+/// `extra.last_frame_url` ([`LAST_FRAME_KEY`], the pre-v2 way), checked: a non-empty string
+/// holding an image reference, in a request that has a first frame. Naming one both ways is
+/// refused.
 pub fn last_frame(req: &GenerationRequest) -> Result<Option<ImageRef>, ProviderError> {
-    match req.extra.get(LAST_FRAME_KEY) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.trim().is_empty() => {
-            if req.image.is_none() {
-                return Err(refused(format!(
-                    "extra.{LAST_FRAME_KEY} needs a first frame (the request's image)"
-                )));
-            }
-            ImageRef::new(s.trim())
-                .map(Some)
-                .map_err(|e| refused(format!("extra.{LAST_FRAME_KEY}: {e}")))
+    let legacy = match req.extra.get(LAST_FRAME_KEY) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(
+            ImageRef::new(s.trim()).map_err(|e| refused(format!("extra.{LAST_FRAME_KEY}: {e}")))?,
+        ),
+        Some(_) => {
+            return Err(refused(format!(
+                "extra.{LAST_FRAME_KEY} must be a non-empty string"
+            )));
         }
-        Some(_) => Err(refused(format!(
-            "extra.{LAST_FRAME_KEY} must be a non-empty string"
-        ))),
+    };
+    let last = match (&req.last_frame, legacy) {
+        (Some(_), Some(_)) => {
+            return Err(refused(format!(
+                "last_frame and extra.{LAST_FRAME_KEY} both name a last frame"
+            )));
+        }
+        (Some(last), None) => Some(last.clone()),
+        (None, legacy) => legacy,
+    };
+    if last.is_some() && req.first_frame.is_none() {
+        return Err(refused("last_frame needs a first frame (first_frame)"));
     }
+    Ok(last)
+}
+
+/// Refuses, before anything is sent, a request that vendor model `model` cannot honour
+/// according to `caps` ([`Capabilities::check_on`]) — a last frame given the pre-v2 way
+/// (`extra.last_frame_url`) included. Every adapter's `submit` calls this first.
+pub fn admit(
+    caps: &Capabilities,
+    req: &GenerationRequest,
+    model: &str,
+) -> Result<(), ProviderError> {
+    caps.check_on(req, model)?;
+    if req.last_frame.is_none() && last_frame(req)?.is_some() {
+        let mut probe = req.clone();
+        probe.last_frame = last_frame(req)?;
+        caps.check_on(&probe, model)?;
+    }
+    Ok(())
 }
 
 /// A percentage clamped to 0–100 and rounded; `None` when it is not a finite number.

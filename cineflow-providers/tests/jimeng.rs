@@ -564,9 +564,9 @@ async fn the_body_follows_orientation_pro_images_and_extra() {
         .mount(&server)
         .await;
     let mut req = request("", 10);
-    req.orientation = Orientation::Vertical;
+    req.aspect_ratio = Orientation::Vertical.into();
     req.is_pro = true;
-    req.image = Some(ImageRef::new("https://img.example/first.png").unwrap());
+    req.first_frame = Some(ImageRef::new("https://img.example/first.png").unwrap());
     req.extra = json!({
         "last_frame_url": "https://img.example/last.png",
         "negative_prompt": "blur",
@@ -591,7 +591,7 @@ async fn local_images_are_uploaded_as_multipart() {
     let img = dir.path().join("first.jpg");
     std::fs::write(&img, b"\xff\xd8\xff\xe0fake-jpeg-bytes").unwrap();
     let mut req = request("jimeng-video-3.0", 5);
-    req.image = Some(ImageRef::new(img.to_str().unwrap()).unwrap());
+    req.first_frame = Some(ImageRef::new(img.to_str().unwrap()).unwrap());
     proxy(&server, "tok").submit(&req).await.unwrap();
     let sent = &server.received_requests().await.unwrap()[0];
     let ct = sent.headers["content-type"].to_str().unwrap();
@@ -1047,7 +1047,7 @@ async fn req_keys_follow_mode_and_resolution() {
             .await;
         let mut req = request("jimeng-video-3.0", 5);
         req.is_pro = pro;
-        req.image = first.map(|u| ImageRef::new(u).unwrap());
+        req.first_frame = first.map(|u| ImageRef::new(u).unwrap());
         if let Some(l) = last {
             req.extra = json!({"last_frame_url": l});
         }
@@ -1084,7 +1084,7 @@ async fn frames_follow_the_duration_and_other_durations_are_refused() {
     let p = official(&server);
     for d in [5, 10] {
         let mut req = request("", d);
-        req.orientation = Orientation::Vertical;
+        req.aspect_ratio = Orientation::Vertical.into();
         assert_eq!(p.submit(&req).await.unwrap().vendor_job_id, format!("t{d}"));
     }
     for d in [4, 6, 8, 12] {
@@ -1244,7 +1244,7 @@ async fn local_images_are_sent_as_base64() {
     let img = dir.path().join("first.png");
     std::fs::write(&img, b"\x89PNG\r\n\x1a\nfake-png").unwrap();
     let mut req = request("", 5);
-    req.image = Some(ImageRef::new(img.to_str().unwrap()).unwrap());
+    req.first_frame = Some(ImageRef::new(img.to_str().unwrap()).unwrap());
     official(&server).submit(&req).await.unwrap();
     let body: Value = server.received_requests().await.unwrap()[0]
         .body_json()

@@ -40,17 +40,8 @@ fn renderer(dir: &Path) -> LocalRendererBuilder {
 
 fn request(prompt: &str, duration_s: u32, orientation: Orientation) -> GenerationRequest {
     let task_id = TaskId::new();
-    GenerationRequest {
-        task_id,
-        vendor_model: "ffmpeg-titlecard".into(),
-        prompt: prompt.into(),
-        duration_s,
-        orientation,
-        is_pro: false,
-        image: None,
-        idempotency_key: format!("{task_id}-1"),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(task_id, "ffmpeg-titlecard", prompt, duration_s)
+        .with_orientation(orientation)
 }
 
 /// Polls every 50 ms until `done` accepts the status (panics after `timeout`).
@@ -459,11 +450,40 @@ async fn an_invalid_duration_is_rejected_before_anything_is_sent() {
         assert!(!e.is_retryable());
     }
     let mut with_image = request("x", 4, Orientation::Horizontal);
-    with_image.image = Some(cineflow_core::ImageRef::new("https://example.com/a.png").unwrap());
+    with_image.first_frame =
+        Some(cineflow_core::ImageRef::new("https://example.com/a.png").unwrap());
     let e = p.submit(&with_image).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidRequest);
     assert_eq!(e.submit_state(), SubmitState::NotSent);
     // Nothing was started, not even the work dir.
+    assert!(!dir.path().join("work").exists());
+}
+
+#[tokio::test]
+async fn fields_the_renderer_cannot_honour_are_refused_before_anything_starts() {
+    use cineflow_core::{AspectRatio, ImageRef, MediaRef, MediaRole};
+    let dir = tempfile::tempdir().unwrap();
+    let p = renderer_without_ffmpeg(&dir.path().join("work"));
+    let base = || request("x", 4, Orientation::Horizontal);
+    let cases = [
+        (
+            "last_frame",
+            base().with_last_frame(ImageRef::new("https://example.com/b.png").unwrap()),
+        ),
+        ("aspect_ratio", base().with_aspect_ratio(AspectRatio::R1x1)),
+        ("seed", base().with_seed(1)),
+        ("generate_audio", base().with_generate_audio(false)),
+        (
+            "references",
+            base().with_reference(MediaRef::image("refs/a.png", MediaRole::Character).unwrap()),
+        ),
+    ];
+    for (field, req) in cases {
+        let e = p.submit(&req).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest, "{field}");
+        assert_eq!(e.submit_state(), SubmitState::NotSent, "{field}");
+        assert!(e.message().contains(field), "{field}: {e:?}");
+    }
     assert!(!dir.path().join("work").exists());
 }
 
@@ -501,9 +521,16 @@ fn capabilities_cover_one_to_sixty_seconds_in_both_orientations() {
     let dir = tempfile::tempdir().unwrap();
     let p = renderer_without_ffmpeg(dir.path());
     let caps = p.capabilities();
-    assert_eq!(caps.durations, (1..=60).collect::<Vec<u32>>());
-    assert!(caps.orientations.is_empty());
-    assert!(caps.pro && caps.cancel && !caps.image_input);
+    let any = caps.model("any-model").unwrap();
+    assert_eq!(any.durations, cineflow_core::Durations::range(1, 60));
+    assert_eq!(
+        any.aspect_ratios,
+        [
+            cineflow_core::AspectRatio::R16x9,
+            cineflow_core::AspectRatio::R9x16
+        ]
+    );
+    assert!(any.pro && caps.cancel && !any.first_frame);
     assert_eq!(p.id().as_str(), "local");
     let named = renderer(dir.path())
         .with_ffmpeg(std::env::current_exe().unwrap())

@@ -116,9 +116,10 @@ fn assert_refused_download(e: &ProviderError, host: &str) {
 }
 
 fn image_request(image: &str) -> GenerationRequest {
-    GenerationRequest {
-        image: Some(ImageRef::new(image).unwrap()),
-        ..conformance::request("sora-2", "A lighthouse.", 8)
+    {
+        let mut r = conformance::request("sora-2", "A lighthouse.", 8);
+        r.first_frame = Some(ImageRef::new(image).unwrap());
+        r
     }
 }
 

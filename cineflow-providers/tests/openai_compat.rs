@@ -69,10 +69,11 @@ fn provider_with_local_cdn(preset: Preset, server: &MockServer) -> OpenAiCompat 
 
 fn request(duration_s: u32, orientation: Orientation, is_pro: bool) -> GenerationRequest {
     let model = if is_pro { "sora-2-pro" } else { "sora-2" };
-    GenerationRequest {
-        orientation,
-        is_pro,
-        ..conformance::request(model, PROMPT, duration_s)
+    {
+        let mut r = conformance::request(model, PROMPT, duration_s);
+        r.aspect_ratio = orientation.into();
+        r.is_pro = is_pro;
+        r
     }
 }
 
@@ -366,7 +367,10 @@ async fn more_durations_can_be_allowed_per_deployment() {
         .with_durations([4, 8, 12, 16, 20])
         .build()
         .unwrap();
-    assert_eq!(p.capabilities().durations, vec![4, 8, 12, 16, 20]);
+    assert_eq!(
+        p.capabilities().model("sora-2").unwrap().durations,
+        cineflow_core::Durations::set([4, 8, 12, 16, 20])
+    );
     p.submit(&request(16, Orientation::Horizontal, false))
         .await
         .unwrap();
@@ -380,7 +384,7 @@ async fn a_reference_image_is_sent_as_multipart_input_reference() {
     mount_created(&server, "video_img", 1).await;
     let p = provider(Preset::AiHubMix, &server);
     let mut req = request(8, Orientation::Horizontal, false);
-    req.image = Some(ImageRef::new(PNG_DATA_URL).unwrap());
+    req.first_frame = Some(ImageRef::new(PNG_DATA_URL).unwrap());
     let job = p.submit(&req).await.unwrap();
     assert_eq!(job.vendor_job_id, "video_img");
     let sent = server.received_requests().await.unwrap();
@@ -795,9 +799,10 @@ fn a_missing_key_names_the_environment_variables() {
 fn capabilities_describe_the_protocol() {
     let p = OpenAiCompat::aihubmix().with_api_key("k").build().unwrap();
     let c = p.capabilities();
-    assert_eq!(c.durations, vec![4, 8, 12]);
-    assert!(c.pro && c.image_input && !c.cancel);
-    assert_eq!(c.orientations.len(), 2);
+    let m = c.model("sora-2").unwrap();
+    assert_eq!(m.durations, cineflow_core::Durations::set([4, 8, 12]));
+    assert!(m.pro && m.first_frame && !m.last_frame && !c.cancel);
+    assert_eq!(m.aspect_ratios.len(), 2);
     assert!(
         c.rejects(&request(10, Orientation::Horizontal, false))
             .is_some()
@@ -1008,9 +1013,10 @@ async fn find_jobs_compares_the_fields_submit_sends_after_extra_and_tier() {
     let found = p.find_jobs(&query(pro.clone())).await.unwrap();
     assert_eq!(ids(&found), ["pro_default_size"]);
 
-    let extra_size = GenerationRequest {
-        extra: json!({"size": "1920x1080"}),
-        ..pro
+    let extra_size = {
+        let mut r = pro;
+        r.extra = json!({"size": "1920x1080"});
+        r
     };
     let found = p.find_jobs(&query(extra_size)).await.unwrap();
     assert_eq!(ids(&found), ["pro_extra_size", "pro_numeric_seconds"]);

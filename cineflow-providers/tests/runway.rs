@@ -29,9 +29,10 @@ use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 const PROMPT: &str = "The camera slowly pushes in on the lighthouse.";
 
 fn request(model: &str, duration_s: u32, image: Option<&str>) -> GenerationRequest {
-    GenerationRequest {
-        image: image.map(|i| ImageRef::new(i).unwrap()),
-        ..conformance::request(model, PROMPT, duration_s)
+    {
+        let mut r = conformance::request(model, PROMPT, duration_s);
+        r.first_frame = image.map(|i| ImageRef::new(i).unwrap());
+        r
     }
 }
 
@@ -242,7 +243,7 @@ async fn text_requests_go_to_text_to_video_with_the_default_text_model() {
         .await;
     mount_never(&server, "image_to_video").await;
     let mut req = request("", 8, None);
-    req.orientation = Orientation::Vertical;
+    req.aspect_ratio = Orientation::Vertical.into();
     req.extra = json!({"seed": 7, "model": "ignored"});
     let job = runway(&server).submit(&req).await.unwrap();
     assert_eq!(job.vendor_job_id, "t-text");
@@ -295,7 +296,7 @@ async fn ratios_follow_model_orientation_and_pro() {
             .mount(&server)
             .await;
         let mut req = request(model, duration, None);
-        req.orientation = orientation;
+        req.aspect_ratio = orientation.into();
         req.is_pro = pro;
         runway(&server).submit(&req).await.unwrap();
     }
@@ -345,7 +346,8 @@ async fn local_images_become_data_urls_and_last_frames_are_positioned() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("first.png");
     std::fs::write(&img, b"\x89PNG\r\n\x1a\nfake-png").unwrap();
-    let mut req = request("gen4.5", 5, Some(img.to_str().unwrap()));
+    // The pre-v2 way of naming a last frame still works, on a model that takes one.
+    let mut req = request("veo3.1", 6, Some(img.to_str().unwrap()));
     req.extra = json!({"last_frame_url": "https://img.example/z.png"});
     runway(&server).submit(&req).await.unwrap();
     let body: Value = server.received_requests().await.unwrap()[0]
@@ -363,6 +365,70 @@ async fn local_images_become_data_urls_and_last_frames_are_positioned() {
         ])
     );
     assert!(body.get("last_frame_url").is_none());
+}
+
+#[tokio::test]
+async fn a_last_frame_goes_to_veo_3_1_and_is_refused_by_gen4_turbo_before_any_call() {
+    let server = MockServer::start().await;
+    api("POST", "/v1/image_to_video")
+        .and(body_partial_json(json!({"model": "veo3.1"})))
+        .respond_with(created("t"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let p = runway(&server);
+    let last = ImageRef::new("https://img.example/z.png").unwrap();
+    let mut veo = request("veo3.1", 8, Some("https://img.example/a.png"));
+    veo.last_frame = Some(last.clone());
+    p.submit(&veo).await.unwrap();
+    let body: Value = server.received_requests().await.unwrap()[0]
+        .body_json()
+        .unwrap();
+    assert_eq!(
+        body["promptImage"],
+        json!([
+            {"uri": "https://img.example/a.png", "position": "first"},
+            {"uri": "https://img.example/z.png", "position": "last"},
+        ])
+    );
+
+    let mut turbo = request("gen4_turbo", 5, Some("https://img.example/a.png"));
+    turbo.last_frame = Some(last);
+    assert_eq!(
+        p.capabilities().rejects(&turbo).as_deref(),
+        Some("last_frame not supported")
+    );
+    let e = p.submit(&turbo).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidRequest);
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert_eq!(e.message(), "gen4_turbo: last_frame not supported");
+    // The legacy extra field is checked the same way.
+    let mut legacy = request("gen4_turbo", 5, Some("https://img.example/a.png"));
+    legacy.extra = json!({"last_frame_url": "https://img.example/z.png"});
+    let e = p.submit(&legacy).await.unwrap_err();
+    assert_eq!(e.message(), "gen4_turbo: last_frame not supported");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn prompts_over_1000_utf16_units_are_refused_before_any_call() {
+    let server = MockServer::start().await;
+    api("POST", "/v1/text_to_video")
+        .respond_with(created("t"))
+        .expect(0)
+        .mount(&server)
+        .await;
+    // 500 emoji are 1,000 UTF-16 units (accepted by the check); 501 are 1,002.
+    let mut req = request("gen4.5", 5, None);
+    req.prompt = "🎬".repeat(500);
+    assert_eq!(runway(&server).capabilities().rejects(&req), None);
+    req.prompt.push('🎬');
+    let e = runway(&server).submit(&req).await.unwrap_err();
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert_eq!(
+        e.message(),
+        "gen4.5: prompt is 1002 UTF-16 units (max 1000)"
+    );
 }
 
 #[tokio::test]

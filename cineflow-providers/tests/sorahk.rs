@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::{
-    ErrorCode, GenerationRequest, ImageRef, JobQuery, JobState, Orientation, ProviderError,
-    ProviderJob, SubmitState, VideoProvider, VideoProviderExt,
+    Durations, ErrorCode, GenerationRequest, ImageRef, JobQuery, JobState, Orientation,
+    ProviderError, ProviderJob, SubmitState, VideoProvider, VideoProviderExt,
 };
 use cineflow_providers::conformance::{
     self, Harness, NoAuthorization, PollCase, SubmitFailure, TEST_KEY, VIDEO, collect,
@@ -61,10 +61,11 @@ fn provider_with_local_blob(server: &MockServer) -> SoraHk {
 }
 
 fn request(duration_s: u32, orientation: Orientation, is_pro: bool) -> GenerationRequest {
-    GenerationRequest {
-        orientation,
-        is_pro,
-        ..conformance::request("sora2", PROMPT, duration_s)
+    {
+        let mut r = conformance::request("sora2", PROMPT, duration_s);
+        r.aspect_ratio = orientation.into();
+        r.is_pro = is_pro;
+        r
     }
 }
 
@@ -358,7 +359,7 @@ async fn a_reference_image_url_is_passed_as_image_url() {
     let server = MockServer::start().await;
     mount_created(&server, 1).await;
     let mut req = request(10, Orientation::Horizontal, false);
-    req.image = Some(ImageRef::new("https://cdn.example.com/first-frame.png").unwrap());
+    req.first_frame = Some(ImageRef::new("https://cdn.example.com/first-frame.png").unwrap());
     req.extra = json!({"quality": "high"});
     provider(&server).submit(&req).await.unwrap();
     let sent: Value = server.received_requests().await.unwrap()[0]
@@ -381,7 +382,7 @@ async fn data_urls_and_paths_are_refused_before_sending() {
         file.to_string_lossy().into_owned(),
     ] {
         let mut req = request(10, Orientation::Horizontal, false);
-        req.image = Some(ImageRef::new(image).unwrap());
+        req.first_frame = Some(ImageRef::new(image).unwrap());
         let e = p.submit(&req).await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidRequest);
         assert_eq!(e.submit_state(), SubmitState::NotSent);
@@ -659,9 +660,15 @@ fn debug_output_never_shows_the_key() {
 fn capabilities_describe_sora_hk() {
     let p = SoraHk::builder().with_api_key("sora-k").build().unwrap();
     let c = p.capabilities();
-    assert_eq!(c.durations, vec![10, 15]);
-    assert_eq!(c.pro_durations, vec![10, 15, 25]);
-    assert!(c.pro && c.image_input && !c.cancel);
+    let sora2 = c.model("sora2").unwrap();
+    assert_eq!(sora2.durations, Durations::set([10, 15]));
+    assert_eq!(sora2.pro_durations, Durations::set([10, 15, 25]));
+    assert!(sora2.pro && sora2.first_frame && !sora2.last_frame && !c.cancel);
+    assert_eq!(
+        c.model("sora2-pro").unwrap().durations,
+        Durations::set([10, 15, 25])
+    );
+    assert!(c.model("sora-2").is_none());
     assert!(
         c.rejects(&request(25, Orientation::Horizontal, false))
             .is_some()
@@ -837,9 +844,10 @@ async fn a_listed_task_whose_image_url_is_empty_has_no_image() {
     assert_eq!(ids(&found), ["empty-image", "blank-image"]);
 
     // A request with an image was not created as one of them.
-    let with_image = GenerationRequest {
-        image: Some(ImageRef::new("https://img.example/a.png").unwrap()),
-        ..request(10, Orientation::Horizontal, false)
+    let with_image = {
+        let mut r = request(10, Orientation::Horizontal, false);
+        r.first_frame = Some(ImageRef::new("https://img.example/a.png").unwrap());
+        r
     };
     let found = p.find_jobs(&query(with_image)).await.unwrap();
     assert!(found.is_empty(), "{found:?}");
@@ -866,9 +874,10 @@ async fn find_jobs_derives_pro_and_extra_fields_like_submit() {
     let normal = request(10, Orientation::Horizontal, false);
 
     // The vendor model `sora2-pro` makes a pro job even without `is_pro`, as submit does.
-    let pro_model = GenerationRequest {
-        vendor_model: "sora2-pro".into(),
-        ..normal.clone()
+    let pro_model = {
+        let mut r = normal.clone();
+        r.vendor_model = "sora2-pro".into();
+        r
     };
     let found = p.find_jobs(&query(pro_model)).await.unwrap();
     assert_eq!(ids(&found), ["pro"]);
@@ -876,9 +885,10 @@ async fn find_jobs_derives_pro_and_extra_fields_like_submit() {
     assert_eq!(found[0].extra, json!({"is_pro": true}));
 
     // A normal job's quality comes from extra, as in submit's body.
-    let hd = GenerationRequest {
-        extra: json!({"quality": "high"}),
-        ..normal.clone()
+    let hd = {
+        let mut r = normal.clone();
+        r.extra = json!({"quality": "high"});
+        r
     };
     assert_eq!(ids(&p.find_jobs(&query(hd)).await.unwrap()), ["normal-hd"]);
     // Without extra, quality is not compared: the vendor picks its default.

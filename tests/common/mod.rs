@@ -79,17 +79,15 @@ pub(crate) fn fast_config() -> OrchestratorConfig {
 
 /// The request the orchestrator sends for `task`'s first attempt on the mock (`mock-video-1`).
 pub(crate) fn first_request(task: &Task) -> GenerationRequest {
-    GenerationRequest {
-        task_id: task.id,
-        vendor_model: "mock-video-1".into(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: None,
-        idempotency_key: format!("{}-1", task.id),
-        extra: serde_json::Value::Null,
-    }
+    GenerationRequest::new(
+        task.id,
+        "mock-video-1",
+        task.full_prompt.clone(),
+        task.duration_s,
+    )
+    .with_orientation(task.orientation)
+    .with_pro(task.is_pro)
+    .with_idempotency_key(format!("{}-1", task.id))
 }
 
 /// Every file under `dir`, recursively, as text.

@@ -98,17 +98,17 @@ impl RunCtx {
 
 /// The provider-neutral request of a task's attempt `n` (its vendor model is set by routing).
 pub(super) fn request_for(task: &Task, n: u32) -> GenerationRequest {
-    GenerationRequest {
-        task_id: task.id,
-        vendor_model: String::new(),
-        prompt: task.full_prompt.clone(),
-        duration_s: task.duration_s,
-        orientation: task.orientation,
-        is_pro: task.is_pro,
-        image: task.image.clone(),
-        idempotency_key: format!("{}-{n}", task.id),
-        extra: serde_json::Value::Null,
-    }
+    let mut req = GenerationRequest::new(
+        task.id,
+        String::new(),
+        task.full_prompt.clone(),
+        task.duration_s,
+    )
+    .with_orientation(task.orientation)
+    .with_pro(task.is_pro)
+    .with_idempotency_key(format!("{}-{n}", task.id));
+    req.first_frame.clone_from(&task.image);
+    req
 }
 
 /// What the polling phase ended with.

@@ -20,5 +20,7 @@ mod tests;
 mod walk;
 
 pub(super) use fast::from_str_fast;
-pub(super) use rules::{check_image, validate_segment};
+#[cfg(test)]
+pub(super) use rules::check_image;
+pub(super) use rules::validate_segment;
 pub(super) use walk::storyboard;

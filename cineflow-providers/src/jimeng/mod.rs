@@ -72,17 +72,8 @@
 //! let official = JimengOfficialBuilder::from_env().build()?;
 //!
 //! let task_id = TaskId::new();
-//! let req = GenerationRequest {
-//!     task_id,
-//!     vendor_model: "jimeng-video-3.5-pro".into(),
-//!     prompt: "A paper boat drifting down a rainy street.".into(),
-//!     duration_s: 5,
-//!     orientation: Orientation::Vertical,
-//!     is_pro: false,
-//!     image: None,
-//!     idempotency_key: format!("{task_id}-1"),
-//!     extra: serde_json::Value::Null,
-//! };
+//! let req = GenerationRequest::new(task_id, "jimeng-video-3.5-pro", "A paper boat drifting down a rainy street.", 5)
+//!     .with_orientation(Orientation::Vertical);
 //! for provider in [&proxy as &dyn VideoProvider, &official] {
 //!     let job = provider.submit(&req).await?;
 //!     let status = provider.wait_terminal(&job, Duration::from_secs(10)).await?;
@@ -138,10 +129,11 @@ pub const SECRET_KEY_ENV: &str = "CINEFLOW_VOLCENGINE_SECRET_KEY";
 /// Overrides the Volcengine API base URL (tests, gateways).
 pub const OFFICIAL_BASE_URL_ENV: &str = "CINEFLOW_VOLCENGINE_BASE_URL";
 
-/// The request's images: first frame, then last frame (`extra.last_frame_url`, checked).
+/// The request's images: first frame, then last frame (`last_frame`, or the pre-v2
+/// `extra.last_frame_url`; checked).
 fn frames(req: &GenerationRequest) -> Result<Vec<ImageRef>, ProviderError> {
     let last = http::last_frame(req)?;
-    Ok(req.image.iter().cloned().chain(last).collect())
+    Ok(req.first_frame.iter().cloned().chain(last).collect())
 }
 
 /// A reference image's kind, with `http:`/`https:` URLs kept as URLs.

@@ -10,7 +10,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, Orientation, ProviderId};
+use cineflow_core::{Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -213,17 +213,7 @@ impl JimengProxyBuilder {
             .default_model
             .filter(|m| !m.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_PROXY_MODEL.to_owned());
-        let caps = Capabilities {
-            models: Vec::new(),
-            durations: (4..=15).collect(),
-            pro_durations: Vec::new(),
-            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
-            pro: true,
-            image_input: true,
-            cancel: false,
-            max_in_flight: None,
-            requests_per_minute: None,
-        };
+        let caps = capabilities();
         Ok(JimengProxy {
             inner: Arc::new(Inner {
                 api,
@@ -336,7 +326,7 @@ impl JimengProxy {
             ProxyRoutes::Async => rb,
         };
         let images = frames(req)?;
-        let ratio = match req.orientation {
+        let ratio = match req.orientation() {
             Orientation::Horizontal => "16:9",
             Orientation::Vertical => "9:16",
         };
@@ -384,39 +374,52 @@ impl JimengProxy {
 fn durations(model: &str) -> Durations {
     let m = model.to_ascii_lowercase();
     if m.contains("veo") {
-        Durations::Set(&[8])
+        Durations::set([8])
     } else if m.contains("sora2") {
-        Durations::Set(&[4, 8, 12])
+        Durations::set([4, 8, 12])
     } else if m.contains("3.5-pro") || m.contains("3.5_pro") {
-        Durations::Set(&[5, 10, 12])
+        Durations::set([5, 10, 12])
     } else if m.contains("seedance") {
-        Durations::Range(4, 15)
+        Durations::range(4, 15)
     } else {
-        Durations::Set(&[5, 10])
+        Durations::set([5, 10])
     }
 }
 
-enum Durations {
-    Set(&'static [u32]),
-    Range(u32, u32),
-}
+/// The proxy's model ids (jimeng-api's list); other ids are checked by [`durations`] and served
+/// through the `*` entry.
+const KNOWN_MODELS: [&str; 11] = [
+    "jimeng-video-3.5-pro",
+    "jimeng-video-3.0",
+    "jimeng-video-3.0-pro",
+    "jimeng-video-3.0-fast",
+    "jimeng-video-2.0",
+    "jimeng-video-2.0-pro",
+    "jimeng-video-seedance-2.0",
+    "jimeng-video-seedance-2.0-fast",
+    "jimeng-video-veo3",
+    "jimeng-video-veo3.1",
+    "jimeng-video-sora2",
+];
 
-impl Durations {
-    fn allows(&self, d: u32) -> bool {
-        match self {
-            Durations::Set(s) => s.contains(&d),
-            Durations::Range(lo, hi) => (*lo..=*hi).contains(&d),
-        }
-    }
-}
-
-impl fmt::Display for Durations {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Durations::Set(s) => write!(f, "{s:?} s"),
-            Durations::Range(lo, hi) => write!(f, "{lo}–{hi} s"),
-        }
-    }
+/// Per model: its durations, 16:9 or 9:16 (`ratio`), the pro tier (1080p), a first and a last
+/// frame (`file_paths`); nothing else optional is sent. Unknown ids get 4–15 s (the union;
+/// `submit` applies the exact rule).
+fn capabilities() -> Capabilities {
+    let model = |id: &str, durations: Durations| ModelCapabilities {
+        durations,
+        pro: true,
+        aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+        first_frame: true,
+        last_frame: true,
+        ..ModelCapabilities::new(id)
+    };
+    Capabilities::of_models(
+        KNOWN_MODELS
+            .iter()
+            .map(|id| model(id, durations(id)))
+            .chain([model(ModelCapabilities::ANY, Durations::range(4, 15))]),
+    )
 }
 
 /// Identifies which token a job used without storing it: 16 hex chars of its SHA-256.
@@ -497,6 +500,7 @@ impl VideoProvider for JimengProxy {
         if req.prompt.trim().is_empty() {
             return Err(refused("the prompt is empty"));
         }
+        http::admit(&self.inner.caps, req, model)?;
         let token = self.next_token();
         let answer = self.send_submit(req, model, token).await?;
         let value = self.json(&answer, Call::Submit)?;

@@ -10,7 +10,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, Orientation, ProviderId};
+use cineflow_core::{Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -135,17 +135,16 @@ impl JimengOfficialBuilder {
             Some(p) => format!("{}:{p}", base.host_str().unwrap_or_default()),
             None => base.host_str().unwrap_or_default().to_owned(),
         };
-        let caps = Capabilities {
-            models: Vec::new(),
-            durations: vec![5, 10],
-            pro_durations: Vec::new(),
-            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
+        // Any req_key: 5 or 10 s, 16:9 or 9:16, the 1080p variants for pro, a first and a
+        // last frame; `seed` is always sent as -1 (random), so a request's seed is refused.
+        let caps = Capabilities::of_models([ModelCapabilities {
+            durations: Durations::set([5, 10]),
             pro: true,
-            image_input: true,
-            cancel: false,
-            max_in_flight: None,
-            requests_per_minute: None,
-        };
+            aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+            first_frame: true,
+            last_frame: true,
+            ..ModelCapabilities::new(ModelCapabilities::ANY)
+        }]);
         Ok(JimengOfficial {
             inner: Arc::new(Inner {
                 api,
@@ -309,13 +308,14 @@ impl VideoProvider for JimengOfficial {
         if req.prompt.trim().is_empty() {
             return Err(refused("the prompt is empty"));
         }
+        http::admit(&self.inner.caps, req, &req.vendor_model)?;
         let (image_urls, binary_data_base64) = self.images(req).await?;
         let key = req_key(
             &req.vendor_model,
             image_urls.len() + binary_data_base64.len(),
             req.is_pro,
         );
-        let aspect_ratio = match req.orientation {
+        let aspect_ratio = match req.orientation() {
             Orientation::Horizontal => "16:9",
             Orientation::Vertical => "9:16",
         };

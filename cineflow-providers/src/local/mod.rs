@@ -45,17 +45,8 @@
 //! rt.block_on(async {
 //!     let renderer = LocalRenderer::builder().build()?;
 //!     let task_id = TaskId::new();
-//!     let req = GenerationRequest {
-//!         task_id,
-//!         vendor_model: "ffmpeg-titlecard".into(),
-//!         prompt: "A city at night. [Scene: Future City]".into(),
-//!         duration_s: 1,
-//!         orientation: Orientation::Vertical,
-//!         is_pro: false,
-//!         image: None,
-//!         idempotency_key: format!("{task_id}-1"),
-//!         extra: serde_json::Value::Null,
-//!     };
+//!     let req = GenerationRequest::new(task_id, "ffmpeg-titlecard", "A city at night. [Scene: Future City]", 1)
+//!         .with_orientation(Orientation::Vertical);
 //!     let job = renderer.submit(&req).await?;
 //!     let status = renderer.wait_terminal(&job, Duration::from_millis(100)).await?;
 //!     let JobState::Succeeded { asset } = status.state else {
@@ -89,7 +80,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{AspectRatio, Durations, Error, ErrorCode, ModelCapabilities, ProviderId};
 use futures::TryStreamExt;
 use time::OffsetDateTime;
 use tokio::sync::{OnceCell, Semaphore};
@@ -262,12 +253,16 @@ impl LocalRendererBuilder {
             probe: OnceCell::new(),
             shutdown: shutdown.clone(),
         });
+        // Any model id: 1–60 s, 16:9 or 9:16 (1280x720 / 720x1280), pro accepted (same
+        // render); no media, no options.
         let capabilities = Capabilities {
-            durations: (1..=MAX_DURATION_S).collect(),
-            pro: true,
-            image_input: false,
             cancel: true,
-            ..Capabilities::default()
+            ..Capabilities::of_models([ModelCapabilities {
+                durations: Durations::range(1, MAX_DURATION_S),
+                pro: true,
+                aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16],
+                ..ModelCapabilities::new(ModelCapabilities::ANY)
+            }])
         };
         Ok(LocalRenderer {
             inner: Arc::new(Inner {
@@ -595,7 +590,7 @@ impl VideoProvider for LocalRenderer {
         })?;
 
         let job_id = format!("local-{}", uuid::Uuid::new_v4().simple());
-        let (width, height) = req.orientation.size_720p();
+        let (width, height) = req.orientation().size_720p();
         let spec = RenderSpec {
             prompt: req.prompt.clone(),
             duration_s: req.duration_s,

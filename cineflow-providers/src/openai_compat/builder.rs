@@ -3,7 +3,7 @@
 use std::fmt;
 
 use cineflow_core::provider::Capabilities;
-use cineflow_core::{Error, Orientation};
+use cineflow_core::{Durations, Error, ModelCapabilities};
 use time::Date;
 
 use super::{
@@ -199,16 +199,19 @@ impl OpenAiCompatBuilder {
                 (api.base().host_str() == Some("api.openai.com")).then_some(OPENAI_SORA_SUNSET)
             }),
         };
-        let capabilities = Capabilities {
-            models: self.models,
-            durations,
-            pro_durations: Vec::new(),
-            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
+        // Every model takes the configured durations, 16:9 or 9:16 (`size`), the pro size and
+        // a first frame (`input_reference`); nothing else optional is sent.
+        let model = |id: &str| ModelCapabilities {
+            durations: Durations::set(durations.clone()),
             pro: true,
-            image_input: true,
-            cancel: false,
-            max_in_flight: None,
-            requests_per_minute: None,
+            aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+            first_frame: true,
+            ..ModelCapabilities::new(id)
+        };
+        let capabilities = if self.models.is_empty() {
+            Capabilities::of_models([model(ModelCapabilities::ANY)])
+        } else {
+            Capabilities::of_models(self.models.iter().map(|m| model(m)))
         };
         Ok(OpenAiCompat {
             api,

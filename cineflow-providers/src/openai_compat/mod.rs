@@ -71,17 +71,7 @@
 //! // Reads CINEFLOW_AIHUBMIX_API_KEY (or AIHUBMIX_API_KEY) and the optional base URL.
 //! let provider = OpenAiCompat::aihubmix().load_env().build()?;
 //! let task_id = TaskId::new();
-//! let req = GenerationRequest {
-//!     task_id,
-//!     vendor_model: "sora-2".into(),
-//!     prompt: "A paper boat drifting down a rainy street.".into(),
-//!     duration_s: 8,
-//!     orientation: Orientation::Horizontal,
-//!     is_pro: false,
-//!     image: None,
-//!     idempotency_key: format!("{task_id}-1"),
-//!     extra: serde_json::Value::Null,
-//! };
+//! let req = GenerationRequest::new(task_id, "sora-2", "A paper boat drifting down a rainy street.", 8);
 //! let job = provider.submit(&req).await?; // one paid job
 //! let status = provider.wait_terminal(&job, Duration::from_secs(10)).await?;
 //! let JobState::Succeeded { asset } = status.state else {
@@ -115,7 +105,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
     ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{ErrorCode, Orientation, ProviderId};
+use cineflow_core::{Durations, ErrorCode, Orientation, ProviderId};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value};
@@ -275,15 +265,19 @@ impl OpenAiCompat {
                 "vendor model {model:?} is not a model name"
             )));
         }
-        if !self.capabilities.models.is_empty()
-            && !self.capabilities.models.iter().any(|m| m == model)
-        {
+        let Some(caps) = self.capabilities.model(model) else {
+            let allowed: Vec<&str> = self
+                .capabilities
+                .models
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect();
             return Err(http::refused(format!(
                 "model {model:?} is not served by {}: allowed models are {}",
                 self.api.id(),
-                self.capabilities.models.join(", ")
+                allowed.join(", ")
             )));
-        }
+        };
         if req.prompt.trim().is_empty() {
             return Err(http::refused("the prompt is empty"));
         }
@@ -293,21 +287,18 @@ impl OpenAiCompat {
                 "the prompt has {chars} characters; at most {MAX_PROMPT_CHARS} are accepted"
             )));
         }
-        if !self.capabilities.durations.contains(&req.duration_s) {
-            let allowed: Vec<String> = self
-                .capabilities
-                .durations
-                .iter()
-                .map(u32::to_string)
-                .collect();
+        if !caps.durations.allows(req.duration_s) {
+            let allowed = match &caps.durations {
+                Durations::Set(s) => s.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                other => other.to_string(),
+            };
             return Err(http::refused(format!(
-                "duration {}s is not supported by {}: allowed values are {} seconds",
+                "duration {}s is not supported by {}: allowed values are {allowed} seconds",
                 req.duration_s,
                 self.api.id(),
-                allowed.join(", ")
             )));
         }
-        Ok(())
+        http::admit(&self.capabilities, req, model)
     }
 
     /// The request fields: `model`, `prompt`, `seconds` (a string), `size`, then `extra`.
@@ -316,7 +307,7 @@ impl OpenAiCompat {
             model: &req.vendor_model,
             prompt: &req.prompt,
             seconds: req.duration_s.to_string(),
-            size: video_size(req.orientation, req.is_pro),
+            size: video_size(req.orientation(), req.is_pro),
         };
         http::json_body(&body, &req.extra, &RESERVED_FIELDS)
     }
@@ -455,7 +446,7 @@ impl VideoProvider for OpenAiCompat {
             // Harmless where ignored; submit states never rely on it.
             call = call.header("Idempotency-Key", &req.idempotency_key);
         }
-        let call = match &req.image {
+        let call = match &req.first_frame {
             None => call.json(&fields),
             Some(image) => call.multipart(self.multipart(fields, image).await?),
         };

@@ -6,20 +6,26 @@
 //! - A request without an image goes to `POST /v1/text_to_video`; with one, to
 //!   `POST /v1/image_to_video` with `promptImage`: an `https` URL as is, a `data:` URL as is,
 //!   a local path or an `http:` URL converted to a `data:image/…;base64,` URL (at most 5 MB).
-//!   A last frame (`extra.last_frame_url`) makes `promptImage` `[{uri, position: "first"},
-//!   {uri, position: "last"}]`.
+//!   A last frame (`last_frame`, or the pre-v2 `extra.last_frame_url`) makes `promptImage`
+//!   `[{uri, position: "first"}, {uri, position: "last"}]` — on the Veo 3.1 models only; other
+//!   models refuse it before sending.
 //! - The model is the request's `vendor_model`; when it is empty, `gen4_turbo` for image
 //!   requests and `veo3.1` for text requests (change with
 //!   [`with_default_image_model`](RunwayBuilder::with_default_image_model) /
 //!   [`with_default_text_model`](RunwayBuilder::with_default_text_model)). Known models, checked
 //!   before anything is sent:
 //!
-//!   | model | text | image | durations (s) | ratio (horizontal / vertical) | pro ratio |
-//!   |---|---|---|---|---|---|
-//!   | `gen4.5` | yes | yes | 2–10 | `1280:720` / `720:1280` | — |
-//!   | `gen4_turbo` | no | yes | 5, 10 | `1280:720` / `720:1280` | — |
-//!   | `veo3.1`, `veo3.1_fast` | yes | yes | 4, 6, 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
-//!   | `veo3` | yes | yes | 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
+//!   | model | text | image | last frame | durations (s) | ratio (horizontal / vertical) | pro ratio |
+//!   |---|---|---|---|---|---|---|
+//!   | `gen4.5` | yes | yes | no | 2–10 | `1280:720` / `720:1280` | — |
+//!   | `gen4_turbo` | no | yes | no | 5, 10 | `1280:720` / `720:1280` | — |
+//!   | `veo3.1`, `veo3.1_fast` | yes | yes | yes | 4, 6, 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
+//!   | `veo3` | yes | yes | no | 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
+//!
+//!   Prompts are at most 1,000 UTF-16 units ([`MAX_PROMPT_UTF16`]). Per-model
+//!   [capabilities](VideoProvider::capabilities) say the same, and a request field a model
+//!   cannot honour (a last frame on `gen4_turbo`, a seed, a 21:9 ratio…) is refused before
+//!   anything is sent.
 //!
 //!   A pro request on a model without a 1080p ratio is refused rather than silently downgraded.
 //!   Other fields of [`GenerationRequest::extra`] (e.g. `seed`, `contentModeration`) are added to
@@ -44,17 +50,9 @@
 //! // CINEFLOW_RUNWAY_API_KEY=key_…
 //! let runway = RunwayBuilder::from_env().build()?;
 //! let task_id = TaskId::new();
-//! let req = GenerationRequest {
-//!     task_id,
-//!     vendor_model: "gen4_turbo".into(),
-//!     prompt: "The camera slowly pushes in on the lighthouse.".into(),
-//!     duration_s: 5,
-//!     orientation: Orientation::Horizontal,
-//!     is_pro: false,
-//!     image: Some(ImageRef::new("https://example.com/lighthouse.jpg")?),
-//!     idempotency_key: format!("{task_id}-1"),
-//!     extra: serde_json::json!({ "seed": 42 }),
-//! };
+//! let req = GenerationRequest::new(task_id, "gen4_turbo", "The camera slowly pushes in on the lighthouse.", 5)
+//!     .with_first_frame(ImageRef::new("https://example.com/lighthouse.jpg")?)
+//!     .with_extra(serde_json::json!({ "seed": 42 }));
 //! let job = runway.submit(&req).await?;
 //! let status = runway.wait_terminal(&job, Duration::from_secs(5)).await?;
 //! if let JobState::Succeeded { asset } = status.state {
@@ -77,7 +75,9 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ImageKind, ImageRef, Orientation, ProviderId};
+use cineflow_core::{
+    Durations, Error, ImageKind, ImageRef, ModelCapabilities, Orientation, ProviderId,
+};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -116,7 +116,29 @@ struct Model {
     durations: &'static [u32],
     /// 1080p ratios (horizontal, vertical), for pro requests.
     pro: Option<(&'static str, &'static str)>,
+    /// Whether `promptImage` may carry a `last` position (first-and-last-frame interpolation).
+    last: bool,
 }
+
+impl Model {
+    /// What the adapter sends for this model: its durations, 16:9 or 9:16, pro where a 1080p
+    /// ratio exists, a first frame, a last frame where the model interpolates, prompts of at
+    /// most [`MAX_PROMPT_UTF16`] UTF-16 units; nothing else optional.
+    fn capabilities(&self) -> ModelCapabilities {
+        ModelCapabilities {
+            durations: Durations::set(self.durations),
+            pro: self.pro.is_some(),
+            aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+            first_frame: self.image,
+            last_frame: self.last,
+            max_prompt_utf16: Some(MAX_PROMPT_UTF16),
+            ..ModelCapabilities::new(self.name)
+        }
+    }
+}
+
+/// Runway's limit on `promptText`, in UTF-16 code units.
+pub const MAX_PROMPT_UTF16: u32 = 1000;
 
 const VEO_PRO: Option<(&str, &str)> = Some(("1920:1080", "1080:1920"));
 
@@ -127,6 +149,7 @@ const MODELS: &[Model] = &[
         image: true,
         durations: &[2, 3, 4, 5, 6, 7, 8, 9, 10],
         pro: None,
+        last: false,
     },
     Model {
         name: "gen4_turbo",
@@ -134,6 +157,7 @@ const MODELS: &[Model] = &[
         image: true,
         durations: &[5, 10],
         pro: None,
+        last: false,
     },
     Model {
         name: "veo3.1",
@@ -141,6 +165,7 @@ const MODELS: &[Model] = &[
         image: true,
         durations: &[4, 6, 8],
         pro: VEO_PRO,
+        last: true,
     },
     Model {
         name: "veo3.1_fast",
@@ -148,6 +173,7 @@ const MODELS: &[Model] = &[
         image: true,
         durations: &[4, 6, 8],
         pro: VEO_PRO,
+        last: true,
     },
     Model {
         name: "veo3",
@@ -155,6 +181,7 @@ const MODELS: &[Model] = &[
         image: true,
         durations: &[8],
         pro: VEO_PRO,
+        last: false,
     },
 ];
 
@@ -234,15 +261,8 @@ impl RunwayBuilder {
             }
         }
         let caps = Capabilities {
-            models: MODELS.iter().map(|m| m.name.to_owned()).collect(),
-            durations: (2..=10).collect(),
-            pro_durations: vec![4, 6, 8],
-            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
-            pro: true,
-            image_input: true,
             cancel: true,
-            max_in_flight: None,
-            requests_per_minute: None,
+            ..Capabilities::of_models(MODELS.iter().map(Model::capabilities))
         };
         Ok(Runway {
             inner: Arc::new(Inner {
@@ -359,7 +379,7 @@ impl VideoProvider for Runway {
     }
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
-        let has_image = req.image.is_some();
+        let has_image = req.first_frame.is_some();
         let name = match req.vendor_model.trim() {
             "" if has_image => self.inner.image_model.as_str(),
             "" => self.inner.text_model.as_str(),
@@ -371,6 +391,7 @@ impl VideoProvider for Runway {
                 known_models()
             )));
         };
+        http::admit(&self.inner.caps, req, name)?;
         if !has_image && !m.text {
             return Err(refused(format!(
                 "runway model {name} needs a reference image (image_to_video only)"
@@ -387,7 +408,7 @@ impl VideoProvider for Runway {
                 m.durations, req.duration_s
             )));
         }
-        let ratio = match (req.is_pro, m.pro, req.orientation) {
+        let ratio = match (req.is_pro, m.pro, req.orientation()) {
             (false, _, Orientation::Horizontal) => "1280:720",
             (false, _, Orientation::Vertical) => "720:1280",
             (true, Some((h, _)), Orientation::Horizontal) => h,
@@ -404,7 +425,7 @@ impl VideoProvider for Runway {
         let mut body = Map::new();
         body.insert("model".into(), name.into());
         body.insert("promptText".into(), req.prompt.clone().into());
-        let endpoint = match &req.image {
+        let endpoint = match &req.first_frame {
             Some(first) => {
                 let first = self.image_uri(first).await?;
                 let image = match http::last_frame(req)? {

@@ -52,17 +52,8 @@
 //! let provider = SoraHkBuilder::from_env().build()?;
 //! println!("balance: {} cents", provider.balance().await?);
 //! let task_id = TaskId::new();
-//! let req = GenerationRequest {
-//!     task_id,
-//!     vendor_model: "sora2".into(),
-//!     prompt: "A lighthouse in a storm, cinematic.".into(),
-//!     duration_s: 10,
-//!     orientation: Orientation::Vertical,
-//!     is_pro: false,
-//!     image: None,
-//!     idempotency_key: format!("{task_id}-1"),
-//!     extra: serde_json::Value::Null,
-//! };
+//! let req = GenerationRequest::new(task_id, "sora2", "A lighthouse in a storm, cinematic.", 10)
+//!     .with_orientation(Orientation::Vertical);
 //! let job = provider.submit(&req).await?; // one paid job
 //! let status = provider.wait_terminal(&job, Duration::from_secs(20)).await?;
 //! let JobState::Succeeded { asset } = status.state else {
@@ -90,7 +81,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
     ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ImageKind, Orientation, ProviderId};
+use cineflow_core::{Durations, Error, ErrorCode, ImageKind, ModelCapabilities, ProviderId};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -187,17 +178,7 @@ impl SoraHkBuilder {
     pub fn build(self) -> Result<SoraHk, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
-        let capabilities = Capabilities {
-            models: MODELS.iter().map(|m| (*m).to_owned()).collect(),
-            durations: NORMAL_DURATIONS.to_vec(),
-            pro_durations: PRO_DURATIONS.to_vec(),
-            orientations: vec![Orientation::Horizontal, Orientation::Vertical],
-            pro: true,
-            image_input: true,
-            cancel: false,
-            max_in_flight: None,
-            requests_per_minute: None,
-        };
+        let capabilities = capabilities();
         Ok(SoraHk {
             api,
             key,
@@ -205,6 +186,24 @@ impl SoraHkBuilder {
             warned: WarnOnce::default(),
         })
     }
+}
+
+/// Per model: `sora2` renders 10 or 15 s (pro: 10, 15 or 25 s), `sora2-pro` is always pro;
+/// both take 16:9 or 9:16 and a first frame (`image_url`), nothing else optional (the
+/// watermark is always removed).
+fn capabilities() -> Capabilities {
+    let model = |id: &str, durations: &[u32]| ModelCapabilities {
+        durations: Durations::set(durations),
+        pro_durations: Durations::set(PRO_DURATIONS),
+        pro: true,
+        aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+        first_frame: true,
+        ..ModelCapabilities::new(id)
+    };
+    Capabilities::of_models([
+        model(MODELS[0], &NORMAL_DURATIONS),
+        model(PRO_MODEL, &PRO_DURATIONS),
+    ])
 }
 
 /// A [`VideoProvider`] for Sora.hk. See the [module docs](self).
@@ -338,7 +337,7 @@ impl SoraHk {
             )));
         }
         if req
-            .image
+            .first_frame
             .as_ref()
             .is_some_and(|i| i.kind() != ImageKind::Url)
         {
@@ -440,10 +439,10 @@ impl SoraHk {
     ) -> Result<Map<String, Value>, ProviderError> {
         let create = wire::Create {
             prompt: &req.prompt,
-            image_url: req.image.as_ref().map(|i| i.as_str()),
+            image_url: req.first_frame.as_ref().map(|i| i.as_str()),
             is_pro,
             duration: req.duration_s,
-            resolution: req.orientation.as_str(),
+            resolution: req.orientation().as_str(),
             remove_watermark: true,
         };
         http::json_body(&create, &req.extra, &RESERVED_FIELDS)
@@ -462,6 +461,7 @@ impl VideoProvider for SoraHk {
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let is_pro = self.validate(req)?;
+        http::admit(&self.capabilities, req, &req.vendor_model)?;
         let body = self.body(req, is_pro)?;
         let call = self
             .api

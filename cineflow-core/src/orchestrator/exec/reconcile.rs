@@ -111,9 +111,17 @@ fn same_request(a: &GenerationRequest, b: &GenerationRequest) -> bool {
     a.vendor_model == b.vendor_model
         && a.prompt == b.prompt
         && a.duration_s == b.duration_s
-        && a.orientation == b.orientation
+        && a.aspect_ratio == b.aspect_ratio
+        && a.resolution == b.resolution
         && a.is_pro == b.is_pro
-        && a.image == b.image
+        && a.first_frame == b.first_frame
+        && a.last_frame == b.last_frame
+        && a.references == b.references
+        && a.generate_audio == b.generate_audio
+        && a.seed == b.seed
+        && a.negative_prompt == b.negative_prompt
+        && a.watermark == b.watermark
+        && a.return_last_frame == b.return_last_frame
 }
 
 /// The request of `task`'s current attempt if it is on record without a job and an outcome.
