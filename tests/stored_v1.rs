@@ -449,7 +449,10 @@ async fn resumes_paying_only_for_the_pending_task(store: Arc<dyn Store>, before:
     assert_eq!(mock.jobs_created(), 6);
     let sent = mock.submitted_requests().pop().unwrap();
     assert_eq!(sent, sent_request(&before[5]));
-    assert_eq!(sent.first_frame.as_ref().map(|i| i.as_str()), Some(KEYFRAME_6));
+    assert_eq!(
+        sent.first_frame.as_ref().map(|i| i.as_str()),
+        Some(KEYFRAME_6)
+    );
     assert!(sent.is_pro);
     assert_eq!(
         (sent.orientation(), sent.duration_s),

@@ -33,6 +33,10 @@ struct BusyVendor {
     lists: bool,
     polls: Mutex<HashMap<String, Vec<Instant>>>,
     sweeps: AtomicU32,
+    /// The `resume` each sweep was given, in order.
+    resumes: Mutex<Vec<Option<String>>>,
+    /// The first sweep stops with a 429 at `page-2`.
+    refuse_first_sweep: bool,
 }
 
 impl BusyVendor {
@@ -48,6 +52,8 @@ impl BusyVendor {
             lists,
             polls: Mutex::new(HashMap::new()),
             sweeps: AtomicU32::new(0),
+            resumes: Mutex::new(Vec::new()),
+            refuse_first_sweep: false,
         })
     }
 
@@ -105,20 +111,50 @@ impl VideoProvider for BusyVendor {
         self.mock.download(job, asset).await
     }
 
-    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+    async fn poll_many(
+        &self,
+        jobs: &[ProviderJob],
+        resume: Option<&str>,
+    ) -> Result<PolledJobs, ProviderError> {
         if !self.lists {
             return Err(
                 ProviderError::new(ErrorCode::Unsupported, "no list endpoint")
                     .with_submit_state(SubmitState::NotSent),
             );
         }
-        self.sweeps.fetch_add(1, Ordering::SeqCst);
+        self.resumes.lock().unwrap().push(resume.map(str::to_owned));
+        if self.sweeps.fetch_add(1, Ordering::SeqCst) == 0 && self.refuse_first_sweep {
+            let busy = ProviderError::new(ErrorCode::RateLimited, "429 on page 2")
+                .with_retry_after(Some(Duration::from_secs(1)))
+                .with_submit_state(SubmitState::NotSent);
+            return Ok(PolledJobs::new(HashMap::new()).stopped(busy, Some("page-2".into())));
+        }
         let mut statuses = HashMap::new();
         for job in jobs {
             statuses.insert(job.vendor_job_id.clone(), self.mock.poll(job).await?);
         }
-        Ok(PolledJobs::new(statuses, None))
+        Ok(PolledJobs::new(statuses))
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_stopped_by_a_refused_page_goes_on_from_that_page_and_then_from_the_top() {
+    let mut vendor = BusyVendor::new(u32::MAX, Duration::from_secs(3600), true);
+    Arc::get_mut(&mut vendor).unwrap().refuse_first_sweep = true;
+    let (r, _) = run(&vendor, config(), 1).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let resumes = vendor.resumes.lock().unwrap().clone();
+    assert!(resumes.len() >= 3, "{resumes:?}");
+    assert_eq!(resumes[0], None, "the first sweep reads from the top");
+    assert_eq!(
+        resumes[1].as_deref(),
+        Some("page-2"),
+        "then goes on where it was stopped"
+    );
+    assert_eq!(
+        resumes[2], None,
+        "a finished sweep starts the next one from the top"
+    );
 }
 
 fn config() -> OrchestratorConfig {

@@ -97,17 +97,22 @@ pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
     /// up to a page of jobs (a **status sweep**). The orchestrator sweeps while tasks wait out a
     /// poll's `Retry-After`, so a job whose own polls are rate-limited is still seen ending.
     ///
-    /// Adapters read pages newest first and stop once every job is found, once a page reaches
-    /// jobs created before the oldest of `jobs`, or after a few pages; jobs not found are
-    /// absent from the answer. Each status found is what [`poll`](Self::poll) would have
-    /// answered (a `Succeeded` carries its downloadable asset). An error on the first page is
-    /// the answer; an error on a later page ends the sweep with what was found
-    /// ([`PolledJobs::stopped_by`]). It only reads.
+    /// Adapters read pages newest first — from the top of the list, or from `resume`, where an
+    /// earlier sweep was stopped ([`PolledJobs::resume`]) — and stop once every job is found,
+    /// once a page reaches jobs created before the oldest of `jobs`, or after a few pages; jobs
+    /// not found are absent from the answer. Each status found is what [`poll`](Self::poll)
+    /// would have answered (a `Succeeded` carries its downloadable asset). An error on the
+    /// first page read is the answer; an error on a later page ends the sweep with what was
+    /// found, the error ([`PolledJobs::stopped_by`]) and where to go on. It only reads.
     ///
     /// The default answers [`ErrorCode::Unsupported`] (the vendor has no list endpoint, or its
     /// entries do not say enough).
-    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
-        let _ = jobs;
+    async fn poll_many(
+        &self,
+        jobs: &[ProviderJob],
+        resume: Option<&str>,
+    ) -> Result<PolledJobs, ProviderError> {
+        let _ = (jobs, resume);
         Err(ProviderError::new(
             ErrorCode::Unsupported,
             format!("provider {} cannot list the states of its jobs", self.id()),
@@ -125,18 +130,28 @@ pub struct PolledJobs {
     /// Why the sweep stopped before reading every page it meant to (a 429 on a later page,
     /// say): its `retry_after` is honoured before the next sweep.
     pub stopped_by: Option<ProviderError>,
+    /// Where the list was left when the sweep was stopped (the adapter's own cursor: a page
+    /// number, an `after` id). Passed back to the next sweep, it goes on from there instead of
+    /// reading from the top again, so a vendor refusing one page in five still has every page
+    /// read.
+    pub resume: Option<String>,
 }
 
 impl PolledJobs {
-    /// A sweep's answer: the statuses found, and the error that ended it early, if any.
-    pub fn new(
-        statuses: std::collections::HashMap<String, JobStatus>,
-        stopped_by: Option<ProviderError>,
-    ) -> Self {
+    /// A finished sweep's answer: the statuses found.
+    pub fn new(statuses: std::collections::HashMap<String, JobStatus>) -> Self {
         Self {
             statuses,
-            stopped_by,
+            stopped_by: None,
+            resume: None,
         }
+    }
+
+    /// The answer of a sweep that `error` stopped where `resume` says it would have gone on.
+    pub fn stopped(mut self, error: ProviderError, resume: Option<String>) -> Self {
+        self.stopped_by = Some(error);
+        self.resume = resume;
+        self
     }
 }
 

@@ -44,7 +44,7 @@ fn sorahk(fake: &FakeVendor) -> SoraHk {
 /// Sweeps `jobs` until every one is terminal (at most 100 sweeps, 50 ms apart).
 async fn sweep_until_ended(p: &dyn VideoProvider, jobs: &[ProviderJob]) -> PolledJobs {
     for _ in 0..100 {
-        let found = p.poll_many(jobs).await.unwrap();
+        let found = p.poll_many(jobs, None).await.unwrap();
         assert!(found.stopped_by.is_none(), "{:?}", found.stopped_by);
         if jobs.iter().all(|j| {
             found
@@ -115,7 +115,7 @@ async fn a_job_the_list_does_not_hold_is_absent_from_the_sweep() {
     let mut job = p.submit(&req).await.unwrap();
     let known = job.clone();
     job.vendor_job_id = "video_never_made".into();
-    let found = p.poll_many(&[known.clone(), job]).await.unwrap();
+    let found = p.poll_many(&[known.clone(), job], None).await.unwrap();
     assert!(found.statuses.contains_key(&known.vendor_job_id));
     assert!(!found.statuses.contains_key("video_never_made"));
 }
@@ -196,7 +196,7 @@ async fn a_sweep_stops_at_the_page_that_reaches_jobs_older_than_every_job_looked
         job(&p, "video_b", NOW - 10),
         job(&p, "video_c", NOW - 20),
     ];
-    let found = p.poll_many(&jobs).await.unwrap();
+    let found = p.poll_many(&jobs, None).await.unwrap();
     assert!(matches!(
         found.statuses["video_a"].state,
         JobState::Succeeded { .. }
@@ -226,11 +226,88 @@ async fn a_429_on_a_later_page_ends_the_sweep_with_what_it_found_and_the_wait_as
         .set_body_json(json!({"error": {"message": "slow down", "type": "rate_limit"}}));
     mount_page(&server, Some("video_a"), busy, 1).await;
     let jobs = [job(&p, "video_a", NOW), job(&p, "video_b", NOW - 5)];
-    let found = p.poll_many(&jobs).await.unwrap();
+    let found = p.poll_many(&jobs, None).await.unwrap();
     assert!(found.statuses.contains_key("video_a"));
     let stop = found.stopped_by.expect("the 429 is reported");
     assert_eq!(stop.code(), ErrorCode::RateLimited);
     assert_eq!(stop.retry_after(), Some(Duration::from_secs(3)));
+    assert_eq!(
+        found.resume.as_deref(),
+        Some("video_a"),
+        "the refused page's cursor"
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_resumed_at_a_cursor_reads_from_there_and_not_from_the_top() {
+    let server = MockServer::start().await;
+    let p = hand_written(&server);
+    mount_page(&server, None, ResponseTemplate::new(500), 0).await;
+    let second = page(vec![listed("video_b", "completed", NOW - 5)], false);
+    mount_page(
+        &server,
+        Some("video_a"),
+        ResponseTemplate::new(200).set_body_json(second),
+        1,
+    )
+    .await;
+    let jobs = [job(&p, "video_b", NOW - 5)];
+    let found = p.poll_many(&jobs, Some("video_a")).await.unwrap();
+    assert!(matches!(
+        found.statuses["video_b"].state,
+        JobState::Succeeded { .. }
+    ));
+    assert!(found.resume.is_none() && found.stopped_by.is_none());
+}
+
+#[tokio::test]
+async fn a_sorahk_sweep_stopped_on_a_page_resumes_at_that_page_number() {
+    let server = MockServer::start().await;
+    let p = SoraHk::builder()
+        .with_api_key(TEST_KEY)
+        .with_base_url(server.uri())
+        .build()
+        .unwrap();
+    let task = |id: &str| {
+        json!({"task_id": id, "status": "processing", "progress": 10,
+               "created_at": "2026-06-01T10:00:00+08:00"})
+    };
+    let first = json!({"code": 200, "message": "ok", "data": {
+        "items": [task("t1")], "total": 3, "page": 1, "page_size": 1}});
+    Mock::given(method("GET"))
+        .and(path("/tasks"))
+        .and(query_param("page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(first))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/tasks"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let at = OffsetDateTime::parse(
+        "2026-06-01T02:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let jobs = ["t1", "t2"].map(|id| ProviderJob {
+        provider: p.id().clone(),
+        vendor_job_id: id.into(),
+        vendor_model: "sora2".into(),
+        base_url: None,
+        submitted_at: at,
+        extra: Value::Null,
+    });
+    let found = p.poll_many(&jobs, None).await.unwrap();
+    assert!(found.statuses.contains_key("t1"));
+    assert_eq!(found.resume.as_deref(), Some("2"));
+    assert_eq!(
+        found.stopped_by.map(|e| e.code()),
+        Some(ErrorCode::RateLimited)
+    );
 }
 
 #[tokio::test]
@@ -239,6 +316,9 @@ async fn a_429_on_the_first_page_is_the_sweeps_answer() {
     let p = hand_written(&server);
     let busy = ResponseTemplate::new(429).insert_header("retry-after", "2");
     mount_page(&server, None, busy, 1).await;
-    let e = p.poll_many(&[job(&p, "video_a", NOW)]).await.unwrap_err();
+    let e = p
+        .poll_many(&[job(&p, "video_a", NOW)], None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::RateLimited);
 }

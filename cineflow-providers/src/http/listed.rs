@@ -161,18 +161,23 @@ impl<'a> Sweep<'a> {
         Ok(!reached_older && self.wants_more())
     }
 
-    /// The sweep's answer after `error` on a page: the error itself when nothing was read yet,
-    /// else what was found, with the error that stopped it.
-    pub(crate) fn stopped(self, error: ProviderError) -> Result<PolledJobs, ProviderError> {
+    /// The sweep's answer after `error` on the page at `cursor` (the adapter's own position
+    /// in the list): the error itself when nothing was read yet, else what was found, with the
+    /// error that stopped it and the cursor to go on from.
+    pub(crate) fn stopped(
+        self,
+        error: ProviderError,
+        cursor: Option<String>,
+    ) -> Result<PolledJobs, ProviderError> {
         if self.pages == 0 {
             return Err(error);
         }
-        Ok(PolledJobs::new(self.found, Some(error)))
+        Ok(PolledJobs::new(self.found).stopped(error, cursor))
     }
 
     /// The sweep's answer: every status found.
     pub(crate) fn finish(self) -> PolledJobs {
-        PolledJobs::new(self.found, None)
+        PolledJobs::new(self.found)
     }
 }
 

@@ -563,15 +563,21 @@ impl VideoProvider for OpenAiCompat {
     }
 
     /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest
-    /// first, each entry read like a poll's answer, until every job is found, a page reaches
-    /// Videos created before the oldest job, or ten pages were read.
-    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+    /// first from the top or from `resume` (an `after` cursor), each entry read like a poll's
+    /// answer, until every job is found, a page reaches Videos created before the oldest job,
+    /// or ten pages were read. A page refused after the first ends the sweep with the `after`
+    /// of that page to resume from.
+    async fn poll_many(
+        &self,
+        jobs: &[ProviderJob],
+        resume: Option<&str>,
+    ) -> Result<PolledJobs, ProviderError> {
         let mut sweep = listed::Sweep::new(jobs);
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = resume.map(str::to_owned);
         while sweep.wants_more() {
             let (answer, page) = match self.list_page(after.as_deref()).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e),
+                Err(e) => return sweep.stopped(e, after),
             };
             let more = sweep.page(&page.videos, |job, raw| {
                 self.status_of(job, raw, &answer, Call::Other)

@@ -566,16 +566,25 @@ impl VideoProvider for SoraHk {
         .with_submit_state(SubmitState::NotSent))
     }
 
-    /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first,
-    /// each entry read like a poll's `data`, until every job is found, a page reaches tasks
-    /// created before the oldest job, the list ends, or ten pages were read.
-    async fn poll_many(&self, jobs: &[ProviderJob]) -> Result<PolledJobs, ProviderError> {
+    /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first
+    /// from page 1 or from `resume` (a page number), each entry read like a poll's `data`,
+    /// until every job is found, a page reaches tasks created before the oldest job, the list
+    /// ends, or ten pages were read. A page refused after the first ends the sweep with that
+    /// page's number to resume from.
+    async fn poll_many(
+        &self,
+        jobs: &[ProviderJob],
+        resume: Option<&str>,
+    ) -> Result<PolledJobs, ProviderError> {
         let mut sweep = listed::Sweep::new(jobs);
-        let mut page = 1;
+        let mut page = resume
+            .and_then(|r| r.parse::<u64>().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(1);
         while sweep.wants_more() {
             let (answer, tasks) = match self.list_page(page).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e),
+                Err(e) => return sweep.stopped(e, Some(page.to_string())),
             };
             let more = sweep.page(&tasks.items, |job, raw| {
                 self.status_of(job, raw, &answer, Call::Other)

@@ -7,7 +7,8 @@
 //! a row and seen four seconds late while it holds a run slot. A sweep asks for many jobs in
 //! one call (a list page), so the jobs waiting on refused polls share one call instead of each
 //! making its own, and a refused sweep delays all of them by one `Retry-After` rather than each
-//! by its own run of bad luck. The sweep honours its own `Retry-After`; the tasks still poll
+//! by its own run of bad luck. A sweep stopped by a refused page goes on from that page next
+//! time rather than from the top. The sweep honours its own `Retry-After`; the tasks still poll
 //! when their own wait is over, and a vendor without a list endpoint is swept never again.
 
 use std::collections::HashMap;
@@ -110,6 +111,8 @@ async fn sweep_loop(
     interval: Duration,
 ) {
     let id = provider.id().clone();
+    // Where the last sweep was stopped, if it was: the next one goes on from there.
+    let mut resume: Option<String> = None;
     loop {
         let jobs: Vec<ProviderJob> = {
             let mut state = lock(&sweeper.state);
@@ -126,7 +129,7 @@ async fn sweep_loop(
         };
         let answer = {
             let _permit = inner.router.gate(&id).await;
-            provider.poll_many(&jobs).await
+            provider.poll_many(&jobs, resume.as_deref()).await
         };
         let wait = match answer {
             Ok(found) => {
@@ -145,6 +148,7 @@ async fn sweep_loop(
                     }
                 }
                 tracing::debug!(provider = %id, jobs = jobs.len(), ended, "status sweep");
+                resume = found.resume;
                 found
                     .stopped_by
                     .and_then(|e| e.retry_after())
@@ -160,6 +164,7 @@ async fn sweep_loop(
                 return;
             }
             Err(e) => {
+                // Nothing was read: the next sweep tries the same page again.
                 tracing::debug!(provider = %id, error = %e, "status sweep failed");
                 e.retry_after().map_or(interval, |d| d.max(interval))
             }
