@@ -29,7 +29,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::Stream;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -46,10 +45,13 @@ use crate::storyboard::Storyboard;
 use crate::task::{Task, TaskStatus, file_stem};
 
 mod config;
+mod driver;
 mod exec;
 mod worker;
 
 pub use config::{LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
+pub use driver::RunHandle;
+use driver::{DriverControl, DriverState, drive, finish_run};
 pub use exec::RunCtx;
 pub use worker::{WorkerHandle, WorkerOptions};
 
@@ -173,21 +175,6 @@ pub(crate) struct Inner {
     reconciling: exec::ReconcileGuard,
     /// Status sweeps of the providers' job lists (see `exec/sweep.rs`).
     sweepers: exec::Sweepers,
-}
-
-#[derive(Clone)]
-struct DriverControl {
-    cancel: CancellationToken,
-    wake: Arc<Notify>,
-    more_work: Arc<AtomicBool>,
-    done: watch::Receiver<DriverState>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum DriverState {
-    Running,
-    Done,
-    Failed(String),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -666,210 +653,6 @@ impl Orchestrator {
             events,
             store: Arc::clone(&self.inner.store),
             follow: self.inner.config.lease.follow_interval,
-        }
-    }
-}
-
-async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverControl) -> Result<()> {
-    let run = inner
-        .update_run_with(run_id, |run| {
-            if run.status == RunStatus::Running {
-                return Ok(false);
-            }
-            run.set_status(RunStatus::Running)?;
-            Ok(true)
-        })
-        .await?;
-    inner.emit(run_id, None, EventKind::RunStarted);
-    let per_run = Arc::new(Semaphore::new(run.spec.concurrency));
-    let parked = Arc::new(exec::Parked::new(Arc::clone(&control.wake)));
-    let ctx = Arc::new(exec::RunCtx::new(&inner, &run).await?);
-    let ttl = inner.config.lease.ttl;
-    let follow = inner.config.lease.follow_interval;
-    let mut set = tokio::task::JoinSet::new();
-    let mut checked = tokio::time::Instant::now();
-    loop {
-        // A run cancelled through another orchestrator sharing the store stops here too.
-        if !control.cancel.is_cancelled() && checked.elapsed() >= follow {
-            checked = tokio::time::Instant::now();
-            if inner.store.get_run(run_id).await?.status == RunStatus::Cancelled {
-                control.cancel.cancel();
-            }
-        }
-        // Claim what this run may still take on: tasks nobody holds a live lease on (pending,
-        // retried, or left behind by a dead owner), oldest (lowest segment) first.
-        // Tasks waiting out a submit's `Retry-After` have lent their slots out: as many more
-        // are claimed to work in them.
-        let free = (run.spec.concurrency + parked.count()).saturating_sub(set.len());
-        if free > 0 {
-            for task in inner
-                .store
-                .claim_tasks(&inner.owner, Some(run_id), free, ttl)
-                .await?
-            {
-                let Some(lease) = task.lease.clone() else {
-                    continue;
-                };
-                let token = control.cancel.child_token();
-                let inner = Arc::clone(&inner);
-                let per_run = Arc::clone(&per_run);
-                let ctx = Arc::clone(&ctx);
-                let parked = Arc::clone(&parked);
-                set.spawn(async move {
-                    let slot = exec::RunSlot::new(per_run, Arc::clone(&inner.global), Some(parked));
-                    // Errors are logged by run_leased; the task's lease lapses and it is
-                    // claimed again from its last persisted step.
-                    let _ = worker::run_leased(&inner, task, lease, ttl, &slot, token, &ctx).await;
-                });
-            }
-        }
-        if set.is_empty() {
-            // Nothing in hand: every task left (if any) is owned by someone else.
-            if inner.store.run_counts(run_id).await?.all_terminal() {
-                // Exit only if nobody asked for more work while we were finishing.
-                let mut drivers = lock(&inner.drivers);
-                if !control.more_work.swap(false, Ordering::SeqCst) {
-                    drivers.remove(&run_id);
-                    break;
-                }
-                continue;
-            }
-        }
-        tokio::select! {
-            Some(joined) = set.join_next() => {
-                if let Err(e) = joined {
-                    tracing::error!(error = %e, "task future panicked or was aborted");
-                }
-            }
-            () = control.wake.notified() => {}
-            // Follow tasks owned elsewhere: they end there, or their leases lapse and are
-            // claimed here.
-            () = tokio::time::sleep(follow) => {}
-        }
-        control.more_work.store(false, Ordering::SeqCst);
-    }
-    finish_run(&inner, run_id, control.cancel.is_cancelled()).await
-}
-
-/// Gives the run its final status once every task is terminal; a run another owner already
-/// finished with the same counts is left as it is.
-async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()> {
-    let counts = inner.store.run_counts(run_id).await?;
-    if !counts.all_terminal() {
-        // Another process (or a retry racing the exit) owns the remaining tasks.
-        return Ok(());
-    }
-    let status = if cancelled {
-        RunStatus::Cancelled
-    } else {
-        counts.final_status()
-    };
-    let run = inner
-        .update_run_with(run_id, |run| {
-            if run.status.is_terminal() && run.counts == counts {
-                return Ok(false);
-            }
-            if run.status != RunStatus::Running {
-                run.set_status(RunStatus::Running)?;
-            }
-            run.set_status(status)?;
-            run.counts = counts;
-            Ok(true)
-        })
-        .await?;
-    inner.emit(
-        run_id,
-        None,
-        EventKind::RunFinished {
-            status: run.status,
-            counts: run.counts,
-        },
-    );
-    Ok(())
-}
-
-/// A started run: wait for it, watch its events, or cancel it.
-pub struct RunHandle {
-    run_id: RunId,
-    cancel: CancellationToken,
-    done: watch::Receiver<DriverState>,
-    events: broadcast::Receiver<Event>,
-    store: Arc<dyn Store>,
-    follow: std::time::Duration,
-}
-
-impl fmt::Debug for RunHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunHandle")
-            .field("run_id", &self.run_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RunHandle {
-    /// The run.
-    pub fn run_id(&self) -> RunId {
-        self.run_id
-    }
-
-    /// Asks every task of the run to stop; tasks become `cancelled`.
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    /// This run's events, from the moment the handle was created (on the first call; later
-    /// calls start from the moment of the call), in order. A subscriber that falls more than the
-    /// configured capacity behind skips the oldest events.
-    pub fn events(&mut self) -> impl Stream<Item = Event> + Send + 'static + use<> {
-        let fresh = self.events.resubscribe();
-        let rx = std::mem::replace(&mut self.events, fresh);
-        let run_id = self.run_id;
-        futures::stream::unfold(rx, move |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.run_id == run_id => return Some((e, rx)),
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "event subscriber lagged");
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-    }
-
-    /// Waits until every task of the run is terminal and the run has its final status, and
-    /// returns the run as stored.
-    ///
-    /// Tasks owned by another process sharing the store (or by a worker) are followed through
-    /// the store ([`LeasePolicy::follow_interval`]): `wait` returns when their owner has
-    /// finished them, or after this orchestrator has taken over and finished the tasks whose
-    /// owner died (their leases lapsed). It never returns `Ok` with a run that is not terminal;
-    /// if the run is driven again meanwhile (a [`retry_task`](Orchestrator::retry_task)), it
-    /// waits for that too.
-    ///
-    /// # Errors
-    /// A store error of this orchestrator's driver (e.g. the database is unreachable).
-    pub async fn wait(mut self) -> Result<Run> {
-        let state = self
-            .done
-            .wait_for(|s| *s != DriverState::Running)
-            .await
-            .map(|s| s.clone())
-            .map_err(|_| Error::Config("the run driver stopped unexpectedly".into()))?;
-        match state {
-            DriverState::Failed(message) => Err(Error::Backend {
-                message,
-                source: None,
-            }),
-            _ => loop {
-                let run = self.store.get_run(self.run_id).await?;
-                if run.status.is_terminal() {
-                    return Ok(run);
-                }
-                tokio::time::sleep(self.follow).await;
-            },
         }
     }
 }
