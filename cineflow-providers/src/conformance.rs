@@ -447,7 +447,10 @@ pub async fn unsupported_fields_are_refused_before_any_call(h: &dyn Harness) {
             }
         }
     }
-    assert!(tried > 0, "the harness's model declares every field supported");
+    assert!(
+        tried > 0,
+        "the harness's model declares every field supported"
+    );
     let calls = server.received_requests().await.unwrap_or_default();
     assert!(calls.is_empty(), "the vendor was called: {calls:?}");
 }

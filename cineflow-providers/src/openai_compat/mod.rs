@@ -348,9 +348,8 @@ impl OpenAiCompat {
             model: &req.vendor_model,
             prompt: &req.prompt,
             seconds: req.duration_s.to_string(),
-            size: request_size(req.aspect_ratio, req.resolution, req.is_pro).map_err(|why| {
-                http::refused(format!("{}: {why}", self.api.id()))
-            })?,
+            size: request_size(req.aspect_ratio, req.resolution, req.is_pro)
+                .map_err(|why| http::refused(format!("{}: {why}", self.api.id())))?,
         };
         http::json_body(&body, &req.extra, &RESERVED_FIELDS)
     }
@@ -748,7 +747,12 @@ mod tests {
         for (ratio, res, pro, field) in [
             (R1x1, None, false, "aspect_ratio 1:1"),
             (R16x9, Some(K4), false, "resolution 4k"),
-            (R16x9, Some(P720), true, "resolution 720p contradicts is_pro"),
+            (
+                R16x9,
+                Some(P720),
+                true,
+                "resolution 720p contradicts is_pro",
+            ),
         ] {
             let why = request_size(ratio, res, pro).unwrap_err();
             assert!(why.contains(field), "{why}");
