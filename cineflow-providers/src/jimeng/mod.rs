@@ -11,9 +11,11 @@
 //!   may be configured (`CINEFLOW_JIMENG_API_KEY=tok1,us-tok2`; region prefixes `us-`, `hk-`,
 //!   `jp-`, `sg-` are part of the token): each submit takes the next one (round-robin).
 //! - The body is `{model, prompt, ratio, resolution, duration, file_paths}`: model
-//!   `jimeng-video-3.5-pro` unless the request names one; ratio `16:9` (horizontal) or `9:16`
-//!   (vertical); resolution `1080p` for pro requests, else `720p`; `file_paths` holds the
-//!   reference image URL (and `extra.last_frame_url`, the last frame). A local or `data:` image
+//!   `jimeng-video-3.5-pro` unless the request names one; `ratio` the request's aspect ratio
+//!   (`1:1`, `4:3`, `3:4`, `16:9`, `9:16` or `21:9`; `adaptive` is refused); `resolution` the
+//!   one it names (`720p` or `1080p`), else `1080p` for pro requests and `720p` otherwise (a pro
+//!   request naming `720p` is refused); `file_paths` holds the first frame's URL, then the last
+//!   frame's (`last_frame`, or the pre-v2 `extra.last_frame_url`). A local or `data:` image
 //!   is uploaded as multipart (`image_file_1`, `image_file_2`) instead.
 //! - Durations are checked per model before sending (the proxy's own rules): `…3.5-pro` 5|10|12,
 //!   `…seedance…` 4–15, `…sora2` 4|8|12, `…veo…` 8, any other model 5|10.
@@ -43,11 +45,13 @@
 //! - `POST https://visual.volcengineapi.com?Action=CVSync2AsyncSubmitTask&Version=2022-08-31`,
 //!   signed with Volcengine's HMAC-SHA256 scheme (region `cn-north-1`, service `cv`).
 //! - The `req_key` follows the request: text only → `jimeng_t2v_v30`, a first frame →
-//!   `jimeng_i2v_first_v30`, first and last frame (`extra.last_frame_url`) →
-//!   `jimeng_i2v_first_tail_v30`; pro requests use the 1080p variants (`jimeng_t2v_v30_1080p`,
-//!   `…_1080`). A request whose `vendor_model` starts with `jimeng_` uses it as the `req_key`
-//!   verbatim (e.g. `jimeng_ti2v_v30_pro`).
-//! - Durations 5 s or 10 s only (`frames` 121 or 241); `aspect_ratio` `16:9` or `9:16`; reference
+//!   `jimeng_i2v_first_v30`, first and last frame (`last_frame`, or the pre-v2
+//!   `extra.last_frame_url`) → `jimeng_i2v_first_tail_v30`; `resolution: 1080p`, or a pro
+//!   request naming none, uses the 1080p variants (`jimeng_t2v_v30_1080p`, `…_1080`). A request
+//!   whose `vendor_model` starts with `jimeng_` uses it as the `req_key` verbatim (e.g.
+//!   `jimeng_ti2v_v30_pro`); naming a resolution that key does not render is refused.
+//! - Durations 5 s or 10 s only (`frames` 121 or 241); `aspect_ratio` `16:9` or `9:16`; `seed`
+//!   the request's (at most 2³¹−1, an *unverified* bound), else `-1` (random); reference
 //!   images as `image_urls` (http URLs) or `binary_data_base64` (local files, `data:` URLs).
 //! - The job keeps its `req_key` in [`ProviderJob::extra`](cineflow_core::ProviderJob::extra); `CVSync2AsyncGetResult` maps
 //!   `in_queue` → queued, `generating` → running, `done` → succeeded (`video_url`, downloaded
@@ -93,7 +97,7 @@ mod wire;
 
 use std::time::Duration;
 
-use cineflow_core::{GenerationRequest, ImageKind, ImageRef, ProviderError};
+use cineflow_core::{GenerationRequest, ImageKind, ImageRef, ProviderError, Resolution};
 
 use crate::http;
 
@@ -134,6 +138,22 @@ pub const OFFICIAL_BASE_URL_ENV: &str = "CINEFLOW_VOLCENGINE_BASE_URL";
 fn frames(req: &GenerationRequest) -> Result<Vec<ImageRef>, ProviderError> {
     let last = http::last_frame(req)?;
     Ok(req.first_frame.iter().cloned().chain(last).collect())
+}
+
+/// Resolutions both backends take: 720p and 1080p (the pro tier).
+const RESOLUTIONS: [Resolution; 2] = [Resolution::P720, Resolution::P1080];
+
+/// The resolution a request asks for: the one it names, else 1080p when pro, else 720p. A pro
+/// request naming 720p contradicts itself and is refused before anything is sent.
+fn resolution(req: &GenerationRequest) -> Result<Resolution, ProviderError> {
+    match (req.resolution, req.is_pro) {
+        (Some(Resolution::P720), true) => Err(http::refused(
+            "resolution 720p contradicts is_pro (the pro tier is 1080p)",
+        )),
+        (Some(r), _) => Ok(r),
+        (None, true) => Ok(Resolution::P1080),
+        (None, false) => Ok(Resolution::P720),
+    }
 }
 
 /// A reference image's kind, with `http:`/`https:` URLs kept as URLs.

@@ -10,7 +10,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     VideoAsset, VideoProvider,
 };
-use cineflow_core::{Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId};
+use cineflow_core::{AspectRatio, Durations, Error, ErrorCode, ModelCapabilities, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -326,11 +326,9 @@ impl JimengProxy {
             ProxyRoutes::Async => rb,
         };
         let images = frames(req)?;
-        let ratio = match req.orientation() {
-            Orientation::Horizontal => "16:9",
-            Orientation::Vertical => "9:16",
-        };
-        let resolution = if req.is_pro { "1080p" } else { "720p" };
+        // Admitted: one of the proxy's ratios, 720p or 1080p.
+        let ratio = req.aspect_ratio.as_str();
+        let resolution = super::resolution(req)?.as_str();
         let mut body = Map::new();
         body.insert("model".into(), model.into());
         body.insert("prompt".into(), req.prompt.clone().into());
@@ -402,14 +400,25 @@ const KNOWN_MODELS: [&str; 11] = [
     "jimeng-video-sora2",
 ];
 
-/// Per model: its durations, 16:9 or 9:16 (`ratio`), the pro tier (1080p), a first and a last
-/// frame (`file_paths`); nothing else optional is sent. Unknown ids get 4–15 s (the union;
-/// `submit` applies the exact rule).
+/// The proxy's `ratio` values (jimeng-api's documented list).
+pub(super) const PROXY_RATIOS: [AspectRatio; 6] = [
+    AspectRatio::R1x1,
+    AspectRatio::R4x3,
+    AspectRatio::R3x4,
+    AspectRatio::R16x9,
+    AspectRatio::R9x16,
+    AspectRatio::R21x9,
+];
+
+/// Per model: its durations, the proxy's six ratios (`ratio`), 720p or 1080p and the pro tier
+/// (1080p) (`resolution`), a first and a last frame (`file_paths`); nothing else optional is
+/// sent. Unknown ids get 4–15 s (the union; `submit` applies the exact rule).
 fn capabilities() -> Capabilities {
     let model = |id: &str, durations: Durations| ModelCapabilities {
         durations,
         pro: true,
-        aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+        aspect_ratios: PROXY_RATIOS.to_vec(),
+        resolutions: super::RESOLUTIONS.to_vec(),
         first_frame: true,
         last_frame: true,
         ..ModelCapabilities::new(id)

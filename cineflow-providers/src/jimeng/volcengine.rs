@@ -10,7 +10,9 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId};
+use cineflow_core::{
+    Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId, Resolution,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -135,12 +137,14 @@ impl JimengOfficialBuilder {
             Some(p) => format!("{}:{p}", base.host_str().unwrap_or_default()),
             None => base.host_str().unwrap_or_default().to_owned(),
         };
-        // Any req_key: 5 or 10 s, 16:9 or 9:16, the 1080p variants for pro, a first and a
-        // last frame; `seed` is always sent as -1 (random), so a request's seed is refused.
+        // Any req_key: 5 or 10 s, 16:9 or 9:16, 720p or the 1080p variants (also for pro), a
+        // first and a last frame (the req_key's mode), a seed (-1, random, when none).
         let caps = Capabilities::of_models([ModelCapabilities {
             durations: Durations::set([5, 10]),
             pro: true,
             aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+            resolutions: super::RESOLUTIONS.to_vec(),
+            seed: true,
             first_frame: true,
             last_frame: true,
             ..ModelCapabilities::new(ModelCapabilities::ANY)
@@ -193,14 +197,18 @@ impl fmt::Debug for JimengOfficial {
     }
 }
 
+/// The largest `seed` sent. *Unverified*: Volcengine documents an integer with -1 for random
+/// but no upper bound; 2³¹−1 is assumed, and a larger seed is refused before sending.
+const MAX_SEED: u64 = i32::MAX as u64;
+
 /// The `req_key` for a request: explicit when `vendor_model` starts with `jimeng_`, else by mode
-/// (text, first frame, first and last frame) and resolution (pro → 1080p).
-pub(super) fn req_key(vendor_model: &str, images: usize, pro: bool) -> String {
+/// (text, first frame, first and last frame) and resolution (`hd`: 1080p).
+pub(super) fn req_key(vendor_model: &str, images: usize, hd: bool) -> String {
     let m = vendor_model.trim();
     if m.starts_with("jimeng_") {
         return m.to_owned();
     }
-    let key = match (images, pro) {
+    let key = match (images, hd) {
         (0, false) => "jimeng_t2v_v30",
         (0, true) => "jimeng_t2v_v30_1080p",
         (1, false) => "jimeng_i2v_first_v30",
@@ -310,11 +318,26 @@ impl VideoProvider for JimengOfficial {
         }
         http::admit(&self.inner.caps, req, &req.vendor_model)?;
         let (image_urls, binary_data_base64) = self.images(req).await?;
+        let hd = super::resolution(req)? == Resolution::P1080;
         let key = req_key(
             &req.vendor_model,
             image_urls.len() + binary_data_base64.len(),
-            req.is_pro,
+            hd,
         );
+        // An explicit req_key carries its own resolution: a request naming another is refused.
+        if req.resolution.is_some() && key.contains("1080") != hd {
+            return Err(refused(format!(
+                "req_key {key} does not render resolution {}",
+                super::resolution(req)?
+            )));
+        }
+        let seed = match req.seed {
+            None => -1,
+            Some(seed) if seed <= MAX_SEED => seed as i64,
+            Some(seed) => {
+                return Err(refused(format!("seed {seed} is above {MAX_SEED}")));
+            }
+        };
         let aspect_ratio = match req.orientation() {
             Orientation::Horizontal => "16:9",
             Orientation::Vertical => "9:16",
@@ -322,7 +345,7 @@ impl VideoProvider for JimengOfficial {
         let wire = VolcSubmit {
             req_key: &key,
             prompt: &req.prompt,
-            seed: -1,
+            seed,
             frames,
             aspect_ratio,
             image_urls,

@@ -199,12 +199,13 @@ impl OpenAiCompatBuilder {
                 (api.base().host_str() == Some("api.openai.com")).then_some(OPENAI_SORA_SUNSET)
             }),
         };
-        // Every model takes the configured durations, 16:9 or 9:16 (`size`), the pro size and
-        // a first frame (`input_reference`); nothing else optional is sent.
+        // Every model takes the configured durations, 16:9 or 9:16 at 720p or 1080p (`size`),
+        // the pro size and a first frame (`input_reference`); nothing else optional is sent.
         let model = |id: &str| ModelCapabilities {
             durations: Durations::set(durations.clone()),
             pro: true,
             aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+            resolutions: super::RESOLUTIONS.to_vec(),
             first_frame: true,
             ..ModelCapabilities::new(id)
         };

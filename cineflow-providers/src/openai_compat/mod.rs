@@ -22,11 +22,20 @@
 //!   `multipart/form-data` with the image as the `input_reference` file part (a local path, a
 //!   `data:` URL, or an http(s) URL fetched without credentials). The image must match `size`
 //!   exactly or the vendor answers 400; it is not resized.
-//! - `size` follows orientation and the pro flag ([`video_size`]): `1280x720` / `720x1280`, and
-//!   for pro `1792x1024` / `1024x1792` (the largest sizes every `sora-2-pro` deployment accepts;
-//!   `1920x1080` is newer and not universal). `req.extra` (a JSON object) is merged into the
-//!   body, so `{"size": "1920x1080"}` overrides the choice; it may not set `model`, `prompt`,
-//!   `seconds` or `input_reference`.
+//! - `size` follows the aspect ratio, the resolution and the pro flag ([`request_size`]):
+//!
+//!   | aspect ratio | resolution `720p` (or none, not pro) | resolution `1080p` (or none, pro) |
+//!   |---|---|---|
+//!   | 16:9 | `1280x720` | `1792x1024` |
+//!   | 9:16 | `720x1280` | `1024x1792` |
+//!
+//!   `1792x1024` / `1024x1792` are the largest sizes every `sora-2-pro` deployment accepts
+//!   (`1920x1080` is newer and not universal); a model without them (`sora-2`) answers 400,
+//!   which creates nothing. Other aspect ratios and resolutions map to no documented size and
+//!   are declared unsupported, so they are refused before anything is sent, as is a pro
+//!   request that names `720p` (the pro size is 1080p-class). `req.extra` (a JSON object) is
+//!   merged into the body, so `{"size": "1920x1080"}` overrides the choice; it may not set
+//!   `model`, `prompt`, `seconds` or `input_reference`.
 //! - `GET {base}/videos/{id}` to poll; the vendor's `openai-poll-after-ms` header becomes
 //!   [`JobStatus::poll_after`]. Ids are opaque (AIHubMix: base64 JSON plus `channel2679`) and
 //!   always path-encoded.
@@ -105,7 +114,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
     ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Durations, ErrorCode, Orientation, ProviderId};
+use cineflow_core::{AspectRatio, Durations, ErrorCode, Orientation, ProviderId, Resolution};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value};
@@ -162,6 +171,37 @@ pub const fn video_size(orientation: Orientation, is_pro: bool) -> &'static str 
         (Orientation::Horizontal, true) => "1792x1024",
         (Orientation::Vertical, true) => "1024x1792",
     }
+}
+
+/// Resolutions a request may name: `720p` (`1280x720` / `720x1280`) and `1080p` (the pro sizes
+/// `1792x1024` / `1024x1792`).
+pub const RESOLUTIONS: [Resolution; 2] = [Resolution::P720, Resolution::P1080];
+
+/// The `size` sent for a request's aspect ratio, resolution and pro flag, or why none fits.
+///
+/// 16:9 and 9:16 only; `720p` gives `1280x720` / `720x1280`, `1080p` the pro sizes
+/// ([`video_size`] with `is_pro`); without a resolution the pro flag decides. A pro request
+/// naming `720p` contradicts itself and is refused rather than quietly downgraded.
+pub fn request_size(
+    aspect_ratio: AspectRatio,
+    resolution: Option<Resolution>,
+    is_pro: bool,
+) -> Result<&'static str, String> {
+    let orientation = match aspect_ratio {
+        AspectRatio::R16x9 => Orientation::Horizontal,
+        AspectRatio::R9x16 => Orientation::Vertical,
+        other => return Err(format!("aspect_ratio {other} has no size (16:9 or 9:16)")),
+    };
+    let hd = match resolution {
+        None => is_pro,
+        Some(Resolution::P720) if is_pro => {
+            return Err("resolution 720p contradicts is_pro (the pro size is 1080p)".into());
+        }
+        Some(Resolution::P720) => false,
+        Some(Resolution::P1080) => true,
+        Some(other) => return Err(format!("resolution {other} has no size (720p or 1080p)")),
+    };
+    Ok(video_size(orientation, hd))
 }
 
 /// A [`VideoProvider`] speaking the OpenAI Videos protocol. See the [module docs](self).
@@ -301,13 +341,15 @@ impl OpenAiCompat {
         http::admit(&self.capabilities, req, model)
     }
 
-    /// The request fields: `model`, `prompt`, `seconds` (a string), `size`, then `extra`.
+    /// The request fields: `model`, `prompt`, `seconds` (a string), `size` ([`request_size`]),
+    /// then `extra`.
     fn fields(&self, req: &GenerationRequest) -> Result<Map<String, Value>, ProviderError> {
         let body = wire::CreateVideo {
             model: &req.vendor_model,
             prompt: &req.prompt,
             seconds: req.duration_s.to_string(),
-            size: video_size(req.orientation(), req.is_pro),
+            size: request_size(req.aspect_ratio, req.resolution, req.is_pro)
+                .map_err(|why| http::refused(format!("{}: {why}", self.api.id())))?,
         };
         http::json_body(&body, &req.extra, &RESERVED_FIELDS)
     }
@@ -690,5 +732,30 @@ mod tests {
         assert_eq!(video_size(Orientation::Vertical, false), "720x1280");
         assert_eq!(video_size(Orientation::Horizontal, true), "1792x1024");
         assert_eq!(video_size(Orientation::Vertical, true), "1024x1792");
+    }
+
+    #[test]
+    fn sizes_follow_aspect_ratio_and_resolution_and_refuse_what_has_no_size() {
+        use AspectRatio::{R1x1, R9x16, R16x9};
+        use Resolution::{K4, P720, P1080};
+        assert_eq!(request_size(R16x9, Some(P720), false), Ok("1280x720"));
+        assert_eq!(request_size(R9x16, Some(P720), false), Ok("720x1280"));
+        assert_eq!(request_size(R16x9, Some(P1080), false), Ok("1792x1024"));
+        assert_eq!(request_size(R9x16, Some(P1080), true), Ok("1024x1792"));
+        assert_eq!(request_size(R9x16, None, true), Ok("1024x1792"));
+        assert_eq!(request_size(R16x9, None, false), Ok("1280x720"));
+        for (ratio, res, pro, field) in [
+            (R1x1, None, false, "aspect_ratio 1:1"),
+            (R16x9, Some(K4), false, "resolution 4k"),
+            (
+                R16x9,
+                Some(P720),
+                true,
+                "resolution 720p contradicts is_pro",
+            ),
+        ] {
+            let why = request_size(ratio, res, pro).unwrap_err();
+            assert!(why.contains(field), "{why}");
+        }
     }
 }

@@ -15,21 +15,24 @@
 //!   [`with_default_text_model`](RunwayBuilder::with_default_text_model)). Known models, checked
 //!   before anything is sent:
 //!
-//!   | model | text | image | last frame | durations (s) | ratio (horizontal / vertical) | pro ratio |
-//!   |---|---|---|---|---|---|---|
-//!   | `gen4.5` | yes | yes | no | 2–10 | `1280:720` / `720:1280` | — |
-//!   | `gen4_turbo` | no | yes | no | 5, 10 | `1280:720` / `720:1280` | — |
-//!   | `veo3.1`, `veo3.1_fast` | yes | yes | yes | 4, 6, 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
-//!   | `veo3` | yes | yes | no | 8 | `1280:720` / `720:1280` | `1920:1080` / `1080:1920` |
+//!   | model | text | image | last frame | durations (s) | aspect ratios → `ratio` (720p) | 1080p / pro | `seed` | `audio`, `negativePrompt` |
+//!   |---|---|---|---|---|---|---|---|---|
+//!   | `gen4.5` | yes | yes | no | 2–10 | image: 16:9 `1280:720`, 9:16 `720:1280`, 4:3 `1104:832`, 3:4 `832:1104`, 1:1 `960:960`, 21:9 `1584:672`; text: 16:9, 9:16 | — | yes | no |
+//!   | `gen4_turbo` | no | yes | no | 5, 10 | as `gen4.5` image | — | yes | no |
+//!   | `veo3.1`, `veo3.1_fast` | yes | yes | yes | 4, 6, 8 | 16:9 `1280:720`, 9:16 `720:1280` | `1920:1080` / `1080:1920` | no | both |
+//!   | `veo3` | yes | yes | no | 8 | 16:9 `1280:720`, 9:16 `720:1280` | `1920:1080` / `1080:1920` | no | `negativePrompt` |
 //!
-//!   Prompts are at most 1,000 UTF-16 units ([`MAX_PROMPT_UTF16`]). Per-model
+//!   (Per-model parameter types of Runway's Python SDK, 2026-07-27.) Prompts are at most 1,000
+//!   UTF-16 units ([`MAX_PROMPT_UTF16`]); seeds at most [`MAX_SEED`]. Per-model
 //!   [capabilities](VideoProvider::capabilities) say the same, and a request field a model
-//!   cannot honour (a last frame on `gen4_turbo`, a seed, a 21:9 ratio…) is refused before
-//!   anything is sent.
+//!   cannot honour (a last frame on `gen4_turbo`, a seed on a Veo model, a 4:3 text request…)
+//!   is refused before anything is sent.
 //!
-//!   A pro request on a model without a 1080p ratio is refused rather than silently downgraded.
-//!   Other fields of [`GenerationRequest::extra`] (e.g. `seed`, `contentModeration`) are added to
-//!   the body without overriding the fields above.
+//!   `resolution: 1080p`, or a pro request naming no resolution, takes the 1080p ratio; a model
+//!   without one refuses it rather than silently downgrading, and a pro request naming `720p`
+//!   is refused as contradictory. `seed` → `seed`, `generate_audio` → `audio`,
+//!   `negative_prompt` → `negativePrompt`. Other fields of [`GenerationRequest::extra`] (e.g.
+//!   `contentModeration`) are added to the body without overriding the fields above.
 //! - `GET /v1/tasks/{id}`: `PENDING`/`THROTTLED` → queued, `RUNNING` → running (progress 0–1 →
 //!   percent), `SUCCEEDED` → succeeded with `output[0]`, `FAILED` → failed (by `failureCode`, see
 //!   the table in the `error` module docs), `CANCELLED` → cancelled; anything else → running.
@@ -52,7 +55,7 @@
 //! let task_id = TaskId::new();
 //! let req = GenerationRequest::new(task_id, "gen4_turbo", "The camera slowly pushes in on the lighthouse.", 5)
 //!     .with_first_frame(ImageRef::new("https://example.com/lighthouse.jpg")?)
-//!     .with_extra(serde_json::json!({ "seed": 42 }));
+//!     .with_seed(42);
 //! let job = runway.submit(&req).await?;
 //! let status = runway.wait_terminal(&job, Duration::from_secs(5)).await?;
 //! if let JobState::Succeeded { asset } = status.state {
@@ -76,7 +79,7 @@ use cineflow_core::provider::{
     VideoAsset, VideoProvider,
 };
 use cineflow_core::{
-    Durations, Error, ImageKind, ImageRef, ModelCapabilities, Orientation, ProviderId,
+    AspectRatio, Durations, Error, ImageKind, ImageRef, ModelCapabilities, ProviderId, Resolution,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -108,39 +111,137 @@ pub const BASE_URL_ENV: &str = "CINEFLOW_RUNWAY_BASE_URL";
 /// How long output URLs are assumed valid (Runway says 24–48 h).
 const OUTPUT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// What a model accepts.
+/// What a model accepts (the per-model parameter types of Runway's SDK, 2026-07-27).
 struct Model {
     name: &'static str,
     text: bool,
     image: bool,
     durations: &'static [u32],
-    /// 1080p ratios (horizontal, vertical), for pro requests.
-    pro: Option<(&'static str, &'static str)>,
+    /// 720p-class `ratio` per aspect ratio, for image requests.
+    ratios: &'static [(AspectRatio, &'static str)],
+    /// 720p-class `ratio` per aspect ratio, for text requests (a subset of `ratios`).
+    text_ratios: &'static [(AspectRatio, &'static str)],
+    /// 1080p ratios (horizontal, vertical): `resolution: 1080p` and pro requests.
+    hd: Option<(&'static str, &'static str)>,
     /// Whether `promptImage` may carry a `last` position (first-and-last-frame interpolation).
     last: bool,
+    /// Whether the body takes `seed`.
+    seed: bool,
+    /// Whether the body takes `audio` (generate an audio track or not).
+    audio: bool,
+    /// Whether the body takes `negativePrompt`.
+    negative_prompt: bool,
 }
 
 impl Model {
-    /// What the adapter sends for this model: its durations, 16:9 or 9:16, pro where a 1080p
-    /// ratio exists, a first frame, a last frame where the model interpolates, prompts of at
-    /// most [`MAX_PROMPT_UTF16`] UTF-16 units; nothing else optional.
+    /// What the adapter sends for this model: its durations, the aspect ratios it has a `ratio`
+    /// for, 720p (and 1080p and pro where a 1080p ratio exists), a first frame, a last frame
+    /// where the model interpolates, `seed`, `audio` and `negativePrompt` where the model takes
+    /// them, prompts of at most [`MAX_PROMPT_UTF16`] UTF-16 units; nothing else optional.
     fn capabilities(&self) -> ModelCapabilities {
+        let mut resolutions = vec![Resolution::P720];
+        resolutions.extend(self.hd.map(|_| Resolution::P1080));
         ModelCapabilities {
             durations: Durations::set(self.durations),
-            pro: self.pro.is_some(),
-            aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
+            pro: self.hd.is_some(),
+            aspect_ratios: self.ratios.iter().map(|(a, _)| *a).collect(),
+            resolutions,
             first_frame: self.image,
             last_frame: self.last,
+            seed: self.seed,
+            audio: self.audio,
+            negative_prompt: self.negative_prompt,
             max_prompt_utf16: Some(MAX_PROMPT_UTF16),
             ..ModelCapabilities::new(self.name)
         }
+    }
+
+    /// The `ratio` for a request: 1080p when it names `1080p` or is pro without naming a
+    /// resolution, else the 720p-class ratio of its aspect ratio (text requests have fewer).
+    fn ratio(&self, req: &GenerationRequest, image: bool) -> Result<&'static str, ProviderError> {
+        let name = self.name;
+        let hd = match (req.resolution, req.is_pro) {
+            (None, pro) => pro,
+            (Some(Resolution::P720), true) => {
+                return Err(refused(format!(
+                    "runway model {name}: resolution 720p contradicts is_pro (the pro ratio is 1080p)"
+                )));
+            }
+            (Some(r), _) => r == Resolution::P1080,
+        };
+        if hd {
+            let Some((h, v)) = self.hd else {
+                return Err(refused(format!(
+                    "runway model {name} has no pro (1080p) tier; use a veo model"
+                )));
+            };
+            return match req.aspect_ratio {
+                AspectRatio::R16x9 => Ok(h),
+                AspectRatio::R9x16 => Ok(v),
+                other => Err(refused(format!(
+                    "runway model {name}: aspect_ratio {other} has no 1080p ratio (16:9 or 9:16)"
+                ))),
+            };
+        }
+        let table = if image { self.ratios } else { self.text_ratios };
+        table
+            .iter()
+            .find(|(a, _)| *a == req.aspect_ratio)
+            .map(|(_, r)| *r)
+            .ok_or_else(|| {
+                let mode = if image { "image" } else { "text" };
+                let known: Vec<&str> = table.iter().map(|(a, _)| a.as_str()).collect();
+                refused(format!(
+                    "runway model {name}: aspect_ratio {} is not served for {mode} requests \
+                     (takes {})",
+                    req.aspect_ratio,
+                    known.join(", ")
+                ))
+            })
     }
 }
 
 /// Runway's limit on `promptText`, in UTF-16 code units.
 pub const MAX_PROMPT_UTF16: u32 = 1000;
 
-const VEO_PRO: Option<(&str, &str)> = Some(("1920:1080", "1080:1920"));
+/// The largest `seed` sent (Runway's API reference: an integer from 0 to 4294967295; a larger
+/// one is refused before sending rather than wrapped).
+pub const MAX_SEED: u64 = u32::MAX as u64;
+
+/// Gen-4 image-to-video ratios (`gen4.5`, `gen4_turbo`).
+const GEN4_RATIOS: &[(AspectRatio, &str)] = &[
+    (AspectRatio::R16x9, "1280:720"),
+    (AspectRatio::R9x16, "720:1280"),
+    (AspectRatio::R4x3, "1104:832"),
+    (AspectRatio::R3x4, "832:1104"),
+    (AspectRatio::R1x1, "960:960"),
+    (AspectRatio::R21x9, "1584:672"),
+];
+
+/// 720p landscape and portrait: `gen4.5` text requests and every Veo model.
+const LANDSCAPE_PORTRAIT: &[(AspectRatio, &str)] = &[
+    (AspectRatio::R16x9, "1280:720"),
+    (AspectRatio::R9x16, "720:1280"),
+];
+
+const VEO_HD: Option<(&str, &str)> = Some(("1920:1080", "1080:1920"));
+
+const fn veo(name: &'static str, durations: &'static [u32], last: bool) -> Model {
+    Model {
+        name,
+        text: true,
+        image: true,
+        durations,
+        ratios: LANDSCAPE_PORTRAIT,
+        text_ratios: LANDSCAPE_PORTRAIT,
+        hd: VEO_HD,
+        last,
+        seed: false,
+        // veo3 takes no `audio`; the 3.1 models do.
+        audio: last,
+        negative_prompt: true,
+    }
+}
 
 const MODELS: &[Model] = &[
     Model {
@@ -148,41 +249,30 @@ const MODELS: &[Model] = &[
         text: true,
         image: true,
         durations: &[2, 3, 4, 5, 6, 7, 8, 9, 10],
-        pro: None,
+        ratios: GEN4_RATIOS,
+        text_ratios: LANDSCAPE_PORTRAIT,
+        hd: None,
         last: false,
+        seed: true,
+        audio: false,
+        negative_prompt: false,
     },
     Model {
         name: "gen4_turbo",
         text: false,
         image: true,
         durations: &[5, 10],
-        pro: None,
+        ratios: GEN4_RATIOS,
+        text_ratios: &[],
+        hd: None,
         last: false,
+        seed: true,
+        audio: false,
+        negative_prompt: false,
     },
-    Model {
-        name: "veo3.1",
-        text: true,
-        image: true,
-        durations: &[4, 6, 8],
-        pro: VEO_PRO,
-        last: true,
-    },
-    Model {
-        name: "veo3.1_fast",
-        text: true,
-        image: true,
-        durations: &[4, 6, 8],
-        pro: VEO_PRO,
-        last: true,
-    },
-    Model {
-        name: "veo3",
-        text: true,
-        image: true,
-        durations: &[8],
-        pro: VEO_PRO,
-        last: false,
-    },
+    veo("veo3.1", &[4, 6, 8], true),
+    veo("veo3.1_fast", &[4, 6, 8], true),
+    veo("veo3", &[8], false),
 ];
 
 /// Configures a [`Runway`] provider. Start with [`Runway::builder`] or [`RunwayBuilder::from_env`].
@@ -408,17 +498,7 @@ impl VideoProvider for Runway {
                 m.durations, req.duration_s
             )));
         }
-        let ratio = match (req.is_pro, m.pro, req.orientation()) {
-            (false, _, Orientation::Horizontal) => "1280:720",
-            (false, _, Orientation::Vertical) => "720:1280",
-            (true, Some((h, _)), Orientation::Horizontal) => h,
-            (true, Some((_, v)), Orientation::Vertical) => v,
-            (true, None, _) => {
-                return Err(refused(format!(
-                    "runway model {name} has no pro (1080p) tier; use a veo model"
-                )));
-            }
-        };
+        let ratio = m.ratio(req, has_image)?;
         if req.prompt.trim().is_empty() {
             return Err(refused("the prompt is empty"));
         }
@@ -445,6 +525,21 @@ impl VideoProvider for Runway {
         };
         body.insert("ratio".into(), ratio.into());
         body.insert("duration".into(), req.duration_s.into());
+        // Admitted above: present only where the model takes them.
+        if let Some(seed) = req.seed {
+            if seed > MAX_SEED {
+                return Err(refused(format!(
+                    "runway model {name}: seed {seed} is above {MAX_SEED}"
+                )));
+            }
+            body.insert("seed".into(), seed.into());
+        }
+        if let Some(audio) = req.generate_audio {
+            body.insert("audio".into(), audio.into());
+        }
+        if let Some(negative) = &req.negative_prompt {
+            body.insert("negativePrompt".into(), negative.clone().into());
+        }
         http::merge_extra(&mut body, &req.extra);
         let rb = self
             .api(Method::POST, &["v1", endpoint])?
