@@ -1,0 +1,391 @@
+//! Load harness: N tasks at concurrency C through the real adapters and the real orchestrator,
+//! against the fake vendor of `cineflow-testkit`, with the vendor's ledger as the judge.
+//!
+//! ```text
+//! cargo run --release --example loadtest -- --tasks 2000 --concurrency 500 --job-secs 5 --protocol sorahk --json
+//! ```
+//!
+//! It prints one JSON object (`--json`) or a readable summary: `tasks`, `completed`,
+//! `wall_secs`, `ideal_wall_secs` (⌈N/C⌉·S), `submits_per_task`, `polls_per_task`,
+//! `downloads_per_task` and `mean_detect_lag_secs` (job finished at the vendor → a status poll
+//! reported it; from the ledger), `peak_rss_mb` and `cpu_secs` of this process, and more.
+//!
+//! What is measured:
+//! - **Vendor** (`--vendor`): by default the fake vendor runs in a **separate OS process** (this
+//!   executable re-started in vendor mode, which runs `cineflow_testkit::cli`, the `fake-vendor`
+//!   binary's own command line), so `peak_rss_mb` (`VmHWM`) and `cpu_secs` (`utime + stime`
+//!   from `/proc/self/stat`) are the orchestrator's alone; the vendor's own are reported as
+//!   `vendor_peak_rss_mb` and `vendor_cpu_secs`. `--vendor in-process` runs it on its own
+//!   runtime in this process instead (its memory and CPU are then included);
+//!   `--vendor-bin PATH` runs the testkit's `fake-vendor` binary
+//!   (`cargo build --release -p cineflow-testkit --bin fake-vendor`, then
+//!   `--vendor-bin target/release/fake-vendor`). Both processes share the machine's cores.
+//! - **Store** (`--store`): `memory` (default) or any `cineflow_store::connect` URL
+//!   (`sqlite:///tmp/load.db`, `postgres://…`; `file:///tmp/load` with `--features file`).
+//! - **Sink** (`--sink`): `hash` (default) streams each video through sha256 and drops it (what
+//!   is measured is the orchestrator, not the disk); `dir` writes videos and sidecars into a
+//!   temporary directory with `LocalDirSink` (fsync and rename included), removed at the end.
+//! - **RSS**: `baseline_rss_mb` is `VmRSS` just before the run starts, `peak_rss_mb` the
+//!   process's `VmHWM` when it ends, `rss_growth_mb` their difference (e.g. one task with
+//!   `--video-mb 200` shows what a 200 MB download costs in memory). The ledger is fetched
+//!   after these are read.
+//! - **Polling**: the orchestrator's default [`PollPolicy`](cineflow::core::PollPolicy); only
+//!   `max_concurrency` is raised to C.
+//!
+//! Flags: `--tasks N` (100), `--concurrency C` (N, at most 10,000), `--job-secs S` (5),
+//! `--protocol sorahk|openai|mock` (sorahk), `--json`, `--video-mb M` (0.0625 = 64 KiB),
+//! `--job-jitter F` (0: every job takes exactly S), `--poll-after-ms N|off` (the fake's
+//! OpenAI `openai-poll-after-ms` hint, 1000), `--store URL` (memory), `--sink hash|dir`
+//! (hash), `--vendor process|in-process` (process), `--vendor-bin PATH`, `--timeout-secs T`
+//! (4 × ideal + 120). The process exits 1 when not every task completed, 2 on bad flags.
+//!
+//! Faults: `--rate-limit-rate F` (0) makes the fake vendor answer that share of submits,
+//! polls and list reads (the status sweeps) with 429 and `Retry-After` (no job is created by a refused submit);
+//! `--retry-after-ms N` (1000) is the wait it asks for (`Retry-After` in whole seconds,
+//! rounded up, and `retry-after-ms`). The report then counts `rate_limited` (429s answered),
+//! `submit_attempts_per_task` (submits sent, refused ones included) next to
+//! `submits_per_task` (submits accepted: vendor jobs, so what was paid) and
+//! `final_submit_limit` (the provider's adaptive cap on submits in progress at the end).
+//! Where the time went, in seconds after the run started (from the ledger):
+//! `first_wave_submitted_secs` (the C-th job made), `last_submitted_secs` (the last job made)
+//! and `last_detected_secs` (the last job's end reported by a poll); `wall_secs` minus the
+//! last is the last download. `--ledger-out PATH` writes the vendor's ledger (every job's
+//! times) there, with the run's start (`started_unix_nanos`).
+//!
+//! Diagnostics: `--protocol mock` replaces the fake vendor and the adapters with
+//! `MockProvider` in process (each call takes S/3; no HTTP, no ledger), which isolates what
+//! the orchestrator and the store cost; `--max-calls N` sets the provider's
+//! [`max_concurrent_calls`](cineflow::core::ProviderSettings::max_concurrent_calls) (default
+//! the library's, 256: at most that many vendor calls, so HTTP/1.1 connections, at once; with
+//! `--protocol mock`, whose every call sleeps S/3, no cap unless given);
+//! `--rss-timeline` prints `VmRSS` every 250 ms on stderr.
+//!
+//! No environment variables are read.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cineflow::core::mock::{MockProvider, Step};
+use cineflow::core::router::RouterConfig;
+use cineflow::core::sink::ArtifactSink;
+use cineflow::core::{
+    DEFAULT_MAX_CONCURRENT_CALLS, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    OrchestratorConfig, ProviderSettings, Router, RunSpec, Store, VideoProvider,
+};
+use cineflow_testkit::Protocol;
+use serde_json::{Value, json};
+
+mod measure;
+mod opts;
+mod vendor;
+
+use measure::*;
+use opts::*;
+use vendor::*;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The hidden first argument that turns this executable into the fake vendor.
+const VENDOR_MODE: &str = "--as-fake-vendor";
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some(VENDOR_MODE) {
+        args.next();
+        return cineflow_testkit::cli::run(args);
+    }
+    let opts = match Opts::parse(args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            print_help();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("loadtest: {e}\n(run with --help for the flags)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(report) => {
+            if opts.json {
+                println!("{report}");
+            } else {
+                print!("{}", summary(&report));
+            }
+            let all = report["completed"] == report["tasks"];
+            if all {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("loadtest: not every task completed");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    const SRC: &str = include_str!("main.rs");
+    for line in SRC.lines().take_while(|l| l.starts_with("//!")) {
+        let line = line.trim_start_matches("//!");
+        println!("{}", line.strip_prefix(' ').unwrap_or(line));
+    }
+}
+
+fn run(o: &Opts) -> Result<Value, BoxError> {
+    let vendor = match o.protocol {
+        Some(_) => Some(Vendor::start(o)?),
+        None => None,
+    };
+    let result = run_with(o, vendor.as_ref());
+    if let Some(v) = vendor {
+        v.stop();
+    }
+    result
+}
+
+fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        // With the mock, each call (submit, poll, download) takes a third of the job.
+        let mock = match vendor {
+            None => Some(Arc::new(
+                MockProvider::new("mock")?
+                    .with_latency(Duration::from_secs_f64(o.job_secs / 3.0))
+                    .with_timeline(vec![Step::Succeeded]),
+            )),
+            Some(_) => None,
+        };
+        let (provider, vendor_model): (Arc<dyn VideoProvider>, &str) =
+            match (vendor, o.protocol, &mock) {
+                (Some(v), Some(p), _) => provider(v, p)?,
+                (_, _, Some(m)) => (Arc::clone(m) as Arc<dyn VideoProvider>, "mock"),
+                _ => return Err("no vendor for this protocol".into()),
+            };
+        let mut catalog = RouterConfig::default();
+        catalog.providers.insert(
+            provider.id().clone(),
+            ProviderSettings {
+                max_concurrent_calls: o.calls_cap(),
+                ..ProviderSettings::default()
+            },
+        );
+        let store: Arc<dyn Store> = if o.store == "memory" || o.store == "memory://" {
+            Arc::new(MemoryStore::new())
+        } else {
+            cineflow::store::connect(&o.store)
+                .await
+                .map_err(|e| format!("--store {}: {e}", o.store))?
+        };
+        let out_dir = match o.sink {
+            SinkMode::Dir => Some(tempfile::tempdir()?),
+            SinkMode::Hash => None,
+        };
+        let sink: Arc<dyn ArtifactSink> = match &out_dir {
+            Some(d) => Arc::new(LocalDirSink::new(d.path())),
+            None => Arc::new(HashingSink),
+        };
+        let config = OrchestratorConfig {
+            max_concurrency: o.concurrency,
+            ..OrchestratorConfig::default()
+        };
+        let model = ModelId::new("sora2")?;
+        let provider_id = provider.id().clone();
+        let orch = Orchestrator::builder()
+            .store(store)
+            .sink(sink)
+            .router(Router::from_config(catalog).route(model.clone(), provider, vendor_model))
+            .config(config)
+            .build()?;
+        let sb = storyboard(o.tasks, o.protocol)?;
+        orch.add_storyboard(&sb).await?;
+        let run = orch
+            .create_run(RunSpec::new(sb.id, model).concurrency(o.concurrency))
+            .await?;
+        drop(sb);
+
+        let me = "self";
+        let baseline_rss = rss_mb(me)?;
+        let cpu_before = cpu_secs(me)?;
+        let started = Instant::now();
+        let started_utc = time::OffsetDateTime::now_utc();
+        let sampler = o.rss_timeline.then(|| RssSampler::start(started));
+        let handle = orch.start(run.id).await?;
+        let finished = tokio::time::timeout(o.timeout, handle.wait()).await;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_secs(me)? - cpu_before;
+        let peak_rss = peak_rss_mb(me)?;
+        let vendor_usage = vendor.and_then(Vendor::child_usage);
+        if let Some(sampler) = sampler {
+            eprint!("{}", sampler.stop());
+        }
+        let run = match finished {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(format!(
+                    "the run did not finish within --timeout-secs {:.0}",
+                    o.timeout.as_secs_f64()
+                )
+                .into());
+            }
+        };
+
+        // Read after the measurements: a ledger of 10,000 jobs is several MB of JSON.
+        let counted = match (vendor, &mock) {
+            (Some(v), _) => {
+                let ledger = v.ledger(&reqwest::Client::new()).await?;
+                if let Some(path) = &o.ledger_out {
+                    let out = json!({
+                        "started_unix_nanos": started_utc.unix_timestamp_nanos().to_string(),
+                        "ledger": ledger,
+                    });
+                    std::fs::write(path, serde_json::to_vec(&out)?)?;
+                }
+                Counted::from_ledger(&ledger, started_utc, o.concurrency)
+            }
+            (None, Some(m)) => Counted {
+                submits: m.submits(),
+                polls: m.polls(),
+                downloads: m.downloads(),
+                ..Counted::default()
+            },
+            (None, None) => Counted::default(),
+        };
+        let n = o.tasks as f64;
+        let ideal = ideal_wall_secs(o.tasks, o.concurrency, o.job_secs);
+        let opt = |x: Option<f64>| x.map_or(Value::Null, |v| json!(round(v, 3)));
+        Ok(json!({
+            "protocol": o.protocol.map_or("mock", Protocol::as_str),
+            "vendor": vendor.map_or("none: MockProvider in process, no HTTP", Vendor::kind),
+            "store": if o.store.starts_with("memory") { "memory" } else { o.store.split("://").next().unwrap_or("?") },
+            "sink": match o.sink { SinkMode::Hash => "hash", SinkMode::Dir => "dir" },
+            "tasks": o.tasks,
+            "concurrency": o.concurrency,
+            "job_secs": o.job_secs,
+            "job_jitter": o.job_jitter,
+            "video_bytes": o.video_bytes,
+            "completed": run.counts.completed,
+            "failed": run.counts.total - run.counts.completed,
+            "run_status": run.status.to_string(),
+            "wall_secs": round(wall, 3),
+            "ideal_wall_secs": round(ideal, 3),
+            "wall_ratio": round(wall / ideal, 4),
+            "submits_per_task": round(counted.submits as f64 / n, 4),
+            "submit_attempts_per_task": round(counted.submit_attempts as f64 / n, 4),
+            "polls_per_task": round(counted.polls as f64 / n, 3),
+            "downloads_per_task": round(counted.downloads as f64 / n, 4),
+            "mean_detect_lag_secs": opt(counted.mean_lag),
+            "p95_detect_lag_secs": opt(percentile(&counted.lags, 0.95)),
+            "max_detect_lag_secs": opt(counted.lags.last().copied()),
+            "first_wave_submitted_secs": opt(counted.first_wave_created),
+            "last_submitted_secs": opt(counted.last_created),
+            "last_detected_secs": opt(counted.last_detected),
+            "rejected_submits": counted.rejected_submits,
+            "rate_limit_rate": o.rate_limit_rate,
+            "rate_limited": counted.rate_limited,
+            "final_submit_limit": orch.router().submit_limit(&provider_id),
+            "paid_twice": counted.paid_twice,
+            "downloaded_mb": round(counted.downloaded_bytes as f64 / MIB, 3),
+            "baseline_rss_mb": round(baseline_rss, 1),
+            "peak_rss_mb": round(peak_rss, 1),
+            "rss_growth_mb": round(peak_rss - baseline_rss, 1),
+            "cpu_secs": round(cpu, 2),
+            "cpu_ms_per_task": round(cpu * 1000.0 / n, 3),
+            "vendor_peak_rss_mb": vendor_usage.map(|u| round(u.0, 1)),
+            "vendor_cpu_secs": opt(vendor_usage.map(|u| u.1)),
+            "max_concurrent_calls": o.calls_cap().unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS).get(),
+            "nproc": std::thread::available_parallelism().map_or(0, usize::from),
+        }))
+    })
+}
+
+fn summary(r: &Value) -> String {
+    let f = |k: &str| r[k].to_string();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "loadtest: {} tasks at concurrency {}, {} s jobs, {} protocol, vendor {}, store {}, sink {}",
+        f("tasks"),
+        f("concurrency"),
+        f("job_secs"),
+        r["protocol"].as_str().unwrap_or("?"),
+        r["vendor"].as_str().unwrap_or("?"),
+        r["store"].as_str().unwrap_or("?"),
+        r["sink"].as_str().unwrap_or("?"),
+    );
+    let _ = writeln!(
+        s,
+        "  completed      {} of {} ({})",
+        f("completed"),
+        f("tasks"),
+        r["run_status"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "  wall           {} s (ideal {} s, ratio {})",
+        f("wall_secs"),
+        f("ideal_wall_secs"),
+        f("wall_ratio")
+    );
+    let _ = writeln!(
+        s,
+        "  per task       {} submits, {} polls, {} downloads",
+        f("submits_per_task"),
+        f("polls_per_task"),
+        f("downloads_per_task")
+    );
+    let _ = writeln!(
+        s,
+        "  rate limits    {} answered 429 ({} of submits, polls and list reads), {} submits sent per task, cap on submits at the end {}",
+        f("rate_limited"),
+        f("rate_limit_rate"),
+        f("submit_attempts_per_task"),
+        f("final_submit_limit")
+    );
+    let _ = writeln!(
+        s,
+        "  timeline       first {} jobs made by {} s, last job made at {} s, last end seen at {} s",
+        f("concurrency"),
+        f("first_wave_submitted_secs"),
+        f("last_submitted_secs"),
+        f("last_detected_secs")
+    );
+    let _ = writeln!(
+        s,
+        "  detection lag  mean {} s, p95 {} s, max {} s",
+        f("mean_detect_lag_secs"),
+        f("p95_detect_lag_secs"),
+        f("max_detect_lag_secs")
+    );
+    let _ = writeln!(
+        s,
+        "  memory         peak RSS {} MB (baseline {} MB, growth {} MB)",
+        f("peak_rss_mb"),
+        f("baseline_rss_mb"),
+        f("rss_growth_mb")
+    );
+    let _ = writeln!(
+        s,
+        "  cpu            {} s ({} ms per task)",
+        f("cpu_secs"),
+        f("cpu_ms_per_task")
+    );
+    let _ = writeln!(
+        s,
+        "  vendor         peak RSS {} MB, cpu {} s; {} MB served, {} prompts paid twice",
+        f("vendor_peak_rss_mb"),
+        f("vendor_cpu_secs"),
+        f("downloaded_mb"),
+        f("paid_twice")
+    );
+    s
+}
