@@ -45,7 +45,7 @@ pub(crate) struct Opts {
     /// Where to write the vendor's ledger (every job's times) after the run.
     pub(crate) ledger_out: Option<String>,
     pub(crate) max_calls: Option<NonZeroU32>,
-    /// Share of submits and polls the fake vendor answers 429.
+    /// Share of submits, polls and list reads the fake vendor answers 429.
     pub(crate) rate_limit_rate: f64,
     pub(crate) retry_after_ms: u64,
 }
