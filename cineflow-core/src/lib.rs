@@ -63,7 +63,9 @@ pub use router::{
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
-pub use storyboard::{Character, Segment, SegmentAsset, SegmentPatch, Storyboard};
+pub use storyboard::{
+    BibleCharacter, Character, Segment, SegmentAsset, SegmentPatch, Storyboard, VideoOptions,
+};
 pub use task::{Artifact, Attempt, AttemptOutcome, Lease, ModelAlias, Task, TaskError, TaskStatus};
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.

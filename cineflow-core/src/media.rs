@@ -409,6 +409,11 @@ impl MediaRef {
         Ok(Self { kind, source, role })
     }
 
+    /// A reference whose source is already validated for `kind` (an [`ImageRef`] as an image).
+    pub(crate) fn trusted(kind: MediaKind, source: String, role: MediaRole) -> Self {
+        Self { kind, source, role }
+    }
+
     /// A reference image.
     pub fn image(source: impl Into<String>, role: MediaRole) -> Result<Self> {
         Self::new(MediaKind::Image, source, role)
@@ -547,7 +552,7 @@ pub(crate) fn check_image(s: &str) -> std::result::Result<(), String> {
 
 /// Why `s` is not an acceptable source of `kind` media (an `http(s)` URL, a
 /// `data:<kind>/…;base64,` URL of at most [`MAX_INLINE_BYTES`], or a local path), if it is not.
-fn check_source(s: &str, kind: MediaKind) -> std::result::Result<(), String> {
+pub(crate) fn check_source(s: &str, kind: MediaKind) -> std::result::Result<(), String> {
     if s.trim().is_empty() {
         return Err("must not be empty".into());
     }

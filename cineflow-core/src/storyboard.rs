@@ -5,9 +5,17 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::ids::{SegmentId, StoryboardId};
-pub use crate::media::{ImageKind, ImageRef, MAX_IMAGE_BYTES, Orientation};
+pub use crate::media::{
+    AspectRatio, ImageKind, ImageRef, MAX_IMAGE_BYTES, MediaKind, MediaRef, MediaRole, Orientation,
+    Resolution,
+};
 pub use crate::prompt::Character;
+pub use options::{
+    BibleCharacter, MAX_REFERENCE_AUDIO, MAX_REFERENCE_IMAGES, MAX_REFERENCE_VIDEOS, VideoOptions,
+    max_references,
+};
 
+mod options;
 mod parse;
 
 /// Largest accepted `prompt_text`, in characters.
@@ -33,6 +41,9 @@ pub struct Storyboard {
     /// The document's `metadata` object (`null` when absent).
     #[serde(default)]
     pub metadata: serde_json::Value,
+    /// The `character_bible` entries, in document order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub character_bible: Vec<BibleCharacter>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -85,6 +96,28 @@ impl Storyboard {
     pub fn segment(&self, index: u32) -> Option<&Segment> {
         self.segments.iter().find(|s| s.index == index)
     }
+
+    /// The character references `segment` gets from the bible: for each bible character its
+    /// `asset.characters` names (by id or name), in bible order, that character's
+    /// `reference_images` in their order, with role [`MediaRole::Character`].
+    pub fn character_references(&self, segment: &Segment) -> Vec<MediaRef> {
+        self.character_bible
+            .iter()
+            .filter(|b| segment.asset.characters.iter().any(|c| b.is_named_by(c)))
+            .flat_map(BibleCharacter::references)
+            .collect()
+    }
+
+    /// What `segment`'s requests carry: its own [`VideoOptions`], with the
+    /// [character references](Self::character_references) appended after its own references
+    /// (so the indices of the segment's own `reference_images` do not depend on the bible).
+    pub fn video_options(&self, segment: &Segment) -> VideoOptions {
+        let mut options = segment.options.clone();
+        options
+            .references
+            .extend(self.character_references(segment));
+        options
+    }
 }
 
 /// One shot of a storyboard.
@@ -112,9 +145,21 @@ pub struct Segment {
     /// A note for the director (`director_intent`).
     #[serde(default)]
     pub director_intent: Option<String>,
+    /// The 2026 fields: aspect ratio, resolution, last frame, references, audio, seed, negative
+    /// prompt.
+    #[serde(default, skip_serializing_if = "VideoOptions::is_empty")]
+    pub options: VideoOptions,
 }
 
 impl Segment {
+    /// The aspect ratio asked for: `aspect_ratio` if given, else 16:9 or 9:16 from the
+    /// orientation.
+    pub fn aspect_ratio(&self) -> AspectRatio {
+        self.options
+            .aspect_ratio
+            .unwrap_or_else(|| self.orientation.into())
+    }
+
     /// The prompt sent to vendors, composed exactly like CineFlow's `construct_enhanced_prompt`
     /// (with three documented fixes: see [`compose_full_prompt`](crate::prompt::compose_full_prompt)).
     pub fn full_prompt(&self) -> String {
@@ -151,6 +196,13 @@ impl Segment {
         if let Some(d) = &patch.director_intent {
             next.director_intent = d.clone();
         }
+        if let Some(o) = &patch.options {
+            next.options = o.clone();
+            // A new aspect ratio brings its orientation unless the patch sets one.
+            if let (Some(ar), None) = (o.aspect_ratio, patch.orientation) {
+                next.orientation = ar.orientation();
+            }
+        }
         next.validate()?;
         *self = next;
         Ok(())
@@ -186,6 +238,8 @@ pub struct SegmentPatch {
     pub is_pro: Option<bool>,
     /// New director note.
     pub director_intent: Option<Option<String>>,
+    /// New 2026 fields (replacing all of them).
+    pub options: Option<VideoOptions>,
 }
 
 /// Characters, scene and props of a segment.

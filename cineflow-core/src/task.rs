@@ -11,6 +11,7 @@ use crate::error_code::ErrorCode;
 use crate::ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
 use crate::media::{ImageRef, Orientation};
 use crate::provider::{ProviderError, ProviderJob, VideoAsset};
+use crate::storyboard::VideoOptions;
 
 /// Where a task is in its life. Serialized in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -355,6 +356,12 @@ pub struct Task {
     /// Reference image.
     #[serde(default)]
     pub image: Option<ImageRef>,
+    /// The segment's 2026 fields (aspect ratio, resolution, last frame, references, audio, seed,
+    /// negative prompt), the character bible's images appended
+    /// ([`Storyboard::video_options`](crate::Storyboard::video_options)); every request of the
+    /// task carries them.
+    #[serde(default, skip_serializing_if = "VideoOptions::is_empty")]
+    pub options: VideoOptions,
     /// A dry run: no vendor call is made; `completed` means "would have been submitted".
     #[serde(default)]
     pub dry_run: bool,

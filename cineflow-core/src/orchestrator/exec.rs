@@ -108,6 +108,16 @@ pub(super) fn request_for(task: &Task, n: u32) -> GenerationRequest {
     .with_pro(task.is_pro)
     .with_idempotency_key(format!("{}-{n}", task.id));
     req.first_frame.clone_from(&task.image);
+    let o = &task.options;
+    if let Some(aspect_ratio) = o.aspect_ratio {
+        req.aspect_ratio = aspect_ratio;
+    }
+    req.resolution = o.resolution;
+    req.last_frame.clone_from(&o.last_frame);
+    req.references.clone_from(&o.references);
+    req.generate_audio = o.generate_audio;
+    req.seed = o.seed;
+    req.negative_prompt.clone_from(&o.negative_prompt);
     req
 }
 

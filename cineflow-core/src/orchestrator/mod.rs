@@ -360,6 +360,7 @@ impl Orchestrator {
         let mut tasks = Vec::new();
         for seg in sb.segments.iter().filter(|s| spec.range.contains(s.index)) {
             let full_prompt = seg.full_prompt();
+            let options = sb.video_options(seg);
             for v in 1..=spec.gen_count {
                 let id = TaskId::new();
                 // One microsecond apart: stores hand tasks out oldest first, so a run's tasks
@@ -380,6 +381,7 @@ impl Orchestrator {
                     orientation: seg.orientation,
                     is_pro: seg.is_pro,
                     image: seg.image.clone(),
+                    options: options.clone(),
                     dry_run: spec.dry_run,
                     source_file: sb.source_file.clone(),
                     file_stem: file_stem(seg.index, v, now, id),

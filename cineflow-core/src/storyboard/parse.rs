@@ -9,11 +9,14 @@
 //! of range, a duplicate key or index — it gives up and the path-aware walk ([`storyboard`])
 //! runs on the text, so every error is still reported by that walk, with its paths.
 //!
-//! `walk` holds the path-aware walk (document, segments, assets), `fast` the typed fast path,
-//! `rules` the per-field rules both share (prompts, durations, image references) and
-//! [`validate_segment`], which re-checks a built segment.
+//! `walk` holds the path-aware walk (document, segments, assets), `options` its part for the
+//! orientation, the 2026 segment fields and `character_bible`, `fast` the typed fast path,
+//! `rules` the per-field rules both share (prompts, durations, media references, the aspect
+//! ratio's agreement with the orientation) and [`validate_segment`], which re-checks a built
+//! segment.
 
 mod fast;
+mod options;
 mod rules;
 #[cfg(test)]
 mod tests;

@@ -78,6 +78,7 @@ pub fn task(run: &Run, segment: &Segment, version: u32, created_at: OffsetDateTi
         orientation: segment.orientation,
         is_pro: segment.is_pro,
         image: segment.image.clone(),
+        options: segment.options.clone(),
         dry_run: false,
         source_file: Some("conformance.json".into()),
         file_stem: file_stem(segment.index, version, created_at, id),

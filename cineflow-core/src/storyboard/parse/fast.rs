@@ -12,12 +12,14 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::ids::{SegmentId, StoryboardId};
+use crate::media::check_source;
 use crate::storyboard::{
-    Character, DEFAULT_DURATION_S, DURATION_RANGE_S, ImageRef, Orientation, Segment, SegmentAsset,
-    Storyboard,
+    AspectRatio, BibleCharacter, Character, DEFAULT_DURATION_S, DURATION_RANGE_S, ImageRef,
+    MediaKind, MediaRef, MediaRole, Orientation, Resolution, Segment, SegmentAsset, Storyboard,
+    VideoOptions,
 };
 
-use super::rules::{check_image, prompt_problem};
+use super::rules::{check_image, count_problem, prompt_problem};
 use super::walk::{orientation_named, project_name};
 
 /// Parses a valid storyboard without building a `Value` tree; `None` whenever the document is
@@ -38,12 +40,20 @@ pub(in crate::storyboard) fn from_str_fast(json: &str) -> Option<Storyboard> {
     if doc.segments.0.is_empty() {
         return None;
     }
+    let character_bible = match doc.character_bible {
+        None => Vec::new(),
+        Some(entries) => entries
+            .into_iter()
+            .map(|e| fast_bible_entry(e.0))
+            .collect::<Option<_>>()?,
+    };
     Some(Storyboard {
         id: StoryboardId::new(),
         name,
         source_file: None,
         segments: doc.segments.0,
         metadata,
+        character_bible,
         created_at: OffsetDateTime::now_utc(),
     })
 }
@@ -111,7 +121,7 @@ impl<'de> Deserialize<'de> for FastSegments {
 }
 
 fn fast_segment(
-    s: FastSegment<'_>,
+    mut s: FastSegment<'_>,
     seen: &mut HashSet<u32>,
     ids: &mut SegmentIds,
 ) -> Option<Segment> {
@@ -120,6 +130,13 @@ fn fast_segment(
     if !seen.insert(index) {
         return None;
     }
+    let (vp_duration, vp_resolution) = s
+        .video_params
+        .take()
+        .map(|v| (v.0.duration, v.0.resolution))
+        .unwrap_or_default();
+    // resolution, else video_params.resolution ("horizontal" by default); the 2026 fields.
+    let (orientation, options) = fast_options(&mut s, vp_resolution)?;
     // prompt_text: required, not blank, at most MAX_PROMPT_CHARS characters.
     let prompt_text = s.prompt_text?.0;
     if prompt_problem(&prompt_text).is_some() {
@@ -138,25 +155,12 @@ fn fast_segment(
         None => SegmentAsset::default(),
         Some(a) => fast_asset(a.0)?,
     };
-    let vp = s.video_params.map(|v| v.0);
     // duration_seconds, else video_params.duration, else the default; 1–60.
-    let duration_s = match s
-        .duration_seconds
-        .or_else(|| vp.as_ref().and_then(|v| v.duration))
-    {
+    let duration_s = match s.duration_seconds.or(vp_duration) {
         None => DEFAULT_DURATION_S,
         Some(d) => u32::try_from(d)
             .ok()
             .filter(|d| DURATION_RANGE_S.contains(d))?,
-    };
-    // resolution, else video_params.resolution; "horizontal" (default) or "vertical".
-    let resolution = match s.resolution {
-        Some(r) => Some(r.0),
-        None => vp.and_then(|v| v.resolution).map(|r| r.0),
-    };
-    let orientation = match resolution.as_deref() {
-        None => Orientation::Horizontal,
-        Some(r) => orientation_named(r)?,
     };
     Some(Segment {
         id: ids.next_id(),
@@ -168,6 +172,111 @@ fn fast_segment(
         orientation,
         is_pro: s.is_pro.unwrap_or(false),
         director_intent: non_empty(s.director_intent),
+        options,
+    })
+}
+
+/// The orientation and 2026 fields, under the rules of the walk (`options.rs`).
+fn fast_options(
+    f: &mut FastSegment<'_>,
+    vp_resolution: Option<Text<'_>>,
+) -> Option<(Orientation, VideoOptions)> {
+    let mut orientation = Orientation::Horizontal;
+    let mut oriented = false;
+    if let Some(r) = f.resolution.take() {
+        orientation = orientation_named(&r.0)?;
+        oriented = true;
+    }
+    let mut vp_class = None;
+    if let Some(r) = vp_resolution {
+        match orientation_named(&r.0) {
+            Some(o) if !oriented => {
+                orientation = o;
+                oriented = true;
+            }
+            Some(_) => {}
+            None => vp_class = Some(r.0.parse::<Resolution>().ok()?),
+        }
+    }
+    let mut options = VideoOptions::default();
+    if let Some(t) = f.aspect_ratio.take() {
+        let ar = t.0.parse::<AspectRatio>().ok()?;
+        if !oriented {
+            orientation = ar.orientation();
+        } else if ar.orientation() != orientation {
+            return None;
+        }
+        options.aspect_ratio = Some(ar);
+    }
+    if let Some(t) = f.video_resolution.take() {
+        let r = t.0.parse::<Resolution>().ok()?;
+        if vp_class.is_some_and(|c| c != r) {
+            return None;
+        }
+        options.resolution = Some(r);
+    }
+    options.resolution = options.resolution.or(vp_class);
+    options.last_frame = match f.last_frame_url.take().map(|t| t.0) {
+        None => None,
+        Some(u) if u.is_empty() => None,
+        Some(u) => {
+            check_image(&u).ok()?;
+            Some(ImageRef(u.into_owned()))
+        }
+    };
+    for (kind, list) in [
+        (MediaKind::Image, f.reference_images.take()),
+        (MediaKind::Video, f.reference_videos.take()),
+        (MediaKind::Audio, f.reference_audio.take()),
+    ] {
+        let list = list.unwrap_or_default();
+        if count_problem(list.len(), kind).is_some() {
+            return None;
+        }
+        for t in list {
+            check_source(&t.0, kind).ok()?;
+            options.references.push(MediaRef::trusted(
+                kind,
+                t.0.into_owned(),
+                MediaRole::Reference,
+            ));
+        }
+    }
+    options.generate_audio = f.generate_audio;
+    options.seed = f.seed;
+    options.negative_prompt = match f.negative_prompt.take().map(|t| t.0) {
+        None => None,
+        Some(n) if n.is_empty() => None,
+        Some(n) => {
+            if prompt_problem(&n).is_some() {
+                return None;
+            }
+            Some(n.into_owned())
+        }
+    };
+    Some((orientation, options))
+}
+
+/// A `character_bible` entry, under the rules of the walk (`options.rs`).
+fn fast_bible_entry(e: FastBible) -> Option<BibleCharacter> {
+    let images = e.reference_images.unwrap_or_default();
+    if count_problem(images.len(), MediaKind::Image).is_some() {
+        return None;
+    }
+    let mut reference_images = Vec::with_capacity(images.len());
+    for i in images {
+        check_image(&i).ok()?;
+        reference_images.push(ImageRef(i));
+    }
+    let name = e.name.filter(|n| !n.is_empty());
+    let id = e.id.filter(|i| !i.is_empty());
+    if !reference_images.is_empty() && name.is_none() && id.is_none() {
+        return None;
+    }
+    Some(BibleCharacter {
+        name,
+        id,
+        reference_images,
     })
 }
 
@@ -242,6 +351,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 struct FastDoc {
     segments: FastSegments,
     metadata: Option<Value>,
+    character_bible: Option<Vec<Obj<FastBible>>>,
+}
+
+/// A `character_bible` entry; its other keys (`aliases`, `description`, …) are ignored.
+#[derive(Debug, Deserialize)]
+struct FastBible {
+    name: Option<String>,
+    id: Option<String>,
+    reference_images: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +379,23 @@ struct FastSegment<'a> {
     is_pro: Option<bool>,
     #[serde(borrow)]
     director_intent: Option<Text<'a>>,
+    // The 2026 fields.
+    #[serde(borrow)]
+    aspect_ratio: Option<Text<'a>>,
+    #[serde(borrow)]
+    video_resolution: Option<Text<'a>>,
+    #[serde(borrow)]
+    last_frame_url: Option<Text<'a>>,
+    #[serde(borrow)]
+    reference_images: Option<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    reference_videos: Option<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    reference_audio: Option<Vec<Text<'a>>>,
+    generate_audio: Option<bool>,
+    seed: Option<u64>,
+    #[serde(borrow)]
+    negative_prompt: Option<Text<'a>>,
 }
 
 /// `video_params`; its fields are read strictly even when V1 fields make them unused (a bad

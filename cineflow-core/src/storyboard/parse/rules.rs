@@ -2,7 +2,35 @@
 
 use crate::error::Violation;
 pub(in crate::storyboard) use crate::media::check_image;
-use crate::storyboard::{DURATION_RANGE_S, MAX_PROMPT_CHARS, Segment};
+use crate::storyboard::{
+    AspectRatio, DURATION_RANGE_S, MAX_PROMPT_CHARS, MediaKind, Orientation, Segment,
+    max_references,
+};
+
+/// The segment key of the reference list of `kind`.
+pub(super) const fn list_key(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Image => "reference_images",
+        MediaKind::Video => "reference_videos",
+        MediaKind::Audio => "reference_audio",
+    }
+}
+
+/// Why a list of `n` references of `kind` is too long, if it is.
+pub(super) fn count_problem(n: usize, kind: MediaKind) -> Option<String> {
+    let max = max_references(kind);
+    (n > max).then(|| format!("has {n} {kind} references, more than the {max} allowed"))
+}
+
+/// Why the aspect ratio `ar` disagrees with the orientation `o` given at `o_path`, if it does.
+pub(super) fn aspect_problem(ar: AspectRatio, o: Orientation, o_path: &str) -> Option<String> {
+    (ar.orientation() != o).then(|| {
+        format!(
+            "{ar} disagrees with {o_path} \"{o}\" ({}): give only one of them, or make them agree",
+            AspectRatio::from(o)
+        )
+    })
+}
 
 /// Why a prompt is unacceptable, if it is.
 pub(super) fn prompt_problem(s: &str) -> Option<String> {
@@ -56,6 +84,29 @@ pub(in crate::storyboard) fn validate_segment(segment: &Segment, path: &str) -> 
             format!("{path}.duration_seconds"),
             duration_problem(segment.duration_s),
         ));
+    }
+    let o = &segment.options;
+    if let Some(ar) = o.aspect_ratio
+        && let Some(problem) =
+            aspect_problem(ar, segment.orientation, &format!("{path}.resolution"))
+    {
+        v.push(Violation::new(format!("{path}.aspect_ratio"), problem));
+    }
+    if let Some(image) = &o.last_frame
+        && let Err(e) = check_image(image.as_str())
+    {
+        v.push(Violation::new(format!("{path}.last_frame_url"), e));
+    }
+    for kind in [MediaKind::Image, MediaKind::Video, MediaKind::Audio] {
+        if let Some(problem) = count_problem(o.references_of(kind).count(), kind) {
+            v.push(Violation::new(
+                format!("{path}.{}", list_key(kind)),
+                problem,
+            ));
+        }
+    }
+    if let Some(problem) = o.negative_prompt.as_deref().and_then(prompt_problem) {
+        v.push(Violation::new(format!("{path}.negative_prompt"), problem));
     }
     v
 }

@@ -498,3 +498,4 @@ fn validate_segment_rechecks_a_built_segment() {
 }
 
 mod fuzz;
+mod v2026;

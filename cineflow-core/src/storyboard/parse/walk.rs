@@ -12,15 +12,16 @@ use crate::storyboard::{
     Storyboard,
 };
 
+use super::options::{VideoParams, character_bible, orientation_and_options};
 use super::rules::{check_image, duration_problem, prompt_problem};
 
 /// Violations found under one object, each tagged with the position of the key it concerns so
 /// they can be reported in document order.
 #[derive(Debug, Default)]
-struct Found(Vec<(usize, Violation)>);
+pub(super) struct Found(Vec<(usize, Violation)>);
 
 impl Found {
-    fn push(&mut self, pos: usize, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, pos: usize, path: impl Into<String>, message: impl Into<String>) {
         self.0.push((pos, Violation::new(path, message)));
     }
 
@@ -32,12 +33,12 @@ impl Found {
 
 /// Position of `key` in `obj` (document order thanks to `preserve_order`); missing keys sort
 /// last.
-fn key_pos(obj: &Map<String, Value>, key: &str) -> usize {
+pub(super) fn key_pos(obj: &Map<String, Value>, key: &str) -> usize {
     obj.keys().position(|k| k == key).unwrap_or(usize::MAX)
 }
 
 /// The JSON type of a value, for "expected …, got …" messages.
-fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -50,12 +51,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// A field that is absent or `null`.
-fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
 /// Reads an integer, or explains why the value is not one.
-fn integer(v: &Value) -> std::result::Result<i128, String> {
+pub(super) fn integer(v: &Value) -> std::result::Result<i128, String> {
     match v {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -94,6 +95,7 @@ pub(in crate::storyboard) fn storyboard(value: &Value) -> Result<Storyboard> {
         }
     };
     let name = project_name(&metadata);
+    let character_bible = character_bible(root, &mut found);
 
     let mut segments = Vec::new();
     let segments_pos = key_pos(root, "segments");
@@ -134,6 +136,7 @@ pub(in crate::storyboard) fn storyboard(value: &Value) -> Result<Storyboard> {
         source_file: None,
         segments,
         metadata,
+        character_bible,
         created_at: OffsetDateTime::now_utc(),
     })
 }
@@ -302,34 +305,13 @@ fn parse_segment(
         }
     }
 
-    // resolution, else video_params.resolution
-    let resolution = match present(obj, "resolution") {
-        Some(v) => Some((v, key_pos(obj, "resolution"), format!("{path}.resolution"))),
-        None => video_params
-            .and_then(|vp| present(vp, "resolution"))
-            .map(|v| (v, vp_pos, format!("{vp_path}.resolution"))),
+    // resolution (else video_params.resolution) and the 2026 fields
+    let vp = VideoParams {
+        obj: video_params,
+        pos: vp_pos,
+        path: vp_path,
     };
-    let mut orientation = Orientation::Horizontal;
-    if let Some((v, pos, p)) = resolution {
-        match v {
-            Value::String(s) => match orientation_named(s) {
-                Some(o) => orientation = o,
-                None => found.push(
-                    pos,
-                    p,
-                    format!("expected \"horizontal\" or \"vertical\", got {s:?}"),
-                ),
-            },
-            other => found.push(
-                pos,
-                p,
-                format!(
-                    "expected \"horizontal\" or \"vertical\", got {}",
-                    type_name(other)
-                ),
-            ),
-        }
-    }
+    let (orientation, options) = orientation_and_options(obj, path, &vp, &mut found);
 
     // is_pro
     let mut is_pro = false;
@@ -365,6 +347,7 @@ fn parse_segment(
         orientation,
         is_pro,
         director_intent,
+        options,
     };
     (Some(segment), found.into_sorted())
 }

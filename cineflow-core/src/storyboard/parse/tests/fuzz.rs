@@ -45,7 +45,7 @@ const PIECES: &[&str] = &[
 
 /// `base` after 1 to `max_edits - 1` random edits: a cut of up to `max_cut - 1` bytes, one of
 /// `pieces` inserted, or a byte overwritten.
-fn mutated(
+pub(super) fn mutated(
     rng: &mut fastrand::Rng,
     base: &str,
     pieces: &[&str],
@@ -181,7 +181,7 @@ fn normalized(mut sb: Storyboard) -> Storyboard {
 
 /// If the fast path accepts `text`, the path-aware walk accepts it too, with the same
 /// storyboard. Returns whether the fast path accepted it.
-fn fast_agrees_with_the_walk(text: &str) -> bool {
+pub(super) fn fast_agrees_with_the_walk(text: &str) -> bool {
     let Some(fast) = from_str_fast(text) else {
         return false;
     };
