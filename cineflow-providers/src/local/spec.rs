@@ -341,7 +341,10 @@ mod tests {
         for a in RATIOS {
             for r in RESOLUTIONS {
                 let (w, h) = size(a, Some(r));
-                assert!(w.is_multiple_of(2) && h.is_multiple_of(2) && w.max(h) <= MAX_SIDE, "{a} {r}");
+                assert!(
+                    w.is_multiple_of(2) && h.is_multiple_of(2) && w.max(h) <= MAX_SIDE,
+                    "{a} {r}"
+                );
             }
         }
     }
