@@ -6,6 +6,9 @@
 
 #![cfg(feature = "local")]
 
+#[path = "local/frames.rs"]
+mod frames;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -461,7 +464,7 @@ async fn an_invalid_duration_is_rejected_before_anything_is_sent() {
 
 #[tokio::test]
 async fn fields_the_renderer_cannot_honour_are_refused_before_anything_starts() {
-    use cineflow_core::{AspectRatio, ImageRef, MediaRef, MediaRole};
+    use cineflow_core::{ImageRef, MediaRef, MediaRole};
     let dir = tempfile::tempdir().unwrap();
     let p = renderer_without_ffmpeg(&dir.path().join("work"));
     let base = || request("x", 4, Orientation::Horizontal);
@@ -470,7 +473,8 @@ async fn fields_the_renderer_cannot_honour_are_refused_before_anything_starts() 
             "last_frame",
             base().with_last_frame(ImageRef::new("https://example.com/b.png").unwrap()),
         ),
-        ("aspect_ratio", base().with_aspect_ratio(AspectRatio::R1x1)),
+        ("negative_prompt", base().with_negative_prompt("blur")),
+        ("watermark", base().with_watermark(false)),
         ("seed", base().with_seed(1)),
         ("generate_audio", base().with_generate_audio(false)),
         (
@@ -517,20 +521,18 @@ async fn polling_an_unknown_job_is_not_found() {
 }
 
 #[test]
-fn capabilities_cover_one_to_sixty_seconds_in_both_orientations() {
+fn capabilities_cover_one_to_sixty_seconds_every_ratio_and_resolution_and_a_first_frame() {
+    use cineflow_core::{AspectRatio, Resolution};
     let dir = tempfile::tempdir().unwrap();
     let p = renderer_without_ffmpeg(dir.path());
     let caps = p.capabilities();
     let any = caps.model("any-model").unwrap();
     assert_eq!(any.durations, cineflow_core::Durations::range(1, 60));
-    assert_eq!(
-        any.aspect_ratios,
-        [
-            cineflow_core::AspectRatio::R16x9,
-            cineflow_core::AspectRatio::R9x16
-        ]
-    );
-    assert!(any.pro && caps.cancel && !any.first_frame);
+    assert_eq!(any.aspect_ratios, AspectRatio::ALL);
+    assert_eq!(any.resolutions, Resolution::ALL);
+    assert!(any.pro && caps.cancel && any.first_frame);
+    assert!(!any.last_frame && !any.audio && !any.seed && !any.negative_prompt);
+    assert_eq!((any.max_reference_images, any.max_reference_videos), (0, 0));
     assert_eq!(p.id().as_str(), "local");
     let named = renderer(dir.path())
         .with_ffmpeg(std::env::current_exe().unwrap())

@@ -2,9 +2,23 @@
 //! `local`).
 //!
 //! [`LocalRenderer`] draws a title card — the segment's prompt, wrapped, over a dark background,
-//! with a running timecode — at the requested duration and orientation (horizontal 1280x720,
-//! vertical 720x1280), 24 fps by default, `yuv420p`, `+faststart`. No network, no key, no cost: the
-//! embedded default for demos, templates and end-to-end tests.
+//! with a running timecode — at the requested duration, 24 fps by default, `yuv420p`,
+//! `+faststart`. No network, no key, no cost: the embedded default for demos, templates and
+//! end-to-end tests.
+//!
+//! - **Size**: every aspect ratio and resolution. The short side is the resolution (480, 720,
+//!   1080 or 2160 pixels; 720 when none is named) and the long side follows the ratio, rounded
+//!   to an even number: 16:9 720p is 1280x720, 9:16 is 720x1280, 1:1 720x720, 4:3 960x720,
+//!   3:4 720x960, 21:9 1680x720, 16:9 480p 854x480. `adaptive` takes the first frame's ratio
+//!   (read from its PNG, JPEG, GIF, WebP or BMP header, clamped to 9:21–21:9) and is 16:9
+//!   without a first frame. The text scales with the frame's short side.
+//! - **First frame**: a local file or a `data:image/…` URL (PNG, JPEG, WebP, GIF or BMP, at most
+//!   50 MB) becomes the background, scaled to cover the frame, centre-cropped and dimmed to 45 %
+//!   so the title stays readable. It is copied into the work dir at submit, so the render does
+//!   not depend on the original. An `http(s)` URL is refused at submit (`first_frame: … does not
+//!   fetch remote images`): the renderer never uses the network.
+//! - Last frames, references, audio, seeds, negative prompts and watermarks are not declared,
+//!   so requests carrying them are refused before anything starts.
 //!
 //! It needs the `ffmpeg` binary: `apt-get install ffmpeg` (Debian/Ubuntu), `brew install ffmpeg`
 //! (macOS), or point `CINEFLOW_FFMPEG` at one. [`LocalRenderer::is_available`] tells whether
@@ -21,7 +35,10 @@
 //! - Job state lives in memory, but a job whose `<job>.mp4` exists in the work dir is reported
 //!   succeeded by any renderer using that work dir, so a restarted process resumes finished jobs.
 //!   A job that was still rendering when its process died is rendered again from the parameters
-//!   its [`ProviderJob::extra`](cineflow_core::ProviderJob) carries (rendering is free).
+//!   its [`ProviderJob::extra`](cineflow_core::ProviderJob) carries (rendering is free): prompt,
+//!   duration, width, height and the first frame's format; the first frame's copy,
+//!   `<work_dir>/<job>.frame.<format>`, stays until the job has finished, failed or been
+//!   cancelled. Jobs from versions without the newer keys render as before (no first frame).
 //! - [`download`](VideoProvider::download) streams the file with constant memory. Renders are
 //!   **kept** after a download (the orchestrator may download again if storing fails);
 //!   [`LocalRenderer::cleanup`] deletes one, and the work dir is a temp dir by default.
@@ -66,7 +83,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod builder;
 mod render;
+mod spec;
 mod text;
 
 use std::collections::HashMap;
@@ -80,12 +99,14 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{AspectRatio, Durations, Error, ErrorCode, ModelCapabilities, ProviderId};
+use cineflow_core::{Error, ErrorCode, ProviderId};
 use futures::TryStreamExt;
 use time::OffsetDateTime;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+pub use builder::LocalRendererBuilder;
+use builder::resolve_ffmpeg;
 use render::{Probe, RenderSpec};
 
 /// The provider id used unless [`with_id`](LocalRendererBuilder::with_id) says otherwise.
@@ -103,233 +124,10 @@ pub const DEFAULT_FPS: u32 = 24;
 /// The x264 preset unless [`with_preset`](LocalRendererBuilder::with_preset) says otherwise.
 pub const DEFAULT_PRESET: &str = "ultrafast";
 
-const X264_PRESETS: [&str; 10] = [
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
 /// How long [`cancel`](VideoProvider::cancel) waits for ffmpeg to die and files to go.
 const CANCEL_WAIT: Duration = Duration::from_secs(30);
 /// Chunk size of downloads.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Configures a [`LocalRenderer`]. Start with [`LocalRenderer::builder`] or
-/// [`LocalRendererBuilder::from_env`].
-#[derive(Debug, Clone, Default)]
-pub struct LocalRendererBuilder {
-    ffmpeg: Option<PathBuf>,
-    work_dir: Option<PathBuf>,
-    id: Option<String>,
-    max_parallel: Option<usize>,
-    fps: Option<u32>,
-    preset: Option<String>,
-    font: Option<PathBuf>,
-}
-
-impl LocalRendererBuilder {
-    /// A builder with every setting at its default (see each `with_*` method).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A builder that takes the ffmpeg binary from `CINEFLOW_FFMPEG` and the work dir from
-    /// `CINEFLOW_LOCAL_WORK_DIR` when they are set and not empty.
-    pub fn from_env() -> Self {
-        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-        Self {
-            ffmpeg: var(FFMPEG_ENV).map(PathBuf::from),
-            work_dir: var(WORK_DIR_ENV).map(PathBuf::from),
-            ..Self::default()
-        }
-    }
-
-    /// The ffmpeg binary: a path, or a bare name looked up on `PATH`. Default: `CINEFLOW_FFMPEG`
-    /// if set, else `ffmpeg` on `PATH`.
-    pub fn with_ffmpeg(mut self, ffmpeg: impl Into<PathBuf>) -> Self {
-        self.ffmpeg = Some(ffmpeg.into());
-        self
-    }
-
-    /// Where renders are written and kept until [`cleanup`](LocalRenderer::cleanup) (created on
-    /// first submit; made absolute at build). Default: `cineflow-local-render` under the system
-    /// temp dir.
-    pub fn with_work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.work_dir = Some(dir.into());
-        self
-    }
-
-    /// The provider id (a slug). Default: [`DEFAULT_ID`] (`local`).
-    pub fn with_id(mut self, id: &str) -> Self {
-        self.id = Some(id.to_owned());
-        self
-    }
-
-    /// How many renders run at once; more are queued. Default: the number of CPUs.
-    pub fn with_max_parallel(mut self, n: usize) -> Self {
-        self.max_parallel = Some(n);
-        self
-    }
-
-    /// Frames per second, 1–60. Default: [`DEFAULT_FPS`] (24).
-    pub fn with_fps(mut self, fps: u32) -> Self {
-        self.fps = Some(fps);
-        self
-    }
-
-    /// The x264 preset (`ultrafast` … `placebo`): slower presets give smaller files. Default:
-    /// [`DEFAULT_PRESET`] (`ultrafast`).
-    pub fn with_preset(mut self, preset: &str) -> Self {
-        self.preset = Some(preset.to_owned());
-        self
-    }
-
-    /// The font file for the prompt text. Default: DejaVu Sans from a well-known path, else
-    /// fontconfig's `sans-serif`, else ffmpeg's own default; prompts with CJK characters use a
-    /// font with CJK glyphs when fontconfig knows one.
-    pub fn with_font(mut self, font: impl Into<PathBuf>) -> Self {
-        self.font = Some(font.into());
-        self
-    }
-
-    /// Checks the settings and finds ffmpeg. Spawns no process: whether this ffmpeg build can
-    /// draw text is found out on the first render (without `drawtext` the card is plain).
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::Config`] when no ffmpeg binary can be found (the message names the install
-    ///   command and `CINEFLOW_FFMPEG`), or when the work dir cannot be made absolute.
-    /// - [`Error::InvalidId`] for a bad id; [`Error::InvalidInput`] for `max_parallel` 0, an
-    ///   fps outside 1–60 or an unknown preset.
-    pub fn build(self) -> Result<LocalRenderer, Error> {
-        let id = ProviderId::new(self.id.as_deref().unwrap_or(DEFAULT_ID))?;
-        let max_parallel = match self.max_parallel {
-            Some(0) => return Err(Error::invalid_input("max_parallel", "must be at least 1")),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(2, usize::from),
-        };
-        let fps = self.fps.unwrap_or(DEFAULT_FPS);
-        if !(1..=60).contains(&fps) {
-            return Err(Error::invalid_input(
-                "fps",
-                format!("{fps} is not in 1..=60"),
-            ));
-        }
-        let preset = self.preset.unwrap_or_else(|| DEFAULT_PRESET.to_owned());
-        if !X264_PRESETS.contains(&preset.as_str()) {
-            return Err(Error::invalid_input(
-                "preset",
-                format!("{preset:?} is not one of {X264_PRESETS:?}"),
-            ));
-        }
-        let ffmpeg = resolve_ffmpeg(self.ffmpeg)?;
-        let work_dir = self
-            .work_dir
-            .unwrap_or_else(|| std::env::temp_dir().join("cineflow-local-render"));
-        let work_dir = std::path::absolute(&work_dir).map_err(|e| {
-            Error::Config(format!(
-                "local renderer work dir {}: {e}",
-                work_dir.display()
-            ))
-        })?;
-
-        let shutdown = CancellationToken::new();
-        let shared = Arc::new(Shared {
-            config: Config {
-                ffmpeg,
-                work_dir,
-                fps,
-                preset,
-                font: self.font,
-            },
-            jobs: Mutex::new(HashMap::new()),
-            permits: Semaphore::new(max_parallel),
-            probe: OnceCell::new(),
-            shutdown: shutdown.clone(),
-        });
-        // Any model id: 1–60 s, 16:9 or 9:16 (1280x720 / 720x1280), pro accepted (same
-        // render); no media, no options.
-        let capabilities = Capabilities {
-            cancel: true,
-            ..Capabilities::of_models([ModelCapabilities {
-                durations: Durations::range(1, MAX_DURATION_S),
-                pro: true,
-                aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16],
-                ..ModelCapabilities::new(ModelCapabilities::ANY)
-            }])
-        };
-        Ok(LocalRenderer {
-            inner: Arc::new(Inner {
-                id,
-                capabilities,
-                max_parallel,
-                shared,
-                _shutdown: shutdown.drop_guard(),
-            }),
-        })
-    }
-}
-
-/// Finds the ffmpeg binary: `explicit`, else `CINEFLOW_FFMPEG`, else `ffmpeg` on `PATH`.
-fn resolve_ffmpeg(explicit: Option<PathBuf>) -> Result<PathBuf, Error> {
-    let (wanted, from) = match explicit {
-        Some(p) => (p, "configured"),
-        None => match std::env::var_os(FFMPEG_ENV).filter(|v| !v.is_empty()) {
-            Some(p) => (PathBuf::from(p), FFMPEG_ENV),
-            None => (PathBuf::from("ffmpeg"), "PATH"),
-        },
-    };
-    find_executable(&wanted).ok_or_else(|| {
-        Error::Config(format!(
-            "ffmpeg not found ({from}: {}): install it with `apt-get install ffmpeg` \
-             (Debian/Ubuntu) or `brew install ffmpeg` (macOS), or set {FFMPEG_ENV} to the \
-             ffmpeg binary",
-            wanted.display()
-        ))
-    })
-}
-
-/// `name` itself when it is a path to an executable file, else the first match on `PATH`.
-fn find_executable(name: &Path) -> Option<PathBuf> {
-    if name.components().count() > 1 || name.is_absolute() {
-        return is_executable(name).then(|| name.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find_map(|dir| {
-        let candidate = dir.join(name);
-        if is_executable(&candidate) {
-            return Some(candidate);
-        }
-        if cfg!(windows) {
-            let exe = candidate.with_extension("exe");
-            if is_executable(&exe) {
-                return Some(exe);
-            }
-        }
-        None
-    })
-}
-
-fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.is_file() && meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        meta.is_file()
-    }
-}
 
 /// Renders title-card MP4s with the local `ffmpeg`; see the [module docs](self).
 ///
@@ -460,6 +258,9 @@ impl LocalRenderer {
                 },
             );
         }
+        for frame in spec::frame_names(id) {
+            render::remove_quietly(&self.work_dir().join(frame)).await;
+        }
         let path = self.work_dir().join(render::output_name(id));
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(true),
@@ -566,8 +367,10 @@ impl VideoProvider for LocalRenderer {
     /// Validates the request and starts the render in the background.
     ///
     /// Errors are [`InvalidRequest`](ErrorCode::InvalidRequest) (duration outside
-    /// 1..=[`MAX_DURATION_S`], a reference image) or [`Internal`](ErrorCode::Internal) (the work
-    /// dir cannot be created), all with [`SubmitState::NotSent`]: no job exists after an error.
+    /// 1..=[`MAX_DURATION_S`], a field the renderer does not declare, a first frame that is a
+    /// remote URL, unreadable or not an image) or [`Internal`](ErrorCode::Internal) (the work
+    /// dir cannot be created or the first frame copied into it), all with
+    /// [`SubmitState::NotSent`]: no job exists after an error.
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         if req.duration_s == 0 || req.duration_s > MAX_DURATION_S {
             return Err(invalid(format!(
@@ -578,6 +381,11 @@ impl VideoProvider for LocalRenderer {
         if let Some(why) = self.inner.capabilities.rejects(req) {
             return Err(invalid(format!("local renderer cannot serve this: {why}")));
         }
+        let first_frame = match &req.first_frame {
+            Some(image) => Some(spec::read_first_frame(image).await?),
+            None => None,
+        };
+        let (width, height) = spec::request_size(req, first_frame.as_ref().and_then(|f| f.size))?;
         let shared = self.shared();
         let dir = &shared.config.work_dir;
         tokio::fs::create_dir_all(dir).await.map_err(|e| {
@@ -590,19 +398,28 @@ impl VideoProvider for LocalRenderer {
         })?;
 
         let job_id = format!("local-{}", uuid::Uuid::new_v4().simple());
-        let (width, height) = req.orientation().size_720p();
+        let mut background = None;
+        if let Some(frame) = &first_frame {
+            let name = spec::frame_name(&job_id, frame.format);
+            let path = dir.join(&name);
+            tokio::fs::write(&path, &frame.bytes).await.map_err(|e| {
+                ProviderError::new(
+                    ErrorCode::Internal,
+                    format!("could not copy the first frame to {}", path.display()),
+                )
+                .with_submit_state(SubmitState::NotSent)
+                .with_source(e)
+            })?;
+            background = Some(name);
+        }
         let spec = RenderSpec {
             prompt: req.prompt.clone(),
             duration_s: req.duration_s,
             width,
             height,
+            background,
         };
-        let extra = serde_json::json!({ "render": {
-            "prompt": spec.prompt,
-            "duration_s": spec.duration_s,
-            "width": spec.width,
-            "height": spec.height,
-        }});
+        let extra = spec::extra(&spec, first_frame.as_ref().map(|f| f.format));
         self.start_render(&job_id, spec);
         tracing::debug!(job = %job_id, duration_s = req.duration_s, "local render submitted");
         Ok(ProviderJob {
@@ -655,7 +472,7 @@ impl VideoProvider for LocalRenderer {
                     ))
                 } else if phase.is_some() {
                     JobStatus::new(JobState::Expired).with_raw(raw(id, "expired", None))
-                } else if let Some(spec) = render_spec(&job.extra) {
+                } else if let Some(spec) = spec::from_extra(id, &job.extra) {
                     // Started by a process that stopped before it finished: rendering is free,
                     // so render it again under the same job id.
                     tracing::info!(job = %id, "restarting a local render left unfinished by an earlier process");
@@ -770,34 +587,9 @@ impl fmt::Debug for LocalRenderer {
     }
 }
 
-/// The render parameters a job carries in `extra` (so another process can render it again).
-fn render_spec(extra: &serde_json::Value) -> Option<RenderSpec> {
-    let r = extra.get("render")?;
-    let num = |k: &str| r.get(k)?.as_u64().and_then(|n| u32::try_from(n).ok());
-    let duration_s = num("duration_s").filter(|d| (1..=MAX_DURATION_S).contains(d))?;
-    let (width, height) = (num("width")?, num("height")?);
-    if !matches!((width, height), (1280, 720) | (720, 1280)) {
-        return None;
-    }
-    Some(RenderSpec {
-        prompt: r.get("prompt")?.as_str()?.to_owned(),
-        duration_s,
-        width,
-        height,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bare_name_is_looked_up_on_path_and_a_missing_path_is_not_found() {
-        assert!(find_executable(Path::new("/nonexistent/ffmpeg")).is_none());
-        assert!(find_executable(Path::new("surely-not-a-real-binary-cineflow")).is_none());
-        #[cfg(unix)]
-        assert!(find_executable(Path::new("sh")).is_some());
-    }
 
     #[test]
     fn job_ids_must_be_ours_and_well_formed() {
@@ -821,25 +613,5 @@ mod tests {
         job.vendor_job_id = format!("local-{}", uuid::Uuid::new_v4().simple());
         job.provider = ProviderId::new("other").unwrap();
         assert_eq!(r.job_id(&job).unwrap_err().code(), ErrorCode::NotFound);
-    }
-
-    #[test]
-    fn bad_settings_are_rejected_at_build() {
-        let b = || LocalRenderer::builder().with_ffmpeg("/bin/sh");
-        assert_eq!(
-            b().with_max_parallel(0).build().unwrap_err().kind(),
-            cineflow_core::ErrorKind::InvalidInput
-        );
-        assert!(b().with_fps(0).build().is_err());
-        assert!(b().with_fps(61).build().is_err());
-        assert!(b().with_preset("warp-speed").build().is_err());
-        assert!(b().with_id("Not A Slug").build().is_err());
-        let r = b().with_work_dir("relative/dir").build().unwrap();
-        assert!(r.work_dir().is_absolute());
-        let dbg = format!("{r:?}");
-        assert!(
-            dbg.contains("LocalRenderer") && dbg.contains("max_parallel"),
-            "{dbg}"
-        );
     }
 }

@@ -18,6 +18,8 @@ use super::{Phase, Shared};
 
 /// Background colour of the card.
 const BACKGROUND: &str = "0x1d2433";
+/// How much of a first frame's brightness is kept behind the title (45 %).
+const DIM: &str = "0.45";
 /// Colour of the accent bar at the bottom.
 const ACCENT: &str = "0x4f8cff";
 /// Lines of ffmpeg's stderr kept for error messages.
@@ -126,6 +128,8 @@ pub(super) struct RenderSpec {
     pub(super) duration_s: u32,
     pub(super) width: u32,
     pub(super) height: u32,
+    /// The first frame, a file in the work dir, drawn darkened behind the title.
+    pub(super) background: Option<String>,
 }
 
 /// File names of a job inside the work dir (job ids are validated: `local-` + 32 hex digits).
@@ -153,10 +157,36 @@ pub(super) fn ffmpeg_args(
     let (w, h, d) = (spec.width, spec.height, spec.duration_s);
     let short_side = w.min(h);
     let font_size = short_side / 18; // 40 px at 720p
-    let mut filters = vec![format!(
+    let mut filters = Vec::new();
+    let input: Vec<String> = match &spec.background {
+        // The image covers the frame (scaled up, centre cropped), darkened so the title reads.
+        Some(image) => {
+            filters.push(format!(
+                "scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1,\
+                 colorchannelmixer=rr={DIM}:gg={DIM}:bb={DIM},format=yuv420p"
+            ));
+            vec![
+                "-f".into(),
+                "image2".into(),
+                "-loop".into(),
+                "1".into(),
+                "-framerate".into(),
+                fps.to_string(),
+                "-i".into(),
+                image.clone(),
+            ]
+        }
+        None => vec![
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("color=c={BACKGROUND}:s={w}x{h}:r={fps}:d={d}"),
+        ],
+    };
+    filters.push(format!(
         "drawbox=x=0:y=ih-{bar}:w=iw:h={bar}:color={ACCENT}:t=fill",
         bar = (short_side / 72).max(2)
-    )];
+    ));
     if probe.drawtext {
         let wants_cjk = spec.prompt.chars().any(is_cjk);
         let font = match (&probe.cjk_font, &probe.font) {
@@ -180,7 +210,7 @@ pub(super) fn ffmpeg_args(
             margin = short_side / 18,
         ));
     }
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "-hide_banner".into(),
         "-nostdin".into(),
         "-nostats".into(),
@@ -189,10 +219,9 @@ pub(super) fn ffmpeg_args(
         "-progress".into(),
         "pipe:1".into(),
         "-y".into(),
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("color=c={BACKGROUND}:s={w}x{h}:r={fps}:d={d}"),
+    ];
+    args.extend(input);
+    args.extend([
         "-vf".into(),
         filters.join(","),
         "-t".into(),
@@ -211,7 +240,7 @@ pub(super) fn ffmpeg_args(
         "-f".into(),
         "mp4".into(),
         part_name(job),
-    ];
+    ]);
     args.into_iter().map(OsString::from).collect()
 }
 
@@ -249,7 +278,9 @@ pub(super) async fn run_job(
 ) {
     let _done = done.drop_guard();
     let outcome = render(&shared, &job, &spec, &cancel).await;
-    let keep = {
+    // `final_`: the job will not be rendered again (it ended, or was cancelled or forgotten on
+    // purpose rather than by the renderer shutting down), so its first frame can go.
+    let (keep, final_) = {
         let mut jobs = shared.lock();
         match jobs.get_mut(&job) {
             Some(entry) => {
@@ -257,18 +288,19 @@ pub(super) async fn run_job(
                 entry.cancel = CancellationToken::new();
                 // Cancelled while finishing: do not resurrect it.
                 if matches!(entry.phase, Phase::Cancelled) {
-                    false
+                    (false, true)
                 } else {
                     entry.phase = match &outcome {
                         Outcome::Succeeded => Phase::Succeeded,
                         Outcome::Failed(e) => Phase::Failed(e.clone()),
                         Outcome::Cancelled | Outcome::NotStarted => Phase::Cancelled,
                     };
-                    matches!(outcome, Outcome::Succeeded)
+                    let ended = matches!(outcome, Outcome::Succeeded | Outcome::Failed(_));
+                    (matches!(outcome, Outcome::Succeeded), ended)
                 }
             }
             // Forgotten (cleanup) while rendering.
-            None => false,
+            None => (false, true),
         }
     };
     if matches!(outcome, Outcome::NotStarted) {
@@ -280,6 +312,9 @@ pub(super) async fn run_job(
     remove_quietly(&dir.join(part_name(&job))).await;
     if !keep {
         remove_quietly(&dir.join(output_name(&job))).await;
+    }
+    if final_ && let Some(image) = &spec.background {
+        remove_quietly(&dir.join(image)).await;
     }
     match outcome {
         Outcome::Succeeded if keep => tracing::debug!(job, "local render finished"),
@@ -337,6 +372,18 @@ async fn render(
         );
     }
 
+    if let Some(image) = &spec.background {
+        let path = config.work_dir.join(image);
+        if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+            return Outcome::Failed(
+                internal(format!(
+                    "the first frame {} is gone: the job cannot be rendered again",
+                    path.display()
+                ))
+                .with_retryable(false),
+            );
+        }
+    }
     let args = ffmpeg_args(job, spec, config.fps, &config.preset, probe);
     let mut child = match Command::new(&config.ffmpeg)
         .args(&args)
@@ -486,6 +533,7 @@ mod tests {
             duration_s: 4,
             width: 720,
             height: 1280,
+            background: None,
         }
     }
 
@@ -514,6 +562,30 @@ mod tests {
             "{joined}"
         );
         assert_eq!(args.last().map(String::as_str), Some("local-abc.mp4.part"));
+    }
+
+    #[test]
+    fn a_first_frame_is_looped_scaled_to_cover_and_dimmed_instead_of_the_plain_card() {
+        let mut s = spec();
+        s.background = Some("local-abc.frame.jpg".into());
+        let joined = ffmpeg_args("local-abc", &s, 30, "ultrafast", &Probe::default())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            joined.contains("-f image2 -loop 1 -framerate 30 -i local-abc.frame.jpg"),
+            "{joined}"
+        );
+        assert!(!joined.contains("lavfi"), "{joined}");
+        assert!(
+            joined.contains(
+                "scale=720:1280:force_original_aspect_ratio=increase,crop=720:1280,setsar=1,\
+                 colorchannelmixer=rr=0.45:gg=0.45:bb=0.45"
+            ),
+            "{joined}"
+        );
+        assert!(joined.contains("-t 4 "), "{joined}");
     }
 
     #[test]
