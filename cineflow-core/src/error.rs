@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::provider::ProviderError;
+use crate::provider_error::ProviderError;
 
 /// A result with [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -32,6 +32,7 @@ pub mod mock;
 pub mod orchestrator;
 pub mod prompt;
 pub mod provider;
+mod provider_error;
 pub mod range;
 pub mod router;
 pub mod run;
