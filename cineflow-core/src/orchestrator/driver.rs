@@ -204,11 +204,11 @@ impl RunHandle {
     /// returns the run as stored.
     ///
     /// Tasks owned by another process sharing the store (or by a worker) are followed through
-    /// the store ([`LeasePolicy::follow_interval`]): `wait` returns when their owner has
-    /// finished them, or after this orchestrator has taken over and finished the tasks whose
-    /// owner died (their leases lapsed). It never returns `Ok` with a run that is not terminal;
-    /// if the run is driven again meanwhile (a [`retry_task`](Orchestrator::retry_task)), it
-    /// waits for that too.
+    /// the store ([`LeasePolicy::follow_interval`](super::LeasePolicy::follow_interval)):
+    /// `wait` returns when their owner has finished them, or after this orchestrator has taken
+    /// over and finished the tasks whose owner died (their leases lapsed). It never returns
+    /// `Ok` with a run that is not terminal; if the run is driven again meanwhile (a
+    /// [`retry_task`](super::Orchestrator::retry_task)), it waits for that too.
     ///
     /// # Errors
     /// A store error of this orchestrator's driver (e.g. the database is unreachable).
