@@ -10,8 +10,8 @@ use std::sync::Arc;
 use cineflow_core::mock::MockProvider;
 use cineflow_core::router::SORA_SUNSET;
 use cineflow_core::{
-    Error, LocalDirSink, MemoryStore, ModelAlias, ModelId, Orchestrator, ProviderId, Router,
-    RouterConfig, Run, RunQuery, RunSpec, RunStatus, Store, Task, TaskQuery, TaskStatus,
+    Error, MemoryStore, ModelAlias, ModelId, Orchestrator, ProviderId, RouterConfig, Run, RunQuery,
+    RunSpec, RunStatus, Store, Task, TaskQuery, TaskStatus,
 };
 use time::Date;
 use time::macros::date;
@@ -46,19 +46,8 @@ struct Env {
 }
 
 fn env(cfg: RouterConfig, today: Date, vendors: &[&MockProvider]) -> Env {
-    let mut router = Router::from_config(cfg).with_today(today);
-    for v in vendors {
-        router = router.provider(Arc::new((*v).clone()));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(router)
-        .config(fast_config())
-        .build()
-        .unwrap();
+    let router = common::catalog_router(cfg, today, vendors);
+    let (orch, store, dir) = common::orchestrator(router, fast_config());
     Env {
         orch,
         store,

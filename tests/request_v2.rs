@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, LocalDirSink,
-    MediaKind, MediaRef, MediaRole, MemoryStore, ModelAlias, ModelCapabilities, ModelId,
-    Orchestrator, Orientation, Resolution, Router, RouterConfig, RunSpec, RunStatus, Store,
-    Storyboard, Task, TaskQuery, TaskStatus, VideoProvider,
+    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, MediaKind, MediaRef,
+    MediaRole, MemoryStore, ModelAlias, ModelCapabilities, ModelId, Orchestrator, Orientation,
+    Resolution, Router, RouterConfig, RunSpec, RunStatus, Store, Storyboard, Task, TaskQuery,
+    TaskStatus, VideoProvider,
 };
 use time::macros::date;
 
@@ -239,19 +239,8 @@ async fn catalog_env(
     Storyboard,
     tempfile::TempDir,
 ) {
-    let mut router = Router::from_config(cfg).with_today(date!(2026 - 11 - 23));
-    for v in vendors {
-        router = router.provider(Arc::new((*v).clone()));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(router)
-        .config(fast_config())
-        .build()
-        .unwrap();
+    let router = common::catalog_router(cfg, date!(2026 - 11 - 23), vendors);
+    let (orch, store, dir) = common::orchestrator(router, fast_config());
     let sb = every_field();
     orch.add_storyboard(&sb).await.unwrap();
     (orch, store, sb, dir)

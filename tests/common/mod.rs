@@ -46,22 +46,48 @@ pub(crate) struct Env {
 
 /// [`Env`] with `config`.
 pub(crate) fn env_with(mock: MockProvider, config: OrchestratorConfig) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
     let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(Router::new().route(model(), provider, "mock-video-1"))
-        .config(config)
-        .build()
-        .unwrap();
+    let (orch, store, dir) = orchestrator(
+        Router::new().route(model(), provider, "mock-video-1"),
+        config,
+    );
     Env {
         orch,
         store,
         mock,
         dir,
     }
+}
+
+/// An orchestrator over `router` with `config`, a fresh `MemoryStore` and a `LocalDirSink` in a
+/// temporary folder (removed when dropped).
+pub(crate) fn orchestrator(
+    router: Router,
+    config: OrchestratorConfig,
+) -> (Orchestrator, Arc<MemoryStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let orch = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(LocalDirSink::new(dir.path())))
+        .router(router)
+        .config(config)
+        .build()
+        .unwrap();
+    (orch, store, dir)
+}
+
+/// A router built from `cfg`, its clock at `today`, with `vendors` registered.
+pub(crate) fn catalog_router(
+    cfg: cineflow_core::RouterConfig,
+    today: time::Date,
+    vendors: &[&MockProvider],
+) -> Router {
+    let mut router = Router::from_config(cfg).with_today(today);
+    for v in vendors {
+        router = router.provider(Arc::new((*v).clone()));
+    }
+    router
 }
 
 /// Fast polls and retries, and a short reconcile wait (300 ms, every 20 ms).
@@ -112,15 +138,7 @@ pub(crate) async fn run_to_end(
     storyboard: Storyboard,
     spec: impl FnOnce(RunSpec) -> RunSpec,
 ) -> (Run, Vec<Task>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let orch = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(LocalDirSink::new(dir.path())))
-        .router(router)
-        .config(config)
-        .build()
-        .unwrap();
+    let (orch, store, _dir) = orchestrator(router, config);
     orch.add_storyboard(&storyboard).await.unwrap();
     let r = orch
         .create_run(spec(RunSpec::new(storyboard.id, model())))

@@ -16,23 +16,10 @@ use super::{MAX_DURATION_S, invalid};
 pub(super) const MAX_FIRST_FRAME_BYTES: u64 = 50 * 1024 * 1024;
 /// The longest side a job's `extra` may ask for (21:9 at 4k is 5040x2160).
 const MAX_SIDE: u32 = 8192;
-/// The aspect ratios rendered; `adaptive` takes the first frame's ratio, else 16:9.
-const RATIOS: [AspectRatio; 7] = [
-    AspectRatio::R16x9,
-    AspectRatio::R9x16,
-    AspectRatio::R1x1,
-    AspectRatio::R4x3,
-    AspectRatio::R3x4,
-    AspectRatio::R21x9,
-    AspectRatio::Adaptive,
-];
-/// The resolutions rendered: the short side is 480, 720, 1080 or 2160 pixels.
-const RESOLUTIONS: [Resolution; 4] = [
-    Resolution::P480,
-    Resolution::P720,
-    Resolution::P1080,
-    Resolution::K4,
-];
+/// The aspect ratios rendered: every one; `adaptive` takes the first frame's ratio, else 16:9.
+const RATIOS: [AspectRatio; 7] = AspectRatio::ALL;
+/// The resolutions rendered, every one: the short side is 480, 720, 1080 or 2160 pixels.
+const RESOLUTIONS: [Resolution; 4] = Resolution::ALL;
 /// Image formats a first frame may be in, by the file extension ffmpeg reads them under.
 const FORMATS: [&str; 5] = ["png", "jpg", "webp", "gif", "bmp"];
 
