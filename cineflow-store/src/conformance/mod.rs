@@ -50,10 +50,14 @@ use cineflow_core::{Error, ErrorKind, Result, Task, TaskId};
 
 mod behaviours;
 mod fixtures;
+mod robustness;
+mod round_trips_and_leases;
 mod vendor_jobs;
 
 pub use behaviours::*;
 pub use fixtures::*;
+pub use robustness::*;
+pub use round_trips_and_leases::*;
 pub use vendor_jobs::*;
 
 /// Opens the stores a behaviour runs against.

@@ -1,0 +1,605 @@
+//! Behaviours: exact round trips of whole tasks, and leases.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use cineflow_core::provider::{ProviderJob, VideoAsset};
+use cineflow_core::store::TaskQuery;
+use cineflow_core::{
+    Artifact, Attempt, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease, ModelAlias, ModelId,
+    ProviderId, Store, Task, TaskError, TaskId, TaskStatus,
+};
+use time::OffsetDateTime;
+
+use super::fixtures::{Fixture, at};
+use super::{LAPSED, LIVE, Must, fails, ids};
+// ---------------------------------------------------------------------------------------------
+// Exact round trips
+
+/// A task with a full attempt history (jobs, assets, vendor payloads, outcomes, errors,
+/// nanosecond timestamps in other offsets) and an artifact reads back exactly, and survives
+/// later writes.
+pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
+    let f = Fixture::new(1, 1);
+    f.store(store).await;
+    let provider = ProviderId::new("sorahk").must("provider id");
+    let backup = ProviderId::new("aihubmix").must("provider id");
+    let t0 = time::macros::datetime!(2026-01-11 15:08:35.987654321 +08:00);
+    let job = |vendor_job_id: &str, p: &ProviderId, at: OffsetDateTime| ProviderJob {
+        provider: p.clone(),
+        vendor_job_id: vendor_job_id.into(),
+        vendor_model: "sora-2-pro".into(),
+        base_url: Some("https://api.example.com/v1".into()),
+        submitted_at: at,
+        extra: serde_json::json!({"queue": "hd", "nested": {"n": 1, "list": [1.5, "二", null]}}),
+    };
+    let mut error = TaskError::new(ErrorCode::RateLimited, "429: slow down — 请稍后再试");
+    error.provider_code = Some("rate_limit_exceeded".into());
+    error.http_status = Some(429);
+    error.raw = Some(r#"{"error":{"code":"rate_limit_exceeded"}}"#.into());
+    let attempts = vec![
+        Attempt {
+            n: 1,
+            provider: provider.clone(),
+            provider_model: "sora-2-pro".into(),
+            reason: "priority 1".into(),
+            idempotency_key: format!("{}-1", f.tasks[0].id),
+            job: Some(job("job_1", &provider, t0)),
+            asset: None,
+            vendor_payload: serde_json::json!({"status": "failed", "progress": 12}),
+            submitted_at: t0,
+            finished_at: Some(t0 + time::Duration::nanoseconds(1_234_567_891)),
+            outcome: Some(AttemptOutcome::Failed {
+                error: error.clone(),
+            }),
+            model_alias: None,
+        },
+        Attempt {
+            n: 2,
+            provider: backup.clone(),
+            provider_model: "sora-2".into(),
+            reason: "failover after rate_limited".into(),
+            idempotency_key: format!("{}-2", f.tasks[0].id),
+            job: None,
+            asset: None,
+            vendor_payload: serde_json::Value::Null,
+            submitted_at: t0 + time::Duration::seconds(3),
+            finished_at: Some(t0 + time::Duration::seconds(4)),
+            outcome: Some(AttemptOutcome::Interrupted {
+                error: TaskError::new(ErrorCode::Interrupted, "crashed during submit"),
+            }),
+            model_alias: None,
+        },
+        Attempt {
+            n: 3,
+            provider: provider.clone(),
+            provider_model: "sora-2-pro".into(),
+            reason: "retry by user".into(),
+            idempotency_key: format!("{}-3", f.tasks[0].id),
+            job: Some(job("job_3", &provider, t0 + time::Duration::minutes(5))),
+            asset: Some(VideoAsset {
+                url: "https://cdn.example.com/v/job_3.mp4?sig=abc&exp=1".into(),
+                expires_at: Some(t0 + time::Duration::hours(1) + time::Duration::nanoseconds(7)),
+                content_type: Some("video/mp4".into()),
+            }),
+            vendor_payload: serde_json::json!({"status": "succeeded", "progress": 100}),
+            submitted_at: t0 + time::Duration::minutes(5),
+            finished_at: Some(t0 + time::Duration::minutes(9)),
+            outcome: Some(AttemptOutcome::Succeeded),
+            model_alias: Some(ModelAlias {
+                from: ModelId::new("sora2").must("model id"),
+                to: ModelId::new("seedance-2").must("model id"),
+            }),
+        },
+    ];
+    let mut t = f.tasks[0].clone();
+    t.status = TaskStatus::Completed;
+    t.progress = Some(100);
+    t.attempts = attempts;
+    t.error = Some(error);
+    t.image = Some(ImageRef::new("https://example.com/ref.png").must("image ref"));
+    t.dry_run = false;
+    t.is_pro = true;
+    t.artifact = Some(Artifact {
+        location: "/videos/1/Segment_1/1_v1.mp4".into(),
+        sidecar: Some("/videos/1/Segment_1/1_v1.json".into()),
+        sha256: "ab".repeat(32),
+        size_bytes: 12_345_678_901,
+        content_type: "video/mp4".into(),
+    });
+    t.updated_at = t0 + time::Duration::minutes(10);
+    let written = store.update_task(&t).await.must("update_task");
+    let stored = store.get_task(t.id).await.must("get_task");
+    assert_eq!(stored, written);
+    assert_eq!(
+        stored,
+        Task {
+            revision: t.revision + 1,
+            ..t.clone()
+        },
+        "every field round-trips"
+    );
+    assert_eq!(stored.attempts, t.attempts, "the whole history is kept");
+
+    let mut later = stored.clone();
+    later.progress = Some(99);
+    let again = store.update_task(&later).await.must("a later write");
+    let stored = store.get_task(t.id).await.must("get_task");
+    assert_eq!(stored, again);
+    assert_eq!(stored.attempts, t.attempts, "history survives later writes");
+    let listed = store
+        .list_tasks(&TaskQuery::for_run(f.run.id))
+        .await
+        .must("list_tasks");
+    assert_eq!(
+        listed.items,
+        vec![stored],
+        "listing returns the same record"
+    );
+}
+
+/// CJK, emoji and combining text, and prompts of the maximum 10,000 characters, round-trip in
+/// storyboards and tasks.
+pub async fn unicode_and_long_prompts_round_trip(store: &dyn Store) {
+    let long: String = "雨🌧️é".chars().cycle().take(10_000).collect();
+    assert_eq!(long.chars().count(), 10_000);
+    let doc = serde_json::json!({
+        "metadata": {"project_name": "夜の東京 🌃"},
+        "segments": [
+            {"segment_index": 1, "prompt_text": "夜晚的城市 🌃 — neon rain, 東京, émigré 👩‍🚀",
+             "asset": {"characters": [{"name": "小明", "id": "@xiaoming"}], "scene": "天台 🏙️"}},
+            {"segment_index": 2, "prompt_text": long.clone()},
+        ]
+    });
+    let mut sb = cineflow_core::Storyboard::from_value(&doc).must("storyboard");
+    sb.name = "故事板 📽️ «test»".into();
+    let f = Fixture::of(&sb, 1, at(0));
+    let mut tasks = f.tasks.clone();
+    tasks[1].full_prompt = format!("{long}{long}");
+    tasks[0].error = Some(TaskError::new(
+        ErrorCode::ContentPolicy,
+        "内容违规 🚫: \"quoted\" \\ backslash \u{0} nul",
+    ));
+    store.put_storyboard(&sb).await.must("put_storyboard");
+    store.insert_run(&f.run, &tasks).await.must("insert_run");
+    assert_eq!(store.get_storyboard(sb.id).await.must("get_storyboard"), sb);
+    assert_eq!(
+        store
+            .get_segment(sb.segments[1].id)
+            .await
+            .must("get_segment")
+            .1
+            .prompt_text,
+        long
+    );
+    for t in &tasks {
+        assert_eq!(&store.get_task(t.id).await.must("get_task"), t);
+    }
+    let mut t = tasks[0].clone();
+    t.full_prompt = "更新 ✅ 🎬".into();
+    let written = store.update_task(&t).await.must("update_task");
+    assert_eq!(store.get_task(t.id).await.must("get_task"), written);
+    assert_eq!(written.full_prompt, "更新 ✅ 🎬");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+pub(super) fn lease_of(task: &Task) -> Lease {
+    match &task.lease {
+        Some(l) => l.clone(),
+        None => panic!("task {} has no lease", task.id),
+    }
+}
+
+/// Claims take non-terminal tasks without a live lease, oldest first, at most `limit`; each
+/// claimed task gets a new lease for the owner and its revision bumped, and is stored so.
+pub async fn claims_take_claimable_tasks_oldest_first_up_to_the_limit(store: &dyn Store) {
+    let f = Fixture::new(5, 1);
+    f.store(store).await;
+    // Oldest first is the reverse of segment order in the fixture.
+    let mut by_age = f.tasks.clone();
+    by_age.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    let mut done = by_age[0].clone();
+    done.status = TaskStatus::Completed;
+    store.update_task(&done).await.must("complete the oldest");
+    let mut cancelled = by_age[3].clone();
+    cancelled.status = TaskStatus::Cancelled;
+    store.update_task(&cancelled).await.must("cancel one");
+
+    let before = OffsetDateTime::now_utc();
+    let first = store
+        .claim_tasks("worker-a", None, 2, LIVE)
+        .await
+        .must("claim 2");
+    assert_eq!(
+        ids(&first),
+        vec![by_age[1].id, by_age[2].id],
+        "the two oldest claimable tasks, oldest first"
+    );
+    let mut tokens = HashSet::new();
+    for (c, original) in first.iter().zip([&by_age[1], &by_age[2]]) {
+        let l = lease_of(c);
+        assert_eq!(l.owner, "worker-a");
+        assert!(l.expires_at > before, "the lease is live");
+        assert!(tokens.insert(l.token), "every claim gets its own token");
+        assert_eq!(
+            c.revision,
+            original.revision + 1,
+            "a claim bumps the revision"
+        );
+        assert_eq!(
+            Task {
+                lease: None,
+                revision: original.revision,
+                ..c.clone()
+            },
+            *original,
+            "a claim changes nothing but the lease and revision"
+        );
+        assert_eq!(&store.get_task(c.id).await.must("get_task"), c);
+    }
+    let second = store
+        .claim_tasks("worker-b", None, 10, LIVE)
+        .await
+        .must("claim the rest");
+    assert_eq!(
+        ids(&second),
+        vec![by_age[4].id],
+        "terminal and leased tasks are skipped"
+    );
+    assert!(tokens.insert(lease_of(&second[0]).token));
+    let third = store
+        .claim_tasks("worker-c", None, 10, LIVE)
+        .await
+        .must("claim again");
+    assert!(
+        third.is_empty(),
+        "live leases are not taken: {:?}",
+        ids(&third)
+    );
+}
+
+/// Claims take tasks whose lease has lapsed (with a new token), keep to the requested run, and
+/// a limit of 0 claims nothing.
+pub async fn claims_take_expired_leases_and_respect_the_run_filter(store: &dyn Store) {
+    let a = Fixture::new(2, 1);
+    a.store(store).await;
+    let b = a.another_run(2);
+    b.insert(store).await;
+
+    assert!(
+        store
+            .claim_tasks("w", None, 0, LIVE)
+            .await
+            .must("limit 0")
+            .is_empty(),
+        "limit 0 claims nothing"
+    );
+    let lapsed = store
+        .claim_tasks("worker-a", Some(a.run.id), 10, LAPSED)
+        .await
+        .must("claim run a");
+    let mut want_a: Vec<&Task> = a.tasks.iter().collect();
+    want_a.sort_by(|x, y| x.created_at.cmp(&y.created_at).then(x.id.cmp(&y.id)));
+    assert_eq!(
+        ids(&lapsed),
+        want_a.iter().map(|t| t.id).collect::<Vec<_>>(),
+        "only run a's tasks"
+    );
+    let of_b = store
+        .claim_tasks("worker-b", Some(b.run.id), 10, LIVE)
+        .await
+        .must("claim run b");
+    assert_eq!(of_b.len(), 4);
+    assert!(
+        of_b.iter().all(|t| t.run_id == b.run.id),
+        "only run b's tasks"
+    );
+
+    let retaken = store
+        .claim_tasks("worker-c", None, 10, LIVE)
+        .await
+        .must("claim lapsed leases");
+    assert_eq!(
+        ids(&retaken),
+        ids(&lapsed),
+        "lapsed leases are taken, oldest first"
+    );
+    for (new, old) in retaken.iter().zip(&lapsed) {
+        let (nl, ol) = (lease_of(new), lease_of(old));
+        assert_eq!(nl.owner, "worker-c");
+        assert_ne!(nl.token, ol.token, "a new claim gets a new token");
+        assert_eq!(new.revision, old.revision + 1);
+    }
+    let b_tokens: HashSet<u64> = of_b.iter().map(|t| lease_of(t).token).collect();
+    assert!(
+        retaken
+            .iter()
+            .all(|t| !b_tokens.contains(&lease_of(t).token))
+    );
+}
+
+/// A heartbeat by the holder extends its lease (same owner and token, later deadline, no
+/// revision change); a heartbeat with another token or owner, or after a takeover, is
+/// [`ErrorKind::LeaseLost`].
+pub async fn heartbeat_extends_a_held_lease_and_fails_for_a_lost_one(store: &dyn Store) {
+    let f = Fixture::new(2, 1);
+    f.store(store).await;
+    let claimed = store
+        .claim_tasks("worker-a", None, 1, Duration::from_secs(60))
+        .await
+        .must("claim");
+    let t = &claimed[0];
+    let held = lease_of(t);
+    let renewed = store.heartbeat(t.id, &held, LIVE).await.must("heartbeat");
+    assert_eq!((&renewed.owner, renewed.token), (&held.owner, held.token));
+    assert!(
+        renewed.expires_at > held.expires_at,
+        "the deadline moves on"
+    );
+    let stored = store.get_task(t.id).await.must("get_task");
+    assert_eq!(stored.lease.as_ref(), Some(&renewed));
+    assert_eq!(
+        stored.revision, t.revision,
+        "a heartbeat does not bump the revision"
+    );
+
+    let forged = Lease {
+        token: held.token.wrapping_add(1_000_003),
+        ..held.clone()
+    };
+    fails(
+        store.heartbeat(t.id, &forged, LIVE).await,
+        ErrorKind::LeaseLost,
+        "another token",
+    );
+    let impostor = Lease {
+        owner: "worker-z".into(),
+        ..held.clone()
+    };
+    fails(
+        store.heartbeat(t.id, &impostor, LIVE).await,
+        ErrorKind::LeaseLost,
+        "another owner",
+    );
+
+    // Takeover: a lapses, b claims, a's heartbeat is refused.
+    let other = f.tasks.iter().find(|x| x.id != t.id).map(|x| x.id);
+    let lapsed = store
+        .claim_tasks("worker-a", None, 1, LAPSED)
+        .await
+        .must("claim with a lapsing lease");
+    assert_eq!(lapsed.first().map(|x| x.id), other);
+    let taken = store
+        .claim_tasks("worker-b", None, 1, LIVE)
+        .await
+        .must("takeover");
+    assert_eq!(ids(&taken), ids(&lapsed));
+    fails(
+        store
+            .heartbeat(lapsed[0].id, &lease_of(&lapsed[0]), LIVE)
+            .await,
+        ErrorKind::LeaseLost,
+        "a heartbeat after a takeover",
+    );
+    assert_eq!(
+        store.get_task(taken[0].id).await.must("get_task").lease,
+        taken[0].lease,
+        "a refused heartbeat changes nothing"
+    );
+}
+
+/// Fencing: once worker A's lease lapsed and worker B claimed the task, A's writes (with A's
+/// lease, stale or fresh revision) are [`ErrorKind::LeaseLost`] — even after B's lease lapsed
+/// in turn; B's write succeeds.
+pub async fn a_stale_worker_is_fenced_off_after_its_lease_is_taken_over(store: &dyn Store) {
+    let f = Fixture::new(2, 1);
+    f.store(store).await;
+    let a = store
+        .claim_tasks("worker-a", None, 1, LAPSED)
+        .await
+        .must("a claims")
+        .remove(0);
+    let b = store
+        .claim_tasks("worker-b", None, 1, LIVE)
+        .await
+        .must("b claims")
+        .remove(0);
+    assert_eq!(a.id, b.id);
+
+    let mut stale = a.clone();
+    stale.set_status(TaskStatus::Submitting).must("transition");
+    fails(
+        store.update_task(&stale).await,
+        ErrorKind::LeaseLost,
+        "a writes with its old lease",
+    );
+    let mut fresh_revision = stale.clone();
+    fresh_revision.revision = b.revision;
+    fails(
+        store.update_task(&fresh_revision).await,
+        ErrorKind::LeaseLost,
+        "a writes with its old lease and the current revision",
+    );
+    assert_eq!(
+        store.get_task(b.id).await.must("get_task"),
+        b,
+        "a changed nothing"
+    );
+
+    let mut w = b.clone();
+    w.set_status(TaskStatus::Submitting).must("transition");
+    let written = store.update_task(&w).await.must("b writes");
+    assert_eq!(written.revision, b.revision + 1);
+    assert_eq!(written.lease, b.lease);
+    assert_eq!(written.status, TaskStatus::Submitting);
+
+    // The other task: A's lease lapses, B takes over with a lease that lapses too. A is still
+    // fenced: its token is not the task's any more.
+    let a2 = store
+        .claim_tasks("worker-a", None, 1, LAPSED)
+        .await
+        .must("a claims the other task")
+        .remove(0);
+    assert_ne!(a2.id, b.id, "b's task is still leased");
+    let b2 = store
+        .claim_tasks("worker-b", None, 1, LAPSED)
+        .await
+        .must("b takes it over")
+        .remove(0);
+    assert_eq!(b2.id, a2.id);
+    fails(
+        store
+            .update_task(&Task {
+                revision: b2.revision,
+                ..a2.clone()
+            })
+            .await,
+        ErrorKind::LeaseLost,
+        "a writes after a takeover whose lease lapsed too",
+    );
+    let mut w2 = b2.clone();
+    w2.progress = Some(3);
+    store
+        .update_task(&w2)
+        .await
+        .must("b writes with its lapsed but unchallenged lease");
+}
+
+/// While a lease is live, a write that carries no lease is [`ErrorKind::LeaseLost`]; after the
+/// holder releases it, such a write succeeds and the released lease no longer fences.
+pub async fn a_write_without_the_lease_is_fenced_off_while_the_lease_is_live(store: &dyn Store) {
+    let f = Fixture::new(1, 1);
+    f.store(store).await;
+    let held = store
+        .claim_tasks("worker-a", None, 1, LIVE)
+        .await
+        .must("claim")
+        .remove(0);
+    let mut unleased = held.clone();
+    unleased.lease = None;
+    unleased.progress = Some(1);
+    fails(
+        store.update_task(&unleased).await,
+        ErrorKind::LeaseLost,
+        "a write without the live lease",
+    );
+    assert_eq!(store.get_task(held.id).await.must("get_task"), held);
+
+    store
+        .release(held.id, &lease_of(&held))
+        .await
+        .must("release");
+    let released = store.get_task(held.id).await.must("get_task");
+    assert_eq!(released.lease, None, "released");
+    let written = store
+        .update_task(&Task {
+            revision: released.revision,
+            ..unleased.clone()
+        })
+        .await
+        .must("a write without a lease after release");
+    assert_eq!(written.progress, Some(1));
+    assert_eq!(written.lease, None);
+    let current = store.get_task(held.id).await.must("get_task");
+    fails(
+        store
+            .update_task(&Task {
+                lease: held.lease.clone(),
+                ..current
+            })
+            .await,
+        ErrorKind::LeaseLost,
+        "a write carrying a released lease",
+    );
+}
+
+/// Releasing a lease one does not hold (another token) is a no-op that succeeds; the holder's
+/// release clears it (without a revision change) and makes the task claimable again.
+pub async fn release_by_a_non_holder_is_a_no_op(store: &dyn Store) {
+    let f = Fixture::new(1, 1);
+    f.store(store).await;
+    let held = store
+        .claim_tasks("worker-a", None, 1, LIVE)
+        .await
+        .must("claim")
+        .remove(0);
+    let lease = lease_of(&held);
+    let foreign = Lease {
+        owner: "worker-b".into(),
+        token: lease.token.wrapping_add(7_777_777),
+        expires_at: lease.expires_at,
+    };
+    store
+        .release(held.id, &foreign)
+        .await
+        .must("release by a non-holder");
+    assert_eq!(
+        store.get_task(held.id).await.must("get_task"),
+        held,
+        "nothing changed"
+    );
+    assert!(
+        store
+            .claim_tasks("worker-b", None, 1, LIVE)
+            .await
+            .must("claim")
+            .is_empty(),
+        "still leased"
+    );
+    store.release(held.id, &lease).await.must("release");
+    let released = store.get_task(held.id).await.must("get_task");
+    assert_eq!(
+        released,
+        Task {
+            lease: None,
+            ..held.clone()
+        },
+        "only the lease is cleared"
+    );
+    store
+        .release(held.id, &lease)
+        .await
+        .must("releasing twice is a no-op");
+    store
+        .release(TaskId::new(), &lease)
+        .await
+        .must("releasing a missing task is a no-op");
+    let again = store
+        .claim_tasks("worker-b", None, 1, LIVE)
+        .await
+        .must("claim after release");
+    assert_eq!(ids(&again), vec![held.id]);
+    assert_ne!(lease_of(&again[0]).token, lease.token);
+}
+
+/// A lease with an enormous TTL (`Duration::MAX`) is live — the deadline saturates, it never
+/// wraps into the past — so nobody else can claim the task.
+pub async fn a_lease_with_a_huge_ttl_stays_live(store: &dyn Store) {
+    let f = Fixture::new(1, 1);
+    f.store(store).await;
+    let held = store
+        .claim_tasks("worker-a", None, 1, Duration::MAX)
+        .await
+        .must("claim");
+    assert_eq!(held.len(), 1);
+    let deadline = lease_of(&held[0]).expires_at;
+    assert!(
+        deadline > OffsetDateTime::now_utc() + time::Duration::days(365),
+        "the deadline is far away: {deadline}"
+    );
+    assert!(
+        store
+            .claim_tasks("worker-b", None, 1, LIVE)
+            .await
+            .must("claim")
+            .is_empty(),
+        "the task stays leased"
+    );
+    let renewed = store
+        .heartbeat(held[0].id, &lease_of(&held[0]), Duration::MAX)
+        .await
+        .must("heartbeat");
+    assert!(renewed.expires_at > OffsetDateTime::now_utc() + time::Duration::days(365));
+}
