@@ -131,11 +131,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints the module docs; a closed stdout (`--help | head`) ends the listing quietly.
 fn print_help() {
+    use std::io::Write as _;
     const SRC: &str = include_str!("main.rs");
+    let mut out = std::io::stdout().lock();
     for line in SRC.lines().take_while(|l| l.starts_with("//!")) {
         let line = line.trim_start_matches("//!");
-        println!("{}", line.strip_prefix(' ').unwrap_or(line));
+        if writeln!(out, "{}", line.strip_prefix(' ').unwrap_or(line)).is_err() {
+            return;
+        }
     }
 }
 
