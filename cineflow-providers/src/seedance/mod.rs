@@ -573,22 +573,33 @@ impl VideoProvider for Seedance {
     /// Cancels a queued task (`DELETE`); a running task cannot be cancelled on Ark, and a
     /// finished one is left as it is (a `DELETE` would erase its record).
     async fn cancel(&self, job: &ProviderJob) -> Result<(), ProviderError> {
-        let status = self.poll(job).await?;
-        match status.state {
-            JobState::Queued => {}
-            JobState::Running { .. } => {
-                return Err(ProviderError::new(
-                    ErrorCode::Unsupported,
-                    format!(
-                        "seedance task {} is running: Ark cancels only queued tasks",
-                        job.vendor_job_id
-                    ),
-                )
+        let rb = self.api(Method::GET, Some(&job.vendor_job_id))?;
+        let answer = http::send(rb, Call::Other).await?;
+        if !answer.is_success() {
+            return Err(self.error(&answer, Call::Other));
+        }
+        let task: Task = answer.json(Call::Other, &self.inner.key)?;
+        let not_cancelled = |why: String| {
+            ProviderError::new(ErrorCode::Unsupported, why)
                 .with_retryable(false)
-                .with_submit_state(SubmitState::NotSent));
+                .with_submit_state(SubmitState::NotSent)
+        };
+        match task.status.as_deref().unwrap_or_default() {
+            "queued" => {}
+            "running" => {
+                return Err(not_cancelled(format!(
+                    "seedance task {} is running: Ark cancels only queued tasks",
+                    job.vendor_job_id
+                )));
             }
             // Already over: nothing to cancel, and nothing is deleted.
-            _ => return Ok(()),
+            "succeeded" | "failed" | "expired" | "cancelled" => return Ok(()),
+            other => {
+                return Err(not_cancelled(format!(
+                    "seedance task {} has the unknown status {other:?}: not cancelled",
+                    job.vendor_job_id
+                )));
+            }
         }
         let rb = self.api(Method::DELETE, Some(&job.vendor_job_id))?;
         let answer = http::send(rb, Call::Other).await?;
