@@ -195,8 +195,15 @@ impl SeedanceBuilder {
         }
     }
 
+    /// A ModelArk builder with [`load_env`](Self::load_env) applied (for Ark:
+    /// `Seedance::ark().load_env()`).
+    pub fn from_env() -> Self {
+        Self::new().load_env()
+    }
+
     /// Reads `CINEFLOW_SEEDANCE_API_KEY` (fallback `ARK_API_KEY`) and
-    /// `CINEFLOW_SEEDANCE_BASE_URL` when they are set and not empty.
+    /// `CINEFLOW_SEEDANCE_BASE_URL` when they are set and not empty (and the network allow-list,
+    /// like every adapter).
     pub fn load_env(mut self) -> Self {
         if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
             self.api_key = Some(key);
@@ -323,6 +330,11 @@ impl Seedance {
     /// `dreamina-seedance-…`.
     pub fn modelark() -> SeedanceBuilder {
         SeedanceBuilder::preset(Preset::ModelArk)
+    }
+
+    /// A builder for BytePlus ModelArk (see [`SeedanceBuilder::new`]).
+    pub fn builder() -> SeedanceBuilder {
+        SeedanceBuilder::new()
     }
 
     /// The preset.
