@@ -700,3 +700,67 @@ async fn poll_many_reads_the_states_of_jobs_through_the_task_ids_filter() {
         JobState::Succeeded { .. }
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_key_the_vendor_echoes_never_leaves_the_adapter() {
+    const KEY: &str = "ark-echoed/SECRET+4242";
+    let server = MockServer::start().await;
+    let echo = format!("you sent Bearer {KEY}");
+    for (id, status, body) in [
+        (
+            "cgt-failed",
+            200,
+            task(
+                "cgt-failed",
+                json!({"status": "failed", "echo": echo,
+                 "error": {"code": format!("InternalServiceError {KEY}"), "message": echo}}),
+            ),
+        ),
+        (
+            "cgt-ok",
+            200,
+            task(
+                "cgt-ok",
+                json!({"status": "succeeded", "echo": echo,
+                 "content": {"video_url": "https://tos.example/v.mp4", "last_frame_url": echo}}),
+            ),
+        ),
+        (
+            "cgt-refused",
+            401,
+            json!({"error": {"code": "AuthenticationError", "message": echo}}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("{TASKS}/{id}")))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .mount(&server)
+            .await;
+    }
+    let p = builder(Preset::Ark, &server)
+        .with_api_key(KEY)
+        .build()
+        .unwrap();
+    let clean = |what: &str, text: String| assert!(!text.contains("SECRET"), "{what}: {text}");
+    let failed = p.poll(&job(&p, "cgt-failed")).await.unwrap();
+    clean(
+        "failed status",
+        format!("{failed:?} {}", serde_json::to_string(&failed).unwrap()),
+    );
+    let ok = p.poll(&job(&p, "cgt-ok")).await.unwrap();
+    clean(
+        "succeeded status",
+        format!("{ok:?} {}", serde_json::to_string(&ok).unwrap()),
+    );
+    assert!(ok.raw.to_string().contains("[REDACTED]"), "{}", ok.raw);
+    let e = p.poll(&job(&p, "cgt-refused")).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unauthorized);
+    clean(
+        "refused poll",
+        format!("{e:?} {e} {}", serde_json::to_string(&e).unwrap()),
+    );
+}
