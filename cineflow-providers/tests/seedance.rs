@@ -764,3 +764,35 @@ async fn a_key_the_vendor_echoes_never_leaves_the_adapter() {
         format!("{e:?} {e} {}", serde_json::to_string(&e).unwrap()),
     );
 }
+
+#[tokio::test]
+async fn model_specific_mode_rules_are_refused_before_any_call() {
+    let server = MockServer::start().await;
+    let p = modelark(&server);
+    // 2.5 (unverified facts): frames only with the adaptive ratio.
+    let v25 = request("dreamina-seedance-2-5-260628").with_first_frame(image("a"));
+    let e = refused(&p, &server, &v25).await;
+    assert!(e.message().contains("adaptive"), "{e}");
+    // 1.0 Lite i2v renders from images only.
+    let e = refused(&p, &server, &request("seedance-1-0-lite-i2v-250219")).await;
+    assert!(e.message().contains("first_frame"), "{e}");
+    // Background audio is not what a Seedance reference is.
+    let bg = request(V2)
+        .with_reference(MediaRef::image("https://cdn.example/r.png", MediaRole::Reference).unwrap())
+        .with_reference(
+            MediaRef::audio("https://cdn.example/m.mp3", MediaRole::BackgroundAudio).unwrap(),
+        );
+    let e = refused(&p, &server, &bg).await;
+    assert!(e.message().contains("references[1]"), "{e}");
+}
+
+#[tokio::test]
+async fn a_2_5_first_frame_request_with_the_adaptive_ratio_is_sent() {
+    let server = MockServer::start().await;
+    mount_create(&server, "cgt-1").await;
+    let req = request("dreamina-seedance-2-5-260628")
+        .with_first_frame(image("a"))
+        .with_aspect_ratio(AspectRatio::Adaptive);
+    modelark(&server).submit(&req).await.unwrap();
+    assert_eq!(sent_body(&server).await["ratio"], "adaptive");
+}
