@@ -25,5 +25,7 @@ pub mod local;
 pub mod openai_compat;
 #[cfg(feature = "runway")]
 pub mod runway;
+#[cfg(feature = "seedance")]
+pub mod seedance;
 #[cfg(feature = "sorahk")]
 pub mod sorahk;
