@@ -3,9 +3,10 @@
 //! A **fake video vendor** for cineflow's durability, performance and reconciliation tests: one
 //! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`), the
 //! Sora.hk protocol (under `/sorahk/v1`) exactly as `PROVIDERS.md` documents them, and the
-//! Seedance task API of Volcengine Ark / BytePlus ModelArk (under `/seedance/api/v3`, as
-//! `PROVIDERS_2026.md` §1 documents it), so the real adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll and
-//! download — so a test can count what was paid for.
+//! Seedance task API of Volcengine Ark / BytePlus ModelArk (under `/seedance/api/v3`, as the
+//! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it), so
+//! the real adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll
+//! and download — so a test can count what was paid for.
 //!
 //! - **Jobs** progress with tokio time (`tokio::time::pause()` works in-process): queued for
 //!   the first 10 %, then running with progress, then completed ([`JobTiming`]).

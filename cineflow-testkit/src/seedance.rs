@@ -1,5 +1,6 @@
 //! The Seedance task API of Volcengine Ark / BytePlus ModelArk under `/seedance/api/v3`
-//! (PROVIDERS_2026.md §1), and its signed TOS download URLs under `/seedance-tos/`.
+//! (the Ark runtime SDK's `content_generation.tasks` and the ModelArk docs), and its signed TOS
+//! download URLs under `/seedance-tos/`.
 //!
 //! | request | answer |
 //! |---|---|
@@ -10,7 +11,7 @@
 //! | `GET /seedance-tos/{id}.mp4?X-Tos-…` | the `content.video_url`: `video/mp4`, no key needed |
 //! | `GET /seedance-tos/{id}-last-frame.png?X-Tos-…` | the `content.last_frame_url`: a PNG of the video's size |
 //!
-//! Errors are `{"error":{"code","message","param","type"}}` with the §1.7 codes: 400
+//! Errors are `{"error":{"code","message","param","type"}}` with the documented Ark codes: 400
 //! `MissingParameter` / `InvalidParameter` (the `param` names the field or JSON path), 401
 //! `AuthenticationError`, 404 `InvalidEndpoint.NotFound` (unknown model) or
 //! `ResourceNotFound` (unknown task), 429 `RateLimitExceeded.EndpointRPMExceeded` (with
@@ -18,7 +19,7 @@
 //! `error: {code, message}` (`OutputVideoSensitiveContentDetected` for the `content_policy`
 //! kind of the `fail_jobs` fault, `ServerOverloaded` for `retryable`).
 //!
-//! Where §1 found nothing, the fake decides, loudly: a `DELETE` of a running or cancelled
+//! Where the docs say nothing, the fake decides, loudly: a `DELETE` of a running or cancelled
 //! task is 400 `InvalidParameter`; an expired task has `error: null`; `duration: -1` renders
 //! 5 s; `ratio: "adaptive"` renders 16:9; `page_size` defaults to 10. Tasks older than 7 days
 //! and cancelled tasks older than 24 h are gone (404, not listed). Download URLs are signed

@@ -1,5 +1,6 @@
-//! The Seedance create body (PROVIDERS_2026.md §1.2–1.3): the model table, strict validation
-//! of `POST /contents/generations/tasks`, and what a task echoes of its request.
+//! The Seedance create body (Ark SDK `tasks.py create`, ModelArk video docs): the model table,
+//! strict validation of `POST /contents/generations/tasks`, and what a task echoes of its
+//! request.
 //!
 //! Validation is as strict as the documented limits: an unknown body key, a wrong type, a
 //! value out of range or a field the model cannot honour is a 400 naming the field (or the
@@ -51,7 +52,7 @@ pub(crate) enum Family {
     V10LiteI2v,
 }
 
-/// The family of a model id (CN `doubao-…` and BytePlus ids of §1.2), or of an `ep-…`
+/// The family of a model id (CN `doubao-…` and BytePlus ids, late 2026), or of an `ep-…`
 /// endpoint (served as 2.0); `None` for an unknown model.
 pub(crate) fn family(model: &str) -> Option<Family> {
     if model.starts_with("ep-") && model.len() > 3 {
@@ -244,7 +245,7 @@ impl Echo {
         }
     }
 
-    /// `usage.completion_tokens` ≈ `seconds × W × H × fps / 1024` (§1.4).
+    /// `usage.completion_tokens` ≈ `seconds × W × H × fps / 1024` (ModelArk billing).
     pub(crate) fn tokens(&self) -> u64 {
         u64::from(self.duration) * self.width * self.height * FPS / 1024
     }
