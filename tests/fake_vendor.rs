@@ -20,6 +20,7 @@ fn request(p: Protocol, prompt: &str) -> GenerationRequest {
     let (model, secs) = match p {
         Protocol::OpenAi => ("sora-2", 4),
         Protocol::SoraHk => ("sora2", 10),
+        Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
     };
     GenerationRequest::new(task_id, model, prompt, secs).with_orientation(Orientation::Vertical)
 }
@@ -139,10 +140,12 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
         let vendor_model = match p {
             Protocol::OpenAi => "sora-2",
             Protocol::SoraHk => "sora2",
+            Protocol::Seedance => "dreamina-seedance-2-0-260128",
         };
         let duration = match p {
             Protocol::OpenAi => 4,
             Protocol::SoraHk => 10,
+            Protocol::Seedance => 5,
         };
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(MemoryStore::new());
@@ -284,6 +287,7 @@ async fn reconcile_run(
     let (vendor_model, duration) = match p {
         Protocol::OpenAi => ("sora-2", 4),
         Protocol::SoraHk => ("sora2", 10),
+        Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::new());
@@ -411,6 +415,7 @@ async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_bo
         let (vendor_model, duration) = match p {
             Protocol::OpenAi => ("sora-2", 4),
             Protocol::SoraHk => ("sora2", 10),
+            Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
         };
         let mut twin = request(p, &format!("{p} twin 1."));
         twin.vendor_model = vendor_model.into();

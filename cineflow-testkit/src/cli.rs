@@ -1,4 +1,5 @@
-//! The `fake-vendor` command line: the fake OpenAI Videos + Sora.hk server as its own process.
+//! The `fake-vendor` command line: the fake OpenAI Videos + Sora.hk + Seedance server as its
+//! own process.
 //! The `fake-vendor` binary is [`run`]; a harness can re-start itself as the vendor by calling
 //! [`run`] too (as `examples/loadtest.rs` does), so both speak exactly the same flags and
 //! ready line.
@@ -8,7 +9,7 @@
 //! ```
 //!
 //! When ready it prints ONE line of JSON on stdout:
-//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
+//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
 //! and serves until SIGTERM, SIGINT or the end of stdin (so a test harness that dies does
 //! not leave it running: spawn it with a piped stdin and keep the pipe open; pass
 //! `--ignore-stdin` when stdin is not a pipe you control). Control endpoints: `GET /__ledger`,
@@ -44,7 +45,7 @@
 //! | `--fault-stall-ms N` | delay (30000) |
 //! | `--fault-truncate-download T` | downloads cut short |
 //! | `--fault-truncate-keep F` | share of bytes sent (0.5) |
-//! | `--fault-expire-urls T` | Sora.hk blob URLs answer 403 |
+//! | `--fault-expire-urls T` | Sora.hk blob and Seedance TOS URLs answer 403 |
 //! | `--fault-accept-then-502 T` | jobs created, then 502 |
 //! | `--fault-fail-jobs T` | jobs end failed |
 //! | `--fault-fail-kind K` | `content_policy` or `retryable` (content_policy) |
@@ -112,6 +113,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "url": url,
         "openai_base_url": fake.base_url(Protocol::OpenAi),
         "sorahk_base_url": fake.base_url(Protocol::SoraHk),
+        "seedance_base_url": fake.base_url(Protocol::Seedance),
         "ledger_url": fake.ledger_url(),
         "faults_url": format!("{url}/__faults"),
         "reset_url": format!("{url}/__reset"),

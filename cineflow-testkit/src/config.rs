@@ -14,7 +14,7 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The API key both protocols accept as `Authorization: Bearer <key>`. Default: `fake-key`.
+    /// The API key every protocol accepts as `Authorization: Bearer <key>`. Default: `fake-key`.
     pub key: String,
     /// Seed of every random choice: job ids, job durations, fault draws and blob signatures.
     /// The same seed and the same sequence of requests give the same answers. Default: `42`.
@@ -165,13 +165,15 @@ impl JobTiming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
-    /// `POST /videos` (OpenAI) and `POST /create` (Sora.hk).
+    /// `POST /videos` (OpenAI), `POST /create` (Sora.hk), `POST /contents/generations/tasks`
+    /// (Seedance).
     Submit,
-    /// `GET /videos/{id}` and `GET /tasks/{task_id}`.
+    /// `GET /videos/{id}`, `GET /tasks/{task_id}`, `GET /contents/generations/tasks/{id}`.
     Poll,
-    /// `GET /videos/{id}/content` and the Sora.hk blob URL.
+    /// `GET /videos/{id}/content`, the Sora.hk blob URL and the Seedance `video_url` and
+    /// `last_frame_url`.
     Download,
-    /// `GET /videos` and `GET /tasks` (reconciliation).
+    /// `GET /videos`, `GET /tasks`, `GET /contents/generations/tasks` (reconciliation).
     List,
 }
 
@@ -180,11 +182,12 @@ pub enum Endpoint {
 #[serde(rename_all = "snake_case")]
 pub enum FailKind {
     /// Moderation refused it: OpenAI `error.code: "moderation_blocked"`, Sora.hk
-    /// `error_msg: "此内容可能违反…相关规定。"`. Not worth retrying.
+    /// `error_msg: "此内容可能违反…相关规定。"`, Seedance
+    /// `error.code: "OutputVideoSensitiveContentDetected"`. Not worth retrying.
     #[default]
     ContentPolicy,
     /// A transient vendor failure: OpenAI `error.code: "server_error"`, Sora.hk
-    /// `error_msg: "视频生成失败，请稍后重试"`. Another attempt may succeed.
+    /// `error_msg: "视频生成失败，请稍后重试"`, Seedance `error.code: "ServerOverloaded"`. Another attempt may succeed.
     Retryable,
 }
 
@@ -206,7 +209,8 @@ pub struct Faults {
     /// A download sends fewer bytes than its `content-length`, then closes the connection.
     pub truncate_download: TruncateFault,
     /// A Sora.hk blob URL answers 403 `AuthenticationFailed` (XML) as if its `se` expiry had
-    /// passed; a fresh poll gives a fresh URL (which the fault may hit again).
+    /// passed; a fresh poll gives a fresh URL (which the fault may hit again). A Seedance
+    /// `video_url` or `last_frame_url` answers 403 `AccessDenied` "Request has expired".
     pub expire_urls: Trigger,
     /// A submit creates the job (it is paid and listed) and then answers 502 with a gateway's
     /// HTML page: the ambiguous submit of issue #8.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::config::FailKind;
 
-/// The two wire protocols the server speaks.
+/// The wire protocols the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protocol {
     /// The OpenAI Videos protocol, under `/openai/v1`.
@@ -20,25 +20,31 @@ pub enum Protocol {
     /// Sora.hk, under `/sorahk/v1`.
     #[serde(rename = "sorahk")]
     SoraHk,
+    /// The Seedance task API of Volcengine Ark / BytePlus ModelArk, under
+    /// `/seedance/api/v3` (the path shape of `https://ark.…/api/v3`).
+    #[serde(rename = "seedance")]
+    Seedance,
 }
 
 impl Protocol {
-    /// Both protocols.
-    pub const ALL: [Protocol; 2] = [Protocol::OpenAi, Protocol::SoraHk];
+    /// Every protocol.
+    pub const ALL: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
 
-    /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`).
+    /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`).
     pub const fn path_prefix(self) -> &'static str {
         match self {
             Protocol::OpenAi => "/openai/v1",
             Protocol::SoraHk => "/sorahk/v1",
+            Protocol::Seedance => "/seedance/api/v3",
         }
     }
 
-    /// Its name in JSON (`openai`, `sorahk`).
+    /// Its name in JSON (`openai`, `sorahk`, `seedance`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Protocol::OpenAi => "openai",
             Protocol::SoraHk => "sorahk",
+            Protocol::Seedance => "seedance",
         }
     }
 
@@ -46,6 +52,7 @@ impl Protocol {
         match self {
             Protocol::OpenAi => 0,
             Protocol::SoraHk => 1,
+            Protocol::Seedance => 2,
         }
     }
 }
@@ -61,14 +68,18 @@ impl fmt::Display for Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobPhase {
-    /// OpenAI `queued`, Sora.hk `pending`.
+    /// OpenAI and Seedance `queued`, Sora.hk `pending`.
     Queued,
-    /// OpenAI `in_progress`, Sora.hk `processing`.
+    /// OpenAI `in_progress`, Sora.hk `processing`, Seedance `running`.
     Running,
-    /// `completed`: the video can be downloaded.
+    /// `completed` (Seedance `succeeded`): the video can be downloaded.
     Completed,
     /// `failed`.
     Failed,
+    /// Seedance `cancelled`: deleted while still queued (`DELETE …/tasks/{id}`).
+    Cancelled,
+    /// Seedance `expired`: still unfinished when its `execution_expires_after` ran out.
+    Expired,
 }
 
 impl JobPhase {
@@ -79,14 +90,22 @@ impl JobPhase {
             (Protocol::OpenAi, JobPhase::Running) => "in_progress",
             (Protocol::SoraHk, JobPhase::Queued) => "pending",
             (Protocol::SoraHk, JobPhase::Running) => "processing",
+            (Protocol::Seedance, JobPhase::Queued) => "queued",
+            (Protocol::Seedance, JobPhase::Running) => "running",
+            (Protocol::Seedance, JobPhase::Completed) => "succeeded",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
+            (_, JobPhase::Cancelled) => "cancelled",
+            (_, JobPhase::Expired) => "expired",
         }
     }
 
     /// Whether the job will not change any more.
     pub const fn is_terminal(self) -> bool {
-        matches!(self, JobPhase::Completed | JobPhase::Failed)
+        matches!(
+            self,
+            JobPhase::Completed | JobPhase::Failed | JobPhase::Cancelled | JobPhase::Expired
+        )
     }
 }
 
@@ -114,24 +133,30 @@ pub struct Counts {
     pub server_errors: u64,
     /// Requests delayed by the `stall` fault.
     pub stalled: u64,
-    /// Status polls (`GET /videos/{id}`, `GET /tasks/{task_id}`), unknown ids included.
+    /// Status polls (`GET /videos/{id}`, `GET /tasks/{task_id}`,
+    /// `GET /contents/generations/tasks/{id}`), unknown ids included.
     pub polls: u64,
-    /// List calls (`GET /videos`, `GET /tasks`).
+    /// List calls (`GET /videos`, `GET /tasks`, `GET /contents/generations/tasks`).
     pub lists: u64,
+    /// Seedance cancels and deletes answered 200 (`DELETE /contents/generations/tasks/{id}`).
+    pub deletes: u64,
     /// Video download requests for an existing job: OpenAI `GET …/content?variant=video`
-    /// (404 "not ready" answers included), Sora.hk blob `GET`s of a completed task (403
-    /// expired answers included). `HEAD` requests are not counted.
+    /// (404 "not ready" answers included), Sora.hk blob and Seedance `video_url` `GET`s of a
+    /// completed task (403 expired answers included). `HEAD` requests and Seedance last
+    /// frames are not counted.
     pub downloads: u64,
     /// Downloads whose body was handed to the connection in full (through its last byte).
     pub downloads_completed: u64,
     /// Downloads cut short by the `truncate_download` fault.
     pub truncated_downloads: u64,
-    /// Blob downloads refused with 403 because the URL expired (naturally or by the
-    /// `expire_urls` fault) or its signature did not match.
+    /// Sora.hk blob and Seedance `video_url`/`last_frame_url` downloads refused with 403
+    /// because the URL expired (naturally or by the `expire_urls` fault) or its signature did
+    /// not match.
     pub expired_urls: u64,
     /// Video bytes handed to connections.
     pub downloaded_bytes: u64,
-    /// Requests to a blob URL that carried an `Authorization` header (the key leaked there).
+    /// Requests to a signed download URL (Sora.hk blob, Seedance `video_url` or
+    /// `last_frame_url`) that carried an `Authorization` header (the key leaked there).
     pub leaked_auth: u64,
 }
 
@@ -147,6 +172,7 @@ impl Counts {
         self.stalled += o.stalled;
         self.polls += o.polls;
         self.lists += o.lists;
+        self.deletes += o.deletes;
         self.downloads += o.downloads;
         self.downloads_completed += o.downloads_completed;
         self.truncated_downloads += o.truncated_downloads;
@@ -159,22 +185,28 @@ impl Counts {
 /// One vendor job: created by an accepted submit, so paid for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    /// The vendor id: OpenAI `video_<32 hex>`, Sora.hk a UUID.
+    /// The vendor id: OpenAI `video_<32 hex>`, Sora.hk a UUID, Seedance
+    /// `cgt-<yyyymmddhhmmss>-<5 chars>`.
     pub id: String,
     /// Which protocol created it.
     pub protocol: Protocol,
-    /// The prompt as sent.
+    /// The prompt as sent (Seedance: the text of the `content[]` item of type `text`, empty
+    /// when there is none).
     pub prompt: String,
-    /// OpenAI `model` (default `sora-2`); Sora.hk `sora2` or `sora2-pro` (from `is_pro`).
+    /// OpenAI `model` (default `sora-2`); Sora.hk `sora2` or `sora2-pro` (from `is_pro`);
+    /// Seedance `model` (a model id or an `ep-…` endpoint id).
     pub model: String,
-    /// OpenAI `seconds` (sent as a string), Sora.hk `duration`.
+    /// OpenAI `seconds` (sent as a string), Sora.hk `duration`, Seedance the output
+    /// `duration` (the one the model picked for `-1`).
     pub seconds: u32,
-    /// OpenAI `size` (e.g. `720x1280`), Sora.hk `resolution` (`horizontal` | `vertical`).
+    /// OpenAI `size` (e.g. `720x1280`), Sora.hk `resolution` (`horizontal` | `vertical`),
+    /// Seedance `<width>x<height>` of the output (from `resolution` and the actual `ratio`).
     pub size: String,
     /// Sora.hk `is_pro`; OpenAI: whether the model name contains `pro`.
     pub is_pro: bool,
     /// The request's fields as received (JSON body; for multipart, the text fields plus
-    /// `input_reference: {filename, content_type, bytes}`).
+    /// `input_reference: {filename, content_type, bytes}`). Seedance's `safety_identifier` is
+    /// here.
     pub request: Value,
     /// The `Idempotency-Key` header of the create, if any.
     pub idempotency_key: Option<String>,
@@ -189,7 +221,8 @@ pub struct JobRecord {
     pub vendor_status: String,
     /// Progress 0–100 when the snapshot was taken.
     pub progress: u8,
-    /// When it reached `completed` or `failed`, if it has.
+    /// When it reached a terminal state (`completed`, `failed`, `cancelled`, `expired`), if
+    /// it has.
     #[serde(with = "time::serde::rfc3339::option")]
     pub completed_at: Option<OffsetDateTime>,
     /// When a status poll or a list page first answered it `completed` or `failed` (the
@@ -198,7 +231,8 @@ pub struct JobRecord {
     pub detected_at: Option<OffsetDateTime>,
     /// How it fails, if the `fail_jobs` fault chose it.
     pub failure: Option<FailKind>,
-    /// Sora.hk: its price in cents (the `cost` answered). OpenAI: 0.
+    /// Sora.hk: its price in cents (the `cost` answered). Seedance: its
+    /// `usage.completion_tokens` priced at the BytePlus 2.0 online rate, in cents. OpenAI: 0.
     pub cost_cents: u64,
     /// Status polls of this job.
     pub polls: u64,
@@ -217,9 +251,12 @@ pub struct JobRecord {
     pub accepted_then_502: bool,
     /// Whether the answer to its submit was delayed by the `stall` fault.
     pub submit_stalled: bool,
-    /// Requests for its blob URL that carried an `Authorization` header.
+    /// Requests for its blob URL (Seedance: `video_url`, `last_frame_url`) that carried an
+    /// `Authorization` header.
     pub leaked_auth: u64,
-    /// OpenAI: whether it was deleted (`DELETE /videos/{id}`).
+    /// OpenAI and Seedance: whether it was deleted (`DELETE /videos/{id}`, `DELETE
+    /// /contents/generations/tasks/{id}` of a finished task). A cancelled Seedance task is not
+    /// deleted: it reads `cancelled`.
     pub deleted: bool,
 }
 
@@ -233,11 +270,12 @@ pub struct JobRecord {
 /// {
 ///   "total":  { "submit_attempts": 3, "submits": 2, "rejected_submits": 1, "accepted_then_502": 0,
 ///               "unauthorized": 0, "rate_limited": 1, "server_errors": 0, "stalled": 0,
-///               "polls": 7, "lists": 0, "downloads": 2, "downloads_completed": 2,
+///               "polls": 7, "lists": 0, "deletes": 0, "downloads": 2, "downloads_completed": 2,
 ///               "truncated_downloads": 0, "expired_urls": 0, "downloaded_bytes": 131072,
 ///               "leaked_auth": 0 },
 ///   "openai": { … same fields … },
 ///   "sorahk": { … same fields … },
+///   "seedance": { … same fields … },
 ///   "jobs": [ { "id": "video_…", "protocol": "openai", "prompt": "…", "model": "sora-2",
 ///               "seconds": 4, "size": "720x1280", "is_pro": false, "request": { … },
 ///               "idempotency_key": null, "created_at": "2026-…Z", "job_secs": 5.0,
@@ -250,12 +288,15 @@ pub struct JobRecord {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ledger {
-    /// Both protocols together.
+    /// Every protocol together.
     pub total: Counts,
     /// The OpenAI Videos protocol.
     pub openai: Counts,
     /// Sora.hk.
     pub sorahk: Counts,
+    /// Seedance (Ark).
+    #[serde(default)]
+    pub seedance: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -266,6 +307,7 @@ impl Ledger {
         match protocol {
             Protocol::OpenAi => &self.openai,
             Protocol::SoraHk => &self.sorahk,
+            Protocol::Seedance => &self.seedance,
         }
     }
 
@@ -304,7 +346,7 @@ impl Ledger {
         (!lags.is_empty()).then(|| lags.iter().sum::<f64>() / lags.len() as f64)
     }
 
-    /// Prompts paid for more than once (across both protocols), with how many jobs each has.
+    /// Prompts paid for more than once (across every protocol), with how many jobs each has.
     /// Empty when nothing was paid twice.
     pub fn duplicate_prompts(&self) -> BTreeMap<String, usize> {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();

@@ -1,10 +1,12 @@
 //! # cineflow-testkit
 //!
 //! A **fake video vendor** for cineflow's durability, performance and reconciliation tests: one
-//! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`) and the
-//! Sora.hk protocol (under `/sorahk/v1`) exactly as `PROVIDERS.md` documents them, so the real
-//! adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll and
-//! download — so a test can count what was paid for.
+//! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`), the
+//! Sora.hk protocol (under `/sorahk/v1`) exactly as `PROVIDERS.md` documents them, and the
+//! Seedance task API of Volcengine Ark / BytePlus ModelArk (under `/seedance/api/v3`, as the
+//! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it), so
+//! the real adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll
+//! and download — so a test can count what was paid for.
 //!
 //! - **Jobs** progress with tokio time (`tokio::time::pause()` works in-process): queued for
 //!   the first 10 %, then running with progress, then completed ([`JobTiming`]).
@@ -13,7 +15,7 @@
 //!   [`Config::download_bytes_per_sec`] slows their bodies down, so a client can be caught
 //!   (or killed) in the middle of a download.
 //! - **Faults** ([`Faults`]): 429 with `Retry-After`, 5xx, stalls, truncated downloads,
-//!   expired blob URLs, accept-then-502 (ambiguous submits), failed jobs, late listing — by
+//!   expired blob and TOS URLs, accept-then-502 (ambiguous submits), failed jobs, late listing — by
 //!   probability (seeded) or for the first N requests; settable at start and at runtime.
 //! - **Out of process**: the `fake-vendor` binary serves the same, plus `GET /__ledger`,
 //!   `POST /__faults` and `POST /__reset` (see `src/bin/fake-vendor.rs` for the flags).
@@ -69,7 +71,7 @@
 //! # What it serves
 //!
 //! Every API call needs `Authorization: Bearer <key>` (default `fake-key`), else 401 in the
-//! vendor's shape. Both protocols share one port.
+//! vendor's shape. Every protocol shares one port.
 //!
 //! | path | answer |
 //! |---|---|
@@ -82,6 +84,11 @@
 //! | `GET /sorahk/v1/tasks/{task_id}` | envelope, `data: {task_id, status: pending\|processing\|completed\|failed, progress, prompt, video_url, is_pro, duration, resolution, quality, remove_watermark, image_url, error_msg, created_at, completed_at}` (times `…+08:00`) |
 //! | `GET /sorahk/v1/tasks?page=&page_size=&status=` | envelope, `data: {items:[task…], total, page, page_size}`; newest first; `page` from 1, `page_size` 1–100 (20) |
 //! | `GET /sorahk/v1/balance`, `GET /sorahk/v1/pricing` | `{"balance":cents}`, `{"normal_price","pro_price","currency":"USD","unit":"cents"}` (no envelope, as documented) |
+//! | `POST /seedance/api/v3/contents/generations/tasks` (`model`, `content[]` of `text` / `image_url` / `video_url` / `audio_url` / `draft_task` with roles, `resolution`, `ratio`, `duration`, `frames`, `seed`, `generate_audio`, `camera_fixed`, `watermark`, `draft`, `return_last_frame`, `service_tier`, `execution_expires_after`, `priority`, `callback_url`, `safety_identifier`, `tools`; validated per model) | `{"id":"cgt-…"}` (+ `safety_identifier` when sent) |
+//! | `GET /seedance/api/v3/contents/generations/tasks/{id}` | task `{id, model, status: queued\|running\|succeeded\|failed\|cancelled\|expired, error, content:{video_url, last_frame_url}, usage:{completion_tokens, total_tokens}, created_at, updated_at (unix s), seed, resolution, ratio, duration, framespersecond, service_tier, execution_expires_after, generate_audio, priority, safety_identifier, …}` (`content`, `usage` once succeeded; no prompt) |
+//! | `GET /seedance/api/v3/contents/generations/tasks?page_num=&page_size=&filter.status=&filter.model=&filter.service_tier=&filter.task_ids=…` | `{items:[task…], total}`; newest first; `page_num`, `page_size` 1–500 (1, 10); `filter.task_ids` repeats; tasks of the last 7 days |
+//! | `DELETE /seedance/api/v3/contents/generations/tasks/{id}` | empty 200: `queued` → `cancelled`, `succeeded`/`failed`/`expired` → deleted (404 after); 400 `InvalidParameter` when `running` or `cancelled` |
+//! | `GET /seedance-tos/{id}.mp4?X-Tos-…`, `GET /seedance-tos/{id}-last-frame.png?X-Tos-…` | the Seedance `video_url` (`video/mp4`, ranges) and `last_frame_url` (a PNG header of the video's size): no key needed (one sent counts as `leaked_auth`); 403 XML 24 h after success or on a bad signature |
 //! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
 //! | `GET /__ledger` | the [`Ledger`] as JSON |
 //! | `GET`/`POST /__faults` | the active [`Faults`]; a POST body replaces them all (400 on unknown fields) |
@@ -90,12 +97,20 @@
 //! Sora.hk errors are envelopes `{"code","message","data":null}`: 401, 1001 (parameter
 //! error), 1012 (insufficient balance), 500 (server error), 404 (unknown task), 429 (rate
 //! limited). A failed job has `status: "failed"` and `error_msg`, OpenAI's `error: {code,
-//! message}`. An accept-then-502 answers nginx's HTML 502 page.
+//! message}`. Seedance errors are `{"error":{"code","message","param","type"}}`: 400
+//! `MissingParameter` / `InvalidParameter` naming the field or JSON path (`content[1].role`),
+//! 401 `AuthenticationError`, 404 `InvalidEndpoint.NotFound` (unknown model) or
+//! `ResourceNotFound` (unknown task), 429 `RateLimitExceeded.EndpointRPMExceeded`, 500
+//! `InternalServiceError`, 503 `ServerOverloaded`; a failed task has `error: {code, message}`
+//! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). An accept-then-502 answers
+//! nginx's HTML 502 page.
 
 pub mod cli;
 mod config;
 mod ledger;
 mod openai;
+mod seedance;
+mod seedance_req;
 mod server;
 mod sorahk;
 mod state;
@@ -314,7 +329,8 @@ impl FakeVendor {
     }
 
     /// The API base URL of a protocol, for the adapter's `with_base_url`:
-    /// `http://127.0.0.1:PORT/openai/v1` or `http://127.0.0.1:PORT/sorahk/v1`.
+    /// `http://127.0.0.1:PORT/openai/v1`, `http://127.0.0.1:PORT/sorahk/v1` or
+    /// `http://127.0.0.1:PORT/seedance/api/v3`.
     pub fn base_url(&self, protocol: Protocol) -> String {
         format!("{}{}", self.shared.origin, protocol.path_prefix())
     }

@@ -366,6 +366,7 @@ fn validate(
         request: Value::Object(fields),
         idempotency_key,
         cost_cents: 0,
+        expires_after: None,
     })
 }
 
@@ -479,7 +480,7 @@ async fn content(
     };
     match job.status {
         JobPhase::Completed => {}
-        JobPhase::Failed => {
+        JobPhase::Failed | JobPhase::Cancelled | JobPhase::Expired => {
             return error(
                 StatusCode::NOT_FOUND,
                 "Video generation failed; there is no content to download.",

@@ -1,4 +1,4 @@
-//! The router and what both protocols share: key checks, video bodies (ranges, truncation),
+//! The router and what every protocol shares: key checks, video bodies (ranges, truncation),
 //! the 502 page and the `/__…` control endpoints.
 
 use std::io;
@@ -21,7 +21,7 @@ use crate::config::Faults;
 use crate::ledger::Protocol;
 use crate::state::{JobHandle, Shared};
 use crate::video;
-use crate::{openai, sorahk};
+use crate::{openai, seedance, sorahk};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -34,6 +34,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(sorahk::routes())
+        .merge(seedance::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -296,7 +297,7 @@ async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": {
-            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /blob/… and /__ledger, /__faults, /__reset",
+            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /blob/…, /seedance-tos/… and /__ledger, /__faults, /__reset",
             "type": "invalid_request_error", "param": null, "code": null
         }})),
     )

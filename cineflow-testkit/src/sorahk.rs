@@ -272,6 +272,7 @@ fn validate(shared: &Shared, body: &[u8]) -> Result<NewJob, Response> {
         request: Value::Object(fields),
         idempotency_key: None,
         cost_cents,
+        expires_after: None,
     })
 }
 
@@ -460,7 +461,7 @@ async fn blob(
     let task_id = file.strip_suffix(".mp4").unwrap_or(&file).to_owned();
     let found = shared.job(P, &task_id, Lookup::Peek);
     if headers.contains_key(AUTHORIZATION) {
-        shared.note_leaked_auth(found.as_ref().map(|(h, _)| *h));
+        shared.note_leaked_auth(P, found.as_ref().map(|(h, _)| *h));
     }
     let Some((handle, job)) = found else {
         return blob_not_found();
@@ -477,14 +478,14 @@ async fn blob(
         .get("sig")
         .is_some_and(|sig| *sig == shared.blob_sig(&task_id, se));
     if !sig_ok {
-        shared.note_expired_url();
+        shared.note_expired_url(P);
         return auth_failed("Signature did not match. String to sign used was r\n\n");
     }
     let expiry = OffsetDateTime::parse(se, &Rfc3339).ok();
     let now = shared.wall_now();
     let expired = expiry.is_none_or(|t| now >= t) || shared.expire_url_fault();
     if expired {
-        shared.note_expired_url();
+        shared.note_expired_url(P);
         let fmt = |t: OffsetDateTime| {
             t.format(format_description!(
                 "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"

@@ -37,6 +37,9 @@ pub(crate) struct NewJob {
     pub(crate) request: Value,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) cost_cents: u64,
+    /// Seedance `execution_expires_after`: a job still unfinished this long after its creation
+    /// ends `expired`.
+    pub(crate) expires_after: Option<Duration>,
 }
 
 /// What a submit decided once validation passed.
@@ -92,6 +95,27 @@ struct Job {
     rec: JobRecord,
     created: Instant,
     duration: Duration,
+    expires_after: Option<Duration>,
+    /// When a Seedance `DELETE` cancelled it (while queued).
+    cancelled: Option<Instant>,
+}
+
+/// Why a Seedance `DELETE` changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No such task (or it was deleted already).
+    NotFound,
+    /// The task is in this state, where neither cancel nor delete is allowed.
+    State(JobPhase),
+}
+
+/// What a Seedance `DELETE` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removed {
+    /// A queued task became `cancelled`.
+    Cancelled,
+    /// A finished task was deleted.
+    Deleted,
 }
 
 #[derive(Debug)]
@@ -100,7 +124,7 @@ struct State {
     jobs: Vec<Job>,
     index: HashMap<String, usize>,
     idempotency: HashMap<String, usize>,
-    counts: [Counts; 2],
+    counts: [Counts; 3],
     faults: Faults,
     seen: Seen,
     fault_rng: fastrand::Rng,
@@ -116,7 +140,7 @@ impl State {
             jobs: Vec::new(),
             index: HashMap::new(),
             idempotency: HashMap::new(),
-            counts: [Counts::default(), Counts::default()],
+            counts: Default::default(),
             faults: config.faults.clone(),
             seen: Seen::default(),
             fault_rng: fastrand::Rng::with_seed(seed ^ 0xfa17),
@@ -328,13 +352,20 @@ impl Shared {
             t.secs
         };
         let duration = Duration::from_secs_f64(secs.max(0.001));
-        let mut raw = [0u8; 16];
-        s.job_rng.fill(&mut raw);
-        let id = match p {
-            Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
-            Protocol::SoraHk => uuid::Builder::from_random_bytes(raw)
-                .into_uuid()
-                .to_string(),
+        let id = loop {
+            let mut raw = [0u8; 16];
+            s.job_rng.fill(&mut raw);
+            let id = match p {
+                Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
+                Protocol::SoraHk => uuid::Builder::from_random_bytes(raw)
+                    .into_uuid()
+                    .to_string(),
+                Protocol::Seedance => seedance_id(self.wall(now), &raw),
+            };
+            // Seedance ids are short enough to collide within one second.
+            if !s.index.contains_key(&id) {
+                break id;
+            }
         };
         let rec = JobRecord {
             id: id.clone(),
@@ -380,6 +411,8 @@ impl Shared {
             rec,
             created: now,
             duration,
+            expires_after: new.expires_after,
+            cancelled: None,
         };
         let snapshot = self.snapshot(&job, now);
         s.jobs.push(job);
@@ -394,7 +427,14 @@ impl Shared {
     fn snapshot(&self, job: &Job, now: Instant) -> JobRecord {
         let mut rec = job.rec.clone();
         let elapsed = now.saturating_duration_since(job.created);
-        let (phase, progress) = if elapsed >= job.duration {
+        let expiry = job.expires_after.filter(|e| *e < job.duration);
+        let (phase, progress) = if let Some(at) = job.cancelled {
+            rec.completed_at = Some(self.wall(at));
+            (JobPhase::Cancelled, 0)
+        } else if let Some(e) = expiry.filter(|e| elapsed >= *e) {
+            rec.completed_at = Some(self.wall(job.created + e));
+            (JobPhase::Expired, 0)
+        } else if elapsed >= job.duration {
             let phase = if rec.failure.is_some() {
                 JobPhase::Failed
             } else {
@@ -450,6 +490,34 @@ impl Shared {
         if let Some(j) = self.lock().job_mut(h) {
             j.rec.deleted = true;
         }
+    }
+
+    /// A Seedance `DELETE`, decided and applied under one lock: a queued job is cancelled, a
+    /// succeeded, failed or expired one deleted; running and cancelled ones are refused.
+    pub(crate) fn cancel_or_delete(&self, p: Protocol, id: &str) -> Result<Removed, Refused> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let index = *s.index.get(id).ok_or(Refused::NotFound)?;
+        let job = s.jobs.get(index).ok_or(Refused::NotFound)?;
+        if job.rec.protocol != p || job.rec.deleted {
+            return Err(Refused::NotFound);
+        }
+        let phase = self.snapshot(job, now).status;
+        let job = &mut s.jobs[index];
+        let removed = match phase {
+            JobPhase::Queued => {
+                job.cancelled = Some(now);
+                Removed::Cancelled
+            }
+            JobPhase::Completed | JobPhase::Failed | JobPhase::Expired => {
+                job.rec.deleted = true;
+                Removed::Deleted
+            }
+            JobPhase::Running | JobPhase::Cancelled => return Err(Refused::State(phase)),
+        };
+        s.counts(p).deletes += 1;
+        Ok(removed)
     }
 
     /// Every listable job of protocol `p` (not deleted, older than the list lag), oldest first.
@@ -509,8 +577,8 @@ impl Shared {
     }
 
     /// Counts a blob request refused because its URL expired or its signature is wrong.
-    pub(crate) fn note_expired_url(&self) {
-        self.count(Protocol::SoraHk, |c| c.expired_urls += 1);
+    pub(crate) fn note_expired_url(&self, p: Protocol) {
+        self.count(p, |c| c.expired_urls += 1);
     }
 
     /// Records bytes handed to a connection; `complete` when that was the body's last byte.
@@ -530,9 +598,9 @@ impl Shared {
     }
 
     /// Counts a request with an `Authorization` header to a job's blob URL.
-    pub(crate) fn note_leaked_auth(&self, h: Option<JobHandle>) {
+    pub(crate) fn note_leaked_auth(&self, p: Protocol, h: Option<JobHandle>) {
         let mut s = self.lock();
-        s.counts(Protocol::SoraHk).leaked_auth += 1;
+        s.counts(p).leaked_auth += 1;
         if let Some(j) = h.and_then(|h| s.job_mut(h)) {
             j.rec.leaked_auth += 1;
         }
@@ -557,14 +625,16 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk] = s.counts.clone();
+        let [openai, sorahk, seedance] = s.counts.clone();
         let mut total = Counts::default();
         total.add(&openai);
         total.add(&sorahk);
+        total.add(&seedance);
         Ledger {
             total,
             openai,
             sorahk,
+            seedance,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -585,5 +655,33 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
             ("", "此内容可能违反我们关于第三方相似性的相关规定。")
         }
         (Protocol::SoraHk, FailKind::Retryable) => ("", "视频生成失败，请稍后重试"),
+        (Protocol::Seedance, FailKind::ContentPolicy) => (
+            "OutputVideoSensitiveContentDetected",
+            "The request failed because the output video may contain sensitive information.",
+        ),
+        (Protocol::Seedance, FailKind::Retryable) => (
+            "ServerOverloaded",
+            "The service is currently overloaded. Please try again later.",
+        ),
     }
+}
+
+/// A Seedance task id, `cgt-20261201093012-x7k2p`: the creation time (UTC) and five
+/// lowercase letters or digits.
+fn seedance_id(t: OffsetDateTime, raw: &[u8; 16]) -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let suffix: String = raw[..5]
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    format!(
+        "cgt-{:04}{:02}{:02}{:02}{:02}{:02}-{suffix}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }

@@ -56,6 +56,10 @@ async fn the_binary_prints_a_ready_line_and_serves_the_ledger_and_faults() {
     let ledger_url = ready["ledger_url"].as_str().unwrap();
     assert_eq!(openai, format!("http://127.0.0.1:{port}/openai/v1"));
     assert_eq!(sorahk, format!("http://127.0.0.1:{port}/sorahk/v1"));
+    assert_eq!(
+        ready["seedance_base_url"],
+        format!("http://127.0.0.1:{port}/seedance/api/v3")
+    );
     assert_eq!(ledger_url, format!("http://127.0.0.1:{port}/__ledger"));
 
     let c = common::client();

@@ -35,6 +35,19 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             format!("{}/create", fake.base_url(p)),
             json!({"prompt": prompt, "duration": 10}),
         ),
+        Protocol::Seedance => (
+            format!("{}/contents/generations/tasks", fake.base_url(p)),
+            json!({"model": "dreamina-seedance-2-0-260128",
+                   "content": [{"type": "text", "text": prompt}], "duration": 5}),
+        ),
+    }
+}
+
+/// The protocol's word for a job that produced its video.
+fn done(p: Protocol) -> &'static str {
+    match p {
+        Protocol::OpenAi | Protocol::SoraHk => "completed",
+        Protocol::Seedance => "succeeded",
     }
 }
 
@@ -43,7 +56,7 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     assert_eq!(r.status(), 200);
     let v = json(r).await;
     let id = match p {
-        Protocol::OpenAi => &v["id"],
+        Protocol::OpenAi | Protocol::Seedance => &v["id"],
         Protocol::SoraHk => &v["data"]["task_id"],
     };
     id.as_str().unwrap().to_owned()
@@ -53,6 +66,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
     match p {
         Protocol::OpenAi => format!("{}/videos/{id}", fake.base_url(p)),
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
+        Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
     }
 }
 
@@ -60,7 +74,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
     match p {
-        Protocol::OpenAi => v,
+        Protocol::OpenAi | Protocol::Seedance => v,
         Protocol::SoraHk => v["data"].clone(),
     }
 }
@@ -79,6 +93,13 @@ async fn download(
         }
         Protocol::SoraHk => {
             let url = poll(c, fake, p, id).await["video_url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
+        Protocol::Seedance => {
+            let url = poll(c, fake, p, id).await["content"]["video_url"]
                 .as_str()
                 .unwrap()
                 .to_owned();
@@ -108,6 +129,9 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
         match p {
             Protocol::OpenAi => assert_eq!(e["error"]["code"], "rate_limit_exceeded"),
             Protocol::SoraHk => assert_eq!(e["code"], 429),
+            Protocol::Seedance => {
+                assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
+            }
         }
         let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
         let l = fake.ledger();
@@ -158,6 +182,7 @@ async fn server_errors_answer_5xx_and_create_no_job() {
         match p {
             Protocol::OpenAi => assert_eq!(e["error"]["type"], "server_error"),
             Protocol::SoraHk => assert_eq!(e["code"], 500),
+            Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
@@ -417,6 +442,10 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                     ["items"]
                     .clone()
             }
+            Protocol::Seedance => {
+                let url = format!("{}/contents/generations/tasks", fake.base_url(p));
+                json(get(&c, &url, Some(KEY)).await).await["items"].clone()
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -430,10 +459,13 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             })
             .collect();
         assert_eq!(listed, vec![id.as_str()]);
-        assert_eq!(list[0]["prompt"], "ambiguous");
+        if p != Protocol::Seedance {
+            // Seedance echoes no prompt.
+            assert_eq!(list[0]["prompt"], "ambiguous");
+        }
 
         advance(Duration::from_secs(2)).await;
-        assert_eq!(poll(&c, &fake, p, &id).await["status"], "completed");
+        assert_eq!(poll(&c, &fake, p, &id).await["status"], done(p));
         assert_eq!(download(&c, &fake, p, &id).await.status(), 200);
     }
 }
@@ -473,6 +505,14 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                 (Protocol::SoraHk, FailKind::Retryable) => {
                     let m = v["error_msg"].as_str().unwrap();
                     assert!(!m.contains("违反") && !m.is_empty());
+                }
+                (Protocol::Seedance, FailKind::ContentPolicy) => {
+                    let code = v["error"]["code"].as_str().unwrap();
+                    assert!(code.contains("SensitiveContentDetected"), "{code}");
+                    assert!(v["content"].is_null() && v["usage"].is_null());
+                }
+                (Protocol::Seedance, FailKind::Retryable) => {
+                    assert_eq!(v["error"]["code"], "ServerOverloaded");
                 }
             }
             if p == Protocol::OpenAi {

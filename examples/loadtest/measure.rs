@@ -130,6 +130,7 @@ impl ArtifactSink for HashingSink {
 pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storyboard, BoxError> {
     let duration = match protocol {
         Some(Protocol::OpenAi) => 4,
+        Some(Protocol::Seedance) => 5,
         Some(Protocol::SoraHk) | None => 10,
     };
     let mut json = String::from(r#"{"segments":["#);
@@ -169,6 +170,7 @@ pub(crate) fn provider(
             ),
             "sora2",
         ),
+        Protocol::Seedance => return Err("the seedance adapter is not built yet".into()),
     })
 }
 

@@ -140,6 +140,7 @@ impl Vendor {
                 let key = match p {
                     Protocol::OpenAi => "openai_base_url",
                     Protocol::SoraHk => "sorahk_base_url",
+                    Protocol::Seedance => "seedance_base_url",
                 };
                 ready[key]
                     .as_str()
