@@ -830,7 +830,7 @@ impl Harness for OfficialHarness {
     }
 
     fn reports_progress(&self) -> bool {
-        // Volcengine documents no progress field (PROVIDERS.md §3b).
+        // Volcengine documents no progress field (its video generation API reference).
         false
     }
 

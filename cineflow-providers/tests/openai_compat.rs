@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End-to-end tests of the OpenAI Videos protocol adapter (features `openai_compat` and
 //! `conformance`) against wiremock: the shared conformance suite for each preset, then the
-//! vendor's own behaviours from the sample bodies in PROVIDERS.md.
+//! vendor's own behaviours from the sample bodies of the OpenAI Videos API
+//! reference.
 //!
 //! Live tests (`#[ignore]`) submit one real, paid 4-second job:
 //! `CINEFLOW_AIHUBMIX_API_KEY=… cargo test -p cineflow-providers --test openai_compat -- --ignored aihubmix_live`.

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End-to-end tests of the Sora.hk adapter (features `sorahk` and `conformance`) against
 //! wiremock: the shared conformance suite, then Sora.hk's own behaviours from the sample bodies
-//! in PROVIDERS.md.
+//! of Sora.hk's API documentation.
 //!
 //! Live tests (`#[ignore]`) need a real key:
 //! `CINEFLOW_SORAHK_API_KEY=sora-… cargo test -p cineflow-providers --test sorahk -- --ignored`.

@@ -2,7 +2,7 @@
 //!
 //! A **fake video vendor** for cineflow's durability, performance and reconciliation tests: one
 //! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`), the
-//! Sora.hk protocol (under `/sorahk/v1`) exactly as `PROVIDERS.md` documents them, and the
+//! Sora.hk protocol (under `/sorahk/v1`) exactly as the vendors document them, and the
 //! Seedance task API of Volcengine Ark / BytePlus ModelArk (under `/seedance/api/v3`, as the
 //! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it), so
 //! the real adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll

@@ -1,4 +1,4 @@
-//! The OpenAI Videos protocol under `/openai/v1` (PROVIDERS.md §1).
+//! The OpenAI Videos protocol under `/openai/v1` (as OpenAI's API reference describes it).
 //!
 //! | request | answer |
 //! |---|---|

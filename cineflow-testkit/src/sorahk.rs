@@ -1,4 +1,4 @@
-//! Sora.hk under `/sorahk/v1` (PROVIDERS.md §2), and its signed blob URLs under `/blob/`.
+//! Sora.hk under `/sorahk/v1` (as Sora.hk's API documentation describes it), and its signed blob URLs under `/blob/`.
 //!
 //! | request | answer |
 //! |---|---|

@@ -28,8 +28,8 @@
 //!   `callback_url` when set, and `safety_identifier` (below). Other fields of
 //!   [`GenerationRequest::extra`] (`priority`, `tools`, `camera_fixed`…) are added without
 //!   overriding these.
-//! - Per-model capabilities (PROVIDERS_2026 §1.2/§1.3): 2.0 480p–4k, Fast and Mini ≤720p, all
-//!   4–15 s with ≤9 reference images, ≤3 videos, ≤3 audio clips; 2.5 (unverified) ≤1080p,
+//! - Per-model capabilities (the vendors' model and create-task references): 2.0 480p–4k,
+//!   Fast and Mini ≤720p, all 4–15 s with ≤9 reference images, ≤3 videos, ≤3 audio clips; 2.5 (unverified) ≤1080p,
 //!   4–30 s, frames only with `aspect_ratio: adaptive`; 1.x 480p–1080p, 2–12 s, a seed, no
 //!   reference video or audio (1.0 Lite i2v: ≤4 reference images). A field a model cannot
 //!   honour is refused before anything is sent.

@@ -126,7 +126,7 @@ const fn v1(ark: &'static str, modelark: &'static str, last_frame: bool, audio: 
     }
 }
 
-/// Every known model (PROVIDERS_2026 §1.2, late 2026).
+/// Every known model (the Ark and ModelArk model lists, late 2026).
 pub(super) const MODELS: &[Model] = &[
     v2(
         "doubao-seedance-2-0-260128",
