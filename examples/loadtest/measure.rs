@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
 use cineflow::core::{ByteStream, Storyboard, VideoProvider};
 use cineflow::providers::openai_compat::OpenAiCompat;
+use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
 use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{Ledger, Protocol};
@@ -170,7 +171,15 @@ pub(crate) fn provider(
             ),
             "sora2",
         ),
-        Protocol::Seedance => return Err("the seedance adapter is not built yet".into()),
+        Protocol::Seedance => (
+            Arc::new(
+                Seedance::ark()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "doubao-seedance-2-0-260128",
+        ),
     })
 }
 

@@ -112,10 +112,11 @@ impl Opts {
                     protocol = match value()?.as_str() {
                         "sorahk" => Some(Protocol::SoraHk),
                         "openai" => Some(Protocol::OpenAi),
+                        "seedance" => Some(Protocol::Seedance),
                         "mock" => None,
                         other => {
                             return Err(format!(
-                                "--protocol: {other:?} is not one of sorahk, openai, mock"
+                                "--protocol: {other:?} is not one of sorahk, openai, seedance, mock"
                             ));
                         }
                     }
