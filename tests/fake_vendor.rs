@@ -9,20 +9,40 @@ use cineflow_core::{
     VideoProviderExt,
 };
 use cineflow_providers::openai_compat::OpenAiCompat;
+use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
 use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{FakeVendor, Faults, Protocol, RateLimitFault, Trigger};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
-fn request(p: Protocol, prompt: &str) -> GenerationRequest {
-    let task_id = TaskId::new();
-    let (model, secs) = match p {
+/// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
+const PROTOCOLS: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
+
+/// The vendor model and a duration it serves, per protocol (Seedance: the ModelArk preset).
+fn model_and_secs(p: Protocol) -> (&'static str, u32) {
+    match p {
         Protocol::OpenAi => ("sora-2", 4),
         Protocol::SoraHk => ("sora2", 10),
         Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
-    };
+    }
+}
+
+fn request(p: Protocol, prompt: &str) -> GenerationRequest {
+    let task_id = TaskId::new();
+    let (model, secs) = model_and_secs(p);
     GenerationRequest::new(task_id, model, prompt, secs).with_orientation(Orientation::Vertical)
+}
+
+/// The Seedance adapter (ModelArk preset) on `fake`, sending the per-attempt
+/// `safety_identifier` or not.
+fn seedance(fake: &FakeVendor, safety_identifier: bool) -> Seedance {
+    Seedance::modelark()
+        .with_base_url(fake.base_url(Protocol::Seedance))
+        .with_api_key(fake.key())
+        .with_safety_identifier(safety_identifier)
+        .build()
+        .unwrap()
 }
 
 async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvider>)>) {
@@ -41,15 +61,17 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         .with_api_key(fake.key())
         .build()
         .unwrap();
+    let seedance = seedance(&fake, true);
     let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
+        (Protocol::Seedance, Box::new(seedance)),
     ];
     (fake, providers)
 }
 
 #[tokio::test]
-async fn both_adapters_submit_poll_and_download_exactly_what_the_ledger_records() {
+async fn every_adapter_submits_polls_and_downloads_exactly_what_the_ledger_records() {
     let (fake, providers) = fake_and_providers().await;
     for (p, provider) in &providers {
         let job = provider
@@ -137,16 +159,7 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
     let (fake, providers) = fake_and_providers().await;
     for (p, provider) in providers {
         let provider: Arc<dyn VideoProvider> = Arc::from(provider);
-        let vendor_model = match p {
-            Protocol::OpenAi => "sora-2",
-            Protocol::SoraHk => "sora2",
-            Protocol::Seedance => "dreamina-seedance-2-0-260128",
-        };
-        let duration = match p {
-            Protocol::OpenAi => 4,
-            Protocol::SoraHk => 10,
-            Protocol::Seedance => 5,
-        };
+        let (vendor_model, duration) = model_and_secs(p);
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(MemoryStore::new());
         let mut config = OrchestratorConfig::default();
@@ -284,11 +297,7 @@ async fn reconcile_run(
         RunSpec, Store, Storyboard, TaskQuery,
     };
 
-    let (vendor_model, duration) = match p {
-        Protocol::OpenAi => ("sora-2", 4),
-        Protocol::SoraHk => ("sora2", 10),
-        Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
-    };
+    let (vendor_model, duration) = model_and_secs(p);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::new());
     let mut config = OrchestratorConfig {
@@ -340,13 +349,13 @@ async fn reconcile_run(
 }
 
 #[tokio::test]
-async fn ten_percent_of_submits_accepted_then_502_end_with_one_paid_job_per_task_on_both_protocols()
+async fn ten_percent_of_submits_accepted_then_502_end_with_one_paid_job_per_task_on_every_protocol()
 {
     use std::sync::Arc;
 
     use cineflow_core::{EventKind, RunStatus, TaskStatus};
 
-    for p in [Protocol::OpenAi, Protocol::SoraHk] {
+    for p in PROTOCOLS {
         let (fake, providers) = fake_and_providers().await;
         let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
         fake.set_faults(Faults {
@@ -401,27 +410,31 @@ async fn ten_percent_of_submits_accepted_then_502_end_with_one_paid_job_per_task
     }
 }
 
+/// Orders `p`'s twin of the shot [`reconcile_run`] submits first with the label `twin` (same
+/// model, prompt, duration and orientation) through `provider`, a moment before that run.
+async fn order_twin(p: Protocol, provider: &dyn VideoProvider) -> cineflow_core::ProviderJob {
+    let mut twin = request(p, &format!("{p} twin 1."));
+    twin.aspect_ratio = Orientation::Horizontal.into();
+    provider.submit(&twin).await.unwrap()
+}
+
+/// Two jobs at the vendor match the lost submit: neither is adopted. On Seedance this holds
+/// for the fallback matching only (`with_safety_identifier(false)`: echoed fields and time);
+/// with the per-attempt `safety_identifier` the twin is no candidate (next test).
 #[tokio::test]
-async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_both_protocols() {
+async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_every_protocol() {
     use std::sync::Arc;
 
     use cineflow_core::TaskStatus;
 
-    for p in [Protocol::OpenAi, Protocol::SoraHk] {
+    for p in PROTOCOLS {
         let (fake, providers) = fake_and_providers().await;
-        let provider: Arc<dyn VideoProvider> =
-            Arc::from(providers.into_iter().find(|(q, _)| *q == p).unwrap().1);
-        // Somebody already ordered the very same shot at this vendor a moment ago.
-        let (vendor_model, duration) = match p {
-            Protocol::OpenAi => ("sora-2", 4),
-            Protocol::SoraHk => ("sora2", 10),
-            Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
+        let provider: Arc<dyn VideoProvider> = match p {
+            Protocol::Seedance => Arc::new(seedance(&fake, false)),
+            _ => Arc::from(providers.into_iter().find(|(q, _)| *q == p).unwrap().1),
         };
-        let mut twin = request(p, &format!("{p} twin 1."));
-        twin.vendor_model = vendor_model.into();
-        twin.duration_s = duration;
-        twin.aspect_ratio = Orientation::Horizontal.into();
-        let earlier = provider.submit(&twin).await.unwrap();
+        // Somebody already ordered the very same shot at this vendor a moment ago.
+        let earlier = order_twin(p, provider.as_ref()).await;
         fake.set_faults(Faults {
             accept_then_502: Trigger::first(1),
             ..Faults::none()
@@ -429,6 +442,7 @@ async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_bo
         .unwrap();
         let (_, tasks, _, _dir) = reconcile_run(p, provider, 1, "twin").await;
         let ledger = fake.ledger();
+        assert_eq!(ledger.counts(p).accepted_then_502, 1, "{p}");
         assert_eq!(ledger.counts(p).submits, 2, "{p}: no third job");
         let t = &tasks[0];
         assert_eq!(t.status, TaskStatus::Interrupted, "{p}: {:?}", t.error);
@@ -441,4 +455,43 @@ async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_bo
             "{p}: neither job is downloaded"
         );
     }
+}
+
+#[tokio::test]
+async fn with_the_safety_identifier_a_seedance_twin_is_no_candidate_and_the_lost_submit_is_adopted()
+{
+    use std::sync::Arc;
+
+    use cineflow_core::{EventKind, TaskStatus};
+
+    let p = Protocol::Seedance;
+    let (fake, _) = fake_and_providers().await;
+    let provider: Arc<dyn VideoProvider> = Arc::new(seedance(&fake, true));
+    let earlier = order_twin(p, provider.as_ref()).await;
+    fake.set_faults(Faults {
+        accept_then_502: Trigger::first(1),
+        ..Faults::none()
+    })
+    .unwrap();
+    let (_, tasks, events, _dir) = reconcile_run(p, provider, 1, "twin").await;
+    let ledger = fake.ledger();
+    assert_eq!(ledger.counts(p).accepted_then_502, 1);
+    assert_eq!(ledger.counts(p).submits, 2, "no third job");
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1, "never a second attempt");
+    let adopted = t.attempts[0].job.as_ref().unwrap();
+    assert_ne!(adopted.vendor_job_id, earlier.vendor_job_id, "not the twin");
+    let record = ledger.job(&adopted.vendor_job_id).unwrap();
+    assert_eq!((record.downloads, record.downloads_completed), (1, 1));
+    assert_eq!(
+        record.sha256.as_deref(),
+        Some(t.artifact.as_ref().unwrap().sha256.as_str())
+    );
+    assert_eq!(ledger.job(&earlier.vendor_job_id).unwrap().downloads, 0);
+    let reconciled = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
+        .count();
+    assert_eq!(reconciled, 1);
 }
