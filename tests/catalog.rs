@@ -109,7 +109,7 @@ async fn a_retired_model_is_refused_at_create_run_naming_the_living_alternatives
         for needle in [
             format!("model {model}:"),
             "retired on 2026-09-24 (every route is past its sunset)".to_owned(),
-            "living alternatives: seedance-2 (via jimeng)".to_owned(),
+            "living alternatives: seedance-2 (via modelark, ark, jimeng)".to_owned(),
             "kling-3 (no route yet)".to_owned(),
             "wan-2.6 (no route yet)".to_owned(),
             "hailuo-2.3 (no route yet)".to_owned(),
@@ -314,7 +314,7 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
         assert!(!catalog.is_retired(&mid(model), date!(2026 - 09 - 23)));
     }
     let living = RouterConfig::living_catalog();
-    assert_eq!(living.models.len(), 9);
+    assert_eq!(living.models.len(), 10);
     for id in living.models.keys() {
         assert_eq!(catalog.retirement(id), None, "{id}");
         assert_eq!(catalog.models[id], living.models[id], "{id}");
@@ -326,13 +326,74 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
             .map(|r| format!("{}:{}", r.provider, r.vendor_models.join(",")))
             .collect::<Vec<_>>()
     };
-    assert_eq!(routed("seedance-2"), ["jimeng:jimeng-video-seedance-2.0"]);
+    assert_eq!(
+        routed("seedance-2"),
+        [
+            "modelark:dreamina-seedance-2-0-260128",
+            "ark:doubao-seedance-2-0-260128",
+            "jimeng:jimeng-video-seedance-2.0"
+        ]
+    );
     assert_eq!(
         routed("seedance-2-fast"),
-        ["jimeng:jimeng-video-seedance-2.0-fast"]
+        [
+            "modelark:dreamina-seedance-2-0-fast-260128",
+            "ark:doubao-seedance-2-0-fast-260128",
+            "jimeng:jimeng-video-seedance-2.0-fast"
+        ]
     );
+    assert_eq!(
+        routed("seedance-2-mini"),
+        [
+            "modelark:dreamina-seedance-2-0-mini-260615",
+            "ark:doubao-seedance-2-0-mini-260615"
+        ]
+    );
+    let priorities = |model: &str| {
+        catalog.models[&mid(model)]
+            .routes
+            .iter()
+            .map(|r| r.priority)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(priorities("seedance-2"), [10, 20, 30]);
+    assert_eq!(priorities("seedance-2-fast"), [10, 20, 30]);
     assert_eq!(routed("runway-gen4.5"), ["runway:gen4.5"]);
     assert_eq!(routed("runway-gen4-turbo"), ["runway:gen4_turbo"]);
     assert_eq!(routed("veo-3.1"), ["runway:veo3.1"]);
     assert_eq!(routed("veo-3.1-fast"), ["runway:veo3.1_fast"]);
+}
+
+#[tokio::test]
+async fn seedance_runs_on_the_official_api_before_the_jimeng_proxy_and_on_the_proxy_when_alone() {
+    let modelark = MockProvider::new("modelark").unwrap();
+    let ark = MockProvider::new("ark").unwrap();
+    let jimeng = MockProvider::new("jimeng").unwrap();
+    let cases: [(&[&MockProvider], &str, &str); 3] = [
+        (
+            &[&jimeng, &ark, &modelark],
+            "modelark",
+            "dreamina-seedance-2-0-260128",
+        ),
+        (&[&jimeng, &ark], "ark", "doubao-seedance-2-0-260128"),
+        (&[&jimeng], "jimeng", "jimeng-video-seedance-2.0"),
+    ];
+    for (vendors, provider, vendor_model) in cases {
+        let env = env(RouterConfig::default_catalog(), AFTER_SORA, vendors);
+        let (run, tasks) = env.run("seedance-2", 1).await;
+        assert_eq!(run.status, RunStatus::Completed, "{provider}");
+        let attempt = &tasks[0].attempts[0];
+        assert_eq!(attempt.provider, pid(provider));
+        assert_eq!(attempt.provider_model, vendor_model);
+    }
+    assert_eq!(
+        (modelark.submits(), ark.submits(), jimeng.submits()),
+        (1, 1, 1)
+    );
+    // Mini has no proxy route: with only the proxy configured, nothing serves it.
+    let env = env(RouterConfig::default_catalog(), AFTER_SORA, &[&jimeng]);
+    let (run, tasks) = env.run("seedance-2-mini", 1).await;
+    assert_ne!(run.status, RunStatus::Completed);
+    assert_eq!(tasks[0].status, TaskStatus::Failed, "{:?}", tasks[0].error);
+    assert_eq!(jimeng.submits(), 1, "the proxy was not asked for mini");
 }

@@ -1,7 +1,7 @@
 //! The catalogs cineflow ships, and the retirement of logical models.
 //!
 //! - [`RouterConfig::living_catalog`]: the logical models of the families users can pay for
-//!   since Sora's end (Seedance 2.0 / 2.0 fast, Kling, Wan, Hailuo, Runway and the Veo models
+//!   since Sora's end (Seedance 2.0 / 2.0 fast / 2.0 mini, Kling, Wan, Hailuo, Runway and the Veo models
 //!   Runway serves), with routes through the adapters that exist.
 //! - [`RouterConfig::cineflow_seed`]: CineFlow's Sora-era catalog (`sora2`, `sora2pro`), kept so
 //!   CineFlow's storyboards and clients keep their names; every route carries
@@ -45,17 +45,37 @@ const fn living(id: &'static str, routes: &'static [SeedRoute]) -> SeedModel {
     }
 }
 
-/// The living catalog. Seedance 2.0 goes through a jimeng-api proxy (`jimeng-video-seedance-2.0`,
-/// `…-fast`); Runway's own models and its Veo models through the Runway adapter. Kling, Wan and
-/// Hailuo have no adapter yet: their models are named, without a route.
+/// The living catalog. Seedance 2.0 goes first through ByteDance's own API — BytePlus ModelArk
+/// (`modelark`, priority 10, `dreamina-seedance-…` ids), then Volcengine Ark (`ark`, 20,
+/// `doubao-seedance-…`) — and last through a jimeng-api proxy (`jimeng`, 30): the official API
+/// lists its tasks (an ambiguous submit is reconciled on the per-attempt `safety_identifier`),
+/// cancels queued tasks and returns the last frame, while the proxy drives the consumer web app
+/// with session tokens. 2.0 mini is served by the official API only. Runway's own models and
+/// its Veo models go through the Runway adapter. Kling, Wan and Hailuo have no adapter yet:
+/// their models are named, without a route.
 const LIVING: &[SeedModel] = &[
     living(
         "seedance-2",
-        &[("jimeng", 10, &["jimeng-video-seedance-2.0"])],
+        &[
+            ("modelark", 10, &["dreamina-seedance-2-0-260128"]),
+            ("ark", 20, &["doubao-seedance-2-0-260128"]),
+            ("jimeng", 30, &["jimeng-video-seedance-2.0"]),
+        ],
     ),
     living(
         "seedance-2-fast",
-        &[("jimeng", 10, &["jimeng-video-seedance-2.0-fast"])],
+        &[
+            ("modelark", 10, &["dreamina-seedance-2-0-fast-260128"]),
+            ("ark", 20, &["doubao-seedance-2-0-fast-260128"]),
+            ("jimeng", 30, &["jimeng-video-seedance-2.0-fast"]),
+        ],
+    ),
+    living(
+        "seedance-2-mini",
+        &[
+            ("modelark", 10, &["dreamina-seedance-2-0-mini-260615"]),
+            ("ark", 20, &["doubao-seedance-2-0-mini-260615"]),
+        ],
     ),
     living("kling-3", &[]),
     living("wan-2.6", &[]),
@@ -146,9 +166,10 @@ fn seeded(seeds: &[SeedModel], sunset: Option<Date>) -> BTreeMap<ModelId, ModelC
 }
 
 impl RouterConfig {
-    /// The living catalog: `seedance-2`, `seedance-2-fast` (through the `jimeng` proxy),
-    /// `runway-gen4.5`, `runway-gen4-turbo`, `veo-3.1`, `veo-3.1-fast` (through `runway`), and
-    /// `kling-3`, `wan-2.6`, `hailuo-2.3`, which have no route until their adapters exist.
+    /// The living catalog: `seedance-2`, `seedance-2-fast` (through `modelark`, then `ark`, then
+    /// the `jimeng` proxy), `seedance-2-mini` (`modelark`, then `ark`), `runway-gen4.5`,
+    /// `runway-gen4-turbo`, `veo-3.1`, `veo-3.1-fast` (through `runway`), and `kling-3`,
+    /// `wan-2.6`, `hailuo-2.3`, which have no route until their adapters exist.
     pub fn living_catalog() -> Self {
         Self {
             models: seeded(LIVING, None),
