@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End-to-end tests of the Seedance adapter (Ark / ModelArk) against wiremock (features
 //! `seedance` and `conformance`): the shared conformance suite for both presets, then
-//! Seedance-specific behaviour from the wire facts' sample bodies.
+//! Seedance-specific behaviour from the wire facts' sample bodies. The live test (`--ignored`)
+//! needs `CINEFLOW_SEEDANCE_API_KEY` (or `ARK_API_KEY`) and creates one paid task.
 
 #![cfg(all(feature = "seedance", feature = "conformance"))]
 
@@ -795,4 +796,63 @@ async fn a_2_5_first_frame_request_with_the_adaptive_ratio_is_sent() {
         .with_aspect_ratio(AspectRatio::Adaptive);
     modelark(&server).submit(&req).await.unwrap();
     assert_eq!(sent_body(&server).await["ratio"], "adaptive");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live: one real, paid job. Ignored unless asked for:
+// `CINEFLOW_SEEDANCE_API_KEY=… cargo test -p cineflow-providers --features conformance --test seedance -- --ignored`
+// (`CINEFLOW_SEEDANCE_PRESET=ark` for a Volcengine Ark key; BytePlus ModelArk otherwise).
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+#[ignore = "needs CINEFLOW_SEEDANCE_API_KEY and pays for one 4 s 480p job"]
+async fn live_seedance_2_fast_renders_a_4_second_480p_video_and_its_last_frame() {
+    use cineflow_providers::VideoProviderExt;
+    use futures::TryStreamExt;
+
+    let preset = match std::env::var("CINEFLOW_SEEDANCE_PRESET").as_deref() {
+        Ok("ark") => Preset::Ark,
+        Ok("modelark") | Ok("") | Err(_) => Preset::ModelArk,
+        Ok(other) => panic!("CINEFLOW_SEEDANCE_PRESET must be ark or modelark, not {other:?}"),
+    };
+    let model = match preset {
+        Preset::Ark => "doubao-seedance-2-0-fast-260128",
+        Preset::ModelArk => "dreamina-seedance-2-0-fast-260128",
+    };
+    let p = SeedanceBuilder::preset(preset).load_env().build().unwrap();
+    let req = GenerationRequest::new(
+        cineflow_core::TaskId::new(),
+        model,
+        "A red ball rolls slowly across a wooden table, soft daylight.",
+        4,
+    )
+    .with_resolution(Resolution::P480)
+    .with_return_last_frame(true);
+    let job = p.submit(&req).await.unwrap();
+    println!("submitted {} on {preset:?}", job.vendor_job_id);
+    let status = tokio::time::timeout(
+        Duration::from_secs(30 * 60),
+        p.wait_terminal(&job, Duration::from_secs(10)),
+    )
+    .await
+    .expect("the task did not finish in 30 minutes")
+    .unwrap();
+    let JobState::Succeeded { asset } = status.state else {
+        panic!("task ended {:?}", status.state);
+    };
+    let last_frame = status.raw["content"]["last_frame_url"].as_str();
+    assert!(
+        last_frame.is_some_and(|u| u.starts_with("http")),
+        "{}",
+        status.raw
+    );
+    let bytes: Vec<u8> = p
+        .download(&job, &asset)
+        .await
+        .unwrap()
+        .map_ok(|c| c.to_vec())
+        .try_concat()
+        .await
+        .unwrap();
+    assert!(bytes.len() > 1000, "{} bytes", bytes.len());
 }
