@@ -30,6 +30,7 @@
 //! | Jimeng through a jimeng-api proxy | `CINEFLOW_JIMENG_API_KEY` (session tokens, comma-separated) | `CINEFLOW_JIMENG_BASE_URL` |
 //! | Jimeng on Volcengine | `CINEFLOW_VOLCENGINE_ACCESS_KEY` + `CINEFLOW_VOLCENGINE_SECRET_KEY` (or `VOLC_ACCESSKEY` + `VOLC_SECRETKEY`) | `CINEFLOW_VOLCENGINE_BASE_URL` |
 //! | Runway | `CINEFLOW_RUNWAY_API_KEY` (or `RUNWAYML_API_SECRET`) | `CINEFLOW_RUNWAY_BASE_URL` |
+//! | Seedance on BytePlus ModelArk, or on Volcengine Ark with `CINEFLOW_SEEDANCE_PRESET=ark` | `CINEFLOW_SEEDANCE_API_KEY` (or `ARK_API_KEY`) | `CINEFLOW_SEEDANCE_BASE_URL` |
 //! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
 //!
 //! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), and `CINEFLOW_NETWORK_ALLOW`: the
@@ -52,6 +53,7 @@ use cineflow::providers::jimeng::{self, JimengOfficialBuilder, JimengProxyBuilde
 use cineflow::providers::local::{self, LocalRenderer};
 use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
 use cineflow::providers::runway::RunwayBuilder;
+use cineflow::providers::seedance::{Preset, Seedance, SeedanceBuilder};
 use cineflow::providers::sorahk::SoraHkBuilder;
 use futures::StreamExt;
 
@@ -63,6 +65,26 @@ struct Configured {
     vendor_model: &'static str,
     /// Whether CineFlow's seed catalog already routes `sora2` to it.
     seeded: bool,
+}
+
+/// Seedance from the environment: the preset from `CINEFLOW_SEEDANCE_PRESET` (`modelark`, the
+/// default, or `ark`: the keys and model ids of the two platforms differ), then the adapter's
+/// own variables. Returns the adapter, its name, and the Seedance 2.0 id on that platform.
+fn seedance_from_env() -> (Result<Seedance, String>, &'static str, &'static str) {
+    let preset = match std::env::var("CINEFLOW_SEEDANCE_PRESET").as_deref() {
+        Ok("ark") => Preset::Ark,
+        Ok("modelark") | Ok("") | Err(_) => Preset::ModelArk,
+        Ok(other) => {
+            let why = format!("CINEFLOW_SEEDANCE_PRESET must be ark or modelark, not {other:?}");
+            return (Err(why), "Seedance", "");
+        }
+    };
+    let (name, model) = match preset {
+        Preset::Ark => ("Seedance on Volcengine Ark", "doubao-seedance-2-0-260128"),
+        Preset::ModelArk => ("Seedance on BytePlus ModelArk", "dreamina-seedance-2-0-260128"),
+    };
+    let built = SeedanceBuilder::preset(preset).load_env().build();
+    (built.map_err(|e| e.to_string()), name, model)
 }
 
 /// Keeps `built` when the adapter could be configured, and says so either way. Build errors
@@ -128,6 +150,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         false,
         c,
     );
+    let (seedance, name, seedance_model) = seedance_from_env();
+    consider(name, seedance, seedance_model, false, c);
     if LocalRenderer::is_available() {
         let renderer = LocalRenderer::from_env();
         consider(
