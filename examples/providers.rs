@@ -81,7 +81,10 @@ fn seedance_from_env() -> (Result<Seedance, String>, &'static str, &'static str)
     };
     let (name, model) = match preset {
         Preset::Ark => ("Seedance on Volcengine Ark", "doubao-seedance-2-0-260128"),
-        Preset::ModelArk => ("Seedance on BytePlus ModelArk", "dreamina-seedance-2-0-260128"),
+        Preset::ModelArk => (
+            "Seedance on BytePlus ModelArk",
+            "dreamina-seedance-2-0-260128",
+        ),
     };
     let built = SeedanceBuilder::preset(preset).load_env().build();
     (built.map_err(|e| e.to_string()), name, model)
