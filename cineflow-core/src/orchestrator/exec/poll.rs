@@ -187,6 +187,10 @@ impl Lifecycle<'_> {
             let before = task.status;
             if let Some(a) = task.current_attempt_mut() {
                 a.vendor_payload = status.raw.clone();
+                if let Some(usage) = status.usage {
+                    // Persisted with the state change below (usage comes with the success).
+                    a.cost.get_or_insert_with(Default::default).record_usage(usage);
+                }
             }
             match &status.state {
                 JobState::Queued => {
