@@ -144,7 +144,11 @@ fn seedance_on(fake: &FakeVendor) -> Seedance {
 
 #[tokio::test]
 async fn seedance_refuses_flex_on_an_online_only_model_before_paying_and_sends_it_on_1_x() {
-    let fake = FakeVendor::builder().with_job_secs(0.1).start().await.unwrap();
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.1)
+        .start()
+        .await
+        .unwrap();
     let seedance = seedance_on(&fake);
     let req = |model: &str| {
         GenerationRequest::new(TaskId::new(), model, "A lighthouse at dusk.", 5)

@@ -68,8 +68,8 @@ pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, Task
 pub use storyboard::{
     BibleCharacter, Character, Segment, SegmentAsset, SegmentPatch, Storyboard, VideoOptions,
 };
-pub use usage::{AttemptCost, Usage};
 pub use task::{Artifact, Attempt, AttemptOutcome, Lease, ModelAlias, Task, TaskError, TaskStatus};
+pub use usage::{AttemptCost, Usage};
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.
 const _: () = {

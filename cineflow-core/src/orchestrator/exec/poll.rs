@@ -70,7 +70,7 @@ enum Wake {
     /// The interval is over: poll.
     Timer,
     /// A status sweep saw the job end.
-    Swept(JobStatus),
+    Swept(Box<JobStatus>),
 }
 
 impl Lifecycle<'_> {
@@ -116,7 +116,7 @@ impl Lifecycle<'_> {
                     return Ok(Polled::Done);
                 }
                 Wake::Timer => None,
-                Wake::Swept(status) => Some(status),
+                Wake::Swept(status) => Some(*status),
             };
             if polled && clock.elapsed() > policy.job_timeout {
                 let error = TaskError::new(
@@ -189,7 +189,9 @@ impl Lifecycle<'_> {
                 a.vendor_payload = status.raw.clone();
                 if let Some(usage) = status.usage {
                     // Persisted with the state change below (usage comes with the success).
-                    a.cost.get_or_insert_with(Default::default).record_usage(usage);
+                    a.cost
+                        .get_or_insert_with(Default::default)
+                        .record_usage(usage);
                 }
             }
             match &status.state {
@@ -277,7 +279,7 @@ impl Lifecycle<'_> {
             s = &mut swept => s,
         };
         match status {
-            Ok(status) => Wake::Swept(status),
+            Ok(status) => Wake::Swept(Box::new(status)),
             Err(_) => {
                 if self
                     .sleep(deadline.saturating_duration_since(Instant::now()))
