@@ -190,6 +190,7 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
         finished_at: None,
         outcome: None,
         model_alias: None,
+        cost: None,
     });
     task.set_status(TaskStatus::Submitting).unwrap();
     task.set_status(TaskStatus::Running).unwrap();

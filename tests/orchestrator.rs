@@ -343,6 +343,7 @@ fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cinefl
         finished_at: None,
         outcome: None,
         model_alias: None,
+        cost: None,
     }
 }
 

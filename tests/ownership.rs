@@ -65,6 +65,7 @@ fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {
         finished_at: None,
         outcome: None,
         model_alias: None,
+        cost: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn first_attempt(task: &Task, job: Option<ProviderJob>) -> Attempt {
         finished_at: None,
         outcome: None,
         model_alias: None,
+        cost: None,
     }
 }
 

@@ -303,6 +303,7 @@ async fn the_budget_stops_submits_and_says_why() {
                     per_video: 0.0,
                     per_second: 0.1,
                     currency: "USD".into(),
+                    ..Price::default()
                 }),
             ],
             ..Default::default()
@@ -339,6 +340,7 @@ async fn a_dry_run_previews_the_cost_without_calling_vendors() {
                     per_video: 0.5,
                     per_second: 0.0,
                     currency: "USD".into(),
+                    ..Price::default()
                 }),
             ],
             ..Default::default()
@@ -466,6 +468,7 @@ fn cheapest_picks_the_lowest_estimate() {
         per_video: 0.0,
         per_second,
         currency: "USD".into(),
+        ..Price::default()
     };
     cfg.models.insert(
         model(),

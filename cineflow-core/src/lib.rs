@@ -40,6 +40,7 @@ pub mod sink;
 pub mod store;
 pub mod storyboard;
 pub mod task;
+pub mod usage;
 
 pub use error::{Error, ErrorKind, Result, Violation};
 pub use error_code::ErrorCode;
@@ -53,8 +54,8 @@ pub use orchestrator::{
 };
 pub use provider::{
     ByteStream, Capabilities, Durations, GenerationRequest, JobQuery, JobState, JobStatus,
-    ModelCapabilities, PolledJobs, ProviderError, ProviderJob, SubmitState, VideoAsset,
-    VideoProvider, VideoProviderExt,
+    ModelCapabilities, PolledJobs, ProviderError, ProviderJob, ServiceTier, SubmitState,
+    VideoAsset, VideoProvider, VideoProviderExt,
 };
 pub use range::SegmentRange;
 pub use router::{
@@ -68,6 +69,7 @@ pub use storyboard::{
     BibleCharacter, Character, Segment, SegmentAsset, SegmentPatch, Storyboard, VideoOptions,
 };
 pub use task::{Artifact, Attempt, AttemptOutcome, Lease, ModelAlias, Task, TaskError, TaskStatus};
+pub use usage::{AttemptCost, Usage};
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.
 const _: () = {

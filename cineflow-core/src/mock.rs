@@ -500,6 +500,7 @@ impl MockProvider {
             state,
             poll_after: self.config.poll_after,
             raw,
+            usage: None,
         }
     }
 

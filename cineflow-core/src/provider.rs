@@ -27,7 +27,7 @@ mod capabilities;
 mod request;
 
 pub use capabilities::{Capabilities, Durations, ModelCapabilities};
-pub use request::GenerationRequest;
+pub use request::{GenerationRequest, ServiceTier};
 
 /// A video vendor adapter.
 ///
@@ -273,6 +273,9 @@ pub struct JobStatus {
     /// redacted).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub raw: serde_json::Value,
+    /// The usage the vendor reports for the job (token-billed vendors, once it is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
 }
 
 impl JobStatus {
@@ -282,6 +285,7 @@ impl JobStatus {
             state,
             poll_after: None,
             raw: serde_json::Value::Null,
+            usage: None,
         }
     }
 
@@ -294,6 +298,12 @@ impl JobStatus {
     /// Sets the vendor payload.
     pub fn with_raw(mut self, raw: serde_json::Value) -> Self {
         self.raw = raw;
+        self
+    }
+
+    /// Sets the usage the vendor reported.
+    pub fn with_usage(mut self, usage: crate::usage::Usage) -> Self {
+        self.usage = Some(usage);
         self
     }
 }

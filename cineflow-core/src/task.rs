@@ -276,6 +276,11 @@ pub struct Attempt {
     /// when the run asked for the task's own model (and in rows written before aliases existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_alias: Option<ModelAlias>,
+    /// The attempt's ledger entry: the route's price and the estimate at submit, and the
+    /// usage the vendor reported after the job. `None` for attempts of unpriced routes whose
+    /// vendor reported nothing (and in rows written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::usage::AttemptCost>,
 }
 
 /// A substitution of one logical model for another by an alias of the router configuration

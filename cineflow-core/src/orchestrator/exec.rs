@@ -54,10 +54,14 @@ impl RunCtx {
                         a.job.is_some() || !matches!(a.outcome, Some(AttemptOutcome::Failed { .. }))
                     };
                     for a in t.attempts.iter().filter(may_have_cost) {
-                        if let Some(p) =
+                        // The estimate reserved at submit; rows from before it was recorded
+                        // are priced again.
+                        if let Some(e) = a.cost.as_ref().and_then(|c| c.estimate) {
+                            spent += e;
+                        } else if let Some(p) =
                             inner.router.price(&t.model, &a.provider, &a.provider_model)
                         {
-                            spent += p.estimate(t.duration_s);
+                            spent += p.estimate(&request_for(&t, a.n));
                         }
                     }
                 }

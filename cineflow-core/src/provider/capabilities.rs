@@ -118,6 +118,8 @@ pub struct ModelCapabilities {
     pub return_last_frame: bool,
     /// Whether `watermark` can be set (either way).
     pub watermark: bool,
+    /// Whether the `flex` service tier is served ([`ServiceTier::Flex`](super::ServiceTier)).
+    pub flex: bool,
 }
 
 /// What a provider that declares no model serves: any model, any duration and aspect ratio,
@@ -140,6 +142,7 @@ static DECLARES_NOTHING: ModelCapabilities = ModelCapabilities {
     max_prompt_utf16: None,
     return_last_frame: false,
     watermark: false,
+    flex: false,
 };
 
 impl ModelCapabilities {
@@ -175,6 +178,7 @@ impl ModelCapabilities {
             max_prompt_utf16: None,
             return_last_frame: true,
             watermark: true,
+            flex: true,
         }
     }
 
@@ -219,6 +223,11 @@ impl ModelCapabilities {
                 self.negative_prompt,
             ),
             ("watermark", req.watermark.is_some(), self.watermark),
+            (
+                "service_tier flex",
+                req.service_tier == Some(super::ServiceTier::Flex),
+                self.flex,
+            ),
             (
                 "return_last_frame",
                 req.return_last_frame,

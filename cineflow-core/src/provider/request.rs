@@ -1,5 +1,7 @@
 //! [`GenerationRequest`]: what a segment asks a vendor for, in provider-neutral terms.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
@@ -68,6 +70,10 @@ pub struct GenerationRequest {
     /// Whether the vendor should return the video's last frame as an image.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub return_last_frame: bool,
+    /// The vendor service tier asked for (`None`: the vendor's default). Set by routing from
+    /// the route's [`service_tier`](crate::RouteConfig::service_tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
     /// `{task_id}-{attempt}`: sent to vendors that honour idempotency keys.
     pub idempotency_key: String,
     /// Vendor-specific extra fields, merged into the vendor request by adapters that support it.
@@ -100,6 +106,7 @@ impl GenerationRequest {
             negative_prompt: None,
             watermark: None,
             return_last_frame: false,
+            service_tier: None,
             idempotency_key: format!("{task_id}-1"),
             extra: serde_json::Value::Null,
         }
@@ -189,6 +196,12 @@ impl GenerationRequest {
         self
     }
 
+    /// Asks for a vendor service tier.
+    pub fn with_service_tier(mut self, tier: ServiceTier) -> Self {
+        self.service_tier = Some(tier);
+        self
+    }
+
     /// Sets the idempotency key.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = key.into();
@@ -199,6 +212,36 @@ impl GenerationRequest {
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
         self.extra = extra;
         self
+    }
+}
+
+/// A vendor service tier (Ark / ModelArk `service_tier`). Serialized in snake_case.
+///
+/// A request asking for [`Flex`](Self::Flex) goes only to models whose capabilities accept it
+/// ([`ModelCapabilities::flex`](crate::ModelCapabilities::flex)); elsewhere it is refused
+/// before anything is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceTier {
+    /// `default`: online.
+    Default,
+    /// `flex`: offline, slower, about half the price (Seedance 1.x; 2.x are online-only).
+    Flex,
+}
+
+impl ServiceTier {
+    /// The wire name (`default`, `flex`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ServiceTier::Default => "default",
+            ServiceTier::Flex => "flex",
+        }
+    }
+}
+
+impl fmt::Display for ServiceTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -238,6 +281,8 @@ struct RequestRepr {
     watermark: Option<bool>,
     #[serde(default)]
     return_last_frame: bool,
+    #[serde(default)]
+    service_tier: Option<ServiceTier>,
     idempotency_key: String,
     #[serde(default)]
     extra: serde_json::Value,
@@ -264,6 +309,7 @@ impl From<RequestRepr> for GenerationRequest {
             negative_prompt: r.negative_prompt,
             watermark: r.watermark,
             return_last_frame: r.return_last_frame,
+            service_tier: r.service_tier,
             idempotency_key: r.idempotency_key,
             extra: r.extra,
         }

@@ -10,6 +10,9 @@ use time::Date;
 
 use crate::error::{Error, Result};
 use crate::ids::{ModelId, ProviderId};
+use crate::provider::ServiceTier;
+
+pub use super::price::Price;
 
 time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
 
@@ -65,25 +68,6 @@ impl FromStr for Strategy {
     }
 }
 
-/// A price: per video plus per second of video. Estimates are approximate (floating point).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Price {
-    /// Fixed price per video. Default 0.
-    pub per_video: f64,
-    /// Price per second of video. Default 0.
-    pub per_second: f64,
-    /// Currency or unit, e.g. `USD`. Default empty.
-    pub currency: String,
-}
-
-impl Price {
-    /// The estimate for a video of `duration_s` seconds.
-    pub fn estimate(&self, duration_s: u32) -> f64 {
-        self.per_video + self.per_second * f64::from(duration_s)
-    }
-}
-
 /// One way to serve a logical model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteConfig {
@@ -106,6 +90,12 @@ pub struct RouteConfig {
     /// Price of this route (overrides the provider's). Default none.
     #[serde(default)]
     pub price: Option<Price>,
+    /// The vendor service tier the route's requests ask for (`flex`: offline, cheaper, on the
+    /// models that offer it; a model without it is skipped). Its price is the route's price
+    /// on that tier ([`Price::for_tier`]), so `cheapest` and budgets see it. Default none: the
+    /// vendor's default tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
 }
 
 fn default_priority() -> i32 {
@@ -129,6 +119,7 @@ impl RouteConfig {
             enabled: true,
             sunset: None,
             price: None,
+            service_tier: None,
         }
     }
 
@@ -148,6 +139,20 @@ impl RouteConfig {
     pub fn price(mut self, price: Price) -> Self {
         self.price = Some(price);
         self
+    }
+
+    /// Sets the service tier the route's requests ask for.
+    pub fn service_tier(mut self, tier: ServiceTier) -> Self {
+        self.service_tier = Some(tier);
+        self
+    }
+
+    /// The route's price on its service tier, given the provider's price as a fallback.
+    pub fn effective_price(&self, provider_price: Option<&Price>) -> Option<Price> {
+        self.price
+            .as_ref()
+            .or(provider_price)
+            .map(|p| p.for_tier(self.service_tier))
     }
 
     /// Sets the sunset date.

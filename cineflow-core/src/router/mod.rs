@@ -1,7 +1,7 @@
 //! Routing: which provider and vendor model serve each attempt.
 //!
 //! A [`Router`] holds a model catalog ([`RouterConfig`]: logical models → routes with priority,
-//! weight, enabled flag, sunset and price), the registered providers, and each provider's live
+//! weight, enabled flag, sunset, price and service tier), the registered providers, and each provider's live
 //! health. For every attempt it filters the candidates — disabled, past their sunset, unable to
 //! serve the request (capabilities), failed earlier in this task, breaker open, asked to wait
 //! (`Retry-After`), at their in-flight cap — and picks one with a [`Strategy`]. When nothing is
@@ -36,6 +36,7 @@ mod adaptive;
 mod catalog;
 mod config;
 mod health;
+mod price;
 
 pub use catalog::SORA_SUNSET;
 pub use config::{
@@ -44,6 +45,7 @@ pub use config::{
 };
 use health::Health;
 pub use health::InFlight;
+pub use price::{FLEX_PRICE_RATIO, TOKEN_FPS};
 
 /// A previous attempt of the task, as the router sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +71,10 @@ pub struct Pick {
     pub reason: String,
     /// The cost estimate, if the route is priced.
     pub estimate: Option<f64>,
+    /// The route's price on its service tier, if the route is priced.
+    pub price: Option<Price>,
+    /// The service tier the route asks for (set it on the request).
+    pub service_tier: Option<crate::provider::ServiceTier>,
     /// Whether this candidate already failed for this task (a last-resort retry).
     pub repeat: bool,
 }
@@ -149,6 +155,7 @@ struct Candidate<'a> {
     slot: &'a Slot,
     repeat: bool,
     estimate: Option<f64>,
+    price: Option<Price>,
 }
 
 impl Router {
@@ -322,7 +329,8 @@ impl Router {
         Ok(())
     }
 
-    /// The price of `vendor_model` at `provider` for `model` (route price, else provider price).
+    /// The price of `vendor_model` at `provider` for `model` (route price, else provider
+    /// price), on the route's service tier.
     pub fn price(
         &self,
         model: &ModelId,
@@ -337,8 +345,9 @@ impl Router {
                     &r.provider == provider && r.vendor_models.iter().any(|v| v == vendor_model)
                 })
             })
-            .and_then(|r| r.price.clone())
-            .or_else(|| cfg.providers.get(provider).and_then(|p| p.price.clone()))
+            .and_then(|r| {
+                r.effective_price(cfg.providers.get(provider).and_then(|p| p.price.as_ref()))
+            })
     }
 
     /// Picks the route for one attempt.
@@ -395,10 +404,7 @@ impl Router {
         let mut repeats: Vec<Candidate<'_>> = Vec::new();
         for (route_index, route) in model_cfg.routes.iter().enumerate() {
             let settings = cfg.providers.get(&route.provider);
-            let price = route
-                .price
-                .as_ref()
-                .or(settings.and_then(|s| s.price.as_ref()));
+            let price = route.effective_price(settings.and_then(|s| s.price.as_ref()));
             // The first untried vendor model of a route is its candidate; tried ones are
             // last resorts.
             let mut route_fresh = None;
@@ -424,6 +430,7 @@ impl Router {
                     }
                     let mut probe = req.clone();
                     probe.vendor_model.clone_from(vendor_model);
+                    probe.service_tier = route.service_tier;
                     if let Some(why) = slot.provider.capabilities().rejects(&probe) {
                         return Some(why);
                     }
@@ -455,7 +462,8 @@ impl Router {
                     vendor_model,
                     slot,
                     repeat,
-                    estimate: price.map(|p| p.estimate(req.duration_s)),
+                    estimate: price.as_ref().map(|p| p.estimate(req)),
+                    price: price.clone(),
                 };
                 if repeat {
                     repeats.push(c);
@@ -525,11 +533,15 @@ impl Router {
             return no_provider("no candidate".into());
         };
         let mut reason = format!(
-            "{strategy}: {}/{} (priority {}, weight {}{})",
+            "{strategy}: {}/{} (priority {}, weight {}{}{})",
             c.route.provider,
             c.vendor_model,
             c.route.priority,
             c.route.weight,
+            c.route
+                .service_tier
+                .map(|t| format!(", service_tier {t}"))
+                .unwrap_or_default(),
             c.estimate
                 .map(|e| format!(", estimate {e:.4}"))
                 .unwrap_or_default()
@@ -548,6 +560,8 @@ impl Router {
             vendor_model: c.vendor_model.to_owned(),
             reason,
             estimate: c.estimate,
+            price: c.price.clone(),
+            service_tier: c.route.service_tier,
             repeat: c.repeat,
         })
     }

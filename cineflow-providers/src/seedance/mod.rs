@@ -24,7 +24,8 @@
 //!   `data:` URLs; the whole body must stay within [`MAX_BODY_BYTES`]. Reference videos and
 //!   audio must be URLs. Then `ratio`, `resolution` (the request's; `1080p` for a pro request
 //!   naming none), `duration`, `generate_audio`, `watermark`, `seed` (1.x models only),
-//!   `return_last_frame`, and the builder's `execution_expires_after`, `service_tier` and
+//!   `return_last_frame`, `service_tier` (the request's — a route's setting — else the
+//!   builder's; `flex` only on 1.x models), the builder's `execution_expires_after` and
 //!   `callback_url` when set, and `safety_identifier` (below). Other fields of
 //!   [`GenerationRequest::extra`] (`priority`, `tools`, `camera_fixed`…) are added without
 //!   overriding these.
@@ -47,7 +48,8 @@
 //!   **without** the key), `failed` → failed (by `error.code`, see `error.rs`), `cancelled` →
 //!   cancelled, `expired` → expired; anything else keeps polling and is logged once. The task
 //!   object is the status's `raw`, so `content.last_frame_url` (when `return_last_frame` was
-//!   asked) is visible there.
+//!   asked) is visible there; `usage.completion_tokens` (what the task is billed) is the
+//!   status's [`usage`](JobStatus::usage), recorded on the attempt.
 //! - [`find_jobs`](VideoProvider::find_jobs): `GET {base}/contents/generations/tasks` with
 //!   `filter.model` and `filter.status` (each status in turn), every page; a task is a
 //!   candidate when it was created inside the query's window and matches the body submit
@@ -86,6 +88,8 @@ mod models;
 mod wire;
 
 pub use body::{MAX_BODY_BYTES, MAX_SAFETY_IDENTIFIER, safety_identifier};
+/// Ark's `service_tier` (`flex`: 1.x models only; 2.x are online-only).
+pub use cineflow_core::ServiceTier;
 pub use models::Preset;
 
 use std::fmt;
@@ -139,24 +143,6 @@ const STATUSES: [&str; 6] = [
 const OUTPUT_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// The task path.
 const TASKS: [&str; 3] = ["contents", "generations", "tasks"];
-
-/// Ark's `service_tier`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceTier {
-    /// `default`: online.
-    Default,
-    /// `flex`: offline, about half the price, slower (1.x models only; 2.x are online-only).
-    Flex,
-}
-
-impl ServiceTier {
-    fn as_str(self) -> &'static str {
-        match self {
-            ServiceTier::Default => "default",
-            ServiceTier::Flex => "flex",
-        }
-    }
-}
 
 /// Configures a [`Seedance`] provider. Start with [`Seedance::ark`] or [`Seedance::modelark`].
 #[derive(Debug, Clone)]
@@ -387,7 +373,9 @@ impl Seedance {
         let last = http::last_frame(req)?;
         body::check_mode(req, m, name, last.as_ref())?;
         let resolution = body::resolution(req, name)?;
-        if self.inner.service_tier == Some(ServiceTier::Flex) && !m.flex {
+        // The request's tier (a route's setting) wins over the builder's.
+        let tier = req.service_tier.or(self.inner.service_tier);
+        if tier == Some(ServiceTier::Flex) && !m.flex {
             return Err(refused(format!(
                 "seedance model {name} is online-only: service_tier flex is not served"
             )));
@@ -417,7 +405,7 @@ impl Seedance {
         if let Some(s) = self.inner.expires_after {
             b.insert("execution_expires_after".into(), s.into());
         }
-        if let Some(t) = self.inner.service_tier {
+        if let Some(t) = tier {
             b.insert("service_tier".into(), t.as_str().into());
         }
         if let Some(u) = &self.inner.callback_url {
@@ -491,7 +479,11 @@ impl Seedance {
                 running
             }
         };
-        Ok(JobStatus::new(state).with_raw(raw))
+        let status = JobStatus::new(state).with_raw(raw);
+        Ok(match task.usage.as_ref().and_then(|u| u.reported()) {
+            Some(u) => status.with_usage(u),
+            None => status,
+        })
     }
 
     /// One page of the task list with `params` (page 1 is the first).

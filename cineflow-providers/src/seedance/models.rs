@@ -67,6 +67,7 @@ impl Model {
             max_prompt_utf16: None,
             return_last_frame: true,
             watermark: true,
+            flex: self.flex,
             ..ModelCapabilities::new(self.id(preset))
         }
     }

@@ -31,6 +31,28 @@ pub(super) struct Task {
     /// Unix seconds of the last state change.
     #[serde(default)]
     pub(super) updated_at: Option<i64>,
+    /// `{completion_tokens, total_tokens}`: what the task is billed (once succeeded).
+    #[serde(default)]
+    pub(super) usage: Option<TaskUsage>,
+}
+
+/// A task's `usage` (absent or null until the task succeeded).
+#[derive(Debug, Deserialize)]
+pub(super) struct TaskUsage {
+    #[serde(default)]
+    pub(super) completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub(super) total_tokens: Option<u64>,
+}
+
+impl TaskUsage {
+    /// The usage, when the billed tokens are reported.
+    pub(super) fn reported(&self) -> Option<cineflow_core::Usage> {
+        Some(cineflow_core::Usage {
+            completion_tokens: self.completion_tokens?,
+            total_tokens: self.total_tokens,
+        })
+    }
 }
 
 /// A failed task's (or an error answer's) `error` object.
@@ -128,6 +150,13 @@ mod tests {
                 .starts_with("https://")
         );
         assert_eq!(t.updated_at, Some(1779348874));
+        assert_eq!(
+            t.usage.and_then(|u| u.reported()),
+            Some(cineflow_core::Usage {
+                completion_tokens: 108_900,
+                total_tokens: Some(108_900)
+            })
+        );
         let t: Task = serde_json::from_value(json!({
             "id": "cgt-1", "status": "failed", "content": null,
             "error": {"code": "InputTextSensitiveContentDetected", "message": "The request failed"}

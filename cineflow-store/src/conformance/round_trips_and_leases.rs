@@ -6,8 +6,9 @@ use std::time::Duration;
 use cineflow_core::provider::{ProviderJob, VideoAsset};
 use cineflow_core::store::TaskQuery;
 use cineflow_core::{
-    Artifact, Attempt, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease, ModelAlias, ModelId,
-    ProviderId, Store, Task, TaskError, TaskId, TaskStatus,
+    Artifact, Attempt, AttemptCost, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease,
+    ModelAlias, ModelId, Price, ProviderId, ServiceTier, Store, Task, TaskError, TaskId,
+    TaskStatus, Usage,
 };
 use time::OffsetDateTime;
 
@@ -53,6 +54,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
                 error: error.clone(),
             }),
             model_alias: None,
+            cost: None,
         },
         Attempt {
             n: 2,
@@ -69,6 +71,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
                 error: TaskError::new(ErrorCode::Interrupted, "crashed during submit"),
             }),
             model_alias: None,
+            cost: None,
         },
         Attempt {
             n: 3,
@@ -89,6 +92,17 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             model_alias: Some(ModelAlias {
                 from: ModelId::new("sora2").must("model id"),
                 to: ModelId::new("seedance-2").must("model id"),
+            }),
+            cost: Some(AttemptCost {
+                price: Some(Price::per_million_tokens(7.0, "USD")),
+                service_tier: Some(ServiceTier::Default),
+                estimate: Some(0.756),
+                estimated_tokens: Some(108_000),
+                reported: Some(Usage {
+                    completion_tokens: 108_900,
+                    total_tokens: Some(108_900),
+                }),
+                reported_cost: Some(0.7623),
             }),
         },
     ];

@@ -28,6 +28,7 @@ fn attempt(task: &Task, n: u32, provider: &ProviderId, vendor_job_id: Option<&st
         finished_at: None,
         outcome: None,
         model_alias: None,
+        cost: None,
     }
 }
 

@@ -70,7 +70,7 @@ enum Wake {
     /// The interval is over: poll.
     Timer,
     /// A status sweep saw the job end.
-    Swept(JobStatus),
+    Swept(Box<JobStatus>),
 }
 
 impl Lifecycle<'_> {
@@ -116,7 +116,7 @@ impl Lifecycle<'_> {
                     return Ok(Polled::Done);
                 }
                 Wake::Timer => None,
-                Wake::Swept(status) => Some(status),
+                Wake::Swept(status) => Some(*status),
             };
             if polled && clock.elapsed() > policy.job_timeout {
                 let error = TaskError::new(
@@ -187,6 +187,12 @@ impl Lifecycle<'_> {
             let before = task.status;
             if let Some(a) = task.current_attempt_mut() {
                 a.vendor_payload = status.raw.clone();
+                if let Some(usage) = status.usage {
+                    // Persisted with the state change below (usage comes with the success).
+                    a.cost
+                        .get_or_insert_with(Default::default)
+                        .record_usage(usage);
+                }
             }
             match &status.state {
                 JobState::Queued => {
@@ -273,7 +279,7 @@ impl Lifecycle<'_> {
             s = &mut swept => s,
         };
         match status {
-            Ok(status) => Wake::Swept(status),
+            Ok(status) => Wake::Swept(Box::new(status)),
             Err(_) => {
                 if self
                     .sleep(deadline.saturating_duration_since(Instant::now()))

@@ -13,6 +13,7 @@ use crate::events::EventKind;
 use crate::provider::{ProviderJob, VideoProvider};
 use crate::router::{InFlight, Selection, Tried, may_fail_over};
 use crate::task::{Attempt, AttemptOutcome, ModelAlias, Task, TaskError, TaskStatus};
+use crate::usage::AttemptCost;
 
 /// Whether an attempt was a submit the vendor refused with a rate limit before creating a job
 /// (429): kept in the history, but it spent nothing and says nothing against the route.
@@ -125,6 +126,7 @@ impl Lifecycle<'_> {
                 return Ok(None);
             }
             req.vendor_model.clone_from(&pick.vendor_model);
+            req.service_tier = pick.service_tier;
             let provider = pick.provider;
             let pid = provider.id().clone();
             // Held from the pick on, so concurrent picks see this job as in flight.
@@ -147,6 +149,8 @@ impl Lifecycle<'_> {
                 finished_at: None,
                 outcome: None,
                 model_alias: ModelAlias::between(&self.ctx.requested_model, &task.model),
+                cost: (pick.price.is_some() || req.service_tier.is_some())
+                    .then(|| AttemptCost::estimated(pick.price.clone(), &req)),
             });
             task.error = None;
             task.progress = None;

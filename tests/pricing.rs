@@ -1,0 +1,211 @@
+//! Pricing: token-based route prices, the per-route `service_tier` (`flex` is cheaper, and
+//! `cheapest` and budgets see it), and the ledger entry on each attempt (the estimate at
+//! submit next to the usage the vendor reported).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow_core::mock::MockProvider;
+use cineflow_core::router::{ModelConfig, Price, RouteConfig, RouterConfig, Selection, Strategy};
+use cineflow_core::{
+    Capabilities, ErrorCode, GenerationRequest, ModelCapabilities, OrchestratorConfig, ProviderId,
+    Resolution, Router, RunStatus, ServiceTier, SubmitState, TaskId, TaskStatus, VideoProvider,
+};
+use cineflow_providers::seedance::Seedance;
+use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
+use cineflow_testkit::{FakeVendor, Protocol};
+
+use common::{model, ten_second_shots};
+
+/// Seedance's online 720p rate (USD per million tokens).
+const ONLINE: f64 = 7.0;
+
+fn pid(s: &str) -> ProviderId {
+    ProviderId::new(s).unwrap()
+}
+
+fn config() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.poll.initial = Duration::from_millis(50);
+    c.poll.min = Duration::from_millis(50);
+    c.poll.max = Duration::from_millis(200);
+    c
+}
+
+/// A router over `provider` with one route per tier in `tiers`, all on vendor model `m` at
+/// the online token rate.
+fn tiered(provider: Arc<dyn VideoProvider>, tiers: &[Option<ServiceTier>]) -> Router {
+    let mut cfg = RouterConfig::default();
+    let routes = tiers
+        .iter()
+        .enumerate()
+        .map(|(i, tier)| {
+            let route = RouteConfig::new(provider.id().clone(), vec!["m".into()])
+                .priority(i as i32)
+                .price(Price::per_million_tokens(ONLINE, "USD"));
+            match tier {
+                Some(t) => route.service_tier(*t),
+                None => route,
+            }
+        })
+        .collect();
+    cfg.models.insert(
+        model(),
+        ModelConfig {
+            routes,
+            ..Default::default()
+        },
+    );
+    Router::from_config(cfg).provider(provider)
+}
+
+#[tokio::test(start_paused = true)]
+async fn cheapest_picks_the_flex_route_of_a_model_and_its_requests_ask_for_flex() {
+    let a = MockProvider::new("a").unwrap();
+    let router = tiered(
+        Arc::new(a.clone()),
+        &[Some(ServiceTier::Default), Some(ServiceTier::Flex)],
+    );
+    let (r, tasks) = common::run_to_end(router, config(), ten_second_shots(1), |s| {
+        s.strategy(Strategy::Cheapest)
+    })
+    .await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let sent = a.submitted_requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].service_tier, Some(ServiceTier::Flex));
+    let attempt = &tasks[0].attempts[0];
+    assert!(
+        attempt.reason.contains("service_tier flex"),
+        "{}",
+        attempt.reason
+    );
+    let cost = attempt.cost.as_ref().unwrap();
+    assert_eq!(cost.service_tier, Some(ServiceTier::Flex));
+    // 10 s at 720p = 216,000 tokens; flex pays half the online rate.
+    assert_eq!(cost.estimated_tokens, Some(216_000));
+    let flex = 216_000.0 * ONLINE / 2.0 / 1e6;
+    assert!((cost.estimate.unwrap() - flex).abs() < 1e-9, "{cost:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_counts_the_flex_price_of_a_flex_route() {
+    // 10 s at 720p: 1.512 online, 0.756 on flex. A budget of 2.3 pays for one task online and
+    // for all three on flex.
+    for (tier, paid) in [(ServiceTier::Default, 1), (ServiceTier::Flex, 3)] {
+        let a = MockProvider::new("a").unwrap();
+        let router = tiered(Arc::new(a.clone()), &[Some(tier)]);
+        let (_, tasks) = common::run_to_end(router, config(), ten_second_shots(3), |s| {
+            s.budget(2.3).concurrency(1)
+        })
+        .await;
+        assert_eq!(a.submits(), paid, "{tier}");
+        let refused = tasks
+            .iter()
+            .filter(|t| {
+                t.status == TaskStatus::Failed
+                    && t.error.as_ref().map(|e| e.code) == Some(ErrorCode::BudgetExceeded)
+            })
+            .count();
+        assert_eq!(refused, 3 - paid as usize, "{tier}");
+    }
+}
+
+#[test]
+fn a_flex_route_is_skipped_on_a_model_without_the_flex_tier_naming_it() {
+    let online_only = MockProvider::new("a")
+        .unwrap()
+        .with_capabilities(Capabilities::of_models([ModelCapabilities::new("m")]));
+    let router = tiered(Arc::new(online_only), &[Some(ServiceTier::Flex), None]);
+    let req = GenerationRequest::new(TaskId::new(), String::new(), "p", 5);
+    let pick = match router.select(&model(), &req, &[], Some(Strategy::Cheapest)) {
+        Selection::Picked(p) => p,
+        other => panic!("expected a pick, got {other:?}"),
+    };
+    assert_eq!(pick.service_tier, None, "the default-tier route serves it");
+    assert!(
+        pick.reason.contains("a/m: service_tier flex not supported"),
+        "{}",
+        pick.reason
+    );
+    assert!((pick.estimate.unwrap() - 108_000.0 * ONLINE / 1e6).abs() < 1e-9);
+}
+
+fn seedance_on(fake: &FakeVendor) -> Seedance {
+    Seedance::modelark()
+        .with_base_url(fake.base_url(Protocol::Seedance))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn seedance_refuses_flex_on_an_online_only_model_before_paying_and_sends_it_on_1_x() {
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.1)
+        .start()
+        .await
+        .unwrap();
+    let seedance = seedance_on(&fake);
+    let req = |model: &str| {
+        GenerationRequest::new(TaskId::new(), model, "A lighthouse at dusk.", 5)
+            .with_service_tier(ServiceTier::Flex)
+    };
+    let e = seedance
+        .submit(&req("dreamina-seedance-2-0-260128"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidRequest);
+    assert_eq!(e.submit_state(), SubmitState::NotSent);
+    assert!(e.message().contains("service_tier flex"), "{e}");
+    assert_eq!(fake.ledger().counts(Protocol::Seedance).submits, 0);
+    let job = seedance
+        .submit(&req("seedance-1-0-pro-250428"))
+        .await
+        .unwrap();
+    let status = seedance.poll(&job).await.unwrap();
+    assert_eq!(status.raw["service_tier"], "flex");
+}
+
+#[tokio::test]
+async fn a_seedance_attempt_records_its_estimate_and_the_usage_the_vendor_reported() {
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.2)
+        .with_poll_after_ms(Some(50))
+        .start()
+        .await
+        .unwrap();
+    let seedance: Arc<dyn VideoProvider> = Arc::new(seedance_on(&fake));
+    let mut cfg = RouterConfig::default();
+    cfg.models.insert(
+        model(),
+        ModelConfig {
+            routes: vec![
+                RouteConfig::new(pid("modelark"), vec!["dreamina-seedance-2-0-260128".into()])
+                    .price(Price::per_million_tokens(ONLINE, "USD")),
+            ],
+            ..Default::default()
+        },
+    );
+    let router = Router::from_config(cfg).provider(seedance);
+    let sb = cineflow_core::Storyboard::from_json(
+        r#"{"segments":[{"segment_index":1,"prompt_text":"A paper boat.","duration_seconds":5}]}"#,
+    )
+    .unwrap();
+    let (r, tasks) = common::run_to_end(router, config(), sb, |s| s).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let cost = tasks[0].attempts[0].cost.clone().unwrap();
+    let estimated = cost.estimated_tokens.unwrap();
+    assert_eq!(estimated, cineflow_core::Price::tokens(5, Resolution::P720));
+    let reported = cost.reported.unwrap();
+    // The fake bills 5 s × 1280 × 720 × 24 / 1024, as Ark documents.
+    assert_eq!(reported.completion_tokens, 108_000);
+    let diff = (reported.completion_tokens as f64 - estimated as f64).abs();
+    assert!(diff / (estimated as f64) < 0.02, "{cost:?}");
+    let actual = cost.reported_cost.unwrap();
+    assert!((actual - 108_000.0 * ONLINE / 1e6).abs() < 1e-9, "{cost:?}");
+    assert!((cost.estimate.unwrap() - actual).abs() < 0.02, "{cost:?}");
+}
