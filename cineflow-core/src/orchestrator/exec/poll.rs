@@ -70,7 +70,7 @@ enum Wake {
     /// The interval is over: poll.
     Timer,
     /// A status sweep saw the job end.
-    Swept(JobStatus),
+    Swept(Box<JobStatus>),
 }
 
 impl Lifecycle<'_> {
@@ -116,7 +116,7 @@ impl Lifecycle<'_> {
                     return Ok(Polled::Done);
                 }
                 Wake::Timer => None,
-                Wake::Swept(status) => Some(status),
+                Wake::Swept(status) => Some(*status),
             };
             if polled && clock.elapsed() > policy.job_timeout {
                 let error = TaskError::new(
@@ -274,7 +274,7 @@ impl Lifecycle<'_> {
             s = &mut swept => s,
         };
         match status {
-            Ok(status) => Wake::Swept(status),
+            Ok(status) => Wake::Swept(Box::new(status)),
             Err(_) => {
                 if self
                     .sleep(deadline.saturating_duration_since(Instant::now()))
