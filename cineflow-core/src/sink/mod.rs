@@ -313,3 +313,34 @@ fn redact_value(v: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_jpeg_and_webp_headers_are_images_and_markup_is_not() {
+        let webp = b"RIFF\x24\0\0\0WEBPVP8 ";
+        for (head, expected) in [
+            (
+                &b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..],
+                Some(FrameFormat::Png),
+            ),
+            (b"\xff\xd8\xff\xe0\0\x10JFIF\0", Some(FrameFormat::Jpeg)),
+            (webp, Some(FrameFormat::WebP)),
+            (b"RIFF\x24\0\0\0WAVEfmt ", None),
+            (b"<html>expired</html>", None),
+            (b"\x89PN", None),
+            (b"", None),
+        ] {
+            assert_eq!(FrameFormat::sniff(head), expected, "{head:?}");
+        }
+        assert_eq!(
+            (
+                FrameFormat::Jpeg.extension(),
+                FrameFormat::Jpeg.content_type()
+            ),
+            ("jpg", "image/jpeg")
+        );
+    }
+}
