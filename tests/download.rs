@@ -185,6 +185,7 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
         idempotency_key: format!("{}-1", task.id),
         job: Some(job),
         asset: None,
+        last_frame: None,
         vendor_payload: serde_json::Value::Null,
         submitted_at: time::OffsetDateTime::now_utc() - age,
         finished_at: None,

@@ -338,6 +338,7 @@ fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cinefl
         idempotency_key: format!("{}-1", task.id),
         job,
         asset: None,
+        last_frame: None,
         vendor_payload: serde_json::Value::Null,
         submitted_at: time::OffsetDateTime::now_utc(),
         finished_at: None,

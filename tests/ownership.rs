@@ -60,6 +60,7 @@ fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {
         idempotency_key: format!("{}-1", task.id),
         job: Some(job),
         asset: None,
+        last_frame: None,
         vendor_payload: serde_json::Value::Null,
         submitted_at: time::OffsetDateTime::now_utc(),
         finished_at: None,

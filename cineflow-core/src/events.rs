@@ -90,6 +90,22 @@ pub enum EventKind {
         /// Bytes.
         size_bytes: u64,
     },
+    /// The video's last frame is stored next to it (sent just before
+    /// [`TaskCompleted`](EventKind::TaskCompleted)).
+    TaskLastFrameStored {
+        /// Where.
+        location: String,
+        /// Hex sha256.
+        sha256: String,
+        /// Bytes.
+        size_bytes: u64,
+    },
+    /// The vendor returned the video's last frame but it could not be stored; the task still
+    /// completes with its video (sent just before [`TaskCompleted`](EventKind::TaskCompleted)).
+    TaskLastFrameFailed {
+        /// Why (also the task's `last_frame_error`).
+        error: TaskError,
+    },
     /// The task ended without a video.
     TaskFailed {
         /// The terminal status.

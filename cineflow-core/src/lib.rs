@@ -63,7 +63,7 @@ pub use router::{
     RouterConfig, Strategy,
 };
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
-pub use sink::{ArtifactKey, ArtifactSink, LocalDirSink, StoredVideo};
+pub use sink::{ArtifactKey, ArtifactSink, FrameFormat, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
 pub use storyboard::{
     BibleCharacter, Character, Segment, SegmentAsset, SegmentPatch, Storyboard, VideoOptions,

@@ -71,8 +71,16 @@ use crate::provider::{
 /// `cineflow-core/fixtures/README.md`.
 pub const SAMPLE_MP4: &[u8] = include_bytes!("../fixtures/sample.mp4");
 
+/// A real PNG, the last frame of [`SAMPLE_MP4`] (160x90, about 7.5 KB): what a [`MockProvider`]
+/// job serves as its last frame when its request asked for one
+/// ([`GenerationRequest::return_last_frame`]).
+pub const SAMPLE_PNG: &[u8] = include_bytes!("../fixtures/last_frame.png");
+
 /// The default size of the chunks a [`MockProvider`] download is streamed in: 16 KiB.
 pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024;
+
+/// How a last frame's URL ends.
+const FRAME_SUFFIX: &str = "_last_frame.png";
 
 /// One step of a mock job's timeline: what one poll reports.
 ///
@@ -84,8 +92,9 @@ pub enum Step {
     Queued,
     /// [`JobState::Running`] with this progress (percent) and no ETA.
     Running(u8),
-    /// [`JobState::Succeeded`] with the asset `mock://{provider_id}/{job_id}.mp4`; from then on
-    /// the job can be downloaded.
+    /// [`JobState::Succeeded`] with the asset `mock://{provider_id}/{job_id}.mp4`, and when the
+    /// request asked for it the last frame `mock://{provider_id}/{job_id}_last_frame.png`
+    /// ([`JobStatus::last_frame`]); from then on the job can be downloaded.
     Succeeded,
     /// [`JobState::Failed`] with this error.
     Failed(ProviderError),
@@ -120,6 +129,7 @@ struct Config {
     latency: Duration,
     poll_after: Option<Duration>,
     video: Bytes,
+    last_frame: Bytes,
     content_type: Option<String>,
     url_lifetime: Option<Duration>,
     chunk_size: usize,
@@ -221,6 +231,7 @@ impl MockProvider {
             latency: Duration::ZERO,
             poll_after: None,
             video: Bytes::from_static(SAMPLE_MP4),
+            last_frame: Bytes::from_static(SAMPLE_PNG),
             content_type: Some("video/mp4".to_owned()),
             url_lifetime: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -267,6 +278,13 @@ impl MockProvider {
     /// Sets the video downloads serve. Default: [`SAMPLE_MP4`].
     pub fn with_video(mut self, video: Bytes) -> Self {
         self.config_mut().video = video;
+        self
+    }
+
+    /// Sets the last frame downloads serve (as `image/png`) for jobs whose request asked for
+    /// one. Default: [`SAMPLE_PNG`].
+    pub fn with_last_frame(mut self, image: Bytes) -> Self {
+        self.config_mut().last_frame = image;
         self
     }
 
@@ -384,7 +402,7 @@ impl MockProvider {
         self.shared.polls.load(Ordering::SeqCst)
     }
 
-    /// Download calls so far, including failed ones.
+    /// Download calls so far (videos and last frames), including failed ones.
     pub fn downloads(&self) -> u64 {
         self.shared.downloads.load(Ordering::SeqCst)
     }
@@ -451,7 +469,9 @@ impl MockProvider {
         }
     }
 
-    fn status(&self, job_id: &str, step: Step) -> JobStatus {
+    /// What a poll answers for `step`; `frame`: the job's request asked for its last frame.
+    fn status(&self, job_id: &str, step: Step, frame: bool) -> JobStatus {
+        let mut last_frame = None;
         let (state, raw) = match step {
             Step::Queued => (
                 JobState::Queued,
@@ -466,15 +486,25 @@ impl MockProvider {
             ),
             Step::Succeeded => {
                 let url = format!("mock://{}/{job_id}.mp4", self.config.id);
-                let raw = serde_json::json!({
+                let mut raw = serde_json::json!({
                     "id": job_id, "status": "succeeded", "progress": 100, "video_url": url,
                 });
+                let expires_at = self
+                    .config
+                    .url_lifetime
+                    .map(|d| OffsetDateTime::now_utc() + d);
+                if frame {
+                    let url = format!("mock://{}/{job_id}{FRAME_SUFFIX}", self.config.id);
+                    raw["last_frame_url"] = url.clone().into();
+                    last_frame = Some(VideoAsset {
+                        url,
+                        expires_at,
+                        content_type: Some("image/png".into()),
+                    });
+                }
                 let asset = VideoAsset {
                     url,
-                    expires_at: self
-                        .config
-                        .url_lifetime
-                        .map(|d| OffsetDateTime::now_utc() + d),
+                    expires_at,
                     content_type: self.config.content_type.clone(),
                 };
                 (JobState::Succeeded { asset }, raw)
@@ -501,11 +531,17 @@ impl MockProvider {
             poll_after: self.config.poll_after,
             raw,
             usage: None,
+            last_frame,
         }
     }
 
-    fn stream(&self, truncate: bool, guard: CallGuard) -> ByteStream {
-        let video = &self.config.video;
+    /// A download of the video, or of the last frame when `frame`.
+    fn stream(&self, frame: bool, truncate: bool, guard: CallGuard) -> ByteStream {
+        let (video, content_type) = if frame {
+            (&self.config.last_frame, Some("image/png".to_owned()))
+        } else {
+            (&self.config.video, self.config.content_type.clone())
+        };
         let full_len = video.len();
         let served = if truncate {
             video.slice(..full_len / 2)
@@ -536,7 +572,7 @@ impl MockProvider {
         });
         ByteStream::new(chunks)
             .with_content_length(Some(full_len as u64))
-            .with_content_type(self.config.content_type.clone())
+            .with_content_type(content_type)
     }
 }
 
@@ -629,11 +665,11 @@ impl VideoProvider for MockProvider {
                 return Err(error);
             }
             match state.jobs.get_mut(&job.vendor_job_id) {
-                Some(j) if j.provider == job.provider => j.advance(),
+                Some(j) if j.provider == job.provider => (j.advance(), j.request.return_last_frame),
                 _ => return Err(self.unknown_job(job)),
             }
         };
-        Ok(self.status(&job.vendor_job_id, step))
+        Ok(self.status(&job.vendor_job_id, step.0, step.1))
     }
 
     async fn download(
@@ -641,7 +677,7 @@ impl VideoProvider for MockProvider {
         job: &ProviderJob,
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
-        let _ = asset;
+        let frame = asset.url.ends_with(FRAME_SUFFIX);
         self.shared.downloads.fetch_add(1, Ordering::SeqCst);
         let call = CallGuard::new(&self.shared);
         self.delay().await;
@@ -667,7 +703,7 @@ impl VideoProvider for MockProvider {
             state.truncations = state.truncations.saturating_sub(1);
             truncate
         };
-        Ok(self.stream(truncate, call))
+        Ok(self.stream(frame, truncate, call))
     }
 
     async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {

@@ -38,7 +38,9 @@ pub use request::{GenerationRequest, ServiceTier};
 ///   only when no byte of the request left the process, `Rejected` only when the vendor answered
 ///   that it did not create a job; anything else is `Ambiguous`.
 /// - `poll` never returns [`JobState::Succeeded`] without a downloadable [`VideoAsset`], and maps
-///   unknown vendor states to [`JobState::Running`] (keep polling), never to success.
+///   unknown vendor states to [`JobState::Running`] (keep polling), never to success. When the
+///   vendor returned the video's last frame with a success, `poll` sets
+///   [`JobStatus::last_frame`], and `download` streams it like the video.
 /// - `poll`, `download` and `cancel` are safe to call again with the same job.
 /// - `find_jobs` only reads: it lists what the vendor holds and never creates anything.
 /// - API keys never appear in `Debug` output, errors or logs.
@@ -194,7 +196,7 @@ pub struct ProviderJob {
     pub extra: serde_json::Value,
 }
 
-/// A finished video's location at the vendor.
+/// A finished video's (or its last frame's) location at the vendor.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoAsset {
     /// Where to download it (may be a signed URL: never log it whole).
@@ -276,17 +278,29 @@ pub struct JobStatus {
     /// The usage the vendor reports for the job (token-billed vendors, once it is done).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::usage::Usage>,
+    /// The video's last frame (an image), when the request asked for it
+    /// ([`GenerationRequest::return_last_frame`]) and the vendor returned one with a
+    /// [`JobState::Succeeded`]; downloaded with [`VideoProvider::download`] like the video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<VideoAsset>,
 }
 
 impl JobStatus {
-    /// A status with no hint and no payload.
+    /// A status with no hint, no payload and no last frame.
     pub fn new(state: JobState) -> Self {
         Self {
             state,
             poll_after: None,
             raw: serde_json::Value::Null,
             usage: None,
+            last_frame: None,
         }
+    }
+
+    /// Sets the last frame the vendor returned with a success.
+    pub fn with_last_frame(mut self, frame: VideoAsset) -> Self {
+        self.last_frame = Some(frame);
+        self
     }
 
     /// Sets the vendor's poll-after hint.

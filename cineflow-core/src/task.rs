@@ -259,6 +259,9 @@ pub struct Attempt {
     /// The finished video at the vendor.
     #[serde(default)]
     pub asset: Option<VideoAsset>,
+    /// The video's last frame at the vendor, when the vendor returned one with the video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<VideoAsset>,
     /// The vendor's last status payload.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub vendor_payload: serde_json::Value,
@@ -303,7 +306,7 @@ impl ModelAlias {
     }
 }
 
-/// A stored video.
+/// A stored video (or its stored last frame).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
     /// Where the video is (a local path or an object URL).
@@ -387,6 +390,14 @@ pub struct Task {
     /// The stored video.
     #[serde(default)]
     pub artifact: Option<Artifact>,
+    /// The video's last frame, stored next to it (`{stem}_last_frame.png`), when the request
+    /// asked for it and the vendor returned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<Artifact>,
+    /// Why the last frame the vendor returned could not be stored. The task still completes
+    /// with its video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame_error: Option<TaskError>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -515,7 +515,7 @@ async fn every_documented_status_maps_to_its_state() {
 }
 
 #[tokio::test]
-async fn a_succeeded_task_gives_its_video_url_for_24_hours_and_keeps_the_last_frame_visible() {
+async fn a_succeeded_task_gives_its_video_url_and_its_last_frame_for_24_hours() {
     let video = "https://ark-content-generation-cn-beijing.tos-cn-beijing.volces.com/v.mp4?X-Tos-Algorithm=x";
     let frame = "https://ark-content-generation-cn-beijing.tos-cn-beijing.volces.com/f.png?X-Tos-Algorithm=x";
     let s = poll_answer(
@@ -530,6 +530,17 @@ async fn a_succeeded_task_gives_its_video_url_for_24_hours_and_keeps_the_last_fr
     let done = OffsetDateTime::from_unix_timestamp(1779348874).unwrap();
     assert_eq!(asset.expires_at, Some(done + time::Duration::hours(24)));
     assert_eq!(s.raw["content"]["last_frame_url"], frame);
+    let last = s
+        .last_frame
+        .as_ref()
+        .expect("the last frame is the status's");
+    assert_eq!(last.url, frame);
+    assert_eq!(last.expires_at, asset.expires_at);
+    assert_eq!(last.content_type.as_deref(), Some("image/png"));
+    let s = poll_answer(json!({"status": "succeeded", "content": {"video_url": video}}))
+        .await
+        .unwrap();
+    assert_eq!(s.last_frame, None, "no last frame was asked for");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cineflow_core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
+use bytes::Bytes;
+use cineflow_core::sink::{ArtifactKey, ArtifactSink, FrameFormat, StoredVideo};
 use cineflow_core::{ByteStream, Error, ErrorCode, Result};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
@@ -161,7 +162,12 @@ impl ObjectStoreSink {
     }
 
     fn path(&self, key: &ArtifactKey, ext: &str) -> Path {
-        let rel = format!("{}/{}.{ext}", key.folder(), key.safe_stem());
+        self.named(key, &format!("{}.{ext}", key.safe_stem()))
+    }
+
+    /// The object `name` in the key's folder.
+    fn named(&self, key: &ArtifactKey, name: &str) -> Path {
+        let rel = format!("{}/{name}", key.folder());
         if self.prefix.as_ref().is_empty() {
             Path::from(rel)
         } else {
@@ -264,6 +270,27 @@ impl ArtifactSink for ObjectStoreSink {
             .await
             .map_err(|e| Error::sink(format!("upload {path}"), e))?;
         Ok(self.location(&path))
+    }
+
+    /// Uploads the last frame in one `PUT` (it is small) as `{stem}_last_frame.{ext}`.
+    async fn put_last_frame(
+        &self,
+        key: &ArtifactKey,
+        format: FrameFormat,
+        image: Bytes,
+    ) -> Result<StoredVideo> {
+        let path = self.named(key, &key.last_frame_name(format));
+        let sha256 = format!("{:x}", Sha256::digest(&image));
+        let size = image.len() as u64;
+        self.store
+            .put(&path, PutPayload::from(image))
+            .await
+            .map_err(|e| Error::sink(format!("upload {path}"), e))?;
+        Ok(StoredVideo {
+            location: self.location(&path),
+            sha256,
+            size_bytes: size,
+        })
     }
 
     fn failure_code(&self) -> ErrorCode {

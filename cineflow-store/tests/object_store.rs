@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cineflow_core::mock::{MockProvider, SAMPLE_MP4};
-use cineflow_core::sink::{ArtifactKey, ArtifactSink};
+use cineflow_core::mock::{MockProvider, SAMPLE_MP4, SAMPLE_PNG};
+use cineflow_core::sink::{ArtifactKey, ArtifactSink, FrameFormat};
 use cineflow_core::{
     ByteStream, ErrorCode, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, ProviderError,
     Router, RunSpec, RunStatus, Store, Storyboard, StoryboardId, TaskId, TaskQuery, TaskStatus,
@@ -76,6 +76,26 @@ async fn a_multipart_upload_is_verified_and_laid_out_like_cineflow() {
         .await
         .unwrap();
     assert!(loc.ends_with(".json"));
+}
+
+#[tokio::test]
+async fn a_last_frame_is_uploaded_next_to_the_video_under_its_own_name() {
+    let mem = Arc::new(InMemory::new());
+    let sink = ObjectStoreSink::new(mem.clone(), "memory://videos").with_prefix("renders");
+    let k = key();
+    let png = Bytes::from_static(SAMPLE_PNG);
+    let stored = sink
+        .put_last_frame(&k, FrameFormat::Png, png.clone())
+        .await
+        .unwrap();
+    let rel = format!(
+        "renders/{}/Segment_3/{}_last_frame.png",
+        k.storyboard_id, k.file_stem
+    );
+    assert_eq!(stored.location, format!("memory://videos/{rel}"));
+    assert_eq!(stored.size_bytes, png.len() as u64);
+    assert_eq!(stored.sha256, format!("{:x}", Sha256::digest(&png)));
+    assert_eq!(read(mem.as_ref(), &rel).await, png);
 }
 
 #[tokio::test]

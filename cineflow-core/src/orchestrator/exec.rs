@@ -1,6 +1,7 @@
 //! One task's life: submit, poll, download, record.
 
 mod download;
+mod last_frame;
 mod poll;
 mod reconcile;
 mod slot;
@@ -122,6 +123,7 @@ pub(super) fn request_for(task: &Task, n: u32) -> GenerationRequest {
     req.generate_audio = o.generate_audio;
     req.seed = o.seed;
     req.negative_prompt.clone_from(&o.negative_prompt);
+    req.return_last_frame = o.return_last_frame;
     req
 }
 

@@ -389,6 +389,8 @@ impl Orchestrator {
                     attempts: Vec::new(),
                     error: None,
                     artifact: None,
+                    last_frame: None,
+                    last_frame_error: None,
                     created_at,
                     updated_at: created_at,
                     revision: 0,

@@ -3,19 +3,21 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::{ArtifactKey, ArtifactSink, StoredVideo};
+use super::{ArtifactKey, ArtifactSink, FrameFormat, StoredVideo};
 use crate::error::{Error, Result};
 use crate::provider::ByteStream;
 
-/// Writes `{root}/{storyboard_id}/Segment_{n}/{stem}.mp4` and the `{stem}.json` sidecar.
+/// Writes `{root}/{storyboard_id}/Segment_{n}/{stem}.mp4`, the `{stem}.json` sidecar and, when
+/// the vendor returned one, the `{stem}_last_frame.png` last frame.
 ///
 /// Videos are streamed to `{stem}.mp4.part`, hashed on the way, fsynced and renamed; sidecars
-/// are written to `{stem}.json.tmp`, fsynced and renamed; the folder is fsynced after each
+/// (and last frames) are written to `{name}.tmp`, fsynced and renamed; the folder is fsynced after each
 /// rename. A crash never leaves a partial file under a final name.
 #[derive(Debug, Clone)]
 pub struct LocalDirSink {
@@ -41,6 +43,11 @@ impl LocalDirSink {
     /// The final path of a key's sidecar.
     pub fn sidecar_path(&self, key: &ArtifactKey) -> PathBuf {
         self.dir(key).join(format!("{}.json", key.safe_stem()))
+    }
+
+    /// The final path of a key's last frame in `format`.
+    pub fn last_frame_path(&self, key: &ArtifactKey, format: FrameFormat) -> PathBuf {
+        self.dir(key).join(key.last_frame_name(format))
     }
 
     fn part_path(&self, key: &ArtifactKey) -> PathBuf {
@@ -69,6 +76,21 @@ async fn sync_dir(dir: &Path) -> Result<()> {
     f.sync_all()
         .await
         .map_err(|e| Error::sink(format!("fsync {}", dir.display()), e))
+}
+
+/// Writes `body` to `tmp`, fsyncs it, renames it to `target` and fsyncs `dir`.
+async fn write_atomic(dir: &Path, tmp: &Path, target: &Path, body: &[u8]) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| Error::sink(format!("{what} {}", tmp.display()), e);
+    let mut f = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| io("create", e))?;
+    f.write_all(body).await.map_err(|e| io("write", e))?;
+    f.sync_all().await.map_err(|e| io("fsync", e))?;
+    drop(f);
+    tokio::fs::rename(tmp, target)
+        .await
+        .map_err(|e| io("rename", e))?;
+    sync_dir(dir).await
 }
 
 async fn remove_if_exists(path: &Path) -> Result<()> {
@@ -127,25 +149,36 @@ impl ArtifactSink for LocalDirSink {
         let tmp = dir.join(format!("{}.json.tmp", key.safe_stem()));
         let body =
             serde_json::to_vec_pretty(sidecar).map_err(|e| Error::sink("serialize sidecar", e))?;
-        let io =
-            |what: &str, e: std::io::Error| Error::sink(format!("{what} {}", tmp.display()), e);
-        let mut f = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| io("create", e))?;
-        f.write_all(&body).await.map_err(|e| io("write", e))?;
-        f.sync_all().await.map_err(|e| io("fsync", e))?;
-        drop(f);
-        tokio::fs::rename(&tmp, &target)
-            .await
-            .map_err(|e| io("rename", e))?;
-        sync_dir(&dir).await?;
+        write_atomic(&dir, &tmp, &target, &body).await?;
         Ok(target.display().to_string())
+    }
+
+    async fn put_last_frame(
+        &self,
+        key: &ArtifactKey,
+        format: FrameFormat,
+        image: Bytes,
+    ) -> Result<StoredVideo> {
+        let dir = self.ensure_dir(key).await?;
+        let target = self.last_frame_path(key, format);
+        let tmp = dir.join(format!("{}.tmp", key.last_frame_name(format)));
+        write_atomic(&dir, &tmp, &target, &image).await?;
+        Ok(StoredVideo {
+            location: target.display().to_string(),
+            sha256: hex(&Sha256::digest(&image)),
+            size_bytes: image.len() as u64,
+        })
     }
 
     async fn cleanup_partial(&self, key: &ArtifactKey) -> Result<()> {
         remove_if_exists(&self.part_path(key)).await?;
         let tmp = self.dir(key).join(format!("{}.json.tmp", key.safe_stem()));
-        remove_if_exists(&tmp).await
+        remove_if_exists(&tmp).await?;
+        for format in [FrameFormat::Png, FrameFormat::Jpeg, FrameFormat::WebP] {
+            let tmp = format!("{}.tmp", key.last_frame_name(format));
+            remove_if_exists(&self.dir(key).join(tmp)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -232,6 +265,30 @@ mod tests {
         let text = std::fs::read_to_string(loc).unwrap();
         assert!(text.contains("小美 @xiaomei"), "{text}");
         assert!(text.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn a_last_frame_lands_next_to_the_video_under_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalDirSink::new(dir.path());
+        let k = key();
+        let png = Bytes::from_static(crate::mock::SAMPLE_PNG);
+        let stored = sink
+            .put_last_frame(&k, FrameFormat::Png, png.clone())
+            .await
+            .unwrap();
+        let expected = sink
+            .video_path(&k)
+            .with_file_name(format!("{}_last_frame.png", k.file_stem));
+        assert_eq!(stored.location, expected.display().to_string());
+        assert_eq!(std::fs::read(&expected).unwrap(), png);
+        assert_eq!(stored.size_bytes, png.len() as u64);
+        assert_eq!(stored.sha256, hex(&Sha256::digest(&png)));
+        let names: Vec<_> = std::fs::read_dir(expected.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::ids::{StoryboardId, TaskId};
 use crate::provider::{ByteStream, redact_url};
@@ -34,6 +35,26 @@ pub trait ArtifactSink: Debug + Send + Sync + 'static {
 
     /// Writes the sidecar JSON next to the video; returns its location.
     async fn put_sidecar(&self, key: &ArtifactKey, sidecar: &Value) -> Result<String>;
+
+    /// Stores the video's last frame next to it, as `{stem}_last_frame.{png|jpg|webp}`
+    /// ([`ArtifactKey::last_frame_name`]): an image the orchestrator has read whole (at most
+    /// 20 MiB) and whose first bytes it checked. Like a video, it becomes visible only once
+    /// every byte is written, and writing it again replaces it.
+    ///
+    /// The default refuses (a sink that cannot store images): the task still completes with its
+    /// video and records why its last frame is missing.
+    async fn put_last_frame(
+        &self,
+        key: &ArtifactKey,
+        format: FrameFormat,
+        image: Bytes,
+    ) -> Result<StoredVideo> {
+        let _ = (key, format, image);
+        Err(Error::Sink {
+            message: "this sink does not store last frames".into(),
+            source: None,
+        })
+    }
 
     /// Removes leftovers of an interrupted [`put_video`](ArtifactSink::put_video) for this key.
     async fn cleanup_partial(&self, key: &ArtifactKey) -> Result<()> {
@@ -81,6 +102,11 @@ impl ArtifactKey {
         format!("{}/Segment_{}", self.storyboard_id, self.segment_index)
     }
 
+    /// The file name of the key's last frame: `{safe stem}_last_frame.{png|jpg|webp}`.
+    pub fn last_frame_name(&self, format: FrameFormat) -> String {
+        format!("{}_last_frame.{}", self.safe_stem(), format.extension())
+    }
+
     /// A file stem safe in paths: the stored stem if it has the expected shape, else one rebuilt
     /// from the validated ids (so a tampered store cannot steer writes elsewhere).
     pub fn safe_stem(&self) -> String {
@@ -102,7 +128,51 @@ impl ArtifactKey {
     }
 }
 
-/// What [`ArtifactSink::put_video`] stored.
+/// The image formats a last frame is stored in, told by the image's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameFormat {
+    /// PNG (`89 50 4E 47 0D 0A 1A 0A`): what Seedance returns.
+    Png,
+    /// JPEG (`FF D8 FF`).
+    Jpeg,
+    /// WebP (`RIFF`, a size, `WEBP`).
+    WebP,
+}
+
+impl FrameFormat {
+    /// The format `head` (an image's first bytes, at least 12 of them) starts, if any.
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+            Some(Self::WebP)
+        } else {
+            None
+        }
+    }
+
+    /// The file extension: `png`, `jpg` or `webp`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg => "jpg",
+            Self::WebP => "webp",
+        }
+    }
+
+    /// The content type: `image/png`, `image/jpeg` or `image/webp`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::WebP => "image/webp",
+        }
+    }
+}
+
+/// What [`ArtifactSink::put_video`] (or [`ArtifactSink::put_last_frame`]) stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredVideo {
     /// Where (a path or an object URL).
@@ -119,7 +189,9 @@ pub struct StoredVideo {
 /// redacted), then `task_id` (the vendor job id), `local_status`, `error_msg`, `full_prompt`,
 /// `local_task_id`, `source_file`, `segment_index`, `version_index`, `download_status`,
 /// `error_code`, `retryable`; then cineflow's additions `provider_id`, `provider_model_id`,
-/// `sha256`, `size_bytes`, `content_type`, `attempts` (each with its `model_alias` when an alias
+/// `sha256`, `size_bytes`, `content_type`, `last_frame` (the stored last frame's `location`,
+/// `sha256`, `size_bytes` and `content_type`, when there is one) and `last_frame_error` (why the
+/// last frame the vendor returned was not stored, when it was not), `attempts` (each with its `model_alias` when an alias
 /// substituted the task's model), `local_task_status` (the exact task status).
 pub fn sidecar(task: &Task) -> Value {
     let attempt = task.current_attempt();
@@ -174,6 +246,20 @@ pub fn sidecar(task: &Task) -> Value {
     out.insert("sha256".into(), json!(art.map(|a| &a.sha256)));
     out.insert("size_bytes".into(), json!(art.map(|a| a.size_bytes)));
     out.insert("content_type".into(), json!(art.map(|a| &a.content_type)));
+    if let Some(f) = &task.last_frame {
+        out.insert(
+            "last_frame".into(),
+            json!({
+                "location": f.location,
+                "sha256": f.sha256,
+                "size_bytes": f.size_bytes,
+                "content_type": f.content_type,
+            }),
+        );
+    }
+    if let Some(e) = &task.last_frame_error {
+        out.insert("last_frame_error".into(), json!(e.message));
+    }
     let attempts: Vec<Value> = task
         .attempts
         .iter()
@@ -225,5 +311,36 @@ fn redact_value(v: &Value) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_jpeg_and_webp_headers_are_images_and_markup_is_not() {
+        let webp = b"RIFF\x24\0\0\0WEBPVP8 ";
+        for (head, expected) in [
+            (
+                &b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..],
+                Some(FrameFormat::Png),
+            ),
+            (b"\xff\xd8\xff\xe0\0\x10JFIF\0", Some(FrameFormat::Jpeg)),
+            (webp, Some(FrameFormat::WebP)),
+            (b"RIFF\x24\0\0\0WAVEfmt ", None),
+            (b"<html>expired</html>", None),
+            (b"\x89PN", None),
+            (b"", None),
+        ] {
+            assert_eq!(FrameFormat::sniff(head), expected, "{head:?}");
+        }
+        assert_eq!(
+            (
+                FrameFormat::Jpeg.extension(),
+                FrameFormat::Jpeg.content_type()
+            ),
+            ("jpg", "image/jpeg")
+        );
     }
 }

@@ -56,6 +56,10 @@ pub struct VideoOptions {
     /// What the video must not show (`negative_prompt`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub negative_prompt: Option<String>,
+    /// Ask the vendor for the video's last frame too (`return_last_frame`); the task keeps it
+    /// as a second artifact ([`Task::last_frame`](crate::Task::last_frame)).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub return_last_frame: bool,
 }
 
 impl VideoOptions {

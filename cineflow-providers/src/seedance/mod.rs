@@ -47,9 +47,11 @@
 //!   `succeeded` → succeeded with `content.video_url` (a TOS-signed URL valid 24 h, downloaded
 //!   **without** the key), `failed` → failed (by `error.code`, see `error.rs`), `cancelled` →
 //!   cancelled, `expired` → expired; anything else keeps polling and is logged once. The task
-//!   object is the status's `raw`, so `content.last_frame_url` (when `return_last_frame` was
-//!   asked) is visible there; `usage.completion_tokens` (what the task is billed) is the
-//!   status's [`usage`](JobStatus::usage), recorded on the attempt.
+//!   object is the status's `raw`; `content.last_frame_url` (when `return_last_frame` was
+//!   asked: a PNG, valid 24 h too) becomes the status's
+//!   [`last_frame`](cineflow_core::JobStatus::last_frame), downloaded like the video;
+//!   `usage.completion_tokens` (what the task is billed) is the status's
+//!   [`usage`](JobStatus::usage), recorded on the attempt.
 //! - [`find_jobs`](VideoProvider::find_jobs): `GET {base}/contents/generations/tasks` with
 //!   `filter.model` and `filter.status` (each status in turn), every page; a task is a
 //!   candidate when it was created inside the query's window and matches the body submit
@@ -435,6 +437,7 @@ impl Seedance {
             progress: None,
             eta: None,
         };
+        let mut last_frame = None;
         let state = match task.status.as_deref().unwrap_or_default() {
             "queued" => JobState::Queued,
             "running" => running,
@@ -456,6 +459,16 @@ impl Seedance {
                     .updated_at
                     .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
                     .unwrap_or_else(OffsetDateTime::now_utc);
+                last_frame = task
+                    .content
+                    .as_ref()
+                    .and_then(|c| c.last_frame_url.as_deref())
+                    .filter(|u| !u.is_empty())
+                    .map(|u| VideoAsset {
+                        url: u.to_owned(),
+                        expires_at: Some(done + OUTPUT_LIFETIME),
+                        content_type: Some("image/png".into()),
+                    });
                 JobState::Succeeded {
                     asset: VideoAsset {
                         url: url.to_owned(),
@@ -479,7 +492,8 @@ impl Seedance {
                 running
             }
         };
-        let status = JobStatus::new(state).with_raw(raw);
+        let mut status = JobStatus::new(state).with_raw(raw);
+        status.last_frame = last_frame;
         Ok(match task.usage.as_ref().and_then(|u| u.reported()) {
             Some(u) => status.with_usage(u),
             None => status,

@@ -70,6 +70,9 @@ pub(super) struct TaskContent {
     /// The MP4, a TOS-signed URL valid 24 h (no auth).
     #[serde(default)]
     pub(super) video_url: Option<String>,
+    /// The video's last frame (a PNG, same lifetime), when `return_last_frame` was asked.
+    #[serde(default)]
+    pub(super) last_frame_url: Option<String>,
 }
 
 /// An error body: OpenAI-style `{"error": {"code", "message", "param", "type"}}`.

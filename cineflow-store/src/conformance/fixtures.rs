@@ -86,6 +86,8 @@ pub fn task(run: &Run, segment: &Segment, version: u32, created_at: OffsetDateTi
         attempts: Vec::new(),
         error: None,
         artifact: None,
+        last_frame: None,
+        last_frame_error: None,
         created_at,
         updated_at: created_at,
         revision: 0,

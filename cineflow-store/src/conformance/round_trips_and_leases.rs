@@ -47,6 +47,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             idempotency_key: format!("{}-1", f.tasks[0].id),
             job: Some(job("job_1", &provider, t0)),
             asset: None,
+            last_frame: None,
             vendor_payload: serde_json::json!({"status": "failed", "progress": 12}),
             submitted_at: t0,
             finished_at: Some(t0 + time::Duration::nanoseconds(1_234_567_891)),
@@ -64,6 +65,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             idempotency_key: format!("{}-2", f.tasks[0].id),
             job: None,
             asset: None,
+            last_frame: None,
             vendor_payload: serde_json::Value::Null,
             submitted_at: t0 + time::Duration::seconds(3),
             finished_at: Some(t0 + time::Duration::seconds(4)),
@@ -84,6 +86,11 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
                 url: "https://cdn.example.com/v/job_3.mp4?sig=abc&exp=1".into(),
                 expires_at: Some(t0 + time::Duration::hours(1) + time::Duration::nanoseconds(7)),
                 content_type: Some("video/mp4".into()),
+            }),
+            last_frame: Some(VideoAsset {
+                url: "https://cdn.example.com/v/job_3_last.png?sig=abc&exp=1".into(),
+                expires_at: Some(t0 + time::Duration::hours(1)),
+                content_type: Some("image/png".into()),
             }),
             vendor_payload: serde_json::json!({"status": "succeeded", "progress": 100}),
             submitted_at: t0 + time::Duration::minutes(5),
@@ -121,6 +128,17 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
         size_bytes: 12_345_678_901,
         content_type: "video/mp4".into(),
     });
+    t.last_frame = Some(Artifact {
+        location: "/videos/1/Segment_1/1_v1_last_frame.png".into(),
+        sidecar: None,
+        sha256: "cd".repeat(32),
+        size_bytes: 7_609,
+        content_type: "image/png".into(),
+    });
+    t.last_frame_error = Some(TaskError::new(
+        ErrorCode::DownloadFailed,
+        "an earlier frame",
+    ));
     t.updated_at = t0 + time::Duration::minutes(10);
     let written = store.update_task(&t).await.must("update_task");
     let stored = store.get_task(t.id).await.must("get_task");

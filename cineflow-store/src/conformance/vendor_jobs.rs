@@ -23,6 +23,7 @@ fn attempt(task: &Task, n: u32, provider: &ProviderId, vendor_job_id: Option<&st
             extra: serde_json::Value::Null,
         }),
         asset: None,
+        last_frame: None,
         vendor_payload: serde_json::Value::Null,
         submitted_at: at(100),
         finished_at: None,

@@ -121,7 +121,10 @@ impl Lifecycle<'_> {
             };
             match put {
                 Ok(stored) => {
-                    self.complete(task, stored, content_type).await?;
+                    // The video is stored; its last frame (if any) follows, and whatever
+                    // becomes of it, the task completes with its video.
+                    let frame = self.store_last_frame(task, &job, provider.as_ref()).await;
+                    self.complete(task, stored, content_type, frame).await?;
                     return Ok(Downloaded::Completed);
                 }
                 Err(Error::Provider(e)) => {
@@ -209,8 +212,28 @@ impl Lifecycle<'_> {
         task: &mut Task,
         stored: crate::sink::StoredVideo,
         content_type: String,
+        frame: std::result::Result<Option<Artifact>, TaskError>,
     ) -> Result<()> {
         let before = task.status;
+        let frame_event = match frame {
+            Ok(stored) => {
+                task.last_frame = stored;
+                task.last_frame_error = None;
+                task.last_frame
+                    .as_ref()
+                    .map(|f| EventKind::TaskLastFrameStored {
+                        location: f.location.clone(),
+                        sha256: f.sha256.clone(),
+                        size_bytes: f.size_bytes,
+                    })
+            }
+            Err(error) => {
+                tracing::warn!(task = %task.id, error = %error, "the last frame was not stored");
+                task.last_frame = None;
+                task.last_frame_error = Some(error.clone());
+                Some(EventKind::TaskLastFrameFailed { error })
+            }
+        };
         task.artifact = Some(Artifact {
             location: stored.location.clone(),
             sidecar: None,
@@ -240,6 +263,9 @@ impl Lifecycle<'_> {
             }
         }
         self.inner.persist(task, before).await?;
+        if let Some(kind) = frame_event {
+            self.inner.emit(task.run_id, Some(task.id), kind);
+        }
         self.inner.emit(
             task.run_id,
             Some(task.id),

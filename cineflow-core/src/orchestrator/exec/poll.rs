@@ -218,6 +218,7 @@ impl Lifecycle<'_> {
                 JobState::Succeeded { asset } => {
                     if let Some(a) = task.current_attempt_mut() {
                         a.asset = Some(asset.clone());
+                        a.last_frame.clone_from(&status.last_frame);
                     }
                     task.progress = Some(100);
                     task.set_status(TaskStatus::Downloading)?;

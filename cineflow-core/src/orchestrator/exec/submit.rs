@@ -144,6 +144,7 @@ impl Lifecycle<'_> {
                 idempotency_key: req.idempotency_key.clone(),
                 job: None,
                 asset: None,
+                last_frame: None,
                 vendor_payload: serde_json::Value::Null,
                 submitted_at: OffsetDateTime::now_utc(),
                 finished_at: None,
