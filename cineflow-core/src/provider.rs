@@ -277,7 +277,7 @@ pub struct JobStatus {
     pub raw: serde_json::Value,
     /// The usage the vendor reports for the job (token-billed vendors, once it is done).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<crate::usage::Usage>,
+    pub usage: Option<Usage>,
     /// The video's last frame (an image), when the request asked for it
     /// ([`GenerationRequest::return_last_frame`]) and the vendor returned one with a
     /// [`JobState::Succeeded`]; downloaded with [`VideoProvider::download`] like the video.
@@ -316,10 +316,20 @@ impl JobStatus {
     }
 
     /// Sets the usage the vendor reported.
-    pub fn with_usage(mut self, usage: crate::usage::Usage) -> Self {
+    pub fn with_usage(mut self, usage: Usage) -> Self {
         self.usage = Some(usage);
         self
     }
+}
+
+/// The usage a vendor reports for a job (Ark / ModelArk `usage`, once the task succeeded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// The tokens billed (`usage.completion_tokens`).
+    pub completion_tokens: u64,
+    /// Every token counted (`usage.total_tokens`), if reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<u64>,
 }
 
 /// A streamed video body with its announced length and type. Polled by the sink; memory stays

@@ -3,18 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::provider::Usage;
 use crate::provider::{GenerationRequest, ServiceTier};
 use crate::router::Price;
-
-/// The usage a vendor reports for a job (Ark / ModelArk `usage`, once the task succeeded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// The tokens billed (`usage.completion_tokens`).
-    pub completion_tokens: u64,
-    /// Every token counted (`usage.total_tokens`), if reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_tokens: Option<u64>,
-}
 
 /// An attempt's cost, as recorded on the [`Attempt`](crate::Attempt): the estimate made when
 /// it was submitted and, once the vendor reports it, the usage the job really had — so the
