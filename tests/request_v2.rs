@@ -301,3 +301,19 @@ async fn the_opt_in_alias_runs_a_storyboard_with_new_fields_and_records_the_subs
         (AspectRatio::R21x9, Some(20_260_924), 6)
     );
 }
+
+#[tokio::test]
+async fn every_request_carries_the_job_timeout_as_its_time_budget() {
+    let mock = MockProvider::new("mock").unwrap();
+    let mut config = fast_config();
+    config.poll.job_timeout = std::time::Duration::from_secs(2 * 3600);
+    let (run, tasks) = run_to_end(router(&mock), config, common::shots(2), |s| s).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    for index in [1, 2] {
+        assert_eq!(
+            request_of(&mock, &tasks, index).time_budget_s,
+            Some(7200),
+            "segment {index}"
+        );
+    }
+}

@@ -293,6 +293,63 @@ async fn the_documented_create_body_is_sent_with_builder_settings_and_a_per_atte
     );
 }
 
+/// The `execution_expires_after` sent for `req` by a provider built by `b`.
+async fn expires_after_sent(b: SeedanceBuilder, req: GenerationRequest) -> Value {
+    let server = MockServer::start().await;
+    mount_create(&server, "cgt-exp").await;
+    b.with_base_url(format!("{}/api/v3", server.uri()))
+        .build()
+        .unwrap()
+        .submit(&req)
+        .await
+        .unwrap();
+    sent_body(&server)
+        .await
+        .get("execution_expires_after")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn the_job_expiry_defaults_to_the_requests_time_budget_within_arks_range() {
+    let server = MockServer::start().await;
+    let b = || builder(Preset::ModelArk, &server);
+    let three_hours = Duration::from_secs(3 * 3600);
+    assert_eq!(
+        expires_after_sent(b(), request(V2).with_time_budget(three_hours)).await,
+        json!(10_800),
+        "the orchestrator's job timeout becomes the vendor's expiry"
+    );
+    assert_eq!(
+        expires_after_sent(b(), request(V2).with_time_budget(Duration::from_secs(600))).await,
+        json!(3600),
+        "raised to Ark's shortest"
+    );
+    assert_eq!(
+        expires_after_sent(
+            b(),
+            request(V2).with_time_budget(Duration::from_secs(9_000_000))
+        )
+        .await,
+        json!(259_200),
+        "lowered to Ark's longest"
+    );
+    assert_eq!(
+        expires_after_sent(
+            b().with_execution_expires_after(7200),
+            request(V2).with_time_budget(three_hours)
+        )
+        .await,
+        json!(7200),
+        "the builder's setting wins"
+    );
+    assert_eq!(
+        expires_after_sent(b(), request(V2)).await,
+        Value::Null,
+        "no budget, no setting: the vendor's default"
+    );
+}
+
 #[tokio::test]
 async fn a_first_frame_request_sends_one_first_frame_image() {
     let server = MockServer::start().await;

@@ -74,6 +74,12 @@ pub struct GenerationRequest {
     /// the route's [`service_tier`](crate::RouteConfig::service_tier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<ServiceTier>,
+    /// How long the orchestrator will follow the job, in seconds (its job deadline,
+    /// [`PollPolicy::job_timeout`](crate::PollPolicy::job_timeout)). Vendors with a job expiry
+    /// (Ark's `execution_expires_after`) use it by default, so a job nobody waits for any more
+    /// expires at the vendor instead of running on. A hint, never refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget_s: Option<u64>,
     /// `{task_id}-{attempt}`: sent to vendors that honour idempotency keys.
     pub idempotency_key: String,
     /// Vendor-specific extra fields, merged into the vendor request by adapters that support it.
@@ -107,6 +113,7 @@ impl GenerationRequest {
             watermark: None,
             return_last_frame: false,
             service_tier: None,
+            time_budget_s: None,
             idempotency_key: format!("{task_id}-1"),
             extra: serde_json::Value::Null,
         }
@@ -202,6 +209,14 @@ impl GenerationRequest {
         self
     }
 
+    /// Sets how long the job will be waited for ([`time_budget_s`](Self::time_budget_s)),
+    /// rounded up to whole seconds.
+    pub fn with_time_budget(mut self, budget: std::time::Duration) -> Self {
+        let secs = budget.as_secs() + u64::from(budget.subsec_nanos() > 0);
+        self.time_budget_s = Some(secs);
+        self
+    }
+
     /// Sets the idempotency key.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = key.into();
@@ -283,6 +298,8 @@ struct RequestRepr {
     return_last_frame: bool,
     #[serde(default)]
     service_tier: Option<ServiceTier>,
+    #[serde(default)]
+    time_budget_s: Option<u64>,
     idempotency_key: String,
     #[serde(default)]
     extra: serde_json::Value,
@@ -310,6 +327,7 @@ impl From<RequestRepr> for GenerationRequest {
             watermark: r.watermark,
             return_last_frame: r.return_last_frame,
             service_tier: r.service_tier,
+            time_budget_s: r.time_budget_s,
             idempotency_key: r.idempotency_key,
             extra: r.extra,
         }

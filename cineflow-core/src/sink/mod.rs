@@ -25,7 +25,7 @@ pub use local::LocalDirSink;
 ///   hashes it (sha256) as it goes, and makes the video visible at its final location only when
 ///   every byte is durably written (temp name, fsync, rename for files; completed multipart
 ///   upload for objects). If the stream yields an error, nothing is left at the final location
-///   and the error is returned ([`Error::Provider`](crate::Error::Provider) for stream errors).
+///   and the error is returned ([`Error::Provider`] for stream errors).
 /// - Writing the same key again replaces the previous artifact.
 /// - Locations are built only from the validated ids and integers in the [`ArtifactKey`].
 #[async_trait]

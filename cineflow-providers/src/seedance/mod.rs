@@ -25,8 +25,9 @@
 //!   audio must be URLs. Then `ratio`, `resolution` (the request's; `1080p` for a pro request
 //!   naming none), `duration`, `generate_audio`, `watermark`, `seed` (1.x models only),
 //!   `return_last_frame`, `service_tier` (the request's — a route's setting — else the
-//!   builder's; `flex` only on 1.x models), the builder's `execution_expires_after` and
-//!   `callback_url` when set, and `safety_identifier` (below). Other fields of
+//!   builder's; `flex` only on 1.x models), `execution_expires_after` (the builder's, else
+//!   the request's [`time_budget_s`](GenerationRequest::time_budget_s) — the orchestrator's
+//!   job timeout — brought into 3,600–259,200 s), `callback_url` when set, and `safety_identifier` (below). Other fields of
 //!   [`GenerationRequest::extra`] (`priority`, `tools`, `camera_fixed`…) are added without
 //!   overriding these.
 //! - Per-model capabilities (the vendors' model and create-task references): 2.0 480p–4k,
@@ -214,8 +215,9 @@ impl SeedanceBuilder {
         self
     }
 
-    /// `execution_expires_after`, in seconds (3600–259200; default: none, the vendor's 48 h):
-    /// a task still unfinished then ends `expired`.
+    /// `execution_expires_after`, in seconds (3600–259200; default: the request's time budget
+    /// — the orchestrator's job timeout — brought into that range, else the vendor's 48 h): a
+    /// task still unfinished then ends `expired`.
     pub fn with_execution_expires_after(mut self, seconds: u32) -> Self {
         self.expires_after = Some(seconds);
         self
@@ -364,6 +366,17 @@ impl Seedance {
         })
     }
 
+    /// `execution_expires_after` for `req`: the builder's setting, else the request's time
+    /// budget (how long the orchestrator follows the job) brought into Ark's range, else none
+    /// (the vendor's 48 h).
+    fn expires_after(&self, req: &GenerationRequest) -> Option<u32> {
+        let (lo, hi) = EXECUTION_EXPIRES_RANGE;
+        self.inner.expires_after.or_else(|| {
+            req.time_budget_s
+                .map(|s| u32::try_from(s).unwrap_or(hi).clamp(lo, hi))
+        })
+    }
+
     /// The create body for `req`, checked: what submit sends, and what reconciliation compares.
     async fn body(&self, req: &GenerationRequest) -> Result<Map<String, Value>, ProviderError> {
         let name = req.vendor_model.trim();
@@ -404,7 +417,7 @@ impl Seedance {
         if req.return_last_frame {
             b.insert("return_last_frame".into(), true.into());
         }
-        if let Some(s) = self.inner.expires_after {
+        if let Some(s) = self.expires_after(req) {
             b.insert("execution_expires_after".into(), s.into());
         }
         if let Some(t) = tier {

@@ -63,7 +63,9 @@ impl Lifecycle<'_> {
                 return Ok(None);
             }
             let n = task.attempts.len() as u32 + 1;
-            let mut req = request_for(task, n);
+            // The job is followed for `job_timeout` after its submit: vendors with a job
+            // expiry let it lapse then.
+            let mut req = request_for(task, n).with_time_budget(self.inner.config.poll.job_timeout);
             let tried: Vec<Tried> = task
                 .attempts
                 .iter()
