@@ -402,7 +402,8 @@ async fn reads_the_tasks(store: &dyn Store, tasks: &[Task]) {
 
 /// The request `task`'s first attempt sent to the mock (`mock-video-1`).
 fn sent_request(task: &Task) -> GenerationRequest {
-    let req = common::first_request(task);
+    // The orchestrator of this test follows a job for `job_timeout` and says so on the request.
+    let req = common::first_request(task).with_time_budget(common::fast_config().poll.job_timeout);
     match &task.image {
         Some(image) => req.with_first_frame(image.clone()),
         None => req,
