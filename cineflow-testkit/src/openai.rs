@@ -407,11 +407,8 @@ async fn create(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             bad_gateway,
             stall,
         } => {
-            if !stall.is_zero() {
-                tokio::time::sleep(stall).await;
-            }
-            if bad_gateway {
-                return server::bad_gateway();
+            if let Some(answer) = server::after_accept(stall, bad_gateway).await {
+                return answer;
             }
             poll_after(&shared, Json(video_json(&shared, &job)).into_response())
         }

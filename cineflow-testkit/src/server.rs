@@ -85,6 +85,15 @@ pub(crate) fn bad_gateway() -> Response {
     (StatusCode::BAD_GATEWAY, [(CONTENT_TYPE, "text/html")], PAGE).into_response()
 }
 
+/// What an accepted submit's answer waits for first: the `stall` fault, then the
+/// `accept_then_502` fault's 502 (the job exists and is paid; `Some` is that answer).
+pub(crate) async fn after_accept(stall: std::time::Duration, then_502: bool) -> Option<Response> {
+    if !stall.is_zero() {
+        tokio::time::sleep(stall).await;
+    }
+    then_502.then(bad_gateway)
+}
+
 /// A status from a number known to be valid (5xx from validated faults).
 pub(crate) fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

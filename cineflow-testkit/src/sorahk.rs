@@ -300,11 +300,8 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             bad_gateway,
             stall,
         } => {
-            if !stall.is_zero() {
-                tokio::time::sleep(stall).await;
-            }
-            if bad_gateway {
-                return server::bad_gateway();
+            if let Some(answer) = server::after_accept(stall, bad_gateway).await {
+                return answer;
             }
             ok(json!({ "task_id": job.id, "status": "pending", "cost": job.cost_cents }))
         }

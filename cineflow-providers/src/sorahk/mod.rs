@@ -536,13 +536,7 @@ impl VideoProvider for SoraHk {
                     });
                 }
             }
-            let page_size = tasks.page_size.unwrap_or(LIST_PAGE_SIZE);
-            let last_page = match tasks.total {
-                Some(total) => page.saturating_mul(page_size) >= total,
-                // No total: a short page is the last one.
-                None => (tasks.items.len() as u64) < page_size,
-            };
-            if tasks.items.is_empty() || reached_older || last_page {
+            if tasks.items.is_empty() || reached_older || tasks.is_last(page, LIST_PAGE_SIZE) {
                 tracing::debug!(
                     provider = %self.api.id(),
                     pages = page,
@@ -589,12 +583,7 @@ impl VideoProvider for SoraHk {
             let more = sweep.page(&tasks.items, |job, raw| {
                 self.status_of(job, raw, &answer, Call::Other)
             })?;
-            let page_size = tasks.page_size.unwrap_or(LIST_PAGE_SIZE);
-            let last_page = match tasks.total {
-                Some(total) => page.saturating_mul(page_size) >= total,
-                None => (tasks.items.len() as u64) < page_size,
-            };
-            if !more || last_page || tasks.items.is_empty() {
+            if !more || tasks.is_last(page, LIST_PAGE_SIZE) || tasks.items.is_empty() {
                 break;
             }
             page += 1;

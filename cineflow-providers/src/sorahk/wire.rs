@@ -57,6 +57,16 @@ pub(super) struct TaskPage {
 }
 
 impl TaskPage {
+    /// Whether this page, number `page` (from 1) of pages of `asked` tasks, is the last: by
+    /// `total` when the vendor says it (with the page size it applied), else a short page is.
+    pub(super) fn is_last(&self, page: u64, asked: u64) -> bool {
+        let page_size = self.page_size.unwrap_or(asked);
+        match self.total {
+            Some(total) => page.saturating_mul(page_size) >= total,
+            None => (self.items.len() as u64) < page_size,
+        }
+    }
+
     /// Reads the envelope of a list answer. The error names the JSON path that does not have
     /// the documented shape (`data.items`, `data.items[2].created_at`, `data.total`…).
     pub(super) fn parse(envelope: &Value) -> Result<Self, String> {

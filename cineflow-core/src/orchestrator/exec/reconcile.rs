@@ -31,12 +31,13 @@
 //!   check; the window between it and the write is left open.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::super::lock;
 use super::{Lifecycle, mark_cancelled, request_for};
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
@@ -100,10 +101,6 @@ impl Drop for SubmitMark<'_> {
     fn drop(&mut self) {
         lock(&self.guard.submitting).remove(&self.task);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether two requests ask a vendor for the same video (what `find_jobs` compares).

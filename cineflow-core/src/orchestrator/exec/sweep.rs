@@ -12,12 +12,12 @@
 //! when their own wait is over, and a vendor without a list endpoint is swept never again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::super::Inner;
+use super::super::{Inner, lock};
 use crate::error_code::ErrorCode;
 use crate::ids::ProviderId;
 use crate::provider::{JobStatus, ProviderJob, VideoProvider};
@@ -48,10 +48,6 @@ struct SweepState {
 struct Waiter {
     job: ProviderJob,
     senders: Vec<oneshot::Sender<JobStatus>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sweepers {
