@@ -209,3 +209,54 @@ async fn a_seedance_attempt_records_its_estimate_and_the_usage_the_vendor_report
     assert!((actual - 108_000.0 * ONLINE / 1e6).abs() < 1e-9, "{cost:?}");
     assert!((cost.estimate.unwrap() - actual).abs() < 0.02, "{cost:?}");
 }
+
+#[tokio::test]
+async fn a_model_chosen_length_is_priced_at_the_longest_and_billed_by_what_the_model_made() {
+    let fake = FakeVendor::builder()
+        .with_job_secs(0.2)
+        .with_poll_after_ms(Some(50))
+        .start()
+        .await
+        .unwrap();
+    let seedance: Arc<dyn VideoProvider> = Arc::new(seedance_on(&fake));
+    // A route on a 1.x model (no model-chosen length) first: skipped, naming the field.
+    let mut cfg = RouterConfig::default();
+    cfg.models.insert(
+        model(),
+        ModelConfig {
+            routes: vec![
+                RouteConfig::new(pid("modelark"), vec!["seedance-1-0-pro-250428".into()])
+                    .price(Price::per_million_tokens(ONLINE, "USD")),
+                RouteConfig::new(pid("modelark"), vec!["dreamina-seedance-2-0-260128".into()])
+                    .priority(1)
+                    .price(Price::per_million_tokens(ONLINE, "USD")),
+            ],
+            ..Default::default()
+        },
+    );
+    let router = Router::from_config(cfg).provider(seedance);
+    let sb = cineflow_core::Storyboard::from_json(
+        r#"{"segments":[{"segment_index":1,"prompt_text":"A paper boat.","model_chosen_duration":true}]}"#,
+    )
+    .unwrap();
+    let (r, tasks) = common::run_to_end(router, config(), sb, |s| s).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let attempt = &tasks[0].attempts[0];
+    assert_eq!(attempt.provider_model, "dreamina-seedance-2-0-260128");
+    assert!(
+        attempt
+            .reason
+            .contains("seedance-1-0-pro-250428: model_chosen_duration not supported"),
+        "{}",
+        attempt.reason
+    );
+    let cost = attempt.cost.clone().unwrap();
+    // Priced at the longest length Seedance 2.0 may pick (15 s) …
+    assert_eq!(
+        cost.estimated_tokens,
+        Some(cineflow_core::Price::tokens(15, Resolution::P720))
+    );
+    // … billed for the 5 s the (fake) model chose, which it echoes as the task's duration.
+    assert_eq!(cost.reported.unwrap().completion_tokens, 108_000);
+    assert_eq!(fake.ledger().counts(Protocol::Seedance).submits, 1);
+}

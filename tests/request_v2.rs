@@ -55,7 +55,7 @@ fn sources(refs: &[MediaRef]) -> Vec<(MediaKind, MediaRole, String)> {
 fn the_example_storyboard_with_every_field_parses() {
     let sb = every_field();
     assert_eq!(sb.name, "Harbour at dawn");
-    assert_eq!(sb.segments.len(), 2);
+    assert_eq!(sb.segments.len(), 3);
     assert_eq!(sb.character_bible.len(), 2);
     let s1 = &sb.segments[0];
     assert_eq!(
@@ -68,6 +68,8 @@ fn the_example_storyboard_with_every_field_parses() {
         (s2.duration_s, s2.orientation, s2.options.resolution),
         (5, Orientation::Vertical, Some(Resolution::P720))
     );
+    assert!(s2.options.return_last_frame);
+    assert!(sb.segments[2].options.model_chosen_duration);
 }
 
 #[test]
@@ -105,7 +107,7 @@ async fn each_request_carries_every_field_of_its_segment() {
     let mock = MockProvider::new("mock").unwrap();
     let (run, tasks) = run_to_end(router(&mock), fast_config(), every_field(), |s| s).await;
     assert_eq!(run.status, RunStatus::Completed);
-    assert_eq!(mock.submits(), 2);
+    assert_eq!(mock.submits(), 3);
 
     let r1 = request_of(&mock, &tasks, 1);
     assert_eq!(r1.vendor_model, "mock-video-1");
@@ -160,6 +162,10 @@ async fn each_request_carries_every_field_of_its_segment() {
         (None, None)
     );
     assert_eq!((r2.seed, r2.negative_prompt.clone()), (None, None));
+    assert!(r2.return_last_frame && !r2.model_chosen_duration);
+    assert!(!r1.return_last_frame && !r1.model_chosen_duration);
+    let r3 = request_of(&mock, &tasks, 3);
+    assert!(r3.model_chosen_duration && !r3.return_last_frame);
     assert_eq!(
         sources(&r2.references),
         [

@@ -482,6 +482,45 @@ async fn a_1_x_model_takes_a_seed_and_the_flex_tier_and_no_token_when_switched_o
     assert!(body.get("safety_identifier").is_none(), "{body}");
 }
 
+#[tokio::test]
+async fn a_model_chosen_length_is_sent_as_minus_one_to_2_x_models_and_refused_by_1_x() {
+    let server = MockServer::start().await;
+    mount_create(&server, "cgt-auto").await;
+    let p = modelark(&server);
+    // The requested length does not matter when the model picks it.
+    let auto = conformance::request(V2, PROMPT, 60).with_model_chosen_duration(true);
+    p.submit(&auto).await.unwrap();
+    assert_eq!(sent_body(&server).await["duration"], json!(-1));
+
+    let old = MockServer::start().await;
+    let one_x =
+        conformance::request("seedance-1-0-pro-250428", PROMPT, 5).with_model_chosen_duration(true);
+    let e = refused(&modelark(&old), &old, &one_x).await;
+    assert!(e.message().contains("model_chosen_duration"), "{e}");
+}
+
+#[tokio::test]
+async fn a_model_chosen_length_is_found_again_whatever_length_the_model_chose() {
+    let server = MockServer::start().await;
+    let req = request(V2).with_model_chosen_duration(true);
+    mount_list(
+        &server,
+        vec![json!([
+            listed("cgt-chose-8", None, CREATED, 8),
+            listed("cgt-chose-12", None, CREATED + 1, 12),
+        ])],
+    )
+    .await;
+    let p = builder(Preset::ModelArk, &server)
+        .with_safety_identifier(false)
+        .build()
+        .unwrap();
+    let found = p.find_jobs(&query(req)).await.unwrap();
+    let ids: Vec<&str> = found.iter().map(|j| j.vendor_job_id.as_str()).collect();
+    // Both are candidates (the echoed length is the one chosen): two matches adopt neither.
+    assert_eq!(ids, ["cgt-chose-8", "cgt-chose-12"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Create failures: classified, never retried
 // ---------------------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ pub(super) fn request_for(task: &Task, n: u32) -> GenerationRequest {
     req.seed = o.seed;
     req.negative_prompt.clone_from(&o.negative_prompt);
     req.return_last_frame = o.return_last_frame;
+    req.model_chosen_duration = o.model_chosen_duration;
     req
 }
 

@@ -61,6 +61,14 @@ impl Durations {
             Durations::Range { min, max } => (*min..=*max).contains(&seconds),
         }
     }
+
+    /// The longest duration served; `None` for "any".
+    pub fn longest(&self) -> Option<u32> {
+        match self {
+            Durations::Set(s) => s.iter().copied().max(),
+            Durations::Range { max, .. } => Some(*max),
+        }
+    }
 }
 
 impl fmt::Display for Durations {
@@ -90,6 +98,9 @@ pub struct ModelCapabilities {
     pub durations: Durations,
     /// Durations of pro requests. Default: any (then `durations` applies).
     pub pro_durations: Durations,
+    /// Whether the model can pick the length itself
+    /// ([`GenerationRequest::model_chosen_duration`]), within `durations`.
+    pub model_chosen_duration: bool,
     /// Whether a pro/HD tier exists.
     pub pro: bool,
     /// Aspect ratios served. Default: empty (any).
@@ -128,6 +139,7 @@ static DECLARES_NOTHING: ModelCapabilities = ModelCapabilities {
     id: String::new(),
     durations: Durations::any(),
     pro_durations: Durations::any(),
+    model_chosen_duration: false,
     pro: false,
     aspect_ratios: Vec::new(),
     resolutions: Vec::new(),
@@ -164,6 +176,7 @@ impl ModelCapabilities {
             id: id.into(),
             durations: Durations::any(),
             pro_durations: Durations::any(),
+            model_chosen_duration: true,
             pro: true,
             aspect_ratios: Vec::new(),
             resolutions: Resolution::ALL.to_vec(),
@@ -182,19 +195,43 @@ impl ModelCapabilities {
         }
     }
 
+    /// The durations a request (pro or not) may ask for.
+    pub fn durations_for(&self, is_pro: bool) -> &Durations {
+        if is_pro && !self.pro_durations.is_any() {
+            &self.pro_durations
+        } else {
+            &self.durations
+        }
+    }
+
+    /// The length a request is priced at: its `duration_s`, or, when the model picks the length
+    /// ([`GenerationRequest::model_chosen_duration`]), the longest one it may pick (so budgets
+    /// are never under-estimated; `duration_s` when the model declares no upper bound).
+    pub fn priced_duration(&self, req: &GenerationRequest) -> u32 {
+        if req.model_chosen_duration {
+            self.durations_for(req.is_pro)
+                .longest()
+                .unwrap_or(req.duration_s)
+        } else {
+            req.duration_s
+        }
+    }
+
     /// Why this model cannot serve `req`: the first field it cannot honour, named
     /// (`last_frame not supported`, `aspect_ratio 21:9 not in [16:9, 9:16]`); `None` when it can.
     pub fn rejects(&self, req: &GenerationRequest) -> Option<String> {
         if req.is_pro && !self.pro {
             return Some("is_pro: no pro tier".into());
         }
-        let durations = if req.is_pro && !self.pro_durations.is_any() {
-            &self.pro_durations
+        if req.model_chosen_duration {
+            if !self.model_chosen_duration {
+                return Some("model_chosen_duration not supported".into());
+            }
         } else {
-            &self.durations
-        };
-        if !durations.allows(req.duration_s) {
-            return Some(format!("duration {}s not in {durations}", req.duration_s));
+            let durations = self.durations_for(req.is_pro);
+            if !durations.allows(req.duration_s) {
+                return Some(format!("duration {}s not in {durations}", req.duration_s));
+            }
         }
         if !self.aspect_ratios.is_empty() && !self.aspect_ratios.contains(&req.aspect_ratio) {
             return Some(format!(
@@ -428,6 +465,35 @@ mod tests {
             m.rejects(&req("m", 5).with_pro(true)),
             Some("is_pro: no pro tier".into())
         );
+    }
+
+    #[test]
+    fn a_model_chosen_length_is_served_only_where_declared_and_priced_at_the_longest() {
+        let auto = req("gen4_turbo", 99).with_model_chosen_duration(true);
+        assert_eq!(
+            gen4_turbo().rejects(&auto),
+            Some("model_chosen_duration not supported".into())
+        );
+        let picks = ModelCapabilities {
+            model_chosen_duration: true,
+            durations: Durations::range(4, 15),
+            ..gen4_turbo()
+        };
+        // The requested length does not matter when the model picks it …
+        assert_eq!(picks.rejects(&auto), None);
+        // … and estimates assume the longest length it may pick.
+        assert_eq!(picks.priced_duration(&auto), 15);
+        assert_eq!(picks.priced_duration(&req("gen4_turbo", 5)), 5);
+        let set = ModelCapabilities {
+            durations: Durations::set([5, 10]),
+            ..picks
+        };
+        assert_eq!(set.priced_duration(&auto), 10);
+        let unbounded = ModelCapabilities {
+            durations: Durations::any(),
+            ..set
+        };
+        assert_eq!(unbounded.priced_duration(&auto), 99);
     }
 
     #[test]

@@ -37,8 +37,15 @@ pub struct GenerationRequest {
     pub vendor_model: String,
     /// The complete prompt ([`Segment::full_prompt`](crate::Segment::full_prompt)).
     pub prompt: String,
-    /// Requested length in seconds.
+    /// Requested length in seconds; with [`model_chosen_duration`](Self::model_chosen_duration),
+    /// the length a caller assumes before a vendor model is chosen (routing prices such a
+    /// request at the longest length the model may pick).
     pub duration_s: u32,
+    /// Whether the model picks the video's length within its own range (Seedance's
+    /// `duration: -1`; billed by the length it makes). Only models whose capabilities declare
+    /// [`model_chosen_duration`](crate::ModelCapabilities::model_chosen_duration) serve it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub model_chosen_duration: bool,
     /// The video's aspect ratio. Default 16:9.
     pub aspect_ratio: AspectRatio,
     /// An explicit resolution, if the request names one (else the model's or tier's default).
@@ -101,6 +108,7 @@ impl GenerationRequest {
             vendor_model: vendor_model.into(),
             prompt: prompt.into(),
             duration_s,
+            model_chosen_duration: false,
             aspect_ratio: AspectRatio::default(),
             resolution: None,
             is_pro: false,
@@ -129,6 +137,12 @@ impl GenerationRequest {
     /// Sets the vendor model.
     pub fn with_vendor_model(mut self, vendor_model: impl Into<String>) -> Self {
         self.vendor_model = vendor_model.into();
+        self
+    }
+
+    /// Lets the model pick the video's length (`true`), or asks for `duration_s` (`false`).
+    pub fn with_model_chosen_duration(mut self, model_chosen: bool) -> Self {
+        self.model_chosen_duration = model_chosen;
         self
     }
 
@@ -269,6 +283,8 @@ struct RequestRepr {
     prompt: String,
     duration_s: u32,
     #[serde(default)]
+    model_chosen_duration: bool,
+    #[serde(default)]
     aspect_ratio: Option<AspectRatio>,
     /// Pre-v2: read as the aspect ratio when `aspect_ratio` is absent.
     #[serde(default)]
@@ -312,6 +328,7 @@ impl From<RequestRepr> for GenerationRequest {
             vendor_model: r.vendor_model,
             prompt: r.prompt,
             duration_s: r.duration_s,
+            model_chosen_duration: r.model_chosen_duration,
             aspect_ratio: r
                 .aspect_ratio
                 .or(r.orientation.map(AspectRatio::from))
@@ -363,6 +380,7 @@ mod tests {
             (None, None, false)
         );
         assert!(req.references.is_empty());
+        assert!(!req.model_chosen_duration);
 
         let horizontal = json.replace("\"vertical\"", "\"horizontal\"").replace(
             r#""image":"https://cdn.example/first.png","#,
@@ -389,9 +407,11 @@ mod tests {
             .with_seed(9)
             .with_negative_prompt("blur")
             .with_watermark(false)
-            .with_return_last_frame(true);
+            .with_return_last_frame(true)
+            .with_model_chosen_duration(true);
         let json = serde_json::to_value(&req).unwrap();
         assert_eq!(json["aspect_ratio"], "21:9");
+        assert_eq!(json["model_chosen_duration"], true);
         assert_eq!(json["references"][0]["role"], "background_audio");
         assert_eq!(
             serde_json::from_value::<GenerationRequest>(json).unwrap(),

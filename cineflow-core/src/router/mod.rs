@@ -71,6 +71,10 @@ pub struct Pick {
     pub reason: String,
     /// The cost estimate, if the route is priced.
     pub estimate: Option<f64>,
+    /// The length, in seconds, the estimate assumes: the request's, or for a model-chosen
+    /// length the longest the vendor model may pick
+    /// ([`ModelCapabilities::priced_duration`](crate::ModelCapabilities::priced_duration)).
+    pub priced_duration_s: u32,
     /// The route's price on its service tier, if the route is priced.
     pub price: Option<Price>,
     /// The service tier the route asks for (set it on the request).
@@ -86,6 +90,7 @@ impl fmt::Debug for Pick {
             .field("vendor_model", &self.vendor_model)
             .field("reason", &self.reason)
             .field("estimate", &self.estimate)
+            .field("priced_duration_s", &self.priced_duration_s)
             .field("repeat", &self.repeat)
             .finish()
     }
@@ -155,6 +160,7 @@ struct Candidate<'a> {
     slot: &'a Slot,
     repeat: bool,
     estimate: Option<f64>,
+    priced_duration_s: u32,
     price: Option<Price>,
 }
 
@@ -456,13 +462,28 @@ impl Router {
                 let repeat = tried
                     .iter()
                     .any(|t| t.provider == route.provider && &t.vendor_model == vendor_model);
+                let priced_duration_s = slot
+                    .provider
+                    .capabilities()
+                    .model(vendor_model)
+                    .map_or(req.duration_s, |m| m.priced_duration(req));
+                let estimate = price.as_ref().map(|p| {
+                    if priced_duration_s == req.duration_s {
+                        p.estimate(req)
+                    } else {
+                        let mut priced = req.clone();
+                        priced.duration_s = priced_duration_s;
+                        p.estimate(&priced)
+                    }
+                });
                 let c = Candidate {
                     route_index,
                     route,
                     vendor_model,
                     slot,
                     repeat,
-                    estimate: price.as_ref().map(|p| p.estimate(req)),
+                    estimate,
+                    priced_duration_s,
                     price: price.clone(),
                 };
                 if repeat {
@@ -560,6 +581,7 @@ impl Router {
             vendor_model: c.vendor_model.to_owned(),
             reason,
             estimate: c.estimate,
+            priced_duration_s: c.priced_duration_s,
             price: c.price.clone(),
             service_tier: c.route.service_tier,
             repeat: c.repeat,

@@ -60,6 +60,11 @@ pub struct VideoOptions {
     /// as a second artifact ([`Task::last_frame`](crate::Task::last_frame)).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub return_last_frame: bool,
+    /// Let the model pick the length (`model_chosen_duration`; Seedance's `duration: -1`):
+    /// the segment then gives no `duration_seconds`, and routing prices the shot at the
+    /// longest length the chosen model may pick.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub model_chosen_duration: bool,
 }
 
 impl VideoOptions {

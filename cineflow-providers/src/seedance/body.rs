@@ -170,7 +170,7 @@ pub(super) fn check_size(body: &Value) -> Result<(), ProviderError> {
 
 /// The echoed fields a listed task must share with the body sent: `duration`, and
 /// `resolution`, `generate_audio` and a fixed `ratio` when they were sent (`adaptive` is
-/// echoed as the ratio chosen, so it is not compared).
+/// echoed as the ratio chosen and `duration: -1` as the length chosen, so neither is compared).
 const ECHOED: [&str; 4] = ["duration", "resolution", "generate_audio", "ratio"];
 
 /// Whether a listed task (`task`, an object) may be the one `sent` created: the same model,
@@ -196,7 +196,7 @@ pub(super) fn matches(task: &Value, sent: &Map<String, Value>) -> bool {
         let Some(want) = sent.get(*key) else {
             return true;
         };
-        if *key == "ratio" && want == "adaptive" {
+        if (*key == "ratio" && want == "adaptive") || (*key == "duration" && want == -1) {
             return true;
         }
         match task.get(*key) {
@@ -245,6 +245,12 @@ mod tests {
         assert!(!matches(&other("duration", json!(10)), sent));
         assert!(!matches(&other("resolution", json!("1080p")), sent));
         assert!(!matches(&other("model", json!("n")), sent));
+        let mut auto = sent.clone();
+        auto.insert("duration".into(), json!(-1));
+        assert!(
+            matches(&other("duration", json!(8)), &auto),
+            "duration -1 is echoed as the length chosen"
+        );
         let mut untokened = sent.clone();
         untokened.remove("safety_identifier");
         assert!(matches(

@@ -23,7 +23,8 @@
 //!   refused before anything is sent). Images given as paths or `http:` URLs are inlined as
 //!   `data:` URLs; the whole body must stay within [`MAX_BODY_BYTES`]. Reference videos and
 //!   audio must be URLs. Then `ratio`, `resolution` (the request's; `1080p` for a pro request
-//!   naming none), `duration`, `generate_audio`, `watermark`, `seed` (1.x models only),
+//!   naming none), `duration` (`-1` when the request lets a 2.x model pick the length,
+//!   [`model_chosen_duration`](GenerationRequest::model_chosen_duration)), `generate_audio`, `watermark`, `seed` (1.x models only),
 //!   `return_last_frame`, `service_tier` (the request's — a route's setting — else the
 //!   builder's; `flex` only on 1.x models), `execution_expires_after` (the builder's, else
 //!   the request's [`time_budget_s`](GenerationRequest::time_budget_s) — the orchestrator's
@@ -403,7 +404,13 @@ impl Seedance {
         if let Some(r) = resolution {
             b.insert("resolution".into(), r.as_str().into());
         }
-        b.insert("duration".into(), req.duration_s.into());
+        // -1: the model picks the length (admitted above for models that can).
+        let duration = if req.model_chosen_duration {
+            -1
+        } else {
+            i64::from(req.duration_s)
+        };
+        b.insert("duration".into(), duration.into());
         // Admitted above: present only where the model takes them.
         if let Some(audio) = req.generate_audio {
             b.insert("generate_audio".into(), audio.into());

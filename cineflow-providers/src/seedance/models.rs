@@ -22,6 +22,8 @@ pub(super) struct Model {
     pub(super) resolutions: &'static [Resolution],
     /// Inclusive duration range, seconds.
     pub(super) durations: (u32, u32),
+    /// `duration: -1`: the model picks the length within `durations` (2.x).
+    pub(super) model_chosen_duration: bool,
     /// Whether a request may carry no image at all (text-to-video).
     pub(super) text: bool,
     pub(super) first_frame: bool,
@@ -52,6 +54,7 @@ impl Model {
     pub(super) fn capabilities(&self, preset: Preset) -> ModelCapabilities {
         ModelCapabilities {
             durations: Durations::range(self.durations.0, self.durations.1),
+            model_chosen_duration: self.model_chosen_duration,
             // A pro request takes 1080p where the model has it.
             pro: self.resolutions.contains(&Resolution::P1080),
             aspect_ratios: AspectRatio::ALL.to_vec(),
@@ -83,7 +86,7 @@ const UP_TO_1080: &[Resolution] = &[Resolution::P480, Resolution::P720, Resoluti
 const UP_TO_720: &[Resolution] = &[Resolution::P480, Resolution::P720];
 
 /// A 2.0-generation model: multimodal references (≤9 images, ≤3 videos, ≤3 audio clips),
-/// audio, 4–15 s, online only, no seed.
+/// audio, 4–15 s or model-chosen (`duration: -1`), online only, no seed.
 const fn v2(
     ark: &'static str,
     modelark: &'static str,
@@ -94,6 +97,7 @@ const fn v2(
         modelark,
         resolutions,
         durations: (4, 15),
+        model_chosen_duration: true,
         text: true,
         first_frame: true,
         last_frame: true,
@@ -107,13 +111,15 @@ const fn v2(
     }
 }
 
-/// A 1.x model: 2–12 s (*unverified*), seed, flex tier, no reference video or audio.
+/// A 1.x model: 2–12 s (*unverified*), seed, flex tier, no reference video or audio, no
+/// model-chosen length (documented for 2.x only).
 const fn v1(ark: &'static str, modelark: &'static str, last_frame: bool, audio: bool) -> Model {
     Model {
         ark,
         modelark,
         resolutions: UP_TO_1080,
         durations: (2, 12),
+        model_chosen_duration: false,
         text: true,
         first_frame: true,
         last_frame,

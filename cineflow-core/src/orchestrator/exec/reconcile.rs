@@ -108,6 +108,7 @@ fn same_request(a: &GenerationRequest, b: &GenerationRequest) -> bool {
     a.vendor_model == b.vendor_model
         && a.prompt == b.prompt
         && a.duration_s == b.duration_s
+        && a.model_chosen_duration == b.model_chosen_duration
         && a.aspect_ratio == b.aspect_ratio
         && a.resolution == b.resolution
         && a.is_pro == b.is_pro

@@ -152,8 +152,11 @@ impl Lifecycle<'_> {
                 finished_at: None,
                 outcome: None,
                 model_alias: ModelAlias::between(&self.ctx.requested_model, &task.model),
-                cost: (pick.price.is_some() || req.service_tier.is_some())
-                    .then(|| AttemptCost::estimated(pick.price.clone(), &req)),
+                cost: (pick.price.is_some() || req.service_tier.is_some()).then(|| {
+                    let mut priced = req.clone();
+                    priced.duration_s = pick.priced_duration_s;
+                    AttemptCost::estimated(pick.price.clone(), &priced)
+                }),
             });
             task.error = None;
             task.progress = None;

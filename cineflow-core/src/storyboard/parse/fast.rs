@@ -155,8 +155,13 @@ fn fast_segment(
         None => SegmentAsset::default(),
         Some(a) => fast_asset(a.0)?,
     };
-    // duration_seconds, else video_params.duration, else the default; 1–60.
-    let duration_s = match s.duration_seconds.or(vp_duration) {
+    // duration_seconds, else video_params.duration, else the default; 1–60; none of them
+    // with model_chosen_duration.
+    let given = s.duration_seconds.or(vp_duration);
+    if options.model_chosen_duration && given.is_some() {
+        return None;
+    }
+    let duration_s = match given {
         None => DEFAULT_DURATION_S,
         Some(d) => u32::try_from(d)
             .ok()
@@ -243,6 +248,8 @@ fn fast_options(
         }
     }
     options.generate_audio = f.generate_audio;
+    options.return_last_frame = f.return_last_frame.unwrap_or(false);
+    options.model_chosen_duration = f.model_chosen_duration.unwrap_or(false);
     options.seed = f.seed;
     options.negative_prompt = match f.negative_prompt.take().map(|t| t.0) {
         None => None,
@@ -393,6 +400,8 @@ struct FastSegment<'a> {
     #[serde(borrow)]
     reference_audio: Option<Vec<Text<'a>>>,
     generate_audio: Option<bool>,
+    return_last_frame: Option<bool>,
+    model_chosen_duration: Option<bool>,
     seed: Option<u64>,
     #[serde(borrow)]
     negative_prompt: Option<Text<'a>>,

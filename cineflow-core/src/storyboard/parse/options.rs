@@ -181,15 +181,10 @@ pub(super) fn orientation_and_options(
         }
     }
 
-    match present(obj, "generate_audio") {
-        None => {}
-        Some(Value::Bool(b)) => options.generate_audio = Some(*b),
-        Some(other) => found.push(
-            key_pos(obj, "generate_audio"),
-            format!("{path}.generate_audio"),
-            format!("expected a boolean or null, got {}", type_name(other)),
-        ),
-    }
+    options.generate_audio = flag(obj, "generate_audio", path, found);
+    options.return_last_frame = flag(obj, "return_last_frame", path, found).unwrap_or(false);
+    options.model_chosen_duration =
+        flag(obj, "model_chosen_duration", path, found).unwrap_or(false);
 
     if let Some(v) = present(obj, "seed") {
         let (pos, p) = (key_pos(obj, "seed"), format!("{path}.seed"));
@@ -221,6 +216,23 @@ pub(super) fn orientation_and_options(
     }
 
     (orientation, options)
+}
+
+/// The boolean `key` of the segment `obj` at `path`: `None` when absent or null (or not a
+/// boolean, which is filed).
+fn flag(obj: &Map<String, Value>, key: &str, path: &str, found: &mut Found) -> Option<bool> {
+    match present(obj, key) {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            found.push(
+                key_pos(obj, key),
+                format!("{path}.{key}"),
+                format!("expected a boolean or null, got {}", type_name(other)),
+            );
+            None
+        }
+    }
 }
 
 /// A list of `kind` sources at `path` (an array of strings, at most

@@ -47,6 +47,9 @@ pub(super) fn prompt_problem(s: &str) -> Option<String> {
     })
 }
 
+/// Why a segment may not give a length and `model_chosen_duration: true` together.
+pub(super) const MODEL_CHOSEN_CONFLICT: &str = "conflicts with model_chosen_duration: true (the model picks the length): give only one of them";
+
 pub(super) fn duration_problem(d: impl std::fmt::Display) -> String {
     format!(
         "must be between {} and {} seconds, got {d}",

@@ -13,7 +13,7 @@ use crate::storyboard::{
 };
 
 use super::options::{VideoParams, character_bible, orientation_and_options};
-use super::rules::{check_image, duration_problem, prompt_problem};
+use super::rules::{MODEL_CHOSEN_CONFLICT, check_image, duration_problem, prompt_problem};
 
 /// Violations found under one object, each tagged with the position of the key it concerns so
 /// they can be reported in document order.
@@ -292,15 +292,15 @@ fn parse_segment(
             .map(|v| (v, vp_pos, format!("{vp_path}.duration"))),
     };
     let mut duration_s = DEFAULT_DURATION_S;
-    if let Some((v, pos, p)) = duration {
+    if let Some((v, pos, p)) = &duration {
         match integer(v) {
-            Err(e) => found.push(pos, p, e),
+            Err(e) => found.push(*pos, p, e),
             Ok(d) => match u32::try_from(d)
                 .ok()
                 .filter(|d| DURATION_RANGE_S.contains(d))
             {
                 Some(d) => duration_s = d,
-                None => found.push(pos, p, duration_problem(d)),
+                None => found.push(*pos, p, duration_problem(d)),
             },
         }
     }
@@ -312,6 +312,11 @@ fn parse_segment(
         path: vp_path,
     };
     let (orientation, options) = orientation_and_options(obj, path, &vp, &mut found);
+    if options.model_chosen_duration
+        && let Some((_, pos, p)) = &duration
+    {
+        found.push(*pos, p, MODEL_CHOSEN_CONFLICT.to_owned());
+    }
 
     // is_pro
     let mut is_pro = false;

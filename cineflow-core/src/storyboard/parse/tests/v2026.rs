@@ -23,7 +23,8 @@ const EVERY: &str = r#"{
      "reference_images": ["https://cdn.example/style.png"],
      "reference_videos": ["https://cdn.example/move.mp4"],
      "reference_audio": ["data:audio/mpeg;base64,AAAA"],
-     "generate_audio": true, "seed": 18446744073709551615, "negative_prompt": "blur, text"},
+     "generate_audio": true, "seed": 18446744073709551615, "negative_prompt": "blur, text",
+     "return_last_frame": true, "model_chosen_duration": true},
     {"segment_index": 2, "prompt_text": "Carol alone.", "asset": {"characters": ["Carol(@carol)"]},
      "video_params": {"duration": 5, "resolution": "720p"}, "aspect_ratio": "9:16"}
   ]
@@ -56,7 +57,9 @@ fn every_new_field_is_read_and_the_fast_path_builds_what_the_walk_builds() {
         (o.generate_audio, o.seed, o.negative_prompt.as_deref()),
         (Some(true), Some(u64::MAX), Some("blur, text"))
     );
+    assert!(o.return_last_frame && o.model_chosen_duration);
     let v2 = &sb.segments[1];
+    assert!(!v2.options.return_last_frame && !v2.options.model_chosen_duration);
     assert_eq!(
         (v2.duration_s, v2.orientation, v2.options.resolution),
         (5, Orientation::Vertical, Some(Resolution::P720))
@@ -130,7 +133,7 @@ fn every_bad_new_value_is_an_error_naming_its_json_path() {
         .map(|i| format!("\"refs/{i}.png\""))
         .collect();
     let too_many = format!(r#""reference_images":[{}]"#, eleven.join(","));
-    let cases: [(String, &str, &str); 14] = [
+    let cases: [(String, &str, &str); 18] = [
         (one(r#""seed":-1"#), "segments[0].seed", "at least 0"),
         (one(r#""seed":1.5"#), "segments[0].seed", "integer"),
         (one(r#""seed":"7""#), "segments[0].seed", "integer"),
@@ -145,6 +148,18 @@ fn every_bad_new_value_is_an_error_naming_its_json_path() {
         ),
         (one(r#""reference_audio":"a.mp3""#), "segments[0].reference_audio", "array"),
         (one(r#""generate_audio":"yes""#), "segments[0].generate_audio", "boolean"),
+        (one(r#""return_last_frame":1"#), "segments[0].return_last_frame", "boolean"),
+        (one(r#""model_chosen_duration":"auto""#), "segments[0].model_chosen_duration", "boolean"),
+        (
+            one(r#""model_chosen_duration":true,"duration_seconds":5"#),
+            "segments[0].duration_seconds",
+            "give only one",
+        ),
+        (
+            one(r#""model_chosen_duration":true,"video_params":{"duration":5}"#),
+            "segments[0].video_params.duration",
+            "model_chosen_duration",
+        ),
         (one(r#""negative_prompt":"  ""#), "segments[0].negative_prompt", "blank"),
         (
             r#"{"character_bible":[{"name":"A","reference_images":[""]}],"segments":[{"segment_index":1,"prompt_text":"A."}]}"#.to_owned(),
@@ -173,7 +188,8 @@ fn every_bad_new_value_is_an_error_naming_its_json_path() {
 fn absent_null_and_empty_new_fields_leave_everything_to_the_model() {
     let json = one(
         r#""aspect_ratio":null,"video_resolution":null,"last_frame_url":"","reference_images":[],
-           "reference_videos":null,"generate_audio":null,"seed":null,"negative_prompt":"""#,
+           "reference_videos":null,"generate_audio":null,"seed":null,"negative_prompt":"",
+           "return_last_frame":null,"model_chosen_duration":false"#,
     );
     assert!(fast_agrees_with_the_walk(&json));
     let sb = Storyboard::from_json(&json).unwrap();
