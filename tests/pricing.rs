@@ -170,8 +170,9 @@ async fn seedance_refuses_flex_on_an_online_only_model_before_paying_and_sends_i
     assert_eq!(status.raw["service_tier"], "flex");
 }
 
-#[tokio::test]
-async fn a_seedance_attempt_records_its_estimate_and_the_usage_the_vendor_reported() {
+/// A fast fake vendor and a router sending [`model`] to its Ark protocol (ModelArk preset) on
+/// `vendor_models`, one token-priced route each, tried in that order.
+async fn seedance_router(vendor_models: &[&str]) -> (FakeVendor, Router) {
     let fake = FakeVendor::builder()
         .with_job_secs(0.2)
         .with_poll_after_ms(Some(50))
@@ -179,23 +180,39 @@ async fn a_seedance_attempt_records_its_estimate_and_the_usage_the_vendor_report
         .await
         .unwrap();
     let seedance: Arc<dyn VideoProvider> = Arc::new(seedance_on(&fake));
+    let routes = vendor_models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            RouteConfig::new(pid("modelark"), vec![(*m).into()])
+                .priority(i as i32)
+                .price(Price::per_million_tokens(ONLINE, "USD"))
+        })
+        .collect();
     let mut cfg = RouterConfig::default();
     cfg.models.insert(
         model(),
         ModelConfig {
-            routes: vec![
-                RouteConfig::new(pid("modelark"), vec!["dreamina-seedance-2-0-260128".into()])
-                    .price(Price::per_million_tokens(ONLINE, "USD")),
-            ],
+            routes,
             ..Default::default()
         },
     );
-    let router = Router::from_config(cfg).provider(seedance);
-    let sb = cineflow_core::Storyboard::from_json(
-        r#"{"segments":[{"segment_index":1,"prompt_text":"A paper boat.","duration_seconds":5}]}"#,
-    )
+    (fake, Router::from_config(cfg).provider(seedance))
+}
+
+/// Runs a one-segment storyboard whose segment has the extra `fields` to its end.
+async fn run_one(router: Router, fields: &str) -> (cineflow_core::Run, Vec<cineflow_core::Task>) {
+    let sb = cineflow_core::Storyboard::from_json(&format!(
+        r#"{{"segments":[{{"segment_index":1,"prompt_text":"A paper boat.",{fields}}}]}}"#
+    ))
     .unwrap();
-    let (r, tasks) = common::run_to_end(router, config(), sb, |s| s).await;
+    common::run_to_end(router, config(), sb, |s| s).await
+}
+
+#[tokio::test]
+async fn a_seedance_attempt_records_its_estimate_and_the_usage_the_vendor_reported() {
+    let (_fake, router) = seedance_router(&["dreamina-seedance-2-0-260128"]).await;
+    let (r, tasks) = run_one(router, r#""duration_seconds":5"#).await;
     assert_eq!(r.status, RunStatus::Completed);
     let cost = tasks[0].attempts[0].cost.clone().unwrap();
     let estimated = cost.estimated_tokens.unwrap();
@@ -212,34 +229,10 @@ async fn a_seedance_attempt_records_its_estimate_and_the_usage_the_vendor_report
 
 #[tokio::test]
 async fn a_model_chosen_length_is_priced_at_the_longest_and_billed_by_what_the_model_made() {
-    let fake = FakeVendor::builder()
-        .with_job_secs(0.2)
-        .with_poll_after_ms(Some(50))
-        .start()
-        .await
-        .unwrap();
-    let seedance: Arc<dyn VideoProvider> = Arc::new(seedance_on(&fake));
     // A route on a 1.x model (no model-chosen length) first: skipped, naming the field.
-    let mut cfg = RouterConfig::default();
-    cfg.models.insert(
-        model(),
-        ModelConfig {
-            routes: vec![
-                RouteConfig::new(pid("modelark"), vec!["seedance-1-0-pro-250428".into()])
-                    .price(Price::per_million_tokens(ONLINE, "USD")),
-                RouteConfig::new(pid("modelark"), vec!["dreamina-seedance-2-0-260128".into()])
-                    .priority(1)
-                    .price(Price::per_million_tokens(ONLINE, "USD")),
-            ],
-            ..Default::default()
-        },
-    );
-    let router = Router::from_config(cfg).provider(seedance);
-    let sb = cineflow_core::Storyboard::from_json(
-        r#"{"segments":[{"segment_index":1,"prompt_text":"A paper boat.","model_chosen_duration":true}]}"#,
-    )
-    .unwrap();
-    let (r, tasks) = common::run_to_end(router, config(), sb, |s| s).await;
+    let (fake, router) =
+        seedance_router(&["seedance-1-0-pro-250428", "dreamina-seedance-2-0-260128"]).await;
+    let (r, tasks) = run_one(router, r#""model_chosen_duration":true"#).await;
     assert_eq!(r.status, RunStatus::Completed);
     let attempt = &tasks[0].attempts[0];
     assert_eq!(attempt.provider_model, "dreamina-seedance-2-0-260128");
