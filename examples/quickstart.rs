@@ -12,7 +12,9 @@
 //! layout: `{storyboard_id}/Segment_{n}/{n}_v{version}_{timestamp}_{rand}_{task_id}.mp4`.
 //!
 //! State (storyboards, runs, tasks, every attempt) is kept in an embedded SQLite database,
-//! `cineflow.db`, so a second run lists the first one's history.
+//! `cineflow.db`, so a second run lists the first one's history. With ffmpeg, the run ends
+//! assembled into one film next to its clips, `{storyboard_id}/{run_id}_film.mp4`, with its
+//! edit list `{run_id}_film.edl.json`.
 //!
 //! Environment: `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), `CINEFLOW_STORE_URL` (default
 //! `sqlite://cineflow.db`; also `memory://`, `file://DIR`, `postgres://…`), `CINEFLOW_FFMPEG` (the
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cineflow::core::film::{AssembleOptions, EditList, Ffmpeg};
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::{
     EventKind, LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, Router, RunQuery, RunSpec,
@@ -197,6 +200,27 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     if run.counts.completed != run.counts.total {
         return Err(format!("run ended {}", run.status).into());
+    }
+
+    // The shots, in segment order, as one film next to them (with its edit list).
+    let ffmpeg = Ffmpeg::from_env();
+    if ffmpeg.is_available().await {
+        let film = out_dir
+            .join(storyboard.id.to_string())
+            .join(format!("{}_film.mp4", run.id));
+        let edit = orchestrator
+            .assemble(run.id, &film, &AssembleOptions::new().with_ffmpeg(ffmpeg))
+            .await?;
+        println!(
+            "film: {} ({:.1} s, {} shots{}), edit list {}",
+            film.display(),
+            edit.duration_s,
+            edit.clips.len(),
+            if edit.reencoded { ", re-encoded" } else { "" },
+            EditList::path_for(&film).display()
+        );
+    } else {
+        println!("note: no film assembled (needs ffmpeg and ffprobe)");
     }
     Ok(())
 }

@@ -147,6 +147,15 @@ pub enum Error {
     /// The orchestrator or a component was misconfigured.
     #[error("configuration error: {0}")]
     Config(String),
+    /// A media tool (`ffmpeg`, `ffprobe`) or a media file it worked on failed.
+    #[error("media error: {message}")]
+    Media {
+        /// What was being done, and what the tool said.
+        message: String,
+        /// The underlying cause.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 /// The category of an [`Error`], for programmatic decisions.
@@ -173,6 +182,8 @@ pub enum ErrorKind {
     NoProvider,
     /// Misconfiguration.
     Config,
+    /// A media tool or file failed.
+    Media,
 }
 
 impl Error {
@@ -192,12 +203,21 @@ impl Error {
             Error::Provider(_) => ErrorKind::Provider,
             Error::NoProvider { .. } => ErrorKind::NoProvider,
             Error::Config(_) => ErrorKind::Config,
+            Error::Media { .. } => ErrorKind::Media,
         }
     }
 
     /// A backend error with a cause.
     pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Error::Backend {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A media-tool error with a cause.
+    pub fn media(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Media {
             message: message.into(),
             source: Some(source.into()),
         }

@@ -25,6 +25,7 @@ mod config_file;
 pub mod error;
 pub mod error_code;
 pub mod events;
+pub mod film;
 pub mod ids;
 pub mod media;
 #[cfg(feature = "testing")]

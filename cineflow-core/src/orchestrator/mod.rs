@@ -47,6 +47,7 @@ use crate::task::{Task, TaskStatus, file_stem};
 mod config;
 mod driver;
 mod exec;
+mod film;
 mod worker;
 
 pub use config::{LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
