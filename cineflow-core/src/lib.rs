@@ -20,6 +20,7 @@
 //! );
 //! # Ok::<(), cineflow_core::Error>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config_file;
 pub mod error;

@@ -4,6 +4,7 @@
 //! own module behind its own cargo feature.
 //!
 //! The contract types are re-exported here so an adapter crate needs only this dependency.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,

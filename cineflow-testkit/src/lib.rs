@@ -104,6 +104,7 @@
 //! `InternalServiceError`, 503 `ServerOverloaded`; a failed task has `error: {code, message}`
 //! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). An accept-then-502 answers
 //! nginx's HTML 502 page.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cli;
 mod config;

@@ -3,7 +3,7 @@
 //!
 //! Both run the `ffmpeg` / `ffprobe` programs ([`Ffmpeg`]) as child processes: nothing blocks
 //! the runtime, every output is bounded, and a missing or failing tool is an
-//! [`Error::Media`](crate::Error::Media) that says which program and why.
+//! [`Error::Media`] that says which program and why.
 
 mod assemble;
 mod frames;
