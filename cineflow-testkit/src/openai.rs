@@ -395,6 +395,9 @@ async fn create(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     match shared.submit(P, new) {
         Submitted::RateLimited(ms) => rate_limited(ms),
         Submitted::ServerError(s) => server_error(s),
+        Submitted::Lost(delay) => server::lost_submit(delay).await,
+        // Only Kling keeps client ids unique.
+        Submitted::Duplicate => server_error(500),
         Submitted::InsufficientBalance => error(
             StatusCode::TOO_MANY_REQUESTS,
             "You exceeded your current quota, please check your plan and billing details.",

@@ -318,6 +318,9 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     match shared.submit(P, new) {
         Submitted::RateLimited(ms) => rate_limited(ms),
         Submitted::ServerError(s) => server_error(s),
+        Submitted::Lost(delay) => server::lost_submit(delay).await,
+        // Only Kling keeps client ids unique.
+        Submitted::Duplicate => server_error(500),
         // Only Sora.hk has a balance.
         Submitted::InsufficientBalance => error(
             StatusCode::FORBIDDEN,

@@ -21,7 +21,7 @@ use crate::config::Faults;
 use crate::ledger::Protocol;
 use crate::state::{JobHandle, Shared};
 use crate::video;
-use crate::{openai, seedance, sorahk};
+use crate::{kling, openai, seedance, sorahk};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -35,6 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(openai::routes())
         .merge(sorahk::routes())
         .merge(seedance::routes())
+        .merge(kling::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -92,6 +93,21 @@ pub(crate) async fn after_accept(stall: std::time::Duration, then_502: bool) -> 
         tokio::time::sleep(stall).await;
     }
     then_502.then(bad_gateway)
+}
+
+/// The answer to a submit the `lost_submit` fault swallowed: a gateway's 504 page, after
+/// `delay` (the client has usually given up by then). No job exists.
+pub(crate) async fn lost_submit(delay: Duration) -> Response {
+    tokio::time::sleep(delay).await;
+    const PAGE: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n\
+        <center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n\
+        </body>\r\n</html>\r\n";
+    (
+        StatusCode::GATEWAY_TIMEOUT,
+        [(CONTENT_TYPE, "text/html")],
+        PAGE,
+    )
+        .into_response()
 }
 
 /// A status from a number known to be valid (5xx from validated faults).

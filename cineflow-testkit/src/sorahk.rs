@@ -292,6 +292,9 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     match shared.submit(P, new) {
         Submitted::RateLimited(ms) => rate_limited(ms),
         Submitted::ServerError(s) => server_error(s),
+        Submitted::Lost(delay) => server::lost_submit(delay).await,
+        // Only Kling keeps client ids unique.
+        Submitted::Duplicate => server_error(500),
         Submitted::InsufficientBalance => {
             documented_error(&shared, StatusCode::PAYMENT_REQUIRED, 1012, "余额不足")
         }
