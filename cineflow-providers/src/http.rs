@@ -618,6 +618,20 @@ pub fn admit(
     Ok(())
 }
 
+/// Checks a configured `callback_url`: an http(s) URL.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming the vendor.
+pub fn check_callback_url(url: Option<&str>, vendor: &str) -> Result<(), Error> {
+    match url {
+        Some(u) if !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => Err(
+            Error::Config(format!("{vendor} callback_url must be an http(s) URL")),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// A per-attempt token for vendor fields that tie a job to the attempt that created it
 /// (Seedance's `safety_identifier`, Kling's `external_task_id`): `cf-` and 40 hex digits of
 /// the SHA-256 of the request's idempotency key (`{task_id}-{attempt}`), so it is unique per

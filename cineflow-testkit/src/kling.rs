@@ -46,7 +46,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server;
-use crate::state::{self, Lookup, NewJob, Shared, Submitted, Verdict};
+use crate::state::{self, Lookup, NewJob, Shared, Submitted};
 
 const P: Protocol = Protocol::Kling;
 const VIDEOS: &str = "/kling/v1/videos";
@@ -151,16 +151,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::apply_faults(shared, P, e, rate_limited, server_error).await
 }
 
 fn model(name: &str) -> Option<(bool, bool)> {

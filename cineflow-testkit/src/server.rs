@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::config::Faults;
+use crate::config::{Endpoint, Faults};
 use crate::ledger::Protocol;
-use crate::state::{JobHandle, Shared};
+use crate::state::{JobHandle, Shared, Verdict};
 use crate::video;
 use crate::{kling, openai, seedance, sorahk};
 
@@ -108,6 +108,28 @@ pub(crate) async fn lost_submit(delay: Duration) -> Response {
         PAGE,
     )
         .into_response()
+}
+
+/// The request-level faults (rate limit, server error, stall) for one request of protocol
+/// `p`: the error answer built by `rate_limited` / `server_error` in the vendor's shape, or
+/// `Ok` after the stall's delay, if any.
+pub(crate) async fn apply_faults(
+    shared: &Shared,
+    p: Protocol,
+    e: Endpoint,
+    rate_limited: fn(u64) -> Response,
+    server_error: fn(u16) -> Response,
+) -> Result<(), Response> {
+    match shared.request_faults(p, e) {
+        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
+        Verdict::ServerError(s) => Err(server_error(s)),
+        Verdict::Proceed(d) => {
+            if !d.is_zero() {
+                tokio::time::sleep(d).await;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A status from a number known to be valid (5xx from validated faults).

@@ -105,7 +105,6 @@ use cineflow_core::{Error, ErrorCode, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use url::Url;
 
 use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
 use auth::{Auth, Clock};
@@ -266,14 +265,7 @@ impl KlingBuilder {
                 api.id()
             )));
         };
-        if let Some(u) = &self.callback_url {
-            let ok = Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok {
-                return Err(Error::Config(
-                    "kling callback_url must be an http(s) URL".into(),
-                ));
-            }
-        }
+        http::check_callback_url(self.callback_url.as_deref(), "kling")?;
         let caps = Capabilities {
             exact_lookup: true,
             ..Capabilities::of_models(models::MODELS.iter().map(Model::capabilities))
