@@ -596,3 +596,30 @@ async fn kling_submits_lost_before_the_vendor_are_resubmitted_once_and_complete(
         .count();
     assert_eq!(reconciled, 0, "nothing existed to adopt");
 }
+
+/// Kling: a vendor that never receives a submit (every one lost) gets the attempt sent again
+/// at most 3 times after proofs of absence, then the task ends `interrupted`; nothing is paid.
+#[tokio::test]
+async fn kling_resubmits_after_proven_absence_are_bounded() {
+    use std::sync::Arc;
+
+    use cineflow_core::TaskStatus;
+
+    let p = Protocol::Kling;
+    let (fake, _) = fake_and_providers().await;
+    fake.set_faults(Faults {
+        lost_submit: LostSubmitFault {
+            delay_ms: 5_000,
+            ..LostSubmitFault::always()
+        },
+        ..Faults::none()
+    })
+    .unwrap();
+    let provider: Arc<dyn VideoProvider> = Arc::new(kling(&fake, Duration::from_millis(500)));
+    let (_, tasks, _, _dir) = reconcile_run(p, provider, 1, "never").await;
+    let n = fake.ledger().counts(p).clone();
+    assert_eq!((n.submit_attempts, n.lost_submits, n.submits), (4, 4, 0));
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1);
+}
