@@ -205,7 +205,7 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The vendor id: OpenAI `video_<32 hex>`, Sora.hk a UUID, Seedance
-    /// `cgt-<yyyymmddhhmmss>-<5 chars>`.
+    /// `cgt-<yyyymmddhhmmss>-<5 chars>`, Kling 18 decimal digits.
     pub id: String,
     /// Which protocol created it.
     pub protocol: Protocol,
@@ -227,7 +227,7 @@ pub struct JobRecord {
     /// `input_reference: {filename, content_type, bytes}`). Seedance's `safety_identifier` is
     /// here.
     pub request: Value,
-    /// The `Idempotency-Key` header of the create, if any.
+    /// The `Idempotency-Key` header of the create (OpenAI), or the `external_task_id` (Kling), if any.
     pub idempotency_key: Option<String>,
     /// When it was created (the server's clock, which follows tokio's paused time).
     #[serde(with = "time::serde::rfc3339")]
