@@ -227,7 +227,8 @@ pub struct JobRecord {
     /// `input_reference: {filename, content_type, bytes}`). Seedance's `safety_identifier` is
     /// here.
     pub request: Value,
-    /// The `Idempotency-Key` header of the create (OpenAI), or the `external_task_id` (Kling), if any.
+    /// The `Idempotency-Key` header of the create (OpenAI), or its `external_task_id` (Kling),
+    /// if any.
     pub idempotency_key: Option<String>,
     /// When it was created (the server's clock, which follows tokio's paused time).
     #[serde(with = "time::serde::rfc3339")]
