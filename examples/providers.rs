@@ -31,6 +31,7 @@
 //! | Jimeng on Volcengine | `CINEFLOW_VOLCENGINE_ACCESS_KEY` + `CINEFLOW_VOLCENGINE_SECRET_KEY` (or `VOLC_ACCESSKEY` + `VOLC_SECRETKEY`) | `CINEFLOW_VOLCENGINE_BASE_URL` |
 //! | Runway | `CINEFLOW_RUNWAY_API_KEY` (or `RUNWAYML_API_SECRET`) | `CINEFLOW_RUNWAY_BASE_URL` |
 //! | Seedance on BytePlus ModelArk, or on Volcengine Ark with `CINEFLOW_SEEDANCE_PRESET=ark` | `CINEFLOW_SEEDANCE_API_KEY` (or `ARK_API_KEY`) | `CINEFLOW_SEEDANCE_BASE_URL` |
+//! | Kling, international, or China with `CINEFLOW_KLING_PRESET=china` | `CINEFLOW_KLING_ACCESS_KEY` + `CINEFLOW_KLING_SECRET_KEY` (or `KLING_ACCESS_KEY` + `KLING_SECRET_KEY`) | `CINEFLOW_KLING_BASE_URL` |
 //! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
 //!
 //! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), and `CINEFLOW_NETWORK_ALLOW`: the
@@ -50,6 +51,7 @@ use cineflow::core::{
     RouterConfig, RunSpec, SegmentRange, Store, Storyboard, TaskQuery, VideoProvider,
 };
 use cineflow::providers::jimeng::{self, JimengOfficialBuilder, JimengProxyBuilder};
+use cineflow::providers::kling::{self, Kling, KlingBuilder};
 use cineflow::providers::local::{self, LocalRenderer};
 use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
 use cineflow::providers::runway::RunwayBuilder;
@@ -88,6 +90,22 @@ fn seedance_from_env() -> (Result<Seedance, String>, &'static str, &'static str)
     };
     let built = SeedanceBuilder::preset(preset).load_env().build();
     (built.map_err(|e| e.to_string()), name, model)
+}
+
+/// Kling from the environment: the host from `CINEFLOW_KLING_PRESET` (`intl`, the default, or
+/// `china`: keys of one host do not work on the other), then the adapter's own variables.
+/// Returns the adapter and its name.
+fn kling_from_env() -> (Result<Kling, String>, &'static str) {
+    let (preset, name) = match std::env::var("CINEFLOW_KLING_PRESET").as_deref() {
+        Ok("china") => (kling::Preset::China, "Kling (China)"),
+        Ok("intl") | Ok("") | Err(_) => (kling::Preset::Intl, "Kling"),
+        Ok(other) => {
+            let why = format!("CINEFLOW_KLING_PRESET must be intl or china, not {other:?}");
+            return (Err(why), "Kling");
+        }
+    };
+    let built = KlingBuilder::preset(preset).load_env().build();
+    (built.map_err(|e| e.to_string()), name)
 }
 
 /// Keeps `built` when the adapter could be configured, and says so either way. Build errors
@@ -155,6 +173,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     let (seedance, name, seedance_model) = seedance_from_env();
     consider(name, seedance, seedance_model, false, c);
+    let (kling, name) = kling_from_env();
+    consider(name, kling, "kling-v3", false, c);
     if LocalRenderer::is_available() {
         let renderer = LocalRenderer::from_env();
         consider(

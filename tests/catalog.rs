@@ -110,7 +110,7 @@ async fn a_retired_model_is_refused_at_create_run_naming_the_living_alternatives
             format!("model {model}:"),
             "retired on 2026-09-24 (every route is past its sunset)".to_owned(),
             "living alternatives: seedance-2 (via modelark, ark, jimeng)".to_owned(),
-            "kling-3 (no route yet)".to_owned(),
+            "kling-3 (via kling, kling_cn)".to_owned(),
             "wan-2.6 (no route yet)".to_owned(),
             "hailuo-2.3 (no route yet)".to_owned(),
             "runway-gen4.5 (via runway)".to_owned(),
@@ -257,7 +257,7 @@ async fn a_sora_route_still_serves_the_day_before_its_sunset_and_is_refused_on_i
 async fn a_living_model_with_no_route_yet_is_refused_at_create_run_saying_so() {
     let runway = MockProvider::new("runway").unwrap();
     let env = env(RouterConfig::default_catalog(), AFTER_SORA, &[&runway]);
-    for model in ["kling-3", "wan-2.6", "hailuo-2.3"] {
+    for model in ["wan-2.6", "hailuo-2.3"] {
         let err = env.create(model, 1).await.unwrap_err();
         assert!(matches!(err, Error::NoProvider { .. }), "{err:?}");
         let msg = err.to_string();
@@ -277,7 +277,7 @@ async fn an_alias_onto_a_model_that_cannot_serve_is_refused_naming_the_alias() {
     let jimeng = MockProvider::new("jimeng").unwrap();
     for (target, why) in [
         ("sora2pro", "the target was retired on 2026-09-24"),
-        ("kling-3", "the target has no route yet"),
+        ("wan-2.6", "the target has no route yet"),
         ("sora3", "the target is not in the catalog"),
     ] {
         let mut cfg = RouterConfig::default_catalog();
@@ -314,7 +314,7 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
         assert!(!catalog.is_retired(&mid(model), date!(2026 - 09 - 23)));
     }
     let living = RouterConfig::living_catalog();
-    assert_eq!(living.models.len(), 10);
+    assert_eq!(living.models.len(), 11);
     for id in living.models.keys() {
         assert_eq!(catalog.retirement(id), None, "{id}");
         assert_eq!(catalog.models[id], living.models[id], "{id}");
@@ -341,6 +341,11 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
             "ark:doubao-seedance-2-0-fast-260128",
             "jimeng:jimeng-video-seedance-2.0-fast"
         ]
+    );
+    assert_eq!(routed("kling-3"), ["kling:kling-v3", "kling_cn:kling-v3"]);
+    assert_eq!(
+        routed("kling-3-omni"),
+        ["kling:kling-v3-omni", "kling_cn:kling-v3-omni"]
     );
     assert_eq!(
         routed("seedance-2-mini"),

@@ -8,16 +8,25 @@ use cineflow_core::{
     ErrorCode, GenerationRequest, JobState, Orientation, SubmitState, TaskId, VideoProvider,
     VideoProviderExt,
 };
+use cineflow_providers::http::Timeouts;
+use cineflow_providers::kling::Kling;
 use cineflow_providers::openai_compat::OpenAiCompat;
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
 use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
-use cineflow_testkit::{FakeVendor, Faults, Protocol, RateLimitFault, Trigger};
+use cineflow_testkit::{
+    FakeVendor, Faults, KLING_ACCESS_KEY, LostSubmitFault, Protocol, RateLimitFault, Trigger,
+};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 /// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
-const PROTOCOLS: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
+const PROTOCOLS: [Protocol; 4] = [
+    Protocol::OpenAi,
+    Protocol::SoraHk,
+    Protocol::Seedance,
+    Protocol::Kling,
+];
 
 /// The vendor model and a duration it serves, per protocol (Seedance: the ModelArk preset).
 fn model_and_secs(p: Protocol) -> (&'static str, u32) {
@@ -25,6 +34,7 @@ fn model_and_secs(p: Protocol) -> (&'static str, u32) {
         Protocol::OpenAi => ("sora-2", 4),
         Protocol::SoraHk => ("sora2", 10),
         Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
+        Protocol::Kling => ("kling-v3", 5),
     }
 }
 
@@ -41,6 +51,16 @@ fn seedance(fake: &FakeVendor, safety_identifier: bool) -> Seedance {
         .with_base_url(fake.base_url(Protocol::Seedance))
         .with_api_key(fake.key())
         .with_safety_identifier(safety_identifier)
+        .build()
+        .unwrap()
+}
+
+/// The Kling adapter (international preset) on `fake`, with `timeout` per call.
+fn kling(fake: &FakeVendor, timeout: Duration) -> Kling {
+    Kling::intl()
+        .with_base_url(fake.base_url(Protocol::Kling))
+        .with_credentials(KLING_ACCESS_KEY, fake.key())
+        .with_timeouts(Timeouts::uniform(timeout))
         .build()
         .unwrap()
 }
@@ -66,6 +86,10 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
         (Protocol::Seedance, Box::new(seedance)),
+        (
+            Protocol::Kling,
+            Box::new(kling(&fake, Duration::from_secs(30))),
+        ),
     ];
     (fake, providers)
 }
@@ -420,14 +444,15 @@ async fn order_twin(p: Protocol, provider: &dyn VideoProvider) -> cineflow_core:
 
 /// Two jobs at the vendor match the lost submit: neither is adopted. On Seedance this holds
 /// for the fallback matching only (`with_safety_identifier(false)`: echoed fields and time);
-/// with the per-attempt `safety_identifier` the twin is no candidate (next test).
+/// with the per-attempt `safety_identifier` the twin is no candidate (next test). Kling's
+/// lookup is exact (by `external_task_id`): a twin is never a candidate there.
 #[tokio::test]
 async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_every_protocol() {
     use std::sync::Arc;
 
     use cineflow_core::TaskStatus;
 
-    for p in PROTOCOLS {
+    for p in PROTOCOLS.into_iter().filter(|p| *p != Protocol::Kling) {
         let (fake, providers) = fake_and_providers().await;
         let provider: Arc<dyn VideoProvider> = match p {
             Protocol::Seedance => Arc::new(seedance(&fake, false)),
@@ -494,4 +519,107 @@ async fn with_the_safety_identifier_a_seedance_twin_is_no_candidate_and_the_lost
         .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
         .count();
     assert_eq!(reconciled, 1);
+}
+
+/// Kling: submits that never reached the vendor but timed out (the `lost_submit` fault) are
+/// proven absent by the exact lookup after the reconcile wait, sent again once with the same
+/// `external_task_id`, and complete; the vendor still holds exactly one job per task.
+#[tokio::test]
+async fn kling_submits_lost_before_the_vendor_are_resubmitted_once_and_complete() {
+    use std::sync::Arc;
+
+    use cineflow_core::{EventKind, RunStatus, TaskStatus};
+
+    let p = Protocol::Kling;
+    let (fake, _) = fake_and_providers().await;
+    fake.set_faults(Faults {
+        lost_submit: LostSubmitFault {
+            delay_ms: 10_000,
+            ..LostSubmitFault::probability(0.1)
+        },
+        ..Faults::none()
+    })
+    .unwrap();
+    let provider: Arc<dyn VideoProvider> = Arc::new(kling(&fake, Duration::from_secs(2)));
+    let (run, tasks, events, _dir) = reconcile_run(p, provider, 100, "lost").await;
+    let ledger = fake.ledger();
+    let n = ledger.counts(p);
+    println!(
+        "kling: {} of {} submits never reached the vendor",
+        n.lost_submits, n.submit_attempts
+    );
+    assert!(
+        n.lost_submits >= 3,
+        "the fault must fire ({})",
+        n.lost_submits
+    );
+    assert_eq!(run.status, RunStatus::Completed);
+    let interrupted = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Interrupted)
+        .count();
+    assert_eq!(interrupted, 0, "none left interrupted");
+    assert!(
+        tasks.iter().all(|t| t.status == TaskStatus::Completed),
+        "{:?}",
+        tasks
+            .iter()
+            .find(|t| t.status != TaskStatus::Completed)
+            .map(|t| &t.error)
+    );
+    assert_eq!(n.submits, 100, "the vendor holds exactly 100 jobs");
+    assert_eq!(
+        n.submit_attempts,
+        100 + n.lost_submits,
+        "each lost submit was sent again once"
+    );
+    assert_eq!(n.rejected_submits, 0);
+    assert!(ledger.duplicate_prompts().is_empty());
+    for t in &tasks {
+        assert_eq!(t.attempts.len(), 1, "the same attempt was sent again");
+        let job = t.attempts[0].job.as_ref().unwrap();
+        let record = ledger.job(&job.vendor_job_id).unwrap();
+        assert_eq!((record.downloads, record.downloads_completed), (1, 1));
+        assert_eq!(
+            record.sha256.as_deref(),
+            Some(t.artifact.as_ref().unwrap().sha256.as_str())
+        );
+    }
+    let submitted = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskSubmitted { .. }))
+        .count();
+    assert_eq!(submitted, 100);
+    let reconciled = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
+        .count();
+    assert_eq!(reconciled, 0, "nothing existed to adopt");
+}
+
+/// Kling: a vendor that never receives a submit (every one lost) gets the attempt sent again
+/// at most 3 times after proofs of absence, then the task ends `interrupted`; nothing is paid.
+#[tokio::test]
+async fn kling_resubmits_after_proven_absence_are_bounded() {
+    use std::sync::Arc;
+
+    use cineflow_core::TaskStatus;
+
+    let p = Protocol::Kling;
+    let (fake, _) = fake_and_providers().await;
+    fake.set_faults(Faults {
+        lost_submit: LostSubmitFault {
+            delay_ms: 5_000,
+            ..LostSubmitFault::always()
+        },
+        ..Faults::none()
+    })
+    .unwrap();
+    let provider: Arc<dyn VideoProvider> = Arc::new(kling(&fake, Duration::from_millis(500)));
+    let (_, tasks, _, _dir) = reconcile_run(p, provider, 1, "never").await;
+    let n = fake.ledger().counts(p).clone();
+    assert_eq!((n.submit_attempts, n.lost_submits, n.submits), (4, 4, 0));
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1);
 }

@@ -618,6 +618,34 @@ pub fn admit(
     Ok(())
 }
 
+/// Checks a configured `callback_url`: an http(s) URL.
+///
+/// # Errors
+///
+/// [`Error::Config`] naming the vendor.
+pub fn check_callback_url(url: Option<&str>, vendor: &str) -> Result<(), Error> {
+    match url {
+        Some(u) if !Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => Err(
+            Error::Config(format!("{vendor} callback_url must be an http(s) URL")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A per-attempt token for vendor fields that tie a job to the attempt that created it
+/// (Seedance's `safety_identifier`, Kling's `external_task_id`): `cf-` and 40 hex digits of
+/// the SHA-256 of the request's idempotency key (`{task_id}-{attempt}`), so it is unique per
+/// attempt, stable across processes and reveals nothing; `None` for an empty key.
+pub fn attempt_token(idempotency_key: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if idempotency_key.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(idempotency_key.as_bytes());
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    Some(format!("cf-{hex}"))
+}
+
 /// A percentage clamped to 0–100 and rounded; `None` when it is not a finite number.
 pub fn percent(p: f64) -> Option<u8> {
     // Clamped first, so the cast cannot truncate.

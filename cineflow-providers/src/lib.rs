@@ -20,6 +20,8 @@ pub mod http;
 pub use http::{ApiKeyBuilder, HttpBuilder};
 #[cfg(feature = "jimeng")]
 pub mod jimeng;
+#[cfg(feature = "kling")]
+pub mod kling;
 #[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "openai_compat")]

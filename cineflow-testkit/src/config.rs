@@ -217,6 +217,10 @@ pub struct Faults {
     pub accept_then_502: Trigger,
     /// Jobs decided at submit end `failed` instead of `completed`.
     pub fail_jobs: FailJobsFault,
+    /// A submit that never reaches the vendor: no job is created, and the answer (a gateway's
+    /// 504 page) is held back `delay_ms`, so a client with a shorter timeout times out — an
+    /// ambiguous submit that created nothing (the one a client-chosen id proves absent).
+    pub lost_submit: LostSubmitFault,
     /// Jobs appear in the list endpoints only this many milliseconds after their creation
     /// (vendors may list new jobs late). Default: 0.
     pub list_lag_ms: u64,
@@ -242,6 +246,7 @@ impl Faults {
             ("expire_urls", self.expire_urls.probability),
             ("accept_then_502", self.accept_then_502.probability),
             ("fail_jobs", self.fail_jobs.probability),
+            ("lost_submit", self.lost_submit.probability),
         ];
         for (name, p) in checks {
             if !(0.0..=1.0).contains(&p) {
@@ -420,6 +425,28 @@ impl Default for TruncateFault {
     }
 }
 
+/// Submits lost before the vendor: see [`Faults::lost_submit`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LostSubmitFault {
+    /// See [`Trigger::probability`]. Default: 0.0.
+    pub probability: f64,
+    /// See [`Trigger::first`]. Default: 0.
+    pub first: u64,
+    /// How long the 504 answer is held back, in milliseconds. Default: 30,000.
+    pub delay_ms: u64,
+}
+
+impl Default for LostSubmitFault {
+    fn default() -> Self {
+        Self {
+            probability: 0.0,
+            first: 0,
+            delay_ms: 30_000,
+        }
+    }
+}
+
 /// Jobs that end `failed`; decided when the job is created.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -463,7 +490,8 @@ trigger_ctors!(
     ServerErrorFault,
     StallFault,
     TruncateFault,
-    FailJobsFault
+    FailJobsFault,
+    LostSubmitFault
 );
 
 impl RateLimitFault {

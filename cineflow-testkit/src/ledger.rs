@@ -24,27 +24,38 @@ pub enum Protocol {
     /// `/seedance/api/v3` (the path shape of `https://ark.…/api/v3`).
     #[serde(rename = "seedance")]
     Seedance,
+    /// Kling's official API, under `/kling` (the path shape of
+    /// `https://api-singapore.klingai.com`: `/kling/v1/videos/…`).
+    #[serde(rename = "kling")]
+    Kling,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::OpenAi,
+        Protocol::SoraHk,
+        Protocol::Seedance,
+        Protocol::Kling,
+    ];
 
-    /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`).
+    /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`, `/kling`).
     pub const fn path_prefix(self) -> &'static str {
         match self {
             Protocol::OpenAi => "/openai/v1",
             Protocol::SoraHk => "/sorahk/v1",
             Protocol::Seedance => "/seedance/api/v3",
+            Protocol::Kling => "/kling",
         }
     }
 
-    /// Its name in JSON (`openai`, `sorahk`, `seedance`).
+    /// Its name in JSON (`openai`, `sorahk`, `seedance`, `kling`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Protocol::OpenAi => "openai",
             Protocol::SoraHk => "sorahk",
             Protocol::Seedance => "seedance",
+            Protocol::Kling => "kling",
         }
     }
 
@@ -53,6 +64,7 @@ impl Protocol {
             Protocol::OpenAi => 0,
             Protocol::SoraHk => 1,
             Protocol::Seedance => 2,
+            Protocol::Kling => 3,
         }
     }
 }
@@ -93,6 +105,9 @@ impl JobPhase {
             (Protocol::Seedance, JobPhase::Queued) => "queued",
             (Protocol::Seedance, JobPhase::Running) => "running",
             (Protocol::Seedance, JobPhase::Completed) => "succeeded",
+            (Protocol::Kling, JobPhase::Queued) => "submitted",
+            (Protocol::Kling, JobPhase::Running) => "processing",
+            (Protocol::Kling, JobPhase::Completed) => "succeed",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -125,6 +140,9 @@ pub struct Counts {
     pub rejected_submits: u64,
     /// Accepted submits answered 502 (the job exists and is paid).
     pub accepted_then_502: u64,
+    /// Submits lost by the `lost_submit` fault (no job; answered 504 late).
+    #[serde(default)]
+    pub lost_submits: u64,
     /// Requests answered 401 (missing or wrong key).
     pub unauthorized: u64,
     /// Requests answered 429 by the `rate_limit` fault.
@@ -166,6 +184,7 @@ impl Counts {
         self.submits += o.submits;
         self.rejected_submits += o.rejected_submits;
         self.accepted_then_502 += o.accepted_then_502;
+        self.lost_submits += o.lost_submits;
         self.unauthorized += o.unauthorized;
         self.rate_limited += o.rate_limited;
         self.server_errors += o.server_errors;
@@ -186,7 +205,7 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The vendor id: OpenAI `video_<32 hex>`, Sora.hk a UUID, Seedance
-    /// `cgt-<yyyymmddhhmmss>-<5 chars>`.
+    /// `cgt-<yyyymmddhhmmss>-<5 chars>`, Kling 18 decimal digits.
     pub id: String,
     /// Which protocol created it.
     pub protocol: Protocol,
@@ -208,7 +227,8 @@ pub struct JobRecord {
     /// `input_reference: {filename, content_type, bytes}`). Seedance's `safety_identifier` is
     /// here.
     pub request: Value,
-    /// The `Idempotency-Key` header of the create, if any.
+    /// The `Idempotency-Key` header of the create (OpenAI), or its `external_task_id` (Kling),
+    /// if any.
     pub idempotency_key: Option<String>,
     /// When it was created (the server's clock, which follows tokio's paused time).
     #[serde(with = "time::serde::rfc3339")]
@@ -297,6 +317,9 @@ pub struct Ledger {
     /// Seedance (Ark).
     #[serde(default)]
     pub seedance: Counts,
+    /// Kling.
+    #[serde(default)]
+    pub kling: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -308,6 +331,7 @@ impl Ledger {
             Protocol::OpenAi => &self.openai,
             Protocol::SoraHk => &self.sorahk,
             Protocol::Seedance => &self.seedance,
+            Protocol::Kling => &self.kling,
         }
     }
 

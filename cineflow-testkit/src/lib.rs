@@ -4,7 +4,8 @@
 //! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`), the
 //! Sora.hk protocol (under `/sorahk/v1`) exactly as the vendors document them, and the
 //! Seedance task API of Volcengine Ark / BytePlus ModelArk (under `/seedance/api/v3`, as the
-//! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it), so
+//! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it) and
+//! Kling's official API (under `/kling`, JWT-authenticated, with lookup by `external_task_id`), so
 //! the real adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll
 //! and download — so a test can count what was paid for.
 //!
@@ -15,7 +16,8 @@
 //!   [`Config::download_bytes_per_sec`] slows their bodies down, so a client can be caught
 //!   (or killed) in the middle of a download.
 //! - **Faults** ([`Faults`]): 429 with `Retry-After`, 5xx, stalls, truncated downloads,
-//!   expired blob and TOS URLs, accept-then-502 (ambiguous submits), failed jobs, late listing — by
+//!   expired blob and TOS URLs, accept-then-502 (ambiguous submits), submits lost before the
+//!   vendor that time out (ambiguous, nothing created), failed jobs, late listing — by
 //!   probability (seeded) or for the first N requests; settable at start and at runtime.
 //! - **Out of process**: the `fake-vendor` binary serves the same, plus `GET /__ledger`,
 //!   `POST /__faults` and `POST /__reset` (see `src/bin/fake-vendor.rs` for the flags).
@@ -90,6 +92,10 @@
 //! | `DELETE /seedance/api/v3/contents/generations/tasks/{id}` | empty 200: `queued` → `cancelled`, `succeeded`/`failed`/`expired` → deleted (404 after); 400 `InvalidParameter` when `running` or `cancelled` |
 //! | `GET /seedance-tos/{id}.mp4?X-Tos-…`, `GET /seedance-tos/{id}-last-frame.png?X-Tos-…` | the Seedance `video_url` (`video/mp4`, ranges) and `last_frame_url` (a PNG header of the video's size): no key needed (one sent counts as `leaked_auth`); 403 XML 24 h after success or on a bad signature |
 //! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
+//! | `POST /kling/v1/videos/{text2video,image2video,multi-image2video,omni-video}` (`model_name`, `prompt`, `duration` **string**, `mode`, `aspect_ratio`, `negative_prompt`, `sound`, `image`, `image_tail`, `image_list`, `callback_url`, `external_task_id`; validated per model) with `Authorization: Bearer <HS256 JWT>` (`iss` = [`KLING_ACCESS_KEY`], signed with the key) | `{"code":0,"message":"SUCCEED","request_id","data":task}`; 400 code 1201 for an `external_task_id` already used |
+//! | `GET /kling/v1/videos/{route}/{task_id or external_task_id}` | envelope, `data`: task `{task_id, task_status: submitted\|processing\|succeed\|failed, task_status_msg, task_info:{external_task_id}, created_at, updated_at (ms), final_unit_deduction, task_result:{videos:[{id,url,duration}]}}` |
+//! | `GET /kling/v1/videos/{route}?pageNum=&pageSize=` | envelope, `data`: [task…], newest first; `pageSize` 1–500 (30) |
+//! | `GET /kling-cdn/{task_id}.mp4` | the Kling video URL: no auth needed (one sent counts as `leaked_auth`) |
 //! | `GET /__ledger` | the [`Ledger`] as JSON |
 //! | `GET`/`POST /__faults` | the active [`Faults`]; a POST body replaces them all (400 on unknown fields) |
 //! | `POST /__reset` | forgets jobs and counters, restores the start faults |
@@ -108,6 +114,7 @@
 
 pub mod cli;
 mod config;
+mod kling;
 mod ledger;
 mod openai;
 mod seedance;
@@ -127,9 +134,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Config, Endpoint, FailJobsFault, FailKind, Faults, JobTiming, RateLimitFault, ServerErrorFault,
-    StallFault, Trigger, TruncateFault,
+    Config, Endpoint, FailJobsFault, FailKind, Faults, JobTiming, LostSubmitFault, RateLimitFault,
+    ServerErrorFault, StallFault, Trigger, TruncateFault,
 };
+pub use kling::KLING_ACCESS_KEY;
 pub use ledger::{Counts, JobPhase, JobRecord, Ledger, Protocol};
 pub use video::{video_bytes, video_sha256};
 

@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server::{self, Auth, BODY_LIMIT};
-use crate::state::{self, Lookup, NewJob, Shared, Submitted, Verdict};
+use crate::state::{self, Lookup, NewJob, Shared, Submitted};
 
 const P: Protocol = Protocol::OpenAi;
 /// OpenAI's limit on prompt length, in characters.
@@ -131,16 +131,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 
 /// The answer of a request-level fault, or the delay to apply before answering.
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::apply_faults(shared, P, e, rate_limited, server_error).await
 }
 
 fn poll_after(shared: &Shared, mut r: Response) -> Response {
@@ -395,6 +386,9 @@ async fn create(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     match shared.submit(P, new) {
         Submitted::RateLimited(ms) => rate_limited(ms),
         Submitted::ServerError(s) => server_error(s),
+        Submitted::Lost(delay) => server::lost_submit(delay).await,
+        // Only Kling keeps client ids unique.
+        Submitted::Duplicate => server_error(500),
         Submitted::InsufficientBalance => error(
             StatusCode::TOO_MANY_REQUESTS,
             "You exceeded your current quota, please check your plan and billing details.",

@@ -159,16 +159,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::apply_faults(shared, P, e, rate_limited, server_error).await
 }
 
 /// Whether the task is still kept: created less than 7 days ago, cancelled less than 24 h ago.
@@ -318,6 +309,9 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     match shared.submit(P, new) {
         Submitted::RateLimited(ms) => rate_limited(ms),
         Submitted::ServerError(s) => server_error(s),
+        Submitted::Lost(delay) => server::lost_submit(delay).await,
+        // Only Kling keeps client ids unique.
+        Submitted::Duplicate => server_error(500),
         // Only Sora.hk has a balance.
         Submitted::InsufficientBalance => error(
             StatusCode::FORBIDDEN,

@@ -17,11 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::config::Faults;
+use crate::config::{Endpoint, Faults};
 use crate::ledger::Protocol;
-use crate::state::{JobHandle, Shared};
+use crate::state::{JobHandle, Shared, Verdict};
 use crate::video;
-use crate::{openai, seedance, sorahk};
+use crate::{kling, openai, seedance, sorahk};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -35,6 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(openai::routes())
         .merge(sorahk::routes())
         .merge(seedance::routes())
+        .merge(kling::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -92,6 +93,43 @@ pub(crate) async fn after_accept(stall: std::time::Duration, then_502: bool) -> 
         tokio::time::sleep(stall).await;
     }
     then_502.then(bad_gateway)
+}
+
+/// The answer to a submit the `lost_submit` fault swallowed: a gateway's 504 page, after
+/// `delay` (the client has usually given up by then). No job exists.
+pub(crate) async fn lost_submit(delay: Duration) -> Response {
+    tokio::time::sleep(delay).await;
+    const PAGE: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n\
+        <center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n\
+        </body>\r\n</html>\r\n";
+    (
+        StatusCode::GATEWAY_TIMEOUT,
+        [(CONTENT_TYPE, "text/html")],
+        PAGE,
+    )
+        .into_response()
+}
+
+/// The request-level faults (rate limit, server error, stall) for one request of protocol
+/// `p`: the error answer built by `rate_limited` / `server_error` in the vendor's shape, or
+/// `Ok` after the stall's delay, if any.
+pub(crate) async fn apply_faults(
+    shared: &Shared,
+    p: Protocol,
+    e: Endpoint,
+    rate_limited: fn(u64) -> Response,
+    server_error: fn(u16) -> Response,
+) -> Result<(), Response> {
+    match shared.request_faults(p, e) {
+        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
+        Verdict::ServerError(s) => Err(server_error(s)),
+        Verdict::Proceed(d) => {
+            if !d.is_zero() {
+                tokio::time::sleep(d).await;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A status from a number known to be valid (5xx from validated faults).

@@ -123,16 +123,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::apply_faults(shared, P, e, rate_limited, server_error).await
 }
 
 /// `2026-01-11T15:08:35.407+08:00`.
@@ -292,6 +283,9 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     match shared.submit(P, new) {
         Submitted::RateLimited(ms) => rate_limited(ms),
         Submitted::ServerError(s) => server_error(s),
+        Submitted::Lost(delay) => server::lost_submit(delay).await,
+        // Only Kling keeps client ids unique.
+        Submitted::Duplicate => server_error(500),
         Submitted::InsufficientBalance => {
             documented_error(&shared, StatusCode::PAYMENT_REQUIRED, 1012, "余额不足")
         }

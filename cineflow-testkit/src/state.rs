@@ -51,6 +51,11 @@ pub(crate) enum Submitted {
     ServerError(u16),
     /// Sora.hk: the balance cannot pay for it (code 1012). No job.
     InsufficientBalance,
+    /// The `lost_submit` fault: the request never reached the vendor; answer a gateway's 504
+    /// after this delay. No job.
+    Lost(Duration),
+    /// Kling: a job with this `external_task_id` exists already. No new job.
+    Duplicate,
     /// A job exists (new, or an earlier one with the same idempotency key).
     Accepted {
         job: Box<JobRecord>,
@@ -88,6 +93,7 @@ struct Seen {
     expire: u64,
     accept_502: u64,
     fail_jobs: u64,
+    lost: u64,
 }
 
 #[derive(Debug)]
@@ -123,8 +129,9 @@ struct State {
     generation: u64,
     jobs: Vec<Job>,
     index: HashMap<String, usize>,
-    idempotency: HashMap<String, usize>,
-    counts: [Counts; 3],
+    /// OpenAI idempotency keys and Kling `external_task_id`s, per protocol.
+    idempotency: HashMap<(Protocol, String), usize>,
+    counts: [Counts; 4],
     faults: Faults,
     seen: Seen,
     fault_rng: fastrand::Rng,
@@ -314,12 +321,24 @@ impl Shared {
         let now = Instant::now();
         let mut guard = self.lock();
         let s = &mut *guard;
-        let replay = new
+        let lost = &s.faults.lost_submit;
+        if draw(&mut s.fault_rng, &mut s.seen.lost, lost.trigger()) {
+            let delay = Duration::from_millis(lost.delay_ms);
+            s.counts(p).lost_submits += 1;
+            return Submitted::Lost(delay);
+        }
+        let known = new
             .idempotency_key
             .as_ref()
+            .and_then(|k| s.idempotency.get(&(p, k.clone())))
+            .copied();
+        if p == Protocol::Kling && known.is_some() {
+            s.counts(p).rejected_submits += 1;
+            return Submitted::Duplicate;
+        }
+        let replay = known
             .filter(|_| p == Protocol::OpenAi && self.config.honor_idempotency_key)
-            .and_then(|k| s.idempotency.get(k))
-            .and_then(|&i| s.jobs.get(i));
+            .and_then(|i| s.jobs.get(i));
         if let Some(job) = replay {
             return Submitted::Accepted {
                 job: Box::new(self.snapshot(job, now)),
@@ -361,6 +380,7 @@ impl Shared {
                     .into_uuid()
                     .to_string(),
                 Protocol::Seedance => seedance_id(self.wall(now), &raw),
+                Protocol::Kling => kling_id(&raw),
             };
             // Seedance ids are short enough to collide within one second.
             if !s.index.contains_key(&id) {
@@ -400,7 +420,7 @@ impl Shared {
         let index = s.jobs.len();
         s.index.insert(id, index);
         if let Some(k) = new.idempotency_key {
-            s.idempotency.entry(k).or_insert(index);
+            s.idempotency.entry((p, k)).or_insert(index);
         }
         let c = s.counts(p);
         c.submits += 1;
@@ -458,6 +478,14 @@ impl Shared {
         rec.vendor_status = phase.vendor_status(rec.protocol).into();
         rec.progress = progress;
         rec
+    }
+
+    /// The id of the job of protocol `p` created with this idempotency key (Kling: this
+    /// `external_task_id`), if any.
+    pub(crate) fn id_for_key(&self, p: Protocol, key: &str) -> Option<String> {
+        let s = self.lock();
+        let &index = s.idempotency.get(&(p, key.to_owned()))?;
+        s.jobs.get(index).map(|j| j.rec.id.clone())
     }
 
     /// Looks a job of protocol `p` up (deleted jobs are gone).
@@ -625,16 +653,17 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance] = s.counts.clone();
+        let [openai, sorahk, seedance, kling] = s.counts.clone();
         let mut total = Counts::default();
-        total.add(&openai);
-        total.add(&sorahk);
-        total.add(&seedance);
+        for c in [&openai, &sorahk, &seedance, &kling] {
+            total.add(c);
+        }
         Ledger {
             total,
             openai,
             sorahk,
             seedance,
+            kling,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -663,7 +692,21 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
             "ServerOverloaded",
             "The service is currently overloaded. Please try again later.",
         ),
+        // Kling's failed tasks carry a message only (`task_status_msg`).
+        (Protocol::Kling, FailKind::ContentPolicy) => {
+            ("", "Failure to pass the risk control system")
+        }
+        (Protocol::Kling, FailKind::Retryable) => ("", "Internal error, please try again later"),
     }
+}
+
+/// A Kling task id: 18 decimal digits, the first not 0 (`867283741759111202`).
+fn kling_id(raw: &[u8; 16]) -> String {
+    let mut n = u64::from_le_bytes([
+        raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7],
+    ]);
+    n = 100_000_000_000_000_000 + n % 900_000_000_000_000_000;
+    n.to_string()
 }
 
 /// A Seedance task id, `cgt-20261201093012-x7k2p`: the creation time (UTC) and five

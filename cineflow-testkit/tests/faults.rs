@@ -10,10 +10,23 @@ use cineflow_testkit::{
     ServerErrorFault, StallFault, Trigger, TruncateFault,
 };
 use common::{client, client_with_timeout, get, header, json, post_json};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::time::advance;
 
 const KEY: &str = "fake-key";
+
+/// The bearer credential of a protocol: the key, or for Kling a JWT signed with it.
+fn auth(p: Protocol) -> String {
+    if p != Protocol::Kling {
+        return KEY.to_owned();
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims =
+        json!({"iss": cineflow_testkit::KLING_ACCESS_KEY, "exp": now + 1800, "nbf": now - 5});
+    let key = EncodingKey::from_secret(KEY.as_bytes());
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+}
 
 async fn start(faults: Faults) -> FakeVendor {
     FakeVendor::builder()
@@ -40,6 +53,10 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             json!({"model": "dreamina-seedance-2-0-260128",
                    "content": [{"type": "text", "text": prompt}], "duration": 5}),
         ),
+        Protocol::Kling => (
+            format!("{}/v1/videos/text2video", fake.base_url(p)),
+            json!({"model_name": "kling-v3", "prompt": prompt, "duration": "5"}),
+        ),
     }
 }
 
@@ -48,6 +65,7 @@ fn done(p: Protocol) -> &'static str {
     match p {
         Protocol::OpenAi | Protocol::SoraHk => "completed",
         Protocol::Seedance => "succeeded",
+        Protocol::Kling => "succeed",
     }
 }
 
@@ -57,7 +75,7 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     let v = json(r).await;
     let id = match p {
         Protocol::OpenAi | Protocol::Seedance => &v["id"],
-        Protocol::SoraHk => &v["data"]["task_id"],
+        Protocol::SoraHk | Protocol::Kling => &v["data"]["task_id"],
     };
     id.as_str().unwrap().to_owned()
 }
@@ -67,15 +85,22 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
         Protocol::OpenAi => format!("{}/videos/{id}", fake.base_url(p)),
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
         Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
+        Protocol::Kling => format!("{}/v1/videos/text2video/{id}", fake.base_url(p)),
     }
 }
 
 /// The status object of a poll answer (the Video, or the envelope's data).
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
-    let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
+    let v = json(get(c, &poll_url(fake, p, id), Some(&auth(p))).await).await;
     match p {
         Protocol::OpenAi | Protocol::Seedance => v,
         Protocol::SoraHk => v["data"].clone(),
+        // Kling's `task_status`, also under the name the tests read.
+        Protocol::Kling => {
+            let mut d = v["data"].clone();
+            d["status"] = d["task_status"].clone();
+            d
+        }
     }
 }
 
@@ -89,7 +114,7 @@ async fn download(
     match p {
         Protocol::OpenAi => {
             let url = format!("{}/videos/{id}/content?variant=video", fake.base_url(p));
-            get(c, &url, Some(KEY)).await
+            get(c, &url, Some(&auth(p))).await
         }
         Protocol::SoraHk => {
             let url = poll(c, fake, p, id).await["video_url"]
@@ -100,6 +125,13 @@ async fn download(
         }
         Protocol::Seedance => {
             let url = poll(c, fake, p, id).await["content"]["video_url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
+        Protocol::Kling => {
+            let url = poll(c, fake, p, id).await["task_result"]["videos"][0]["url"]
                 .as_str()
                 .unwrap()
                 .to_owned();
@@ -121,7 +153,7 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "limited");
-        let r = post_json(&c, &url, Some(KEY), body.clone()).await;
+        let r = post_json(&c, &url, Some(&auth(p)), body.clone()).await;
         assert_eq!(r.status(), 429, "{p}");
         assert_eq!(header(&r, "retry-after"), Some("2"));
         assert_eq!(header(&r, "retry-after-ms"), Some("1500"));
@@ -132,8 +164,9 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
             Protocol::Seedance => {
                 assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
             }
+            Protocol::Kling => assert_eq!(e["code"], 1302),
         }
-        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
         let l = fake.ledger();
         let n = l.counts(p);
         assert_eq!(
@@ -154,11 +187,15 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
         })
         .unwrap();
         assert_eq!(
-            get(&c, &poll_url(&fake, p, &id), Some(KEY)).await.status(),
+            get(&c, &poll_url(&fake, p, &id), Some(&auth(p)))
+                .await
+                .status(),
             429
         );
         assert_eq!(
-            get(&c, &poll_url(&fake, p, &id), Some(KEY)).await.status(),
+            get(&c, &poll_url(&fake, p, &id), Some(&auth(p)))
+                .await
+                .status(),
             200
         );
         let l = fake.ledger();
@@ -176,13 +213,14 @@ async fn server_errors_answer_5xx_and_create_no_job() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "flaky");
-        let r = post_json(&c, &url, Some(KEY), body.clone()).await;
+        let r = post_json(&c, &url, Some(&auth(p)), body.clone()).await;
         assert_eq!(r.status(), 503);
         let e = json(r).await;
         match p {
             Protocol::OpenAi => assert_eq!(e["error"]["type"], "server_error"),
             Protocol::SoraHk => assert_eq!(e["code"], 500),
             Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
+            Protocol::Kling => assert_eq!(e["code"], 5001),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
@@ -190,10 +228,12 @@ async fn server_errors_answer_5xx_and_create_no_job() {
         })
         .unwrap();
         assert_eq!(
-            post_json(&c, &url, Some(KEY), body.clone()).await.status(),
+            post_json(&c, &url, Some(&auth(p)), body.clone())
+                .await
+                .status(),
             500
         );
-        job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
         let l = fake.ledger();
         assert_eq!((l.counts(p).server_errors, l.counts(p).submits), (2, 1));
         assert_eq!(l.jobs.len(), 1, "5xx submits created no job");
@@ -212,7 +252,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         let (url, body) = submit(&fake, p, "slow");
         let err = impatient
             .post(&url)
-            .bearer_auth(KEY)
+            .bearer_auth(auth(p))
             .json(&body)
             .send()
             .await
@@ -224,7 +264,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         // The next one is not stalled.
         let r = impatient
             .post(&url)
-            .bearer_auth(KEY)
+            .bearer_auth(auth(p))
             .json(&body)
             .send()
             .await
@@ -264,7 +304,7 @@ async fn truncated_downloads_send_fewer_bytes_than_announced_then_close() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "cut");
-        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
         advance(Duration::from_secs(2)).await;
 
         let r = download(&c, &fake, p, &id).await;
@@ -304,7 +344,7 @@ async fn a_slow_link_sends_video_bodies_at_the_configured_rate() {
             .unwrap();
         let c = client();
         let (url, body) = submit(&fake, p, "slow");
-        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
         advance(Duration::from_secs(2)).await;
 
         let r = download(&c, &fake, p, &id).await;
@@ -350,7 +390,7 @@ async fn expired_blob_urls_answer_403_and_a_fresh_poll_gives_a_working_url() {
     let p = Protocol::SoraHk;
     let c = client();
     let (url, body) = submit(&fake, p, "expiring");
-    let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+    let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
     advance(Duration::from_secs(2)).await;
     let first = poll(&c, &fake, p, &id).await["video_url"]
         .as_str()
@@ -387,7 +427,7 @@ async fn blob_urls_expire_at_their_se_time_and_forged_signatures_fail() {
     let p = Protocol::SoraHk;
     let c = client();
     let (url, body) = submit(&fake, p, "short-lived");
-    let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+    let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
     advance(Duration::from_secs(2)).await;
     let video_url = poll(&c, &fake, p, &id).await["video_url"]
         .as_str()
@@ -417,7 +457,7 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "ambiguous");
-        let r = post_json(&c, &url, Some(KEY), body).await;
+        let r = post_json(&c, &url, Some(&auth(p)), body).await;
         assert_eq!(r.status(), 502);
         assert!(r.text().await.unwrap().contains("502 Bad Gateway"));
 
@@ -446,6 +486,10 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                 let url = format!("{}/contents/generations/tasks", fake.base_url(p));
                 json(get(&c, &url, Some(KEY)).await).await["items"].clone()
             }
+            Protocol::Kling => {
+                let url = format!("{}/v1/videos/text2video", fake.base_url(p));
+                json(get(&c, &url, Some(&auth(p))).await).await["data"].clone()
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -459,8 +503,8 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             })
             .collect();
         assert_eq!(listed, vec![id.as_str()]);
-        if p != Protocol::Seedance {
-            // Seedance echoes no prompt.
+        if p != Protocol::Seedance && p != Protocol::Kling {
+            // Seedance and Kling echo no prompt.
             assert_eq!(list[0]["prompt"], "ambiguous");
         }
 
@@ -481,7 +525,7 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
             .await;
             let c = client();
             let (url, body) = submit(&fake, p, "doomed");
-            let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+            let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
             advance(Duration::from_millis(500)).await;
             assert_ne!(
                 poll(&c, &fake, p, &id).await["status"],
@@ -513,6 +557,19 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                 }
                 (Protocol::Seedance, FailKind::Retryable) => {
                     assert_eq!(v["error"]["code"], "ServerOverloaded");
+                }
+                (Protocol::Kling, FailKind::ContentPolicy) => {
+                    assert!(
+                        v["task_status_msg"]
+                            .as_str()
+                            .unwrap()
+                            .contains("risk control")
+                    );
+                    assert!(v["task_result"].is_null());
+                }
+                (Protocol::Kling, FailKind::Retryable) => {
+                    let m = v["task_status_msg"].as_str().unwrap();
+                    assert!(!m.contains("risk control") && !m.is_empty());
                 }
             }
             if p == Protocol::OpenAi {

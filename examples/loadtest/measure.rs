@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
 use cineflow::core::{ByteStream, Storyboard, VideoProvider};
+use cineflow::providers::kling::Kling;
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
@@ -131,7 +132,7 @@ impl ArtifactSink for HashingSink {
 pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storyboard, BoxError> {
     let duration = match protocol {
         Some(Protocol::OpenAi) => 4,
-        Some(Protocol::Seedance) => 5,
+        Some(Protocol::Seedance | Protocol::Kling) => 5,
         Some(Protocol::SoraHk) | None => 10,
     };
     let mut json = String::from(r#"{"segments":["#);
@@ -179,6 +180,15 @@ pub(crate) fn provider(
                     .build()?,
             ),
             "doubao-seedance-2-0-260128",
+        ),
+        Protocol::Kling => (
+            Arc::new(
+                Kling::intl()
+                    .with_base_url(base)
+                    .with_credentials(cineflow_testkit::KLING_ACCESS_KEY, vendor.key())
+                    .build()?,
+            ),
+            "kling-v3",
         ),
     })
 }

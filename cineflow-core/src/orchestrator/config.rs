@@ -190,7 +190,9 @@ impl Default for LeasePolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReconcilePolicy {
-    /// Longest search before giving up (the task then becomes `interrupted`). Default 60 s.
+    /// Longest search before giving up (the task then becomes `interrupted`) — or, for a
+    /// provider whose lookup is exact ([`Capabilities::exact_lookup`](crate::Capabilities::exact_lookup)),
+    /// before sending the attempt again once every lookup answered nothing. Default 60 s.
     #[serde(with = "secs")]
     pub wait: Duration,
     /// Pause between lookups. Default 5 s.

@@ -441,7 +441,9 @@ impl Orchestrator {
     /// reconciled: the provider's job list is searched for the job the lost submit created
     /// ([`VideoProvider::find_jobs`](crate::VideoProvider::find_jobs), see
     /// [`ReconcilePolicy`]); exactly one match is adopted and followed, otherwise the task
-    /// becomes `interrupted` with the reason. They are never resubmitted silently.
+    /// becomes `interrupted` with the reason. They are never resubmitted silently — except on a
+    /// provider whose lookup is exact ([`Capabilities::exact_lookup`](crate::Capabilities::exact_lookup)),
+    /// where an attempt the lookup proves absent is sent again with the same vendor id.
     pub async fn start(&self, run_id: RunId) -> Result<RunHandle> {
         let run = self.inner.store.get_run(run_id).await?;
         if run.status == RunStatus::Cancelled {

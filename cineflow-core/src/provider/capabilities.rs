@@ -319,6 +319,14 @@ pub struct Capabilities {
     pub max_in_flight: Option<u32>,
     /// The vendor's limit on requests per minute. Default: none.
     pub requests_per_minute: Option<u32>,
+    /// Whether [`find_jobs`](super::VideoProvider::find_jobs) is an **exact lookup**: every
+    /// submit carries a client-chosen id derived from the attempt's
+    /// [`idempotency_key`](GenerationRequest::idempotency_key), unique per vendor account (the
+    /// vendor refuses a second job with it), and `find_jobs` looks that id up, answering the
+    /// attempt's own job or nothing. An empty answer then proves the attempt created no job,
+    /// and reconciliation may send the same attempt again (see the orchestrator's
+    /// reconciliation). Default: false (a search that may match other jobs, or miss).
+    pub exact_lookup: bool,
 }
 
 impl Capabilities {

@@ -51,8 +51,10 @@ const fn living(id: &'static str, routes: &'static [SeedRoute]) -> SeedModel {
 /// lists its tasks (an ambiguous submit is reconciled on the per-attempt `safety_identifier`),
 /// cancels queued tasks and returns the last frame, while the proxy drives the consumer web app
 /// with session tokens. 2.0 mini is served by the official API only. Runway's own models and
-/// its Veo models go through the Runway adapter. Kling, Wan and Hailuo have no adapter yet:
-/// their models are named, without a route.
+/// its Veo models go through the Runway adapter. Kling 3 (and its omni model, for reference
+/// images) goes through Kling's own API, international (`kling`, 10) then China (`kling_cn`,
+/// 20): an ambiguous submit there is looked up exactly by its `external_task_id`. Wan and
+/// Hailuo have no adapter yet: their models are named, without a route.
 const LIVING: &[SeedModel] = &[
     living(
         "seedance-2",
@@ -77,7 +79,20 @@ const LIVING: &[SeedModel] = &[
             ("ark", 20, &["doubao-seedance-2-0-mini-260615"]),
         ],
     ),
-    living("kling-3", &[]),
+    living(
+        "kling-3",
+        &[
+            ("kling", 10, &["kling-v3"]),
+            ("kling_cn", 20, &["kling-v3"]),
+        ],
+    ),
+    living(
+        "kling-3-omni",
+        &[
+            ("kling", 10, &["kling-v3-omni"]),
+            ("kling_cn", 20, &["kling-v3-omni"]),
+        ],
+    ),
     living("wan-2.6", &[]),
     living("hailuo-2.3", &[]),
     living("runway-gen4.5", &[("runway", 10, &["gen4.5"])]),
@@ -168,8 +183,9 @@ fn seeded(seeds: &[SeedModel], sunset: Option<Date>) -> BTreeMap<ModelId, ModelC
 impl RouterConfig {
     /// The living catalog: `seedance-2`, `seedance-2-fast` (through `modelark`, then `ark`, then
     /// the `jimeng` proxy), `seedance-2-mini` (`modelark`, then `ark`), `runway-gen4.5`,
-    /// `runway-gen4-turbo`, `veo-3.1`, `veo-3.1-fast` (through `runway`), and `kling-3`,
-    /// `wan-2.6`, `hailuo-2.3`, which have no route until their adapters exist.
+    /// `runway-gen4-turbo`, `veo-3.1`, `veo-3.1-fast` (through `runway`), `kling-3` and
+    /// `kling-3-omni` (through `kling`, then `kling_cn`), and `wan-2.6`, `hailuo-2.3`, which
+    /// have no route until their adapters exist.
     pub fn living_catalog() -> Self {
         Self {
             models: seeded(LIVING, None),

@@ -7,11 +7,10 @@ use cineflow_core::{
     Resolution,
 };
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::models::Model;
 
-use crate::http::{Endpoint, refused};
+use crate::http::{self, Endpoint, refused};
 
 /// The largest create body Ark accepts (64 MB): `data:` URLs count towards it.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -19,16 +18,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// The longest `safety_identifier` Ark accepts.
 pub const MAX_SAFETY_IDENTIFIER: usize = 64;
 
-/// The per-attempt token sent as `safety_identifier`: `cf-` and 40 hex digits of the SHA-256 of
-/// the request's idempotency key (`{task_id}-{attempt}`), so it is unique per attempt, stable
-/// across processes and reveals nothing; `None` for an empty key.
+/// The per-attempt token sent as `safety_identifier` ([`http::attempt_token`]: `cf-` and 40
+/// hex digits of the SHA-256 of the request's idempotency key); `None` for an empty key.
 pub fn safety_identifier(idempotency_key: &str) -> Option<String> {
-    if idempotency_key.is_empty() {
-        return None;
-    }
-    let digest = Sha256::digest(idempotency_key.as_bytes());
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    Some(format!("cf-{hex}"))
+    http::attempt_token(idempotency_key)
 }
 
 /// Checks the input mode of `req` on `model` (`name`): text only, first frame, first + last

@@ -109,7 +109,6 @@ use cineflow_core::{Error, ErrorCode, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
-use url::Url;
 
 use crate::http::listed::{ListedJob, Sweep};
 use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
@@ -250,14 +249,7 @@ impl SeedanceBuilder {
                 "seedance execution_expires_after {s} s is outside {lo}..={hi}"
             )));
         }
-        if let Some(u) = &self.callback_url {
-            let ok = Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok {
-                return Err(Error::Config(
-                    "seedance callback_url must be an http(s) URL".into(),
-                ));
-            }
-        }
+        http::check_callback_url(self.callback_url.as_deref(), "seedance")?;
         let caps = Capabilities {
             cancel: true,
             ..Capabilities::of_models(models::MODELS.iter().map(|m| m.capabilities(self.preset)))

@@ -5,7 +5,8 @@
 //! 502 after acceptance, a read timeout, a crash between the call and the write). The attempt is
 //! on record (step 1 of the durability protocol) without a job. Here the provider's own list of
 //! jobs is searched for the ones that match the attempt's request and were created during the
-//! attempt. A second submit is never made automatically.
+//! attempt. A second submit is never made automatically, except where the provider's lookup
+//! is exact and proves the first created nothing (below).
 //!
 //! # Which job is adopted
 //!
@@ -29,6 +30,24 @@
 //!   sibling of this process is in the middle of an ordinary submit (its job about to be
 //!   recorded), nobody decides. Workers in other processes are only fenced by that store
 //!   check; the window between it and the write is left open.
+//!
+//! # Exact lookups: resubmitting an attempt proven absent
+//!
+//! A provider that declares [`exact_lookup`](crate::Capabilities::exact_lookup) (Kling) sends
+//! every submit with a client-chosen id derived from the attempt's idempotency key, unique per
+//! vendor account, and its `find_jobs` answers the job with that id or nothing. Siblings play
+//! no part there: the job found is the attempt's own, and is adopted unless another task has
+//! it on record.
+//!
+//! When the reconcile wait ends and the last lookup answered nothing, that answer proves the
+//! attempt created no job, and **the same attempt is sent again** (same idempotency key, so the
+//! same vendor id), at most [`MAX_RESUBMITS`] times per reconciliation, each after its own
+//! full wait of lookups answering nothing. It cannot pay twice: should a job with that id
+//! exist after all (created after the last lookup), the vendor refuses a second one with the
+//! same id, and the adapter answers that refusal by looking the id up and returning the job.
+//! A resubmit that is ambiguous again starts a new wait; one refused for a retryable reason
+//! (a rate limit) waits and tries again; any other refusal ends the task `failed` (no job
+//! exists). Every other provider keeps the rule above: never resubmitted automatically.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -43,7 +62,7 @@ use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::ids::{ProviderId, TaskId};
-use crate::provider::{GenerationRequest, JobQuery, ProviderJob};
+use crate::provider::{GenerationRequest, JobQuery, ProviderJob, VideoProvider};
 use crate::router::InFlight;
 use crate::store::{PageRequest, TaskQuery};
 use crate::task::{Attempt, Task, TaskError, TaskStatus};
@@ -56,11 +75,24 @@ pub(super) enum Reconciled {
     Ended,
 }
 
+/// How many times one reconciliation sends again an attempt proven absent by an exact lookup.
+pub(crate) const MAX_RESUBMITS: u32 = 3;
+
 /// What a lookup decided.
 enum Verdict {
     Adopt(ProviderJob),
     Give(String),
     KeepLooking(Option<String>),
+}
+
+/// How a resubmit after a proven absence ended.
+enum Resubmitted {
+    /// The vendor created (or, refusing a duplicate id, the adapter found) the job.
+    Job(ProviderJob),
+    /// The outcome is unknown again, or the vendor refused for now: look (and prove) again.
+    LookAgain,
+    /// Refused for good: the task ended `failed`.
+    Ended,
 }
 
 /// What one process shares between reconciliations: a lock per provider around deciding and
@@ -158,9 +190,11 @@ impl Lifecycle<'_> {
             .submitted_at
             .checked_sub(skew)
             .unwrap_or(attempt.submitted_at);
-        let deadline = Instant::now() + policy.wait;
+        let mut deadline = Instant::now() + policy.wait;
         let adopt_lock = self.inner.reconciling.provider_lock(&attempt.provider);
+        let exact = provider.capabilities().exact_lookup;
         let mut lookups = 0u32;
+        let mut resubmits = 0u32;
         loop {
             lookups += 1;
             let now = OffsetDateTime::now_utc();
@@ -175,7 +209,10 @@ impl Lifecycle<'_> {
             };
             // Deciding and recording are one step per provider in this process.
             let held = adopt_lock.lock().await;
+            // An exact lookup that answered nothing proves the attempt created no job.
+            let absent = exact && found.as_ref().is_ok_and(Vec::is_empty);
             let verdict = match found {
+                Ok(found) if exact => self.decide_exact(&attempt, found).await?,
                 Ok(found) => self.decide(task, &attempt, &request, found).await?,
                 Err(e) if e.code() == ErrorCode::Unsupported => Verdict::Give(format!(
                     "provider {} cannot list its jobs to look for it",
@@ -191,7 +228,9 @@ impl Lifecycle<'_> {
                 }
             };
             let last_note = match verdict {
-                Verdict::Adopt(job) => return self.adopt(task, attempt.n, job, lookups).await,
+                Verdict::Adopt(job) => {
+                    return self.adopt(task, attempt.n, job, lookups, false).await;
+                }
                 Verdict::Give(why) => {
                     drop(held);
                     return self.give_up(task, cause, &why).await;
@@ -199,7 +238,23 @@ impl Lifecycle<'_> {
                 Verdict::KeepLooking(last_note) => last_note,
             };
             drop(held);
-            let left = deadline.saturating_duration_since(Instant::now());
+            let mut left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && absent && resubmits < MAX_RESUBMITS {
+                resubmits += 1;
+                match self
+                    .resubmit(task, &attempt, &request, provider.as_ref())
+                    .await?
+                {
+                    Resubmitted::Job(job) => {
+                        return self.adopt(task, attempt.n, job, lookups, true).await;
+                    }
+                    Resubmitted::Ended => return Ok(Reconciled::Ended),
+                    Resubmitted::LookAgain => {
+                        deadline = Instant::now() + policy.wait;
+                        left = policy.wait;
+                    }
+                }
+            }
             if left.is_zero() {
                 let why = format!(
                     "no vendor job at {} matched after {} lookups over {}{}",
@@ -214,6 +269,77 @@ impl Lifecycle<'_> {
                 let before = task.status;
                 mark_cancelled(self.inner, task, before).await?;
                 return Ok(Reconciled::Ended);
+            }
+        }
+    }
+
+    /// Decides on an exact lookup's answer (under the provider's lock): the attempt's own job is
+    /// adopted unless another task has it on record.
+    async fn decide_exact(&self, attempt: &Attempt, found: Vec<ProviderJob>) -> Result<Verdict> {
+        let mine: Vec<ProviderJob> = found
+            .into_iter()
+            .filter(|j| j.provider == attempt.provider)
+            .collect();
+        let Some(job) = mine.first() else {
+            return Ok(Verdict::KeepLooking(None));
+        };
+        if mine.len() > 1 {
+            return Ok(Verdict::Give(format!(
+                "the exact lookup at {} answered {} jobs; adopting none",
+                attempt.provider,
+                mine.len()
+            )));
+        }
+        let owners = self
+            .inner
+            .store
+            .find_tasks_by_vendor_job(&job.provider, &job.vendor_job_id)
+            .await?;
+        Ok(if owners.is_empty() {
+            Verdict::Adopt(job.clone())
+        } else {
+            Verdict::Give(format!(
+                "vendor job {} of this attempt is on record for another task",
+                job.vendor_job_id
+            ))
+        })
+    }
+
+    /// Sends the attempt again after an exact lookup proved it created no job (see the module
+    /// doc), with the same idempotency key. The attempt stays the same (no new attempt).
+    async fn resubmit(
+        &self,
+        task: &mut Task,
+        attempt: &Attempt,
+        request: &GenerationRequest,
+        provider: &dyn VideoProvider,
+    ) -> Result<Resubmitted> {
+        let req = request
+            .clone()
+            .with_time_budget(self.inner.config.poll.job_timeout);
+        let pid = provider.id().clone();
+        tracing::info!(task = %task.id, attempt = attempt.n, provider = %pid, "the exact lookup proved the ambiguous submit created no job: sending the same attempt again");
+        let result = {
+            let _mark = self.inner.reconciling.submitting(task.id);
+            let permit = self.inner.router.submit_gate(&pid).await;
+            self.inner.router.begin_submit(&pid);
+            let result = provider.submit(&req).await;
+            self.inner
+                .router
+                .record_submit(&pid, permit, result.as_ref().map(|_| ()));
+            result
+        };
+        match result {
+            Ok(job) => Ok(Resubmitted::Job(job)),
+            Err(e) if !e.submit_state().may_resubmit() || e.is_retryable() => {
+                tracing::warn!(task = %task.id, provider = %pid, error = %e, "the resubmit's outcome is unknown or refused for now; looking again");
+                Ok(Resubmitted::LookAgain)
+            }
+            Err(e) => {
+                let error = TaskError::from(&e);
+                self.finish_failed(task, TaskStatus::Failed, error, false)
+                    .await?;
+                Ok(Resubmitted::Ended)
             }
         }
     }
@@ -321,6 +447,7 @@ impl Lifecycle<'_> {
         attempt: u32,
         job: ProviderJob,
         lookups: u32,
+        resubmitted: bool,
     ) -> Result<Reconciled> {
         let taken = self.inner.router.take_slot(&job.provider);
         let vendor_job_id = job.vendor_job_id.clone();
@@ -330,15 +457,19 @@ impl Lifecycle<'_> {
         let before = task.status;
         task.set_status(TaskStatus::Queued)?;
         self.inner.persist(task, before).await?;
-        tracing::info!(task = %task.id, attempt, %vendor_job_id, lookups, "ambiguous submit reconciled: vendor job adopted");
-        self.inner.emit(
-            task.run_id,
-            Some(task.id),
+        tracing::info!(task = %task.id, attempt, %vendor_job_id, lookups, resubmitted, "ambiguous submit reconciled: vendor job adopted");
+        let kind = if resubmitted {
+            EventKind::TaskSubmitted {
+                attempt,
+                vendor_job_id,
+            }
+        } else {
             EventKind::TaskReconciled {
                 attempt,
                 vendor_job_id,
-            },
-        );
+            }
+        };
+        self.inner.emit(task.run_id, Some(task.id), kind);
         Ok(Reconciled::Adopted(taken))
     }
 
