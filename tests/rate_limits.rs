@@ -203,6 +203,46 @@ async fn a_429_holds_back_neither_the_providers_other_calls_nor_its_breaker() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_refusal_caps_the_jobs_in_flight_at_those_running_then_lets_it_rise() {
+    let mut cfg = RouterConfig::default();
+    cfg.providers
+        .entry(ProviderId::new("a").unwrap())
+        .or_default()
+        .max_in_flight = Some(6);
+    let mock = MockProvider::new("a").unwrap();
+    let router = Router::from_config(cfg).route(model(), Arc::new(mock), "m");
+    let a = ProviderId::new("a").unwrap();
+    assert_eq!(router.in_flight_cap(&a), Some(6));
+    // Three jobs run; a fourth submit (holding its own slot) is refused: too many running.
+    let running: Vec<_> = (0..3).map(|_| router.take_slot(&a)).collect();
+    let fourth = router.take_slot(&a);
+    let too_many_running = too_many_requests().with_concurrency_limited(true);
+    let permit = router.submit_gate(&a).await;
+    router.record_submit(&a, permit, Err(&too_many_running));
+    drop(fourth);
+    assert_eq!(router.in_flight_cap(&a), Some(3), "the three that run");
+    let picked = |r: &Router| {
+        matches!(
+            r.select(&model(), &request(), &[], None),
+            Selection::Picked(_)
+        )
+    };
+    assert!(!picked(&router), "no fourth job until one ends");
+    // A plain 429 teaches nothing about concurrency.
+    let permit = router.submit_gate(&a).await;
+    router.record_submit(&a, permit, Err(&too_many_requests()));
+    assert_eq!(router.in_flight_cap(&a), Some(3));
+    drop(running);
+    assert!(picked(&router), "a job ended: room again");
+    // Each accepted submit raises the cap by one; at the configured cap it is forgotten.
+    for want in [4, 5, 6, 6] {
+        let permit = router.submit_gate(&a).await;
+        router.record_submit(&a, permit, Ok(()));
+        assert_eq!(router.in_flight_cap(&a), Some(want));
+    }
+}
+
 fn request() -> GenerationRequest {
     GenerationRequest::new(TaskId::new(), "m", "Shot.", 10).with_idempotency_key("k")
 }

@@ -49,6 +49,8 @@ pub struct ProviderError {
     #[serde(default)]
     raw: Option<String>,
     submit_state: SubmitState,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    concurrency_limited: bool,
     #[serde(skip)]
     #[source]
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
@@ -65,6 +67,7 @@ impl fmt::Debug for ProviderError {
             .field("vendor_code", &self.vendor_code)
             .field("raw", &self.raw)
             .field("submit_state", &self.submit_state)
+            .field("concurrency_limited", &self.concurrency_limited)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
@@ -80,6 +83,7 @@ impl PartialEq for ProviderError {
             && self.vendor_code == other.vendor_code
             && self.raw == other.raw
             && self.submit_state == other.submit_state
+            && self.concurrency_limited == other.concurrency_limited
     }
 }
 
@@ -99,8 +103,22 @@ impl ProviderError {
             vendor_code: None,
             raw: None,
             submit_state: SubmitState::Ambiguous,
+            concurrency_limited: false,
             source: None,
         }
+    }
+
+    /// Marks a rate limit as the vendor's cap on the account's jobs running at once (Kling's
+    /// 1303): the router then holds the provider's jobs in flight at the number it has, and
+    /// raises that cap by one with each submit accepted afterwards.
+    pub fn with_concurrency_limited(mut self, limited: bool) -> Self {
+        self.concurrency_limited = limited;
+        self
+    }
+
+    /// Whether the vendor refused a job because too many of the account's jobs are running.
+    pub fn is_concurrency_limited(&self) -> bool {
+        self.concurrency_limited
     }
 
     /// Overrides retryability.

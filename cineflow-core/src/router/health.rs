@@ -59,6 +59,8 @@ pub(crate) struct Health {
     pub(crate) submits: Arc<AdaptiveLimit>,
     pub(crate) in_flight: Arc<AtomicU32>,
     pub(crate) max_in_flight: Option<u32>,
+    /// The cap on jobs in flight learned from the vendor's concurrency refusals (0: none).
+    learned_in_flight: AtomicU32,
 }
 
 /// Why a provider cannot take a new job right now.
@@ -143,6 +145,7 @@ impl Health {
             submits: Arc::new(AdaptiveLimit::new(max_concurrent_calls.get())),
             in_flight: Arc::new(AtomicU32::new(0)),
             max_in_flight,
+            learned_in_flight: AtomicU32::new(0),
         }
     }
 
@@ -166,13 +169,51 @@ impl Health {
             }
         }
         drop(b);
-        if let Some(max) = self.max_in_flight {
+        if let Some(max) = self.in_flight_cap() {
             let n = self.in_flight.load(Ordering::SeqCst);
             if n >= max {
                 return Err(Unavailable::Busy(n));
             }
         }
         Ok(())
+    }
+
+    /// The cap on jobs in flight now: the configured one, lowered to what the vendor's
+    /// concurrency refusals taught.
+    pub(crate) fn in_flight_cap(&self) -> Option<u32> {
+        let learned = Some(self.learned_in_flight.load(Ordering::SeqCst)).filter(|n| *n > 0);
+        match (self.max_in_flight, learned) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A submit refused because the account runs too many jobs (with this one's in-flight
+    /// slot still held): the cap becomes the jobs the provider has besides it (at least 1).
+    pub(crate) fn concurrency_refused(&self) {
+        let others = self
+            .in_flight
+            .load(Ordering::SeqCst)
+            .saturating_sub(1)
+            .max(1);
+        let _ = self
+            .learned_in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(if now == 0 { others } else { now.min(others) })
+            });
+    }
+
+    /// A submit accepted: a learned cap rises by one, and is forgotten once it reaches the
+    /// configured cap.
+    pub(crate) fn submit_accepted(&self) {
+        let max = self.max_in_flight;
+        let _ = self
+            .learned_in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| match now {
+                0 => None,
+                n if max.is_some_and(|m| n + 1 >= m) => Some(0),
+                n => Some(n.saturating_add(1)),
+            });
     }
 
     /// Marks the start of a half-open probe if the breaker is past its cooldown.

@@ -614,8 +614,11 @@ impl Router {
     }
 
     /// Records a submit's outcome ([`record`](Self::record)) and adjusts the provider's
-    /// adaptive cap on submits: a rate limit lowers it, an accepted submit raises it. Frees the
-    /// permit's places.
+    /// adaptive cap on submits: a rate limit lowers it, an accepted submit raises it. A rate
+    /// limit on the account's jobs running at once
+    /// ([`ProviderError::is_concurrency_limited`]) also caps the provider's jobs in flight at
+    /// the number it has ([`in_flight_cap`](Self::in_flight_cap)); each accepted submit raises
+    /// that cap by one again. Frees the permit's places.
     pub fn record_submit(
         &self,
         provider: &ProviderId,
@@ -631,7 +634,25 @@ impl Router {
                 Err(_) => drop(submit),
             }
         }
+        if let Some(slot) = self.slots.get(provider) {
+            match outcome {
+                Ok(()) => slot.health.submit_accepted(),
+                Err(e) if e.code() == ErrorCode::RateLimited && e.is_concurrency_limited() => {
+                    slot.health.concurrency_refused();
+                }
+                Err(_) => {}
+            }
+        }
         self.record(provider, outcome);
+    }
+
+    /// The cap on `provider`'s jobs in flight now: its configured `max_in_flight`, lowered by
+    /// what the vendor's concurrency refusals taught
+    /// ([`ProviderError::is_concurrency_limited`]); `None` when it has none.
+    pub fn in_flight_cap(&self, provider: &ProviderId) -> Option<u32> {
+        self.slots
+            .get(provider)
+            .and_then(|s| s.health.in_flight_cap())
     }
 
     /// Submits `provider` lets run at once now (its adaptive cap; see the

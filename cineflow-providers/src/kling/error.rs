@@ -15,8 +15,10 @@
 //! | 5000 internal error, 5001 maintenance, 5002 timeout | 500 / 503 / 504 | `provider_unavailable` | yes |
 //! | anything else | | by HTTP status ([`http::status_code`]) | by code |
 //!
-//! A rate-limited submit (1302, 1303) refused the job; the router lowers the provider's
-//! in-flight cap while such refusals repeat. A 500 or 504 to the create call is **ambiguous**
+//! A rate-limited submit (1302, 1303) refused the job. A 1303 is marked
+//! [`concurrency_limited`](ProviderError::is_concurrency_limited): the router then holds the
+//! provider's jobs in flight at the number it has, and raises that cap by one with each submit
+//! accepted afterwards. A 500 or 504 to the create call is **ambiguous**
 //! (the job may exist): the orchestrator looks the attempt's `external_task_id` up.
 
 use cineflow_core::{ErrorCode, ProviderError};
@@ -74,10 +76,12 @@ pub(super) fn parse_error(
     if let Some(c) = vendor.code {
         base = base.with_vendor_code(c.to_string());
     }
-    match vendor.code.and_then(classify) {
+    let e = match vendor.code.and_then(classify) {
         Some((code, retryable)) => http::recode(base, code, retryable),
         None => base,
-    }
+    };
+    // 1303: the account runs as many jobs as its pack allows.
+    e.with_concurrency_limited(vendor.code == Some(1303))
 }
 
 /// A failed task: Kling gives only a free-text `task_status_msg` (no code), so the failure is
@@ -144,6 +148,7 @@ mod tests {
             assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
             assert_eq!(e.vendor_code(), Some(code.to_string().as_str()));
             assert_eq!(e.submit_state(), SubmitState::NotSent);
+            assert_eq!(e.is_concurrency_limited(), code == 1303, "{code}");
         }
     }
 

@@ -59,8 +59,9 @@
 //! had succeeded.
 //!
 //! Errors are classified by Kling's numeric code (see `error.rs`): 1101/1102 →
-//! `insufficient_credits`, 1301 → `content_policy`, 1302/1303 → `rate_limited` (the router
-//! lowers the provider's in-flight cap while such refusals repeat), 1000–1004 →
+//! `insufficient_credits`, 1301 → `content_policy`, 1302/1303 → `rate_limited` (a 1303 also
+//! makes the router hold the provider's jobs in flight at the number it has, raising that cap
+//! by one with each accepted submit), 1000–1004 →
 //! `unauthorized`, 5000–5002 → `provider_unavailable`.
 //!
 //! ```no_run
