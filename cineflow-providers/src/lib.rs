@@ -29,3 +29,5 @@ pub mod runway;
 pub mod seedance;
 #[cfg(feature = "sorahk")]
 pub mod sorahk;
+#[cfg(feature = "wan")]
+pub mod wan;
