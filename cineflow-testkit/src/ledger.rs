@@ -24,11 +24,20 @@ pub enum Protocol {
     /// `/seedance/api/v3` (the path shape of `https://ark.…/api/v3`).
     #[serde(rename = "seedance")]
     Seedance,
+    /// The DashScope task API of Alibaba Wan, under `/wan/api/v1` (the path shape of
+    /// `https://dashscope.aliyuncs.com/api/v1`).
+    #[serde(rename = "wan")]
+    Wan,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::OpenAi,
+        Protocol::SoraHk,
+        Protocol::Seedance,
+        Protocol::Wan,
+    ];
 
     /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`).
     pub const fn path_prefix(self) -> &'static str {
@@ -36,6 +45,7 @@ impl Protocol {
             Protocol::OpenAi => "/openai/v1",
             Protocol::SoraHk => "/sorahk/v1",
             Protocol::Seedance => "/seedance/api/v3",
+            Protocol::Wan => "/wan/api/v1",
         }
     }
 
@@ -45,6 +55,7 @@ impl Protocol {
             Protocol::OpenAi => "openai",
             Protocol::SoraHk => "sorahk",
             Protocol::Seedance => "seedance",
+            Protocol::Wan => "wan",
         }
     }
 
@@ -53,6 +64,7 @@ impl Protocol {
             Protocol::OpenAi => 0,
             Protocol::SoraHk => 1,
             Protocol::Seedance => 2,
+            Protocol::Wan => 3,
         }
     }
 }
@@ -93,6 +105,12 @@ impl JobPhase {
             (Protocol::Seedance, JobPhase::Queued) => "queued",
             (Protocol::Seedance, JobPhase::Running) => "running",
             (Protocol::Seedance, JobPhase::Completed) => "succeeded",
+            (Protocol::Wan, JobPhase::Queued) => "PENDING",
+            (Protocol::Wan, JobPhase::Running) => "RUNNING",
+            (Protocol::Wan, JobPhase::Completed) => "SUCCEEDED",
+            (Protocol::Wan, JobPhase::Failed) => "FAILED",
+            (Protocol::Wan, JobPhase::Cancelled) => "CANCELED",
+            (Protocol::Wan, JobPhase::Expired) => "UNKNOWN",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -297,6 +315,9 @@ pub struct Ledger {
     /// Seedance (Ark).
     #[serde(default)]
     pub seedance: Counts,
+    /// Wan (DashScope).
+    #[serde(default)]
+    pub wan: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -308,6 +329,7 @@ impl Ledger {
             Protocol::OpenAi => &self.openai,
             Protocol::SoraHk => &self.sorahk,
             Protocol::Seedance => &self.seedance,
+            Protocol::Wan => &self.wan,
         }
     }
 

@@ -115,6 +115,7 @@ mod server;
 mod sorahk;
 mod state;
 mod video;
+mod wan;
 
 use std::fmt;
 use std::io;

@@ -124,7 +124,7 @@ struct State {
     jobs: Vec<Job>,
     index: HashMap<String, usize>,
     idempotency: HashMap<String, usize>,
-    counts: [Counts; 3],
+    counts: [Counts; Protocol::ALL.len()],
     faults: Faults,
     seen: Seen,
     fault_rng: fastrand::Rng,
@@ -357,7 +357,7 @@ impl Shared {
             s.job_rng.fill(&mut raw);
             let id = match p {
                 Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
-                Protocol::SoraHk => uuid::Builder::from_random_bytes(raw)
+                Protocol::SoraHk | Protocol::Wan => uuid::Builder::from_random_bytes(raw)
                     .into_uuid()
                     .to_string(),
                 Protocol::Seedance => seedance_id(self.wall(now), &raw),
@@ -625,16 +625,17 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance] = s.counts.clone();
+        let [openai, sorahk, seedance, wan] = s.counts.clone();
         let mut total = Counts::default();
-        total.add(&openai);
-        total.add(&sorahk);
-        total.add(&seedance);
+        for c in [&openai, &sorahk, &seedance, &wan] {
+            total.add(c);
+        }
         Ledger {
             total,
             openai,
             sorahk,
             seedance,
+            wan,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -662,6 +663,14 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
         (Protocol::Seedance, FailKind::Retryable) => (
             "ServerOverloaded",
             "The service is currently overloaded. Please try again later.",
+        ),
+        (Protocol::Wan, FailKind::ContentPolicy) => (
+            "DataInspectionFailed",
+            "Output data may contain inappropriate content.",
+        ),
+        (Protocol::Wan, FailKind::Retryable) => (
+            "InternalError",
+            "An internal error has occured, please try again later or contact service support.",
         ),
     }
 }

@@ -9,7 +9,7 @@ use cineflow_testkit::{
     Endpoint, FailJobsFault, FailKind, FakeVendor, Faults, JobPhase, Protocol, RateLimitFault,
     ServerErrorFault, StallFault, Trigger, TruncateFault,
 };
-use common::{client, client_with_timeout, get, header, json, post_json};
+use common::{client, client_with_timeout, get, header, json};
 use serde_json::{Value, json};
 use tokio::time::advance;
 
@@ -20,6 +20,18 @@ async fn start(faults: Faults) -> FakeVendor {
         .with_job_secs(1.0)
         .with_faults(faults)
         .start()
+        .await
+        .unwrap()
+}
+
+/// A submit with the key (and DashScope's `X-DashScope-Async: enable`, which the other
+/// protocols ignore).
+async fn post(c: &reqwest::Client, url: &str, body: Value) -> reqwest::Response {
+    c.post(url)
+        .bearer_auth(KEY)
+        .header("X-DashScope-Async", "enable")
+        .json(&body)
+        .send()
         .await
         .unwrap()
 }
@@ -40,6 +52,14 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             json!({"model": "dreamina-seedance-2-0-260128",
                    "content": [{"type": "text", "text": prompt}], "duration": 5}),
         ),
+        Protocol::Wan => (
+            format!(
+                "{}/services/aigc/video-generation/video-synthesis",
+                fake.base_url(p)
+            ),
+            json!({"model": "wan2.6-t2v", "input": {"prompt": prompt},
+                   "parameters": {"size": "1280*720", "duration": 5}}),
+        ),
     }
 }
 
@@ -47,7 +67,7 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
 fn done(p: Protocol) -> &'static str {
     match p {
         Protocol::OpenAi | Protocol::SoraHk => "completed",
-        Protocol::Seedance => "succeeded",
+        Protocol::Seedance | Protocol::Wan => "succeeded",
     }
 }
 
@@ -58,6 +78,7 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     let id = match p {
         Protocol::OpenAi | Protocol::Seedance => &v["id"],
         Protocol::SoraHk => &v["data"]["task_id"],
+        Protocol::Wan => &v["output"]["task_id"],
     };
     id.as_str().unwrap().to_owned()
 }
@@ -67,15 +88,26 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
         Protocol::OpenAi => format!("{}/videos/{id}", fake.base_url(p)),
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
         Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
+        Protocol::Wan => format!("{}/tasks/{id}", fake.base_url(p)),
     }
 }
 
-/// The status object of a poll answer (the Video, or the envelope's data).
+/// The status object of a poll answer (the Video, the envelope's data, or Wan's `output` with
+/// its `task_status` lowercased as `status`).
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
     match p {
         Protocol::OpenAi | Protocol::Seedance => v,
         Protocol::SoraHk => v["data"].clone(),
+        Protocol::Wan => {
+            let mut out = v["output"].clone();
+            out["status"] = out["task_status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .into();
+            out
+        }
     }
 }
 
@@ -105,6 +137,13 @@ async fn download(
                 .to_owned();
             c.get(url).send().await.unwrap()
         }
+        Protocol::Wan => {
+            let url = poll(c, fake, p, id).await["video_url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
     }
 }
 
@@ -121,7 +160,7 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "limited");
-        let r = post_json(&c, &url, Some(KEY), body.clone()).await;
+        let r = post(&c, &url, body.clone()).await;
         assert_eq!(r.status(), 429, "{p}");
         assert_eq!(header(&r, "retry-after"), Some("2"));
         assert_eq!(header(&r, "retry-after-ms"), Some("1500"));
@@ -132,8 +171,9 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
             Protocol::Seedance => {
                 assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
             }
+            Protocol::Wan => assert_eq!(e["code"], "Throttling.RateQuota"),
         }
-        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let id = job_id(p, post(&c, &url, body).await).await;
         let l = fake.ledger();
         let n = l.counts(p);
         assert_eq!(
@@ -176,24 +216,22 @@ async fn server_errors_answer_5xx_and_create_no_job() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "flaky");
-        let r = post_json(&c, &url, Some(KEY), body.clone()).await;
+        let r = post(&c, &url, body.clone()).await;
         assert_eq!(r.status(), 503);
         let e = json(r).await;
         match p {
             Protocol::OpenAi => assert_eq!(e["error"]["type"], "server_error"),
             Protocol::SoraHk => assert_eq!(e["code"], 500),
             Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
+            Protocol::Wan => assert_eq!(e["code"], "ServiceUnavailable"),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
             ..Faults::none()
         })
         .unwrap();
-        assert_eq!(
-            post_json(&c, &url, Some(KEY), body.clone()).await.status(),
-            500
-        );
-        job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        assert_eq!(post(&c, &url, body.clone()).await.status(), 500);
+        job_id(p, post(&c, &url, body).await).await;
         let l = fake.ledger();
         assert_eq!((l.counts(p).server_errors, l.counts(p).submits), (2, 1));
         assert_eq!(l.jobs.len(), 1, "5xx submits created no job");
@@ -213,6 +251,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         let err = impatient
             .post(&url)
             .bearer_auth(KEY)
+            .header("X-DashScope-Async", "enable")
             .json(&body)
             .send()
             .await
@@ -225,6 +264,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         let r = impatient
             .post(&url)
             .bearer_auth(KEY)
+            .header("X-DashScope-Async", "enable")
             .json(&body)
             .send()
             .await
@@ -245,7 +285,7 @@ async fn stalled_polls_answer_late() {
     .await;
     let c = client();
     let (url, body) = submit(&fake, Protocol::OpenAi, "late");
-    let id = job_id(Protocol::OpenAi, post_json(&c, &url, Some(KEY), body).await).await;
+    let id = job_id(Protocol::OpenAi, post(&c, &url, body).await).await;
     let before = tokio::time::Instant::now();
     let v = poll(&c, &fake, Protocol::OpenAi, &id).await;
     assert!(before.elapsed() >= Duration::from_secs(3));
@@ -264,7 +304,7 @@ async fn truncated_downloads_send_fewer_bytes_than_announced_then_close() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "cut");
-        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let id = job_id(p, post(&c, &url, body).await).await;
         advance(Duration::from_secs(2)).await;
 
         let r = download(&c, &fake, p, &id).await;
@@ -304,7 +344,7 @@ async fn a_slow_link_sends_video_bodies_at_the_configured_rate() {
             .unwrap();
         let c = client();
         let (url, body) = submit(&fake, p, "slow");
-        let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+        let id = job_id(p, post(&c, &url, body).await).await;
         advance(Duration::from_secs(2)).await;
 
         let r = download(&c, &fake, p, &id).await;
@@ -350,7 +390,7 @@ async fn expired_blob_urls_answer_403_and_a_fresh_poll_gives_a_working_url() {
     let p = Protocol::SoraHk;
     let c = client();
     let (url, body) = submit(&fake, p, "expiring");
-    let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+    let id = job_id(p, post(&c, &url, body).await).await;
     advance(Duration::from_secs(2)).await;
     let first = poll(&c, &fake, p, &id).await["video_url"]
         .as_str()
@@ -387,7 +427,7 @@ async fn blob_urls_expire_at_their_se_time_and_forged_signatures_fail() {
     let p = Protocol::SoraHk;
     let c = client();
     let (url, body) = submit(&fake, p, "short-lived");
-    let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+    let id = job_id(p, post(&c, &url, body).await).await;
     advance(Duration::from_secs(2)).await;
     let video_url = poll(&c, &fake, p, &id).await["video_url"]
         .as_str()
@@ -417,7 +457,7 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "ambiguous");
-        let r = post_json(&c, &url, Some(KEY), body).await;
+        let r = post(&c, &url, body).await;
         assert_eq!(r.status(), 502);
         assert!(r.text().await.unwrap().contains("502 Bad Gateway"));
 
@@ -446,6 +486,10 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                 let url = format!("{}/contents/generations/tasks", fake.base_url(p));
                 json(get(&c, &url, Some(KEY)).await).await["items"].clone()
             }
+            Protocol::Wan => {
+                let url = format!("{}/tasks", fake.base_url(p));
+                json(get(&c, &url, Some(KEY)).await).await["data"].clone()
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -459,8 +503,8 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             })
             .collect();
         assert_eq!(listed, vec![id.as_str()]);
-        if p != Protocol::Seedance {
-            // Seedance echoes no prompt.
+        if !matches!(p, Protocol::Seedance | Protocol::Wan) {
+            // Seedance and the Wan list echo no prompt.
             assert_eq!(list[0]["prompt"], "ambiguous");
         }
 
@@ -481,7 +525,7 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
             .await;
             let c = client();
             let (url, body) = submit(&fake, p, "doomed");
-            let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
+            let id = job_id(p, post(&c, &url, body).await).await;
             advance(Duration::from_millis(500)).await;
             assert_ne!(
                 poll(&c, &fake, p, &id).await["status"],
@@ -514,6 +558,11 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                 (Protocol::Seedance, FailKind::Retryable) => {
                     assert_eq!(v["error"]["code"], "ServerOverloaded");
                 }
+                (Protocol::Wan, FailKind::ContentPolicy) => {
+                    assert_eq!(v["code"], "DataInspectionFailed");
+                    assert!(v["video_url"].is_null());
+                }
+                (Protocol::Wan, FailKind::Retryable) => assert_eq!(v["code"], "InternalError"),
             }
             if p == Protocol::OpenAi {
                 assert_eq!(download(&c, &fake, p, &id).await.status(), 404);
@@ -534,7 +583,7 @@ async fn new_jobs_can_be_listed_late() {
     .await;
     let c = client();
     let (url, body) = submit(&fake, Protocol::SoraHk, "late listing");
-    post_json(&c, &url, Some(KEY), body).await;
+    post(&c, &url, body).await;
     let list_url = format!("{}/tasks", fake.base_url(Protocol::SoraHk));
     let total = |v: Value| v["data"]["total"].as_u64().unwrap();
     assert_eq!(total(json(get(&c, &list_url, Some(KEY)).await).await), 0);
@@ -559,7 +608,7 @@ async fn fault_draws_are_deterministic_for_a_seed() {
         let mut statuses = Vec::new();
         for i in 0..20 {
             let (url, body) = submit(&fake, Protocol::OpenAi, &format!("p{i}"));
-            statuses.push(post_json(&c, &url, Some(KEY), body).await.status().as_u16());
+            statuses.push(post(&c, &url, body).await.status().as_u16());
         }
         let ids: Vec<String> = fake.ledger().jobs.into_iter().map(|j| j.id).collect();
         runs.push((statuses, ids));
@@ -604,7 +653,7 @@ async fn faults_can_be_read_and_replaced_over_http_and_reset_clears_the_ledger()
     );
 
     let (url, body) = submit(&fake, Protocol::OpenAi, "x");
-    assert_eq!(post_json(&c, &url, Some(KEY), body).await.status(), 502);
+    assert_eq!(post(&c, &url, body).await.status(), 502);
     let ledger: cineflow_testkit::Ledger = get(&c, &fake.ledger_url(), None)
         .await
         .json()

@@ -10,6 +10,7 @@ use cineflow::core::{ByteStream, Storyboard, VideoProvider};
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
+use cineflow::providers::wan::Wan;
 use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{Ledger, Protocol};
 use futures::StreamExt;
@@ -131,7 +132,7 @@ impl ArtifactSink for HashingSink {
 pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storyboard, BoxError> {
     let duration = match protocol {
         Some(Protocol::OpenAi) => 4,
-        Some(Protocol::Seedance) => 5,
+        Some(Protocol::Seedance | Protocol::Wan) => 5,
         Some(Protocol::SoraHk) | None => 10,
     };
     let mut json = String::from(r#"{"segments":["#);
@@ -179,6 +180,15 @@ pub(crate) fn provider(
                     .build()?,
             ),
             "doubao-seedance-2-0-260128",
+        ),
+        Protocol::Wan => (
+            Arc::new(
+                Wan::beijing()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "wan2.6-t2v",
         ),
     })
 }

@@ -113,10 +113,11 @@ impl Opts {
                         "sorahk" => Some(Protocol::SoraHk),
                         "openai" => Some(Protocol::OpenAi),
                         "seedance" => Some(Protocol::Seedance),
+                        "wan" => Some(Protocol::Wan),
                         "mock" => None,
                         other => {
                             return Err(format!(
-                                "--protocol: {other:?} is not one of sorahk, openai, seedance, mock"
+                                "--protocol: {other:?} is not one of sorahk, openai, seedance, wan, mock"
                             ));
                         }
                     }

@@ -141,6 +141,7 @@ impl Vendor {
                     Protocol::OpenAi => "openai_base_url",
                     Protocol::SoraHk => "sorahk_base_url",
                     Protocol::Seedance => "seedance_base_url",
+                    Protocol::Wan => "wan_base_url",
                 };
                 ready[key]
                     .as_str()

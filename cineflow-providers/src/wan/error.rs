@@ -13,6 +13,7 @@
 //! | `AccessDenied`, `AccessDenied.*`, `Model.AccessDenied` | `forbidden` | no |
 //! | `InvalidParameter`, `InvalidParameter.*`, `MissingParameter` | `invalid_request` | no |
 //! | `ModelNotFound` | `not_found` | no |
+//! | `InternalError`, `InternalError.*`, `ServiceUnavailable` | `provider_unavailable` | yes |
 //! | anything else | by HTTP status ([`http::status_code`]); a failed task: `internal` | HTTP: by code; task: no |
 //!
 //! Any 5xx answer to the create call is **ambiguous**: DashScope has no idempotency key ("do
@@ -34,6 +35,8 @@ pub(super) fn classify(code: &str) -> Option<(ErrorCode, bool)> {
         "InvalidApiKey" => (Unauthorized, false),
         "ModelNotFound" => (NotFound, false),
         "MissingParameter" => (InvalidRequest, false),
+        "ServiceUnavailable" => (ProviderUnavailable, true),
+        c if c == "InternalError" || c.starts_with("InternalError.") => (ProviderUnavailable, true),
         c if c == "Throttling" || c.starts_with("Throttling.") => (RateLimited, true),
         c if c.starts_with("AccessDenied") || c == "Model.AccessDenied" => (Forbidden, false),
         c if c == "InvalidParameter" || c.starts_with("InvalidParameter.") => {
