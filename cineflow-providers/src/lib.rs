@@ -21,6 +21,8 @@ pub use http::{ApiKeyBuilder, HttpBuilder};
 pub mod jimeng;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "minimax")]
+pub mod minimax;
 #[cfg(feature = "openai_compat")]
 pub mod openai_compat;
 #[cfg(feature = "runway")]
