@@ -8,6 +8,7 @@ use cineflow_core::{
     ErrorCode, GenerationRequest, JobState, Orientation, SubmitState, TaskId, VideoProvider,
     VideoProviderExt,
 };
+use cineflow_providers::minimax::Minimax;
 use cineflow_providers::openai_compat::OpenAiCompat;
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
@@ -18,11 +19,12 @@ use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 /// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
-const PROTOCOLS: [Protocol; 4] = [
+const PROTOCOLS: [Protocol; 5] = [
     Protocol::OpenAi,
     Protocol::SoraHk,
     Protocol::Seedance,
     Protocol::Wan,
+    Protocol::Minimax,
 ];
 
 /// The vendor model and a duration it serves, per protocol (Seedance: the ModelArk preset).
@@ -32,13 +34,19 @@ fn model_and_secs(p: Protocol) -> (&'static str, u32) {
         Protocol::SoraHk => ("sora2", 10),
         Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
         Protocol::Wan => ("wan2.6-t2v", 5),
+        Protocol::Minimax => ("MiniMax-Hailuo-02", 6),
     }
 }
 
 fn request(p: Protocol, prompt: &str) -> GenerationRequest {
     let task_id = TaskId::new();
     let (model, secs) = model_and_secs(p);
-    GenerationRequest::new(task_id, model, prompt, secs).with_orientation(Orientation::Vertical)
+    // MiniMax's V1 models render text prompts in landscape only.
+    let orientation = match p {
+        Protocol::Minimax => Orientation::Horizontal,
+        _ => Orientation::Vertical,
+    };
+    GenerationRequest::new(task_id, model, prompt, secs).with_orientation(orientation)
 }
 
 /// The Seedance adapter (ModelArk preset) on `fake`, sending the per-attempt
@@ -74,11 +82,17 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         .with_api_key(fake.key())
         .build()
         .unwrap();
+    let minimax = Minimax::intl()
+        .with_base_url(fake.base_url(Protocol::Minimax))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
     let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
         (Protocol::Seedance, Box::new(seedance)),
         (Protocol::Wan, Box::new(wan)),
+        (Protocol::Minimax, Box::new(minimax)),
     ];
     (fake, providers)
 }
@@ -369,8 +383,11 @@ async fn ten_percent_of_submits_accepted_then_502_end_with_one_paid_job_per_task
     use cineflow_core::{EventKind, RunStatus, TaskStatus};
 
     // Not Wan: its list does not echo what was asked, so a lost submit among others in flight
-    // cannot be told apart from them (the two tests after the twin test cover it).
-    for p in PROTOCOLS.into_iter().filter(|p| *p != Protocol::Wan) {
+    // cannot be told apart from them; not MiniMax: it has no list (tests at the end).
+    for p in PROTOCOLS
+        .into_iter()
+        .filter(|p| !matches!(p, Protocol::Wan | Protocol::Minimax))
+    {
         let (fake, providers) = fake_and_providers().await;
         let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
         fake.set_faults(Faults {
@@ -443,7 +460,8 @@ async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_ev
 
     use cineflow_core::TaskStatus;
 
-    for p in PROTOCOLS {
+    // Not MiniMax: it has no list, so there is nothing to match (test at the end).
+    for p in PROTOCOLS.into_iter().filter(|p| *p != Protocol::Minimax) {
         let (fake, providers) = fake_and_providers().await;
         let provider: Arc<dyn VideoProvider> = match p {
             Protocol::Seedance => Arc::new(seedance(&fake, false)),
@@ -549,4 +567,33 @@ async fn a_lost_wan_submit_alone_in_its_window_is_adopted_and_paid_once() {
         .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
         .count();
     assert_eq!(reconciled, 1);
+}
+
+/// On MiniMax, which has no task list, a lost submit cannot be looked for: the task ends
+/// `interrupted` with a reason saying so, and nothing is paid twice.
+#[tokio::test]
+async fn a_lost_minimax_submit_ends_interrupted_because_minimax_has_no_list() {
+    use std::sync::Arc;
+
+    use cineflow_core::TaskStatus;
+
+    let p = Protocol::Minimax;
+    let (fake, providers) = fake_and_providers().await;
+    let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
+    fake.set_faults(Faults {
+        accept_then_502: Trigger::first(1),
+        ..Faults::none()
+    })
+    .unwrap();
+    let (_, tasks, _, _dir) = reconcile_run(p, Arc::from(provider), 1, "lost").await;
+    let ledger = fake.ledger();
+    assert_eq!(ledger.counts(p).accepted_then_502, 1);
+    assert_eq!(ledger.counts(p).submits, 1, "no second paid job");
+    assert_eq!(ledger.counts(p).submit_attempts, 1, "never resubmitted");
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1);
+    assert!(t.attempts[0].job.is_none());
+    let msg = &t.error.as_ref().unwrap().message;
+    assert!(msg.contains("cannot list its jobs"), "{msg}");
 }

@@ -28,15 +28,20 @@ pub enum Protocol {
     /// `https://dashscope.aliyuncs.com/api/v1`).
     #[serde(rename = "wan")]
     Wan,
+    /// The MiniMax Hailuo video API (V1 and V2), under `/minimax` (the path shape of
+    /// `https://api.minimax.io`).
+    #[serde(rename = "minimax")]
+    Minimax,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::OpenAi,
         Protocol::SoraHk,
         Protocol::Seedance,
         Protocol::Wan,
+        Protocol::Minimax,
     ];
 
     /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`).
@@ -46,6 +51,7 @@ impl Protocol {
             Protocol::SoraHk => "/sorahk/v1",
             Protocol::Seedance => "/seedance/api/v3",
             Protocol::Wan => "/wan/api/v1",
+            Protocol::Minimax => "/minimax",
         }
     }
 
@@ -56,6 +62,7 @@ impl Protocol {
             Protocol::SoraHk => "sorahk",
             Protocol::Seedance => "seedance",
             Protocol::Wan => "wan",
+            Protocol::Minimax => "minimax",
         }
     }
 
@@ -65,6 +72,7 @@ impl Protocol {
             Protocol::SoraHk => 1,
             Protocol::Seedance => 2,
             Protocol::Wan => 3,
+            Protocol::Minimax => 4,
         }
     }
 }
@@ -111,6 +119,10 @@ impl JobPhase {
             (Protocol::Wan, JobPhase::Failed) => "FAILED",
             (Protocol::Wan, JobPhase::Cancelled) => "CANCELED",
             (Protocol::Wan, JobPhase::Expired) => "UNKNOWN",
+            (Protocol::Minimax, JobPhase::Queued) => "Queueing",
+            (Protocol::Minimax, JobPhase::Running) => "Processing",
+            (Protocol::Minimax, JobPhase::Completed) => "Success",
+            (Protocol::Minimax, JobPhase::Failed) => "Fail",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -318,6 +330,9 @@ pub struct Ledger {
     /// Wan (DashScope).
     #[serde(default)]
     pub wan: Counts,
+    /// MiniMax Hailuo.
+    #[serde(default)]
+    pub minimax: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -330,6 +345,7 @@ impl Ledger {
             Protocol::SoraHk => &self.sorahk,
             Protocol::Seedance => &self.seedance,
             Protocol::Wan => &self.wan,
+            Protocol::Minimax => &self.minimax,
         }
     }
 

@@ -361,6 +361,7 @@ impl Shared {
                     .into_uuid()
                     .to_string(),
                 Protocol::Seedance => seedance_id(self.wall(now), &raw),
+                Protocol::Minimax => minimax_id(&raw),
             };
             // Seedance ids are short enough to collide within one second.
             if !s.index.contains_key(&id) {
@@ -625,9 +626,9 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance, wan] = s.counts.clone();
+        let [openai, sorahk, seedance, wan, minimax] = s.counts.clone();
         let mut total = Counts::default();
-        for c in [&openai, &sorahk, &seedance, &wan] {
+        for c in [&openai, &sorahk, &seedance, &wan, &minimax] {
             total.add(c);
         }
         Ledger {
@@ -636,6 +637,7 @@ impl Shared {
             sorahk,
             seedance,
             wan,
+            minimax,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -668,11 +670,23 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
             "DataInspectionFailed",
             "Output data may contain inappropriate content.",
         ),
+        (Protocol::Minimax, FailKind::ContentPolicy) => {
+            ("1027", "output video may contain sensitive content")
+        }
+        (Protocol::Minimax, FailKind::Retryable) => ("1024", "internal error, please retry"),
         (Protocol::Wan, FailKind::Retryable) => (
             "InternalError",
             "An internal error has occured, please try again later or contact service support.",
         ),
     }
+}
+
+/// A MiniMax task id: 15 decimal digits, the first not 0 (`106916112212032`).
+fn minimax_id(raw: &[u8; 16]) -> String {
+    let n = raw[..8]
+        .iter()
+        .fold(0u64, |n, b| n.wrapping_mul(256).wrapping_add(u64::from(*b)));
+    format!("{}", 100_000_000_000_000 + n % 900_000_000_000_000)
 }
 
 /// A Seedance task id, `cgt-20261201093012-x7k2p`: the creation time (UTC) and five

@@ -60,6 +60,10 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             json!({"model": "wan2.6-t2v", "input": {"prompt": prompt},
                    "parameters": {"size": "1280*720", "duration": 5}}),
         ),
+        Protocol::Minimax => (
+            format!("{}/v1/video_generation", fake.base_url(p)),
+            json!({"model": "MiniMax-Hailuo-02", "prompt": prompt, "duration": 6}),
+        ),
     }
 }
 
@@ -68,6 +72,7 @@ fn done(p: Protocol) -> &'static str {
     match p {
         Protocol::OpenAi | Protocol::SoraHk => "completed",
         Protocol::Seedance | Protocol::Wan => "succeeded",
+        Protocol::Minimax => "success",
     }
 }
 
@@ -79,6 +84,7 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
         Protocol::OpenAi | Protocol::Seedance => &v["id"],
         Protocol::SoraHk => &v["data"]["task_id"],
         Protocol::Wan => &v["output"]["task_id"],
+        Protocol::Minimax => &v["task_id"],
     };
     id.as_str().unwrap().to_owned()
 }
@@ -89,11 +95,16 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
         Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
         Protocol::Wan => format!("{}/tasks/{id}", fake.base_url(p)),
+        Protocol::Minimax => format!(
+            "{}/v1/query/video_generation?task_id={id}",
+            fake.base_url(p)
+        ),
     }
 }
 
-/// The status object of a poll answer (the Video, the envelope's data, or Wan's `output` with
-/// its `task_status` lowercased as `status`).
+/// The status object of a poll answer (the Video, the envelope's data, Wan's `output` with
+/// its `task_status` lowercased as `status`, or MiniMax's answer with its `status` lowercased
+/// and `Fail` read as `failed`).
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
     match p {
@@ -106,6 +117,15 @@ async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> 
                 .unwrap_or_default()
                 .to_lowercase()
                 .into();
+            out
+        }
+        Protocol::Minimax => {
+            let mut out = v.clone();
+            out["status"] = match v["status"].as_str().unwrap_or_default() {
+                "Fail" => "failed".to_owned(),
+                other => other.to_lowercase(),
+            }
+            .into();
             out
         }
     }
@@ -144,6 +164,17 @@ async fn download(
                 .to_owned();
             c.get(url).send().await.unwrap()
         }
+        Protocol::Minimax => {
+            // Two steps: the task's file id, then the file's download URL.
+            let file_id = poll(c, fake, p, id).await["file_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let url = format!("{}/v1/files/retrieve?file_id={file_id}", fake.base_url(p));
+            let file = json(get(c, &url, Some(KEY)).await).await;
+            let url = file["file"]["download_url"].as_str().unwrap().to_owned();
+            c.get(url).send().await.unwrap()
+        }
     }
 }
 
@@ -161,7 +192,9 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
         let c = client();
         let (url, body) = submit(&fake, p, "limited");
         let r = post(&c, &url, body.clone()).await;
-        assert_eq!(r.status(), 429, "{p}");
+        // MiniMax reports its errors inside HTTP 200 answers.
+        let status = if p == Protocol::Minimax { 200 } else { 429 };
+        assert_eq!(r.status(), status, "{p}");
         assert_eq!(header(&r, "retry-after"), Some("2"));
         assert_eq!(header(&r, "retry-after-ms"), Some("1500"));
         let e = json(r).await;
@@ -172,6 +205,7 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
                 assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
             }
             Protocol::Wan => assert_eq!(e["code"], "Throttling.RateQuota"),
+            Protocol::Minimax => assert_eq!(e["base_resp"]["status_code"], 1002),
         }
         let id = job_id(p, post(&c, &url, body).await).await;
         let l = fake.ledger();
@@ -193,10 +227,9 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
             ..Faults::none()
         })
         .unwrap();
-        assert_eq!(
-            get(&c, &poll_url(&fake, p, &id), Some(KEY)).await.status(),
-            429
-        );
+        let limited = get(&c, &poll_url(&fake, p, &id), Some(KEY)).await;
+        assert_eq!(limited.status(), status, "{p}");
+        assert_eq!(header(&limited, "retry-after"), Some("1"), "{p}");
         assert_eq!(
             get(&c, &poll_url(&fake, p, &id), Some(KEY)).await.status(),
             200
@@ -224,6 +257,7 @@ async fn server_errors_answer_5xx_and_create_no_job() {
             Protocol::SoraHk => assert_eq!(e["code"], 500),
             Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
             Protocol::Wan => assert_eq!(e["code"], "ServiceUnavailable"),
+            Protocol::Minimax => assert_eq!(e["base_resp"]["status_code"], 1024),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
@@ -490,6 +524,13 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                 let url = format!("{}/tasks", fake.base_url(p));
                 json(get(&c, &url, Some(KEY)).await).await["data"].clone()
             }
+            Protocol::Minimax => {
+                // No list: the paid job is reachable by its id only.
+                advance(Duration::from_secs(2)).await;
+                assert_eq!(poll(&c, &fake, p, &id).await["status"], done(p));
+                assert_eq!(download(&c, &fake, p, &id).await.status(), 200);
+                continue;
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -563,6 +604,13 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                     assert!(v["video_url"].is_null());
                 }
                 (Protocol::Wan, FailKind::Retryable) => assert_eq!(v["code"], "InternalError"),
+                (Protocol::Minimax, FailKind::ContentPolicy) => {
+                    assert_eq!(v["base_resp"]["status_code"], 1027);
+                    assert!(v["file_id"].is_null());
+                }
+                (Protocol::Minimax, FailKind::Retryable) => {
+                    assert_eq!(v["base_resp"]["status_code"], 1024);
+                }
             }
             if p == Protocol::OpenAi {
                 assert_eq!(download(&c, &fake, p, &id).await.status(), 404);

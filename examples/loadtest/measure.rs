@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
 use cineflow::core::{ByteStream, Storyboard, VideoProvider};
+use cineflow::providers::minimax::Minimax;
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
@@ -133,7 +134,13 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
     let duration = match protocol {
         Some(Protocol::OpenAi) => 4,
         Some(Protocol::Seedance | Protocol::Wan) => 5,
+        Some(Protocol::Minimax) => 6,
         Some(Protocol::SoraHk) | None => 10,
+    };
+    // MiniMax's V1 models render text prompts in landscape only.
+    let orientation = match protocol {
+        Some(Protocol::Minimax) => "horizontal",
+        _ => "vertical",
     };
     let mut json = String::from(r#"{"segments":["#);
     for i in 1..=n {
@@ -142,7 +149,7 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
         }
         write!(
             json,
-            r#"{{"segment_index":{i},"prompt_text":"Load shot {i}: a lighthouse at dusk.","duration_seconds":{duration},"resolution":"vertical"}}"#
+            r#"{{"segment_index":{i},"prompt_text":"Load shot {i}: a lighthouse at dusk.","duration_seconds":{duration},"resolution":"{orientation}"}}"#
         )?;
     }
     json.push_str("]}");
@@ -189,6 +196,15 @@ pub(crate) fn provider(
                     .build()?,
             ),
             "wan2.6-t2v",
+        ),
+        Protocol::Minimax => (
+            Arc::new(
+                Minimax::intl()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "MiniMax-Hailuo-02",
         ),
     })
 }

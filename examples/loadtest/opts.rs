@@ -114,10 +114,11 @@ impl Opts {
                         "openai" => Some(Protocol::OpenAi),
                         "seedance" => Some(Protocol::Seedance),
                         "wan" => Some(Protocol::Wan),
+                        "minimax" => Some(Protocol::Minimax),
                         "mock" => None,
                         other => {
                             return Err(format!(
-                                "--protocol: {other:?} is not one of sorahk, openai, seedance, wan, mock"
+                                "--protocol: {other:?} is not one of sorahk, openai, seedance, wan, minimax, mock"
                             ));
                         }
                     }
