@@ -131,6 +131,7 @@ mod tests {
             (400, "InvalidParameter", InvalidRequest, false),
             (404, "ModelNotFound", NotFound, false),
             (500, "InternalError", ProviderUnavailable, true),
+            (503, "ServiceUnavailable", ProviderUnavailable, true),
             (418, "SomethingNew", Internal, false),
         ];
         for (status, code, want, retry) in cases {
@@ -182,8 +183,14 @@ mod tests {
         );
         let e = task_failure(Some("Arrearage"), None, b"{}", &key());
         assert_eq!(e.code(), ErrorCode::InsufficientCredits);
+        let e = task_failure(Some("InternalError.Algo"), None, b"{}", &key());
+        assert_eq!(
+            (e.code(), e.is_retryable()),
+            (ErrorCode::ProviderUnavailable, true)
+        );
+        // The message mentions moderation, but the code does not: never by free text.
         let e = task_failure(
-            Some("InternalError.Algo"),
+            Some("SomethingNew"),
             Some("inappropriate content"),
             b"{}",
             &key(),
