@@ -42,7 +42,7 @@ use time::OffsetDateTime;
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server::{self, Auth};
-use crate::state::{Lookup, NewJob, Shared, Submitted, Verdict};
+use crate::state::{Lookup, NewJob, Shared, Submitted};
 
 const P: Protocol = Protocol::Minimax;
 const API: &str = "/minimax";
@@ -113,16 +113,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::faults(shared, P, e, rate_limited, server_error).await
 }
 
 /// What a valid create asked for.
@@ -456,38 +447,26 @@ async fn download(
     if !head {
         shared.note_download(P, handle);
     }
-    let expires = (done.unix_timestamp() + URL_TTL_SECS).to_string();
-    let signature = param(raw.as_deref(), "Signature").unwrap_or_default();
-    if param(raw.as_deref(), "Expires").as_deref() != Some(expires.as_str())
-        || signature != shared.blob_sig(&file, &expires)
-    {
-        shared.note_expired_url(P);
-        return storage_error(
-            StatusCode::FORBIDDEN,
-            "SignatureDoesNotMatch",
-            "bad signature",
-        );
+    let denied = |code: &str, message: &str| storage_error(StatusCode::FORBIDDEN, code, message);
+    if let Err(r) = server::check_expires_signature(
+        &shared,
+        P,
+        &file,
+        raw.as_deref(),
+        done,
+        URL_TTL_SECS,
+        denied,
+    ) {
+        return r;
     }
-    if shared.wall_now().unix_timestamp() >= done.unix_timestamp() + URL_TTL_SECS
-        || shared.expire_url_fault()
-    {
-        shared.note_expired_url(P);
-        return storage_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
-    }
-    match shared.request_faults(P, Endpoint::Download) {
-        Verdict::RateLimited(ms) => {
-            let mut r = storage_error(StatusCode::TOO_MANY_REQUESTS, "SlowDown", "slow down");
-            r.headers_mut().extend(server::retry_after_headers(ms));
-            return r;
-        }
-        Verdict::ServerError(s) => {
-            return storage_error(server::status(s), "InternalError", "internal error");
-        }
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-        }
+    let slow_down = |ms| {
+        let mut r = storage_error(StatusCode::TOO_MANY_REQUESTS, "SlowDown", "slow down");
+        r.headers_mut().extend(server::retry_after_headers(ms));
+        r
+    };
+    let failed = |s| storage_error(server::status(s), "InternalError", "internal error");
+    if let Err(r) = server::faults(&shared, P, Endpoint::Download, slow_down, failed).await {
+        return r;
     }
     server::video_response(&shared, P, handle, id, &headers, head, HeaderMap::new())
 }

@@ -159,16 +159,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::faults(shared, P, e, rate_limited, server_error).await
 }
 
 /// Whether the task is still kept: created less than 7 days ago, cancelled less than 24 h ago.

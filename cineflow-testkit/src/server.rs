@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::config::Faults;
 use crate::ledger::Protocol;
-use crate::state::{JobHandle, Shared};
+use crate::state::{JobHandle, Shared, Verdict};
 use crate::video;
 use crate::{minimax, openai, seedance, sorahk, wan};
 
@@ -94,6 +94,72 @@ pub(crate) async fn after_accept(stall: std::time::Duration, then_502: bool) -> 
         tokio::time::sleep(stall).await;
     }
     then_502.then(bad_gateway)
+}
+
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return early with the error Response; boxing it buys nothing here"
+)]
+/// Draws the request-level faults of one request on `e` (rate limit, server error, stall): a
+/// 429 or 5xx answer in the protocol's own shape (`rate_limited` gets the `Retry-After` in
+/// milliseconds, `server_error` the status), or the stall waited out.
+pub(crate) async fn faults(
+    shared: &Shared,
+    p: Protocol,
+    e: crate::config::Endpoint,
+    rate_limited: impl FnOnce(u64) -> Response,
+    server_error: impl FnOnce(u16) -> Response,
+) -> Result<(), Response> {
+    match shared.request_faults(p, e) {
+        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
+        Verdict::ServerError(s) => Err(server_error(s)),
+        Verdict::Proceed(d) => {
+            if !d.is_zero() {
+                tokio::time::sleep(d).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return early with the error Response; boxing it buys nothing here"
+)]
+/// Checks a signed download URL of the form `…?Expires=<unix s>&Signature=<sig>` (Wan's OSS and
+/// MiniMax's file URLs), signed when its job completed at `done` and valid `ttl_secs`: a bad
+/// signature or a past expiry (or the `expire_urls` fault) is counted and answered 403 by
+/// `denied(code, message)`.
+pub(crate) fn check_expires_signature(
+    shared: &Shared,
+    p: Protocol,
+    file: &str,
+    raw_query: Option<&str>,
+    done: time::OffsetDateTime,
+    ttl_secs: i64,
+    denied: impl FnOnce(&str, &str) -> Response,
+) -> Result<(), Response> {
+    let expires = (done.unix_timestamp() + ttl_secs).to_string();
+    let param = |name: &str| {
+        url::form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    if param("Expires") != expires || param("Signature") != shared.blob_sig(file, &expires) {
+        shared.note_expired_url(p);
+        return Err(denied(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        ));
+    }
+    if shared.wall_now().unix_timestamp() >= done.unix_timestamp() + ttl_secs
+        || shared.expire_url_fault()
+    {
+        shared.note_expired_url(p);
+        return Err(denied("AccessDenied", "Request has expired."));
+    }
+    Ok(())
 }
 
 /// A status from a number known to be valid (5xx from validated faults).

@@ -45,7 +45,7 @@ use time::macros::{format_description, offset};
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server::{self, Auth};
-use crate::state::{Lookup, NewJob, Refused, Removed, Shared, Submitted, Verdict};
+use crate::state::{Lookup, NewJob, Refused, Removed, Shared, Submitted};
 
 const P: Protocol = Protocol::Wan;
 const API: &str = "/wan/api/v1";
@@ -145,16 +145,7 @@ fn check_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn apply_faults(shared: &Shared, e: Endpoint) -> Result<(), Response> {
-    match shared.request_faults(P, e) {
-        Verdict::RateLimited(ms) => Err(rate_limited(ms)),
-        Verdict::ServerError(s) => Err(server_error(s)),
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-            Ok(())
-        }
-    }
+    server::faults(shared, P, e, rate_limited, server_error).await
 }
 
 /// A time on Beijing's clock, `2025-10-11 18:55:56.952`.
@@ -584,56 +575,36 @@ async fn download(
     if !head {
         shared.note_download(P, handle);
     }
-    let q: Vec<(String, String)> = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
-    let param = |k: &str| {
-        q.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default()
+    let denied = |code: &str, message: &str| oss_error(StatusCode::FORBIDDEN, code, message);
+    if let Err(r) = server::check_expires_signature(
+        &shared,
+        P,
+        &file,
+        raw.as_deref(),
+        done,
+        URL_TTL_SECS,
+        denied,
+    ) {
+        return r;
+    }
+    let slow_down = |ms| {
+        let mut r = oss_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "Please reduce your request rate.",
+        );
+        r.headers_mut().extend(server::retry_after_headers(ms));
+        r
     };
-    let expires = (done.unix_timestamp() + URL_TTL_SECS).to_string();
-    if param("Expires") != expires || param("Signature") != shared.blob_sig(&file, &expires) {
-        shared.note_expired_url(P);
-        return oss_error(
-            StatusCode::FORBIDDEN,
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided.",
-        );
-    }
-    if shared.wall_now().unix_timestamp() >= done.unix_timestamp() + URL_TTL_SECS
-        || shared.expire_url_fault()
-    {
-        shared.note_expired_url(P);
-        return oss_error(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            "Request has expired.",
-        );
-    }
-    match shared.request_faults(P, Endpoint::Download) {
-        Verdict::RateLimited(ms) => {
-            let mut r = oss_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "Please reduce your request rate.",
-            );
-            r.headers_mut().extend(server::retry_after_headers(ms));
-            return r;
-        }
-        Verdict::ServerError(s) => {
-            return oss_error(
-                server::status(s),
-                "InternalError",
-                "We encountered an internal error. Please try again.",
-            );
-        }
-        Verdict::Proceed(d) => {
-            if !d.is_zero() {
-                tokio::time::sleep(d).await;
-            }
-        }
+    let failed = |s| {
+        oss_error(
+            server::status(s),
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        )
+    };
+    if let Err(r) = server::faults(&shared, P, Endpoint::Download, slow_down, failed).await {
+        return r;
     }
     server::video_response(&shared, P, handle, id, &headers, head, HeaderMap::new())
 }

@@ -113,8 +113,15 @@ async fn a_task_goes_pending_then_running_then_succeeded_with_a_keyless_video() 
     );
     let bytes = c.get(url).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(&bytes[4..8], b"ftyp");
+    let forged = url.replace("Signature=", "Signature=x");
+    assert_eq!(c.get(&forged).send().await.unwrap().status(), 403);
+    advance(Duration::from_secs(86_400)).await;
+    let r = c.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 403, "valid 24 h");
+    assert!(r.text().await.unwrap().contains("expired"));
     let job = fake.ledger().job(&id).cloned().unwrap();
     assert_eq!(job.status, JobPhase::Completed);
+    assert_eq!(fake.ledger().wan.expired_urls, 2);
     assert_eq!(job.size, "1280x720");
     assert_eq!(
         sha256_hex(&bytes),
