@@ -96,13 +96,13 @@ pub(crate) async fn after_accept(stall: std::time::Duration, then_502: bool) -> 
     then_502.then(bad_gateway)
 }
 
+/// Draws the request-level faults of one request on `e` (rate limit, server error, stall): a
+/// 429 or 5xx answer in the protocol's own shape (`rate_limited` gets the `Retry-After` in
+/// milliseconds, `server_error` the status), or the stall waited out.
 #[allow(
     clippy::result_large_err,
     reason = "handlers return early with the error Response; boxing it buys nothing here"
 )]
-/// Draws the request-level faults of one request on `e` (rate limit, server error, stall): a
-/// 429 or 5xx answer in the protocol's own shape (`rate_limited` gets the `Retry-After` in
-/// milliseconds, `server_error` the status), or the stall waited out.
 pub(crate) async fn faults(
     shared: &Shared,
     p: Protocol,
@@ -122,14 +122,14 @@ pub(crate) async fn faults(
     }
 }
 
-#[allow(
-    clippy::result_large_err,
-    reason = "handlers return early with the error Response; boxing it buys nothing here"
-)]
 /// Checks a signed download URL of the form `…?Expires=<unix s>&Signature=<sig>` (Wan's OSS and
 /// MiniMax's file URLs), signed when its job completed at `done` and valid `ttl_secs`: a bad
 /// signature or a past expiry (or the `expire_urls` fault) is counted and answered 403 by
 /// `denied(code, message)`.
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return early with the error Response; boxing it buys nothing here"
+)]
 pub(crate) fn check_expires_signature(
     shared: &Shared,
     p: Protocol,
