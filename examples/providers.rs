@@ -32,6 +32,8 @@
 //! | Runway | `CINEFLOW_RUNWAY_API_KEY` (or `RUNWAYML_API_SECRET`) | `CINEFLOW_RUNWAY_BASE_URL` |
 //! | Seedance on BytePlus ModelArk, or on Volcengine Ark with `CINEFLOW_SEEDANCE_PRESET=ark` | `CINEFLOW_SEEDANCE_API_KEY` (or `ARK_API_KEY`) | `CINEFLOW_SEEDANCE_BASE_URL` |
 //! | Kling, international, or China with `CINEFLOW_KLING_PRESET=china` | `CINEFLOW_KLING_ACCESS_KEY` + `CINEFLOW_KLING_SECRET_KEY` (or `KLING_ACCESS_KEY` + `KLING_SECRET_KEY`) | `CINEFLOW_KLING_BASE_URL` |
+//! | Wan on DashScope Singapore, or Beijing / Virginia with `CINEFLOW_WAN_REGION=beijing\|virginia` | `CINEFLOW_WAN_API_KEY` (or `DASHSCOPE_API_KEY`) | `CINEFLOW_WAN_BASE_URL` |
+//! | MiniMax Hailuo, international or China with `CINEFLOW_MINIMAX_HOST=china` | `CINEFLOW_MINIMAX_API_KEY` (or `MINIMAX_API_KEY`) | `CINEFLOW_MINIMAX_BASE_URL` |
 //! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
 //!
 //! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), and `CINEFLOW_NETWORK_ALLOW`: the
@@ -53,10 +55,12 @@ use cineflow::core::{
 use cineflow::providers::jimeng::{self, JimengOfficialBuilder, JimengProxyBuilder};
 use cineflow::providers::kling::{self, Kling, KlingBuilder};
 use cineflow::providers::local::{self, LocalRenderer};
+use cineflow::providers::minimax::{Host, Minimax, MinimaxBuilder};
 use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
 use cineflow::providers::runway::RunwayBuilder;
 use cineflow::providers::seedance::{Preset, Seedance, SeedanceBuilder};
 use cineflow::providers::sorahk::SoraHkBuilder;
+use cineflow::providers::wan::{Region, Wan, WanBuilder};
 use futures::StreamExt;
 
 const DEMO: &str = include_str!("storyboards/cineflow_demo.json");
@@ -105,6 +109,49 @@ fn kling_from_env() -> (Result<Kling, String>, &'static str) {
         }
     };
     let built = KlingBuilder::preset(preset).load_env().build();
+    (built.map_err(|e| e.to_string()), name)
+}
+
+/// Wan from the environment: the region from `CINEFLOW_WAN_REGION` (`singapore`, the default,
+/// `beijing` or `virginia`: keys and model ids are per region), then the adapter's own
+/// variables. Returns the adapter, its name, and the wan2.6 text-to-video id there.
+fn wan_from_env() -> (Result<Wan, String>, &'static str, &'static str) {
+    let region = match std::env::var("CINEFLOW_WAN_REGION").as_deref() {
+        Ok("singapore") | Ok("") | Err(_) => Region::Singapore,
+        Ok("beijing") => Region::Beijing,
+        Ok("virginia") => Region::Virginia,
+        Ok(other) => {
+            let why = format!(
+                "CINEFLOW_WAN_REGION must be singapore, beijing or virginia, not {other:?}"
+            );
+            return (Err(why), "Wan", "");
+        }
+    };
+    let (name, model) = match region {
+        Region::Singapore => ("Wan on DashScope Singapore", "wan2.6-t2v"),
+        Region::Beijing => ("Wan on DashScope Beijing", "wan2.6-t2v"),
+        Region::Virginia => ("Wan on DashScope Virginia", "wan2.6-t2v-us"),
+    };
+    let built = WanBuilder::region(region).load_env().build();
+    (built.map_err(|e| e.to_string()), name, model)
+}
+
+/// MiniMax from the environment: the host from `CINEFLOW_MINIMAX_HOST` (`intl`, the default,
+/// or `china`), then the adapter's own variables.
+fn minimax_from_env() -> (Result<Minimax, String>, &'static str) {
+    let host = match std::env::var("CINEFLOW_MINIMAX_HOST").as_deref() {
+        Ok("intl") | Ok("") | Err(_) => Host::Intl,
+        Ok("china") => Host::China,
+        Ok(other) => {
+            let why = format!("CINEFLOW_MINIMAX_HOST must be intl or china, not {other:?}");
+            return (Err(why), "MiniMax Hailuo");
+        }
+    };
+    let name = match host {
+        Host::Intl => "MiniMax Hailuo (international)",
+        Host::China => "MiniMax Hailuo (China)",
+    };
+    let built = MinimaxBuilder::host(host).load_env().build();
     (built.map_err(|e| e.to_string()), name)
 }
 
@@ -175,6 +222,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     consider(name, seedance, seedance_model, false, c);
     let (kling, name) = kling_from_env();
     consider(name, kling, "kling-v3", false, c);
+    let (wan, name, wan_model) = wan_from_env();
+    consider(name, wan, wan_model, false, c);
+    // Hailuo 02 renders 10 s at its default 768P, from text in landscape.
+    let (minimax, name) = minimax_from_env();
+    consider(name, minimax, "MiniMax-Hailuo-02", false, c);
     if LocalRenderer::is_available() {
         let renderer = LocalRenderer::from_env();
         consider(

@@ -111,8 +111,8 @@ async fn a_retired_model_is_refused_at_create_run_naming_the_living_alternatives
             "retired on 2026-09-24 (every route is past its sunset)".to_owned(),
             "living alternatives: seedance-2 (via modelark, ark, jimeng)".to_owned(),
             "kling-3 (via kling, kling_cn)".to_owned(),
-            "wan-2.6 (no route yet)".to_owned(),
-            "hailuo-2.3 (no route yet)".to_owned(),
+            "wan-2.6 (via wan_intl, wan, wan_us)".to_owned(),
+            "hailuo-2.3 (via minimax, minimax_cn)".to_owned(),
             "runway-gen4.5 (via runway)".to_owned(),
             format!("aliases.{model} = \"seedance-2\""),
         ] {
@@ -253,11 +253,22 @@ async fn a_sora_route_still_serves_the_day_before_its_sunset_and_is_refused_on_i
     assert_eq!(sora_hk.submits(), 1, "nothing more was sent");
 }
 
+/// The default catalog plus `pixverse-5`, a model it names without a route (every built-in
+/// living model has one now).
+fn with_unrouted_model() -> RouterConfig {
+    let mut cfg = RouterConfig::default_catalog();
+    cfg.models.insert(
+        mid("pixverse-5"),
+        cineflow_core::router::ModelConfig::default(),
+    );
+    cfg
+}
+
 #[tokio::test]
 async fn a_living_model_with_no_route_yet_is_refused_at_create_run_saying_so() {
     let runway = MockProvider::new("runway").unwrap();
-    let env = env(RouterConfig::default_catalog(), AFTER_SORA, &[&runway]);
-    for model in ["wan-2.6", "hailuo-2.3"] {
+    let env = env(with_unrouted_model(), AFTER_SORA, &[&runway]);
+    for model in ["pixverse-5"] {
         let err = env.create(model, 1).await.unwrap_err();
         assert!(matches!(err, Error::NoProvider { .. }), "{err:?}");
         let msg = err.to_string();
@@ -277,10 +288,10 @@ async fn an_alias_onto_a_model_that_cannot_serve_is_refused_naming_the_alias() {
     let jimeng = MockProvider::new("jimeng").unwrap();
     for (target, why) in [
         ("sora2pro", "the target was retired on 2026-09-24"),
-        ("wan-2.6", "the target has no route yet"),
+        ("pixverse-5", "the target has no route yet"),
         ("sora3", "the target is not in the catalog"),
     ] {
-        let mut cfg = RouterConfig::default_catalog();
+        let mut cfg = with_unrouted_model();
         cfg.aliases.insert(mid("sora2"), mid(target));
         let env = env(cfg, AFTER_SORA, &[&jimeng]);
         let err = env.create("sora2", 1).await.unwrap_err();
@@ -314,7 +325,7 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
         assert!(!catalog.is_retired(&mid(model), date!(2026 - 09 - 23)));
     }
     let living = RouterConfig::living_catalog();
-    assert_eq!(living.models.len(), 11);
+    assert_eq!(living.models.len(), 14);
     for id in living.models.keys() {
         assert_eq!(catalog.retirement(id), None, "{id}");
         assert_eq!(catalog.models[id], living.models[id], "{id}");
@@ -353,6 +364,25 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
             "modelark:dreamina-seedance-2-0-mini-260615",
             "ark:doubao-seedance-2-0-mini-260615"
         ]
+    );
+    assert_eq!(
+        routed("wan-2.6"),
+        [
+            "wan_intl:wan2.6-t2v,wan2.6-i2v",
+            "wan:wan2.6-t2v,wan2.6-i2v",
+            "wan_us:wan2.6-t2v-us"
+        ]
+    );
+    assert_eq!(
+        routed("hailuo-2.3"),
+        [
+            "minimax:MiniMax-Hailuo-2.3,MiniMax-Hailuo-2.3-Fast",
+            "minimax_cn:MiniMax-Hailuo-2.3,MiniMax-Hailuo-2.3-Fast"
+        ]
+    );
+    assert_eq!(
+        routed("minimax-h3"),
+        ["minimax:MiniMax-H3", "minimax_cn:MiniMax-H3"]
     );
     let priorities = |model: &str| {
         catalog.models[&mid(model)]
@@ -401,4 +431,37 @@ async fn seedance_runs_on_the_official_api_before_the_jimeng_proxy_and_on_the_pr
     assert_ne!(run.status, RunStatus::Completed);
     assert_eq!(tasks[0].status, TaskStatus::Failed, "{:?}", tasks[0].error);
     assert_eq!(jimeng.submits(), 1, "the proxy was not asked for mini");
+}
+
+#[test]
+fn every_wan_and_minimax_route_of_the_catalog_names_a_model_its_adapter_serves() {
+    use cineflow_core::VideoProvider;
+    use cineflow_providers::ApiKeyBuilder;
+    use cineflow_providers::minimax::Minimax;
+    use cineflow_providers::wan::Wan;
+
+    let adapters: Vec<Box<dyn VideoProvider>> = vec![
+        Box::new(Wan::singapore().with_api_key("k").build().unwrap()),
+        Box::new(Wan::beijing().with_api_key("k").build().unwrap()),
+        Box::new(Wan::virginia().with_api_key("k").build().unwrap()),
+        Box::new(Minimax::intl().with_api_key("k").build().unwrap()),
+        Box::new(Minimax::china().with_api_key("k").build().unwrap()),
+    ];
+    let mut checked = 0;
+    for (model, m) in RouterConfig::living_catalog().models {
+        for r in &m.routes {
+            let Some(adapter) = adapters.iter().find(|a| a.id() == &r.provider) else {
+                continue;
+            };
+            for vm in &r.vendor_models {
+                assert!(
+                    adapter.capabilities().model(vm).is_some(),
+                    "{model}: {} does not serve {vm}",
+                    r.provider
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 14, "{checked}");
 }

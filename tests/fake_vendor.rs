@@ -10,9 +10,11 @@ use cineflow_core::{
 };
 use cineflow_providers::http::Timeouts;
 use cineflow_providers::kling::Kling;
+use cineflow_providers::minimax::Minimax;
 use cineflow_providers::openai_compat::OpenAiCompat;
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
+use cineflow_providers::wan::Wan;
 use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{
     FakeVendor, Faults, KLING_ACCESS_KEY, LostSubmitFault, Protocol, RateLimitFault, Trigger,
@@ -21,11 +23,13 @@ use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 /// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
-const PROTOCOLS: [Protocol; 4] = [
+const PROTOCOLS: [Protocol; 6] = [
     Protocol::OpenAi,
     Protocol::SoraHk,
     Protocol::Seedance,
     Protocol::Kling,
+    Protocol::Wan,
+    Protocol::Minimax,
 ];
 
 /// The vendor model and a duration it serves, per protocol (Seedance: the ModelArk preset).
@@ -35,13 +39,20 @@ fn model_and_secs(p: Protocol) -> (&'static str, u32) {
         Protocol::SoraHk => ("sora2", 10),
         Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
         Protocol::Kling => ("kling-v3", 5),
+        Protocol::Wan => ("wan2.6-t2v", 5),
+        Protocol::Minimax => ("MiniMax-Hailuo-02", 6),
     }
 }
 
 fn request(p: Protocol, prompt: &str) -> GenerationRequest {
     let task_id = TaskId::new();
     let (model, secs) = model_and_secs(p);
-    GenerationRequest::new(task_id, model, prompt, secs).with_orientation(Orientation::Vertical)
+    // MiniMax's V1 models render text prompts in landscape only.
+    let orientation = match p {
+        Protocol::Minimax => Orientation::Horizontal,
+        _ => Orientation::Vertical,
+    };
+    GenerationRequest::new(task_id, model, prompt, secs).with_orientation(orientation)
 }
 
 /// The Seedance adapter (ModelArk preset) on `fake`, sending the per-attempt
@@ -82,6 +93,16 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         .build()
         .unwrap();
     let seedance = seedance(&fake, true);
+    let wan = Wan::beijing()
+        .with_base_url(fake.base_url(Protocol::Wan))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
+    let minimax = Minimax::intl()
+        .with_base_url(fake.base_url(Protocol::Minimax))
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
     let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
@@ -90,6 +111,8 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
             Protocol::Kling,
             Box::new(kling(&fake, Duration::from_secs(30))),
         ),
+        (Protocol::Wan, Box::new(wan)),
+        (Protocol::Minimax, Box::new(minimax)),
     ];
     (fake, providers)
 }
@@ -379,7 +402,12 @@ async fn ten_percent_of_submits_accepted_then_502_end_with_one_paid_job_per_task
 
     use cineflow_core::{EventKind, RunStatus, TaskStatus};
 
-    for p in PROTOCOLS {
+    // Not Wan: its list does not echo what was asked, so a lost submit among others in flight
+    // cannot be told apart from them; not MiniMax: it has no list (tests at the end).
+    for p in PROTOCOLS
+        .into_iter()
+        .filter(|p| !matches!(p, Protocol::Wan | Protocol::Minimax))
+    {
         let (fake, providers) = fake_and_providers().await;
         let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
         fake.set_faults(Faults {
@@ -445,14 +473,20 @@ async fn order_twin(p: Protocol, provider: &dyn VideoProvider) -> cineflow_core:
 /// Two jobs at the vendor match the lost submit: neither is adopted. On Seedance this holds
 /// for the fallback matching only (`with_safety_identifier(false)`: echoed fields and time);
 /// with the per-attempt `safety_identifier` the twin is no candidate (next test). Kling's
-/// lookup is exact (by `external_task_id`): a twin is never a candidate there.
+/// lookup is exact (by `external_task_id`): a twin is never a candidate there. On Wan any
+/// other task of the model in the window is a candidate, whatever it asked for.
 #[tokio::test]
 async fn two_vendor_jobs_matching_a_lost_submit_leave_the_task_interrupted_on_every_protocol() {
     use std::sync::Arc;
 
     use cineflow_core::TaskStatus;
 
-    for p in PROTOCOLS.into_iter().filter(|p| *p != Protocol::Kling) {
+    // Not Kling (its lookup is exact) nor MiniMax (it has no list, so there is nothing to
+    // match: test at the end).
+    for p in PROTOCOLS
+        .into_iter()
+        .filter(|p| *p != Protocol::Kling && *p != Protocol::Minimax)
+    {
         let (fake, providers) = fake_and_providers().await;
         let provider: Arc<dyn VideoProvider> = match p {
             Protocol::Seedance => Arc::new(seedance(&fake, false)),
@@ -622,4 +656,72 @@ async fn kling_resubmits_after_proven_absence_are_bounded() {
     let t = &tasks[0];
     assert_eq!(t.status, TaskStatus::Interrupted, "{:?}", t.error);
     assert_eq!(t.attempts.len(), 1);
+}
+
+/// On Wan (DashScope), a lost submit whose task is the only unrecorded one of its model in the
+/// window is adopted: found through the list by time window, model and status, with no second
+/// paid job.
+#[tokio::test]
+async fn a_lost_wan_submit_alone_in_its_window_is_adopted_and_paid_once() {
+    use std::sync::Arc;
+
+    use cineflow_core::{EventKind, TaskStatus};
+
+    let p = Protocol::Wan;
+    let (fake, providers) = fake_and_providers().await;
+    let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
+    fake.set_faults(Faults {
+        accept_then_502: Trigger::first(1),
+        ..Faults::none()
+    })
+    .unwrap();
+    let (_, tasks, events, _dir) = reconcile_run(p, Arc::from(provider), 1, "alone").await;
+    let ledger = fake.ledger();
+    assert_eq!(ledger.counts(p).accepted_then_502, 1);
+    assert_eq!(ledger.counts(p).submits, 1, "no second job");
+    assert!(ledger.counts(p).lists > 0, "found through the list");
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Completed, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1, "never a second attempt");
+    let adopted = t.attempts[0].job.as_ref().unwrap();
+    let record = ledger.job(&adopted.vendor_job_id).unwrap();
+    assert_eq!((record.downloads, record.downloads_completed), (1, 1));
+    assert_eq!(
+        record.sha256.as_deref(),
+        Some(t.artifact.as_ref().unwrap().sha256.as_str())
+    );
+    let reconciled = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
+        .count();
+    assert_eq!(reconciled, 1);
+}
+
+/// On MiniMax, which has no task list, a lost submit cannot be looked for: the task ends
+/// `interrupted` with a reason saying so, and nothing is paid twice.
+#[tokio::test]
+async fn a_lost_minimax_submit_ends_interrupted_because_minimax_has_no_list() {
+    use std::sync::Arc;
+
+    use cineflow_core::TaskStatus;
+
+    let p = Protocol::Minimax;
+    let (fake, providers) = fake_and_providers().await;
+    let provider = providers.into_iter().find(|(q, _)| *q == p).unwrap().1;
+    fake.set_faults(Faults {
+        accept_then_502: Trigger::first(1),
+        ..Faults::none()
+    })
+    .unwrap();
+    let (_, tasks, _, _dir) = reconcile_run(p, Arc::from(provider), 1, "lost").await;
+    let ledger = fake.ledger();
+    assert_eq!(ledger.counts(p).accepted_then_502, 1);
+    assert_eq!(ledger.counts(p).submits, 1, "no second paid job");
+    assert_eq!(ledger.counts(p).submit_attempts, 1, "never resubmitted");
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Interrupted, "{:?}", t.error);
+    assert_eq!(t.attempts.len(), 1);
+    assert!(t.attempts[0].job.is_none());
+    let msg = &t.error.as_ref().unwrap().message;
+    assert!(msg.contains("cannot list its jobs"), "{msg}");
 }

@@ -24,6 +24,8 @@ pub mod jimeng;
 pub mod kling;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "minimax")]
+pub mod minimax;
 #[cfg(feature = "openai_compat")]
 pub mod openai_compat;
 #[cfg(feature = "runway")]
@@ -32,3 +34,5 @@ pub mod runway;
 pub mod seedance;
 #[cfg(feature = "sorahk")]
 pub mod sorahk;
+#[cfg(feature = "wan")]
+pub mod wan;

@@ -1,5 +1,5 @@
-//! The `fake-vendor` command line: the fake OpenAI Videos + Sora.hk + Seedance server as its
-//! own process.
+//! The `fake-vendor` command line: the fake OpenAI Videos + Sora.hk + Seedance + Wan +
+//! MiniMax server as its own process.
 //! The `fake-vendor` binary is [`run`]; a harness can re-start itself as the vendor by calling
 //! [`run`] too (as `examples/loadtest.rs` does), so both speak exactly the same flags and
 //! ready line.
@@ -9,7 +9,7 @@
 //! ```
 //!
 //! When ready it prints ONE line of JSON on stdout:
-//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"kling_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
+//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"kling_base_url":…,"wan_base_url":…,"minimax_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
 //! and serves until SIGTERM, SIGINT or the end of stdin (so a test harness that dies does
 //! not leave it running: spawn it with a piped stdin and keep the pipe open; pass
 //! `--ignore-stdin` when stdin is not a pipe you control). Control endpoints: `GET /__ledger`,
@@ -115,6 +115,8 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "sorahk_base_url": fake.base_url(Protocol::SoraHk),
         "seedance_base_url": fake.base_url(Protocol::Seedance),
         "kling_base_url": fake.base_url(Protocol::Kling),
+        "wan_base_url": fake.base_url(Protocol::Wan),
+        "minimax_base_url": fake.base_url(Protocol::Minimax),
         "ledger_url": fake.ledger_url(),
         "faults_url": format!("{url}/__faults"),
         "reset_url": format!("{url}/__reset"),

@@ -28,15 +28,25 @@ pub enum Protocol {
     /// `https://api-singapore.klingai.com`: `/kling/v1/videos/…`).
     #[serde(rename = "kling")]
     Kling,
+    /// The DashScope task API of Alibaba Wan, under `/wan/api/v1` (the path shape of
+    /// `https://dashscope.aliyuncs.com/api/v1`).
+    #[serde(rename = "wan")]
+    Wan,
+    /// The MiniMax Hailuo video API (V1 and V2), under `/minimax` (the path shape of
+    /// `https://api.minimax.io`).
+    #[serde(rename = "minimax")]
+    Minimax,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::OpenAi,
         Protocol::SoraHk,
         Protocol::Seedance,
         Protocol::Kling,
+        Protocol::Wan,
+        Protocol::Minimax,
     ];
 
     /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`, `/kling`).
@@ -46,6 +56,8 @@ impl Protocol {
             Protocol::SoraHk => "/sorahk/v1",
             Protocol::Seedance => "/seedance/api/v3",
             Protocol::Kling => "/kling",
+            Protocol::Wan => "/wan/api/v1",
+            Protocol::Minimax => "/minimax",
         }
     }
 
@@ -56,6 +68,8 @@ impl Protocol {
             Protocol::SoraHk => "sorahk",
             Protocol::Seedance => "seedance",
             Protocol::Kling => "kling",
+            Protocol::Wan => "wan",
+            Protocol::Minimax => "minimax",
         }
     }
 
@@ -65,6 +79,8 @@ impl Protocol {
             Protocol::SoraHk => 1,
             Protocol::Seedance => 2,
             Protocol::Kling => 3,
+            Protocol::Wan => 4,
+            Protocol::Minimax => 5,
         }
     }
 }
@@ -108,6 +124,16 @@ impl JobPhase {
             (Protocol::Kling, JobPhase::Queued) => "submitted",
             (Protocol::Kling, JobPhase::Running) => "processing",
             (Protocol::Kling, JobPhase::Completed) => "succeed",
+            (Protocol::Wan, JobPhase::Queued) => "PENDING",
+            (Protocol::Wan, JobPhase::Running) => "RUNNING",
+            (Protocol::Wan, JobPhase::Completed) => "SUCCEEDED",
+            (Protocol::Wan, JobPhase::Failed) => "FAILED",
+            (Protocol::Wan, JobPhase::Cancelled) => "CANCELED",
+            (Protocol::Wan, JobPhase::Expired) => "UNKNOWN",
+            (Protocol::Minimax, JobPhase::Queued) => "Queueing",
+            (Protocol::Minimax, JobPhase::Running) => "Processing",
+            (Protocol::Minimax, JobPhase::Completed) => "Success",
+            (Protocol::Minimax, JobPhase::Failed) => "Fail",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -320,6 +346,12 @@ pub struct Ledger {
     /// Kling.
     #[serde(default)]
     pub kling: Counts,
+    /// Wan (DashScope).
+    #[serde(default)]
+    pub wan: Counts,
+    /// MiniMax Hailuo.
+    #[serde(default)]
+    pub minimax: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -332,6 +364,8 @@ impl Ledger {
             Protocol::SoraHk => &self.sorahk,
             Protocol::Seedance => &self.seedance,
             Protocol::Kling => &self.kling,
+            Protocol::Wan => &self.wan,
+            Protocol::Minimax => &self.minimax,
         }
     }
 

@@ -4,10 +4,11 @@
 //! HTTP server on `127.0.0.1` speaking the OpenAI Videos protocol (under `/openai/v1`), the
 //! Sora.hk protocol (under `/sorahk/v1`) exactly as the vendors document them, and the
 //! Seedance task API of Volcengine Ark / BytePlus ModelArk (under `/seedance/api/v3`, as the
-//! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it) and
-//! Kling's official API (under `/kling`, JWT-authenticated, with lookup by `external_task_id`), so
-//! the real adapters run against it unchanged, and keeping a [`Ledger`] of every submit, poll
-//! and download — so a test can count what was paid for.
+//! official Ark runtime SDK `volcenginesdkarkruntime` and the ModelArk docs describe it),
+//! Kling's official API (under `/kling`, JWT-authenticated, with lookup by `external_task_id`),
+//! the DashScope task API of Alibaba Wan (under `/wan/api/v1`) and the MiniMax Hailuo video API
+//! (under `/minimax`), so the real adapters run against it unchanged, and keeping a [`Ledger`]
+//! of every submit, poll and download — so a test can count what was paid for.
 //!
 //! - **Jobs** progress with tokio time (`tokio::time::pause()` works in-process): queued for
 //!   the first 10 %, then running with progress, then completed ([`JobTiming`]).
@@ -91,6 +92,14 @@
 //! | `GET /seedance/api/v3/contents/generations/tasks?page_num=&page_size=&filter.status=&filter.model=&filter.service_tier=&filter.task_ids=…` | `{items:[task…], total}`; newest first; `page_num`, `page_size` 1–500 (1, 10); `filter.task_ids` repeats; tasks of the last 7 days |
 //! | `DELETE /seedance/api/v3/contents/generations/tasks/{id}` | empty 200: `queued` → `cancelled`, `succeeded`/`failed`/`expired` → deleted (404 after); 400 `InvalidParameter` when `running` or `cancelled` |
 //! | `GET /seedance-tos/{id}.mp4?X-Tos-…`, `GET /seedance-tos/{id}-last-frame.png?X-Tos-…` | the Seedance `video_url` (`video/mp4`, ranges) and `last_frame_url` (a PNG header of the video's size): no key needed (one sent counts as `leaked_auth`); 403 XML 24 h after success or on a bad signature |
+//! | `POST /wan/api/v1/services/aigc/video-generation/video-synthesis` (`X-DashScope-Async: enable` required, else 403 `AccessDenied`; `model`, `input{prompt, …}`, `parameters{size \| resolution + ratio, duration, …}`) | `{"output":{"task_status":"PENDING","task_id"},"request_id"}` |
+//! | `GET /wan/api/v1/tasks/{id}` | `{"request_id","output":{task_id, task_status: PENDING\|RUNNING\|SUCCEEDED\|FAILED\|CANCELED\|UNKNOWN, submit_time, scheduled_time, end_time, orig_prompt, video_url, code, message},"usage"}` (unknown or day-old ids: `UNKNOWN`) |
+//! | `GET /wan/api/v1/tasks?start_time=&end_time=&model_name=&status=&page_no=&page_size=` | `{"data":[{task_id, status, model_name, gmt_create (unix ms), end_time, region}],"total","total_page","page_no","page_size"}`, newest first, no prompts; times `YYYYMMDDhhmmss` on Beijing's clock |
+//! | `POST /wan/api/v1/tasks/{id}/cancel` | `PENDING` → `CANCELED`; 400 `UnsupportedOperation` otherwise |
+//! | `POST /minimax/v1/video_generation`, `POST /minimax/v2/video_generation` | `{"task_id","base_resp":{"status_code":0,…}}`; **errors inside HTTP 200** (`base_resp` 1004 bad key, 1002 rate limit, 2013 invalid) |
+//! | `GET /minimax/v1/query/video_generation?task_id=` → `GET /minimax/v1/files/retrieve?file_id=` | `{status: Queueing\|Processing\|Success\|Fail, file_id, …}` then `{"file":{…,"download_url"}}` |
+//! | `GET /minimax/v2/query/video_generation/{id}` | `{"task":{status: queued\|running\|succeeded\|failed\|cancelled, content:{url}, error}}` |
+//! | `GET /wan-oss/{id}.mp4?Expires=&Signature=`, `GET /minimax-files/{id}.mp4?Expires=&Signature=` | the Wan `video_url` and the MiniMax download URL: no key needed (one sent counts as `leaked_auth`) |
 //! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
 //! | `POST /kling/v1/videos/{text2video,image2video,multi-image2video,omni-video}` (`model_name`, `prompt`, `duration` **string**, `mode`, `aspect_ratio`, `negative_prompt`, `sound`, `image`, `image_tail`, `image_list`, `callback_url`, `external_task_id`; validated per model) with `Authorization: Bearer <HS256 JWT>` (`iss` = [`KLING_ACCESS_KEY`], signed with the key) | `{"code":0,"message":"SUCCEED","request_id","data":task}`; 400 code 1201 for an `external_task_id` already used |
 //! | `GET /kling/v1/videos/{route}/{task_id or external_task_id}` | envelope, `data`: task `{task_id, task_status: submitted\|processing\|succeed\|failed, task_status_msg, task_info:{external_task_id}, created_at, updated_at (ms), final_unit_deduction, task_result:{videos:[{id,url,duration}]}}` |
@@ -116,6 +125,7 @@ pub mod cli;
 mod config;
 mod kling;
 mod ledger;
+mod minimax;
 mod openai;
 mod seedance;
 mod seedance_req;
@@ -123,6 +133,7 @@ mod server;
 mod sorahk;
 mod state;
 mod video;
+mod wan;
 
 use std::fmt;
 use std::io;

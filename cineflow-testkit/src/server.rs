@@ -21,7 +21,7 @@ use crate::config::{Endpoint, Faults};
 use crate::ledger::Protocol;
 use crate::state::{JobHandle, Shared, Verdict};
 use crate::video;
-use crate::{kling, openai, seedance, sorahk};
+use crate::{kling, minimax, openai, seedance, sorahk, wan};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -36,6 +36,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(sorahk::routes())
         .merge(seedance::routes())
         .merge(kling::routes())
+        .merge(wan::routes())
+        .merge(minimax::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -111,14 +113,19 @@ pub(crate) async fn lost_submit(delay: Duration) -> Response {
 }
 
 /// The request-level faults (rate limit, server error, stall) for one request of protocol
-/// `p`: the error answer built by `rate_limited` / `server_error` in the vendor's shape, or
-/// `Ok` after the stall's delay, if any.
+/// `p` on `e`: a 429 or 5xx answer in the protocol's own shape (`rate_limited` gets the
+/// `Retry-After` in milliseconds, `server_error` the status), or `Ok` after the stall's delay,
+/// if any.
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return early with the error Response; boxing it buys nothing here"
+)]
 pub(crate) async fn apply_faults(
     shared: &Shared,
     p: Protocol,
     e: Endpoint,
-    rate_limited: fn(u64) -> Response,
-    server_error: fn(u16) -> Response,
+    rate_limited: impl FnOnce(u64) -> Response,
+    server_error: impl FnOnce(u16) -> Response,
 ) -> Result<(), Response> {
     match shared.request_faults(p, e) {
         Verdict::RateLimited(ms) => Err(rate_limited(ms)),
@@ -130,6 +137,46 @@ pub(crate) async fn apply_faults(
             Ok(())
         }
     }
+}
+
+/// Checks a signed download URL of the form `…?Expires=<unix s>&Signature=<sig>` (Wan's OSS and
+/// MiniMax's file URLs), signed when its job completed at `done` and valid `ttl_secs`: a bad
+/// signature or a past expiry (or the `expire_urls` fault) is counted and answered 403 by
+/// `denied(code, message)`.
+#[allow(
+    clippy::result_large_err,
+    reason = "handlers return early with the error Response; boxing it buys nothing here"
+)]
+pub(crate) fn check_expires_signature(
+    shared: &Shared,
+    p: Protocol,
+    file: &str,
+    raw_query: Option<&str>,
+    done: time::OffsetDateTime,
+    ttl_secs: i64,
+    denied: impl FnOnce(&str, &str) -> Response,
+) -> Result<(), Response> {
+    let expires = (done.unix_timestamp() + ttl_secs).to_string();
+    let param = |name: &str| {
+        url::form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    if param("Expires") != expires || param("Signature") != shared.blob_sig(file, &expires) {
+        shared.note_expired_url(p);
+        return Err(denied(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        ));
+    }
+    if shared.wall_now().unix_timestamp() >= done.unix_timestamp() + ttl_secs
+        || shared.expire_url_fault()
+    {
+        shared.note_expired_url(p);
+        return Err(denied("AccessDenied", "Request has expired."));
+    }
+    Ok(())
 }
 
 /// A status from a number known to be valid (5xx from validated faults).
@@ -344,7 +391,7 @@ async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": {
-            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /blob/…, /seedance-tos/… and /__ledger, /__faults, /__reset",
+            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /wan/api/v1/…, /minimax/…, /blob/…, /seedance-tos/…, /wan-oss/…, /minimax-files/… and /__ledger, /__faults, /__reset",
             "type": "invalid_request_error", "param": null, "code": null
         }})),
     )

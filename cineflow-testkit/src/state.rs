@@ -131,7 +131,7 @@ struct State {
     index: HashMap<String, usize>,
     /// OpenAI idempotency keys and Kling `external_task_id`s, per protocol.
     idempotency: HashMap<(Protocol, String), usize>,
-    counts: [Counts; 4],
+    counts: [Counts; Protocol::ALL.len()],
     faults: Faults,
     seen: Seen,
     fault_rng: fastrand::Rng,
@@ -376,11 +376,12 @@ impl Shared {
             s.job_rng.fill(&mut raw);
             let id = match p {
                 Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
-                Protocol::SoraHk => uuid::Builder::from_random_bytes(raw)
+                Protocol::SoraHk | Protocol::Wan => uuid::Builder::from_random_bytes(raw)
                     .into_uuid()
                     .to_string(),
                 Protocol::Seedance => seedance_id(self.wall(now), &raw),
                 Protocol::Kling => kling_id(&raw),
+                Protocol::Minimax => minimax_id(&raw),
             };
             // Seedance ids are short enough to collide within one second.
             if !s.index.contains_key(&id) {
@@ -653,9 +654,9 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance, kling] = s.counts.clone();
+        let [openai, sorahk, seedance, kling, wan, minimax] = s.counts.clone();
         let mut total = Counts::default();
-        for c in [&openai, &sorahk, &seedance, &kling] {
+        for c in [&openai, &sorahk, &seedance, &kling, &wan, &minimax] {
             total.add(c);
         }
         Ledger {
@@ -664,6 +665,8 @@ impl Shared {
             sorahk,
             seedance,
             kling,
+            wan,
+            minimax,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -697,6 +700,18 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
             ("", "Failure to pass the risk control system")
         }
         (Protocol::Kling, FailKind::Retryable) => ("", "Internal error, please try again later"),
+        (Protocol::Wan, FailKind::ContentPolicy) => (
+            "DataInspectionFailed",
+            "Output data may contain inappropriate content.",
+        ),
+        (Protocol::Minimax, FailKind::ContentPolicy) => {
+            ("1027", "output video may contain sensitive content")
+        }
+        (Protocol::Minimax, FailKind::Retryable) => ("1024", "internal error, please retry"),
+        (Protocol::Wan, FailKind::Retryable) => (
+            "InternalError",
+            "An internal error has occured, please try again later or contact service support.",
+        ),
     }
 }
 
@@ -707,6 +722,14 @@ fn kling_id(raw: &[u8; 16]) -> String {
     ]);
     n = 100_000_000_000_000_000 + n % 900_000_000_000_000_000;
     n.to_string()
+}
+
+/// A MiniMax task id: 15 decimal digits, the first not 0 (`106916112212032`).
+fn minimax_id(raw: &[u8; 16]) -> String {
+    let n = raw[..8]
+        .iter()
+        .fold(0u64, |n, b| n.wrapping_mul(256).wrapping_add(u64::from(*b)));
+    format!("{}", 100_000_000_000_000 + n % 900_000_000_000_000)
 }
 
 /// A Seedance task id, `cgt-20261201093012-x7k2p`: the creation time (UTC) and five

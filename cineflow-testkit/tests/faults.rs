@@ -9,7 +9,7 @@ use cineflow_testkit::{
     Endpoint, FailJobsFault, FailKind, FakeVendor, Faults, JobPhase, Protocol, RateLimitFault,
     ServerErrorFault, StallFault, Trigger, TruncateFault,
 };
-use common::{client, client_with_timeout, get, header, json, post_json};
+use common::{client, client_with_timeout, get, header, json};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::time::advance;
@@ -26,6 +26,18 @@ fn auth(p: Protocol) -> String {
         json!({"iss": cineflow_testkit::KLING_ACCESS_KEY, "exp": now + 1800, "nbf": now - 5});
     let key = EncodingKey::from_secret(KEY.as_bytes());
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+}
+
+/// A submit with the protocol's auth (and DashScope's `X-DashScope-Async: enable`, which the
+/// other protocols ignore).
+async fn post(c: &reqwest::Client, p: Protocol, url: &str, body: Value) -> reqwest::Response {
+    c.post(url)
+        .bearer_auth(auth(p))
+        .header("X-DashScope-Async", "enable")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn start(faults: Faults) -> FakeVendor {
@@ -57,6 +69,18 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             format!("{}/v1/videos/text2video", fake.base_url(p)),
             json!({"model_name": "kling-v3", "prompt": prompt, "duration": "5"}),
         ),
+        Protocol::Wan => (
+            format!(
+                "{}/services/aigc/video-generation/video-synthesis",
+                fake.base_url(p)
+            ),
+            json!({"model": "wan2.6-t2v", "input": {"prompt": prompt},
+                   "parameters": {"size": "1280*720", "duration": 5}}),
+        ),
+        Protocol::Minimax => (
+            format!("{}/v1/video_generation", fake.base_url(p)),
+            json!({"model": "MiniMax-Hailuo-02", "prompt": prompt, "duration": 6}),
+        ),
     }
 }
 
@@ -64,8 +88,9 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
 fn done(p: Protocol) -> &'static str {
     match p {
         Protocol::OpenAi | Protocol::SoraHk => "completed",
-        Protocol::Seedance => "succeeded",
+        Protocol::Seedance | Protocol::Wan => "succeeded",
         Protocol::Kling => "succeed",
+        Protocol::Minimax => "success",
     }
 }
 
@@ -76,6 +101,8 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     let id = match p {
         Protocol::OpenAi | Protocol::Seedance => &v["id"],
         Protocol::SoraHk | Protocol::Kling => &v["data"]["task_id"],
+        Protocol::Wan => &v["output"]["task_id"],
+        Protocol::Minimax => &v["task_id"],
     };
     id.as_str().unwrap().to_owned()
 }
@@ -86,10 +113,17 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
         Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
         Protocol::Kling => format!("{}/v1/videos/text2video/{id}", fake.base_url(p)),
+        Protocol::Wan => format!("{}/tasks/{id}", fake.base_url(p)),
+        Protocol::Minimax => format!(
+            "{}/v1/query/video_generation?task_id={id}",
+            fake.base_url(p)
+        ),
     }
 }
 
-/// The status object of a poll answer (the Video, or the envelope's data).
+/// The status object of a poll answer (the Video, the envelope's data, Kling's data with its
+/// `task_status` as `status`, Wan's `output` with its `task_status` lowercased as `status`, or
+/// MiniMax's answer with its `status` lowercased and `Fail` read as `failed`).
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(&auth(p))).await).await;
     match p {
@@ -100,6 +134,24 @@ async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> 
             let mut d = v["data"].clone();
             d["status"] = d["task_status"].clone();
             d
+        }
+        Protocol::Wan => {
+            let mut out = v["output"].clone();
+            out["status"] = out["task_status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .into();
+            out
+        }
+        Protocol::Minimax => {
+            let mut out = v.clone();
+            out["status"] = match v["status"].as_str().unwrap_or_default() {
+                "Fail" => "failed".to_owned(),
+                other => other.to_lowercase(),
+            }
+            .into();
+            out
         }
     }
 }
@@ -137,6 +189,24 @@ async fn download(
                 .to_owned();
             c.get(url).send().await.unwrap()
         }
+        Protocol::Wan => {
+            let url = poll(c, fake, p, id).await["video_url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
+        Protocol::Minimax => {
+            // Two steps: the task's file id, then the file's download URL.
+            let file_id = poll(c, fake, p, id).await["file_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let url = format!("{}/v1/files/retrieve?file_id={file_id}", fake.base_url(p));
+            let file = json(get(c, &url, Some(KEY)).await).await;
+            let url = file["file"]["download_url"].as_str().unwrap().to_owned();
+            c.get(url).send().await.unwrap()
+        }
     }
 }
 
@@ -153,8 +223,10 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "limited");
-        let r = post_json(&c, &url, Some(&auth(p)), body.clone()).await;
-        assert_eq!(r.status(), 429, "{p}");
+        let r = post(&c, p, &url, body.clone()).await;
+        // MiniMax reports its errors inside HTTP 200 answers.
+        let status = if p == Protocol::Minimax { 200 } else { 429 };
+        assert_eq!(r.status(), status, "{p}");
         assert_eq!(header(&r, "retry-after"), Some("2"));
         assert_eq!(header(&r, "retry-after-ms"), Some("1500"));
         let e = json(r).await;
@@ -165,8 +237,10 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
                 assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
             }
             Protocol::Kling => assert_eq!(e["code"], 1302),
+            Protocol::Wan => assert_eq!(e["code"], "Throttling.RateQuota"),
+            Protocol::Minimax => assert_eq!(e["base_resp"]["status_code"], 1002),
         }
-        let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+        let id = job_id(p, post(&c, p, &url, body).await).await;
         let l = fake.ledger();
         let n = l.counts(p);
         assert_eq!(
@@ -186,12 +260,9 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
             ..Faults::none()
         })
         .unwrap();
-        assert_eq!(
-            get(&c, &poll_url(&fake, p, &id), Some(&auth(p)))
-                .await
-                .status(),
-            429
-        );
+        let limited = get(&c, &poll_url(&fake, p, &id), Some(&auth(p))).await;
+        assert_eq!(limited.status(), status, "{p}");
+        assert_eq!(header(&limited, "retry-after"), Some("1"), "{p}");
         assert_eq!(
             get(&c, &poll_url(&fake, p, &id), Some(&auth(p)))
                 .await
@@ -213,7 +284,7 @@ async fn server_errors_answer_5xx_and_create_no_job() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "flaky");
-        let r = post_json(&c, &url, Some(&auth(p)), body.clone()).await;
+        let r = post(&c, p, &url, body.clone()).await;
         assert_eq!(r.status(), 503);
         let e = json(r).await;
         match p {
@@ -221,19 +292,16 @@ async fn server_errors_answer_5xx_and_create_no_job() {
             Protocol::SoraHk => assert_eq!(e["code"], 500),
             Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
             Protocol::Kling => assert_eq!(e["code"], 5001),
+            Protocol::Wan => assert_eq!(e["code"], "ServiceUnavailable"),
+            Protocol::Minimax => assert_eq!(e["base_resp"]["status_code"], 1024),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
             ..Faults::none()
         })
         .unwrap();
-        assert_eq!(
-            post_json(&c, &url, Some(&auth(p)), body.clone())
-                .await
-                .status(),
-            500
-        );
-        job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+        assert_eq!(post(&c, p, &url, body.clone()).await.status(), 500);
+        job_id(p, post(&c, p, &url, body).await).await;
         let l = fake.ledger();
         assert_eq!((l.counts(p).server_errors, l.counts(p).submits), (2, 1));
         assert_eq!(l.jobs.len(), 1, "5xx submits created no job");
@@ -253,6 +321,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         let err = impatient
             .post(&url)
             .bearer_auth(auth(p))
+            .header("X-DashScope-Async", "enable")
             .json(&body)
             .send()
             .await
@@ -265,6 +334,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         let r = impatient
             .post(&url)
             .bearer_auth(auth(p))
+            .header("X-DashScope-Async", "enable")
             .json(&body)
             .send()
             .await
@@ -285,7 +355,11 @@ async fn stalled_polls_answer_late() {
     .await;
     let c = client();
     let (url, body) = submit(&fake, Protocol::OpenAi, "late");
-    let id = job_id(Protocol::OpenAi, post_json(&c, &url, Some(KEY), body).await).await;
+    let id = job_id(
+        Protocol::OpenAi,
+        post(&c, Protocol::OpenAi, &url, body).await,
+    )
+    .await;
     let before = tokio::time::Instant::now();
     let v = poll(&c, &fake, Protocol::OpenAi, &id).await;
     assert!(before.elapsed() >= Duration::from_secs(3));
@@ -304,7 +378,7 @@ async fn truncated_downloads_send_fewer_bytes_than_announced_then_close() {
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "cut");
-        let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+        let id = job_id(p, post(&c, p, &url, body).await).await;
         advance(Duration::from_secs(2)).await;
 
         let r = download(&c, &fake, p, &id).await;
@@ -344,7 +418,7 @@ async fn a_slow_link_sends_video_bodies_at_the_configured_rate() {
             .unwrap();
         let c = client();
         let (url, body) = submit(&fake, p, "slow");
-        let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+        let id = job_id(p, post(&c, p, &url, body).await).await;
         advance(Duration::from_secs(2)).await;
 
         let r = download(&c, &fake, p, &id).await;
@@ -390,7 +464,7 @@ async fn expired_blob_urls_answer_403_and_a_fresh_poll_gives_a_working_url() {
     let p = Protocol::SoraHk;
     let c = client();
     let (url, body) = submit(&fake, p, "expiring");
-    let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+    let id = job_id(p, post(&c, p, &url, body).await).await;
     advance(Duration::from_secs(2)).await;
     let first = poll(&c, &fake, p, &id).await["video_url"]
         .as_str()
@@ -427,7 +501,7 @@ async fn blob_urls_expire_at_their_se_time_and_forged_signatures_fail() {
     let p = Protocol::SoraHk;
     let c = client();
     let (url, body) = submit(&fake, p, "short-lived");
-    let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+    let id = job_id(p, post(&c, p, &url, body).await).await;
     advance(Duration::from_secs(2)).await;
     let video_url = poll(&c, &fake, p, &id).await["video_url"]
         .as_str()
@@ -457,7 +531,7 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
         .await;
         let c = client();
         let (url, body) = submit(&fake, p, "ambiguous");
-        let r = post_json(&c, &url, Some(&auth(p)), body).await;
+        let r = post(&c, p, &url, body).await;
         assert_eq!(r.status(), 502);
         assert!(r.text().await.unwrap().contains("502 Bad Gateway"));
 
@@ -490,6 +564,17 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                 let url = format!("{}/v1/videos/text2video", fake.base_url(p));
                 json(get(&c, &url, Some(&auth(p))).await).await["data"].clone()
             }
+            Protocol::Wan => {
+                let url = format!("{}/tasks", fake.base_url(p));
+                json(get(&c, &url, Some(KEY)).await).await["data"].clone()
+            }
+            Protocol::Minimax => {
+                // No list: the paid job is reachable by its id only.
+                advance(Duration::from_secs(2)).await;
+                assert_eq!(poll(&c, &fake, p, &id).await["status"], done(p));
+                assert_eq!(download(&c, &fake, p, &id).await.status(), 200);
+                continue;
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -503,8 +588,8 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             })
             .collect();
         assert_eq!(listed, vec![id.as_str()]);
-        if p != Protocol::Seedance && p != Protocol::Kling {
-            // Seedance and Kling echo no prompt.
+        if !matches!(p, Protocol::Seedance | Protocol::Kling | Protocol::Wan) {
+            // Seedance, Kling and the Wan list echo no prompt.
             assert_eq!(list[0]["prompt"], "ambiguous");
         }
 
@@ -525,7 +610,7 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
             .await;
             let c = client();
             let (url, body) = submit(&fake, p, "doomed");
-            let id = job_id(p, post_json(&c, &url, Some(&auth(p)), body).await).await;
+            let id = job_id(p, post(&c, p, &url, body).await).await;
             advance(Duration::from_millis(500)).await;
             assert_ne!(
                 poll(&c, &fake, p, &id).await["status"],
@@ -571,6 +656,18 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                     let m = v["task_status_msg"].as_str().unwrap();
                     assert!(!m.contains("risk control") && !m.is_empty());
                 }
+                (Protocol::Wan, FailKind::ContentPolicy) => {
+                    assert_eq!(v["code"], "DataInspectionFailed");
+                    assert!(v["video_url"].is_null());
+                }
+                (Protocol::Wan, FailKind::Retryable) => assert_eq!(v["code"], "InternalError"),
+                (Protocol::Minimax, FailKind::ContentPolicy) => {
+                    assert_eq!(v["base_resp"]["status_code"], 1027);
+                    assert!(v["file_id"].is_null());
+                }
+                (Protocol::Minimax, FailKind::Retryable) => {
+                    assert_eq!(v["base_resp"]["status_code"], 1024);
+                }
             }
             if p == Protocol::OpenAi {
                 assert_eq!(download(&c, &fake, p, &id).await.status(), 404);
@@ -591,7 +688,7 @@ async fn new_jobs_can_be_listed_late() {
     .await;
     let c = client();
     let (url, body) = submit(&fake, Protocol::SoraHk, "late listing");
-    post_json(&c, &url, Some(KEY), body).await;
+    post(&c, Protocol::SoraHk, &url, body).await;
     let list_url = format!("{}/tasks", fake.base_url(Protocol::SoraHk));
     let total = |v: Value| v["data"]["total"].as_u64().unwrap();
     assert_eq!(total(json(get(&c, &list_url, Some(KEY)).await).await), 0);
@@ -616,7 +713,12 @@ async fn fault_draws_are_deterministic_for_a_seed() {
         let mut statuses = Vec::new();
         for i in 0..20 {
             let (url, body) = submit(&fake, Protocol::OpenAi, &format!("p{i}"));
-            statuses.push(post_json(&c, &url, Some(KEY), body).await.status().as_u16());
+            statuses.push(
+                post(&c, Protocol::OpenAi, &url, body)
+                    .await
+                    .status()
+                    .as_u16(),
+            );
         }
         let ids: Vec<String> = fake.ledger().jobs.into_iter().map(|j| j.id).collect();
         runs.push((statuses, ids));
@@ -661,7 +763,7 @@ async fn faults_can_be_read_and_replaced_over_http_and_reset_clears_the_ledger()
     );
 
     let (url, body) = submit(&fake, Protocol::OpenAi, "x");
-    assert_eq!(post_json(&c, &url, Some(KEY), body).await.status(), 502);
+    assert_eq!(post(&c, Protocol::OpenAi, &url, body).await.status(), 502);
     let ledger: cineflow_testkit::Ledger = get(&c, &fake.ledger_url(), None)
         .await
         .json()

@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
 use cineflow::core::{ByteStream, Storyboard, VideoProvider};
 use cineflow::providers::kling::Kling;
+use cineflow::providers::minimax::Minimax;
 use cineflow::providers::openai_compat::OpenAiCompat;
 use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
+use cineflow::providers::wan::Wan;
 use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
 use cineflow_testkit::{Ledger, Protocol};
 use futures::StreamExt;
@@ -132,8 +134,14 @@ impl ArtifactSink for HashingSink {
 pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storyboard, BoxError> {
     let duration = match protocol {
         Some(Protocol::OpenAi) => 4,
-        Some(Protocol::Seedance | Protocol::Kling) => 5,
+        Some(Protocol::Seedance | Protocol::Kling | Protocol::Wan) => 5,
+        Some(Protocol::Minimax) => 6,
         Some(Protocol::SoraHk) | None => 10,
+    };
+    // MiniMax's V1 models render text prompts in landscape only.
+    let orientation = match protocol {
+        Some(Protocol::Minimax) => "horizontal",
+        _ => "vertical",
     };
     let mut json = String::from(r#"{"segments":["#);
     for i in 1..=n {
@@ -142,7 +150,7 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
         }
         write!(
             json,
-            r#"{{"segment_index":{i},"prompt_text":"Load shot {i}: a lighthouse at dusk.","duration_seconds":{duration},"resolution":"vertical"}}"#
+            r#"{{"segment_index":{i},"prompt_text":"Load shot {i}: a lighthouse at dusk.","duration_seconds":{duration},"resolution":"{orientation}"}}"#
         )?;
     }
     json.push_str("]}");
@@ -189,6 +197,24 @@ pub(crate) fn provider(
                     .build()?,
             ),
             "kling-v3",
+        ),
+        Protocol::Wan => (
+            Arc::new(
+                Wan::beijing()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "wan2.6-t2v",
+        ),
+        Protocol::Minimax => (
+            Arc::new(
+                Minimax::intl()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "MiniMax-Hailuo-02",
         ),
     })
 }

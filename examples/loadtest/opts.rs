@@ -114,10 +114,12 @@ impl Opts {
                         "openai" => Some(Protocol::OpenAi),
                         "seedance" => Some(Protocol::Seedance),
                         "kling" => Some(Protocol::Kling),
+                        "wan" => Some(Protocol::Wan),
+                        "minimax" => Some(Protocol::Minimax),
                         "mock" => None,
                         other => {
                             return Err(format!(
-                                "--protocol: {other:?} is not one of sorahk, openai, seedance, kling, mock"
+                                "--protocol: {other:?} is not one of sorahk, openai, seedance, kling, wan, minimax, mock"
                             ));
                         }
                     }

@@ -142,6 +142,8 @@ impl Vendor {
                     Protocol::SoraHk => "sorahk_base_url",
                     Protocol::Seedance => "seedance_base_url",
                     Protocol::Kling => "kling_base_url",
+                    Protocol::Wan => "wan_base_url",
+                    Protocol::Minimax => "minimax_base_url",
                 };
                 ready[key]
                     .as_str()

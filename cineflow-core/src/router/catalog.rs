@@ -53,8 +53,10 @@ const fn living(id: &'static str, routes: &'static [SeedRoute]) -> SeedModel {
 /// with session tokens. 2.0 mini is served by the official API only. Runway's own models and
 /// its Veo models go through the Runway adapter. Kling 3 (and its omni model, for reference
 /// images) goes through Kling's own API, international (`kling`, 10) then China (`kling_cn`,
-/// 20): an ambiguous submit there is looked up exactly by its `external_task_id`. Wan and
-/// Hailuo have no adapter yet: their models are named, without a route.
+/// 20): an ambiguous submit there is looked up exactly by its `external_task_id`. Wan goes
+/// through DashScope, Singapore (`wan_intl`) first, then Beijing (`wan`), then Virginia
+/// (`wan_us`, its `-us` ids); Hailuo and MiniMax-H3 through MiniMax, international (`minimax`)
+/// then China (`minimax_cn`).
 const LIVING: &[SeedModel] = &[
     living(
         "seedance-2",
@@ -93,12 +95,54 @@ const LIVING: &[SeedModel] = &[
             ("kling_cn", 20, &["kling-v3-omni"]),
         ],
     ),
-    living("wan-2.6", &[]),
-    living("hailuo-2.3", &[]),
+    living(
+        "wan-2.6",
+        &[
+            ("wan_intl", 10, &["wan2.6-t2v", "wan2.6-i2v"]),
+            ("wan", 20, &["wan2.6-t2v", "wan2.6-i2v"]),
+            ("wan_us", 30, &["wan2.6-t2v-us"]),
+        ],
+    ),
+    living(
+        "hailuo-2.3",
+        &[
+            (
+                "minimax",
+                10,
+                &["MiniMax-Hailuo-2.3", "MiniMax-Hailuo-2.3-Fast"],
+            ),
+            (
+                "minimax_cn",
+                20,
+                &["MiniMax-Hailuo-2.3", "MiniMax-Hailuo-2.3-Fast"],
+            ),
+        ],
+    ),
     living("runway-gen4.5", &[("runway", 10, &["gen4.5"])]),
     living("runway-gen4-turbo", &[("runway", 10, &["gen4_turbo"])]),
     living("veo-3.1", &[("runway", 10, &["veo3.1"])]),
     living("veo-3.1-fast", &[("runway", 10, &["veo3.1_fast"])]),
+    living(
+        "wan-3.0",
+        &[
+            ("wan_intl", 10, &["wan3.0-video"]),
+            ("wan", 20, &["wan3.0-video"]),
+        ],
+    ),
+    living(
+        "hailuo-02",
+        &[
+            ("minimax", 10, &["MiniMax-Hailuo-02"]),
+            ("minimax_cn", 20, &["MiniMax-Hailuo-02"]),
+        ],
+    ),
+    living(
+        "minimax-h3",
+        &[
+            ("minimax", 10, &["MiniMax-H3"]),
+            ("minimax_cn", 20, &["MiniMax-H3"]),
+        ],
+    ),
 ];
 
 /// CineFlow's seeded models, every vendor model id CineFlow lists (it only ever used the first).
@@ -184,8 +228,9 @@ impl RouterConfig {
     /// The living catalog: `seedance-2`, `seedance-2-fast` (through `modelark`, then `ark`, then
     /// the `jimeng` proxy), `seedance-2-mini` (`modelark`, then `ark`), `runway-gen4.5`,
     /// `runway-gen4-turbo`, `veo-3.1`, `veo-3.1-fast` (through `runway`), `kling-3` and
-    /// `kling-3-omni` (through `kling`, then `kling_cn`), and `wan-2.6`, `hailuo-2.3`, which
-    /// have no route until their adapters exist.
+    /// `kling-3-omni` (through `kling`, then `kling_cn`), `wan-2.6`, `wan-3.0` (through
+    /// `wan_intl`, then `wan`; `wan-2.6` also `wan_us`), `hailuo-2.3`, `hailuo-02`, `minimax-h3`
+    /// (through `minimax`, then `minimax_cn`).
     pub fn living_catalog() -> Self {
         Self {
             models: seeded(LIVING, None),

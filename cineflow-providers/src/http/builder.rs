@@ -4,7 +4,9 @@
 use std::fmt;
 
 use bytes::Bytes;
-use cineflow_core::{ByteStream, Error, ImageRef, ProviderError, ProviderId, ProviderJob};
+use cineflow_core::{
+    ByteStream, Error, ImageKind, ImageRef, ProviderError, ProviderId, ProviderJob,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
@@ -410,6 +412,25 @@ impl Endpoint {
             self.timeouts.request,
         )
         .await
+    }
+
+    /// An image as a JSON body carries it: an `https:` or `data:` URL as is; a path or an
+    /// `http:` URL loaded ([`load_image`](Self::load_image)) and inlined as a `data:` URL.
+    pub async fn image_url(&self, image: &ImageRef) -> Result<String, ProviderError> {
+        use base64::Engine as _;
+        match image.kind() {
+            ImageKind::Url if image.as_str().starts_with("https://") => {
+                Ok(image.as_str().to_owned())
+            }
+            ImageKind::DataUrl => Ok(image.as_str().to_owned()),
+            _ => {
+                let (bytes, mime) = self.load_image(image).await?;
+                Ok(format!(
+                    "data:{mime};base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                ))
+            }
+        }
     }
 }
 

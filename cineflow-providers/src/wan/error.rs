@@ -1,0 +1,204 @@
+//! The DashScope error table, applied on top of [`http::status_error`]. Errors are classified by
+//! the vendor's `code`, never by its free-text message.
+//!
+//! Error codes (alibabacloud.com/help/en/model-studio/error-code), in HTTP answers
+//! (`{"request_id","code","message"}`) and in failed tasks (`output.code`) alike:
+//!
+//! | `code` | cineflow code | retry |
+//! |---|---|---|
+//! | `DataInspectionFailed` (moderation of the input or the output) | `content_policy` | no |
+//! | `Arrearage` (overdue account) | `insufficient_credits` | no |
+//! | `Throttling`, `Throttling.*` (`Retry-After` honoured) | `rate_limited` | yes |
+//! | `InvalidApiKey` | `unauthorized` | no |
+//! | `AccessDenied`, `AccessDenied.*`, `Model.AccessDenied` | `forbidden` | no |
+//! | `InvalidParameter`, `InvalidParameter.*`, `MissingParameter` | `invalid_request` | no |
+//! | `ModelNotFound` | `not_found` | no |
+//! | `InternalError`, `InternalError.*`, `ServiceUnavailable` | `provider_unavailable` | yes |
+//! | anything else | by HTTP status ([`http::status_code`]); a failed task: `internal` | HTTP: by code; task: no |
+//!
+//! Any 5xx answer to the create call is **ambiguous**: DashScope has no idempotency key ("do
+//! not create duplicate tasks"), so the orchestrator reconciles instead of paying again.
+
+use cineflow_core::{ErrorCode, ProviderError, SubmitState};
+use reqwest::header::HeaderMap;
+
+use super::wire::ErrorBody;
+use crate::http::{self, ApiKey, Call};
+
+/// Classifies a DashScope `code`: `(code, retryable)`, or `None` when the code says nothing
+/// the HTTP status does not.
+pub(super) fn classify(code: &str) -> Option<(ErrorCode, bool)> {
+    use ErrorCode::*;
+    Some(match code {
+        "DataInspectionFailed" => (ContentPolicy, false),
+        "Arrearage" => (InsufficientCredits, false),
+        "InvalidApiKey" => (Unauthorized, false),
+        "ModelNotFound" => (NotFound, false),
+        "MissingParameter" => (InvalidRequest, false),
+        "ServiceUnavailable" => (ProviderUnavailable, true),
+        c if c == "InternalError" || c.starts_with("InternalError.") => (ProviderUnavailable, true),
+        c if c == "Throttling" || c.starts_with("Throttling.") => (RateLimited, true),
+        c if c.starts_with("AccessDenied") || c == "Model.AccessDenied" => (Forbidden, false),
+        c if c == "InvalidParameter" || c.starts_with("InvalidParameter.") => {
+            (InvalidRequest, false)
+        }
+        _ => return None,
+    })
+}
+
+/// Classifies an HTTP error answer.
+pub(super) fn parse_error(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    call: Call,
+    key: &ApiKey,
+) -> ProviderError {
+    let vendor = serde_json::from_slice::<ErrorBody>(body).unwrap_or_default();
+    let code = vendor.code.as_deref().filter(|c| !c.is_empty());
+    let message = match (code, vendor.message.as_deref()) {
+        (Some(c), Some(m)) => format!("wan answered HTTP {status} {c}: {}", http::shorten(m)),
+        (Some(c), None) => format!("wan answered HTTP {status} {c}"),
+        (None, Some(m)) => format!("wan answered HTTP {status}: {}", http::shorten(m)),
+        (None, None) => format!("wan answered HTTP {status}"),
+    };
+    let mut base = http::status_error(status, headers, body, call, key, message);
+    if call == Call::Submit && status >= 500 {
+        // No idempotency key: a 5xx may follow an accepted task (503 included).
+        base = base.with_submit_state(SubmitState::Ambiguous);
+    }
+    if let Some(c) = code {
+        base = base.with_vendor_code(key.scrub(c));
+    }
+    match code.and_then(classify) {
+        Some((code, retryable)) => http::recode(base, code, retryable),
+        None => base,
+    }
+}
+
+/// A failed task's error: classified by `output.code` (unknown codes are a non-retryable
+/// `internal`), message and raw excerpt scrubbed.
+pub(super) fn task_failure(
+    code: Option<&str>,
+    message: Option<&str>,
+    raw: &[u8],
+    key: &ApiKey,
+) -> ProviderError {
+    let code = code.filter(|c| !c.is_empty());
+    let reason = message
+        .filter(|m| !m.is_empty())
+        .unwrap_or("no reason given");
+    let (class, retryable) = code
+        .and_then(classify)
+        .unwrap_or((ErrorCode::Internal, false));
+    let message = match code {
+        Some(c) => format!("wan task failed ({c}): {}", http::shorten(reason)),
+        None => format!("wan task failed: {}", http::shorten(reason)),
+    };
+    let mut e = ProviderError::new(class, key.scrub(&message))
+        .with_retryable(retryable)
+        .with_raw(http::excerpt(raw, key));
+    if let Some(c) = code {
+        e = e.with_vendor_code(key.scrub(c));
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn key() -> ApiKey {
+        ApiKey::new("sk-wan-SECRET-abcdef")
+    }
+
+    fn body(code: &str) -> String {
+        format!(r#"{{"request_id":"r-1","code":"{code}","message":"m"}}"#)
+    }
+
+    #[test]
+    fn error_codes_classify_by_code_not_by_status_or_text() {
+        use ErrorCode::*;
+        let cases = [
+            (400, "DataInspectionFailed", ContentPolicy, false),
+            (400, "Arrearage", InsufficientCredits, false),
+            (429, "Throttling", RateLimited, true),
+            (429, "Throttling.RateQuota", RateLimited, true),
+            (429, "Throttling.AllocationQuota", RateLimited, true),
+            (401, "InvalidApiKey", Unauthorized, false),
+            (403, "AccessDenied.Unpurchased", Forbidden, false),
+            (400, "InvalidParameter", InvalidRequest, false),
+            (404, "ModelNotFound", NotFound, false),
+            (500, "InternalError", ProviderUnavailable, true),
+            (503, "ServiceUnavailable", ProviderUnavailable, true),
+            (418, "SomethingNew", Internal, false),
+        ];
+        for (status, code, want, retry) in cases {
+            let e = parse_error(
+                status,
+                &HeaderMap::new(),
+                body(code).as_bytes(),
+                Call::Poll,
+                &key(),
+            );
+            assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
+            assert_eq!(e.vendor_code(), Some(code));
+            assert_eq!(e.submit_state(), SubmitState::NotSent);
+        }
+    }
+
+    #[test]
+    fn every_5xx_on_create_is_ambiguous_and_4xx_rejected() {
+        for status in [500, 502, 503, 504] {
+            let e = parse_error(status, &HeaderMap::new(), b"", Call::Submit, &key());
+            assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{status}");
+        }
+        let e = parse_error(
+            429,
+            &HeaderMap::new(),
+            body("Throttling.RateQuota").as_bytes(),
+            Call::Submit,
+            &key(),
+        );
+        assert_eq!(e.submit_state(), SubmitState::Rejected);
+    }
+
+    #[test]
+    fn retry_after_is_kept_and_keys_are_scrubbed() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        let b = r#"{"code":"Throttling","message":"slow down sk-wan-SECRET-abcdef"}"#;
+        let e = parse_error(429, &h, b.as_bytes(), Call::Poll, &key());
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(7)));
+        assert!(!format!("{e:?} {e}").contains("SECRET"));
+    }
+
+    #[test]
+    fn task_failures_classify_by_code_and_unknown_ones_are_internal() {
+        let e = task_failure(Some("DataInspectionFailed"), Some("m"), b"{}", &key());
+        assert_eq!(
+            (e.code(), e.is_retryable()),
+            (ErrorCode::ContentPolicy, false)
+        );
+        let e = task_failure(Some("Arrearage"), None, b"{}", &key());
+        assert_eq!(e.code(), ErrorCode::InsufficientCredits);
+        let e = task_failure(Some("InternalError.Algo"), None, b"{}", &key());
+        assert_eq!(
+            (e.code(), e.is_retryable()),
+            (ErrorCode::ProviderUnavailable, true)
+        );
+        // The message mentions moderation, but the code does not: never by free text.
+        let e = task_failure(
+            Some("SomethingNew"),
+            Some("inappropriate content"),
+            b"{}",
+            &key(),
+        );
+        assert_eq!((e.code(), e.is_retryable()), (ErrorCode::Internal, false));
+        assert_eq!(
+            task_failure(None, None, b"{}", &key()).code(),
+            ErrorCode::Internal
+        );
+    }
+}
