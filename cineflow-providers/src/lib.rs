@@ -13,6 +13,8 @@ pub use cineflow_core::{ErrorCode, ProviderId};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "fal")]
+pub mod fal;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http")]

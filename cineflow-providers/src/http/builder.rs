@@ -3,8 +3,11 @@
 
 use std::fmt;
 
+use base64::Engine as _;
 use bytes::Bytes;
-use cineflow_core::{ByteStream, Error, ImageRef, ProviderError, ProviderId, ProviderJob};
+use cineflow_core::{
+    ByteStream, Error, ImageKind, ImageRef, ProviderError, ProviderId, ProviderJob,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
@@ -410,6 +413,24 @@ impl Endpoint {
             self.timeouts.request,
         )
         .await
+    }
+}
+
+impl Endpoint {
+    /// An image as a vendor takes it in a JSON body: an https or `data:` URL as is; a path or
+    /// an http URL loaded ([`load_image`](Self::load_image)) and inlined as a `data:` URL.
+    pub async fn image_url(&self, img: &ImageRef) -> Result<String, ProviderError> {
+        match img.kind() {
+            ImageKind::Url if img.as_str().starts_with("https://") => Ok(img.as_str().to_owned()),
+            ImageKind::DataUrl => Ok(img.as_str().to_owned()),
+            _ => {
+                let (bytes, mime) = self.load_image(img).await?;
+                Ok(format!(
+                    "data:{mime};base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                ))
+            }
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! The create body: `content[]` (text, frames, references) and the parameters, and the
 //! reconciliation match of a listed task against it.
 
-use base64::Engine as _;
 use cineflow_core::{
     AspectRatio, GenerationRequest, ImageKind, ImageRef, MediaKind, MediaRole, ProviderError,
     Resolution,
@@ -86,22 +85,6 @@ pub(super) fn resolution(
     }
 }
 
-/// An image for `image_url.url`: an https or `data:` URL as is; a path or an http URL loaded
-/// and inlined as a `data:` URL.
-async fn image_url(api: &Endpoint, img: &ImageRef) -> Result<String, ProviderError> {
-    match img.kind() {
-        ImageKind::Url if img.as_str().starts_with("https://") => Ok(img.as_str().to_owned()),
-        ImageKind::DataUrl => Ok(img.as_str().to_owned()),
-        _ => {
-            let (bytes, mime) = api.load_image(img).await?;
-            Ok(format!(
-                "data:{mime};base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(&bytes)
-            ))
-        }
-    }
-}
-
 fn image_item(url: String, role: &str) -> Value {
     json!({"type": "image_url", "image_url": {"url": url}, "role": role})
 }
@@ -114,10 +97,10 @@ pub(super) async fn content(
 ) -> Result<Vec<Value>, ProviderError> {
     let mut items = vec![json!({"type": "text", "text": req.prompt})];
     if let Some(first) = &req.first_frame {
-        items.push(image_item(image_url(api, first).await?, "first_frame"));
+        items.push(image_item(api.image_url(first).await?, "first_frame"));
     }
     if let Some(last) = last {
-        items.push(image_item(image_url(api, last).await?, "last_frame"));
+        items.push(image_item(api.image_url(last).await?, "last_frame"));
     }
     for (i, m) in req.references.iter().enumerate() {
         match m.role() {
@@ -133,7 +116,7 @@ pub(super) async fn content(
             MediaKind::Image => {
                 let img = ImageRef::new(m.source())
                     .map_err(|e| refused(format!("references[{i}]: {e}")))?;
-                image_item(image_url(api, &img).await?, "reference_image")
+                image_item(api.image_url(&img).await?, "reference_image")
             }
             kind @ (MediaKind::Video | MediaKind::Audio) => {
                 if m.source_kind() == ImageKind::Path {
