@@ -24,11 +24,19 @@ pub enum Protocol {
     /// `/seedance/api/v3` (the path shape of `https://ark.…/api/v3`).
     #[serde(rename = "seedance")]
     Seedance,
+    /// fal.ai's queue, under `/fal/queue` (its platform API under `/fal/api/v1`).
+    #[serde(rename = "fal")]
+    Fal,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::OpenAi,
+        Protocol::SoraHk,
+        Protocol::Seedance,
+        Protocol::Fal,
+    ];
 
     /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`).
     pub const fn path_prefix(self) -> &'static str {
@@ -36,6 +44,7 @@ impl Protocol {
             Protocol::OpenAi => "/openai/v1",
             Protocol::SoraHk => "/sorahk/v1",
             Protocol::Seedance => "/seedance/api/v3",
+            Protocol::Fal => "/fal/queue",
         }
     }
 
@@ -45,6 +54,7 @@ impl Protocol {
             Protocol::OpenAi => "openai",
             Protocol::SoraHk => "sorahk",
             Protocol::Seedance => "seedance",
+            Protocol::Fal => "fal",
         }
     }
 
@@ -53,6 +63,7 @@ impl Protocol {
             Protocol::OpenAi => 0,
             Protocol::SoraHk => 1,
             Protocol::Seedance => 2,
+            Protocol::Fal => 3,
         }
     }
 }
@@ -93,6 +104,10 @@ impl JobPhase {
             (Protocol::Seedance, JobPhase::Queued) => "queued",
             (Protocol::Seedance, JobPhase::Running) => "running",
             (Protocol::Seedance, JobPhase::Completed) => "succeeded",
+            // fal's queue knows three states; how a request ended is in its result.
+            (Protocol::Fal, JobPhase::Queued) => "IN_QUEUE",
+            (Protocol::Fal, JobPhase::Running) => "IN_PROGRESS",
+            (Protocol::Fal, _) => "COMPLETED",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -297,6 +312,9 @@ pub struct Ledger {
     /// Seedance (Ark).
     #[serde(default)]
     pub seedance: Counts,
+    /// fal's queue.
+    #[serde(default)]
+    pub fal: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -308,6 +326,7 @@ impl Ledger {
             Protocol::OpenAi => &self.openai,
             Protocol::SoraHk => &self.sorahk,
             Protocol::Seedance => &self.seedance,
+            Protocol::Fal => &self.fal,
         }
     }
 

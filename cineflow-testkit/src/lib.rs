@@ -89,6 +89,10 @@
 //! | `GET /seedance/api/v3/contents/generations/tasks?page_num=&page_size=&filter.status=&filter.model=&filter.service_tier=&filter.task_ids=…` | `{items:[task…], total}`; newest first; `page_num`, `page_size` 1–500 (1, 10); `filter.task_ids` repeats; tasks of the last 7 days |
 //! | `DELETE /seedance/api/v3/contents/generations/tasks/{id}` | empty 200: `queued` → `cancelled`, `succeeded`/`failed`/`expired` → deleted (404 after); 400 `InvalidParameter` when `running` or `cancelled` |
 //! | `GET /seedance-tos/{id}.mp4?X-Tos-…`, `GET /seedance-tos/{id}-last-frame.png?X-Tos-…` | the Seedance `video_url` (`video/mp4`, ranges) and `last_frame_url` (a PNG header of the video's size): no key needed (one sent counts as `leaked_auth`); 403 XML 24 h after success or on a bad signature |
+//! | `POST /fal/queue/{endpoint_id}` (Seedance 2.0, Kling v3, Veo 3.1 and Gemini Omni endpoints, each input validated by its schema; `Authorization: Key <key>`) | `{request_id, gateway_request_id, response_url, status_url, cancel_url, status:"IN_QUEUE", queue_position}` (URLs under the endpoint's app) |
+//! | `GET /fal/queue/{owner}/{app}/requests/{id}/status`, `GET …/requests/{id}`, `PUT …/requests/{id}/cancel` | `{status: IN_QUEUE\|IN_PROGRESS\|COMPLETED, …}`; the output `{video:{url,…}}` or the request's failure (422 / 500 `{"detail": …}`); 202 `CANCELLATION_REQUESTED` or 400 `ALREADY_COMPLETED` |
+//! | `GET /fal/api/v1/models/requests/by-endpoint?endpoint_id=&start=&end=&status=&request_id=&limit=&cursor=&expand=payloads` | `{items:[{request_id, endpoint_id, started_at, sent_at, ended_at, status_code, duration, json_input, json_output}], next_cursor, has_more}`; newest first, in-flight requests included |
+//! | `GET /fal-media/files/{id}.mp4` | the fal `video.url`: no key needed (one sent counts as `leaked_auth`) |
 //! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
 //! | `GET /__ledger` | the [`Ledger`] as JSON |
 //! | `GET`/`POST /__faults` | the active [`Faults`]; a POST body replaces them all (400 on unknown fields) |
@@ -102,11 +106,16 @@
 //! 401 `AuthenticationError`, 404 `InvalidEndpoint.NotFound` (unknown model) or
 //! `ResourceNotFound` (unknown task), 429 `RateLimitExceeded.EndpointRPMExceeded`, 500
 //! `InternalServiceError`, 503 `ServerOverloaded`; a failed task has `error: {code, message}`
-//! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). An accept-then-502 answers
-//! nginx's HTML 502 page.
+//! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). fal errors are `{"detail":
+//! …}` (a text, or `[{loc, msg, type}]`); a failed fal request reads COMPLETED and its result
+//! answers 422 `content_policy_violation` or 500 `downstream_service_unavailable` (the latter
+//! also as `error` / `error_type` on the status). An accept-then-502 answers nginx's HTML 502
+//! page.
 
 pub mod cli;
 mod config;
+mod fal;
+mod fal_req;
 mod ledger;
 mod openai;
 mod seedance;
@@ -333,6 +342,12 @@ impl FakeVendor {
     /// `http://127.0.0.1:PORT/seedance/api/v3`.
     pub fn base_url(&self, protocol: Protocol) -> String {
         format!("{}{}", self.shared.origin, protocol.path_prefix())
+    }
+
+    /// The fal platform API's base URL, for the fal adapter's `with_platform_url`:
+    /// `http://127.0.0.1:PORT/fal/api/v1` (the queue is [`base_url`](Self::base_url)`(Protocol::Fal)`).
+    pub fn fal_platform_url(&self) -> String {
+        format!("{}/fal/api/v1", self.shared.origin)
     }
 
     /// `http://127.0.0.1:PORT/__ledger`.

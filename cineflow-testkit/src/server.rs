@@ -21,7 +21,7 @@ use crate::config::Faults;
 use crate::ledger::Protocol;
 use crate::state::{JobHandle, Shared};
 use crate::video;
-use crate::{openai, seedance, sorahk};
+use crate::{fal, openai, seedance, sorahk};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -35,6 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(openai::routes())
         .merge(sorahk::routes())
         .merge(seedance::routes())
+        .merge(fal::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -55,6 +56,11 @@ pub(crate) enum Auth {
 }
 
 pub(crate) fn auth(headers: &HeaderMap, key: &str) -> Auth {
+    auth_scheme(headers, "bearer", key)
+}
+
+/// What an `Authorization: <scheme> <key>` header says (the scheme in any case).
+pub(crate) fn auth_scheme(headers: &HeaderMap, scheme: &str, key: &str) -> Auth {
     let Some(v) = headers.get(AUTHORIZATION) else {
         return Auth::Missing;
     };
@@ -62,9 +68,7 @@ pub(crate) fn auth(headers: &HeaderMap, key: &str) -> Auth {
         return Auth::Wrong;
     };
     match v.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && token.trim() == key => {
-            Auth::Ok
-        }
+        Some((s, token)) if s.eq_ignore_ascii_case(scheme) && token.trim() == key => Auth::Ok,
         _ => Auth::Wrong,
     }
 }
@@ -306,7 +310,7 @@ async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": {
-            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /blob/…, /seedance-tos/… and /__ledger, /__faults, /__reset",
+            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /fal/queue/…, /fal/api/v1/…, /blob/…, /fal-media/…, /seedance-tos/… and /__ledger, /__faults, /__reset",
             "type": "invalid_request_error", "param": null, "code": null
         }})),
     )

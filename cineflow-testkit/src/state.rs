@@ -124,7 +124,7 @@ struct State {
     jobs: Vec<Job>,
     index: HashMap<String, usize>,
     idempotency: HashMap<String, usize>,
-    counts: [Counts; 3],
+    counts: [Counts; 4],
     faults: Faults,
     seen: Seen,
     fault_rng: fastrand::Rng,
@@ -357,7 +357,7 @@ impl Shared {
             s.job_rng.fill(&mut raw);
             let id = match p {
                 Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
-                Protocol::SoraHk => uuid::Builder::from_random_bytes(raw)
+                Protocol::SoraHk | Protocol::Fal => uuid::Builder::from_random_bytes(raw)
                     .into_uuid()
                     .to_string(),
                 Protocol::Seedance => seedance_id(self.wall(now), &raw),
@@ -520,6 +520,27 @@ impl Shared {
         Ok(removed)
     }
 
+    /// A fal cancel, decided and applied under one lock: a queued request is cancelled;
+    /// otherwise nothing changes and its state is returned (`Err`).
+    pub(crate) fn cancel_queued(&self, p: Protocol, id: &str) -> Result<(), Refused> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let index = *s.index.get(id).ok_or(Refused::NotFound)?;
+        let job = s.jobs.get(index).ok_or(Refused::NotFound)?;
+        if job.rec.protocol != p || job.rec.deleted {
+            return Err(Refused::NotFound);
+        }
+        match self.snapshot(job, now).status {
+            JobPhase::Queued => {
+                s.jobs[index].cancelled = Some(now);
+                s.counts(p).deletes += 1;
+                Ok(())
+            }
+            phase => Err(Refused::State(phase)),
+        }
+    }
+
     /// Every listable job of protocol `p` (not deleted, older than the list lag), oldest first.
     pub(crate) fn listable(&self, p: Protocol) -> Vec<JobRecord> {
         let now = Instant::now();
@@ -625,16 +646,17 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance] = s.counts.clone();
+        let [openai, sorahk, seedance, fal] = s.counts.clone();
         let mut total = Counts::default();
-        total.add(&openai);
-        total.add(&sorahk);
-        total.add(&seedance);
+        for c in [&openai, &sorahk, &seedance, &fal] {
+            total.add(c);
+        }
         Ledger {
             total,
             openai,
             sorahk,
             seedance,
+            fal,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -662,6 +684,14 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
         (Protocol::Seedance, FailKind::Retryable) => (
             "ServerOverloaded",
             "The service is currently overloaded. Please try again later.",
+        ),
+        (Protocol::Fal, FailKind::ContentPolicy) => (
+            "content_policy_violation",
+            "The content was flagged by a content checker.",
+        ),
+        (Protocol::Fal, FailKind::Retryable) => (
+            "downstream_service_unavailable",
+            "The model's downstream service is unavailable. Please try again.",
         ),
     }
 }

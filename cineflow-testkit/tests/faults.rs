@@ -40,6 +40,10 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             json!({"model": "dreamina-seedance-2-0-260128",
                    "content": [{"type": "text", "text": prompt}], "duration": 5}),
         ),
+        Protocol::Fal => (
+            format!("{}/fal-ai/veo3.1", fake.base_url(p)),
+            json!({"prompt": prompt, "duration": "4s"}),
+        ),
     }
 }
 
@@ -48,6 +52,15 @@ fn done(p: Protocol) -> &'static str {
     match p {
         Protocol::OpenAi | Protocol::SoraHk => "completed",
         Protocol::Seedance => "succeeded",
+        Protocol::Fal => "COMPLETED",
+    }
+}
+
+/// The protocol's word for a job that failed.
+fn failed(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Fal => "COMPLETED",
+        _ => "failed",
     }
 }
 
@@ -58,6 +71,7 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     let id = match p {
         Protocol::OpenAi | Protocol::Seedance => &v["id"],
         Protocol::SoraHk => &v["data"]["task_id"],
+        Protocol::Fal => &v["request_id"],
     };
     id.as_str().unwrap().to_owned()
 }
@@ -67,6 +81,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
         Protocol::OpenAi => format!("{}/videos/{id}", fake.base_url(p)),
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
         Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
+        Protocol::Fal => format!("{}/fal-ai/veo3.1/requests/{id}/status", fake.base_url(p)),
     }
 }
 
@@ -74,7 +89,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
     match p {
-        Protocol::OpenAi | Protocol::Seedance => v,
+        Protocol::OpenAi | Protocol::Seedance | Protocol::Fal => v,
         Protocol::SoraHk => v["data"].clone(),
     }
 }
@@ -105,7 +120,23 @@ async fn download(
                 .to_owned();
             c.get(url).send().await.unwrap()
         }
+        Protocol::Fal => {
+            let url = json(result(c, fake, id).await).await["video"]["url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
     }
+}
+
+/// A fal request's result URL.
+async fn result(c: &reqwest::Client, fake: &FakeVendor, id: &str) -> reqwest::Response {
+    let url = format!(
+        "{}/fal-ai/veo3.1/requests/{id}",
+        fake.base_url(Protocol::Fal)
+    );
+    get(c, &url, Some(KEY)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -132,6 +163,7 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
             Protocol::Seedance => {
                 assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
             }
+            Protocol::Fal => assert!(e["detail"].is_string(), "{e}"),
         }
         let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
         let l = fake.ledger();
@@ -183,6 +215,7 @@ async fn server_errors_answer_5xx_and_create_no_job() {
             Protocol::OpenAi => assert_eq!(e["error"]["type"], "server_error"),
             Protocol::SoraHk => assert_eq!(e["code"], 500),
             Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
+            Protocol::Fal => assert_eq!(e["detail"], "Service Unavailable"),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
@@ -210,10 +243,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         .await;
         let impatient = client_with_timeout(Duration::from_secs(1));
         let (url, body) = submit(&fake, p, "slow");
-        let err = impatient
-            .post(&url)
-            .bearer_auth(KEY)
-            .json(&body)
+        let err = common::with_key(impatient.post(&url).json(&body), &url, Some(KEY))
             .send()
             .await
             .unwrap_err();
@@ -222,10 +252,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         assert_eq!((l.counts(p).stalled, l.counts(p).submits), (1, 1));
         assert!(l.jobs[0].submit_stalled);
         // The next one is not stalled.
-        let r = impatient
-            .post(&url)
-            .bearer_auth(KEY)
-            .json(&body)
+        let r = common::with_key(impatient.post(&url).json(&body), &url, Some(KEY))
             .send()
             .await
             .unwrap();
@@ -446,6 +473,13 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                 let url = format!("{}/contents/generations/tasks", fake.base_url(p));
                 json(get(&c, &url, Some(KEY)).await).await["items"].clone()
             }
+            Protocol::Fal => {
+                let url = format!(
+                    "{}/models/requests/by-endpoint?endpoint_id=fal-ai/veo3.1&expand=payloads",
+                    fake.fal_platform_url()
+                );
+                json(get(&c, &url, Some(KEY)).await).await["items"].clone()
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -454,14 +488,17 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             .map(|v| {
                 v.get("id")
                     .or(v.get("task_id"))
+                    .or(v.get("request_id"))
                     .and_then(Value::as_str)
                     .unwrap()
             })
             .collect();
         assert_eq!(listed, vec![id.as_str()]);
-        if p != Protocol::Seedance {
+        match p {
             // Seedance echoes no prompt.
-            assert_eq!(list[0]["prompt"], "ambiguous");
+            Protocol::Seedance => {}
+            Protocol::Fal => assert_eq!(list[0]["json_input"]["prompt"], "ambiguous"),
+            _ => assert_eq!(list[0]["prompt"], "ambiguous"),
         }
 
         advance(Duration::from_secs(2)).await;
@@ -485,12 +522,12 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
             advance(Duration::from_millis(500)).await;
             assert_ne!(
                 poll(&c, &fake, p, &id).await["status"],
-                "failed",
+                failed(p),
                 "fails at the end"
             );
             advance(Duration::from_secs(1)).await;
             let v = poll(&c, &fake, p, &id).await;
-            assert_eq!(v["status"], "failed");
+            assert_eq!(v["status"], failed(p));
             match (p, kind) {
                 (Protocol::OpenAi, FailKind::ContentPolicy) => {
                     assert_eq!(v["error"]["code"], "moderation_blocked");
@@ -513,6 +550,20 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                 }
                 (Protocol::Seedance, FailKind::Retryable) => {
                     assert_eq!(v["error"]["code"], "ServerOverloaded");
+                }
+                (Protocol::Fal, FailKind::ContentPolicy) => {
+                    // COMPLETED, and the result says why.
+                    assert!(v["error"].is_null());
+                    let r = result(&c, &fake, &id).await;
+                    assert_eq!(r.status(), 422);
+                    assert_eq!(
+                        json(r).await["detail"][0]["type"],
+                        "content_policy_violation"
+                    );
+                }
+                (Protocol::Fal, FailKind::Retryable) => {
+                    assert_eq!(v["error_type"], "downstream_service_unavailable");
+                    assert_eq!(result(&c, &fake, &id).await.status(), 500);
                 }
             }
             if p == Protocol::OpenAi {
