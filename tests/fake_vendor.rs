@@ -8,6 +8,7 @@ use cineflow_core::{
     ErrorCode, GenerationRequest, JobState, Orientation, SubmitState, TaskId, VideoProvider,
     VideoProviderExt,
 };
+use cineflow_providers::fal::Fal;
 use cineflow_providers::openai_compat::OpenAiCompat;
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
@@ -17,7 +18,12 @@ use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 /// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
-const PROTOCOLS: [Protocol; 3] = [Protocol::OpenAi, Protocol::SoraHk, Protocol::Seedance];
+const PROTOCOLS: [Protocol; 4] = [
+    Protocol::OpenAi,
+    Protocol::SoraHk,
+    Protocol::Seedance,
+    Protocol::Fal,
+];
 
 /// The vendor model and a duration it serves, per protocol (Seedance: the ModelArk preset).
 fn model_and_secs(p: Protocol) -> (&'static str, u32) {
@@ -25,6 +31,7 @@ fn model_and_secs(p: Protocol) -> (&'static str, u32) {
         Protocol::OpenAi => ("sora-2", 4),
         Protocol::SoraHk => ("sora2", 10),
         Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
+        Protocol::Fal => ("fal-ai/veo3.1", 4),
     }
 }
 
@@ -62,10 +69,17 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         .build()
         .unwrap();
     let seedance = seedance(&fake, true);
+    let fal = Fal::builder()
+        .with_base_url(fake.base_url(Protocol::Fal))
+        .with_platform_url(fake.fal_platform_url())
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
     let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
         (Protocol::Seedance, Box::new(seedance)),
+        (Protocol::Fal, Box::new(fal)),
     ];
     (fake, providers)
 }
