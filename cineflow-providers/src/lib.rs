@@ -25,6 +25,8 @@ pub mod jimeng;
 pub mod local;
 #[cfg(feature = "openai_compat")]
 pub mod openai_compat;
+#[cfg(feature = "openrouter")]
+pub mod openrouter;
 #[cfg(feature = "runway")]
 pub mod runway;
 #[cfg(feature = "seedance")]
