@@ -10,6 +10,7 @@ use cineflow_core::{
 };
 use cineflow_providers::fal::Fal;
 use cineflow_providers::openai_compat::OpenAiCompat;
+use cineflow_providers::openrouter::{CapabilitiesSource, OpenRouter};
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
 use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
@@ -17,7 +18,8 @@ use cineflow_testkit::{FakeVendor, Faults, Protocol, RateLimitFault, Trigger};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
-/// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
+/// The protocols whose adapters can reconcile an ambiguous submit through a list, in the order
+/// [`fake_and_providers`] lists their adapters (OpenRouter, last there, has no list).
 const PROTOCOLS: [Protocol; 4] = [
     Protocol::OpenAi,
     Protocol::SoraHk,
@@ -32,6 +34,7 @@ fn model_and_secs(p: Protocol) -> (&'static str, u32) {
         Protocol::SoraHk => ("sora2", 10),
         Protocol::Seedance => ("dreamina-seedance-2-0-260128", 5),
         Protocol::Fal => ("fal-ai/veo3.1", 4),
+        Protocol::OpenRouter => ("google/veo-3.1", 4),
     }
 }
 
@@ -50,6 +53,25 @@ fn seedance(fake: &FakeVendor, safety_identifier: bool) -> Seedance {
         .with_safety_identifier(safety_identifier)
         .build()
         .unwrap()
+}
+
+/// The OpenRouter adapter on `fake`, its capabilities read from the fake's models list.
+async fn openrouter(fake: &FakeVendor) -> OpenRouter {
+    let p = OpenRouter::builder()
+        .with_base_url(fake.base_url(Protocol::OpenRouter))
+        .with_api_key(fake.key())
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            p.capabilities_source(),
+            CapabilitiesSource::Fetched { models: 3, .. }
+        ),
+        "{:?}",
+        p.capabilities_source()
+    );
+    p
 }
 
 async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvider>)>) {
@@ -75,11 +97,13 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         .with_api_key(fake.key())
         .build()
         .unwrap();
+    let openrouter = openrouter(&fake).await;
     let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
         (Protocol::Seedance, Box::new(seedance)),
         (Protocol::Fal, Box::new(fal)),
+        (Protocol::OpenRouter, Box::new(openrouter)),
     ];
     (fake, providers)
 }
@@ -221,6 +245,12 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
             assert_eq!(record.sha256.as_deref(), Some(art.sha256.as_str()), "{p}");
             let on_disk = std::fs::read(&art.location).unwrap();
             assert_eq!(format!("{:x}", Sha256::digest(&on_disk)), art.sha256);
+            if p == Protocol::OpenRouter {
+                // usage.cost, recorded as the attempt's actual charge: 4 s at $0.40.
+                let charged = t.attempts[0].cost.as_ref().and_then(|c| c.charged);
+                assert_eq!(charged, Some(record.cost_cents as f64 / 100.0));
+                assert_eq!(charged, Some(1.6));
+            }
         }
         assert_eq!(ledger.total.leaked_auth, 0);
     }
@@ -508,4 +538,51 @@ async fn with_the_safety_identifier_a_seedance_twin_is_no_candidate_and_the_lost
         .filter(|e| matches!(e.kind, EventKind::TaskReconciled { .. }))
         .count();
     assert_eq!(reconciled, 1);
+}
+
+/// OpenRouter has no list: a submit accepted then answered 502 leaves its task `interrupted`
+/// with the reason, and no second job is ever created (100 tasks, 10 % faults).
+#[tokio::test]
+async fn on_openrouter_an_accepted_then_lost_submit_ends_interrupted_and_no_second_job_is_paid() {
+    use std::sync::Arc;
+
+    use cineflow_core::{ErrorCode, RunStatus, TaskStatus};
+
+    let p = Protocol::OpenRouter;
+    let (fake, _) = fake_and_providers().await;
+    let provider: Arc<dyn VideoProvider> = Arc::new(openrouter(&fake).await);
+    fake.set_faults(Faults {
+        accept_then_502: Trigger::probability(0.1),
+        ..Faults::none()
+    })
+    .unwrap();
+    let (run, tasks, _, _dir) = reconcile_run(p, provider, 100, "take").await;
+    let ledger = fake.ledger();
+    let lost = ledger.counts(p).accepted_then_502;
+    println!("{p}: {lost} of 100 submits were accepted and answered 502");
+    assert!(lost >= 3, "the fault must fire (fired {lost} times)");
+    assert_eq!(
+        ledger.counts(p).submits,
+        100,
+        "one job per task, never a second"
+    );
+    assert!(ledger.duplicate_prompts().is_empty());
+    let interrupted: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Interrupted)
+        .collect();
+    assert_eq!(interrupted.len() as u64, lost);
+    for t in &interrupted {
+        assert_eq!(t.attempts.len(), 1, "never a second attempt");
+        assert!(t.attempts[0].job.is_none());
+        let e = t.error.as_ref().unwrap();
+        assert_eq!(e.code, ErrorCode::Interrupted, "{e:?}");
+    }
+    let completed = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Completed)
+        .count() as u64;
+    assert_eq!(completed, 100 - lost);
+    assert_eq!(run.status, RunStatus::PartiallyFailed);
+    assert_eq!(ledger.total.leaked_auth, 0);
 }

@@ -27,15 +27,19 @@ pub enum Protocol {
     /// fal.ai's queue, under `/fal/queue` (its platform API under `/fal/api/v1`).
     #[serde(rename = "fal")]
     Fal,
+    /// OpenRouter's video API, under `/openrouter/api/v1`.
+    #[serde(rename = "openrouter")]
+    OpenRouter,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::OpenAi,
         Protocol::SoraHk,
         Protocol::Seedance,
         Protocol::Fal,
+        Protocol::OpenRouter,
     ];
 
     /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`).
@@ -45,6 +49,7 @@ impl Protocol {
             Protocol::SoraHk => "/sorahk/v1",
             Protocol::Seedance => "/seedance/api/v3",
             Protocol::Fal => "/fal/queue",
+            Protocol::OpenRouter => "/openrouter/api/v1",
         }
     }
 
@@ -55,6 +60,7 @@ impl Protocol {
             Protocol::SoraHk => "sorahk",
             Protocol::Seedance => "seedance",
             Protocol::Fal => "fal",
+            Protocol::OpenRouter => "openrouter",
         }
     }
 
@@ -64,6 +70,7 @@ impl Protocol {
             Protocol::SoraHk => 1,
             Protocol::Seedance => 2,
             Protocol::Fal => 3,
+            Protocol::OpenRouter => 4,
         }
     }
 }
@@ -108,6 +115,8 @@ impl JobPhase {
             (Protocol::Fal, JobPhase::Queued) => "IN_QUEUE",
             (Protocol::Fal, JobPhase::Running) => "IN_PROGRESS",
             (Protocol::Fal, _) => "COMPLETED",
+            (Protocol::OpenRouter, JobPhase::Queued) => "pending",
+            (Protocol::OpenRouter, JobPhase::Running) => "in_progress",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -315,6 +324,9 @@ pub struct Ledger {
     /// fal's queue.
     #[serde(default)]
     pub fal: Counts,
+    /// OpenRouter's video API.
+    #[serde(default)]
+    pub openrouter: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -327,6 +339,7 @@ impl Ledger {
             Protocol::SoraHk => &self.sorahk,
             Protocol::Seedance => &self.seedance,
             Protocol::Fal => &self.fal,
+            Protocol::OpenRouter => &self.openrouter,
         }
     }
 

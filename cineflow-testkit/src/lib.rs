@@ -93,6 +93,10 @@
 //! | `GET /fal/queue/{owner}/{app}/requests/{id}/status`, `GET …/requests/{id}`, `PUT …/requests/{id}/cancel` | `{status: IN_QUEUE\|IN_PROGRESS\|COMPLETED, …}`; the output `{video:{url,…}}` or the request's failure (422 / 500 `{"detail": …}`); 202 `CANCELLATION_REQUESTED` or 400 `ALREADY_COMPLETED` |
 //! | `GET /fal/api/v1/models/requests/by-endpoint?endpoint_id=&start=&end=&status=&request_id=&limit=&cursor=&expand=payloads` | `{items:[{request_id, endpoint_id, started_at, sent_at, ended_at, status_code, duration, json_input, json_output}], next_cursor, has_more}`; newest first, in-flight requests included |
 //! | `GET /fal-media/files/{id}.mp4` | the fal `video.url`: no key needed (one sent counts as `leaked_auth`) |
+//! | `GET /openrouter/api/v1/videos/models` | `{"data":[{id, supported_durations, supported_resolutions, supported_aspect_ratios, supported_frame_images, generate_audio, seed, pricing_skus}]}` (Veo 3.1, Seedance 2.0, Wan 2.6) |
+//! | `POST /openrouter/api/v1/videos` (`model`, `prompt`, `duration`, `resolution`, `aspect_ratio`, `frame_images`, `input_references`, `generate_audio`, `seed`; checked against the model) | `{id, polling_url, status:"pending"}` |
+//! | `GET /openrouter/api/v1/videos/{id}`, `GET …/{id}/content?index=0` | `{id, status: pending\|in_progress\|completed\|failed, unsigned_urls, usage:{cost, is_byok}, error}`; the video with the key |
+//! | `GET /openrouter-storage/{id}.mp4?sig=` | the OpenRouter `unsigned_urls[0]`: no key needed (one sent counts as `leaked_auth`) |
 //! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
 //! | `GET /__ledger` | the [`Ledger`] as JSON |
 //! | `GET`/`POST /__faults` | the active [`Faults`]; a POST body replaces them all (400 on unknown fields) |
@@ -109,7 +113,9 @@
 //! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). fal errors are `{"detail":
 //! …}` (a text, or `[{loc, msg, type}]`); a failed fal request reads COMPLETED and its result
 //! answers 422 `content_policy_violation` or 500 `downstream_service_unavailable` (the latter
-//! also as `error` / `error_type` on the status). An accept-then-502 answers nginx's HTML 502
+//! also as `error` / `error_type` on the status). OpenRouter errors are `{"error": {"code":
+//! <status>, "message"}}`; a failed video has `error: {code, message}` (`moderation_blocked`
+//! or `provider_error`). An accept-then-502 answers nginx's HTML 502
 //! page.
 
 pub mod cli;
@@ -118,6 +124,7 @@ mod fal;
 mod fal_req;
 mod ledger;
 mod openai;
+mod openrouter;
 mod seedance;
 mod seedance_req;
 mod server;

@@ -21,7 +21,7 @@ use crate::config::Faults;
 use crate::ledger::Protocol;
 use crate::state::{JobHandle, Shared};
 use crate::video;
-use crate::{fal, openai, seedance, sorahk};
+use crate::{fal, openai, openrouter, seedance, sorahk};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -36,6 +36,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(sorahk::routes())
         .merge(seedance::routes())
         .merge(fal::routes())
+        .merge(openrouter::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -310,7 +311,7 @@ async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": {
-            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /fal/queue/…, /fal/api/v1/…, /blob/…, /fal-media/…, /seedance-tos/… and /__ledger, /__faults, /__reset",
+            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /fal/queue/…, /fal/api/v1/…, /openrouter/api/v1/…, /blob/…, /fal-media/…, /openrouter-storage/…, /seedance-tos/… and /__ledger, /__faults, /__reset",
             "type": "invalid_request_error", "param": null, "code": null
         }})),
     )

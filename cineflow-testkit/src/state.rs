@@ -124,7 +124,7 @@ struct State {
     jobs: Vec<Job>,
     index: HashMap<String, usize>,
     idempotency: HashMap<String, usize>,
-    counts: [Counts; 4],
+    counts: [Counts; 5],
     faults: Faults,
     seen: Seen,
     fault_rng: fastrand::Rng,
@@ -357,6 +357,7 @@ impl Shared {
             s.job_rng.fill(&mut raw);
             let id = match p {
                 Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
+                Protocol::OpenRouter => format!("vid_{}", video::hex(&raw[..12])),
                 Protocol::SoraHk | Protocol::Fal => uuid::Builder::from_random_bytes(raw)
                     .into_uuid()
                     .to_string(),
@@ -646,9 +647,9 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance, fal] = s.counts.clone();
+        let [openai, sorahk, seedance, fal, openrouter] = s.counts.clone();
         let mut total = Counts::default();
-        for c in [&openai, &sorahk, &seedance, &fal] {
+        for c in [&openai, &sorahk, &seedance, &fal, &openrouter] {
             total.add(c);
         }
         Ledger {
@@ -657,6 +658,7 @@ impl Shared {
             sorahk,
             seedance,
             fal,
+            openrouter,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -688,6 +690,14 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
         (Protocol::Fal, FailKind::ContentPolicy) => (
             "content_policy_violation",
             "The content was flagged by a content checker.",
+        ),
+        (Protocol::OpenRouter, FailKind::ContentPolicy) => (
+            "moderation_blocked",
+            "The request was blocked by the provider's content moderation.",
+        ),
+        (Protocol::OpenRouter, FailKind::Retryable) => (
+            "provider_error",
+            "The provider failed to generate the video. Please try again.",
         ),
         (Protocol::Fal, FailKind::Retryable) => (
             "downstream_service_unavailable",

@@ -44,13 +44,17 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             format!("{}/fal-ai/veo3.1", fake.base_url(p)),
             json!({"prompt": prompt, "duration": "4s"}),
         ),
+        Protocol::OpenRouter => (
+            format!("{}/videos", fake.base_url(p)),
+            json!({"model": "google/veo-3.1", "prompt": prompt, "duration": 4}),
+        ),
     }
 }
 
 /// The protocol's word for a job that produced its video.
 fn done(p: Protocol) -> &'static str {
     match p {
-        Protocol::OpenAi | Protocol::SoraHk => "completed",
+        Protocol::OpenAi | Protocol::SoraHk | Protocol::OpenRouter => "completed",
         Protocol::Seedance => "succeeded",
         Protocol::Fal => "COMPLETED",
     }
@@ -69,7 +73,7 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     assert_eq!(r.status(), 200);
     let v = json(r).await;
     let id = match p {
-        Protocol::OpenAi | Protocol::Seedance => &v["id"],
+        Protocol::OpenAi | Protocol::Seedance | Protocol::OpenRouter => &v["id"],
         Protocol::SoraHk => &v["data"]["task_id"],
         Protocol::Fal => &v["request_id"],
     };
@@ -82,6 +86,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
         Protocol::SoraHk => format!("{}/tasks/{id}", fake.base_url(p)),
         Protocol::Seedance => format!("{}/contents/generations/tasks/{id}", fake.base_url(p)),
         Protocol::Fal => format!("{}/fal-ai/veo3.1/requests/{id}/status", fake.base_url(p)),
+        Protocol::OpenRouter => format!("{}/videos/{id}", fake.base_url(p)),
     }
 }
 
@@ -89,7 +94,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(KEY)).await).await;
     match p {
-        Protocol::OpenAi | Protocol::Seedance | Protocol::Fal => v,
+        Protocol::OpenAi | Protocol::Seedance | Protocol::Fal | Protocol::OpenRouter => v,
         Protocol::SoraHk => v["data"].clone(),
     }
 }
@@ -115,6 +120,13 @@ async fn download(
         }
         Protocol::Seedance => {
             let url = poll(c, fake, p, id).await["content"]["video_url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
+        Protocol::OpenRouter => {
+            let url = poll(c, fake, p, id).await["unsigned_urls"][0]
                 .as_str()
                 .unwrap()
                 .to_owned();
@@ -164,6 +176,7 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
                 assert_eq!(e["error"]["code"], "RateLimitExceeded.EndpointRPMExceeded");
             }
             Protocol::Fal => assert!(e["detail"].is_string(), "{e}"),
+            Protocol::OpenRouter => assert_eq!(e["error"]["code"], 429),
         }
         let id = job_id(p, post_json(&c, &url, Some(KEY), body).await).await;
         let l = fake.ledger();
@@ -216,6 +229,7 @@ async fn server_errors_answer_5xx_and_create_no_job() {
             Protocol::SoraHk => assert_eq!(e["code"], 500),
             Protocol::Seedance => assert_eq!(e["error"]["code"], "ServerOverloaded"),
             Protocol::Fal => assert_eq!(e["detail"], "Service Unavailable"),
+            Protocol::OpenRouter => assert_eq!(e["error"]["code"], 503),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
@@ -459,6 +473,8 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
         let id = job.id.clone();
 
         let list = match p {
+            // No list endpoint: the job is found only by polling its id.
+            Protocol::OpenRouter => Value::Array(vec![poll(&c, &fake, p, &id).await]),
             Protocol::OpenAi => json(
                 get(&c, &format!("{}/videos", fake.base_url(p)), Some(KEY)).await,
             )
@@ -498,6 +514,8 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             // Seedance echoes no prompt.
             Protocol::Seedance => {}
             Protocol::Fal => assert_eq!(list[0]["json_input"]["prompt"], "ambiguous"),
+            // The video object echoes no prompt.
+            Protocol::OpenRouter => {}
             _ => assert_eq!(list[0]["prompt"], "ambiguous"),
         }
 
@@ -560,6 +578,13 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                         json(r).await["detail"][0]["type"],
                         "content_policy_violation"
                     );
+                }
+                (Protocol::OpenRouter, FailKind::ContentPolicy) => {
+                    assert_eq!(v["error"]["code"], "moderation_blocked");
+                    assert_eq!(v["unsigned_urls"], json!([]));
+                }
+                (Protocol::OpenRouter, FailKind::Retryable) => {
+                    assert_eq!(v["error"]["code"], "provider_error");
                 }
                 (Protocol::Fal, FailKind::Retryable) => {
                     assert_eq!(v["error_type"], "downstream_service_unavailable");
