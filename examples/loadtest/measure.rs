@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
 use cineflow::core::{ByteStream, Storyboard, VideoProvider};
+use cineflow::providers::fal::Fal;
 use cineflow::providers::openai_compat::OpenAiCompat;
+use cineflow::providers::openrouter::OpenRouter;
 use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
 use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
@@ -132,6 +134,8 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
     let duration = match protocol {
         Some(Protocol::OpenAi) => 4,
         Some(Protocol::Seedance) => 5,
+        // Veo 3.1 on fal and OpenRouter: 4, 6 or 8 s.
+        Some(Protocol::Fal | Protocol::OpenRouter) => 4,
         Some(Protocol::SoraHk) | None => 10,
     };
     let mut json = String::from(r#"{"segments":["#);
@@ -148,7 +152,7 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
     Ok(Storyboard::from_json(&json)?)
 }
 
-pub(crate) fn provider(
+pub(crate) async fn provider(
     vendor: &Vendor,
     protocol: Protocol,
 ) -> Result<(Arc<dyn VideoProvider>, &'static str), BoxError> {
@@ -179,6 +183,27 @@ pub(crate) fn provider(
                     .build()?,
             ),
             "doubao-seedance-2-0-260128",
+        ),
+        Protocol::Fal => (
+            Arc::new(
+                Fal::builder()
+                    .with_base_url(base)
+                    .with_platform_url(vendor.fal_platform_url()?)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "fal-ai/veo3.1",
+        ),
+        // The capabilities come from the fake's models list.
+        Protocol::OpenRouter => (
+            Arc::new(
+                OpenRouter::builder()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .connect()
+                    .await?,
+            ),
+            "google/veo-3.1",
         ),
     })
 }

@@ -113,10 +113,12 @@ impl Opts {
                         "sorahk" => Some(Protocol::SoraHk),
                         "openai" => Some(Protocol::OpenAi),
                         "seedance" => Some(Protocol::Seedance),
+                        "fal" => Some(Protocol::Fal),
+                        "openrouter" => Some(Protocol::OpenRouter),
                         "mock" => None,
                         other => {
                             return Err(format!(
-                                "--protocol: {other:?} is not one of sorahk, openai, seedance, mock"
+                                "--protocol: {other:?} is not one of sorahk, openai, seedance, fal, openrouter, mock"
                             ));
                         }
                     }
