@@ -31,6 +31,8 @@
 //! | Jimeng on Volcengine | `CINEFLOW_VOLCENGINE_ACCESS_KEY` + `CINEFLOW_VOLCENGINE_SECRET_KEY` (or `VOLC_ACCESSKEY` + `VOLC_SECRETKEY`) | `CINEFLOW_VOLCENGINE_BASE_URL` |
 //! | Runway | `CINEFLOW_RUNWAY_API_KEY` (or `RUNWAYML_API_SECRET`) | `CINEFLOW_RUNWAY_BASE_URL` |
 //! | Seedance on BytePlus ModelArk, or on Volcengine Ark with `CINEFLOW_SEEDANCE_PRESET=ark` | `CINEFLOW_SEEDANCE_API_KEY` (or `ARK_API_KEY`) | `CINEFLOW_SEEDANCE_BASE_URL` |
+//! | fal (Seedance 2.0 text-to-video here; Kling v3, Veo 3.1, Gemini Omni and templated endpoints too) | `CINEFLOW_FAL_API_KEY` (or `FAL_KEY`) | `CINEFLOW_FAL_BASE_URL`, `CINEFLOW_FAL_PLATFORM_URL` |
+//! | OpenRouter (Seedance 2.0 here; capabilities read from its models list at start-up) | `CINEFLOW_OPENROUTER_API_KEY` (or `OPENROUTER_API_KEY`) | `CINEFLOW_OPENROUTER_BASE_URL` |
 //! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
 //!
 //! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), and `CINEFLOW_NETWORK_ALLOW`: the
@@ -49,9 +51,11 @@ use cineflow::core::{
     EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
     RouterConfig, RunSpec, SegmentRange, Store, Storyboard, TaskQuery, VideoProvider,
 };
+use cineflow::providers::fal::FalBuilder;
 use cineflow::providers::jimeng::{self, JimengOfficialBuilder, JimengProxyBuilder};
 use cineflow::providers::local::{self, LocalRenderer};
 use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
+use cineflow::providers::openrouter::OpenRouterBuilder;
 use cineflow::providers::runway::RunwayBuilder;
 use cineflow::providers::seedance::{Preset, Seedance, SeedanceBuilder};
 use cineflow::providers::sorahk::SoraHkBuilder;
@@ -155,6 +159,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     let (seedance, name, seedance_model) = seedance_from_env();
     consider(name, seedance, seedance_model, false, c);
+    // The gateways: one key, many models. Seedance 2.0 serves the 10 s horizontal segment.
+    let fal = FalBuilder::from_env().build();
+    consider("fal", fal, "bytedance/seedance-2.0/text-to-video", false, c);
+    // Reads OpenRouter's models list (a failed read keeps the configured capabilities, and
+    // says so in `capabilities_source()`).
+    let openrouter = OpenRouterBuilder::from_env().connect().await;
+    consider("OpenRouter", openrouter, "bytedance/seedance-2.0", false, c);
     if LocalRenderer::is_available() {
         let renderer = LocalRenderer::from_env();
         consider(
