@@ -312,19 +312,10 @@ pub(crate) fn validate(
             (seconds, ratio, None, 13)
         }
     };
-    let (w, h) = match (ratio.unwrap_or("16:9"), resolution.unwrap_or("720p")) {
-        ("9:16", "1080p") => (1080, 1920),
-        ("9:16", _) => (720, 1280),
-        ("1:1", _) => (720, 720),
-        (_, "1080p") => (1920, 1080),
-        (_, "4k") => (3840, 2160),
-        (_, "480p") => (854, 480),
-        _ => (1280, 720),
-    };
     Ok(Checked {
         prompt,
         seconds,
-        size: format!("{w}x{h}"),
+        size: crate::video::frame_size(ratio.unwrap_or("16:9"), resolution.unwrap_or("720p")),
         cost_cents: u64::from(seconds) * cents_per_sec,
     })
 }

@@ -250,15 +250,12 @@ fn validate(req: &Map<String, Value>) -> Result<(&'static Model, String, u32, St
             image_item(&format!("input_references[{i}]"), r)?;
         }
     }
-    let (w, h) = match (ratio.as_str(), resolution.as_str()) {
-        ("9:16", "1080p") => (1080, 1920),
-        ("9:16", _) => (720, 1280),
-        ("1:1", _) => (720, 720),
-        (_, "1080p") => (1920, 1080),
-        (_, "480p") => (854, 480),
-        _ => (1280, 720),
-    };
-    Ok((m, prompt, seconds, format!("{w}x{h}")))
+    Ok((
+        m,
+        prompt,
+        seconds,
+        crate::video::frame_size(&ratio, &resolution),
+    ))
 }
 
 async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
