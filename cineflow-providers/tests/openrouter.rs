@@ -232,7 +232,20 @@ async fn capabilities_from_the_models_list_refuse_an_unsupported_duration_with_z
         .named("a paid submit")
         .mount(&server)
         .await;
-    let p = builder(&server).connect().await.unwrap();
+    let p = builder(&server)
+        .with_model(ModelCapabilities {
+            max_reference_images: 2,
+            ..ModelCapabilities::new(VEO)
+        })
+        .connect()
+        .await
+        .unwrap();
+    let veo = p.capabilities().model(VEO).unwrap();
+    assert_eq!(
+        veo.max_reference_images, 2,
+        "the configured reference limit is kept"
+    );
+    assert!(veo.first_frame && veo.seed, "the rest comes from the list");
     assert_eq!(
         p.capabilities_source(),
         CapabilitiesSource::Fetched {

@@ -18,7 +18,8 @@
 //! configured entry of the same id. (The list's shape is *unverified*: an entry that cannot be
 //! read is skipped with a warning naming its JSON path; a model missing from the list is not
 //! served.) Reference media (`input_references`) are served only where the configured
-//! capabilities say so: the list does not publish how many.
+//! capabilities say so — the list does not publish how many — and a fetched model keeps the
+//! limits configured for its id.
 //!
 //! # What is sent
 //!
@@ -144,7 +145,9 @@ impl OpenRouterBuilder {
     }
 
     /// A model's capabilities, used until (and unless) the models list is read; replaces an
-    /// entry with the same id. Default: none (nothing is served before the list is read).
+    /// entry with the same id. Default: none — then, until the list is read, every model id is
+    /// accepted with nothing optional (any duration and aspect ratio; no resolution, frames,
+    /// references, audio or seed), and OpenRouter itself refuses (unpaid) what it cannot do.
     pub fn with_model(mut self, model: ModelCapabilities) -> Self {
         self.models.retain(|m| m.id != model.id);
         self.models.push(model);
@@ -245,7 +248,11 @@ impl OpenRouter {
                 let count = models.len();
                 let mut merged = self.inner.configured.clone();
                 merged.retain(|c| !models.iter().any(|m| m.id == c.id));
-                merged.extend(models);
+                merged.extend(
+                    models
+                        .into_iter()
+                        .map(|m| self.with_configured_references(m)),
+                );
                 self.put_in_force(Capabilities::of_models(merged));
                 CapabilitiesSource::Fetched {
                     models: count,
@@ -266,6 +273,20 @@ impl OpenRouter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = source.clone();
         source
+    }
+
+    /// A fetched model, with the reference-media limits configured for its id (the list does
+    /// not publish them).
+    fn with_configured_references(&self, m: ModelCapabilities) -> ModelCapabilities {
+        match self.inner.configured.iter().find(|c| c.id == m.id) {
+            Some(c) => ModelCapabilities {
+                max_reference_images: c.max_reference_images,
+                max_reference_videos: c.max_reference_videos,
+                max_reference_audio: c.max_reference_audio,
+                ..m
+            },
+            None => m,
+        }
     }
 
     /// The models list: the models read and how many entries were skipped, or why none is used.
@@ -301,14 +322,15 @@ impl OpenRouter {
         if self.inner.slots[i].get() == Some(&caps) {
             return;
         }
-        let next = i + 1;
-        match self.inner.slots.get(next) {
-            Some(slot) if slot.set(caps).is_ok() => {
+        // Concurrent refreshes each take the next free slot; the last one set wins.
+        for next in i + 1..self.inner.slots.len() {
+            if self.inner.slots[next].set(caps.clone()).is_ok() {
                 self.inner.current.store(next, Ordering::Release);
+                return;
             }
-            _ => tracing::warn!(provider = %self.id(),
-                "OpenRouter's capabilities changed more than {MAX_CAPABILITY_CHANGES} times: the change is ignored"),
         }
+        tracing::warn!(provider = %self.id(),
+            "OpenRouter's capabilities changed more than {MAX_CAPABILITY_CHANGES} times: the change is ignored");
     }
 
     fn api(
