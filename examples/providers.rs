@@ -34,6 +34,8 @@
 //! | Kling, international, or China with `CINEFLOW_KLING_PRESET=china` | `CINEFLOW_KLING_ACCESS_KEY` + `CINEFLOW_KLING_SECRET_KEY` (or `KLING_ACCESS_KEY` + `KLING_SECRET_KEY`) | `CINEFLOW_KLING_BASE_URL` |
 //! | Wan on DashScope Singapore, or Beijing / Virginia with `CINEFLOW_WAN_REGION=beijing\|virginia` | `CINEFLOW_WAN_API_KEY` (or `DASHSCOPE_API_KEY`) | `CINEFLOW_WAN_BASE_URL` |
 //! | MiniMax Hailuo, international or China with `CINEFLOW_MINIMAX_HOST=china` | `CINEFLOW_MINIMAX_API_KEY` (or `MINIMAX_API_KEY`) | `CINEFLOW_MINIMAX_BASE_URL` |
+//! | fal (Seedance 2.0 text-to-video here; Kling v3, Veo 3.1, Gemini Omni and templated endpoints too) | `CINEFLOW_FAL_API_KEY` (or `FAL_KEY`) | `CINEFLOW_FAL_BASE_URL`, `CINEFLOW_FAL_PLATFORM_URL` |
+//! | OpenRouter (Seedance 2.0 here; capabilities read from its models list at start-up) | `CINEFLOW_OPENROUTER_API_KEY` (or `OPENROUTER_API_KEY`) | `CINEFLOW_OPENROUTER_BASE_URL` |
 //! | local ffmpeg renderer | — (`CINEFLOW_FFMPEG`: the ffmpeg binary, default `ffmpeg` on `PATH`; `CINEFLOW_LOCAL_WORK_DIR`) | — |
 //!
 //! and `CINEFLOW_OUTPUT_DIR` (default `cineflow-output`), and `CINEFLOW_NETWORK_ALLOW`: the
@@ -52,11 +54,13 @@ use cineflow::core::{
     EventKind, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig, Router,
     RouterConfig, RunSpec, SegmentRange, Store, Storyboard, TaskQuery, VideoProvider,
 };
+use cineflow::providers::fal::FalBuilder;
 use cineflow::providers::jimeng::{self, JimengOfficialBuilder, JimengProxyBuilder};
 use cineflow::providers::kling::{self, Kling, KlingBuilder};
 use cineflow::providers::local::{self, LocalRenderer};
 use cineflow::providers::minimax::{Host, Minimax, MinimaxBuilder};
 use cineflow::providers::openai_compat::{OpenAiCompat, OpenAiCompatBuilder};
+use cineflow::providers::openrouter::OpenRouterBuilder;
 use cineflow::providers::runway::RunwayBuilder;
 use cineflow::providers::seedance::{Preset, Seedance, SeedanceBuilder};
 use cineflow::providers::sorahk::SoraHkBuilder;
@@ -227,6 +231,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Hailuo 02 renders 10 s at its default 768P, from text in landscape.
     let (minimax, name) = minimax_from_env();
     consider(name, minimax, "MiniMax-Hailuo-02", false, c);
+    // The gateways: one key, many models. Seedance 2.0 serves the 10 s horizontal segment.
+    let fal = FalBuilder::from_env().build();
+    consider("fal", fal, "bytedance/seedance-2.0/text-to-video", false, c);
+    // Reads OpenRouter's models list (a failed read keeps the configured capabilities, and
+    // says so in `capabilities_source()`).
+    let openrouter = OpenRouterBuilder::from_env().connect().await;
+    consider("OpenRouter", openrouter, "bytedance/seedance-2.0", false, c);
     if LocalRenderer::is_available() {
         let renderer = LocalRenderer::from_env();
         consider(

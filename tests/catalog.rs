@@ -109,7 +109,8 @@ async fn a_retired_model_is_refused_at_create_run_naming_the_living_alternatives
         for needle in [
             format!("model {model}:"),
             "retired on 2026-09-24 (every route is past its sunset)".to_owned(),
-            "living alternatives: seedance-2 (via modelark, ark, jimeng)".to_owned(),
+            "living alternatives: seedance-2 (via modelark, ark, jimeng, fal, openrouter)"
+                .to_owned(),
             "kling-3 (via kling, kling_cn)".to_owned(),
             "wan-2.6 (via wan_intl, wan, wan_us)".to_owned(),
             "hailuo-2.3 (via minimax, minimax_cn)".to_owned(),
@@ -325,7 +326,7 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
         assert!(!catalog.is_retired(&mid(model), date!(2026 - 09 - 23)));
     }
     let living = RouterConfig::living_catalog();
-    assert_eq!(living.models.len(), 14);
+    assert_eq!(living.models.len(), 15);
     for id in living.models.keys() {
         assert_eq!(catalog.retirement(id), None, "{id}");
         assert_eq!(catalog.models[id], living.models[id], "{id}");
@@ -342,7 +343,10 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
         [
             "modelark:dreamina-seedance-2-0-260128",
             "ark:doubao-seedance-2-0-260128",
-            "jimeng:jimeng-video-seedance-2.0"
+            "jimeng:jimeng-video-seedance-2.0",
+            "fal:bytedance/seedance-2.0/text-to-video,bytedance/seedance-2.0/image-to-video,\
+             bytedance/seedance-2.0/reference-to-video",
+            "openrouter:bytedance/seedance-2.0"
         ]
     );
     assert_eq!(
@@ -350,7 +354,10 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
         [
             "modelark:dreamina-seedance-2-0-fast-260128",
             "ark:doubao-seedance-2-0-fast-260128",
-            "jimeng:jimeng-video-seedance-2.0-fast"
+            "jimeng:jimeng-video-seedance-2.0-fast",
+            "fal:bytedance/seedance-2.0/fast/text-to-video,\
+             bytedance/seedance-2.0/fast/image-to-video,\
+             bytedance/seedance-2.0/fast/reference-to-video"
         ]
     );
     assert_eq!(routed("kling-3"), ["kling:kling-v3", "kling_cn:kling-v3"]);
@@ -391,12 +398,29 @@ fn every_sora_route_of_the_shipped_catalog_ends_on_the_sora_sunset_and_no_living
             .map(|r| r.priority)
             .collect::<Vec<_>>()
     };
-    assert_eq!(priorities("seedance-2"), [10, 20, 30]);
-    assert_eq!(priorities("seedance-2-fast"), [10, 20, 30]);
+    assert_eq!(priorities("seedance-2"), [10, 20, 30, 40, 50]);
+    assert_eq!(priorities("seedance-2-fast"), [10, 20, 30, 40]);
     assert_eq!(routed("runway-gen4.5"), ["runway:gen4.5"]);
     assert_eq!(routed("runway-gen4-turbo"), ["runway:gen4_turbo"]);
-    assert_eq!(routed("veo-3.1"), ["runway:veo3.1"]);
-    assert_eq!(routed("veo-3.1-fast"), ["runway:veo3.1_fast"]);
+    assert_eq!(
+        routed("veo-3.1"),
+        [
+            "runway:veo3.1",
+            "fal:fal-ai/veo3.1,fal-ai/veo3.1/image-to-video",
+            "openrouter:google/veo-3.1"
+        ]
+    );
+    assert_eq!(
+        routed("veo-3.1-fast"),
+        [
+            "runway:veo3.1_fast",
+            "fal:fal-ai/veo3.1/fast,fal-ai/veo3.1/fast/image-to-video"
+        ]
+    );
+    assert_eq!(
+        routed("gemini-omni-flash"),
+        ["fal:google/gemini-omni-flash/reference-to-video"]
+    );
 }
 
 #[tokio::test]

@@ -8,10 +8,12 @@ use cineflow_core::{
     ErrorCode, GenerationRequest, JobState, Orientation, SubmitState, TaskId, VideoProvider,
     VideoProviderExt,
 };
+use cineflow_providers::fal::Fal;
 use cineflow_providers::http::Timeouts;
 use cineflow_providers::kling::Kling;
 use cineflow_providers::minimax::Minimax;
 use cineflow_providers::openai_compat::OpenAiCompat;
+use cineflow_providers::openrouter::{CapabilitiesSource, OpenRouter};
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::sorahk::SoraHk;
 use cineflow_providers::wan::Wan;
@@ -22,14 +24,17 @@ use cineflow_testkit::{
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 
-/// The protocols the fake vendor speaks, in the order [`fake_and_providers`] lists their adapters.
-const PROTOCOLS: [Protocol; 6] = [
+/// The protocols whose adapters can reconcile an ambiguous submit (every one but OpenRouter,
+/// which has no list: tests of its own), in the order [`fake_and_providers`] lists their
+/// adapters.
+const PROTOCOLS: [Protocol; 7] = [
     Protocol::OpenAi,
     Protocol::SoraHk,
     Protocol::Seedance,
     Protocol::Kling,
     Protocol::Wan,
     Protocol::Minimax,
+    Protocol::Fal,
 ];
 
 /// The vendor model and a duration it serves, per protocol (Seedance: the ModelArk preset).
@@ -41,6 +46,8 @@ fn model_and_secs(p: Protocol) -> (&'static str, u32) {
         Protocol::Kling => ("kling-v3", 5),
         Protocol::Wan => ("wan2.6-t2v", 5),
         Protocol::Minimax => ("MiniMax-Hailuo-02", 6),
+        Protocol::Fal => ("fal-ai/veo3.1", 4),
+        Protocol::OpenRouter => ("google/veo-3.1", 4),
     }
 }
 
@@ -76,6 +83,25 @@ fn kling(fake: &FakeVendor, timeout: Duration) -> Kling {
         .unwrap()
 }
 
+/// The OpenRouter adapter on `fake`, its capabilities read from the fake's models list.
+async fn openrouter(fake: &FakeVendor) -> OpenRouter {
+    let p = OpenRouter::builder()
+        .with_base_url(fake.base_url(Protocol::OpenRouter))
+        .with_api_key(fake.key())
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            p.capabilities_source(),
+            CapabilitiesSource::Fetched { models: 3, .. }
+        ),
+        "{:?}",
+        p.capabilities_source()
+    );
+    p
+}
+
 async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvider>)>) {
     let fake = FakeVendor::builder()
         .with_job_secs(0.3)
@@ -103,6 +129,13 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         .with_api_key(fake.key())
         .build()
         .unwrap();
+    let fal = Fal::builder()
+        .with_base_url(fake.base_url(Protocol::Fal))
+        .with_platform_url(fake.fal_platform_url())
+        .with_api_key(fake.key())
+        .build()
+        .unwrap();
+    let openrouter = openrouter(&fake).await;
     let providers: Vec<(Protocol, Box<dyn VideoProvider>)> = vec![
         (Protocol::OpenAi, Box::new(openai)),
         (Protocol::SoraHk, Box::new(sorahk)),
@@ -113,6 +146,8 @@ async fn fake_and_providers() -> (FakeVendor, Vec<(Protocol, Box<dyn VideoProvid
         ),
         (Protocol::Wan, Box::new(wan)),
         (Protocol::Minimax, Box::new(minimax)),
+        (Protocol::Fal, Box::new(fal)),
+        (Protocol::OpenRouter, Box::new(openrouter)),
     ];
     (fake, providers)
 }
@@ -254,6 +289,12 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
             assert_eq!(record.sha256.as_deref(), Some(art.sha256.as_str()), "{p}");
             let on_disk = std::fs::read(&art.location).unwrap();
             assert_eq!(format!("{:x}", Sha256::digest(&on_disk)), art.sha256);
+            if p == Protocol::OpenRouter {
+                // usage.cost, recorded as the attempt's actual charge: 4 s at $0.40.
+                let charged = t.attempts[0].cost.as_ref().and_then(|c| c.charged);
+                assert_eq!(charged, Some(record.cost_cents as f64 / 100.0));
+                assert_eq!(charged, Some(1.6));
+            }
         }
         assert_eq!(ledger.total.leaked_auth, 0);
     }
@@ -724,4 +765,51 @@ async fn a_lost_minimax_submit_ends_interrupted_because_minimax_has_no_list() {
     assert!(t.attempts[0].job.is_none());
     let msg = &t.error.as_ref().unwrap().message;
     assert!(msg.contains("cannot list its jobs"), "{msg}");
+}
+
+/// OpenRouter has no list: a submit accepted then answered 502 leaves its task `interrupted`
+/// with the reason, and no second job is ever created (100 tasks, 10 % faults).
+#[tokio::test]
+async fn on_openrouter_an_accepted_then_lost_submit_ends_interrupted_and_no_second_job_is_paid() {
+    use std::sync::Arc;
+
+    use cineflow_core::{ErrorCode, RunStatus, TaskStatus};
+
+    let p = Protocol::OpenRouter;
+    let (fake, _) = fake_and_providers().await;
+    let provider: Arc<dyn VideoProvider> = Arc::new(openrouter(&fake).await);
+    fake.set_faults(Faults {
+        accept_then_502: Trigger::probability(0.1),
+        ..Faults::none()
+    })
+    .unwrap();
+    let (run, tasks, _, _dir) = reconcile_run(p, provider, 100, "take").await;
+    let ledger = fake.ledger();
+    let lost = ledger.counts(p).accepted_then_502;
+    println!("{p}: {lost} of 100 submits were accepted and answered 502");
+    assert!(lost >= 3, "the fault must fire (fired {lost} times)");
+    assert_eq!(
+        ledger.counts(p).submits,
+        100,
+        "one job per task, never a second"
+    );
+    assert!(ledger.duplicate_prompts().is_empty());
+    let interrupted: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Interrupted)
+        .collect();
+    assert_eq!(interrupted.len() as u64, lost);
+    for t in &interrupted {
+        assert_eq!(t.attempts.len(), 1, "never a second attempt");
+        assert!(t.attempts[0].job.is_none());
+        let e = t.error.as_ref().unwrap();
+        assert_eq!(e.code, ErrorCode::Interrupted, "{e:?}");
+    }
+    let completed = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Completed)
+        .count() as u64;
+    assert_eq!(completed, 100 - lost);
+    assert_eq!(run.status, RunStatus::PartiallyFailed);
+    assert_eq!(ledger.total.leaked_auth, 0);
 }

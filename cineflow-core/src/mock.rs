@@ -531,6 +531,7 @@ impl MockProvider {
             poll_after: self.config.poll_after,
             raw,
             usage: None,
+            charge: None,
             last_frame,
         }
     }

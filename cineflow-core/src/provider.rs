@@ -278,6 +278,10 @@ pub struct JobStatus {
     /// The usage the vendor reports for the job (token-billed vendors, once it is done).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// What the vendor says the job cost, in its billing currency (OpenRouter's `usage.cost`,
+    /// US dollars), once it reports it; recorded on the attempt as its actual charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<f64>,
     /// The video's last frame (an image), when the request asked for it
     /// ([`GenerationRequest::return_last_frame`]) and the vendor returned one with a
     /// [`JobState::Succeeded`]; downloaded with [`VideoProvider::download`] like the video.
@@ -293,8 +297,15 @@ impl JobStatus {
             poll_after: None,
             raw: serde_json::Value::Null,
             usage: None,
+            charge: None,
             last_frame: None,
         }
+    }
+
+    /// Sets what the vendor says the job cost ([`charge`](Self::charge)).
+    pub fn with_charge(mut self, charge: f64) -> Self {
+        self.charge = Some(charge);
+        self
     }
 
     /// Sets the last frame the vendor returned with a success.

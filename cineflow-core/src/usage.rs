@@ -31,6 +31,10 @@ pub struct AttemptCost {
     /// The reported tokens at the price's token rate: what the job cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reported_cost: Option<f64>,
+    /// The charge the vendor itself reported for the job, in its billing currency
+    /// ([`JobStatus::charge`](crate::JobStatus::charge): OpenRouter's `usage.cost`, US dollars).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charged: Option<f64>,
 }
 
 impl AttemptCost {
@@ -44,6 +48,7 @@ impl AttemptCost {
             service_tier: req.service_tier,
             reported: None,
             reported_cost: None,
+            charged: None,
         }
     }
 

@@ -14,6 +14,8 @@ pub use cineflow_core::{ErrorCode, ProviderId};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "fal")]
+pub mod fal;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http")]
@@ -28,6 +30,8 @@ pub mod local;
 pub mod minimax;
 #[cfg(feature = "openai_compat")]
 pub mod openai_compat;
+#[cfg(feature = "openrouter")]
+pub mod openrouter;
 #[cfg(feature = "runway")]
 pub mod runway;
 #[cfg(feature = "seedance")]

@@ -4,7 +4,7 @@
 //! the poll's [`JobStatus`] (its `raw` payload ends up in the sidecar, the store and `Task`'s
 //! `Debug`), a failed job's error, a job's extra data, an HTTP error's raw excerpt. Each of the
 //! five HTTP adapters is checked against wiremock, with the key echoed as plain text, as an
-//! object key, and JSON-escaped (`/` written `\/`).
+//! object key, and JSON-escaped (`/` written `\/`); fal and OpenRouter too, with their features.
 
 #![cfg(all(
     feature = "openai_compat",
@@ -401,4 +401,84 @@ async fn a_vendor_error_code_echoing_the_key_is_scrubbed_too() {
         assert_failed(&status),
         &[KEY],
     );
+}
+
+#[cfg(feature = "fal")]
+#[tokio::test]
+async fn fal_never_returns_a_key_the_queue_echoes() {
+    let server = MockServer::start().await;
+    // Status and result URLs derived from the job's endpoint id (`m`).
+    for (id, status, body) in [
+        ("failed", 200, json!({"status": "COMPLETED"})),
+        ("succeeded", 200, json!({"status": "COMPLETED"})),
+        (
+            "refused",
+            401,
+            json!({"detail": format!("bad key {ESCAPED}")}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/m/requests/{id}/status")))
+            .respond_with(answer(status, &echoing(body, KEY), KEY))
+            .mount(&server)
+            .await;
+    }
+    let failed = json!({"detail": [{"loc": ["body", "prompt"], "msg": format!("you sent Key {KEY}"),
+                                    "type": "content_policy_violation"}]});
+    Mock::given(method("GET"))
+        .and(path("/m/requests/failed"))
+        .respond_with(answer(422, &echoing(failed, KEY), KEY))
+        .mount(&server)
+        .await;
+    let done = json!({"video": {"url": "https://v3.fal.media/files/out.mp4"}});
+    Mock::given(method("GET"))
+        .and(path("/m/requests/succeeded"))
+        .respond_with(answer(200, &echoing(done, KEY), KEY))
+        .mount(&server)
+        .await;
+    let p = cineflow_providers::fal::Fal::builder()
+        .with_base_url(server.uri())
+        .with_api_key(KEY)
+        .with_timeouts(timeouts())
+        .build()
+        .unwrap();
+    check_polls(&p, Value::Null, &[KEY]).await;
+}
+
+#[cfg(feature = "openrouter")]
+#[tokio::test]
+async fn openrouter_never_returns_a_key_the_vendor_echoes() {
+    let server = MockServer::start().await;
+    for (id, status, body) in [
+        (
+            "failed",
+            200,
+            json!({"id": "failed", "status": "failed",
+                   "error": {"code": "provider_error", "message": format!("you sent Bearer {KEY}")}}),
+        ),
+        (
+            "succeeded",
+            200,
+            json!({"id": "succeeded", "status": "completed",
+                   "unsigned_urls": ["https://storage.example/v.mp4"], "usage": {"cost": 0.5}}),
+        ),
+        (
+            "refused",
+            401,
+            json!({"error": {"code": 401, "message": format!("bad key {ESCAPED}")}}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v1/videos/{id}")))
+            .respond_with(answer(status, &echoing(body, KEY), KEY))
+            .mount(&server)
+            .await;
+    }
+    let p = cineflow_providers::openrouter::OpenRouter::builder()
+        .with_base_url(format!("{}/api/v1", server.uri()))
+        .with_api_key(KEY)
+        .with_timeouts(timeouts())
+        .build()
+        .unwrap();
+    check_polls(&p, Value::Null, &[KEY]).await;
 }

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! When ready it prints ONE line of JSON on stdout:
-//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"kling_base_url":…,"wan_base_url":…,"minimax_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
+//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"kling_base_url":…,"wan_base_url":…,"minimax_base_url":…,"fal_base_url":…,"fal_platform_url":…,"openrouter_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
 //! and serves until SIGTERM, SIGINT or the end of stdin (so a test harness that dies does
 //! not leave it running: spawn it with a piped stdin and keep the pipe open; pass
 //! `--ignore-stdin` when stdin is not a pipe you control). Control endpoints: `GET /__ledger`,
@@ -117,6 +117,9 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "kling_base_url": fake.base_url(Protocol::Kling),
         "wan_base_url": fake.base_url(Protocol::Wan),
         "minimax_base_url": fake.base_url(Protocol::Minimax),
+        "fal_base_url": fake.base_url(Protocol::Fal),
+        "fal_platform_url": fake.fal_platform_url(),
+        "openrouter_base_url": fake.base_url(Protocol::OpenRouter),
         "ledger_url": fake.ledger_url(),
         "faults_url": format!("{url}/__faults"),
         "reset_url": format!("{url}/__reset"),

@@ -36,17 +36,25 @@ pub enum Protocol {
     /// `https://api.minimax.io`).
     #[serde(rename = "minimax")]
     Minimax,
+    /// fal.ai's queue, under `/fal/queue` (its platform API under `/fal/api/v1`).
+    #[serde(rename = "fal")]
+    Fal,
+    /// OpenRouter's video API, under `/openrouter/api/v1`.
+    #[serde(rename = "openrouter")]
+    OpenRouter,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 6] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::OpenAi,
         Protocol::SoraHk,
         Protocol::Seedance,
         Protocol::Kling,
         Protocol::Wan,
         Protocol::Minimax,
+        Protocol::Fal,
+        Protocol::OpenRouter,
     ];
 
     /// The path prefix of its API (`/openai/v1`, `/sorahk/v1`, `/seedance/api/v3`, `/kling`).
@@ -58,6 +66,8 @@ impl Protocol {
             Protocol::Kling => "/kling",
             Protocol::Wan => "/wan/api/v1",
             Protocol::Minimax => "/minimax",
+            Protocol::Fal => "/fal/queue",
+            Protocol::OpenRouter => "/openrouter/api/v1",
         }
     }
 
@@ -70,6 +80,8 @@ impl Protocol {
             Protocol::Kling => "kling",
             Protocol::Wan => "wan",
             Protocol::Minimax => "minimax",
+            Protocol::Fal => "fal",
+            Protocol::OpenRouter => "openrouter",
         }
     }
 
@@ -81,6 +93,8 @@ impl Protocol {
             Protocol::Kling => 3,
             Protocol::Wan => 4,
             Protocol::Minimax => 5,
+            Protocol::Fal => 6,
+            Protocol::OpenRouter => 7,
         }
     }
 }
@@ -134,6 +148,12 @@ impl JobPhase {
             (Protocol::Minimax, JobPhase::Running) => "Processing",
             (Protocol::Minimax, JobPhase::Completed) => "Success",
             (Protocol::Minimax, JobPhase::Failed) => "Fail",
+            // fal's queue knows three states; how a request ended is in its result.
+            (Protocol::Fal, JobPhase::Queued) => "IN_QUEUE",
+            (Protocol::Fal, JobPhase::Running) => "IN_PROGRESS",
+            (Protocol::Fal, _) => "COMPLETED",
+            (Protocol::OpenRouter, JobPhase::Queued) => "pending",
+            (Protocol::OpenRouter, JobPhase::Running) => "in_progress",
             (_, JobPhase::Completed) => "completed",
             (_, JobPhase::Failed) => "failed",
             (_, JobPhase::Cancelled) => "cancelled",
@@ -352,6 +372,12 @@ pub struct Ledger {
     /// MiniMax Hailuo.
     #[serde(default)]
     pub minimax: Counts,
+    /// fal's queue.
+    #[serde(default)]
+    pub fal: Counts,
+    /// OpenRouter's video API.
+    #[serde(default)]
+    pub openrouter: Counts,
     /// Every job ever created (since start or the last reset), oldest first.
     pub jobs: Vec<JobRecord>,
 }
@@ -366,6 +392,8 @@ impl Ledger {
             Protocol::Kling => &self.kling,
             Protocol::Wan => &self.wan,
             Protocol::Minimax => &self.minimax,
+            Protocol::Fal => &self.fal,
+            Protocol::OpenRouter => &self.openrouter,
         }
     }
 

@@ -100,6 +100,14 @@
 //! | `GET /minimax/v1/query/video_generation?task_id=` → `GET /minimax/v1/files/retrieve?file_id=` | `{status: Queueing\|Processing\|Success\|Fail, file_id, …}` then `{"file":{…,"download_url"}}` |
 //! | `GET /minimax/v2/query/video_generation/{id}` | `{"task":{status: queued\|running\|succeeded\|failed\|cancelled, content:{url}, error}}` |
 //! | `GET /wan-oss/{id}.mp4?Expires=&Signature=`, `GET /minimax-files/{id}.mp4?Expires=&Signature=` | the Wan `video_url` and the MiniMax download URL: no key needed (one sent counts as `leaked_auth`) |
+//! | `POST /fal/queue/{endpoint_id}` (Seedance 2.0, Kling v3, Veo 3.1 and Gemini Omni endpoints, each input validated by its schema; `Authorization: Key <key>`) | `{request_id, gateway_request_id, response_url, status_url, cancel_url, status:"IN_QUEUE", queue_position}` (URLs under the endpoint's app) |
+//! | `GET /fal/queue/{owner}/{app}/requests/{id}/status`, `GET …/requests/{id}`, `PUT …/requests/{id}/cancel` | `{status: IN_QUEUE\|IN_PROGRESS\|COMPLETED, …}`; the output `{video:{url,…}}` or the request's failure (422 / 500 `{"detail": …}`); 202 `CANCELLATION_REQUESTED` or 400 `ALREADY_COMPLETED` |
+//! | `GET /fal/api/v1/models/requests/by-endpoint?endpoint_id=&start=&end=&status=&request_id=&limit=&cursor=&expand=payloads` | `{items:[{request_id, endpoint_id, started_at, sent_at, ended_at, status_code, duration, json_input, json_output}], next_cursor, has_more}`; newest first, in-flight requests included |
+//! | `GET /fal-media/files/{id}.mp4` | the fal `video.url`: no key needed (one sent counts as `leaked_auth`) |
+//! | `GET /openrouter/api/v1/videos/models` | `{"data":[{id, supported_durations, supported_resolutions, supported_aspect_ratios, supported_frame_images, generate_audio, seed, pricing_skus}]}` (Veo 3.1, Seedance 2.0, Wan 2.6) |
+//! | `POST /openrouter/api/v1/videos` (`model`, `prompt`, `duration`, `resolution`, `aspect_ratio`, `frame_images`, `input_references`, `generate_audio`, `seed`; checked against the model) | `{id, polling_url, status:"pending"}` |
+//! | `GET /openrouter/api/v1/videos/{id}`, `GET …/{id}/content?index=0` | `{id, status: pending\|in_progress\|completed\|failed, unsigned_urls, usage:{cost, is_byok}, error}`; the video with the key |
+//! | `GET /openrouter-storage/{id}.mp4?sig=` | the OpenRouter `unsigned_urls[0]`: no key needed (one sent counts as `leaked_auth`) |
 //! | `GET /blob/{task_id}.mp4?sv=&se=&sr=b&sp=r&sig=` | the Sora.hk `video_url`: no key needed (one sent counts as `leaked_auth`); 403 `AuthenticationFailed` XML once `se` passed or the signature is wrong |
 //! | `POST /kling/v1/videos/{text2video,image2video,multi-image2video,omni-video}` (`model_name`, `prompt`, `duration` **string**, `mode`, `aspect_ratio`, `negative_prompt`, `sound`, `image`, `image_tail`, `image_list`, `callback_url`, `external_task_id`; validated per model) with `Authorization: Bearer <HS256 JWT>` (`iss` = [`KLING_ACCESS_KEY`], signed with the key) | `{"code":0,"message":"SUCCEED","request_id","data":task}`; 400 code 1201 for an `external_task_id` already used |
 //! | `GET /kling/v1/videos/{route}/{task_id or external_task_id}` | envelope, `data`: task `{task_id, task_status: submitted\|processing\|succeed\|failed, task_status_msg, task_info:{external_task_id}, created_at, updated_at (ms), final_unit_deduction, task_result:{videos:[{id,url,duration}]}}` |
@@ -117,16 +125,24 @@
 //! 401 `AuthenticationError`, 404 `InvalidEndpoint.NotFound` (unknown model) or
 //! `ResourceNotFound` (unknown task), 429 `RateLimitExceeded.EndpointRPMExceeded`, 500
 //! `InternalServiceError`, 503 `ServerOverloaded`; a failed task has `error: {code, message}`
-//! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). An accept-then-502 answers
-//! nginx's HTML 502 page.
+//! (`OutputVideoSensitiveContentDetected` or `ServerOverloaded`). fal errors are `{"detail":
+//! …}` (a text, or `[{loc, msg, type}]`); a failed fal request reads COMPLETED and its result
+//! answers 422 `content_policy_violation` or 500 `downstream_service_unavailable` (the latter
+//! also as `error` / `error_type` on the status). OpenRouter errors are `{"error": {"code":
+//! <status>, "message"}}`; a failed video has `error: {code, message}` (`moderation_blocked`
+//! or `provider_error`). An accept-then-502 answers nginx's HTML 502
+//! page.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cli;
 mod config;
+mod fal;
+mod fal_req;
 mod kling;
 mod ledger;
 mod minimax;
 mod openai;
+mod openrouter;
 mod seedance;
 mod seedance_req;
 mod server;
@@ -353,6 +369,12 @@ impl FakeVendor {
     /// `http://127.0.0.1:PORT/seedance/api/v3`.
     pub fn base_url(&self, protocol: Protocol) -> String {
         format!("{}{}", self.shared.origin, protocol.path_prefix())
+    }
+
+    /// The fal platform API's base URL, for the fal adapter's `with_platform_url`:
+    /// `http://127.0.0.1:PORT/fal/api/v1` (the queue is [`base_url`](Self::base_url)`(Protocol::Fal)`).
+    pub fn fal_platform_url(&self) -> String {
+        format!("{}/fal/api/v1", self.shared.origin)
     }
 
     /// `http://127.0.0.1:PORT/__ledger`.

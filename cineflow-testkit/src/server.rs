@@ -21,7 +21,7 @@ use crate::config::{Endpoint, Faults};
 use crate::ledger::Protocol;
 use crate::state::{JobHandle, Shared, Verdict};
 use crate::video;
-use crate::{kling, minimax, openai, seedance, sorahk, wan};
+use crate::{fal, kling, minimax, openai, openrouter, seedance, sorahk, wan};
 
 /// How long a truncated body waits before ending, so its bytes reach the client.
 const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
@@ -38,6 +38,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(kling::routes())
         .merge(wan::routes())
         .merge(minimax::routes())
+        .merge(fal::routes())
+        .merge(openrouter::routes())
         .route("/__ledger", get(ledger))
         .route("/__faults", get(get_faults).post(set_faults))
         .route("/__reset", post(reset))
@@ -58,6 +60,11 @@ pub(crate) enum Auth {
 }
 
 pub(crate) fn auth(headers: &HeaderMap, key: &str) -> Auth {
+    auth_scheme(headers, "bearer", key)
+}
+
+/// What an `Authorization: <scheme> <key>` header says (the scheme in any case).
+pub(crate) fn auth_scheme(headers: &HeaderMap, scheme: &str, key: &str) -> Auth {
     let Some(v) = headers.get(AUTHORIZATION) else {
         return Auth::Missing;
     };
@@ -65,9 +72,7 @@ pub(crate) fn auth(headers: &HeaderMap, key: &str) -> Auth {
         return Auth::Wrong;
     };
     match v.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && token.trim() == key => {
-            Auth::Ok
-        }
+        Some((s, token)) if s.eq_ignore_ascii_case(scheme) && token.trim() == key => Auth::Ok,
         _ => Auth::Wrong,
     }
 }
@@ -391,7 +396,7 @@ async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": {
-            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /wan/api/v1/…, /minimax/…, /blob/…, /seedance-tos/…, /wan-oss/…, /minimax-files/… and /__ledger, /__faults, /__reset",
+            "message": "Unknown path: the fake vendor serves /openai/v1/…, /sorahk/v1/…, /seedance/api/v3/…, /kling/v1/…, /wan/api/v1/…, /minimax/…, /fal/queue/…, /fal/api/v1/…, /openrouter/api/v1/…, /blob/…, /seedance-tos/…, /wan-oss/…, /minimax-files/…, /fal-media/…, /openrouter-storage/… and /__ledger, /__faults, /__reset",
             "type": "invalid_request_error", "param": null, "code": null
         }})),
     )

@@ -376,9 +376,12 @@ impl Shared {
             s.job_rng.fill(&mut raw);
             let id = match p {
                 Protocol::OpenAi => format!("video_{}", video::hex(&raw)),
-                Protocol::SoraHk | Protocol::Wan => uuid::Builder::from_random_bytes(raw)
-                    .into_uuid()
-                    .to_string(),
+                Protocol::OpenRouter => format!("vid_{}", video::hex(&raw[..12])),
+                Protocol::SoraHk | Protocol::Wan | Protocol::Fal => {
+                    uuid::Builder::from_random_bytes(raw)
+                        .into_uuid()
+                        .to_string()
+                }
                 Protocol::Seedance => seedance_id(self.wall(now), &raw),
                 Protocol::Kling => kling_id(&raw),
                 Protocol::Minimax => minimax_id(&raw),
@@ -549,6 +552,27 @@ impl Shared {
         Ok(removed)
     }
 
+    /// A fal cancel, decided and applied under one lock: a queued request is cancelled;
+    /// otherwise nothing changes and its state is returned (`Err`).
+    pub(crate) fn cancel_queued(&self, p: Protocol, id: &str) -> Result<(), Refused> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let index = *s.index.get(id).ok_or(Refused::NotFound)?;
+        let job = s.jobs.get(index).ok_or(Refused::NotFound)?;
+        if job.rec.protocol != p || job.rec.deleted {
+            return Err(Refused::NotFound);
+        }
+        match self.snapshot(job, now).status {
+            JobPhase::Queued => {
+                s.jobs[index].cancelled = Some(now);
+                s.counts(p).deletes += 1;
+                Ok(())
+            }
+            phase => Err(Refused::State(phase)),
+        }
+    }
+
     /// Every listable job of protocol `p` (not deleted, older than the list lag), oldest first.
     pub(crate) fn listable(&self, p: Protocol) -> Vec<JobRecord> {
         let now = Instant::now();
@@ -654,9 +678,27 @@ impl Shared {
     pub(crate) fn ledger(&self) -> Ledger {
         let now = Instant::now();
         let s = self.lock();
-        let [openai, sorahk, seedance, kling, wan, minimax] = s.counts.clone();
+        let [
+            openai,
+            sorahk,
+            seedance,
+            kling,
+            wan,
+            minimax,
+            fal,
+            openrouter,
+        ] = s.counts.clone();
         let mut total = Counts::default();
-        for c in [&openai, &sorahk, &seedance, &kling, &wan, &minimax] {
+        for c in [
+            &openai,
+            &sorahk,
+            &seedance,
+            &kling,
+            &wan,
+            &minimax,
+            &fal,
+            &openrouter,
+        ] {
             total.add(c);
         }
         Ledger {
@@ -667,6 +709,8 @@ impl Shared {
             kling,
             wan,
             minimax,
+            fal,
+            openrouter,
             jobs: s.jobs.iter().map(|j| self.snapshot(j, now)).collect(),
         }
     }
@@ -711,6 +755,22 @@ pub(crate) fn failure_text(p: Protocol, kind: FailKind) -> (&'static str, &'stat
         (Protocol::Wan, FailKind::Retryable) => (
             "InternalError",
             "An internal error has occured, please try again later or contact service support.",
+        ),
+        (Protocol::Fal, FailKind::ContentPolicy) => (
+            "content_policy_violation",
+            "The content was flagged by a content checker.",
+        ),
+        (Protocol::OpenRouter, FailKind::ContentPolicy) => (
+            "moderation_blocked",
+            "The request was blocked by the provider's content moderation.",
+        ),
+        (Protocol::OpenRouter, FailKind::Retryable) => (
+            "provider_error",
+            "The provider failed to generate the video. Please try again.",
+        ),
+        (Protocol::Fal, FailKind::Retryable) => (
+            "downstream_service_unavailable",
+            "The model's downstream service is unavailable. Please try again.",
         ),
     }
 }

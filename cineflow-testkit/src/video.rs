@@ -37,6 +37,22 @@ pub fn video_sha256(job_id: &str, len: u64) -> String {
 }
 
 /// Lowercase hex.
+/// The frame size (`1280x720`) of a video at an aspect ratio (`16:9`, `9:16`, `1:1`; others
+/// render landscape) and a resolution (`480p`, `720p`, `1080p`, `4k`; portrait and square stop
+/// at 1080p), for the gateways' fakes, which echo no size of their own.
+pub(crate) fn frame_size(ratio: &str, resolution: &str) -> String {
+    let (w, h) = match (ratio, resolution) {
+        ("9:16", "1080p" | "4k") => (1080, 1920),
+        ("9:16", _) => (720, 1280),
+        ("1:1", _) => (720, 720),
+        (_, "1080p") => (1920, 1080),
+        (_, "4k") => (3840, 2160),
+        (_, "480p") => (854, 480),
+        _ => (1280, 720),
+    };
+    format!("{w}x{h}")
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);

@@ -28,16 +28,16 @@ fn auth(p: Protocol) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
 }
 
+/// A submit request with the protocol's auth (and DashScope's async header), to send.
+fn post_with(c: &reqwest::Client, p: Protocol, url: &str, body: &Value) -> reqwest::RequestBuilder {
+    let r = c.post(url).header("X-DashScope-Async", "enable").json(body);
+    common::with_key(r, url, Some(&auth(p)))
+}
+
 /// A submit with the protocol's auth (and DashScope's `X-DashScope-Async: enable`, which the
 /// other protocols ignore).
 async fn post(c: &reqwest::Client, p: Protocol, url: &str, body: Value) -> reqwest::Response {
-    c.post(url)
-        .bearer_auth(auth(p))
-        .header("X-DashScope-Async", "enable")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    post_with(c, p, url, &body).send().await.unwrap()
 }
 
 async fn start(faults: Faults) -> FakeVendor {
@@ -81,16 +81,33 @@ fn submit(fake: &FakeVendor, p: Protocol, prompt: &str) -> (String, Value) {
             format!("{}/v1/video_generation", fake.base_url(p)),
             json!({"model": "MiniMax-Hailuo-02", "prompt": prompt, "duration": 6}),
         ),
+        Protocol::Fal => (
+            format!("{}/fal-ai/veo3.1", fake.base_url(p)),
+            json!({"prompt": prompt, "duration": "4s"}),
+        ),
+        Protocol::OpenRouter => (
+            format!("{}/videos", fake.base_url(p)),
+            json!({"model": "google/veo-3.1", "prompt": prompt, "duration": 4}),
+        ),
     }
 }
 
 /// The protocol's word for a job that produced its video.
 fn done(p: Protocol) -> &'static str {
     match p {
-        Protocol::OpenAi | Protocol::SoraHk => "completed",
+        Protocol::OpenAi | Protocol::SoraHk | Protocol::OpenRouter => "completed",
         Protocol::Seedance | Protocol::Wan => "succeeded",
         Protocol::Kling => "succeed",
         Protocol::Minimax => "success",
+        Protocol::Fal => "COMPLETED",
+    }
+}
+
+/// The protocol's word for a job that failed.
+fn failed(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Fal => "COMPLETED",
+        _ => "failed",
     }
 }
 
@@ -99,10 +116,11 @@ async fn job_id(p: Protocol, r: reqwest::Response) -> String {
     assert_eq!(r.status(), 200);
     let v = json(r).await;
     let id = match p {
-        Protocol::OpenAi | Protocol::Seedance => &v["id"],
+        Protocol::OpenAi | Protocol::Seedance | Protocol::OpenRouter => &v["id"],
         Protocol::SoraHk | Protocol::Kling => &v["data"]["task_id"],
         Protocol::Wan => &v["output"]["task_id"],
         Protocol::Minimax => &v["task_id"],
+        Protocol::Fal => &v["request_id"],
     };
     id.as_str().unwrap().to_owned()
 }
@@ -118,6 +136,8 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
             "{}/v1/query/video_generation?task_id={id}",
             fake.base_url(p)
         ),
+        Protocol::Fal => format!("{}/fal-ai/veo3.1/requests/{id}/status", fake.base_url(p)),
+        Protocol::OpenRouter => format!("{}/videos/{id}", fake.base_url(p)),
     }
 }
 
@@ -127,7 +147,7 @@ fn poll_url(fake: &FakeVendor, p: Protocol, id: &str) -> String {
 async fn poll(c: &reqwest::Client, fake: &FakeVendor, p: Protocol, id: &str) -> Value {
     let v = json(get(c, &poll_url(fake, p, id), Some(&auth(p))).await).await;
     match p {
-        Protocol::OpenAi | Protocol::Seedance => v,
+        Protocol::OpenAi | Protocol::Seedance | Protocol::Fal | Protocol::OpenRouter => v,
         Protocol::SoraHk => v["data"].clone(),
         // Kling's `task_status`, also under the name the tests read.
         Protocol::Kling => {
@@ -207,7 +227,30 @@ async fn download(
             let url = file["file"]["download_url"].as_str().unwrap().to_owned();
             c.get(url).send().await.unwrap()
         }
+        Protocol::OpenRouter => {
+            let url = poll(c, fake, p, id).await["unsigned_urls"][0]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
+        Protocol::Fal => {
+            let url = json(result(c, fake, id).await).await["video"]["url"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            c.get(url).send().await.unwrap()
+        }
     }
+}
+
+/// A fal request's result URL.
+async fn result(c: &reqwest::Client, fake: &FakeVendor, id: &str) -> reqwest::Response {
+    let url = format!(
+        "{}/fal-ai/veo3.1/requests/{id}",
+        fake.base_url(Protocol::Fal)
+    );
+    get(c, &url, Some(KEY)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -239,6 +282,8 @@ async fn rate_limits_answer_429_with_retry_after_in_each_vendors_shape() {
             Protocol::Kling => assert_eq!(e["code"], 1302),
             Protocol::Wan => assert_eq!(e["code"], "Throttling.RateQuota"),
             Protocol::Minimax => assert_eq!(e["base_resp"]["status_code"], 1002),
+            Protocol::Fal => assert!(e["detail"].is_string(), "{e}"),
+            Protocol::OpenRouter => assert_eq!(e["error"]["code"], 429),
         }
         let id = job_id(p, post(&c, p, &url, body).await).await;
         let l = fake.ledger();
@@ -294,6 +339,8 @@ async fn server_errors_answer_5xx_and_create_no_job() {
             Protocol::Kling => assert_eq!(e["code"], 5001),
             Protocol::Wan => assert_eq!(e["code"], "ServiceUnavailable"),
             Protocol::Minimax => assert_eq!(e["base_resp"]["status_code"], 1024),
+            Protocol::Fal => assert_eq!(e["detail"], "Service Unavailable"),
+            Protocol::OpenRouter => assert_eq!(e["error"]["code"], 503),
         }
         fake.set_faults(Faults {
             server_error: ServerErrorFault::first(1).with_status(500),
@@ -318,11 +365,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         .await;
         let impatient = client_with_timeout(Duration::from_secs(1));
         let (url, body) = submit(&fake, p, "slow");
-        let err = impatient
-            .post(&url)
-            .bearer_auth(auth(p))
-            .header("X-DashScope-Async", "enable")
-            .json(&body)
+        let err = post_with(&impatient, p, &url, &body)
             .send()
             .await
             .unwrap_err();
@@ -331,14 +374,7 @@ async fn a_stalled_submit_times_the_client_out_but_the_job_is_paid() {
         assert_eq!((l.counts(p).stalled, l.counts(p).submits), (1, 1));
         assert!(l.jobs[0].submit_stalled);
         // The next one is not stalled.
-        let r = impatient
-            .post(&url)
-            .bearer_auth(auth(p))
-            .header("X-DashScope-Async", "enable")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_with(&impatient, p, &url, &body).send().await.unwrap();
         job_id(p, r).await;
         assert_eq!(fake.ledger().duplicate_prompts().get("slow"), Some(&2));
     }
@@ -575,6 +611,15 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
                 assert_eq!(download(&c, &fake, p, &id).await.status(), 200);
                 continue;
             }
+            // No list endpoint: the job is found only by polling its id.
+            Protocol::OpenRouter => Value::Array(vec![poll(&c, &fake, p, &id).await]),
+            Protocol::Fal => {
+                let url = format!(
+                    "{}/models/requests/by-endpoint?endpoint_id=fal-ai/veo3.1&expand=payloads",
+                    fake.fal_platform_url()
+                );
+                json(get(&c, &url, Some(KEY)).await).await["items"].clone()
+            }
         };
         let listed: Vec<&str> = list
             .as_array()
@@ -583,14 +628,17 @@ async fn accept_then_502_answers_502_but_the_job_is_paid_listed_and_completes() 
             .map(|v| {
                 v.get("id")
                     .or(v.get("task_id"))
+                    .or(v.get("request_id"))
                     .and_then(Value::as_str)
                     .unwrap()
             })
             .collect();
         assert_eq!(listed, vec![id.as_str()]);
-        if !matches!(p, Protocol::Seedance | Protocol::Kling | Protocol::Wan) {
-            // Seedance, Kling and the Wan list echo no prompt.
-            assert_eq!(list[0]["prompt"], "ambiguous");
+        match p {
+            // Seedance, Kling, the Wan list and OpenRouter's video object echo no prompt.
+            Protocol::Seedance | Protocol::Kling | Protocol::Wan | Protocol::OpenRouter => {}
+            Protocol::Fal => assert_eq!(list[0]["json_input"]["prompt"], "ambiguous"),
+            _ => assert_eq!(list[0]["prompt"], "ambiguous"),
         }
 
         advance(Duration::from_secs(2)).await;
@@ -614,12 +662,12 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
             advance(Duration::from_millis(500)).await;
             assert_ne!(
                 poll(&c, &fake, p, &id).await["status"],
-                "failed",
+                failed(p),
                 "fails at the end"
             );
             advance(Duration::from_secs(1)).await;
             let v = poll(&c, &fake, p, &id).await;
-            assert_eq!(v["status"], "failed");
+            assert_eq!(v["status"], failed(p));
             match (p, kind) {
                 (Protocol::OpenAi, FailKind::ContentPolicy) => {
                     assert_eq!(v["error"]["code"], "moderation_blocked");
@@ -667,6 +715,27 @@ async fn failed_jobs_carry_a_content_policy_or_a_retryable_error() {
                 }
                 (Protocol::Minimax, FailKind::Retryable) => {
                     assert_eq!(v["base_resp"]["status_code"], 1024);
+                }
+                (Protocol::Fal, FailKind::ContentPolicy) => {
+                    // COMPLETED, and the result says why.
+                    assert!(v["error"].is_null());
+                    let r = result(&c, &fake, &id).await;
+                    assert_eq!(r.status(), 422);
+                    assert_eq!(
+                        json(r).await["detail"][0]["type"],
+                        "content_policy_violation"
+                    );
+                }
+                (Protocol::OpenRouter, FailKind::ContentPolicy) => {
+                    assert_eq!(v["error"]["code"], "moderation_blocked");
+                    assert_eq!(v["unsigned_urls"], json!([]));
+                }
+                (Protocol::OpenRouter, FailKind::Retryable) => {
+                    assert_eq!(v["error"]["code"], "provider_error");
+                }
+                (Protocol::Fal, FailKind::Retryable) => {
+                    assert_eq!(v["error_type"], "downstream_service_unavailable");
+                    assert_eq!(result(&c, &fake, &id).await.status(), 500);
                 }
             }
             if p == Protocol::OpenAi {

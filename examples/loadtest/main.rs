@@ -33,7 +33,7 @@
 //!   `max_concurrency` is raised to C.
 //!
 //! Flags: `--tasks N` (100), `--concurrency C` (N, at most 10,000), `--job-secs S` (5),
-//! `--protocol sorahk|openai|seedance|kling|wan|minimax|mock` (sorahk), `--json`, `--video-mb M` (0.0625 = 64 KiB),
+//! `--protocol sorahk|openai|seedance|kling|wan|minimax|fal|openrouter|mock` (sorahk), `--json`, `--video-mb M` (0.0625 = 64 KiB),
 //! `--job-jitter F` (0: every job takes exactly S), `--poll-after-ms N|off` (the fake's
 //! OpenAI `openai-poll-after-ms` hint, 1000), `--store URL` (memory), `--sink hash|dir`
 //! (hash), `--vendor process|in-process` (process), `--vendor-bin PATH`, `--timeout-secs T`
@@ -172,7 +172,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         };
         let (provider, vendor_model): (Arc<dyn VideoProvider>, &str) =
             match (vendor, o.protocol, &mock) {
-                (Some(v), Some(p), _) => provider(v, p)?,
+                (Some(v), Some(p), _) => provider(v, p).await?,
                 (_, _, Some(m)) => (Arc::clone(m) as Arc<dyn VideoProvider>, "mock"),
                 _ => return Err("no vendor for this protocol".into()),
             };

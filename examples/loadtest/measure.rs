@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
 use cineflow::core::{ByteStream, Storyboard, VideoProvider};
+use cineflow::providers::fal::Fal;
 use cineflow::providers::kling::Kling;
 use cineflow::providers::minimax::Minimax;
 use cineflow::providers::openai_compat::OpenAiCompat;
+use cineflow::providers::openrouter::OpenRouter;
 use cineflow::providers::seedance::Seedance;
 use cineflow::providers::sorahk::SoraHk;
 use cineflow::providers::wan::Wan;
@@ -136,6 +138,8 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
         Some(Protocol::OpenAi) => 4,
         Some(Protocol::Seedance | Protocol::Kling | Protocol::Wan) => 5,
         Some(Protocol::Minimax) => 6,
+        // Veo 3.1 on fal and OpenRouter: 4, 6 or 8 s.
+        Some(Protocol::Fal | Protocol::OpenRouter) => 4,
         Some(Protocol::SoraHk) | None => 10,
     };
     // MiniMax's V1 models render text prompts in landscape only.
@@ -157,7 +161,7 @@ pub(crate) fn storyboard(n: usize, protocol: Option<Protocol>) -> Result<Storybo
     Ok(Storyboard::from_json(&json)?)
 }
 
-pub(crate) fn provider(
+pub(crate) async fn provider(
     vendor: &Vendor,
     protocol: Protocol,
 ) -> Result<(Arc<dyn VideoProvider>, &'static str), BoxError> {
@@ -215,6 +219,27 @@ pub(crate) fn provider(
                     .build()?,
             ),
             "MiniMax-Hailuo-02",
+        ),
+        Protocol::Fal => (
+            Arc::new(
+                Fal::builder()
+                    .with_base_url(base)
+                    .with_platform_url(vendor.fal_platform_url()?)
+                    .with_api_key(vendor.key())
+                    .build()?,
+            ),
+            "fal-ai/veo3.1",
+        ),
+        // The capabilities come from the fake's models list.
+        Protocol::OpenRouter => (
+            Arc::new(
+                OpenRouter::builder()
+                    .with_base_url(base)
+                    .with_api_key(vendor.key())
+                    .connect()
+                    .await?,
+            ),
+            "google/veo-3.1",
         ),
     })
 }

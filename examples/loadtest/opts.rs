@@ -116,10 +116,12 @@ impl Opts {
                         "kling" => Some(Protocol::Kling),
                         "wan" => Some(Protocol::Wan),
                         "minimax" => Some(Protocol::Minimax),
+                        "fal" => Some(Protocol::Fal),
+                        "openrouter" => Some(Protocol::OpenRouter),
                         "mock" => None,
                         other => {
                             return Err(format!(
-                                "--protocol: {other:?} is not one of sorahk, openai, seedance, kling, wan, minimax, mock"
+                                "--protocol: {other:?} is not one of sorahk, openai, seedance, kling, wan, minimax, fal, openrouter, mock"
                             ));
                         }
                     }

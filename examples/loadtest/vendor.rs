@@ -144,12 +144,25 @@ impl Vendor {
                     Protocol::Kling => "kling_base_url",
                     Protocol::Wan => "wan_base_url",
                     Protocol::Minimax => "minimax_base_url",
+                    Protocol::Fal => "fal_base_url",
+                    Protocol::OpenRouter => "openrouter_base_url",
                 };
                 ready[key]
                     .as_str()
                     .map(str::to_owned)
                     .ok_or_else(|| format!("the ready line has no {key}").into())
             }
+        }
+    }
+
+    /// The fal platform API's base URL (the request list).
+    pub(crate) fn fal_platform_url(&self) -> Result<String, BoxError> {
+        match self {
+            Vendor::InProcess { fake, .. } => Ok(fake.fal_platform_url()),
+            Vendor::Child { ready, .. } => ready["fal_platform_url"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "the ready line has no fal_platform_url".into()),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The catalogs cineflow ships, and the retirement of logical models.
 //!
 //! - [`RouterConfig::living_catalog`]: the logical models of the families users can pay for
-//!   since Sora's end (Seedance 2.0 / 2.0 fast / 2.0 mini, Kling, Wan, Hailuo, Runway and the Veo models
-//!   Runway serves), with routes through the adapters that exist.
+//!   since Sora's end (Seedance 2.0 / 2.0 fast / 2.0 mini, Kling, Wan, Hailuo, Runway, Veo 3.1
+//!   and Gemini Omni Flash), with routes through the adapters that exist (the gateways fal and
+//!   OpenRouter included).
 //! - [`RouterConfig::cineflow_seed`]: CineFlow's Sora-era catalog (`sora2`, `sora2pro`), kept so
 //!   CineFlow's storyboards and clients keep their names; every route carries
 //!   [`SORA_SUNSET`].
@@ -50,13 +51,15 @@ const fn living(id: &'static str, routes: &'static [SeedRoute]) -> SeedModel {
 /// `doubao-seedance-…`) — and last through a jimeng-api proxy (`jimeng`, 30): the official API
 /// lists its tasks (an ambiguous submit is reconciled on the per-attempt `safety_identifier`),
 /// cancels queued tasks and returns the last frame, while the proxy drives the consumer web app
-/// with session tokens. 2.0 mini is served by the official API only. Runway's own models and
-/// its Veo models go through the Runway adapter. Kling 3 (and its omni model, for reference
-/// images) goes through Kling's own API, international (`kling`, 10) then China (`kling_cn`,
-/// 20): an ambiguous submit there is looked up exactly by its `external_task_id`. Wan goes
-/// through DashScope, Singapore (`wan_intl`) first, then Beijing (`wan`), then Virginia
-/// (`wan_us`, its `-us` ids); Hailuo and MiniMax-H3 through MiniMax, international (`minimax`)
-/// then China (`minimax_cn`).
+/// with session tokens; then through the gateways, fal (40) and OpenRouter (50). 2.0 mini is
+/// served by the official API only. Runway's own models and its Veo models go through the
+/// Runway adapter first, then fal (20) and OpenRouter (30): Veo 3.1 left the Gemini API on
+/// 2026-10-22 and stays reachable there. Gemini Omni Flash goes through fal. Kling 3 (and its
+/// omni model, for reference images) goes through Kling's own API, international (`kling`, 10)
+/// then China (`kling_cn`, 20): an ambiguous submit there is looked up exactly by its
+/// `external_task_id`. Wan goes through DashScope, Singapore (`wan_intl`) first, then Beijing
+/// (`wan`), then Virginia (`wan_us`, its `-us` ids); Hailuo and MiniMax-H3 through MiniMax,
+/// international (`minimax`) then China (`minimax_cn`).
 const LIVING: &[SeedModel] = &[
     living(
         "seedance-2",
@@ -64,6 +67,8 @@ const LIVING: &[SeedModel] = &[
             ("modelark", 10, &["dreamina-seedance-2-0-260128"]),
             ("ark", 20, &["doubao-seedance-2-0-260128"]),
             ("jimeng", 30, &["jimeng-video-seedance-2.0"]),
+            ("fal", 40, FAL_SEEDANCE),
+            ("openrouter", 50, &["bytedance/seedance-2.0"]),
         ],
     ),
     living(
@@ -72,6 +77,7 @@ const LIVING: &[SeedModel] = &[
             ("modelark", 10, &["dreamina-seedance-2-0-fast-260128"]),
             ("ark", 20, &["doubao-seedance-2-0-fast-260128"]),
             ("jimeng", 30, &["jimeng-video-seedance-2.0-fast"]),
+            ("fal", 40, FAL_SEEDANCE_FAST),
         ],
     ),
     living(
@@ -120,8 +126,29 @@ const LIVING: &[SeedModel] = &[
     ),
     living("runway-gen4.5", &[("runway", 10, &["gen4.5"])]),
     living("runway-gen4-turbo", &[("runway", 10, &["gen4_turbo"])]),
-    living("veo-3.1", &[("runway", 10, &["veo3.1"])]),
-    living("veo-3.1-fast", &[("runway", 10, &["veo3.1_fast"])]),
+    living(
+        "veo-3.1",
+        &[
+            ("runway", 10, &["veo3.1"]),
+            (
+                "fal",
+                20,
+                &["fal-ai/veo3.1", "fal-ai/veo3.1/image-to-video"],
+            ),
+            ("openrouter", 30, &["google/veo-3.1"]),
+        ],
+    ),
+    living(
+        "veo-3.1-fast",
+        &[
+            ("runway", 10, &["veo3.1_fast"]),
+            (
+                "fal",
+                20,
+                &["fal-ai/veo3.1/fast", "fal-ai/veo3.1/fast/image-to-video"],
+            ),
+        ],
+    ),
     living(
         "wan-3.0",
         &[
@@ -143,6 +170,25 @@ const LIVING: &[SeedModel] = &[
             ("minimax_cn", 20, &["MiniMax-H3"]),
         ],
     ),
+    living(
+        "gemini-omni-flash",
+        &[("fal", 20, &["google/gemini-omni-flash/reference-to-video"])],
+    ),
+];
+
+/// fal's Seedance 2.0 endpoints: the router takes the first whose input mode fits the request
+/// (text only, a first frame, or references).
+const FAL_SEEDANCE: &[&str] = &[
+    "bytedance/seedance-2.0/text-to-video",
+    "bytedance/seedance-2.0/image-to-video",
+    "bytedance/seedance-2.0/reference-to-video",
+];
+
+/// fal's Seedance 2.0 fast endpoints, likewise.
+const FAL_SEEDANCE_FAST: &[&str] = &[
+    "bytedance/seedance-2.0/fast/text-to-video",
+    "bytedance/seedance-2.0/fast/image-to-video",
+    "bytedance/seedance-2.0/fast/reference-to-video",
 ];
 
 /// CineFlow's seeded models, every vendor model id CineFlow lists (it only ever used the first).
@@ -226,11 +272,12 @@ fn seeded(seeds: &[SeedModel], sunset: Option<Date>) -> BTreeMap<ModelId, ModelC
 
 impl RouterConfig {
     /// The living catalog: `seedance-2`, `seedance-2-fast` (through `modelark`, then `ark`, then
-    /// the `jimeng` proxy), `seedance-2-mini` (`modelark`, then `ark`), `runway-gen4.5`,
-    /// `runway-gen4-turbo`, `veo-3.1`, `veo-3.1-fast` (through `runway`), `kling-3` and
-    /// `kling-3-omni` (through `kling`, then `kling_cn`), `wan-2.6`, `wan-3.0` (through
-    /// `wan_intl`, then `wan`; `wan-2.6` also `wan_us`), `hailuo-2.3`, `hailuo-02`, `minimax-h3`
-    /// (through `minimax`, then `minimax_cn`).
+    /// the `jimeng` proxy, then `fal` and, for 2.0, `openrouter`), `seedance-2-mini`
+    /// (`modelark`, then `ark`), `runway-gen4.5`, `runway-gen4-turbo`, `veo-3.1` (`runway`,
+    /// `fal`, `openrouter`), `veo-3.1-fast` (`runway`, `fal`), `gemini-omni-flash` (`fal`),
+    /// `kling-3` and `kling-3-omni` (through `kling`, then `kling_cn`), `wan-2.6`, `wan-3.0`
+    /// (through `wan_intl`, then `wan`; `wan-2.6` also `wan_us`), `hailuo-2.3`, `hailuo-02`,
+    /// `minimax-h3` (through `minimax`, then `minimax_cn`).
     pub fn living_catalog() -> Self {
         Self {
             models: seeded(LIVING, None),

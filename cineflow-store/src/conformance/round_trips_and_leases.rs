@@ -110,6 +110,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
                     total_tokens: Some(108_900),
                 }),
                 reported_cost: Some(0.7623),
+                charged: Some(0.7623),
             }),
         },
     ];

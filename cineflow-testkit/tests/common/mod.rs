@@ -22,20 +22,28 @@ pub(crate) fn client_with_timeout(timeout: Duration) -> Client {
         .unwrap()
 }
 
-pub(crate) async fn post_json(c: &Client, url: &str, key: Option<&str>, body: Value) -> Response {
-    let mut r = c.post(url).json(&body);
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
+/// The key the way the URL's protocol takes it: `Key <key>` for fal, a bearer token otherwise.
+pub(crate) fn with_key(
+    r: reqwest::RequestBuilder,
+    url: &str,
+    key: Option<&str>,
+) -> reqwest::RequestBuilder {
+    match key {
+        Some(k) if url.contains("/fal/") => r.header("authorization", format!("Key {k}")),
+        Some(k) => r.bearer_auth(k),
+        None => r,
     }
-    r.send().await.unwrap()
+}
+
+pub(crate) async fn post_json(c: &Client, url: &str, key: Option<&str>, body: Value) -> Response {
+    with_key(c.post(url).json(&body), url, key)
+        .send()
+        .await
+        .unwrap()
 }
 
 pub(crate) async fn get(c: &Client, url: &str, key: Option<&str>) -> Response {
-    let mut r = c.get(url);
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
-    }
-    r.send().await.unwrap()
+    with_key(c.get(url), url, key).send().await.unwrap()
 }
 
 pub(crate) async fn json(r: Response) -> Value {

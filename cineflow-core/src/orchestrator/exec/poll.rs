@@ -193,6 +193,9 @@ impl Lifecycle<'_> {
                         .get_or_insert_with(Default::default)
                         .record_usage(usage);
                 }
+                if let Some(charge) = status.charge {
+                    a.cost.get_or_insert_with(Default::default).charged = Some(charge);
+                }
             }
             match &status.state {
                 JobState::Queued => {
