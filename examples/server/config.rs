@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Largest upload accepted unless `CINEFLOW_MAX_UPLOAD_BYTES` says otherwise: 10 MiB.
 pub(crate) const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -53,9 +54,11 @@ pub(crate) struct ServerConfig {
     /// Whether this process drives the runs it creates (`CINEFLOW_SERVER_RUN_TASKS`, default
     /// true). Set it to `0` when `examples/worker.rs` processes share a Postgres store.
     pub(crate) run_tasks: bool,
-    /// Delete finished runs older than this many days, with their files
-    /// (`CINEFLOW_RETENTION_DAYS`). Default none: keep everything.
-    pub(crate) retention_days: Option<u32>,
+    /// How often an SSE stream reads the store for changes (`CINEFLOW_SSE_POLL_MS`, default
+    /// 500 ms).
+    pub(crate) sse_poll: Duration,
+    /// How often an idle SSE stream sends a keep-alive comment. Default 15 s.
+    pub(crate) sse_keep_alive: Duration,
 }
 
 impl ServerConfig {
@@ -71,7 +74,8 @@ impl ServerConfig {
             upload_dir: root.join("cineflow-uploads"),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             run_tasks: true,
-            retention_days: None,
+            sse_poll: Duration::from_millis(500),
+            sse_keep_alive: Duration::from_secs(15),
         }
     }
 
@@ -113,10 +117,10 @@ impl ServerConfig {
         if let Some(v) = var("CINEFLOW_SERVER_RUN_TASKS") {
             c.run_tasks = flag(Some(v), "CINEFLOW_SERVER_RUN_TASKS")?;
         }
-        if let Some(n) = var("CINEFLOW_RETENTION_DAYS") {
-            c.retention_days =
-                Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    format!("CINEFLOW_RETENTION_DAYS={n:?}: not a positive integer")
+        if let Some(n) = var("CINEFLOW_SSE_POLL_MS") {
+            c.sse_poll =
+                Duration::from_millis(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("CINEFLOW_SSE_POLL_MS={n:?}: not a positive integer")
                 })?);
         }
         Ok(c)

@@ -11,6 +11,8 @@ use crate::app::input::JsonObject;
 use crate::app::state::AppState;
 
 mod catalog;
+mod events;
+mod ops;
 mod runs;
 mod storyboards;
 
@@ -20,6 +22,8 @@ pub(crate) fn api() -> Router<AppState> {
         .merge(storyboards::routes())
         .merge(runs::routes())
         .merge(catalog::routes())
+        .merge(events::routes())
+        .merge(ops::routes())
         .route("/client-events", post(client_event))
         .fallback(|| async {
             ApiError {
