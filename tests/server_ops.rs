@@ -229,3 +229,113 @@ async fn health_reports_the_store_the_sink_and_each_providers_breaker() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Every route CineFlow's API has (its design notes and console), and the additions.
+const EXPECTED: &[(&str, &str)] = &[
+    ("post", "/storyboards"),
+    ("get", "/storyboards"),
+    ("get", "/storyboards/{id}"),
+    ("get", "/storyboards/{id}/segments"),
+    ("patch", "/segments/{id}"),
+    ("post", "/segments/{id}/assets/start-image"),
+    ("get", "/models"),
+    ("get", "/models/{id}"),
+    ("get", "/providers"),
+    ("get", "/providers/{id}"),
+    ("get", "/providers/{id}/capabilities"),
+    ("get", "/admin/models"),
+    ("get", "/admin/models/{id}"),
+    ("patch", "/admin/models/{id}"),
+    ("get", "/admin/providers"),
+    ("get", "/admin/providers/{id}"),
+    ("patch", "/admin/providers/{id}"),
+    ("post", "/runs"),
+    ("get", "/runs"),
+    ("get", "/runs/{id}"),
+    ("get", "/runs/{id}/tasks"),
+    ("get", "/tasks/{id}"),
+    ("get", "/tasks/{id}/metadata"),
+    ("get", "/tasks/{id}/download"),
+    ("post", "/tasks/{id}/retry"),
+    ("post", "/client-events"),
+    ("post", "/runs/{id}/cancel"),
+    ("post", "/tasks/{id}/cancel"),
+    ("get", "/runs/{id}/events"),
+    ("get", "/stats"),
+    ("get", "/health"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_has_every_routed_path_and_every_documented_path_is_routed() {
+    let s = server(mock(Step::default_timeline()), true).await;
+    let (status, doc) = s.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<(String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        documented, expected,
+        "the document lists exactly the served routes"
+    );
+
+    // Every documented operation is routed: none gets the fallback's 404 or a 405.
+    for (method, path) in &documented {
+        let id = if path.starts_with("/models") || path.starts_with("/admin/models") {
+            "sora2".to_owned()
+        } else if path.contains("providers/") {
+            "mock".to_owned()
+        } else {
+            "0".repeat(32)
+        };
+        let url = format!("/api/v1{}", path.replace("{id}", &id));
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut r = s.req(m, &url);
+        if method != "get" {
+            r = r.json(&json!({}));
+        }
+        let res = r.send().await.unwrap();
+        let status = res.status();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if status == StatusCode::NOT_FOUND {
+            let body: Value = res.json().await.unwrap();
+            assert_ne!(body["message"], "no such route", "{method} {path}");
+        }
+    }
+    let (status, body) = s.get("/nowhere").await;
+    assert_eq!(
+        (status, &body["message"]),
+        (StatusCode::NOT_FOUND, &json!("no such route"))
+    );
+
+    // Routes are only ever registered from their annotations (`routes!`), never beside the
+    // document with axum's `route`.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/server");
+    let mut sources = vec![dir.join("app.rs")];
+    for e in std::fs::read_dir(dir.join("routes")).unwrap() {
+        sources.push(e.unwrap().path());
+    }
+    for file in sources {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains(".route("),
+            "{} registers a route outside the document",
+            file.display()
+        );
+    }
+}

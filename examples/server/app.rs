@@ -14,6 +14,7 @@ pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod input;
+pub(crate) mod openapi;
 pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod views;
@@ -42,10 +43,13 @@ pub(crate) fn default_catalog() -> RouterConfig {
 /// under `/uploads/…` (server-chosen random names), and a body limit on every request.
 pub(crate) fn build_app(state: AppState) -> Router {
     let config = state.config.clone();
-    let api = routes::api().layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_bearer,
-    ));
+    let (api, _document) = routes::api().split_for_parts();
+    let api = api
+        .fallback(routes::no_such_route)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .nest_service("/uploads", ServeDir::new(&config.upload_dir))

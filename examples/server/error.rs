@@ -3,7 +3,22 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cineflow::core::{Error, ErrorKind};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// The error body of every failed request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Envelope {
+    /// CineFlow's code: `validation_error`, `unauthorized`, `not_found`, `conflict`,
+    /// `no_provider`, `server_error`.
+    code: &'static str,
+    /// What went wrong, for people.
+    message: String,
+    /// An object; for bad input `field` names the offending field.
+    #[schema(value_type = Object)]
+    details: Value,
+}
 
 /// An API error: its status, CineFlow's code, a message and details (always an object).
 #[derive(Debug)]
@@ -114,7 +129,11 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "code": self.code, "message": self.message, "details": self.details });
+        let body = Envelope {
+            code: self.code,
+            message: self.message,
+            details: self.details,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response

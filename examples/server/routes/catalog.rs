@@ -3,29 +3,31 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path as UrlPath, State};
-use axum::routing::get;
 use cineflow::core::{Durations, ModelId, ProviderId, RouterConfig, SortOrder};
 use serde_json::{Value, json};
 
-use crate::app::error::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::error::{ApiError, ApiResult, Envelope};
 use crate::app::input::{Fields, JsonObject, Params};
+use crate::app::openapi::ListQuery;
 use crate::app::state::AppState;
 use crate::app::views;
 
 /// The routes of this module.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/models", get(list_models))
-        .route("/models/{id}", get(model))
-        .route("/admin/models", get(list_models_admin))
-        .route("/admin/models/{id}", get(model_admin).patch(patch_model))
-        .route("/providers", get(list_providers))
-        .route("/providers/{id}", get(provider))
-        .route("/providers/{id}/capabilities", get(capabilities))
-        .route("/admin/providers", get(list_providers))
-        .route("/admin/providers/{id}", get(provider).patch(patch_provider))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_models))
+        .routes(routes!(model))
+        .routes(routes!(list_models_admin))
+        .routes(routes!(model_admin, patch_model))
+        .routes(routes!(list_providers))
+        .routes(routes!(provider))
+        .routes(routes!(capabilities))
+        .routes(routes!(list_providers_admin))
+        .routes(routes!(provider_admin, patch_provider))
 }
 
 /// Every logical model id: the catalog's models and its aliases.
@@ -105,10 +107,14 @@ fn known_model(cfg: &RouterConfig, raw: &str) -> ApiResult<ModelId> {
         .ok_or_else(|| ApiError::not_found("model", raw))
 }
 
+#[utoipa::path(get, path = "/models", tag = "models", summary = "Logical models, with the aliases (sort: id)", params(ListQuery, ("enabled" = Option<bool>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn list_models(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     models_page(&state, &params, false).map(Json)
 }
 
+#[utoipa::path(get, path = "/admin/models", tag = "admin", summary = "Logical models with their provider maps and routes", params(ListQuery, ("enabled" = Option<bool>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn list_models_admin(
     State(state): State<AppState>,
     params: Params,
@@ -116,6 +122,8 @@ async fn list_models_admin(
     models_page(&state, &params, true).map(Json)
 }
 
+#[utoipa::path(get, path = "/models/{id}", tag = "models", summary = "A logical model", params(("id" = String, Path, description = "The model id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn model(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -125,6 +133,8 @@ async fn model(
     Ok(Json(model_json(&state, &cfg, &id, false)))
 }
 
+#[utoipa::path(get, path = "/admin/models/{id}", tag = "admin", summary = "A logical model with its provider map and routes", params(("id" = String, Path, description = "The model id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn model_admin(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -136,6 +146,8 @@ async fn model_admin(
 
 /// `PATCH /admin/models/{id}` `{enabled}`: enables or disables the model (an alias: its
 /// target) in the live router; runs in flight finish.
+#[utoipa::path(patch, path = "/admin/models/{id}", tag = "admin", summary = "Enable or disable a model (an alias: its target) in the live router", params(("id" = String, Path, description = "The model id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn patch_model(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -218,6 +230,8 @@ fn provider_json(state: &AppState, cfg: &RouterConfig, id: &ProviderId) -> Value
 }
 
 /// `GET /providers` and `GET /admin/providers` (`enabled`, `sort=id`, `order`).
+#[utoipa::path(get, path = "/providers", tag = "providers", summary = "Registered providers (sort: id, priority)", params(ListQuery, ("enabled" = Option<bool>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn list_providers(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let page = params.page()?;
     params.sort(&["id", "priority"])?;
@@ -239,6 +253,8 @@ async fn list_providers(State(state): State<AppState>, params: Params) -> ApiRes
     Ok(Json(views::page(page.slice(items), Clone::clone)))
 }
 
+#[utoipa::path(get, path = "/providers/{id}", tag = "providers", summary = "A provider", params(("id" = String, Path, description = "The provider id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn provider(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -248,7 +264,21 @@ async fn provider(
     Ok(Json(provider_json(&state, &cfg, &id)))
 }
 
+#[utoipa::path(get, path = "/admin/providers", tag = "admin", summary = "Registered providers (sort: id, priority)", params(ListQuery, ("enabled" = Option<bool>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
+async fn list_providers_admin(state: State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+    list_providers(state, params).await
+}
+
+#[utoipa::path(get, path = "/admin/providers/{id}", tag = "admin", summary = "A provider", params(("id" = String, Path, description = "The provider id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
+async fn provider_admin(state: State<AppState>, raw: UrlPath<String>) -> ApiResult<Json<Value>> {
+    provider(state, raw).await
+}
+
 /// `GET /providers/{id}/capabilities`: what each of its vendor models honours.
+#[utoipa::path(get, path = "/providers/{id}/capabilities", tag = "providers", summary = "What each of a provider's vendor models honours", params(("id" = String, Path, description = "The provider id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn capabilities(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -266,6 +296,8 @@ async fn capabilities(
 
 /// `PATCH /admin/providers/{id}` `{enabled, priority, weight}`: edits the live router
 /// (priority and weight apply to every route through the provider).
+#[utoipa::path(patch, path = "/admin/providers/{id}", tag = "admin", summary = "Enable or disable a provider, set its priority and weight (live router)", params(("id" = String, Path, description = "The provider id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn patch_provider(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,

@@ -16,23 +16,24 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
 use cineflow::core::{PageRequest, RunCounts, RunId, RunStatus, Task, TaskId, TaskQuery, TaskSort};
 use futures::Stream;
 use serde_json::{Value, json};
 
-use crate::app::error::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::error::{ApiError, ApiResult, Envelope};
 use crate::app::input::id;
 use crate::app::state::AppState;
 use crate::app::views;
 
 /// The routes of this module.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/runs/{id}/events", get(events))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
 /// Where a stream is in the store's order of changes: `(updated_at ns, task id)`.
@@ -178,6 +179,8 @@ impl Feed {
 }
 
 /// `GET /runs/{id}/events` (see the module docs).
+#[utoipa::path(get, path = "/runs/{id}/events", tag = "runs", summary = "A run's progress as Server-Sent Events (snapshot, task, run; Last-Event-ID replays)", params(("id" = String, Path, description = "The run id"), ("Last-Event-ID" = Option<String>, Header)),
+    responses((status = 200, description = "text/event-stream", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn events(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,

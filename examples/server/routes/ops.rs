@@ -3,21 +3,23 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use cineflow::core::{PageRequest, RunQuery, TaskQuery, TaskSort};
 use serde_json::{Value, json};
 
-use crate::app::error::ApiResult;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::error::{ApiResult, Envelope};
 use crate::app::state::AppState;
 
 /// The routes of this module.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/stats", get(stats))
-        .route("/health", get(health))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stats))
+        .routes(routes!(health))
+        .routes(routes!(crate::app::openapi::serve_document))
 }
 
 /// Money per currency.
@@ -30,6 +32,8 @@ fn add(sums: &mut Sums, currency: &str, amount: f64) {
 /// `GET /stats`: tasks by status and by provider (of their last attempt), runs by status, and
 /// the estimated cost (at submit) next to the cost the vendors reported, per currency, over
 /// every attempt. Reads every task: meant for dashboards, not for tight loops.
+#[utoipa::path(get, path = "/stats", tag = "ops", summary = "Tasks by status and provider, runs by status, estimated vs reported cost",
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let store = state.store();
     let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -91,6 +95,8 @@ async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 /// `GET /health`: the store (a read), the sink's folder (writable), and each provider's
 /// breaker and jobs in flight. 503 when the store or the sink is not usable.
+#[utoipa::path(get, path = "/health", tag = "ops", summary = "The store, the sink and each provider's breaker",
+    responses((status = 200, description = "Healthy", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope), (status = 503, description = "The store or the sink is not usable", body = Object)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = match state.store().list_runs(&RunQuery::default()).await {
         Ok(_) => json!({"ok": true}),

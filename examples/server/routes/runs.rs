@@ -3,11 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use cineflow::core::{
     ErrorCode, ModelId, PageRequest, Run, RunId, RunQuery, RunSpec, RunStatus, SegmentRange,
     SortOrder, StoryboardId, Strategy, TaskId, TaskQuery, TaskSort,
@@ -17,23 +15,27 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::app::error::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::error::{ApiError, ApiResult, Envelope};
 use crate::app::input::{Fields, JsonObject, Params, id};
+use crate::app::openapi::ListQuery;
 use crate::app::state::AppState;
 use crate::app::views;
 
 /// The routes of this module.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/runs", post(create).get(list))
-        .route("/runs/{id}", get(detail))
-        .route("/runs/{id}/cancel", post(cancel_run))
-        .route("/runs/{id}/tasks", get(tasks))
-        .route("/tasks/{id}", get(task))
-        .route("/tasks/{id}/metadata", get(metadata))
-        .route("/tasks/{id}/download", get(download))
-        .route("/tasks/{id}/retry", post(retry))
-        .route("/tasks/{id}/cancel", post(cancel_task))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(detail))
+        .routes(routes!(cancel_run))
+        .routes(routes!(tasks))
+        .routes(routes!(task))
+        .routes(routes!(metadata))
+        .routes(routes!(download))
+        .routes(routes!(retry))
+        .routes(routes!(cancel_task))
 }
 
 /// The spec a CineFlow `RunCreateRequest` asks for.
@@ -97,6 +99,8 @@ fn run_spec(body: &serde_json::Map<String, Value>) -> ApiResult<RunSpec> {
 }
 
 /// `POST /runs`: creates the run (and starts it unless this process leaves runs to workers).
+#[utoipa::path(post, path = "/runs", tag = "runs", summary = "Create (and start) a run: storyboard_id, model_id, gen_count, concurrency, range, dry_run, routing_strategy, budget",
+    responses((status = 201, description = "The run", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
@@ -133,6 +137,8 @@ fn run_status(params: &Params) -> ApiResult<Option<RunStatus>> {
 }
 
 /// `GET /runs?page&page_size&sort=created_at&order&status&storyboard_id`.
+#[utoipa::path(get, path = "/runs", tag = "runs", summary = "List runs (sort: created_at)", params(ListQuery, ("status" = Option<String>, Query, description = "queued, pending, running, completed, partially_failed, failed, cancelled"), ("storyboard_id" = Option<String>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let page = params.page()?;
     params.sort(&["created_at"])?;
@@ -174,6 +180,8 @@ async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<V
 }
 
 /// `GET /runs/{id}` with live counts.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs", summary = "A run with live counts", params(("id" = String, Path, description = "The run id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn detail(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -184,6 +192,8 @@ async fn detail(
 }
 
 /// `POST /runs/{id}/cancel`: every task stops and becomes `cancelled`.
+#[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs", summary = "Cancel a run: every task stops", params(("id" = String, Path, description = "The run id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn cancel_run(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -197,6 +207,8 @@ async fn cancel_run(
 }
 
 /// `GET /runs/{id}/tasks?page&page_size&sort=segment_index|created_at&order&status&segment_index&error_code&retryable`.
+#[utoipa::path(get, path = "/runs/{id}/tasks", tag = "runs", summary = "A run's tasks (sort: segment_index, created_at)", params(("id" = String, Path, description = "The run id"), ListQuery, ("status" = Option<String>, Query, description = "Comma list: CineFlow statuses (queued, running, completed, failed, download_failed) or cineflow's"), ("segment_index" = Option<u32>, Query), ("error_code" = Option<String>, Query), ("retryable" = Option<bool>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn tasks(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -251,6 +263,8 @@ async fn tasks(
 }
 
 /// `GET /tasks/{id}`.
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", summary = "A task", params(("id" = String, Path, description = "The task id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn task(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -269,6 +283,8 @@ async fn file_under(root: &Path, location: &str) -> Option<PathBuf> {
 
 /// `GET /tasks/{id}/metadata`: the stored sidecar, else the sidecar as it would be written now
 /// (dry runs, failed tasks).
+#[utoipa::path(get, path = "/tasks/{id}/metadata", tag = "tasks", summary = "A task's sidecar JSON", params(("id" = String, Path, description = "The task id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn metadata(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -289,6 +305,8 @@ async fn metadata(
 
 /// `GET /tasks/{id}/download`: the stored video (with `Range` support), else a redirect to the
 /// vendor's URL while it is valid, else 404.
+#[utoipa::path(get, path = "/tasks/{id}/download", tag = "tasks", summary = "A task's video (Range supported), else a redirect to the vendor's URL, else 404", params(("id" = String, Path, description = "The task id")),
+    responses((status = 200, description = "The video", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope), (status = 206, description = "Part of the video"), (status = 307, description = "The vendor's still valid URL")))]
 async fn download(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -329,6 +347,8 @@ async fn download(
 }
 
 /// `POST /tasks/{id}/retry`.
+#[utoipa::path(post, path = "/tasks/{id}/retry", tag = "tasks", summary = "Retry a task that ended without a video", params(("id" = String, Path, description = "The task id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope), (status = 409, description = "The task is not retryable (e.g. completed)", body = Envelope)))]
 async fn retry(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -340,6 +360,8 @@ async fn retry(
 }
 
 /// `POST /tasks/{id}/cancel`.
+#[utoipa::path(post, path = "/tasks/{id}/cancel", tag = "tasks", summary = "Cancel a task", params(("id" = String, Path, description = "The task id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn cancel_task(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,

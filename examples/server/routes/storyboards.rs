@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
-use axum::routing::{get, patch, post};
-use axum::{Router, body::Bytes};
 use cineflow::core::{
     ImageKind, ImageRef, Orientation, PageRequest, SegmentAsset, SegmentId, SegmentPatch,
     SortOrder, Storyboard, StoryboardId, TaskId,
@@ -14,19 +13,23 @@ use cineflow::core::{
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::app::error::{ApiError, ApiResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::error::{ApiError, ApiResult, Envelope};
 use crate::app::input::{Fields, JsonObject, Params, id, parse_object};
+use crate::app::openapi::ListQuery;
 use crate::app::state::AppState;
 use crate::app::views;
 
 /// The routes of this module.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/storyboards", post(create).get(list))
-        .route("/storyboards/{id}", get(detail))
-        .route("/storyboards/{id}/segments", get(segments))
-        .route("/segments/{id}", patch(update_segment))
-        .route("/segments/{id}/assets/start-image", post(start_image))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(detail))
+        .routes(routes!(segments))
+        .routes(routes!(update_segment))
+        .routes(routes!(start_image))
 }
 
 /// One uploaded file: its (checked) name and bytes.
@@ -81,6 +84,8 @@ fn is_multipart(req: &Request) -> bool {
 
 /// `POST /storyboards`: a storyboard file as multipart field `file`, or the storyboard
 /// document as the JSON body (named by `?name=`, else its `metadata.project_name`).
+#[utoipa::path(post, path = "/storyboards", tag = "storyboards", summary = "Upload a storyboard (multipart field `file`, or the document as a JSON body)", params(("name" = Option<String>, Query, description = "Name of a JSON-body storyboard")),
+    responses((status = 201, description = "The storyboard with its segments", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn create(
     State(state): State<AppState>,
     params: Params,
@@ -133,6 +138,8 @@ async fn all_storyboards(state: &AppState) -> ApiResult<Vec<Storyboard>> {
 }
 
 /// `GET /storyboards?page&page_size&sort=created_at|name&order&name=`.
+#[utoipa::path(get, path = "/storyboards", tag = "storyboards", summary = "List storyboards (sort: created_at, name)", params(ListQuery, ("name" = Option<String>, Query, description = "Only names containing this")),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let page = params.page()?;
     let sort = params.sort(&["created_at", "name"])?;
@@ -161,6 +168,8 @@ async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<V
 }
 
 /// `GET /storyboards/{id}`.
+#[utoipa::path(get, path = "/storyboards/{id}", tag = "storyboards", summary = "A storyboard with its segments", params(("id" = String, Path, description = "The storyboard id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn detail(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -173,6 +182,8 @@ async fn detail(
 }
 
 /// `GET /storyboards/{id}/segments?sort=segment_index&order&resolution&is_pro`.
+#[utoipa::path(get, path = "/storyboards/{id}/segments", tag = "storyboards", summary = "A storyboard's segments (sort: segment_index)", params(("id" = String, Path, description = "The storyboard id"), ListQuery, ("resolution" = Option<String>, Query, description = "horizontal or vertical"), ("is_pro" = Option<bool>, Query)),
+    responses((status = 200, description = "{items, page, page_size, total}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn segments(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -275,6 +286,8 @@ fn segment_patch(body: &Map<String, Value>, upload_dir: &Path) -> ApiResult<Segm
 }
 
 /// `PATCH /segments/{id}`.
+#[utoipa::path(patch, path = "/segments/{id}", tag = "segments", summary = "Update a segment (prompt_text, director_intent, image_url, duration_seconds, resolution, is_pro, asset)", params(("id" = String, Path, description = "The segment id")),
+    responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn update_segment(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
@@ -318,6 +331,8 @@ async fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Resu
 /// `POST /segments/{id}/assets/start-image` (multipart field `file`: PNG, JPEG or WebP):
 /// stored under a server-chosen name, served at `/uploads/{name}`, and set as the segment's
 /// start image.
+#[utoipa::path(post, path = "/segments/{id}/assets/start-image", tag = "segments", summary = "Upload a segment's start image (multipart field `file`: PNG, JPEG or WebP)", params(("id" = String, Path, description = "The segment id")),
+    responses((status = 200, description = "{image_url, segment}", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "Not found", body = Envelope)))]
 async fn start_image(
     State(state): State<AppState>,
     UrlPath(raw): UrlPath<String>,
