@@ -6,7 +6,6 @@ use std::future::Future;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use cineflow::core::{ModelId, RouterConfig};
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
 
@@ -15,29 +14,13 @@ pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod input;
 pub(crate) mod openapi;
+pub(crate) mod providers;
 pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod views;
 
 use config::ServerConfig;
 use state::AppState;
-
-/// The logical models CineFlow's clients name, and the living model each runs on by default.
-pub(crate) const CINEFLOW_ALIASES: [(&str, &str); 2] =
-    [("sora2", "seedance-2"), ("sora2pro", "seedance-2")];
-
-/// The default catalog (living models and CineFlow's retired Sora models) with `sora2` and
-/// `sora2pro` as explicit aliases onto Seedance 2.0, so CineFlow's console and storyboards keep
-/// working. A deployment drops the aliases with its own router configuration.
-pub(crate) fn default_catalog() -> RouterConfig {
-    let mut cfg = RouterConfig::default_catalog();
-    for (from, to) in CINEFLOW_ALIASES {
-        if let (Ok(from), Ok(to)) = (ModelId::new(from), ModelId::new(to)) {
-            cfg.aliases.insert(from, to);
-        }
-    }
-    cfg
-}
 
 /// The whole application: `/api/v1/…` behind Bearer authentication, uploaded start images
 /// under `/uploads/…` (server-chosen random names), and a body limit on every request.

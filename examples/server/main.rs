@@ -28,61 +28,14 @@
 
 use std::error::Error;
 use std::sync::Arc;
-use std::time::Duration;
 
-use cineflow::core::mock::{MockProvider, Step};
-use cineflow::core::{
-    LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, Router, RouterConfig, VideoProvider,
-};
-use cineflow::providers::local::{self, LocalRenderer};
-use cineflow::providers::seedance::{Preset, SeedanceBuilder};
+use cineflow::core::{LocalDirSink, Orchestrator, OrchestratorConfig};
 
 #[path = "app.rs"]
 mod app;
 
 use app::config::ServerConfig;
 use app::state::AppState;
-
-/// The router: the catalog (default, or `CINEFLOW_ROUTER_CONFIG`), Seedance when a key is set,
-/// and a local fallback on `seedance-2` and `seedance-2-fast` otherwise.
-async fn router() -> Result<Router, Box<dyn Error>> {
-    let catalog = match std::env::var("CINEFLOW_ROUTER_CONFIG") {
-        Ok(path) if !path.is_empty() => RouterConfig::load(&path).await?,
-        _ => app::default_catalog(),
-    };
-    let preset = match std::env::var("CINEFLOW_SEEDANCE_PRESET").as_deref() {
-        Ok("ark") => Preset::Ark,
-        _ => Preset::ModelArk,
-    };
-    let mut router = Router::from_config(catalog);
-    match SeedanceBuilder::preset(preset).load_env().build() {
-        Ok(seedance) => {
-            println!("provider: {} (Seedance)", seedance.id());
-            return Ok(router.provider(Arc::new(seedance)));
-        }
-        Err(why) => println!("Seedance not configured: {why}"),
-    }
-    let (fallback, vendor_model): (Arc<dyn VideoProvider>, &str) = if LocalRenderer::is_available()
-    {
-        (
-            Arc::new(LocalRenderer::from_env()?),
-            local::DEFAULT_VENDOR_MODEL,
-        )
-    } else {
-        let mock = MockProvider::new("mock")?
-            .with_latency(Duration::from_millis(50))
-            .with_timeline(vec![Step::Queued, Step::Running(50), Step::Succeeded]);
-        (Arc::new(mock), "mock-video-1")
-    };
-    println!(
-        "provider: {} serves seedance-2 (and so sora2, sora2pro): no vendor is paid",
-        fallback.id()
-    );
-    for model in ["seedance-2", "seedance-2-fast"] {
-        router = router.route(ModelId::new(model)?, Arc::clone(&fallback), vendor_model);
-    }
-    Ok(router)
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -92,7 +45,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let orch = Orchestrator::builder()
         .store(store)
         .sink(Arc::new(LocalDirSink::new(&config.output_dir)))
-        .router(router().await?)
+        .router(app::providers::router(app::providers::default_catalog()).await?)
         .config(OrchestratorConfig::default())
         .build()?;
     if config.run_tasks {

@@ -73,7 +73,7 @@ pub(crate) async fn start_on(
     config.store_url = format!("sqlite://{}", dir.path().join("cineflow.db").display());
     tweak(&mut config);
     let provider: Arc<dyn VideoProvider> = Arc::new(mock.clone());
-    let mut catalog = app::default_catalog();
+    let mut catalog = app::providers::default_catalog();
     catalog.providers.extend(providers.providers);
     let router = Router::from_config(catalog).route(
         ModelId::new("seedance-2").unwrap(),
@@ -265,6 +265,11 @@ impl SseReader {
         if let Some(id) = last_event_id {
             r = r.header("Last-Event-ID", id);
         }
+        Self::send(r).await
+    }
+
+    /// Sends a prepared `GET …/events` request.
+    pub(crate) async fn send(r: reqwest::RequestBuilder) -> Self {
         let res = r.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["content-type"], "text/event-stream");
