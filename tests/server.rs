@@ -180,6 +180,8 @@ async fn cineflows_acceptance_walk_passes_step_by_step() {
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let (status, body) = s.get(&format!("/tasks/{}", "0".repeat(32))).await;
     assert_envelope(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body) = s.get(&format!("/runs/{}/tasks", "0".repeat(32))).await;
+    assert_envelope(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = s
         .post(
             "/runs",

@@ -257,8 +257,11 @@ async fn tasks(
         order: params.order(SortOrder::Asc)?,
         page: params.page()?,
     };
-    state.store().get_run(run_id).await?;
     let p = state.store().list_tasks(&query).await?;
+    if p.total == 0 {
+        // No task: a run without any (none exists) or an unknown run (404).
+        state.store().get_run(run_id).await?;
+    }
     Ok(Json(views::page(p, views::task)))
 }
 
