@@ -339,3 +339,61 @@ async fn the_openapi_document_has_every_routed_path_and_every_documented_path_is
         );
     }
 }
+
+#[tokio::test]
+async fn cors_lets_the_configured_console_origin_in_and_no_other() {
+    let console = "http://localhost:5173";
+    let s = start_on(
+        Some(TOKEN),
+        mock(Step::default_timeline()),
+        RouterConfig::default(),
+        |c| {
+            c.cors_origins = vec![console.to_owned()];
+        },
+    )
+    .await;
+    let preflight = |origin: &str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, format!("{}/api/v1/runs", s.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight(console).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK, "a preflight needs no token");
+    assert_eq!(ok.headers()["access-control-allow-origin"], console);
+    let methods = ok.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        methods.contains("PATCH") && methods.contains("POST"),
+        "{methods}"
+    );
+    let other = preflight("http://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let get = s
+        .req(reqwest::Method::GET, "/api/v1/runs")
+        .header("Origin", console)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert_eq!(get.headers()["access-control-allow-origin"], console);
+
+    let closed = server(mock(Step::default_timeline()), true).await;
+    let res = closed
+        .req(reqwest::Method::GET, "/api/v1/runs")
+        .header("Origin", console)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers().get("access-control-allow-origin").is_none(),
+        "no CORS unless configured"
+    );
+}

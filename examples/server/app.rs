@@ -5,8 +5,10 @@ use std::future::Future;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 pub(crate) mod auth;
@@ -33,11 +35,38 @@ pub(crate) fn build_app(state: AppState) -> Router {
             state.clone(),
             auth::require_bearer,
         ));
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1", api)
         .nest_service("/uploads", ServeDir::new(&config.upload_dir))
-        .layer(DefaultBodyLimit::max(config.max_upload_bytes))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_upload_bytes));
+    match cors(&config.cors_origins) {
+        Some(layer) => app.layer(layer),
+        None => app,
+    }
+    .with_state(state)
+}
+
+/// CORS for the configured browser origins (outermost, so preflights never meet the token
+/// check); `None` without any.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+            ]),
+    )
 }
 
 /// Binds `config.addr`, refusing a non-loopback address without a token unless told.

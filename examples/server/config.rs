@@ -59,6 +59,10 @@ pub(crate) struct ServerConfig {
     pub(crate) sse_poll: Duration,
     /// How often an idle SSE stream sends a keep-alive comment. Default 15 s.
     pub(crate) sse_keep_alive: Duration,
+    /// Browser origins allowed to call the API (CORS), e.g. the console's
+    /// `http://localhost:5173` (`CINEFLOW_CORS_ORIGINS`, comma-separated; `*` for any). Default
+    /// none: no CORS headers (same-origin or a reverse proxy).
+    pub(crate) cors_origins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -76,6 +80,7 @@ impl ServerConfig {
             run_tasks: true,
             sse_poll: Duration::from_millis(500),
             sse_keep_alive: Duration::from_secs(15),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -116,6 +121,23 @@ impl ServerConfig {
         }
         if let Some(v) = var("CINEFLOW_SERVER_RUN_TASKS") {
             c.run_tasks = flag(Some(v), "CINEFLOW_SERVER_RUN_TASKS")?;
+        }
+        if let Some(o) = var("CINEFLOW_CORS_ORIGINS") {
+            c.cors_origins = o
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            for origin in &c.cors_origins {
+                let ok = origin == "*"
+                    || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                        && origin.parse::<axum::http::HeaderValue>().is_ok());
+                if !ok {
+                    return Err(format!(
+                        "CINEFLOW_CORS_ORIGINS: {origin:?} is not an origin (http(s)://host[:port]) or *"
+                    ));
+                }
+            }
         }
         if let Some(n) = var("CINEFLOW_SSE_POLL_MS") {
             c.sse_poll =

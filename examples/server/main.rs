@@ -18,6 +18,8 @@
 //! - `CINEFLOW_STORE_URL` (default `sqlite://cineflow.db`; `postgres://…` to share one database
 //!   with other server and worker processes), `CINEFLOW_OUTPUT_DIR`, `CINEFLOW_UPLOAD_DIR`,
 //!   `CINEFLOW_MAX_UPLOAD_BYTES` (default 10 MiB);
+//! - `CINEFLOW_CORS_ORIGINS`: browser origins allowed to call the API, e.g. the console's dev
+//!   server `http://localhost:5173` (comma-separated, `*` for any; default none);
 //! - `CINEFLOW_SERVER_RUN_TASKS=0`: create runs but leave their tasks to worker processes;
 //! - `CINEFLOW_ROUTER_CONFIG`: a router configuration file (TOML or JSON) replacing the default
 //!   catalog, in which `sora2` and `sora2pro` are aliases of `seedance-2`;
