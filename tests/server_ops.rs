@@ -397,3 +397,68 @@ async fn cors_lets_the_configured_console_origin_in_and_no_other() {
         "no CORS unless configured"
     );
 }
+
+#[tokio::test]
+async fn retention_deletes_finished_runs_older_than_the_setting_with_their_files_and_nothing_else()
+{
+    // The second run's jobs (the 3rd and 4th submitted) stay queued at the vendor.
+    let vendor = mock(Step::default_timeline())
+        .with_job_timeline(3, vec![Step::Queued])
+        .with_job_timeline(4, vec![Step::Queued]);
+    let s = start_on(Some(TOKEN), vendor, RouterConfig::default(), |c| {
+        c.retention_days = Some(2);
+    })
+    .await;
+    let finished = run(&s, 1).await;
+    until(&s, &format!("/runs/{finished}"), "state", "completed").await;
+    let tasks = s.tasks(&finished, "").await;
+    let video = s
+        .orch
+        .store()
+        .get_task(tasks[0]["id"].as_str().unwrap().parse().unwrap())
+        .await
+        .unwrap();
+    let video = std::path::PathBuf::from(&video.artifact.unwrap().location);
+    assert!(video.is_file());
+    let going = run(&s, 1).await;
+    until(&s, &format!("/runs/{going}"), "state", "running").await;
+    let state = app::state::AppState::new(s.orch.clone(), s.config.clone());
+    let now = time::OffsetDateTime::now_utc();
+
+    let young = app::retention::sweep(&state, now).await.unwrap();
+    assert!(young.is_empty(), "nothing is 2 days old yet: {young:?}");
+    let later = now + time::Duration::days(3);
+    let deleted = app::retention::sweep(&state, later).await.unwrap();
+    assert_eq!(
+        deleted,
+        vec![finished.parse::<RunId>().unwrap()],
+        "only the finished run"
+    );
+    let (status, body) = s.get(&format!("/runs/{finished}")).await;
+    server_support::assert_envelope(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, _) = s
+        .get(&format!("/tasks/{}", tasks[0]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!video.exists(), "its video is deleted");
+    assert!(!video.with_extension("json").exists(), "and its sidecar");
+    assert_eq!(
+        s.get(&format!("/runs/{going}")).await.0,
+        StatusCode::OK,
+        "the running run stays"
+    );
+    assert!(
+        s.get("/storyboards").await.1["total"].as_u64().unwrap() >= 1,
+        "storyboards stay"
+    );
+
+    let mut off = s.config.clone();
+    off.retention_days = None;
+    let off = app::state::AppState::new(s.orch.clone(), off);
+    assert!(
+        app::retention::sweep(&off, later + time::Duration::days(365))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -17,6 +17,7 @@ pub(crate) mod error;
 pub(crate) mod input;
 pub(crate) mod openapi;
 pub(crate) mod providers;
+pub(crate) mod retention;
 pub(crate) mod routes;
 pub(crate) mod state;
 pub(crate) mod views;

@@ -63,6 +63,9 @@ pub(crate) struct ServerConfig {
     /// `http://localhost:5173` (`CINEFLOW_CORS_ORIGINS`, comma-separated; `*` for any). Default
     /// none: no CORS headers (same-origin or a reverse proxy).
     pub(crate) cors_origins: Vec<String>,
+    /// Delete finished runs older than this many days, with their files
+    /// (`CINEFLOW_RETENTION_DAYS`). Default none: keep everything.
+    pub(crate) retention_days: Option<u32>,
 }
 
 impl ServerConfig {
@@ -81,6 +84,7 @@ impl ServerConfig {
             sse_poll: Duration::from_millis(500),
             sse_keep_alive: Duration::from_secs(15),
             cors_origins: Vec::new(),
+            retention_days: None,
         }
     }
 
@@ -138,6 +142,12 @@ impl ServerConfig {
                     ));
                 }
             }
+        }
+        if let Some(n) = var("CINEFLOW_RETENTION_DAYS") {
+            c.retention_days =
+                Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("CINEFLOW_RETENTION_DAYS={n:?}: not a positive integer")
+                })?);
         }
         if let Some(n) = var("CINEFLOW_SSE_POLL_MS") {
             c.sse_poll =

@@ -20,6 +20,8 @@
 //!   `CINEFLOW_MAX_UPLOAD_BYTES` (default 10 MiB);
 //! - `CINEFLOW_CORS_ORIGINS`: browser origins allowed to call the API, e.g. the console's dev
 //!   server `http://localhost:5173` (comma-separated, `*` for any; default none);
+//! - `CINEFLOW_RETENTION_DAYS`: delete finished runs older than this many days, with their
+//!   videos and sidecars, once an hour (default: keep everything);
 //! - `CINEFLOW_SERVER_RUN_TASKS=0`: create runs but leave their tasks to worker processes;
 //! - `CINEFLOW_ROUTER_CONFIG`: a router configuration file (TOML or JSON) replacing the default
 //!   catalog, in which `sora2` and `sora2pro` are aliases of `seedance-2`;
@@ -69,6 +71,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    app::serve(listener, AppState::new(orch, config), shutdown).await?;
+    let state = AppState::new(orch, config);
+    app::retention::spawn(state.clone());
+    app::serve(listener, state, shutdown).await?;
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! Runs and their tasks: create, list, detail, metadata, download, retry, cancel.
 
-use std::path::{Path, PathBuf};
-
 use axum::Json;
 use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
@@ -21,6 +19,7 @@ use utoipa_axum::routes;
 use crate::app::error::{ApiError, ApiResult, Envelope};
 use crate::app::input::{Fields, JsonObject, Params, id};
 use crate::app::openapi::ListQuery;
+use crate::app::retention::file_under;
 use crate::app::state::AppState;
 use crate::app::views;
 
@@ -274,14 +273,6 @@ async fn task(
 ) -> ApiResult<Json<Value>> {
     let t = state.store().get_task(id::<TaskId>(&raw)?).await?;
     Ok(Json(views::task(&t)))
-}
-
-/// `location` as a file inside `root`, if it is one (stored locations are the sink's own, but
-/// only files under the output folder are ever served).
-async fn file_under(root: &Path, location: &str) -> Option<PathBuf> {
-    let root = tokio::fs::canonicalize(root).await.ok()?;
-    let file = tokio::fs::canonicalize(location).await.ok()?;
-    (file.starts_with(&root) && file.is_file()).then_some(file)
 }
 
 /// `GET /tasks/{id}/metadata`: the stored sidecar, else the sidecar as it would be written now
