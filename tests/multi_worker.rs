@@ -30,7 +30,6 @@ const PARENT: &str =
     "three_workers_on_postgres_complete_every_task_exactly_once_when_one_is_sigkilled";
 /// The children's test name (their entry point).
 const CHILD: &str = "multi_worker_child";
-const URL_VAR: &str = "CINEFLOW_TEST_POSTGRES_URL";
 const WORKERS: usize = 3;
 const TASKS: u32 = 300;
 /// Short, so the killed worker's tasks are reclaimed quickly.
@@ -111,67 +110,6 @@ async fn worker_main(cfg: Value) {
     worker.wait().await.unwrap();
 }
 
-/// Whether `CI` says this is CI (where skipping is a failure).
-fn in_ci() -> bool {
-    let ci = std::env::var("CI").unwrap_or_default();
-    ci.eq_ignore_ascii_case("true") || ci == "1"
-}
-
-/// Skips (with the reason) outside CI; fails in CI.
-fn skip(reason: &str) {
-    assert!(
-        !in_ci(),
-        "{reason}, but CI is set: the multi-worker test must run in CI (set {URL_VAR}, e.g. \
-         {URL_VAR}=postgres://postgres@127.0.0.1:5432/test, and build with --all-features)"
-    );
-    // Past the harness's output capture, so the skip is visible in a passing run.
-    let _ = std::io::stderr().write_all(format!("skipping {PARENT}: {reason}\n").as_bytes());
-}
-
-/// Runs one SQL statement on its own connection.
-async fn sql(url: &str, statement: &str) -> Result<(), String> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
-        .execute(&mut conn)
-        .await
-        .map_err(|e| format!("{statement:?} failed: {e}"))?;
-    conn.close().await.map_err(|e| e.to_string())
-}
-
-/// `url` with the connection's `search_path` set to `schema` (sqlx URL syntax).
-fn with_search_path(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options%5Bsearch_path%5D={schema}")
-}
-
-/// Drops the test's schema when the test ends, passed or not.
-struct Schema<'a> {
-    url: &'a str,
-    name: String,
-}
-
-impl Drop for Schema<'_> {
-    fn drop(&mut self) {
-        // Drop cannot await: a thread with its own runtime does the work.
-        let url = self.url.to_owned();
-        let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?
-                .block_on(sql(&url, &statement))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop schema {}: {dropped:?}", self.name);
-        }
-    }
-}
-
 /// `task id → [(worker, completed at in unix nanos)]` from every completions log.
 fn completions(dir: &Path) -> BTreeMap<String, Vec<(String, i128)>> {
     let mut out: BTreeMap<String, Vec<(String, i128)>> = BTreeMap::new();
@@ -191,20 +129,17 @@ fn completions(dir: &Path) -> BTreeMap<String, Vec<(String, i128)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_on_postgres_complete_every_task_exactly_once_when_one_is_sigkilled() {
-    let base_url = match std::env::var(URL_VAR) {
-        Ok(u) if !u.trim().is_empty() => u.trim().to_owned(),
-        _ => return skip(&format!("{URL_VAR} is not set")),
+    let Some(base_url) = support::postgres::url_or_skip(PARENT, "multi-worker") else {
+        return;
     };
     let seed = support::seed(PARENT);
     let mut rng = Rng::new(seed);
-    let schema = Schema {
-        url: &base_url,
-        name: format!("cf_multi_worker_{:016x}", rng.next_u64()),
-    };
-    if let Err(e) = sql(&base_url, &format!("CREATE SCHEMA {}", schema.name)).await {
-        panic!("cannot create the test schema in {URL_VAR}'s database: {e}");
-    }
-    let store_url = with_search_path(&base_url, &schema.name);
+    let schema = support::postgres::Schema::create(
+        &base_url,
+        format!("cf_multi_worker_{:016x}", rng.next_u64()),
+    )
+    .await;
+    let store_url = schema.url();
     let store = cineflow::store::connect(&store_url).await.unwrap();
 
     // 128 KiB videos at 1 MiB/s: downloads take ~125 ms, so some leases are held mid-download.

@@ -342,6 +342,18 @@ fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
 }
 
 /// Flushes a directory so that renames in it survive a crash.
+/// Removes a record file; one already gone is fine.
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::backend(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -494,6 +506,36 @@ impl Store for FileStore {
             inner.save(RUNS, next.id, &next)?;
             inner.state_mut().runs.insert(next.id, next.clone());
             Ok(next)
+        })
+        .await
+    }
+
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.write(move |inner| {
+            let tasks = {
+                let st = inner.state();
+                if !st.runs.contains_key(&id) {
+                    return Err(not_found("run", id));
+                }
+                st.run_tasks.get(&id).cloned().unwrap_or_default()
+            };
+            // The run file first: tasks without their run file are an uncommitted run's, which
+            // `open` removes, so a crash midway leaves nothing behind.
+            let runs_dir = inner.dir(RUNS);
+            remove_file(&runs_dir.join(format!("{id}.json")))?;
+            sync_dir(&runs_dir)?;
+            let tasks_dir = inner.dir(TASKS);
+            for t in &tasks {
+                remove_file(&tasks_dir.join(format!("{t}.json")))?;
+            }
+            sync_dir(&tasks_dir)?;
+            let mut st = inner.state_mut();
+            st.runs.remove(&id);
+            st.run_tasks.remove(&id);
+            for t in tasks {
+                st.tasks.remove(&t);
+            }
+            Ok(())
         })
         .await
     }

@@ -300,6 +300,12 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        Postgres::delete_run_rows(&mut tx, id).await?;
+        tx.commit().await.map_err(db("cannot commit a deletion"))
+    }
+
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
         Postgres::run_counts(&self.pool, id).await
     }

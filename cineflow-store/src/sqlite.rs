@@ -276,6 +276,12 @@ impl Store for SqliteStore {
         Err(run_cas_failed(run.id, run.revision, stored))
     }
 
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        let mut tx = self.begin_immediate().await?;
+        Sqlite::delete_run_rows(&mut tx, id).await?;
+        tx.commit().await.map_err(db("cannot commit a deletion"))
+    }
+
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
         Sqlite::run_counts(&self.pool, id).await
     }

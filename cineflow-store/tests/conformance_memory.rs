@@ -55,6 +55,9 @@ mod provided_vendor_job_lookup {
         async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
             self.0.run_counts(id).await
         }
+        async fn delete_run(&self, id: RunId) -> Result<()> {
+            self.0.delete_run(id).await
+        }
         async fn get_task(&self, id: TaskId) -> Result<Task> {
             self.0.get_task(id).await
         }

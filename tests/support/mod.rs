@@ -1,10 +1,12 @@
-//! Shared by the process-level durability tests (`crash_resume`, `multi_worker`): child
-//! processes, the orchestrator a child builds, the fake vendor, a seeded random source and the
-//! checks of what ended up on disk.
+//! Shared by the process-level durability tests (`crash_resume`, `multi_worker`,
+//! `server_postgres`): child processes, the orchestrator a child builds, the fake vendor, a
+//! seeded random source, the test database, and the checks of what ended up on disk.
 //!
 //! A child process is the test binary itself, re-executed to run one `#[ignore]`d test (the
 //! child's entry point) with its configuration as JSON in [`CHILD_ENV`].
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub(crate) mod postgres;
 
 use std::collections::BTreeMap;
 use std::fs::File;

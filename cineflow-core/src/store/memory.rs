@@ -187,6 +187,17 @@ impl Store for MemoryStore {
         Ok(next)
     }
 
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        let mut st = self.state();
+        st.runs
+            .remove(&id)
+            .ok_or_else(|| Error::not_found("run", id))?;
+        for task in st.run_tasks.remove(&id).unwrap_or_default() {
+            st.tasks.remove(&task);
+        }
+        Ok(())
+    }
+
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
         let st = self.state();
         let ids = st

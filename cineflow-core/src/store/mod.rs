@@ -68,6 +68,10 @@ pub trait Store: Debug + Send + Sync + 'static {
     async fn update_run(&self, run: &Run) -> Result<Run>;
     /// Counts a run's tasks by status.
     async fn run_counts(&self, id: RunId) -> Result<RunCounts>;
+    /// Deletes a run and all its tasks, atomically (retention of finished runs). The files of
+    /// its videos are the caller's to remove first: the store does not know the sink.
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown run.
+    async fn delete_run(&self, id: RunId) -> Result<()>;
 
     /// Reads a task.
     async fn get_task(&self, id: TaskId) -> Result<Task>;

@@ -50,12 +50,14 @@ use cineflow_core::{Error, ErrorKind, Result, Task, TaskId};
 
 mod behaviours;
 mod fixtures;
+mod retention;
 mod robustness;
 mod round_trips_and_leases;
 mod vendor_jobs;
 
 pub use behaviours::*;
 pub use fixtures::*;
+pub use retention::*;
 pub use robustness::*;
 pub use round_trips_and_leases::*;
 pub use vendor_jobs::*;
@@ -181,6 +183,7 @@ macro_rules! conformance_tests {
                 errors_are_told_apart_by_kind
                 an_empty_store_has_nothing_to_list_or_claim
                 tasks_are_found_by_the_vendor_job_they_recorded
+                a_deleted_run_and_its_tasks_are_gone_and_other_runs_stay
             ]
             factory: [
                 data_survives_closing_and_reopening

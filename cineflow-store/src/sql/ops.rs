@@ -426,6 +426,31 @@ where
         }
     }
 
+    /// [`Store::delete_run`](cineflow_core::Store::delete_run) in the caller's write
+    /// transaction: the run's tasks, then the run (not found: nothing is deleted once the
+    /// caller drops the transaction).
+    fn delete_run_rows<'c>(
+        conn: &'c mut Self::Connection,
+        id: RunId,
+    ) -> impl Future<Output = Result<()>> + Send + 'c {
+        async move {
+            sqlx::query(Self::sql("DELETE FROM cineflow_tasks WHERE run_id = $1"))
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await
+                .map_err(db("cannot delete a run's tasks"))?;
+            Self::get_body(
+                conn,
+                "DELETE FROM cineflow_runs WHERE id = $1 RETURNING body",
+                id.to_string(),
+                "cannot delete a run",
+            )
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| not_found("run", id))
+        }
+    }
+
     /// [`Store::get_run`](cineflow_core::Store::get_run).
     fn get_run(pool: &Pool<Self>, id: RunId) -> impl Future<Output = Result<Run>> + Send {
         async move {
