@@ -9,7 +9,7 @@ use futures::Stream;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Inner, exec, lock, worker};
+use super::{Inner, chain, exec, lock, worker};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::RunId;
@@ -61,6 +61,11 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
         // retried, or left behind by a dead owner), oldest (lowest segment) first.
         // Tasks waiting out a submit's `Retry-After` have lent their slots out: as many more
         // are claimed to work in them.
+        if set.is_empty() {
+            // Chained tasks whose dependency ended (before a crash, or in another process) are
+            // opened or blocked; in a cancelled run, cancelled.
+            chain::catch_up(&inner, run_id, control.cancel.is_cancelled()).await?;
+        }
         let free = (run.spec.concurrency + parked.count()).saturating_sub(set.len());
         if free > 0 {
             for task in inner

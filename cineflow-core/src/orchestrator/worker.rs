@@ -169,6 +169,7 @@ pub(super) async fn run_leased(
     ctx: &exec::RunCtx,
 ) -> Result<()> {
     let task_id = task.id;
+    let chained = !task.dependents.is_empty();
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
     let work = exec::run_task(inner, task, slot, &cancel, ctx);
     let result = tokio::select! {
@@ -181,6 +182,14 @@ pub(super) async fn run_leased(
         tracing::warn!(task = %task_id, error = %e, "could not release the lease");
     }
     super::lock(&inner.task_cancels).remove(&task_id);
+    // The shots chained on this one start (or are blocked) as soon as it has ended; a crash
+    // before this is caught up when the run is driven again.
+    if result.is_ok()
+        && chained
+        && let Err(e) = super::chain::settle(inner, task_id).await
+    {
+        tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
+    }
     if let Err(e) = &result {
         tracing::warn!(task = %task_id, owner = %lease.owner, error = %e, "task dropped by this owner");
     }

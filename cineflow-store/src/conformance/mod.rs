@@ -49,12 +49,14 @@ use cineflow_core::store::{Page, TaskQuery};
 use cineflow_core::{Error, ErrorKind, Result, Task, TaskId};
 
 mod behaviours;
+mod continuity;
 mod fixtures;
 mod robustness;
 mod round_trips_and_leases;
 mod vendor_jobs;
 
 pub use behaviours::*;
+pub use continuity::*;
 pub use fixtures::*;
 pub use robustness::*;
 pub use round_trips_and_leases::*;
@@ -181,6 +183,7 @@ macro_rules! conformance_tests {
                 errors_are_told_apart_by_kind
                 an_empty_store_has_nothing_to_list_or_claim
                 tasks_are_found_by_the_vendor_job_they_recorded
+                claims_skip_tasks_waiting_for_another_until_they_are_opened
             ]
             factory: [
                 data_survives_closing_and_reopening

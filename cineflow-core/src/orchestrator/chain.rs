@@ -1,0 +1,304 @@
+//! Continuity: tasks that continue other tasks.
+//!
+//! A chained task is created `pending` with [`Task::waiting_for`] set to the task it continues
+//! (the chosen take of the previous segment); stores never hand it out while it is set. When
+//! that task ends, [`settle`] decides for each task waiting for it:
+//! - it completed: its last frame (the vendor's, or one extracted from the stored video and
+//!   stored through the sink as its `last_frame` artifact, persisted first) becomes the
+//!   waiting task's first frame, and the task is opened (`waiting_for` cleared);
+//! - it ended without a video (or its frame could not be had): the waiting task becomes
+//!   `blocked` with the reason, and so do the tasks waiting for it, down the chain.
+//!
+//! [`reopen`] undoes the blocking when the dependency is retried. Every step is a
+//! compare-and-swap write of its own and is idempotent, so [`catch_up`] (run when a run is
+//! driven, and whenever its driver has nothing in hand) finishes whatever a crash interrupted.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::Inner;
+use crate::error::{Error, Result};
+use crate::error_code::ErrorCode;
+use crate::events::EventKind;
+use crate::ids::{RunId, TaskId};
+use crate::media::ImageRef;
+use crate::sink::{ArtifactKey, FrameFormat};
+use crate::task::{Artifact, ChainedFrame, FrameOrigin, Task, TaskError, TaskStatus};
+
+/// Opens, or blocks, the tasks waiting for `id`, by how it ended; nothing while it runs.
+/// Blocking goes down the chain.
+pub(super) async fn settle(inner: &Inner, id: TaskId) -> Result<()> {
+    let mut todo = vec![id];
+    while let Some(id) = todo.pop() {
+        let dep = inner.store.get_task(id).await?;
+        if !dep.status.is_terminal() {
+            continue;
+        }
+        let waiting = dependents(inner, &dep, TaskStatus::Pending).await?;
+        if waiting.is_empty() {
+            continue;
+        }
+        let outcome = if dep.status == TaskStatus::Completed {
+            frame_of(inner, dep).await?.and_then(as_first_frame)
+        } else {
+            Err(blocked_by(&dep))
+        };
+        for task in waiting {
+            match &outcome {
+                Ok(frame) => open(inner, task, frame.clone()).await?,
+                Err(error) => {
+                    todo.push(task.id);
+                    block(inner, task, error.clone()).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Re-opens the tasks `id` blocked (down the chain): they wait for it again. Called once `id`
+/// is retried.
+pub(super) async fn reopen(inner: &Inner, id: TaskId) -> Result<()> {
+    let mut todo = vec![id];
+    while let Some(id) = todo.pop() {
+        let dep = inner.store.get_task(id).await?;
+        for mut task in dependents(inner, &dep, TaskStatus::Blocked).await? {
+            let before = task.status;
+            task.set_status(TaskStatus::Pending)?;
+            task.error = None;
+            inner.persist(&mut task, before).await?;
+            inner.emit(
+                task.run_id,
+                Some(task.id),
+                EventKind::TaskRetried {
+                    reason: format!("task {id}, which it continues, was retried"),
+                },
+            );
+            todo.push(task.id);
+        }
+    }
+    Ok(())
+}
+
+/// Finishes what a crash (or another process) left: tasks of `run_id` waiting for a task that
+/// has ended are opened or blocked, and tasks blocked by a task that was retried since are
+/// re-opened. With `cancelled`, the waiting tasks are cancelled instead (nobody would ever
+/// claim them).
+pub(super) async fn catch_up(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()> {
+    let statuses = vec![TaskStatus::Pending, TaskStatus::Blocked];
+    let held: Vec<Task> = inner
+        .all_tasks(run_id, statuses)
+        .await?
+        .into_iter()
+        .filter(|t| t.waiting_for.is_some())
+        .collect();
+    if cancelled {
+        for task in held.into_iter().filter(|t| t.status == TaskStatus::Pending) {
+            let before = task.status;
+            let mut task = task;
+            super::exec::mark_cancelled(inner, &mut task, before).await?;
+        }
+        return Ok(());
+    }
+    let deps: BTreeSet<TaskId> = held.iter().filter_map(|t| t.waiting_for).collect();
+    for id in deps {
+        let dep = inner.store.get_task(id).await?;
+        let failed = dep.status.is_terminal() && dep.status != TaskStatus::Completed;
+        if !failed {
+            reopen(inner, id).await?;
+        }
+        settle(inner, id).await?;
+    }
+    Ok(())
+}
+
+/// The tasks in `status` that wait for `dep`.
+async fn dependents(inner: &Inner, dep: &Task, status: TaskStatus) -> Result<Vec<Task>> {
+    let mut out = Vec::new();
+    for id in &dep.dependents {
+        let task = inner.store.get_task(*id).await?;
+        if task.status == status && task.waiting_for == Some(dep.id) {
+            out.push(task);
+        }
+    }
+    Ok(out)
+}
+
+/// Why the tasks continuing `dep` (which ended without a video) are blocked. Down a chain, the
+/// reason names every link and ends with the task to retry.
+fn blocked_by(dep: &Task) -> TaskError {
+    let own = dep.error.as_ref().map(|e| e.message.as_str());
+    let cause = match own.and_then(|m| m.strip_prefix("blocked: it ")) {
+        Some(rest) if dep.status == TaskStatus::Blocked => format!("is blocked because it {rest}"),
+        _ => format!(
+            "ended {}{}; retry that task to re-open this one",
+            dep.status,
+            own.map_or_else(String::new, |m| format!(": {m}"))
+        ),
+    };
+    TaskError {
+        code: dep.error.as_ref().map_or(ErrorCode::Cancelled, |e| e.code),
+        message: format!(
+            "blocked: it continues segment {} take {} (task {}), which {cause}",
+            dep.segment_index, dep.version_index, dep.id
+        ),
+        retryable: false,
+        provider_code: None,
+        http_status: None,
+        raw: None,
+    }
+}
+
+/// The last frame of the completed `dep`, stored and recorded on it before it is returned:
+/// the vendor's when it returned one, else extracted from the stored video. `Ok(None)` for a
+/// dry run (there is no video); `Err` when no frame can be had.
+async fn frame_of(
+    inner: &Inner,
+    dep: Task,
+) -> Result<std::result::Result<Option<ChainedFrame>, TaskError>> {
+    if dep.dry_run {
+        return Ok(Ok(None));
+    }
+    let vendor = dep
+        .current_attempt()
+        .is_some_and(|a| a.last_frame.is_some());
+    let chained = |dep: &Task, frame: Artifact| ChainedFrame {
+        task_id: dep.id,
+        segment_index: dep.segment_index,
+        version_index: dep.version_index,
+        origin: if vendor && dep.last_frame_error.is_none() {
+            FrameOrigin::Vendor
+        } else {
+            FrameOrigin::Extracted
+        },
+        frame,
+    };
+    if let Some(frame) = dep.last_frame.clone() {
+        return Ok(Ok(Some(chained(&dep, frame))));
+    }
+    let frame = match extract(inner, &dep).await {
+        Ok(frame) => frame,
+        Err(message) => {
+            return Ok(Err(TaskError::new(
+                ErrorCode::DownloadFailed,
+                format!(
+                    "blocked: the last frame of segment {} take {} (task {}) could not be had: \
+                     {message}",
+                    dep.segment_index, dep.version_index, dep.id
+                ),
+            )));
+        }
+    };
+    // Recorded on the dependency before any dependent uses it.
+    let mut dep = dep;
+    loop {
+        if let Some(stored) = dep.last_frame.clone() {
+            return Ok(Ok(Some(chained(&dep, stored))));
+        }
+        dep.last_frame = Some(frame.clone());
+        dep.last_frame_error = None;
+        let before = dep.status;
+        match inner.persist(&mut dep, before).await {
+            Ok(()) => return Ok(Ok(Some(chained(&dep, frame)))),
+            Err(Error::Conflict { .. }) => dep = inner.store.get_task(dep.id).await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Extracts the last frame of `dep`'s stored video and stores it through the sink.
+async fn extract(inner: &Inner, dep: &Task) -> std::result::Result<Artifact, String> {
+    let video = dep
+        .artifact
+        .as_ref()
+        .ok_or_else(|| "it completed without a stored video".to_owned())?;
+    let path = Path::new(&video.location);
+    if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+        return Err(format!(
+            "its video is not a local file ({}), and the vendor returned no last frame: ask for \
+             return_last_frame, or store videos in a local directory",
+            crate::provider::redact_url(&video.location)
+        ));
+    }
+    let image = inner
+        .frames
+        .last_frame(path)
+        .await
+        .map_err(|e| format!("extracting it failed: {e}"))?;
+    let size_bytes = image.len() as u64;
+    let stored = inner
+        .sink
+        .put_last_frame(&ArtifactKey::for_task(dep), FrameFormat::Png, image)
+        .await
+        .map_err(|e| format!("storing it failed: {e}"))?;
+    Ok(Artifact {
+        location: stored.location,
+        sidecar: None,
+        sha256: stored.sha256,
+        size_bytes: stored.size_bytes.max(size_bytes),
+        content_type: FrameFormat::Png.content_type().to_owned(),
+    })
+}
+
+/// The frame with the first-frame reference it becomes, or why it cannot be one.
+fn as_first_frame(
+    frame: Option<ChainedFrame>,
+) -> std::result::Result<Option<(ChainedFrame, ImageRef)>, TaskError> {
+    let Some(frame) = frame else {
+        return Ok(None);
+    };
+    match ImageRef::new(frame.frame.location.clone()) {
+        Ok(image) => Ok(Some((frame, image))),
+        Err(e) => Err(TaskError::new(
+            ErrorCode::Unsupported,
+            format!(
+                "blocked: the last frame of task {} is stored where no request can read it: {e}",
+                frame.task_id
+            ),
+        )),
+    }
+}
+
+/// Opens a waiting task with its first frame (none in a dry run).
+async fn open(
+    inner: &Inner,
+    mut task: Task,
+    frame: Option<(ChainedFrame, ImageRef)>,
+) -> Result<()> {
+    loop {
+        if task.status != TaskStatus::Pending || task.waiting_for.is_none() {
+            return Ok(());
+        }
+        if let Some((frame, image)) = &frame {
+            task.image = Some(image.clone());
+            task.first_frame_from = Some(frame.clone());
+        }
+        task.waiting_for = None;
+        let before = task.status;
+        match inner.persist(&mut task, before).await {
+            Ok(()) => {
+                tracing::debug!(task = %task.id, "opened: the task it continues completed");
+                return Ok(());
+            }
+            Err(Error::Conflict { .. }) => task = inner.store.get_task(task.id).await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Blocks a waiting task with `error`.
+async fn block(inner: &Inner, mut task: Task, error: TaskError) -> Result<()> {
+    let before = task.status;
+    task.error = Some(error.clone());
+    task.set_status(TaskStatus::Blocked)?;
+    inner.persist(&mut task, before).await?;
+    inner.emit(
+        task.run_id,
+        Some(task.id),
+        EventKind::TaskFailed {
+            status: TaskStatus::Blocked,
+            error,
+        },
+    );
+    Ok(())
+}
