@@ -13,7 +13,7 @@
 //! compare-and-swap write of its own and is idempotent, so [`catch_up`] (run when a run is
 //! driven, and whenever its driver has nothing in hand) finishes whatever a crash interrupted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use super::Inner;
@@ -23,7 +23,77 @@ use crate::events::EventKind;
 use crate::ids::{RunId, TaskId};
 use crate::media::ImageRef;
 use crate::sink::{ArtifactKey, FrameFormat};
+use crate::storyboard::{Segment, Storyboard};
 use crate::task::{Artifact, ChainedFrame, FrameOrigin, Task, TaskError, TaskStatus};
+
+/// Who continues whom in a new run.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// The id of take 1 of each selected segment: the take a chained next segment continues.
+    first_takes: HashMap<u32, TaskId>,
+    /// The take each chained segment depends on.
+    depends_on: HashMap<u32, TaskId>,
+}
+
+impl Plan {
+    /// The plan of a run of `selected` segments of `sb`.
+    ///
+    /// # Errors
+    /// A chained segment whose previous segment is not selected.
+    pub(super) fn new(sb: &Storyboard, selected: &[&Segment]) -> Result<Self> {
+        let first_takes: HashMap<u32, TaskId> =
+            selected.iter().map(|s| (s.index, TaskId::new())).collect();
+        let mut depends_on = HashMap::new();
+        for seg in selected.iter().filter(|s| sb.continues_from_previous(s)) {
+            let Some(prev) = sb.previous_segment(seg) else {
+                continue;
+            };
+            let Some(dep) = first_takes.get(&prev.index) else {
+                return Err(Error::invalid_input(
+                    "range",
+                    format!(
+                        "segment {} continues from segment {}, which the range leaves out: add \
+                         it, or set continue_from_previous to false",
+                        seg.index, prev.index
+                    ),
+                ));
+            };
+            depends_on.insert(seg.index, *dep);
+        }
+        Ok(Self {
+            first_takes,
+            depends_on,
+        })
+    }
+
+    /// The id of take `version` of `segment`.
+    pub(super) fn task_id(&self, segment: u32, version: u32) -> TaskId {
+        match self.first_takes.get(&segment) {
+            Some(first) if version == 1 => *first,
+            _ => TaskId::new(),
+        }
+    }
+
+    /// The take every take of `segment` depends on, if it is chained.
+    pub(super) fn dependency(&self, segment: u32) -> Option<TaskId> {
+        self.depends_on.get(&segment).copied()
+    }
+
+    /// Fills each task's [`dependents`](Task::dependents) from the others' `depends_on`.
+    pub(super) fn link(tasks: &mut [Task]) {
+        let mut dependents: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+        for t in tasks.iter() {
+            if let Some(dep) = t.depends_on {
+                dependents.entry(dep).or_default().push(t.id);
+            }
+        }
+        for t in tasks.iter_mut() {
+            if let Some(d) = dependents.remove(&t.id) {
+                t.dependents = d;
+            }
+        }
+    }
+}
 
 /// Opens, or blocks, the tasks waiting for `id`, by how it ended; nothing while it runs.
 /// Blocking goes down the chain.
@@ -83,8 +153,8 @@ pub(super) async fn reopen(inner: &Inner, id: TaskId) -> Result<()> {
 /// Finishes what a crash (or another process) left: tasks of `run_id` waiting for a task that
 /// has ended are opened or blocked, and tasks blocked by a task that was retried since are
 /// re-opened. With `cancelled`, the waiting tasks are cancelled instead (nobody would ever
-/// claim them).
-pub(super) async fn catch_up(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<()> {
+/// claim them). Returns whether any task of the run waits for another (or is blocked by one).
+pub(super) async fn catch_up(inner: &Inner, run_id: RunId, cancelled: bool) -> Result<bool> {
     let statuses = vec![TaskStatus::Pending, TaskStatus::Blocked];
     let held: Vec<Task> = inner
         .all_tasks(run_id, statuses)
@@ -92,13 +162,14 @@ pub(super) async fn catch_up(inner: &Inner, run_id: RunId, cancelled: bool) -> R
         .into_iter()
         .filter(|t| t.waiting_for.is_some())
         .collect();
+    let chained = !held.is_empty();
     if cancelled {
         for task in held.into_iter().filter(|t| t.status == TaskStatus::Pending) {
             let before = task.status;
             let mut task = task;
             super::exec::mark_cancelled(inner, &mut task, before).await?;
         }
-        return Ok(());
+        return Ok(chained);
     }
     let deps: BTreeSet<TaskId> = held.iter().filter_map(|t| t.waiting_for).collect();
     for id in deps {
@@ -109,7 +180,7 @@ pub(super) async fn catch_up(inner: &Inner, run_id: RunId, cancelled: bool) -> R
         }
         settle(inner, id).await?;
     }
-    Ok(())
+    Ok(chained)
 }
 
 /// The tasks in `status` that wait for `dep`.

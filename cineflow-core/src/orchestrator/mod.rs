@@ -379,41 +379,14 @@ impl Orchestrator {
             .iter()
             .filter(|s| spec.range.contains(s.index))
             .collect();
-        // Take 1 of each segment: the take a chained next segment continues.
-        let first_takes: HashMap<u32, TaskId> =
-            selected.iter().map(|s| (s.index, TaskId::new())).collect();
-        // Each chained segment's dependency, and each dependency's dependents.
-        let mut depends_on: HashMap<u32, TaskId> = HashMap::new();
-        let mut dependents: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
-        for seg in selected.iter().filter(|s| sb.continues_from_previous(s)) {
-            let Some(prev) = sb.previous_segment(seg) else {
-                continue;
-            };
-            let Some(dep) = first_takes.get(&prev.index) else {
-                return Err(Error::invalid_input(
-                    "range",
-                    format!(
-                        "segment {} continues from segment {}, which the range leaves out: add \
-                         it, or set continue_from_previous to false",
-                        seg.index, prev.index
-                    ),
-                ));
-            };
-            depends_on.insert(seg.index, *dep);
-        }
+        let plan = chain::Plan::new(&sb, &selected)?;
         let mut tasks = Vec::new();
         for seg in selected {
             let full_prompt = seg.full_prompt();
             let options = sb.video_options(seg);
-            let dep = depends_on.get(&seg.index).copied();
+            let dep = plan.dependency(seg.index);
             for v in 1..=spec.gen_count {
-                let id = match first_takes.get(&seg.index) {
-                    Some(first) if v == 1 => *first,
-                    _ => TaskId::new(),
-                };
-                if let Some(dep) = dep {
-                    dependents.entry(dep).or_default().push(id);
-                }
+                let id = plan.task_id(seg.index, v);
                 // One microsecond apart: stores hand tasks out oldest first, so a run's tasks
                 // are claimed (and submitted) in segment order.
                 let created_at =
@@ -453,11 +426,7 @@ impl Orchestrator {
                 });
             }
         }
-        for t in &mut tasks {
-            if let Some(d) = dependents.remove(&t.id) {
-                t.dependents = d;
-            }
-        }
+        chain::Plan::link(&mut tasks);
         if tasks.is_empty() {
             return Err(Error::invalid_input("range", "selects no segment"));
         }
@@ -667,7 +636,7 @@ impl Orchestrator {
                     }
                 }
                 // Tasks waiting for others are never claimed: cancelled here.
-                chain::catch_up(&self.inner, run_id, true).await?;
+                let _ = chain::catch_up(&self.inner, run_id, true).await?;
                 let counts = self.inner.store.run_counts(run_id).await?;
                 self.inner
                     .update_run_with(run_id, |run| {
