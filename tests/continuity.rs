@@ -23,10 +23,11 @@ use cineflow::core::film::{Ffmpeg, FfmpegFrames, FrameExtractor};
 use cineflow::core::mock::{MockProvider, SAMPLE_PNG, Step};
 use cineflow::core::provider::ProviderError;
 use cineflow::core::{
-    Capabilities, ErrorCode, ErrorKind, Event, EventKind, FrameOrigin, ImageRef, LocalDirSink,
-    MemoryStore, ModelCapabilities, ModelId, Orchestrator, OrchestratorConfig, RunQuery, RunSpec,
-    RunStatus, Store, Storyboard, Task, TaskId, TaskQuery, TaskStatus,
+    Capabilities, ErrorCode, ErrorKind, Event, EventKind, FrameOrigin, ImageRef, MemoryStore,
+    ModelCapabilities, ModelId, Orchestrator, OrchestratorConfig, RunQuery, RunSpec, RunStatus,
+    Store, Storyboard, Task, TaskId, TaskQuery, TaskStatus,
 };
+use cineflow_testkit::Protocol;
 use common::{fast_config, model};
 use serde_json::{Value, json};
 use support::{ChildProc, VendorSetup};
@@ -96,15 +97,9 @@ impl Chain {
         frames: Option<Arc<dyn FrameExtractor>>,
         config: OrchestratorConfig,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(MemoryStore::new());
         let router =
             cineflow::core::Router::new().route(model(), Arc::new(mock.clone()), "mock-video-1");
-        let mut builder = Orchestrator::builder()
-            .store(store.clone())
-            .sink(Arc::new(LocalDirSink::new(dir.path())))
-            .router(router)
-            .config(config);
+        let (mut builder, store, dir) = common::builder(router, config);
         if let Some(frames) = frames {
             builder = builder.frames(frames);
         }
@@ -504,35 +499,8 @@ async fn a_chain_sigkilled_mid_way_resumes_without_a_second_submit() {
     tasks.sort_by_key(|t| t.segment_index);
     let ledger = fake.ledger();
     assert_eq!(ledger.jobs.len(), SHOTS as usize, "one paid job per shot");
-    assert!(
-        ledger.duplicate_prompts().is_empty(),
-        "a shot was paid twice"
-    );
-    for t in &tasks {
-        let paid = ledger.jobs_for_prompt(&t.full_prompt);
-        assert_eq!(
-            paid.len(),
-            1,
-            "shot {} was paid {} times",
-            t.segment_index,
-            paid.len()
-        );
-        let recorded: Vec<&str> = t
-            .attempts
-            .iter()
-            .filter_map(|a| a.job.as_ref().map(|j| j.vendor_job_id.as_str()))
-            .collect();
-        assert_eq!(recorded, [paid[0].id.as_str()], "shot {}", t.segment_index);
-        let art = t.artifact.as_ref().unwrap();
-        assert!(Path::new(&art.location).starts_with(&out));
-        assert_eq!(support::sha256_file(Path::new(&art.location)), art.sha256);
-        assert_eq!(
-            paid[0].sha256.as_deref(),
-            Some(art.sha256.as_str()),
-            "as served"
-        );
-    }
-    assert!(support::leftovers(&out).is_empty(), "no partial file");
+    // Every shot goes to the OpenAI-compatible vendor (the only one taking a local first frame).
+    support::check_paid_once_and_stored_as_served_on(&tasks, &ledger, &out, |_| Protocol::OpenAi);
     for n in 1..tasks.len() {
         let (earlier, later) = (&tasks[n - 1], &tasks[n]);
         let from = later.first_frame_from.as_ref().expect("started on a frame");

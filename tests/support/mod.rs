@@ -426,6 +426,17 @@ pub(crate) fn check_paid_once_and_stored_as_served(
     ledger: &Ledger,
     out_dir: &Path,
 ) -> BTreeMap<String, String> {
+    check_paid_once_and_stored_as_served_on(tasks, ledger, out_dir, protocol_of)
+}
+
+/// [`check_paid_once_and_stored_as_served`] for a storyboard whose segment `i` goes to
+/// `protocol_of(i)`.
+pub(crate) fn check_paid_once_and_stored_as_served_on(
+    tasks: &[Task],
+    ledger: &Ledger,
+    out_dir: &Path,
+    protocol_of: impl Fn(u32) -> Protocol,
+) -> BTreeMap<String, String> {
     let dup = ledger.duplicate_prompts();
     assert!(dup.is_empty(), "prompts paid more than once: {dup:?}");
     let mut job_of_task = BTreeMap::new();
