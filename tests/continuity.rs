@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cineflow::core::film::{Ffmpeg, FfmpegFrames, FrameExtractor};
 use cineflow::core::mock::{MockProvider, SAMPLE_PNG, Step};
+use cineflow::core::orchestrator::WorkerOptions;
 use cineflow::core::provider::ProviderError;
 use cineflow::core::{
     Capabilities, ErrorCode, ErrorKind, Event, EventKind, FrameOrigin, ImageRef, MemoryStore,
@@ -357,6 +358,53 @@ async fn a_failed_middle_shot_blocks_the_rest_with_a_reason_and_its_retry_comple
     let requests = c.mock.submitted_requests();
     for n in 3..5 {
         let sent = requests[n + 1].first_frame.as_ref().unwrap();
+        starts_on(&tasks[n], &tasks[n - 1], FrameOrigin::Extracted, sent);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_store_workers_run_a_chain_in_order() {
+    let c = Chain::new(
+        MockProvider::new("mock").unwrap(),
+        Some(Arc::new(KnownFrames::default())),
+    );
+    let sb = chained(4, &[]);
+    c.orch.add_storyboard(&sb).await.unwrap();
+    let run = c
+        .orch
+        .create_run(RunSpec::new(sb.id, model()).concurrency(4))
+        .await
+        .unwrap();
+    let options = WorkerOptions {
+        lease_ttl: Duration::from_secs(5),
+        concurrency: Some(4),
+        idle_wait: Duration::from_millis(10),
+    };
+    let workers = [
+        c.orch.worker("worker-a", options.clone()),
+        c.orch.worker("worker-b", options),
+    ];
+    let mut ended = None;
+    for _ in 0..3000 {
+        let r = c.store.get_run(run.id).await.unwrap();
+        if r.status.is_terminal() {
+            ended = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for w in workers {
+        w.stop();
+        w.wait().await.unwrap();
+    }
+    let run = ended.expect("the workers finished the chain");
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.counts);
+    let tasks = c.tasks(run.id).await;
+    let requests = c.mock.submitted_requests();
+    assert_eq!(requests.len(), 4, "one paid job per shot");
+    for n in 1..4 {
+        assert_eq!(requests[n].task_id, tasks[n].id, "submitted in chain order");
+        let sent = requests[n].first_frame.as_ref().unwrap();
         starts_on(&tasks[n], &tasks[n - 1], FrameOrigin::Extracted, sent);
     }
 }

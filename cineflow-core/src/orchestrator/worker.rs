@@ -1,7 +1,7 @@
 //! Shared-store workers: several processes (or machines) claim tasks from one store with
 //! leases, keep them alive by heartbeat, and every write is fenced by the lease token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ async fn run(
     let per_task = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
     let mut set: JoinSet<RunId> = JoinSet::new();
     let mut contexts: HashMap<RunId, Arc<exec::RunCtx>> = HashMap::new();
+    // Runs with chained tasks this worker has seen: caught up on while it is idle (their
+    // shots may wait for a task whose owner died before opening them).
+    let mut chained: HashSet<RunId> = HashSet::new();
     while !stop.is_cancelled() {
         while let Some(done) = set.try_join_next() {
             if let Ok(run_id) = done
@@ -96,6 +99,11 @@ async fn run(
                 .await?
         };
         if claimed.is_empty() {
+            for run_id in chained.clone() {
+                if !super::chain::catch_up(&inner, run_id, false).await? {
+                    chained.remove(&run_id);
+                }
+            }
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(options.idle_wait) => {}
@@ -108,6 +116,9 @@ async fn run(
             continue;
         }
         for task in claimed {
+            if task.depends_on.is_some() || !task.dependents.is_empty() {
+                chained.insert(task.run_id);
+            }
             let Some(lease) = task.lease.clone() else {
                 continue;
             };
