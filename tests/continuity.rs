@@ -204,7 +204,7 @@ fn starts_on(later: &Task, earlier: &Task, origin: FrameOrigin, sent: &ImageRef)
     std::fs::read(&frame.location).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_five_shot_chain_submits_each_shot_after_the_previous_completed_on_its_extracted_last_frame()
  {
     let frames = Arc::new(KnownFrames::default());
@@ -245,7 +245,7 @@ async fn a_five_shot_chain_submits_each_shot_after_the_previous_completed_on_its
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_chain_starts_on_the_vendors_own_last_frame_without_extracting_one() {
     let frames = Arc::new(KnownFrames::default());
     let c = Chain::new(MockProvider::new("mock").unwrap(), Some(frames.clone()));
@@ -262,7 +262,7 @@ async fn a_chain_starts_on_the_vendors_own_last_frame_without_extracting_one() {
     assert!(frames.asked().is_empty(), "nothing was extracted");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn two_independent_chains_run_side_by_side() {
     let slow = vec![
         Step::Queued,
@@ -289,7 +289,7 @@ async fn two_independent_chains_run_side_by_side() {
     assert_eq!(s4.first_frame_from.as_ref().unwrap().task_id, s3.id);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_middle_shot_blocks_the_rest_with_a_reason_and_its_retry_completes_the_chain() {
     // A vendor outage the run does not retry (one attempt per task): the user retries it.
     let outage = ProviderError::new(ErrorCode::ProviderUnavailable, "shot 3 was lost");
@@ -409,7 +409,7 @@ async fn shared_store_workers_run_a_chain_in_order() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_chained_shot_a_model_cannot_start_on_a_frame_is_refused_naming_the_field() {
     let mut no_frames = ModelCapabilities::everything(ModelCapabilities::ANY);
     no_frames.first_frame = false;

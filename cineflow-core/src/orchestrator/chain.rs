@@ -9,9 +9,11 @@
 //! - it ended without a video (or its frame could not be had): the waiting task becomes
 //!   `blocked` with the reason, and so do the tasks waiting for it, down the chain.
 //!
+//! The owner of the dependency settles right after it ends, still holding its lease;
 //! [`reopen`] undoes the blocking when the dependency is retried. Every step is a
 //! compare-and-swap write of its own and is idempotent, so [`catch_up`] (run when a run is
-//! driven, and whenever its driver has nothing in hand) finishes whatever a crash interrupted.
+//! driven, whenever its driver has nothing in hand, and by idle workers) finishes whatever a
+//! crash interrupted, once the dead owner's lease has lapsed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -118,7 +120,7 @@ pub(super) async fn settle(inner: &Inner, id: TaskId) -> Result<()> {
                 Ok(frame) => open(inner, task, frame.clone()).await?,
                 Err(error) => {
                     todo.push(task.id);
-                    block(inner, task, error.clone()).await?;
+                    block(inner, task, id, error.clone()).await?;
                 }
             }
         }
@@ -132,19 +134,27 @@ pub(super) async fn reopen(inner: &Inner, id: TaskId) -> Result<()> {
     let mut todo = vec![id];
     while let Some(id) = todo.pop() {
         let dep = inner.store.get_task(id).await?;
-        for mut task in dependents(inner, &dep, TaskStatus::Blocked).await? {
-            let before = task.status;
-            task.set_status(TaskStatus::Pending)?;
-            task.error = None;
-            inner.persist(&mut task, before).await?;
-            inner.emit(
-                task.run_id,
-                Some(task.id),
-                EventKind::TaskRetried {
-                    reason: format!("task {id}, which it continues, was retried"),
-                },
-            );
-            todo.push(task.id);
+        for task in dependents(inner, &dep, TaskStatus::Blocked).await? {
+            let task_id = task.id;
+            let reopened = cas(inner, task, |t| {
+                if t.status != TaskStatus::Blocked || t.waiting_for != Some(id) {
+                    return Ok(false);
+                }
+                t.set_status(TaskStatus::Pending)?;
+                t.error = None;
+                Ok(true)
+            })
+            .await?;
+            if let Some(task) = reopened {
+                inner.emit(
+                    task.run_id,
+                    Some(task.id),
+                    EventKind::TaskRetried {
+                        reason: format!("task {id}, which it continues, was retried"),
+                    },
+                );
+            }
+            todo.push(task_id);
         }
     }
     Ok(())
@@ -164,21 +174,29 @@ pub(super) async fn catch_up(inner: &Inner, run_id: RunId, cancelled: bool) -> R
         .collect();
     let chained = !held.is_empty();
     if cancelled {
-        for task in held.into_iter().filter(|t| t.status == TaskStatus::Pending) {
+        for mut task in held.into_iter().filter(|t| t.status == TaskStatus::Pending) {
             let before = task.status;
-            let mut task = task;
-            super::exec::mark_cancelled(inner, &mut task, before).await?;
+            match super::exec::mark_cancelled(inner, &mut task, before).await {
+                // Changed meanwhile: the next catch-up sees it as it is now.
+                Ok(()) | Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         return Ok(chained);
     }
     let deps: BTreeSet<TaskId> = held.iter().filter_map(|t| t.waiting_for).collect();
+    let now = time::OffsetDateTime::now_utc();
     for id in deps {
         let dep = inner.store.get_task(id).await?;
         let failed = dep.status.is_terminal() && dep.status != TaskStatus::Completed;
         if !failed {
             reopen(inner, id).await?;
         }
-        settle(inner, id).await?;
+        // A task that ended under a live lease is being settled by its owner right now.
+        let settling = dep.lease.as_ref().is_some_and(|l| l.expires_at > now);
+        if !(dep.status.is_terminal() && settling) {
+            settle(inner, id).await?;
+        }
     }
     Ok(chained)
 }
@@ -331,45 +349,66 @@ fn as_first_frame(
 }
 
 /// Opens a waiting task with its first frame (none in a dry run).
-async fn open(
-    inner: &Inner,
-    mut task: Task,
-    frame: Option<(ChainedFrame, ImageRef)>,
-) -> Result<()> {
-    loop {
-        if task.status != TaskStatus::Pending || task.waiting_for.is_none() {
-            return Ok(());
+async fn open(inner: &Inner, task: Task, frame: Option<(ChainedFrame, ImageRef)>) -> Result<()> {
+    let opened = cas(inner, task, |t| {
+        if t.status != TaskStatus::Pending || t.waiting_for.is_none() {
+            return Ok(false);
         }
         if let Some((frame, image)) = &frame {
-            task.image = Some(image.clone());
-            task.first_frame_from = Some(frame.clone());
+            t.image = Some(image.clone());
+            t.first_frame_from = Some(frame.clone());
         }
-        task.waiting_for = None;
+        t.waiting_for = None;
+        Ok(true)
+    })
+    .await?;
+    if let Some(t) = opened {
+        tracing::debug!(task = %t.id, "opened: the task it continues completed");
+    }
+    Ok(())
+}
+
+/// Blocks a task waiting for `dep` with `error`.
+async fn block(inner: &Inner, task: Task, dep: TaskId, error: TaskError) -> Result<()> {
+    let blocked = cas(inner, task, |t| {
+        if t.status != TaskStatus::Pending || t.waiting_for != Some(dep) {
+            return Ok(false);
+        }
+        t.error = Some(error.clone());
+        t.set_status(TaskStatus::Blocked)?;
+        Ok(true)
+    })
+    .await?;
+    if let Some(t) = blocked {
+        inner.emit(
+            t.run_id,
+            Some(t.id),
+            EventKind::TaskFailed {
+                status: TaskStatus::Blocked,
+                error,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Applies `change` to `task` and writes it; after a conflicting write (another process, or
+/// another worker, got there first) the task is read again and `change` decides anew.
+/// `change` answers whether the task still needs it; the written task, if it did.
+async fn cas(
+    inner: &Inner,
+    mut task: Task,
+    change: impl Fn(&mut Task) -> Result<bool>,
+) -> Result<Option<Task>> {
+    loop {
         let before = task.status;
+        if !change(&mut task)? {
+            return Ok(None);
+        }
         match inner.persist(&mut task, before).await {
-            Ok(()) => {
-                tracing::debug!(task = %task.id, "opened: the task it continues completed");
-                return Ok(());
-            }
+            Ok(()) => return Ok(Some(task)),
             Err(Error::Conflict { .. }) => task = inner.store.get_task(task.id).await?,
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Blocks a waiting task with `error`.
-async fn block(inner: &Inner, mut task: Task, error: TaskError) -> Result<()> {
-    let before = task.status;
-    task.error = Some(error.clone());
-    task.set_status(TaskStatus::Blocked)?;
-    inner.persist(&mut task, before).await?;
-    inner.emit(
-        task.run_id,
-        Some(task.id),
-        EventKind::TaskFailed {
-            status: TaskStatus::Blocked,
-            error,
-        },
-    );
-    Ok(())
 }

@@ -100,8 +100,14 @@ async fn run(
         };
         if claimed.is_empty() {
             for run_id in chained.clone() {
-                if !super::chain::catch_up(&inner, run_id, false).await? {
-                    chained.remove(&run_id);
+                match super::chain::catch_up(&inner, run_id, false).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        chained.remove(&run_id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = %run_id, error = %e, "could not catch up on the chain");
+                    }
                 }
             }
             tokio::select! {
@@ -182,7 +188,16 @@ pub(super) async fn run_leased(
     let task_id = task.id;
     let chained = !task.dependents.is_empty();
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
-    let work = exec::run_task(inner, task, slot, &cancel, ctx);
+    let work = async {
+        exec::run_task(inner, task, slot, &cancel, ctx).await?;
+        // The shots chained on this one start (or are blocked) as soon as it has ended, while
+        // its lease is held (so no other process settles them at the same time); a crash
+        // before this is caught up once the lease has lapsed.
+        if chained && let Err(e) = super::chain::settle(inner, task_id).await {
+            tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
+        }
+        Ok(())
+    };
     let result = tokio::select! {
         r = work => r,
         lost = keep_alive(inner, task_id, lease.clone(), ttl) => Err(lost),
@@ -193,14 +208,6 @@ pub(super) async fn run_leased(
         tracing::warn!(task = %task_id, error = %e, "could not release the lease");
     }
     super::lock(&inner.task_cancels).remove(&task_id);
-    // The shots chained on this one start (or are blocked) as soon as it has ended; a crash
-    // before this is caught up when the run is driven again.
-    if result.is_ok()
-        && chained
-        && let Err(e) = super::chain::settle(inner, task_id).await
-    {
-        tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
-    }
     if let Err(e) = &result {
         tracing::warn!(task = %task_id, owner = %lease.owner, error = %e, "task dropped by this owner");
     }
