@@ -18,6 +18,12 @@
 //! provider's own job list is searched for the job ([`ReconcilePolicy`]); exactly one match is
 //! adopted and continues at step 3, anything else leaves the task `interrupted` with the reason.
 //!
+//! Shots chained on their last frames ([`Storyboard::continues_from_previous`]) are tasks that
+//! depend on tasks: such a task waits `pending` with [`Task::waiting_for`] set (no store hands it
+//! out) until the take it continues completes; it then starts on that take's last frame (the
+//! vendor's, or one the [`FrameExtractor`] takes from the stored video, stored through the sink
+//! first), or becomes `blocked` when that take ends without a video, until the take is retried.
+//!
 //! Every task has one owner at a time: the run driver behind [`Orchestrator::start`],
 //! [`Orchestrator::resume`] and [`Orchestrator::retry_task`] claims tasks with leases in the
 //! store, like a [worker](Orchestrator::worker), renews them while it works and fences every
