@@ -234,6 +234,12 @@ async fn a_five_shot_chain_submits_each_shot_after_the_previous_completed_on_its
             "byte-equal to the frame extracted from shot {n}'s video"
         );
     }
+    let side = sidecar(&tasks[0]);
+    assert_eq!(
+        side["last_frame"]["location"],
+        tasks[0].last_frame.as_ref().unwrap().location.as_str(),
+        "the continued take's sidecar lists its extracted frame"
+    );
     let asked: Vec<PathBuf> = tasks[..4]
         .iter()
         .map(|t| PathBuf::from(&t.artifact.as_ref().unwrap().location))

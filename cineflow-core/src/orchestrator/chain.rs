@@ -24,7 +24,7 @@ use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::ids::{RunId, TaskId};
 use crate::media::ImageRef;
-use crate::sink::{ArtifactKey, FrameFormat};
+use crate::sink::{ArtifactKey, FrameFormat, sidecar};
 use crate::storyboard::{Segment, Storyboard};
 use crate::task::{Artifact, ChainedFrame, FrameOrigin, Task, TaskError, TaskStatus};
 
@@ -288,7 +288,14 @@ async fn frame_of(
         dep.last_frame_error = None;
         let before = dep.status;
         match inner.persist(&mut dep, before).await {
-            Ok(()) => return Ok(Ok(Some(chained(&dep, frame)))),
+            Ok(()) => {
+                // Its sidecar lists the frame too (best effort, like every sidecar rewrite).
+                let key = ArtifactKey::for_task(&dep);
+                if let Err(e) = inner.sink.put_sidecar(&key, &sidecar(&dep)).await {
+                    tracing::warn!(task = %dep.id, error = %e, "could not rewrite the sidecar");
+                }
+                return Ok(Ok(Some(chained(&dep, frame))));
+            }
             Err(Error::Conflict { .. }) => dep = inner.store.get_task(dep.id).await?,
             Err(e) => return Err(e),
         }
