@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cineflow::core::film::{Ffmpeg, FfmpegFrames, FrameExtractor};
-use cineflow::core::mock::{MockProvider, SAMPLE_PNG, Step};
+use cineflow::core::mock::{MockProvider, SAMPLE_MP4, SAMPLE_PNG, Step};
 use cineflow::core::orchestrator::WorkerOptions;
 use cineflow::core::provider::ProviderError;
 use cineflow::core::{
-    Capabilities, ErrorCode, ErrorKind, Event, EventKind, FrameOrigin, ImageRef, MemoryStore,
-    ModelCapabilities, ModelId, Orchestrator, OrchestratorConfig, RunQuery, RunSpec, RunStatus,
-    Store, Storyboard, Task, TaskId, TaskQuery, TaskStatus,
+    Artifact, Capabilities, ErrorCode, ErrorKind, Event, EventKind, FrameOrigin, ImageRef,
+    MemoryStore, ModelCapabilities, ModelId, Orchestrator, OrchestratorConfig, RunQuery, RunSpec,
+    RunStatus, Store, Storyboard, Task, TaskId, TaskQuery, TaskStatus,
 };
 use cineflow_testkit::Protocol;
 use common::{fast_config, model};
@@ -249,6 +249,44 @@ async fn a_five_shot_chain_submits_each_shot_after_the_previous_completed_on_its
         asked,
         "each continued video is extracted once; the last shot continues into nothing"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shot_left_waiting_by_a_crash_after_the_previous_one_completed_is_opened_on_start() {
+    let frames = Arc::new(KnownFrames::default());
+    let c = Chain::new(MockProvider::new("mock").unwrap(), Some(frames.clone()));
+    let sb = chained(2, &[]);
+    c.orch.add_storyboard(&sb).await.unwrap();
+    let run = c
+        .orch
+        .create_run(RunSpec::new(sb.id, model()))
+        .await
+        .unwrap();
+    // What a process killed right after storing shot 1 leaves: shot 1 completed with its video,
+    // shot 2 still waiting for it.
+    let tasks = c.tasks(run.id).await;
+    let video = c._dir.path().join("shot-1.mp4");
+    std::fs::write(&video, SAMPLE_MP4).unwrap();
+    let mut first = tasks[0].clone();
+    first.status = TaskStatus::Completed;
+    first.artifact = Some(Artifact {
+        location: video.display().to_string(),
+        sidecar: None,
+        sha256: support::sha256_file(&video),
+        size_bytes: SAMPLE_MP4.len() as u64,
+        content_type: "video/mp4".into(),
+    });
+    c.store.update_task(&first).await.unwrap();
+    assert_eq!(tasks[1].waiting_for, Some(first.id));
+
+    let run = c.orch.start(run.id).await.unwrap().wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.counts);
+    assert_eq!(c.mock.submits(), 1, "only shot 2 was paid for");
+    let tasks = c.tasks(run.id).await;
+    let sent = c.mock.submitted_requests()[0].first_frame.clone().unwrap();
+    let bytes = starts_on(&tasks[1], &tasks[0], FrameOrigin::Extracted, &sent);
+    assert_eq!(bytes, KnownFrames::frame_of(&video));
+    assert_eq!(frames.asked(), [video], "extracted once");
 }
 
 #[tokio::test(start_paused = true)]
