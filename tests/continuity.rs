@@ -307,6 +307,28 @@ async fn a_chain_starts_on_the_vendors_own_last_frame_without_extracting_one() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_vendor_frame_that_could_not_be_stored_is_replaced_by_an_extracted_one() {
+    let frames = Arc::new(KnownFrames::default());
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_last_frame(Bytes::from_static(b"<html>expired</html>\n"));
+    let c = Chain::new(mock, Some(frames.clone()));
+    let sb = chained(2, &[(1, json!({"return_last_frame": true}))]);
+    let (run, tasks, _) = c.run(&sb, 2).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.counts);
+    let why = tasks[0]
+        .last_frame_error
+        .as_ref()
+        .expect("the vendor's frame was refused");
+    assert!(why.message.contains("not an image"), "{}", why.message);
+    let sent = c.mock.submitted_requests()[1].first_frame.clone().unwrap();
+    let bytes = starts_on(&tasks[1], &tasks[0], FrameOrigin::Extracted, &sent);
+    let video = PathBuf::from(&tasks[0].artifact.as_ref().unwrap().location);
+    assert_eq!(bytes, KnownFrames::frame_of(&video));
+    assert_eq!(frames.asked(), [video]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn two_independent_chains_run_side_by_side() {
     let slow = vec![
         Step::Queued,

@@ -248,6 +248,7 @@ async fn frame_of(
     if dep.dry_run {
         return Ok(Ok(None));
     }
+    // The vendor's frame, when it returned one and it was stored; else one extracted here.
     let vendor = dep
         .current_attempt()
         .is_some_and(|a| a.last_frame.is_some());
@@ -284,8 +285,9 @@ async fn frame_of(
         if let Some(stored) = dep.last_frame.clone() {
             return Ok(Ok(Some(chained(&dep, stored))));
         }
+        // `last_frame_error` stays: why the vendor's own frame was not stored (so the frame
+        // reads as extracted, below and after a restart).
         dep.last_frame = Some(frame.clone());
-        dep.last_frame_error = None;
         let before = dep.status;
         match inner.persist(&mut dep, before).await {
             Ok(()) => {
