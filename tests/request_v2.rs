@@ -166,6 +166,14 @@ async fn each_request_carries_every_field_of_its_segment() {
     assert!(!r1.return_last_frame && !r1.model_chosen_duration);
     let r3 = request_of(&mock, &tasks, 3);
     assert!(r3.model_chosen_duration && !r3.return_last_frame);
+    // `continuity.chain`: segment 3 starts on the frame the vendor returned for segment 2
+    // (segment 2 itself is a cut: `continue_from_previous: false`).
+    let s2 = tasks.iter().find(|t| t.segment_index == 2).unwrap();
+    let frame = s2.last_frame.as_ref().unwrap();
+    assert_eq!(
+        r3.first_frame.as_ref().map(ImageRef::as_str),
+        Some(frame.location.as_str())
+    );
     assert_eq!(
         sources(&r2.references),
         [

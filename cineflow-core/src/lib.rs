@@ -68,9 +68,13 @@ pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, FrameFormat, LocalDirSink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
 pub use storyboard::{
-    BibleCharacter, Character, Segment, SegmentAsset, SegmentPatch, Storyboard, VideoOptions,
+    BibleCharacter, Chain, Character, Continuity, Segment, SegmentAsset, SegmentPatch, Storyboard,
+    VideoOptions,
 };
-pub use task::{Artifact, Attempt, AttemptOutcome, Lease, ModelAlias, Task, TaskError, TaskStatus};
+pub use task::{
+    Artifact, Attempt, AttemptOutcome, ChainedFrame, FrameOrigin, Lease, ModelAlias, Task,
+    TaskError, TaskStatus,
+};
 pub use usage::{AttemptCost, Usage};
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.

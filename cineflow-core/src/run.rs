@@ -230,6 +230,9 @@ pub struct RunCounts {
     pub cancelled: u64,
     /// Interrupted.
     pub interrupted: u64,
+    /// Blocked: continuing a task that ended without a video.
+    #[serde(default)]
+    pub blocked: u64,
 }
 
 impl RunCounts {
@@ -247,6 +250,7 @@ impl RunCounts {
             TaskStatus::DownloadFailed => self.download_failed += 1,
             TaskStatus::Cancelled => self.cancelled += 1,
             TaskStatus::Interrupted => self.interrupted += 1,
+            TaskStatus::Blocked => self.blocked += 1,
         }
     }
 

@@ -44,6 +44,9 @@ pub struct Storyboard {
     /// The `character_bible` entries, in document order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub character_bible: Vec<BibleCharacter>,
+    /// How the shots continue one another (`continuity`).
+    #[serde(default, skip_serializing_if = "Continuity::is_default")]
+    pub continuity: Continuity,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -95,6 +98,25 @@ impl Storyboard {
     /// The segment with the given 1-based index.
     pub fn segment(&self, index: u32) -> Option<&Segment> {
         self.segments.iter().find(|s| s.index == index)
+    }
+
+    /// The segment before `segment` in film order: the one with the highest index below its.
+    pub fn previous_segment(&self, segment: &Segment) -> Option<&Segment> {
+        self.segments
+            .iter()
+            .filter(|s| s.index < segment.index)
+            .max_by_key(|s| s.index)
+    }
+
+    /// Whether `segment` starts on the last frame of the [previous
+    /// segment](Self::previous_segment)'s chosen take: its own `continue_from_previous` if given,
+    /// else whether the storyboard chains every shot (`continuity.chain`). The first segment
+    /// continues nothing.
+    pub fn continues_from_previous(&self, segment: &Segment) -> bool {
+        self.previous_segment(segment).is_some()
+            && segment
+                .continue_from_previous
+                .unwrap_or(self.continuity.chain == Chain::LastFrame)
     }
 
     /// The character references `segment` gets from the bible: for each bible character its
@@ -149,6 +171,51 @@ pub struct Segment {
     /// prompt.
     #[serde(default, skip_serializing_if = "VideoOptions::is_empty")]
     pub options: VideoOptions,
+    /// Whether this shot starts on the previous shot's last frame (`continue_from_previous`);
+    /// `None` follows the storyboard's `continuity` (see
+    /// [`Storyboard::continues_from_previous`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_from_previous: Option<bool>,
+}
+
+/// A storyboard's `continuity` object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Continuity {
+    /// How each shot continues the previous one (`chain`).
+    pub chain: Chain,
+}
+
+impl Continuity {
+    /// Whether nothing is chained.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How a shot continues the previous one (`continuity.chain`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chain {
+    /// Every shot stands alone (`"none"`, the default).
+    #[default]
+    None,
+    /// Every shot after the first starts on the last frame of the previous shot's chosen take
+    /// (`"last_frame"`), unless it sets `continue_from_previous: false`.
+    LastFrame,
+}
+
+impl Chain {
+    /// Every value, in wire order.
+    pub const ALL: [Chain; 2] = [Chain::None, Chain::LastFrame];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Chain::None => "none",
+            Chain::LastFrame => "last_frame",
+        }
+    }
 }
 
 impl Segment {

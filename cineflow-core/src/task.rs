@@ -39,11 +39,15 @@ pub enum TaskStatus {
     /// Stopped where the outcome of a paid call is unknown (crash during submit, ambiguous
     /// submit). Never resubmitted automatically; retryable by the user. Terminal.
     Interrupted,
+    /// Never started: the task continues from another one ([`Task::depends_on`]) that ended
+    /// without a video (or whose last frame could not be had); [`Task::error`] says which and
+    /// why. Retrying that task re-opens this one. Terminal.
+    Blocked,
 }
 
 impl TaskStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [TaskStatus; 10] = [
+    pub const ALL: [TaskStatus; 11] = [
         TaskStatus::Pending,
         TaskStatus::Submitting,
         TaskStatus::Queued,
@@ -54,6 +58,7 @@ impl TaskStatus {
         TaskStatus::DownloadFailed,
         TaskStatus::Cancelled,
         TaskStatus::Interrupted,
+        TaskStatus::Blocked,
     ];
 
     /// The snake_case wire name.
@@ -69,6 +74,7 @@ impl TaskStatus {
             TaskStatus::DownloadFailed => "download_failed",
             TaskStatus::Cancelled => "cancelled",
             TaskStatus::Interrupted => "interrupted",
+            TaskStatus::Blocked => "blocked",
         }
     }
 
@@ -81,6 +87,7 @@ impl TaskStatus {
                 | TaskStatus::DownloadFailed
                 | TaskStatus::Cancelled
                 | TaskStatus::Interrupted
+                | TaskStatus::Blocked
         )
     }
 
@@ -103,7 +110,7 @@ impl TaskStatus {
             // progress updates
             (Queued, Queued) | (Running, Running) | (Downloading, Downloading) => true,
             // dry runs complete without a vendor call; a task no route (or budget) allows fails
-            (Pending, Submitting | Completed | Failed | Cancelled) => true,
+            (Pending, Submitting | Completed | Failed | Cancelled | Blocked) => true,
             // a submit refused before any job existed goes back to pending for another attempt
             (
                 Submitting,
@@ -120,6 +127,8 @@ impl TaskStatus {
             ) => true,
             // retries from terminal non-success states
             (Failed | Cancelled | Interrupted, Pending) => true,
+            // a dependency retried re-opens its blocked dependents; a cancelled run cancels them
+            (Blocked, Pending | Cancelled) => true,
             (DownloadFailed, Pending | Downloading | Cancelled) => true,
             _ => false,
         }
@@ -145,7 +154,10 @@ impl TaskStatus {
             TaskStatus::Running | TaskStatus::Downloading => "running",
             TaskStatus::Completed => "completed",
             TaskStatus::DownloadFailed => "download_failed",
-            TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Interrupted => "failed",
+            TaskStatus::Failed
+            | TaskStatus::Cancelled
+            | TaskStatus::Interrupted
+            | TaskStatus::Blocked => "failed",
         }
     }
 }
@@ -409,6 +421,46 @@ pub struct Task {
     /// The worker lease, managed by the store.
     #[serde(default)]
     pub lease: Option<Lease>,
+    /// The task this one continues from (continuity): the chosen take of the previous segment,
+    /// whose last frame becomes this task's first frame. Fixed at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<TaskId>,
+    /// While set, the task is `pending` but not claimable: it waits for this task to complete
+    /// (its frame is then written into [`image`](Self::image) and this is cleared). Kept on a
+    /// `blocked` task, so retrying the dependency re-opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<TaskId>,
+    /// The frame this task started from when it continues another task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_frame_from: Option<ChainedFrame>,
+    /// The tasks that continue this one (fixed at creation): they wait for it to complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<TaskId>,
+}
+
+/// Where a chained task's first frame came from: the last frame of the task it continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainedFrame {
+    /// The task whose last frame it is.
+    pub task_id: TaskId,
+    /// That task's segment index.
+    pub segment_index: u32,
+    /// That task's take (version).
+    pub version_index: u32,
+    /// How the frame was obtained.
+    pub origin: FrameOrigin,
+    /// The stored frame (that task's [`last_frame`](Task::last_frame) artifact).
+    pub frame: Artifact,
+}
+
+/// How a chained frame was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameOrigin {
+    /// The vendor returned it with the video (`return_last_frame`).
+    Vendor,
+    /// Extracted from the stored video (the final decoded frame).
+    Extracted,
 }
 
 impl Task {
@@ -510,7 +562,10 @@ mod tests {
     fn only_terminal_non_success_states_can_be_retried() {
         for s in TaskStatus::ALL {
             let retry_ok = s.can_transition_to(Pending) && s.is_terminal();
-            let expected = matches!(s, Failed | DownloadFailed | Cancelled | Interrupted);
+            let expected = matches!(
+                s,
+                Failed | DownloadFailed | Cancelled | Interrupted | Blocked
+            );
             assert_eq!(retry_ok, expected, "{s}");
         }
         assert!(DownloadFailed.can_transition_to(Downloading));

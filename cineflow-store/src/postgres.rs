@@ -381,6 +381,7 @@ impl Store for PostgresStore {
              picked AS ( \
                SELECT t.id FROM cineflow_tasks t \
                WHERE t.status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
+               AND t.waiting_for IS NULL \
                AND (t.lease_expires_at_ns IS NULL \
                     OR t.lease_expires_at_ns <= (SELECT ns FROM now)) \
                AND ($1::text IS NULL OR t.run_id = $1) \

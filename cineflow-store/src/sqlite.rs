@@ -360,6 +360,7 @@ impl Store for SqliteStore {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM cineflow_tasks \
              WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
+             AND waiting_for IS NULL \
              AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1) \
              AND (?2 IS NULL OR run_id = ?2) \
              ORDER BY created_at_ns ASC, id ASC LIMIT ?3",

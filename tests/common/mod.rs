@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig,
-    Router, Run, RunSpec, Store, Storyboard, Task, TaskQuery, VideoProvider,
+    GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorBuilder,
+    OrchestratorConfig, Router, Run, RunSpec, Store, Storyboard, Task, TaskQuery, VideoProvider,
 };
 
 /// The logical model every test routes (`sora2`).
@@ -65,16 +65,23 @@ pub(crate) fn orchestrator(
     router: Router,
     config: OrchestratorConfig,
 ) -> (Orchestrator, Arc<MemoryStore>, tempfile::TempDir) {
+    let (builder, store, dir) = builder(router, config);
+    (builder.build().unwrap(), store, dir)
+}
+
+/// The builder of [`orchestrator`], to set more.
+pub(crate) fn builder(
+    router: Router,
+    config: OrchestratorConfig,
+) -> (OrchestratorBuilder, Arc<MemoryStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::new());
-    let orch = Orchestrator::builder()
+    let builder = Orchestrator::builder()
         .store(store.clone())
         .sink(Arc::new(LocalDirSink::new(dir.path())))
         .router(router)
-        .config(config)
-        .build()
-        .unwrap();
-    (orch, store, dir)
+        .config(config);
+    (builder, store, dir)
 }
 
 /// A router built from `cfg`, its clock at `today`, with `vendors` registered.

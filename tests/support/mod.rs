@@ -178,6 +178,25 @@ pub(crate) fn orchestrator_config() -> OrchestratorConfig {
 /// Sora.hk adapters (base URL and key from `cfg`), one logical model routed to both, the
 /// given store and a [`LocalDirSink`] at `cfg.out_dir`.
 pub(crate) fn orchestrator(cfg: &Value, store: Arc<dyn Store>) -> Orchestrator {
+    builder(cfg, store)
+        .build()
+        .expect("the orchestrator builds")
+}
+
+/// [`orchestrator`] extracting the last frames of chained shots with `frames`.
+pub(crate) fn orchestrator_with_frames(
+    cfg: &Value,
+    store: Arc<dyn Store>,
+    frames: Arc<dyn cineflow::core::film::FrameExtractor>,
+) -> Orchestrator {
+    builder(cfg, store)
+        .frames(frames)
+        .build()
+        .expect("the orchestrator builds")
+}
+
+/// The builder of [`orchestrator`].
+fn builder(cfg: &Value, store: Arc<dyn Store>) -> cineflow::core::OrchestratorBuilder {
     let s = |k: &str| {
         cfg[k]
             .as_str()
@@ -202,8 +221,6 @@ pub(crate) fn orchestrator(cfg: &Value, store: Arc<dyn Store>) -> Orchestrator {
         .sink(Arc::new(LocalDirSink::new(s("out_dir"))))
         .router(router)
         .config(orchestrator_config())
-        .build()
-        .expect("the orchestrator builds")
 }
 
 /// The configuration of this child process; panics (the child test fails) when the test was
@@ -410,6 +427,17 @@ pub(crate) fn check_paid_once_and_stored_as_served(
     tasks: &[Task],
     ledger: &Ledger,
     out_dir: &Path,
+) -> BTreeMap<String, String> {
+    check_paid_once_and_stored_as_served_on(tasks, ledger, out_dir, protocol_of)
+}
+
+/// [`check_paid_once_and_stored_as_served`] for a storyboard whose segment `i` goes to
+/// `protocol_of(i)`.
+pub(crate) fn check_paid_once_and_stored_as_served_on(
+    tasks: &[Task],
+    ledger: &Ledger,
+    out_dir: &Path,
+    protocol_of: impl Fn(u32) -> Protocol,
 ) -> BTreeMap<String, String> {
     let dup = ledger.duplicate_prompts();
     assert!(dup.is_empty(), "prompts paid more than once: {dup:?}");

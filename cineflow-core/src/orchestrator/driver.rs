@@ -9,7 +9,7 @@ use futures::Stream;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Inner, exec, lock, worker};
+use super::{Inner, chain, exec, lock, worker};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::RunId;
@@ -49,6 +49,9 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
     let follow = inner.config.lease.follow_interval;
     let mut set = tokio::task::JoinSet::new();
     let mut checked = tokio::time::Instant::now();
+    // Whether tasks of the run wait for others: caught up on now (a crash may have left some
+    // whose dependency ended), and whenever nothing is in hand.
+    let mut chained = chain::catch_up(&inner, run_id, control.cancel.is_cancelled()).await?;
     loop {
         // A run cancelled through another orchestrator sharing the store stops here too.
         if !control.cancel.is_cancelled() && checked.elapsed() >= follow {
@@ -61,6 +64,11 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
         // retried, or left behind by a dead owner), oldest (lowest segment) first.
         // Tasks waiting out a submit's `Retry-After` have lent their slots out: as many more
         // are claimed to work in them.
+        if set.is_empty() && chained {
+            // Chained tasks whose dependency ended (before a crash, or in another process) are
+            // opened or blocked; in a cancelled run, cancelled.
+            chained = chain::catch_up(&inner, run_id, control.cancel.is_cancelled()).await?;
+        }
         let free = (run.spec.concurrency + parked.count()).saturating_sub(set.len());
         if free > 0 {
             for task in inner

@@ -18,6 +18,12 @@
 //! provider's own job list is searched for the job ([`ReconcilePolicy`]); exactly one match is
 //! adopted and continues at step 3, anything else leaves the task `interrupted` with the reason.
 //!
+//! Shots chained on their last frames ([`Storyboard::continues_from_previous`]) are tasks that
+//! depend on tasks: such a task waits `pending` with [`Task::waiting_for`] set (no store hands it
+//! out) until the take it continues completes; it then starts on that take's last frame (the
+//! vendor's, or one the [`FrameExtractor`] takes from the stored video, stored through the sink
+//! first), or becomes `blocked` when that take ends without a video, until the take is retried.
+//!
 //! Every task has one owner at a time: the run driver behind [`Orchestrator::start`],
 //! [`Orchestrator::resume`] and [`Orchestrator::retry_task`] claims tasks with leases in the
 //! store, like a [worker](Orchestrator::worker), renews them while it works and fences every
@@ -35,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
+use crate::film::{FfmpegFrames, FrameExtractor};
 use crate::ids::{RunId, StoryboardId, TaskId};
 use crate::range::SegmentRange;
 use crate::router::Router;
@@ -44,6 +51,7 @@ use crate::store::{MemoryStore, PageRequest, RunQuery, Store, TaskQuery};
 use crate::storyboard::Storyboard;
 use crate::task::{Task, TaskStatus, file_stem};
 
+mod chain;
 mod config;
 mod driver;
 mod exec;
@@ -63,9 +71,18 @@ pub struct OrchestratorBuilder {
     sink: Option<Arc<dyn ArtifactSink>>,
     router: Option<Router>,
     config: OrchestratorConfig,
+    frames: Option<Arc<dyn FrameExtractor>>,
 }
 
 impl OrchestratorBuilder {
+    /// How the last frame of a stored video is extracted when a chained shot needs it and the
+    /// vendor returned none ([`Storyboard::continues_from_previous`]). Default:
+    /// [`FfmpegFrames`] (the `ffmpeg` on `PATH`, or `CINEFLOW_FFMPEG`).
+    pub fn frames(mut self, frames: Arc<dyn FrameExtractor>) -> Self {
+        self.frames = Some(frames);
+        self
+    }
+
     /// Where state is persisted. Default: a fresh [`MemoryStore`] (not durable).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -129,6 +146,9 @@ impl OrchestratorBuilder {
                     .sink
                     .unwrap_or_else(|| Arc::new(LocalDirSink::new("cineflow-output"))),
                 router,
+                frames: self
+                    .frames
+                    .unwrap_or_else(|| Arc::new(FfmpegFrames::default())),
                 owner,
                 global: Arc::new(Semaphore::new(self.config.max_concurrency)),
                 config: self.config,
@@ -165,6 +185,8 @@ pub(crate) struct Inner {
     pub(crate) sink: Arc<dyn ArtifactSink>,
     pub(crate) router: Router,
     pub(crate) config: OrchestratorConfig,
+    /// Extracts the last frames chained shots start on.
+    pub(crate) frames: Arc<dyn FrameExtractor>,
     /// The owner written on the leases of the tasks `start`/`resume`/`retry_task` drive.
     owner: String,
     global: Arc<Semaphore>,
@@ -358,12 +380,19 @@ impl Orchestrator {
         }
         let now = OffsetDateTime::now_utc();
         let run_id = RunId::new();
+        let selected: Vec<&crate::Segment> = sb
+            .segments
+            .iter()
+            .filter(|s| spec.range.contains(s.index))
+            .collect();
+        let plan = chain::Plan::new(&sb, &selected)?;
         let mut tasks = Vec::new();
-        for seg in sb.segments.iter().filter(|s| spec.range.contains(s.index)) {
+        for seg in selected {
             let full_prompt = seg.full_prompt();
             let options = sb.video_options(seg);
+            let dep = plan.dependency(seg.index);
             for v in 1..=spec.gen_count {
-                let id = TaskId::new();
+                let id = plan.task_id(seg.index, v);
                 // One microsecond apart: stores hand tasks out oldest first, so a run's tasks
                 // are claimed (and submitted) in segment order.
                 let created_at =
@@ -396,9 +425,14 @@ impl Orchestrator {
                     updated_at: created_at,
                     revision: 0,
                     lease: None,
+                    depends_on: dep,
+                    waiting_for: dep,
+                    first_frame_from: None,
+                    dependents: Vec::new(),
                 });
             }
         }
+        chain::Plan::link(&mut tasks);
         if tasks.is_empty() {
             return Err(Error::invalid_input("range", "selects no segment"));
         }
@@ -491,13 +525,27 @@ impl Orchestrator {
     /// Retries a task that ended without a video (`failed`, `download_failed`, `cancelled`,
     /// `interrupted`). A `download_failed` task whose vendor asset is known downloads again with
     /// no new submit; the others get a new attempt. The task is then claimed with a lease by
-    /// the run's driver, as in [`start`](Self::start).
+    /// the run's driver, as in [`start`](Self::start). The tasks it blocked (the shots chained
+    /// on it) are re-opened: they wait for it again.
     ///
     /// # Errors
+    /// [`Error::InvalidInput`] for a `blocked` task (retry the task it continues instead);
     /// [`Error::IllegalTransition`] for a task that is not in a terminal non-success state;
     /// [`Error::LeaseLost`] if another owner still holds a live lease on it.
     pub async fn retry_task(&self, task_id: TaskId) -> Result<RunHandle> {
         let mut task = self.inner.store.get_task(task_id).await?;
+        if task.status == TaskStatus::Blocked {
+            let dep = task
+                .waiting_for
+                .map_or_else(String::new, |d| format!(" {d}"));
+            return Err(Error::invalid_input(
+                "task",
+                format!(
+                    "task {task_id} is blocked by the task it continues: retry that task{dep}, \
+                     which re-opens this one"
+                ),
+            ));
+        }
         let before = task.status;
         let has_asset = task.current_attempt().is_some_and(|a| a.asset.is_some());
         let to = if before == TaskStatus::DownloadFailed && has_asset {
@@ -521,6 +569,7 @@ impl Orchestrator {
                 reason: format!("retry requested from {before}"),
             },
         );
+        chain::reopen(&self.inner, task.id).await?;
         Ok(self.ensure_driver(task.run_id))
     }
 
@@ -592,6 +641,8 @@ impl Orchestrator {
                         }
                     }
                 }
+                // Tasks waiting for others are never claimed: cancelled here.
+                let _ = chain::catch_up(&self.inner, run_id, true).await?;
                 let counts = self.inner.store.run_counts(run_id).await?;
                 self.inner
                     .update_run_with(run_id, |run| {

@@ -1,7 +1,7 @@
 //! Shared-store workers: several processes (or machines) claim tasks from one store with
 //! leases, keep them alive by heartbeat, and every write is fenced by the lease token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ async fn run(
     let per_task = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
     let mut set: JoinSet<RunId> = JoinSet::new();
     let mut contexts: HashMap<RunId, Arc<exec::RunCtx>> = HashMap::new();
+    // Runs with chained tasks this worker has seen: caught up on while it is idle (their
+    // shots may wait for a task whose owner died before opening them).
+    let mut chained: HashSet<RunId> = HashSet::new();
     while !stop.is_cancelled() {
         while let Some(done) = set.try_join_next() {
             if let Ok(run_id) = done
@@ -96,6 +99,17 @@ async fn run(
                 .await?
         };
         if claimed.is_empty() {
+            for run_id in chained.clone() {
+                match super::chain::catch_up(&inner, run_id, false).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        chained.remove(&run_id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = %run_id, error = %e, "could not catch up on the chain");
+                    }
+                }
+            }
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(options.idle_wait) => {}
@@ -108,6 +122,9 @@ async fn run(
             continue;
         }
         for task in claimed {
+            if task.depends_on.is_some() || !task.dependents.is_empty() {
+                chained.insert(task.run_id);
+            }
             let Some(lease) = task.lease.clone() else {
                 continue;
             };
@@ -169,8 +186,18 @@ pub(super) async fn run_leased(
     ctx: &exec::RunCtx,
 ) -> Result<()> {
     let task_id = task.id;
+    let chained = !task.dependents.is_empty();
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
-    let work = exec::run_task(inner, task, slot, &cancel, ctx);
+    let work = async {
+        exec::run_task(inner, task, slot, &cancel, ctx).await?;
+        // The shots chained on this one start (or are blocked) as soon as it has ended, while
+        // its lease is held (so no other process settles them at the same time); a crash
+        // before this is caught up once the lease has lapsed.
+        if chained && let Err(e) = super::chain::settle(inner, task_id).await {
+            tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
+        }
+        Ok(())
+    };
     let result = tokio::select! {
         r = work => r,
         lost = keep_alive(inner, task_id, lease.clone(), ttl) => Err(lost),

@@ -257,6 +257,19 @@ pub fn sidecar(task: &Task) -> Value {
             }),
         );
     }
+    if let Some(f) = &task.first_frame_from {
+        out.insert(
+            "first_frame_from".into(),
+            json!({
+                "local_task_id": f.task_id,
+                "segment_index": f.segment_index,
+                "version_index": f.version_index,
+                "origin": f.origin,
+                "location": f.frame.location,
+                "sha256": f.frame.sha256,
+            }),
+        );
+    }
     if let Some(e) = &task.last_frame_error {
         out.insert("last_frame_error".into(), json!(e.message));
     }

@@ -115,7 +115,7 @@ pub trait Store: Debug + Send + Sync + 'static {
     }
 
     /// Claims up to `limit` non-terminal tasks (optionally of one run) whose lease is absent or
-    /// expired, oldest first, for `owner`, for `ttl`. Each claim gets a new token and bumps the
+    /// expired and that wait for no other task ([`Task::waiting_for`] unset), oldest first, for `owner`, for `ttl`. Each claim gets a new token and bumps the
     /// task's revision.
     async fn claim_tasks(
         &self,
@@ -378,7 +378,9 @@ pub fn tasks_recording_vendor_job<'a>(
 
 /// Whether a task may be claimed now.
 pub fn is_claimable(task: &Task, now: time::OffsetDateTime) -> bool {
-    !task.status.is_terminal() && task.lease.as_ref().is_none_or(|l| l.expires_at <= now)
+    !task.status.is_terminal()
+        && task.waiting_for.is_none()
+        && task.lease.as_ref().is_none_or(|l| l.expires_at <= now)
 }
 
 /// `now + ttl`, capped at the last instant every backend can store (the end of the signed

@@ -469,6 +469,7 @@ pub async fn run_counts_count_tasks_by_status(store: &dyn Store) {
             download_failed: 1,
             cancelled: 1,
             interrupted: 0,
+            blocked: 0,
         }
     );
     let other_counts = store.run_counts(other.run.id).await.must("other run");

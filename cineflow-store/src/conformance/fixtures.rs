@@ -92,6 +92,10 @@ pub fn task(run: &Run, segment: &Segment, version: u32, created_at: OffsetDateTi
         updated_at: created_at,
         revision: 0,
         lease: None,
+        depends_on: None,
+        waiting_for: None,
+        first_frame_from: None,
+        dependents: Vec::new(),
     }
 }
 

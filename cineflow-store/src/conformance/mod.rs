@@ -49,6 +49,7 @@ use cineflow_core::store::{Page, TaskQuery};
 use cineflow_core::{Error, ErrorKind, Result, Task, TaskId};
 
 mod behaviours;
+mod continuity;
 mod fixtures;
 mod retention;
 mod robustness;
@@ -56,6 +57,7 @@ mod round_trips_and_leases;
 mod vendor_jobs;
 
 pub use behaviours::*;
+pub use continuity::*;
 pub use fixtures::*;
 pub use retention::*;
 pub use robustness::*;
@@ -184,6 +186,7 @@ macro_rules! conformance_tests {
                 an_empty_store_has_nothing_to_list_or_claim
                 tasks_are_found_by_the_vendor_job_they_recorded
                 a_deleted_run_and_its_tasks_are_gone_and_other_runs_stay
+                claims_skip_tasks_waiting_for_another_until_they_are_opened
             ]
             factory: [
                 data_survives_closing_and_reopening

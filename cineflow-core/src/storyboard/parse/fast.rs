@@ -14,12 +14,12 @@ use time::OffsetDateTime;
 use crate::ids::{SegmentId, StoryboardId};
 use crate::media::check_source;
 use crate::storyboard::{
-    AspectRatio, BibleCharacter, Character, DEFAULT_DURATION_S, DURATION_RANGE_S, ImageRef,
-    MediaKind, MediaRef, MediaRole, Orientation, Resolution, Segment, SegmentAsset, Storyboard,
-    VideoOptions,
+    AspectRatio, BibleCharacter, Chain, Character, Continuity, DEFAULT_DURATION_S,
+    DURATION_RANGE_S, ImageRef, MediaKind, MediaRef, MediaRole, Orientation, Resolution, Segment,
+    SegmentAsset, Storyboard, VideoOptions,
 };
 
-use super::rules::{check_image, count_problem, prompt_problem};
+use super::rules::{chain_named, chain_violations, check_image, count_problem, prompt_problem};
 use super::walk::{orientation_named, project_name};
 
 /// Parses a valid storyboard without building a `Value` tree; `None` whenever the document is
@@ -40,6 +40,16 @@ pub(in crate::storyboard) fn from_str_fast(json: &str) -> Option<Storyboard> {
     if doc.segments.0.is_empty() {
         return None;
     }
+    let continuity = Continuity {
+        chain: match doc.continuity.and_then(|c| c.0.chain) {
+            None => Chain::None,
+            Some(t) => chain_named(&t)?,
+        },
+    };
+    let chained = doc.segments.0.iter().enumerate();
+    if !chain_violations(continuity.chain, chained).is_empty() {
+        return None;
+    }
     let character_bible = match doc.character_bible {
         None => Vec::new(),
         Some(entries) => entries
@@ -54,6 +64,7 @@ pub(in crate::storyboard) fn from_str_fast(json: &str) -> Option<Storyboard> {
         segments: doc.segments.0,
         metadata,
         character_bible,
+        continuity,
         created_at: OffsetDateTime::now_utc(),
     })
 }
@@ -178,6 +189,7 @@ fn fast_segment(
         is_pro: s.is_pro.unwrap_or(false),
         director_intent: non_empty(s.director_intent),
         options,
+        continue_from_previous: s.continue_from_previous,
     })
 }
 
@@ -359,6 +371,13 @@ struct FastDoc {
     segments: FastSegments,
     metadata: Option<Value>,
     character_bible: Option<Vec<Obj<FastBible>>>,
+    continuity: Option<Obj<FastContinuity>>,
+}
+
+/// `continuity`; its other keys are ignored.
+#[derive(Debug, Deserialize)]
+struct FastContinuity {
+    chain: Option<String>,
 }
 
 /// A `character_bible` entry; its other keys (`aliases`, `description`, …) are ignored.
@@ -402,6 +421,7 @@ struct FastSegment<'a> {
     generate_audio: Option<bool>,
     return_last_frame: Option<bool>,
     model_chosen_duration: Option<bool>,
+    continue_from_previous: Option<bool>,
     seed: Option<u64>,
     #[serde(borrow)]
     negative_prompt: Option<Text<'a>>,

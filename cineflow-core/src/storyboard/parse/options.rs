@@ -11,11 +11,13 @@
 use serde_json::{Map, Value};
 
 use crate::storyboard::{
-    AspectRatio, BibleCharacter, ImageRef, MediaKind, MediaRef, MediaRole, Orientation, Resolution,
-    VideoOptions,
+    AspectRatio, BibleCharacter, Chain, Continuity, ImageRef, MediaKind, MediaRef, MediaRole,
+    Orientation, Resolution, VideoOptions,
 };
 
-use super::rules::{aspect_problem, check_image, count_problem, list_key, prompt_problem};
+use super::rules::{
+    aspect_problem, chain_named, check_image, count_problem, list_key, prompt_problem,
+};
 use super::walk::{Found, integer, key_pos, orientation_named, present, type_name};
 
 /// A value for "got …": strings quoted, other values by type.
@@ -220,7 +222,12 @@ pub(super) fn orientation_and_options(
 
 /// The boolean `key` of the segment `obj` at `path`: `None` when absent or null (or not a
 /// boolean, which is filed).
-fn flag(obj: &Map<String, Value>, key: &str, path: &str, found: &mut Found) -> Option<bool> {
+pub(super) fn flag(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    found: &mut Found,
+) -> Option<bool> {
     match present(obj, key) {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
@@ -335,4 +342,40 @@ pub(super) fn character_bible(root: &Map<String, Value>, found: &mut Found) -> V
         });
     }
     bible
+}
+
+/// The document's `continuity` (absent or `null`: no chaining).
+pub(super) fn continuity(root: &Map<String, Value>, found: &mut Found) -> Continuity {
+    let pos = key_pos(root, "continuity");
+    let obj = match present(root, "continuity") {
+        None => return Continuity::default(),
+        Some(Value::Object(obj)) => obj,
+        Some(other) => {
+            found.push(
+                pos,
+                "continuity",
+                format!("expected an object or null, got {}", type_name(other)),
+            );
+            return Continuity::default();
+        }
+    };
+    let chain = match present(obj, "chain") {
+        None => Chain::None,
+        Some(v) => match v.as_str().and_then(chain_named) {
+            Some(c) => c,
+            None => {
+                found.push(
+                    pos,
+                    "continuity.chain",
+                    format!(
+                        "expected one of {}, got {}",
+                        names(&Chain::ALL, Chain::as_str),
+                        got(v)
+                    ),
+                );
+                Chain::None
+            }
+        },
+    };
+    Continuity { chain }
 }

@@ -3,9 +3,53 @@
 use crate::error::Violation;
 pub(in crate::storyboard) use crate::media::check_image;
 use crate::storyboard::{
-    AspectRatio, DURATION_RANGE_S, MAX_PROMPT_CHARS, MediaKind, Orientation, Segment,
+    AspectRatio, Chain, DURATION_RANGE_S, MAX_PROMPT_CHARS, MediaKind, Orientation, Segment,
     max_references,
 };
+
+/// The `continuity.chain` value named `s`.
+pub(super) fn chain_named(s: &str) -> Option<Chain> {
+    Chain::ALL.into_iter().find(|c| c.as_str() == s)
+}
+
+/// What chaining forbids, for `segments` (each with its position in the document's
+/// `segments`) under the storyboard's `chain`: the first segment cannot continue from a previous
+/// one, and a chained segment cannot also give a first frame (`image_url`).
+pub(super) fn chain_violations<'a>(
+    chain: Chain,
+    segments: impl Iterator<Item = (usize, &'a Segment)> + Clone,
+) -> Vec<Violation> {
+    let first = segments.clone().map(|(_, s)| s.index).min();
+    let mut out = Vec::new();
+    for (pos, s) in segments {
+        let is_first = Some(s.index) == first;
+        if is_first && s.continue_from_previous == Some(true) {
+            out.push(Violation::new(
+                format!("segments[{pos}].continue_from_previous"),
+                format!(
+                    "segment {} is the first segment: there is no previous segment to continue from",
+                    s.index
+                ),
+            ));
+        }
+        let (chained, why) = match s.continue_from_previous {
+            Some(c) => (c, "continue_from_previous"),
+            None => (chain == Chain::LastFrame, "continuity.chain"),
+        };
+        if chained && !is_first && s.image.is_some() {
+            out.push(Violation::new(
+                format!("segments[{pos}].image_url"),
+                format!(
+                    "segment {} starts on the previous segment's last frame ({why}), so it cannot \
+                     also give a first frame: remove image_url, or set continue_from_previous to \
+                     false",
+                    s.index
+                ),
+            ));
+        }
+    }
+    out
+}
 
 /// The segment key of the reference list of `kind`.
 pub(super) const fn list_key(kind: MediaKind) -> &'static str {

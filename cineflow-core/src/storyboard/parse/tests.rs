@@ -497,5 +497,6 @@ fn validate_segment_rechecks_a_built_segment() {
     );
 }
 
+mod continuity;
 mod fuzz;
 mod v2026;

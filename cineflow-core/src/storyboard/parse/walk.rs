@@ -12,8 +12,10 @@ use crate::storyboard::{
     Storyboard,
 };
 
-use super::options::{VideoParams, character_bible, orientation_and_options};
-use super::rules::{MODEL_CHOSEN_CONFLICT, check_image, duration_problem, prompt_problem};
+use super::options::{VideoParams, character_bible, continuity, flag, orientation_and_options};
+use super::rules::{
+    MODEL_CHOSEN_CONFLICT, chain_violations, check_image, duration_problem, prompt_problem,
+};
 
 /// Violations found under one object, each tagged with the position of the key it concerns so
 /// they can be reported in document order.
@@ -96,8 +98,11 @@ pub(in crate::storyboard) fn storyboard(value: &Value) -> Result<Storyboard> {
     };
     let name = project_name(&metadata);
     let character_bible = character_bible(root, &mut found);
+    let continuity = continuity(root, &mut found);
 
     let mut segments = Vec::new();
+    // Each segment's position in the document's `segments`.
+    let mut positions = Vec::new();
     let segments_pos = key_pos(root, "segments");
     match root.get("segments") {
         None => found.push(segments_pos, "segments", "is required"),
@@ -116,7 +121,14 @@ pub(in crate::storyboard) fn storyboard(value: &Value) -> Result<Storyboard> {
                 for v in violations {
                     found.0.push((segments_pos, v));
                 }
-                segments.extend(segment);
+                if let Some(segment) = segment {
+                    positions.push(i);
+                    segments.push(segment);
+                }
+            }
+            let chained = positions.iter().copied().zip(&segments);
+            for v in chain_violations(continuity.chain, chained) {
+                found.0.push((segments_pos, v));
             }
         }
         Some(other) => found.push(
@@ -137,6 +149,7 @@ pub(in crate::storyboard) fn storyboard(value: &Value) -> Result<Storyboard> {
         segments,
         metadata,
         character_bible,
+        continuity,
         created_at: OffsetDateTime::now_utc(),
     })
 }
@@ -342,6 +355,8 @@ fn parse_segment(
         ),
     }
 
+    let continue_from_previous = flag(obj, "continue_from_previous", path, &mut found);
+
     let segment = Segment {
         id: SegmentId::new(),
         index,
@@ -353,6 +368,7 @@ fn parse_segment(
         is_pro,
         director_intent,
         options,
+        continue_from_previous,
     };
     (Some(segment), found.into_sorted())
 }
