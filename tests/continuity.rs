@@ -201,6 +201,7 @@ fn starts_on(later: &Task, earlier: &Task, origin: FrameOrigin, sent: &ImageRef)
         earlier.id.to_string()
     );
     assert_eq!(side["first_frame_from"]["sha256"], frame.sha256.as_str());
+    assert_eq!(side["inputs"]["first_frame"], frame.location.as_str());
     std::fs::read(&frame.location).unwrap()
 }
 

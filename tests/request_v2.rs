@@ -149,6 +149,32 @@ async fn each_request_carries_every_field_of_its_segment() {
     .map(|(k, r, f)| (k, r, format!("{CDN}/{f}")))
     .collect();
     assert_eq!(sources(&r1.references), expected);
+    // The sidecar says what the shot was made from.
+    let t1 = tasks.iter().find(|t| t.segment_index == 1).unwrap();
+    let inputs = &cineflow_core::sink::sidecar(t1)["inputs"];
+    assert_eq!(inputs["first_frame"], format!("{CDN}/keyframe-1.png"));
+    assert_eq!(inputs["last_frame"], format!("{CDN}/keyframe-1-end.png"));
+    let listed: Vec<(String, String, String)> = inputs["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap().to_owned();
+            (field("kind"), field("role"), field("source"))
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(k, r, src)| {
+            let name = |v: String| v.trim_matches('"').to_owned();
+            (
+                name(serde_json::to_string(k).unwrap()),
+                name(serde_json::to_string(r).unwrap()),
+                src.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, want);
 
     let r2 = request_of(&mock, &tasks, 2);
     assert_eq!(r2.duration_s, 5);

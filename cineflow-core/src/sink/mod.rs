@@ -183,6 +183,21 @@ pub struct StoredVideo {
     pub size_bytes: u64,
 }
 
+/// A media source as a sidecar records it: a URL or path as is; a `data:` URL as its media
+/// type, the length of its payload and the sha256 of the payload text (never its bytes).
+fn source_summary(source: &str) -> String {
+    use sha2::Digest as _;
+    match source.strip_prefix("data:").and_then(|r| r.split_once(',')) {
+        Some((meta, payload)) => {
+            let mime = meta.split(';').next().unwrap_or_default();
+            let digest = sha2::Sha256::digest(payload.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("data:{mime} ({} characters, sha256 {hex})", payload.len())
+        }
+        None => source.to_owned(),
+    }
+}
+
 /// Builds the CineFlow-compatible sidecar for a task.
 ///
 /// Field order follows CineFlow: the vendor's status payload first (signed URL query strings
@@ -191,8 +206,12 @@ pub struct StoredVideo {
 /// `error_code`, `retryable`; then cineflow's additions `provider_id`, `provider_model_id`,
 /// `sha256`, `size_bytes`, `content_type`, `last_frame` (the stored last frame's `location`,
 /// `sha256`, `size_bytes` and `content_type`, when there is one) and `last_frame_error` (why the
-/// last frame the vendor returned was not stored, when it was not), `attempts` (each with its `model_alias` when an alias
-/// substituted the task's model), `local_task_status` (the exact task status).
+/// last frame the vendor returned was not stored, when it was not), `first_frame_from` (the
+/// earlier shot a chained shot started on), `inputs` (what the shot was made from: its
+/// `first_frame`, `last_frame` and `references`, each reference's `kind`, `role` and `source`;
+/// `data:` URLs summarised by type, length and sha256), `attempts` (each with its
+/// `model_alias` when an alias substituted the task's model), `local_task_status` (the exact
+/// task status).
 pub fn sidecar(task: &Task) -> Value {
     let attempt = task.current_attempt();
     let mut out = Map::new();
@@ -273,6 +292,20 @@ pub fn sidecar(task: &Task) -> Value {
     if let Some(e) = &task.last_frame_error {
         out.insert("last_frame_error".into(), json!(e.message));
     }
+    // What the shot was made from: its first and last frame and its reference media, in
+    // request order (`data:` URLs by their type, size and sha256, not their bytes).
+    out.insert(
+        "inputs".into(),
+        json!({
+            "first_frame": task.image.as_ref().map(|i| source_summary(i.as_str())),
+            "last_frame": task.options.last_frame.as_ref().map(|i| source_summary(i.as_str())),
+            "references": task.options.references.iter().map(|r| json!({
+                "kind": r.kind(),
+                "role": r.role(),
+                "source": source_summary(r.source()),
+            })).collect::<Vec<_>>(),
+        }),
+    );
     let attempts: Vec<Value> = task
         .attempts
         .iter()
@@ -330,6 +363,22 @@ fn redact_value(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_url_source_is_summarised_never_copied() {
+        let data = format!("data:audio/mpeg;base64,{}", "A".repeat(4000));
+        let summary = source_summary(&data);
+        assert!(
+            summary.starts_with("data:audio/mpeg (4000 characters, sha256 "),
+            "{summary}"
+        );
+        assert!(summary.len() < 120, "{summary}");
+        assert_eq!(source_summary("refs/a.png"), "refs/a.png");
+        assert_eq!(
+            source_summary("https://cdn.example/a.png"),
+            "https://cdn.example/a.png"
+        );
+    }
 
     #[test]
     fn png_jpeg_and_webp_headers_are_images_and_markup_is_not() {
