@@ -396,6 +396,31 @@ pub fn shorten(s: &str) -> String {
     }
 }
 
+/// A failure the vendor reported for a task (or request) as a [`ProviderError`] of the given
+/// class: `"{what} failed ({code}): {reason}"` (without the parentheses when there is no code),
+/// the reason [`shorten`]ed, message and vendor code scrubbed, the raw body kept as an
+/// [`excerpt`].
+pub fn vendor_failure(
+    what: &str,
+    (class, retryable): (ErrorCode, bool),
+    code: Option<&str>,
+    reason: &str,
+    raw: &[u8],
+    secrets: &(impl Scrub + ?Sized),
+) -> ProviderError {
+    let message = match code {
+        Some(c) => format!("{what} failed ({c}): {}", shorten(reason)),
+        None => format!("{what} failed: {}", shorten(reason)),
+    };
+    let mut e = ProviderError::new(class, secrets.scrub(&message))
+        .with_retryable(retryable)
+        .with_raw(excerpt(raw, secrets));
+    if let Some(c) = code {
+        e = e.with_vendor_code(secrets.scrub(c));
+    }
+    e
+}
+
 // ---------------------------------------------------------------------------------------------
 // Answers
 // ---------------------------------------------------------------------------------------------

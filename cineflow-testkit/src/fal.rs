@@ -42,7 +42,6 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -522,20 +521,12 @@ async fn download(
     headers: HeaderMap,
 ) -> Response {
     let gone = || (StatusCode::NOT_FOUND, "Not Found").into_response();
-    let Some(id) = file.strip_suffix(".mp4") else {
+    let Some(server::Download {
+        handle, job, head, ..
+    }) = server::completed_download(&shared, P, &file, &method, &headers)
+    else {
         return gone();
     };
-    let found = shared.job(P, id, Lookup::Peek);
-    if headers.contains_key(AUTHORIZATION) {
-        shared.note_leaked_auth(P, found.as_ref().map(|(h, _)| *h));
-    }
-    let Some((handle, job)) = found.filter(|(_, j)| j.status == JobPhase::Completed) else {
-        return gone();
-    };
-    let head = method == Method::HEAD;
-    if !head {
-        shared.note_download(P, handle);
-    }
     if shared.expire_url_fault() {
         shared.note_expired_url(P);
         return (StatusCode::FORBIDDEN, "Access Denied").into_response();

@@ -465,20 +465,16 @@ async fn download(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let Some(id) = file.strip_suffix(".mp4") else {
+    let Some(server::Download {
+        id,
+        handle,
+        job,
+        head,
+        ..
+    }) = server::completed_download(&shared, P, &file, &method, &headers)
+    else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let found = shared.job(P, id, Lookup::Peek);
-    if headers.contains_key(AUTHORIZATION) {
-        shared.note_leaked_auth(P, found.as_ref().map(|(h, _)| *h));
-    }
-    let Some((handle, job)) = found.filter(|(_, j)| j.status == JobPhase::Completed) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let head = method == Method::HEAD;
-    if !head {
-        shared.note_download(P, handle);
-    }
     if !visible(&shared, &job) || shared.expire_url_fault() {
         shared.note_expired_url(P);
         return StatusCode::NOT_FOUND.into_response();

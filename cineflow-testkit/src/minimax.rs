@@ -32,7 +32,6 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -430,26 +429,16 @@ async fn download(
     headers: HeaderMap,
 ) -> Response {
     let no_such_key = || storage_error(StatusCode::NOT_FOUND, "NoSuchKey", "no such key");
-    let Some(id) = file.strip_suffix(".mp4") else {
-        return no_such_key();
-    };
-    let found = shared.job(P, id, Lookup::Peek);
-    if headers.contains_key(AUTHORIZATION) {
-        shared.note_leaked_auth(P, found.as_ref().map(|(h, _)| *h));
-    }
-    let Some((handle, job)) = found else {
-        return no_such_key();
-    };
-    let Some(done) = job
-        .completed_at
-        .filter(|_| job.status == JobPhase::Completed)
+    let Some(server::Download {
+        id,
+        handle,
+        done,
+        head,
+        ..
+    }) = server::completed_download(&shared, P, &file, &method, &headers)
     else {
         return no_such_key();
     };
-    let head = method == axum::http::Method::HEAD;
-    if !head {
-        shared.note_download(P, handle);
-    }
     let denied = |code: &str, message: &str| storage_error(StatusCode::FORBIDDEN, code, message);
     if let Err(r) = server::check_expires_signature(
         &shared,

@@ -12,14 +12,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{
     ACCEPT_RANGES, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE,
 };
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::config::{Endpoint, Faults};
-use crate::ledger::Protocol;
-use crate::state::{JobHandle, Shared, Verdict};
+use crate::ledger::{JobPhase, JobRecord, Protocol};
+use crate::state::{JobHandle, Lookup, Shared, Verdict};
 use crate::video;
 use crate::{fal, kling, minimax, openai, openrouter, seedance, sorahk, wan};
 
@@ -237,6 +237,52 @@ fn range(headers: &HeaderMap, total: u64) -> RangeReq {
         Ok(_) => RangeReq::Unsatisfiable,
         Err(_) => RangeReq::Full,
     }
+}
+
+/// A completed job a keyless `<id>.mp4` download URL names.
+pub(crate) struct Download<'a> {
+    /// The job id the file is named after.
+    pub(crate) id: &'a str,
+    /// The job's handle.
+    pub(crate) handle: JobHandle,
+    /// The job's record.
+    pub(crate) job: JobRecord,
+    /// When the job completed.
+    pub(crate) done: time::OffsetDateTime,
+    /// Whether the request is a HEAD (not counted as a download).
+    pub(crate) head: bool,
+}
+
+/// The completed job a keyless `<id>.mp4` download names: a key sent anyway counts as
+/// `leaked_auth`, a GET (not a HEAD) of a completed job as a download. `None` when the file
+/// names no completed job.
+pub(crate) fn completed_download<'a>(
+    shared: &Shared,
+    p: Protocol,
+    file: &'a str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<Download<'a>> {
+    let id = file.strip_suffix(".mp4")?;
+    let found = shared.job(p, id, Lookup::Peek);
+    if headers.contains_key(AUTHORIZATION) {
+        shared.note_leaked_auth(p, found.as_ref().map(|(h, _)| *h));
+    }
+    let (handle, job) = found?;
+    let done = job
+        .completed_at
+        .filter(|_| job.status == JobPhase::Completed)?;
+    let head = method == Method::HEAD;
+    if !head {
+        shared.note_download(p, handle);
+    }
+    Some(Download {
+        id,
+        handle,
+        job,
+        done,
+        head,
+    })
 }
 
 /// Serves a job's video (or the requested range of it), counting bytes as they are handed

@@ -120,17 +120,7 @@ fn failure(
     raw: &[u8],
     key: &ApiKey,
 ) -> ProviderError {
-    let message = match kind {
-        Some(k) => format!("fal request failed ({k}): {}", http::shorten(reason)),
-        None => format!("fal request failed: {}", http::shorten(reason)),
-    };
-    let mut e = ProviderError::new(code, key.scrub(&message))
-        .with_retryable(retryable)
-        .with_raw(http::excerpt(raw, key));
-    if let Some(k) = kind {
-        e = e.with_vendor_code(key.scrub(k));
-    }
-    e
+    http::vendor_failure("fal request", (code, retryable), kind, reason, raw, key)
 }
 
 #[cfg(test)]

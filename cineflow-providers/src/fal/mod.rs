@@ -490,12 +490,9 @@ impl VideoProvider for Fal {
     ) -> Result<ByteStream, ProviderError> {
         // fal's output files (v3.fal.media) need no auth: the key is never sent with a
         // download.
-        let key = &self.inner.key;
         self.inner
             .api
-            .download(&asset.url, None, |answer| {
-                http::download_error(answer, &asset.url, key)
-            })
+            .download_video(&asset.url, None, &self.inner.key)
             .await
     }
 

@@ -11,9 +11,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::fetch::{download_guarded, load_image_guarded};
+use super::fetch::{download_error, download_guarded, load_image_guarded};
 use super::guard::{Guard, NETWORK_ALLOW_VAR, NetworkPolicy};
-use super::{Answer, ApiKey, Timeouts, base_url, guarded_client, join, shown_url};
+use super::{Answer, ApiKey, Scrub, Timeouts, base_url, guarded_client, join, shown_url};
 
 /// The first variable among `names` that is set and not blank, trimmed.
 pub fn env_var(names: &[&str]) -> Option<String> {
@@ -400,6 +400,18 @@ impl Endpoint {
             classify,
         )
         .await
+    }
+
+    /// [`download`](Self::download) with the usual classification: a failed answer is a
+    /// [`download_error`](super::download_error) scrubbed of `secrets`.
+    pub async fn download_video(
+        &self,
+        url: &str,
+        key: Option<&ApiKey>,
+        secrets: &(impl Scrub + Sync + ?Sized),
+    ) -> Result<ByteStream, ProviderError> {
+        self.download(url, key, |answer| download_error(answer, url, secrets))
+            .await
     }
 
     /// Loads a reference image within the request timeout ([`load_image`](super::load_image)),

@@ -650,12 +650,9 @@ impl VideoProvider for JimengProxy {
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
         // The job's token goes to the proxy only; result URLs on a CDN get none.
-        let secrets = &self.inner.secrets;
         self.inner
             .api
-            .download(&asset.url, Some(self.token_for(job)), |answer| {
-                http::download_error(answer, &asset.url, secrets)
-            })
+            .download_video(&asset.url, Some(self.token_for(job)), &self.inner.secrets)
             .await
     }
 }

@@ -496,12 +496,9 @@ impl VideoProvider for JimengOfficial {
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
         // Signatures are per request; result URLs are pre-signed and get no credentials.
-        let secrets = &self.inner.secrets;
         self.inner
             .api
-            .download(&asset.url, None, |answer| {
-                http::download_error(answer, &asset.url, secrets)
-            })
+            .download_video(&asset.url, None, &self.inner.secrets)
             .await
     }
 }

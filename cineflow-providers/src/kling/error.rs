@@ -94,10 +94,8 @@ pub(super) fn task_failure(
     let reason = reason
         .filter(|m| !m.is_empty())
         .unwrap_or("no reason given");
-    let message = format!("kling task failed: {}", http::shorten(reason));
-    ProviderError::new(ErrorCode::Internal, secrets.scrub(&message))
-        .with_retryable(false)
-        .with_raw(http::excerpt(raw, secrets))
+    let class = (ErrorCode::Internal, false);
+    http::vendor_failure("kling task", class, None, reason, raw, secrets)
 }
 
 #[cfg(test)]

@@ -639,12 +639,9 @@ impl VideoProvider for Kling {
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
         // Plain CDN URLs: no token is ever sent with a download.
-        let auth = &self.inner.auth;
         self.inner
             .api
-            .download(&asset.url, None, |answer| {
-                http::download_error(answer, &asset.url, auth)
-            })
+            .download_video(&asset.url, None, &self.inner.auth)
             .await
     }
 

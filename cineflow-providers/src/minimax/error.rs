@@ -133,7 +133,8 @@ pub(super) fn task_failure(
     raw: &[u8],
     key: &ApiKey,
 ) -> ProviderError {
-    let (class, retryable) = match code.filter(|c| *c != 0) {
+    let code = code.filter(|c| *c != 0);
+    let class = match code {
         Some(c) => {
             let (class, retryable, _) = classify(c);
             (class, retryable)
@@ -143,17 +144,8 @@ pub(super) fn task_failure(
     let reason = message
         .filter(|m| !m.is_empty())
         .unwrap_or("no reason given");
-    let message = match code.filter(|c| *c != 0) {
-        Some(c) => format!("minimax task failed ({c}): {}", http::shorten(reason)),
-        None => format!("minimax task failed: {}", http::shorten(reason)),
-    };
-    let mut e = ProviderError::new(class, key.scrub(&message))
-        .with_retryable(retryable)
-        .with_raw(http::excerpt(raw, key));
-    if let Some(c) = code.filter(|c| *c != 0) {
-        e = e.with_vendor_code(c.to_string());
-    }
-    e
+    let code = code.map(|c| c.to_string());
+    http::vendor_failure("minimax task", class, code.as_deref(), reason, raw, key)
 }
 
 #[cfg(test)]

@@ -180,16 +180,7 @@ impl MinimaxBuilder {
     pub fn build(self) -> Result<Minimax, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
-        if let Some(u) = &self.callback_url {
-            let ok = url::Url::parse(u)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !ok {
-                return Err(Error::Config(format!(
-                    "provider {}: the callback URL must be an http(s) URL",
-                    api.id()
-                )));
-            }
-        }
+        http::check_callback_url(self.callback_url.as_deref(), "minimax")?;
         let caps = Capabilities::of_models(models::MODELS.iter().map(Model::capabilities));
         Ok(Minimax {
             inner: Arc::new(Inner {
@@ -500,12 +491,9 @@ impl VideoProvider for Minimax {
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
         // Download URLs need no auth: the key is never sent with a download.
-        let key = &self.inner.key;
         self.inner
             .api
-            .download(&asset.url, None, |answer| {
-                http::download_error(answer, &asset.url, key)
-            })
+            .download_video(&asset.url, None, &self.inner.key)
             .await
     }
 

@@ -524,9 +524,7 @@ impl VideoProvider for OpenRouter {
             .is_ok_and(|u| http::same_origin(&u, &content) && u.path() == content.path());
         self.inner
             .api
-            .download(&asset.url, with_key.then_some(key), |answer| {
-                http::download_error(answer, &asset.url, key)
-            })
+            .download_video(&asset.url, with_key.then_some(key), key)
             .await
     }
 }

@@ -634,9 +634,7 @@ impl VideoProvider for Runway {
         let key = &self.inner.key;
         self.inner
             .api
-            .download(&asset.url, Some(key), |answer| {
-                http::download_error(answer, &asset.url, key)
-            })
+            .download_video(&asset.url, Some(key), key)
             .await
     }
 

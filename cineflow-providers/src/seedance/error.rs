@@ -102,20 +102,10 @@ pub(super) fn task_failure(error: Option<&TaskError>, raw: &[u8], key: &ApiKey) 
         .and_then(|e| e.message.as_deref())
         .filter(|m| !m.is_empty())
         .unwrap_or("no reason given");
-    let (class, retryable) = code
+    let class = code
         .and_then(classify)
         .unwrap_or((ErrorCode::Internal, false));
-    let message = match code {
-        Some(c) => format!("seedance task failed ({c}): {}", http::shorten(reason)),
-        None => format!("seedance task failed: {}", http::shorten(reason)),
-    };
-    let mut e = ProviderError::new(class, key.scrub(&message))
-        .with_retryable(retryable)
-        .with_raw(http::excerpt(raw, key));
-    if let Some(c) = code {
-        e = e.with_vendor_code(key.scrub(c));
-    }
-    e
+    http::vendor_failure("seedance task", class, code, reason, raw, key)
 }
 
 #[cfg(test)]

@@ -591,12 +591,9 @@ impl VideoProvider for Seedance {
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
         // TOS-signed URLs need no auth: the key is never sent with a download.
-        let key = &self.inner.key;
         self.inner
             .api
-            .download(&asset.url, None, |answer| {
-                http::download_error(answer, &asset.url, key)
-            })
+            .download_video(&asset.url, None, &self.inner.key)
             .await
     }
 

@@ -618,11 +618,7 @@ impl VideoProvider for SoraHk {
         asset: &VideoAsset,
     ) -> Result<ByteStream, ProviderError> {
         // A signed blob URL: the signature is the credential. Never send the API key there.
-        self.api
-            .download(&asset.url, None, |answer| {
-                http::download_error(answer, &asset.url, &self.key)
-            })
-            .await
+        self.api.download_video(&asset.url, None, &self.key).await
     }
 }
 
