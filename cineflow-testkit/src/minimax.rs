@@ -428,40 +428,26 @@ async fn download(
     method: axum::http::Method,
     headers: HeaderMap,
 ) -> Response {
-    let no_such_key = || storage_error(StatusCode::NOT_FOUND, "NoSuchKey", "no such key");
-    let Some(server::Download {
-        id,
-        handle,
-        done,
-        head,
-        ..
-    }) = server::completed_download(&shared, P, &file, &method, &headers)
-    else {
-        return no_such_key();
-    };
-    let denied = |code: &str, message: &str| storage_error(StatusCode::FORBIDDEN, code, message);
-    if let Err(r) = server::check_expires_signature(
+    server::signed_download(
         &shared,
         P,
         &file,
         raw.as_deref(),
-        done,
+        &method,
+        &headers,
         URL_TTL_SECS,
-        denied,
-    ) {
-        return r;
-    }
-    let slow_down = |ms| {
-        let mut r = storage_error(StatusCode::TOO_MANY_REQUESTS, "SlowDown", "slow down");
-        r.headers_mut().extend(server::retry_after_headers(ms));
-        r
-    };
-    let failed = |s| storage_error(server::status(s), "InternalError", "internal error");
-    if let Err(r) = server::apply_faults(&shared, P, Endpoint::Download, slow_down, failed).await {
-        return r;
-    }
-    server::video_response(&shared, P, handle, id, &headers, head, HeaderMap::new())
+        &STORAGE_ERRORS,
+    )
+    .await
 }
+
+/// How MiniMax's file host words its refusals.
+const STORAGE_ERRORS: server::StorageErrors = server::StorageErrors {
+    answer: storage_error,
+    no_such_key: "no such key",
+    slow_down: (StatusCode::TOO_MANY_REQUESTS, "SlowDown", "slow down"),
+    internal: "internal error",
+};
 
 #[cfg(test)]
 mod tests {

@@ -184,6 +184,66 @@ pub(crate) fn check_expires_signature(
     Ok(())
 }
 
+/// How an object-storage host words the answers of a signed download (Wan's OSS, MiniMax's
+/// file host): its XML error body, and the code and message of each refusal.
+#[derive(Debug)]
+pub(crate) struct StorageErrors {
+    /// Builds an error answer from a status, a code and a message.
+    pub(crate) answer: fn(StatusCode, &str, &str) -> Response,
+    /// The message of a missing object (`NoSuchKey`).
+    pub(crate) no_such_key: &'static str,
+    /// The status, code and message of a rate-limited download.
+    pub(crate) slow_down: (StatusCode, &'static str, &'static str),
+    /// The message of a server error (`InternalError`).
+    pub(crate) internal: &'static str,
+}
+
+/// A keyless download of a completed job's video through a signed
+/// `…/<id>.mp4?Expires=&Signature=` URL valid `ttl_secs` after the job completed: an unknown or
+/// unfinished job is `NoSuchKey`, a bad or stale signature 403
+/// ([`check_expires_signature`]), then the request-level faults, then the video.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one axum handler's extractors, passed through"
+)]
+pub(crate) async fn signed_download(
+    shared: &Arc<Shared>,
+    p: Protocol,
+    file: &str,
+    raw_query: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+    ttl_secs: i64,
+    errors: &StorageErrors,
+) -> Response {
+    let answer = errors.answer;
+    let Some(Download {
+        id,
+        handle,
+        done,
+        head,
+        ..
+    }) = completed_download(shared, p, file, method, headers)
+    else {
+        return answer(StatusCode::NOT_FOUND, "NoSuchKey", errors.no_such_key);
+    };
+    let denied = |code: &str, message: &str| answer(StatusCode::FORBIDDEN, code, message);
+    if let Err(r) = check_expires_signature(shared, p, file, raw_query, done, ttl_secs, denied) {
+        return r;
+    }
+    let slow_down = |ms| {
+        let (status, code, message) = errors.slow_down;
+        let mut r = answer(status, code, message);
+        r.headers_mut().extend(retry_after_headers(ms));
+        r
+    };
+    let failed = |s| answer(status(s), "InternalError", errors.internal);
+    if let Err(r) = apply_faults(shared, p, Endpoint::Download, slow_down, failed).await {
+        return r;
+    }
+    video_response(shared, p, handle, id, headers, head, HeaderMap::new())
+}
+
 /// A status from a number known to be valid (5xx from validated faults).
 pub(crate) fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -550,56 +550,30 @@ async fn download(
     method: axum::http::Method,
     headers: HeaderMap,
 ) -> Response {
-    let no_such_key = || {
-        oss_error(
-            StatusCode::NOT_FOUND,
-            "NoSuchKey",
-            "The specified key does not exist.",
-        )
-    };
-    let Some(server::Download {
-        id,
-        handle,
-        done,
-        head,
-        ..
-    }) = server::completed_download(&shared, P, &file, &method, &headers)
-    else {
-        return no_such_key();
-    };
-    let denied = |code: &str, message: &str| oss_error(StatusCode::FORBIDDEN, code, message);
-    if let Err(r) = server::check_expires_signature(
+    server::signed_download(
         &shared,
         P,
         &file,
         raw.as_deref(),
-        done,
+        &method,
+        &headers,
         URL_TTL_SECS,
-        denied,
-    ) {
-        return r;
-    }
-    let slow_down = |ms| {
-        let mut r = oss_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "Please reduce your request rate.",
-        );
-        r.headers_mut().extend(server::retry_after_headers(ms));
-        r
-    };
-    let failed = |s| {
-        oss_error(
-            server::status(s),
-            "InternalError",
-            "We encountered an internal error. Please try again.",
-        )
-    };
-    if let Err(r) = server::apply_faults(&shared, P, Endpoint::Download, slow_down, failed).await {
-        return r;
-    }
-    server::video_response(&shared, P, handle, id, &headers, head, HeaderMap::new())
+        &STORAGE_ERRORS,
+    )
+    .await
 }
+
+/// How OSS words its refusals.
+const STORAGE_ERRORS: server::StorageErrors = server::StorageErrors {
+    answer: oss_error,
+    no_such_key: "The specified key does not exist.",
+    slow_down: (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "Please reduce your request rate.",
+    ),
+    internal: "We encountered an internal error. Please try again.",
+};
 
 #[cfg(test)]
 mod tests {
