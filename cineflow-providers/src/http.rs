@@ -396,6 +396,21 @@ pub fn shorten(s: &str) -> String {
     }
 }
 
+/// The message of a vendor's HTTP error answer: `"{vendor} answered HTTP {status}"`, then
+/// ` {code}` when the answer names one, then `: {message}` ([`shorten`]ed) when it has one.
+pub fn answered(vendor: &str, status: u16, code: Option<&str>, message: Option<&str>) -> String {
+    let mut out = format!("{vendor} answered HTTP {status}");
+    if let Some(c) = code {
+        out.push(' ');
+        out.push_str(c);
+    }
+    if let Some(m) = message {
+        out.push_str(": ");
+        out.push_str(&shorten(m));
+    }
+    out
+}
+
 /// A failure the vendor reported for a task (or request) as a [`ProviderError`] of the given
 /// class: `"{what} failed ({code}): {reason}"` (without the parentheses when there is no code),
 /// the reason [`shorten`]ed, message and vendor code scrubbed, the raw body kept as an
@@ -743,6 +758,21 @@ mod tests {
     use super::fetch::media_type;
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn an_error_answer_reads_vendor_status_code_and_shortened_message() {
+        assert_eq!(
+            answered("wan", 400, Some("Arrearage"), Some("pay up")),
+            "wan answered HTTP 400 Arrearage: pay up"
+        );
+        assert_eq!(answered("fal", 422, None, None), "fal answered HTTP 422");
+        assert_eq!(
+            answered("kling", 429, Some("code 1303"), None),
+            "kling answered HTTP 429 code 1303"
+        );
+        let long = answered("seedance", 500, None, Some(&"x".repeat(MESSAGE_LIMIT + 10)));
+        assert!(long.ends_with('…'), "{long}");
+    }
 
     #[test]
     fn api_keys_never_show_in_debug_output() {

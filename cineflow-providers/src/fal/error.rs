@@ -51,12 +51,7 @@ pub(super) fn parse_error(
     let (kind, detail) = serde_json::from_slice::<ErrorBody>(body)
         .unwrap_or_default()
         .read();
-    let message = match (&kind, &detail) {
-        (Some(k), Some(m)) => format!("fal answered HTTP {status} {k}: {}", http::shorten(m)),
-        (None, Some(m)) => format!("fal answered HTTP {status}: {}", http::shorten(m)),
-        (Some(k), None) => format!("fal answered HTTP {status} {k}"),
-        (None, None) => format!("fal answered HTTP {status}"),
-    };
+    let message = http::answered("fal", status, kind.as_deref(), detail.as_deref());
     let mut e = http::status_error(status, headers, body, call, key, message);
     if let Some(k) = &kind {
         let (code, retryable) = classify(k);

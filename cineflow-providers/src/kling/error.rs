@@ -57,15 +57,8 @@ pub(super) fn parse_error(
     secrets: &(impl Scrub + ?Sized),
 ) -> ProviderError {
     let vendor = serde_json::from_slice::<ErrorBody>(body).unwrap_or_default();
-    let message = match (vendor.code, vendor.message.as_deref()) {
-        (Some(c), Some(m)) => format!(
-            "kling answered HTTP {status} code {c}: {}",
-            http::shorten(m)
-        ),
-        (Some(c), None) => format!("kling answered HTTP {status} code {c}"),
-        (None, Some(m)) => format!("kling answered HTTP {status}: {}", http::shorten(m)),
-        (None, None) => format!("kling answered HTTP {status}"),
-    };
+    let code = vendor.code.map(|c| format!("code {c}"));
+    let message = http::answered("kling", status, code.as_deref(), vendor.message.as_deref());
     // A 2xx carrying an error code is a refusal, classified like the error the code names.
     let as_status = if (200..300).contains(&status) {
         400

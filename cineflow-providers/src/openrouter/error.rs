@@ -46,10 +46,12 @@ pub(super) fn parse_error(
         .ok()
         .and_then(|b| b.error)
         .unwrap_or_default();
-    let message = match err.message.as_deref().filter(|m| !m.is_empty()) {
-        Some(m) => format!("openrouter answered HTTP {status}: {}", http::shorten(m)),
-        None => format!("openrouter answered HTTP {status}"),
-    };
+    let message = http::answered(
+        "openrouter",
+        status,
+        None,
+        err.message.as_deref().filter(|m| !m.is_empty()),
+    );
     let base = http::status_error(status, headers, body, call, key, message);
     let moderated = err
         .metadata

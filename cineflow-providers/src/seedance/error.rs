@@ -71,12 +71,7 @@ pub(super) fn parse_error(
         .and_then(|b| b.error)
         .unwrap_or_default();
     let code = vendor.code.as_deref().filter(|c| !c.is_empty());
-    let message = match (code, vendor.message.as_deref()) {
-        (Some(c), Some(m)) => format!("seedance answered HTTP {status} {c}: {}", http::shorten(m)),
-        (Some(c), None) => format!("seedance answered HTTP {status} {c}"),
-        (None, Some(m)) => format!("seedance answered HTTP {status}: {}", http::shorten(m)),
-        (None, None) => format!("seedance answered HTTP {status}"),
-    };
+    let message = http::answered("seedance", status, code, vendor.message.as_deref());
     // Message and raw excerpt scrubbed, Retry-After kept.
     let mut base = http::status_error(status, headers, body, call, key, message);
     if call == Call::Submit && status >= 500 {

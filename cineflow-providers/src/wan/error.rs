@@ -56,12 +56,7 @@ pub(super) fn parse_error(
 ) -> ProviderError {
     let vendor = serde_json::from_slice::<ErrorBody>(body).unwrap_or_default();
     let code = vendor.code.as_deref().filter(|c| !c.is_empty());
-    let message = match (code, vendor.message.as_deref()) {
-        (Some(c), Some(m)) => format!("wan answered HTTP {status} {c}: {}", http::shorten(m)),
-        (Some(c), None) => format!("wan answered HTTP {status} {c}"),
-        (None, Some(m)) => format!("wan answered HTTP {status}: {}", http::shorten(m)),
-        (None, None) => format!("wan answered HTTP {status}"),
-    };
+    let message = http::answered("wan", status, code, vendor.message.as_deref());
     let mut base = http::status_error(status, headers, body, call, key, message);
     if call == Call::Submit && status >= 500 {
         // No idempotency key: a 5xx may follow an accepted task (503 included).
