@@ -191,11 +191,7 @@ pub(crate) async fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(crate::sink::hex(&hasher.finalize()))
 }
 
 /// A fresh path beside `target` for a temporary file with `suffix` (same folder, so a rename

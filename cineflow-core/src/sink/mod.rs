@@ -16,6 +16,7 @@ use crate::task::{AttemptOutcome, Task, TaskStatus};
 mod local;
 
 pub use local::LocalDirSink;
+pub(crate) use local::hex;
 
 /// Stores finished videos and their sidecars.
 ///
@@ -191,8 +192,11 @@ fn source_summary(source: &str) -> String {
         Some((meta, payload)) => {
             let mime = meta.split(';').next().unwrap_or_default();
             let digest = sha2::Sha256::digest(payload.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("data:{mime} ({} characters, sha256 {hex})", payload.len())
+            format!(
+                "data:{mime} ({} characters, sha256 {})",
+                payload.len(),
+                hex(&digest)
+            )
         }
         None => source.to_owned(),
     }
