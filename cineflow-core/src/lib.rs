@@ -7,7 +7,12 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testing` | [`MockProvider`](mock::MockProvider): a scriptable provider that serves a real MP4 |
+//! | `testing` | [`MockProvider`](mock::MockProvider): a scriptable provider that serves a real MP4, and the [testing guide](guide) |
+//!
+//! Guides: [write your own provider](guide::provider) (the contract, [`SubmitState`],
+//! reconciliation, the conformance suite) and, with `testing`, testing code that uses cineflow
+//! (`MockProvider` under paused time). Types of other crates that appear in this API are
+//! re-exported in [`reexports`]; [`async_trait`] is the attribute the traits are written with.
 //!
 //! ```
 //! use cineflow_core::{Storyboard, Segment};
@@ -27,6 +32,7 @@ pub mod error;
 pub mod error_code;
 pub mod events;
 pub mod film;
+pub mod guide;
 pub mod ids;
 pub mod media;
 #[cfg(feature = "testing")]
@@ -65,7 +71,7 @@ pub use router::{
     RouterConfig, Strategy,
 };
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
-pub use sink::{ArtifactKey, ArtifactSink, FrameFormat, LocalDirSink, StoredVideo};
+pub use sink::{ArtifactKey, ArtifactSink, FrameFormat, LocalDirSink, MemorySink, StoredVideo};
 pub use store::{MemoryStore, Page, PageRequest, RunQuery, SortOrder, Store, TaskQuery, TaskSort};
 pub use storyboard::{
     BibleCharacter, Chain, Character, Continuity, Segment, SegmentAsset, SegmentPatch, Storyboard,
@@ -76,6 +82,67 @@ pub use task::{
     TaskError, TaskStatus,
 };
 pub use usage::{AttemptCost, Usage};
+
+/// The attribute that writes [`VideoProvider`], [`Store`] and [`ArtifactSink`] impls with
+/// plain `async fn`s (re-exported from [`async-trait`](https://docs.rs/async-trait), the version
+/// this crate's traits are built with).
+///
+/// ```
+/// use cineflow_core::{async_trait, ArtifactKey, ArtifactSink, ByteStream, StoredVideo};
+///
+/// #[derive(Debug)]
+/// struct Nowhere;
+///
+/// #[async_trait]
+/// impl ArtifactSink for Nowhere {
+///     async fn put_video(
+///         &self,
+///         _key: &ArtifactKey,
+///         _body: ByteStream,
+///     ) -> cineflow_core::Result<StoredVideo> {
+///         Err(cineflow_core::Error::Config("nowhere stores nothing".into()))
+///     }
+///
+///     async fn put_sidecar(
+///         &self,
+///         _key: &ArtifactKey,
+///         _sidecar: &serde_json::Value,
+///     ) -> cineflow_core::Result<String> {
+///         Ok(String::new())
+///     }
+/// }
+/// ```
+#[doc(no_inline)]
+pub use async_trait::async_trait;
+
+/// The crates whose types appear in this crate's public API, at the versions it is built with:
+/// name them from here instead of guessing a version for your own `Cargo.toml`.
+///
+/// | crate | where its types appear |
+/// |---|---|
+/// | [`async_trait`] | the traits ([`VideoProvider`], [`Store`], [`ArtifactSink`]) |
+/// | [`bytes`] | [`ByteStream`] chunks, [`ArtifactSink::put_last_frame`] |
+/// | [`futures`] | [`ByteStream`] is a [`futures::Stream`]; [`RunHandle::events`] |
+/// | [`serde_json`] | vendor payloads ([`JobStatus::raw`]), sidecars, `extra` request fields |
+/// | [`time`] | every timestamp ([`ProviderJob::submitted_at`], [`JobQuery`]) |
+/// | [`tokio`] | [`Orchestrator::subscribe`]'s `broadcast::Receiver` |
+/// | [`uuid`] | the ids' [`from_uuid`](TaskId::from_uuid) / [`as_uuid`](TaskId::as_uuid) |
+pub mod reexports {
+    #[doc(no_inline)]
+    pub use async_trait;
+    #[doc(no_inline)]
+    pub use bytes;
+    #[doc(no_inline)]
+    pub use futures;
+    #[doc(no_inline)]
+    pub use serde_json;
+    #[doc(no_inline)]
+    pub use time;
+    #[doc(no_inline)]
+    pub use tokio;
+    #[doc(no_inline)]
+    pub use uuid;
+}
 
 /// Compile-time checks: the traits stay dyn-compatible and the handles stay thread-safe.
 const _: () = {

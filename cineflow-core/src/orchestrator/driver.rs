@@ -157,6 +157,61 @@ pub(super) async fn finish_run(inner: &Inner, run_id: RunId, cancelled: bool) ->
     Ok(())
 }
 
+/// What [`RunHandle::events`] reads from.
+struct EventsState {
+    rx: broadcast::Receiver<Event>,
+    done: watch::Receiver<DriverState>,
+    run_id: RunId,
+    /// The run's `RunFinished` was read.
+    ended: bool,
+    /// The driver is done: only what is already in the channel is left.
+    draining: bool,
+}
+
+impl EventsState {
+    /// The run's next event; `None` once the run ended.
+    async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        if self.draining {
+            return self.drain();
+        }
+        loop {
+            let received = tokio::select! {
+                biased;
+                received = self.rx.recv() => Some(received),
+                // The driver emits its last event before it says it is done: what it sent is
+                // in the channel already.
+                _ = self.done.wait_for(|s| *s != DriverState::Running) => None,
+            };
+            let Some(received) = received else {
+                self.draining = true;
+                return self.drain();
+            };
+            match received {
+                Ok(e) if e.run_id == self.run_id => return Some(e),
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "event subscriber lagged");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event of the run already in the channel, once the driver is done.
+    fn drain(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) if e.run_id == self.run_id => return Some(e),
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
 /// A started run: wait for it, watch its events, or cancel it.
 pub struct RunHandle {
     pub(super) run_id: RunId,
@@ -165,6 +220,8 @@ pub struct RunHandle {
     pub(super) events: broadcast::Receiver<Event>,
     pub(super) store: Arc<dyn Store>,
     pub(super) follow: std::time::Duration,
+    /// Whether [`events`](RunHandle::events) was called: later calls start at the call.
+    pub(super) events_taken: bool,
 }
 
 impl fmt::Debug for RunHandle {
@@ -189,22 +246,32 @@ impl RunHandle {
     /// This run's events, from the moment the handle was created (on the first call; later
     /// calls start from the moment of the call), in order. A subscriber that falls more than the
     /// configured capacity behind skips the oldest events.
+    ///
+    /// The stream **ends when the run ends**: after its [`EventKind::RunFinished`], or, when this
+    /// handle's driver stopped without one (the run's last tasks are owned by another process,
+    /// or the driver failed), once the events already sent are read. So
+    /// `handle.events().collect::<Vec<_>>().await` returns.
     pub fn events(&mut self) -> impl Stream<Item = Event> + Send + 'static + use<> {
-        let fresh = self.events.resubscribe();
-        let rx = std::mem::replace(&mut self.events, fresh);
+        let rx = if std::mem::replace(&mut self.events_taken, true) {
+            self.events.resubscribe()
+        } else {
+            let fresh = self.events.resubscribe();
+            std::mem::replace(&mut self.events, fresh)
+        };
         let run_id = self.run_id;
-        futures::stream::unfold(rx, move |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.run_id == run_id => return Some((e, rx)),
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "event subscriber lagged");
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+        let state = EventsState {
+            rx,
+            done: self.done.clone(),
+            run_id,
+            ended: false,
+            draining: false,
+        };
+        futures::stream::unfold(state, |mut state| async move {
+            let event = state.next().await?;
+            if matches!(event.kind, EventKind::RunFinished { .. }) {
+                state.ended = true;
             }
+            Some((event, state))
         })
     }
 

@@ -671,6 +671,7 @@ impl Orchestrator {
                 events,
                 store: Arc::clone(&self.inner.store),
                 follow: self.inner.config.lease.follow_interval,
+                events_taken: false,
             };
         }
         let (tx, rx) = watch::channel(DriverState::Running);
@@ -711,6 +712,7 @@ impl Orchestrator {
             events,
             store: Arc::clone(&self.inner.store),
             follow: self.inner.config.lease.follow_interval,
+            events_taken: false,
         }
     }
 }

@@ -1,5 +1,24 @@
-//! Where finished videos go: the [`ArtifactSink`] trait, [`LocalDirSink`] and the CineFlow
-//! metadata sidecar.
+//! Where finished videos go: the [`ArtifactSink`] trait, [`LocalDirSink`], [`MemorySink`] and
+//! the CineFlow metadata sidecar.
+//!
+//! # What a task leaves in the sink
+//!
+//! Every task that made at least one attempt leaves a **sidecar**, `{stem}.json` next to where
+//! its video goes (`{storyboard_id}/Segment_{n}/`; [`sidecar`] lists its fields), written when
+//! the task ends, whether it succeeded or not:
+//!
+//! | task ends | files |
+//! |---|---|
+//! | `completed` | `{stem}.mp4`, `{stem}.json` (`local_status: "completed"`, `download_status: "success"`, the video's `sha256` and `size_bytes`), and `{stem}_last_frame.{png\|jpg\|webp}` when the vendor returned one |
+//! | `failed`, `download_failed`, `interrupted` (after an attempt) | `{stem}.json` only: `local_status: "failed"` (or `"download_failed"`), `download_status: "failed"`, the `error_code`, `error_msg`, `retryable`, the vendor job id (`task_id`, when a job was created) and every attempt with its error |
+//! | `cancelled`, blocked by a failed dependency, or ended before any attempt | nothing |
+//!
+//! A failed task's sidecar is what CineFlow writes too: a record, next to the videos, of what was
+//! asked, what the vendor answered and why there is no video. Nothing else in the store points
+//! at it ([`Task::artifact`] stays empty); its location is
+//! [`LocalDirSink::sidecar_path`] (or [`MemorySink::sidecar_location`]) of the task's
+//! [`ArtifactKey::for_task`]. A task retried later ([`retry_task`](crate::Orchestrator::retry_task))
+//! rewrites it in place, with the video next to it when it then completes.
 
 use std::fmt::Debug;
 
@@ -14,9 +33,11 @@ use crate::provider::{ByteStream, redact_url};
 use crate::task::{AttemptOutcome, Task, TaskStatus};
 
 mod local;
+mod memory;
 
 pub use local::LocalDirSink;
 pub(crate) use local::hex;
+pub use memory::MemorySink;
 
 /// Stores finished videos and their sidecars.
 ///

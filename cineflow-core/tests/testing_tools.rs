@@ -1,0 +1,202 @@
+//! The test tools users get: a run on the default poll policy under tokio's paused clock (the
+//! `guide::testing` recipe), `RunHandle::events` ending when the run ends, and `MemorySink`
+//! holding what a run stored, a failed task's sidecar included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cineflow_core::mock::{MockProvider, Step};
+use cineflow_core::{
+    ArtifactKey, ErrorCode, EventKind, MemorySink, MemoryStore, ModelId, Orchestrator,
+    OrchestratorConfig, ProviderError, Router, RunSpec, RunStatus, Store, Storyboard, TaskQuery,
+    TaskStatus,
+};
+use futures::StreamExt;
+
+struct Setup {
+    orchestrator: Orchestrator,
+    store: Arc<MemoryStore>,
+    sink: MemorySink,
+    storyboard: Storyboard,
+    model: ModelId,
+}
+
+fn setup(mock: &MockProvider, segments: u32) -> Setup {
+    let model = ModelId::new("sora2").unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let sink = MemorySink::new();
+    let orchestrator = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(sink.clone()))
+        .router(Router::new().route(model.clone(), Arc::new(mock.clone()), "sora-2"))
+        .config(OrchestratorConfig::default())
+        .build()
+        .unwrap();
+    let segs: Vec<String> = (1..=segments)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    let storyboard =
+        Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    Setup {
+        orchestrator,
+        store,
+        sink,
+        storyboard,
+        model,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_on_the_default_poll_policy_passes_seconds_of_paused_time() {
+    let mock = MockProvider::new("mock").unwrap();
+    let s = setup(&mock, 2);
+    assert_eq!(
+        OrchestratorConfig::default().poll.initial,
+        Duration::from_secs(2)
+    );
+    s.orchestrator.add_storyboard(&s.storyboard).await.unwrap();
+    let run = s
+        .orchestrator
+        .create_run(RunSpec::new(s.storyboard.id, s.model.clone()))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let run = s
+        .orchestrator
+        .start(run.id)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!((mock.submits(), mock.downloads()), (2, 2));
+    // Three polls per job on the default policy: the paused clock went at least the first
+    // poll's 2 s and a 1 s interval forward.
+    assert!(mock.polls() >= 6, "{}", mock.polls());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_events_end_with_run_finished() {
+    let mock = MockProvider::new("mock").unwrap();
+    let s = setup(&mock, 2);
+    s.orchestrator.add_storyboard(&s.storyboard).await.unwrap();
+    let run = s
+        .orchestrator
+        .create_run(RunSpec::new(s.storyboard.id, s.model.clone()))
+        .await
+        .unwrap();
+    let mut handle = s.orchestrator.start(run.id).await.unwrap();
+    // A stream that never ended would time out here (on the paused clock: at once).
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(3600), handle.events().collect())
+        .await
+        .expect("the events stream ends when the run ends");
+    let kinds: Vec<_> = events.iter().map(|e| &e.kind).collect();
+    assert!(
+        matches!(kinds.first(), Some(EventKind::RunStarted)),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(
+            kinds.last(),
+            Some(EventKind::RunFinished {
+                status: RunStatus::Completed,
+                ..
+            })
+        ),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| matches!(k, EventKind::TaskCompleted { .. }))
+            .count(),
+        2
+    );
+    assert!(events.iter().all(|e| e.run_id == run.id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_asked_for_after_the_run_ended_end_too() {
+    let mock = MockProvider::new("mock").unwrap();
+    let s = setup(&mock, 1);
+    s.orchestrator.add_storyboard(&s.storyboard).await.unwrap();
+    let run = s
+        .orchestrator
+        .create_run(RunSpec::new(s.storyboard.id, s.model.clone()))
+        .await
+        .unwrap();
+    let mut handle = s.orchestrator.start(run.id).await.unwrap();
+    // The first call's stream is read to the end; a later call starts after RunFinished and
+    // ends once the driver is done instead of waiting forever.
+    let first: Vec<_> = tokio::time::timeout(Duration::from_secs(3600), handle.events().collect())
+        .await
+        .expect("the events stream ends when the run ends");
+    assert!(matches!(
+        first.last().map(|e| &e.kind),
+        Some(EventKind::RunFinished { .. })
+    ));
+    let later = tokio::time::timeout(Duration::from_secs(3600), handle.events().count()).await;
+    assert_eq!(later, Ok(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_task_leaves_only_its_sidecar_saying_why() {
+    let mock = MockProvider::new("mock").unwrap().with_timeline(vec![
+        Step::Queued,
+        Step::Failed(ProviderError::new(
+            ErrorCode::ContentPolicy,
+            "moderation_blocked",
+        )),
+    ]);
+    let s = setup(&mock, 1);
+    s.orchestrator.add_storyboard(&s.storyboard).await.unwrap();
+    let run = s
+        .orchestrator
+        .create_run(RunSpec::new(s.storyboard.id, s.model.clone()))
+        .await
+        .unwrap();
+    let run = s
+        .orchestrator
+        .start(run.id)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let task = s
+        .store
+        .list_tasks(&TaskQuery::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(task.status, TaskStatus::Failed);
+    assert!(task.artifact.is_none());
+    let key = ArtifactKey::for_task(&task);
+    assert_eq!(s.sink.video(&key), None, "a failed task stores no video");
+    assert_eq!(s.sink.locations(), vec![MemorySink::sidecar_location(&key)]);
+    let sidecar = s.sink.sidecar(&key).expect("the failed task's sidecar");
+    assert_eq!(sidecar["local_status"], "failed");
+    assert_eq!(sidecar["download_status"], "failed");
+    assert_eq!(sidecar["error_code"], "content_policy");
+    assert_eq!(sidecar["retryable"], false);
+    assert_eq!(sidecar["local_task_id"], task.id.to_string());
+    assert_eq!(
+        sidecar["task_id"],
+        task.attempts[0].job.as_ref().unwrap().vendor_job_id
+    );
+    assert!(
+        sidecar["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("moderation_blocked")
+    );
+}
