@@ -10,7 +10,27 @@ pub use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider, VideoProviderExt, redact_url,
 };
-pub use cineflow_core::{ErrorCode, ProviderId};
+pub use cineflow_core::{ErrorCode, ProviderId, async_trait};
+
+/// The crates whose types appear in this crate's public API, at the versions it is built with
+/// (cineflow-core's own are in `cineflow_core::reexports`).
+///
+/// | crate | where its types appear |
+/// |---|---|
+/// | `reqwest` (feature `http`) | `HttpBuilder::with_http_client`, `http::Endpoint::client`, `http::transport_error`, `http::Answer`'s headers |
+/// | `url` (feature `http`) | `http::Endpoint::base`, `http::base_url`, `http::join` |
+/// | `wiremock` (feature `conformance`) | the conformance suite's `Harness` |
+pub mod reexports {
+    #[cfg(feature = "http")]
+    #[doc(no_inline)]
+    pub use reqwest;
+    #[cfg(feature = "http")]
+    #[doc(no_inline)]
+    pub use url;
+    #[cfg(feature = "conformance")]
+    #[doc(no_inline)]
+    pub use wiremock;
+}
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -55,6 +55,22 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+/// The crates whose types appear in this crate's public API, at the versions it is built with
+/// (cineflow-core's own are in `cineflow_core::reexports`).
+///
+/// | crate | where its types appear |
+/// |---|---|
+/// | `sqlx` (features `sqlite`, `postgres`) | `PostgresStore::from_pool`, `PostgresStore::connect_with`, `PostgresStore::pool` |
+/// | `object_store` (feature `object-store`) | `ObjectStoreSink::new` |
+pub mod reexports {
+    #[cfg(feature = "object-store")]
+    #[doc(no_inline)]
+    pub use object_store;
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[doc(no_inline)]
+    pub use sqlx;
+}
+
 #[cfg(feature = "file")]
 pub use file::FileStore;
 #[cfg(feature = "postgres")]
