@@ -26,8 +26,11 @@ use cineflow::providers::http::{
     self, ApiKey, Call, ClientConfig, Endpoint, NetworkPolicy, Timeouts,
 };
 use cineflow::providers::{ApiKeyBuilder, HttpBuilder};
+// The crates in cineflow's API, at its versions: nothing to add to Cargo.toml but serde (for
+// the derive), tokio and, for `main`, tempfile.
+use cineflow::reexports::serde_json::{Value, json};
+use cineflow::reexports::{reqwest, wiremock};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// The environment variables that may hold the key.
 const KEY_VARS: &[&str] = &["ACME_API_KEY"];
@@ -391,7 +394,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use cineflow::providers::conformance::{
         Harness, PollCase, SubmitFailure, TEST_KEY, mount_sequence, video_response,
     };

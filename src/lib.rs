@@ -30,7 +30,7 @@ pub mod reexports {
 ///
 /// The orchestrator and its configuration, storyboards and runs, the router, the in-process
 /// store and sinks, the provider contract (for writing a provider), ids and the error types,
-/// [`async_trait`](crate::async_trait), and with feature `testing` `MockProvider`.
+/// [`async_trait`](macro@crate::async_trait), and with feature `testing` `MockProvider`.
 ///
 /// ```
 /// use cineflow::prelude::*;

@@ -12,7 +12,7 @@
 //! Guides: [write your own provider](guide::provider) (the contract, [`SubmitState`],
 //! reconciliation, the conformance suite) and, with `testing`, testing code that uses cineflow
 //! (`MockProvider` under paused time). Types of other crates that appear in this API are
-//! re-exported in [`reexports`]; [`async_trait`] is the attribute the traits are written with.
+//! re-exported in [`reexports`]; [`async_trait`](macro@async_trait) is the attribute the traits are written with.
 //!
 //! ```
 //! use cineflow_core::{Storyboard, Segment};
@@ -120,7 +120,7 @@ pub use async_trait::async_trait;
 ///
 /// | crate | where its types appear |
 /// |---|---|
-/// | [`async_trait`] | the traits ([`VideoProvider`], [`Store`], [`ArtifactSink`]) |
+/// | [`async_trait`](mod@async_trait) | the traits ([`VideoProvider`], [`Store`], [`ArtifactSink`]) |
 /// | [`bytes`] | [`ByteStream`] chunks, [`ArtifactSink::put_last_frame`] |
 /// | [`futures`] | [`ByteStream`] is a [`futures::Stream`]; [`RunHandle::events`] |
 /// | [`serde_json`] | vendor payloads ([`JobStatus::raw`]), sidecars, `extra` request fields |
