@@ -20,8 +20,11 @@ pub use cineflow_core::async_trait;
 pub mod reexports {
     #[doc(no_inline)]
     pub use cineflow_core::reexports::*;
+    // Empty without the features that bring the crates in (`--no-default-features`).
+    #[allow(unused_imports)]
     #[doc(no_inline)]
     pub use cineflow_providers::reexports::*;
+    #[allow(unused_imports)]
     #[doc(no_inline)]
     pub use cineflow_store::reexports::*;
 }
