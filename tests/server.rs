@@ -587,10 +587,22 @@ async fn an_admin_patch_edits_one_route_of_a_model_in_the_live_router() {
 
     // Bad input names the field and changes nothing, not even the valid fields beside it.
     for (body, field) in [
-        (json!({"provider_model_ids": [], "priority": 9}), "provider_model_ids"),
-        (json!({"provider_model_ids": "mock-video-1"}), "provider_model_ids"),
-        (json!({"provider_model_ids": ["a", 3]}), "provider_model_ids[1]"),
-        (json!({"provider_model_ids": ["a", "a"]}), "provider_model_ids[1]"),
+        (
+            json!({"provider_model_ids": [], "priority": 9}),
+            "provider_model_ids",
+        ),
+        (
+            json!({"provider_model_ids": "mock-video-1"}),
+            "provider_model_ids",
+        ),
+        (
+            json!({"provider_model_ids": ["a", 3]}),
+            "provider_model_ids[1]",
+        ),
+        (
+            json!({"provider_model_ids": ["a", "a"]}),
+            "provider_model_ids[1]",
+        ),
         (json!({"provider_model_ids": ["a"], "weight": -1}), "weight"),
         (json!({"priority": "high"}), "priority"),
         (json!({"enabled": "no"}), "enabled"),

@@ -227,7 +227,9 @@ impl Watcher {
             .into_iter()
             .filter(|t| {
                 let now = (t.revision, t.status);
-                self.tasks.insert(t.id, now).is_none_or(|was| was.0 != now.0)
+                self.tasks
+                    .insert(t.id, now)
+                    .is_none_or(|was| was.0 != now.0)
             })
             .collect();
         let mut counts = RunCounts::default();

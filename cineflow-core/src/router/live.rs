@@ -115,7 +115,10 @@ mod tests {
             .set_route_vendor_models(&ModelId::new("nope").unwrap(), &provider, vec!["x".into()])
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);
-        assert_eq!(router.config().models[&model].routes[0].vendor_models, ["v1"]);
+        assert_eq!(
+            router.config().models[&model].routes[0].vendor_models,
+            ["v1"]
+        );
     }
 
     #[test]
@@ -135,6 +138,9 @@ mod tests {
                 "{e}"
             );
         }
-        assert_eq!(router.config().models[&model].routes[0].vendor_models, ["v1"]);
+        assert_eq!(
+            router.config().models[&model].routes[0].vendor_models,
+            ["v1"]
+        );
     }
 }

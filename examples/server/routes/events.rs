@@ -216,9 +216,7 @@ async fn events(
         .transpose()?;
     let keep_alive = state.config.sse_keep_alive;
     // Follow the watcher before reading the store, so that no change falls between the two.
-    let ticks = state
-        .feeds
-        .subscribe(&state.orch, &state.config, run_id);
+    let ticks = state.feeds.subscribe(&state.orch, &state.config, run_id);
     let mut feed = Feed {
         state,
         run_id,
