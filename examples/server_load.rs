@@ -18,6 +18,8 @@
 //! (10,000: 100 segments × N/100 versions), `--in-progress N` (500), `--secs S` (10),
 //! `--clients C` (32), `--poll-secs P` (default: the library's `PollPolicy`, 2 s growing to
 //! 30 s; `--poll-secs 1` polls every job every second: a store write per task per second),
+//! `--only list|task|both` (default both, alternately: each route then gets half the
+//! requests; `list` or `task` loads one route alone, to measure what it holds by itself),
 //! `--json`. Exits 1 when a request failed.
 
 use std::error::Error;
@@ -48,7 +50,17 @@ struct Opts {
     secs: u64,
     clients: usize,
     poll_secs: Option<u64>,
+    /// Which requests the clients send: both alternately, or one route only.
+    only: Only,
     json: bool,
+}
+
+/// The routes a load sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Both,
+    List,
+    Task,
 }
 
 fn opts() -> Result<Opts, String> {
@@ -59,6 +71,7 @@ fn opts() -> Result<Opts, String> {
         secs: 10,
         clients: 32,
         poll_secs: None,
+        only: Only::Both,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -81,6 +94,14 @@ fn opts() -> Result<Opts, String> {
                     .map_err(|e| e.to_string())?
             }
             "--poll-secs" => o.poll_secs = Some(num("--poll-secs", value("--poll-secs")?)?),
+            "--only" => {
+                o.only = match value("--only")?.as_str() {
+                    "list" => Only::List,
+                    "task" => Only::Task,
+                    "both" => Only::Both,
+                    v => return Err(format!("--only: {v:?} (list, task or both)")),
+                }
+            }
             "--json" => o.json = true,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -223,14 +244,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut clients = Vec::new();
     for c in 0..o.clients {
         let (http, base, ids) = (http.clone(), base.clone(), Arc::clone(&ids));
-        let run = stored.id;
+        let (run, only) = (stored.id, o.only);
         clients.push(tokio::spawn(async move {
             let mut rng = fastrand_seed(c as u64);
             let (mut list, mut one) = (Samples::default(), Samples::default());
             let mut n = 0u64;
             while Instant::now() < until {
                 n += 1;
-                let (url, samples) = if n.is_multiple_of(2) {
+                let list_next = match only {
+                    Only::Both => n.is_multiple_of(2),
+                    Only::List => true,
+                    Only::Task => false,
+                };
+                let (url, samples) = if list_next {
                     let page = 1 + rng() % u64::from(pages);
                     (
                         format!("{base}/runs/{run}/tasks?page={page}&page_size=50"),
@@ -268,6 +294,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "stored_tasks": o.stored,
         "in_progress_tasks": in_progress.in_progress,
         "clients": o.clients,
+        "only": match o.only { Only::Both => "both", Only::List => "list", Only::Task => "task" },
         "poll_secs": o.poll_secs,
         "secs": (secs * 10.0).round() / 10.0,
         "list_tasks_page_50": list.report(secs),

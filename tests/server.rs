@@ -550,6 +550,80 @@ async fn admin_patches_edit_the_live_router() {
 }
 
 #[tokio::test]
+async fn an_admin_patch_edits_one_route_of_a_model_in_the_live_router() {
+    let s = start().await;
+    let seedance = cineflow::core::ModelId::new("seedance-2").unwrap();
+    let mock = cineflow::core::ProviderId::new("mock").unwrap();
+    let route = |s: &server_support::Server| {
+        s.orch.router().config().models[&seedance]
+            .routes
+            .iter()
+            .find(|r| r.provider == mock)
+            .cloned()
+            .unwrap()
+    };
+    let before = route(&s);
+    // An alias edits its target's route; CineFlow's body names the vendor models.
+    let (status, m) = s
+        .patch(
+            "/admin/models/sora2/providers/mock",
+            json!({"provider_model_ids": ["mock-video-2", "mock-video-1"], "priority": 3,
+                   "weight": 4, "enabled": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["id"], "sora2");
+    assert_eq!(
+        m["provider_map"]["mock"],
+        json!(["mock-video-2", "mock-video-1"])
+    );
+    let now = route(&s);
+    assert_eq!(now.vendor_models, ["mock-video-2", "mock-video-1"]);
+    assert_eq!((now.priority, now.weight, now.enabled), (3, 4, false));
+    assert_ne!(
+        (before.priority, before.weight, before.enabled),
+        (now.priority, now.weight, now.enabled)
+    );
+
+    // Bad input names the field and changes nothing, not even the valid fields beside it.
+    for (body, field) in [
+        (
+            json!({"provider_model_ids": [], "priority": 9}),
+            "provider_model_ids",
+        ),
+        (
+            json!({"provider_model_ids": "mock-video-1"}),
+            "provider_model_ids",
+        ),
+        (
+            json!({"provider_model_ids": ["a", 3]}),
+            "provider_model_ids[1]",
+        ),
+        (
+            json!({"provider_model_ids": ["a", "a"]}),
+            "provider_model_ids[1]",
+        ),
+        (json!({"provider_model_ids": ["a"], "weight": -1}), "weight"),
+        (json!({"priority": "high"}), "priority"),
+        (json!({"enabled": "no"}), "enabled"),
+    ] {
+        let (status, e) = s
+            .patch("/admin/models/seedance-2/providers/mock", body.clone())
+            .await;
+        assert_names_field(status, &e, field);
+        assert_eq!(route(&s), now, "{body}");
+    }
+    for path in [
+        "/admin/models/seedance-2/providers/nobody",
+        "/admin/models/no-such-model/providers/mock",
+    ] {
+        let (status, e) = s.patch(path, json!({"enabled": true})).await;
+        assert_envelope(status, &e, StatusCode::NOT_FOUND, "not_found");
+    }
+    assert_eq!(route(&s), now);
+}
+
+#[tokio::test]
 async fn without_a_token_the_server_is_open_on_loopback_only() {
     let s = start_with(None, |_| {}).await;
     let (status, _) = s.get("/runs").await;

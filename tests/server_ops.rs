@@ -9,13 +9,21 @@ mod app;
 mod server_support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use cineflow::core::mock::{MockProvider, Step};
-use cineflow::core::{ProviderId, ProviderSettings, RouterConfig, RunId};
+use cineflow::core::store::{Page, PageRequest, RunQuery, TaskQuery};
+use cineflow::core::{
+    Lease, LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, ProviderId, ProviderSettings,
+    Result as CoreResult, Router, RouterConfig, Run, RunCounts, RunId, Segment, SegmentId,
+    SegmentPatch, Store, Storyboard, StoryboardId, Task, TaskId, VideoProvider,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use server_support::{Server, Sse, SseReader, TOKEN, start_on};
+use server_support::{Server, Sse, SseReader, TOKEN, start_on, start_wrapped};
 
 fn mock(timeline: Vec<Step>) -> MockProvider {
     MockProvider::new("mock").unwrap().with_timeline(timeline)
@@ -246,6 +254,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/admin/models"),
     ("get", "/admin/models/{id}"),
     ("patch", "/admin/models/{id}"),
+    ("patch", "/admin/models/{id}/providers/{provider_id}"),
     ("get", "/admin/providers"),
     ("get", "/admin/providers/{id}"),
     ("patch", "/admin/providers/{id}"),
@@ -303,7 +312,10 @@ async fn the_openapi_document_has_every_routed_path_and_every_documented_path_is
         } else {
             "0".repeat(32)
         };
-        let url = format!("/api/v1{}", path.replace("{id}", &id));
+        let url = format!(
+            "/api/v1{}",
+            path.replace("{id}", &id).replace("{provider_id}", "mock")
+        );
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut r = s.req(m, &url);
         if method != "get" {
@@ -460,5 +472,169 @@ async fn retention_deletes_finished_runs_older_than_the_setting_with_their_files
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A store that counts the reads of a whole run (`list_tasks` of one run without a status
+/// filter) and delegates everything.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn Store>,
+    whole_run_reads: AtomicU64,
+    filtered_reads: AtomicU64,
+}
+
+#[async_trait]
+impl Store for Counting {
+    async fn put_storyboard(&self, storyboard: &Storyboard) -> CoreResult<()> {
+        self.inner.put_storyboard(storyboard).await
+    }
+    async fn get_storyboard(&self, id: StoryboardId) -> CoreResult<Storyboard> {
+        self.inner.get_storyboard(id).await
+    }
+    async fn list_storyboards(&self, page: PageRequest) -> CoreResult<Page<Storyboard>> {
+        self.inner.list_storyboards(page).await
+    }
+    async fn get_segment(&self, id: SegmentId) -> CoreResult<(StoryboardId, Segment)> {
+        self.inner.get_segment(id).await
+    }
+    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> CoreResult<Segment> {
+        self.inner.update_segment(id, patch).await
+    }
+    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> CoreResult<()> {
+        self.inner.insert_run(run, tasks).await
+    }
+    async fn get_run(&self, id: RunId) -> CoreResult<Run> {
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(&self, query: &RunQuery) -> CoreResult<Page<Run>> {
+        self.inner.list_runs(query).await
+    }
+    async fn update_run(&self, run: &Run) -> CoreResult<Run> {
+        self.inner.update_run(run).await
+    }
+    async fn run_counts(&self, id: RunId) -> CoreResult<RunCounts> {
+        self.inner.run_counts(id).await
+    }
+    async fn delete_run(&self, id: RunId) -> CoreResult<()> {
+        self.inner.delete_run(id).await
+    }
+    async fn get_task(&self, id: TaskId) -> CoreResult<Task> {
+        self.inner.get_task(id).await
+    }
+    async fn list_tasks(&self, query: &TaskQuery) -> CoreResult<Page<Task>> {
+        if query.run_id.is_some() {
+            let counter = if query.status.is_empty() {
+                &self.whole_run_reads
+            } else {
+                &self.filtered_reads
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.list_tasks(query).await
+    }
+    async fn update_task(&self, task: &Task) -> CoreResult<Task> {
+        self.inner.update_task(task).await
+    }
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> CoreResult<Vec<Task>> {
+        self.inner
+            .find_tasks_by_vendor_job(provider, vendor_job_id)
+            .await
+    }
+    async fn claim_tasks(
+        &self,
+        owner: &str,
+        run: Option<RunId>,
+        limit: usize,
+        ttl: Duration,
+    ) -> CoreResult<Vec<Task>> {
+        self.inner.claim_tasks(owner, run, limit, ttl).await
+    }
+    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> CoreResult<Lease> {
+        self.inner.heartbeat(task, lease, ttl).await
+    }
+    async fn release(&self, task: TaskId, lease: &Lease) -> CoreResult<()> {
+        self.inner.release(task, lease).await
+    }
+}
+
+#[tokio::test]
+async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick() {
+    let counting = Arc::new(OnceLock::<Arc<Counting>>::new());
+    let slot = Arc::clone(&counting);
+    let s = start_wrapped(
+        Some(TOKEN),
+        mock(Step::default_timeline()),
+        RouterConfig::default(),
+        |c| {
+            c.run_tasks = false;
+            c.sse_poll = Duration::from_millis(10);
+            c.sse_store_read = Duration::from_millis(10);
+            // Never within this test: only the unfinished tasks are read.
+            c.sse_full_read = Duration::from_secs(3600);
+        },
+        move |inner| {
+            let c = Arc::new(Counting {
+                inner,
+                whole_run_reads: AtomicU64::new(0),
+                filtered_reads: AtomicU64::new(0),
+            });
+            slot.set(Arc::clone(&c)).unwrap();
+            c
+        },
+    )
+    .await;
+    let counting = counting.get().unwrap();
+    let run_id = run(&s, 2).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut sse = SseReader::open(&s, &run_id, None).await;
+        assert_eq!(sse.next_event().await.0, "snapshot");
+        streams.push(sse);
+    }
+    let connected = counting.whole_run_reads.load(Ordering::SeqCst);
+    let filtered = counting.filtered_reads.load(Ordering::SeqCst);
+
+    // Another process (an orchestrator on the same database, not the server's) runs the run.
+    let provider: Arc<dyn VideoProvider> = Arc::new(s.mock.clone());
+    let router = Router::from_config(app::providers::default_catalog()).route(
+        ModelId::new("seedance-2").unwrap(),
+        provider,
+        "mock-video-1",
+    );
+    let mut oc = OrchestratorConfig::default();
+    (oc.poll.initial, oc.poll.min, oc.poll.max) = (
+        Duration::from_millis(10),
+        Duration::from_millis(10),
+        Duration::from_millis(50),
+    );
+    let worker = Orchestrator::builder()
+        .store(Arc::clone(&s.store))
+        .sink(Arc::new(LocalDirSink::new(&s.config.output_dir)))
+        .router(router)
+        .config(oc)
+        .build()
+        .unwrap();
+    worker
+        .start(run_id.parse::<RunId>().unwrap())
+        .await
+        .unwrap();
+    for sse in &mut streams {
+        let (tasks, events) = until_finished(sse).await;
+        assert_eq!(tasks.len(), 4, "every task's changes were sent: {events:?}");
+        assert!(tasks.values().all(|st| st == "completed"), "{tasks:?}");
+    }
+    assert_eq!(
+        counting.whole_run_reads.load(Ordering::SeqCst),
+        connected,
+        "after the connects, nothing re-read the whole run"
+    );
+    assert!(
+        counting.filtered_reads.load(Ordering::SeqCst) > filtered,
+        "the watcher read the unfinished tasks"
     );
 }

@@ -60,6 +60,7 @@ fn server_postgres_api_child() {
         config.output_dir = cfg["out_dir"].as_str().unwrap().into();
         config.run_tasks = false;
         config.sse_poll = Duration::from_millis(100);
+        config.sse_store_read = Duration::from_millis(200);
         let listener = app::bind(&config).await.unwrap();
         let addr_file = std::path::PathBuf::from(cfg["addr_file"].as_str().unwrap());
         let tmp = addr_file.with_extension("tmp");

@@ -127,13 +127,6 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db("cannot begin a read"))
-    }
-
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db("cannot begin a write"))
     }
@@ -193,7 +186,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        Postgres::list_storyboards(self.begin_read().await?, page).await
+        Postgres::list_storyboards(&self.pool, page).await
     }
 
     async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
@@ -275,7 +268,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        Postgres::list_runs(self.begin_read().await?, query).await
+        Postgres::list_runs(&self.pool, query).await
     }
 
     async fn update_run(&self, run: &Run) -> Result<Run> {
@@ -320,7 +313,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        Postgres::list_tasks(self.begin_read().await?, query).await
+        Postgres::list_tasks(&self.pool, query).await
     }
 
     async fn find_tasks_by_vendor_job(

@@ -137,10 +137,6 @@ impl SqliteStore {
             .map_err(db("cannot begin an SQLite write transaction"))
     }
 
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        self.pool.begin().await.map_err(db("cannot begin a read"))
-    }
-
     async fn load_task(conn: &mut SqliteConnection, id: TaskId) -> Result<Option<Task>> {
         sqlx::query(Sqlite::sql(concat!(
             "SELECT ",
@@ -199,7 +195,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        Sqlite::list_storyboards(self.begin_read().await?, page).await
+        Sqlite::list_storyboards(&self.pool, page).await
     }
 
     async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
@@ -254,7 +250,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        Sqlite::list_runs(self.begin_read().await?, query).await
+        Sqlite::list_runs(&self.pool, query).await
     }
 
     async fn update_run(&self, run: &Run) -> Result<Run> {
@@ -298,7 +294,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        Sqlite::list_tasks(self.begin_read().await?, query).await
+        Sqlite::list_tasks(&self.pool, query).await
     }
 
     async fn find_tasks_by_vendor_job(

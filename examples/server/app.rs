@@ -14,6 +14,7 @@ use tower_http::services::ServeDir;
 pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod error;
+pub(crate) mod feeds;
 pub(crate) mod input;
 pub(crate) mod openapi;
 pub(crate) mod providers;

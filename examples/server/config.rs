@@ -54,9 +54,15 @@ pub(crate) struct ServerConfig {
     /// Whether this process drives the runs it creates (`CINEFLOW_SERVER_RUN_TASKS`, default
     /// true). Set it to `0` when `examples/worker.rs` processes share a Postgres store.
     pub(crate) run_tasks: bool,
-    /// How often an SSE stream reads the store for changes (`CINEFLOW_SSE_POLL_MS`, default
-    /// 500 ms).
+    /// How often SSE streams get a run's changes (`CINEFLOW_SSE_POLL_MS`, default 500 ms): the
+    /// tasks this process changed are read then, one by one.
     pub(crate) sse_poll: Duration,
+    /// How often a run's unfinished tasks are read from the store for SSE streams, to see
+    /// what other processes did (`CINEFLOW_SSE_STORE_READ_MS`, default 2 s).
+    pub(crate) sse_store_read: Duration,
+    /// How often all a run's tasks are read for SSE streams, to see changes other processes
+    /// made to finished tasks (`CINEFLOW_SSE_FULL_READ_MS`, default 30 s).
+    pub(crate) sse_full_read: Duration,
     /// How often an idle SSE stream sends a keep-alive comment. Default 15 s.
     pub(crate) sse_keep_alive: Duration,
     /// Browser origins allowed to call the API (CORS), e.g. the console's
@@ -82,6 +88,8 @@ impl ServerConfig {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             run_tasks: true,
             sse_poll: Duration::from_millis(500),
+            sse_store_read: Duration::from_secs(2),
+            sse_full_read: Duration::from_secs(30),
             sse_keep_alive: Duration::from_secs(15),
             cors_origins: Vec::new(),
             retention_days: None,
@@ -149,11 +157,19 @@ impl ServerConfig {
                     format!("CINEFLOW_RETENTION_DAYS={n:?}: not a positive integer")
                 })?);
         }
-        if let Some(n) = var("CINEFLOW_SSE_POLL_MS") {
-            c.sse_poll =
-                Duration::from_millis(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    format!("CINEFLOW_SSE_POLL_MS={n:?}: not a positive integer")
-                })?);
+        for (name, field) in [
+            ("CINEFLOW_SSE_POLL_MS", &mut c.sse_poll),
+            ("CINEFLOW_SSE_STORE_READ_MS", &mut c.sse_store_read),
+            ("CINEFLOW_SSE_FULL_READ_MS", &mut c.sse_full_read),
+        ] {
+            if let Some(n) = var(name) {
+                *field = Duration::from_millis(
+                    n.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("{name}={n:?}: not a positive integer"))?,
+                );
+            }
         }
         Ok(c)
     }

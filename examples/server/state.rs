@@ -5,6 +5,7 @@ use std::sync::Arc;
 use cineflow::core::{Orchestrator, Store};
 
 use crate::app::config::ServerConfig;
+use crate::app::feeds::Feeds;
 
 /// The orchestrator (and through it the store, the sink and the live router) and the settings.
 /// Cheap to clone.
@@ -14,6 +15,8 @@ pub(crate) struct AppState {
     pub(crate) orch: Orchestrator,
     /// The settings.
     pub(crate) config: Arc<ServerConfig>,
+    /// The run watchers SSE streams follow.
+    pub(crate) feeds: Arc<Feeds>,
 }
 
 impl AppState {
@@ -22,6 +25,7 @@ impl AppState {
         Self {
             orch,
             config: Arc::new(config),
+            feeds: Arc::default(),
         }
     }
 

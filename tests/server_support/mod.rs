@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::{
-    LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, Router, RouterConfig, VideoProvider,
+    LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, Router, RouterConfig, Store,
+    VideoProvider,
 };
 use futures::StreamExt;
 use reqwest::{Method, StatusCode, multipart};
@@ -33,6 +34,8 @@ pub(crate) struct Server {
     pub(crate) token: Option<String>,
     pub(crate) mock: MockProvider,
     pub(crate) orch: Orchestrator,
+    /// The store, without the wrapper [`start_wrapped`] put around the server's.
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) config: ServerConfig,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -66,6 +69,17 @@ pub(crate) async fn start_on(
     providers: RouterConfig,
     tweak: impl FnOnce(&mut ServerConfig),
 ) -> Server {
+    start_wrapped(token, mock, providers, tweak, |store| store).await
+}
+
+/// [`start_on`], with the server's store wrapped by `wrap` (e.g. to count its reads).
+pub(crate) async fn start_wrapped(
+    token: Option<&str>,
+    mock: MockProvider,
+    providers: RouterConfig,
+    tweak: impl FnOnce(&mut ServerConfig),
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::local(dir.path());
     config.addr = "127.0.0.1:0".parse().unwrap();
@@ -87,7 +101,7 @@ pub(crate) async fn start_on(
     oc.download_tries = DOWNLOAD_TRIES;
     let store = cineflow::store::connect(&config.store_url).await.unwrap();
     let orch = Orchestrator::builder()
-        .store(store)
+        .store(wrap(Arc::clone(&store)))
         .sink(Arc::new(LocalDirSink::new(&config.output_dir)))
         .router(router)
         .config(oc)
@@ -106,6 +120,7 @@ pub(crate) async fn start_on(
         token: token.map(str::to_owned),
         mock,
         orch,
+        store,
         config,
         dir,
         stop: Some(stop),

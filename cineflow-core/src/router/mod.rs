@@ -18,7 +18,8 @@
 //! that rate-limits gets fewer submits at once instead of a pause of every call per 429. The
 //! `Retry-After` of a 429 is waited out by the task that got it, not by the whole provider.
 //!
-//! The catalog can be edited while runs are in flight (enable/disable, priority, weight).
+//! The catalog can be edited while runs are in flight (enable/disable, priority, weight, a
+//! route's vendor models).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,6 +37,7 @@ mod adaptive;
 mod catalog;
 mod config;
 mod health;
+mod live;
 mod price;
 
 pub use catalog::SORA_SUNSET;

@@ -238,29 +238,56 @@ where
         }
     }
 
-    /// Counts the rows of `count`, fetches the page `page` of `select` (ordered), and ends the
-    /// read `tx`; then decodes the rows.
-    fn list_page<T: Send>(
-        mut tx: Transaction<'static, Self>,
-        mut count: QueryBuilder<Self>,
-        mut select: QueryBuilder<Self>,
+    /// The page `page` of the rows of `table` passing `filters` (which append a `WHERE`
+    /// clause), in `order`, as `columns`, decoded by `decode`; with their total.
+    ///
+    /// One statement, so one round trip and one snapshot: the page's rows, each carrying the
+    /// total as a scalar subquery (evaluated once). The page's ids are picked first by a
+    /// subquery that an index on the filter and sort columns (and the id) answers alone, so
+    /// the rows skipped by `OFFSET` are never fetched; only the page's rows are. Only a page
+    /// past the end (no row to carry the total) costs a second statement, for the total alone.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one listing statement, each a plain value"
+    )]
+    fn list_page<'p, T: Send + 'p>(
+        pool: &'p Pool<Self>,
+        table: &'static str,
+        columns: &'static str,
+        filters: impl Fn(&mut QueryBuilder<Self>) + Send + 'p,
+        order: &'static str,
         page: PageRequest,
         decode: fn(&Self::Row) -> Result<T>,
-        [counting, listing]: [&'static str; 2],
-    ) -> impl Future<Output = Result<Page<T>>> + Send {
+        what: &'static str,
+    ) -> impl Future<Output = Result<Page<T>>> + Send + 'p {
         async move {
-            let total: i64 = count
-                .build_query_scalar()
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db(counting))?;
+            let mut select = QueryBuilder::new("SELECT ");
+            select
+                .push(columns)
+                .push(", (SELECT count(*) FROM ")
+                .push(table);
+            filters(&mut select);
+            select.push(") AS page_total FROM ").push(table);
+            select.push(" WHERE id IN (SELECT id FROM ").push(table);
+            filters(&mut select);
+            select.push(order);
             Self::push_page(&mut select, page);
-            let rows = select
-                .build()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db(listing))?;
-            tx.commit().await.map_err(db("cannot end a read"))?;
+            select.push(")").push(order);
+            let rows = select.build().fetch_all(pool).await.map_err(db(what))?;
+            let total: i64 = match rows.first() {
+                Some(row) => row.col("page_total")?,
+                None if page.offset() == 0 => 0,
+                None => {
+                    let mut count = QueryBuilder::new("SELECT count(*) FROM ");
+                    count.push(table);
+                    filters(&mut count);
+                    count
+                        .build_query_scalar()
+                        .fetch_one(pool)
+                        .await
+                        .map_err(db(what))?
+                }
+            };
             let items = rows.iter().map(decode).collect::<Result<_>>()?;
             Ok(page_of(page, items, total))
         }
@@ -320,22 +347,20 @@ where
         }
     }
 
-    /// [`Store::list_storyboards`](cineflow_core::Store::list_storyboards), in the read `tx`.
+    /// [`Store::list_storyboards`](cineflow_core::Store::list_storyboards).
     fn list_storyboards(
-        tx: Transaction<'static, Self>,
+        pool: &Pool<Self>,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Storyboard>>> + Send {
-        let count = QueryBuilder::new("SELECT count(*) FROM cineflow_storyboards");
-        let select = QueryBuilder::new(
-            "SELECT body FROM cineflow_storyboards ORDER BY created_at_ns DESC, id ASC",
-        );
         Self::list_page(
-            tx,
-            count,
-            select,
+            pool,
+            "cineflow_storyboards",
+            "body",
+            |_| {},
+            " ORDER BY created_at_ns DESC, id ASC",
             page,
             |row| decode_storyboard(&row.col::<String>("body")?),
-            ["cannot count storyboards", "cannot list storyboards"],
+            "cannot list storyboards",
         )
     }
 
@@ -465,23 +490,21 @@ where
         }
     }
 
-    /// [`Store::list_runs`](cineflow_core::Store::list_runs), in the read `tx`.
+    /// [`Store::list_runs`](cineflow_core::Store::list_runs).
     fn list_runs(
-        tx: Transaction<'static, Self>,
+        pool: &Pool<Self>,
         query: &RunQuery,
     ) -> impl Future<Output = Result<Page<Run>>> + Send {
-        let mut count = QueryBuilder::new("SELECT count(*) FROM cineflow_runs");
-        Self::push_run_filters(&mut count, query);
-        let mut select = QueryBuilder::new("SELECT body FROM cineflow_runs");
-        Self::push_run_filters(&mut select, query);
-        select.push(" ORDER BY created_at_ns DESC, id ASC");
+        let (page, query) = (query.page, query.clone());
         Self::list_page(
-            tx,
-            count,
-            select,
-            query.page,
+            pool,
+            "cineflow_runs",
+            "body",
+            move |qb| Self::push_run_filters(qb, &query),
+            " ORDER BY created_at_ns DESC, id ASC",
+            page,
             |row| decode_run(&row.col::<String>("body")?),
-            ["cannot count runs", "cannot list runs"],
+            "cannot list runs",
         )
     }
 
@@ -532,24 +555,21 @@ where
         }
     }
 
-    /// [`Store::list_tasks`](cineflow_core::Store::list_tasks), in the read `tx`.
+    /// [`Store::list_tasks`](cineflow_core::Store::list_tasks).
     fn list_tasks(
-        tx: Transaction<'static, Self>,
+        pool: &Pool<Self>,
         query: &TaskQuery,
     ) -> impl Future<Output = Result<Page<Task>>> + Send {
-        let mut count = QueryBuilder::new("SELECT count(*) FROM cineflow_tasks");
-        Self::push_task_filters(&mut count, query);
-        let mut select =
-            QueryBuilder::new(concat!("SELECT ", task_columns!(), " FROM cineflow_tasks"));
-        Self::push_task_filters(&mut select, query);
-        select.push(task_order(query));
+        let (page, order, query) = (query.page, task_order(query), query.clone());
         Self::list_page(
-            tx,
-            count,
-            select,
-            query.page,
+            pool,
+            "cineflow_tasks",
+            task_columns!(),
+            move |qb| Self::push_task_filters(qb, &query),
+            order,
+            page,
             |row| task_of(row),
-            ["cannot count tasks", "cannot list tasks"],
+            "cannot list tasks",
         )
     }
 

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(model))
         .routes(routes!(list_models_admin))
         .routes(routes!(model_admin, patch_model))
+        .routes(routes!(patch_model_provider))
         .routes(routes!(list_providers))
         .routes(routes!(provider))
         .routes(routes!(capabilities))
@@ -307,14 +308,7 @@ async fn patch_provider(
     let cfg = router.config();
     let id = known_provider(&state, &cfg, &raw)?;
     let enabled = body.bool("enabled")?;
-    let priority = body
-        .present("priority")
-        .map(|p| {
-            p.as_i64()
-                .and_then(|p| i32::try_from(p).ok())
-                .ok_or_else(|| ApiError::invalid("priority", "expected an integer"))
-        })
-        .transpose()?;
+    let priority = priority(&body)?;
     let weight = body.u32("weight")?;
     if let Some(e) = enabled {
         router.set_provider_enabled(&id, e);
@@ -328,4 +322,79 @@ async fn patch_provider(
     }
     let cfg = router.config();
     Ok(Json(provider_json(&state, &cfg, &id)))
+}
+
+/// The `priority` field of a body: an integer that fits an `i32`.
+fn priority(body: &serde_json::Map<String, Value>) -> ApiResult<Option<i32>> {
+    body.present("priority")
+        .map(|p| {
+            p.as_i64()
+                .and_then(|p| i32::try_from(p).ok())
+                .ok_or_else(|| ApiError::invalid("priority", "expected an integer"))
+        })
+        .transpose()
+}
+
+/// The `provider_model_ids` field of a body: an array of strings.
+fn provider_model_ids(body: &serde_json::Map<String, Value>) -> ApiResult<Option<Vec<String>>> {
+    let Some(v) = body.present("provider_model_ids") else {
+        return Ok(None);
+    };
+    let items = v
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("provider_model_ids", "expected an array of strings"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_str().map(str::to_owned).ok_or_else(|| {
+                ApiError::invalid(&format!("provider_model_ids[{i}]"), "expected a string")
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()
+        .map(Some)
+}
+
+/// `PATCH /admin/models/{id}/providers/{provider_id}` `{provider_model_ids, enabled, priority,
+/// weight}`: edits the model's route through the provider in the live router (an alias: its
+/// target's route). Every field is checked before anything changes.
+#[utoipa::path(patch, path = "/admin/models/{id}/providers/{provider_id}", tag = "admin", summary = "Edit a model's route through one provider (live router): provider_model_ids (vendor models, tried in order), enabled, priority, weight", params(("id" = String, Path, description = "The model id"), ("provider_id" = String, Path, description = "The provider id")),
+    responses((status = 200, description = "The model with its provider map and routes", body = Object), (status = 400, description = "Bad input, naming the field", body = Envelope), (status = 401, description = "No or wrong Bearer token", body = Envelope), (status = 404, description = "No such model, or no route of it through the provider", body = Envelope)))]
+async fn patch_model_provider(
+    State(state): State<AppState>,
+    UrlPath((raw, raw_provider)): UrlPath<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Value>> {
+    let router = state.orch.router();
+    let cfg = router.config();
+    let id = known_model(&cfg, &raw)?;
+    let target = cfg.aliases.get(&id).unwrap_or(&id).clone();
+    let provider = ProviderId::new(&raw_provider)
+        .ok()
+        .filter(|p| {
+            cfg.models
+                .get(&target)
+                .is_some_and(|m| m.routes.iter().any(|r| &r.provider == p))
+        })
+        .ok_or_else(|| ApiError::not_found("route", format!("{id}/{raw_provider}")))?;
+    let vendor_models = provider_model_ids(&body)?;
+    let enabled = body.bool("enabled")?;
+    let priority = priority(&body)?;
+    let weight = body.u32("weight")?;
+    if let Some(names) = vendor_models {
+        router
+            .set_route_vendor_models(&target, &provider, names)
+            .map_err(|e| match e {
+                cineflow::core::Error::InvalidInput { field, reason } => ApiError::invalid(
+                    &field.replacen("vendor_models", "provider_model_ids", 1),
+                    reason,
+                ),
+                other => other.into(),
+            })?;
+    }
+    if priority.is_some() || weight.is_some() || enabled.is_some() {
+        router.set_route(&target, &provider, priority, weight, enabled)?;
+    }
+    let cfg = router.config();
+    Ok(Json(model_json(&state, &cfg, &id, true)))
 }

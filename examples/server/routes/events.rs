@@ -1,7 +1,9 @@
 //! `GET /runs/{id}/events`: a run's progress as Server-Sent Events.
 //!
-//! The stream reads the store as a change feed (every `sse_poll`): it sees what any process
-//! sharing the store did — this server's own runs, other servers', and workers'. Events:
+//! Streams follow the run's shared watcher ([`crate::app::feeds`]): it sees what any process
+//! sharing the store did — this server's own runs, other servers', and workers' — and N streams
+//! on a run cost one watcher reading only what changed. On Postgres the store itself is the
+//! change feed (no `LISTEN/NOTIFY`). Events:
 //! - `snapshot` on connect (without `Last-Event-ID`): the run, its counts and its first 1000
 //!   tasks;
 //! - `task` whenever a task changed (its revision moved): the task as `GET /tasks/{id}` shows it;
@@ -15,18 +17,21 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use cineflow::core::{PageRequest, RunCounts, RunId, RunStatus, Task, TaskId, TaskQuery, TaskSort};
+use cineflow::core::{Run, RunCounts, RunId, RunStatus, Task, TaskId};
 use futures::Stream;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::error::{ApiError, ApiResult, Envelope};
+use crate::app::feeds::{Tick, read_tasks};
 use crate::app::input::id;
 use crate::app::state::AppState;
 use crate::app::views;
@@ -65,7 +70,7 @@ fn parse_cursor(raw: &str) -> ApiResult<Cursor> {
     ))
 }
 
-/// What one stream remembers between reads of the store.
+/// What one stream remembers between ticks.
 struct Feed {
     state: AppState,
     run_id: RunId,
@@ -75,39 +80,16 @@ struct Feed {
     run: Option<(RunStatus, RunCounts)>,
     cursor: Option<Cursor>,
     queue: VecDeque<Event>,
-    /// Whether the next read happens right away (the first one).
-    first: bool,
+    /// The run's watcher.
+    ticks: broadcast::Receiver<Arc<Tick>>,
 }
 
 impl Feed {
-    async fn all_tasks(&self) -> cineflow::core::Result<Vec<Task>> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
-            let q = TaskQuery {
-                run_id: Some(self.run_id),
-                sort: TaskSort::CreatedAt,
-                page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
-                ..TaskQuery::default()
-            };
-            let p = self.state.store().list_tasks(&q).await?;
-            let n = p.items.len();
-            out.extend(p.items);
-            if n == 0 || out.len() as u64 >= p.total {
-                return Ok(out);
-            }
-            page += 1;
-        }
-    }
-
-    /// Reads the store and queues an event per change.
-    async fn read(&mut self) -> cineflow::core::Result<()> {
-        let run = self.state.store().get_run(self.run_id).await?;
-        let mut tasks = self.all_tasks().await?;
-        tasks.sort_by_key(cursor_of);
-        let mut counts = RunCounts::default();
-        for t in &tasks {
-            counts.add(t.status);
+    /// Queues an event per task of `tasks` not sent at its revision yet (in the store's order
+    /// of changes), and one for the run if its status or counts changed.
+    fn apply(&mut self, mut tasks: Vec<&Task>, run: &Run, counts: RunCounts) {
+        tasks.sort_by_key(|t| cursor_of(t));
+        for t in tasks {
             if self.seen.get(&t.id) == Some(&t.revision) {
                 continue;
             }
@@ -132,15 +114,44 @@ impl Feed {
                 e = e.id(event_id(c));
             }
             self.queue
-                .push_back(e.json_data(views::run(&run, &counts)).unwrap_or_default());
+                .push_back(e.json_data(views::run(run, &counts)).unwrap_or_default());
         }
+    }
+
+    /// Reads the whole run (a stream that fell behind its watcher) and queues what changed.
+    async fn read(&mut self) -> cineflow::core::Result<()> {
+        let run = self.state.store().get_run(self.run_id).await?;
+        let tasks = read_tasks(&self.state.orch, self.run_id, &[]).await?;
+        let mut counts = RunCounts::default();
+        for t in &tasks {
+            counts.add(t.status);
+        }
+        self.apply(tasks.iter().collect(), &run, counts);
         Ok(())
+    }
+
+    /// Waits for the watcher's next tick and queues its events; false once the watcher is
+    /// gone.
+    async fn next_tick(&mut self) -> bool {
+        match self.ticks.recv().await {
+            Ok(tick) => {
+                self.apply(tick.tasks.iter().collect(), &tick.run, tick.counts);
+                true
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                if let Err(e) = self.read().await {
+                    tracing::warn!(run = %self.run_id, error = %e, "SSE: reading the store failed");
+                }
+                true
+            }
+            Err(broadcast::error::RecvError::Closed) => false,
+        }
     }
 
     /// The snapshot: the run and its first 1000 tasks; every task counts as seen.
     async fn snapshot(&mut self) -> cineflow::core::Result<Event> {
         let run = self.state.store().get_run(self.run_id).await?;
-        let tasks = self.all_tasks().await?;
+        let tasks = read_tasks(&self.state.orch, self.run_id, &[]).await?;
         let mut counts = RunCounts::default();
         for t in &tasks {
             counts.add(t.status);
@@ -165,15 +176,21 @@ impl Feed {
         Ok(e.json_data(data).unwrap_or_default())
     }
 
-    /// The tasks changed before `since` (minus the grace window) count as seen.
+    /// Queues the tasks changed since `since` (minus the grace window) and the run; the other
+    /// tasks count as seen.
     async fn resume_from(&mut self, since: Cursor) -> cineflow::core::Result<()> {
         let floor = (since.0 - REPLAY_GRACE_NS, since.1);
-        for t in self.all_tasks().await? {
-            if cursor_of(&t) <= floor {
+        let run = self.state.store().get_run(self.run_id).await?;
+        let tasks = read_tasks(&self.state.orch, self.run_id, &[]).await?;
+        let mut counts = RunCounts::default();
+        for t in &tasks {
+            counts.add(t.status);
+            if cursor_of(t) <= floor {
                 self.seen.insert(t.id, t.revision);
             }
         }
         self.cursor = Some(since);
+        self.apply(tasks.iter().collect(), &run, counts);
         Ok(())
     }
 }
@@ -198,6 +215,8 @@ async fn events(
         .map(parse_cursor)
         .transpose()?;
     let keep_alive = state.config.sse_keep_alive;
+    // Follow the watcher before reading the store, so that no change falls between the two.
+    let ticks = state.feeds.subscribe(&state.orch, &state.config, run_id);
     let mut feed = Feed {
         state,
         run_id,
@@ -205,14 +224,13 @@ async fn events(
         run: None,
         cursor: None,
         queue: VecDeque::new(),
-        first: true,
+        ticks,
     };
     match last {
         Some(c) => feed.resume_from(c).await?,
         None => {
             let snapshot = feed.snapshot().await?;
             feed.queue.push_back(snapshot);
-            feed.first = false;
         }
     }
     let stream = futures::stream::unfold(feed, |mut feed| async move {
@@ -220,11 +238,8 @@ async fn events(
             if let Some(e) = feed.queue.pop_front() {
                 return Some((Ok(e), feed));
             }
-            if !std::mem::take(&mut feed.first) {
-                tokio::time::sleep(feed.state.config.sse_poll).await;
-            }
-            if let Err(e) = feed.read().await {
-                tracing::warn!(run = %feed.run_id, error = %e, "SSE: reading the store failed");
+            if !feed.next_tick().await {
+                return None;
             }
         }
     });
