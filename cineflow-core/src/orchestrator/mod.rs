@@ -58,7 +58,7 @@ mod exec;
 mod film;
 mod worker;
 
-pub use config::{LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
+pub use config::{CallbackConfig, LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use driver::RunHandle;
 use driver::{DriverControl, DriverState, drive, finish_run};
 pub use exec::RunCtx;
@@ -126,6 +126,7 @@ impl OrchestratorBuilder {
                 "max_concurrency, max_attempts, download_tries and event_capacity must be at least 1".into(),
             ));
         }
+        c.callbacks.validate()?;
         if c.lease.ttl.is_zero() || c.lease.follow_interval.is_zero() {
             return Err(Error::Config(
                 "lease.ttl and lease.follow_interval must be longer than zero".into(),

@@ -157,6 +157,7 @@ impl Lifecycle<'_> {
                     priced.duration_s = pick.priced_duration_s;
                     AttemptCost::estimated(pick.price.clone(), &priced)
                 }),
+                callback_token_hash: None,
             });
             task.error = None;
             task.progress = None;
