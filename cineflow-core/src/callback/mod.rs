@@ -204,8 +204,14 @@ pub enum CallbackClaim {
         /// The answer the vendor expects.
         reply: CallbackReply,
     },
-    /// A report on a job.
-    Job(JobClaim),
+    /// A report on a job (`JobClaim::new(…).into()`).
+    Job(Box<JobClaim>),
+}
+
+impl From<JobClaim> for CallbackClaim {
+    fn from(claim: JobClaim) -> Self {
+        Self::Job(Box::new(claim))
+    }
 }
 
 /// A callback's report on a vendor job.

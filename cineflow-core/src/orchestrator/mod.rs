@@ -51,6 +51,7 @@ use crate::store::{MemoryStore, PageRequest, RunQuery, Store, TaskQuery};
 use crate::storyboard::Storyboard;
 use crate::task::{Task, TaskStatus, file_stem};
 
+mod callbacks;
 mod chain;
 mod config;
 mod driver;
@@ -159,6 +160,7 @@ impl OrchestratorBuilder {
                 task_cancels: Mutex::new(HashMap::new()),
                 reconciling: exec::ReconcileGuard::default(),
                 sweepers: exec::Sweepers::default(),
+                hooks: callbacks::CallbackHub::default(),
             }),
         })
     }
@@ -199,6 +201,8 @@ pub(crate) struct Inner {
     reconciling: exec::ReconcileGuard,
     /// Status sweeps of the providers' job lists (see `exec/sweep.rs`).
     sweepers: exec::Sweepers,
+    /// Where verified callbacks are delivered (see `callbacks.rs`).
+    pub(crate) hooks: callbacks::CallbackHub,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
