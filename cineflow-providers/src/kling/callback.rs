@@ -78,7 +78,10 @@ mod tests {
     const SECRET: &str = "kling-SECRET-SK";
 
     fn provider() -> Kling {
-        Kling::intl().with_credentials("AK", SECRET).build().unwrap()
+        Kling::intl()
+            .with_credentials("AK", SECRET)
+            .build()
+            .unwrap()
     }
 
     fn ctx() -> CallbackContext {
@@ -131,7 +134,11 @@ mod tests {
         for (query, body, field) in [
             ("", DONE, "kling_route"),
             ("&kling_route=nope", DONE, "kling_route"),
-            ("&kling_route=text2video", r#"{"task_status":"succeed"}"#, "task_id"),
+            (
+                "&kling_route=text2video",
+                r#"{"task_status":"succeed"}"#,
+                "task_id",
+            ),
             (
                 "&kling_route=text2video",
                 r#"{"task_id":"KT1","task_status":"succeed"}"#,
@@ -139,7 +146,10 @@ mod tests {
             ),
             ("&kling_route=text2video", "not json", "not JSON"),
         ] {
-            let e = p.read_callback(&req(query, body), &ctx()).await.unwrap_err();
+            let e = p
+                .read_callback(&req(query, body), &ctx())
+                .await
+                .unwrap_err();
             assert_eq!(e.kind(), RejectionKind::Malformed, "{body}");
             assert!(e.to_string().contains(field), "{body}: {e}");
             assert!(!format!("{e} {e:?} {p:?}").contains(SECRET));

@@ -99,12 +99,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider, redact_url,
-};
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
 };
 use cineflow_core::{Error, ErrorCode, ProviderId};
 use reqwest::Method;
@@ -424,7 +424,12 @@ impl Kling {
         }
         if let Some(cb) = &req.callback {
             // The route goes along, so a callback of an unrecorded job can name its job.
-            let url = format!("{}&{}={}", cb.as_str(), callback::ROUTE_PARAM, route.segment());
+            let url = format!(
+                "{}&{}={}",
+                cb.as_str(),
+                callback::ROUTE_PARAM,
+                route.segment()
+            );
             b.insert("callback_url".into(), url.into());
         } else if let Some(u) = &self.inner.callback_url {
             b.insert("callback_url".into(), u.clone().into());

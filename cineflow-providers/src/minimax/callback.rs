@@ -73,13 +73,18 @@ impl Minimax {
             "success" | "succeeded" => JobClaim::ended(job, raw),
             "fail" | "failed" => {
                 let base = raw.get("base_resp");
-                let code = base.and_then(|b| b.get("status_code")).and_then(Value::as_i64);
+                let code = base
+                    .and_then(|b| b.get("status_code"))
+                    .and_then(Value::as_i64);
                 let message = base
                     .and_then(|b| b.get("status_msg"))
                     .and_then(Value::as_str);
                 let bytes = req.body().clone();
                 let error = error::task_failure(code, message, &bytes, &self.inner.key);
-                JobClaim::new(job, JobStatus::new(JobState::Failed { error }).with_raw(raw))
+                JobClaim::new(
+                    job,
+                    JobStatus::new(JobState::Failed { error }).with_raw(raw),
+                )
             }
             other => {
                 return Err(CallbackRejection::malformed(

@@ -79,12 +79,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider,
-};
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
 };
 use cineflow_core::{Error, ErrorCode, ProviderId};
 use reqwest::Method;

@@ -71,9 +71,12 @@ mod tests {
     }
 
     fn req(body: &str) -> CallbackRequest {
-        CallbackRequest::new("POST", "/api/v1/callbacks/modelark?cf_attempt=x&cf_token=t0k")
-            .with_header("content-type", "application/json")
-            .with_body(body.as_bytes().to_vec())
+        CallbackRequest::new(
+            "POST",
+            "/api/v1/callbacks/modelark?cf_attempt=x&cf_token=t0k",
+        )
+        .with_header("content-type", "application/json")
+        .with_body(body.as_bytes().to_vec())
     }
 
     const DONE: &str = r#"{"id":"cgt-2025","model":"dreamina-seedance-2-0-260128","status":"succeeded",

@@ -102,12 +102,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
     ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
-};
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
 };
 use cineflow_core::{Error, ErrorCode, ProviderId};
 use reqwest::Method;
