@@ -150,7 +150,9 @@ impl VideoProvider for Vendor {
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         self.0.polls.fetch_add(1, Ordering::SeqCst);
-        let end = self.0.jobs.lock().unwrap()[&job.vendor_job_id].0;
+        let (end, url) = self.0.jobs.lock().unwrap()[&job.vendor_job_id].clone();
+        // Like Ark, the task echoes its callback URL.
+        let raw = json!({"id": job.vendor_job_id, "callback_url": url});
         Ok(JobStatus::new(if Instant::now() >= end {
             JobState::Succeeded {
                 asset: asset(&job.vendor_job_id),
@@ -160,7 +162,8 @@ impl VideoProvider for Vendor {
                 progress: None,
                 eta: None,
             }
-        }))
+        })
+        .with_raw(raw))
     }
 
     async fn download(
@@ -285,7 +288,14 @@ async fn callbacks_wake_tasks_before_their_next_scheduled_poll() {
         let hash = a.callback_token_hash.as_deref().unwrap();
         assert_eq!(hash.len(), 64);
         let url = &e.vendor.callback_urls()[&a.job.as_ref().unwrap().vendor_job_id];
-        assert!(!url.contains(hash) && !serde_json::to_string(t).unwrap().contains(&url[..]));
+        let token = url.split("cf_token=").nth(1).unwrap();
+        assert!(!url.contains(hash));
+        let stored = serde_json::to_string(t).unwrap();
+        assert!(!stored.contains(token), "the token was stored: {stored}");
+        assert!(
+            a.vendor_payload["callback_url"].is_string(),
+            "the payload is kept"
+        );
     }
 }
 

@@ -965,7 +965,10 @@ async fn live_seedance_2_fast_renders_a_4_second_480p_video_and_its_last_frame()
 }
 
 /// A per-attempt callback URL for `req` (as the orchestrator sets it when callbacks are on).
-fn attempt_callback(req: &GenerationRequest, provider: &str) -> cineflow_core::callback::CallbackUrl {
+fn attempt_callback(
+    req: &GenerationRequest,
+    provider: &str,
+) -> cineflow_core::callback::CallbackUrl {
     use cineflow_core::callback::{AttemptRef, CallbackToken, CallbackUrl};
     CallbackUrl::new(
         "https://cineflow.example/api/v1",
@@ -986,6 +989,8 @@ async fn the_attempts_callback_url_replaces_the_configured_one() {
         .unwrap();
     let req = request(V2);
     let cb = attempt_callback(&req, "modelark");
-    p.submit(&req.clone().with_callback(cb.clone())).await.unwrap();
+    p.submit(&req.clone().with_callback(cb.clone()))
+        .await
+        .unwrap();
     assert_eq!(sent_body(&server).await["callback_url"], cb.as_str());
 }

@@ -32,8 +32,8 @@ use crate::provider::{JobState, JobStatus, ProviderJob};
 
 mod token;
 
-pub(crate) use token::check_base;
 pub use token::{ATTEMPT_PARAM, AttemptRef, CallbackToken, CallbackUrl, TOKEN_PARAM, matches_hash};
+pub(crate) use token::{check_base, scrub_tokens};
 
 /// How a provider's vendor authenticates its callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
