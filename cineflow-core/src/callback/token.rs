@@ -173,7 +173,14 @@ impl fmt::Debug for CallbackUrl {
 /// echoing its `callback_url`), so the token is never stored.
 pub(crate) fn scrub_tokens(v: &mut serde_json::Value) {
     match v {
-        serde_json::Value::String(s) if s.contains(TOKEN_PARAM) => *s = redact_url(s),
+        serde_json::Value::String(s) if s.contains(TOKEN_PARAM) => {
+            let redacted = redact_url(s);
+            *s = if redacted.contains(TOKEN_PARAM) {
+                "(redacted: it carried a callback token)".to_owned()
+            } else {
+                redacted
+            };
+        }
         serde_json::Value::Array(a) => a.iter_mut().for_each(scrub_tokens),
         serde_json::Value::Object(o) => o.values_mut().for_each(scrub_tokens),
         _ => {}
