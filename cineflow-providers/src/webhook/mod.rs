@@ -80,6 +80,8 @@ pub enum Rejection {
         /// The header holding the signature.
         header: &'static str,
     },
+    /// The signature is good but the body cannot be read (names the JSON path at fault).
+    MalformedBody(String),
     /// The keys to check the signature with cannot be had now (fal's JWKS could not be
     /// fetched): the callback is neither accepted nor proven forged; the vendor retries it.
     KeysUnavailable(String),
@@ -100,6 +102,7 @@ impl fmt::Display for Rejection {
             Self::BadSignature { header } => {
                 write!(f, "bad signature in {header}: it does not match the body")
             }
+            Self::MalformedBody(why) => write!(f, "malformed body: {why}"),
             Self::KeysUnavailable(why) => write!(f, "signing keys unavailable: {why}"),
         }
     }
