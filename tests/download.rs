@@ -192,6 +192,7 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
         outcome: None,
         model_alias: None,
         cost: None,
+        callback_token_hash: None,
     });
     task.set_status(TaskStatus::Submitting).unwrap();
     task.set_status(TaskStatus::Running).unwrap();

@@ -345,6 +345,7 @@ fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cinefl
         outcome: None,
         model_alias: None,
         cost: None,
+        callback_token_hash: None,
     }
 }
 

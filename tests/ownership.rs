@@ -67,6 +67,7 @@ fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {
         outcome: None,
         model_alias: None,
         cost: None,
+        callback_token_hash: None,
     }
 }
 

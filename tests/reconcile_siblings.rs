@@ -69,6 +69,7 @@ fn first_attempt(task: &Task, job: Option<ProviderJob>) -> Attempt {
         outcome: None,
         model_alias: None,
         cost: None,
+        callback_token_hash: None,
     }
 }
 

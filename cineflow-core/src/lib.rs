@@ -22,6 +22,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod callback;
 mod config_file;
 pub mod error;
 pub mod error_code;
@@ -52,7 +53,8 @@ pub use media::{
     AspectRatio, ImageKind, ImageRef, MediaKind, MediaRef, MediaRole, Orientation, Resolution,
 };
 pub use orchestrator::{
-    Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy, ReconcilePolicy, RunHandle,
+    CallbackConfig, Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy,
+    ReconcilePolicy, RunHandle,
 };
 pub use provider::{
     ByteStream, Capabilities, Durations, GenerationRequest, JobQuery, JobState, JobStatus,

@@ -17,6 +17,10 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+    RejectionKind,
+};
 use crate::error_code::ErrorCode;
 use crate::ids::ProviderId;
 pub use crate::media::redact_url;
@@ -44,6 +48,9 @@ pub use request::{GenerationRequest, ServiceTier};
 /// - `poll`, `download` and `cancel` are safe to call again with the same job.
 /// - `find_jobs` only reads: it lists what the vendor holds and never creates anything.
 /// - API keys never appear in `Debug` output, errors or logs.
+/// - A provider whose vendor calls back declares it ([`callback_scheme`](Self::callback_scheme)),
+///   sends [`GenerationRequest::callback`] as the vendor's callback URL when it is set, and reads
+///   callbacks in [`read_callback`](Self::read_callback) (see [`crate::callback`]).
 #[async_trait]
 pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
     /// This provider's id, e.g. `sora_hk`.
@@ -121,6 +128,34 @@ pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
             format!("provider {} cannot list the states of its jobs", self.id()),
         )
         .with_submit_state(SubmitState::NotSent))
+    }
+
+    /// How this provider's vendor authenticates its callbacks. The default,
+    /// [`CallbackScheme::Unsupported`], means it takes none: the orchestrator then never sets
+    /// [`GenerationRequest::callback`] for it.
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Unsupported
+    }
+
+    /// Reads a callback whose URL token the orchestrator has already checked against the
+    /// attempt `ctx` names: checks the vendor's signature where it signs (a missing or bad one
+    /// is [`RejectionKind::BadSignature`], an old timestamp [`RejectionKind::StaleTimestamp`]),
+    /// then parses the body — untrusted input: a [`RejectionKind::Malformed`] rejection names
+    /// the JSON path at fault. Answers a handshake to send back
+    /// ([`CallbackClaim::Challenge`]) or what the callback says about the job
+    /// ([`CallbackClaim::Job`]). Never mentions a secret in a rejection.
+    ///
+    /// The default rejects every callback as [`RejectionKind::Unsupported`].
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let _ = (req, ctx);
+        Err(CallbackRejection::new(
+            RejectionKind::Unsupported,
+            format!("provider {} takes no callbacks", self.id()),
+        ))
     }
 }
 

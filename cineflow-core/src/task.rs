@@ -296,6 +296,12 @@ pub struct Attempt {
     /// vendor reported nothing (and in rows written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::usage::AttemptCost>,
+    /// The hex SHA-256 of the attempt's secret callback token
+    /// ([`CallbackToken`](crate::callback::CallbackToken)), when its request carried a
+    /// callback URL; the token itself is never stored. A callback naming this attempt must
+    /// present the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token_hash: Option<String>,
 }
 
 /// A substitution of one logical model for another by an alias of the router configuration

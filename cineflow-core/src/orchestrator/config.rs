@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ProviderId;
 use crate::provider::JobState;
 
 /// How often to poll a vendor job.
@@ -143,6 +144,64 @@ pub struct OrchestratorConfig {
     pub reconcile: ReconcilePolicy,
     /// How runs started here own their tasks (leases shared with other processes).
     pub lease: LeasePolicy,
+    /// Vendor callbacks (webhooks): off unless a public base URL is set.
+    pub callbacks: CallbackConfig,
+}
+
+/// Vendor callbacks (webhooks): a vendor that calls back wakes its task's poll loop at once, and
+/// polling becomes a safety net.
+///
+/// Nothing changes without a `public_base_url`. With one, each submit to a provider listed in
+/// `providers` whose adapter takes callbacks
+/// ([`VideoProvider::callback_scheme`](crate::VideoProvider::callback_scheme)) carries a
+/// per-attempt callback URL (`{public_base_url}/callbacks/{provider}?cf_attempt=…&cf_token=…`,
+/// [`CallbackUrl`](crate::callback::CallbackUrl)) whose random token is stored hashed on the
+/// attempt; the server routing that path hands each request to
+/// [`Orchestrator::handle_callback`](crate::Orchestrator::handle_callback). The jobs of such
+/// attempts are polled first `first_poll` after their submit, then at the usual
+/// [`PollPolicy`] intervals lengthened by `grace`: a lost callback delays a job's end by at
+/// most about that much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CallbackConfig {
+    /// The public http(s) URL the server's callback route lives under, without the
+    /// `/callbacks/{provider}` part (e.g. `https://cineflow.example/api/v1`). Default: none
+    /// (callbacks off).
+    pub public_base_url: Option<String>,
+    /// The providers whose submits ask for callbacks (opt-in, by provider id). Default: none.
+    pub providers: Vec<ProviderId>,
+    /// The first poll of a job that will call back, after its submit. Default 60 s.
+    #[serde(with = "secs")]
+    pub first_poll: Duration,
+    /// Added to every later poll interval of a job that will call back. Default 30 s.
+    #[serde(with = "secs")]
+    pub grace: Duration,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self {
+            public_base_url: None,
+            providers: Vec::new(),
+            first_poll: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CallbackConfig {
+    /// Whether callbacks are on for `provider` (a base URL is set and the provider opted in).
+    pub fn enabled_for(&self, provider: &ProviderId) -> bool {
+        self.public_base_url.is_some() && self.providers.contains(provider)
+    }
+
+    /// Checks the base URL.
+    pub(crate) fn validate(&self) -> crate::error::Result<()> {
+        if let Some(base) = &self.public_base_url {
+            crate::callback::check_base(base)?;
+        }
+        Ok(())
+    }
 }
 
 /// How [`start`](super::Orchestrator::start), [`resume`](super::Orchestrator::resume) and
@@ -237,6 +296,7 @@ impl Default for OrchestratorConfig {
             event_capacity: 4096,
             reconcile: ReconcilePolicy::default(),
             lease: LeasePolicy::default(),
+            callbacks: CallbackConfig::default(),
         }
     }
 }
@@ -300,6 +360,27 @@ mod tests {
             jitter: 0.0,
             ..PollPolicy::default()
         }
+    }
+
+    #[test]
+    fn callbacks_are_off_without_a_base_url_and_on_for_opted_in_providers_only() {
+        let p = ProviderId::new("kling").unwrap();
+        let mut c = CallbackConfig {
+            providers: vec![p.clone()],
+            ..CallbackConfig::default()
+        };
+        assert!(!c.enabled_for(&p));
+        c.public_base_url = Some("https://cf.example/api/v1".into());
+        assert!(c.enabled_for(&p));
+        assert!(!c.enabled_for(&ProviderId::new("minimax").unwrap()));
+        assert!(c.validate().is_ok());
+        c.public_base_url = Some("https://cf.example/api/v1?x=1".into());
+        assert!(c.validate().is_err());
+        let toml = "[callbacks]\npublic_base_url = \"https://cf.example\"\nproviders = [\"kling\"]\ngrace = 5\n";
+        let c = OrchestratorConfig::from_toml(toml).unwrap().callbacks;
+        assert!(c.enabled_for(&p));
+        assert_eq!(c.grace, Duration::from_secs(5));
+        assert_eq!(c.first_poll, Duration::from_secs(60));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use self::reconcile::Reconciled;
 pub(super) use self::slot::{Parked, RunSlot};
 pub(super) use self::sweep::Sweepers;
 use super::Inner;
+use super::callbacks::Following;
+use crate::callback::{AttemptRef, CallbackScheme, CallbackToken, CallbackUrl};
 use crate::error::Result;
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
@@ -157,11 +159,13 @@ pub(super) async fn run_task(
         let before = task.status;
         return mark_cancelled(inner, &mut task, before).await;
     }
+    let hook = inner.hooks.follow(task.id);
     Lifecycle {
         inner,
         cancel,
         ctx,
         slot,
+        hook: &hook,
     }
     .drive(&mut task)
     .await
@@ -172,6 +176,8 @@ struct Lifecycle<'a> {
     cancel: &'a CancellationToken,
     ctx: &'a RunCtx,
     slot: &'a RunSlot,
+    /// Where this process delivers the task's verified callbacks.
+    hook: &'a Following<'a>,
 }
 
 impl Lifecycle<'_> {
@@ -301,6 +307,36 @@ impl Lifecycle<'_> {
         task.set_status(TaskStatus::Running)?;
         self.inner.persist(task, before).await?;
         Ok(true)
+    }
+
+    /// Sets a fresh per-attempt callback URL on `req` (attempt `n`) when callbacks are on for
+    /// `provider`, and answers the hash of its token to store on the attempt.
+    fn ask_for_callbacks(
+        &self,
+        req: &mut GenerationRequest,
+        provider: &dyn VideoProvider,
+        n: u32,
+    ) -> Option<String> {
+        req.callback = None;
+        let config = &self.inner.config.callbacks;
+        let base = config.public_base_url.as_deref()?;
+        if !config.enabled_for(provider.id())
+            || provider.callback_scheme() == CallbackScheme::Unsupported
+        {
+            return None;
+        }
+        let token = CallbackToken::generate();
+        let attempt = AttemptRef::new(req.task_id, n);
+        match CallbackUrl::new(base, provider.id(), attempt, &token) {
+            Ok(url) => {
+                req.callback = Some(url);
+                Some(token.hash())
+            }
+            Err(e) => {
+                tracing::warn!(provider = %provider.id(), error = %e, "no callback URL: polling only");
+                None
+            }
+        }
     }
 
     fn provider_for(&self, job: &ProviderJob) -> Option<Arc<dyn VideoProvider>> {

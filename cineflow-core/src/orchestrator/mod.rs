@@ -51,6 +51,7 @@ use crate::store::{MemoryStore, PageRequest, RunQuery, Store, TaskQuery};
 use crate::storyboard::Storyboard;
 use crate::task::{Task, TaskStatus, file_stem};
 
+mod callbacks;
 mod chain;
 mod config;
 mod driver;
@@ -58,7 +59,7 @@ mod exec;
 mod film;
 mod worker;
 
-pub use config::{LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
+pub use config::{CallbackConfig, LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use driver::RunHandle;
 use driver::{DriverControl, DriverState, drive, finish_run};
 pub use exec::RunCtx;
@@ -126,6 +127,7 @@ impl OrchestratorBuilder {
                 "max_concurrency, max_attempts, download_tries and event_capacity must be at least 1".into(),
             ));
         }
+        c.callbacks.validate()?;
         if c.lease.ttl.is_zero() || c.lease.follow_interval.is_zero() {
             return Err(Error::Config(
                 "lease.ttl and lease.follow_interval must be longer than zero".into(),
@@ -158,6 +160,7 @@ impl OrchestratorBuilder {
                 task_cancels: Mutex::new(HashMap::new()),
                 reconciling: exec::ReconcileGuard::default(),
                 sweepers: exec::Sweepers::default(),
+                hooks: callbacks::CallbackHub::default(),
             }),
         })
     }
@@ -198,6 +201,8 @@ pub(crate) struct Inner {
     reconciling: exec::ReconcileGuard,
     /// Status sweeps of the providers' job lists (see `exec/sweep.rs`).
     sweepers: exec::Sweepers,
+    /// Where verified callbacks are delivered (see `callbacks.rs`).
+    pub(crate) hooks: callbacks::CallbackHub,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

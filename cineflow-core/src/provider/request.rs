@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::callback::CallbackUrl;
 use crate::ids::TaskId;
 use crate::media::{AspectRatio, ImageRef, MediaRef, Orientation, Resolution};
 
@@ -89,6 +90,14 @@ pub struct GenerationRequest {
     pub time_budget_s: Option<u64>,
     /// `{task_id}-{attempt}`: sent to vendors that honour idempotency keys.
     pub idempotency_key: String,
+    /// Where the vendor should call back for this attempt (its secret token inside), set by
+    /// the orchestrator when callbacks are on for the provider
+    /// ([`CallbackConfig`](crate::CallbackConfig)); adapters whose vendor calls back send it
+    /// as the vendor's callback URL, in place of one configured on the adapter. Never
+    /// serialized (the token is a secret) and not part of what
+    /// [`find_jobs`](crate::VideoProvider::find_jobs) matches.
+    #[serde(skip)]
+    pub callback: Option<CallbackUrl>,
     /// Vendor-specific extra fields, merged into the vendor request by adapters that support it.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub extra: serde_json::Value,
@@ -123,6 +132,7 @@ impl GenerationRequest {
             service_tier: None,
             time_budget_s: None,
             idempotency_key: format!("{task_id}-1"),
+            callback: None,
             extra: serde_json::Value::Null,
         }
     }
@@ -237,6 +247,12 @@ impl GenerationRequest {
         self
     }
 
+    /// Sets the URL the vendor should call back for this attempt.
+    pub fn with_callback(mut self, callback: CallbackUrl) -> Self {
+        self.callback = Some(callback);
+        self
+    }
+
     /// Sets the vendor-specific extra fields.
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
         self.extra = extra;
@@ -346,6 +362,7 @@ impl From<RequestRepr> for GenerationRequest {
             service_tier: r.service_tier,
             time_budget_s: r.time_budget_s,
             idempotency_key: r.idempotency_key,
+            callback: None,
             extra: r.extra,
         }
     }

@@ -56,6 +56,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             }),
             model_alias: None,
             cost: None,
+            callback_token_hash: None,
         },
         Attempt {
             n: 2,
@@ -74,6 +75,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             }),
             model_alias: None,
             cost: None,
+            callback_token_hash: None,
         },
         Attempt {
             n: 3,
@@ -112,6 +114,10 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
                 reported_cost: Some(0.7623),
                 charged: Some(0.7623),
             }),
+            // Every store keeps the hash of the attempt's callback token.
+            callback_token_hash: Some(
+                cineflow_core::callback::CallbackToken::from_presented("t0ken").hash(),
+            ),
         },
     ];
     let mut t = f.tasks[0].clone();

@@ -30,6 +30,7 @@ fn attempt(task: &Task, n: u32, provider: &ProviderId, vendor_job_id: Option<&st
         outcome: None,
         model_alias: None,
         cost: None,
+        callback_token_hash: None,
     }
 }
 

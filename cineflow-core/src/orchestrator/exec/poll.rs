@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::super::callbacks::Signal;
 use super::submit::counted_attempts;
 use super::{Lifecycle, Polled, mark_cancelled};
 use crate::error::{Error, Result};
@@ -69,8 +70,18 @@ enum Wake {
     Cancelled,
     /// The interval is over: poll.
     Timer,
-    /// A status sweep saw the job end.
+    /// A status sweep saw the job end, or a signed callback carried its end.
     Swept(Box<JobStatus>),
+    /// A verified callback claims the job ended: poll now.
+    Called,
+}
+
+/// What ended one round of a wait.
+enum Step {
+    Cancelled,
+    Signal(Signal),
+    Swept(Option<Box<JobStatus>>),
+    Timer,
 }
 
 impl Lifecycle<'_> {
@@ -102,8 +113,17 @@ impl Lifecycle<'_> {
             return Ok(Polled::Done);
         };
         let policy = &self.inner.config.poll;
+        // Jobs that call back are polled as a safety net only (`CallbackConfig`).
+        let hooks = &self.inner.config.callbacks;
+        let hooked = task
+            .current_attempt()
+            .is_some_and(|a| a.callback_token_hash.is_some());
         let mut polled = false;
-        let mut interval = policy.initial;
+        let mut interval = if hooked {
+            hooks.first_poll
+        } else {
+            policy.initial
+        };
         let mut errors = 0u32;
         let mut delays = self.backoff();
         // While waiting out a refused poll's `Retry-After`: the job's end, if a status sweep
@@ -116,7 +136,15 @@ impl Lifecycle<'_> {
                     return Ok(Polled::Done);
                 }
                 Wake::Timer => None,
-                Wake::Swept(status) => Some(*status),
+                Wake::Called => {
+                    tracing::debug!(task = %task.id, "woken by a callback: polling now");
+                    // Duplicates of the same news: one poll answers them all.
+                    self.hook.drain()
+                }
+                Wake::Swept(status) => {
+                    self.hook.drain();
+                    Some(*status)
+                }
             };
             if polled && clock.elapsed() > policy.job_timeout {
                 let error = TaskError::new(
@@ -262,37 +290,45 @@ impl Lifecycle<'_> {
             }
             interval =
                 policy.next_interval(interval, clock.elapsed(), &status.state, status.poll_after);
+            if hooked {
+                interval = interval.saturating_add(hooks.grace);
+            }
         }
     }
 
-    /// Waits `interval`, or less when a status sweep (`swept`) reports the job's end first. A
-    /// sweep that cannot run closes `swept`: the wait then lasts its whole interval.
-    async fn wait(&self, interval: Duration, swept: Option<oneshot::Receiver<JobStatus>>) -> Wake {
-        let Some(mut swept) = swept else {
-            return if self.sleep(interval).await {
-                Wake::Timer
-            } else {
-                Wake::Cancelled
-            };
-        };
+    /// Waits `interval`, or less when a status sweep (`swept`) reports the job's end first or
+    /// a verified callback claims it. A sweep that cannot run closes `swept`: the wait then
+    /// lasts its whole interval, as it does past callbacks reporting progress only.
+    async fn wait(
+        &self,
+        interval: Duration,
+        mut swept: Option<oneshot::Receiver<JobStatus>>,
+    ) -> Wake {
         let deadline = Instant::now() + interval;
-        let status = tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => return Wake::Cancelled,
-            () = tokio::time::sleep_until(deadline) => return Wake::Timer,
-            s = &mut swept => s,
-        };
-        match status {
-            Ok(status) => Wake::Swept(Box::new(status)),
-            Err(_) => {
-                if self
-                    .sleep(deadline.saturating_duration_since(Instant::now()))
-                    .await
-                {
-                    Wake::Timer
-                } else {
-                    Wake::Cancelled
+        loop {
+            let step = {
+                let sweep = async {
+                    match swept.as_mut() {
+                        Some(rx) => rx.await.ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => Step::Cancelled,
+                    s = self.hook.next() => Step::Signal(s),
+                    s = sweep => Step::Swept(s.map(Box::new)),
+                    () = tokio::time::sleep_until(deadline) => Step::Timer,
                 }
+            };
+            match step {
+                Step::Cancelled => return Wake::Cancelled,
+                Step::Timer => return Wake::Timer,
+                Step::Swept(Some(status)) => return Wake::Swept(status),
+                Step::Swept(None) => swept = None,
+                Step::Signal(Signal::Status(status)) => return Wake::Swept(status),
+                Step::Signal(Signal::Poll | Signal::Adopt(_, true)) => return Wake::Called,
+                Step::Signal(Signal::Adopt(_, false)) => {}
             }
         }
     }

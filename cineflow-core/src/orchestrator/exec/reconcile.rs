@@ -56,6 +56,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::super::callbacks::Signal;
 use super::super::lock;
 use super::{Lifecycle, mark_cancelled, request_for};
 use crate::error::{Error, Result};
@@ -79,6 +80,16 @@ pub(super) enum Reconciled {
 pub(crate) const MAX_RESUBMITS: u32 = 3;
 
 /// What a lookup decided.
+/// What one round of looking found.
+enum Found {
+    /// The job a verified callback named.
+    Called(ProviderJob),
+    /// What the vendor's list answered.
+    Listed(std::result::Result<Vec<ProviderJob>, crate::provider::ProviderError>),
+    /// Nothing was looked up (the vendor has no list; a callback is awaited).
+    Nothing,
+}
+
 enum Verdict {
     Adopt(ProviderJob),
     Give(String),
@@ -190,39 +201,71 @@ impl Lifecycle<'_> {
             .submitted_at
             .checked_sub(skew)
             .unwrap_or(attempt.submitted_at);
-        let mut deadline = Instant::now() + policy.wait;
+        // An attempt that asked for callbacks may also be found by its callback, which names
+        // the job: then a vendor without a list is waited on too, at least until the first
+        // safety-net poll would have come.
+        let called = attempt.callback_token_hash.is_some();
+        let wait = if called {
+            policy.wait.max(self.inner.config.callbacks.first_poll)
+        } else {
+            policy.wait
+        };
+        let mut deadline = Instant::now() + wait;
         let adopt_lock = self.inner.reconciling.provider_lock(&attempt.provider);
         let exact = provider.capabilities().exact_lookup;
         let mut lookups = 0u32;
         let mut resubmits = 0u32;
+        // The vendor cannot list its jobs: only a callback can name the job.
+        let mut unlisted = false;
+        // A job a callback named, to be adopted like one a lookup found.
+        let mut called_job: Option<ProviderJob> = None;
         loop {
-            lookups += 1;
-            let now = OffsetDateTime::now_utc();
-            let query = JobQuery {
-                request: request.clone(),
-                created_after,
-                created_before: now.checked_add(skew).unwrap_or(now),
-            };
-            let found = {
+            let found = if let Some(job) = called_job.take() {
+                Found::Called(job)
+            } else if unlisted {
+                Found::Nothing
+            } else {
+                lookups += 1;
+                let now = OffsetDateTime::now_utc();
+                let query = JobQuery {
+                    request: request.clone(),
+                    created_after,
+                    created_before: now.checked_add(skew).unwrap_or(now),
+                };
                 let _permit = self.inner.router.gate(provider.id()).await;
-                provider.find_jobs(&query).await
+                Found::Listed(provider.find_jobs(&query).await)
             };
             // Deciding and recording are one step per provider in this process.
             let held = adopt_lock.lock().await;
             // An exact lookup that answered nothing proves the attempt created no job.
-            let absent = exact && found.as_ref().is_ok_and(Vec::is_empty);
-            let verdict = match found {
-                Ok(found) if exact => self.decide_exact(&attempt, found).await?,
-                Ok(found) => self.decide(task, &attempt, &request, found).await?,
-                Err(e) if e.code() == ErrorCode::Unsupported => Verdict::Give(format!(
-                    "provider {} cannot list its jobs to look for it",
+            let absent = exact && matches!(&found, Found::Listed(Ok(v)) if v.is_empty());
+            let waiting = || {
+                Verdict::KeepLooking(Some(format!(
+                    "provider {} cannot list its jobs; waiting for the job's callback",
                     attempt.provider
-                )),
-                Err(e) if !e.is_retryable() => Verdict::Give(format!(
+                )))
+            };
+            let verdict = match found {
+                // The attempt's own job, named by its verified callback.
+                Found::Called(job) => self.decide_exact(&attempt, vec![job]).await?,
+                Found::Nothing => waiting(),
+                Found::Listed(Ok(found)) if exact => self.decide_exact(&attempt, found).await?,
+                Found::Listed(Ok(found)) => self.decide(task, &attempt, &request, found).await?,
+                Found::Listed(Err(e)) if e.code() == ErrorCode::Unsupported && called => {
+                    unlisted = true;
+                    waiting()
+                }
+                Found::Listed(Err(e)) if e.code() == ErrorCode::Unsupported => {
+                    Verdict::Give(format!(
+                        "provider {} cannot list its jobs to look for it",
+                        attempt.provider
+                    ))
+                }
+                Found::Listed(Err(e)) if !e.is_retryable() => Verdict::Give(format!(
                     "looking for the job at {} failed: {e}",
                     attempt.provider
                 )),
-                Err(e) => {
+                Found::Listed(Err(e)) => {
                     tracing::warn!(task = %task.id, provider = %attempt.provider, error = %e, "job lookup failed; looking again");
                     Verdict::KeepLooking(Some(format!("last lookup error: {e}")))
                 }
@@ -250,25 +293,59 @@ impl Lifecycle<'_> {
                     }
                     Resubmitted::Ended => return Ok(Reconciled::Ended),
                     Resubmitted::LookAgain => {
-                        deadline = Instant::now() + policy.wait;
-                        left = policy.wait;
+                        deadline = Instant::now() + wait;
+                        left = wait;
                     }
                 }
             }
             if left.is_zero() {
-                let why = format!(
-                    "no vendor job at {} matched after {} lookups over {}{}",
-                    attempt.provider,
-                    lookups,
-                    secs(policy.wait),
-                    last_note.map(|e| format!(" ({e})")).unwrap_or_default()
-                );
+                let why = if unlisted {
+                    format!(
+                        "provider {} cannot list its jobs and no callback named the job within {}",
+                        attempt.provider,
+                        secs(wait)
+                    )
+                } else {
+                    format!(
+                        "no vendor job at {} matched after {} lookups over {}{}",
+                        attempt.provider,
+                        lookups,
+                        secs(wait),
+                        last_note.map(|e| format!(" ({e})")).unwrap_or_default()
+                    )
+                };
                 return self.give_up(task, cause, &why).await;
             }
-            if !self.sleep(policy.interval.min(left)).await {
-                let before = task.status;
-                mark_cancelled(self.inner, task, before).await?;
-                return Ok(Reconciled::Ended);
+            let pause = if unlisted {
+                left
+            } else {
+                policy.interval.min(left)
+            };
+            match self.pause_for_callback(pause).await {
+                None => {
+                    let before = task.status;
+                    mark_cancelled(self.inner, task, before).await?;
+                    return Ok(Reconciled::Ended);
+                }
+                Some(job) => called_job = job,
+            }
+        }
+    }
+
+    /// Waits `pause` between lookups, or less when a verified callback names the attempt's
+    /// job (answered). `None`: the task was cancelled.
+    async fn pause_for_callback(&self, pause: Duration) -> Option<Option<ProviderJob>> {
+        let deadline = Instant::now() + pause;
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return None,
+                s = self.hook.next() => {
+                    if let Signal::Adopt(job, _) = s {
+                        return Some(Some(*job));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return Some(None),
             }
         }
     }
@@ -314,9 +391,18 @@ impl Lifecycle<'_> {
         request: &GenerationRequest,
         provider: &dyn VideoProvider,
     ) -> Result<Resubmitted> {
-        let req = request
+        let mut req = request
             .clone()
             .with_time_budget(self.inner.config.poll.job_timeout);
+        // The token of the first send is not kept (only its hash): a fresh one, on record
+        // before the send.
+        if let Some(hash) = self.ask_for_callbacks(&mut req, provider, attempt.n) {
+            if let Some(a) = task.current_attempt_mut() {
+                a.callback_token_hash = Some(hash);
+            }
+            let before = task.status;
+            self.inner.persist(task, before).await?;
+        }
         let pid = provider.id().clone();
         tracing::info!(task = %task.id, attempt = attempt.n, provider = %pid, "the exact lookup proved the ambiguous submit created no job: sending the same attempt again");
         let result = {

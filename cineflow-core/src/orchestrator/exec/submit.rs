@@ -138,6 +138,7 @@ impl Lifecycle<'_> {
             // is recorded too, identical tasks reconciling in this process wait for it.
             let mark = self.inner.reconciling.submitting(task.id);
             let before = task.status;
+            let callback_token_hash = self.ask_for_callbacks(&mut req, provider.as_ref(), n);
             task.attempts.push(Attempt {
                 n,
                 provider: pid.clone(),
@@ -157,6 +158,7 @@ impl Lifecycle<'_> {
                     priced.duration_s = pick.priced_duration_s;
                     AttemptCost::estimated(pick.price.clone(), &priced)
                 }),
+                callback_token_hash,
             });
             task.error = None;
             task.progress = None;
