@@ -192,3 +192,83 @@ async fn keys_that_cannot_be_fetched_leave_the_webhook_unproven() {
     );
     assert!(!e.to_string().contains("SECRET"));
 }
+
+#[tokio::test]
+async fn read_callback_takes_a_signed_result_as_a_conclusive_claim_and_rejects_forgeries() {
+    use cineflow_core::callback::{
+        AttemptRef, CallbackClaim, CallbackContext, CallbackRequest, CallbackScheme, RejectionKind,
+    };
+    use cineflow_core::{TaskId, VideoProvider};
+    let server = MockServer::start().await;
+    serve_jwks(&server, &[&signer(1)], 1).await;
+    let fal = fal(&server);
+    assert_eq!(fal.callback_scheme(), CallbackScheme::Signed);
+    let now = OffsetDateTime::now_utc();
+    let submitted = now - time::Duration::minutes(1);
+    let ctx = CallbackContext::new(
+        AttemptRef::new(TaskId::new(), 1),
+        "fal-ai/veo3.1",
+        submitted,
+    )
+    .at(now);
+    let request = |headers: Vec<(String, String)>, body: &[u8]| {
+        headers.into_iter().fold(
+            CallbackRequest::new("POST", "/api/v1/callbacks/fal?cf_attempt=x-1&cf_token=0123")
+                .with_body(body.to_vec()),
+            |r, (k, v)| r.with_header(k, v),
+        )
+    };
+    let b = body("req-9");
+    let req = request(signed(&signer(1), "req-9", now.unix_timestamp(), &b), &b);
+    let CallbackClaim::Job(claim) = fal.read_callback(&req, &ctx).await.unwrap() else {
+        panic!("not a job claim")
+    };
+    assert!(claim.conclusive);
+    assert_eq!(claim.job.vendor_job_id, "req-9");
+    assert_eq!(claim.job.vendor_model, "fal-ai/veo3.1");
+    assert_eq!(claim.job.submitted_at, submitted);
+    assert!(matches!(claim.status.state, JobState::Succeeded { .. }));
+
+    let forged = request(signed(&signer(66), "req-9", now.unix_timestamp(), &b), &b);
+    let e = fal.read_callback(&forged, &ctx).await.unwrap_err();
+    assert_eq!(e.kind(), RejectionKind::BadSignature);
+    let stale = request(
+        signed(&signer(1), "req-9", now.unix_timestamp() - 301, &b),
+        &b,
+    );
+    let e = fal.read_callback(&stale, &ctx).await.unwrap_err();
+    assert_eq!(e.kind(), RejectionKind::StaleTimestamp);
+    let unsigned = request(Vec::new(), &b);
+    let e = fal.read_callback(&unsigned, &ctx).await.unwrap_err();
+    assert_eq!(e.kind(), RejectionKind::BadSignature);
+    assert!(e.reason().contains("missing header"), "{e}");
+    assert!(!format!("{e} {e:?} {fal:?}").contains("SECRET"));
+}
+
+#[tokio::test]
+async fn a_submit_with_a_callback_names_it_as_fal_webhook() {
+    use cineflow_core::callback::{AttemptRef, CallbackToken, CallbackUrl};
+    use cineflow_core::{GenerationRequest, ProviderId, TaskId, VideoProvider};
+    use wiremock::matchers::query_param;
+    let server = MockServer::start().await;
+    let task = TaskId::new();
+    let token = CallbackToken::generate();
+    let cb = CallbackUrl::new(
+        "https://cineflow.example/api/v1",
+        &ProviderId::new("fal").unwrap(),
+        AttemptRef::new(task, 1),
+        &token,
+    )
+    .unwrap();
+    Mock::given(method("POST"))
+        .and(path("/fal-ai/veo3.1"))
+        .and(query_param("fal_webhook", cb.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"request_id": "req-1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut req = GenerationRequest::new(task, "fal-ai/veo3.1", "A lighthouse at dusk", 4);
+    req.callback = Some(cb);
+    let job = fal(&server).submit(&req).await.unwrap();
+    assert_eq!(job.vendor_job_id, "req-1");
+}

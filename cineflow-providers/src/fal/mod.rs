@@ -89,6 +89,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider,
@@ -484,7 +487,11 @@ impl VideoProvider for Fal {
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let body = Value::Object(self.body(req).await?);
         let name = req.vendor_model.trim();
-        let url = self.inner.api.url(&Self::segments(name))?;
+        let mut url = self.inner.api.url(&Self::segments(name))?;
+        if let Some(cb) = &req.callback {
+            url.query_pairs_mut()
+                .append_pair("fal_webhook", cb.as_str());
+        }
         let rb = self.call(Method::POST, url).json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
         let answer = http::send(rb, Call::Submit).await?;
@@ -549,6 +556,39 @@ impl VideoProvider for Fal {
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))
+    }
+
+    /// fal signs its webhooks (ED25519, keys from its JWKS).
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Signed
+    }
+
+    /// Checks the signature ([`Fal::verify_callback`]) and reads the webhook: an `OK` with an
+    /// output or an `ERROR` is the request's result (a conclusive claim); an `OK` without its
+    /// payload only says the request ended (the task polls to confirm).
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
+        let job = match &ctx.job {
+            Some(j) if j.vendor_job_id == id => j.clone(),
+            _ => ProviderJob {
+                submitted_at: ctx.submitted_at,
+                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
+            },
+        };
+        Ok(match status {
+            Some(status) => JobClaim::new(job, status).conclusive().into(),
+            None => {
+                let running = JobState::Running {
+                    progress: None,
+                    eta: None,
+                };
+                JobClaim::new(job, JobStatus::new(running)).into()
+            }
+        })
     }
 
     async fn download(

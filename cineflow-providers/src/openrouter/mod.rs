@@ -70,6 +70,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     VideoAsset, VideoProvider,
@@ -532,6 +535,9 @@ impl OpenRouter {
         if let Some(s) = req.seed {
             b.insert("seed".into(), s.into());
         }
+        if let Some(cb) = &req.callback {
+            b.insert("callback_url".into(), cb.as_str().into());
+        }
         http::merge_extra(&mut b, &req.extra);
         Ok(b)
     }
@@ -587,6 +593,31 @@ impl VideoProvider for OpenRouter {
         let video: Video = serde_json::from_value(raw.clone())
             .map_err(|e| http::malformed(&answer, Call::Poll, key, &e.to_string()))?;
         self.status_of(&job.vendor_job_id, video, raw)
+    }
+
+    /// OpenRouter signs its webhooks (HMAC with the workspace's secret).
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Signed
+    }
+
+    /// Checks the signature ([`OpenRouter::verify_callback`]) and reads the event: its `data` is
+    /// the video as a poll answers it, so an ended video is a conclusive claim.
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
+        let job = match &ctx.job {
+            Some(j) if j.vendor_job_id == id => j.clone(),
+            _ => ProviderJob {
+                submitted_at: ctx.submitted_at,
+                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
+            },
+        };
+        let ended = status.state.is_terminal();
+        let claim = JobClaim::new(job, status);
+        Ok(if ended { claim.conclusive() } else { claim }.into())
     }
 
     async fn download(
@@ -666,5 +697,49 @@ mod tests {
                 .build()
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn read_callback_takes_an_ended_video_as_a_conclusive_claim() {
+        use cineflow_core::TaskId;
+        use cineflow_core::callback::{AttemptRef, CallbackRequest, RejectionKind};
+        let secret = "or-whsec-SECRET";
+        let p = OpenRouter::builder()
+            .with_api_key("k")
+            .with_webhook_secret(secret)
+            .build()
+            .unwrap();
+        assert_eq!(p.callback_scheme(), CallbackScheme::Signed);
+        let now = time::OffsetDateTime::now_utc();
+        let ctx =
+            CallbackContext::new(AttemptRef::new(TaskId::new(), 2), "google/veo-3.1", now).at(now);
+        let body = serde_json::to_vec(&json!({"type": "video.generation.failed",
+            "data": {"id": "vid_2", "status": "failed",
+                     "error": {"code": "moderation_blocked", "message": "blocked"}}}))
+        .unwrap();
+        let sig = OpenRouterWebhooks::new(secret)
+            .unwrap()
+            .sign(now.unix_timestamp(), &body);
+        let req = CallbackRequest::new("POST", "/api/v1/callbacks/openrouter?cf_attempt=x-2")
+            .with_header("X-OpenRouter-Signature", sig)
+            .with_body(body.clone());
+        let CallbackClaim::Job(claim) = p.read_callback(&req, &ctx).await.unwrap() else {
+            panic!("not a job claim")
+        };
+        assert!(claim.conclusive);
+        assert_eq!(claim.job.vendor_job_id, "vid_2");
+        assert_eq!(claim.job.vendor_model, "google/veo-3.1");
+        assert!(matches!(claim.status.state, JobState::Failed { .. }));
+        let forged = CallbackRequest::new("POST", "/x")
+            .with_header(
+                "X-OpenRouter-Signature",
+                OpenRouterWebhooks::new("guess")
+                    .unwrap()
+                    .sign(now.unix_timestamp(), &body),
+            )
+            .with_body(body);
+        let e = p.read_callback(&forged, &ctx).await.unwrap_err();
+        assert_eq!(e.kind(), RejectionKind::BadSignature);
+        assert!(!format!("{e} {e:?}").contains("SECRET"));
     }
 }

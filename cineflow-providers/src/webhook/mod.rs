@@ -18,6 +18,8 @@ pub mod standard;
 
 use std::fmt;
 
+use cineflow_core::callback::CallbackRequest;
+use cineflow_core::callback::{CallbackRejection, RejectionKind};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
@@ -43,6 +45,12 @@ impl Headers for [(String, String)] {
 impl Headers for Vec<(String, String)> {
     fn header(&self, name: &str) -> Option<&str> {
         self.as_slice().header(name)
+    }
+}
+
+impl Headers for CallbackRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        CallbackRequest::header(self, name)
     }
 }
 
@@ -109,6 +117,25 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+impl From<Rejection> for CallbackRejection {
+    /// A missing, unreadable or wrong signature is [`RejectionKind::BadSignature`] (the request
+    /// is not proven to come from the vendor), an old timestamp
+    /// [`RejectionKind::StaleTimestamp`], an unreadable signed body
+    /// [`RejectionKind::Malformed`], keys that cannot be fetched [`RejectionKind::Unavailable`];
+    /// the reason is this rejection's text (no secret in it).
+    fn from(r: Rejection) -> Self {
+        let kind = match &r {
+            Rejection::MissingHeader(_)
+            | Rejection::MalformedHeader { .. }
+            | Rejection::BadSignature { .. } => RejectionKind::BadSignature,
+            Rejection::StaleTimestamp { .. } => RejectionKind::StaleTimestamp,
+            Rejection::MalformedBody(_) => RejectionKind::Malformed,
+            Rejection::KeysUnavailable(_) => RejectionKind::Unavailable,
+        };
+        CallbackRejection::new(kind, r.to_string())
+    }
+}
 
 /// The value of a required header, trimmed; empty counts as missing.
 pub(crate) fn required<'a, H: Headers + ?Sized>(
