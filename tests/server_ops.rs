@@ -264,6 +264,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/stats"),
     ("get", "/health"),
     ("get", "/openapi.json"),
+    ("post", "/callbacks/{provider}"),
 ];
 
 #[tokio::test]

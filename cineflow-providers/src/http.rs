@@ -672,6 +672,19 @@ pub fn check_callback_url(url: Option<&str>, vendor: &str) -> Result<(), Error> 
     }
 }
 
+/// The callback URL to send with `req`: the attempt's own
+/// ([`GenerationRequest::callback`](cineflow_core::GenerationRequest::callback), set when the
+/// orchestrator's callbacks are on), else the one configured on the adapter.
+pub fn callback_target(
+    req: &cineflow_core::GenerationRequest,
+    configured: Option<&str>,
+) -> Option<String> {
+    req.callback
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .or_else(|| configured.map(str::to_owned))
+}
+
 /// A per-attempt token for vendor fields that tie a job to the attempt that created it
 /// (Seedance's `safety_identifier`, Kling's `external_task_id`): `cf-` and 40 hex digits of
 /// the SHA-256 of the request's idempotency key (`{task_id}-{attempt}`), so it is unique per

@@ -709,3 +709,27 @@ async fn a_wrong_secret_never_reaches_a_mock_that_checks_the_token() {
     let e = p.poll(&job(&p, "t8", "text2video")).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unauthorized);
 }
+
+#[tokio::test]
+async fn the_attempts_callback_url_is_sent_with_the_tasks_route() {
+    use cineflow_core::callback::{AttemptRef, CallbackToken, CallbackUrl};
+    let server = MockServer::start().await;
+    mount_create(&server, I2V, "k-cb").await;
+    let p = builder(Preset::Intl, &server.uri())
+        .with_callback_url("https://hooks.example/kling?job=J1")
+        .build()
+        .unwrap();
+    let req = request(V3).with_first_frame(image("a"));
+    let cb = CallbackUrl::new(
+        "https://cineflow.example/api/v1",
+        p.id(),
+        AttemptRef::new(req.task_id, 1),
+        &CallbackToken::generate(),
+    )
+    .unwrap();
+    p.submit(&req.with_callback(cb.clone())).await.unwrap();
+    assert_eq!(
+        sent_body(&server).await["callback_url"],
+        format!("{}&kling_route=image2video", cb.as_str())
+    );
+}

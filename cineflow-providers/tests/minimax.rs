@@ -590,3 +590,23 @@ async fn live_hailuo_02_renders_a_6_second_video() {
     let bytes = conformance::collect(p.download(&j, &asset).await.unwrap()).await;
     assert!(bytes.len() > 1000);
 }
+
+#[tokio::test]
+async fn the_attempts_callback_url_replaces_the_configured_one() {
+    use cineflow_core::callback::{AttemptRef, CallbackToken, CallbackUrl};
+    let server = MockServer::start().await;
+    let p = builder(&server)
+        .with_callback_url("https://hooks.example/mm?job=J1")
+        .build()
+        .unwrap();
+    let req = request(HAILUO, 6);
+    let cb = CallbackUrl::new(
+        "https://cineflow.example/api/v1",
+        p.id(),
+        AttemptRef::new(req.task_id, 1),
+        &CallbackToken::generate(),
+    )
+    .unwrap();
+    let body = sent(&p, &server, V1_CREATE, req.with_callback(cb.clone())).await;
+    assert_eq!(body["callback_url"], cb.as_str());
+}

@@ -963,3 +963,34 @@ async fn live_seedance_2_fast_renders_a_4_second_480p_video_and_its_last_frame()
         .unwrap();
     assert!(bytes.len() > 1000, "{} bytes", bytes.len());
 }
+
+/// A per-attempt callback URL for `req` (as the orchestrator sets it when callbacks are on).
+fn attempt_callback(
+    req: &GenerationRequest,
+    provider: &str,
+) -> cineflow_core::callback::CallbackUrl {
+    use cineflow_core::callback::{AttemptRef, CallbackToken, CallbackUrl};
+    CallbackUrl::new(
+        "https://cineflow.example/api/v1",
+        &cineflow_core::ProviderId::new(provider).unwrap(),
+        AttemptRef::new(req.task_id, 1),
+        &CallbackToken::generate(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_attempts_callback_url_replaces_the_configured_one() {
+    let server = MockServer::start().await;
+    mount_create(&server, "cgt-cb").await;
+    let p = builder(Preset::ModelArk, &server)
+        .with_callback_url("https://hooks.example.com/ark?job=J123")
+        .build()
+        .unwrap();
+    let req = request(V2);
+    let cb = attempt_callback(&req, "modelark");
+    p.submit(&req.clone().with_callback(cb.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sent_body(&server).await["callback_url"], cb.as_str());
+}

@@ -30,12 +30,17 @@ use state::AppState;
 pub(crate) fn build_app(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, _document) = routes::api().split_for_parts();
+    // Vendor callbacks carry their own proof (the attempt's token, a signature), never the
+    // Bearer token: merged after the authentication layer (they read at most
+    // `MAX_CALLBACK_BYTES` of a body).
+    let (callbacks, _document) = routes::callbacks::routes().split_for_parts();
     let api = api
         .fallback(routes::no_such_route)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
-        ));
+        ))
+        .merge(callbacks);
     let app = Router::new()
         .nest("/api/v1", api)
         .nest_service("/uploads", ServeDir::new(&config.upload_dir))

@@ -21,7 +21,8 @@ use utoipa::{IntoParams, Modify, OpenApi};
     security(("bearer" = [])),
     tags(
         (name = "storyboards"), (name = "segments"), (name = "runs"), (name = "tasks"),
-        (name = "models"), (name = "providers"), (name = "admin"), (name = "ops")
+        (name = "models"), (name = "providers"), (name = "admin"), (name = "ops"),
+        (name = "callbacks")
     )
 )]
 pub(crate) struct ApiDoc;
@@ -59,7 +60,9 @@ pub(crate) struct ListQuery {
 
 /// The document of every route under `/api/v1`.
 pub(crate) fn document() -> utoipa::openapi::OpenApi {
-    crate::app::routes::api().into_openapi()
+    crate::app::routes::api()
+        .merge(crate::app::routes::callbacks::routes())
+        .into_openapi()
 }
 
 /// `GET /openapi.json`: this document.

@@ -32,8 +32,8 @@ use crate::provider::{JobState, JobStatus, ProviderJob};
 
 mod token;
 
-pub(crate) use token::check_base;
 pub use token::{ATTEMPT_PARAM, AttemptRef, CallbackToken, CallbackUrl, TOKEN_PARAM, matches_hash};
+pub(crate) use token::{check_base, scrub_tokens};
 
 /// How a provider's vendor authenticates its callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,15 +228,36 @@ pub struct JobClaim {
     /// the full result (honoured only when the provider's scheme is
     /// [`CallbackScheme::Signed`]). Otherwise the task polls once to confirm.
     pub conclusive: bool,
+    /// Whether the callback says the job ended: set from `status` by [`new`](Self::new), or by
+    /// [`ended`](Self::ended) for a body that reports the end without its result (MiniMax V1
+    /// names a file to look up). Only such claims wake a task whose job is on record.
+    pub ended: bool,
 }
 
 impl JobClaim {
     /// A claim about `job`, to be confirmed by a poll.
     pub fn new(job: ProviderJob, status: JobStatus) -> Self {
         Self {
+            ended: status.state.is_terminal(),
             job,
             status,
             conclusive: false,
+        }
+    }
+
+    /// A claim that `job` ended, from a body that does not carry the result: `raw` is the
+    /// body, kept as the status payload (its state `running`, at 100 %, until a poll reads the
+    /// result).
+    pub fn ended(job: ProviderJob, raw: serde_json::Value) -> Self {
+        let running = JobState::Running {
+            progress: Some(100),
+            eta: None,
+        };
+        Self {
+            job,
+            status: JobStatus::new(running).with_raw(raw),
+            conclusive: false,
+            ended: true,
         }
     }
 

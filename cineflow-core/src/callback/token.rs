@@ -169,6 +169,17 @@ impl fmt::Debug for CallbackUrl {
     }
 }
 
+/// Drops the query of every string in a vendor payload that carries a callback token (a vendor
+/// echoing its `callback_url`), so the token is never stored.
+pub(crate) fn scrub_tokens(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains(TOKEN_PARAM) => *s = redact_url(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(scrub_tokens),
+        serde_json::Value::Object(o) => o.values_mut().for_each(scrub_tokens),
+        _ => {}
+    }
+}
+
 /// Checks a public base URL for callbacks (see [`CallbackUrl::new`]).
 pub(crate) fn check_base(public_base: &str) -> Result<url::Url> {
     let bad = |why: &str| Error::Config(format!("callbacks.public_base_url {why}"));
@@ -216,6 +227,16 @@ mod tests {
         assert!(!matches_hash(&t.expose()[1..], &t.hash()));
         assert!(!matches_hash("", &t.hash()));
         assert_ne!(CallbackToken::generate(), t);
+    }
+
+    #[test]
+    fn tokens_echoed_in_a_vendor_payload_are_scrubbed() {
+        let mut v = serde_json::json!({"id": "t", "callback_url":
+            "https://cf.example/callbacks/x?cf_attempt=a-1&cf_token=SECRET", "n": [1, "cf_token=S2"]});
+        scrub_tokens(&mut v);
+        let s = v.to_string();
+        assert!(!s.contains("SECRET") && !s.contains("S2"), "{s}");
+        assert_eq!(v["id"], "t");
     }
 
     #[test]

@@ -229,6 +229,7 @@ impl Orchestrator {
             mut job,
             status,
             conclusive,
+            ended,
         } = match claim {
             CallbackClaim::Challenge { reply } => {
                 outcome.reply = reply;
@@ -262,7 +263,7 @@ impl Orchestrator {
             ))
         } else if a.outcome.is_some() || task.status.is_terminal() {
             Some(format!("attempt {attempt} has ended ({})", task.status))
-        } else if a.job.is_some() && !status.state.is_terminal() {
+        } else if a.job.is_some() && !ended {
             Some("a report of a job still running: its end is awaited".to_owned())
         } else {
             None
@@ -276,8 +277,8 @@ impl Orchestrator {
             if job.vendor_model.is_empty() {
                 job.vendor_model.clone_from(&a.provider_model);
             }
-            Signal::Adopt(Box::new(job), status.state.is_terminal())
-        } else if conclusive && scheme == CallbackScheme::Signed {
+            Signal::Adopt(Box::new(job), ended)
+        } else if conclusive && status.state.is_terminal() && scheme == CallbackScheme::Signed {
             Signal::Status(Box::new(status))
         } else {
             Signal::Poll

@@ -86,6 +86,7 @@
 //! ```
 
 mod auth;
+mod callback;
 mod error;
 mod models;
 mod wire;
@@ -98,6 +99,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider, redact_url,
@@ -418,7 +422,16 @@ impl Kling {
         if let Some(audio) = req.generate_audio {
             b.insert("sound".into(), if audio { "on" } else { "off" }.into());
         }
-        if let Some(u) = &self.inner.callback_url {
+        if let Some(cb) = &req.callback {
+            // The route goes along, so a callback of an unrecorded job can name its job.
+            let url = format!(
+                "{}&{}={}",
+                cb.as_str(),
+                callback::ROUTE_PARAM,
+                route.segment()
+            );
+            b.insert("callback_url".into(), url.into());
+        } else if let Some(u) = &self.inner.callback_url {
             b.insert("callback_url".into(), u.clone().into());
         }
         if let Some(id) = external_task_id(&req.idempotency_key) {
@@ -541,6 +554,17 @@ impl Kling {
         raw: &Value,
         answer: &Answer,
     ) -> Result<JobStatus, ProviderError> {
+        self.task_status(job, task, raw)
+            .map_err(|why| self.malformed(answer, Call::Poll, why))
+    }
+
+    /// A task object as the job's status; the error says what is missing.
+    fn task_status(
+        &self,
+        job: &ProviderJob,
+        task: &Task,
+        raw: &Value,
+    ) -> Result<JobStatus, &'static str> {
         let running = JobState::Running {
             progress: None,
             eta: None,
@@ -550,11 +574,7 @@ impl Kling {
             "processing" => running,
             "succeed" => {
                 let Some(url) = task.video_url() else {
-                    return Err(self.malformed(
-                        answer,
-                        Call::Poll,
-                        "succeed without data.task_result.videos[0].url",
-                    ));
+                    return Err("succeed without data.task_result.videos[0].url");
                 };
                 let done = task.updated().unwrap_or_else(OffsetDateTime::now_utc);
                 JobState::Succeeded {
@@ -623,6 +643,20 @@ impl VideoProvider for Kling {
                 Err(e)
             }
         }
+    }
+
+    /// Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Token
+    }
+
+    /// Reads the task object Kling POSTs on each state change (see `callback.rs`).
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        self.callback_claim(req, ctx)
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {

@@ -212,8 +212,8 @@ pub(super) async fn body(
         Api::V1 => v1(api, req, m, last.as_ref(), settings).await?,
         Api::V2 => v2(api, req, m, last.as_ref()).await?,
     };
-    if let Some(u) = &settings.callback_url {
-        b.insert("callback_url".into(), u.clone().into());
+    if let Some(u) = http::callback_target(req, settings.callback_url.as_deref()) {
+        b.insert("callback_url".into(), u.into());
     }
     http::merge_extra(&mut b, &req.extra);
     Ok(b)

@@ -68,6 +68,7 @@
 //! ```
 
 mod body;
+mod callback;
 mod error;
 mod models;
 mod wire;
@@ -78,6 +79,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider,
@@ -455,6 +459,22 @@ impl VideoProvider for Minimax {
         };
         tracing::debug!(provider = %self.id(), task = %id, model = name, "minimax accepted a task");
         Ok(self.inner.api.job(id, name, Value::Null))
+    }
+
+    /// MiniMax signs nothing: the per-attempt token in the callback URL authenticates a
+    /// callback.
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Token
+    }
+
+    /// Answers MiniMax's `{"challenge": …}` handshake, and reads the task reports that
+    /// follow it (see `callback.rs`).
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        self.callback_claim(req, ctx)
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {

@@ -87,6 +87,7 @@
 //! ```
 
 mod body;
+mod callback;
 mod error;
 mod models;
 mod wire;
@@ -101,6 +102,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
     ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
@@ -422,8 +426,8 @@ impl Seedance {
         if let Some(t) = tier {
             b.insert("service_tier".into(), t.as_str().into());
         }
-        if let Some(u) = &self.inner.callback_url {
-            b.insert("callback_url".into(), u.clone().into());
+        if let Some(u) = http::callback_target(req, self.inner.callback_url.as_deref()) {
+            b.insert("callback_url".into(), u.into());
         }
         if self.inner.safety_identifier
             && let Some(token) = safety_identifier(&req.idempotency_key)
@@ -445,6 +449,19 @@ impl Seedance {
         let key = &self.inner.key;
         let task: Task = serde_json::from_value(raw.clone())
             .map_err(|e| http::malformed(answer, call, key, &e.to_string()))?;
+        self.task_status(job, raw, &task)
+            .map_err(|why| http::malformed(answer, call, key, why))
+    }
+
+    /// A task object (`raw`, read as `task`) as the job's status; the error says what is
+    /// missing.
+    fn task_status(
+        &self,
+        job: &ProviderJob,
+        raw: Value,
+        task: &Task,
+    ) -> Result<JobStatus, &'static str> {
+        let key = &self.inner.key;
         let running = JobState::Running {
             progress: None,
             eta: None,
@@ -460,12 +477,7 @@ impl Seedance {
                     .and_then(|c| c.video_url.as_deref())
                     .filter(|u| !u.is_empty())
                 else {
-                    return Err(http::malformed(
-                        answer,
-                        call,
-                        key,
-                        "succeeded without content.video_url",
-                    ));
+                    return Err("succeeded without content.video_url");
                 };
                 let done = task
                     .updated_at
@@ -573,6 +585,20 @@ impl VideoProvider for Seedance {
             None => Value::Null,
         };
         Ok(self.inner.api.job(created.id, model, extra))
+    }
+
+    /// Ark signs nothing: the per-attempt token in the callback URL authenticates a callback.
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Token
+    }
+
+    /// Reads the task object Ark POSTs on each state change (see `callback.rs`).
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        self.callback_claim(req, ctx)
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {

@@ -12,6 +12,7 @@ use crate::app::input::JsonObject;
 use crate::app::openapi::ApiDoc;
 use crate::app::state::AppState;
 
+pub(crate) mod callbacks;
 mod catalog;
 mod events;
 mod ops;

@@ -215,6 +215,8 @@ impl Lifecycle<'_> {
             let before = task.status;
             if let Some(a) = task.current_attempt_mut() {
                 a.vendor_payload = status.raw.clone();
+                // A vendor echoing the callback URL never gets its token stored.
+                crate::callback::scrub_tokens(&mut a.vendor_payload);
                 if let Some(usage) = status.usage {
                     // Persisted with the state change below (usage comes with the success).
                     a.cost

@@ -1,0 +1,433 @@
+//! Vendor callbacks end to end: a token-authenticated vendor (in process, jobs that take a fixed
+//! time on tokio's paused clock, no job list, like MiniMax) calls back through
+//! `Orchestrator::handle_callback`, with faults: lost, duplicated and shuffled, forged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackEffect, CallbackRejection, CallbackRequest,
+    CallbackScheme, JobClaim, RejectionKind,
+};
+use cineflow_core::mock::{MockProvider, SAMPLE_MP4};
+use cineflow_core::{
+    ByteStream, Capabilities, ErrorCode, EventKind, GenerationRequest, JobState, JobStatus,
+    Orchestrator, OrchestratorConfig, ProviderError, ProviderId, ProviderJob, Router, RunSpec,
+    RunStatus, Store, SubmitState, TaskQuery, TaskStatus, VideoAsset, VideoProvider,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+/// How long every job takes.
+const JOB: Duration = Duration::from_secs(10);
+/// The first safety-net poll.
+const FIRST_POLL: Duration = Duration::from_secs(60);
+
+/// What the vendor does with the callbacks of its jobs.
+#[derive(Debug, Clone, Copy)]
+struct Faults {
+    /// Job `n` (1-based) calls back only when `lose(n)` is false.
+    lose: fn(u64) -> bool,
+    /// Copies of each callback, each sent after its own small delay (so they interleave).
+    copies: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    mock: MockProvider,
+    faults: Faults,
+    orch: OnceLock<Orchestrator>,
+    submits: AtomicU64,
+    polls: AtomicU64,
+    /// The next submit creates its job and then answers a 502 (an ambiguous submit).
+    lose_answer: AtomicBool,
+    /// Each job's end and callback URL.
+    jobs: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+/// A vendor that calls back (token scheme) and has no job list.
+#[derive(Debug, Clone)]
+struct Vendor(Arc<State>);
+
+impl Vendor {
+    fn new(faults: Faults) -> Self {
+        Self(Arc::new(State {
+            mock: MockProvider::new("hooked").unwrap(),
+            faults,
+            orch: OnceLock::new(),
+            submits: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+            lose_answer: AtomicBool::new(false),
+            jobs: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn callback_urls(&self) -> HashMap<String, String> {
+        let jobs = self.0.jobs.lock().unwrap();
+        jobs.iter()
+            .map(|(id, (_, u))| (id.clone(), u.clone()))
+            .collect()
+    }
+
+    fn job(&self, id: &str) -> ProviderJob {
+        ProviderJob {
+            provider: self.id().clone(),
+            vendor_job_id: id.to_owned(),
+            vendor_model: "mock-video-1".into(),
+            base_url: None,
+            submitted_at: OffsetDateTime::now_utc(),
+            extra: Value::Null,
+        }
+    }
+}
+
+fn asset(id: &str) -> VideoAsset {
+    VideoAsset {
+        url: format!("https://cdn.vendor.example/{id}.mp4"),
+        expires_at: None,
+        content_type: Some("video/mp4".into()),
+    }
+}
+
+/// The callback the vendor POSTs to `url` for job `id`.
+fn callback(url: &str, id: &str) -> CallbackRequest {
+    let path = url.split_once("/api/v1").map_or(url, |(_, p)| p);
+    CallbackRequest::new("POST", format!("/api/v1{path}"))
+        .with_header("content-type", "application/json")
+        .with_body(json!({"id": id, "status": "succeeded"}).to_string())
+}
+
+#[async_trait]
+impl VideoProvider for Vendor {
+    fn id(&self) -> &ProviderId {
+        self.0.mock.id()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        self.0.mock.capabilities()
+    }
+
+    async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
+        let n = self.0.submits.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = format!("J{n}");
+        let url = req.callback.as_ref().expect("a callback URL").as_str();
+        self.0
+            .jobs
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (Instant::now() + JOB, url.to_owned()));
+        if !(self.0.faults.lose)(n) {
+            for copy in 0..self.0.faults.copies {
+                let (state, id, url) = (Arc::clone(&self.0), id.clone(), url.to_owned());
+                // Shuffled: each copy after its own delay, up to 2 s after the job's end.
+                let jitter = Duration::from_millis((n * 7919 + copy * 104_729) % 2000);
+                tokio::spawn(async move {
+                    tokio::time::sleep(JOB + jitter).await;
+                    let orch = state.orch.get().expect("the orchestrator").clone();
+                    let outcome = orch.handle_callback("hooked", &callback(&url, &id)).await;
+                    assert!(
+                        outcome.is_ok(),
+                        "a genuine callback was refused: {outcome:?}"
+                    );
+                });
+            }
+        }
+        if self.0.lose_answer.swap(false, Ordering::SeqCst) {
+            return Err(
+                ProviderError::new(ErrorCode::Network, "502 after accepting")
+                    .with_submit_state(SubmitState::Ambiguous),
+            );
+        }
+        Ok(self.job(&id))
+    }
+
+    async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
+        self.0.polls.fetch_add(1, Ordering::SeqCst);
+        let (end, url) = self.0.jobs.lock().unwrap()[&job.vendor_job_id].clone();
+        // Like Ark, the task echoes its callback URL.
+        let raw = json!({"id": job.vendor_job_id, "callback_url": url});
+        Ok(JobStatus::new(if Instant::now() >= end {
+            JobState::Succeeded {
+                asset: asset(&job.vendor_job_id),
+            }
+        } else {
+            JobState::Running {
+                progress: None,
+                eta: None,
+            }
+        })
+        .with_raw(raw))
+    }
+
+    async fn download(
+        &self,
+        _job: &ProviderJob,
+        _asset: &VideoAsset,
+    ) -> Result<ByteStream, ProviderError> {
+        Ok(ByteStream::from_bytes(SAMPLE_MP4).with_content_type(Some("video/mp4".into())))
+    }
+
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Token
+    }
+
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        _ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let body = req.json("hooked")?;
+        let id = body["id"]
+            .as_str()
+            .ok_or_else(|| CallbackRejection::malformed("hooked", "id", "is missing"))?;
+        let state = JobState::Succeeded { asset: asset(id) };
+        Ok(JobClaim::new(self.job(id), JobStatus::new(state)).into())
+    }
+}
+
+fn config() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.callbacks.public_base_url = Some("https://cineflow.example/api/v1".into());
+    c.callbacks.providers = vec![ProviderId::new("hooked").unwrap()];
+    c.callbacks.first_poll = FIRST_POLL;
+    c.callbacks.grace = Duration::from_secs(30);
+    c
+}
+
+struct Env {
+    orch: Orchestrator,
+    vendor: Vendor,
+    store: Arc<cineflow_core::MemoryStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn env(faults: Faults) -> Env {
+    let vendor = Vendor::new(faults);
+    let provider: Arc<dyn VideoProvider> = Arc::new(vendor.clone());
+    let router = Router::new().route(common::model(), provider, "mock-video-1");
+    let (orch, store, dir) = common::orchestrator(router, config());
+    vendor.0.orch.set(orch.clone()).unwrap();
+    Env {
+        orch,
+        vendor,
+        store,
+        _dir: dir,
+    }
+}
+
+const ONCE: Faults = Faults {
+    lose: |_| false,
+    copies: 1,
+};
+
+/// Runs `n` shots to the end; answers the tasks and, for each, how long after the start its
+/// success was recorded (the task became `downloading`).
+async fn run(e: &Env, n: u32) -> (Vec<cineflow_core::Task>, Vec<Duration>) {
+    let sb = common::shots(n);
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, common::model()))
+        .await
+        .unwrap();
+    let mut events = e.orch.subscribe();
+    let start = Instant::now();
+    let recorded = tokio::spawn(async move {
+        let mut at = Vec::new();
+        while let Ok(ev) = events.recv().await {
+            if let EventKind::TaskStatusChanged {
+                to: TaskStatus::Downloading,
+                ..
+            } = ev.kind
+            {
+                at.push(start.elapsed());
+            }
+            if let EventKind::RunFinished { .. } = ev.kind {
+                break;
+            }
+        }
+        at
+    });
+    let done = e.orch.start(run.id).await.unwrap().wait().await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    let tasks = e
+        .store
+        .list_tasks(&TaskQuery::for_run(run.id))
+        .await
+        .unwrap()
+        .items;
+    (tasks, recorded.await.unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn callbacks_wake_tasks_before_their_next_scheduled_poll() {
+    let e = env(ONCE);
+    let (tasks, recorded) = run(&e, 4).await;
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert_eq!(recorded.len(), 4);
+    for at in &recorded {
+        // The job ends at 10 s and calls back then; the next scheduled poll is at 60 s.
+        assert!(
+            *at >= JOB && *at < JOB + Duration::from_secs(3),
+            "success recorded {at:?} after the start"
+        );
+    }
+    // One confirming poll per task, one submit per task.
+    assert_eq!(e.vendor.0.polls.load(Ordering::SeqCst), 4);
+    assert_eq!(e.vendor.0.submits.load(Ordering::SeqCst), 4);
+    // Every attempt asked for callbacks and keeps only the token's hash.
+    for t in &tasks {
+        let a = &t.attempts[0];
+        let hash = a.callback_token_hash.as_deref().unwrap();
+        assert_eq!(hash.len(), 64);
+        let url = &e.vendor.callback_urls()[&a.job.as_ref().unwrap().vendor_job_id];
+        let token = url.split("cf_token=").nth(1).unwrap();
+        assert!(!url.contains(hash));
+        let stored = serde_json::to_string(t).unwrap();
+        assert!(!stored.contains(token), "the token was stored: {stored}");
+        assert!(
+            a.vendor_payload["callback_url"].is_string(),
+            "the payload is kept"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_30_percent_of_callbacks_lost_every_task_still_completes_by_polling() {
+    let e = env(Faults {
+        lose: |n| n % 10 < 3,
+        copies: 1,
+    });
+    let (tasks, recorded) = run(&e, 10).await;
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    let late = recorded.iter().filter(|at| **at >= FIRST_POLL).count();
+    assert_eq!(
+        late, 3,
+        "the three lost callbacks are made up by the safety-net poll"
+    );
+    assert_eq!(e.vendor.0.submits.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn callbacks_sent_three_times_and_shuffled_are_harmless() {
+    let e = env(Faults {
+        lose: |_| false,
+        copies: 3,
+    });
+    // Four tasks: the run's concurrency, so every job starts at once.
+    let (tasks, recorded) = run(&e, 4).await;
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert!(
+        recorded.iter().all(|at| *at < JOB + Duration::from_secs(3)),
+        "{recorded:?}"
+    );
+    assert_eq!(e.vendor.0.submits.load(Ordering::SeqCst), 4);
+    // A duplicate arriving after the success was recorded causes no poll.
+    let polls = e.vendor.0.polls.load(Ordering::SeqCst);
+    assert_eq!(polls, 4, "{polls} polls for 4 tasks");
+    // Late copies of a finished attempt are acknowledged and change nothing.
+    let (id, url) = e.vendor.callback_urls().into_iter().next().unwrap();
+    let outcome = e.orch.handle_callback("hooked", &callback(&url, &id)).await;
+    assert!(matches!(
+        outcome.unwrap().effect,
+        CallbackEffect::Ignored { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn forged_callbacks_change_nothing() {
+    let e = env(Faults {
+        lose: |_| true,
+        copies: 0,
+    });
+    let sb = common::shots(1);
+    e.orch.add_storyboard(&sb).await.unwrap();
+    let run = e
+        .orch
+        .create_run(RunSpec::new(sb.id, common::model()))
+        .await
+        .unwrap();
+    let handle = e.orch.start(run.id).await.unwrap();
+    tokio::time::sleep(JOB + Duration::from_secs(1)).await;
+    let (id, url) = e.vendor.callback_urls().into_iter().next().unwrap();
+    let token = url.split("cf_token=").nth(1).unwrap().to_owned();
+    let forged = [
+        (
+            url.replace(&token, &"0".repeat(64)),
+            RejectionKind::WrongToken,
+        ),
+        (
+            url.replace(&format!("&cf_token={token}"), ""),
+            RejectionKind::MissingToken,
+        ),
+        (
+            url.replace("cf_attempt=", "cf_attempt=x"),
+            RejectionKind::Malformed,
+        ),
+    ];
+    for (u, kind) in forged {
+        let err = e
+            .orch
+            .handle_callback("hooked", &callback(&u, &id))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        assert!(!format!("{err} {err:?}").contains(&token), "{err:?}");
+    }
+    let err = e
+        .orch
+        .handle_callback("nobody", &callback(&url, &id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), RejectionKind::UnknownProvider);
+    let get = CallbackRequest::new("GET", callback(&url, &id).url());
+    let err = e.orch.handle_callback("hooked", &get).await.unwrap_err();
+    assert_eq!(err.kind(), RejectionKind::MethodNotAllowed);
+    // Nothing was polled or recorded because of them.
+    assert_eq!(e.vendor.0.polls.load(Ordering::SeqCst), 0);
+    let task = &e
+        .store
+        .list_tasks(&TaskQuery::for_run(run.id))
+        .await
+        .unwrap()
+        .items[0];
+    assert_eq!(task.status, TaskStatus::Queued);
+    // The genuine one then wakes the task.
+    let outcome = e.orch.handle_callback("hooked", &callback(&url, &id)).await;
+    assert_eq!(outcome.unwrap().effect, CallbackEffect::Woke);
+    let done = handle.wait().await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert_eq!(e.vendor.0.polls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ambiguous_submit_on_a_vendor_without_a_job_list_is_recovered_by_its_callback() {
+    let e = env(ONCE);
+    e.vendor.0.lose_answer.store(true, Ordering::SeqCst);
+    let mut events = e.orch.subscribe();
+    let (tasks, _) = run(&e, 1).await;
+    assert_eq!(
+        e.vendor.0.submits.load(Ordering::SeqCst),
+        1,
+        "never paid twice"
+    );
+    let t = &tasks[0];
+    assert_eq!(t.status, TaskStatus::Completed);
+    assert_eq!(t.attempts.len(), 1);
+    assert_eq!(t.attempts[0].job.as_ref().unwrap().vendor_job_id, "J1");
+    let mut reconciled = 0;
+    while let Ok(ev) = events.try_recv() {
+        if let EventKind::TaskReconciled { vendor_job_id, .. } = ev.kind {
+            assert_eq!(vendor_job_id, "J1");
+            reconciled += 1;
+        }
+    }
+    assert_eq!(reconciled, 1, "adopted once");
+}
