@@ -226,7 +226,9 @@ impl Opts {
             );
         }
         if !(0.0..1.0).contains(&callback_loss) {
-            return Err(format!("--callback-loss must be in [0, 1), got {callback_loss}"));
+            return Err(format!(
+                "--callback-loss must be in [0, 1), got {callback_loss}"
+            ));
         }
         if callback_loss > 0.0 && !webhooks {
             return Err("--callback-loss needs --webhooks".into());

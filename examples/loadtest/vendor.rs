@@ -25,10 +25,7 @@ pub(crate) fn vendor_flags(o: &Opts) -> Vec<String> {
         o.poll_after_ms.map_or("off".into(), |ms| ms.to_string()),
     ];
     if o.callback_loss > 0.0 {
-        flags.extend([
-            "--fault-callback-lost".into(),
-            o.callback_loss.to_string(),
-        ]);
+        flags.extend(["--fault-callback-lost".into(), o.callback_loss.to_string()]);
     }
     if o.rate_limit_rate > 0.0 {
         flags.extend([
