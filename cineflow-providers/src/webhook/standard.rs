@@ -9,6 +9,10 @@
 //!   {webhook-timestamp}.{raw body}`; the secret is given as `whsec_<base64>` (the prefix is
 //!   optional). Signatures are compared in constant time.
 //!
+//! In a custom provider's `read_callback`, `hooks.verify(req, req.body(), ctx.now)?` checks the
+//! request: a `CallbackRequest` is [`Headers`], and `?` turns a [`Rejection`] into the
+//! `CallbackRejection` of its kind (`BadSignature`, `StaleTimestamp`).
+//!
 //! ```
 //! use cineflow_providers::webhook::standard::StandardWebhooks;
 //! use time::OffsetDateTime;
