@@ -60,3 +60,5 @@ pub mod seedance;
 pub mod sorahk;
 #[cfg(feature = "wan")]
 pub mod wan;
+#[cfg(feature = "webhooks")]
+pub mod webhook;

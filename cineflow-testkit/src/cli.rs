@@ -9,7 +9,7 @@
 //! ```
 //!
 //! When ready it prints ONE line of JSON on stdout:
-//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"kling_base_url":…,"wan_base_url":…,"minimax_base_url":…,"fal_base_url":…,"fal_platform_url":…,"openrouter_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
+//! `{"port":…,"url":…,"openai_base_url":…,"sorahk_base_url":…,"seedance_base_url":…,"kling_base_url":…,"wan_base_url":…,"minimax_base_url":…,"fal_base_url":…,"fal_platform_url":…,"fal_jwks_url":…,"openrouter_base_url":…,"ledger_url":…,"faults_url":…,"reset_url":…,"pid":…}`
 //! and serves until SIGTERM, SIGINT or the end of stdin (so a test harness that dies does
 //! not leave it running: spawn it with a piped stdin and keep the pipe open; pass
 //! `--ignore-stdin` when stdin is not a pipe you control). Control endpoints: `GET /__ledger`,
@@ -50,6 +50,13 @@
 //! | `--fault-fail-jobs T` | jobs end failed |
 //! | `--fault-fail-kind K` | `content_policy` or `retryable` (content_policy) |
 //! | `--fault-list-lag-ms N` | jobs listed only N ms after creation (0) |
+//! | `--fault-callback-lost T` | callbacks never sent |
+//! | `--fault-callback-duplicated T` | callbacks sent twice |
+//! | `--fault-callback-delayed T` | callbacks sent late |
+//! | `--fault-callback-delay-ms N` | how late (5000) |
+//! | `--fault-callback-forged T` | a forged callback (no token / wrong signature) sent at submit |
+//! | `--no-callbacks` | never call a submit's callback URL back |
+//! | `--openrouter-webhook-secret S` | OpenRouter webhook signing secret (`fake-openrouter-webhook-secret`) |
 //! | `--ignore-stdin` | do not exit when stdin closes |
 
 use std::io::{Read, Write};
@@ -119,6 +126,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "minimax_base_url": fake.base_url(Protocol::Minimax),
         "fal_base_url": fake.base_url(Protocol::Fal),
         "fal_platform_url": fake.fal_platform_url(),
+        "fal_jwks_url": fake.fal_jwks_url(),
         "openrouter_base_url": fake.base_url(Protocol::OpenRouter),
         "ledger_url": fake.ledger_url(),
         "faults_url": format!("{url}/__faults"),
@@ -256,6 +264,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--sorahk-status-is-200" => config.sorahk_http_status_mirrors_code = false,
             "--honor-idempotency-key" => config.honor_idempotency_key = true,
             "--ignore-stdin" => watch_stdin = false,
+            "--no-callbacks" => config.callbacks = false,
+            "--openrouter-webhook-secret" => config.openrouter_webhook_secret = value()?,
             "--faults" => {
                 let v = value()?;
                 faults = Some(
@@ -343,6 +353,11 @@ fn apply_fault_flag(f: &mut Faults, flag: &str, v: &str) -> Result<(), String> {
                 .map_err(|_| format!("{flag}: {v:?} is not content_policy or retryable"))?;
         }
         "--fault-list-lag-ms" => f.list_lag_ms = num(flag, v)?,
+        "--fault-callback-lost" => f.callbacks.lost = trigger(flag, v)?,
+        "--fault-callback-duplicated" => f.callbacks.duplicated = trigger(flag, v)?,
+        "--fault-callback-delayed" => f.callbacks.delayed = trigger(flag, v)?,
+        "--fault-callback-delay-ms" => f.callbacks.delay_ms = num(flag, v)?,
+        "--fault-callback-forged" => f.callbacks.forged = trigger(flag, v)?,
         other => return Err(format!("unknown flag {other}")),
     }
     Ok(())

@@ -57,6 +57,16 @@ pub struct Config {
     /// Faults (429, 5xx with code 500), 404 and blob errors always carry their HTTP status.
     /// Default: `true`.
     pub sorahk_http_status_mirrors_code: bool,
+    /// Callbacks: whether a submit naming a callback URL (Seedance, Kling, MiniMax and
+    /// OpenRouter `callback_url`, fal `fal_webhook`) is called back when its job ends. Only
+    /// loopback URLs are ever called. Default: `true`.
+    pub callbacks: bool,
+    /// OpenRouter: the webhook signing secret of the workspace (the callbacks' HMAC key).
+    /// Default: `fake-openrouter-webhook-secret`.
+    pub openrouter_webhook_secret: String,
+    /// The query parameter of a callback URL holding the receiver's per-attempt token: a
+    /// forged callback ([`CallbackFaults::forged`]) replaces its value. Default: `cf_token`.
+    pub callback_token_param: String,
     /// Faults active from the start. Default: none.
     pub faults: Faults,
 }
@@ -78,6 +88,9 @@ impl Default for Config {
             sorahk_normal_price: 3,
             sorahk_pro_price: 30,
             sorahk_http_status_mirrors_code: true,
+            callbacks: true,
+            openrouter_webhook_secret: "fake-openrouter-webhook-secret".into(),
+            callback_token_param: "cf_token".into(),
             faults: Faults::default(),
         }
     }
@@ -104,6 +117,11 @@ impl Config {
         }
         if self.openai_seconds.is_empty() {
             return Err(Error::Config("openai_seconds must not be empty".into()));
+        }
+        if self.openrouter_webhook_secret.trim().is_empty() {
+            return Err(Error::Config(
+                "openrouter_webhook_secret must not be empty".into(),
+            ));
         }
         self.faults.validate()
     }
@@ -224,6 +242,37 @@ pub struct Faults {
     /// Jobs appear in the list endpoints only this many milliseconds after their creation
     /// (vendors may list new jobs late). Default: 0.
     pub list_lag_ms: u64,
+    /// Callbacks lost, duplicated, delayed or forged (drawn once per job with a callback URL).
+    pub callbacks: CallbackFaults,
+}
+
+/// Faults of the callbacks a job sends when it ends (see the crate docs' callback table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbackFaults {
+    /// The job's callback is never sent (its end is found by polling only).
+    pub lost: Trigger,
+    /// The job's callback is sent twice.
+    pub duplicated: Trigger,
+    /// The job's callback is sent `delay_ms` after the job ended.
+    pub delayed: Trigger,
+    /// How late a delayed callback is. Default: 5,000 ms.
+    pub delay_ms: u64,
+    /// At submit, a forged callback claiming success with another video is sent first: its
+    /// URL's token replaced (unsigned vendors), or signed with a wrong key (fal, OpenRouter).
+    pub forged: Trigger,
+}
+
+impl Default for CallbackFaults {
+    fn default() -> Self {
+        Self {
+            lost: Trigger::never(),
+            duplicated: Trigger::never(),
+            delayed: Trigger::never(),
+            delay_ms: 5_000,
+            forged: Trigger::never(),
+        }
+    }
 }
 
 impl Faults {
@@ -247,6 +296,13 @@ impl Faults {
             ("accept_then_502", self.accept_then_502.probability),
             ("fail_jobs", self.fail_jobs.probability),
             ("lost_submit", self.lost_submit.probability),
+            ("callbacks.lost", self.callbacks.lost.probability),
+            (
+                "callbacks.duplicated",
+                self.callbacks.duplicated.probability,
+            ),
+            ("callbacks.delayed", self.callbacks.delayed.probability),
+            ("callbacks.forged", self.callbacks.forged.probability),
         ];
         for (name, p) in checks {
             if !(0.0..=1.0).contains(&p) {

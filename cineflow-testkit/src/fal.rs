@@ -50,6 +50,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::callback;
 use crate::config::{Endpoint, FailKind};
 use crate::fal_req::{self, Family, detail};
 use crate::ledger::{JobPhase, JobRecord, Protocol};
@@ -60,6 +61,8 @@ const P: Protocol = Protocol::Fal;
 const QUEUE: &str = "/fal/queue";
 const LIST: &str = "/fal/api/v1/models/requests/by-endpoint";
 const MEDIA: &str = "/fal-media/files";
+/// fal's webhook keys (`https://rest.alpha.fal.ai/.well-known/jwks.json`).
+pub(crate) const JWKS: &str = "/fal/.well-known/jwks.json";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -68,7 +71,13 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             axum::routing::post(submit).get(read).put(cancel),
         )
         .route(LIST, get(list))
+        .route(JWKS, get(jwks))
         .route(&format!("{MEDIA}/{{file}}"), get(download))
+}
+
+/// The public key of the fal webhooks' signatures.
+async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    Json(callback::fal_jwks(&shared)).into_response()
 }
 
 fn not_found(what: String) -> Response {
@@ -138,6 +147,7 @@ fn request_base(shared: &Shared, endpoint: &str, id: &str) -> String {
 async fn submit(
     State(shared): State<Arc<Shared>>,
     Path(endpoint_id): Path<String>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -198,6 +208,10 @@ async fn submit(
             bad_gateway,
             stall,
         } => {
+            // The job exists: its callback follows, whatever this answer becomes.
+            if let Some(url) = callback::url_of(P, &job.request, raw_query.as_deref()) {
+                callback::schedule(&shared, P, &job, url);
+            }
             if let Some(answer) = server::after_accept(stall, bad_gateway).await {
                 return answer;
             }
@@ -289,7 +303,10 @@ fn status_json(shared: &Shared, job: &JobRecord) -> Value {
 }
 
 /// The output of a finished request (`None` while in flight), for the result URL and the list.
-fn output(shared: &Shared, job: &JobRecord) -> Option<Result<Value, (StatusCode, Value)>> {
+pub(crate) fn output(
+    shared: &Shared,
+    job: &JobRecord,
+) -> Option<Result<Value, (StatusCode, Value)>> {
     Some(match (job.status, job.failure) {
         (JobPhase::Completed, _) => Ok(json!({
             "video": {

@@ -43,6 +43,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
+use crate::callback;
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server;
@@ -278,7 +279,7 @@ fn validate(route: &str, body: &Map<String, Value>) -> Result<(String, u32, bool
 }
 
 /// The task object of every answer.
-fn task_json(shared: &Shared, job: &JobRecord) -> Value {
+pub(crate) fn task_json(shared: &Shared, job: &JobRecord) -> Value {
     let ms = |t: time::OffsetDateTime| {
         i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
     };
@@ -387,6 +388,10 @@ async fn create(
             bad_gateway,
             stall,
         } => {
+            // The job exists: its callback follows, whatever this answer becomes.
+            if let Some(url) = callback::url_of(P, &job.request, None) {
+                callback::schedule(&shared, P, &job, url);
+            }
             if let Some(answer) = server::after_accept(stall, bad_gateway).await {
                 return answer;
             }

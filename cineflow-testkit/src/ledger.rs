@@ -222,6 +222,24 @@ pub struct Counts {
     /// Requests to a signed download URL (Sora.hk blob, Seedance `video_url` or
     /// `last_frame_url`) that carried an `Authorization` header (the key leaked there).
     pub leaked_auth: u64,
+    /// Callback POSTs sent (each try, duplicates and forgeries included).
+    pub callbacks_sent: u64,
+    /// Callback POSTs the receiver did not answer 2xx (or not at all).
+    pub callbacks_failed: u64,
+    /// Callbacks not sent: the `callbacks.lost` fault.
+    pub callbacks_lost: u64,
+    /// Callbacks sent twice: the `callbacks.duplicated` fault.
+    pub callbacks_duplicated: u64,
+    /// Callbacks sent late: the `callbacks.delayed` fault.
+    pub callbacks_delayed: u64,
+    /// Forged callbacks sent: the `callbacks.forged` fault.
+    pub callbacks_forged: u64,
+    /// Callback URLs never called because they are not loopback.
+    pub callbacks_refused: u64,
+    /// MiniMax challenges sent.
+    pub challenges: u64,
+    /// MiniMax challenges not echoed within 3 s (that job then sends no callback).
+    pub challenges_failed: u64,
 }
 
 impl Counts {
@@ -244,6 +262,15 @@ impl Counts {
         self.expired_urls += o.expired_urls;
         self.downloaded_bytes += o.downloaded_bytes;
         self.leaked_auth += o.leaked_auth;
+        self.callbacks_sent += o.callbacks_sent;
+        self.callbacks_failed += o.callbacks_failed;
+        self.callbacks_lost += o.callbacks_lost;
+        self.callbacks_duplicated += o.callbacks_duplicated;
+        self.callbacks_delayed += o.callbacks_delayed;
+        self.callbacks_forged += o.callbacks_forged;
+        self.callbacks_refused += o.callbacks_refused;
+        self.challenges += o.challenges;
+        self.challenges_failed += o.challenges_failed;
     }
 }
 

@@ -20,6 +20,12 @@
 //!   expired blob and TOS URLs, accept-then-502 (ambiguous submits), submits lost before the
 //!   vendor that time out (ambiguous, nothing created), failed jobs, late listing — by
 //!   probability (seeded) or for the first N requests; settable at start and at runtime.
+//! - **Callbacks**: a Seedance, Kling, MiniMax or OpenRouter submit with a `callback_url`, or
+//!   a fal submit with `?fal_webhook=`, is called back when its job ends, the way the vendor
+//!   does it: MiniMax's challenge first, fal's ED25519 signature (keys at
+//!   [`FakeVendor::fal_jwks_url`]), OpenRouter's HMAC signature
+//!   ([`FakeVendor::openrouter_webhook_secret`]); with faults (lost, duplicated, delayed,
+//!   forged: [`CallbackFaults`]). Only loopback URLs are called.
 //! - **Out of process**: the `fake-vendor` binary serves the same, plus `GET /__ledger`,
 //!   `POST /__faults` and `POST /__reset` (see `src/bin/fake-vendor.rs` for the flags).
 //!
@@ -134,6 +140,7 @@
 //! page.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod callback;
 pub mod cli;
 mod config;
 mod fal;
@@ -160,9 +167,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use callback::DELIVERY_ATTEMPTS;
 pub use config::{
-    Config, Endpoint, FailJobsFault, FailKind, Faults, JobTiming, LostSubmitFault, RateLimitFault,
-    ServerErrorFault, StallFault, Trigger, TruncateFault,
+    CallbackFaults, Config, Endpoint, FailJobsFault, FailKind, Faults, JobTiming, LostSubmitFault,
+    RateLimitFault, ServerErrorFault, StallFault, Trigger, TruncateFault,
 };
 pub use kling::KLING_ACCESS_KEY;
 pub use ledger::{Counts, JobPhase, JobRecord, Ledger, Protocol};
@@ -343,6 +351,15 @@ impl fmt::Debug for FakeVendor {
     }
 }
 
+impl Drop for FakeVendor {
+    fn drop(&mut self) {
+        // Pending callbacks of a stopped server are not sent.
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl FakeVendor {
     /// A builder with every setting at its default.
     pub fn builder() -> FakeVendorBuilder {
@@ -375,6 +392,18 @@ impl FakeVendor {
     /// `http://127.0.0.1:PORT/fal/api/v1` (the queue is [`base_url`](Self::base_url)`(Protocol::Fal)`).
     pub fn fal_platform_url(&self) -> String {
         format!("{}/fal/api/v1", self.shared.origin)
+    }
+
+    /// The URL of the fal webhook keys (a JWKS), for the fal adapter's `with_jwks_url`:
+    /// `http://127.0.0.1:PORT/fal/.well-known/jwks.json`.
+    pub fn fal_jwks_url(&self) -> String {
+        format!("{}{}", self.shared.origin, fal::JWKS)
+    }
+
+    /// The OpenRouter webhook signing secret its callbacks are signed with
+    /// ([`Config::openrouter_webhook_secret`]).
+    pub fn openrouter_webhook_secret(&self) -> &str {
+        &self.shared.config.openrouter_webhook_secret
     }
 
     /// `http://127.0.0.1:PORT/__ledger`.
@@ -422,6 +451,9 @@ impl FakeVendor {
     /// Stops accepting connections and waits (at most 2 s) for open ones to finish; requests
     /// still stalled after that are dropped.
     pub async fn shutdown(mut self) {
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -38,6 +38,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::callback;
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server::{self, Auth};
@@ -261,6 +262,10 @@ async fn create(
             bad_gateway,
             stall,
         } => {
+            // The job exists: its callback follows, whatever this answer becomes.
+            if let Some(url) = callback::url_of(P, &job.request, None) {
+                callback::schedule(&shared, P, &job, url);
+            }
             if let Some(answer) = server::after_accept(stall, bad_gateway).await {
                 return answer;
             }
@@ -332,6 +337,26 @@ async fn query_v1(
         _ => {}
     }
     Json(v).into_response()
+}
+
+/// A callback's body: the V1 query's shape with a lowercase status (`success`, `failed`; the
+/// docs' callback example).
+pub(crate) fn callback_json(job: &JobRecord) -> Value {
+    let status = match job.status {
+        JobPhase::Completed => "success",
+        JobPhase::Failed | JobPhase::Expired | JobPhase::Cancelled => "failed",
+        JobPhase::Queued | JobPhase::Running => "processing",
+    };
+    let mut v = json!({"task_id": job.id, "status": status, "base_resp": ok()});
+    match job.status {
+        JobPhase::Completed => v["file_id"] = format!("9{}", job.id).into(),
+        JobPhase::Failed => {
+            let (code, message) = failure(job);
+            v["base_resp"] = json!({"status_code": code, "status_msg": message});
+        }
+        _ => {}
+    }
+    v
 }
 
 /// A signed download URL of a succeeded task's video, signed at its completion.

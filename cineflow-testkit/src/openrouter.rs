@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
+use crate::callback;
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::server::{self, Auth};
@@ -308,6 +309,10 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             bad_gateway,
             stall,
         } => {
+            // The job exists: its callback follows, whatever this answer becomes.
+            if let Some(url) = callback::url_of(P, &job.request, None) {
+                callback::schedule(&shared, P, &job, url);
+            }
             if let Some(answer) = server::after_accept(stall, bad_gateway).await {
                 return answer;
             }
@@ -320,7 +325,7 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
 }
 
-fn video_json(shared: &Shared, job: &JobRecord) -> Value {
+pub(crate) fn video_json(shared: &Shared, job: &JobRecord) -> Value {
     let mut v = json!({
         "id": job.id, "polling_url": format!("/api/v1/videos/{}", job.id),
         "status": job.vendor_status, "generation_id": format!("gen-{}", job.id),

@@ -44,6 +44,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::callback;
 use crate::config::Endpoint;
 use crate::ledger::{JobPhase, JobRecord, Protocol};
 use crate::seedance_req::{self, BadRequest, Echo, FPS};
@@ -195,7 +196,7 @@ fn signed_url(shared: &Shared, file: &str, signed_at: OffsetDateTime) -> String 
 }
 
 /// The task object of `GET …/tasks/{id}` and of list items.
-fn task_json(shared: &Shared, job: &JobRecord) -> Value {
+pub(crate) fn task_json(shared: &Shared, job: &JobRecord) -> Value {
     let req = &job.request;
     let family = seedance_req::family(&job.model);
     let echo = family.map(|f| Echo::of(req, f));
@@ -324,6 +325,10 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             bad_gateway,
             stall,
         } => {
+            // The job exists: its callback follows, whatever this answer becomes.
+            if let Some(url) = callback::url_of(P, &job.request, None) {
+                callback::schedule(&shared, P, &job, url);
+            }
             if let Some(answer) = server::after_accept(stall, bad_gateway).await {
                 return answer;
             }

@@ -2,7 +2,8 @@
 //! held across an `.await`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -94,6 +95,10 @@ struct Seen {
     accept_502: u64,
     fail_jobs: u64,
     lost: u64,
+    cb_lost: u64,
+    cb_duplicated: u64,
+    cb_delayed: u64,
+    cb_forged: u64,
 }
 
 #[derive(Debug)]
@@ -195,6 +200,10 @@ pub(crate) struct Shared {
     epoch_wall: OffsetDateTime,
     blob_secret: [u8; 16],
     state: Mutex<State>,
+    /// Set when the server stops: pending callbacks are not sent.
+    pub(crate) stopped: AtomicBool,
+    callback_client: OnceLock<reqwest::Client>,
+    nonce: AtomicU64,
 }
 
 impl Shared {
@@ -209,6 +218,9 @@ impl Shared {
             epoch_wall: OffsetDateTime::now_utc(),
             blob_secret: secret,
             state: Mutex::new(state),
+            stopped: AtomicBool::new(false),
+            callback_client: OnceLock::new(),
+            nonce: AtomicU64::new(0),
         }
     }
 
@@ -284,6 +296,45 @@ impl Shared {
             return Verdict::Proceed(Duration::from_millis(ms));
         }
         Verdict::Proceed(Duration::ZERO)
+    }
+
+    /// Draws the callback faults for one job.
+    pub(crate) fn callback_plan(&self) -> crate::callback::Plan {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let f = s.faults.callbacks.clone();
+        let rng = &mut s.fault_rng;
+        crate::callback::Plan {
+            lost: draw(rng, &mut s.seen.cb_lost, f.lost),
+            duplicated: draw(rng, &mut s.seen.cb_duplicated, f.duplicated),
+            delay: draw(rng, &mut s.seen.cb_delayed, f.delayed)
+                .then(|| Duration::from_millis(f.delay_ms)),
+            forged: draw(rng, &mut s.seen.cb_forged, f.forged),
+        }
+    }
+
+    /// The client callbacks are sent with (no idle-pool timer: paused tokio time stays put).
+    pub(crate) fn callback_client(&self) -> reqwest::Client {
+        self.callback_client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .pool_idle_timeout(None)
+                    .build()
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// A number never returned before by this server (MiniMax challenges).
+    pub(crate) fn next_callback_nonce(&self) -> u64 {
+        self.nonce.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// fal's webhook signing key, derived from the seed.
+    pub(crate) fn fal_signing_key(&self) -> ed25519_dalek::SigningKey {
+        let mut bytes = [0u8; 32];
+        fastrand::Rng::with_seed(self.config.seed ^ 0xfa1_5164).fill(&mut bytes);
+        ed25519_dalek::SigningKey::from_bytes(&bytes)
     }
 
     /// Whether the `expire_urls` fault hits this blob request.

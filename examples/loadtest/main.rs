@@ -60,6 +60,19 @@
 //! `--protocol mock`, whose every call sleeps S/3, no cap unless given);
 //! `--rss-timeline` prints `VmRSS` every 250 ms on stderr.
 //!
+//! Webhooks: `--webhooks` (with `--protocol seedance|kling|minimax|fal|openrouter`) runs a small
+//! loopback receiver in this process (`POST /callbacks/{provider}` →
+//! `Orchestrator::handle_callback`, as the server example does) and turns callbacks on for the
+//! provider with the receiver as the public base URL: the fake vendor calls back when a job
+//! ends (MiniMax's challenge first; fal and OpenRouter signed). A token vendor's callback wakes
+//! the task, which polls once to confirm; a signed one (fal, OpenRouter) is taken as the poll
+//! answer — its end then counts as detected when the receiver handed it over. Safety-net
+//! polling starts at `--first-poll-secs` (default: the job's length + 30 s, at least the
+//! library's 60 s). `--callback-loss F` makes the vendor lose that share of callbacks (those
+//! tasks complete by polling). The report adds `callbacks_sent`, `callbacks_lost` (vendor),
+//! `callbacks_received`, `callbacks_woke`, `callbacks_rejected` (receiver) and
+//! `detected_by_callback`.
+//!
 //! No environment variables are read.
 
 use std::error::Error;
@@ -72,16 +85,18 @@ use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::router::RouterConfig;
 use cineflow::core::sink::ArtifactSink;
 use cineflow::core::{
-    DEFAULT_MAX_CONCURRENT_CALLS, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    CallbackConfig, DEFAULT_MAX_CONCURRENT_CALLS, LocalDirSink, MemoryStore, ModelId, Orchestrator,
     OrchestratorConfig, ProviderSettings, Router, RunSpec, Store, VideoProvider,
 };
 use cineflow_testkit::Protocol;
 use serde_json::{Value, json};
 
+mod hooks;
 mod measure;
 mod opts;
 mod vendor;
 
+use hooks::*;
 use measure::*;
 use opts::*;
 use vendor::*;
@@ -199,18 +214,43 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             Some(d) => Arc::new(LocalDirSink::new(d.path())),
             None => Arc::new(HashingSink),
         };
+        let provider_id = provider.id().clone();
+        // Signed vendors' callbacks carry the result: taken as the poll answer.
+        let conclusive = matches!(o.protocol, Some(Protocol::Fal | Protocol::OpenRouter));
+        let receiver = match o.webhooks {
+            true => Some(Receiver::start(conclusive).await?),
+            false => None,
+        };
+        let callbacks = match &receiver {
+            Some(r) => {
+                let defaults = CallbackConfig::default();
+                // The first safety-net poll after the predicted end + 30 s (at least the
+                // library's default).
+                let predicted = Duration::from_secs_f64(o.job_secs) + Duration::from_secs(30);
+                CallbackConfig {
+                    public_base_url: Some(r.base_url()),
+                    providers: vec![provider_id.clone()],
+                    first_poll: o.first_poll.unwrap_or(predicted.max(defaults.first_poll)),
+                    ..defaults
+                }
+            }
+            None => CallbackConfig::default(),
+        };
         let config = OrchestratorConfig {
             max_concurrency: o.concurrency,
+            callbacks,
             ..OrchestratorConfig::default()
         };
         let model = ModelId::new("sora2")?;
-        let provider_id = provider.id().clone();
         let orch = Orchestrator::builder()
             .store(store)
             .sink(sink)
             .router(Router::from_config(catalog).route(model.clone(), provider, vendor_model))
             .config(config)
             .build()?;
+        if let Some(r) = &receiver {
+            r.set(orch.clone());
+        }
         let sb = storyboard(o.tasks, o.protocol)?;
         orch.add_storyboard(&sb).await?;
         let run = orch
@@ -230,6 +270,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         let cpu = cpu_secs(me)? - cpu_before;
         let peak_rss = peak_rss_mb(me)?;
         let vendor_usage = vendor.and_then(Vendor::child_usage);
+        let hooks = receiver.map(Receiver::stop).unwrap_or_default();
         if let Some(sampler) = sampler {
             eprint!("{}", sampler.stop());
         }
@@ -255,7 +296,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
                     });
                     std::fs::write(path, serde_json::to_vec(&out)?)?;
                 }
-                Counted::from_ledger(&ledger, started_utc, o.concurrency)
+                Counted::from_ledger(&ledger, started_utc, o.concurrency, &hooks.detected)
             }
             (None, Some(m)) => Counted {
                 submits: m.submits(),
@@ -268,7 +309,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         let n = o.tasks as f64;
         let ideal = ideal_wall_secs(o.tasks, o.concurrency, o.job_secs);
         let opt = |x: Option<f64>| x.map_or(Value::Null, |v| json!(round(v, 3)));
-        Ok(json!({
+        let mut report = json!({
             "protocol": o.protocol.map_or("mock", Protocol::as_str),
             "vendor": vendor.map_or("none: MockProvider in process, no HTTP", Vendor::kind),
             "store": if o.store.starts_with("memory") { "memory" } else { o.store.split("://").next().unwrap_or("?") },
@@ -309,7 +350,23 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "vendor_cpu_secs": opt(vendor_usage.map(|u| u.1)),
             "max_concurrent_calls": o.calls_cap().unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS).get(),
             "nproc": std::thread::available_parallelism().map_or(0, usize::from),
-        }))
+        });
+        let webhooks = json!({
+            "webhooks": o.webhooks,
+            "callback_loss": o.callback_loss,
+            "callbacks_sent": counted.callbacks_sent,
+            "callbacks_lost": counted.callbacks_lost,
+            "callbacks_received": hooks.received,
+            "callbacks_woke": hooks.woke,
+            "callbacks_answered": hooks.answered,
+            "callbacks_ignored": hooks.ignored + hooks.not_followed,
+            "callbacks_rejected": hooks.rejected.values().sum::<u64>(),
+            "detected_by_callback": hooks.detected.len(),
+        });
+        if let (Value::Object(r), Value::Object(w)) = (&mut report, webhooks) {
+            r.extend(w);
+        }
+        Ok(report)
     })
 }
 
@@ -364,6 +421,20 @@ fn summary(r: &Value) -> String {
         f("last_submitted_secs"),
         f("last_detected_secs")
     );
+    if r["webhooks"] == true {
+        let _ = writeln!(
+            s,
+            "  webhooks       {} sent by the vendor ({} lost), {} received: {} woke a task, {} handshakes, {} ignored, {} rejected; {} ends detected by a signed callback",
+            f("callbacks_sent"),
+            f("callbacks_lost"),
+            f("callbacks_received"),
+            f("callbacks_woke"),
+            f("callbacks_answered"),
+            f("callbacks_ignored"),
+            f("callbacks_rejected"),
+            f("detected_by_callback")
+        );
+    }
     let _ = writeln!(
         s,
         "  detection lag  mean {} s, p95 {} s, max {} s",

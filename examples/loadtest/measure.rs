@@ -225,6 +225,7 @@ pub(crate) async fn provider(
                 Fal::builder()
                     .with_base_url(base)
                     .with_platform_url(vendor.fal_platform_url()?)
+                    .with_jwks_url(vendor.fal_jwks_url()?)
                     .with_api_key(vendor.key())
                     .build()?,
             ),
@@ -236,6 +237,8 @@ pub(crate) async fn provider(
                 OpenRouter::builder()
                     .with_base_url(base)
                     .with_api_key(vendor.key())
+                    // The fake vendor's default signing secret (both vendor modes start with it).
+                    .with_webhook_secret(OPENROUTER_WEBHOOK_SECRET)
                     .connect()
                     .await?,
             ),
@@ -244,12 +247,26 @@ pub(crate) async fn provider(
     })
 }
 
-/// Detection lags (seconds) of every job whose end a poll reported.
-pub(crate) fn detect_lags(ledger: &Ledger) -> Vec<f64> {
+/// The fake vendor's default OpenRouter webhook signing secret.
+pub(crate) const OPENROUTER_WEBHOOK_SECRET: &str = "fake-openrouter-webhook-secret";
+
+/// Detection lags (seconds) of every job whose end a poll reported, or a signed callback
+/// (`by_callback`: when the receiver handed a conclusive claim of the job's end to its task),
+/// whichever came first.
+pub(crate) fn detect_lags(
+    ledger: &Ledger,
+    by_callback: &std::collections::HashMap<String, time::OffsetDateTime>,
+) -> Vec<f64> {
     let mut lags: Vec<f64> = ledger
         .jobs
         .iter()
-        .filter_map(|j| Some((j.detected_at? - j.completed_at?).as_seconds_f64()))
+        .filter_map(|j| {
+            let detected = match (j.detected_at, by_callback.get(&j.id).copied()) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b)?,
+            };
+            Some((detected - j.completed_at?).as_seconds_f64())
+        })
         .collect();
     lags.sort_by(f64::total_cmp);
     lags
@@ -279,6 +296,8 @@ pub(crate) struct Counted {
     pub(crate) rate_limited: u64,
     pub(crate) paid_twice: usize,
     pub(crate) downloaded_bytes: u64,
+    pub(crate) callbacks_sent: u64,
+    pub(crate) callbacks_lost: u64,
     pub(crate) mean_lag: Option<f64>,
     /// Sorted.
     pub(crate) lags: Vec<f64>,
@@ -290,15 +309,28 @@ pub(crate) struct Counted {
 }
 
 impl Counted {
-    pub(crate) fn from_ledger(ledger: &Ledger, started: time::OffsetDateTime, wave: usize) -> Self {
+    pub(crate) fn from_ledger(
+        ledger: &Ledger,
+        started: time::OffsetDateTime,
+        wave: usize,
+        by_callback: &std::collections::HashMap<String, time::OffsetDateTime>,
+    ) -> Self {
         let since = |t: time::OffsetDateTime| (t - started).as_seconds_f64();
         let mut created: Vec<f64> = ledger.jobs.iter().map(|j| since(j.created_at)).collect();
         created.sort_by(f64::total_cmp);
         let last_detected = ledger
             .jobs
             .iter()
-            .filter_map(|j| j.detected_at.map(since))
+            .filter_map(|j| {
+                let hook = by_callback.get(&j.id).copied();
+                match (j.detected_at, hook) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(since)
+            })
             .max_by(f64::total_cmp);
+        let lags = detect_lags(ledger, by_callback);
         Self {
             first_wave_created: created.get(wave.max(1) - 1).copied(),
             last_created: created.last().copied(),
@@ -311,8 +343,10 @@ impl Counted {
             rate_limited: ledger.total.rate_limited,
             paid_twice: ledger.duplicate_prompts().len(),
             downloaded_bytes: ledger.total.downloaded_bytes,
-            mean_lag: ledger.mean_detect_lag_secs(),
-            lags: detect_lags(ledger),
+            callbacks_sent: ledger.total.callbacks_sent,
+            callbacks_lost: ledger.total.callbacks_lost,
+            mean_lag: (!lags.is_empty()).then(|| lags.iter().sum::<f64>() / lags.len() as f64),
+            lags,
         }
     }
 }

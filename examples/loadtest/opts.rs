@@ -48,6 +48,12 @@ pub(crate) struct Opts {
     /// Share of submits, polls and list reads the fake vendor answers 429.
     pub(crate) rate_limit_rate: f64,
     pub(crate) retry_after_ms: u64,
+    /// `--webhooks`: the vendor calls back to a loopback receiver feeding the orchestrator.
+    pub(crate) webhooks: bool,
+    /// Share of callbacks the fake vendor loses (`--callback-loss`).
+    pub(crate) callback_loss: f64,
+    /// The first poll of a job that calls back, after its submit (`--first-poll-secs`).
+    pub(crate) first_poll: Option<Duration>,
 }
 
 impl Opts {
@@ -81,6 +87,9 @@ impl Opts {
         let mut max_calls: Option<NonZeroU32> = None;
         let mut rate_limit_rate = 0.0f64;
         let mut retry_after_ms = 1000u64;
+        let mut webhooks = false;
+        let mut callback_loss = 0.0f64;
+        let mut first_poll_secs: Option<f64> = None;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -99,6 +108,9 @@ impl Opts {
             match flag.as_str() {
                 "-h" | "--help" => return Ok(None),
                 "--json" => json = true,
+                "--webhooks" => webhooks = true,
+                "--callback-loss" => callback_loss = number(&flag, &value()?)?,
+                "--first-poll-secs" => first_poll_secs = Some(number(&flag, &value()?)?),
                 "--rss-timeline" => rss_timeline = true,
                 "--ledger-out" => ledger_out = Some(value()?),
                 "--max-calls" => {
@@ -196,6 +208,37 @@ impl Opts {
                 "--rate-limit-rate needs the fake vendor (--protocol sorahk or openai)".into(),
             );
         }
+        if webhooks
+            && !matches!(
+                protocol,
+                Some(
+                    Protocol::Seedance
+                        | Protocol::Kling
+                        | Protocol::Minimax
+                        | Protocol::Fal
+                        | Protocol::OpenRouter
+                )
+            )
+        {
+            return Err(
+                "--webhooks needs a vendor that calls back: --protocol seedance, kling, minimax, fal or openrouter"
+                    .into(),
+            );
+        }
+        if !(0.0..1.0).contains(&callback_loss) {
+            return Err(format!(
+                "--callback-loss must be in [0, 1), got {callback_loss}"
+            ));
+        }
+        if callback_loss > 0.0 && !webhooks {
+            return Err("--callback-loss needs --webhooks".into());
+        }
+        let first_poll = match first_poll_secs {
+            Some(s) if !(s.is_finite() && s > 0.0) => {
+                return Err(format!("--first-poll-secs must be > 0, got {s}"));
+            }
+            s => s.map(Duration::from_secs_f64),
+        };
         if let Some(path) = vendor_bin {
             if vendor == VendorMode::InProcess {
                 return Err("--vendor-bin and --vendor in-process exclude each other".into());
@@ -225,6 +268,9 @@ impl Opts {
             max_calls,
             rate_limit_rate,
             retry_after_ms,
+            webhooks,
+            callback_loss,
+            first_poll,
         }))
     }
 }

@@ -24,6 +24,9 @@ pub(crate) fn vendor_flags(o: &Opts) -> Vec<String> {
         "--poll-after-ms".into(),
         o.poll_after_ms.map_or("off".into(), |ms| ms.to_string()),
     ];
+    if o.callback_loss > 0.0 {
+        flags.extend(["--fault-callback-lost".into(), o.callback_loss.to_string()]);
+    }
     if o.rate_limit_rate > 0.0 {
         flags.extend([
             "--fault-rate-limit".into(),
@@ -46,6 +49,7 @@ pub(crate) fn vendor_faults(o: &Opts) -> Faults {
         retry_after_ms: o.retry_after_ms,
         ..RateLimitFault::default()
     };
+    faults.callbacks.lost = cineflow_testkit::Trigger::probability(o.callback_loss);
     faults
 }
 
@@ -163,6 +167,17 @@ impl Vendor {
                 .as_str()
                 .map(str::to_owned)
                 .ok_or_else(|| "the ready line has no fal_platform_url".into()),
+        }
+    }
+
+    /// The URL of the fal webhook keys.
+    pub(crate) fn fal_jwks_url(&self) -> Result<String, BoxError> {
+        match self {
+            Vendor::InProcess { fake, .. } => Ok(fake.fal_jwks_url()),
+            Vendor::Child { ready, .. } => ready["fal_jwks_url"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "the ready line has no fal_jwks_url".into()),
         }
     }
 

@@ -76,16 +76,22 @@
 //! # }
 //! ```
 
+pub mod callback;
 mod endpoints;
 mod error;
+mod jwks;
 mod wire;
 
 pub use endpoints::{FalEndpoint, PLACEHOLDERS};
+pub use jwks::{JWKS_MAX_AGE, JWKS_REFRESH_ON_MISS, JWKS_URL};
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
     ProviderJob, SubmitState, VideoAsset, VideoProvider,
@@ -98,7 +104,9 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
+use crate::webhook::{Headers, Rejection};
 use endpoints::{app_of, known_endpoint};
+use jwks::{Jwks, Want};
 use wire::{Output, Queued, RequestPage, Status};
 
 /// fal's queue.
@@ -111,6 +119,8 @@ pub const API_KEY_ENV: &str = "CINEFLOW_FAL_API_KEY";
 pub const BASE_URL_ENV: &str = "CINEFLOW_FAL_BASE_URL";
 /// The platform API base URL.
 pub const PLATFORM_URL_ENV: &str = "CINEFLOW_FAL_PLATFORM_URL";
+/// The URL of fal's webhook keys (a JWKS).
+pub const JWKS_URL_ENV: &str = "CINEFLOW_FAL_JWKS_URL";
 /// Requests asked for per page of the request list (fal's maximum).
 pub const LIST_PAGE_SIZE: usize = 100;
 /// Most pages one [`find_jobs`](VideoProvider::find_jobs) reads before it gives up with an
@@ -128,6 +138,7 @@ pub struct FalBuilder {
     http: ClientConfig,
     api_key: Option<ApiKey>,
     platform_url: Option<String>,
+    jwks_url: Option<String>,
     endpoints: Vec<FalEndpoint>,
 }
 
@@ -140,6 +151,7 @@ impl FalBuilder {
             http: ClientConfig::new("fal", Some(QUEUE_BASE_URL), &[BASE_URL_ENV]),
             api_key: None,
             platform_url: None,
+            jwks_url: None,
             endpoints: Vec::new(),
         }
     }
@@ -149,15 +161,18 @@ impl FalBuilder {
         Self::new().load_env()
     }
 
-    /// Reads `CINEFLOW_FAL_API_KEY` (fallback `FAL_KEY`), `CINEFLOW_FAL_BASE_URL` and
-    /// `CINEFLOW_FAL_PLATFORM_URL` when they are set and not empty (and the network allow-list,
-    /// like every adapter).
+    /// Reads `CINEFLOW_FAL_API_KEY` (fallback `FAL_KEY`), `CINEFLOW_FAL_BASE_URL`,
+    /// `CINEFLOW_FAL_PLATFORM_URL` and `CINEFLOW_FAL_JWKS_URL` when they are set and not empty
+    /// (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
         if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
             self.api_key = Some(key);
         }
         if let Some(url) = http::env_var(&[PLATFORM_URL_ENV]) {
             self.platform_url = Some(url);
+        }
+        if let Some(url) = http::env_var(&[JWKS_URL_ENV]) {
+            self.jwks_url = Some(url);
         }
         self.http.load_env();
         self
@@ -167,6 +182,12 @@ impl FalBuilder {
     /// sent there too).
     pub fn with_platform_url(mut self, url: impl Into<String>) -> Self {
         self.platform_url = Some(url.into());
+        self
+    }
+
+    /// Where fal's webhook keys are fetched (default [`JWKS_URL`]; no key is sent there).
+    pub fn with_jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
         self
     }
 
@@ -190,6 +211,16 @@ impl FalBuilder {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
         let platform = http::base_url(self.platform_url.as_deref().unwrap_or(PLATFORM_URL))?;
+        let jwks_url = self.jwks_url.as_deref().unwrap_or(JWKS_URL).trim();
+        let jwks_url = Url::parse(jwks_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.username().is_empty())
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "provider {}: the JWKS URL must be an http(s) URL without credentials",
+                    api.id()
+                ))
+            })?;
         for e in &self.endpoints {
             e.check()?;
             if known_endpoint(&e.id).is_some() {
@@ -215,6 +246,7 @@ impl FalBuilder {
                 caps,
                 custom: self.endpoints,
                 warned: WarnOnce::default(),
+                jwks: Jwks::new(jwks_url),
             }),
         })
     }
@@ -235,6 +267,7 @@ struct Inner {
     caps: Capabilities,
     custom: Vec<FalEndpoint>,
     warned: WarnOnce,
+    jwks: Jwks,
 }
 
 impl fmt::Debug for Fal {
@@ -245,6 +278,7 @@ impl fmt::Debug for Fal {
             .field("key", &i.key)
             .field("platform", &i.platform.as_str())
             .field("templated_endpoints", &i.custom.len())
+            .field("jwks_url", &i.jwks.url().as_str())
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +287,43 @@ impl Fal {
     /// A builder ([`FalBuilder::new`]).
     pub fn builder() -> FalBuilder {
         FalBuilder::new()
+    }
+
+    /// Checks a webhook's ED25519 signature against fal's keys (fetched through this adapter's
+    /// client from [`with_jwks_url`](FalBuilder::with_jwks_url)'s URL, cached at most
+    /// [`JWKS_MAX_AGE`]; fetched again when no cached key matches and they are at least
+    /// [`JWKS_REFRESH_ON_MISS`] old) and reads it ([`callback`]): the request it concerns and,
+    /// when the body carries the result (`OK` with an output, `ERROR`), the request's final
+    /// status, which may stand for a poll.
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`]: a missing, malformed or stale header, a bad signature, a body that
+    /// is not a webhook of the signed request, or [`Rejection::KeysUnavailable`] when the keys
+    /// cannot be fetched (fal retries the webhook).
+    pub async fn verify_callback<H: Headers + ?Sized>(
+        &self,
+        headers: &H,
+        body: &[u8],
+        now: time::OffsetDateTime,
+    ) -> Result<(String, Option<JobStatus>), Rejection> {
+        let signed = callback::read(headers, body, now)?;
+        let api = &self.inner.api;
+        let keys = self.inner.jwks.keys(api, Want::Fresh).await?;
+        let mut ok = keys.as_deref().is_some_and(|k| signed.by_any(k));
+        if !ok && let Some(keys) = self.inner.jwks.keys(api, Want::AfterMiss).await? {
+            ok = signed.by_any(&keys);
+        }
+        if !ok {
+            return Err(Rejection::BadSignature {
+                header: callback::SIGNATURE_HEADER,
+            });
+        }
+        let (state, raw) = callback::read_body(body, signed.request_id, &self.inner.key)?;
+        Ok((
+            signed.request_id.to_owned(),
+            state.map(|s| JobStatus::new(s).with_raw(raw)),
+        ))
     }
 
     /// A call to `url` with the key and the request timeout.
@@ -416,7 +487,11 @@ impl VideoProvider for Fal {
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let body = Value::Object(self.body(req).await?);
         let name = req.vendor_model.trim();
-        let url = self.inner.api.url(&Self::segments(name))?;
+        let mut url = self.inner.api.url(&Self::segments(name))?;
+        if let Some(cb) = &req.callback {
+            url.query_pairs_mut()
+                .append_pair("fal_webhook", cb.as_str());
+        }
         let rb = self.call(Method::POST, url).json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
         let answer = http::send(rb, Call::Submit).await?;
@@ -481,6 +556,39 @@ impl VideoProvider for Fal {
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))
+    }
+
+    /// fal signs its webhooks (ED25519, keys from its JWKS).
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Signed
+    }
+
+    /// Checks the signature ([`Fal::verify_callback`]) and reads the webhook: an `OK` with an
+    /// output or an `ERROR` is the request's result (a conclusive claim); an `OK` without its
+    /// payload only says the request ended (the task polls to confirm).
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
+        let job = match &ctx.job {
+            Some(j) if j.vendor_job_id == id => j.clone(),
+            _ => ProviderJob {
+                submitted_at: ctx.submitted_at,
+                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
+            },
+        };
+        Ok(match status {
+            Some(status) => JobClaim::new(job, status).conclusive().into(),
+            None => {
+                let running = JobState::Running {
+                    progress: None,
+                    eta: None,
+                };
+                JobClaim::new(job, JobStatus::new(running)).into()
+            }
+        })
     }
 
     async fn download(

@@ -59,14 +59,20 @@
 //! # }
 //! ```
 
+pub mod callback;
 mod error;
 mod wire;
+
+pub use callback::OpenRouterWebhooks;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
+use cineflow_core::callback::{
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+};
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     VideoAsset, VideoProvider,
@@ -77,6 +83,7 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
+use crate::webhook::{Headers, Rejection};
 use wire::{Created, Video};
 
 /// OpenRouter's API.
@@ -85,6 +92,8 @@ pub const BASE_URL: &str = "https://openrouter.ai/api/v1";
 pub const API_KEY_ENV: &str = "CINEFLOW_OPENROUTER_API_KEY";
 /// The base URL.
 pub const BASE_URL_ENV: &str = "CINEFLOW_OPENROUTER_BASE_URL";
+/// The webhook signing secret.
+pub const WEBHOOK_SECRET_ENV: &str = "CINEFLOW_OPENROUTER_WEBHOOK_SECRET";
 /// How many times the capabilities can change in one process (each change is kept for the
 /// references already handed out); later changes are logged and ignored.
 pub const MAX_CAPABILITY_CHANGES: usize = 32;
@@ -115,6 +124,8 @@ pub struct OpenRouterBuilder {
     http: ClientConfig,
     api_key: Option<ApiKey>,
     models: Vec<ModelCapabilities>,
+    webhooks: Option<OpenRouterWebhooks>,
+    webhook_error: Option<String>,
 }
 
 http::http_builder!(OpenRouterBuilder, api_key);
@@ -126,6 +137,8 @@ impl OpenRouterBuilder {
             http: ClientConfig::new("openrouter", Some(BASE_URL), &[BASE_URL_ENV]),
             api_key: None,
             models: Vec::new(),
+            webhooks: None,
+            webhook_error: None,
         }
     }
 
@@ -134,11 +147,15 @@ impl OpenRouterBuilder {
         Self::new().load_env()
     }
 
-    /// Reads `CINEFLOW_OPENROUTER_API_KEY` (fallback `OPENROUTER_API_KEY`) and
-    /// `CINEFLOW_OPENROUTER_BASE_URL` when set and not empty (and the network allow-list).
+    /// Reads `CINEFLOW_OPENROUTER_API_KEY` (fallback `OPENROUTER_API_KEY`),
+    /// `CINEFLOW_OPENROUTER_BASE_URL` and `CINEFLOW_OPENROUTER_WEBHOOK_SECRET` when set and not
+    /// empty (and the network allow-list).
     pub fn load_env(mut self) -> Self {
         if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
             self.api_key = Some(key);
+        }
+        if let Some(secret) = http::env_var(&[WEBHOOK_SECRET_ENV]) {
+            self = self.with_webhook_secret(&secret);
         }
         self.http.load_env();
         self
@@ -154,6 +171,20 @@ impl OpenRouterBuilder {
         self
     }
 
+    /// The webhook signing secret of OpenRouter's workspace settings, to check callbacks with
+    /// ([`OpenRouter::verify_callback`]). Default: none (every callback is refused). Read by
+    /// [`load_env`](Self::load_env) from [`WEBHOOK_SECRET_ENV`].
+    pub fn with_webhook_secret(mut self, secret: &str) -> Self {
+        match OpenRouterWebhooks::new(secret) {
+            Ok(h) => {
+                self.webhooks = Some(h);
+                self.webhook_error = None;
+            }
+            Err(e) => self.webhook_error = Some(e.to_string()),
+        }
+        self
+    }
+
     /// Builds the provider with the configured capabilities (call
     /// [`OpenRouter::refresh_capabilities`], or use [`connect`](Self::connect)).
     ///
@@ -165,6 +196,9 @@ impl OpenRouterBuilder {
     pub fn build(self) -> Result<OpenRouter, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
+        if let Some(e) = self.webhook_error {
+            return Err(Error::Config(format!("provider {}: {e}", api.id())));
+        }
         let slots: Vec<OnceLock<Capabilities>> = (0..MAX_CAPABILITY_CHANGES)
             .map(|_| OnceLock::new())
             .collect();
@@ -178,6 +212,7 @@ impl OpenRouterBuilder {
                 current: AtomicUsize::new(0),
                 source: Mutex::new(CapabilitiesSource::Configured { reason: None }),
                 warned: WarnOnce::default(),
+                webhooks: self.webhooks,
             }),
         })
     }
@@ -212,6 +247,7 @@ struct Inner {
     current: AtomicUsize,
     source: Mutex<CapabilitiesSource>,
     warned: WarnOnce,
+    webhooks: Option<OpenRouterWebhooks>,
 }
 
 impl fmt::Debug for OpenRouter {
@@ -220,6 +256,7 @@ impl fmt::Debug for OpenRouter {
             .field("api", &self.inner.api)
             .field("key", &self.inner.key)
             .field("capabilities", &self.capabilities_source())
+            .field("webhooks", &self.inner.webhooks)
             .finish_non_exhaustive()
     }
 }
@@ -333,6 +370,96 @@ impl OpenRouter {
             "OpenRouter's capabilities changed more than {MAX_CAPABILITY_CHANGES} times: the change is ignored");
     }
 
+    /// The status a video answer (a poll's, or a webhook's `data`) stands for.
+    fn status_of(
+        &self,
+        vendor_job_id: &str,
+        video: Video,
+        raw: Value,
+    ) -> Result<JobStatus, ProviderError> {
+        let key = &self.inner.key;
+        let running = JobState::Running {
+            progress: None,
+            eta: None,
+        };
+        let state = match video.status.as_deref().unwrap_or_default() {
+            "pending" => JobState::Queued,
+            "in_progress" => running,
+            "completed" => {
+                let url = match video
+                    .unsigned_urls
+                    .as_ref()
+                    .and_then(|u| u.first())
+                    .filter(|u| !u.is_empty())
+                {
+                    Some(u) => u.clone(),
+                    None => self.content_url(vendor_job_id)?.to_string(),
+                };
+                JobState::Succeeded {
+                    asset: VideoAsset {
+                        url,
+                        expires_at: None,
+                        content_type: Some("video/mp4".into()),
+                    },
+                }
+            }
+            "failed" => {
+                let bytes = serde_json::to_vec(&raw).unwrap_or_default();
+                JobState::Failed {
+                    error: error::job_failure(video.error.as_ref(), &bytes, key),
+                }
+            }
+            "cancelled" => JobState::Cancelled,
+            "expired" => JobState::Expired,
+            other => {
+                let job = self
+                    .inner
+                    .api
+                    .job(vendor_job_id.to_owned(), "", Value::Null);
+                self.inner
+                    .warned
+                    .unknown_status(self.id(), &job, other, "openrouter video");
+                running
+            }
+        };
+        let status = JobStatus::new(state).with_raw(raw);
+        Ok(
+            match video.usage.and_then(|u| u.cost).filter(|c| c.is_finite()) {
+                Some(cost) => status.with_charge(cost),
+                None => status,
+            },
+        )
+    }
+
+    /// Checks a webhook with the secret given to
+    /// [`with_webhook_secret`](OpenRouterBuilder::with_webhook_secret) and reads it: the video
+    /// it concerns and its status (the event's `data` is the full video, so it may stand for
+    /// a poll).
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] of [`OpenRouterWebhooks::verify`]; a bad signature when no secret was
+    /// configured (nothing can be proven); a malformed body when `data` is not a video.
+    pub fn verify_callback<H: Headers + ?Sized>(
+        &self,
+        headers: &H,
+        body: &[u8],
+        now: time::OffsetDateTime,
+    ) -> Result<(String, JobStatus), Rejection> {
+        let Some(hooks) = &self.inner.webhooks else {
+            return Err(Rejection::BadSignature {
+                header: callback::SIGNATURE_HEADER,
+            });
+        };
+        let event = hooks.verify(headers, body, now)?;
+        let video: Video = serde_json::from_value(event.data.clone())
+            .map_err(|e| Rejection::MalformedBody(format!("data: {e}")))?;
+        let status = self
+            .status_of(&event.video_id, video, event.data)
+            .map_err(|e| Rejection::MalformedBody(format!("data: {}", e.message())))?;
+        Ok((event.video_id, status))
+    }
+
     fn api(
         &self,
         method: Method,
@@ -408,6 +535,9 @@ impl OpenRouter {
         if let Some(s) = req.seed {
             b.insert("seed".into(), s.into());
         }
+        if let Some(cb) = &req.callback {
+            b.insert("callback_url".into(), cb.as_str().into());
+        }
         http::merge_extra(&mut b, &req.extra);
         Ok(b)
     }
@@ -462,53 +592,32 @@ impl VideoProvider for OpenRouter {
         let raw: Value = answer.json(Call::Poll, key)?;
         let video: Video = serde_json::from_value(raw.clone())
             .map_err(|e| http::malformed(&answer, Call::Poll, key, &e.to_string()))?;
-        let running = JobState::Running {
-            progress: None,
-            eta: None,
-        };
-        let state = match video.status.as_deref().unwrap_or_default() {
-            "pending" => JobState::Queued,
-            "in_progress" => running,
-            "completed" => {
-                let url = match video
-                    .unsigned_urls
-                    .as_ref()
-                    .and_then(|u| u.first())
-                    .filter(|u| !u.is_empty())
-                {
-                    Some(u) => u.clone(),
-                    None => self.content_url(&job.vendor_job_id)?.to_string(),
-                };
-                JobState::Succeeded {
-                    asset: VideoAsset {
-                        url,
-                        expires_at: None,
-                        content_type: Some("video/mp4".into()),
-                    },
-                }
-            }
-            "failed" => {
-                let bytes = serde_json::to_vec(&raw).unwrap_or_default();
-                JobState::Failed {
-                    error: error::job_failure(video.error.as_ref(), &bytes, key),
-                }
-            }
-            "cancelled" => JobState::Cancelled,
-            "expired" => JobState::Expired,
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "openrouter video");
-                running
-            }
-        };
-        let status = JobStatus::new(state).with_raw(raw);
-        Ok(
-            match video.usage.and_then(|u| u.cost).filter(|c| c.is_finite()) {
-                Some(cost) => status.with_charge(cost),
-                None => status,
+        self.status_of(&job.vendor_job_id, video, raw)
+    }
+
+    /// OpenRouter signs its webhooks (HMAC with the workspace's secret).
+    fn callback_scheme(&self) -> CallbackScheme {
+        CallbackScheme::Signed
+    }
+
+    /// Checks the signature ([`OpenRouter::verify_callback`]) and reads the event: its `data` is
+    /// the video as a poll answers it, so an ended video is a conclusive claim.
+    async fn read_callback(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
+        let job = match &ctx.job {
+            Some(j) if j.vendor_job_id == id => j.clone(),
+            _ => ProviderJob {
+                submitted_at: ctx.submitted_at,
+                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
             },
-        )
+        };
+        let ended = status.state.is_terminal();
+        let claim = JobClaim::new(job, status);
+        Ok(if ended { claim.conclusive() } else { claim }.into())
     }
 
     async fn download(
@@ -550,5 +659,87 @@ mod tests {
             p.capabilities_source(),
             CapabilitiesSource::Configured { reason: None }
         );
+    }
+
+    #[test]
+    fn a_signed_callback_stands_for_a_poll_and_an_unconfigured_one_is_refused() {
+        let secret = "or-whsec-SECRET";
+        let p = OpenRouter::builder()
+            .with_api_key("k")
+            .with_webhook_secret(secret)
+            .build()
+            .unwrap();
+        assert!(!format!("{p:?}").contains("SECRET"));
+        let body = serde_json::to_vec(&json!({"type": "video.generation.completed",
+            "data": {"id": "vid_1", "status": "completed", "unsigned_urls": ["https://s.example/v.mp4"],
+                     "usage": {"cost": 0.4}}}))
+        .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let sig = OpenRouterWebhooks::new(secret)
+            .unwrap()
+            .sign(now.unix_timestamp(), &body);
+        let headers = [(callback::SIGNATURE_HEADER, sig.as_str())];
+        let (id, status) = p.verify_callback(&headers, &body, now).unwrap();
+        assert_eq!(id, "vid_1");
+        assert_eq!(status.charge, Some(0.4));
+        assert!(
+            matches!(&status.state, JobState::Succeeded { asset } if asset.url == "https://s.example/v.mp4")
+        );
+        let unconfigured = OpenRouter::builder().with_api_key("k").build().unwrap();
+        assert!(matches!(
+            unconfigured.verify_callback(&headers, &body, now),
+            Err(Rejection::BadSignature { .. })
+        ));
+        assert!(
+            OpenRouter::builder()
+                .with_api_key("k")
+                .with_webhook_secret(" ")
+                .build()
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn read_callback_takes_an_ended_video_as_a_conclusive_claim() {
+        use cineflow_core::TaskId;
+        use cineflow_core::callback::{AttemptRef, CallbackRequest, RejectionKind};
+        let secret = "or-whsec-SECRET";
+        let p = OpenRouter::builder()
+            .with_api_key("k")
+            .with_webhook_secret(secret)
+            .build()
+            .unwrap();
+        assert_eq!(p.callback_scheme(), CallbackScheme::Signed);
+        let now = time::OffsetDateTime::now_utc();
+        let ctx =
+            CallbackContext::new(AttemptRef::new(TaskId::new(), 2), "google/veo-3.1", now).at(now);
+        let body = serde_json::to_vec(&json!({"type": "video.generation.failed",
+            "data": {"id": "vid_2", "status": "failed",
+                     "error": {"code": "moderation_blocked", "message": "blocked"}}}))
+        .unwrap();
+        let sig = OpenRouterWebhooks::new(secret)
+            .unwrap()
+            .sign(now.unix_timestamp(), &body);
+        let req = CallbackRequest::new("POST", "/api/v1/callbacks/openrouter?cf_attempt=x-2")
+            .with_header("X-OpenRouter-Signature", sig)
+            .with_body(body.clone());
+        let CallbackClaim::Job(claim) = p.read_callback(&req, &ctx).await.unwrap() else {
+            panic!("not a job claim")
+        };
+        assert!(claim.conclusive);
+        assert_eq!(claim.job.vendor_job_id, "vid_2");
+        assert_eq!(claim.job.vendor_model, "google/veo-3.1");
+        assert!(matches!(claim.status.state, JobState::Failed { .. }));
+        let forged = CallbackRequest::new("POST", "/x")
+            .with_header(
+                "X-OpenRouter-Signature",
+                OpenRouterWebhooks::new("guess")
+                    .unwrap()
+                    .sign(now.unix_timestamp(), &body),
+            )
+            .with_body(body);
+        let e = p.read_callback(&forged, &ctx).await.unwrap_err();
+        assert_eq!(e.kind(), RejectionKind::BadSignature);
+        assert!(!format!("{e} {e:?}").contains("SECRET"));
     }
 }
