@@ -22,7 +22,6 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod callback;
 mod config_file;
 pub mod error;
 pub mod error_code;
@@ -35,6 +34,7 @@ pub mod mock;
 pub mod orchestrator;
 pub mod prompt;
 pub mod provider;
+pub use provider::callback;
 mod provider_error;
 pub mod range;
 pub mod router;
