@@ -27,7 +27,6 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod callback;
 mod config_file;
 pub mod error;
 pub mod error_code;
@@ -41,6 +40,7 @@ pub mod mock;
 pub mod orchestrator;
 pub mod prompt;
 pub mod provider;
+pub use provider::callback;
 mod provider_error;
 pub mod range;
 pub mod router;

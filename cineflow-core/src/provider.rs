@@ -27,6 +27,7 @@ pub use crate::media::redact_url;
 use crate::provider_error::opt_duration_secs;
 pub use crate::provider_error::{ProviderError, SubmitState};
 
+pub mod callback;
 mod capabilities;
 mod request;
 
