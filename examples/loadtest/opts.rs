@@ -48,6 +48,10 @@ pub(crate) struct Opts {
     /// Share of submits, polls and list reads the fake vendor answers 429.
     pub(crate) rate_limit_rate: f64,
     pub(crate) retry_after_ms: u64,
+    /// Worker processes (`--workers`); 0: this process runs the run.
+    pub(crate) workers: usize,
+    /// The lease length of the workers (`--lease-secs`).
+    pub(crate) lease_ttl: Duration,
 }
 
 impl Opts {
@@ -81,6 +85,8 @@ impl Opts {
         let mut max_calls: Option<NonZeroU32> = None;
         let mut rate_limit_rate = 0.0f64;
         let mut retry_after_ms = 1000u64;
+        let mut workers = 0usize;
+        let mut lease_secs = 30.0f64;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -159,6 +165,8 @@ impl Opts {
                 "--timeout-secs" => timeout_secs = Some(number(&flag, &value()?)?),
                 "--rate-limit-rate" => rate_limit_rate = number(&flag, &value()?)?,
                 "--retry-after-ms" => retry_after_ms = number(&flag, &value()?)?,
+                "--workers" => workers = number(&flag, &value()?)?,
+                "--lease-secs" => lease_secs = number(&flag, &value()?)?,
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
@@ -196,6 +204,26 @@ impl Opts {
                 "--rate-limit-rate needs the fake vendor (--protocol sorahk or openai)".into(),
             );
         }
+        if workers > 0 {
+            if !store.starts_with("postgres") {
+                return Err("--workers needs a shared store: --store postgres://…".into());
+            }
+            if protocol.is_none() || vendor == VendorMode::InProcess {
+                return Err(
+                    "--workers needs the fake vendor in a process of its own (a --protocol other than mock, --vendor process)".into(),
+                );
+            }
+            if workers > concurrency {
+                return Err(format!(
+                    "--workers {workers} is more than --concurrency {concurrency}"
+                ));
+            }
+        }
+        if !(lease_secs.is_finite() && (1.0..=3600.0).contains(&lease_secs)) {
+            return Err(format!(
+                "--lease-secs must be between 1 and 3600, got {lease_secs}"
+            ));
+        }
         if let Some(path) = vendor_bin {
             if vendor == VendorMode::InProcess {
                 return Err("--vendor-bin and --vendor in-process exclude each other".into());
@@ -225,6 +253,8 @@ impl Opts {
             max_calls,
             rate_limit_rate,
             retry_after_ms,
+            workers,
+            lease_ttl: Duration::from_secs_f64(lease_secs),
         }))
     }
 }
