@@ -15,7 +15,7 @@ use crate::task::TaskStatus;
 /// Largest `gen_count` accepted.
 pub const MAX_GEN_COUNT: u32 = 100;
 /// Largest per-run `concurrency` accepted.
-pub const MAX_CONCURRENCY: usize = 10_000;
+pub const MAX_CONCURRENCY: usize = 100_000;
 
 /// What to run: which storyboard, which segments, which model, how many versions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -194,14 +194,16 @@ impl Store for PostgresStore {
     }
 
     async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
-        let tx = self.begin_write().await?;
-        Postgres::update_segment(
-            tx,
+        let mut tx = self.begin_write().await?;
+        let segment = Postgres::update_segment(
+            &mut tx,
             concat!(select_segment!(), " FOR UPDATE OF b"),
             id,
             patch,
         )
-        .await
+        .await?;
+        tx.commit().await.map_err(db("cannot commit a segment"))?;
+        Ok(segment)
     }
 
     async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {

@@ -32,7 +32,7 @@
 //! - **Polling**: the orchestrator's default [`PollPolicy`](cineflow::core::PollPolicy); only
 //!   `max_concurrency` is raised to C.
 //!
-//! Flags: `--tasks N` (100), `--concurrency C` (N, at most 10,000), `--job-secs S` (5),
+//! Flags: `--tasks N` (100), `--concurrency C` (N, at most 100,000), `--job-secs S` (5),
 //! `--protocol sorahk|openai|seedance|kling|wan|minimax|fal|openrouter|mock` (sorahk), `--json`, `--video-mb M` (0.0625 = 64 KiB),
 //! `--job-jitter F` (0: every job takes exactly S), `--poll-after-ms N|off` (the fake's
 //! OpenAI `openai-poll-after-ms` hint, 1000), `--store URL` (memory), `--sink hash|dir`
@@ -51,6 +51,19 @@
 //! and `last_detected_secs` (the last job's end reported by a poll); `wall_secs` minus the
 //! last is the last download. `--ledger-out PATH` writes the vendor's ledger (every job's
 //! times) there, with the run's start (`started_unix_nanos`).
+//!
+//! Workers: `--workers N` (with `--store postgres://…`) leaves the run to N worker processes
+//! (this executable re-started in worker mode, each an `Orchestrator::worker` claiming from the
+//! shared store with leases of `--lease-secs` (30), working on its share of C tasks at once,
+//! all against the one fake vendor); this process creates the run and follows it through the
+//! store until every task has ended. The report adds each worker's peak RSS and CPU
+//! (`worker_peak_rss_mb`, `worker_cpu_secs`), the workers' store calls by method
+//! (`worker_store_calls`, and per task: `store_calls_per_task`,
+//! `store_calls_per_task_by_method`; each Postgres store call is one statement, except list
+//! reads and conflicted writes), what the database counted (`pg_transactions_per_task`:
+//! `xact_commit + xact_rollback` of the database in `pg_stat_database`, this process's few
+//! included; `pg_tuples_written_per_task`) and `pg_cpu_secs`, the CPU of every `postgres`
+//! process on the machine during the run (other databases' included).
 //!
 //! Diagnostics: `--protocol mock` replaces the fake vendor and the adapters with
 //! `MockProvider` in process (each call takes S/3; no HTTP, no ledger), which isolates what
@@ -91,10 +104,12 @@ use cineflow::core::{
 use cineflow_testkit::Protocol;
 use serde_json::{Value, json};
 
+mod counting;
 mod hooks;
 mod measure;
 mod opts;
 mod vendor;
+mod workers;
 
 use hooks::*;
 use measure::*;
@@ -113,7 +128,12 @@ fn main() -> ExitCode {
         args.next();
         return cineflow_testkit::cli::run(args);
     }
-    let opts = match Opts::parse(args) {
+    if args.peek().map(String::as_str) == Some(workers::WORKER_MODE) {
+        args.next();
+        return workers::worker_main(args);
+    }
+    let flags: Vec<String> = args.collect();
+    let opts = match Opts::parse(flags.iter().cloned()) {
         Ok(Some(o)) => o,
         Ok(None) => {
             print_help();
@@ -124,7 +144,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&opts) {
+    match run(&opts, &flags) {
         Ok(report) => {
             if opts.json {
                 println!("{report}");
@@ -159,16 +179,120 @@ fn print_help() {
     }
 }
 
-fn run(o: &Opts) -> Result<Value, BoxError> {
+fn run(o: &Opts, flags: &[String]) -> Result<Value, BoxError> {
     let vendor = match o.protocol {
         Some(_) => Some(Vendor::start(o)?),
         None => None,
     };
-    let result = run_with(o, vendor.as_ref());
+    let result = match &vendor {
+        Some(v) if o.workers > 0 => workers::run_workers(o, v, flags),
+        _ => run_with(o, vendor.as_ref()),
+    };
     if let Some(v) = vendor {
         v.stop();
     }
     result
+}
+
+/// An orchestrator for the harness's run: the provider (the fake vendor's adapter, or the mock)
+/// on a catalog with the harness's cap on calls, the store and the sink.
+pub(crate) struct Setup {
+    pub(crate) orch: Orchestrator,
+    pub(crate) model: ModelId,
+    pub(crate) provider_id: cineflow::core::ProviderId,
+    pub(crate) mock: Option<Arc<MockProvider>>,
+    /// The output folder of `--sink dir`, removed when dropped.
+    pub(crate) _out_dir: Option<tempfile::TempDir>,
+}
+
+/// The store `--store` names.
+pub(crate) async fn open_store(o: &Opts) -> Result<Arc<dyn Store>, BoxError> {
+    Ok(if o.store == "memory" || o.store == "memory://" {
+        Arc::new(MemoryStore::new())
+    } else {
+        cineflow::store::connect(&o.store)
+            .await
+            .map_err(|e| format!("--store {}: {e}", o.store))?
+    })
+}
+
+/// Builds the orchestrator of the run on `store`, working on at most `max_concurrency` tasks.
+pub(crate) async fn setup(
+    o: &Opts,
+    vendor: Option<&Vendor>,
+    store: Arc<dyn Store>,
+    max_concurrency: usize,
+    receiver: Option<&Receiver>,
+) -> Result<Setup, BoxError> {
+    // With the mock, each call (submit, poll, download) takes a third of the job.
+    let mock = match vendor {
+        None => Some(Arc::new(
+            MockProvider::new("mock")?
+                .with_latency(Duration::from_secs_f64(o.job_secs / 3.0))
+                .with_timeline(vec![Step::Succeeded]),
+        )),
+        Some(_) => None,
+    };
+    let (provider, vendor_model): (Arc<dyn VideoProvider>, &str) = match (vendor, o.protocol, &mock)
+    {
+        (Some(v), Some(p), _) => provider(v, p).await?,
+        (_, _, Some(m)) => (Arc::clone(m) as Arc<dyn VideoProvider>, "mock"),
+        _ => return Err("no vendor for this protocol".into()),
+    };
+    let mut catalog = RouterConfig::default();
+    catalog.providers.insert(
+        provider.id().clone(),
+        ProviderSettings {
+            max_concurrent_calls: o.calls_cap(),
+            ..ProviderSettings::default()
+        },
+    );
+    let out_dir = match o.sink {
+        SinkMode::Dir => Some(tempfile::tempdir()?),
+        SinkMode::Hash => None,
+    };
+    let sink: Arc<dyn ArtifactSink> = match &out_dir {
+        Some(d) => Arc::new(LocalDirSink::new(d.path())),
+        None => Arc::new(HashingSink),
+    };
+    let provider_id = provider.id().clone();
+    let callbacks = match receiver {
+        Some(r) => {
+            let defaults = CallbackConfig::default();
+            // The first safety-net poll after the predicted end + 30 s (at least the
+            // library's default).
+            let predicted = Duration::from_secs_f64(o.job_secs) + Duration::from_secs(30);
+            CallbackConfig {
+                public_base_url: Some(r.base_url()),
+                providers: vec![provider_id.clone()],
+                first_poll: o.first_poll.unwrap_or(predicted.max(defaults.first_poll)),
+                ..defaults
+            }
+        }
+        None => CallbackConfig::default(),
+    };
+    let config = OrchestratorConfig {
+        max_concurrency,
+        callbacks,
+        ..OrchestratorConfig::default()
+    };
+    let model = ModelId::new("sora2")?;
+    let orch = Orchestrator::builder()
+        .store(store)
+        .sink(sink)
+        .router(Router::from_config(catalog).route(model.clone(), provider, vendor_model))
+        .config(config)
+        .build()?;
+    if let Some(r) = receiver {
+        r.set(orch.clone());
+    }
+    Ok(Setup {
+        orch,
+        model,
+        provider_id,
+        mock,
+        _out_dir: out_dir,
+    })
 }
 
 fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
@@ -176,81 +300,20 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        // With the mock, each call (submit, poll, download) takes a third of the job.
-        let mock = match vendor {
-            None => Some(Arc::new(
-                MockProvider::new("mock")?
-                    .with_latency(Duration::from_secs_f64(o.job_secs / 3.0))
-                    .with_timeline(vec![Step::Succeeded]),
-            )),
-            Some(_) => None,
-        };
-        let (provider, vendor_model): (Arc<dyn VideoProvider>, &str) =
-            match (vendor, o.protocol, &mock) {
-                (Some(v), Some(p), _) => provider(v, p).await?,
-                (_, _, Some(m)) => (Arc::clone(m) as Arc<dyn VideoProvider>, "mock"),
-                _ => return Err("no vendor for this protocol".into()),
-            };
-        let mut catalog = RouterConfig::default();
-        catalog.providers.insert(
-            provider.id().clone(),
-            ProviderSettings {
-                max_concurrent_calls: o.calls_cap(),
-                ..ProviderSettings::default()
-            },
-        );
-        let store: Arc<dyn Store> = if o.store == "memory" || o.store == "memory://" {
-            Arc::new(MemoryStore::new())
-        } else {
-            cineflow::store::connect(&o.store)
-                .await
-                .map_err(|e| format!("--store {}: {e}", o.store))?
-        };
-        let out_dir = match o.sink {
-            SinkMode::Dir => Some(tempfile::tempdir()?),
-            SinkMode::Hash => None,
-        };
-        let sink: Arc<dyn ArtifactSink> = match &out_dir {
-            Some(d) => Arc::new(LocalDirSink::new(d.path())),
-            None => Arc::new(HashingSink),
-        };
-        let provider_id = provider.id().clone();
         // Signed vendors' callbacks carry the result: taken as the poll answer.
         let conclusive = matches!(o.protocol, Some(Protocol::Fal | Protocol::OpenRouter));
         let receiver = match o.webhooks {
             true => Some(Receiver::start(conclusive).await?),
             false => None,
         };
-        let callbacks = match &receiver {
-            Some(r) => {
-                let defaults = CallbackConfig::default();
-                // The first safety-net poll after the predicted end + 30 s (at least the
-                // library's default).
-                let predicted = Duration::from_secs_f64(o.job_secs) + Duration::from_secs(30);
-                CallbackConfig {
-                    public_base_url: Some(r.base_url()),
-                    providers: vec![provider_id.clone()],
-                    first_poll: o.first_poll.unwrap_or(predicted.max(defaults.first_poll)),
-                    ..defaults
-                }
-            }
-            None => CallbackConfig::default(),
-        };
-        let config = OrchestratorConfig {
-            max_concurrency: o.concurrency,
-            callbacks,
-            ..OrchestratorConfig::default()
-        };
-        let model = ModelId::new("sora2")?;
-        let orch = Orchestrator::builder()
-            .store(store)
-            .sink(sink)
-            .router(Router::from_config(catalog).route(model.clone(), provider, vendor_model))
-            .config(config)
-            .build()?;
-        if let Some(r) = &receiver {
-            r.set(orch.clone());
-        }
+        let store = open_store(o).await?;
+        let Setup {
+            orch,
+            model,
+            provider_id,
+            mock,
+            _out_dir,
+        } = setup(o, vendor, store, o.concurrency, receiver.as_ref()).await?;
         let sb = storyboard(o.tasks, o.protocol)?;
         orch.add_storyboard(&sb).await?;
         let run = orch

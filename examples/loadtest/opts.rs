@@ -54,6 +54,10 @@ pub(crate) struct Opts {
     pub(crate) callback_loss: f64,
     /// The first poll of a job that calls back, after its submit (`--first-poll-secs`).
     pub(crate) first_poll: Option<Duration>,
+    /// Worker processes (`--workers`); 0: this process runs the run.
+    pub(crate) workers: usize,
+    /// The lease length of the workers (`--lease-secs`).
+    pub(crate) lease_ttl: Duration,
 }
 
 impl Opts {
@@ -90,6 +94,8 @@ impl Opts {
         let mut webhooks = false;
         let mut callback_loss = 0.0f64;
         let mut first_poll_secs: Option<f64> = None;
+        let mut workers = 0usize;
+        let mut lease_secs = 30.0f64;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -171,6 +177,8 @@ impl Opts {
                 "--timeout-secs" => timeout_secs = Some(number(&flag, &value()?)?),
                 "--rate-limit-rate" => rate_limit_rate = number(&flag, &value()?)?,
                 "--retry-after-ms" => retry_after_ms = number(&flag, &value()?)?,
+                "--workers" => workers = number(&flag, &value()?)?,
+                "--lease-secs" => lease_secs = number(&flag, &value()?)?,
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
@@ -239,6 +247,29 @@ impl Opts {
             }
             s => s.map(Duration::from_secs_f64),
         };
+        if workers > 0 {
+            if webhooks {
+                return Err("--webhooks and --workers do not go together (the receiver feeds this process's orchestrator)".into());
+            }
+            if !store.starts_with("postgres") {
+                return Err("--workers needs a shared store: --store postgres://…".into());
+            }
+            if protocol.is_none() || vendor == VendorMode::InProcess {
+                return Err(
+                    "--workers needs the fake vendor in a process of its own (a --protocol other than mock, --vendor process)".into(),
+                );
+            }
+            if workers > concurrency {
+                return Err(format!(
+                    "--workers {workers} is more than --concurrency {concurrency}"
+                ));
+            }
+        }
+        if !(lease_secs.is_finite() && (1.0..=3600.0).contains(&lease_secs)) {
+            return Err(format!(
+                "--lease-secs must be between 1 and 3600, got {lease_secs}"
+            ));
+        }
         if let Some(path) = vendor_bin {
             if vendor == VendorMode::InProcess {
                 return Err("--vendor-bin and --vendor in-process exclude each other".into());
@@ -271,6 +302,8 @@ impl Opts {
             webhooks,
             callback_loss,
             first_poll,
+            workers,
+            lease_ttl: Duration::from_secs_f64(lease_secs),
         }))
     }
 }

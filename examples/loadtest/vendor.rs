@@ -63,6 +63,8 @@ pub(crate) enum Vendor {
         /// `process` (this executable) or `process: fake-vendor binary`.
         kind: &'static str,
     },
+    /// Started by another process (a worker's view of its parent's vendor): its ready line.
+    Remote { ready: Value },
     /// In this process, on its own runtime.
     InProcess {
         fake: FakeVendor,
@@ -133,14 +135,23 @@ impl Vendor {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Vendor::Child { kind, .. } => kind,
+            Vendor::Remote { .. } => "process (another's)",
             Vendor::InProcess { .. } => "in-process",
+        }
+    }
+
+    /// The ready line a child vendor printed (its URLs), for worker processes.
+    pub(crate) fn ready_line(&self) -> Result<String, BoxError> {
+        match self {
+            Vendor::Child { ready, .. } | Vendor::Remote { ready } => Ok(ready.to_string()),
+            Vendor::InProcess { .. } => Err("an in-process vendor has no ready line".into()),
         }
     }
 
     pub(crate) fn base_url(&self, p: Protocol) -> Result<String, BoxError> {
         match self {
             Vendor::InProcess { fake, .. } => Ok(fake.base_url(p)),
-            Vendor::Child { ready, .. } => {
+            Vendor::Child { ready, .. } | Vendor::Remote { ready } => {
                 let key = match p {
                     Protocol::OpenAi => "openai_base_url",
                     Protocol::SoraHk => "sorahk_base_url",
@@ -163,7 +174,7 @@ impl Vendor {
     pub(crate) fn fal_platform_url(&self) -> Result<String, BoxError> {
         match self {
             Vendor::InProcess { fake, .. } => Ok(fake.fal_platform_url()),
-            Vendor::Child { ready, .. } => ready["fal_platform_url"]
+            Vendor::Child { ready, .. } | Vendor::Remote { ready } => ready["fal_platform_url"]
                 .as_str()
                 .map(str::to_owned)
                 .ok_or_else(|| "the ready line has no fal_platform_url".into()),
@@ -174,7 +185,7 @@ impl Vendor {
     pub(crate) fn fal_jwks_url(&self) -> Result<String, BoxError> {
         match self {
             Vendor::InProcess { fake, .. } => Ok(fake.fal_jwks_url()),
-            Vendor::Child { ready, .. } => ready["fal_jwks_url"]
+            Vendor::Child { ready, .. } | Vendor::Remote { ready } => ready["fal_jwks_url"]
                 .as_str()
                 .map(str::to_owned)
                 .ok_or_else(|| "the ready line has no fal_jwks_url".into()),
@@ -185,7 +196,7 @@ impl Vendor {
         match self {
             Vendor::InProcess { fake, .. } => fake.key().to_owned(),
             // Both vendor modes start with the default key.
-            Vendor::Child { .. } => "fake-key".to_owned(),
+            Vendor::Child { .. } | Vendor::Remote { .. } => "fake-key".to_owned(),
         }
     }
 
@@ -196,14 +207,14 @@ impl Vendor {
                 let pid = child.id().to_string();
                 Some((peak_rss_mb(&pid).ok()?, cpu_secs(&pid).ok()?))
             }
-            Vendor::InProcess { .. } => None,
+            Vendor::Remote { .. } | Vendor::InProcess { .. } => None,
         }
     }
 
     pub(crate) async fn ledger(&self, http: &reqwest::Client) -> Result<Ledger, BoxError> {
         match self {
             Vendor::InProcess { fake, .. } => Ok(fake.ledger()),
-            Vendor::Child { ready, .. } => {
+            Vendor::Child { ready, .. } | Vendor::Remote { ready } => {
                 let url = ready["ledger_url"]
                     .as_str()
                     .ok_or("the ready line has no ledger_url")?;
@@ -242,6 +253,7 @@ impl Vendor {
                     }
                 }
             }
+            Vendor::Remote { .. } => {}
             Vendor::InProcess { fake, runtime } => {
                 runtime.block_on(fake.shutdown());
                 runtime.shutdown_timeout(Duration::from_secs(2));

@@ -149,9 +149,12 @@ pub(super) async fn run_task(
     cancel: &CancellationToken,
     ctx: &RunCtx,
 ) -> Result<()> {
+    // Only the id is kept while the task waits for its slot: the task is read again once it
+    // has one (it may have changed meanwhile), so the claimed copy is not held for its life.
+    let id = task.id;
+    drop(task);
     let slotted = slot.acquire(cancel).await?;
-    // Re-read: the task may have changed while we waited.
-    let mut task = inner.store.get_task(task.id).await?;
+    let mut task = inner.store.get_task(id).await?;
     if task.status.is_terminal() {
         return Ok(());
     }

@@ -77,16 +77,17 @@ async fn run(
     let slots = Arc::new(Semaphore::new(concurrency));
     let per_task = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
     let mut set: JoinSet<RunId> = JoinSet::new();
+    // Tasks in hand per run: a run is checked for its end (a count of its tasks in the store)
+    // when this worker's last task of it ends, not after every task.
+    let mut in_hand: HashMap<RunId, usize> = HashMap::new();
     let mut contexts: HashMap<RunId, Arc<exec::RunCtx>> = HashMap::new();
     // Runs with chained tasks this worker has seen: caught up on while it is idle (their
     // shots may wait for a task whose owner died before opening them).
     let mut chained: HashSet<RunId> = HashSet::new();
     while !stop.is_cancelled() {
         while let Some(done) = set.try_join_next() {
-            if let Ok(run_id) = done
-                && let Err(e) = finish_run(&inner, run_id, false).await
-            {
-                tracing::warn!(run = %run_id, error = %e, "could not finish the run");
+            if let Ok(run_id) = done {
+                ended(&inner, &mut in_hand, run_id).await;
             }
         }
         let free = slots.available_permits();
@@ -115,7 +116,13 @@ async fn run(
                 () = tokio::time::sleep(options.idle_wait) => {}
                 Some(done) = set.join_next(), if !set.is_empty() => {
                     if let Ok(run_id) = done {
-                        finish_run(&inner, run_id, false).await.ok();
+                        ended(&inner, &mut in_hand, run_id).await;
+                    }
+                    // Claims are batched: the slots freed meanwhile (tasks of one wave end
+                    // close together) are claimed in one statement, not one each.
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(CLAIM_BATCH_WINDOW) => {}
                     }
                 }
             }
@@ -155,6 +162,7 @@ async fn run(
             let per_task = Arc::clone(&per_task);
             let ttl = options.lease_ttl;
             let run_id = task.run_id;
+            *in_hand.entry(run_id).or_default() += 1;
             set.spawn(async move {
                 let _permit = permit;
                 let token = CancellationToken::new();
@@ -169,6 +177,26 @@ async fn run(
     set.abort_all();
     while set.join_next().await.is_some() {}
     Ok(())
+}
+
+/// How long a worker that saw a task end waits before claiming, so that the slots freed
+/// meanwhile are claimed together.
+const CLAIM_BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+/// A task of `run_id` this worker had in hand has ended (or was dropped): once none is left,
+/// the run may be over, and is finished if every task has ended.
+async fn ended(inner: &Inner, in_hand: &mut HashMap<RunId, usize>, run_id: RunId) {
+    let left = in_hand.get_mut(&run_id).map_or(0, |n| {
+        *n = n.saturating_sub(1);
+        *n
+    });
+    if left > 0 {
+        return;
+    }
+    in_hand.remove(&run_id);
+    if let Err(e) = finish_run(inner, run_id, false).await {
+        tracing::warn!(run = %run_id, error = %e, "could not finish the run");
+    }
 }
 
 /// Drives one claimed task under its `lease`: renews the lease every third of `ttl` while the

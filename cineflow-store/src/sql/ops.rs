@@ -18,7 +18,7 @@ use cineflow_core::{
 use sqlx::query::Query;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder,
-    SqlStr, Transaction, Type,
+    SqlStr, Type,
 };
 
 use super::{
@@ -388,17 +388,18 @@ where
         }
     }
 
-    /// [`Store::update_segment`](cineflow_core::Store::update_segment) in the write `tx`, which
-    /// `select` (a [`select_segment!`], perhaps locking) reads the storyboard in.
-    fn update_segment(
-        mut tx: Transaction<'static, Self>,
+    /// [`Store::update_segment`](cineflow_core::Store::update_segment) in `conn`, inside the
+    /// caller's write transaction (which the caller commits), where `select` (a
+    /// [`select_segment!`], perhaps locking) reads the storyboard.
+    fn update_segment<'c>(
+        conn: &'c mut Self::Connection,
         select: &'static str,
         id: SegmentId,
-        patch: &SegmentPatch,
-    ) -> impl Future<Output = Result<Segment>> + Send {
+        patch: &'c SegmentPatch,
+    ) -> impl Future<Output = Result<Segment>> + Send + 'c {
         async move {
             let body =
-                Self::get_body(&mut *tx, select, id.to_string(), "cannot read a segment").await?;
+                Self::get_body(&mut *conn, select, id.to_string(), "cannot read a segment").await?;
             let mut sb = decode_storyboard(&body.ok_or_else(|| not_found("segment", id))?)?;
             let seg = sb
                 .segments
@@ -412,10 +413,9 @@ where
             ))
             .bind(encode_storyboard(&sb)?)
             .bind(sb.id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db("cannot write a segment"))?;
-            tx.commit().await.map_err(db("cannot commit a segment"))?;
             Ok(seg)
         }
     }
@@ -635,11 +635,10 @@ where
     }
 
     /// [`Store::release`](cineflow_core::Store::release).
-    fn release(
-        pool: &Pool<Self>,
-        task: TaskId,
-        lease: &Lease,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn release<'e, E>(ex: E, task: TaskId, lease: &Lease) -> impl Future<Output = Result<()>> + Send
+    where
+        E: 'e + Executor<'e, Database = Self>,
+    {
         let token = to_i64(lease.token);
         async move {
             sqlx::query(Self::sql(
@@ -648,7 +647,7 @@ where
             ))
             .bind(task.to_string())
             .bind(token)
-            .execute(pool)
+            .execute(ex)
             .await
             .map_err(db("cannot release a lease"))?;
             Ok(())
