@@ -177,3 +177,33 @@ async fn a_callback_body_over_the_limit_is_refused() {
     let (status, body) = s.post(&s.path, big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 }
+
+#[test]
+fn the_server_reads_its_callback_settings_and_refuses_half_of_them() {
+    use crate::app::config::callbacks;
+    let off = callbacks(None, None).unwrap();
+    assert!(off.public_base_url.is_none() && off.providers.is_empty());
+
+    let on = callbacks(
+        Some("https://cineflow.example/api/v1/".into()),
+        Some("minimax, seedance".into()),
+    )
+    .unwrap();
+    assert_eq!(
+        on.public_base_url.as_deref(),
+        Some("https://cineflow.example/api/v1")
+    );
+    assert!(on.enabled_for(&ProviderId::new("minimax").unwrap()));
+    assert!(on.enabled_for(&ProviderId::new("seedance").unwrap()));
+    assert!(!on.enabled_for(&ProviderId::new("kling").unwrap()));
+
+    let e = callbacks(Some("https://cineflow.example/api/v1".into()), None).unwrap_err();
+    assert!(e.contains("CINEFLOW_CALLBACK_PROVIDERS"), "{e}");
+    let e = callbacks(None, Some("minimax".into())).unwrap_err();
+    assert!(e.contains("CINEFLOW_CALLBACK_BASE_URL"), "{e}");
+    let e = callbacks(Some("https://x.example".into()), Some("Mini Max".into())).unwrap_err();
+    assert!(
+        e.contains("CINEFLOW_CALLBACK_PROVIDERS") && e.contains("Mini Max"),
+        "{e}"
+    );
+}

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cineflow::core::{CallbackConfig, ProviderId};
+
 /// Largest upload accepted unless `CINEFLOW_MAX_UPLOAD_BYTES` says otherwise: 10 MiB.
 pub(crate) const DEFAULT_MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
@@ -72,6 +74,11 @@ pub(crate) struct ServerConfig {
     /// Delete finished runs older than this many days, with their files
     /// (`CINEFLOW_RETENTION_DAYS`). Default none: keep everything.
     pub(crate) retention_days: Option<u32>,
+    /// Vendor callbacks (webhooks): the server's public URL up to `/api/v1`
+    /// (`CINEFLOW_CALLBACK_BASE_URL`, e.g. `https://cineflow.example/api/v1`) and the providers
+    /// whose submits ask for them (`CINEFLOW_CALLBACK_PROVIDERS`, comma-separated provider ids).
+    /// Default: off (polling only).
+    pub(crate) callbacks: CallbackConfig,
 }
 
 impl ServerConfig {
@@ -93,6 +100,7 @@ impl ServerConfig {
             sse_keep_alive: Duration::from_secs(15),
             cors_origins: Vec::new(),
             retention_days: None,
+            callbacks: CallbackConfig::default(),
         }
     }
 
@@ -171,6 +179,10 @@ impl ServerConfig {
                 );
             }
         }
+        c.callbacks = callbacks(
+            var("CINEFLOW_CALLBACK_BASE_URL"),
+            var("CINEFLOW_CALLBACK_PROVIDERS"),
+        )?;
         Ok(c)
     }
 
@@ -197,4 +209,40 @@ fn flag(value: Option<String>, name: &str) -> Result<bool, String> {
         Some("1" | "true" | "yes") => Ok(true),
         Some(other) => Err(format!("{name}={other:?}: expected 1 or 0")),
     }
+}
+
+/// The callback settings from `CINEFLOW_CALLBACK_BASE_URL` and `CINEFLOW_CALLBACK_PROVIDERS`
+/// (the orchestrator checks the URL when it is built).
+///
+/// # Errors
+/// A provider list without a base URL, or a provider id that is not one, naming the variable.
+pub(crate) fn callbacks(
+    base_url: Option<String>,
+    providers: Option<String>,
+) -> Result<CallbackConfig, String> {
+    let mut c = CallbackConfig::default();
+    let Some(list) = providers else {
+        return match base_url {
+            Some(_) => Err(
+                "CINEFLOW_CALLBACK_BASE_URL is set but CINEFLOW_CALLBACK_PROVIDERS \
+                 names no provider (comma-separated provider ids)"
+                    .into(),
+            ),
+            None => Ok(c),
+        };
+    };
+    let Some(base) = base_url else {
+        return Err(
+            "CINEFLOW_CALLBACK_PROVIDERS needs CINEFLOW_CALLBACK_BASE_URL (the server's public \
+             URL up to /api/v1)"
+                .into(),
+        );
+    };
+    for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let id =
+            ProviderId::new(id).map_err(|e| format!("CINEFLOW_CALLBACK_PROVIDERS: {id:?}: {e}"))?;
+        c.providers.push(id);
+    }
+    c.public_base_url = Some(base.trim_end_matches('/').to_owned());
+    Ok(c)
 }

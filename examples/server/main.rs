@@ -23,6 +23,11 @@
 //! - `CINEFLOW_RETENTION_DAYS`: delete finished runs older than this many days, with their
 //!   videos and sidecars, once an hour (default: keep everything);
 //! - `CINEFLOW_SERVER_RUN_TASKS=0`: create runs but leave their tasks to worker processes;
+//! - `CINEFLOW_CALLBACK_BASE_URL` (this server's public URL up to `/api/v1`) and
+//!   `CINEFLOW_CALLBACK_PROVIDERS` (comma-separated provider ids): submits of those providers
+//!   ask the vendor to call back to `POST /api/v1/callbacks/{provider}`, which wakes the task at
+//!   once; polling stays as the safety net. Only runs this process drives ask for callbacks
+//!   (`examples/worker.rs` processes poll). Default: off;
 //! - `CINEFLOW_ROUTER_CONFIG`: a router configuration file (TOML or JSON) replacing the default
 //!   catalog, in which `sora2` and `sora2pro` are aliases of `seedance-2`;
 //! - Seedance 2.0: `CINEFLOW_SEEDANCE_API_KEY` (or `ARK_API_KEY`), with
@@ -50,7 +55,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .store(store)
         .sink(Arc::new(LocalDirSink::new(&config.output_dir)))
         .router(app::providers::router(app::providers::default_catalog()).await?)
-        .config(OrchestratorConfig::default())
+        .config(OrchestratorConfig {
+            callbacks: config.callbacks.clone(),
+            ..OrchestratorConfig::default()
+        })
         .build()?;
     if config.run_tasks {
         for handle in orch.resume().await? {
