@@ -18,8 +18,8 @@ use cineflow_core::callback::{
 use cineflow_core::mock::{MockProvider, SAMPLE_MP4};
 use cineflow_core::{
     ByteStream, Capabilities, ErrorCode, EventKind, GenerationRequest, JobState, JobStatus,
-    Orchestrator, OrchestratorConfig, ProviderError, ProviderId, ProviderJob, Router, RunSpec,
-    RunStatus, Store, SubmitState, TaskQuery, TaskStatus, VideoAsset, VideoProvider,
+    Orchestrator, OrchestratorConfig, PolledJobs, ProviderError, ProviderId, ProviderJob, Router,
+    RunSpec, RunStatus, Store, SubmitState, TaskQuery, TaskStatus, VideoAsset, VideoProvider,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -37,6 +37,13 @@ struct Faults {
     lose: fn(u64) -> bool,
     /// Copies of each callback, each sent after its own small delay (so they interleave).
     copies: u64,
+    /// Every callback sent at the job's end exactly (jobs ending together call back together).
+    at_once: bool,
+    /// Callbacks sent halfway through the job, claiming an end that has not come.
+    early: bool,
+    /// The vendor's job list, filtered by ids (`poll_many`): `None`, no list; `Some(shown)`,
+    /// a list showing the jobs for which `shown(id)` holds.
+    list: Option<fn(&str) -> bool>,
 }
 
 #[derive(Debug)]
@@ -46,13 +53,15 @@ struct State {
     orch: OnceLock<Orchestrator>,
     submits: AtomicU64,
     polls: AtomicU64,
+    /// Reads of the job list (`poll_many` calls).
+    lists: AtomicU64,
     /// The next submit creates its job and then answers a 502 (an ambiguous submit).
     lose_answer: AtomicBool,
     /// Each job's end and callback URL.
     jobs: Mutex<HashMap<String, (Instant, String)>>,
 }
 
-/// A vendor that calls back (token scheme) and has no job list.
+/// A vendor that calls back (token scheme), with or without a job list.
 #[derive(Debug, Clone)]
 struct Vendor(Arc<State>);
 
@@ -64,6 +73,7 @@ impl Vendor {
             orch: OnceLock::new(),
             submits: AtomicU64::new(0),
             polls: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
             lose_answer: AtomicBool::new(false),
             jobs: Mutex::new(HashMap::new()),
         }))
@@ -74,6 +84,22 @@ impl Vendor {
         jobs.iter()
             .map(|(id, (_, u))| (id.clone(), u.clone()))
             .collect()
+    }
+
+    /// Job `id`'s state now, as a poll or the list answers it.
+    fn status(&self, id: &str) -> JobStatus {
+        let (end, url) = self.0.jobs.lock().unwrap()[id].clone();
+        // Like Ark, the task echoes its callback URL.
+        let raw = json!({"id": id, "callback_url": url});
+        JobStatus::new(if Instant::now() >= end {
+            JobState::Succeeded { asset: asset(id) }
+        } else {
+            JobState::Running {
+                progress: None,
+                eta: None,
+            }
+        })
+        .with_raw(raw)
     }
 
     fn job(&self, id: &str) -> ProviderJob {
@@ -128,8 +154,14 @@ impl VideoProvider for Vendor {
                 let (state, id, url) = (Arc::clone(&self.0), id.clone(), url.to_owned());
                 // Shuffled: each copy after its own delay, up to 2 s after the job's end.
                 let jitter = Duration::from_millis((n * 7919 + copy * 104_729) % 2000);
+                let faults = self.0.faults;
+                let at = match (faults.early, faults.at_once) {
+                    (true, _) => JOB / 2,
+                    (false, true) => JOB,
+                    (false, false) => JOB + jitter,
+                };
                 tokio::spawn(async move {
-                    tokio::time::sleep(JOB + jitter).await;
+                    tokio::time::sleep(at).await;
                     let orch = state.orch.get().expect("the orchestrator").clone();
                     let outcome = orch.handle_callback("hooked", &callback(&url, &id)).await;
                     assert!(
@@ -150,20 +182,25 @@ impl VideoProvider for Vendor {
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         self.0.polls.fetch_add(1, Ordering::SeqCst);
-        let (end, url) = self.0.jobs.lock().unwrap()[&job.vendor_job_id].clone();
-        // Like Ark, the task echoes its callback URL.
-        let raw = json!({"id": job.vendor_job_id, "callback_url": url});
-        Ok(JobStatus::new(if Instant::now() >= end {
-            JobState::Succeeded {
-                asset: asset(&job.vendor_job_id),
-            }
-        } else {
-            JobState::Running {
-                progress: None,
-                eta: None,
-            }
-        })
-        .with_raw(raw))
+        Ok(self.status(&job.vendor_job_id))
+    }
+
+    async fn poll_many(
+        &self,
+        jobs: &[ProviderJob],
+        _resume: Option<&str>,
+    ) -> Result<PolledJobs, ProviderError> {
+        let Some(shown) = self.0.faults.list else {
+            return Err(ProviderError::new(ErrorCode::Unsupported, "no job list"));
+        };
+        self.0.lists.fetch_add(1, Ordering::SeqCst);
+        let statuses = jobs
+            .iter()
+            .map(|j| j.vendor_job_id.as_str())
+            .filter(|id| shown(id))
+            .map(|id| (id.to_owned(), self.status(id)))
+            .collect();
+        Ok(PolledJobs::new(statuses))
     }
 
     async fn download(
@@ -225,16 +262,19 @@ fn env(faults: Faults) -> Env {
 const ONCE: Faults = Faults {
     lose: |_| false,
     copies: 1,
+    at_once: false,
+    early: false,
+    list: None,
 };
 
-/// Runs `n` shots to the end; answers the tasks and, for each, how long after the start its
-/// success was recorded (the task became `downloading`).
+/// Runs `n` shots to the end, all at once; answers the tasks and, for each, how long after the
+/// start its success was recorded (the task became `downloading`).
 async fn run(e: &Env, n: u32) -> (Vec<cineflow_core::Task>, Vec<Duration>) {
     let sb = common::shots(n);
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, common::model()))
+        .create_run(RunSpec::new(sb.id, common::model()).concurrency(n as usize))
         .await
         .unwrap();
     let mut events = e.orch.subscribe();
@@ -303,7 +343,7 @@ async fn callbacks_wake_tasks_before_their_next_scheduled_poll() {
 async fn with_30_percent_of_callbacks_lost_every_task_still_completes_by_polling() {
     let e = env(Faults {
         lose: |n| n % 10 < 3,
-        copies: 1,
+        ..ONCE
     });
     let (tasks, recorded) = run(&e, 10).await;
     assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
@@ -317,11 +357,8 @@ async fn with_30_percent_of_callbacks_lost_every_task_still_completes_by_polling
 
 #[tokio::test(start_paused = true)]
 async fn callbacks_sent_three_times_and_shuffled_are_harmless() {
-    let e = env(Faults {
-        lose: |_| false,
-        copies: 3,
-    });
-    // Four tasks: the run's concurrency, so every job starts at once.
+    let e = env(Faults { copies: 3, ..ONCE });
+    // Every job starts at once.
     let (tasks, recorded) = run(&e, 4).await;
     assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
     assert!(
@@ -346,6 +383,7 @@ async fn forged_callbacks_change_nothing() {
     let e = env(Faults {
         lose: |_| true,
         copies: 0,
+        ..ONCE
     });
     let sb = common::shots(1);
     e.orch.add_storyboard(&sb).await.unwrap();
@@ -430,4 +468,89 @@ async fn an_ambiguous_submit_on_a_vendor_without_a_job_list_is_recovered_by_its_
         }
     }
     assert_eq!(reconciled, 1, "adopted once");
+}
+
+/// `env` with a run concurrency of `n`, so that `n` jobs run (and end) together.
+fn env_for(faults: Faults, n: usize) -> Env {
+    let vendor = Vendor::new(faults);
+    let provider: Arc<dyn VideoProvider> = Arc::new(vendor.clone());
+    let router = Router::new().route(common::model(), provider, "mock-video-1");
+    let mut c = config();
+    c.max_concurrency = n;
+    let (orch, store, dir) = common::orchestrator(router, c);
+    vendor.0.orch.set(orch.clone()).unwrap();
+    Env {
+        orch,
+        vendor,
+        store,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn callbacks_of_jobs_ending_together_are_confirmed_from_the_job_list_in_batches() {
+    let e = env_for(
+        Faults {
+            at_once: true,
+            list: Some(|_| true),
+            ..ONCE
+        },
+        300,
+    );
+    let (tasks, recorded) = run(&e, 300).await;
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert!(
+        recorded
+            .iter()
+            .all(|at| *at >= JOB && *at < JOB + Duration::from_secs(1)),
+        "{recorded:?}"
+    );
+    // No job polled one by one; the 300 claims read in a few pages of the list.
+    assert_eq!(e.vendor.0.polls.load(Ordering::SeqCst), 0);
+    let lists = e.vendor.0.lists.load(Ordering::SeqCst);
+    assert!(
+        (3..=30).contains(&lists),
+        "{lists} list reads for 300 claims"
+    );
+    assert_eq!(e.vendor.0.submits.load(Ordering::SeqCst), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_the_job_list_does_not_show_is_confirmed_by_its_own_poll() {
+    let e = env_for(
+        Faults {
+            at_once: true,
+            list: Some(|id| id != "J2"),
+            ..ONCE
+        },
+        4,
+    );
+    let (tasks, recorded) = run(&e, 4).await;
+    assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert!(recorded.iter().all(|at| *at < JOB + Duration::from_secs(1)));
+    assert_eq!(e.vendor.0.polls.load(Ordering::SeqCst), 1, "J2 polled");
+    assert!(e.vendor.0.lists.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_early_claim_is_checked_against_the_job_list_and_changes_nothing() {
+    for list in [Some((|_| true) as fn(&str) -> bool), None] {
+        let e = env_for(
+            Faults {
+                early: true,
+                list,
+                ..ONCE
+            },
+            4,
+        );
+        let (tasks, recorded) = run(&e, 4).await;
+        assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
+        // The claims came at 5 s; the jobs end at 10 s and are found by the safety-net
+        // poll at 60 s, not taken on the claims' word.
+        assert!(
+            recorded.iter().all(|at| *at >= FIRST_POLL),
+            "list {}: {recorded:?}",
+            list.is_some()
+        );
+    }
 }

@@ -436,7 +436,11 @@ async fn list(
     if let Err(r) = apply_faults(&shared, Endpoint::List).await {
         return r;
     }
-    let mut jobs = shared.listable(P);
+    let mut jobs = if q.task_ids.is_empty() {
+        shared.listable(P)
+    } else {
+        shared.listable_among(P, &q.task_ids)
+    };
     jobs.reverse(); // newest first
     jobs.retain(|j| {
         visible(&shared, j)

@@ -637,6 +637,27 @@ impl Shared {
             .collect()
     }
 
+    /// The listable jobs of protocol `p` among `ids` (a list filtered by job ids), oldest
+    /// first: looked up by id rather than by reading every job, as an indexed filter is.
+    pub(crate) fn listable_among(&self, p: Protocol, ids: &[String]) -> Vec<JobRecord> {
+        let now = Instant::now();
+        let s = self.lock();
+        let lag = Duration::from_millis(s.faults.list_lag_ms);
+        let mut found: Vec<usize> = ids
+            .iter()
+            .filter_map(|id| s.index.get(id).copied())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+            .into_iter()
+            .filter_map(|i| s.jobs.get(i))
+            .filter(|j| j.rec.protocol == p && !j.rec.deleted)
+            .filter(|j| now.saturating_duration_since(j.created) >= lag)
+            .map(|j| self.snapshot(j, now))
+            .collect()
+    }
+
     /// Marks the ended jobs of an answered list page detected: a client reading the list (a
     /// status sweep) can notice their end then, as it can from a poll.
     pub(crate) fn note_listed<'a>(&self, listed: impl IntoIterator<Item = &'a JobRecord>) {

@@ -79,10 +79,11 @@
 //! provider with the receiver as the public base URL: the fake vendor calls back when a job
 //! ends (MiniMax's challenge first; fal and OpenRouter signed). A token vendor's callback wakes
 //! the task, which polls once to confirm; a signed one (fal, OpenRouter) is taken as the poll
-//! answer — its end then counts as detected when the receiver handed it over. Safety-net
-//! polling starts at `--first-poll-secs` (default: the job's length + 30 s, at least the
-//! library's 60 s). `--callback-loss F` makes the vendor lose that share of callbacks (those
-//! tasks complete by polling). The report adds `callbacks_sent`, `callbacks_lost` (vendor),
+//! answer — its end then counts as detected when the receiver handed it over. The claims of
+//! token vendors are confirmed in batches from the job list (`--confirm-one-by-one`: one poll
+//! per job instead). Safety-net polling starts at `--first-poll-secs` (default: the job's
+//! length + 30 s, at least the library's 60 s). `--callback-loss F` makes the vendor lose that
+//! share of callbacks (those tasks complete by polling). The report adds `callbacks_sent`, `callbacks_lost` (vendor),
 //! `callbacks_received`, `callbacks_woke`, `callbacks_rejected` (receiver) and
 //! `detected_by_callback`.
 //!
@@ -266,6 +267,7 @@ pub(crate) async fn setup(
                 public_base_url: Some(r.base_url()),
                 providers: vec![provider_id.clone()],
                 first_poll: o.first_poll.unwrap_or(predicted.max(defaults.first_poll)),
+                confirm_in_batches: !o.confirm_one_by_one,
                 ..defaults
             }
         }
@@ -416,6 +418,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         });
         let webhooks = json!({
             "webhooks": o.webhooks,
+            "confirm_in_batches": o.webhooks && !o.confirm_one_by_one,
             "callback_loss": o.callback_loss,
             "callbacks_sent": counted.callbacks_sent,
             "callbacks_lost": counted.callbacks_lost,

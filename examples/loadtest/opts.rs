@@ -50,6 +50,9 @@ pub(crate) struct Opts {
     pub(crate) retry_after_ms: u64,
     /// `--webhooks`: the vendor calls back to a loopback receiver feeding the orchestrator.
     pub(crate) webhooks: bool,
+    /// `--confirm-one-by-one`: callbacks' claims confirmed by one poll per job, not in batches
+    /// from the job list (`CallbackConfig::confirm_in_batches` off).
+    pub(crate) confirm_one_by_one: bool,
     /// Share of callbacks the fake vendor loses (`--callback-loss`).
     pub(crate) callback_loss: f64,
     /// The first poll of a job that calls back, after its submit (`--first-poll-secs`).
@@ -92,6 +95,7 @@ impl Opts {
         let mut rate_limit_rate = 0.0f64;
         let mut retry_after_ms = 1000u64;
         let mut webhooks = false;
+        let mut confirm_one_by_one = false;
         let mut callback_loss = 0.0f64;
         let mut first_poll_secs: Option<f64> = None;
         let mut workers = 0usize;
@@ -115,6 +119,7 @@ impl Opts {
                 "-h" | "--help" => return Ok(None),
                 "--json" => json = true,
                 "--webhooks" => webhooks = true,
+                "--confirm-one-by-one" => confirm_one_by_one = true,
                 "--callback-loss" => callback_loss = number(&flag, &value()?)?,
                 "--first-poll-secs" => first_poll_secs = Some(number(&flag, &value()?)?),
                 "--rss-timeline" => rss_timeline = true,
@@ -241,6 +246,9 @@ impl Opts {
         if callback_loss > 0.0 && !webhooks {
             return Err("--callback-loss needs --webhooks".into());
         }
+        if confirm_one_by_one && !webhooks {
+            return Err("--confirm-one-by-one needs --webhooks".into());
+        }
         let first_poll = match first_poll_secs {
             Some(s) if !(s.is_finite() && s > 0.0) => {
                 return Err(format!("--first-poll-secs must be > 0, got {s}"));
@@ -300,6 +308,7 @@ impl Opts {
             rate_limit_rate,
             retry_after_ms,
             webhooks,
+            confirm_one_by_one,
             callback_loss,
             first_poll,
             workers,

@@ -176,6 +176,12 @@ pub struct CallbackConfig {
     /// Added to every later poll interval of a job that will call back. Default 30 s.
     #[serde(with = "secs")]
     pub grace: Duration,
+    /// Whether the claims of unsigned callbacks are confirmed in batches from the provider's
+    /// job list ([`VideoProvider::poll_many`](crate::VideoProvider::poll_many)), as many jobs
+    /// as end together in one read, instead of one poll per job. A provider without a list,
+    /// a job the list does not show and a failed read fall back to the job's own poll.
+    /// Default `true`.
+    pub confirm_in_batches: bool,
 }
 
 impl Default for CallbackConfig {
@@ -185,6 +191,7 @@ impl Default for CallbackConfig {
             providers: Vec::new(),
             first_poll: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            confirm_in_batches: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One task's life: submit, poll, download, record.
 
+mod confirm;
 mod download;
 mod last_frame;
 mod poll;
@@ -15,6 +16,7 @@ use backon::BackoffBuilder;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+pub(super) use self::confirm::Confirmers;
 use self::download::Downloaded;
 use self::poll::AttemptClock;
 pub(super) use self::reconcile::ReconcileGuard;

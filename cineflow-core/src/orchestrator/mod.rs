@@ -160,6 +160,7 @@ impl OrchestratorBuilder {
                 task_cancels: Mutex::new(HashMap::new()),
                 reconciling: exec::ReconcileGuard::default(),
                 sweepers: exec::Sweepers::default(),
+                confirmers: exec::Confirmers::default(),
                 hooks: callbacks::CallbackHub::default(),
             }),
         })
@@ -201,6 +202,8 @@ pub(crate) struct Inner {
     reconciling: exec::ReconcileGuard,
     /// Status sweeps of the providers' job lists (see `exec/sweep.rs`).
     sweepers: exec::Sweepers,
+    /// Batched confirmations of callbacks' claims, per provider.
+    confirmers: exec::Confirmers,
     /// Where verified callbacks are delivered (see `callbacks.rs`).
     pub(crate) hooks: callbacks::CallbackHub,
 }

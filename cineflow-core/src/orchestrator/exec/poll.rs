@@ -1,5 +1,6 @@
 //! Step 3 of the durability protocol: following a vendor job until its video is ready.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -76,6 +77,16 @@ enum Wake {
     Called,
 }
 
+/// What a batched confirmation of a callback's claim gave.
+enum Confirmed {
+    /// The task was cancelled meanwhile.
+    Cancelled,
+    /// The job's state, as the provider's list shows it.
+    Status(Box<JobStatus>),
+    /// The list cannot tell: poll the job.
+    Poll,
+}
+
 /// What ended one round of a wait.
 enum Step {
     Cancelled,
@@ -139,7 +150,17 @@ impl Lifecycle<'_> {
                 Wake::Called => {
                     tracing::debug!(task = %task.id, "woken by a callback: polling now");
                     // Duplicates of the same news: one poll answers them all.
-                    self.hook.drain()
+                    match self.hook.drain() {
+                        Some(status) => Some(status),
+                        None => match self.confirm(&provider, &job).await {
+                            Confirmed::Cancelled => {
+                                self.cancel_job(task, provider.as_ref(), &job).await?;
+                                return Ok(Polled::Done);
+                            }
+                            Confirmed::Status(status) => Some(*status),
+                            Confirmed::Poll => None,
+                        },
+                    }
                 }
                 Wake::Swept(status) => {
                     self.hook.drain();
@@ -332,6 +353,22 @@ impl Lifecycle<'_> {
                 Step::Signal(Signal::Poll | Signal::Adopt(_, true)) => return Wake::Called,
                 Step::Signal(Signal::Adopt(_, false)) => {}
             }
+        }
+    }
+
+    /// A callback's claim about `job`, read with the other jobs waiting for theirs from the
+    /// provider's job list (`exec/confirm.rs`); [`Confirmed::Poll`] when the list cannot tell.
+    async fn confirm(&self, provider: &Arc<dyn VideoProvider>, job: &ProviderJob) -> Confirmed {
+        if !self.inner.config.callbacks.confirm_in_batches {
+            return Confirmed::Poll;
+        }
+        let Some(rx) = self.inner.confirmers.confirm(self.inner, provider, job) else {
+            return Confirmed::Poll;
+        };
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Confirmed::Cancelled,
+            status = rx => status.map_or(Confirmed::Poll, |s| Confirmed::Status(Box::new(s))),
         }
     }
 

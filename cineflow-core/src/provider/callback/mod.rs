@@ -17,8 +17,12 @@
 //! - The adapter then reads the body and, for vendors that sign, checks the signature
 //!   ([`VideoProvider::read_callback`](crate::VideoProvider::read_callback)). It declares how
 //!   its vendor authenticates with [`VideoProvider::callback_scheme`](crate::VideoProvider::callback_scheme).
-//! - A callback never decides alone: it wakes the task's poll loop, which polls once and
-//!   records what the poll says. Only a [`CallbackScheme::Signed`] vendor's
+//! - A callback never decides alone: it wakes the task's poll loop, which reads the job once
+//!   and records what the vendor says. Where the provider reads its job list by ids
+//!   ([`VideoProvider::poll_many`](crate::VideoProvider::poll_many)), the claims of jobs ending
+//!   together are read in batches, one list page for many jobs
+//!   ([`CallbackConfig::confirm_in_batches`](crate::CallbackConfig::confirm_in_batches));
+//!   otherwise the task polls its job. Only a [`CallbackScheme::Signed`] vendor's
 //!   [`conclusive`](JobClaim::conclusive) claim is taken as the poll answer.
 //! - Neither the token nor a signing secret appears in `Debug` output, errors or logs.
 
