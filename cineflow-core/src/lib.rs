@@ -40,6 +40,7 @@ pub mod mock;
 pub mod orchestrator;
 pub mod prompt;
 pub mod provider;
+mod setters;
 pub use provider::callback;
 mod provider_error;
 pub mod range;

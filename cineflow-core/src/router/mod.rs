@@ -39,6 +39,8 @@ mod config;
 mod health;
 mod live;
 mod price;
+#[cfg(test)]
+mod tests;
 
 pub use catalog::SORA_SUNSET;
 pub use config::{
@@ -214,7 +216,7 @@ impl Router {
                 .map_or(10, |p| p + 10);
             entry
                 .routes
-                .push(RouteConfig::new(id, vec![vendor_model.into()]).priority(priority));
+                .push(RouteConfig::new(id, vec![vendor_model.into()]).with_priority(priority));
         }
         this
     }
