@@ -70,8 +70,8 @@ pub use provider::{
 };
 pub use range::SegmentRange;
 pub use router::{
-    CallPermit, DEFAULT_MAX_CONCURRENT_CALLS, Price, ProviderSettings, RouteConfig, Router,
-    RouterConfig, Strategy,
+    DEFAULT_MAX_CONCURRENT_CALLS, Price, ProviderSettings, RouteConfig, Router, RouterConfig,
+    Strategy,
 };
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, FrameFormat, LocalDirSink, MemorySink, StoredVideo};

@@ -62,7 +62,6 @@ mod worker;
 pub use config::{CallbackConfig, LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use driver::RunHandle;
 use driver::{DriverControl, DriverState, drive, finish_run};
-pub use exec::RunCtx;
 pub use worker::{WorkerHandle, WorkerOptions};
 
 /// Builds an [`Orchestrator`].
