@@ -129,10 +129,7 @@ fn orchestrator_and_run(
     let mock = MockProvider::new("mock")
         .unwrap()
         .with_timeline(vec![Step::Succeeded]);
-    let mut config = OrchestratorConfig {
-        max_concurrency: TASKS,
-        ..OrchestratorConfig::default()
-    };
+    let mut config = OrchestratorConfig::default().with_max_concurrency(TASKS);
     config.poll.initial = Duration::ZERO;
     config.poll.min = Duration::ZERO;
     config.poll.jitter = 0.0;
@@ -146,7 +143,7 @@ fn orchestrator_and_run(
     let sb = Storyboard::from_json(json).unwrap();
     let run = rt.block_on(async {
         orch.add_storyboard(&sb).await.unwrap();
-        orch.create_run(RunSpec::new(sb.id, model).concurrency(TASKS))
+        orch.create_run(RunSpec::new(sb.id, model).with_concurrency(TASKS))
             .await
             .unwrap()
     });

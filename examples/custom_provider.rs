@@ -71,12 +71,10 @@ impl AcmeBuilder {
         // What the vendor model honours: 5 or 10 s, 16:9 or 9:16, a first frame, nothing else
         // optional. A request asking for more is refused before any call (the conformance
         // suite checks it).
-        let acme_1 = ModelCapabilities {
-            durations: Durations::set([5, 10]),
-            aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16],
-            first_frame: true,
-            ..ModelCapabilities::new("acme-1")
-        };
+        let acme_1 = ModelCapabilities::new("acme-1")
+            .with_durations(Durations::set([5, 10]))
+            .with_aspect_ratios(vec![AspectRatio::R16x9, AspectRatio::R9x16])
+            .with_first_frame(true);
         Ok(Acme {
             endpoint,
             key,
@@ -356,15 +354,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let out = tempfile::tempdir()?;
     let model = ModelId::new("acme")?;
-    let config = OrchestratorConfig {
-        poll: PollPolicy {
-            initial: Duration::from_millis(50),
-            min: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            ..PollPolicy::default()
-        },
-        ..OrchestratorConfig::default()
-    };
+    let config = OrchestratorConfig::default().with_poll(
+        PollPolicy::default()
+            .with_initial(Duration::from_millis(50))
+            .with_min(Duration::from_millis(50))
+            .with_max(Duration::from_millis(200)),
+    );
     let orchestrator = Orchestrator::builder()
         .store(Arc::new(MemoryStore::new()))
         .sink(Arc::new(LocalDirSink::new(out.path())))

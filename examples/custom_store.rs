@@ -151,14 +151,11 @@ impl Store for AuditStore {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = AuditStore::new(Arc::new(MemoryStore::new()));
     let model = ModelId::new("sora2")?;
-    let config = OrchestratorConfig {
-        poll: PollPolicy {
-            initial: Duration::from_millis(20),
-            min: Duration::from_millis(20),
-            ..PollPolicy::default()
-        },
-        ..OrchestratorConfig::default()
-    };
+    let config = OrchestratorConfig::default().with_poll(
+        PollPolicy::default()
+            .with_initial(Duration::from_millis(20))
+            .with_min(Duration::from_millis(20)),
+    );
     let orchestrator = Orchestrator::builder()
         .store(Arc::new(store.clone()))
         .sink(Arc::new(MemorySink::new()))

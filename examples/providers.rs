@@ -320,7 +320,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     orchestrator.add_storyboard(&storyboard).await?;
     let range: SegmentRange = "1".parse()?;
     let run = orchestrator
-        .create_run(RunSpec::new(storyboard.id, model).range(range))
+        .create_run(RunSpec::new(storyboard.id, model).with_range(range))
         .await?;
     println!(
         "\nrun {}: segment 1 of {:?}, output in {}",

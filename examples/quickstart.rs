@@ -117,7 +117,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     orchestrator.add_storyboard(&storyboard).await?;
     let run = orchestrator
-        .create_run(RunSpec::new(storyboard.id, model).concurrency(4))
+        .create_run(RunSpec::new(storyboard.id, model).with_concurrency(4))
         .await?;
     println!(
         "run {} — {} task(s) from {:?}, output in {}",

@@ -177,10 +177,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         provider,
         "mock-video-1",
     );
-    let mut oc = OrchestratorConfig {
-        max_concurrency: o.in_progress as usize,
-        ..OrchestratorConfig::default()
-    };
+    let mut oc = OrchestratorConfig::default().with_max_concurrency(o.in_progress as usize);
     if let Some(secs) = o.poll_secs {
         let every = Duration::from_secs(secs.max(1));
         (oc.poll.initial, oc.poll.min, oc.poll.max) = (every, every, every);
@@ -200,7 +197,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let stored_sb = shots(100)?;
     orch.add_storyboard(&stored_sb).await?;
     let stored = orch
-        .create_run(RunSpec::new(stored_sb.id, sora2.clone()).gen_count(o.stored / 100))
+        .create_run(RunSpec::new(stored_sb.id, sora2.clone()).with_gen_count(o.stored / 100))
         .await?;
     let ids: Vec<TaskId> = store
         .list_tasks(&TaskQuery::for_run(stored.id))
@@ -214,8 +211,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let live = orch
         .create_run(
             RunSpec::new(live_sb.id, sora2)
-                .gen_count(100)
-                .concurrency(o.in_progress as usize),
+                .with_gen_count(100)
+                .with_concurrency(o.in_progress as usize),
         )
         .await?;
     let _running = orch.start(live.id).await?;

@@ -59,11 +59,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .router(providers::router(providers::default_catalog()).await?)
         .config(OrchestratorConfig::default())
         .build()?;
-    let options = WorkerOptions {
-        lease_ttl,
-        concurrency: Some(concurrency),
-        idle_wait: Duration::from_millis(500),
-    };
+    let options = WorkerOptions::default()
+        .with_lease_ttl(lease_ttl)
+        .with_concurrency(concurrency)
+        .with_idle_wait(Duration::from_millis(500));
     let worker = orch.worker(id.clone(), options);
     println!("{id}: claiming tasks from {store_url}, {concurrency} at a time, output in {out}");
     tokio::signal::ctrl_c().await?;

@@ -41,7 +41,7 @@ pub mod reexports {
 /// let storyboard = Storyboard::from_json(
 ///     r#"{"segments":[{"segment_index":1,"prompt_text":"A city at night."}]}"#,
 /// )?;
-/// let spec = RunSpec::new(storyboard.id, ModelId::new("sora2")?).gen_count(2);
+/// let spec = RunSpec::new(storyboard.id, ModelId::new("sora2")?).with_gen_count(2);
 /// assert_eq!(spec.gen_count, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

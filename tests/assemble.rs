@@ -38,7 +38,7 @@ async fn a_run_is_assembled_from_its_chosen_takes_in_segment_order() {
     env.orch.add_storyboard(&sb).await.unwrap();
     let run = env
         .orch
-        .create_run(RunSpec::new(sb.id, model()).gen_count(2))
+        .create_run(RunSpec::new(sb.id, model()).with_gen_count(2))
         .await
         .unwrap();
     let run = env.orch.start(run.id).await.unwrap().wait().await.unwrap();
@@ -113,7 +113,7 @@ async fn a_failed_or_dry_take_is_refused_naming_its_segment_and_nothing_is_writt
     let env = env_with(failing, fast_config());
     let sb = shots(2);
     env.orch.add_storyboard(&sb).await.unwrap();
-    let spec = RunSpec::new(sb.id, model()).concurrency(1);
+    let spec = RunSpec::new(sb.id, model()).with_concurrency(1);
     let run = env.orch.create_run(spec).await.unwrap();
     let run = env.orch.start(run.id).await.unwrap().wait().await.unwrap();
     assert_ne!(run.status, RunStatus::Completed);
@@ -134,7 +134,7 @@ async fn a_failed_or_dry_take_is_refused_naming_its_segment_and_nothing_is_writt
     env.orch.add_storyboard(&sb).await.unwrap();
     let run = env
         .orch
-        .create_run(RunSpec::new(sb.id, model()).dry_run(true))
+        .create_run(RunSpec::new(sb.id, model()).with_dry_run(true))
         .await
         .unwrap();
     env.orch.start(run.id).await.unwrap().wait().await.unwrap();

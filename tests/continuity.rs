@@ -123,7 +123,7 @@ impl Chain {
         let mut events = self.orch.subscribe();
         let run = self
             .orch
-            .create_run(RunSpec::new(sb.id, model()).concurrency(concurrency))
+            .create_run(RunSpec::new(sb.id, model()).with_concurrency(concurrency))
             .await
             .unwrap();
         let run = self.orch.start(run.id).await.unwrap().wait().await.unwrap();
@@ -439,14 +439,13 @@ async fn shared_store_workers_run_a_chain_in_order() {
     c.orch.add_storyboard(&sb).await.unwrap();
     let run = c
         .orch
-        .create_run(RunSpec::new(sb.id, model()).concurrency(4))
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(4))
         .await
         .unwrap();
-    let options = WorkerOptions {
-        lease_ttl: Duration::from_secs(5),
-        concurrency: Some(4),
-        idle_wait: Duration::from_millis(10),
-    };
+    let options = WorkerOptions::default()
+        .with_lease_ttl(Duration::from_secs(5))
+        .with_concurrency(4)
+        .with_idle_wait(Duration::from_millis(10));
     let workers = [
         c.orch.worker("worker-a", options.clone()),
         c.orch.worker("worker-b", options),
@@ -545,7 +544,8 @@ fn continuity_child() {
             let doc = json!({"continuity": {"chain": "last_frame"}, "segments": segs});
             let sb = Storyboard::from_json(&doc.to_string()).unwrap();
             orch.add_storyboard(&sb).await.unwrap();
-            let spec = RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap()).concurrency(4);
+            let spec =
+                RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap()).with_concurrency(4);
             let run = orch.create_run(spec).await.unwrap();
             vec![orch.start(run.id).await.unwrap()]
         } else {

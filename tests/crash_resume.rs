@@ -78,8 +78,8 @@ async fn child_main(cfg: Value) {
         let concurrency = usize::try_from(cfg["concurrency"].as_u64().unwrap()).unwrap();
         let gen_count = u32::try_from(cfg["gen_count"].as_u64().unwrap_or(1)).unwrap();
         let spec = RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap())
-            .concurrency(concurrency)
-            .gen_count(gen_count);
+            .with_concurrency(concurrency)
+            .with_gen_count(gen_count);
         let run = orch.create_run(spec).await.unwrap();
         println!("child {pid}: created run {}", run.id);
         vec![orch.start(run.id).await.unwrap()]
@@ -742,7 +742,7 @@ async fn two_processes_resuming_one_database_each_wait_for_the_end_and_download_
     let sb = Storyboard::from_json(&support::storyboard_json(TASKS, "shared")).unwrap();
     orch.add_storyboard(&sb).await.unwrap();
     let run = orch
-        .create_run(RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap()).concurrency(4))
+        .create_run(RunSpec::new(sb.id, ModelId::new(support::MODEL).unwrap()).with_concurrency(4))
         .await
         .unwrap();
 

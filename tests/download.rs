@@ -43,7 +43,7 @@ async fn run_one(e: &Env) -> Task {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("1").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("1").unwrap()))
         .await
         .unwrap();
     let run = e.orch.start(run.id).await.unwrap().wait().await.unwrap();
@@ -162,7 +162,7 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("2").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("2").unwrap()))
         .await
         .unwrap();
     let mut run = e.store.get_run(run.id).await.unwrap();
@@ -177,23 +177,17 @@ async fn task_polling_since(e: &Env, age: Duration) -> Task {
         .remove(0);
     let request = first_request(&task);
     let job = e.mock.submit(&request).await.unwrap();
-    task.attempts.push(cineflow_core::Attempt {
-        n: 1,
-        provider: cineflow_core::ProviderId::new("mock").unwrap(),
-        provider_model: "mock-video-1".into(),
-        reason: "priority".into(),
-        idempotency_key: format!("{}-1", task.id),
-        job: Some(job),
-        asset: None,
-        last_frame: None,
-        vendor_payload: serde_json::Value::Null,
-        submitted_at: time::OffsetDateTime::now_utc() - age,
-        finished_at: None,
-        outcome: None,
-        model_alias: None,
-        cost: None,
-        callback_token_hash: None,
-    });
+    task.attempts.push(
+        cineflow_core::Attempt::new(
+            1,
+            cineflow_core::ProviderId::new("mock").unwrap(),
+            "mock-video-1",
+            format!("{}-1", task.id),
+            time::OffsetDateTime::now_utc() - age,
+        )
+        .with_reason("priority".into())
+        .with_job(job),
+    );
     task.set_status(TaskStatus::Submitting).unwrap();
     task.set_status(TaskStatus::Running).unwrap();
     e.store.update_task(&task).await.unwrap();

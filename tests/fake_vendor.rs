@@ -262,7 +262,7 @@ async fn a_run_through_each_protocol_pays_once_per_task_and_stores_what_was_serv
         let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
         orch.add_storyboard(&sb).await.unwrap();
         let run = orch
-            .create_run(RunSpec::new(sb.id, model).gen_count(2))
+            .create_run(RunSpec::new(sb.id, model).with_gen_count(2))
             .await
             .unwrap();
         let run = orch.start(run.id).await.unwrap().wait().await.unwrap();
@@ -388,23 +388,16 @@ async fn reconcile_run(
     let (vendor_model, duration) = model_and_secs(p);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MemoryStore::new());
-    let mut config = OrchestratorConfig {
-        max_concurrency: 32,
-        ..OrchestratorConfig::default()
-    };
+    let mut config = OrchestratorConfig::default().with_max_concurrency(32);
     config.poll.initial = Duration::from_millis(50);
     config.poll.min = Duration::from_millis(50);
     config.poll.max = Duration::from_millis(200);
     config.reconcile.wait = Duration::from_secs(5);
     config.reconcile.interval = Duration::from_millis(100);
     // Consecutive 502s must not open the breaker and stall the test for its cooldown.
-    let router = Router::from_config(RouterConfig {
-        health: HealthPolicy {
-            failure_threshold: 1000,
-            ..HealthPolicy::default()
-        },
-        ..RouterConfig::default()
-    });
+    let router = Router::from_config(
+        RouterConfig::default().with_health(HealthPolicy::default().with_failure_threshold(1000)),
+    );
     let model = ModelId::new("sora2").unwrap();
     let orch = Orchestrator::builder()
         .store(store.clone())
@@ -420,7 +413,7 @@ async fn reconcile_run(
     let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
     orch.add_storyboard(&sb).await.unwrap();
     let run = orch
-        .create_run(RunSpec::new(sb.id, model).concurrency(32))
+        .create_run(RunSpec::new(sb.id, model).with_concurrency(32))
         .await
         .unwrap();
     let run = orch.start(run.id).await.unwrap().wait().await.unwrap();

@@ -26,7 +26,7 @@ async fn run(e: &Env, sb: &Storyboard) -> (Task, Vec<EventKind>) {
     let mut events = e.orch.subscribe();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("1").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("1").unwrap()))
         .await
         .unwrap();
     let run = e.orch.start(run.id).await.unwrap().wait().await.unwrap();

@@ -92,11 +92,10 @@ async fn worker_main(cfg: Value) {
 
     let worker = orch.worker(
         id.clone(),
-        WorkerOptions {
-            lease_ttl: LEASE_TTL,
-            concurrency: Some(WORKER_CONCURRENCY),
-            idle_wait: Duration::from_millis(100),
-        },
+        WorkerOptions::default()
+            .with_lease_ttl(LEASE_TTL)
+            .with_concurrency(WORKER_CONCURRENCY)
+            .with_idle_wait(Duration::from_millis(100)),
     );
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -54,8 +54,8 @@ async fn a_run_fans_out_segments_times_versions_with_correct_indexes() {
     let sb = common::shots(5);
     e.orch.add_storyboard(&sb).await.unwrap();
     let spec = RunSpec::new(sb.id, model())
-        .gen_count(3)
-        .range(SegmentRange::parse("1-2,5").unwrap());
+        .with_gen_count(3)
+        .with_range(SegmentRange::parse("1-2,5").unwrap());
     let run = e.orch.create_run(spec).await.unwrap();
     let tasks = tasks_of(&e.store, run.id).await;
     let pairs: Vec<(u32, u32)> = tasks
@@ -92,7 +92,7 @@ async fn a_range_naming_missing_segments_is_rejected() {
     e.orch.add_storyboard(&sb).await.unwrap();
     let err = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("4-7").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("4-7").unwrap()))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("6, 7"), "{err}");
@@ -102,7 +102,7 @@ async fn a_range_naming_missing_segments_is_rejected() {
 async fn the_happy_path_submits_exactly_once_per_task_and_stores_verified_videos() {
     let e = env(MockProvider::new("mock").unwrap());
     let sb = Storyboard::from_json(DEMO).unwrap();
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.gen_count(2)).await;
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.with_gen_count(2)).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.counts.completed, 4);
     assert_eq!(e.mock.submits(), 4, "one paid submit per task");
@@ -153,7 +153,8 @@ async fn a_failing_poll_is_retried_without_a_second_submit() {
         ));
     }
     let sb = common::shots(5);
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (run, tasks) =
+        run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(tasks[0].status, TaskStatus::Completed);
     assert_eq!(e.mock.submits(), 1);
@@ -172,7 +173,8 @@ async fn an_ambiguous_submit_is_never_resent() {
             .with_submit_state(SubmitState::Ambiguous),
     );
     let sb = common::shots(5);
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (run, tasks) =
+        run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(
         e.mock.submits(),
         1,
@@ -212,7 +214,8 @@ async fn an_ambiguous_submit_whose_job_exists_is_adopted_instead_of_paid_again()
     e.mock.inject_submit_error_after_accept(accepted_then_502());
     let mut events = e.orch.subscribe();
     let sb = common::shots(5);
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (run, tasks) =
+        run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!((e.mock.submits(), e.mock.jobs_created()), (1, 1));
     assert_eq!(e.mock.downloads(), 1);
@@ -271,7 +274,7 @@ async fn two_matching_vendor_jobs_are_never_guessed_between() {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("1").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("1").unwrap()))
         .await
         .unwrap();
     // Somebody else (not on record in this store) ordered the very same shot a moment ago;
@@ -306,7 +309,8 @@ async fn a_job_listed_late_is_found_within_the_reconcile_wait() {
     let e = env_with(mock, config);
     e.mock.inject_submit_error_after_accept(accepted_then_502());
     let sb = common::shots(5);
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (run, tasks) =
+        run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(tasks[0].status, TaskStatus::Completed);
     assert!(e.mock.finds() >= 2, "the first lookup came too early");
@@ -318,7 +322,7 @@ async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() 
     let e = env(MockProvider::new("mock").unwrap().without_listing());
     e.mock.inject_submit_error_after_accept(accepted_then_502());
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(e.mock.submits(), 1);
     assert_eq!(e.mock.finds(), 1, "an unsupported lookup is not repeated");
     let t = &tasks[0];
@@ -330,23 +334,16 @@ async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() 
 
 /// `task`'s first attempt on `mock`, as recorded before the submit (`job: None`) or after it.
 fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cineflow_core::Attempt {
-    cineflow_core::Attempt {
-        n: 1,
-        provider: cineflow_core::ProviderId::new("mock").unwrap(),
-        provider_model: "mock-video-1".into(),
-        reason: "priority".into(),
-        idempotency_key: format!("{}-1", task.id),
-        job,
-        asset: None,
-        last_frame: None,
-        vendor_payload: serde_json::Value::Null,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        finished_at: None,
-        outcome: None,
-        model_alias: None,
-        cost: None,
-        callback_token_hash: None,
-    }
+    let mut attempt = cineflow_core::Attempt::new(
+        1,
+        cineflow_core::ProviderId::new("mock").unwrap(),
+        "mock-video-1",
+        format!("{}-1", task.id),
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_reason("priority".into());
+    attempt.job = job;
+    attempt
 }
 
 #[tokio::test]
@@ -356,7 +353,7 @@ async fn a_crash_between_submit_and_job_write_is_reconciled_on_resume() {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("2").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("2").unwrap()))
         .await
         .unwrap();
     // What a process killed right after the vendor accepted the job leaves behind: the
@@ -392,7 +389,7 @@ async fn a_refused_submit_is_retried_with_a_new_attempt() {
             .with_retry_after(Some(Duration::from_millis(20))),
     );
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     let t = &tasks[0];
     assert_eq!(t.status, TaskStatus::Completed);
     assert_eq!(e.mock.submits(), 2);
@@ -416,7 +413,7 @@ async fn a_content_policy_failure_is_not_retried() {
     ]);
     let e = env(mock);
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(e.mock.submits(), 1);
     let t = &tasks[0];
     assert_eq!(t.status, TaskStatus::Failed);
@@ -445,7 +442,8 @@ async fn download_failed_keeps_the_vendor_url_and_retry_downloads_without_a_new_
             .inject_download_error(ProviderError::new(ErrorCode::Network, "connection reset"));
     }
     let sb = common::shots(5);
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("2").unwrap())).await;
+    let (run, tasks) =
+        run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("2").unwrap())).await;
     assert_eq!(run.status, RunStatus::Failed);
     let t = &tasks[0];
     assert_eq!(t.status, TaskStatus::DownloadFailed);
@@ -475,7 +473,7 @@ async fn a_truncated_download_is_never_taken_for_a_video() {
     let e = env_with(MockProvider::new("mock").unwrap(), config);
     e.mock.inject_download_truncation();
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
         files(e.dir.path())
@@ -493,7 +491,7 @@ async fn a_non_video_content_type_is_rejected_before_writing() {
         .with_content_type("text/html");
     let e = env_with(mock, config);
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
         tasks[0]
@@ -510,7 +508,7 @@ async fn a_non_video_content_type_is_rejected_before_writing() {
 async fn retry_is_refused_for_running_and_completed_tasks() {
     let e = env(MockProvider::new("mock").unwrap());
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     let err = e.orch.retry_task(tasks[0].id).await.unwrap_err();
     assert!(
         matches!(err, cineflow_core::Error::IllegalTransition { .. }),
@@ -522,7 +520,7 @@ async fn retry_is_refused_for_running_and_completed_tasks() {
 async fn a_dry_run_makes_no_vendor_call_and_keeps_prompts() {
     let e = env(MockProvider::new("mock").unwrap());
     let sb = Storyboard::from_json(DEMO).unwrap();
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.dry_run(true).gen_count(2)).await;
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.with_dry_run(true).with_gen_count(2)).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert!(run.spec.dry_run);
     assert_eq!(
@@ -552,7 +550,7 @@ async fn cancelling_a_run_stops_polling_and_marks_tasks_cancelled() {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).concurrency(2))
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(2))
         .await
         .unwrap();
     let handle = e.orch.start(run.id).await.unwrap();
@@ -599,8 +597,8 @@ async fn cancelling_one_task_leaves_the_others_running() {
         .orch
         .create_run(
             RunSpec::new(sb.id, model())
-                .range(SegmentRange::parse("1-2").unwrap())
-                .concurrency(1),
+                .with_range(SegmentRange::parse("1-2").unwrap())
+                .with_concurrency(1),
         )
         .await
         .unwrap();
@@ -630,7 +628,7 @@ async fn a_tasks_events_arrive_in_order() {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).concurrency(5))
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(5))
         .await
         .unwrap();
     let mut handle = e.orch.start(run.id).await.unwrap();
@@ -682,7 +680,7 @@ async fn the_poll_hint_and_progress_shape_polling() {
         .with_timeline(vec![Step::Queued, Step::Queued, Step::Succeeded]);
     let e = env(mock);
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::Completed);
     assert_eq!(e.mock.polls(), 3, "polls stop as soon as the job succeeds");
 }
@@ -694,7 +692,7 @@ async fn a_video_over_the_size_cap_is_never_stored() {
     config.max_video_bytes = 1000;
     let e = env_with(MockProvider::new("mock").unwrap(), config);
     let sb = common::shots(5);
-    let (_, tasks) = run_to_end(&e, &sb, |s| s.range(SegmentRange::parse("1").unwrap())).await;
+    let (_, tasks) = run_to_end(&e, &sb, |s| s.with_range(SegmentRange::parse("1").unwrap())).await;
     assert_eq!(tasks[0].status, TaskStatus::DownloadFailed);
     assert!(
         tasks[0]
@@ -746,7 +744,7 @@ async fn forty_tasks_with(settings: cineflow_core::ProviderSettings) -> MockProv
         .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
         .collect();
     let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
-    let (run, tasks) = run_to_end(&e, &sb, |s| s.concurrency(40)).await;
+    let (run, tasks) = run_to_end(&e, &sb, |s| s.with_concurrency(40)).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed));
     assert_eq!(e.mock.submits(), 40);
@@ -756,10 +754,8 @@ async fn forty_tasks_with(settings: cineflow_core::ProviderSettings) -> MockProv
 
 #[tokio::test]
 async fn calls_to_a_provider_never_exceed_its_cap_counting_downloads_until_their_body_is_read() {
-    let settings = cineflow_core::ProviderSettings {
-        max_concurrent_calls: std::num::NonZeroU32::new(3),
-        ..Default::default()
-    };
+    let settings = cineflow_core::ProviderSettings::default()
+        .with_max_concurrent_calls(std::num::NonZeroU32::new(3).unwrap());
     let mock = forty_tasks_with(settings).await;
     let peak = mock.peak_concurrent_calls();
     assert!(peak <= 3, "{peak} calls at once with a cap of 3");
@@ -783,7 +779,7 @@ async fn task_polling_when_killed(e: &Env) -> (Task, cineflow_core::ProviderJob)
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, model()).range(SegmentRange::parse("3").unwrap()))
+        .create_run(RunSpec::new(sb.id, model()).with_range(SegmentRange::parse("3").unwrap()))
         .await
         .unwrap();
     let mut run = e.store.get_run(run.id).await.unwrap();

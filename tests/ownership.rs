@@ -52,23 +52,16 @@ async fn process(db: &Path, out: &Path, mock: &MockProvider) -> Orchestrator {
 }
 
 fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {
-    Attempt {
-        n: 1,
-        provider: ProviderId::new("mock").unwrap(),
-        provider_model: "mock-video-1".into(),
-        reason: "priority".into(),
-        idempotency_key: format!("{}-1", task.id),
-        job: Some(job),
-        asset: None,
-        last_frame: None,
-        vendor_payload: serde_json::Value::Null,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        finished_at: None,
-        outcome: None,
-        model_alias: None,
-        cost: None,
-        callback_token_hash: None,
-    }
+    Attempt::new(
+        1,
+        ProviderId::new("mock").unwrap(),
+        "mock-video-1",
+        format!("{}-1", task.id),
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_reason("priority".into())
+    .with_job(job)
+    .with_vendor_payload(serde_json::Value::Null)
 }
 
 /// What a process killed mid-run leaves behind: a running run whose tasks each hold a vendor job
@@ -81,7 +74,7 @@ async fn run_left_unfinished(orch: &Orchestrator, mock: &MockProvider) -> RunId 
     let sb = Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
     orch.add_storyboard(&sb).await.unwrap();
     let run = orch
-        .create_run(RunSpec::new(sb.id, model()).concurrency(3))
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(3))
         .await
         .unwrap();
     let store = orch.store();
@@ -361,7 +354,7 @@ async fn a_run_cancelled_through_another_orchestrator_stops_where_its_tasks_are_
     .unwrap();
     a.add_storyboard(&sb).await.unwrap();
     let run_id = a
-        .create_run(RunSpec::new(sb.id, model()).concurrency(2))
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(2))
         .await
         .unwrap()
         .id;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
-use cineflow_core::router::{ModelConfig, Price, RouteConfig, RouterConfig, Selection, Strategy};
+use cineflow_core::router::{ModelConfig, Price, RouteConfig, RouterConfig, Strategy};
 use cineflow_core::{
-    Capabilities, ErrorCode, GenerationRequest, ModelCapabilities, OrchestratorConfig, ProviderId,
-    Resolution, Router, RunStatus, ServiceTier, SubmitState, TaskId, TaskStatus, VideoProvider,
+    ErrorCode, GenerationRequest, OrchestratorConfig, ProviderId, Resolution, Router, RunStatus,
+    ServiceTier, SubmitState, TaskId, TaskStatus, VideoProvider,
 };
 use cineflow_providers::seedance::Seedance;
 use cineflow_providers::{ApiKeyBuilder, HttpBuilder};
@@ -44,21 +44,16 @@ fn tiered(provider: Arc<dyn VideoProvider>, tiers: &[Option<ServiceTier>]) -> Ro
         .enumerate()
         .map(|(i, tier)| {
             let route = RouteConfig::new(provider.id().clone(), vec!["m".into()])
-                .priority(i as i32)
-                .price(Price::per_million_tokens(ONLINE, "USD"));
+                .with_priority(i as i32)
+                .with_price(Price::per_million_tokens(ONLINE, "USD"));
             match tier {
-                Some(t) => route.service_tier(*t),
+                Some(t) => route.with_service_tier(*t),
                 None => route,
             }
         })
         .collect();
-    cfg.models.insert(
-        model(),
-        ModelConfig {
-            routes,
-            ..Default::default()
-        },
-    );
+    cfg.models
+        .insert(model(), ModelConfig::default().with_routes(routes));
     Router::from_config(cfg).provider(provider)
 }
 
@@ -70,7 +65,7 @@ async fn cheapest_picks_the_flex_route_of_a_model_and_its_requests_ask_for_flex(
         &[Some(ServiceTier::Default), Some(ServiceTier::Flex)],
     );
     let (r, tasks) = common::run_to_end(router, config(), ten_second_shots(1), |s| {
-        s.strategy(Strategy::Cheapest)
+        s.with_strategy(Strategy::Cheapest)
     })
     .await;
     assert_eq!(r.status, RunStatus::Completed);
@@ -99,7 +94,7 @@ async fn a_budget_counts_the_flex_price_of_a_flex_route() {
         let a = MockProvider::new("a").unwrap();
         let router = tiered(Arc::new(a.clone()), &[Some(tier)]);
         let (_, tasks) = common::run_to_end(router, config(), ten_second_shots(3), |s| {
-            s.budget(2.3).concurrency(1)
+            s.with_budget(2.3).with_concurrency(1)
         })
         .await;
         assert_eq!(a.submits(), paid, "{tier}");
@@ -112,26 +107,6 @@ async fn a_budget_counts_the_flex_price_of_a_flex_route() {
             .count();
         assert_eq!(refused, 3 - paid as usize, "{tier}");
     }
-}
-
-#[test]
-fn a_flex_route_is_skipped_on_a_model_without_the_flex_tier_naming_it() {
-    let online_only = MockProvider::new("a")
-        .unwrap()
-        .with_capabilities(Capabilities::of_models([ModelCapabilities::new("m")]));
-    let router = tiered(Arc::new(online_only), &[Some(ServiceTier::Flex), None]);
-    let req = GenerationRequest::new(TaskId::new(), String::new(), "p", 5);
-    let pick = match router.select(&model(), &req, &[], Some(Strategy::Cheapest)) {
-        Selection::Picked(p) => p,
-        other => panic!("expected a pick, got {other:?}"),
-    };
-    assert_eq!(pick.service_tier, None, "the default-tier route serves it");
-    assert!(
-        pick.reason.contains("a/m: service_tier flex not supported"),
-        "{}",
-        pick.reason
-    );
-    assert!((pick.estimate.unwrap() - 108_000.0 * ONLINE / 1e6).abs() < 1e-9);
 }
 
 fn seedance_on(fake: &FakeVendor) -> Seedance {
@@ -185,18 +160,13 @@ async fn seedance_router(vendor_models: &[&str]) -> (FakeVendor, Router) {
         .enumerate()
         .map(|(i, m)| {
             RouteConfig::new(pid("modelark"), vec![(*m).into()])
-                .priority(i as i32)
-                .price(Price::per_million_tokens(ONLINE, "USD"))
+                .with_priority(i as i32)
+                .with_price(Price::per_million_tokens(ONLINE, "USD"))
         })
         .collect();
     let mut cfg = RouterConfig::default();
-    cfg.models.insert(
-        model(),
-        ModelConfig {
-            routes,
-            ..Default::default()
-        },
-    );
+    cfg.models
+        .insert(model(), ModelConfig::default().with_routes(routes));
     (fake, Router::from_config(cfg).provider(seedance))
 }
 

@@ -3,15 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cineflow_core::mock::{MockProvider, Step};
-use cineflow_core::router::{RouterConfig, Selection};
 use cineflow_core::{
-    AttemptOutcome, ErrorCode, GenerationRequest, OrchestratorConfig, ProviderError, ProviderId,
-    Router, RunStatus, SubmitState, Task, TaskId, TaskStatus,
+    AttemptOutcome, ErrorCode, OrchestratorConfig, ProviderError, Router, RunStatus, SubmitState,
+    Task, TaskId, TaskStatus,
 };
 
 mod common;
@@ -44,7 +42,7 @@ async fn run(
 ) -> (cineflow_core::Run, Vec<Task>) {
     let router = Router::new().route(model(), Arc::new(mock.clone()), "m");
     common::run_to_end(router, config, storyboard(segments), |s| {
-        s.concurrency(concurrency)
+        s.with_concurrency(concurrency)
     })
     .await
 }
@@ -160,91 +158,6 @@ async fn a_vendor_that_always_answers_429_fails_the_task_after_max_rate_limited_
     assert_eq!(mock.submits(), 4, "the fourth refusal ends the task");
     assert_eq!(rate_limited_refusals(t), 4);
     assert_eq!(mock.jobs_created(), 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_429_holds_back_neither_the_providers_other_calls_nor_its_breaker() {
-    let mut cfg = RouterConfig::default();
-    cfg.providers
-        .entry(ProviderId::new("a").unwrap())
-        .or_default()
-        .max_concurrent_calls = NonZeroU32::new(8);
-    let mock = MockProvider::new("a").unwrap();
-    let router = Router::from_config(cfg).route(model(), Arc::new(mock), "m");
-    let a = ProviderId::new("a").unwrap();
-    let slow_down = too_many_requests().with_retry_after(Some(Duration::from_secs(60)));
-    for _ in 0..5 {
-        let permit = router.submit_gate(&a).await;
-        router.record_submit(&a, permit, Err(&slow_down));
-        router.record(&a, Err(&slow_down));
-    }
-    assert!(!router.is_open(&a), "rate limits do not open the breaker");
-    let permit = tokio::time::timeout(Duration::from_secs(1), router.gate(&a))
-        .await
-        .expect("another call does not wait out the 429's Retry-After");
-    drop(permit);
-    assert!(matches!(
-        router.select(&model(), &request(), &[], None),
-        Selection::Picked(_)
-    ));
-    assert_eq!(
-        router.submit_limit(&a),
-        Some(1),
-        "each refusal halved the cap on submits: 8, 4, 2, 1, 1"
-    );
-    for want in 2..=8 {
-        let permit = router.submit_gate(&a).await;
-        router.record_submit(&a, permit, Ok(()));
-        assert_eq!(
-            router.submit_limit(&a),
-            Some(want),
-            "one more per accepted submit"
-        );
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_concurrency_refusal_caps_the_jobs_in_flight_at_those_running_then_lets_it_rise() {
-    let mut cfg = RouterConfig::default();
-    cfg.providers
-        .entry(ProviderId::new("a").unwrap())
-        .or_default()
-        .max_in_flight = Some(6);
-    let mock = MockProvider::new("a").unwrap();
-    let router = Router::from_config(cfg).route(model(), Arc::new(mock), "m");
-    let a = ProviderId::new("a").unwrap();
-    assert_eq!(router.in_flight_cap(&a), Some(6));
-    // Three jobs run; a fourth submit (holding its own slot) is refused: too many running.
-    let running: Vec<_> = (0..3).map(|_| router.take_slot(&a)).collect();
-    let fourth = router.take_slot(&a);
-    let too_many_running = too_many_requests().with_concurrency_limited(true);
-    let permit = router.submit_gate(&a).await;
-    router.record_submit(&a, permit, Err(&too_many_running));
-    drop(fourth);
-    assert_eq!(router.in_flight_cap(&a), Some(3), "the three that run");
-    let picked = |r: &Router| {
-        matches!(
-            r.select(&model(), &request(), &[], None),
-            Selection::Picked(_)
-        )
-    };
-    assert!(!picked(&router), "no fourth job until one ends");
-    // A plain 429 teaches nothing about concurrency.
-    let permit = router.submit_gate(&a).await;
-    router.record_submit(&a, permit, Err(&too_many_requests()));
-    assert_eq!(router.in_flight_cap(&a), Some(3));
-    drop(running);
-    assert!(picked(&router), "a job ended: room again");
-    // Each accepted submit raises the cap by one; at the configured cap it is forgotten.
-    for want in [4, 5, 6, 6] {
-        let permit = router.submit_gate(&a).await;
-        router.record_submit(&a, permit, Ok(()));
-        assert_eq!(router.in_flight_cap(&a), Some(want));
-    }
-}
-
-fn request() -> GenerationRequest {
-    GenerationRequest::new(TaskId::new(), "m", "Shot.", 10).with_idempotency_key("k")
 }
 
 #[tokio::test(start_paused = true)]

@@ -54,23 +54,16 @@ async fn tasks_of(store: &MemoryStore, run: RunId) -> Vec<Task> {
 
 /// `task`'s first attempt on the mock, on record before the submit.
 fn first_attempt(task: &Task, job: Option<ProviderJob>) -> Attempt {
-    Attempt {
-        n: 1,
-        provider: ProviderId::new("mock").unwrap(),
-        provider_model: "mock-video-1".into(),
-        reason: "priority".into(),
-        idempotency_key: format!("{}-1", task.id),
-        job,
-        asset: None,
-        last_frame: None,
-        vendor_payload: serde_json::Value::Null,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        finished_at: None,
-        outcome: None,
-        model_alias: None,
-        cost: None,
-        callback_token_hash: None,
-    }
+    let mut attempt = Attempt::new(
+        1,
+        ProviderId::new("mock").unwrap(),
+        "mock-video-1",
+        format!("{}-1", task.id),
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_reason("priority".into());
+    attempt.job = job;
+    attempt
 }
 
 /// Leaves `task` as a process killed between the submit and the job write does: the attempt on
@@ -89,8 +82,8 @@ async fn create(e: &Env, sb: &Storyboard, range: &str, gen_count: u32) -> (RunId
         .orch
         .create_run(
             RunSpec::new(sb.id, model())
-                .gen_count(gen_count)
-                .range(SegmentRange::parse(range).unwrap()),
+                .with_gen_count(gen_count)
+                .with_range(SegmentRange::parse(range).unwrap()),
         )
         .await
         .unwrap();

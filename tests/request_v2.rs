@@ -239,10 +239,8 @@ async fn character_references_from_the_bible_reach_the_request_in_bible_order() 
 #[tokio::test]
 async fn a_last_frame_sent_to_a_model_without_last_frame_support_is_never_submitted_and_fails_no_provider_naming_the_field()
  {
-    let no_last_frame = ModelCapabilities {
-        last_frame: false,
-        ..ModelCapabilities::everything(ModelCapabilities::ANY)
-    };
+    let no_last_frame =
+        ModelCapabilities::everything(ModelCapabilities::ANY).with_last_frame(false);
     let mock = MockProvider::new("mock")
         .unwrap()
         .with_capabilities(Capabilities::of_models([no_last_frame]));

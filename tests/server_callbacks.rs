@@ -81,23 +81,18 @@ async fn server() -> Server {
         &token,
     )
     .unwrap();
-    task.attempts.push(Attempt {
-        n: 1,
-        provider,
-        provider_model: "MiniMax-Hailuo-02".into(),
-        reason: "test".into(),
-        idempotency_key: attempt.to_string(),
-        job: None,
-        asset: None,
-        last_frame: None,
-        vendor_payload: Value::Null,
-        submitted_at: OffsetDateTime::now_utc(),
-        finished_at: None,
-        outcome: None,
-        model_alias: None,
-        cost: None,
-        callback_token_hash: Some(token.hash()),
-    });
+    task.attempts.push(
+        Attempt::new(
+            1,
+            provider,
+            "MiniMax-Hailuo-02",
+            attempt.to_string(),
+            OffsetDateTime::now_utc(),
+        )
+        .with_reason("test".into())
+        .with_vendor_payload(Value::Null)
+        .with_callback_token_hash(token.hash()),
+    );
     task.status = TaskStatus::Submitting;
     store.update_task(&task).await.unwrap();
     let listener = app::bind(&config).await.unwrap();

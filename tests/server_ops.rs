@@ -195,13 +195,10 @@ async fn a_task_and_then_its_run_are_cancelled_through_the_api() {
 #[tokio::test]
 async fn stats_count_tasks_by_status_and_provider_with_the_estimated_cost() {
     let mut priced = RouterConfig::default();
-    let settings = ProviderSettings {
-        price: Some(
-            serde_json::from_value(json!({"per_video": 0.5, "per_second": 0.0, "currency": "USD"}))
-                .unwrap(),
-        ),
-        ..ProviderSettings::default()
-    };
+    let settings = ProviderSettings::default().with_price(
+        serde_json::from_value(json!({"per_video": 0.5, "per_second": 0.0, "currency": "USD"}))
+            .unwrap(),
+    );
     priced
         .providers
         .insert(ProviderId::new("mock").unwrap(), settings);

@@ -88,11 +88,10 @@ fn server_postgres_worker_child() {
             .await
             .unwrap();
         let orch = support::orchestrator(&cfg, Arc::clone(&store));
-        let options = WorkerOptions {
-            lease_ttl: Duration::from_secs(2),
-            concurrency: Some(16),
-            idle_wait: Duration::from_millis(100),
-        };
+        let options = WorkerOptions::default()
+            .with_lease_ttl(Duration::from_secs(2))
+            .with_concurrency(16)
+            .with_idle_wait(Duration::from_millis(100));
         let worker = orch.worker(id.clone(), options);
         while !store.get_run(run_id).await.unwrap().status.is_terminal() {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -390,11 +390,9 @@ async fn reads_the_tasks(store: &dyn Store, tasks: &[Task]) {
         let ids: Vec<TaskId> = owners.iter().map(|t| t.id).collect();
         assert_eq!(ids, [task.id]);
     }
-    let refused = TaskQuery {
-        error_code: Some(ErrorCode::ContentPolicy),
-        retryable: Some(false),
-        ..TaskQuery::for_run(RUN.parse().unwrap())
-    };
+    let refused = TaskQuery::for_run(RUN.parse().unwrap())
+        .with_error_code(ErrorCode::ContentPolicy)
+        .with_retryable(false);
     let refused = store.list_tasks(&refused).await.unwrap();
     assert_eq!(refused.items.len(), 1);
     assert_eq!(refused.items[0].id, failed.id);

@@ -172,7 +172,10 @@ async fn run(
     segments: u32,
 ) -> (cineflow_core::Run, Vec<cineflow_core::Task>) {
     let router = Router::new().route(model(), vendor.clone(), "m");
-    common::run_to_end(router, config, storyboard(segments), |s| s.concurrency(4)).await
+    common::run_to_end(router, config, storyboard(segments), |s| {
+        s.with_concurrency(4)
+    })
+    .await
 }
 
 #[tokio::test(start_paused = true)]

@@ -274,7 +274,7 @@ async fn run(e: &Env, n: u32) -> (Vec<cineflow_core::Task>, Vec<Duration>) {
     e.orch.add_storyboard(&sb).await.unwrap();
     let run = e
         .orch
-        .create_run(RunSpec::new(sb.id, common::model()).concurrency(n as usize))
+        .create_run(RunSpec::new(sb.id, common::model()).with_concurrency(n as usize))
         .await
         .unwrap();
     let mut events = e.orch.subscribe();

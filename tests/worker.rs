@@ -63,11 +63,10 @@ async fn three_workers_complete_every_task_exactly_once() {
         .map(|_| orchestrator(store.clone(), &mock, dir.path()))
         .collect();
     let run = create(&orchs[0], 60).await;
-    let opts = WorkerOptions {
-        lease_ttl: Duration::from_secs(5),
-        concurrency: Some(8),
-        idle_wait: Duration::from_millis(10),
-    };
+    let opts = WorkerOptions::default()
+        .with_lease_ttl(Duration::from_secs(5))
+        .with_concurrency(8)
+        .with_idle_wait(Duration::from_millis(10));
     let workers: Vec<_> = orchs
         .iter()
         .enumerate()
@@ -102,11 +101,10 @@ async fn a_stopped_workers_tasks_are_reclaimed_after_lease_expiry_without_resubm
     let a = orchestrator(store.clone(), &mock, dir.path());
     let b = orchestrator(store.clone(), &mock, dir.path());
     let run = create(&a, 6).await;
-    let opts = WorkerOptions {
-        lease_ttl: Duration::from_millis(300),
-        concurrency: Some(6),
-        idle_wait: Duration::from_millis(10),
-    };
+    let opts = WorkerOptions::default()
+        .with_lease_ttl(Duration::from_millis(300))
+        .with_concurrency(6)
+        .with_idle_wait(Duration::from_millis(10));
     let wa = a.worker("a", opts.clone());
     while mock.submits() < 6 {
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -10,6 +10,7 @@ use crate::task::{TaskError, TaskStatus};
 /// One thing that happened. A task's events are sent in the order they happened; `seq` is
 /// strictly increasing across all events of one orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Event {
     /// Strictly increasing sequence number.
     pub seq: u64,

@@ -40,6 +40,7 @@ pub mod mock;
 pub mod orchestrator;
 pub mod prompt;
 pub mod provider;
+mod setters;
 pub use provider::callback;
 mod provider_error;
 pub mod range;
@@ -69,8 +70,8 @@ pub use provider::{
 };
 pub use range::SegmentRange;
 pub use router::{
-    CallPermit, DEFAULT_MAX_CONCURRENT_CALLS, Price, ProviderSettings, RouteConfig, Router,
-    RouterConfig, Strategy,
+    DEFAULT_MAX_CONCURRENT_CALLS, Price, ProviderSettings, RouteConfig, Router, RouterConfig,
+    Strategy,
 };
 pub use run::{Run, RunCounts, RunSpec, RunStatus};
 pub use sink::{ArtifactKey, ArtifactSink, FrameFormat, LocalDirSink, MemorySink, StoredVideo};

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ids::{ModelId, RunId, StoryboardId};
+use crate::ids::{ModelId, RunId, StoryboardId, TaskId};
 use crate::range::SegmentRange;
 use crate::router::Strategy;
-use crate::task::TaskStatus;
+use crate::storyboard::Segment;
+use crate::task::{Task, TaskStatus};
 
 /// Largest `gen_count` accepted.
 pub const MAX_GEN_COUNT: u32 = 100;
@@ -19,6 +20,7 @@ pub const MAX_CONCURRENCY: usize = 100_000;
 
 /// What to run: which storyboard, which segments, which model, how many versions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunSpec {
     /// The storyboard (already stored).
     pub storyboard_id: StoryboardId,
@@ -59,37 +61,37 @@ impl RunSpec {
     }
 
     /// Sets versions per segment.
-    pub fn gen_count(mut self, n: u32) -> Self {
+    pub fn with_gen_count(mut self, n: u32) -> Self {
         self.gen_count = n;
         self
     }
 
     /// Sets the segment range.
-    pub fn range(mut self, range: SegmentRange) -> Self {
+    pub fn with_range(mut self, range: SegmentRange) -> Self {
         self.range = range;
         self
     }
 
     /// Sets the per-run concurrency.
-    pub fn concurrency(mut self, n: usize) -> Self {
+    pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
     }
 
     /// Makes this a dry run.
-    pub fn dry_run(mut self, dry_run: bool) -> Self {
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
     }
 
     /// Sets the routing strategy.
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = Some(strategy);
         self
     }
 
     /// Sets a budget.
-    pub fn budget(mut self, budget: f64) -> Self {
+    pub fn with_budget(mut self, budget: f64) -> Self {
         self.budget = Some(budget);
         self
     }
@@ -123,6 +125,7 @@ impl RunSpec {
 /// Where a run is. Serialized in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Created, not started.
     Pending,
@@ -213,6 +216,7 @@ impl FromStr for RunStatus {
 
 /// How many of a run's tasks are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunCounts {
     /// All tasks.
     pub total: u64,
@@ -284,6 +288,7 @@ impl RunCounts {
 
 /// A run: the record of one fan-out of a storyboard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Run {
     /// Its id.
     pub id: RunId,
@@ -308,6 +313,87 @@ pub struct Run {
 }
 
 impl Run {
+    /// A new pending run of `spec` (fresh id, no task counted, revision 0), created at
+    /// `created_at`.
+    pub fn new(spec: RunSpec, created_at: OffsetDateTime) -> Self {
+        Self {
+            id: RunId::new(),
+            spec,
+            status: RunStatus::Pending,
+            counts: RunCounts::default(),
+            created_at,
+            updated_at: created_at,
+            finished_at: None,
+            revision: 0,
+        }
+    }
+
+    /// Task `id` of this run: version `version_index` of `segment`, pending, created at
+    /// `created_at`, with the run's model and dry-run flag, the segment's prompt, duration,
+    /// orientation, tier, image and options, a fresh
+    /// [`file_stem`](crate::task::file_stem), no attempt and revision 0.
+    ///
+    /// [`Orchestrator::create_run`](crate::Orchestrator::create_run) makes a run's tasks with
+    /// it; stores and test fixtures can too.
+    ///
+    /// ```
+    /// use cineflow_core::{Attempt, ModelId, ProviderId, Run, RunSpec, Storyboard, TaskId};
+    /// use cineflow_core::reexports::time::OffsetDateTime;
+    ///
+    /// let sb = Storyboard::from_json(r#"{"segments":[{"segment_index":1,"prompt_text":"Dawn."}]}"#)?;
+    /// let now = OffsetDateTime::now_utc();
+    /// let run = Run::new(RunSpec::new(sb.id, ModelId::new("sora2")?).with_gen_count(2), now);
+    /// let mut task = run.new_task(TaskId::new(), &sb.segments[0], 2, now);
+    /// assert_eq!((task.segment_index, task.version_index), (1, 2));
+    /// let key = format!("{}-1", task.id);
+    /// task.attempts.push(
+    ///     Attempt::new(1, ProviderId::new("mock")?, "mock-video-1", key, now)
+    ///         .with_reason("priority".to_owned()),
+    /// );
+    /// # Ok::<(), cineflow_core::Error>(())
+    /// ```
+    pub fn new_task(
+        &self,
+        id: TaskId,
+        segment: &Segment,
+        version_index: u32,
+        created_at: OffsetDateTime,
+    ) -> Task {
+        Task {
+            id,
+            run_id: self.id,
+            storyboard_id: self.spec.storyboard_id,
+            segment_id: segment.id,
+            segment_index: segment.index,
+            version_index,
+            model: self.spec.model.clone(),
+            status: TaskStatus::Pending,
+            full_prompt: segment.full_prompt(),
+            duration_s: segment.duration_s,
+            orientation: segment.orientation,
+            is_pro: segment.is_pro,
+            image: segment.image.clone(),
+            options: segment.options.clone(),
+            dry_run: self.spec.dry_run,
+            source_file: None,
+            file_stem: crate::task::file_stem(segment.index, version_index, created_at, id),
+            progress: None,
+            attempts: Vec::new(),
+            error: None,
+            artifact: None,
+            last_frame: None,
+            last_frame_error: None,
+            created_at,
+            updated_at: created_at,
+            revision: 0,
+            lease: None,
+            depends_on: None,
+            waiting_for: None,
+            first_frame_from: None,
+            dependents: Vec::new(),
+        }
+    }
+
     /// Moves to `to` if legal, stamping times.
     pub fn set_status(&mut self, to: RunStatus) -> Result<()> {
         self.status = self.status.transition(to)?;
@@ -326,9 +412,9 @@ mod tests {
     fn run_spec_bounds_name_the_field() {
         let spec = RunSpec::new(StoryboardId::new(), ModelId::new("sora2").unwrap());
         assert!(spec.clone().validate().is_ok());
-        let err = spec.clone().gen_count(0).validate().unwrap_err();
+        let err = spec.clone().with_gen_count(0).validate().unwrap_err();
         assert!(err.to_string().contains("gen_count"));
-        let err = spec.concurrency(0).validate().unwrap_err();
+        let err = spec.with_concurrency(0).validate().unwrap_err();
         assert!(err.to_string().contains("concurrency"));
     }
 

@@ -16,6 +16,7 @@ use crate::storyboard::VideoOptions;
 /// Where a task is in its life. Serialized in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TaskStatus {
     /// Created, not yet submitted (or waiting to submit again).
     Pending,
@@ -181,6 +182,7 @@ impl FromStr for TaskStatus {
 
 /// Why a task (or an attempt) failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskError {
     /// The classified code.
     pub code: ErrorCode,
@@ -235,6 +237,7 @@ impl fmt::Display for TaskError {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AttemptOutcome {
     /// The video was stored.
     Succeeded,
@@ -254,6 +257,7 @@ pub enum AttemptOutcome {
 
 /// One provider attempt of a task. Every attempt is kept, not only the last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Attempt {
     /// 1-based attempt number.
     pub n: u32,
@@ -314,6 +318,49 @@ pub struct ModelAlias {
     pub to: ModelId,
 }
 
+impl Attempt {
+    /// Attempt `n` on `provider`'s vendor model `provider_model`, recorded at `submitted_at`
+    /// under `idempotency_key` (`{task_id}-{n}`): no reason, job, asset or outcome yet.
+    pub fn new(
+        n: u32,
+        provider: ProviderId,
+        provider_model: impl Into<String>,
+        idempotency_key: impl Into<String>,
+        submitted_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            n,
+            provider,
+            provider_model: provider_model.into(),
+            reason: String::new(),
+            idempotency_key: idempotency_key.into(),
+            job: None,
+            asset: None,
+            last_frame: None,
+            vendor_payload: serde_json::Value::Null,
+            submitted_at,
+            finished_at: None,
+            outcome: None,
+            model_alias: None,
+            cost: None,
+            callback_token_hash: None,
+        }
+    }
+
+    crate::setters::with_setters!(
+        with_reason => reason: String,
+        with_job => job?: ProviderJob,
+        with_asset => asset?: VideoAsset,
+        with_last_frame => last_frame?: VideoAsset,
+        with_vendor_payload => vendor_payload: serde_json::Value,
+        with_finished_at => finished_at?: OffsetDateTime,
+        with_outcome => outcome?: AttemptOutcome,
+        with_model_alias => model_alias?: ModelAlias,
+        with_cost => cost?: crate::usage::AttemptCost,
+        with_callback_token_hash => callback_token_hash?: String,
+    );
+}
+
 impl ModelAlias {
     /// The substitution of `to` for `from`, or `None` when they are the same model.
     pub fn between(from: &ModelId, to: &ModelId) -> Option<Self> {
@@ -352,8 +399,9 @@ pub struct Lease {
     pub expires_at: OffsetDateTime,
 }
 
-/// One video to make: a (segment, version) of a run.
+/// One video to make: a (segment, version) of a run, made by [`Run::new_task`](crate::Run::new_task).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Task {
     /// Its id.
     pub id: TaskId,

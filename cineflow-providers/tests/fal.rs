@@ -300,11 +300,9 @@ async fn a_templated_endpoint_sends_its_template_and_refuses_what_it_cannot_carr
     let wan = "fal-ai/wan/v2.7/text-to-video";
     let template = json!({"prompt": "$prompt", "num_frames": 81,
                           "aspect_ratio": "$aspect_ratio", "seed": "$seed"});
-    let caps = ModelCapabilities {
-        durations: Durations::set([5]),
-        seed: true,
-        ..ModelCapabilities::new(wan)
-    };
+    let caps = ModelCapabilities::new(wan)
+        .with_durations(Durations::set([5]))
+        .with_seed(true);
     api("POST", &format!("/{wan}"))
         .and(body_json(
             json!({"prompt": PROMPT, "num_frames": 81, "aspect_ratio": "16:9"}),
@@ -318,10 +316,7 @@ async fn a_templated_endpoint_sends_its_template_and_refuses_what_it_cannot_carr
         .with_endpoint(FalEndpoint::new(wan, template.clone()).with_capabilities(caps.clone()))
         .build();
     assert!(bad.unwrap_err().to_string().contains("$duration"));
-    let caps = ModelCapabilities {
-        durations: Durations::any(),
-        ..caps
-    };
+    let caps = caps.with_durations(Durations::any());
     let p = builder(&server)
         .with_endpoint(FalEndpoint::new(wan, template).with_capabilities(caps))
         .build()

@@ -372,7 +372,7 @@ async fn runs_a_storyboard_end_to_end_through_the_orchestrator() {
     let start = Instant::now();
     orchestrator.add_storyboard(&storyboard).await.unwrap();
     let run = orchestrator
-        .create_run(RunSpec::new(storyboard.id, model).concurrency(2))
+        .create_run(RunSpec::new(storyboard.id, model).with_concurrency(2))
         .await
         .unwrap();
     let handle = orchestrator.start(run.id).await.unwrap();

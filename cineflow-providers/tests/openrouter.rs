@@ -30,15 +30,13 @@ const VEO: &str = "google/veo-3.1";
 const VIDEOS: &str = "/api/v1/videos";
 
 fn veo_caps() -> ModelCapabilities {
-    ModelCapabilities {
-        durations: Durations::set([4, 6, 8]),
-        aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16],
-        resolutions: vec![Resolution::P720, Resolution::P1080],
-        first_frame: true,
-        audio: true,
-        seed: true,
-        ..ModelCapabilities::new(VEO)
-    }
+    ModelCapabilities::new(VEO)
+        .with_durations(Durations::set([4, 6, 8]))
+        .with_aspect_ratios(vec![AspectRatio::R16x9, AspectRatio::R9x16])
+        .with_resolutions(vec![Resolution::P720, Resolution::P1080])
+        .with_first_frame(true)
+        .with_audio(true)
+        .with_seed(true)
 }
 
 fn builder(server: &MockServer) -> OpenRouterBuilder {
@@ -233,10 +231,7 @@ async fn capabilities_from_the_models_list_refuse_an_unsupported_duration_with_z
         .mount(&server)
         .await;
     let p = builder(&server)
-        .with_model(ModelCapabilities {
-            max_reference_images: 2,
-            ..ModelCapabilities::new(VEO)
-        })
+        .with_model(ModelCapabilities::new(VEO).with_max_reference_images(2))
         .connect()
         .await
         .unwrap();
@@ -284,10 +279,7 @@ async fn a_failed_models_fetch_keeps_the_configured_capabilities_and_says_so_and
         .with_priority(2)
         .mount(&server)
         .await;
-    let configured = ModelCapabilities {
-        durations: Durations::set([6]),
-        ..ModelCapabilities::new(VEO)
-    };
+    let configured = ModelCapabilities::new(VEO).with_durations(Durations::set([6]));
     let p = builder(&server)
         .with_model(configured)
         .connect()
@@ -324,10 +316,7 @@ async fn a_failed_models_fetch_keeps_the_configured_capabilities_and_says_so_and
 #[tokio::test]
 async fn the_documented_body_carries_frames_references_audio_and_seed() {
     let server = MockServer::start().await;
-    let caps = ModelCapabilities {
-        max_reference_images: 2,
-        ..veo_caps()
-    };
+    let caps = veo_caps().with_max_reference_images(2);
     api("POST", VIDEOS)
         .and(body_json(json!({
             "model": VEO, "prompt": PROMPT, "duration": 6, "aspect_ratio": "9:16",

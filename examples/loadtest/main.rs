@@ -241,13 +241,11 @@ pub(crate) async fn setup(
         _ => return Err("no vendor for this protocol".into()),
     };
     let mut catalog = RouterConfig::default();
-    catalog.providers.insert(
-        provider.id().clone(),
-        ProviderSettings {
-            max_concurrent_calls: o.calls_cap(),
-            ..ProviderSettings::default()
-        },
-    );
+    catalog.providers.insert(provider.id().clone(), {
+        let mut settings = ProviderSettings::default();
+        settings.max_concurrent_calls = o.calls_cap();
+        settings
+    });
     let out_dir = match o.sink {
         SinkMode::Dir => Some(tempfile::tempdir()?),
         SinkMode::Hash => None,
@@ -263,21 +261,18 @@ pub(crate) async fn setup(
             // The first safety-net poll after the predicted end + 30 s (at least the
             // library's default).
             let predicted = Duration::from_secs_f64(o.job_secs) + Duration::from_secs(30);
-            CallbackConfig {
-                public_base_url: Some(r.base_url()),
-                providers: vec![provider_id.clone()],
-                first_poll: o.first_poll.unwrap_or(predicted.max(defaults.first_poll)),
-                confirm_in_batches: !o.confirm_one_by_one,
-                ..defaults
-            }
+            let first_poll = o.first_poll.unwrap_or(predicted.max(defaults.first_poll));
+            defaults
+                .with_public_base_url(r.base_url())
+                .with_providers(vec![provider_id.clone()])
+                .with_first_poll(first_poll)
+                .with_confirm_in_batches(!o.confirm_one_by_one)
         }
         None => CallbackConfig::default(),
     };
-    let config = OrchestratorConfig {
-        max_concurrency,
-        callbacks,
-        ..OrchestratorConfig::default()
-    };
+    let config = OrchestratorConfig::default()
+        .with_max_concurrency(max_concurrency)
+        .with_callbacks(callbacks);
     let model = ModelId::new("sora2")?;
     let orch = Orchestrator::builder()
         .store(store)
@@ -319,7 +314,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         let sb = storyboard(o.tasks, o.protocol)?;
         orch.add_storyboard(&sb).await?;
         let run = orch
-            .create_run(RunSpec::new(sb.id, model).concurrency(o.concurrency))
+            .create_run(RunSpec::new(sb.id, model).with_concurrency(o.concurrency))
             .await?;
         drop(sb);
 

@@ -51,11 +51,9 @@ pub(crate) fn worker_main(mut args: impl Iterator<Item = String>) -> ExitCode {
             let _ = protocol;
             let worker = s.orch.worker(
                 format!("loadtest-worker-{index}"),
-                WorkerOptions {
-                    lease_ttl: o.lease_ttl,
-                    concurrency: Some(concurrency),
-                    ..WorkerOptions::default()
-                },
+                WorkerOptions::default()
+                    .with_lease_ttl(o.lease_ttl)
+                    .with_concurrency(concurrency),
             );
             // The parent closes stdin once the run has ended.
             tokio::task::spawn_blocking(|| {
@@ -183,16 +181,13 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
         let store = open_store(o).await?;
         // Workers claim the tasks of every run in the database: it must hold no other work.
         let active = store
-            .list_tasks(&cineflow::core::TaskQuery {
-                status: vec![
+            .list_tasks(&cineflow::core::TaskQuery::default().with_status(vec![
                     TaskStatus::Pending,
                     TaskStatus::Submitting,
                     TaskStatus::Queued,
                     TaskStatus::Running,
                     TaskStatus::Downloading,
-                ],
-                ..Default::default()
-            })
+                ]))
             .await?
             .total;
         if active > 0 {
@@ -210,7 +205,7 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
             .orch
             .create_run(
                 RunSpec::new(sb.id, s.model.clone())
-                    .concurrency(o.concurrency.min(cineflow::core::run::MAX_CONCURRENCY)),
+                    .with_concurrency(o.concurrency.min(cineflow::core::run::MAX_CONCURRENCY)),
             )
             .await?;
         drop(sb);

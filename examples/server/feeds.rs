@@ -92,13 +92,11 @@ pub(crate) async fn read_tasks(
     let mut out = Vec::new();
     let mut page = 1;
     loop {
-        let q = TaskQuery {
-            run_id: Some(run),
-            status: status.to_vec(),
-            sort: TaskSort::CreatedAt,
-            page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
-            ..TaskQuery::default()
-        };
+        let q = TaskQuery::default()
+            .with_run_id(run)
+            .with_status(status.to_vec())
+            .with_sort(TaskSort::CreatedAt)
+            .with_page(PageRequest::new(page, PageRequest::MAX_PAGE_SIZE));
         let p = orch.store().list_tasks(&q).await?;
         let n = p.items.len();
         out.extend(p.items);

@@ -55,10 +55,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .store(store)
         .sink(Arc::new(LocalDirSink::new(&config.output_dir)))
         .router(app::providers::router(app::providers::default_catalog()).await?)
-        .config(OrchestratorConfig {
-            callbacks: config.callbacks.clone(),
-            ..OrchestratorConfig::default()
-        })
+        .config(OrchestratorConfig::default().with_callbacks(config.callbacks.clone()))
         .build()?;
     if config.run_tasks {
         for handle in orch.resume().await? {

@@ -24,10 +24,7 @@ async fn all_runs(state: &AppState) -> Result<Vec<Run>> {
     let mut out = Vec::new();
     let mut page = 1;
     loop {
-        let q = RunQuery {
-            page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
-            ..RunQuery::default()
-        };
+        let q = RunQuery::default().with_page(PageRequest::new(page, PageRequest::MAX_PAGE_SIZE));
         let p = state.store().list_runs(&q).await?;
         let n = p.items.len();
         out.extend(p.items);
@@ -42,10 +39,8 @@ async fn all_tasks(state: &AppState, run: RunId) -> Result<Vec<Task>> {
     let mut out = Vec::new();
     let mut page = 1;
     loop {
-        let q = TaskQuery {
-            page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
-            ..TaskQuery::for_run(run)
-        };
+        let q =
+            TaskQuery::for_run(run).with_page(PageRequest::new(page, PageRequest::MAX_PAGE_SIZE));
         let p = state.store().list_tasks(&q).await?;
         let n = p.items.len();
         out.extend(p.items);

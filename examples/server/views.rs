@@ -85,6 +85,9 @@ pub(crate) fn cineflow_run_status(s: RunStatus) -> &'static str {
         RunStatus::Running => "running",
         RunStatus::Completed => "completed",
         RunStatus::PartiallyFailed | RunStatus::Failed | RunStatus::Cancelled => "failed",
+        // A status newer than this vocabulary keeps cineflow's own name rather than passing
+        // for one of CineFlow's four.
+        other => other.as_str(),
     }
 }
 

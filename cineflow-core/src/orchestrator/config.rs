@@ -21,6 +21,7 @@ use crate::provider::JobState;
 /// end noticed about 1 s after it happens (see `examples/loadtest.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct PollPolicy {
     /// Wait before the first poll. Default 2 s.
     #[serde(with = "secs")]
@@ -65,6 +66,16 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
+    crate::setters::with_setters!(
+        with_initial => initial: Duration,
+        with_min => min: Duration,
+        with_max => max: Duration,
+        with_growth => growth: f64,
+        with_jitter => jitter: f64,
+        with_job_timeout => job_timeout: Duration,
+        with_sweep_interval => sweep_interval: Duration,
+    );
+
     /// The interval before the next poll, given the last interval, how long the job has run and
     /// what the vendor said.
     pub fn next_interval(
@@ -97,8 +108,47 @@ impl PollPolicy {
 }
 
 /// Orchestrator settings. Every field has a default.
+///
+/// `#[non_exhaustive]`: start from [`Default`] and chain the `with_*` setters (or assign the
+/// public fields), so that a new setting is not a breaking change. The same holds for
+/// [`PollPolicy`], [`ReconcilePolicy`], [`LeasePolicy`] and [`CallbackConfig`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cineflow_core::orchestrator::{
+///     CallbackConfig, LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy,
+/// };
+/// use cineflow_core::ProviderId;
+///
+/// let config = OrchestratorConfig::default()
+///     .with_max_concurrency(8)
+///     .with_max_attempts(2)
+///     .with_poll(
+///         PollPolicy::default()
+///             .with_initial(Duration::from_secs(5))
+///             .with_max(Duration::from_secs(20))
+///             .with_jitter(0.0),
+///     )
+///     .with_reconcile(ReconcilePolicy::default().with_wait(Duration::from_secs(30)))
+///     .with_lease(LeasePolicy::default().with_owner("render-box-1"))
+///     .with_callbacks(
+///         CallbackConfig::default()
+///             .with_public_base_url("https://cineflow.example/api/v1")
+///             .with_providers(vec![ProviderId::new("seedance")?]),
+///     );
+/// assert_eq!(config.max_concurrency, 8);
+/// assert_eq!(config.poll.initial, Duration::from_secs(5));
+/// assert_eq!(config.lease.owner.as_deref(), Some("render-box-1"));
+/// assert!(config.callbacks.enabled_for(&ProviderId::new("seedance")?));
+///
+/// // Public fields can still be assigned one by one.
+/// let mut config = config;
+/// config.download_tries = 2;
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct OrchestratorConfig {
     /// Tasks in flight at once across all runs. Default 64.
     pub max_concurrency: usize,
@@ -163,6 +213,7 @@ pub struct OrchestratorConfig {
 /// most about that much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct CallbackConfig {
     /// The public http(s) URL the server's callback route lives under, without the
     /// `/callbacks/{provider}` part (e.g. `https://cineflow.example/api/v1`). Default: none
@@ -197,6 +248,14 @@ impl Default for CallbackConfig {
 }
 
 impl CallbackConfig {
+    crate::setters::with_setters!(
+        with_public_base_url => public_base_url?: impl Into<String>,
+        with_providers => providers: Vec<ProviderId>,
+        with_first_poll => first_poll: Duration,
+        with_grace => grace: Duration,
+        with_confirm_in_batches => confirm_in_batches: bool,
+    );
+
     /// Whether callbacks are on for `provider` (a base URL is set and the provider opted in).
     pub fn enabled_for(&self, provider: &ProviderId) -> bool {
         self.public_base_url.is_some() && self.providers.contains(provider)
@@ -222,6 +281,7 @@ impl CallbackConfig {
 /// finishes the task or its lease lapses (the owner died) and the task is claimed here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct LeasePolicy {
     /// The owner written on this orchestrator's leases; must be unique among the processes
     /// sharing a store. Default: none, a random `orchestrator-<uuid>` per orchestrator.
@@ -234,6 +294,14 @@ pub struct LeasePolicy {
     /// leases and to notice the run's end). Default 1 s.
     #[serde(with = "secs")]
     pub follow_interval: Duration,
+}
+
+impl LeasePolicy {
+    crate::setters::with_setters!(
+        with_owner => owner?: impl Into<String>,
+        with_ttl => ttl: Duration,
+        with_follow_interval => follow_interval: Duration,
+    );
 }
 
 impl Default for LeasePolicy {
@@ -255,6 +323,7 @@ impl Default for LeasePolicy {
 /// because the vendor's clock is not ours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ReconcilePolicy {
     /// Longest search before giving up (the task then becomes `interrupted`) — or, for a
     /// provider whose lookup is exact ([`Capabilities::exact_lookup`](crate::Capabilities::exact_lookup)),
@@ -267,6 +336,14 @@ pub struct ReconcilePolicy {
     /// Allowed difference between our clock and the vendor's. Default 120 s.
     #[serde(with = "secs")]
     pub clock_skew: Duration,
+}
+
+impl ReconcilePolicy {
+    crate::setters::with_setters!(
+        with_wait => wait: Duration,
+        with_interval => interval: Duration,
+        with_clock_skew => clock_skew: Duration,
+    );
 }
 
 impl Default for ReconcilePolicy {
@@ -284,6 +361,24 @@ const WHAT: &str = "orchestrator configuration";
 
 impl OrchestratorConfig {
     crate::config_file::file_methods!(WHAT);
+
+    crate::setters::with_setters!(
+        with_max_concurrency => max_concurrency: usize,
+        with_poll => poll: PollPolicy,
+        with_max_attempts => max_attempts: u32,
+        with_max_rate_limited_submits => max_rate_limited_submits: u32,
+        with_max_poll_errors => max_poll_errors: u32,
+        with_download_tries => download_tries: u32,
+        with_max_url_refreshes => max_url_refreshes: u32,
+        with_download_idle_timeout => download_idle_timeout: Duration,
+        with_retry_min_delay => retry_min_delay: Duration,
+        with_retry_max_delay => retry_max_delay: Duration,
+        with_max_video_bytes => max_video_bytes: u64,
+        with_event_capacity => event_capacity: usize,
+        with_reconcile => reconcile: ReconcilePolicy,
+        with_lease => lease: LeasePolicy,
+        with_callbacks => callbacks: CallbackConfig,
+    );
 }
 
 impl Default for OrchestratorConfig {

@@ -38,7 +38,7 @@ use crate::task::{Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
 
 /// What every task of a run shares: the model it asked for, the strategy and the budget.
 #[derive(Debug)]
-pub struct RunCtx {
+pub(crate) struct RunCtx {
     strategy: Option<Strategy>,
     /// The logical model the run asked for (its tasks' model unless an alias substituted one).
     requested_model: ModelId,

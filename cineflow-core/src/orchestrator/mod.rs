@@ -62,7 +62,6 @@ mod worker;
 pub use config::{CallbackConfig, LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
 pub use driver::RunHandle;
 use driver::{DriverControl, DriverState, drive, finish_run};
-pub use exec::RunCtx;
 pub use worker::{WorkerHandle, WorkerOptions};
 
 /// Builds an [`Orchestrator`].
@@ -387,73 +386,38 @@ impl Orchestrator {
             }
         }
         let now = OffsetDateTime::now_utc();
-        let run_id = RunId::new();
+        let mut run = Run::new(spec, now);
         let selected: Vec<&crate::Segment> = sb
             .segments
             .iter()
-            .filter(|s| spec.range.contains(s.index))
+            .filter(|s| run.spec.range.contains(s.index))
             .collect();
         let plan = chain::Plan::new(&sb, &selected)?;
         let mut tasks = Vec::new();
         for seg in selected {
-            let full_prompt = seg.full_prompt();
             let options = sb.video_options(seg);
             let dep = plan.dependency(seg.index);
-            for v in 1..=spec.gen_count {
+            for v in 1..=run.spec.gen_count {
                 let id = plan.task_id(seg.index, v);
                 // One microsecond apart: stores hand tasks out oldest first, so a run's tasks
                 // are claimed (and submitted) in segment order.
                 let created_at =
                     now + time::Duration::microseconds(i64::try_from(tasks.len()).unwrap_or(0));
-                tasks.push(Task {
-                    id,
-                    run_id,
-                    storyboard_id: sb.id,
-                    segment_id: seg.id,
-                    segment_index: seg.index,
-                    version_index: v,
-                    model: model.clone(),
-                    status: TaskStatus::Pending,
-                    full_prompt: full_prompt.clone(),
-                    duration_s: seg.duration_s,
-                    orientation: seg.orientation,
-                    is_pro: seg.is_pro,
-                    image: seg.image.clone(),
-                    options: options.clone(),
-                    dry_run: spec.dry_run,
-                    source_file: sb.source_file.clone(),
-                    file_stem: file_stem(seg.index, v, now, id),
-                    progress: None,
-                    attempts: Vec::new(),
-                    error: None,
-                    artifact: None,
-                    last_frame: None,
-                    last_frame_error: None,
-                    created_at,
-                    updated_at: created_at,
-                    revision: 0,
-                    lease: None,
-                    depends_on: dep,
-                    waiting_for: dep,
-                    first_frame_from: None,
-                    dependents: Vec::new(),
-                });
+                let mut task = run.new_task(id, seg, v, created_at);
+                task.model = model.clone();
+                task.options = options.clone();
+                task.source_file = sb.source_file.clone();
+                task.file_stem = file_stem(seg.index, v, now, id);
+                task.depends_on = dep;
+                task.waiting_for = dep;
+                tasks.push(task);
             }
         }
         chain::Plan::link(&mut tasks);
         if tasks.is_empty() {
             return Err(Error::invalid_input("range", "selects no segment"));
         }
-        let run = Run {
-            id: run_id,
-            spec,
-            status: RunStatus::Pending,
-            counts: RunCounts::from_statuses(tasks.iter().map(|t| t.status)),
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-            revision: 0,
-        };
+        run.counts = RunCounts::from_statuses(tasks.iter().map(|t| t.status));
         self.inner.store.insert_run(&run, &tasks).await?;
         self.inner.emit(
             run.id,

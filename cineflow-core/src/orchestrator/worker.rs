@@ -16,7 +16,21 @@ use crate::run::RunStatus;
 use crate::task::{Lease, Task};
 
 /// How a worker claims and keeps tasks.
+///
+/// `#[non_exhaustive]`: start from [`Default`] and chain the `with_*` setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use cineflow_core::orchestrator::WorkerOptions;
+///
+/// let options = WorkerOptions::default()
+///     .with_lease_ttl(Duration::from_secs(10))
+///     .with_concurrency(16)
+///     .with_idle_wait(Duration::from_millis(250));
+/// assert_eq!(options.concurrency, Some(16));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct WorkerOptions {
     /// Lease length; renewed every third of it. Default 30 s.
     pub lease_ttl: Duration,
@@ -24,6 +38,14 @@ pub struct WorkerOptions {
     pub concurrency: Option<usize>,
     /// Wait between claims when there was nothing to claim. Default 1 s.
     pub idle_wait: Duration,
+}
+
+impl WorkerOptions {
+    crate::setters::with_setters!(
+        with_lease_ttl => lease_ttl: Duration,
+        with_concurrency => concurrency?: usize,
+        with_idle_wait => idle_wait: Duration,
+    );
 }
 
 impl Default for WorkerOptions {

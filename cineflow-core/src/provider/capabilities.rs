@@ -90,6 +90,7 @@ impl fmt::Display for Durations {
 /// default (`false`, 0) means "not supported", so a request that leaves the feature unset passes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ModelCapabilities {
     /// The vendor model id, or [`ANY`](Self::ANY) (`*`) for every model the provider has no
     /// entry for.
@@ -194,6 +195,34 @@ impl ModelCapabilities {
             flex: true,
         }
     }
+
+    /// Sets [`id`](Self::id).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    crate::setters::with_setters!(
+        with_durations => durations: Durations,
+        with_pro_durations => pro_durations: Durations,
+        with_model_chosen_duration => model_chosen_duration: bool,
+        with_pro => pro: bool,
+        with_aspect_ratios => aspect_ratios: Vec<AspectRatio>,
+        with_resolutions => resolutions: Vec<Resolution>,
+        with_first_frame => first_frame: bool,
+        with_last_frame => last_frame: bool,
+        with_max_reference_images => max_reference_images: u32,
+        with_max_reference_videos => max_reference_videos: u32,
+        with_max_reference_audio => max_reference_audio: u32,
+        with_audio => audio: bool,
+        with_seed => seed: bool,
+        with_negative_prompt => negative_prompt: bool,
+        with_max_prompt_utf16 => max_prompt_utf16: Option<u32>,
+        with_return_last_frame => return_last_frame: bool,
+        with_watermark => watermark: bool,
+        with_flex => flex: bool,
+    );
 
     /// The durations a request (pro or not) may ask for.
     pub fn durations_for(&self, is_pro: bool) -> &Durations {
@@ -304,12 +333,32 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
 
 /// What a provider can do: its vendor models' capabilities, and provider-wide facts.
 ///
+/// This and [`ModelCapabilities`] are `#[non_exhaustive]`: a provider written outside this
+/// crate builds them with [`of_models`](Self::of_models) / [`ModelCapabilities::new`] and the
+/// `with_*` setters, so that a new capability is not a breaking change.
+///
+/// ```
+/// use cineflow_core::{AspectRatio, Capabilities, Durations, ModelCapabilities, Resolution};
+///
+/// let caps = Capabilities::of_models([ModelCapabilities::new("my-model-v1")
+///     .with_durations(Durations::set([5, 10]))
+///     .with_aspect_ratios(vec![AspectRatio::R16x9, AspectRatio::R9x16])
+///     .with_resolutions(vec![Resolution::P720])
+///     .with_first_frame(true)
+///     .with_seed(true)])
+/// .with_cancel(true)
+/// .with_max_in_flight(4);
+/// assert!(caps.model("my-model-v1").is_some_and(|m| m.seed));
+/// assert_eq!(caps.max_in_flight, Some(4));
+/// ```
+///
 /// Serde-friendly (router configs and tests may build them). A provider that declares no model
 /// serves any model id with the defaults of [`ModelCapabilities`] (any duration and aspect
 /// ratio, nothing optional); one that declares models serves those, plus every other id when
 /// one entry is [`ModelCapabilities::ANY`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// One entry per vendor model served. Default: empty (any model, nothing optional).
     pub models: Vec<ModelCapabilities>,
@@ -345,6 +394,14 @@ impl Capabilities {
             ..Self::of_models([ModelCapabilities::everything(ModelCapabilities::ANY)])
         }
     }
+
+    crate::setters::with_setters!(
+        with_models => models: Vec<ModelCapabilities>,
+        with_cancel => cancel: bool,
+        with_max_in_flight => max_in_flight?: u32,
+        with_requests_per_minute => requests_per_minute?: u32,
+        with_exact_lookup => exact_lookup: bool,
+    );
 
     /// Adds (or replaces) one model's entry.
     pub fn with_model(mut self, model: ModelCapabilities) -> Self {

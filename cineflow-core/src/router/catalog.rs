@@ -246,9 +246,9 @@ fn seeded(seeds: &[SeedModel], sunset: Option<Date>) -> BTreeMap<ModelId, ModelC
             .filter_map(|(provider, priority, vendor_models)| {
                 let provider = ProviderId::new(*provider).ok()?;
                 let vendor_models = vendor_models.iter().map(|m| (*m).to_owned()).collect();
-                let route = RouteConfig::new(provider, vendor_models).priority(*priority);
+                let route = RouteConfig::new(provider, vendor_models).with_priority(*priority);
                 Some(match sunset {
-                    Some(day) => route.sunset(day),
+                    Some(day) => route.with_sunset(day),
                     None => route,
                 })
             })

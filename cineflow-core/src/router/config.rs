@@ -70,6 +70,7 @@ impl FromStr for Strategy {
 
 /// One way to serve a logical model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RouteConfig {
     /// The provider.
     pub provider: ProviderId,
@@ -124,25 +125,25 @@ impl RouteConfig {
     }
 
     /// Sets the priority.
-    pub fn priority(mut self, p: i32) -> Self {
+    pub fn with_priority(mut self, p: i32) -> Self {
         self.priority = p;
         self
     }
 
     /// Sets the weight.
-    pub fn weight(mut self, w: u32) -> Self {
+    pub fn with_weight(mut self, w: u32) -> Self {
         self.weight = w;
         self
     }
 
     /// Sets the price.
-    pub fn price(mut self, price: Price) -> Self {
+    pub fn with_price(mut self, price: Price) -> Self {
         self.price = Some(price);
         self
     }
 
     /// Sets the service tier the route's requests ask for.
-    pub fn service_tier(mut self, tier: ServiceTier) -> Self {
+    pub fn with_service_tier(mut self, tier: ServiceTier) -> Self {
         self.service_tier = Some(tier);
         self
     }
@@ -156,10 +157,12 @@ impl RouteConfig {
     }
 
     /// Sets the sunset date.
-    pub fn sunset(mut self, date: Date) -> Self {
+    pub fn with_sunset(mut self, date: Date) -> Self {
         self.sunset = Some(date);
         self
     }
+
+    crate::setters::with_setters!(with_enabled => enabled: bool);
 }
 
 /// A logical model and its routes.
@@ -169,6 +172,7 @@ impl RouteConfig {
 /// [`alternatives`](Self::alternatives), unless an [alias](RouterConfig::aliases) maps it onto
 /// a living model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ModelConfig {
     /// Whether the model may be used. Default true.
     #[serde(default = "default_true")]
@@ -181,6 +185,21 @@ pub struct ModelConfig {
     /// living model of the catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<ModelId>,
+}
+
+impl ModelConfig {
+    crate::setters::with_setters!(
+        with_enabled => enabled: bool,
+        with_routes => routes: Vec<RouteConfig>,
+        with_alternatives => alternatives: Vec<ModelId>,
+    );
+
+    /// Adds a route.
+    #[must_use]
+    pub fn with_route(mut self, route: RouteConfig) -> Self {
+        self.routes.push(route);
+        self
+    }
 }
 
 impl Default for ModelConfig {
@@ -196,6 +215,7 @@ impl Default for ModelConfig {
 /// Per-provider settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ProviderSettings {
     /// Whether the provider may be used. Default true.
     pub enabled: bool,
@@ -223,6 +243,17 @@ pub const DEFAULT_MAX_CONCURRENT_CALLS: NonZeroU32 = match NonZeroU32::new(256) 
     None => panic!("256 is not zero"),
 };
 
+impl ProviderSettings {
+    crate::setters::with_setters!(
+        with_enabled => enabled: bool,
+        with_sunset => sunset?: Date,
+        with_max_in_flight => max_in_flight?: u32,
+        with_requests_per_minute => requests_per_minute?: u32,
+        with_max_concurrent_calls => max_concurrent_calls?: NonZeroU32,
+        with_price => price?: Price,
+    );
+}
+
 impl Default for ProviderSettings {
     fn default() -> Self {
         Self {
@@ -239,6 +270,7 @@ impl Default for ProviderSettings {
 /// The provider breaker: how failures open it and for how long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct HealthPolicy {
     /// Consecutive provider-side failures that open the breaker (rate limits do not count:
     /// they lower the adaptive cap on submits instead). Default 3.
@@ -247,6 +279,14 @@ pub struct HealthPolicy {
     pub base_cooldown_secs: f64,
     /// Longest cooldown, in seconds. Default 600.
     pub max_cooldown_secs: f64,
+}
+
+impl HealthPolicy {
+    crate::setters::with_setters!(
+        with_failure_threshold => failure_threshold: u32,
+        with_base_cooldown_secs => base_cooldown_secs: f64,
+        with_max_cooldown_secs => max_cooldown_secs: f64,
+    );
 }
 
 impl Default for HealthPolicy {
@@ -261,8 +301,46 @@ impl Default for HealthPolicy {
 
 /// Everything the router knows, as data: models and their routes, provider settings, the
 /// default strategy and the breaker policy.
+///
+/// This and the structs it holds ([`ModelConfig`], [`RouteConfig`], [`ProviderSettings`],
+/// [`HealthPolicy`], [`Price`]) are `#[non_exhaustive]`: read them from a file
+/// ([`from_json`](Self::from_json), [`from_toml`](Self::from_toml)) or build them with their
+/// constructors and `with_*` setters.
+///
+/// ```
+/// use std::num::NonZeroU32;
+/// use cineflow_core::router::{
+///     HealthPolicy, ModelConfig, Price, ProviderSettings, RouteConfig, RouterConfig, Strategy,
+/// };
+/// use cineflow_core::{ModelId, ProviderId};
+///
+/// let seedance = ProviderId::new("seedance")?;
+/// let config = RouterConfig::default()
+///     .with_strategy(Strategy::Cheapest)
+///     .with_health(HealthPolicy::default().with_failure_threshold(5))
+///     .with_model(
+///         ModelId::new("seedance-2")?,
+///         ModelConfig::default().with_route(
+///             RouteConfig::new(seedance.clone(), vec!["seedance-2-0".into()])
+///                 .with_priority(1)
+///                 .with_weight(2)
+///                 .with_price(Price::default().with_per_second(0.1).with_currency("USD")),
+///         ),
+///     )
+///     .with_provider(
+///         seedance.clone(),
+///         ProviderSettings::default()
+///             .with_max_in_flight(10)
+///             .with_max_concurrent_calls(NonZeroU32::MIN),
+///     )
+///     .with_alias(ModelId::new("sora2")?, ModelId::new("seedance-2")?);
+/// assert_eq!(config.providers[&seedance].max_in_flight, Some(10));
+/// assert_eq!(config.models[&ModelId::new("seedance-2")?].routes[0].priority, 1);
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct RouterConfig {
     /// Logical models.
     pub models: BTreeMap<ModelId, ModelConfig>,
@@ -289,6 +367,32 @@ pub const OPENAI_SORA_SUNSET: Date = time::macros::date!(2026 - 09 - 24);
 
 impl RouterConfig {
     crate::config_file::file_methods!(WHAT);
+
+    crate::setters::with_setters!(
+        with_strategy => strategy: Strategy,
+        with_health => health: HealthPolicy,
+    );
+
+    /// Adds (or replaces) logical model `id`.
+    #[must_use]
+    pub fn with_model(mut self, id: ModelId, model: ModelConfig) -> Self {
+        self.models.insert(id, model);
+        self
+    }
+
+    /// Adds (or replaces) the settings of `provider`.
+    #[must_use]
+    pub fn with_provider(mut self, provider: ProviderId, settings: ProviderSettings) -> Self {
+        self.providers.insert(provider, settings);
+        self
+    }
+
+    /// Adds (or replaces) the alias `requested → served`.
+    #[must_use]
+    pub fn with_alias(mut self, requested: ModelId, served: ModelId) -> Self {
+        self.aliases.insert(requested, served);
+        self
+    }
 }
 
 #[cfg(test)]

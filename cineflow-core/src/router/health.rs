@@ -300,7 +300,7 @@ impl Health {
 
 /// Holds one in-flight slot of a provider until dropped.
 #[derive(Debug)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     counter: Arc<AtomicU32>,
 }
 

@@ -7,16 +7,15 @@
 //! (`Retry-After`), at their in-flight cap — and picks one with a [`Strategy`]. When nothing is
 //! left, the error names every candidate and why it was excluded.
 //!
-//! Every call to a provider first takes a [`CallPermit`] ([`gate`](Router::gate),
-//! [`call_permit`](Router::call_permit)): at most
+//! Every call to a provider first takes one of the provider's call slots: at most
 //! [`max_concurrent_calls`](ProviderSettings::max_concurrent_calls) calls run at once per
 //! provider, however many jobs are in flight.
 //!
-//! Submits ([`submit_gate`](Router::submit_gate), [`record_submit`](Router::record_submit))
-//! also run under an adaptive cap per provider: each rate-limited submit (429) halves it
-//! (floor 1), each accepted one raises it by one (up to `max_concurrent_calls`), so a vendor
-//! that rate-limits gets fewer submits at once instead of a pause of every call per 429. The
-//! `Retry-After` of a 429 is waited out by the task that got it, not by the whole provider.
+//! Submits also run under an adaptive cap per provider ([`submit_limit`](Router::submit_limit)):
+//! each rate-limited submit (429) halves it (floor 1), each accepted one raises it by one (up
+//! to `max_concurrent_calls`), so a vendor that rate-limits gets fewer submits at once instead
+//! of a pause of every call per 429. The `Retry-After` of a 429 is waited out by the task that
+//! got it, not by the whole provider.
 //!
 //! The catalog can be edited while runs are in flight (enable/disable, priority, weight, a
 //! route's vendor models).
@@ -39,6 +38,8 @@ mod config;
 mod health;
 mod live;
 mod price;
+#[cfg(test)]
+mod tests;
 
 pub use catalog::SORA_SUNSET;
 pub use config::{
@@ -46,12 +47,12 @@ pub use config::{
     ProviderSettings, RouteConfig, RouterConfig, Strategy,
 };
 use health::Health;
-pub use health::InFlight;
+pub(crate) use health::InFlight;
 pub use price::{FLEX_PRICE_RATIO, TOKEN_FPS};
 
 /// A previous attempt of the task, as the router sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tried {
+pub(crate) struct Tried {
     /// The provider used.
     pub provider: ProviderId,
     /// The vendor model used.
@@ -64,7 +65,7 @@ pub struct Tried {
 
 /// The provider and vendor model chosen for one attempt.
 #[derive(Clone)]
-pub struct Pick {
+pub(crate) struct Pick {
     /// The provider.
     pub provider: Arc<dyn VideoProvider>,
     /// The vendor model.
@@ -100,7 +101,7 @@ impl fmt::Debug for Pick {
 
 /// The outcome of [`Router::select`].
 #[derive(Debug)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// Use this.
     Picked(Pick),
     /// Every candidate is temporarily unavailable; try again at `until` (or soon, if `None`).
@@ -120,7 +121,7 @@ pub enum Selection {
 /// cap on submits; hand it back with [`record_submit`](Router::record_submit).
 #[derive(Debug)]
 #[must_use = "the call slot is released as soon as the permit is dropped"]
-pub struct CallPermit {
+pub(crate) struct CallPermit {
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
     submit: Option<adaptive::AdaptivePermit>,
 }
@@ -214,7 +215,7 @@ impl Router {
                 .map_or(10, |p| p + 10);
             entry
                 .routes
-                .push(RouteConfig::new(id, vec![vendor_model.into()]).priority(priority));
+                .push(RouteConfig::new(id, vec![vendor_model.into()]).with_priority(priority));
         }
         this
     }
@@ -359,7 +360,7 @@ impl Router {
     }
 
     /// Picks the route for one attempt.
-    pub fn select(
+    pub(crate) fn select(
         &self,
         model: &ModelId,
         req: &GenerationRequest,
@@ -594,7 +595,7 @@ impl Router {
     /// its `Retry-After` and within its rate limit, then a free call slot (taken last, so that
     /// requests waiting out a `Retry-After` do not keep downloads from their slots). The
     /// request may run while the returned permit lives.
-    pub async fn gate(&self, provider: &ProviderId) -> CallPermit {
+    pub(crate) async fn gate(&self, provider: &ProviderId) -> CallPermit {
         if let Some(slot) = self.slots.get(provider) {
             slot.health.gate().await;
         }
@@ -604,7 +605,7 @@ impl Router {
     /// Like [`gate`](Self::gate), for a submit: first waits for a place under the provider's
     /// adaptive cap on submits in progress (see the [module docs](self)). Hand the permit to
     /// [`record_submit`](Self::record_submit) with the submit's outcome.
-    pub async fn submit_gate(&self, provider: &ProviderId) -> CallPermit {
+    pub(crate) async fn submit_gate(&self, provider: &ProviderId) -> CallPermit {
         let submit = match self.slots.get(provider) {
             Some(slot) => Some(slot.health.submits.acquire().await),
             None => None,
@@ -621,7 +622,7 @@ impl Router {
     /// ([`ProviderError::is_concurrency_limited`]) also caps the provider's jobs in flight at
     /// the number it has ([`in_flight_cap`](Self::in_flight_cap)); each accepted submit raises
     /// that cap by one again. Frees the permit's places.
-    pub fn record_submit(
+    pub(crate) fn record_submit(
         &self,
         provider: &ProviderId,
         permit: CallPermit,
@@ -651,7 +652,8 @@ impl Router {
     /// The cap on `provider`'s jobs in flight now: its configured `max_in_flight`, lowered by
     /// what the vendor's concurrency refusals taught
     /// ([`ProviderError::is_concurrency_limited`]); `None` when it has none.
-    pub fn in_flight_cap(&self, provider: &ProviderId) -> Option<u32> {
+    #[cfg(test)]
+    pub(crate) fn in_flight_cap(&self, provider: &ProviderId) -> Option<u32> {
         self.slots
             .get(provider)
             .and_then(|s| s.health.in_flight_cap())
@@ -665,7 +667,7 @@ impl Router {
 
     /// Waits for a free call slot of `provider` without the rate limit — for downloads, which
     /// are not requests to the vendor's API. Keep the permit until the body is read.
-    pub async fn call_permit(&self, provider: &ProviderId) -> CallPermit {
+    pub(crate) async fn call_permit(&self, provider: &ProviderId) -> CallPermit {
         let slot = match self.slots.get(provider) {
             Some(slot) => slot.health.call_slot().await,
             None => None,
@@ -674,14 +676,14 @@ impl Router {
     }
 
     /// Marks the start of a submit (a half-open probe if the breaker's cooldown is over).
-    pub fn begin_submit(&self, provider: &ProviderId) {
+    pub(crate) fn begin_submit(&self, provider: &ProviderId) {
         if let Some(slot) = self.slots.get(provider) {
             slot.health.begin_call();
         }
     }
 
     /// Records the outcome of a call for the provider's health.
-    pub fn record(&self, provider: &ProviderId, outcome: Result<(), &ProviderError>) {
+    pub(crate) fn record(&self, provider: &ProviderId, outcome: Result<(), &ProviderError>) {
         if let Some(slot) = self.slots.get(provider) {
             let policy = self.read().health.clone();
             slot.health.record(&policy, outcome);
@@ -690,7 +692,7 @@ impl Router {
 
     /// Takes an in-flight slot of `provider` until the returned guard is dropped (a provider
     /// the router does not know gets a guard that counts nowhere).
-    pub fn take_slot(&self, provider: &ProviderId) -> InFlight {
+    pub(crate) fn take_slot(&self, provider: &ProviderId) -> InFlight {
         match self.slots.get(provider) {
             Some(s) => InFlight::take(&s.health.in_flight),
             None => InFlight::take(&Arc::default()),
@@ -725,6 +727,6 @@ fn is_transient(code: ErrorCode) -> bool {
 
 /// Whether a failed submit or job may be tried again on another route (or the same one later):
 /// provider-side failures only, never content-policy or bad-request verdicts.
-pub fn may_fail_over(e: &ProviderError) -> bool {
+pub(crate) fn may_fail_over(e: &ProviderError) -> bool {
     e.is_retryable() || health::is_provider_side(e.code())
 }

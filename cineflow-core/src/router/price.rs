@@ -38,6 +38,7 @@ pub const TOKEN_FPS: u64 = 24;
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Price {
     /// Fixed price per video. Default 0.
     pub per_video: f64,
@@ -62,6 +63,19 @@ impl Price {
             currency: currency.into(),
             ..Self::default()
         }
+    }
+
+    crate::setters::with_setters!(
+        with_per_video => per_video: f64,
+        with_per_second => per_second: f64,
+        with_per_million_tokens => per_million_tokens?: f64,
+    );
+
+    /// Sets [`currency`](Self::currency).
+    #[must_use]
+    pub fn with_currency(mut self, currency: impl Into<String>) -> Self {
+        self.currency = currency.into();
+        self
     }
 
     /// Sets the rate per million tokens under `service_tier: flex`.

@@ -223,8 +223,25 @@ pub enum TaskSort {
 }
 
 /// Filters, sort and page for [`Store::list_tasks`].
+///
+/// `#[non_exhaustive]` (and so is [`RunQuery`]): start from [`Default`] or
+/// [`for_run`](Self::for_run) and chain the `with_*` setters.
+///
+/// ```
+/// use cineflow_core::{ErrorCode, PageRequest, RunId, SortOrder, TaskQuery, TaskSort, TaskStatus};
+///
+/// let query = TaskQuery::default()
+///     .with_run_id(RunId::new())
+///     .with_status(vec![TaskStatus::Failed])
+///     .with_error_code(ErrorCode::RateLimited)
+///     .with_sort(TaskSort::CreatedAt)
+///     .with_order(SortOrder::Desc)
+///     .with_page(PageRequest::new(1, 50));
+/// assert_eq!(query.status, [TaskStatus::Failed]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct TaskQuery {
     /// Only this run's tasks.
     pub run_id: Option<RunId>,
@@ -253,6 +270,17 @@ impl TaskQuery {
             ..Self::default()
         }
     }
+
+    crate::setters::with_setters!(
+        with_run_id => run_id?: RunId,
+        with_status => status: Vec<TaskStatus>,
+        with_retryable => retryable?: bool,
+        with_error_code => error_code?: ErrorCode,
+        with_segment_index => segment_index?: u32,
+        with_sort => sort: TaskSort,
+        with_order => order: SortOrder,
+        with_page => page: PageRequest,
+    );
 
     /// Whether `task` passes the filters.
     pub fn matches(&self, task: &Task) -> bool {
@@ -285,6 +313,7 @@ impl TaskQuery {
 /// Filters and page for [`Store::list_runs`] (newest first).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct RunQuery {
     /// Only runs in this state.
     pub status: Option<RunStatus>,
@@ -295,6 +324,12 @@ pub struct RunQuery {
 }
 
 impl RunQuery {
+    crate::setters::with_setters!(
+        with_status => status?: RunStatus,
+        with_storyboard_id => storyboard_id?: StoryboardId,
+        with_page => page: PageRequest,
+    );
+
     /// Whether `run` passes the filters.
     pub fn matches(&self, run: &Run) -> bool {
         self.status.is_none_or(|s| s == run.status)

@@ -156,35 +156,31 @@ impl Known {
         let base = ModelCapabilities::new(self.id);
         let image = self.mode == Mode::Image;
         match self.family {
-            Family::Seedance => ModelCapabilities {
-                durations: Durations::range(4, 15),
-                model_chosen_duration: true,
-                aspect_ratios: AspectRatio::ALL.to_vec(),
-                resolutions: vec![Resolution::P480, Resolution::P720],
-                first_frame: image,
-                last_frame: image,
-                max_reference_images: if self.mode == Mode::Reference { 9 } else { 0 },
-                max_reference_videos: if self.mode == Mode::Reference { 3 } else { 0 },
-                max_reference_audio: if self.mode == Mode::Reference { 3 } else { 0 },
-                audio: true,
-                seed: true,
-                ..base
-            },
-            Family::Kling => ModelCapabilities {
-                durations: Durations::range(3, 15),
-                pro: self.pro,
+            Family::Seedance => base
+                .with_durations(Durations::range(4, 15))
+                .with_model_chosen_duration(true)
+                .with_aspect_ratios(AspectRatio::ALL.to_vec())
+                .with_resolutions(vec![Resolution::P480, Resolution::P720])
+                .with_first_frame(image)
+                .with_last_frame(image)
+                .with_max_reference_images(if self.mode == Mode::Reference { 9 } else { 0 })
+                .with_max_reference_videos(if self.mode == Mode::Reference { 3 } else { 0 })
+                .with_max_reference_audio(if self.mode == Mode::Reference { 3 } else { 0 })
+                .with_audio(true)
+                .with_seed(true),
+            Family::Kling => base
+                .with_durations(Durations::range(3, 15))
+                .with_pro(self.pro)
                 // Image-to-video takes the ratio from the image: only `adaptive` is honoured.
-                aspect_ratios: if image {
+                .with_aspect_ratios(if image {
                     vec![AspectRatio::Adaptive]
                 } else {
                     vec![AspectRatio::R16x9, AspectRatio::R9x16, AspectRatio::R1x1]
-                },
-                first_frame: image,
-                last_frame: image,
-                audio: true,
-                negative_prompt: true,
-                ..base
-            },
+                })
+                .with_first_frame(image)
+                .with_last_frame(image)
+                .with_audio(true)
+                .with_negative_prompt(true),
             Family::Veo => {
                 let mut ratios = vec![AspectRatio::R16x9, AspectRatio::R9x16];
                 if image {
@@ -194,23 +190,18 @@ impl Known {
                 if !self.lite {
                     resolutions.push(Resolution::K4);
                 }
-                ModelCapabilities {
-                    durations: Durations::set([4, 6, 8]),
-                    aspect_ratios: ratios,
-                    resolutions,
-                    first_frame: image,
-                    audio: true,
-                    seed: true,
-                    negative_prompt: true,
-                    ..base
-                }
+                base.with_durations(Durations::set([4, 6, 8]))
+                    .with_aspect_ratios(ratios)
+                    .with_resolutions(resolutions)
+                    .with_first_frame(image)
+                    .with_audio(true)
+                    .with_seed(true)
+                    .with_negative_prompt(true)
             }
-            Family::Omni => ModelCapabilities {
-                durations: Durations::range(3, 10),
-                aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16],
-                max_reference_images: OMNI_MAX_IMAGES,
-                ..base
-            },
+            Family::Omni => base
+                .with_durations(Durations::range(3, 10))
+                .with_aspect_ratios(vec![AspectRatio::R16x9, AspectRatio::R9x16])
+                .with_max_reference_images(OMNI_MAX_IMAGES),
         }
     }
 
@@ -431,10 +422,7 @@ impl FalEndpoint {
 
     /// What the endpoint honours (its `id` is replaced by the endpoint's).
     pub fn with_capabilities(mut self, capabilities: ModelCapabilities) -> Self {
-        self.capabilities = ModelCapabilities {
-            id: self.id.clone(),
-            ..capabilities
-        };
+        self.capabilities = capabilities.with_id(self.id.clone());
         self
     }
 
@@ -615,19 +603,12 @@ mod tests {
     #[test]
     fn templates_must_carry_what_their_capabilities_declare() {
         let t = json!({"prompt": "$prompt", "num_frames": 81, "seed": "$seed"});
-        let ok = FalEndpoint::new("fal-ai/wan/v2.7/text-to-video", t.clone()).with_capabilities(
-            ModelCapabilities {
-                seed: true,
-                ..ModelCapabilities::new("x")
-            },
-        );
+        let ok = FalEndpoint::new("fal-ai/wan/v2.7/text-to-video", t.clone())
+            .with_capabilities(ModelCapabilities::new("x").with_seed(true));
         assert!(ok.check().is_ok());
         assert_eq!(ok.capabilities.id, "fal-ai/wan/v2.7/text-to-video");
         let e = FalEndpoint::new("fal-ai/wan", t.clone())
-            .with_capabilities(ModelCapabilities {
-                first_frame: true,
-                ..ModelCapabilities::new("x")
-            })
+            .with_capabilities(ModelCapabilities::new("x").with_first_frame(true))
             .check()
             .unwrap_err();
         assert!(e.to_string().contains("$first_frame"), "{e}");

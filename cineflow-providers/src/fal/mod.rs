@@ -234,10 +234,7 @@ impl FalBuilder {
             .iter()
             .map(|k| k.capabilities())
             .chain(self.endpoints.iter().map(|e| e.capabilities.clone()));
-        let caps = Capabilities {
-            cancel: true,
-            ..Capabilities::of_models(models)
-        };
+        let caps = Capabilities::of_models(models).with_cancel(true);
         Ok(Fal {
             inner: Arc::new(Inner {
                 api,

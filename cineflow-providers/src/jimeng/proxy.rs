@@ -414,14 +414,14 @@ pub(super) const PROXY_RATIOS: [AspectRatio; 6] = [
 /// (1080p) (`resolution`), a first and a last frame (`file_paths`); nothing else optional is
 /// sent. Unknown ids get 4–15 s (the union; `submit` applies the exact rule).
 fn capabilities() -> Capabilities {
-    let model = |id: &str, durations: Durations| ModelCapabilities {
-        durations,
-        pro: true,
-        aspect_ratios: PROXY_RATIOS.to_vec(),
-        resolutions: super::RESOLUTIONS.to_vec(),
-        first_frame: true,
-        last_frame: true,
-        ..ModelCapabilities::new(id)
+    let model = |id: &str, durations: Durations| {
+        ModelCapabilities::new(id)
+            .with_durations(durations)
+            .with_pro(true)
+            .with_aspect_ratios(PROXY_RATIOS.to_vec())
+            .with_resolutions(super::RESOLUTIONS.to_vec())
+            .with_first_frame(true)
+            .with_last_frame(true)
     };
     Capabilities::of_models(
         KNOWN_MODELS

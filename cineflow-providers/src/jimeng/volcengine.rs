@@ -139,16 +139,14 @@ impl JimengOfficialBuilder {
         };
         // Any req_key: 5 or 10 s, 16:9 or 9:16, 720p or the 1080p variants (also for pro), a
         // first and a last frame (the req_key's mode), a seed (-1, random, when none).
-        let caps = Capabilities::of_models([ModelCapabilities {
-            durations: Durations::set([5, 10]),
-            pro: true,
-            aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
-            resolutions: super::RESOLUTIONS.to_vec(),
-            seed: true,
-            first_frame: true,
-            last_frame: true,
-            ..ModelCapabilities::new(ModelCapabilities::ANY)
-        }]);
+        let caps = Capabilities::of_models([ModelCapabilities::new(ModelCapabilities::ANY)
+            .with_durations(Durations::set([5, 10]))
+            .with_pro(true)
+            .with_aspect_ratios(http::ORIENTATION_RATIOS.to_vec())
+            .with_resolutions(super::RESOLUTIONS.to_vec())
+            .with_seed(true)
+            .with_first_frame(true)
+            .with_last_frame(true)]);
         Ok(JimengOfficial {
             inner: Arc::new(Inner {
                 api,

@@ -271,10 +271,8 @@ impl KlingBuilder {
             )));
         };
         http::check_callback_url(self.callback_url.as_deref(), "kling")?;
-        let caps = Capabilities {
-            exact_lookup: true,
-            ..Capabilities::of_models(models::MODELS.iter().map(Model::capabilities))
-        };
+        let caps = Capabilities::of_models(models::MODELS.iter().map(Model::capabilities))
+            .with_exact_lookup(true);
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(OffsetDateTime::now_utc));

@@ -72,20 +72,22 @@ impl Model {
     /// The capabilities of this model: std (720p) and pro (1080p) modes, 16:9 / 9:16 / 1:1, a
     /// negative prompt, prompts of at most [`MAX_PROMPT_CHARS`].
     pub(super) fn capabilities(&self) -> ModelCapabilities {
-        ModelCapabilities {
-            durations: self.durations(),
-            pro: true,
-            aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16, AspectRatio::R1x1],
-            resolutions: vec![Resolution::P720, Resolution::P1080],
-            first_frame: !self.omni,
-            last_frame: self.last_frame,
-            max_reference_images: self.max_images,
-            audio: self.sound,
-            negative_prompt: true,
+        ModelCapabilities::new(self.id)
+            .with_durations(self.durations())
+            .with_pro(true)
+            .with_aspect_ratios(vec![
+                AspectRatio::R16x9,
+                AspectRatio::R9x16,
+                AspectRatio::R1x1,
+            ])
+            .with_resolutions(vec![Resolution::P720, Resolution::P1080])
+            .with_first_frame(!self.omni)
+            .with_last_frame(self.last_frame)
+            .with_max_reference_images(self.max_images)
+            .with_audio(self.sound)
+            .with_negative_prompt(true)
             // Kling counts characters; UTF-16 units are never fewer.
-            max_prompt_utf16: Some(MAX_PROMPT_CHARS),
-            ..ModelCapabilities::new(self.id)
-        }
+            .with_max_prompt_utf16(Some(MAX_PROMPT_CHARS))
     }
 }
 

@@ -27,17 +27,13 @@ const FORMATS: [&str; 5] = ["png", "jpg", "webp", "gif", "bmp"];
 /// accepted (same render), a first frame; no last frame, references, audio, seed or negative
 /// prompt.
 pub(super) fn capabilities() -> Capabilities {
-    Capabilities {
-        cancel: true,
-        ..Capabilities::of_models([ModelCapabilities {
-            durations: Durations::range(1, MAX_DURATION_S),
-            pro: true,
-            aspect_ratios: RATIOS.to_vec(),
-            resolutions: RESOLUTIONS.to_vec(),
-            first_frame: true,
-            ..ModelCapabilities::new(ModelCapabilities::ANY)
-        }])
-    }
+    Capabilities::of_models([ModelCapabilities::new(ModelCapabilities::ANY)
+        .with_durations(Durations::range(1, MAX_DURATION_S))
+        .with_pro(true)
+        .with_aspect_ratios(RATIOS.to_vec())
+        .with_resolutions(RESOLUTIONS.to_vec())
+        .with_first_frame(true)])
+    .with_cancel(true)
 }
 
 /// The short side of the frame for `resolution` (720p when none is named).

@@ -62,19 +62,17 @@ impl Model {
             .collect(),
             Api::V2 => AspectRatio::ALL.to_vec(),
         };
-        ModelCapabilities {
-            durations: Durations::set(self.durations.to_vec()),
-            pro: self.resolutions.contains(&Resolution::P1080),
-            aspect_ratios,
-            resolutions: self.resolutions.to_vec(),
-            first_frame: self.first_frame,
-            last_frame: self.last_frame,
-            max_reference_images: self.max_images,
-            max_reference_videos: self.max_videos,
-            max_reference_audio: self.max_audio,
-            watermark: true,
-            ..ModelCapabilities::new(self.id)
-        }
+        ModelCapabilities::new(self.id)
+            .with_durations(Durations::set(self.durations.to_vec()))
+            .with_pro(self.resolutions.contains(&Resolution::P1080))
+            .with_aspect_ratios(aspect_ratios)
+            .with_resolutions(self.resolutions.to_vec())
+            .with_first_frame(self.first_frame)
+            .with_last_frame(self.last_frame)
+            .with_max_reference_images(self.max_images)
+            .with_max_reference_videos(self.max_videos)
+            .with_max_reference_audio(self.max_audio)
+            .with_watermark(true)
     }
 }
 

@@ -201,13 +201,13 @@ impl OpenAiCompatBuilder {
         };
         // Every model takes the configured durations, 16:9 or 9:16 at 720p or 1080p (`size`),
         // the pro size and a first frame (`input_reference`); nothing else optional is sent.
-        let model = |id: &str| ModelCapabilities {
-            durations: Durations::set(durations.clone()),
-            pro: true,
-            aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
-            resolutions: super::RESOLUTIONS.to_vec(),
-            first_frame: true,
-            ..ModelCapabilities::new(id)
+        let model = |id: &str| {
+            ModelCapabilities::new(id)
+                .with_durations(Durations::set(durations.clone()))
+                .with_pro(true)
+                .with_aspect_ratios(http::ORIENTATION_RATIOS.to_vec())
+                .with_resolutions(super::RESOLUTIONS.to_vec())
+                .with_first_frame(true)
         };
         let capabilities = if self.models.is_empty() {
             Capabilities::of_models([model(ModelCapabilities::ANY)])

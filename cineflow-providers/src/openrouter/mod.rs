@@ -316,12 +316,10 @@ impl OpenRouter {
     /// not publish them).
     fn with_configured_references(&self, m: ModelCapabilities) -> ModelCapabilities {
         match self.inner.configured.iter().find(|c| c.id == m.id) {
-            Some(c) => ModelCapabilities {
-                max_reference_images: c.max_reference_images,
-                max_reference_videos: c.max_reference_videos,
-                max_reference_audio: c.max_reference_audio,
-                ..m
-            },
+            Some(c) => m
+                .with_max_reference_images(c.max_reference_images)
+                .with_max_reference_videos(c.max_reference_videos)
+                .with_max_reference_audio(c.max_reference_audio),
             None => m,
         }
     }

@@ -132,24 +132,24 @@ fn model(path: &str, v: &Value) -> Result<ModelCapabilities, String> {
         .filter_map(|r| AspectRatio::from_str(r).ok())
         .collect();
     let frames = texts("supported_frame_images")?;
-    Ok(ModelCapabilities {
-        durations: Durations::set(durations),
+    Ok(ModelCapabilities::new(id)
+        .with_durations(Durations::set(durations))
         // An empty list would mean "any": a model listing only ratios cineflow cannot name
         // serves none of its requests.
-        aspect_ratios: if aspect_ratios.is_empty() && !list("supported_aspect_ratios")?.is_empty() {
-            return Err(format!(
-                "{path}.supported_aspect_ratios names no ratio cineflow knows"
-            ));
-        } else {
-            aspect_ratios
-        },
-        resolutions,
-        first_frame: frames.iter().any(|f| f == "first_frame"),
-        last_frame: frames.iter().any(|f| f == "last_frame"),
-        audio: flag("generate_audio")?,
-        seed: flag("seed")?,
-        ..ModelCapabilities::new(id)
-    })
+        .with_aspect_ratios(
+            if aspect_ratios.is_empty() && !list("supported_aspect_ratios")?.is_empty() {
+                return Err(format!(
+                    "{path}.supported_aspect_ratios names no ratio cineflow knows"
+                ));
+            } else {
+                aspect_ratios
+            },
+        )
+        .with_resolutions(resolutions)
+        .with_first_frame(frames.iter().any(|f| f == "first_frame"))
+        .with_last_frame(frames.iter().any(|f| f == "last_frame"))
+        .with_audio(flag("generate_audio")?)
+        .with_seed(flag("seed")?))
 }
 
 #[cfg(test)]

@@ -141,19 +141,17 @@ impl Model {
     fn capabilities(&self) -> ModelCapabilities {
         let mut resolutions = vec![Resolution::P720];
         resolutions.extend(self.hd.map(|_| Resolution::P1080));
-        ModelCapabilities {
-            durations: Durations::set(self.durations),
-            pro: self.hd.is_some(),
-            aspect_ratios: self.ratios.iter().map(|(a, _)| *a).collect(),
-            resolutions,
-            first_frame: self.image,
-            last_frame: self.last,
-            seed: self.seed,
-            audio: self.audio,
-            negative_prompt: self.negative_prompt,
-            max_prompt_utf16: Some(MAX_PROMPT_UTF16),
-            ..ModelCapabilities::new(self.name)
-        }
+        ModelCapabilities::new(self.name)
+            .with_durations(Durations::set(self.durations))
+            .with_pro(self.hd.is_some())
+            .with_aspect_ratios(self.ratios.iter().map(|(a, _)| *a).collect())
+            .with_resolutions(resolutions)
+            .with_first_frame(self.image)
+            .with_last_frame(self.last)
+            .with_seed(self.seed)
+            .with_audio(self.audio)
+            .with_negative_prompt(self.negative_prompt)
+            .with_max_prompt_utf16(Some(MAX_PROMPT_UTF16))
     }
 
     /// The `ratio` for a request: 1080p when it names `1080p` or is pro without naming a
@@ -350,10 +348,8 @@ impl RunwayBuilder {
                 )));
             }
         }
-        let caps = Capabilities {
-            cancel: true,
-            ..Capabilities::of_models(MODELS.iter().map(Model::capabilities))
-        };
+        let caps =
+            Capabilities::of_models(MODELS.iter().map(Model::capabilities)).with_cancel(true);
         Ok(Runway {
             inner: Arc::new(Inner {
                 api,

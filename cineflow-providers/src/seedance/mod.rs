@@ -254,10 +254,9 @@ impl SeedanceBuilder {
             )));
         }
         http::check_callback_url(self.callback_url.as_deref(), "seedance")?;
-        let caps = Capabilities {
-            cancel: true,
-            ..Capabilities::of_models(models::MODELS.iter().map(|m| m.capabilities(self.preset)))
-        };
+        let caps =
+            Capabilities::of_models(models::MODELS.iter().map(|m| m.capabilities(self.preset)))
+                .with_cancel(true);
         Ok(Seedance {
             inner: Arc::new(Inner {
                 api,

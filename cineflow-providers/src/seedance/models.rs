@@ -52,27 +52,25 @@ impl Model {
 
     /// The capabilities of this model on `preset`.
     pub(super) fn capabilities(&self, preset: Preset) -> ModelCapabilities {
-        ModelCapabilities {
-            durations: Durations::range(self.durations.0, self.durations.1),
-            model_chosen_duration: self.model_chosen_duration,
+        ModelCapabilities::new(self.id(preset))
+            .with_durations(Durations::range(self.durations.0, self.durations.1))
+            .with_model_chosen_duration(self.model_chosen_duration)
             // A pro request takes 1080p where the model has it.
-            pro: self.resolutions.contains(&Resolution::P1080),
-            aspect_ratios: AspectRatio::ALL.to_vec(),
-            resolutions: self.resolutions.to_vec(),
-            first_frame: self.first_frame,
-            last_frame: self.last_frame,
-            max_reference_images: self.max_images,
-            max_reference_videos: self.max_videos,
-            max_reference_audio: self.max_audio,
-            audio: self.audio,
-            seed: self.seed,
-            negative_prompt: false,
-            max_prompt_utf16: None,
-            return_last_frame: true,
-            watermark: true,
-            flex: self.flex,
-            ..ModelCapabilities::new(self.id(preset))
-        }
+            .with_pro(self.resolutions.contains(&Resolution::P1080))
+            .with_aspect_ratios(AspectRatio::ALL.to_vec())
+            .with_resolutions(self.resolutions.to_vec())
+            .with_first_frame(self.first_frame)
+            .with_last_frame(self.last_frame)
+            .with_max_reference_images(self.max_images)
+            .with_max_reference_videos(self.max_videos)
+            .with_max_reference_audio(self.max_audio)
+            .with_audio(self.audio)
+            .with_seed(self.seed)
+            .with_negative_prompt(false)
+            .with_max_prompt_utf16(None)
+            .with_return_last_frame(true)
+            .with_watermark(true)
+            .with_flex(self.flex)
     }
 }
 

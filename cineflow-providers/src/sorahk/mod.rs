@@ -192,13 +192,13 @@ impl SoraHkBuilder {
 /// both take 16:9 or 9:16 and a first frame (`image_url`), nothing else optional (the
 /// watermark is always removed).
 fn capabilities() -> Capabilities {
-    let model = |id: &str, durations: &[u32]| ModelCapabilities {
-        durations: Durations::set(durations),
-        pro_durations: Durations::set(PRO_DURATIONS),
-        pro: true,
-        aspect_ratios: http::ORIENTATION_RATIOS.to_vec(),
-        first_frame: true,
-        ..ModelCapabilities::new(id)
+    let model = |id: &str, durations: &[u32]| {
+        ModelCapabilities::new(id)
+            .with_durations(Durations::set(durations))
+            .with_pro_durations(Durations::set(PRO_DURATIONS))
+            .with_pro(true)
+            .with_aspect_ratios(http::ORIENTATION_RATIOS.to_vec())
+            .with_first_frame(true)
     };
     Capabilities::of_models([
         model(MODELS[0], &NORMAL_DURATIONS),

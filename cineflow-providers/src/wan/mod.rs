@@ -227,15 +227,13 @@ impl WanBuilder {
             }
             w => w.and_then(|w| HeaderValue::from_str(&w).ok()),
         };
-        let caps = Capabilities {
-            cancel: true,
-            ..Capabilities::of_models(
-                models::MODELS
-                    .iter()
-                    .filter(|m| m.serves(self.region))
-                    .map(Model::capabilities),
-            )
-        };
+        let caps = Capabilities::of_models(
+            models::MODELS
+                .iter()
+                .filter(|m| m.serves(self.region))
+                .map(Model::capabilities),
+        )
+        .with_cancel(true);
         Ok(Wan {
             inner: Arc::new(Inner {
                 api,

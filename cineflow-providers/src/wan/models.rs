@@ -101,22 +101,20 @@ impl Model {
 
     /// The capabilities of this model.
     pub(super) fn capabilities(&self) -> ModelCapabilities {
-        ModelCapabilities {
-            durations: Durations::range(self.durations.0, self.durations.1),
-            pro: self.resolutions.contains(&Resolution::P1080),
-            aspect_ratios: self.aspect_ratios(),
-            resolutions: self.resolutions.to_vec(),
-            first_frame: self.first_frame,
-            last_frame: self.last_frame,
-            max_reference_images: self.max_images,
-            max_reference_videos: self.max_videos,
-            max_reference_audio: self.max_audio,
-            audio: self.audio,
-            seed: true,
-            negative_prompt: true,
-            watermark: true,
-            ..ModelCapabilities::new(self.id)
-        }
+        ModelCapabilities::new(self.id)
+            .with_durations(Durations::range(self.durations.0, self.durations.1))
+            .with_pro(self.resolutions.contains(&Resolution::P1080))
+            .with_aspect_ratios(self.aspect_ratios())
+            .with_resolutions(self.resolutions.to_vec())
+            .with_first_frame(self.first_frame)
+            .with_last_frame(self.last_frame)
+            .with_max_reference_images(self.max_images)
+            .with_max_reference_videos(self.max_videos)
+            .with_max_reference_audio(self.max_audio)
+            .with_audio(self.audio)
+            .with_seed(true)
+            .with_negative_prompt(true)
+            .with_watermark(true)
     }
 }
 

@@ -223,10 +223,7 @@ async fn assert_nothing_stored(store: &dyn Store, rejected: &Fixture, kept: &Fix
     assert_eq!(rejected_run_tasks.total, 0);
     assert!(rejected_run_tasks.items.is_empty());
     let all = store
-        .list_tasks(&TaskQuery {
-            page: PageRequest::new(1, 1000),
-            ..TaskQuery::default()
-        })
+        .list_tasks(&TaskQuery::default().with_page(PageRequest::new(1, 1000)))
         .await
         .must("list all tasks");
     let mut want = kept.tasks.clone();
@@ -310,9 +307,10 @@ pub async fn inserting_a_run_twice_is_a_conflict(store: &dyn Store) {
     let tasks: Vec<Task> = extra
         .tasks
         .iter()
-        .map(|t| Task {
-            run_id: f.run.id,
-            ..t.clone()
+        .map(|t| {
+            let mut changed = t.clone();
+            changed.run_id = f.run.id;
+            changed
         })
         .collect();
     fails(
@@ -356,42 +354,26 @@ pub async fn runs_are_listed_newest_first_and_filtered(store: &dyn Store) {
     );
     assert_eq!(all.items[0], runs[3], "listed runs are whole");
 
-    let pending = list(RunQuery {
-        status: Some(RunStatus::Pending),
-        ..RunQuery::default()
-    })
-    .await;
+    let pending = list(RunQuery::default().with_status(RunStatus::Pending)).await;
     assert_eq!(ids(&pending), vec![runs[3].id, runs[0].id]);
     assert_eq!(pending.total, 2);
 
-    let of_a = list(RunQuery {
-        storyboard_id: Some(a.id),
-        ..RunQuery::default()
-    })
-    .await;
+    let of_a = list(RunQuery::default().with_storyboard_id(a.id)).await;
     assert_eq!(ids(&of_a), vec![runs[1].id, runs[0].id]);
 
-    let both = list(RunQuery {
-        status: Some(RunStatus::Pending),
-        storyboard_id: Some(b.id),
-        ..RunQuery::default()
-    })
+    let both = list(
+        RunQuery::default()
+            .with_status(RunStatus::Pending)
+            .with_storyboard_id(b.id),
+    )
     .await;
     assert_eq!(ids(&both), vec![runs[3].id]);
     assert_eq!(both.total, 1);
 
-    let none = list(RunQuery {
-        status: Some(RunStatus::Cancelled),
-        ..RunQuery::default()
-    })
-    .await;
+    let none = list(RunQuery::default().with_status(RunStatus::Cancelled)).await;
     assert_eq!((none.items.len(), none.total), (0, 0));
 
-    let page2 = list(RunQuery {
-        page: PageRequest::new(2, 3),
-        ..RunQuery::default()
-    })
-    .await;
+    let page2 = list(RunQuery::default().with_page(PageRequest::new(2, 3))).await;
     assert_eq!(ids(&page2), vec![runs[0].id]);
     assert_eq!((page2.page, page2.page_size, page2.total), (2, 3, 4));
 }
@@ -410,13 +392,11 @@ pub async fn update_run_is_compare_and_swap(store: &dyn Store) {
         r.revision + 1,
         "the revision is incremented"
     );
-    assert_eq!(
-        written,
-        cineflow_core::Run {
-            revision: r.revision + 1,
-            ..r.clone()
-        }
-    );
+    assert_eq!(written, {
+        let mut changed = r.clone();
+        changed.revision = r.revision + 1;
+        changed
+    });
     assert_eq!(store.get_run(r.id).await.must("get_run"), written);
 
     let mut stale = r.clone();
@@ -459,18 +439,18 @@ pub async fn run_counts_count_tasks_by_status(store: &dyn Store) {
     }
     let counts = store.run_counts(f.run.id).await.must("run_counts");
     assert_eq!(
-        counts,
-        RunCounts {
-            total: 6,
-            pending: 1,
-            in_progress: 1,
-            completed: 1,
-            failed: 1,
-            download_failed: 1,
-            cancelled: 1,
-            interrupted: 0,
-            blocked: 0,
-        }
+        (
+            counts.total,
+            counts.pending,
+            counts.in_progress,
+            counts.completed,
+            counts.failed,
+            counts.download_failed,
+            counts.cancelled,
+            counts.interrupted,
+            counts.blocked,
+        ),
+        (6, 1, 1, 1, 1, 1, 1, 0, 0)
     );
     let other_counts = store.run_counts(other.run.id).await.must("other run");
     assert_eq!((other_counts.total, other_counts.pending), (3, 3));
@@ -497,9 +477,10 @@ pub async fn update_task_is_compare_and_swap(store: &dyn Store) {
     let written = store.update_task(&t).await.must("update_task");
     assert_eq!(
         written,
-        Task {
-            revision: t.revision + 1,
-            ..t.clone()
+        {
+            let mut changed = t.clone();
+            changed.revision = t.revision + 1;
+            changed
         },
         "the task as written, revision + 1"
     );
@@ -622,10 +603,7 @@ async fn mixed_tasks(store: &dyn Store) -> (Fixture, Fixture, Vec<Task>) {
 /// Tasks filter by one or several statuses.
 pub async fn tasks_are_filtered_by_status(store: &dyn Store) {
     let (_, _, all) = mixed_tasks(store).await;
-    let q = |status: Vec<TaskStatus>| TaskQuery {
-        status,
-        ..TaskQuery::default()
-    };
+    let q = |status: Vec<TaskStatus>| TaskQuery::default().with_status(status);
     assert_query(store, &all, &q(vec![TaskStatus::Failed]), "failed").await;
     let failed = store
         .list_tasks(&q(vec![TaskStatus::Failed]))
@@ -647,49 +625,33 @@ pub async fn tasks_are_filtered_by_status(store: &dyn Store) {
 /// Tasks filter by whether their error is retryable (tasks without an error are not).
 pub async fn tasks_are_filtered_by_retryable(store: &dyn Store) {
     let (_, _, all) = mixed_tasks(store).await;
-    let yes = TaskQuery {
-        retryable: Some(true),
-        ..TaskQuery::default()
-    };
-    let no = TaskQuery {
-        retryable: Some(false),
-        ..TaskQuery::default()
-    };
+    let yes = TaskQuery::default().with_retryable(true);
+    let no = TaskQuery::default().with_retryable(false);
     assert_query(store, &all, &yes, "retryable").await;
     assert_query(store, &all, &no, "not retryable").await;
     assert_eq!(store.list_tasks(&yes).await.must("retryable").total, 3);
     assert_eq!(store.list_tasks(&no).await.must("not retryable").total, 9);
-    let retryable_failed = TaskQuery {
-        retryable: Some(true),
-        status: vec![TaskStatus::Failed],
-        ..TaskQuery::default()
-    };
+    let retryable_failed = TaskQuery::default()
+        .with_retryable(true)
+        .with_status(vec![TaskStatus::Failed]);
     assert_query(store, &all, &retryable_failed, "retryable and failed").await;
 }
 
 /// Tasks filter by error code, segment index and run, alone and together.
 pub async fn tasks_are_filtered_by_error_code_segment_and_run(store: &dyn Store) {
     let (a, b, all) = mixed_tasks(store).await;
-    let rate_limited = TaskQuery {
-        error_code: Some(ErrorCode::RateLimited),
-        ..TaskQuery::default()
-    };
+    let rate_limited = TaskQuery::default().with_error_code(ErrorCode::RateLimited);
     assert_query(store, &all, &rate_limited, "error code").await;
     assert_eq!(store.list_tasks(&rate_limited).await.must("code").total, 2);
-    let segment = TaskQuery {
-        segment_index: Some(2),
-        ..TaskQuery::default()
-    };
+    let segment = TaskQuery::default().with_segment_index(2);
     assert_query(store, &all, &segment, "segment index").await;
     assert_eq!(store.list_tasks(&segment).await.must("segment").total, 4);
     assert_query(store, &all, &TaskQuery::for_run(a.run.id), "run a").await;
     assert_query(store, &all, &TaskQuery::for_run(b.run.id), "run b").await;
-    let combined = TaskQuery {
-        run_id: Some(b.run.id),
-        segment_index: Some(3),
-        error_code: Some(ErrorCode::RateLimited),
-        ..TaskQuery::default()
-    };
+    let combined = TaskQuery::default()
+        .with_run_id(b.run.id)
+        .with_segment_index(3)
+        .with_error_code(ErrorCode::RateLimited);
     assert_query(store, &all, &combined, "run, segment and code").await;
     assert_eq!(store.list_tasks(&combined).await.must("combined").total, 1);
     let unknown_run = TaskQuery::for_run(RunId::new());
@@ -701,11 +663,9 @@ pub async fn tasks_are_filtered_by_error_code_segment_and_run(store: &dyn Store)
 pub async fn tasks_are_sorted_by_segment_index_with_ties_by_version_then_id(store: &dyn Store) {
     let (_, _, all) = mixed_tasks(store).await;
     for order in [SortOrder::Asc, SortOrder::Desc] {
-        let q = TaskQuery {
-            sort: TaskSort::SegmentIndex,
-            order,
-            ..TaskQuery::default()
-        };
+        let q = TaskQuery::default()
+            .with_sort(TaskSort::SegmentIndex)
+            .with_order(order);
         assert_query(store, &all, &q, &format!("by segment, {order:?}")).await;
         let got = store.list_tasks(&q).await.must("list");
         let keys: Vec<(u32, u32)> = got
@@ -733,11 +693,9 @@ pub async fn tasks_are_sorted_by_created_at_with_ties_by_id(store: &dyn Store) {
     f.tasks[4].created_at = tie + time::Duration::nanoseconds(1);
     f.store(store).await;
     for order in [SortOrder::Asc, SortOrder::Desc] {
-        let q = TaskQuery {
-            sort: TaskSort::CreatedAt,
-            order,
-            ..TaskQuery::default()
-        };
+        let q = TaskQuery::default()
+            .with_sort(TaskSort::CreatedAt)
+            .with_order(order);
         assert_query(store, &f.tasks, &q, &format!("by time, {order:?}")).await;
     }
 }
@@ -748,12 +706,10 @@ pub async fn task_pages_have_totals_and_pages_past_the_end_are_empty(store: &dyn
     let (_, _, all) = mixed_tasks(store).await;
     let mut seen = Vec::new();
     for page in 1..=4 {
-        let q = TaskQuery {
-            sort: TaskSort::CreatedAt,
-            order: SortOrder::Desc,
-            page: PageRequest::new(page, 5),
-            ..TaskQuery::default()
-        };
+        let q = TaskQuery::default()
+            .with_sort(TaskSort::CreatedAt)
+            .with_order(SortOrder::Desc)
+            .with_page(PageRequest::new(page, 5));
         assert_query(store, &all, &q, &format!("page {page}")).await;
         let got = store.list_tasks(&q).await.must("list");
         assert_eq!((got.page, got.page_size, got.total), (page, 5, 12));
@@ -766,17 +722,13 @@ pub async fn task_pages_have_totals_and_pages_past_the_end_are_empty(store: &dyn
         (12, 12),
         "pages neither overlap nor skip"
     );
-    let filtered = TaskQuery {
-        status: vec![TaskStatus::Pending],
-        page: PageRequest::new(2, 2),
-        ..TaskQuery::default()
-    };
+    let filtered = TaskQuery::default()
+        .with_status(vec![TaskStatus::Pending])
+        .with_page(PageRequest::new(2, 2));
     assert_query(store, &all, &filtered, "a filtered page").await;
-    let past = TaskQuery {
-        status: vec![TaskStatus::Pending],
-        page: PageRequest::new(50, 2),
-        ..TaskQuery::default()
-    };
+    let past = TaskQuery::default()
+        .with_status(vec![TaskStatus::Pending])
+        .with_page(PageRequest::new(50, 2));
     let got = store.list_tasks(&past).await.must("past the end");
     assert!(got.items.is_empty());
     assert_eq!(got.total, 4);

@@ -1,10 +1,6 @@
 //! Test data for the behaviours: storyboards, runs and tasks with controlled times.
 
-use cineflow_core::task::file_stem;
-use cineflow_core::{
-    ModelId, Run, RunCounts, RunId, RunSpec, RunStatus, Segment, Store, Storyboard, Task, TaskId,
-    TaskStatus,
-};
+use cineflow_core::{ModelId, Run, RunSpec, Segment, Store, Storyboard, Task, TaskId};
 use time::OffsetDateTime;
 
 use super::Must;
@@ -49,54 +45,17 @@ pub fn storyboard(segments: u32, created_at: OffsetDateTime) -> Storyboard {
 
 /// A pending run of `storyboard` (model `sora2`), revision 0.
 pub fn run(storyboard: &Storyboard, created_at: OffsetDateTime) -> Run {
-    Run {
-        id: RunId::new(),
-        spec: RunSpec::new(storyboard.id, ModelId::new("sora2").must("model id")),
-        status: RunStatus::Pending,
-        counts: RunCounts::default(),
+    Run::new(
+        RunSpec::new(storyboard.id, ModelId::new("sora2").must("model id")),
         created_at,
-        updated_at: created_at,
-        finished_at: None,
-        revision: 0,
-    }
+    )
 }
 
 /// A pending task of `run` for `segment`, version `version`, created at `created_at`.
 pub fn task(run: &Run, segment: &Segment, version: u32, created_at: OffsetDateTime) -> Task {
-    let id = TaskId::new();
-    Task {
-        id,
-        run_id: run.id,
-        storyboard_id: run.spec.storyboard_id,
-        segment_id: segment.id,
-        segment_index: segment.index,
-        version_index: version,
-        model: run.spec.model.clone(),
-        status: TaskStatus::Pending,
-        full_prompt: segment.full_prompt(),
-        duration_s: segment.duration_s,
-        orientation: segment.orientation,
-        is_pro: segment.is_pro,
-        image: segment.image.clone(),
-        options: segment.options.clone(),
-        dry_run: false,
-        source_file: Some("conformance.json".into()),
-        file_stem: file_stem(segment.index, version, created_at, id),
-        progress: None,
-        attempts: Vec::new(),
-        error: None,
-        artifact: None,
-        last_frame: None,
-        last_frame_error: None,
-        created_at,
-        updated_at: created_at,
-        revision: 0,
-        lease: None,
-        depends_on: None,
-        waiting_for: None,
-        first_frame_from: None,
-        dependents: Vec::new(),
-    }
+    let mut task = run.new_task(TaskId::new(), segment, version, created_at);
+    task.source_file = Some("conformance.json".into());
+    task
 }
 
 /// A storyboard, one run of it, and the run's tasks.

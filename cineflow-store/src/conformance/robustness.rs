@@ -4,8 +4,7 @@ use std::collections::HashSet;
 
 use cineflow_core::store::{PageRequest, RunQuery, TaskQuery};
 use cineflow_core::{
-    ErrorCode, ErrorKind, Lease, RunId, RunStatus, SegmentId, Store, Task, TaskError, TaskId,
-    TaskStatus,
+    ErrorCode, ErrorKind, Lease, RunId, RunStatus, SegmentId, Store, TaskError, TaskId, TaskStatus,
 };
 
 use super::fixtures::{Fixture, at};
@@ -111,9 +110,10 @@ pub async fn errors_are_told_apart_by_kind(store: &dyn Store) {
     );
     let missing = fails(
         store
-            .update_task(&Task {
-                id: TaskId::new(),
-                ..t.clone()
+            .update_task(&{
+                let mut changed = t.clone();
+                changed.id = TaskId::new();
+                changed
             })
             .await,
         ErrorKind::NotFound,
@@ -130,9 +130,10 @@ pub async fn errors_are_told_apart_by_kind(store: &dyn Store) {
         .unwrap_or_else(|| panic!("the task was not claimed"));
     let fenced = fails(
         store
-            .update_task(&Task {
-                lease: None,
-                ..current
+            .update_task(&{
+                let mut changed = current;
+                changed.lease = None;
+                changed
             })
             .await,
         ErrorKind::LeaseLost,

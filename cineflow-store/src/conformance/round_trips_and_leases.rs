@@ -39,86 +39,75 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
     error.http_status = Some(429);
     error.raw = Some(r#"{"error":{"code":"rate_limit_exceeded"}}"#.into());
     let attempts = vec![
-        Attempt {
-            n: 1,
-            provider: provider.clone(),
-            provider_model: "sora-2-pro".into(),
-            reason: "priority 1".into(),
-            idempotency_key: format!("{}-1", f.tasks[0].id),
-            job: Some(job("job_1", &provider, t0)),
-            asset: None,
-            last_frame: None,
-            vendor_payload: serde_json::json!({"status": "failed", "progress": 12}),
-            submitted_at: t0,
-            finished_at: Some(t0 + time::Duration::nanoseconds(1_234_567_891)),
-            outcome: Some(AttemptOutcome::Failed {
-                error: error.clone(),
+        Attempt::new(
+            1,
+            provider.clone(),
+            "sora-2-pro",
+            format!("{}-1", f.tasks[0].id),
+            t0,
+        )
+        .with_reason("priority 1".into())
+        .with_job(job("job_1", &provider, t0))
+        .with_vendor_payload(serde_json::json!({"status": "failed", "progress": 12}))
+        .with_finished_at(t0 + time::Duration::nanoseconds(1_234_567_891))
+        .with_outcome(AttemptOutcome::Failed {
+            error: error.clone(),
+        }),
+        Attempt::new(
+            2,
+            backup.clone(),
+            "sora-2",
+            format!("{}-2", f.tasks[0].id),
+            t0 + time::Duration::seconds(3),
+        )
+        .with_reason("failover after rate_limited".into())
+        .with_vendor_payload(serde_json::Value::Null)
+        .with_finished_at(t0 + time::Duration::seconds(4))
+        .with_outcome(AttemptOutcome::Interrupted {
+            error: TaskError::new(ErrorCode::Interrupted, "crashed during submit"),
+        }),
+        Attempt::new(
+            3,
+            provider.clone(),
+            "sora-2-pro",
+            format!("{}-3", f.tasks[0].id),
+            t0 + time::Duration::minutes(5),
+        )
+        .with_reason("retry by user".into())
+        .with_job(job("job_3", &provider, t0 + time::Duration::minutes(5)))
+        .with_asset(VideoAsset {
+            url: "https://cdn.example.com/v/job_3.mp4?sig=abc&exp=1".into(),
+            expires_at: Some(t0 + time::Duration::hours(1) + time::Duration::nanoseconds(7)),
+            content_type: Some("video/mp4".into()),
+        })
+        .with_last_frame(VideoAsset {
+            url: "https://cdn.example.com/v/job_3_last.png?sig=abc&exp=1".into(),
+            expires_at: Some(t0 + time::Duration::hours(1)),
+            content_type: Some("image/png".into()),
+        })
+        .with_vendor_payload(serde_json::json!({"status": "succeeded", "progress": 100}))
+        .with_finished_at(t0 + time::Duration::minutes(9))
+        .with_outcome(AttemptOutcome::Succeeded)
+        .with_model_alias(ModelAlias {
+            from: ModelId::new("sora2").must("model id"),
+            to: ModelId::new("seedance-2").must("model id"),
+        })
+        .with_cost(AttemptCost {
+            price: Some(Price::per_million_tokens(7.0, "USD")),
+            service_tier: Some(ServiceTier::Default),
+            estimate: Some(0.756),
+            estimated_tokens: Some(108_000),
+            reported: Some(Usage {
+                completion_tokens: 108_900,
+                total_tokens: Some(108_900),
             }),
-            model_alias: None,
-            cost: None,
-            callback_token_hash: None,
-        },
-        Attempt {
-            n: 2,
-            provider: backup.clone(),
-            provider_model: "sora-2".into(),
-            reason: "failover after rate_limited".into(),
-            idempotency_key: format!("{}-2", f.tasks[0].id),
-            job: None,
-            asset: None,
-            last_frame: None,
-            vendor_payload: serde_json::Value::Null,
-            submitted_at: t0 + time::Duration::seconds(3),
-            finished_at: Some(t0 + time::Duration::seconds(4)),
-            outcome: Some(AttemptOutcome::Interrupted {
-                error: TaskError::new(ErrorCode::Interrupted, "crashed during submit"),
-            }),
-            model_alias: None,
-            cost: None,
-            callback_token_hash: None,
-        },
-        Attempt {
-            n: 3,
-            provider: provider.clone(),
-            provider_model: "sora-2-pro".into(),
-            reason: "retry by user".into(),
-            idempotency_key: format!("{}-3", f.tasks[0].id),
-            job: Some(job("job_3", &provider, t0 + time::Duration::minutes(5))),
-            asset: Some(VideoAsset {
-                url: "https://cdn.example.com/v/job_3.mp4?sig=abc&exp=1".into(),
-                expires_at: Some(t0 + time::Duration::hours(1) + time::Duration::nanoseconds(7)),
-                content_type: Some("video/mp4".into()),
-            }),
-            last_frame: Some(VideoAsset {
-                url: "https://cdn.example.com/v/job_3_last.png?sig=abc&exp=1".into(),
-                expires_at: Some(t0 + time::Duration::hours(1)),
-                content_type: Some("image/png".into()),
-            }),
-            vendor_payload: serde_json::json!({"status": "succeeded", "progress": 100}),
-            submitted_at: t0 + time::Duration::minutes(5),
-            finished_at: Some(t0 + time::Duration::minutes(9)),
-            outcome: Some(AttemptOutcome::Succeeded),
-            model_alias: Some(ModelAlias {
-                from: ModelId::new("sora2").must("model id"),
-                to: ModelId::new("seedance-2").must("model id"),
-            }),
-            cost: Some(AttemptCost {
-                price: Some(Price::per_million_tokens(7.0, "USD")),
-                service_tier: Some(ServiceTier::Default),
-                estimate: Some(0.756),
-                estimated_tokens: Some(108_000),
-                reported: Some(Usage {
-                    completion_tokens: 108_900,
-                    total_tokens: Some(108_900),
-                }),
-                reported_cost: Some(0.7623),
-                charged: Some(0.7623),
-            }),
-            // Every store keeps the hash of the attempt's callback token.
-            callback_token_hash: Some(
-                cineflow_core::callback::CallbackToken::from_presented("t0ken").hash(),
-            ),
-        },
+            reported_cost: Some(0.7623),
+            charged: Some(0.7623),
+        })
+        // Every store keeps the hash of the attempt's callback token.
+        .with_callback_token_hash(
+            cineflow_core::callback::CallbackToken::from_presented("t0ken").hash(),
+        ),
     ];
     let mut t = f.tasks[0].clone();
     t.status = TaskStatus::Completed;
@@ -152,9 +141,10 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
     assert_eq!(stored, written);
     assert_eq!(
         stored,
-        Task {
-            revision: t.revision + 1,
-            ..t.clone()
+        {
+            let mut changed = t.clone();
+            changed.revision = t.revision + 1;
+            changed
         },
         "every field round-trips"
     );
@@ -268,10 +258,11 @@ pub async fn claims_take_claimable_tasks_oldest_first_up_to_the_limit(store: &dy
             "a claim bumps the revision"
         );
         assert_eq!(
-            Task {
-                lease: None,
-                revision: original.revision,
-                ..c.clone()
+            {
+                let mut changed = c.clone();
+                changed.lease = None;
+                changed.revision = original.revision;
+                changed
             },
             *original,
             "a claim changes nothing but the lease and revision"
@@ -490,9 +481,10 @@ pub async fn a_stale_worker_is_fenced_off_after_its_lease_is_taken_over(store: &
     assert_eq!(b2.id, a2.id);
     fails(
         store
-            .update_task(&Task {
-                revision: b2.revision,
-                ..a2.clone()
+            .update_task(&{
+                let mut changed = a2.clone();
+                changed.revision = b2.revision;
+                changed
             })
             .await,
         ErrorKind::LeaseLost,
@@ -533,9 +525,10 @@ pub async fn a_write_without_the_lease_is_fenced_off_while_the_lease_is_live(sto
     let released = store.get_task(held.id).await.must("get_task");
     assert_eq!(released.lease, None, "released");
     let written = store
-        .update_task(&Task {
-            revision: released.revision,
-            ..unleased.clone()
+        .update_task(&{
+            let mut changed = unleased.clone();
+            changed.revision = released.revision;
+            changed
         })
         .await
         .must("a write without a lease after release");
@@ -544,9 +537,10 @@ pub async fn a_write_without_the_lease_is_fenced_off_while_the_lease_is_live(sto
     let current = store.get_task(held.id).await.must("get_task");
     fails(
         store
-            .update_task(&Task {
-                lease: held.lease.clone(),
-                ..current
+            .update_task(&{
+                let mut changed = current;
+                changed.lease = held.lease.clone();
+                changed
             })
             .await,
         ErrorKind::LeaseLost,
@@ -591,9 +585,10 @@ pub async fn release_by_a_non_holder_is_a_no_op(store: &dyn Store) {
     let released = store.get_task(held.id).await.must("get_task");
     assert_eq!(
         released,
-        Task {
-            lease: None,
-            ..held.clone()
+        {
+            let mut changed = held.clone();
+            changed.lease = None;
+            changed
         },
         "only the lease is cleared"
     );

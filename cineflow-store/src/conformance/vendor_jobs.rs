@@ -8,30 +8,23 @@ use super::{Must, ids};
 
 /// `task`'s attempt `n` on `provider`, with the vendor job `vendor_job_id` if any.
 fn attempt(task: &Task, n: u32, provider: &ProviderId, vendor_job_id: Option<&str>) -> Attempt {
-    Attempt {
+    let mut attempt = Attempt::new(
         n,
+        provider.clone(),
+        "sora-2",
+        format!("{}-{n}", task.id),
+        at(100),
+    )
+    .with_reason("priority".into());
+    attempt.job = vendor_job_id.map(|id| ProviderJob {
         provider: provider.clone(),
-        provider_model: "sora-2".into(),
-        reason: "priority".into(),
-        idempotency_key: format!("{}-{n}", task.id),
-        job: vendor_job_id.map(|id| ProviderJob {
-            provider: provider.clone(),
-            vendor_job_id: id.into(),
-            vendor_model: "sora-2".into(),
-            base_url: None,
-            submitted_at: at(100),
-            extra: serde_json::Value::Null,
-        }),
-        asset: None,
-        last_frame: None,
-        vendor_payload: serde_json::Value::Null,
+        vendor_job_id: id.into(),
+        vendor_model: "sora-2".into(),
+        base_url: None,
         submitted_at: at(100),
-        finished_at: None,
-        outcome: None,
-        model_alias: None,
-        cost: None,
-        callback_token_hash: None,
-    }
+        extra: serde_json::Value::Null,
+    });
+    attempt
 }
 
 /// Writes `attempts` onto the stored `task` (status `queued`) and returns it as stored.

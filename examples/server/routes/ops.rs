@@ -42,11 +42,9 @@ async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let (mut attempts, mut unpriced, mut total) = (0u64, 0u64, 0u64);
     let mut page = 1;
     loop {
-        let q = TaskQuery {
-            sort: TaskSort::CreatedAt,
-            page: PageRequest::new(page, PageRequest::MAX_PAGE_SIZE),
-            ..TaskQuery::default()
-        };
+        let q = TaskQuery::default()
+            .with_sort(TaskSort::CreatedAt)
+            .with_page(PageRequest::new(page, PageRequest::MAX_PAGE_SIZE));
         let p = store.list_tasks(&q).await?;
         let n = p.items.len();
         for t in &p.items {
@@ -74,11 +72,9 @@ async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     }
     let mut runs: BTreeMap<&'static str, u64> = BTreeMap::new();
     for s in cineflow::core::RunStatus::ALL {
-        let q = RunQuery {
-            status: Some(s),
-            page: PageRequest::new(1, 1),
-            ..RunQuery::default()
-        };
+        let q = RunQuery::default()
+            .with_status(s)
+            .with_page(PageRequest::new(1, 1));
         runs.insert(s.as_str(), store.list_runs(&q).await?.total);
     }
     Ok(Json(json!({

@@ -49,25 +49,25 @@ fn run_spec(body: &serde_json::Map<String, Value>) -> ApiResult<RunSpec> {
     let model = ModelId::new(model).map_err(|e| ApiError::invalid("model_id", e.to_string()))?;
     let mut spec = RunSpec::new(sb, model);
     if let Some(n) = body.u32("gen_count")? {
-        spec = spec.gen_count(n);
+        spec = spec.with_gen_count(n);
     }
     if let Some(n) = body.u32("concurrency")? {
-        spec = spec.concurrency(n as usize);
+        spec = spec.with_concurrency(n as usize);
     }
     if let Some(r) = body.string("range")? {
-        spec = spec.range(SegmentRange::parse(&r)?);
+        spec = spec.with_range(SegmentRange::parse(&r)?);
     }
     if let Some(d) = body.bool("dry_run")? {
-        spec = spec.dry_run(d);
+        spec = spec.with_dry_run(d);
     }
     if let Some(s) = body.parsed::<Strategy>(
         "routing_strategy",
         "default, failover, weighted, cost, latency, quota, manual, priority, least_busy or cheapest",
     )? {
-        spec = spec.strategy(s);
+        spec = spec.with_strategy(s);
     }
     if let Some(b) = body.present("budget") {
-        spec = spec.budget(
+        spec = spec.with_budget(
             b.as_f64()
                 .ok_or_else(|| ApiError::invalid("budget", "expected a number"))?,
         );
@@ -146,11 +146,9 @@ async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<V
         .str("storyboard_id")
         .map(|s| id::<StoryboardId>(s).map_err(|_| ApiError::invalid("storyboard_id", "not an id")))
         .transpose()?;
-    let query = RunQuery {
-        status: run_status(&params)?,
-        storyboard_id,
-        page,
-    };
+    let mut query = RunQuery::default().with_page(page);
+    query.status = run_status(&params)?;
+    query.storyboard_id = storyboard_id;
     let body = |r: &Run| views::run(r, &r.counts);
     if order == SortOrder::Desc {
         return Ok(Json(views::page(
@@ -162,10 +160,9 @@ async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<V
     let mut all = Vec::new();
     let mut n = 1;
     loop {
-        let q = RunQuery {
-            page: PageRequest::new(n, PageRequest::MAX_PAGE_SIZE),
-            ..query.clone()
-        };
+        let q = query
+            .clone()
+            .with_page(PageRequest::new(n, PageRequest::MAX_PAGE_SIZE));
         let p = state.store().list_runs(&q).await?;
         let got = p.items.len();
         all.extend(p.items);
@@ -246,16 +243,15 @@ async fn tasks(
             })
         })
         .transpose()?;
-    let query = TaskQuery {
-        run_id: Some(run_id),
-        status,
-        retryable: params.bool("retryable")?,
-        error_code,
-        segment_index: params.parse("segment_index", "a segment index (integer >= 1)")?,
-        sort,
-        order: params.order(SortOrder::Asc)?,
-        page: params.page()?,
-    };
+    let mut query = TaskQuery::default()
+        .with_run_id(run_id)
+        .with_status(status)
+        .with_sort(sort)
+        .with_order(params.order(SortOrder::Asc)?)
+        .with_page(params.page()?);
+    query.retryable = params.bool("retryable")?;
+    query.error_code = error_code;
+    query.segment_index = params.parse("segment_index", "a segment index (integer >= 1)")?;
     let p = state.store().list_tasks(&query).await?;
     if p.total == 0 {
         // No task: a run without any (none exists) or an unknown run (404).
