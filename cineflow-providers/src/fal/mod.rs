@@ -572,13 +572,7 @@ impl VideoProvider for Fal {
         ctx: &CallbackContext,
     ) -> Result<CallbackClaim, CallbackRejection> {
         let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
-        let job = match &ctx.job {
-            Some(j) if j.vendor_job_id == id => j.clone(),
-            _ => ProviderJob {
-                submitted_at: ctx.submitted_at,
-                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
-            },
-        };
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
         Ok(match status {
             Some(status) => JobClaim::new(job, status).conclusive().into(),
             None => {

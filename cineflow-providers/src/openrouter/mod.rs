@@ -608,13 +608,7 @@ impl VideoProvider for OpenRouter {
         ctx: &CallbackContext,
     ) -> Result<CallbackClaim, CallbackRejection> {
         let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
-        let job = match &ctx.job {
-            Some(j) if j.vendor_job_id == id => j.clone(),
-            _ => ProviderJob {
-                submitted_at: ctx.submitted_at,
-                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
-            },
-        };
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
         let ended = status.state.is_terminal();
         let claim = JobClaim::new(job, status);
         Ok(if ended { claim.conclusive() } else { claim }.into())
