@@ -411,6 +411,43 @@ pub fn answered(vendor: &str, status: u16, code: Option<&str>, message: Option<&
     out
 }
 
+/// The error of an API whose error bodies name a string `code` and a `message`, for a call
+/// without an idempotency key: the status's error ([`status_error`], message [`answered`] by
+/// `vendor`), [`Ambiguous`](SubmitState::Ambiguous) when a submit gets a 5xx (an accepted task
+/// may be behind it, 503 included), carrying the code (scrubbed) and recoded by `classify` when
+/// its table knows the code. An empty code counts as none.
+pub fn coded_error(
+    vendor: &str,
+    answer: &Answer,
+    call: Call,
+    secrets: &(impl Scrub + ?Sized),
+    (code, message): (Option<&str>, Option<&str>),
+    classify: impl FnOnce(&str) -> Option<(ErrorCode, bool)>,
+) -> ProviderError {
+    let status = answer.status;
+    let code = code.filter(|c| !c.is_empty());
+    let message = answered(vendor, status, code, message);
+    // Message and raw excerpt scrubbed, Retry-After kept.
+    let mut base = status_error(
+        status,
+        &answer.headers,
+        &answer.body,
+        call,
+        secrets,
+        message,
+    );
+    if call == Call::Submit && status >= 500 {
+        base = base.with_submit_state(SubmitState::Ambiguous);
+    }
+    if let Some(c) = code {
+        base = base.with_vendor_code(secrets.scrub(c));
+    }
+    match code.and_then(classify) {
+        Some((code, retryable)) => recode(base, code, retryable),
+        None => base,
+    }
+}
+
 /// A failure the vendor reported for a task (or request) as a [`ProviderError`] of the given
 /// class: `"{what} failed ({code}): {reason}"` (without the parentheses when there is no code),
 /// the reason [`shorten`]ed, message and vendor code scrubbed, the raw body kept as an
@@ -452,6 +489,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// An answer with `status` and copies of `headers` and `body` (tests, custom adapters).
+    pub fn new(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
+        Self {
+            status,
+            headers: headers.clone(),
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
     /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)

@@ -337,7 +337,7 @@ impl Fal {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        error::parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        error::parse_error(a, call, &self.inner.key)
     }
 
     /// The endpoint id's path segments (`fal-ai/veo3.1/fast` → three segments).

@@ -402,13 +402,7 @@ impl OpenAiCompat {
             .bearer_auth(self.key.expose());
         let answer = http::send(call, Call::Other).await?;
         if !answer.is_success() {
-            return Err(error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                Call::Other,
-                &self.key,
-            ));
+            return Err(error::parse_error(&answer, Call::Other, &self.key));
         }
         let body: Value = answer.json(Call::Other, &self.key)?;
         let page = wire::VideoPage::parse(&body)
@@ -494,13 +488,7 @@ impl VideoProvider for OpenAiCompat {
         };
         let answer = http::send(call, Call::Submit).await?;
         if !answer.is_success() {
-            return Err(error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                Call::Submit,
-                &self.key,
-            ));
+            return Err(error::parse_error(&answer, Call::Submit, &self.key));
         }
         let video: wire::Video = answer.json(Call::Submit, &self.key)?;
         if video.id.trim().is_empty() {
@@ -641,13 +629,7 @@ impl VideoProvider for OpenAiCompat {
             .bearer_auth(self.key.expose());
         let answer = http::send(call, Call::Poll).await?;
         if !answer.is_success() {
-            return Err(error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                Call::Poll,
-                &self.key,
-            ));
+            return Err(error::parse_error(&answer, Call::Poll, &self.key));
         }
         let raw: Value = answer.json(Call::Poll, &self.key)?;
         let mut status = self.status_of(job, raw, &answer, Call::Poll)?;
@@ -684,13 +666,7 @@ impl VideoProvider for OpenAiCompat {
                     .with_submit_state(SubmitState::NotSent)
                     .with_raw(http::excerpt(&answer.body, &self.key));
                 }
-                error::parse_error(
-                    answer.status,
-                    &answer.headers,
-                    &answer.body,
-                    Call::Download,
-                    &self.key,
-                )
+                error::parse_error(answer, Call::Download, &self.key)
             })
             .await
     }

@@ -473,7 +473,7 @@ impl OpenRouter {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        error::parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        error::parse_error(a, call, &self.inner.key)
     }
 
     /// The `/content` URL of a video (downloaded with the key).

@@ -425,7 +425,7 @@ impl Runway {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        parse_error(a, call, &self.inner.key)
     }
 
     fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {

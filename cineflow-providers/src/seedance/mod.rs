@@ -344,7 +344,7 @@ impl Seedance {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        error::parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        error::parse_error(a, call, &self.inner.key)
     }
 
     fn model(&self, name: &str) -> Result<&'static Model, ProviderError> {

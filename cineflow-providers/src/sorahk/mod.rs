@@ -278,15 +278,7 @@ impl SoraHk {
 
     /// The body of an answer whose HTTP status and envelope code both say success.
     fn checked(&self, answer: &http::Answer, call: Call) -> Result<Value, ProviderError> {
-        let failed = || {
-            error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                call,
-                &self.key,
-            )
-        };
+        let failed = || error::parse_error(answer, call, &self.key);
         if !answer.is_success() {
             return Err(failed());
         }

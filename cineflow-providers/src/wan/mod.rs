@@ -326,13 +326,7 @@ impl Wan {
     }
 
     fn error(&self, answer: &Answer, call: Call) -> ProviderError {
-        error::parse_error(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            call,
-            &self.inner.key,
-        )
+        error::parse_error(answer, call, &self.inner.key)
     }
 
     /// The model `name` names in this region, or a refusal listing the known ones.
