@@ -805,6 +805,28 @@ impl WarnOnce {
     }
 }
 
+/// Checks an error table against the vendor's codes: each `(status, vendor code, code,
+/// retryable)` case, answered to a poll with the body `body` makes of the vendor code, comes out
+/// of `parse` with that code and retryability, carrying the vendor code, and
+/// [`NotSent`](SubmitState::NotSent).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn check_error_table(
+    cases: &[(u16, &str, ErrorCode, bool)],
+    body: impl Fn(&str) -> String,
+    parse: impl Fn(&Answer, Call) -> ProviderError,
+) {
+    for &(status, code, want, retry) in cases {
+        let e = parse(
+            &Answer::new(status, &HeaderMap::new(), body(code).as_bytes()),
+            Call::Poll,
+        );
+        assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
+        assert_eq!(e.vendor_code(), Some(code));
+        assert_eq!(e.submit_state(), SubmitState::NotSent);
+    }
+}
+
 impl fmt::Debug for WarnOnce {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seen = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
@@ -831,6 +853,39 @@ mod tests {
         );
         let long = answered("seedance", 500, None, Some(&"x".repeat(MESSAGE_LIMIT + 10)));
         assert!(long.ends_with('…'), "{long}");
+    }
+
+    #[test]
+    fn a_coded_error_is_ambiguous_on_a_5xx_submit_and_keeps_retry_after_and_no_secret() {
+        let key = ApiKey::new("sk-SECRET-abcdef");
+        let table = |code: &str| (code == "Busy").then_some((ErrorCode::RateLimited, true));
+        let coded = |status, headers: &HeaderMap, call, said| {
+            let answer = Answer::new(status, headers, b"{}");
+            coded_error("demo", &answer, call, &key, said, table)
+        };
+        let none = HeaderMap::new();
+        for status in [500, 502, 503, 504] {
+            let e = coded(status, &none, Call::Submit, (None, None));
+            assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{status}");
+            assert!(e.is_retryable(), "{status}");
+            let e = coded(status, &none, Call::Poll, (None, None));
+            assert_eq!(e.submit_state(), SubmitState::NotSent, "{status}");
+        }
+        let e = coded(429, &none, Call::Submit, (Some("Busy"), None));
+        assert_eq!(e.submit_state(), SubmitState::Rejected);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        let said = (Some("Busy"), Some("slow down sk-SECRET-abcdef"));
+        let e = coded(429, &h, Call::Poll, said);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            (e.code(), e.vendor_code()),
+            (ErrorCode::RateLimited, Some("Busy"))
+        );
+        assert!(!format!("{e:?} {e}").contains("SECRET"));
+        let e = coded(418, &none, Call::Poll, (Some(""), Some("m")));
+        assert_eq!((e.code(), e.vendor_code()), (ErrorCode::Internal, None));
+        assert_eq!(e.message(), "demo answered HTTP 418: m");
     }
 
     #[test]

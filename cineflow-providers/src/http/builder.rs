@@ -258,6 +258,15 @@ impl ClientConfig {
         }
     }
 
+    /// [`load_env`](Self::load_env), and reads an adapter's key: the first of `key_vars` set and
+    /// not blank replaces `key`; none set leaves it as it is.
+    pub fn load_env_with_key(&mut self, key: &mut Option<ApiKey>, key_vars: &[&str]) {
+        if let Some(k) = ApiKey::from_env(key_vars) {
+            *key = Some(k);
+        }
+        self.load_env();
+    }
+
     /// Checks the id and the base URL ([`base_url`](super::base_url)) and builds the client.
     ///
     /// # Errors

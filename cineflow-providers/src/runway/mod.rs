@@ -305,8 +305,7 @@ impl RunwayBuilder {
     /// SDKs' name) and `CINEFLOW_RUNWAY_BASE_URL` when they are set and not empty.
     pub fn from_env() -> Self {
         let mut b = Self::new();
-        b.api_key = ApiKey::from_env(&API_KEY_VARS);
-        b.http.load_env();
+        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
         b
     }
 

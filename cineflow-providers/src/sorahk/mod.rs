@@ -162,8 +162,7 @@ impl SoraHkBuilder {
     /// (the first non-empty variable of each wins).
     pub fn from_env() -> Self {
         let mut b = Self::new();
-        b.api_key = ApiKey::from_env(&API_KEY_VARS);
-        b.http.load_env();
+        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
         b
     }
 

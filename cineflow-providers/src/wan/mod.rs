@@ -181,10 +181,8 @@ impl WanBuilder {
     /// Reads `CINEFLOW_WAN_API_KEY` (fallback `DASHSCOPE_API_KEY`) and `CINEFLOW_WAN_BASE_URL`
     /// when they are set and not empty (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
-            self.api_key = Some(key);
-        }
-        self.http.load_env();
+        self.http
+            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
         self
     }
 
