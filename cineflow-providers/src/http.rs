@@ -236,6 +236,27 @@ pub fn refused(message: impl Into<String>) -> ProviderError {
         .with_submit_state(SubmitState::NotSent)
 }
 
+/// Something the vendor cannot do (for this job, or at all):
+/// [`Unsupported`](ErrorCode::Unsupported), not retryable, [`NotSent`](SubmitState::NotSent).
+pub fn unsupported(message: impl Into<String>) -> ProviderError {
+    ProviderError::new(ErrorCode::Unsupported, message)
+        .with_retryable(false)
+        .with_submit_state(SubmitState::NotSent)
+}
+
+/// A search for the jobs of an ambiguous submit that stopped at its page limit, rather than
+/// answer from part of the list: [`Internal`](ErrorCode::Internal), not retryable,
+/// [`NotSent`](SubmitState::NotSent), `"provider {id}: {what}; the job was not looked for
+/// further: reconcile it by hand"`.
+pub fn search_cut_short(id: &ProviderId, what: impl fmt::Display) -> ProviderError {
+    ProviderError::new(
+        ErrorCode::Internal,
+        format!("provider {id}: {what}; the job was not looked for further: reconcile it by hand"),
+    )
+    .with_retryable(false)
+    .with_submit_state(SubmitState::NotSent)
+}
+
 /// Classifies a transport error (no HTTP answer). A connection that was never established means
 /// the request was not sent; a timeout or a broken connection after sending makes a submit
 /// ambiguous. The message drops the URL (it may carry a signature).
@@ -886,6 +907,19 @@ mod tests {
         let e = coded(418, &none, Call::Poll, (Some(""), Some("m")));
         assert_eq!((e.code(), e.vendor_code()), (ErrorCode::Internal, None));
         assert_eq!(e.message(), "demo answered HTTP 418: m");
+    }
+
+    #[test]
+    fn unsupported_and_cut_short_searches_are_final_and_never_sent() {
+        let id = ProviderId::new("demo").unwrap();
+        let cut = search_cut_short(&id, "more than 2 pages of tasks");
+        let none = unsupported("no cancel");
+        for (e, code) in [(&cut, ErrorCode::Internal), (&none, ErrorCode::Unsupported)] {
+            assert_eq!((e.code(), e.is_retryable()), (code, false));
+            assert_eq!(e.submit_state(), SubmitState::NotSent);
+        }
+        assert!(cut.message().starts_with("provider demo: more than 2 pages"));
+        assert!(cut.message().ends_with("reconcile it by hand"));
     }
 
     #[test]

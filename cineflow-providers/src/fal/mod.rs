@@ -662,16 +662,8 @@ impl VideoProvider for Fal {
                 }
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: more than {MAX_LIST_PAGES} pages of {name} requests; the job was \
-                 not looked for further: reconcile it by hand",
-                self.id()
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!("more than {MAX_LIST_PAGES} pages of {name} requests");
+        Err(http::search_cut_short(self.id(), what))
     }
 }
 

@@ -84,9 +84,9 @@ use cineflow_core::callback::{
 };
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -519,15 +519,10 @@ impl VideoProvider for Minimax {
     /// carrying the job could reveal it). Answers [`Unsupported`](ErrorCode::Unsupported).
     async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
         let _ = query;
-        Err(ProviderError::new(
-            ErrorCode::Unsupported,
-            format!(
-                "provider {}: MiniMax has no task list, so a lost task cannot be looked for",
-                self.id()
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        Err(http::unsupported(format!(
+            "provider {}: MiniMax has no task list, so a lost task cannot be looked for",
+            self.id()
+        )))
     }
 }
 

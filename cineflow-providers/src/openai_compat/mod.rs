@@ -578,18 +578,12 @@ impl VideoProvider for OpenAiCompat {
                 }
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: read {MAX_LIST_PAGES} pages of {} videos without reaching one \
-                 created before {}; the job was not looked for further: reconcile it by hand",
-                self.api.id(),
-                LIST_PAGE_SIZE,
-                query.created_after
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!(
+            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} videos without reaching one created \
+             before {}",
+            query.created_after
+        );
+        Err(http::search_cut_short(self.api.id(), what))
     }
 
     /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest

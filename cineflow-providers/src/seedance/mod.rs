@@ -107,9 +107,9 @@ use cineflow_core::callback::{
 };
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderError, ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -630,15 +630,10 @@ impl VideoProvider for Seedance {
             return Err(self.error(&answer, Call::Other));
         }
         let task: Task = answer.json(Call::Other, &self.inner.key)?;
-        let not_cancelled = |why: String| {
-            ProviderError::new(ErrorCode::Unsupported, why)
-                .with_retryable(false)
-                .with_submit_state(SubmitState::NotSent)
-        };
         match task.status.as_deref().unwrap_or_default() {
             "queued" => {}
             "running" => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "seedance task {} is running: Ark cancels only queued tasks",
                     job.vendor_job_id
                 )));
@@ -646,7 +641,7 @@ impl VideoProvider for Seedance {
             // Already over: nothing to cancel, and nothing is deleted.
             "succeeded" | "failed" | "expired" | "cancelled" => return Ok(()),
             other => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "seedance task {} has the unknown status {other:?}: not cancelled",
                     job.vendor_job_id
                 )));
@@ -680,16 +675,9 @@ impl VideoProvider for Seedance {
             let mut page_num = 1;
             loop {
                 if page_num > MAX_LIST_PAGES {
-                    return Err(ProviderError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "provider {}: more than {MAX_LIST_PAGES} pages of {status} {model} \
-                             tasks; the job was not looked for further: reconcile it by hand",
-                            self.id()
-                        ),
-                    )
-                    .with_retryable(false)
-                    .with_submit_state(SubmitState::NotSent));
+                    let what =
+                        format!("more than {MAX_LIST_PAGES} pages of {status} {model} tasks");
+                    return Err(http::search_cut_short(self.id(), what));
                 }
                 let (_, page) = self.list_page(&params, page_num, LIST_PAGE_SIZE).await?;
                 for task in &page.items {

@@ -79,9 +79,9 @@ use std::fmt;
 use async_trait::async_trait;
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderError, ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Durations, Error, ErrorCode, ImageKind, ModelCapabilities, ProviderId};
+use cineflow_core::{Durations, Error, ImageKind, ModelCapabilities, ProviderId};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -537,18 +537,12 @@ impl VideoProvider for SoraHk {
                 return Ok(found);
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without \
-                 reaching one created before {}; the job was not looked for further: reconcile \
-                 it by hand",
-                self.api.id(),
-                query.created_after
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!(
+            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without reaching one created \
+             before {}",
+            query.created_after
+        );
+        Err(http::search_cut_short(self.api.id(), what))
     }
 
     /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first

@@ -94,9 +94,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -507,15 +507,10 @@ impl VideoProvider for Wan {
             return Err(self.error(&answer, Call::Other));
         }
         let task: Task = answer.json(Call::Other, &self.inner.key)?;
-        let not_cancelled = |why: String| {
-            ProviderError::new(ErrorCode::Unsupported, why)
-                .with_retryable(false)
-                .with_submit_state(SubmitState::NotSent)
-        };
         match task.output.task_status.as_deref().unwrap_or_default() {
             "PENDING" => {}
             "RUNNING" | "SUSPENDED" => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "wan task {} is running: DashScope cancels only PENDING tasks",
                     job.vendor_job_id
                 )));
@@ -523,7 +518,7 @@ impl VideoProvider for Wan {
             // Already over (or gone): nothing to cancel.
             "SUCCEEDED" | "FAILED" | "CANCELED" | "UNKNOWN" => return Ok(()),
             other => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "wan task {} has the unknown status {other:?}: not cancelled",
                     job.vendor_job_id
                 )));
@@ -561,16 +556,9 @@ impl VideoProvider for Wan {
             let mut page_no = 1;
             loop {
                 if page_no > MAX_LIST_PAGES {
-                    return Err(ProviderError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "provider {}: more than {MAX_LIST_PAGES} pages of {status} {model} \
-                             tasks; the job was not looked for further: reconcile it by hand",
-                            self.id()
-                        ),
-                    )
-                    .with_retryable(false)
-                    .with_submit_state(SubmitState::NotSent));
+                    let what =
+                        format!("more than {MAX_LIST_PAGES} pages of {status} {model} tasks");
+                    return Err(http::search_cut_short(self.id(), what));
                 }
                 let page = self.list_page(&params, page_no).await?;
                 for t in &page.items {
