@@ -28,7 +28,7 @@ use bytes::Bytes;
 use cineflow_core::provider::redact_url;
 use cineflow_core::{
     AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, ProviderError,
-    ProviderId, ProviderJob, SubmitState,
+    ProviderId, ProviderJob, SubmitState, VideoAsset,
 };
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -225,6 +225,15 @@ impl Call {
             Call::Submit => SubmitState::Ambiguous,
             _ => SubmitState::NotSent,
         }
+    }
+}
+
+/// A finished job's MP4 video at `url`, downloadable until `expires_at` when that is known.
+pub fn mp4(url: impl Into<String>, expires_at: Option<time::OffsetDateTime>) -> VideoAsset {
+    VideoAsset {
+        url: url.into(),
+        expires_at,
+        content_type: Some("video/mp4".into()),
     }
 }
 
@@ -918,7 +927,10 @@ mod tests {
             assert_eq!((e.code(), e.is_retryable()), (code, false));
             assert_eq!(e.submit_state(), SubmitState::NotSent);
         }
-        assert!(cut.message().starts_with("provider demo: more than 2 pages"));
+        assert!(
+            cut.message()
+                .starts_with("provider demo: more than 2 pages")
+        );
         assert!(cut.message().ends_with("reconcile it by hand"));
     }
 

@@ -572,11 +572,7 @@ impl Kling {
                 };
                 let done = task.updated().unwrap_or_else(OffsetDateTime::now_utc);
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(done + OUTPUT_LIFETIME),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url.to_owned(), Some(done + OUTPUT_LIFETIME)),
                 }
             }
             "failed" => {

@@ -416,11 +416,7 @@ impl Minimax {
 
 /// A video at a download URL (no key), valid for [`OUTPUT_LIFETIME`] as far as anyone knows.
 fn asset(url: String) -> VideoAsset {
-    VideoAsset {
-        url,
-        expires_at: Some(OffsetDateTime::now_utc() + OUTPUT_LIFETIME),
-        content_type: Some("video/mp4".into()),
-    }
+    http::mp4(url, Some(OffsetDateTime::now_utc() + OUTPUT_LIFETIME))
 }
 
 #[async_trait]

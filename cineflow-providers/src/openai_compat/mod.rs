@@ -431,11 +431,10 @@ impl OpenAiCompat {
             Some("completed") => {
                 let expires_at = video.expires_at.as_ref().and_then(wire::unix_time);
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: self.content_url(&job.vendor_job_id)?.to_string(),
+                    asset: http::mp4(
+                        self.content_url(&job.vendor_job_id)?.to_string(),
                         expires_at,
-                        content_type: Some("video/mp4".into()),
-                    },
+                    ),
                 }
             }
             Some("failed") => JobState::Failed {

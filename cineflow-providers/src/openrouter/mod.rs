@@ -394,11 +394,7 @@ impl OpenRouter {
                     None => self.content_url(vendor_job_id)?.to_string(),
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url,
-                        expires_at: None,
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url, None),
                 }
             }
             "failed" => {

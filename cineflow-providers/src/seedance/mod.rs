@@ -492,11 +492,7 @@ impl Seedance {
                         content_type: Some("image/png".into()),
                     });
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(done + OUTPUT_LIFETIME),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url.to_owned(), Some(done + OUTPUT_LIFETIME)),
                 }
             }
             "failed" => {

@@ -383,11 +383,7 @@ impl SoraHk {
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
                     .ok_or_else(|| malformed("completed without an http(s) video_url"))?;
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        expires_at: sas_expiry(&url),
-                        url: url.into(),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url.clone(), sas_expiry(&url)),
                 }
             }
             Some("failed") => JobState::Failed {

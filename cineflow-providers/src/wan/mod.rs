@@ -372,11 +372,7 @@ impl Wan {
                     ));
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(expires_at(url)),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url, Some(expires_at(url))),
                 }
             }
             "FAILED" => JobState::Failed {
