@@ -374,6 +374,16 @@ impl Endpoint {
             .timeout(self.timeouts.request))
     }
 
+    /// [`request`](Self::request) with `key` as a bearer token (`Authorization: Bearer <key>`).
+    pub fn bearer_request(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        key: &ApiKey,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        Ok(self.request(method, segments)?.bearer_auth(key.expose()))
+    }
+
     /// A job this provider just accepted, submitted now at this base URL.
     pub fn job(
         &self,

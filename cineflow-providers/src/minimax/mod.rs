@@ -245,8 +245,7 @@ impl Minimax {
         let rb = self
             .inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose());
+            .bearer_request(method, segments, &self.inner.key)?;
         http::send(build(rb), call).await
     }
 

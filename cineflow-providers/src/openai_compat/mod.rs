@@ -475,8 +475,7 @@ impl VideoProvider for OpenAiCompat {
         let fields = self.fields(req)?;
         let mut call = self
             .api
-            .request(Method::POST, &["videos"])?
-            .bearer_auth(self.key.expose());
+            .bearer_request(Method::POST, &["videos"], &self.key)?;
         if !req.idempotency_key.is_empty() {
             // Harmless where ignored; submit states never rely on it.
             call = call.header("Idempotency-Key", &req.idempotency_key);
@@ -616,10 +615,9 @@ impl VideoProvider for OpenAiCompat {
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
-        let call = self
-            .api
-            .request(Method::GET, &["videos", &job.vendor_job_id])?
-            .bearer_auth(self.key.expose());
+        let call =
+            self.api
+                .bearer_request(Method::GET, &["videos", &job.vendor_job_id], &self.key)?;
         let answer = http::send(call, Call::Poll).await?;
         if !answer.is_success() {
             return Err(error::parse_error(&answer, Call::Poll, &self.key));

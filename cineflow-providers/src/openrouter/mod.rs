@@ -459,11 +459,9 @@ impl OpenRouter {
         method: Method,
         segments: &[&str],
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        Ok(self
-            .inner
+        self.inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose()))
+            .bearer_request(method, segments, &self.inner.key)
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {

@@ -418,8 +418,7 @@ impl Runway {
         Ok(self
             .inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose())
+            .bearer_request(method, segments, &self.inner.key)?
             .header("X-Runway-Version", API_VERSION))
     }
 

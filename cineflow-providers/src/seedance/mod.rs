@@ -334,11 +334,9 @@ impl Seedance {
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let mut segments = TASKS.to_vec();
         segments.extend(id);
-        Ok(self
-            .inner
+        self.inner
             .api
-            .request(method, &segments)?
-            .bearer_auth(self.inner.key.expose()))
+            .bearer_request(method, &segments, &self.inner.key)
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {

@@ -266,10 +266,7 @@ impl SoraHk {
 
     /// A GET to the API with the key, envelope-checked.
     async fn get_json(&self, path: &[&str]) -> Result<(http::Answer, Value), ProviderError> {
-        let call = self
-            .api
-            .request(Method::GET, path)?
-            .bearer_auth(self.key.expose());
+        let call = self.api.bearer_request(Method::GET, path, &self.key)?;
         let answer = http::send(call, Call::Other).await?;
         let body = self.checked(&answer, Call::Other)?;
         Ok((answer, body))
@@ -452,8 +449,7 @@ impl VideoProvider for SoraHk {
         let body = self.body(req, is_pro)?;
         let call = self
             .api
-            .request(Method::POST, &["create"])?
-            .bearer_auth(self.key.expose())
+            .bearer_request(Method::POST, &["create"], &self.key)?
             .json(&body);
         let answer = http::send(call, Call::Submit).await?;
         let envelope = self.checked(&answer, Call::Submit)?;
@@ -573,10 +569,9 @@ impl VideoProvider for SoraHk {
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
-        let call = self
-            .api
-            .request(Method::GET, &["tasks", &job.vendor_job_id])?
-            .bearer_auth(self.key.expose());
+        let call =
+            self.api
+                .bearer_request(Method::GET, &["tasks", &job.vendor_job_id], &self.key)?;
         let answer = http::send(call, Call::Poll).await?;
         let envelope = self.checked(&answer, Call::Poll)?;
         let raw = match envelope.get("data") {

@@ -315,8 +315,7 @@ impl Wan {
         let mut rb = self
             .inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose());
+            .bearer_request(method, segments, &self.inner.key)?;
         if let Some(w) = &self.inner.workspace {
             rb = rb.header(HeaderName::from_static("x-dashscope-workspace"), w.clone());
         }
