@@ -11,8 +11,8 @@ mod guard;
 pub(crate) mod listed;
 mod secret;
 
-pub(crate) use builder::http_builder;
 pub use builder::{ApiKeyBuilder, ClientConfig, Endpoint, HttpBuilder, env_var, require_key};
+pub(crate) use builder::{http_builder, recorded_job};
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
@@ -28,7 +28,7 @@ use bytes::Bytes;
 use cineflow_core::provider::redact_url;
 use cineflow_core::{
     AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, ProviderError,
-    ProviderId, ProviderJob, SubmitState,
+    ProviderId, ProviderJob, SubmitState, VideoAsset,
 };
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -228,12 +228,42 @@ impl Call {
     }
 }
 
+/// A finished job's MP4 video at `url`, downloadable until `expires_at` when that is known.
+pub fn mp4(url: impl Into<String>, expires_at: Option<time::OffsetDateTime>) -> VideoAsset {
+    VideoAsset {
+        url: url.into(),
+        expires_at,
+        content_type: Some("video/mp4".into()),
+    }
+}
+
 /// A request refused before anything was sent: [`InvalidRequest`](ErrorCode::InvalidRequest),
 /// not retryable, [`NotSent`](SubmitState::NotSent).
 pub fn refused(message: impl Into<String>) -> ProviderError {
     ProviderError::new(ErrorCode::InvalidRequest, message)
         .with_retryable(false)
         .with_submit_state(SubmitState::NotSent)
+}
+
+/// Something the vendor cannot do (for this job, or at all):
+/// [`Unsupported`](ErrorCode::Unsupported), not retryable, [`NotSent`](SubmitState::NotSent).
+pub fn unsupported(message: impl Into<String>) -> ProviderError {
+    ProviderError::new(ErrorCode::Unsupported, message)
+        .with_retryable(false)
+        .with_submit_state(SubmitState::NotSent)
+}
+
+/// A search for the jobs of an ambiguous submit that stopped at its page limit, rather than
+/// answer from part of the list: [`Internal`](ErrorCode::Internal), not retryable,
+/// [`NotSent`](SubmitState::NotSent), `"provider {id}: {what}; the job was not looked for
+/// further: reconcile it by hand"`.
+pub fn search_cut_short(id: &ProviderId, what: impl fmt::Display) -> ProviderError {
+    ProviderError::new(
+        ErrorCode::Internal,
+        format!("provider {id}: {what}; the job was not looked for further: reconcile it by hand"),
+    )
+    .with_retryable(false)
+    .with_submit_state(SubmitState::NotSent)
 }
 
 /// Classifies a transport error (no HTTP answer). A connection that was never established means
@@ -411,6 +441,43 @@ pub fn answered(vendor: &str, status: u16, code: Option<&str>, message: Option<&
     out
 }
 
+/// The error of an API whose error bodies name a string `code` and a `message`, for a call
+/// without an idempotency key: the status's error ([`status_error`], message [`answered`] by
+/// `vendor`), [`Ambiguous`](SubmitState::Ambiguous) when a submit gets a 5xx (an accepted task
+/// may be behind it, 503 included), carrying the code (scrubbed) and recoded by `classify` when
+/// its table knows the code. An empty code counts as none.
+pub fn coded_error(
+    vendor: &str,
+    answer: &Answer,
+    call: Call,
+    secrets: &(impl Scrub + ?Sized),
+    (code, message): (Option<&str>, Option<&str>),
+    classify: impl FnOnce(&str) -> Option<(ErrorCode, bool)>,
+) -> ProviderError {
+    let status = answer.status;
+    let code = code.filter(|c| !c.is_empty());
+    let message = answered(vendor, status, code, message);
+    // Message and raw excerpt scrubbed, Retry-After kept.
+    let mut base = status_error(
+        status,
+        &answer.headers,
+        &answer.body,
+        call,
+        secrets,
+        message,
+    );
+    if call == Call::Submit && status >= 500 {
+        base = base.with_submit_state(SubmitState::Ambiguous);
+    }
+    if let Some(c) = code {
+        base = base.with_vendor_code(secrets.scrub(c));
+    }
+    match code.and_then(classify) {
+        Some((code, retryable)) => recode(base, code, retryable),
+        None => base,
+    }
+}
+
 /// A failure the vendor reported for a task (or request) as a [`ProviderError`] of the given
 /// class: `"{what} failed ({code}): {reason}"` (without the parentheses when there is no code),
 /// the reason [`shorten`]ed, message and vendor code scrubbed, the raw body kept as an
@@ -452,6 +519,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// An answer with `status` and copies of `headers` and `body` (tests, custom adapters).
+    pub fn new(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
+        Self {
+            status,
+            headers: headers.clone(),
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
     /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
@@ -759,6 +835,28 @@ impl WarnOnce {
     }
 }
 
+/// Checks an error table against the vendor's codes: each `(status, vendor code, code,
+/// retryable)` case, answered to a poll with the body `body` makes of the vendor code, comes out
+/// of `parse` with that code and retryability, carrying the vendor code, and
+/// [`NotSent`](SubmitState::NotSent).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn check_error_table(
+    cases: &[(u16, &str, ErrorCode, bool)],
+    body: impl Fn(&str) -> String,
+    parse: impl Fn(&Answer, Call) -> ProviderError,
+) {
+    for &(status, code, want, retry) in cases {
+        let e = parse(
+            &Answer::new(status, &HeaderMap::new(), body(code).as_bytes()),
+            Call::Poll,
+        );
+        assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
+        assert_eq!(e.vendor_code(), Some(code));
+        assert_eq!(e.submit_state(), SubmitState::NotSent);
+    }
+}
+
 impl fmt::Debug for WarnOnce {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seen = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
@@ -785,6 +883,55 @@ mod tests {
         );
         let long = answered("seedance", 500, None, Some(&"x".repeat(MESSAGE_LIMIT + 10)));
         assert!(long.ends_with('…'), "{long}");
+    }
+
+    #[test]
+    fn a_coded_error_is_ambiguous_on_a_5xx_submit_and_keeps_retry_after_and_no_secret() {
+        let key = ApiKey::new("sk-SECRET-abcdef");
+        let table = |code: &str| (code == "Busy").then_some((ErrorCode::RateLimited, true));
+        let coded = |status, headers: &HeaderMap, call, said| {
+            let answer = Answer::new(status, headers, b"{}");
+            coded_error("demo", &answer, call, &key, said, table)
+        };
+        let none = HeaderMap::new();
+        for status in [500, 502, 503, 504] {
+            let e = coded(status, &none, Call::Submit, (None, None));
+            assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{status}");
+            assert!(e.is_retryable(), "{status}");
+            let e = coded(status, &none, Call::Poll, (None, None));
+            assert_eq!(e.submit_state(), SubmitState::NotSent, "{status}");
+        }
+        let e = coded(429, &none, Call::Submit, (Some("Busy"), None));
+        assert_eq!(e.submit_state(), SubmitState::Rejected);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        let said = (Some("Busy"), Some("slow down sk-SECRET-abcdef"));
+        let e = coded(429, &h, Call::Poll, said);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            (e.code(), e.vendor_code()),
+            (ErrorCode::RateLimited, Some("Busy"))
+        );
+        assert!(!format!("{e:?} {e}").contains("SECRET"));
+        let e = coded(418, &none, Call::Poll, (Some(""), Some("m")));
+        assert_eq!((e.code(), e.vendor_code()), (ErrorCode::Internal, None));
+        assert_eq!(e.message(), "demo answered HTTP 418: m");
+    }
+
+    #[test]
+    fn unsupported_and_cut_short_searches_are_final_and_never_sent() {
+        let id = ProviderId::new("demo").unwrap();
+        let cut = search_cut_short(&id, "more than 2 pages of tasks");
+        let none = unsupported("no cancel");
+        for (e, code) in [(&cut, ErrorCode::Internal), (&none, ErrorCode::Unsupported)] {
+            assert_eq!((e.code(), e.is_retryable()), (code, false));
+            assert_eq!(e.submit_state(), SubmitState::NotSent);
+        }
+        assert!(
+            cut.message()
+                .starts_with("provider demo: more than 2 pages")
+        );
+        assert!(cut.message().ends_with("reconcile it by hand"));
     }
 
     #[test]

@@ -41,13 +41,8 @@ fn fal_retryable(headers: &HeaderMap) -> Option<bool> {
 }
 
 /// Classifies an HTTP error answer of an API call.
-pub(super) fn parse_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    key: &ApiKey,
-) -> ProviderError {
+pub(super) fn parse_error(answer: &Answer, call: Call, key: &ApiKey) -> ProviderError {
+    let (status, headers, body) = (answer.status, &answer.headers, &answer.body[..]);
     let (kind, detail) = serde_json::from_slice::<ErrorBody>(body)
         .unwrap_or_default()
         .read();
@@ -152,7 +147,11 @@ mod tests {
             ("image_too_large", InvalidRequest, false),
             ("value_error", InvalidRequest, false),
         ] {
-            let e = parse_error(422, &HeaderMap::new(), &detail(kind), Call::Poll, &key());
+            let e = parse_error(
+                &Answer::new(422, &HeaderMap::new(), &detail(kind)),
+                Call::Poll,
+                &key(),
+            );
             assert_eq!((e.code(), e.is_retryable()), (want, retry), "{kind}");
             assert_eq!(e.vendor_code(), Some(kind));
         }
@@ -162,14 +161,20 @@ mod tests {
     fn the_retryable_header_wins_and_create_5xx_is_ambiguous() {
         let mut h = HeaderMap::new();
         h.insert("x-fal-retryable", HeaderValue::from_static("false"));
-        let e = parse_error(500, &h, b"{}", Call::Poll, &key());
+        let e = parse_error(&Answer::new(500, &h, b"{}"), Call::Poll, &key());
         assert!(!e.is_retryable());
-        let e = parse_error(502, &HeaderMap::new(), b"<html>", Call::Submit, &key());
+        let e = parse_error(
+            &Answer::new(502, &HeaderMap::new(), b"<html>"),
+            Call::Submit,
+            &key(),
+        );
         assert_eq!(e.submit_state(), SubmitState::Ambiguous);
         let e = parse_error(
-            401,
-            &HeaderMap::new(),
-            br#"{"detail":"fal-SECRET-abcdef is invalid"}"#,
+            &Answer::new(
+                401,
+                &HeaderMap::new(),
+                br#"{"detail":"fal-SECRET-abcdef is invalid"}"#,
+            ),
             Call::Submit,
             &key(),
         );

@@ -165,16 +165,14 @@ impl FalBuilder {
     /// `CINEFLOW_FAL_PLATFORM_URL` and `CINEFLOW_FAL_JWKS_URL` when they are set and not empty
     /// (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
-            self.api_key = Some(key);
-        }
+        self.http
+            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
         if let Some(url) = http::env_var(&[PLATFORM_URL_ENV]) {
             self.platform_url = Some(url);
         }
         if let Some(url) = http::env_var(&[JWKS_URL_ENV]) {
             self.jwks_url = Some(url);
         }
-        self.http.load_env();
         self
     }
 
@@ -334,7 +332,7 @@ impl Fal {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        error::parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        error::parse_error(a, call, &self.inner.key)
     }
 
     /// The endpoint id's path segments (`fal-ai/veo3.1/fast` → three segments).
@@ -569,13 +567,7 @@ impl VideoProvider for Fal {
         ctx: &CallbackContext,
     ) -> Result<CallbackClaim, CallbackRejection> {
         let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
-        let job = match &ctx.job {
-            Some(j) if j.vendor_job_id == id => j.clone(),
-            _ => ProviderJob {
-                submitted_at: ctx.submitted_at,
-                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
-            },
-        };
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
         Ok(match status {
             Some(status) => JobClaim::new(job, status).conclusive().into(),
             None => {
@@ -667,16 +659,8 @@ impl VideoProvider for Fal {
                 }
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: more than {MAX_LIST_PAGES} pages of {name} requests; the job was \
-                 not looked for further: reconcile it by hand",
-                self.id()
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!("more than {MAX_LIST_PAGES} pages of {name} requests");
+        Err(http::search_cut_short(self.id(), what))
     }
 }
 

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use cineflow_core::callback::CallbackContext;
 use cineflow_core::{
     ByteStream, Error, ImageKind, ImageRef, ProviderError, ProviderId, ProviderJob,
 };
@@ -257,6 +258,15 @@ impl ClientConfig {
         }
     }
 
+    /// [`load_env`](Self::load_env), and reads an adapter's key: the first of `key_vars` set and
+    /// not blank replaces `key`; none set leaves it as it is.
+    pub fn load_env_with_key(&mut self, key: &mut Option<ApiKey>, key_vars: &[&str]) {
+        if let Some(k) = ApiKey::from_env(key_vars) {
+            *key = Some(k);
+        }
+        self.load_env();
+    }
+
     /// Checks the id and the base URL ([`base_url`](super::base_url)) and builds the client.
     ///
     /// # Errors
@@ -364,6 +374,16 @@ impl Endpoint {
             .timeout(self.timeouts.request))
     }
 
+    /// [`request`](Self::request) with `key` as a bearer token (`Authorization: Bearer <key>`).
+    pub fn bearer_request(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        key: &ApiKey,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        Ok(self.request(method, segments)?.bearer_auth(key.expose()))
+    }
+
     /// A job this provider just accepted, submitted now at this base URL.
     pub fn job(
         &self,
@@ -379,6 +399,16 @@ impl Endpoint {
             submitted_at: OffsetDateTime::now_utc(),
             extra,
         }
+    }
+
+    /// The job a callback naming vendor job `id` (of `vendor_model`) speaks of: the attempt's
+    /// recorded job, under the callback's id ([`recorded_job`]); without one, a job of this
+    /// provider with that id, dated at the attempt's submit.
+    pub fn callback_job(&self, id: &str, vendor_model: &str, ctx: &CallbackContext) -> ProviderJob {
+        recorded_job(id, ctx).unwrap_or_else(|| ProviderJob {
+            submitted_at: ctx.submitted_at,
+            ..self.job(id, vendor_model, Value::Null)
+        })
     }
 
     /// Streams a video with the download timeout, sending `key` only to the base URL's origin
@@ -446,6 +476,18 @@ impl Endpoint {
     }
 }
 
+/// The attempt's recorded job as a callback naming vendor job `id` speaks of it: as recorded
+/// when the ids match; with the callback's id when they differ, so that the orchestrator sees
+/// the other id and refuses the claim; `None` when no job is recorded (the submit is in flight
+/// or ambiguous).
+pub(crate) fn recorded_job(id: &str, ctx: &CallbackContext) -> Option<ProviderJob> {
+    let mut job = ctx.job.clone()?;
+    if job.vendor_job_id != id {
+        id.clone_into(&mut job.vendor_job_id);
+    }
+    Some(job)
+}
+
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
@@ -488,6 +530,29 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("abc"), "{dbg}");
         assert!(dbg.contains("proxy.example"), "{dbg}");
+    }
+
+    #[test]
+    fn a_callback_keeps_its_own_id_and_is_dated_at_the_submit() {
+        use cineflow_core::TaskId;
+        use cineflow_core::callback::AttemptRef;
+        let e = ClientConfig::new("demo", Some("https://api.example/v1"), VARS)
+            .build()
+            .unwrap();
+        let submitted = OffsetDateTime::UNIX_EPOCH;
+        let ctx = CallbackContext::new(AttemptRef::new(TaskId::new(), 1), "m-1", submitted);
+        let fresh = e.callback_job("j-2", "m-1", &ctx);
+        assert_eq!(fresh.vendor_job_id, "j-2");
+        assert_eq!(fresh.vendor_model, "m-1");
+        assert_eq!(fresh.submitted_at, submitted);
+        assert_eq!(&fresh.provider, e.id());
+        let recorded = e.job("j-1", "m-1", serde_json::json!({ "route": "r" }));
+        let ctx = ctx.with_job(recorded.clone());
+        assert_eq!(e.callback_job("j-1", "m-1", &ctx), recorded);
+        let other = e.callback_job("j-2", "m-1", &ctx);
+        assert_eq!(other.vendor_job_id, "j-2");
+        assert_eq!(other.submitted_at, recorded.submitted_at);
+        assert_eq!(other.extra, recorded.extra);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use cineflow_core::callback::{
 use super::Kling;
 use super::models::Route;
 use super::wire::Task;
+use crate::http;
 
 /// The query parameter of the callback URL naming the task's route (`text2video`, …).
 pub(super) const ROUTE_PARAM: &str = "kling_route";
@@ -33,14 +34,8 @@ impl Kling {
         if task.task_id.trim().is_empty() {
             return Err(CallbackRejection::malformed("kling", "task_id", "is empty"));
         }
-        let job = match &ctx.job {
-            Some(j) if j.vendor_job_id == task.task_id => j.clone(),
-            Some(j) => {
-                // Another job than the attempt's: the orchestrator refuses it by its id.
-                let mut other = j.clone();
-                other.vendor_job_id.clone_from(&task.task_id);
-                other
-            }
+        let job = match http::recorded_job(&task.task_id, ctx) {
+            Some(job) => job,
             None => {
                 let route = req
                     .query(ROUTE_PARAM)

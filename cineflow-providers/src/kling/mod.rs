@@ -531,17 +531,11 @@ impl Kling {
                 return Ok(None);
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: more than {MAX_LIST_PAGES} pages of {} tasks; external_task_id \
-                 {ext} was not looked for further: reconcile it by hand",
-                self.id(),
-                route.segment()
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!(
+            "more than {MAX_LIST_PAGES} pages of {} tasks, looking for external_task_id {ext}",
+            route.segment()
+        );
+        Err(http::search_cut_short(self.id(), what))
     }
 
     /// A task object as the job's status.
@@ -576,11 +570,7 @@ impl Kling {
                 };
                 let done = task.updated().unwrap_or_else(OffsetDateTime::now_utc);
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(done + OUTPUT_LIFETIME),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url.to_owned(), Some(done + OUTPUT_LIFETIME)),
                 }
             }
             "failed" => {
@@ -680,16 +670,11 @@ impl VideoProvider for Kling {
     /// Kling has no cancel endpoint: always [`Unsupported`](ErrorCode::Unsupported), saying so
     /// (the orchestrator stops following the job; the vendor finishes and bills it).
     async fn cancel(&self, job: &ProviderJob) -> Result<(), ProviderError> {
-        Err(ProviderError::new(
-            ErrorCode::Unsupported,
-            format!(
-                "kling has no cancel: task {} runs on at the vendor (and is billed); it is no \
-                 longer followed",
-                job.vendor_job_id
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        Err(http::unsupported(format!(
+            "kling has no cancel: task {} runs on at the vendor (and is billed); it is no longer \
+             followed",
+            job.vendor_job_id
+        )))
     }
 
     /// The exact lookup of the attempt's `external_task_id` (see the [module docs](self)): the

@@ -52,15 +52,7 @@ impl Minimax {
                 CallbackRejection::malformed("minimax", "status", "is missing or not a string")
             })?
             .to_ascii_lowercase();
-        let mut job = match &ctx.job {
-            Some(j) => j.clone(),
-            None => {
-                let mut job = self.inner.api.job(&id, &ctx.vendor_model, Value::Null);
-                job.submitted_at = ctx.submitted_at;
-                job
-            }
-        };
-        job.vendor_job_id.clone_from(&id);
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
         let running = |raw: Value| {
             let state = JobState::Running {
                 progress: None,

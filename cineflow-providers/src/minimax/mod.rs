@@ -84,9 +84,9 @@ use cineflow_core::callback::{
 };
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -151,10 +151,8 @@ impl MinimaxBuilder {
     /// `CINEFLOW_MINIMAX_BASE_URL` when they are set and not empty (and the network
     /// allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
-            self.api_key = Some(key);
-        }
-        self.http.load_env();
+        self.http
+            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
         self
     }
 
@@ -247,8 +245,7 @@ impl Minimax {
         let rb = self
             .inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose());
+            .bearer_request(method, segments, &self.inner.key)?;
         http::send(build(rb), call).await
     }
 
@@ -418,11 +415,7 @@ impl Minimax {
 
 /// A video at a download URL (no key), valid for [`OUTPUT_LIFETIME`] as far as anyone knows.
 fn asset(url: String) -> VideoAsset {
-    VideoAsset {
-        url,
-        expires_at: Some(OffsetDateTime::now_utc() + OUTPUT_LIFETIME),
-        content_type: Some("video/mp4".into()),
-    }
+    http::mp4(url, Some(OffsetDateTime::now_utc() + OUTPUT_LIFETIME))
 }
 
 #[async_trait]
@@ -521,15 +514,10 @@ impl VideoProvider for Minimax {
     /// carrying the job could reveal it). Answers [`Unsupported`](ErrorCode::Unsupported).
     async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
         let _ = query;
-        Err(ProviderError::new(
-            ErrorCode::Unsupported,
-            format!(
-                "provider {}: MiniMax has no task list, so a lost task cannot be looked for",
-                self.id()
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        Err(http::unsupported(format!(
+            "provider {}: MiniMax has no task list, so a lost task cannot be looked for",
+            self.id()
+        )))
     }
 }
 

@@ -139,10 +139,8 @@ impl OpenAiCompatBuilder {
     /// [`Preset::base_url_vars`]); the first non-empty one of each wins and replaces an earlier
     /// setting. Variables that are not set change nothing.
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(self.preset.api_key_vars()) {
-            self.api_key = Some(key);
-        }
-        self.http.load_env();
+        let vars = self.preset.api_key_vars();
+        self.http.load_env_with_key(&mut self.api_key, vars);
         self
     }
 

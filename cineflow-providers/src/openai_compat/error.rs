@@ -35,10 +35,9 @@
 //! | anything else, or no code | `Internal` | yes (another attempt or provider may succeed) |
 
 use cineflow_core::{ErrorCode, ProviderError, SubmitState};
-use reqwest::header::HeaderMap;
 
 use super::wire::{self, ErrorDetail};
-use crate::http::{self, ApiKey, Call};
+use crate::http::{self, Answer, ApiKey, Call};
 
 /// Billing codes: the account cannot pay, retrying will not help.
 const BILLING_CODES: [&str; 3] = [
@@ -79,13 +78,8 @@ pub(super) fn is_moderation_code(code: &str) -> bool {
 }
 
 /// Classifies an HTTP error answer (status ≥ 300) of any call.
-pub(super) fn parse_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    key: &ApiKey,
-) -> ProviderError {
+pub(super) fn parse_error(answer: &Answer, call: Call, key: &ApiKey) -> ProviderError {
+    let (status, headers, body) = (answer.status, &answer.headers, &answer.body[..]);
     let detail = ErrorDetail::parse(body);
     let message = match detail.message.as_deref() {
         Some(m) => format!("HTTP {status}: {}", http::shorten(&key.scrub(m))),
@@ -170,7 +164,7 @@ pub(super) fn job_failure(error: Option<&serde_json::Value>, key: &ApiKey) -> Pr
 mod tests {
     use std::time::Duration;
 
-    use reqwest::header::HeaderValue;
+    use reqwest::header::{HeaderMap, HeaderValue};
     use serde_json::json;
 
     use super::*;
@@ -183,9 +177,7 @@ mod tests {
 
     fn submit(status: u16, body: &str) -> ProviderError {
         parse_error(
-            status,
-            &HeaderMap::new(),
-            body.as_bytes(),
+            &Answer::new(status, &HeaderMap::new(), body.as_bytes()),
             Call::Submit,
             &key(),
         )
@@ -265,7 +257,11 @@ mod tests {
     #[test]
     fn an_unknown_video_is_not_found_on_poll() {
         let body = r#"{"error":{"message":"Video with id 'video_x' not found.","type":"invalid_request_error","param":null,"code":null}}"#;
-        let e = parse_error(404, &HeaderMap::new(), body.as_bytes(), Call::Poll, &key());
+        let e = parse_error(
+            &Answer::new(404, &HeaderMap::new(), body.as_bytes()),
+            Call::Poll,
+            &key(),
+        );
         assert_eq!(e.code(), ErrorCode::NotFound);
         assert_eq!(e.submit_state(), SubmitState::NotSent);
     }
@@ -275,7 +271,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
         let body = br#"{"error":{"message":"Rate limit reached for requests","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
-        let e = parse_error(429, &h, body, Call::Submit, &key());
+        let e = parse_error(&Answer::new(429, &h, body), Call::Submit, &key());
         assert_eq!(e.code(), ErrorCode::RateLimited);
         assert!(e.is_retryable());
         assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
@@ -339,10 +335,10 @@ mod tests {
     fn x_should_retry_is_obeyed() {
         let mut h = HeaderMap::new();
         h.insert("x-should-retry", HeaderValue::from_static("false"));
-        let e = parse_error(503, &h, b"{}", Call::Submit, &key());
+        let e = parse_error(&Answer::new(503, &h, b"{}"), Call::Submit, &key());
         assert!(!e.is_retryable());
         h.insert("x-should-retry", HeaderValue::from_static("true"));
-        let e = parse_error(409, &h, b"{}", Call::Submit, &key());
+        let e = parse_error(&Answer::new(409, &h, b"{}"), Call::Submit, &key());
         assert!(e.is_retryable());
     }
 

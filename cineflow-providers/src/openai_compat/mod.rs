@@ -402,13 +402,7 @@ impl OpenAiCompat {
             .bearer_auth(self.key.expose());
         let answer = http::send(call, Call::Other).await?;
         if !answer.is_success() {
-            return Err(error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                Call::Other,
-                &self.key,
-            ));
+            return Err(error::parse_error(&answer, Call::Other, &self.key));
         }
         let body: Value = answer.json(Call::Other, &self.key)?;
         let page = wire::VideoPage::parse(&body)
@@ -437,11 +431,10 @@ impl OpenAiCompat {
             Some("completed") => {
                 let expires_at = video.expires_at.as_ref().and_then(wire::unix_time);
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: self.content_url(&job.vendor_job_id)?.to_string(),
+                    asset: http::mp4(
+                        self.content_url(&job.vendor_job_id)?.to_string(),
                         expires_at,
-                        content_type: Some("video/mp4".into()),
-                    },
+                    ),
                 }
             }
             Some("failed") => JobState::Failed {
@@ -482,8 +475,7 @@ impl VideoProvider for OpenAiCompat {
         let fields = self.fields(req)?;
         let mut call = self
             .api
-            .request(Method::POST, &["videos"])?
-            .bearer_auth(self.key.expose());
+            .bearer_request(Method::POST, &["videos"], &self.key)?;
         if !req.idempotency_key.is_empty() {
             // Harmless where ignored; submit states never rely on it.
             call = call.header("Idempotency-Key", &req.idempotency_key);
@@ -494,13 +486,7 @@ impl VideoProvider for OpenAiCompat {
         };
         let answer = http::send(call, Call::Submit).await?;
         if !answer.is_success() {
-            return Err(error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                Call::Submit,
-                &self.key,
-            ));
+            return Err(error::parse_error(&answer, Call::Submit, &self.key));
         }
         let video: wire::Video = answer.json(Call::Submit, &self.key)?;
         if video.id.trim().is_empty() {
@@ -590,18 +576,12 @@ impl VideoProvider for OpenAiCompat {
                 }
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: read {MAX_LIST_PAGES} pages of {} videos without reaching one \
-                 created before {}; the job was not looked for further: reconcile it by hand",
-                self.api.id(),
-                LIST_PAGE_SIZE,
-                query.created_after
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!(
+            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} videos without reaching one created \
+             before {}",
+            query.created_after
+        );
+        Err(http::search_cut_short(self.api.id(), what))
     }
 
     /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest
@@ -635,19 +615,12 @@ impl VideoProvider for OpenAiCompat {
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
-        let call = self
-            .api
-            .request(Method::GET, &["videos", &job.vendor_job_id])?
-            .bearer_auth(self.key.expose());
+        let call =
+            self.api
+                .bearer_request(Method::GET, &["videos", &job.vendor_job_id], &self.key)?;
         let answer = http::send(call, Call::Poll).await?;
         if !answer.is_success() {
-            return Err(error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                Call::Poll,
-                &self.key,
-            ));
+            return Err(error::parse_error(&answer, Call::Poll, &self.key));
         }
         let raw: Value = answer.json(Call::Poll, &self.key)?;
         let mut status = self.status_of(job, raw, &answer, Call::Poll)?;
@@ -684,13 +657,7 @@ impl VideoProvider for OpenAiCompat {
                     .with_submit_state(SubmitState::NotSent)
                     .with_raw(http::excerpt(&answer.body, &self.key));
                 }
-                error::parse_error(
-                    answer.status,
-                    &answer.headers,
-                    &answer.body,
-                    Call::Download,
-                    &self.key,
-                )
+                error::parse_error(answer, Call::Download, &self.key)
             })
             .await
     }

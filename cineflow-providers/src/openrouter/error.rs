@@ -20,11 +20,10 @@
 //! `content_policy`; anything else → a non-retryable `internal`, with the vendor's message.
 
 use cineflow_core::{ErrorCode, ProviderError};
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::wire::{ErrorBody, ErrorObject};
-use crate::http::{self, ApiKey, Call};
+use crate::http::{self, Answer, ApiKey, Call};
 
 /// Failed-video codes that mean moderation refused it (*unverified* names).
 const POLICY_CODES: [&str; 4] = [
@@ -35,13 +34,8 @@ const POLICY_CODES: [&str; 4] = [
 ];
 
 /// Classifies an HTTP error answer.
-pub(super) fn parse_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    key: &ApiKey,
-) -> ProviderError {
+pub(super) fn parse_error(answer: &Answer, call: Call, key: &ApiKey) -> ProviderError {
+    let (status, headers, body) = (answer.status, &answer.headers, &answer.body[..]);
     let err = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.error)
@@ -102,6 +96,7 @@ pub(super) fn job_failure(error: Option<&Value>, raw: &[u8], key: &ApiKey) -> Pr
 mod tests {
     use super::*;
     use cineflow_core::SubmitState;
+    use reqwest::header::HeaderMap;
     use serde_json::json;
 
     fn key() -> ApiKey {
@@ -115,9 +110,11 @@ mod tests {
                 .unwrap()
         };
         let e = parse_error(
-            403,
-            &HeaderMap::new(),
-            &body(json!({"reasons": ["violence"], "flagged_input": "…"})),
+            &Answer::new(
+                403,
+                &HeaderMap::new(),
+                &body(json!({"reasons": ["violence"], "flagged_input": "…"})),
+            ),
             Call::Submit,
             &key(),
         );
@@ -126,16 +123,22 @@ mod tests {
             (ErrorCode::ContentPolicy, SubmitState::Rejected)
         );
         let e = parse_error(
-            403,
-            &HeaderMap::new(),
-            &body(Value::Null),
+            &Answer::new(403, &HeaderMap::new(), &body(Value::Null)),
             Call::Submit,
             &key(),
         );
         assert_eq!(e.code(), ErrorCode::Forbidden);
-        let e = parse_error(402, &HeaderMap::new(), b"{}", Call::Submit, &key());
+        let e = parse_error(
+            &Answer::new(402, &HeaderMap::new(), b"{}"),
+            Call::Submit,
+            &key(),
+        );
         assert_eq!(e.code(), ErrorCode::InsufficientCredits);
-        let e = parse_error(502, &HeaderMap::new(), b"{}", Call::Submit, &key());
+        let e = parse_error(
+            &Answer::new(502, &HeaderMap::new(), b"{}"),
+            Call::Submit,
+            &key(),
+        );
         assert_eq!(e.submit_state(), SubmitState::Ambiguous);
     }
 

@@ -151,13 +151,11 @@ impl OpenRouterBuilder {
     /// `CINEFLOW_OPENROUTER_BASE_URL` and `CINEFLOW_OPENROUTER_WEBHOOK_SECRET` when set and not
     /// empty (and the network allow-list).
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
-            self.api_key = Some(key);
-        }
+        self.http
+            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
         if let Some(secret) = http::env_var(&[WEBHOOK_SECRET_ENV]) {
             self = self.with_webhook_secret(&secret);
         }
-        self.http.load_env();
         self
     }
 
@@ -394,11 +392,7 @@ impl OpenRouter {
                     None => self.content_url(vendor_job_id)?.to_string(),
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url,
-                        expires_at: None,
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url, None),
                 }
             }
             "failed" => {
@@ -463,15 +457,13 @@ impl OpenRouter {
         method: Method,
         segments: &[&str],
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        Ok(self
-            .inner
+        self.inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose()))
+            .bearer_request(method, segments, &self.inner.key)
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        error::parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        error::parse_error(a, call, &self.inner.key)
     }
 
     /// The `/content` URL of a video (downloaded with the key).
@@ -606,13 +598,7 @@ impl VideoProvider for OpenRouter {
         ctx: &CallbackContext,
     ) -> Result<CallbackClaim, CallbackRejection> {
         let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
-        let job = match &ctx.job {
-            Some(j) if j.vendor_job_id == id => j.clone(),
-            _ => ProviderJob {
-                submitted_at: ctx.submitted_at,
-                ..self.inner.api.job(id, &ctx.vendor_model, Value::Null)
-            },
-        };
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
         let ended = status.state.is_terminal();
         let claim = JobClaim::new(job, status);
         Ok(if ended { claim.conclusive() } else { claim }.into())

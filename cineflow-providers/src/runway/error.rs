@@ -28,19 +28,13 @@
 //! | anything else, or none | `internal` | no |
 
 use cineflow_core::{ErrorCode, ProviderError};
-use reqwest::header::HeaderMap;
 
 use super::wire::ErrorBody;
-use crate::http::{self, ApiKey, Call};
+use crate::http::{self, Answer, ApiKey, Call};
 
 /// Classifies an HTTP error answer of Runway's API.
-pub(super) fn parse_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    key: &ApiKey,
-) -> ProviderError {
+pub(super) fn parse_error(answer: &Answer, call: Call, key: &ApiKey) -> ProviderError {
+    let (status, headers, body) = (answer.status, &answer.headers, &answer.body[..]);
     let vendor = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.error)
@@ -114,7 +108,7 @@ pub(super) fn failure_code(code: Option<&str>) -> (ErrorCode, bool) {
 mod tests {
     use super::*;
     use cineflow_core::SubmitState;
-    use reqwest::header::HeaderValue;
+    use reqwest::header::{HeaderMap, HeaderValue};
 
     fn key() -> ApiKey {
         ApiKey::new("key_SECRET_abcdef")
@@ -180,9 +174,7 @@ mod tests {
         ];
         for (status, body, want, retry, state) in cases {
             let e = parse_error(
-                status,
-                &HeaderMap::new(),
-                body.as_bytes(),
+                &Answer::new(status, &HeaderMap::new(), body.as_bytes()),
                 Call::Submit,
                 &key(),
             );
@@ -198,9 +190,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
         let e = parse_error(
-            429,
-            &h,
-            br#"{"error":"slow down key_SECRET_abcdef"}"#,
+            &Answer::new(429, &h, br#"{"error":"slow down key_SECRET_abcdef"}"#),
             Call::Poll,
             &key(),
         );

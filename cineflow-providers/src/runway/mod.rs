@@ -303,8 +303,7 @@ impl RunwayBuilder {
     /// SDKs' name) and `CINEFLOW_RUNWAY_BASE_URL` when they are set and not empty.
     pub fn from_env() -> Self {
         let mut b = Self::new();
-        b.api_key = ApiKey::from_env(&API_KEY_VARS);
-        b.http.load_env();
+        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
         b
     }
 
@@ -415,13 +414,12 @@ impl Runway {
         Ok(self
             .inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose())
+            .bearer_request(method, segments, &self.inner.key)?
             .header("X-Runway-Version", API_VERSION))
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        parse_error(a, call, &self.inner.key)
     }
 
     fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {

@@ -33,13 +33,7 @@ impl Seedance {
             .get("model")
             .and_then(Value::as_str)
             .unwrap_or(&ctx.vendor_model);
-        let mut job = match &ctx.job {
-            Some(j) if j.vendor_job_id == id => j.clone(),
-            _ => self.job_for(id, model),
-        };
-        if ctx.job.is_none() {
-            job.submitted_at = ctx.submitted_at;
-        }
+        let job = self.inner.api.callback_job(&id, model, ctx);
         let status = self
             .task_status(&job, raw, &task)
             .map_err(|why| CallbackRejection::malformed("seedance", "content.video_url", why))?;

@@ -107,9 +107,9 @@ use cineflow_core::callback::{
 };
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderError, ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -198,10 +198,8 @@ impl SeedanceBuilder {
     /// `CINEFLOW_SEEDANCE_BASE_URL` when they are set and not empty (and the network allow-list,
     /// like every adapter).
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
-            self.api_key = Some(key);
-        }
-        self.http.load_env();
+        self.http
+            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
         self
     }
 
@@ -335,15 +333,13 @@ impl Seedance {
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let mut segments = TASKS.to_vec();
         segments.extend(id);
-        Ok(self
-            .inner
+        self.inner
             .api
-            .request(method, &segments)?
-            .bearer_auth(self.inner.key.expose()))
+            .bearer_request(method, &segments, &self.inner.key)
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        error::parse_error(a.status, &a.headers, &a.body, call, &self.inner.key)
+        error::parse_error(a, call, &self.inner.key)
     }
 
     fn model(&self, name: &str) -> Result<&'static Model, ProviderError> {
@@ -493,11 +489,7 @@ impl Seedance {
                         content_type: Some("image/png".into()),
                     });
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(done + OUTPUT_LIFETIME),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url.to_owned(), Some(done + OUTPUT_LIFETIME)),
                 }
             }
             "failed" => {
@@ -631,15 +623,10 @@ impl VideoProvider for Seedance {
             return Err(self.error(&answer, Call::Other));
         }
         let task: Task = answer.json(Call::Other, &self.inner.key)?;
-        let not_cancelled = |why: String| {
-            ProviderError::new(ErrorCode::Unsupported, why)
-                .with_retryable(false)
-                .with_submit_state(SubmitState::NotSent)
-        };
         match task.status.as_deref().unwrap_or_default() {
             "queued" => {}
             "running" => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "seedance task {} is running: Ark cancels only queued tasks",
                     job.vendor_job_id
                 )));
@@ -647,7 +634,7 @@ impl VideoProvider for Seedance {
             // Already over: nothing to cancel, and nothing is deleted.
             "succeeded" | "failed" | "expired" | "cancelled" => return Ok(()),
             other => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "seedance task {} has the unknown status {other:?}: not cancelled",
                     job.vendor_job_id
                 )));
@@ -681,16 +668,9 @@ impl VideoProvider for Seedance {
             let mut page_num = 1;
             loop {
                 if page_num > MAX_LIST_PAGES {
-                    return Err(ProviderError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "provider {}: more than {MAX_LIST_PAGES} pages of {status} {model} \
-                             tasks; the job was not looked for further: reconcile it by hand",
-                            self.id()
-                        ),
-                    )
-                    .with_retryable(false)
-                    .with_submit_state(SubmitState::NotSent));
+                    let what =
+                        format!("more than {MAX_LIST_PAGES} pages of {status} {model} tasks");
+                    return Err(http::search_cut_short(self.id(), what));
                 }
                 let (_, page) = self.list_page(&params, page_num, LIST_PAGE_SIZE).await?;
                 for task in &page.items {

@@ -34,10 +34,9 @@
 //! | anything else, or nothing | `Internal` | yes |
 
 use cineflow_core::{ErrorCode, ProviderError, SubmitState};
-use reqwest::header::HeaderMap;
 
 use super::wire::Envelope;
-use crate::http::{self, ApiKey, Call};
+use crate::http::{self, Answer, ApiKey, Call};
 
 /// Substrings of `error_msg` that mean moderation refused the job (see the module table).
 pub(super) const CONTENT_POLICY_PATTERNS: [&str; 12] = [
@@ -62,13 +61,8 @@ pub(super) const CONTENT_POLICY_PATTERNS: [&str; 12] = [
     "content_violation",
 ];
 /// Classifies an error answer: an HTTP status ≥ 300, or a 2xx whose envelope `code` is not 200.
-pub(super) fn parse_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    key: &ApiKey,
-) -> ProviderError {
+pub(super) fn parse_error(answer: &Answer, call: Call, key: &ApiKey) -> ProviderError {
+    let (status, headers, body) = (answer.status, &answer.headers, &answer.body[..]);
     let envelope = Envelope::parse(body);
     let http_error = !(200..300).contains(&status);
     let mut message = format!("HTTP {status}");
@@ -159,7 +153,7 @@ pub(super) fn job_failure(error_msg: Option<&str>, key: &ApiKey) -> ProviderErro
 mod tests {
     use std::time::Duration;
 
-    use reqwest::header::HeaderValue;
+    use reqwest::header::{HeaderMap, HeaderValue};
 
     use super::*;
 
@@ -171,9 +165,7 @@ mod tests {
 
     fn submit(status: u16, body: &str) -> ProviderError {
         parse_error(
-            status,
-            &HeaderMap::new(),
-            body.as_bytes(),
+            &Answer::new(status, &HeaderMap::new(), body.as_bytes()),
             Call::Submit,
             &key(),
         )
@@ -227,7 +219,11 @@ mod tests {
         let e = submit(503, r#"{"code":500,"message":"服务器错误","data":null}"#);
         assert_eq!(e.submit_state(), SubmitState::Rejected);
         let body = br#"{"code":500,"message":"x"}"#;
-        let e = parse_error(200, &HeaderMap::new(), body, Call::Poll, &key());
+        let e = parse_error(
+            &Answer::new(200, &HeaderMap::new(), body),
+            Call::Poll,
+            &key(),
+        );
         assert_eq!(e.submit_state(), SubmitState::NotSent);
     }
 
@@ -236,7 +232,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("2"));
         let body = r#"{"code":429,"message":"请求过于频繁","data":null}"#;
-        let e = parse_error(429, &h, body.as_bytes(), Call::Submit, &key());
+        let e = parse_error(&Answer::new(429, &h, body.as_bytes()), Call::Submit, &key());
         assert_eq!(e.code(), ErrorCode::RateLimited);
         assert!(e.is_retryable());
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));

@@ -79,9 +79,9 @@ use std::fmt;
 use async_trait::async_trait;
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderError, ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Durations, Error, ErrorCode, ImageKind, ModelCapabilities, ProviderId};
+use cineflow_core::{Durations, Error, ImageKind, ModelCapabilities, ProviderId};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -162,8 +162,7 @@ impl SoraHkBuilder {
     /// (the first non-empty variable of each wins).
     pub fn from_env() -> Self {
         let mut b = Self::new();
-        b.api_key = ApiKey::from_env(&API_KEY_VARS);
-        b.http.load_env();
+        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
         b
     }
 
@@ -267,10 +266,7 @@ impl SoraHk {
 
     /// A GET to the API with the key, envelope-checked.
     async fn get_json(&self, path: &[&str]) -> Result<(http::Answer, Value), ProviderError> {
-        let call = self
-            .api
-            .request(Method::GET, path)?
-            .bearer_auth(self.key.expose());
+        let call = self.api.bearer_request(Method::GET, path, &self.key)?;
         let answer = http::send(call, Call::Other).await?;
         let body = self.checked(&answer, Call::Other)?;
         Ok((answer, body))
@@ -278,15 +274,7 @@ impl SoraHk {
 
     /// The body of an answer whose HTTP status and envelope code both say success.
     fn checked(&self, answer: &http::Answer, call: Call) -> Result<Value, ProviderError> {
-        let failed = || {
-            error::parse_error(
-                answer.status,
-                &answer.headers,
-                &answer.body,
-                call,
-                &self.key,
-            )
-        };
+        let failed = || error::parse_error(answer, call, &self.key);
         if !answer.is_success() {
             return Err(failed());
         }
@@ -392,11 +380,7 @@ impl SoraHk {
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
                     .ok_or_else(|| malformed("completed without an http(s) video_url"))?;
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        expires_at: sas_expiry(&url),
-                        url: url.into(),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url.clone(), sas_expiry(&url)),
                 }
             }
             Some("failed") => JobState::Failed {
@@ -465,8 +449,7 @@ impl VideoProvider for SoraHk {
         let body = self.body(req, is_pro)?;
         let call = self
             .api
-            .request(Method::POST, &["create"])?
-            .bearer_auth(self.key.expose())
+            .bearer_request(Method::POST, &["create"], &self.key)?
             .json(&body);
         let answer = http::send(call, Call::Submit).await?;
         let envelope = self.checked(&answer, Call::Submit)?;
@@ -546,18 +529,12 @@ impl VideoProvider for SoraHk {
                 return Ok(found);
             }
         }
-        Err(ProviderError::new(
-            ErrorCode::Internal,
-            format!(
-                "provider {}: read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without \
-                 reaching one created before {}; the job was not looked for further: reconcile \
-                 it by hand",
-                self.api.id(),
-                query.created_after
-            ),
-        )
-        .with_retryable(false)
-        .with_submit_state(SubmitState::NotSent))
+        let what = format!(
+            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without reaching one created \
+             before {}",
+            query.created_after
+        );
+        Err(http::search_cut_short(self.api.id(), what))
     }
 
     /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first
@@ -592,10 +569,9 @@ impl VideoProvider for SoraHk {
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
-        let call = self
-            .api
-            .request(Method::GET, &["tasks", &job.vendor_job_id])?
-            .bearer_auth(self.key.expose());
+        let call =
+            self.api
+                .bearer_request(Method::GET, &["tasks", &job.vendor_job_id], &self.key)?;
         let answer = http::send(call, Call::Poll).await?;
         let envelope = self.checked(&answer, Call::Poll)?;
         let raw = match envelope.get("data") {

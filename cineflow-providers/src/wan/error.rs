@@ -19,11 +19,10 @@
 //! Any 5xx answer to the create call is **ambiguous**: DashScope has no idempotency key ("do
 //! not create duplicate tasks"), so the orchestrator reconciles instead of paying again.
 
-use cineflow_core::{ErrorCode, ProviderError, SubmitState};
-use reqwest::header::HeaderMap;
+use cineflow_core::{ErrorCode, ProviderError};
 
 use super::wire::ErrorBody;
-use crate::http::{self, ApiKey, Call};
+use crate::http::{self, Answer, ApiKey, Call};
 
 /// Classifies a DashScope `code`: `(code, retryable)`, or `None` when the code says nothing
 /// the HTTP status does not.
@@ -47,28 +46,11 @@ pub(super) fn classify(code: &str) -> Option<(ErrorCode, bool)> {
 }
 
 /// Classifies an HTTP error answer.
-pub(super) fn parse_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    key: &ApiKey,
-) -> ProviderError {
-    let vendor = serde_json::from_slice::<ErrorBody>(body).unwrap_or_default();
-    let code = vendor.code.as_deref().filter(|c| !c.is_empty());
-    let message = http::answered("wan", status, code, vendor.message.as_deref());
-    let mut base = http::status_error(status, headers, body, call, key, message);
-    if call == Call::Submit && status >= 500 {
-        // No idempotency key: a 5xx may follow an accepted task (503 included).
-        base = base.with_submit_state(SubmitState::Ambiguous);
-    }
-    if let Some(c) = code {
-        base = base.with_vendor_code(key.scrub(c));
-    }
-    match code.and_then(classify) {
-        Some((code, retryable)) => http::recode(base, code, retryable),
-        None => base,
-    }
+pub(super) fn parse_error(answer: &Answer, call: Call, key: &ApiKey) -> ProviderError {
+    let vendor = serde_json::from_slice::<ErrorBody>(&answer.body).unwrap_or_default();
+    // No idempotency key: a 5xx on a submit is ambiguous.
+    let said = (vendor.code.as_deref(), vendor.message.as_deref());
+    http::coded_error("wan", answer, call, key, said, classify)
 }
 
 /// A failed task's error: classified by `output.code` (unknown codes are a non-retryable
@@ -92,7 +74,8 @@ pub(super) fn task_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use cineflow_core::SubmitState;
+    use reqwest::header::HeaderMap;
 
     fn key() -> ApiKey {
         ApiKey::new("sk-wan-SECRET-abcdef")
@@ -119,44 +102,18 @@ mod tests {
             (503, "ServiceUnavailable", ProviderUnavailable, true),
             (418, "SomethingNew", Internal, false),
         ];
-        for (status, code, want, retry) in cases {
-            let e = parse_error(
-                status,
-                &HeaderMap::new(),
-                body(code).as_bytes(),
-                Call::Poll,
-                &key(),
-            );
-            assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
-            assert_eq!(e.vendor_code(), Some(code));
-            assert_eq!(e.submit_state(), SubmitState::NotSent);
-        }
+        http::check_error_table(&cases, body, |a, call| parse_error(a, call, &key()));
     }
 
     #[test]
-    fn every_5xx_on_create_is_ambiguous_and_4xx_rejected() {
-        for status in [500, 502, 503, 504] {
-            let e = parse_error(status, &HeaderMap::new(), b"", Call::Submit, &key());
-            assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{status}");
-        }
+    fn a_5xx_on_create_is_ambiguous() {
+        // The rest of the mapping (Retry-After, scrubbing, 4xx rejected) is `http::coded_error`'s.
         let e = parse_error(
-            429,
-            &HeaderMap::new(),
-            body("Throttling.RateQuota").as_bytes(),
+            &Answer::new(503, &HeaderMap::new(), b""),
             Call::Submit,
             &key(),
         );
-        assert_eq!(e.submit_state(), SubmitState::Rejected);
-    }
-
-    #[test]
-    fn retry_after_is_kept_and_keys_are_scrubbed() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("7"));
-        let b = r#"{"code":"Throttling","message":"slow down sk-wan-SECRET-abcdef"}"#;
-        let e = parse_error(429, &h, b.as_bytes(), Call::Poll, &key());
-        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(7)));
-        assert!(!format!("{e:?} {e}").contains("SECRET"));
+        assert_eq!(e.submit_state(), SubmitState::Ambiguous);
     }
 
     #[test]

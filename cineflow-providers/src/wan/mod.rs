@@ -94,9 +94,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -181,10 +181,8 @@ impl WanBuilder {
     /// Reads `CINEFLOW_WAN_API_KEY` (fallback `DASHSCOPE_API_KEY`) and `CINEFLOW_WAN_BASE_URL`
     /// when they are set and not empty (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        if let Some(key) = ApiKey::from_env(&API_KEY_VARS) {
-            self.api_key = Some(key);
-        }
-        self.http.load_env();
+        self.http
+            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
         self
     }
 
@@ -315,8 +313,7 @@ impl Wan {
         let mut rb = self
             .inner
             .api
-            .request(method, segments)?
-            .bearer_auth(self.inner.key.expose());
+            .bearer_request(method, segments, &self.inner.key)?;
         if let Some(w) = &self.inner.workspace {
             rb = rb.header(HeaderName::from_static("x-dashscope-workspace"), w.clone());
         }
@@ -324,13 +321,7 @@ impl Wan {
     }
 
     fn error(&self, answer: &Answer, call: Call) -> ProviderError {
-        error::parse_error(
-            answer.status,
-            &answer.headers,
-            &answer.body,
-            call,
-            &self.inner.key,
-        )
+        error::parse_error(answer, call, &self.inner.key)
     }
 
     /// The model `name` names in this region, or a refusal listing the known ones.
@@ -378,11 +369,7 @@ impl Wan {
                     ));
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(expires_at(url)),
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: http::mp4(url, Some(expires_at(url))),
                 }
             }
             "FAILED" => JobState::Failed {
@@ -513,15 +500,10 @@ impl VideoProvider for Wan {
             return Err(self.error(&answer, Call::Other));
         }
         let task: Task = answer.json(Call::Other, &self.inner.key)?;
-        let not_cancelled = |why: String| {
-            ProviderError::new(ErrorCode::Unsupported, why)
-                .with_retryable(false)
-                .with_submit_state(SubmitState::NotSent)
-        };
         match task.output.task_status.as_deref().unwrap_or_default() {
             "PENDING" => {}
             "RUNNING" | "SUSPENDED" => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "wan task {} is running: DashScope cancels only PENDING tasks",
                     job.vendor_job_id
                 )));
@@ -529,7 +511,7 @@ impl VideoProvider for Wan {
             // Already over (or gone): nothing to cancel.
             "SUCCEEDED" | "FAILED" | "CANCELED" | "UNKNOWN" => return Ok(()),
             other => {
-                return Err(not_cancelled(format!(
+                return Err(http::unsupported(format!(
                     "wan task {} has the unknown status {other:?}: not cancelled",
                     job.vendor_job_id
                 )));
@@ -567,16 +549,9 @@ impl VideoProvider for Wan {
             let mut page_no = 1;
             loop {
                 if page_no > MAX_LIST_PAGES {
-                    return Err(ProviderError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "provider {}: more than {MAX_LIST_PAGES} pages of {status} {model} \
-                             tasks; the job was not looked for further: reconcile it by hand",
-                            self.id()
-                        ),
-                    )
-                    .with_retryable(false)
-                    .with_submit_state(SubmitState::NotSent));
+                    let what =
+                        format!("more than {MAX_LIST_PAGES} pages of {status} {model} tasks");
+                    return Err(http::search_cut_short(self.id(), what));
                 }
                 let page = self.list_page(&params, page_no).await?;
                 for t in &page.items {
