@@ -231,13 +231,7 @@ impl Store for SqliteStore {
         // Encoded by the caller, so that the writer only writes.
         let rows = tasks
             .iter()
-            .map(|t| {
-                Ok((
-                    t.id,
-                    TaskCols::new(t, t.revision)?,
-                    lease_cols(t.lease.as_ref()),
-                ))
-            })
+            .map(|t| Ok((TaskCols::new(t, t.revision)?, lease_cols(t.lease.as_ref()))))
             .collect::<Result<Vec<_>>>()?;
         self.writer
             .write((run.clone(), rows), writes::insert_run)

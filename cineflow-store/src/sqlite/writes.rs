@@ -13,7 +13,7 @@ use sqlx::{Sqlite, SqliteConnection};
 use super::{JobFuture, SqliteStore};
 use crate::common::{deadline, not_found, now, to_ns};
 use crate::sql::{
-    RowExt, SqlBackend, TaskCols, db, insert_error, kept_changing, page_i64, renewed,
+    LeaseCols, RowExt, SqlBackend, TaskCols, db, kept_changing, page_i64, renewed,
     returning_written_task, run_cas_failed, select_segment, task_of, to_i64, update_run,
     update_task as update_task_sql, written_task,
 };
@@ -24,8 +24,8 @@ pub(super) struct TaskWrite {
     pub(super) cols: TaskCols,
 }
 
-/// A task row to insert: its id, columns and lease columns.
-pub(super) type TaskRow = (TaskId, TaskCols, (Option<String>, Option<i64>, Option<i64>));
+/// A task row to insert: its columns and lease columns.
+pub(super) type TaskRow = (TaskCols, LeaseCols);
 
 /// [`Store::put_storyboard`](cineflow_core::Store::put_storyboard).
 pub(super) fn put_storyboard<'c>(
@@ -65,29 +65,8 @@ pub(super) fn insert_run<'c>(
 ) -> JobFuture<'c, ()> {
     Box::pin(async move {
         Sqlite::insert_run_row(&mut *conn, run).await?;
-        for (id, c, (lease_owner, lease_token, lease_expires_at_ns)) in rows {
-            sqlx::query(
-                "INSERT INTO cineflow_tasks (id, run_id, status, segment_index, version_index, \
-                 error_code, retryable, created_at_ns, revision, lease_owner, lease_token, \
-                 lease_expires_at_ns, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )
-            .bind(&c.id)
-            .bind(&c.run_id)
-            .bind(c.status)
-            .bind(c.segment_index)
-            .bind(c.version_index)
-            .bind(c.error_code)
-            .bind(c.retryable)
-            .bind(c.created_at_ns)
-            .bind(c.revision)
-            .bind(lease_owner)
-            .bind(lease_token)
-            .bind(lease_expires_at_ns)
-            .bind(&c.body)
-            .execute(&mut *conn)
-            .await
-            .map_err(insert_error("task", id, "cannot insert a task"))?;
+        for (c, lease) in rows {
+            Sqlite::insert_task_row(&mut *conn, c, lease).await?;
         }
         Ok(())
     })
@@ -135,8 +114,8 @@ pub(super) fn update_task<'c>(
             let now = now();
             let update = Sqlite::sql(concat!(
                 update_task_sql!(),
-                " AND (lease_token IS NULL OR lease_expires_at_ns <= $11 OR lease_token = $12) \
-                 AND ($12 IS NULL OR lease_token = $12)",
+                " AND (lease_token IS NULL OR lease_expires_at_ns <= $12 OR lease_token = $13) \
+                 AND ($13 IS NULL OR lease_token = $13)",
                 returning_written_task!()
             ));
             let row = Sqlite::bind_task_update(sqlx::query(update), &w.cols, &w.task)
