@@ -41,8 +41,9 @@ const READ_CONNECTIONS: u32 = 8;
 ///   (run, status, segment and version index, error code, retryable, creation time) serve the
 ///   filters and sorts. A task's `revision` and lease live in columns of their own.
 /// - Every write goes through **one writer connection** fed by a queue: the writes waiting when
-///   a transaction starts are run in it (each in a savepoint of its own, so a failing write
-///   leaves nothing and does not disturb the others) and committed together with one fsync;
+///   a transaction starts are run in it (a failing write leaves nothing and does not disturb
+///   the others: each runs in a savepoint of its own unless it writes with one statement) and
+///   committed together with one fsync;
 ///   the writes that arrive meanwhile make the next transaction (group commit). A write call
 ///   returns only after the transaction holding it has committed, so a write is on disk when
 ///   its call returns, as before; concurrent writers no longer fight over SQLite's write lock.
@@ -289,7 +290,7 @@ impl Store for SqliteStore {
         // Encoded by the caller, so that the writer only writes.
         let cols = TaskCols::new(task, task.revision.saturating_add(1))?;
         self.writer
-            .write(
+            .write_one(
                 writes::TaskWrite {
                     task: task.clone(),
                     cols,
@@ -316,13 +317,13 @@ impl Store for SqliteStore {
 
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
         self.writer
-            .write((task, lease.clone(), ttl), writes::heartbeat)
+            .write_one((task, lease.clone(), ttl), writes::heartbeat)
             .await
     }
 
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
         self.writer
-            .write((task, lease.clone()), writes::release)
+            .write_one((task, lease.clone()), writes::release)
             .await
     }
 }

@@ -1,6 +1,6 @@
 //! Behaviours: tasks that continue other tasks (continuity chains).
 
-use cineflow_core::{Store, TaskStatus};
+use cineflow_core::{Store, TaskId, TaskStatus};
 
 use super::fixtures::Fixture;
 use super::{LIVE, Must, ids};
@@ -39,18 +39,19 @@ pub async fn claims_skip_tasks_waiting_for_another_until_they_are_opened(store: 
     let counts = store.run_counts(f.run.id).await.must("run_counts");
     assert_eq!((counts.pending, counts.blocked), (2, 1), "{counts:?}");
 
-    let mut opened = store.get_task(waiting.id).await.must("get waiting");
+    open_and_claim(store, waiting.id).await;
+}
+
+/// Opens the waiting task `id` (clears what it waits for) and checks that a claim takes it alone.
+async fn open_and_claim(store: &dyn Store, id: TaskId) {
+    let mut opened = store.get_task(id).await.must("get waiting");
     opened.waiting_for = None;
     store.update_task(&opened).await.must("open it");
     let claimed = store
         .claim_tasks("worker-b", None, 10, LIVE)
         .await
         .must("claim the opened task");
-    assert_eq!(
-        ids(&claimed),
-        vec![waiting.id],
-        "the opened task is claimable"
-    );
+    assert_eq!(ids(&claimed), vec![id], "the opened task is claimable");
 }
 
 /// A task inserted waiting for another one is not claimed until it is opened, and the claim
@@ -68,22 +69,12 @@ pub async fn tasks_inserted_waiting_for_another_are_claimed_only_once_opened(sto
         "what a task waits for survives the insert"
     );
 
-    let claimed = store
-        .claim_tasks("worker-a", None, 10, LIVE)
-        .await
-        .must("claim");
+    let claimed = store.claim_tasks("worker-a", None, 10, LIVE).await;
     assert_eq!(
-        ids(&claimed),
+        ids(&claimed.must("claim")),
         vec![f.tasks[1].id, first],
         "the waiting task is skipped, the others are claimed oldest first"
     );
 
-    let mut opened = store.get_task(last).await.must("get waiting");
-    opened.waiting_for = None;
-    store.update_task(&opened).await.must("open it");
-    let claimed = store
-        .claim_tasks("worker-b", None, 10, LIVE)
-        .await
-        .must("claim the opened task");
-    assert_eq!(ids(&claimed), vec![last], "the opened task is claimable");
+    open_and_claim(store, last).await;
 }
