@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cineflow_core::store::check_task_write;
 use cineflow_core::{
-    Lease, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
+    Lease, Result, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
 };
 use sqlx::{Sqlite, SqliteConnection};
 
@@ -14,8 +14,8 @@ use super::{JobFuture, SqliteStore};
 use crate::common::{deadline, not_found, now, to_ns};
 use crate::sql::{
     LeaseCols, RowExt, SqlBackend, TaskCols, db, kept_changing, page_i64, renewed,
-    returning_written_task, run_cas_failed, select_segment, task_of, to_i64, update_run,
-    update_task as update_task_sql, written_task,
+    returning_written_task, run_cas_failed, select_segment, task_columns, task_of, to_i64,
+    update_run, update_task as update_task_sql, written_task,
 };
 
 /// A task write: the task as given and its columns at the next revision.
@@ -143,51 +143,42 @@ pub(super) fn claim_tasks<'c>(
 ) -> JobFuture<'c, Vec<Task>> {
     Box::pin(async move {
         let now = now();
-        let expires = to_ns(deadline(now, *ttl));
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM cineflow_tasks \
-             WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
-             AND waiting_for IS NULL \
-             AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1) \
-             AND (?2 IS NULL OR run_id = ?2) \
-             ORDER BY created_at_ns ASC, id ASC LIMIT ?3",
-        )
+        // One statement picks the oldest claimable tasks and leases them, numbering their
+        // tokens on from the database's counter, which then moves past them.
+        let rows = sqlx::query(concat!(
+            "WITH picked AS ( \
+               SELECT id, row_number() OVER (ORDER BY created_at_ns ASC, id ASC) AS k \
+               FROM cineflow_tasks \
+               WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
+               AND waiting_for IS NULL \
+               AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1) \
+               AND (?2 IS NULL OR run_id = ?2) \
+               ORDER BY created_at_ns ASC, id ASC LIMIT ?3) \
+             UPDATE cineflow_tasks SET lease_owner = ?4, \
+               lease_token = picked.k + \
+                 (SELECT value FROM cineflow_counters WHERE name = 'lease_token'), \
+               lease_expires_at_ns = ?5, revision = revision + 1 \
+             FROM picked WHERE cineflow_tasks.id = picked.id RETURNING ",
+            task_columns!()
+        ))
         .bind(to_ns(now))
         .bind(run.map(|r| r.to_string()))
         .bind(page_i64(*limit))
+        .bind(owner)
+        .bind(to_ns(deadline(now, *ttl)))
         .fetch_all(&mut *conn)
         .await
-        .map_err(db("cannot find claimable tasks"))?;
-        if ids.is_empty() {
+        .map_err(db("cannot claim tasks"))?;
+        if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let n = page_i64(ids.len());
-        let last: i64 = sqlx::query_scalar(
-            "UPDATE cineflow_counters SET value = value + ?1 WHERE name = 'lease_token' \
-             RETURNING value",
-        )
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db("cannot draw lease tokens"))?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for (i, id) in (0_i64..).zip(&ids) {
-            let rows = sqlx::query(
-                "UPDATE cineflow_tasks SET lease_owner = ?1, lease_token = ?2, \
-                 lease_expires_at_ns = ?3, revision = revision + 1 WHERE id = ?4 \
-                 RETURNING body, revision, lease_owner, lease_token, lease_expires_at_ns",
-            )
-            .bind(owner)
-            .bind(last - n + 1 + i)
-            .bind(expires)
-            .bind(id)
-            .fetch_all(&mut *conn)
+        sqlx::query("UPDATE cineflow_counters SET value = value + ?1 WHERE name = 'lease_token'")
+            .bind(page_i64(rows.len()))
+            .execute(&mut *conn)
             .await
-            .map_err(db("cannot claim a task"))?;
-            for row in &rows {
-                claimed.push(task_of(row)?);
-            }
-        }
+            .map_err(db("cannot draw lease tokens"))?;
+        let mut claimed = rows.iter().map(task_of).collect::<Result<Vec<_>>>()?;
+        claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(claimed)
     })
 }
