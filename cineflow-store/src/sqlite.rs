@@ -21,7 +21,7 @@ use crate::sql::{SqlBackend, TaskCols, db, lease_cols, task_columns, task_of};
 mod writer;
 mod writes;
 
-use writer::{JobFuture, Writer};
+use writer::{JobFuture, Writer, Writes};
 
 /// How long a statement waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -203,7 +203,7 @@ impl SqlBackend for Sqlite {
 impl Store for SqliteStore {
     async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
         self.writer
-            .write(storyboard.clone(), writes::put_storyboard)
+            .write(Writes::Many, storyboard.clone(), writes::put_storyboard)
             .await
     }
 
@@ -221,7 +221,7 @@ impl Store for SqliteStore {
 
     async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
         self.writer
-            .write((id, patch.clone()), writes::update_segment)
+            .write(Writes::Many, (id, patch.clone()), writes::update_segment)
             .await
     }
 
@@ -235,7 +235,7 @@ impl Store for SqliteStore {
             .map(|t| Ok((TaskCols::new(t, t.revision)?, lease_cols(t.lease.as_ref()))))
             .collect::<Result<Vec<_>>>()?;
         self.writer
-            .write((run.clone(), rows), writes::insert_run)
+            .write(Writes::Many, (run.clone(), rows), writes::insert_run)
             .await
     }
 
@@ -251,12 +251,14 @@ impl Store for SqliteStore {
         let mut next = run.clone();
         next.revision += 1;
         self.writer
-            .write((run.clone(), next), writes::update_run)
+            .write(Writes::Many, (run.clone(), next), writes::update_run)
             .await
     }
 
     async fn delete_run(&self, id: RunId) -> Result<()> {
-        self.writer.write(id, writes::delete_run).await
+        self.writer
+            .write(Writes::Many, id, writes::delete_run)
+            .await
     }
 
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
@@ -290,7 +292,8 @@ impl Store for SqliteStore {
         // Encoded by the caller, so that the writer only writes.
         let cols = TaskCols::new(task, task.revision.saturating_add(1))?;
         self.writer
-            .write_one(
+            .write(
+                Writes::One,
                 writes::TaskWrite {
                     task: task.clone(),
                     cols,
@@ -311,19 +314,23 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.writer
-            .write((owner.to_owned(), run, limit, ttl), writes::claim_tasks)
+            .write(
+                Writes::Many,
+                (owner.to_owned(), run, limit, ttl),
+                writes::claim_tasks,
+            )
             .await
     }
 
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
         self.writer
-            .write_one((task, lease.clone(), ttl), writes::heartbeat)
+            .write(Writes::One, (task, lease.clone(), ttl), writes::heartbeat)
             .await
     }
 
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
         self.writer
-            .write_one((task, lease.clone()), writes::release)
+            .write(Writes::One, (task, lease.clone()), writes::release)
             .await
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! Savepoints cost two statements per job, so they are left out where they are not needed: a
 //! transaction of one job is rolled back as a whole when its job fails, and a job whose only
-//! write is one statement ([`Writer::write_one`]: a task update, a lease renewal or release)
+//! write is one statement ([`Writes::One`]: a task update, a lease renewal or release)
 //! runs without one, since SQLite undoes a failed statement by itself.
 //!
 //! When a transaction as a whole fails (its `COMMIT`, an error that ended it early, or a
@@ -50,40 +50,15 @@ impl Writer {
 
     /// Runs `apply(connection, &input)` in the writer's next transaction and returns its
     /// result once that transaction has committed (or its error, with nothing written).
+    /// `writes` says how it writes ([`Writes::One`] needs no savepoint of its own).
     ///
     /// `apply` may be run more than once (when its batch fails as a whole); each run starts
     /// from the state before the previous one.
     pub(super) async fn write<I, T>(
         &self,
+        writes: Writes,
         input: I,
         apply: for<'c> fn(&'c mut SqliteConnection, &'c I) -> JobFuture<'c, T>,
-    ) -> Result<T>
-    where
-        I: Send + Sync + 'static,
-        T: Send + 'static,
-    {
-        self.send(input, apply, false).await
-    }
-
-    /// [`Writer::write`] for a job whose statements write at most once, in one statement (the
-    /// others only read): it needs no savepoint of its own.
-    pub(super) async fn write_one<I, T>(
-        &self,
-        input: I,
-        apply: for<'c> fn(&'c mut SqliteConnection, &'c I) -> JobFuture<'c, T>,
-    ) -> Result<T>
-    where
-        I: Send + Sync + 'static,
-        T: Send + 'static,
-    {
-        self.send(input, apply, true).await
-    }
-
-    async fn send<I, T>(
-        &self,
-        input: I,
-        apply: for<'c> fn(&'c mut SqliteConnection, &'c I) -> JobFuture<'c, T>,
-        one_statement: bool,
     ) -> Result<T>
     where
         I: Send + Sync + 'static,
@@ -94,13 +69,22 @@ impl Writer {
             .send(Box::new(Typed {
                 input,
                 apply,
-                one_statement,
+                one_statement: matches!(writes, Writes::One),
                 out: None,
                 reply,
             }))
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+}
+
+/// How a job writes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Writes {
+    /// In one statement at most (the others only read): no savepoint of its own is needed.
+    One,
+    /// In several statements: the job runs in a savepoint of its own.
+    Many,
 }
 
 /// The error for a write whose store has been closed or whose runtime has shut down.
@@ -123,7 +107,7 @@ trait Job: Send {
     /// Answers the caller with the kept result, or `error` if there is none.
     fn finish(self: Box<Self>, error: Option<Error>);
 
-    /// Whether the job writes at most once, in one statement ([`Writer::write_one`]).
+    /// Whether the job writes at most once, in one statement ([`Writes::One`]).
     fn one_statement(&self) -> bool;
 }
 
@@ -234,7 +218,7 @@ impl From<sqlx::Error> for Failed {
 ///
 /// A job runs in a savepoint of its own, so that when it fails what it wrote is undone and
 /// the others go on; except a job that is alone (it fails: the transaction is rolled back,
-/// which is not an error of the batch) and a [`Writer::write_one`] job among others (it fails:
+/// which is not an error of the batch) and a [`Writes::One`] job among others (it fails:
 /// the batch fails, to be run again job by job).
 async fn commit(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> Result<(), Failed> {
     conn.execute("BEGIN IMMEDIATE").await?;
@@ -339,11 +323,11 @@ mod tests {
         let (w, pool) = writer().await;
         // Queued together (the writer task runs once all of them wait), so one batch.
         let answers = futures::future::join_all([
-            Box::pin(w.write_one((1, false), insert)) as JobFuture<'_, i64>,
-            Box::pin(w.write_one((2, true), insert)),
-            Box::pin(w.write((3, false), insert)),
-            Box::pin(w.write((4, true), insert)),
-            Box::pin(w.write_one((5, false), insert)),
+            Box::pin(w.write(Writes::One, (1, false), insert)) as JobFuture<'_, i64>,
+            Box::pin(w.write(Writes::One, (2, true), insert)),
+            Box::pin(w.write(Writes::Many, (3, false), insert)),
+            Box::pin(w.write(Writes::Many, (4, true), insert)),
+            Box::pin(w.write(Writes::One, (5, false), insert)),
         ])
         .await;
         let ok: Vec<Option<i64>> = answers.into_iter().map(Result::ok).collect();
@@ -354,9 +338,9 @@ mod tests {
     #[tokio::test]
     async fn a_write_alone_that_fails_leaves_nothing() {
         let (w, pool) = writer().await;
-        assert!(w.write_one((1, true), insert).await.is_err());
-        assert!(w.write((2, true), insert).await.is_err());
-        assert_eq!(w.write_one((3, false), insert).await.unwrap(), 3);
+        assert!(w.write(Writes::One, (1, true), insert).await.is_err());
+        assert!(w.write(Writes::Many, (2, true), insert).await.is_err());
+        assert_eq!(w.write(Writes::One, (3, false), insert).await.unwrap(), 3);
         assert_eq!(rows(&pool).await, vec![3]);
     }
 }
