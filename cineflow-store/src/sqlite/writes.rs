@@ -136,28 +136,6 @@ pub(super) fn update_task<'c>(
     })
 }
 
-/// The claim statement, with `filter` (`AND …`) added to the claimable rows' conditions.
-macro_rules! claim_sql {
-    ($filter:literal) => {
-        concat!(
-            "WITH picked AS ( \
-               SELECT id, row_number() OVER (ORDER BY created_at_ns ASC, id ASC) AS k \
-               FROM cineflow_tasks \
-               WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
-               AND waiting_for IS NULL \
-               AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1)",
-            $filter,
-            " ORDER BY created_at_ns ASC, id ASC LIMIT ?2) \
-             UPDATE cineflow_tasks SET lease_owner = ?3, \
-               lease_token = picked.k + \
-                 (SELECT value FROM cineflow_counters WHERE name = 'lease_token'), \
-               lease_expires_at_ns = ?4, revision = revision + 1 \
-             FROM picked WHERE cineflow_tasks.id = picked.id RETURNING ",
-            task_columns!()
-        )
-    };
-}
-
 /// [`Store::claim_tasks`](cineflow_core::Store::claim_tasks): owner, run, limit, ttl.
 pub(super) fn claim_tasks<'c>(
     conn: &'c mut SqliteConnection,
@@ -166,21 +144,30 @@ pub(super) fn claim_tasks<'c>(
     Box::pin(async move {
         let now = now();
         // One statement picks the oldest claimable tasks and leases them, numbering their
-        // tokens on from the database's counter, which then moves past them. The run filter
-        // makes a statement of its own: an optional parameter (`?5 IS NULL OR …`) would have
-        // SQLite plan the statement again at every call.
-        let sql = match run {
-            None => claim_sql!(""),
-            Some(_) => claim_sql!(" AND run_id = ?5"),
-        };
-        let mut claim = sqlx::query(sql)
-            .bind(to_ns(now))
-            .bind(page_i64(*limit))
-            .bind(owner)
-            .bind(to_ns(deadline(now, *ttl)));
-        if let Some(run) = run {
-            claim = claim.bind(run.to_string());
-        }
+        // tokens on from the database's counter, which then moves past them. Its limit is
+        // `?2 + 0`, not `?2`: SQLite plans a statement whose `LIMIT` is a bare parameter for the
+        // value bound, so it would prepare the statement again at every claim.
+        let claim = sqlx::query(concat!(
+            "WITH picked AS ( \
+               SELECT id, row_number() OVER (ORDER BY created_at_ns ASC, id ASC) AS k \
+               FROM cineflow_tasks \
+               WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
+               AND waiting_for IS NULL \
+               AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1) \
+               AND (?5 IS NULL OR run_id = ?5) \
+               ORDER BY created_at_ns ASC, id ASC LIMIT ?2 + 0) \
+             UPDATE cineflow_tasks SET lease_owner = ?3, \
+               lease_token = picked.k + \
+                 (SELECT value FROM cineflow_counters WHERE name = 'lease_token'), \
+               lease_expires_at_ns = ?4, revision = revision + 1 \
+             FROM picked WHERE cineflow_tasks.id = picked.id RETURNING ",
+            task_columns!()
+        ))
+        .bind(to_ns(now))
+        .bind(page_i64(*limit))
+        .bind(owner)
+        .bind(to_ns(deadline(now, *ttl)))
+        .bind(run.map(|r| r.to_string()));
         let rows = claim
             .fetch_all(&mut *conn)
             .await
