@@ -237,11 +237,13 @@ where
         }
     }
 
-    /// Appends `LIMIT … OFFSET …` for `page`.
+    /// Appends `LIMIT … OFFSET …` for `page`. The limit is `parameter + 0`: SQLite plans a
+    /// statement whose `LIMIT` is a bare parameter for the value bound, so it would prepare
+    /// the statement again at every call.
     fn push_page(qb: &mut QueryBuilder<Self>, page: PageRequest) {
         qb.push(" LIMIT ")
             .push_bind(page_i64(page.limit()))
-            .push(" OFFSET ")
+            .push(" + 0 OFFSET ")
             .push_bind(page_i64(page.offset()));
     }
 
