@@ -29,9 +29,9 @@ use sqlx::{Postgres, QueryBuilder, SqlSafeStr, SqlStr};
 
 use crate::common::{exists, from_ns, not_found, ttl_ns};
 use crate::sql::{
-    RowExt, SqlBackend, TaskCols, db, is_unique_violation, kept_changing, lease_cols, page_i64,
-    renewed, returning_written_task, run_cas_failed, select_segment, task_columns, task_of, to_i64,
-    update_run, update_task, written_task,
+    RowExt, SqlBackend, TaskCols, db, insert_task_columns, is_unique_violation, kept_changing,
+    lease_cols, page_i64, renewed, returning_written_task, run_cas_failed, select_segment,
+    task_columns, task_of, to_i64, update_run, update_task, written_task,
 };
 
 /// The database clock in nanoseconds since the Unix epoch (microsecond resolution).
@@ -221,15 +221,12 @@ impl Store for PostgresStore {
         let mut tx = self.begin_write().await?;
         Postgres::insert_run_row(&mut tx, run).await?;
         let ids = cols.id.clone();
-        let inserted = sqlx::query(
-            "INSERT INTO cineflow_tasks (id, run_id, status, segment_index, version_index, \
-             error_code, retryable, created_at_ns, revision, lease_owner, lease_token, \
-             lease_expires_at_ns, body) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], \
-             $5::bigint[], $6::text[], $7::boolean[], $8::bigint[], $9::bigint[], $10::text[], \
-             $11::bigint[], $12::bigint[], $13::text[])",
-        )
-        .bind(cols.id)
+        let inserted = sqlx::query(concat!(
+            insert_task_columns!(),
+            " SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
+             $5::text[], $6::boolean[], $7::bigint[], $8::text[], $9::text[], $10::text[], \
+             $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])"
+        ))
         .bind(cols.run_id)
         .bind(cols.status)
         .bind(cols.segment_index)
@@ -237,11 +234,13 @@ impl Store for PostgresStore {
         .bind(cols.error_code)
         .bind(cols.retryable)
         .bind(cols.created_at_ns)
+        .bind(cols.waiting_for)
+        .bind(cols.body)
+        .bind(cols.id)
         .bind(cols.revision)
         .bind(cols.lease_owner)
         .bind(cols.lease_token)
         .bind(cols.lease_expires_at_ns)
-        .bind(cols.body)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -334,9 +333,9 @@ impl Store for PostgresStore {
         for _ in 0..3 {
             let update = sqlx::query(concat!(
                 update_task!(),
-                " AND (lease_token IS NULL OR lease_token = $11 OR lease_expires_at_ns <= ",
+                " AND (lease_token IS NULL OR lease_token = $12 OR lease_expires_at_ns <= ",
                 now_ns!(),
-                ") AND ($11::bigint IS NULL OR lease_token = $11)",
+                ") AND ($12::bigint IS NULL OR lease_token = $12)",
                 returning_written_task!()
             ));
             let rows = Postgres::bind_task_update(update, &c, task)
@@ -430,7 +429,6 @@ impl Store for PostgresStore {
 /// Task columns as arrays, for one `INSERT … SELECT * FROM UNNEST(…)`.
 #[derive(Debug, Default)]
 struct TaskColumns {
-    id: Vec<String>,
     run_id: Vec<String>,
     status: Vec<String>,
     segment_index: Vec<i64>,
@@ -438,18 +436,19 @@ struct TaskColumns {
     error_code: Vec<Option<String>>,
     retryable: Vec<bool>,
     created_at_ns: Vec<i64>,
+    waiting_for: Vec<Option<String>>,
+    body: Vec<String>,
+    id: Vec<String>,
     revision: Vec<i64>,
     lease_owner: Vec<Option<String>>,
     lease_token: Vec<Option<i64>>,
     lease_expires_at_ns: Vec<Option<i64>>,
-    body: Vec<String>,
 }
 
 impl TaskColumns {
     fn push(&mut self, t: &Task) -> Result<()> {
         let c = TaskCols::new(t, t.revision)?;
         let (lease_owner, lease_token, lease_expires_at_ns) = lease_cols(t.lease.as_ref());
-        self.id.push(c.id);
         self.run_id.push(c.run_id);
         self.status.push(c.status.to_owned());
         self.segment_index.push(c.segment_index);
@@ -457,11 +456,13 @@ impl TaskColumns {
         self.error_code.push(c.error_code.map(str::to_owned));
         self.retryable.push(c.retryable);
         self.created_at_ns.push(c.created_at_ns);
+        self.waiting_for.push(c.waiting_for);
+        self.body.push(c.body);
+        self.id.push(c.id);
         self.revision.push(c.revision);
         self.lease_owner.push(lease_owner);
         self.lease_token.push(lease_token);
         self.lease_expires_at_ns.push(lease_expires_at_ns);
-        self.body.push(c.body);
         Ok(())
     }
 }

@@ -13,11 +13,9 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use crate::common::{codec, from_ns, to_ns};
 
 mod ops;
-#[cfg(feature = "sqlite")]
-pub(crate) use ops::insert_error;
 pub(crate) use ops::{
-    SqlBackend, kept_changing, renewed, returning_written_task, run_cas_failed, select_segment,
-    task_columns, update_run, update_task,
+    SqlBackend, insert_task_columns, kept_changing, renewed, returning_written_task,
+    run_cas_failed, select_segment, task_columns, task_write_columns, update_run, update_task,
 };
 
 /// A task's columns.
@@ -32,6 +30,8 @@ pub(crate) struct TaskCols {
     pub(crate) retryable: bool,
     pub(crate) created_at_ns: i64,
     pub(crate) revision: i64,
+    /// The task it waits for ([`Task::waiting_for`]), which the claim index reads.
+    pub(crate) waiting_for: Option<String>,
     pub(crate) body: String,
 }
 
@@ -51,14 +51,18 @@ impl TaskCols {
             retryable: task.is_retryable(),
             created_at_ns: to_ns(task.created_at),
             revision: to_i64(revision),
+            waiting_for: task.waiting_for.map(|t| t.to_string()),
             body: serde_json::to_string(&body)
                 .map_err(|e| codec(format!("cannot encode task {}", task.id), e))?,
         })
     }
 }
 
-/// The lease columns `lease_owner, lease_token, lease_expires_at_ns` of `lease`.
-pub(crate) fn lease_cols(lease: Option<&Lease>) -> (Option<String>, Option<i64>, Option<i64>) {
+/// The lease columns `lease_owner, lease_token, lease_expires_at_ns`.
+pub(crate) type LeaseCols = (Option<String>, Option<i64>, Option<i64>);
+
+/// The lease columns of `lease`.
+pub(crate) fn lease_cols(lease: Option<&Lease>) -> LeaseCols {
     (
         lease.map(|l| l.owner.clone()),
         lease.map(|l| to_i64(l.token)),

@@ -21,7 +21,7 @@ use crate::sql::{SqlBackend, TaskCols, db, lease_cols, task_columns, task_of};
 mod writer;
 mod writes;
 
-use writer::{JobFuture, Writer};
+use writer::{JobFuture, Writer, Writes};
 
 /// How long a statement waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,8 +41,9 @@ const READ_CONNECTIONS: u32 = 8;
 ///   (run, status, segment and version index, error code, retryable, creation time) serve the
 ///   filters and sorts. A task's `revision` and lease live in columns of their own.
 /// - Every write goes through **one writer connection** fed by a queue: the writes waiting when
-///   a transaction starts are run in it (each in a savepoint of its own, so a failing write
-///   leaves nothing and does not disturb the others) and committed together with one fsync;
+///   a transaction starts are run in it (a failing write leaves nothing and does not disturb
+///   the others: each runs in a savepoint of its own unless it writes with one statement) and
+///   committed together with one fsync;
 ///   the writes that arrive meanwhile make the next transaction (group commit). A write call
 ///   returns only after the transaction holding it has committed, so a write is on disk when
 ///   its call returns, as before; concurrent writers no longer fight over SQLite's write lock.
@@ -202,7 +203,7 @@ impl SqlBackend for Sqlite {
 impl Store for SqliteStore {
     async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
         self.writer
-            .write(storyboard.clone(), writes::put_storyboard)
+            .write(Writes::Many, storyboard.clone(), writes::put_storyboard)
             .await
     }
 
@@ -220,7 +221,7 @@ impl Store for SqliteStore {
 
     async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
         self.writer
-            .write((id, patch.clone()), writes::update_segment)
+            .write(Writes::Many, (id, patch.clone()), writes::update_segment)
             .await
     }
 
@@ -231,16 +232,10 @@ impl Store for SqliteStore {
         // Encoded by the caller, so that the writer only writes.
         let rows = tasks
             .iter()
-            .map(|t| {
-                Ok((
-                    t.id,
-                    TaskCols::new(t, t.revision)?,
-                    lease_cols(t.lease.as_ref()),
-                ))
-            })
+            .map(|t| Ok((TaskCols::new(t, t.revision)?, lease_cols(t.lease.as_ref()))))
             .collect::<Result<Vec<_>>>()?;
         self.writer
-            .write((run.clone(), rows), writes::insert_run)
+            .write(Writes::Many, (run.clone(), rows), writes::insert_run)
             .await
     }
 
@@ -256,12 +251,14 @@ impl Store for SqliteStore {
         let mut next = run.clone();
         next.revision += 1;
         self.writer
-            .write((run.clone(), next), writes::update_run)
+            .write(Writes::Many, (run.clone(), next), writes::update_run)
             .await
     }
 
     async fn delete_run(&self, id: RunId) -> Result<()> {
-        self.writer.write(id, writes::delete_run).await
+        self.writer
+            .write(Writes::Many, id, writes::delete_run)
+            .await
     }
 
     async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
@@ -296,6 +293,7 @@ impl Store for SqliteStore {
         let cols = TaskCols::new(task, task.revision.saturating_add(1))?;
         self.writer
             .write(
+                Writes::One,
                 writes::TaskWrite {
                     task: task.clone(),
                     cols,
@@ -316,19 +314,23 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         self.writer
-            .write((owner.to_owned(), run, limit, ttl), writes::claim_tasks)
+            .write(
+                Writes::Many,
+                (owner.to_owned(), run, limit, ttl),
+                writes::claim_tasks,
+            )
             .await
     }
 
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
         self.writer
-            .write((task, lease.clone(), ttl), writes::heartbeat)
+            .write(Writes::One, (task, lease.clone(), ttl), writes::heartbeat)
             .await
     }
 
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
         self.writer
-            .write((task, lease.clone()), writes::release)
+            .write(Writes::One, (task, lease.clone()), writes::release)
             .await
     }
 }

@@ -130,6 +130,92 @@ async fn concurrent_claimers_never_take_the_same_task() {
 }
 
 #[tokio::test]
+async fn a_schema_from_before_the_plain_waiting_for_column_claims_correctly_after_upgrade() {
+    let Some(f) = factory() else { return };
+    f.admin(format!("CREATE SCHEMA IF NOT EXISTS {}", f.schema))
+        .await
+        .unwrap();
+    let options = f
+        .options
+        .clone()
+        .options([("search_path", f.schema.as_str())]);
+    // The schema as the migrations before it made it, with a task waiting for another (its
+    // generated `waiting_for` column filled from the body).
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    let mut migrator = sqlx::migrate!("migrations/postgres");
+    migrator.dangerous_set_table_name("cineflow_migrations");
+    migrator.run_to(2, &pool).await.unwrap();
+    let mut fx = Fixture::new(3, 1);
+    // The last task is the oldest: it would be claimed first if it did not wait.
+    let (first, last) = (fx.tasks[0].id, fx.tasks[2].id);
+    fx.tasks[2].depends_on = Some(first);
+    fx.tasks[2].waiting_for = Some(first);
+    sqlx::query(
+        "INSERT INTO cineflow_runs (id, storyboard_id, status, created_at_ns, revision, body) \
+         VALUES ($1, $2, $3, 0, 0, $4)",
+    )
+    .bind(fx.run.id.to_string())
+    .bind(fx.run.spec.storyboard_id.to_string())
+    .bind(fx.run.status.as_str())
+    .bind(serde_json::to_string(&fx.run).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    for t in &fx.tasks {
+        sqlx::query(
+            "INSERT INTO cineflow_tasks (id, run_id, status, segment_index, version_index, \
+             retryable, created_at_ns, revision, body) \
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6, 0, $7)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.run_id.to_string())
+        .bind(t.status.as_str())
+        .bind(i64::from(t.segment_index))
+        .bind(i64::from(t.version_index))
+        .bind(i64::try_from(t.created_at.unix_timestamp_nanos()).unwrap())
+        .bind(serde_json::to_string(t).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = PostgresStore::connect_with(options, PgPoolOptions::new().max_connections(2))
+        .await
+        .unwrap();
+    let generated: String = sqlx::query_scalar(
+        "SELECT is_generated FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = 'cineflow_tasks' \
+         AND column_name = 'waiting_for'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(generated, "NEVER", "waiting_for is a plain column");
+    let ttl = std::time::Duration::from_secs(60);
+    let claimed = store.claim_tasks("a", None, 10, ttl).await.unwrap();
+    let claimed: Vec<_> = claimed.iter().map(|t| t.id).collect();
+    assert_eq!(
+        claimed,
+        vec![fx.tasks[1].id, first],
+        "the waiting task is skipped after the upgrade"
+    );
+    let mut opened = store.get_task(last).await.unwrap();
+    assert_eq!(opened.waiting_for, Some(first));
+    opened.waiting_for = None;
+    store.update_task(&opened).await.unwrap();
+    let claimed = store.claim_tasks("b", None, 10, ttl).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the opened task is claimable");
+    assert_eq!(claimed[0].id, last);
+    store.close().await;
+    f.cleanup().await;
+}
+
+#[tokio::test]
 async fn an_unreachable_database_is_a_backend_error() {
     if factory().is_none() {
         return;

@@ -161,3 +161,89 @@ async fn awkward_floats_in_storyboard_metadata_survive_a_sqlite_round_trip_uncha
     }
     assert_eq!(back.metadata, sb.metadata);
 }
+
+/// A database file made by the migrations before `waiting_for` became a plain column (it was
+/// a virtual column read out of the body), holding fixture `fx` as those versions stored it.
+async fn database_of_the_previous_schema(path: &std::path::Path, fx: &Fixture) {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let mut migrator = sqlx::migrate!("migrations/sqlite");
+    migrator.dangerous_set_table_name("cineflow_migrations");
+    migrator.run_to(2, &pool).await.unwrap();
+    let run = &fx.run;
+    sqlx::query(
+        "INSERT INTO cineflow_runs (id, storyboard_id, status, created_at_ns, revision, body) \
+         VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+    )
+    .bind(run.id.to_string())
+    .bind(run.spec.storyboard_id.to_string())
+    .bind(run.status.as_str())
+    .bind(i64::try_from(run.revision).unwrap())
+    .bind(serde_json::to_string(run).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    for t in &fx.tasks {
+        let created_at_ns = i64::try_from(t.created_at.unix_timestamp_nanos()).unwrap();
+        sqlx::query(
+            "INSERT INTO cineflow_tasks (id, run_id, status, segment_index, version_index, \
+             retryable, created_at_ns, revision, body) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.run_id.to_string())
+        .bind(t.status.as_str())
+        .bind(i64::from(t.segment_index))
+        .bind(i64::from(t.version_index))
+        .bind(created_at_ns)
+        .bind(i64::try_from(t.revision).unwrap())
+        .bind(serde_json::to_string(t).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_plain_waiting_for_column_claims_correctly_after_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut fx = Fixture::new(3, 1);
+    // The last task is the oldest: it would be claimed first if it did not wait.
+    let (first, last) = (fx.tasks[0].id, fx.tasks[2].id);
+    fx.tasks[2].depends_on = Some(first);
+    fx.tasks[2].waiting_for = Some(first);
+    database_of_the_previous_schema(&path, &fx).await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ttl = std::time::Duration::from_secs(60);
+    let claimed = store.claim_tasks("a", None, 10, ttl).await.unwrap();
+    let claimed: Vec<_> = claimed.iter().map(|t| t.id).collect();
+    assert_eq!(
+        claimed,
+        vec![fx.tasks[1].id, first],
+        "the waiting task is skipped after the upgrade"
+    );
+    let mut opened = store.get_task(last).await.unwrap();
+    assert_eq!(opened.waiting_for, Some(first));
+    opened.waiting_for = None;
+    store.update_task(&opened).await.unwrap();
+    let claimed = store.claim_tasks("b", None, 10, ttl).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the opened task is claimable");
+    assert_eq!(claimed[0].id, last);
+    store.close().await;
+
+    // The column is a plain one now (a generated column is hidden in `table_xinfo`).
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let hidden: i64 = sqlx::query_scalar(
+        "SELECT hidden FROM pragma_table_xinfo('cineflow_tasks') WHERE name = 'waiting_for'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(hidden, 0, "waiting_for is a plain column");
+}

@@ -1,6 +1,6 @@
 //! Behaviours: tasks that continue other tasks (continuity chains).
 
-use cineflow_core::{Store, TaskStatus};
+use cineflow_core::{Store, TaskId, TaskStatus};
 
 use super::fixtures::Fixture;
 use super::{LIVE, Must, ids};
@@ -39,16 +39,42 @@ pub async fn claims_skip_tasks_waiting_for_another_until_they_are_opened(store: 
     let counts = store.run_counts(f.run.id).await.must("run_counts");
     assert_eq!((counts.pending, counts.blocked), (2, 1), "{counts:?}");
 
-    let mut opened = store.get_task(waiting.id).await.must("get waiting");
+    open_and_claim(store, waiting.id).await;
+}
+
+/// Opens the waiting task `id` (clears what it waits for) and checks that a claim takes it alone.
+async fn open_and_claim(store: &dyn Store, id: TaskId) {
+    let mut opened = store.get_task(id).await.must("get waiting");
     opened.waiting_for = None;
     store.update_task(&opened).await.must("open it");
     let claimed = store
         .claim_tasks("worker-b", None, 10, LIVE)
         .await
         .must("claim the opened task");
+    assert_eq!(ids(&claimed), vec![id], "the opened task is claimable");
+}
+
+/// A task inserted waiting for another one is not claimed until it is opened, and the claim
+/// after that takes it with the tasks that never waited.
+pub async fn tasks_inserted_waiting_for_another_are_claimed_only_once_opened(store: &dyn Store) {
+    let mut f = Fixture::new(3, 1);
+    // The last task is the oldest: it would be claimed first if it did not wait.
+    let (first, last) = (f.tasks[0].id, f.tasks[2].id);
+    f.tasks[2].depends_on = Some(first);
+    f.tasks[2].waiting_for = Some(first);
+    f.store(store).await;
     assert_eq!(
-        ids(&claimed),
-        vec![waiting.id],
-        "the opened task is claimable"
+        store.get_task(last).await.must("get waiting").waiting_for,
+        Some(first),
+        "what a task waits for survives the insert"
     );
+
+    let claimed = store.claim_tasks("worker-a", None, 10, LIVE).await;
+    assert_eq!(
+        ids(&claimed.must("claim")),
+        vec![f.tasks[1].id, first],
+        "the waiting task is skipped, the others are claimed oldest first"
+    );
+
+    open_and_claim(store, last).await;
 }

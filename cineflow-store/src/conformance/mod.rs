@@ -187,6 +187,7 @@ macro_rules! conformance_tests {
                 tasks_are_found_by_the_vendor_job_they_recorded
                 a_deleted_run_and_its_tasks_are_gone_and_other_runs_stay
                 claims_skip_tasks_waiting_for_another_until_they_are_opened
+                tasks_inserted_waiting_for_another_are_claimed_only_once_opened
             ]
             factory: [
                 data_survives_closing_and_reopening

@@ -22,8 +22,8 @@ use sqlx::{
 };
 
 use super::{
-    RowExt, TaskCols, db, decode_run, decode_storyboard, encode_run, encode_storyboard, page_i64,
-    task_of, to_i64, to_u64,
+    LeaseCols, RowExt, TaskCols, db, decode_run, decode_storyboard, encode_run, encode_storyboard,
+    page_i64, task_of, to_i64, to_u64,
 };
 use crate::common::{exists, from_ns, lease_lost, not_found, stale, to_ns};
 
@@ -53,17 +53,42 @@ macro_rules! update_run {
 }
 pub(crate) use update_run;
 
+/// The task columns a write sets from a [`TaskCols`], in the order
+/// [`SqlBackend::bind_task_cols`] binds them (`$1` to `$9`), for inserts and updates alike.
+macro_rules! task_write_columns {
+    () => {
+        "run_id, status, segment_index, version_index, error_code, retryable, created_at_ns, \
+         waiting_for, body"
+    };
+}
+pub(crate) use task_write_columns;
+
 /// The head of a task's compare-and-swap `UPDATE`, up to its revision check
-/// ([`SqlBackend::bind_task_update`] binds `$1` to `$10`); the lease fence follows.
+/// ([`SqlBackend::bind_task_update`] binds `$1` to `$11`); the lease fence follows.
 macro_rules! update_task {
     () => {
-        "UPDATE cineflow_tasks SET run_id = $1, status = $2, segment_index = $3, \
-         version_index = $4, error_code = $5, retryable = $6, created_at_ns = $7, \
-         revision = revision + 1, body = $8 \
-         WHERE id = $9 AND revision = $10"
+        concat!(
+            "UPDATE cineflow_tasks SET (",
+            $crate::sql::task_write_columns!(),
+            ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9), revision = revision + 1 \
+             WHERE id = $10 AND revision = $11"
+        )
     };
 }
 pub(crate) use update_task;
+
+/// A task row's `INSERT`: [`task_write_columns!`] (`$1` to `$9`), then `id, revision` and the
+/// lease columns (`$10` to `$14`), in the order of [`SqlBackend::insert_task_row`]'s binds.
+macro_rules! insert_task_columns {
+    () => {
+        concat!(
+            "INSERT INTO cineflow_tasks (",
+            $crate::sql::task_write_columns!(),
+            ", id, revision, lease_owner, lease_token, lease_expires_at_ns)"
+        )
+    };
+}
+pub(crate) use insert_task_columns;
 
 /// The `RETURNING` clause of a task update, for [`super::written_task`].
 macro_rules! returning_written_task {
@@ -163,6 +188,7 @@ where
     for<'q> &'q str: Encode<'q, Self> + Type<Self>,
     for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
     for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
     for<'q> bool: Encode<'q, Self> + Type<Self>,
     (String,): for<'r> FromRow<'r, Self::Row>,
     (i64,): for<'r> FromRow<'r, Self::Row>,
@@ -211,11 +237,13 @@ where
         }
     }
 
-    /// Appends `LIMIT … OFFSET …` for `page`.
+    /// Appends `LIMIT … OFFSET …` for `page`. The limit is `parameter + 0`: SQLite plans a
+    /// statement whose `LIMIT` is a bare parameter for the value bound, so it would prepare
+    /// the statement again at every call.
     fn push_page(qb: &mut QueryBuilder<Self>, page: PageRequest) {
         qb.push(" LIMIT ")
             .push_bind(page_i64(page.limit()))
-            .push(" OFFSET ")
+            .push(" + 0 OFFSET ")
             .push_bind(page_i64(page.offset()));
     }
 
@@ -614,24 +642,61 @@ where
         }
     }
 
-    /// `query` (the text of [`update_task!`] and a lease fence) with `$1` to `$10` bound to
-    /// write the columns `c` over `task`'s revision.
-    fn bind_task_update<'q>(
+    /// `query` with `$1` to `$9` bound to the columns `c` (in [`task_write_columns!`] order).
+    fn bind_task_cols<'q>(
         query: Query<'q, Self, Self::Arguments>,
-        c: &TaskCols,
-        task: &Task,
+        c: &'q TaskCols,
     ) -> Query<'q, Self, Self::Arguments> {
         query
-            .bind(&c.run_id)
+            .bind(c.run_id.as_str())
             .bind(c.status)
             .bind(c.segment_index)
             .bind(c.version_index)
             .bind(c.error_code)
             .bind(c.retryable)
             .bind(c.created_at_ns)
-            .bind(&c.body)
-            .bind(&c.id)
+            .bind(c.waiting_for.as_deref())
+            .bind(c.body.as_str())
+    }
+
+    /// `query` (the text of [`update_task!`] and a lease fence) with `$1` to `$11` bound to
+    /// write the columns `c` over `task`'s revision.
+    fn bind_task_update<'q>(
+        query: Query<'q, Self, Self::Arguments>,
+        c: &'q TaskCols,
+        task: &Task,
+    ) -> Query<'q, Self, Self::Arguments> {
+        Self::bind_task_cols(query, c)
+            .bind(c.id.as_str())
             .bind(to_i64(task.revision))
+    }
+
+    /// Inserts the task row of columns `c` and lease columns `lease` in `conn` (a conflict if
+    /// it exists).
+    fn insert_task_row<'c>(
+        conn: &'c mut Self::Connection,
+        c: &'c TaskCols,
+        lease: &'c LeaseCols,
+    ) -> impl Future<Output = Result<()>> + Send + 'c {
+        async move {
+            let (owner, token, expires) = lease;
+            Self::bind_task_cols(
+                sqlx::query(Self::sql(concat!(
+                    insert_task_columns!(),
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ))),
+                c,
+            )
+            .bind(c.id.as_str())
+            .bind(c.revision)
+            .bind(owner.as_deref())
+            .bind(*token)
+            .bind(*expires)
+            .execute(conn)
+            .await
+            .map_err(insert_error("task", &c.id, "cannot insert a task"))?;
+            Ok(())
+        }
     }
 
     /// [`Store::release`](cineflow_core::Store::release).

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use cineflow_core::store::check_task_write;
 use cineflow_core::{
-    Lease, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
+    Lease, Result, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
 };
 use sqlx::{Sqlite, SqliteConnection};
 
 use super::{JobFuture, SqliteStore};
 use crate::common::{deadline, not_found, now, to_ns};
 use crate::sql::{
-    RowExt, SqlBackend, TaskCols, db, insert_error, kept_changing, page_i64, renewed,
-    returning_written_task, run_cas_failed, select_segment, task_of, to_i64, update_run,
-    update_task as update_task_sql, written_task,
+    LeaseCols, RowExt, SqlBackend, TaskCols, db, kept_changing, page_i64, renewed,
+    returning_written_task, run_cas_failed, select_segment, task_columns, task_of, to_i64,
+    update_run, update_task as update_task_sql, written_task,
 };
 
 /// A task write: the task as given and its columns at the next revision.
@@ -24,8 +24,8 @@ pub(super) struct TaskWrite {
     pub(super) cols: TaskCols,
 }
 
-/// A task row to insert: its id, columns and lease columns.
-pub(super) type TaskRow = (TaskId, TaskCols, (Option<String>, Option<i64>, Option<i64>));
+/// A task row to insert: its columns and lease columns.
+pub(super) type TaskRow = (TaskCols, LeaseCols);
 
 /// [`Store::put_storyboard`](cineflow_core::Store::put_storyboard).
 pub(super) fn put_storyboard<'c>(
@@ -65,29 +65,8 @@ pub(super) fn insert_run<'c>(
 ) -> JobFuture<'c, ()> {
     Box::pin(async move {
         Sqlite::insert_run_row(&mut *conn, run).await?;
-        for (id, c, (lease_owner, lease_token, lease_expires_at_ns)) in rows {
-            sqlx::query(
-                "INSERT INTO cineflow_tasks (id, run_id, status, segment_index, version_index, \
-                 error_code, retryable, created_at_ns, revision, lease_owner, lease_token, \
-                 lease_expires_at_ns, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )
-            .bind(&c.id)
-            .bind(&c.run_id)
-            .bind(c.status)
-            .bind(c.segment_index)
-            .bind(c.version_index)
-            .bind(c.error_code)
-            .bind(c.retryable)
-            .bind(c.created_at_ns)
-            .bind(c.revision)
-            .bind(lease_owner)
-            .bind(lease_token)
-            .bind(lease_expires_at_ns)
-            .bind(&c.body)
-            .execute(&mut *conn)
-            .await
-            .map_err(insert_error("task", id, "cannot insert a task"))?;
+        for (c, lease) in rows {
+            Sqlite::insert_task_row(&mut *conn, c, lease).await?;
         }
         Ok(())
     })
@@ -135,8 +114,8 @@ pub(super) fn update_task<'c>(
             let now = now();
             let update = Sqlite::sql(concat!(
                 update_task_sql!(),
-                " AND (lease_token IS NULL OR lease_expires_at_ns <= $11 OR lease_token = $12) \
-                 AND ($12 IS NULL OR lease_token = $12)",
+                " AND (lease_token IS NULL OR lease_expires_at_ns <= $12 OR lease_token = $13) \
+                 AND ($13 IS NULL OR lease_token = $13)",
                 returning_written_task!()
             ));
             let row = Sqlite::bind_task_update(sqlx::query(update), &w.cols, &w.task)
@@ -164,51 +143,45 @@ pub(super) fn claim_tasks<'c>(
 ) -> JobFuture<'c, Vec<Task>> {
     Box::pin(async move {
         let now = now();
-        let expires = to_ns(deadline(now, *ttl));
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM cineflow_tasks \
-             WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
-             AND waiting_for IS NULL \
-             AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1) \
-             AND (?2 IS NULL OR run_id = ?2) \
-             ORDER BY created_at_ns ASC, id ASC LIMIT ?3",
-        )
+        // One statement picks the oldest claimable tasks and leases them, numbering their
+        // tokens on from the database's counter, which then moves past them. Its limit is
+        // `?2 + 0`, not `?2`: SQLite plans a statement whose `LIMIT` is a bare parameter for the
+        // value bound, so it would prepare the statement again at every claim.
+        let claim = sqlx::query(concat!(
+            "WITH picked AS ( \
+               SELECT id, row_number() OVER (ORDER BY created_at_ns ASC, id ASC) AS k \
+               FROM cineflow_tasks \
+               WHERE status IN ('pending', 'submitting', 'queued', 'running', 'downloading') \
+               AND waiting_for IS NULL \
+               AND (lease_expires_at_ns IS NULL OR lease_expires_at_ns <= ?1) \
+               AND (?5 IS NULL OR run_id = ?5) \
+               ORDER BY created_at_ns ASC, id ASC LIMIT ?2 + 0) \
+             UPDATE cineflow_tasks SET lease_owner = ?3, \
+               lease_token = picked.k + \
+                 (SELECT value FROM cineflow_counters WHERE name = 'lease_token'), \
+               lease_expires_at_ns = ?4, revision = revision + 1 \
+             FROM picked WHERE cineflow_tasks.id = picked.id RETURNING ",
+            task_columns!()
+        ))
         .bind(to_ns(now))
-        .bind(run.map(|r| r.to_string()))
         .bind(page_i64(*limit))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db("cannot find claimable tasks"))?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = page_i64(ids.len());
-        let last: i64 = sqlx::query_scalar(
-            "UPDATE cineflow_counters SET value = value + ?1 WHERE name = 'lease_token' \
-             RETURNING value",
-        )
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db("cannot draw lease tokens"))?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for (i, id) in (0_i64..).zip(&ids) {
-            let rows = sqlx::query(
-                "UPDATE cineflow_tasks SET lease_owner = ?1, lease_token = ?2, \
-                 lease_expires_at_ns = ?3, revision = revision + 1 WHERE id = ?4 \
-                 RETURNING body, revision, lease_owner, lease_token, lease_expires_at_ns",
-            )
-            .bind(owner)
-            .bind(last - n + 1 + i)
-            .bind(expires)
-            .bind(id)
+        .bind(owner)
+        .bind(to_ns(deadline(now, *ttl)))
+        .bind(run.map(|r| r.to_string()));
+        let rows = claim
             .fetch_all(&mut *conn)
             .await
-            .map_err(db("cannot claim a task"))?;
-            for row in &rows {
-                claimed.push(task_of(row)?);
-            }
+            .map_err(db("cannot claim tasks"))?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
+        sqlx::query("UPDATE cineflow_counters SET value = value + ?1 WHERE name = 'lease_token'")
+            .bind(page_i64(rows.len()))
+            .execute(&mut *conn)
+            .await
+            .map_err(db("cannot draw lease tokens"))?;
+        let mut claimed = rows.iter().map(task_of).collect::<Result<Vec<_>>>()?;
+        claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(claimed)
     })
 }
