@@ -173,7 +173,7 @@ struct State {
     /// Successful submits so far; the n-th one creates `mock-{n}`.
     created: u64,
     jobs: HashMap<String, MockJob>,
-    requests: Vec<GenerationRequest>,
+    requests: Vec<Arc<GenerationRequest>>,
     polls_by_job: HashMap<String, u64>,
     submit_errors: VecDeque<ProviderError>,
     errors_after_accept: VecDeque<ProviderError>,
@@ -185,7 +185,8 @@ struct State {
 
 struct MockJob {
     provider: ProviderId,
-    request: GenerationRequest,
+    /// Shared with [`State::requests`]: one copy per job.
+    request: Arc<GenerationRequest>,
     created_at: OffsetDateTime,
     listed_from: tokio::time::Instant,
     steps: Vec<Step>,
@@ -397,6 +398,14 @@ impl MockProvider {
         self.lock().created
     }
 
+    /// When each vendor job was created (its submit call accepted it), earliest first.
+    pub fn jobs_created_at(&self) -> Vec<OffsetDateTime> {
+        let mut made: Vec<OffsetDateTime> =
+            self.lock().jobs.values().map(|j| j.created_at).collect();
+        made.sort();
+        made
+    }
+
     /// Poll calls so far, including failed ones.
     pub fn polls(&self) -> u64 {
         self.shared.polls.load(Ordering::SeqCst)
@@ -420,7 +429,11 @@ impl MockProvider {
 
     /// The requests of the successful submits, in order.
     pub fn submitted_requests(&self) -> Vec<GenerationRequest> {
-        self.lock().requests.clone()
+        self.lock()
+            .requests
+            .iter()
+            .map(|r| GenerationRequest::clone(r))
+            .collect()
     }
 
     /// Poll calls made with this vendor job id so far, including failed ones.
@@ -628,11 +641,13 @@ impl VideoProvider for MockProvider {
             .unwrap_or(&self.config.timeline)
             .clone();
         let created_at = OffsetDateTime::now_utc();
+        let request = Arc::new(req.clone());
+        state.requests.push(Arc::clone(&request));
         state.jobs.insert(
             vendor_job_id.clone(),
             MockJob {
                 provider: self.config.id.clone(),
-                request: req.clone(),
+                request,
                 created_at,
                 listed_from: tokio::time::Instant::now() + self.config.list_lag,
                 steps,
@@ -641,7 +656,6 @@ impl VideoProvider for MockProvider {
                 succeeded: false,
             },
         );
-        state.requests.push(req.clone());
         if let Some(error) = state.errors_after_accept_on.remove(&call) {
             return Err(error);
         }
@@ -814,6 +828,28 @@ mod tests {
         assert_eq!(&SAMPLE_MP4[4..8], b"ftyp");
         let moov = SAMPLE_MP4.windows(4).position(|w| w == b"moov").unwrap();
         assert!(moov < 64, "moov should follow ftyp, found at {moov}");
+    }
+
+    #[tokio::test]
+    async fn each_accepted_submit_records_when_its_job_was_made_earliest_first() {
+        let p = mock();
+        assert!(p.jobs_created_at().is_empty());
+        let before = OffsetDateTime::now_utc();
+        p.submit(&request("a")).await.unwrap();
+        p.inject_submit_error(ProviderError::new(ErrorCode::RateLimited, "busy"));
+        assert!(p.submit(&request("b")).await.is_err());
+        p.submit(&request("c")).await.unwrap();
+        let made = p.jobs_created_at();
+        assert_eq!(made.len(), 2, "a refused submit makes no job");
+        assert!(before <= made[0] && made[0] <= made[1]);
+        assert!(made[1] <= OffsetDateTime::now_utc());
+        // The requests are kept once per job and still read back in full.
+        let prompts: Vec<String> = p
+            .submitted_requests()
+            .into_iter()
+            .map(|r| r.prompt)
+            .collect();
+        assert_eq!(prompts, ["a", "c"]);
     }
 
     #[test]

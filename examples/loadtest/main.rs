@@ -49,7 +49,10 @@
 //! Where the time went, in seconds after the run started (from the ledger):
 //! `first_wave_submitted_secs` (the C-th job made), `last_submitted_secs` (the last job made)
 //! and `last_detected_secs` (the last job's end reported by a poll); `wall_secs` minus the
-//! last is the last download. `--ledger-out PATH` writes the vendor's ledger (every job's
+//! last is the last download. With `--protocol mock` the first two come from the mock (a job
+//! is made when its submit call returns). The download burst, from the sink (every mode):
+//! `downloads_first_started_secs` and `downloads_last_started_secs` (the first and last video
+//! whose body began to reach the sink) and `downloads_last_ended_secs` (the last one stored). `--ledger-out PATH` writes the vendor's ledger (every job's
 //! times) there, with the run's start (`started_unix_nanos`).
 //!
 //! Workers: `--workers N` (with `--store postgres://…`) leaves the run to N worker processes
@@ -202,6 +205,8 @@ pub(crate) struct Setup {
     pub(crate) model: ModelId,
     pub(crate) provider_id: cineflow::core::ProviderId,
     pub(crate) mock: Option<Arc<MockProvider>>,
+    /// The run's sink, timing the downloads.
+    pub(crate) timed: Arc<TimedSink>,
     /// The output folder of `--sink dir`, removed when dropped.
     pub(crate) _out_dir: Option<tempfile::TempDir>,
 }
@@ -254,6 +259,7 @@ pub(crate) async fn setup(
         Some(d) => Arc::new(LocalDirSink::new(d.path())),
         None => Arc::new(HashingSink),
     };
+    let timed = Arc::new(TimedSink::new(sink));
     let provider_id = provider.id().clone();
     let callbacks = match receiver {
         Some(r) => {
@@ -276,7 +282,7 @@ pub(crate) async fn setup(
     let model = ModelId::new("sora2")?;
     let orch = Orchestrator::builder()
         .store(store)
-        .sink(sink)
+        .sink(Arc::clone(&timed) as Arc<dyn ArtifactSink>)
         .router(Router::from_config(catalog).route(model.clone(), provider, vendor_model))
         .config(config)
         .build()?;
@@ -288,6 +294,7 @@ pub(crate) async fn setup(
         model,
         provider_id,
         mock,
+        timed,
         _out_dir: out_dir,
     })
 }
@@ -309,6 +316,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             model,
             provider_id,
             mock,
+            timed,
             _out_dir,
         } = setup(o, vendor, store, o.concurrency, receiver.as_ref()).await?;
         let sb = storyboard(o.tasks, o.protocol)?;
@@ -330,6 +338,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         let cpu = cpu_secs(me)? - cpu_before;
         let peak_rss = peak_rss_mb(me)?;
         let vendor_usage = vendor.and_then(Vendor::child_usage);
+        let downloads = timed.downloads(started);
         let hooks = receiver.map(Receiver::stop).unwrap_or_default();
         if let Some(sampler) = sampler {
             eprint!("{}", sampler.stop());
@@ -358,12 +367,22 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
                 }
                 Counted::from_ledger(&ledger, started_utc, o.concurrency, &hooks.detected)
             }
-            (None, Some(m)) => Counted {
-                submits: m.submits(),
-                polls: m.polls(),
-                downloads: m.downloads(),
-                ..Counted::default()
-            },
+            (None, Some(m)) => {
+                // The mock makes a job when its submit call returns (S/3 after it was sent).
+                let made: Vec<f64> = m
+                    .jobs_created_at()
+                    .into_iter()
+                    .map(|t| (t - started_utc).as_seconds_f64())
+                    .collect();
+                Counted {
+                    submits: m.submits(),
+                    polls: m.polls(),
+                    downloads: m.downloads(),
+                    first_wave_created: made.get(o.concurrency.max(1) - 1).copied(),
+                    last_created: made.last().copied(),
+                    ..Counted::default()
+                }
+            }
             (None, None) => Counted::default(),
         };
         let n = o.tasks as f64;
@@ -411,6 +430,12 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "max_concurrent_calls": o.calls_cap().unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS).get(),
             "nproc": std::thread::available_parallelism().map_or(0, usize::from),
         });
+        // The download burst (one macro call cannot take every field: its recursion limit).
+        let bursts = json!({
+            "downloads_first_started_secs": opt(downloads.first_started),
+            "downloads_last_started_secs": opt(downloads.last_started),
+            "downloads_last_ended_secs": opt(downloads.last_ended),
+        });
         let webhooks = json!({
             "webhooks": o.webhooks,
             "confirm_in_batches": o.webhooks && !o.confirm_one_by_one,
@@ -424,8 +449,10 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "callbacks_rejected": hooks.rejected.values().sum::<u64>(),
             "detected_by_callback": hooks.detected.len(),
         });
-        if let (Value::Object(r), Value::Object(w)) = (&mut report, webhooks) {
-            r.extend(w);
+        for more in [bursts, webhooks] {
+            if let (Value::Object(r), Value::Object(m)) = (&mut report, more) {
+                r.extend(m);
+            }
         }
         Ok(report)
     })
@@ -481,6 +508,13 @@ fn summary(r: &Value) -> String {
         f("first_wave_submitted_secs"),
         f("last_submitted_secs"),
         f("last_detected_secs")
+    );
+    let _ = writeln!(
+        s,
+        "  downloads      first started at {} s, last started at {} s, last ended at {} s",
+        f("downloads_first_started_secs"),
+        f("downloads_last_started_secs"),
+        f("downloads_last_ended_secs")
     );
     if r["webhooks"] == true {
         let _ = writeln!(

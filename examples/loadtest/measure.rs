@@ -2,11 +2,13 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use cineflow::core::sink::{ArtifactKey, ArtifactSink, StoredVideo};
-use cineflow::core::{ByteStream, Storyboard, VideoProvider};
+use cineflow::core::{ByteStream, ErrorCode, FrameFormat, Storyboard, VideoProvider};
 use cineflow::providers::fal::Fal;
 use cineflow::providers::kling::Kling;
 use cineflow::providers::minimax::Minimax;
@@ -129,6 +131,101 @@ impl ArtifactSink for HashingSink {
         _sidecar: &Value,
     ) -> cineflow::core::Result<String> {
         Ok("discarded".into())
+    }
+}
+
+/// When the run's downloads started and ended: every video passes through this wrapper of the
+/// run's sink, which notes the first and last start of a `put_video` and the last end of one
+/// (the download burst; `put_video` starts once the vendor's answer to the download began).
+#[derive(Debug)]
+pub(crate) struct TimedSink {
+    inner: Arc<dyn ArtifactSink>,
+    /// Times are nanoseconds after this instant, plus one (0: none yet).
+    origin: Instant,
+    first_start: AtomicU64,
+    last_start: AtomicU64,
+    last_end: AtomicU64,
+}
+
+/// The download burst, in seconds after the run started.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Downloads {
+    pub(crate) first_started: Option<f64>,
+    pub(crate) last_started: Option<f64>,
+    pub(crate) last_ended: Option<f64>,
+}
+
+impl TimedSink {
+    pub(crate) fn new(inner: Arc<dyn ArtifactSink>) -> Self {
+        Self {
+            inner,
+            origin: Instant::now(),
+            first_start: AtomicU64::new(0),
+            last_start: AtomicU64::new(0),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// The burst, relative to `started` (the run's start).
+    pub(crate) fn downloads(&self, started: Instant) -> Downloads {
+        let offset = started.saturating_duration_since(self.origin).as_secs_f64();
+        let at = |a: &AtomicU64| match a.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some((n - 1) as f64 / 1e9 - offset),
+        };
+        Downloads {
+            first_started: at(&self.first_start),
+            last_started: at(&self.last_start),
+            last_ended: at(&self.last_end),
+        }
+    }
+}
+
+#[async_trait]
+impl ArtifactSink for TimedSink {
+    async fn put_video(
+        &self,
+        key: &ArtifactKey,
+        body: ByteStream,
+    ) -> cineflow::core::Result<StoredVideo> {
+        let started = self.now();
+        // The first start is the first one noted; later ones only move the last.
+        let _ = self
+            .first_start
+            .compare_exchange(0, started, Ordering::SeqCst, Ordering::SeqCst);
+        self.last_start.fetch_max(started, Ordering::SeqCst);
+        let stored = self.inner.put_video(key, body).await;
+        self.last_end.fetch_max(self.now(), Ordering::SeqCst);
+        stored
+    }
+
+    async fn put_sidecar(
+        &self,
+        key: &ArtifactKey,
+        sidecar: &Value,
+    ) -> cineflow::core::Result<String> {
+        self.inner.put_sidecar(key, sidecar).await
+    }
+
+    async fn put_last_frame(
+        &self,
+        key: &ArtifactKey,
+        format: FrameFormat,
+        image: Bytes,
+    ) -> cineflow::core::Result<StoredVideo> {
+        self.inner.put_last_frame(key, format, image).await
+    }
+
+    async fn cleanup_partial(&self, key: &ArtifactKey) -> cineflow::core::Result<()> {
+        self.inner.cleanup_partial(key).await
+    }
+
+    fn failure_code(&self) -> ErrorCode {
+        self.inner.failure_code()
     }
 }
 

@@ -7,11 +7,11 @@
 //! so a job is never adopted twice). Duplicate, late and out-of-order callbacks only cause a
 //! poll at most.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::{Orchestrator, lock};
 use crate::callback::{
@@ -38,38 +38,60 @@ pub(crate) enum Signal {
 /// The loops of this process that follow tasks, by task: where callbacks are delivered.
 #[derive(Debug, Default)]
 pub(crate) struct CallbackHub {
-    followers: Mutex<HashMap<TaskId, (u64, mpsc::Sender<Signal>)>>,
+    followers: Mutex<HashMap<TaskId, (u64, Arc<Mailbox>)>>,
     next: std::sync::atomic::AtomicU64,
 }
 
 /// Signals queued per task before further ones are dropped (the loop polls anyway).
 const QUEUE: usize = 8;
 
+/// Where one loop's signals wait. Every task in flight has one, and nearly all of them never
+/// receive anything: an empty queue allocates nothing (a channel would allocate its buffer
+/// up front, for each of 100,000 tasks).
+#[derive(Debug, Default)]
+struct Mailbox {
+    queue: Mutex<Queue>,
+    /// Wakes the loop's [`Following::next`].
+    arrived: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    signals: VecDeque<Signal>,
+    /// The loop's registration was dropped: nothing is delivered any more.
+    closed: bool,
+}
+
 impl CallbackHub {
     /// Registers the loop following `task` until the returned guard is dropped.
     pub(crate) fn follow(&self, task: TaskId) -> Following<'_> {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let mailbox = Arc::new(Mailbox::default());
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        lock(&self.followers).insert(task, (id, tx));
+        lock(&self.followers).insert(task, (id, Arc::clone(&mailbox)));
         Following {
             hub: self,
             task,
             id,
-            rx: tokio::sync::Mutex::new(rx),
+            mailbox,
         }
     }
 
     /// Hands `signal` to the loop following `task`; `false` when none does here.
     fn deliver(&self, task: TaskId, signal: Signal) -> bool {
-        let tx = lock(&self.followers).get(&task).map(|(_, tx)| tx.clone());
-        match tx {
-            // A full queue already holds a wake-up: the loop polls anyway.
-            Some(tx) => !matches!(
-                tx.try_send(signal),
-                Err(mpsc::error::TrySendError::Closed(_))
-            ),
-            None => false,
+        let Some(mailbox) = lock(&self.followers).get(&task).map(|(_, m)| Arc::clone(m)) else {
+            return false;
+        };
+        let mut queue = lock(&mailbox.queue);
+        if queue.closed {
+            return false;
         }
+        // A full queue already holds a wake-up: the loop polls anyway.
+        if queue.signals.len() < QUEUE {
+            queue.signals.push_back(signal);
+            drop(queue);
+            mailbox.arrived.notify_one();
+        }
+        true
     }
 }
 
@@ -78,24 +100,28 @@ pub(crate) struct Following<'a> {
     hub: &'a CallbackHub,
     task: TaskId,
     id: u64,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Signal>>,
+    mailbox: Arc<Mailbox>,
 }
 
 impl Following<'_> {
-    /// The next signal (pending forever when none comes).
+    /// The next signal (pending forever when none comes). Cancel-safe: a signal is taken off
+    /// the queue only when it is returned.
     pub(crate) async fn next(&self) -> Signal {
-        match self.rx.lock().await.recv().await {
-            Some(s) => s,
-            None => std::future::pending().await,
+        loop {
+            if let Some(s) = lock(&self.mailbox.queue).signals.pop_front() {
+                return s;
+            }
+            // A signal queued after the look above left a permit: this returns at once.
+            self.mailbox.arrived.notified().await;
         }
     }
 
     /// Drops the signals already queued (duplicates of one just acted on), keeping the last
     /// conclusive status among them, if any.
     pub(crate) fn drain(&self) -> Option<JobStatus> {
-        let mut rx = self.rx.try_lock().ok()?;
+        let queued = std::mem::take(&mut lock(&self.mailbox.queue).signals);
         let mut last = None;
-        while let Ok(s) = rx.try_recv() {
+        for s in queued {
             if let Signal::Status(s) = s {
                 last = Some(*s);
             }
@@ -106,6 +132,7 @@ impl Following<'_> {
 
 impl Drop for Following<'_> {
     fn drop(&mut self) {
+        lock(&self.mailbox.queue).closed = true;
         let mut map = lock(&self.hub.followers);
         if map.get(&self.task).is_some_and(|(id, _)| *id == self.id) {
             map.remove(&self.task);
@@ -290,5 +317,68 @@ impl Orchestrator {
         };
         tracing::debug!(provider = %pid, %attempt, effect = ?outcome.effect, "callback verified");
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::JobState;
+
+    #[tokio::test]
+    async fn a_follower_reads_its_signals_in_order_and_a_full_queue_drops_the_rest() {
+        let hub = CallbackHub::default();
+        let task = TaskId::new();
+        let following = hub.follow(task);
+        assert!(hub.deliver(task, Signal::Poll));
+        let done = JobStatus::new(JobState::Cancelled);
+        assert!(hub.deliver(task, Signal::Status(Box::new(done))));
+        assert!(matches!(following.next().await, Signal::Poll));
+        assert!(matches!(following.next().await, Signal::Status(_)));
+        // A full queue already holds a wake-up: more are dropped, and still count as delivered.
+        for _ in 0..QUEUE + 3 {
+            assert!(hub.deliver(task, Signal::Poll));
+        }
+        assert_eq!(lock(&following.mailbox.queue).signals.len(), QUEUE);
+        assert!(following.drain().is_none(), "no status was queued");
+        // Nothing is left, so the next read waits for the next signal.
+        let next = following.next();
+        tokio::pin!(next);
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        assert!(hub.deliver(task, Signal::Poll));
+        assert!(matches!(next.await, Signal::Poll));
+    }
+
+    #[tokio::test]
+    async fn draining_keeps_the_last_conclusive_status() {
+        let hub = CallbackHub::default();
+        let task = TaskId::new();
+        let following = hub.follow(task);
+        hub.deliver(
+            task,
+            Signal::Status(Box::new(JobStatus::new(JobState::Queued))),
+        );
+        hub.deliver(task, Signal::Poll);
+        hub.deliver(
+            task,
+            Signal::Status(Box::new(JobStatus::new(JobState::Expired))),
+        );
+        assert_eq!(following.drain().map(|s| s.state), Some(JobState::Expired));
+        assert!(following.drain().is_none());
+    }
+
+    #[test]
+    fn nothing_is_delivered_once_the_loop_stopped_following() {
+        let hub = CallbackHub::default();
+        let task = TaskId::new();
+        assert!(!hub.deliver(task, Signal::Poll), "nobody follows the task");
+        let following = hub.follow(task);
+        let mailbox = Arc::clone(&following.mailbox);
+        drop(following);
+        assert!(!hub.deliver(task, Signal::Poll));
+        assert!(lock(&hub.followers).is_empty());
+        // A delivery that found the mailbox just before the loop left is refused too.
+        lock(&hub.followers).insert(task, (0, mailbox));
+        assert!(!hub.deliver(task, Signal::Poll));
     }
 }

@@ -69,16 +69,23 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
             // opened or blocked; in a cancelled run, cancelled.
             chained = chain::catch_up(&inner, run_id, control.cancel.is_cancelled()).await?;
         }
-        let free = (run.spec.concurrency + parked.count()).saturating_sub(set.len());
+        // At most a batch per claim: claimed copies are dropped as their futures are spawned,
+        // but the batch is read whole first (100,000 tasks would be 100 MB at once).
+        let free = (run.spec.concurrency + parked.count())
+            .saturating_sub(set.len())
+            .min(worker::CLAIM_BATCH);
+        let mut full_batch = false;
         if free > 0 {
-            for task in inner
+            let claimed = inner
                 .store
                 .claim_tasks(&inner.owner, Some(run_id), free, ttl)
-                .await?
-            {
+                .await?;
+            full_batch = claimed.len() == free && free == worker::CLAIM_BATCH;
+            for task in claimed {
                 let Some(lease) = task.lease.clone() else {
                     continue;
                 };
+                let held = worker::Claimed::of(&task, lease);
                 let token = control.cancel.child_token();
                 let inner = Arc::clone(&inner);
                 let per_run = Arc::clone(&per_run);
@@ -88,9 +95,13 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
                     let slot = exec::RunSlot::new(per_run, Arc::clone(&inner.global), Some(parked));
                     // Errors are logged by run_leased; the task's lease lapses and it is
                     // claimed again from its last persisted step.
-                    let _ = worker::run_leased(&inner, task, lease, ttl, &slot, token, &ctx).await;
+                    let _ = worker::run_leased(&inner, held, ttl, &slot, token, &ctx).await;
                 });
             }
+        }
+        if full_batch {
+            // More may be claimable right away.
+            continue;
         }
         if set.is_empty() {
             // Nothing in hand: every task left (if any) is owned by someone else.

@@ -2,6 +2,8 @@
 
 mod confirm;
 mod download;
+#[cfg(test)]
+mod footprint;
 mod last_frame;
 mod poll;
 mod reconcile;
@@ -29,7 +31,7 @@ use crate::callback::{AttemptRef, CallbackScheme, CallbackToken, CallbackUrl};
 use crate::error::Result;
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
-use crate::ids::ModelId;
+use crate::ids::{ModelId, TaskId};
 use crate::provider::{GenerationRequest, ProviderJob, VideoProvider};
 use crate::router::{InFlight, Strategy};
 use crate::run::Run;
@@ -142,19 +144,17 @@ enum Polled {
     Resubmit,
 }
 
-/// Drives one task to a terminal state (or until cancelled), in `slot` (taken first; lent out
-/// while the task waits out a submit's `Retry-After`).
+/// Drives the task `id` to a terminal state (or until cancelled), in `slot` (taken first; lent
+/// out while the task waits out a submit's `Retry-After`).
 pub(super) async fn run_task(
     inner: &Arc<Inner>,
-    task: Task,
+    id: TaskId,
     slot: &RunSlot,
     cancel: &CancellationToken,
     ctx: &RunCtx,
 ) -> Result<()> {
-    // Only the id is kept while the task waits for its slot: the task is read again once it
-    // has one (it may have changed meanwhile), so the claimed copy is not held for its life.
-    let id = task.id;
-    drop(task);
+    // Only the id is kept while the task waits for its slot: the task is read once it has one
+    // (it may have changed meanwhile), so no claimed copy is held for the task's life.
     let slotted = slot.acquire(cancel).await?;
     let mut task = inner.store.get_task(id).await?;
     if task.status.is_terminal() {
@@ -186,6 +186,12 @@ struct Lifecycle<'a> {
 }
 
 impl Lifecycle<'_> {
+    /// Runs the task's phases until it ends.
+    ///
+    /// Each phase (submit, reconciliation, polling, download) runs in a box of its own, held
+    /// only while it runs: a future is as large as its largest state, and a task spends almost
+    /// all its life waiting between polls, so 100,000 tasks in flight hold one small polling
+    /// state each instead of room for the largest phase.
     async fn drive(&self, task: &mut Task) -> Result<()> {
         if task.dry_run {
             let before = task.status;
@@ -203,38 +209,38 @@ impl Lifecycle<'_> {
                 slot = Some(self.inner.router.take_slot(&job.provider));
             }
             let polled = match task.status {
-                TaskStatus::Pending => match self.submit(task).await? {
+                TaskStatus::Pending => match Box::pin(self.submit(task)).await? {
                     Some(taken) => {
                         slot = Some(taken);
-                        self.poll_until_ready(task, &mut clock).await?
+                        self.poll_boxed(task, &mut clock).await?
                     }
                     None => return Ok(()),
                 },
                 TaskStatus::Submitting => {
                     if task.current_attempt().is_some_and(|a| a.job.is_some()) {
-                        self.poll_until_ready(task, &mut clock).await?
+                        self.poll_boxed(task, &mut clock).await?
                     } else {
                         // A crash between recording the attempt and recording the job: the
                         // vendor may or may not have created (and billed) a job. Look it up.
                         let cause =
                             "interrupted during submit (the vendor's answer was never recorded)";
-                        match self.reconcile(task, cause).await? {
+                        match Box::pin(self.reconcile(task, cause)).await? {
                             Reconciled::Adopted(taken) => {
                                 slot = Some(taken);
-                                self.poll_until_ready(task, &mut clock).await?
+                                self.poll_boxed(task, &mut clock).await?
                             }
                             Reconciled::Ended => return Ok(()),
                         }
                     }
                 }
                 TaskStatus::Queued | TaskStatus::Running => {
-                    self.poll_until_ready(task, &mut clock).await?
+                    self.poll_boxed(task, &mut clock).await?
                 }
                 TaskStatus::Downloading => {
                     if task.current_attempt().is_some_and(|a| a.asset.is_some()) {
                         Polled::Ready
                     } else {
-                        self.poll_until_ready(task, &mut clock).await?
+                        self.poll_boxed(task, &mut clock).await?
                     }
                 }
                 _ => return Ok(()),
@@ -245,16 +251,22 @@ impl Lifecycle<'_> {
                     slot = None;
                     continue;
                 }
-                Polled::Ready => match self.download(task).await? {
+                Polled::Ready => match Box::pin(self.download(task)).await? {
                     Downloaded::Completed | Downloaded::Ended => return Ok(()),
                     Downloaded::UrlExpired(why) => {
-                        if !self.refresh_url(task, &mut clock, why).await? {
+                        if !Box::pin(self.refresh_url(task, &mut clock, why)).await? {
                             return Ok(());
                         }
                     }
                 },
             }
         }
+    }
+
+    /// [`poll_until_ready`](Self::poll_until_ready) in a box of its own (see
+    /// [`drive`](Self::drive)).
+    async fn poll_boxed(&self, task: &mut Task, clock: &mut AttemptClock) -> Result<Polled> {
+        Box::pin(self.poll_until_ready(task, clock)).await
     }
 
     /// The vendor's video URL expired or was refused (`why`, a `download_failed` error): sends

@@ -112,7 +112,8 @@ async fn run(
                 ended(&inner, &mut in_hand, run_id).await;
             }
         }
-        let free = slots.available_permits();
+        // A batch per claim at most; the next batch is claimed right after.
+        let free = slots.available_permits().min(CLAIM_BATCH);
         let claimed = if free == 0 {
             Vec::new()
         } else {
@@ -184,13 +185,14 @@ async fn run(
             let per_task = Arc::clone(&per_task);
             let ttl = options.lease_ttl;
             let run_id = task.run_id;
+            let held = Claimed::of(&task, lease);
             *in_hand.entry(run_id).or_default() += 1;
             set.spawn(async move {
                 let _permit = permit;
                 let token = CancellationToken::new();
                 // The worker's own slot (`permit`) is held for the task's whole life.
                 let slot = exec::RunSlot::new(Arc::clone(&per_task), per_task, None);
-                let _ = run_leased(&inner, task, lease, ttl, &slot, token, &ctx).await;
+                let _ = run_leased(&inner, held, ttl, &slot, token, &ctx).await;
                 run_id
             });
         }
@@ -200,6 +202,9 @@ async fn run(
     while set.join_next().await.is_some() {}
     Ok(())
 }
+
+/// Tasks claimed in one call at most (a claim reads its tasks whole before any is spawned).
+pub(super) const CLAIM_BATCH: usize = 4096;
 
 /// How long a worker that saw a task end waits before claiming, so that the slots freed
 /// meanwhile are claimed together.
@@ -221,6 +226,27 @@ async fn ended(inner: &Inner, in_hand: &mut HashMap<RunId, usize>, run_id: RunId
     }
 }
 
+/// What a task's future keeps of the claimed task: the task is read again once it has a slot,
+/// so the claimed copy is not held while it waits for one, nor for its life.
+#[derive(Debug)]
+pub(super) struct Claimed {
+    pub(super) id: TaskId,
+    /// Whether tasks are chained on this one (settled once it ends).
+    pub(super) chained: bool,
+    pub(super) lease: Lease,
+}
+
+impl Claimed {
+    /// What is kept of `task`, claimed under `lease`.
+    pub(super) fn of(task: &Task, lease: Lease) -> Self {
+        Self {
+            id: task.id,
+            chained: !task.dependents.is_empty(),
+            lease,
+        }
+    }
+}
+
 /// Drives one claimed task under its `lease`: renews the lease every third of `ttl` while the
 /// task runs and releases it once the task has ended. A task stopped by an error keeps its lease
 /// until it lapses (its state is then resumed from the store, by this process or another); a
@@ -228,22 +254,25 @@ async fn ended(inner: &Inner, in_hand: &mut HashMap<RunId, usize>, run_id: RunId
 /// `slot` is the slot of the run's and the orchestrator's concurrency the task works in.
 pub(super) async fn run_leased(
     inner: &Arc<Inner>,
-    task: Task,
-    lease: Lease,
+    claimed: Claimed,
     ttl: Duration,
     slot: &exec::RunSlot,
     cancel: CancellationToken,
     ctx: &exec::RunCtx,
 ) -> Result<()> {
-    let task_id = task.id;
-    let chained = !task.dependents.is_empty();
+    let Claimed {
+        id: task_id,
+        chained,
+        lease,
+    } = claimed;
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
     let work = async {
-        exec::run_task(inner, task, slot, &cancel, ctx).await?;
+        exec::run_task(inner, task_id, slot, &cancel, ctx).await?;
         // The shots chained on this one start (or are blocked) as soon as it has ended, while
         // its lease is held (so no other process settles them at the same time); a crash
         // before this is caught up once the lease has lapsed.
-        if chained && let Err(e) = super::chain::settle(inner, task_id).await {
+        // Boxed: rare, and larger than the whole task otherwise.
+        if chained && let Err(e) = Box::pin(super::chain::settle(inner, task_id)).await {
             tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
         }
         Ok(())

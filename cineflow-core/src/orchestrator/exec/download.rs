@@ -52,8 +52,7 @@ impl Lifecycle<'_> {
                 ErrorCode::DownloadFailed,
                 format!("provider {} is no longer configured", job.provider),
             );
-            self.finish_failed(task, TaskStatus::DownloadFailed, error, false)
-                .await?;
+            Box::pin(self.finish_failed(task, TaskStatus::DownloadFailed, error, false)).await?;
             return Ok(Downloaded::Ended);
         };
         if let Some(t) = asset.expires_at.filter(|t| *t <= OffsetDateTime::now_utc()) {
@@ -72,7 +71,7 @@ impl Lifecycle<'_> {
         for i in 0..tries {
             if i > 0 {
                 let d = delays.next().unwrap_or(self.inner.config.retry_max_delay);
-                if !self.sleep(d).await {
+                if !Box::pin(self.sleep(d)).await {
                     break;
                 }
             }
@@ -85,12 +84,13 @@ impl Lifecycle<'_> {
             let opened = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
-                s = async {
+                // Boxed, like the steps after it: a task holds the state it is in only.
+                s = Box::pin(async {
                     let permit = self.inner.router.call_permit(&job.provider).await;
                     let stream = provider.download(&job, &asset).await?;
                     let stream = self.checked(stream, &asset, permit)?;
                     sniff(stream, &asset).await
-                } => s,
+                }) => s,
             };
             let (container, stream) = match opened {
                 Ok(opened) => opened,
@@ -123,8 +123,9 @@ impl Lifecycle<'_> {
                 Ok(stored) => {
                     // The video is stored; its last frame (if any) follows, and whatever
                     // becomes of it, the task completes with its video.
-                    let frame = self.store_last_frame(task, &job, provider.as_ref()).await;
-                    self.complete(task, stored, content_type, frame).await?;
+                    let frame =
+                        Box::pin(self.store_last_frame(task, &job, provider.as_ref())).await;
+                    Box::pin(self.complete(task, stored, content_type, frame)).await?;
                     return Ok(Downloaded::Completed);
                 }
                 Err(Error::Provider(e)) => {
@@ -144,7 +145,7 @@ impl Lifecycle<'_> {
         if self.cancel.is_cancelled() {
             let _ = self.inner.sink.cleanup_partial(&key).await;
             let before = task.status;
-            mark_cancelled(self.inner, task, before).await?;
+            Box::pin(mark_cancelled(self.inner, task, before)).await?;
             return Ok(Downloaded::Ended);
         }
         let error =
@@ -158,8 +159,7 @@ impl Lifecycle<'_> {
             retryable: true,
             ..error
         };
-        self.finish_failed(task, TaskStatus::DownloadFailed, error, false)
-            .await?;
+        Box::pin(self.finish_failed(task, TaskStatus::DownloadFailed, error, false)).await?;
         Ok(Downloaded::Ended)
     }
 

@@ -119,8 +119,7 @@ impl Lifecycle<'_> {
                     job.provider, job.vendor_job_id
                 ),
             );
-            self.finish_failed(task, TaskStatus::Interrupted, error, true)
-                .await?;
+            Box::pin(self.finish_failed(task, TaskStatus::Interrupted, error, true)).await?;
             return Ok(Polled::Done);
         };
         let policy = &self.inner.config.poll;
@@ -143,7 +142,7 @@ impl Lifecycle<'_> {
         loop {
             let found = match self.wait(interval, swept.take()).await {
                 Wake::Cancelled => {
-                    self.cancel_job(task, provider.as_ref(), &job).await?;
+                    Box::pin(self.cancel_job(task, provider.as_ref(), &job)).await?;
                     return Ok(Polled::Done);
                 }
                 Wake::Timer => None,
@@ -151,20 +150,21 @@ impl Lifecycle<'_> {
                     tracing::debug!(task = %task.id, "woken by a callback: polling now");
                     // Duplicates of the same news: one poll answers them all.
                     match self.hook.drain() {
-                        Some(status) => Some(status),
-                        None => match self.confirm(&provider, &job).await {
+                        Some(status) => Some(Box::new(status)),
+                        // Boxed: a rare wait, kept out of the loop's own state.
+                        None => match Box::pin(self.confirm(&provider, &job)).await {
                             Confirmed::Cancelled => {
-                                self.cancel_job(task, provider.as_ref(), &job).await?;
+                                Box::pin(self.cancel_job(task, provider.as_ref(), &job)).await?;
                                 return Ok(Polled::Done);
                             }
-                            Confirmed::Status(status) => Some(*status),
+                            Confirmed::Status(status) => Some(status),
                             Confirmed::Poll => None,
                         },
                     }
                 }
                 Wake::Swept(status) => {
                     self.hook.drain();
-                    Some(*status)
+                    Some(status)
                 }
             };
             if polled && clock.elapsed() > policy.job_timeout {
@@ -175,8 +175,7 @@ impl Lifecycle<'_> {
                         job.vendor_job_id, policy.job_timeout
                     ),
                 );
-                self.finish_failed(task, TaskStatus::Failed, error, false)
-                    .await?;
+                Box::pin(self.finish_failed(task, TaskStatus::Failed, error, false)).await?;
                 return Ok(Polled::Done);
             }
             let status = match found {
@@ -185,13 +184,15 @@ impl Lifecycle<'_> {
                 None => tokio::select! {
                     biased;
                     () = self.cancel.cancelled() => {
-                        self.cancel_job(task, provider.as_ref(), &job).await?;
+                        Box::pin(self.cancel_job(task, provider.as_ref(), &job)).await?;
                         return Ok(Polled::Done);
                     }
-                    s = async {
+                    // Boxed, like the answer and the rare steps below: the loop's own state,
+                    // held while it waits, stays small.
+                    s = Box::pin(async {
                         let _permit = self.inner.router.gate(&job.provider).await;
-                        provider.poll(&job).await
-                    } => s,
+                        provider.poll(&job).await.map(Box::new)
+                    }) => s,
                 },
             };
             polled = true;
@@ -227,94 +228,110 @@ impl Lifecycle<'_> {
                     continue;
                 }
                 Err(e) => {
-                    self.finish_failed(task, TaskStatus::Failed, TaskError::from(&e), false)
-                        .await?;
+                    Box::pin(self.finish_failed(
+                        task,
+                        TaskStatus::Failed,
+                        TaskError::from(&e),
+                        false,
+                    ))
+                    .await?;
                     return Ok(Polled::Done);
                 }
             };
             errors = 0;
-            let before = task.status;
-            if let Some(a) = task.current_attempt_mut() {
-                a.vendor_payload = status.raw.clone();
-                // A vendor echoing the callback URL never gets its token stored.
-                crate::callback::scrub_tokens(&mut a.vendor_payload);
-                if let Some(usage) = status.usage {
-                    // Persisted with the state change below (usage comes with the success).
-                    a.cost
-                        .get_or_insert_with(Default::default)
-                        .record_usage(usage);
-                }
-                if let Some(charge) = status.charge {
-                    a.cost.get_or_insert_with(Default::default).charged = Some(charge);
-                }
-            }
-            match &status.state {
-                JobState::Queued => {
-                    if before != TaskStatus::Queued {
-                        task.set_status(TaskStatus::Queued)?;
-                        self.inner.persist(task, before).await?;
-                    }
-                }
-                JobState::Running { progress, .. } => {
-                    if before != TaskStatus::Running || *progress != task.progress {
-                        task.set_status(TaskStatus::Running)?;
-                        task.progress = *progress;
-                        self.inner.persist(task, before).await?;
-                        if let Some(p) = progress {
-                            self.inner.emit(
-                                task.run_id,
-                                Some(task.id),
-                                EventKind::TaskProgress { progress: *p },
-                            );
-                        }
-                    }
-                }
-                JobState::Succeeded { asset } => {
-                    if let Some(a) = task.current_attempt_mut() {
-                        a.asset = Some(asset.clone());
-                        a.last_frame.clone_from(&status.last_frame);
-                    }
-                    task.progress = Some(100);
-                    task.set_status(TaskStatus::Downloading)?;
-                    self.inner.persist(task, before).await?;
-                    return Ok(Polled::Ready);
-                }
-                JobState::Failed { error } => {
-                    let terror = TaskError::from(error);
-                    let n = counted_attempts(task);
-                    if may_fail_over(error) && n < self.inner.config.max_attempts {
-                        self.end_attempt(
-                            task,
-                            AttemptOutcome::Failed {
-                                error: terror.clone(),
-                            },
-                        );
-                        let reason = format!("vendor job failed ({})", error.code());
-                        self.back_to_pending(task, terror, reason).await?;
-                        return Ok(Polled::Resubmit);
-                    }
-                    self.finish_failed(task, TaskStatus::Failed, terror, false)
-                        .await?;
-                    return Ok(Polled::Done);
-                }
-                JobState::Cancelled => {
-                    let error =
-                        TaskError::new(ErrorCode::Cancelled, "the job was cancelled at the vendor");
-                    self.finish_failed(task, TaskStatus::Failed, error, false)
-                        .await?;
-                    return Ok(Polled::Done);
-                }
-                JobState::Expired => {
-                    let error = TaskError::new(ErrorCode::Timeout, "the job expired at the vendor");
-                    self.finish_failed(task, TaskStatus::Failed, error, false)
-                        .await?;
-                    return Ok(Polled::Done);
-                }
-            }
-            interval =
+            let next =
                 policy.next_interval(interval, clock.elapsed(), &status.state, status.poll_after);
+            if let Some(end) = Box::pin(self.take_status(task, status)).await? {
+                return Ok(end);
+            }
+            interval = next;
             if hooked {
                 interval = interval.saturating_add(hooks.grace);
+            }
+        }
+    }
+
+    /// Records what a poll (or a sweep, or a signed callback) answered about the task's job;
+    /// `Some` when polling is over.
+    async fn take_status(&self, task: &mut Task, status: Box<JobStatus>) -> Result<Option<Polled>> {
+        let before = task.status;
+        if let Some(a) = task.current_attempt_mut() {
+            a.vendor_payload = status.raw.clone();
+            // A vendor echoing the callback URL never gets its token stored.
+            crate::callback::scrub_tokens(&mut a.vendor_payload);
+            if let Some(usage) = status.usage {
+                // Persisted with the state change below (usage comes with the success).
+                a.cost
+                    .get_or_insert_with(Default::default)
+                    .record_usage(usage);
+            }
+            if let Some(charge) = status.charge {
+                a.cost.get_or_insert_with(Default::default).charged = Some(charge);
+            }
+        }
+        match &status.state {
+            JobState::Queued => {
+                if before != TaskStatus::Queued {
+                    task.set_status(TaskStatus::Queued)?;
+                    self.inner.persist(task, before).await?;
+                }
+                Ok(None)
+            }
+            JobState::Running { progress, .. } => {
+                if before != TaskStatus::Running || *progress != task.progress {
+                    task.set_status(TaskStatus::Running)?;
+                    task.progress = *progress;
+                    self.inner.persist(task, before).await?;
+                    if let Some(p) = progress {
+                        self.inner.emit(
+                            task.run_id,
+                            Some(task.id),
+                            EventKind::TaskProgress { progress: *p },
+                        );
+                    }
+                }
+                Ok(None)
+            }
+            JobState::Succeeded { asset } => {
+                if let Some(a) = task.current_attempt_mut() {
+                    a.asset = Some(asset.clone());
+                    a.last_frame.clone_from(&status.last_frame);
+                }
+                task.progress = Some(100);
+                task.set_status(TaskStatus::Downloading)?;
+                self.inner.persist(task, before).await?;
+                Ok(Some(Polled::Ready))
+            }
+            JobState::Failed { error } => {
+                let terror = TaskError::from(error);
+                let n = counted_attempts(task);
+                if may_fail_over(error) && n < self.inner.config.max_attempts {
+                    self.end_attempt(
+                        task,
+                        AttemptOutcome::Failed {
+                            error: terror.clone(),
+                        },
+                    );
+                    let reason = format!("vendor job failed ({})", error.code());
+                    self.back_to_pending(task, terror, reason).await?;
+                    return Ok(Some(Polled::Resubmit));
+                }
+                self.finish_failed(task, TaskStatus::Failed, terror, false)
+                    .await?;
+                Ok(Some(Polled::Done))
+            }
+            JobState::Cancelled => {
+                let error =
+                    TaskError::new(ErrorCode::Cancelled, "the job was cancelled at the vendor");
+                self.finish_failed(task, TaskStatus::Failed, error, false)
+                    .await?;
+                Ok(Some(Polled::Done))
+            }
+            JobState::Expired => {
+                let error = TaskError::new(ErrorCode::Timeout, "the job expired at the vendor");
+                self.finish_failed(task, TaskStatus::Failed, error, false)
+                    .await?;
+                Ok(Some(Polled::Done))
             }
         }
     }

@@ -59,7 +59,7 @@ impl Lifecycle<'_> {
         loop {
             if self.cancel.is_cancelled() {
                 let before = task.status;
-                mark_cancelled(self.inner, task, before).await?;
+                Box::pin(mark_cancelled(self.inner, task, before)).await?;
                 return Ok(None);
             }
             let n = task.attempts.len() as u32 + 1;
@@ -99,8 +99,7 @@ impl Lifecycle<'_> {
                     if let Some(last) = &task.error {
                         error.message = format!("{}; last failure: {last}", error.message);
                     }
-                    self.finish_failed(task, TaskStatus::Failed, error, false)
-                        .await?;
+                    Box::pin(self.finish_failed(task, TaskStatus::Failed, error, false)).await?;
                     return Ok(None);
                 }
             };
@@ -123,8 +122,7 @@ impl Lifecycle<'_> {
             }
             if let Err(why) = self.ctx.reserve(pick.estimate) {
                 let error = TaskError::new(ErrorCode::BudgetExceeded, why);
-                self.finish_failed(task, TaskStatus::Failed, error, false)
-                    .await?;
+                Box::pin(self.finish_failed(task, TaskStatus::Failed, error, false)).await?;
                 return Ok(None);
             }
             req.vendor_model.clone_from(&pick.vendor_model);
@@ -194,9 +192,13 @@ impl Lifecycle<'_> {
                     let before = task.status;
                     task.set_status(TaskStatus::Queued)?;
                     if let Err(e) = self.inner.persist(task, before).await {
-                        return Err(self
-                            .job_not_recorded(task, provider.as_ref(), &job, e)
-                            .await);
+                        return Err(Box::pin(self.job_not_recorded(
+                            task,
+                            provider.as_ref(),
+                            &job,
+                            e,
+                        ))
+                        .await);
                     }
                     drop(mark);
                     self.inner.emit(
@@ -217,7 +219,7 @@ impl Lifecycle<'_> {
                         // again. The slot stays held while looking.
                         let cause =
                             format!("submit outcome unknown ({}: {})", e.code(), e.message());
-                        return match self.reconcile(task, &cause).await? {
+                        return match Box::pin(self.reconcile(task, &cause)).await? {
                             Reconciled::Adopted(_) => Ok(Some(taken)),
                             Reconciled::Ended => Ok(None),
                         };
@@ -243,7 +245,7 @@ impl Lifecycle<'_> {
                             .filter(|_| e.code() == ErrorCode::RateLimited);
                         let reason =
                             format!("submit refused by {pid} ({}), no job was created", e.code());
-                        self.back_to_pending(task, error, reason).await?;
+                        Box::pin(self.back_to_pending(task, error, reason)).await?;
                         continue;
                     }
                     let mut error = error;
@@ -254,8 +256,7 @@ impl Lifecycle<'_> {
                             rate_limited_refusals(task)
                         );
                     }
-                    self.finish_failed(task, TaskStatus::Failed, error, false)
-                        .await?;
+                    Box::pin(self.finish_failed(task, TaskStatus::Failed, error, false)).await?;
                     return Ok(None);
                 }
             }
