@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 mod common;
 
-use common::{Env, env_with, fast_config, files, first_request, model};
+use common::{Env, env_with, fast_config, files, first_attempt, first_request, model};
 
 const DEMO: &str = include_str!("../examples/storyboards/cineflow_demo.json");
 
@@ -330,20 +330,6 @@ async fn a_provider_without_a_job_list_leaves_an_ambiguous_submit_interrupted() 
     let msg = &t.error.as_ref().unwrap().message;
     assert!(msg.contains("cannot list its jobs"), "{msg}");
     assert!(msg.contains("502"), "the cause is kept: {msg}");
-}
-
-/// `task`'s first attempt on `mock`, as recorded before the submit (`job: None`) or after it.
-fn first_attempt(task: &Task, job: Option<cineflow_core::ProviderJob>) -> cineflow_core::Attempt {
-    let mut attempt = cineflow_core::Attempt::new(
-        1,
-        cineflow_core::ProviderId::new("mock").unwrap(),
-        "mock-video-1",
-        format!("{}-1", task.id),
-        time::OffsetDateTime::now_utc(),
-    )
-    .with_reason("priority".into());
-    attempt.job = job;
-    attempt
 }
 
 #[tokio::test]

@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::{
-    Attempt, EventKind, JobState, LocalDirSink, MemoryStore, ModelId, Orchestrator,
-    OrchestratorConfig, ProviderId, ProviderJob, Router, Run, RunId, RunSpec, RunStatus, Store,
-    Storyboard, Task, TaskId, TaskQuery, TaskStatus, VideoProvider,
+    EventKind, JobState, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorConfig,
+    Router, Run, RunId, RunSpec, RunStatus, Store, Storyboard, Task, TaskId, TaskQuery, TaskStatus,
+    VideoProvider,
 };
 use cineflow::store::SqliteStore;
 use tokio::sync::broadcast;
 
 mod common;
 
-use common::first_request;
+use common::{first_attempt, first_request};
 
 const TASKS: u32 = 8;
 
@@ -51,19 +51,6 @@ async fn process(db: &Path, out: &Path, mock: &MockProvider) -> Orchestrator {
         .unwrap()
 }
 
-fn first_attempt(task: &Task, job: ProviderJob) -> Attempt {
-    Attempt::new(
-        1,
-        ProviderId::new("mock").unwrap(),
-        "mock-video-1",
-        format!("{}-1", task.id),
-        time::OffsetDateTime::now_utc(),
-    )
-    .with_reason("priority".into())
-    .with_job(job)
-    .with_vendor_payload(serde_json::Value::Null)
-}
-
 /// What a process killed mid-run leaves behind: a running run whose tasks each hold a vendor job
 /// accepted by `mock`, no lease; odd segments were downloading their finished video (asset on
 /// record), even ones were still polling (`queued`).
@@ -88,7 +75,7 @@ async fn run_left_unfinished(orch: &Orchestrator, mock: &MockProvider) -> RunId 
         .items
     {
         let job = mock.submit(&first_request(&task)).await.unwrap();
-        task.attempts.push(first_attempt(&task, job.clone()));
+        task.attempts.push(first_attempt(&task, Some(job.clone())));
         task.set_status(TaskStatus::Submitting).unwrap();
         task.set_status(TaskStatus::Queued).unwrap();
         if task.segment_index % 2 == 1 {

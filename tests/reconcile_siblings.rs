@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    Attempt, ErrorCode, EventKind, MemoryStore, ProviderError, ProviderId, ProviderJob, RunId,
-    RunSpec, RunStatus, SegmentRange, Store, Storyboard, SubmitState, Task, TaskQuery, TaskStatus,
-    VideoProvider,
+    ErrorCode, EventKind, MemoryStore, ProviderError, RunId, RunSpec, RunStatus, SegmentRange,
+    Store, Storyboard, SubmitState, Task, TaskQuery, TaskStatus, VideoProvider,
 };
 
 mod common;
 
-use common::{Env, env_with, fast_config, first_request, model};
+use common::{Env, env_with, fast_config, first_attempt, first_request, model};
 
 /// Two segments with the very same shot, and a third that differs.
 fn twin_segments() -> Storyboard {
@@ -50,20 +49,6 @@ async fn tasks_of(store: &MemoryStore, run: RunId) -> Vec<Task> {
         .await
         .unwrap()
         .items
-}
-
-/// `task`'s first attempt on the mock, on record before the submit.
-fn first_attempt(task: &Task, job: Option<ProviderJob>) -> Attempt {
-    let mut attempt = Attempt::new(
-        1,
-        ProviderId::new("mock").unwrap(),
-        "mock-video-1",
-        format!("{}-1", task.id),
-        time::OffsetDateTime::now_utc(),
-    )
-    .with_reason("priority".into());
-    attempt.job = job;
-    attempt
 }
 
 /// Leaves `task` as a process killed between the submit and the job write does: the attempt on

@@ -246,10 +246,15 @@ struct Env {
 }
 
 fn env(faults: Faults) -> Env {
+    env_with(faults, config())
+}
+
+/// `env` with `config`.
+fn env_with(faults: Faults, config: OrchestratorConfig) -> Env {
     let vendor = Vendor::new(faults);
     let provider: Arc<dyn VideoProvider> = Arc::new(vendor.clone());
     let router = Router::new().route(common::model(), provider, "mock-video-1");
-    let (orch, store, dir) = common::orchestrator(router, config());
+    let (orch, store, dir) = common::orchestrator(router, config);
     vendor.0.orch.set(orch.clone()).unwrap();
     Env {
         orch,
@@ -472,19 +477,9 @@ async fn an_ambiguous_submit_on_a_vendor_without_a_job_list_is_recovered_by_its_
 
 /// `env` with a run concurrency of `n`, so that `n` jobs run (and end) together.
 fn env_for(faults: Faults, n: usize) -> Env {
-    let vendor = Vendor::new(faults);
-    let provider: Arc<dyn VideoProvider> = Arc::new(vendor.clone());
-    let router = Router::new().route(common::model(), provider, "mock-video-1");
     let mut c = config();
     c.max_concurrency = n;
-    let (orch, store, dir) = common::orchestrator(router, c);
-    vendor.0.orch.set(orch.clone()).unwrap();
-    Env {
-        orch,
-        vendor,
-        store,
-        _dir: dir,
-    }
+    env_with(faults, c)
 }
 
 #[tokio::test(start_paused = true)]

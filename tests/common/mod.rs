@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use cineflow_core::mock::MockProvider;
 use cineflow_core::{
-    GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator, OrchestratorBuilder,
-    OrchestratorConfig, Router, Run, RunSpec, Store, Storyboard, Task, TaskQuery, VideoProvider,
+    Attempt, GenerationRequest, LocalDirSink, MemoryStore, ModelId, Orchestrator,
+    OrchestratorBuilder, OrchestratorConfig, ProviderId, ProviderJob, Router, Run, RunSpec, Store,
+    Storyboard, Task, TaskQuery, VideoProvider,
 };
 
 /// The logical model every test routes (`sora2`).
@@ -158,4 +159,20 @@ pub(crate) async fn run_to_end(
         .unwrap()
         .items;
     (r, tasks)
+}
+
+/// `task`'s first attempt on the mock, as recorded before its submit (`job: None`) or after it.
+pub(crate) fn first_attempt(task: &Task, job: Option<ProviderJob>) -> Attempt {
+    let attempt = Attempt::new(
+        1,
+        ProviderId::new("mock").unwrap(),
+        "mock-video-1",
+        format!("{}-1", task.id),
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_reason("priority".into());
+    match job {
+        Some(job) => attempt.with_job(job),
+        None => attempt,
+    }
 }
