@@ -402,7 +402,7 @@ impl Endpoint {
     }
 
     /// The job a callback naming vendor job `id` (of `vendor_model`) speaks of: the attempt's
-    /// recorded job, under the callback's id ([`recorded_job`]); without one, a job of this
+    /// recorded job, under the callback's id (`recorded_job`); without one, a job of this
     /// provider with that id, dated at the attempt's submit.
     pub fn callback_job(&self, id: &str, vendor_model: &str, ctx: &CallbackContext) -> ProviderJob {
         recorded_job(id, ctx).unwrap_or_else(|| ProviderJob {

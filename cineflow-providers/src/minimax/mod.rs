@@ -40,7 +40,7 @@
 //!   `task.content.url`, fetched without the key), `failed`, `cancelled`.
 //! - **No list**: MiniMax has no task list and no client id, so an ambiguous submit cannot be
 //!   looked for: [`find_jobs`](VideoProvider::find_jobs) answers
-//!   [`Unsupported`](ErrorCode::Unsupported) and the orchestrator ends the task `interrupted`
+//!   [`Unsupported`](cineflow_core::ErrorCode::Unsupported) and the orchestrator ends the task `interrupted`
 //!   with a reason that says so. Only a callback for it could reveal the task: the hook is
 //!   [`with_callback_url`](MinimaxBuilder::with_callback_url) (sent as `callback_url` on both
 //!   APIs; put your job id in its query), answered by the webhooks layer, which must echo
@@ -511,7 +511,7 @@ impl VideoProvider for Minimax {
     }
 
     /// MiniMax has no task list: an ambiguous submit cannot be looked for (only a callback
-    /// carrying the job could reveal it). Answers [`Unsupported`](ErrorCode::Unsupported).
+    /// carrying the job could reveal it). Answers [`Unsupported`](cineflow_core::ErrorCode::Unsupported).
     async fn find_jobs(&self, query: &JobQuery) -> Result<Vec<ProviderJob>, ProviderError> {
         let _ = query;
         Err(http::unsupported(format!(

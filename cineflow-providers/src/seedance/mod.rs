@@ -63,7 +63,7 @@
 //!   read like a poll's answer.
 //! - [`cancel`](VideoProvider::cancel): reads the task first; a queued one is cancelled with
 //!   `DELETE {base}/contents/generations/tasks/{id}`; a running one cannot be (an
-//!   [`Unsupported`](ErrorCode::Unsupported) error says so); a finished one is left alone (a
+//!   [`Unsupported`](cineflow_core::ErrorCode::Unsupported) error says so); a finished one is left alone (a
 //!   DELETE would erase its record).
 //!
 //! ```no_run

@@ -49,7 +49,7 @@
 //!   polling and is logged once.
 //! - [`cancel`](VideoProvider::cancel): reads the task; a `PENDING` one is cancelled with
 //!   `POST {base}/tasks/{id}/cancel`; a running one cannot be (an
-//!   [`Unsupported`](ErrorCode::Unsupported) error says so); a finished one is left alone.
+//!   [`Unsupported`](cineflow_core::ErrorCode::Unsupported) error says so); a finished one is left alone.
 //! - [`find_jobs`](VideoProvider::find_jobs): `GET {base}/tasks` with `start_time` /
 //!   `end_time` (`YYYYMMDDhhmmss`, the query's window widened by a day each side, since the
 //!   region's clock has no zone), `model_name` and each `status` in turn, every page. The
