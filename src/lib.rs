@@ -21,10 +21,10 @@ pub mod reexports {
     #[doc(no_inline)]
     pub use cineflow_core::reexports::*;
     // Empty without the features that bring the crates in (`--no-default-features`).
-    #[allow(unused_imports)]
+    #[allow(unused_imports, unreachable_pub)]
     #[doc(no_inline)]
     pub use cineflow_providers::reexports::*;
-    #[allow(unused_imports)]
+    #[allow(unused_imports, unreachable_pub)]
     #[doc(no_inline)]
     pub use cineflow_store::reexports::*;
 }

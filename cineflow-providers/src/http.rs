@@ -11,8 +11,10 @@ mod guard;
 pub(crate) mod listed;
 mod secret;
 
+pub(crate) use builder::http_builder;
+#[cfg(feature = "kling")]
+pub(crate) use builder::recorded_job;
 pub use builder::{ApiKeyBuilder, ClientConfig, Endpoint, HttpBuilder, env_var, require_key};
-pub(crate) use builder::{http_builder, recorded_job};
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,

@@ -13,9 +13,11 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use crate::common::{codec, from_ns, to_ns};
 
 mod ops;
+#[cfg(feature = "postgres")]
+pub(crate) use ops::insert_task_columns;
 pub(crate) use ops::{
-    SqlBackend, insert_task_columns, kept_changing, renewed, returning_written_task,
-    run_cas_failed, select_segment, task_columns, task_write_columns, update_run, update_task,
+    SqlBackend, kept_changing, renewed, returning_written_task, run_cas_failed, select_segment,
+    task_columns, task_write_columns, update_run, update_task,
 };
 
 /// A task's columns.

@@ -21,9 +21,11 @@ use sqlx::{
     SqlStr, Type,
 };
 
+#[cfg(feature = "sqlite")]
+use super::LeaseCols;
 use super::{
-    LeaseCols, RowExt, TaskCols, db, decode_run, decode_storyboard, encode_run, encode_storyboard,
-    page_i64, task_of, to_i64, to_u64,
+    RowExt, TaskCols, db, decode_run, decode_storyboard, encode_run, encode_storyboard, page_i64,
+    task_of, to_i64, to_u64,
 };
 use crate::common::{exists, from_ns, lease_lost, not_found, stale, to_ns};
 
@@ -88,6 +90,7 @@ macro_rules! insert_task_columns {
         )
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use insert_task_columns;
 
 /// The `RETURNING` clause of a task update, for [`super::written_task`].
@@ -673,6 +676,7 @@ where
 
     /// Inserts the task row of columns `c` and lease columns `lease` in `conn` (a conflict if
     /// it exists).
+    #[cfg(feature = "sqlite")]
     fn insert_task_row<'c>(
         conn: &'c mut Self::Connection,
         c: &'c TaskCols,
