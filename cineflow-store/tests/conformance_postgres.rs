@@ -15,6 +15,8 @@ use cineflow_store::conformance::{Fixture, StoreFactory, note};
 use cineflow_store::postgres::{PgConnectOptions, PgPoolOptions, PostgresStore};
 use sqlx::Connection;
 
+mod support;
+
 const URL_VAR: &str = "CINEFLOW_TEST_POSTGRES_URL";
 
 /// A Postgres store in a schema of its own (`cf_test_<random>`), dropped after a pass.
@@ -196,21 +198,7 @@ async fn a_schema_from_before_the_plain_waiting_for_column_claims_correctly_afte
     .await
     .unwrap();
     assert_eq!(generated, "NEVER", "waiting_for is a plain column");
-    let ttl = std::time::Duration::from_secs(60);
-    let claimed = store.claim_tasks("a", None, 10, ttl).await.unwrap();
-    let claimed: Vec<_> = claimed.iter().map(|t| t.id).collect();
-    assert_eq!(
-        claimed,
-        vec![fx.tasks[1].id, first],
-        "the waiting task is skipped after the upgrade"
-    );
-    let mut opened = store.get_task(last).await.unwrap();
-    assert_eq!(opened.waiting_for, Some(first));
-    opened.waiting_for = None;
-    store.update_task(&opened).await.unwrap();
-    let claimed = store.claim_tasks("b", None, 10, ttl).await.unwrap();
-    assert_eq!(claimed.len(), 1, "the opened task is claimable");
-    assert_eq!(claimed[0].id, last);
+    support::upgrade::the_waiting_task_is_skipped_until_opened(&store, &fx, first, last).await;
     store.close().await;
     f.cleanup().await;
 }

@@ -10,6 +10,8 @@ use cineflow_core::{ErrorKind, Store};
 use cineflow_store::SqliteStore;
 use cineflow_store::conformance::{Fixture, StoreFactory};
 
+mod support;
+
 /// A database file in a temporary directory of its own.
 struct SqliteFactory {
     dir: tempfile::TempDir,
@@ -218,21 +220,7 @@ async fn a_database_from_before_the_plain_waiting_for_column_claims_correctly_af
     database_of_the_previous_schema(&path, &fx).await;
 
     let store = SqliteStore::open(&path).await.unwrap();
-    let ttl = std::time::Duration::from_secs(60);
-    let claimed = store.claim_tasks("a", None, 10, ttl).await.unwrap();
-    let claimed: Vec<_> = claimed.iter().map(|t| t.id).collect();
-    assert_eq!(
-        claimed,
-        vec![fx.tasks[1].id, first],
-        "the waiting task is skipped after the upgrade"
-    );
-    let mut opened = store.get_task(last).await.unwrap();
-    assert_eq!(opened.waiting_for, Some(first));
-    opened.waiting_for = None;
-    store.update_task(&opened).await.unwrap();
-    let claimed = store.claim_tasks("b", None, 10, ttl).await.unwrap();
-    assert_eq!(claimed.len(), 1, "the opened task is claimable");
-    assert_eq!(claimed[0].id, last);
+    support::upgrade::the_waiting_task_is_skipped_until_opened(&store, &fx, first, last).await;
     store.close().await;
 
     // The column is a plain one now (a generated column is hidden in `table_xinfo`).
