@@ -93,7 +93,7 @@ impl Confirmers {
 async fn rounds(inner: Arc<Inner>, provider: Arc<dyn VideoProvider>, confirmer: Arc<Confirmer>) {
     let id = provider.id().clone();
     loop {
-        let batch: Vec<(ProviderJob, oneshot::Sender<JobStatus>)> = {
+        let (jobs, senders): (Vec<ProviderJob>, Vec<oneshot::Sender<JobStatus>>) = {
             let mut state = lock(&confirmer.state);
             // A task that stopped waiting (cancelled) dropped its receiver.
             state.waiting.retain(|(_, tx)| !tx.is_closed());
@@ -104,7 +104,6 @@ async fn rounds(inner: Arc<Inner>, provider: Arc<dyn VideoProvider>, confirmer: 
             let n = state.waiting.len().min(BATCH);
             state.waiting.drain(..n).collect()
         };
-        let jobs: Vec<ProviderJob> = batch.iter().map(|(j, _)| j.clone()).collect();
         let answer = {
             let _permit = inner.router.gate(&id).await;
             provider.poll_many(&jobs, None).await
@@ -112,7 +111,7 @@ async fn rounds(inner: Arc<Inner>, provider: Arc<dyn VideoProvider>, confirmer: 
         match answer {
             Ok(mut found) => {
                 let mut answered = 0usize;
-                for (job, tx) in batch {
+                for (job, tx) in jobs.iter().zip(senders) {
                     // Not listed: the sender is dropped and the task polls by itself.
                     if let Some(status) = found.statuses.remove(&job.vendor_job_id) {
                         answered += 1;
