@@ -1,12 +1,15 @@
 //! The test tools users get: a run on the default poll policy under tokio's paused clock (the
 //! `guide::testing` recipe), `RunHandle::events` ending when the run ends, and `MemorySink`
-//! holding what a run stored, a failed task's sidecar included.
+//! holding what a run stored, a failed task's sidecar included; `CountingStore` counting what a
+//! run asks of its store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cineflow_core::mock::{MockProvider, Step};
+use cineflow_core::orchestrator::LeasePolicy;
+use cineflow_core::store::CountingStore;
 use cineflow_core::{
     ArtifactKey, ErrorCode, EventKind, MemorySink, MemoryStore, ModelId, Orchestrator,
     OrchestratorConfig, ProviderError, Router, RunSpec, RunStatus, Store, Storyboard, TaskQuery,
@@ -199,4 +202,46 @@ async fn a_failed_task_leaves_only_its_sidecar_saying_why() {
             .unwrap()
             .contains("moderation_blocked")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again() {
+    // One wave: 40 tasks at concurrency 40. The first claim takes all 40; the next finds
+    // nothing left; the 40 tasks ending after it leave nothing claimable behind, so they do
+    // not claim again (each such claim read every task of the run on the memory store:
+    // quadratic in the tasks in flight). The follow interval, which claims again for leases
+    // lapsed elsewhere, is out of reach here.
+    let mock = MockProvider::new("mock").unwrap();
+    let model = ModelId::new("sora2").unwrap();
+    let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
+    let config = OrchestratorConfig::default()
+        .with_lease(LeasePolicy::default().with_follow_interval(Duration::from_secs(24 * 3600)));
+    let orchestrator = Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(MemorySink::new()))
+        .router(Router::new().route(model.clone(), Arc::new(mock.clone()), "sora-2"))
+        .config(config)
+        .build()
+        .unwrap();
+    let segs: Vec<String> = (1..=40)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    let storyboard =
+        Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    orchestrator.add_storyboard(&storyboard).await.unwrap();
+    let run = orchestrator
+        .create_run(RunSpec::new(storyboard.id, model).with_concurrency(40))
+        .await
+        .unwrap();
+    let run = orchestrator
+        .start(run.id)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(mock.submits(), 40);
+    assert_eq!(store.claimed_tasks(), 40);
+    assert_eq!(store.calls("claim_tasks"), 2, "{:?}", store.counts());
 }

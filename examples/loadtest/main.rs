@@ -108,7 +108,6 @@ use cineflow::core::{
 use cineflow_testkit::Protocol;
 use serde_json::{Value, json};
 
-mod counting;
 mod hooks;
 mod measure;
 mod opts;

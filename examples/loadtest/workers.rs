@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 
 use cineflow::core::TaskStatus;
 use cineflow::core::orchestrator::WorkerOptions;
+use cineflow::core::store::CountingStore;
 use sqlx::Connection as _;
 
-use super::counting::CountingStore;
 use super::*;
 
 /// The hidden first argument that turns this executable into a worker: then the worker's
@@ -63,7 +63,7 @@ pub(crate) fn worker_main(mut args: impl Iterator<Item = String>) -> ExitCode {
             .await?;
             worker.stop();
             worker.wait().await?;
-            Ok(json!({ "worker": index, "store_calls": store.counts() }))
+            Ok(json!({ "worker": index, "store_calls": counts(&store) }))
         })
     })();
     match result {
@@ -322,4 +322,16 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
             "nproc": std::thread::available_parallelism().map_or(0, usize::from),
         }))
     })
+}
+
+/// `{"method": calls, …}` for the methods called at least once, and `claimed_tasks`.
+fn counts(store: &CountingStore) -> Value {
+    let mut out: serde_json::Map<String, Value> = store
+        .counts()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(m, n)| (m.to_owned(), json!(n)))
+        .collect();
+    out.insert("claimed_tasks".into(), json!(store.claimed_tasks()));
+    Value::Object(out)
 }

@@ -49,14 +49,24 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
     let follow = inner.config.lease.follow_interval;
     let mut set = tokio::task::JoinSet::new();
     let mut checked = tokio::time::Instant::now();
+    // The last claim came back short and nothing has happened since that could have made a
+    // task of the run claimable: the next claim waits for something that could (a task in
+    // hand left one behind or opened chained ones, a wake-up, the follow interval). Without
+    // this, every task ending in the last wave was one more claim, which the memory store
+    // answers by reading every task of the run: quadratic in the tasks in flight.
+    let mut drained = false;
     // Whether tasks of the run wait for others: caught up on now (a crash may have left some
     // whose dependency ended), and whenever nothing is in hand.
     let mut chained = chain::catch_up(&inner, run_id, control.cancel.is_cancelled()).await?;
     loop {
         // A run cancelled through another orchestrator sharing the store stops here too.
-        if !control.cancel.is_cancelled() && checked.elapsed() >= follow {
+        if checked.elapsed() >= follow {
             checked = tokio::time::Instant::now();
-            if inner.store.get_run(run_id).await?.status == RunStatus::Cancelled {
+            // Leases of other owners may have lapsed since.
+            drained = false;
+            if !control.cancel.is_cancelled()
+                && inner.store.get_run(run_id).await?.status == RunStatus::Cancelled
+            {
                 control.cancel.cancel();
             }
         }
@@ -75,17 +85,19 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
             .saturating_sub(set.len())
             .min(worker::CLAIM_BATCH);
         let mut full_batch = false;
-        if free > 0 {
+        if free > 0 && !drained {
             let claimed = inner
                 .store
                 .claim_tasks(&inner.owner, Some(run_id), free, ttl)
                 .await?;
             full_batch = claimed.len() == free && free == worker::CLAIM_BATCH;
+            drained = claimed.len() < free;
             for task in claimed {
                 let Some(lease) = task.lease.clone() else {
                     continue;
                 };
                 let held = worker::Claimed::of(&task, lease);
+                let chained = held.chained;
                 let token = control.cancel.child_token();
                 let inner = Arc::clone(&inner);
                 let per_run = Arc::clone(&per_run);
@@ -95,7 +107,10 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
                     let slot = exec::RunSlot::new(per_run, Arc::clone(&inner.global), Some(parked));
                     // Errors are logged by run_leased; the task's lease lapses and it is
                     // claimed again from its last persisted step.
-                    let _ = worker::run_leased(&inner, held, ttl, &slot, token, &ctx).await;
+                    let ended = worker::run_leased(&inner, held, ttl, &slot, token, &ctx).await;
+                    // Whether it may have left a task of the run claimable: itself, or the
+                    // shots chained on it.
+                    chained || !matches!(ended, Ok(true))
                 });
             }
         }
@@ -116,12 +131,14 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
             }
         }
         tokio::select! {
-            Some(joined) = set.join_next() => {
-                if let Err(e) = joined {
+            Some(joined) = set.join_next() => match joined {
+                Ok(left_work) => drained &= !left_work,
+                Err(e) => {
                     tracing::error!(error = %e, "task future panicked or was aborted");
+                    drained = false;
                 }
-            }
-            () = control.wake.notified() => {}
+            },
+            () = control.wake.notified() => drained = false,
             // Follow tasks owned elsewhere: they end there, or their leases lapse and are
             // claimed here.
             () = tokio::time::sleep(follow) => {}

@@ -145,35 +145,38 @@ enum Polled {
 }
 
 /// Drives the task `id` to a terminal state (or until cancelled), in `slot` (taken first; lent
-/// out while the task waits out a submit's `Retry-After`).
+/// out while the task waits out a submit's `Retry-After`). `true`: the task has ended
+/// (`false`: it was left to be claimed again, e.g. when the orchestrator shuts down).
 pub(super) async fn run_task(
     inner: &Arc<Inner>,
     id: TaskId,
     slot: &RunSlot,
     cancel: &CancellationToken,
     ctx: &RunCtx,
-) -> Result<()> {
+) -> Result<bool> {
     // Only the id is kept while the task waits for its slot: the task is read once it has one
     // (it may have changed meanwhile), so no claimed copy is held for the task's life.
     let slotted = slot.acquire(cancel).await?;
     let mut task = inner.store.get_task(id).await?;
     if task.status.is_terminal() {
-        return Ok(());
+        return Ok(true);
     }
     if !slotted {
         let before = task.status;
-        return mark_cancelled(inner, &mut task, before).await;
+        mark_cancelled(inner, &mut task, before).await?;
+    } else {
+        let hook = inner.hooks.follow(task.id);
+        Lifecycle {
+            inner,
+            cancel,
+            ctx,
+            slot,
+            hook: &hook,
+        }
+        .drive(&mut task)
+        .await?;
     }
-    let hook = inner.hooks.follow(task.id);
-    Lifecycle {
-        inner,
-        cancel,
-        ctx,
-        slot,
-        hook: &hook,
-    }
-    .drive(&mut task)
-    .await
+    Ok(task.status.is_terminal())
 }
 
 struct Lifecycle<'a> {

@@ -252,6 +252,7 @@ impl Claimed {
 /// until it lapses (its state is then resumed from the store, by this process or another); a
 /// lost lease drops the task at once (its new owner goes on from the last persisted step).
 /// `slot` is the slot of the run's and the orchestrator's concurrency the task works in.
+/// `true`: the task has ended.
 pub(super) async fn run_leased(
     inner: &Arc<Inner>,
     claimed: Claimed,
@@ -259,7 +260,7 @@ pub(super) async fn run_leased(
     slot: &exec::RunSlot,
     cancel: CancellationToken,
     ctx: &exec::RunCtx,
-) -> Result<()> {
+) -> Result<bool> {
     let Claimed {
         id: task_id,
         chained,
@@ -267,7 +268,7 @@ pub(super) async fn run_leased(
     } = claimed;
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
     let work = async {
-        exec::run_task(inner, task_id, slot, &cancel, ctx).await?;
+        let ended = exec::run_task(inner, task_id, slot, &cancel, ctx).await?;
         // The shots chained on this one start (or are blocked) as soon as it has ended, while
         // its lease is held (so no other process settles them at the same time); a crash
         // before this is caught up once the lease has lapsed.
@@ -275,7 +276,7 @@ pub(super) async fn run_leased(
         if chained && let Err(e) = Box::pin(super::chain::settle(inner, task_id)).await {
             tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
         }
-        Ok(())
+        Ok(ended)
     };
     let result = tokio::select! {
         r = work => r,

@@ -17,8 +17,10 @@ use crate::run::{Run, RunCounts, RunStatus};
 use crate::storyboard::{Segment, SegmentPatch, Storyboard};
 use crate::task::{Lease, Task, TaskStatus};
 
+mod counting;
 mod memory;
 
+pub use counting::{COUNTED_METHODS, CountingStore};
 pub use memory::MemoryStore;
 
 /// Durable storage for storyboards, runs, tasks and their attempts.

@@ -1,19 +1,21 @@
-//! A [`Store`] that counts the calls made to the store it wraps, by method.
+//! [`CountingStore`]: a [`Store`] that counts the calls made to the store it wraps, by method.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cineflow::core::store::{Page, PageRequest, RunQuery, TaskQuery};
-use cineflow::core::{
-    Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch, Store,
-    Storyboard, StoryboardId, Task, TaskId,
-};
-use serde_json::{Map, Value, json};
 
-/// The methods counted, in the order of [`CountingStore::counts`].
-pub(crate) const METHODS: [&str; 18] = [
+use super::{Page, PageRequest, RunQuery, Store, TaskQuery};
+use crate::error::Result;
+use crate::ids::{ProviderId, RunId, SegmentId, StoryboardId, TaskId};
+use crate::run::{Run, RunCounts};
+use crate::storyboard::{Segment, SegmentPatch, Storyboard};
+use crate::task::{Lease, Task};
+
+/// The methods of [`Store`] a [`CountingStore`] counts, in the order of
+/// [`CountingStore::counts`].
+pub const COUNTED_METHODS: [&str; 18] = [
     "put_storyboard",
     "get_storyboard",
     "list_storyboards",
@@ -34,17 +36,35 @@ pub(crate) const METHODS: [&str; 18] = [
     "release",
 ];
 
-/// Counts every call to `inner`.
+/// Counts every call made to the store it wraps, by method, and the tasks `claim_tasks` handed
+/// out: what a run costs the store (statements per task on the SQL stores, where each call
+/// but list reads and conflicted writes is one statement), or a test's proof that something
+/// is not called.
+///
+/// ```
+/// # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// # rt.block_on(async {
+/// use std::sync::Arc;
+/// use cineflow_core::store::{CountingStore, Store};
+/// use cineflow_core::{MemoryStore, RunId};
+///
+/// let store = CountingStore::new(Arc::new(MemoryStore::new()));
+/// assert!(store.get_run(RunId::new()).await.is_err());
+/// assert_eq!(store.calls("get_run"), 1);
+/// assert_eq!(store.calls("update_task"), 0);
+/// # });
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
-pub(crate) struct CountingStore {
+pub struct CountingStore {
     inner: Arc<dyn Store>,
-    calls: [AtomicU64; METHODS.len()],
-    /// Tasks handed out by `claim_tasks`.
+    calls: [AtomicU64; COUNTED_METHODS.len()],
     claimed: AtomicU64,
 }
 
 impl CountingStore {
-    pub(crate) fn new(inner: Arc<dyn Store>) -> Self {
+    /// Wraps `inner`; every count starts at zero.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
         Self {
             inner,
             calls: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -52,26 +72,37 @@ impl CountingStore {
         }
     }
 
-    fn count(&self, method: &str) {
-        if let Some(i) = METHODS.iter().position(|m| *m == method) {
-            self.calls[i].fetch_add(1, Ordering::Relaxed);
-        }
+    /// The store it wraps.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
     }
 
-    /// `{"method": calls, …}` for the methods called at least once, and `claimed_tasks`.
-    pub(crate) fn counts(&self) -> Value {
-        let mut out = Map::new();
-        for (m, n) in METHODS.iter().zip(&self.calls) {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 {
-                out.insert((*m).to_owned(), json!(n));
-            }
+    /// Calls made so far to `method` (a name of [`COUNTED_METHODS`]; any other name: 0).
+    pub fn calls(&self, method: &str) -> u64 {
+        COUNTED_METHODS
+            .iter()
+            .position(|m| *m == method)
+            .map_or(0, |i| self.calls[i].load(Ordering::Relaxed))
+    }
+
+    /// Every method's calls so far, in the order of [`COUNTED_METHODS`].
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        COUNTED_METHODS
+            .iter()
+            .zip(&self.calls)
+            .map(|(m, n)| (*m, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Tasks handed out by `claim_tasks` so far.
+    pub fn claimed_tasks(&self) -> u64 {
+        self.claimed.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, method: &str) {
+        if let Some(i) = COUNTED_METHODS.iter().position(|m| *m == method) {
+            self.calls[i].fetch_add(1, Ordering::Relaxed);
         }
-        out.insert(
-            "claimed_tasks".into(),
-            json!(self.claimed.load(Ordering::Relaxed)),
-        );
-        Value::Object(out)
     }
 }
 
