@@ -319,6 +319,10 @@ impl Container {
     /// Bytes needed to tell: an ISO-BMFF box header and the `ftyp` major brand.
     const SNIFF_LEN: usize = 12;
 
+    /// Bytes of what was read looked at for a Matroska document type (an EBML header is a
+    /// few dozen bytes).
+    const LOOK_LEN: usize = 1024;
+
     /// The container `head` (the body's first bytes, at least [`Self::SNIFF_LEN`] of them
     /// unless the body is shorter) starts, if any.
     ///
@@ -376,7 +380,13 @@ async fn sniff(
             None => break,
         }
     }
-    let first: Vec<u8> = head.iter().flat_map(|c| c.iter().copied()).collect();
+    // Only the start is looked at (a chunk may be the whole video): what was read, up to
+    // [`Container::LOOK_LEN`] bytes, where an EBML header names its document type.
+    let mut first = Vec::with_capacity(Container::LOOK_LEN.min(len));
+    for chunk in &head {
+        let wanted = Container::LOOK_LEN - first.len();
+        first.extend_from_slice(&chunk[..wanted.min(chunk.len())]);
+    }
     let Some(container) = Container::sniff(&first) else {
         return Err(ProviderError::new(
             ErrorCode::DownloadFailed,

@@ -253,10 +253,14 @@ impl Lifecycle<'_> {
 
     /// Records what a poll (or a sweep, or a signed callback) answered about the task's job;
     /// `Some` when polling is over.
-    async fn take_status(&self, task: &mut Task, status: Box<JobStatus>) -> Result<Option<Polled>> {
+    async fn take_status(
+        &self,
+        task: &mut Task,
+        mut status: Box<JobStatus>,
+    ) -> Result<Option<Polled>> {
         let before = task.status;
         if let Some(a) = task.current_attempt_mut() {
-            a.vendor_payload = status.raw.clone();
+            a.vendor_payload = std::mem::take(&mut status.raw);
             // A vendor echoing the callback URL never gets its token stored.
             crate::callback::scrub_tokens(&mut a.vendor_payload);
             if let Some(usage) = status.usage {
