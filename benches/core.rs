@@ -28,18 +28,9 @@ use futures::StreamExt;
 
 fn prompt(c: &mut Criterion) {
     let characters = vec![
-        Character {
-            name: "Alice".into(),
-            id: Some("@alice".into()),
-        },
-        Character {
-            name: "Bob".into(),
-            id: Some("@bob".into()),
-        },
-        Character {
-            name: "小美".into(),
-            id: Some("@xiaomei".into()),
-        },
+        Character::new("Alice").with_id("@alice".into()),
+        Character::new("Bob").with_id("@bob".into()),
+        Character::new("小美").with_id("@xiaomei".into()),
     ];
     let text = "Close up of Alice(@alice ) smiling at Bob while 小美走进 the room. \"Alice!\" she says, mail a@b.com.";
     let props = vec!["Books".to_owned(), "Podium".to_owned()];

@@ -208,11 +208,7 @@ impl VideoProvider for Acme {
             "queued" => JobState::Queued,
             "succeeded" => match found.video_url {
                 Some(url) => JobState::Succeeded {
-                    asset: VideoAsset {
-                        url,
-                        expires_at: None,
-                        content_type: Some("video/mp4".into()),
-                    },
+                    asset: VideoAsset::new(url).with_content_type("video/mp4".into()),
                 },
                 // Never success without a video: a typed, retryable error.
                 None => {
@@ -562,11 +558,7 @@ mod tests {
             .expect(0)
             .mount(&server)
             .await;
-        let query = JobQuery {
-            request: req,
-            created_after: at(900),
-            created_before: at(1_100),
-        };
+        let query = JobQuery::new(req, at(900), at(1_100));
         let found = match p.find_jobs(&query).await {
             Ok(found) => found,
             Err(e) => panic!("find_jobs failed: {e:?}"),

@@ -21,7 +21,7 @@ use cineflow_core::{
     Orchestrator, OrchestratorConfig, PolledJobs, ProviderError, ProviderId, ProviderJob, Router,
     RunSpec, RunStatus, Store, SubmitState, TaskQuery, TaskStatus, VideoAsset, VideoProvider,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -103,23 +103,18 @@ impl Vendor {
     }
 
     fn job(&self, id: &str) -> ProviderJob {
-        ProviderJob {
-            provider: self.id().clone(),
-            vendor_job_id: id.to_owned(),
-            vendor_model: "mock-video-1".into(),
-            base_url: None,
-            submitted_at: OffsetDateTime::now_utc(),
-            extra: Value::Null,
-        }
+        ProviderJob::new(
+            self.id().clone(),
+            id.to_owned(),
+            "mock-video-1",
+            OffsetDateTime::now_utc(),
+        )
     }
 }
 
 fn asset(id: &str) -> VideoAsset {
-    VideoAsset {
-        url: format!("https://cdn.vendor.example/{id}.mp4"),
-        expires_at: None,
-        content_type: Some("video/mp4".into()),
-    }
+    VideoAsset::new(format!("https://cdn.vendor.example/{id}.mp4"))
+        .with_content_type("video/mp4".into())
 }
 
 /// The callback the vendor POSTs to `url` for job `id`.

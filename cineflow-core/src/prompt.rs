@@ -3,7 +3,15 @@
 use serde::{Deserialize, Serialize};
 
 /// A character: a display name and, optionally, a vendor character id such as `@alice`.
+///
+/// ```
+/// use cineflow_core::Character;
+///
+/// let alice = Character::new("Alice").with_id("@alice".to_owned());
+/// assert_eq!(alice, Character::from_legacy("Alice (@alice)"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Character {
     /// The name as written in prompts.
     pub name: String,
@@ -12,6 +20,16 @@ pub struct Character {
 }
 
 impl Character {
+    /// The character `name`, with no vendor id.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            id: None,
+        }
+    }
+
+    crate::setters::with_setters!(with_id => id?: String);
+
     /// Parses CineFlow's legacy character string: `"Alice (@alice)"` → `{Alice, @alice}`,
     /// `"[Bob]"` → `{Bob, None}`.
     pub fn from_legacy(s: &str) -> Self {
@@ -73,7 +91,7 @@ impl Character {
 ///
 /// ```
 /// use cineflow_core::{Character, prompt::compose_full_prompt};
-/// let alice = Character { name: "Alice".into(), id: Some("@alice".into()) };
+/// let alice = Character::new("Alice").with_id("@alice".to_owned());
 /// assert_eq!(
 ///     compose_full_prompt("Alice waves.", &[alice], Some("Room"), &[], None),
 ///     "@alice waves. [Scene: Room]"

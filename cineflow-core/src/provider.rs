@@ -195,7 +195,18 @@ impl PolledJobs {
 }
 
 /// What an ambiguous submit asked for: the search [`VideoProvider::find_jobs`] runs.
+///
+/// ```
+/// use cineflow_core::{GenerationRequest, JobQuery, TaskId};
+/// use cineflow_core::reexports::time::{Duration, OffsetDateTime};
+///
+/// let sent = OffsetDateTime::now_utc();
+/// let request = GenerationRequest::new(TaskId::new(), "sora-2", "A cat.", 10);
+/// let query = JobQuery::new(request, sent - Duration::minutes(2), sent + Duration::minutes(2));
+/// assert!(query.in_window(sent));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct JobQuery {
     /// The request as it was sent (its `vendor_model` set by routing).
     pub request: GenerationRequest,
@@ -206,6 +217,20 @@ pub struct JobQuery {
 }
 
 impl JobQuery {
+    /// The search for jobs like `request` created between `created_after` and
+    /// `created_before` (inclusive).
+    pub fn new(
+        request: GenerationRequest,
+        created_after: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> Self {
+        Self {
+            request,
+            created_after,
+            created_before,
+        }
+    }
+
     /// Whether a vendor creation time falls inside the window (inclusive).
     pub fn in_window(&self, created_at: OffsetDateTime) -> bool {
         self.created_after <= created_at && created_at <= self.created_before
@@ -213,7 +238,24 @@ impl JobQuery {
 }
 
 /// A serializable handle on a vendor job: enough to resume it from another process.
+///
+/// ```
+/// use cineflow_core::{ProviderId, ProviderJob};
+/// use cineflow_core::reexports::{serde_json::json, time::OffsetDateTime};
+///
+/// let job = ProviderJob::new(
+///     ProviderId::new("acme")?,
+///     "job-1",
+///     "acme-video-1",
+///     OffsetDateTime::now_utc(),
+/// )
+/// .with_base_url("https://api.acme.example/v1".to_owned())
+/// .with_extra(json!({"route": "text2video"}));
+/// assert_eq!(job.vendor_job_id, "job-1");
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProviderJob {
     /// The provider that created the job.
     pub provider: ProviderId,
@@ -232,8 +274,45 @@ pub struct ProviderJob {
     pub extra: serde_json::Value,
 }
 
+impl ProviderJob {
+    /// A job of `provider` with the vendor's id `vendor_job_id`, running on `vendor_model`,
+    /// accepted at `submitted_at`; no base URL, no adapter data.
+    pub fn new(
+        provider: ProviderId,
+        vendor_job_id: impl Into<String>,
+        vendor_model: impl Into<String>,
+        submitted_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            provider,
+            vendor_job_id: vendor_job_id.into(),
+            vendor_model: vendor_model.into(),
+            base_url: None,
+            submitted_at,
+            extra: serde_json::Value::Null,
+        }
+    }
+
+    crate::setters::with_setters!(
+        with_base_url => base_url?: String,
+        with_submitted_at => submitted_at: OffsetDateTime,
+        with_extra => extra: serde_json::Value,
+    );
+}
+
 /// A finished video's (or its last frame's) location at the vendor.
+///
+/// ```
+/// use cineflow_core::VideoAsset;
+/// use cineflow_core::reexports::time::{Duration, OffsetDateTime};
+///
+/// let asset = VideoAsset::new("https://cdn.acme.example/v.mp4?sig=abc")
+///     .with_expires_at(OffsetDateTime::now_utc() + Duration::hours(1))
+///     .with_content_type("video/mp4".to_owned());
+/// assert!(!format!("{asset:?}").contains("sig=abc"));
+/// ```
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct VideoAsset {
     /// Where to download it (may be a signed URL: never log it whole).
     pub url: String,
@@ -243,6 +322,22 @@ pub struct VideoAsset {
     /// The content type the vendor announced.
     #[serde(default)]
     pub content_type: Option<String>,
+}
+
+impl VideoAsset {
+    /// The video (or image) at `url`, with no known expiry or content type.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            expires_at: None,
+            content_type: None,
+        }
+    }
+
+    crate::setters::with_setters!(
+        with_expires_at => expires_at?: OffsetDateTime,
+        with_content_type => content_type?: String,
+    );
 }
 
 impl fmt::Debug for VideoAsset {
@@ -300,7 +395,24 @@ impl JobState {
 }
 
 /// The answer to a poll: the state, a hint for the next poll and the vendor's own payload.
+///
+/// ```
+/// use std::time::Duration;
+/// use cineflow_core::{JobState, JobStatus, VideoAsset};
+/// use cineflow_core::reexports::serde_json::json;
+///
+/// let running = JobStatus::new(JobState::Running { progress: Some(40), eta: None })
+///     .with_poll_after(Duration::from_secs(5))
+///     .with_raw(json!({"status": "processing"}));
+/// assert!(!running.state.is_terminal());
+/// let done = JobStatus::new(JobState::Succeeded {
+///     asset: VideoAsset::new("https://cdn.acme.example/v.mp4"),
+/// })
+/// .with_charge(0.5);
+/// assert!(done.state.is_terminal());
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct JobStatus {
     /// The normalised state.
     pub state: JobState,
@@ -338,45 +450,41 @@ impl JobStatus {
         }
     }
 
-    /// Sets what the vendor says the job cost ([`charge`](Self::charge)).
-    pub fn with_charge(mut self, charge: f64) -> Self {
-        self.charge = Some(charge);
-        self
-    }
-
-    /// Sets the last frame the vendor returned with a success.
-    pub fn with_last_frame(mut self, frame: VideoAsset) -> Self {
-        self.last_frame = Some(frame);
-        self
-    }
-
-    /// Sets the vendor's poll-after hint.
-    pub fn with_poll_after(mut self, d: Duration) -> Self {
-        self.poll_after = Some(d);
-        self
-    }
-
-    /// Sets the vendor payload.
-    pub fn with_raw(mut self, raw: serde_json::Value) -> Self {
-        self.raw = raw;
-        self
-    }
-
-    /// Sets the usage the vendor reported.
-    pub fn with_usage(mut self, usage: Usage) -> Self {
-        self.usage = Some(usage);
-        self
-    }
+    crate::setters::with_setters!(
+        with_poll_after => poll_after?: Duration,
+        with_raw => raw: serde_json::Value,
+        with_usage => usage?: Usage,
+        with_charge => charge?: f64,
+        with_last_frame => last_frame?: VideoAsset,
+    );
 }
 
 /// The usage a vendor reports for a job (Ark / ModelArk `usage`, once the task succeeded).
+///
+/// ```
+/// let usage = cineflow_core::Usage::new(108_900).with_total_tokens(108_900);
+/// assert_eq!(usage.total_tokens, Some(usage.completion_tokens));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Usage {
     /// The tokens billed (`usage.completion_tokens`).
     pub completion_tokens: u64,
     /// Every token counted (`usage.total_tokens`), if reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// `completion_tokens` billed, no total reported.
+    pub fn new(completion_tokens: u64) -> Self {
+        Self {
+            completion_tokens,
+            total_tokens: None,
+        }
+    }
+
+    crate::setters::with_setters!(with_total_tokens => total_tokens?: u64);
 }
 
 /// A streamed video body with its announced length and type. Polled by the sink; memory stays
@@ -487,11 +595,7 @@ mod tests {
 
     #[test]
     fn signed_urls_lose_their_query_in_debug_output() {
-        let a = VideoAsset {
-            url: "https://blob.example/v.mp4?sig=SECRET&se=1".into(),
-            expires_at: None,
-            content_type: None,
-        };
+        let a = VideoAsset::new("https://blob.example/v.mp4?sig=SECRET&se=1");
         let dbg = format!("{a:?}");
         assert!(!dbg.contains("SECRET"), "{dbg}");
         assert!(dbg.contains("https://blob.example/v.mp4"));

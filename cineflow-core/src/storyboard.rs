@@ -27,7 +27,19 @@ pub const DURATION_RANGE_S: std::ops::RangeInclusive<u32> = 1..=60;
 pub const DEFAULT_DURATION_S: u32 = 10;
 
 /// A storyboard: an ordered list of segments, each of which becomes one or more videos.
+///
+/// Read one with [`from_json`](Self::from_json), or build one with [`new`](Self::new) and the
+/// `with_*` setters:
+///
+/// ```
+/// use cineflow_core::{Chain, Continuity, Segment, Storyboard};
+///
+/// let sb = Storyboard::new("harbour", vec![Segment::new(1, "A boat."), Segment::new(2, "A gull.")])
+///     .with_continuity(Continuity::default().with_chain(Chain::LastFrame));
+/// assert!(sb.continues_from_previous(&sb.segments[1]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Storyboard {
     /// Its id.
     pub id: StoryboardId,
@@ -53,6 +65,21 @@ pub struct Storyboard {
 }
 
 impl Storyboard {
+    /// A storyboard named `name` with `segments` (not validated), a fresh id, created now; no
+    /// source file, metadata, character bible or continuity.
+    pub fn new(name: impl Into<String>, segments: Vec<Segment>) -> Self {
+        Self {
+            id: StoryboardId::new(),
+            name: name.into(),
+            source_file: None,
+            segments,
+            metadata: serde_json::Value::Null,
+            character_bible: Vec::new(),
+            continuity: Continuity::default(),
+            created_at: OffsetDateTime::now_utc(),
+        }
+    }
+
     /// Parses and validates a CineFlow storyboard (V1, or V2 with `video_params`).
     ///
     /// Every violation is reported with its JSON path (`segments[3].duration_seconds: …`);
@@ -94,6 +121,14 @@ impl Storyboard {
         self.source_file = Some(source_file.into());
         self
     }
+
+    crate::setters::with_setters!(
+        with_id => id: StoryboardId,
+        with_metadata => metadata: serde_json::Value,
+        with_character_bible => character_bible: Vec<BibleCharacter>,
+        with_continuity => continuity: Continuity,
+        with_created_at => created_at: OffsetDateTime,
+    );
 
     /// The segment with the given 1-based index.
     pub fn segment(&self, index: u32) -> Option<&Segment> {
@@ -143,7 +178,20 @@ impl Storyboard {
 }
 
 /// One shot of a storyboard.
+///
+/// ```
+/// use cineflow_core::{Orientation, Segment, SegmentAsset};
+///
+/// let shot = Segment::new(1, "Alice waves.")
+///     .with_duration_s(5)
+///     .with_orientation(Orientation::Vertical)
+///     .with_asset(SegmentAsset::default().with_scene("Harbour".to_owned()));
+/// assert_eq!(shot.full_prompt(), "Alice waves. [Scene: Harbour]");
+/// shot.validate()?;
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Segment {
     /// Its id.
     pub id: SegmentId,
@@ -179,14 +227,24 @@ pub struct Segment {
 }
 
 /// A storyboard's `continuity` object.
+///
+/// ```
+/// use cineflow_core::{Chain, Continuity};
+///
+/// let chained = Continuity::default().with_chain(Chain::LastFrame);
+/// assert!(!chained.is_default());
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Continuity {
     /// How each shot continues the previous one (`chain`).
     pub chain: Chain,
 }
 
 impl Continuity {
+    crate::setters::with_setters!(with_chain => chain: Chain);
+
     /// Whether nothing is chained.
     pub fn is_default(&self) -> bool {
         *self == Self::default()
@@ -196,6 +254,7 @@ impl Continuity {
 /// How a shot continues the previous one (`continuity.chain`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Chain {
     /// Every shot stands alone (`"none"`, the default).
     #[default]
@@ -219,6 +278,37 @@ impl Chain {
 }
 
 impl Segment {
+    /// The shot with 1-based `index` and `prompt_text` (not validated: see
+    /// [`validate`](Self::validate)), a fresh id, CineFlow's defaults for the rest: landscape,
+    /// [`DEFAULT_DURATION_S`] seconds, no image, asset, pro tier, director note or 2026 field.
+    pub fn new(index: u32, prompt_text: impl Into<String>) -> Self {
+        Self {
+            id: SegmentId::new(),
+            index,
+            prompt_text: prompt_text.into(),
+            image: None,
+            asset: SegmentAsset::default(),
+            duration_s: DEFAULT_DURATION_S,
+            orientation: Orientation::default(),
+            is_pro: false,
+            director_intent: None,
+            options: VideoOptions::default(),
+            continue_from_previous: None,
+        }
+    }
+
+    crate::setters::with_setters!(
+        with_id => id: SegmentId,
+        with_image => image?: ImageRef,
+        with_asset => asset: SegmentAsset,
+        with_duration_s => duration_s: u32,
+        with_orientation => orientation: Orientation,
+        with_pro => is_pro: bool,
+        with_director_intent => director_intent?: String,
+        with_options => options: VideoOptions,
+        with_continue_from_previous => continue_from_previous?: bool,
+    );
+
     /// The aspect ratio asked for: `aspect_ratio` if given, else 16:9 or 9:16 from the
     /// orientation.
     pub fn aspect_ratio(&self) -> AspectRatio {
@@ -288,8 +378,22 @@ impl Segment {
 
 /// A partial update of a [`Segment`] (CineFlow's `PATCH /segments/{id}`). `None` leaves a field
 /// as it is; for optional fields, `Some(None)` clears it.
+///
+/// ```
+/// use cineflow_core::{Segment, SegmentPatch};
+///
+/// let mut shot = Segment::new(1, "Alice waves.").with_director_intent("Slow.".to_owned());
+/// let patch = SegmentPatch::default()
+///     .with_prompt_text("Alice runs.".to_owned())
+///     .with_duration_s(15)
+///     .with_director_intent(None);
+/// shot.apply(&patch)?;
+/// assert_eq!((shot.duration_s, shot.director_intent), (15, None));
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct SegmentPatch {
     /// New `prompt_text`.
     pub prompt_text: Option<String>,
@@ -309,9 +413,33 @@ pub struct SegmentPatch {
     pub options: Option<VideoOptions>,
 }
 
+impl SegmentPatch {
+    crate::setters::with_setters!(
+        with_prompt_text => prompt_text?: String,
+        with_image => image?: Option<ImageRef>,
+        with_asset => asset?: SegmentAsset,
+        with_duration_s => duration_s?: u32,
+        with_orientation => orientation?: Orientation,
+        with_pro => is_pro?: bool,
+        with_director_intent => director_intent?: Option<String>,
+        with_options => options?: VideoOptions,
+    );
+}
+
 /// Characters, scene and props of a segment.
+///
+/// ```
+/// use cineflow_core::{Character, SegmentAsset};
+///
+/// let asset = SegmentAsset::default()
+///     .with_characters(vec![Character::new("Alice").with_id("@alice".to_owned())])
+///     .with_scene("Harbour".to_owned())
+///     .with_props(vec!["lantern".to_owned()]);
+/// assert_eq!(asset.characters[0].id.as_deref(), Some("@alice"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct SegmentAsset {
     /// Characters whose ids are injected into the prompt.
     pub characters: Vec<Character>,
@@ -319,6 +447,14 @@ pub struct SegmentAsset {
     pub scene: Option<String>,
     /// Props, appended as `Props: a, b`.
     pub props: Vec<String>,
+}
+
+impl SegmentAsset {
+    crate::setters::with_setters!(
+        with_characters => characters: Vec<Character>,
+        with_scene => scene?: String,
+        with_props => props: Vec<String>,
+    );
 }
 
 #[cfg(test)]

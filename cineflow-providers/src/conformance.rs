@@ -488,11 +488,7 @@ pub async fn downloads_never_send_the_key_to_another_host(h: &dyn Harness) {
         .expect(1)
         .mount(&server)
         .await;
-    let moved = VideoAsset {
-        url: format!("{}/moved/{job_id}.mp4", server.uri()),
-        expires_at: None,
-        content_type: None,
-    };
+    let moved = VideoAsset::new(format!("{}/moved/{job_id}.mp4", server.uri()));
     assert_eq!(download(p.as_ref(), &job, &moved).await, VIDEO);
     assert_no_authorization(&cdn).await;
 }
@@ -530,11 +526,7 @@ pub async fn downloads_refuse_another_loopback_origin_by_default(h: &dyn Harness
         ))
         .mount(&server)
         .await;
-    let moved = VideoAsset {
-        url: format!("{}/moved/{job_id}.mp4", server.uri()),
-        expires_at: None,
-        content_type: None,
-    };
+    let moved = VideoAsset::new(format!("{}/moved/{job_id}.mp4", server.uri()));
     assert_refused(p.download(&job, &moved).await.err());
 }
 

@@ -232,11 +232,9 @@ impl Call {
 
 /// A finished job's MP4 video at `url`, downloadable until `expires_at` when that is known.
 pub fn mp4(url: impl Into<String>, expires_at: Option<time::OffsetDateTime>) -> VideoAsset {
-    VideoAsset {
-        url: url.into(),
-        expires_at,
-        content_type: Some("video/mp4".into()),
-    }
+    let mut asset = VideoAsset::new(url).with_content_type("video/mp4".into());
+    asset.expires_at = expires_at;
+    asset
 }
 
 /// A request refused before anything was sent: [`InvalidRequest`](ErrorCode::InvalidRequest),

@@ -90,14 +90,7 @@ fn assert_failed(status: &JobStatus) -> &ProviderError {
 }
 
 fn job_of(p: &dyn VideoProvider, id: &str, extra: Value) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "m".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra,
-    }
+    ProviderJob::new(p.id().clone(), id, "m", time::OffsetDateTime::now_utc()).with_extra(extra)
 }
 
 /// Polls `failed`, `succeeded` and `refused` (an HTTP error answer) and checks that nothing

@@ -83,14 +83,7 @@ fn detail(status: u16, kind: &str, msg: &str) -> ResponseTemplate {
 }
 
 fn job(p: &Fal, id: &str, model: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: model.into(),
-        base_url: None,
-        submitted_at: OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(p.id().clone(), id, model, OffsetDateTime::now_utc())
 }
 
 /// Mounts `cases` on the status URL of `job_id` (app `fal-ai/veo3.1`) and, for a terminal
@@ -584,11 +577,11 @@ async fn find_jobs_adopts_only_requests_whose_input_is_the_exact_body_in_the_win
         .mount(&server)
         .await;
     let p = fal(&server);
-    let query = JobQuery {
-        request: req,
-        created_after: OffsetDateTime::from_unix_timestamp(SENT - 5).unwrap(),
-        created_before: OffsetDateTime::from_unix_timestamp(SENT + 120).unwrap(),
-    };
+    let query = JobQuery::new(
+        req,
+        OffsetDateTime::from_unix_timestamp(SENT - 5).unwrap(),
+        OffsetDateTime::from_unix_timestamp(SENT + 120).unwrap(),
+    );
     let found = p.find_jobs(&query).await.unwrap();
     let ids: Vec<&str> = found.iter().map(|j| j.vendor_job_id.as_str()).collect();
     assert_eq!(ids, ["req-ours"]);
@@ -617,11 +610,11 @@ async fn a_request_list_without_payloads_is_an_error_naming_the_path() {
         })))
         .mount(&server)
         .await;
-    let query = JobQuery {
-        request: request(VEO, 8),
-        created_after: OffsetDateTime::from_unix_timestamp(SENT - 5).unwrap(),
-        created_before: OffsetDateTime::from_unix_timestamp(SENT + 5).unwrap(),
-    };
+    let query = JobQuery::new(
+        request(VEO, 8),
+        OffsetDateTime::from_unix_timestamp(SENT - 5).unwrap(),
+        OffsetDateTime::from_unix_timestamp(SENT + 5).unwrap(),
+    );
     let e = fal(&server).find_jobs(&query).await.unwrap_err();
     assert!(e.message().contains("items[0].json_input"), "{e:?}");
 }

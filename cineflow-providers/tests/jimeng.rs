@@ -671,23 +671,12 @@ async fn proxy_hosted_results_get_the_token_but_cdn_results_do_not() {
     let cdn = MockServer::start().await;
     mount_cdn(&cdn, "v.mp4").await;
     let p = proxy_with_local_cdn(&server, "tok-dl");
-    let job = ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: "x".into(),
-        vendor_model: "m".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    };
+    let job = ProviderJob::new(p.id().clone(), "x", "m", time::OffsetDateTime::now_utc());
     for url in [
         format!("{}/files/v.mp4", server.uri()),
         format!("{}/v.mp4", cdn.uri()),
     ] {
-        let asset = VideoAsset {
-            url,
-            expires_at: None,
-            content_type: None,
-        };
+        let asset = VideoAsset::new(url);
         assert_eq!(bytes_of(&p, &job, &asset).await, VIDEO);
     }
     assert_no_authorization(&cdn).await;

@@ -140,14 +140,13 @@ async fn a_job_is_polled_on_the_routes_it_was_created_on_whatever_the_provider_s
     let server = MockServer::start().await;
     mount_task_polls(&server, "/v1/async/tasks/t-9").await;
     let videos_now = builder(&server).build().unwrap();
-    let async_job = ProviderJob {
-        provider: videos_now.id().clone(),
-        vendor_job_id: "t-9".into(),
-        vendor_model: "jimeng-video-3.0".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: json!({"mode": "async", "routes": "async"}),
-    };
+    let async_job = ProviderJob::new(
+        videos_now.id().clone(),
+        "t-9",
+        "jimeng-video-3.0",
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_extra(json!({"mode": "async", "routes": "async"}));
     poll_to_the_end(&videos_now, &async_job).await;
 
     let server = MockServer::start().await;
@@ -156,10 +155,7 @@ async fn a_job_is_polled_on_the_routes_it_was_created_on_whatever_the_provider_s
         .with_routes(ProxyRoutes::Async)
         .build()
         .unwrap();
-    let videos_job = ProviderJob {
-        extra: json!({"mode": "async"}),
-        ..async_job
-    };
+    let videos_job = async_job.with_extra(json!({"mode": "async"}));
     poll_to_the_end(&async_now, &videos_job).await;
 }
 

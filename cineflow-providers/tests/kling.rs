@@ -113,14 +113,8 @@ fn error(status: u16, code: i64) -> ResponseTemplate {
 }
 
 fn job(p: &Kling, id: &str, route: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: V3.into(),
-        base_url: None,
-        submitted_at: OffsetDateTime::now_utc(),
-        extra: json!({"route": route}),
-    }
+    ProviderJob::new(p.id().clone(), id, V3, OffsetDateTime::now_utc())
+        .with_extra(json!({"route": route}))
 }
 
 fn case_task(id: &str, case: PollCase, video: &str) -> Value {
@@ -577,11 +571,7 @@ async fn cancel_is_unsupported_and_says_so_without_a_call() {
 
 fn query(req: GenerationRequest) -> JobQuery {
     let now = OffsetDateTime::now_utc();
-    JobQuery {
-        request: req,
-        created_after: now - time::Duration::hours(1),
-        created_before: now,
-    }
+    JobQuery::new(req, now - time::Duration::hours(1), now)
 }
 
 #[tokio::test]

@@ -269,11 +269,7 @@ async fn cancel_kills_the_render_and_leaves_no_mp4() {
     // Cancel is safe to repeat, and the job stays cancelled.
     p.cancel(&job).await.unwrap();
     assert_eq!(p.poll(&job).await.unwrap().state, JobState::Cancelled);
-    let asset = cineflow_core::VideoAsset {
-        url: "file:///nowhere.mp4".into(),
-        expires_at: None,
-        content_type: None,
-    };
+    let asset = cineflow_core::VideoAsset::new("file:///nowhere.mp4");
     assert_eq!(
         p.download(&job, &asset).await.unwrap_err().code(),
         ErrorCode::NotFound
@@ -495,14 +491,12 @@ async fn fields_the_renderer_cannot_honour_are_refused_before_anything_starts() 
 async fn polling_an_unknown_job_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let p = renderer_without_ffmpeg(dir.path());
-    let job = ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: format!("local-{}", "0".repeat(32)),
-        vendor_model: "ffmpeg-titlecard".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: serde_json::Value::Null,
-    };
+    let job = ProviderJob::new(
+        p.id().clone(),
+        format!("local-{}", "0".repeat(32)),
+        "ffmpeg-titlecard",
+        time::OffsetDateTime::now_utc(),
+    );
     let e = p.poll(&job).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound);
     assert!(!e.is_retryable());
@@ -510,10 +504,8 @@ async fn polling_an_unknown_job_is_not_found() {
         p.cancel(&job).await.unwrap_err().code(),
         ErrorCode::NotFound
     );
-    let traversal = ProviderJob {
-        vendor_job_id: "../../etc/passwd".into(),
-        ..job
-    };
+    let mut traversal = job;
+    traversal.vendor_job_id = "../../etc/passwd".into();
     assert_eq!(
         p.poll(&traversal).await.unwrap_err().code(),
         ErrorCode::NotFound

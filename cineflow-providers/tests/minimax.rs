@@ -275,14 +275,7 @@ async fn an_error_inside_a_200_poll_or_file_retrieval_is_an_error_not_a_success(
 }
 
 fn job(p: &Minimax, id: &str, model: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: model.into(),
-        base_url: None,
-        submitted_at: OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(p.id().clone(), id, model, OffsetDateTime::now_utc())
 }
 
 async fn v1_state(answer: Value) -> Result<JobState, cineflow_core::ProviderError> {
@@ -566,11 +559,7 @@ async fn find_jobs_says_minimax_has_no_list_and_calls_nothing() {
         .await;
     let now = OffsetDateTime::now_utc();
     let e = minimax(&server)
-        .find_jobs(&JobQuery {
-            request: request(HAILUO, 6),
-            created_after: now,
-            created_before: now,
-        })
+        .find_jobs(&JobQuery::new(request(HAILUO, 6), now, now))
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unsupported);

@@ -39,22 +39,16 @@ fn sorahk_builder(server: &MockServer) -> SoraHkBuilder {
 }
 
 fn openai_job(p: &OpenAiCompat, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "sora-2".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: serde_json::Value::Null,
-    }
+    ProviderJob::new(
+        p.id().clone(),
+        id,
+        "sora-2",
+        time::OffsetDateTime::now_utc(),
+    )
 }
 
 fn asset(url: String) -> VideoAsset {
-    VideoAsset {
-        url,
-        expires_at: None,
-        content_type: None,
-    }
+    VideoAsset::new(url)
 }
 
 /// A loopback origin other than `server`'s, by name (so it goes through the resolver).
@@ -93,14 +87,13 @@ async fn mount_completed_task(vendor: &MockServer, video_url: &str) {
 
 /// Polls Sora.hk task `T` to its asset.
 async fn completed_asset(p: &SoraHk) -> (ProviderJob, VideoAsset) {
-    let job = ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: "T".into(),
-        vendor_model: "sora2".into(),
-        base_url: Some(p.base_url().to_string()),
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: serde_json::Value::Null,
-    };
+    let job = ProviderJob::new(
+        p.id().clone(),
+        "T",
+        "sora2",
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_base_url(p.base_url().to_string());
     match p.poll(&job).await.unwrap().state {
         JobState::Succeeded { asset } => (job, asset),
         other => panic!("not succeeded: {other:?}"),

@@ -141,11 +141,7 @@ async fn failed_submit(preset: Preset, answer: ResponseTemplate) -> ProviderErro
 
 /// An asset at `url` with nothing else known.
 fn asset(url: String) -> VideoAsset {
-    VideoAsset {
-        url,
-        expires_at: None,
-        content_type: None,
-    }
+    VideoAsset::new(url)
 }
 
 /// The content URL of `video_1` on `server`.
@@ -154,14 +150,13 @@ fn content_url(server: &MockServer) -> String {
 }
 
 fn job(p: &OpenAiCompat, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "sora-2".into(),
-        base_url: Some(p.base_url().to_string()),
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(
+        p.id().clone(),
+        id,
+        "sora-2",
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_base_url(p.base_url().to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,10 +688,7 @@ async fn a_not_ready_download_is_a_retryable_error_and_never_a_stream() {
         .mount(&server)
         .await;
     let p = provider(Preset::OpenAi, &server);
-    let asset = VideoAsset {
-        content_type: Some("video/mp4".into()),
-        ..asset(content_url(&server))
-    };
+    let asset = asset(content_url(&server)).with_content_type("video/mp4".into());
     let e = p.download(&job(&p, "video_1"), &asset).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound);
     assert!(e.is_retryable());
@@ -857,11 +849,11 @@ const SUBMITTED: i64 = 1_768_115_315;
 
 /// A query for `req` created within `±60 s` of [`SUBMITTED`].
 fn query(req: GenerationRequest) -> JobQuery {
-    JobQuery {
-        request: req,
-        created_after: OffsetDateTime::from_unix_timestamp(SUBMITTED - 60).unwrap(),
-        created_before: OffsetDateTime::from_unix_timestamp(SUBMITTED + 60).unwrap(),
-    }
+    JobQuery::new(
+        req,
+        OffsetDateTime::from_unix_timestamp(SUBMITTED - 60).unwrap(),
+        OffsetDateTime::from_unix_timestamp(SUBMITTED + 60).unwrap(),
+    )
 }
 
 /// A listed Video: what the 8-second horizontal `sora-2` request of these tests creates,
@@ -929,10 +921,7 @@ async fn find_jobs_returns_the_matching_video_as_the_job_submit_would_have_made(
     let submitted = p.submit(&req).await.unwrap();
     assert_eq!(
         *job,
-        ProviderJob {
-            submitted_at: job.submitted_at,
-            ..submitted
-        },
+        submitted.with_submitted_at(job.submitted_at),
         "built exactly like submit builds it"
     );
     // The found job is a job like any other: it polls.
@@ -1240,11 +1229,11 @@ async fn an_ambiguous_submit_to_the_fake_vendor_is_found_and_its_job_polls() {
     assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{e:?}");
 
     let found = p
-        .find_jobs(&JobQuery {
-            request: req,
-            created_after: before - time::Duration::seconds(5),
-            created_before: after + time::Duration::seconds(5),
-        })
+        .find_jobs(&JobQuery::new(
+            req,
+            before - time::Duration::seconds(5),
+            after + time::Duration::seconds(5),
+        ))
         .await
         .unwrap();
     let ledger = fake.ledger();

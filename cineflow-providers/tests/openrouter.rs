@@ -67,14 +67,7 @@ fn video(id: &str, fields: Value) -> ResponseTemplate {
 }
 
 fn job(p: &OpenRouter, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: VEO.into(),
-        base_url: None,
-        submitted_at: OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(p.id().clone(), id, VEO, OffsetDateTime::now_utc())
 }
 
 fn case(c: PollCase, url: &str) -> Value {
@@ -410,11 +403,7 @@ async fn the_key_goes_to_the_content_endpoint_only_never_to_storage_urls() {
         .expect(1)
         .mount(&server)
         .await;
-    let signed = VideoAsset {
-        url: format!("{}/signed/v9.mp4?sig=abc", server.uri()),
-        expires_at: None,
-        content_type: None,
-    };
+    let signed = VideoAsset::new(format!("{}/signed/v9.mp4?sig=abc", server.uri()));
     assert_eq!(
         collect(p.download(&j, &signed).await.unwrap()).await,
         conformance::VIDEO
@@ -432,11 +421,11 @@ async fn an_ambiguous_create_is_never_retried_and_cannot_be_looked_up() {
     let p = builder(&server).with_model(veo_caps()).build().unwrap();
     let e = p.submit(&request(8)).await.unwrap_err();
     assert_eq!(e.submit_state(), SubmitState::Ambiguous);
-    let q = JobQuery {
-        request: request(8),
-        created_after: OffsetDateTime::now_utc(),
-        created_before: OffsetDateTime::now_utc(),
-    };
+    let q = JobQuery::new(
+        request(8),
+        OffsetDateTime::now_utc(),
+        OffsetDateTime::now_utc(),
+    );
     assert_eq!(
         p.find_jobs(&q).await.unwrap_err().code(),
         ErrorCode::Unsupported

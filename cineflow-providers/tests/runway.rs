@@ -51,14 +51,12 @@ fn runway(server: &MockServer) -> Runway {
 
 /// A job of `p` with vendor id `id` (as if submitted).
 fn job(p: &Runway, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "gen4.5".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(
+        p.id().clone(),
+        id,
+        "gen4.5",
+        time::OffsetDateTime::now_utc(),
+    )
 }
 
 /// An API call with both required headers pinned.
@@ -587,11 +585,7 @@ async fn outputs_on_the_cdn_are_downloaded_without_the_key() {
         .build()
         .unwrap();
     let job = job(&p, "d");
-    let asset = |f: &str| VideoAsset {
-        url: format!("{}/{f}?_jwt=SIGNED", cdn.uri()),
-        expires_at: None,
-        content_type: None,
-    };
+    let asset = |f: &str| VideoAsset::new(format!("{}/{f}?_jwt=SIGNED", cdn.uri()));
     let bytes = collect(p.download(&job, &asset("out.mp4")).await.unwrap()).await;
     assert_eq!(bytes, VIDEO);
     let e = p.download(&job, &asset("expired.mp4")).await.unwrap_err();

@@ -82,14 +82,7 @@ fn error(status: u16, code: &str) -> ResponseTemplate {
 }
 
 fn job(p: &Seedance, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: V2.into(),
-        base_url: None,
-        submitted_at: OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(p.id().clone(), id, V2, OffsetDateTime::now_utc())
 }
 
 /// The task answer for a conformance poll case.
@@ -697,11 +690,11 @@ async fn a_finished_task_is_not_deleted_by_a_cancel() {
 const CREATED: i64 = 1779348818;
 
 fn query(req: GenerationRequest) -> JobQuery {
-    JobQuery {
-        request: req,
-        created_after: OffsetDateTime::from_unix_timestamp(CREATED - 5).unwrap(),
-        created_before: OffsetDateTime::from_unix_timestamp(CREATED + 120).unwrap(),
-    }
+    JobQuery::new(
+        req,
+        OffsetDateTime::from_unix_timestamp(CREATED - 5).unwrap(),
+        OffsetDateTime::from_unix_timestamp(CREATED + 120).unwrap(),
+    )
 }
 
 /// Mounts the list: `items` for `filter.status=queued` (page 1), nothing for other statuses.

@@ -175,14 +175,8 @@ async fn mount_polls(server: &MockServer, job_id: &str, cases: &[PollCase], vide
 }
 
 fn job(p: &SoraHk, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "sora2".into(),
-        base_url: Some(p.base_url().to_string()),
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(p.id().clone(), id, "sora2", time::OffsetDateTime::now_utc())
+        .with_base_url(p.base_url().to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,11 +568,10 @@ async fn an_expired_blob_is_an_error_not_a_stream() {
         .await;
     let api = MockServer::start().await;
     let p = provider_with_local_blob(&api);
-    let asset = cineflow_core::VideoAsset {
-        url: blob_url(&blob.uri(), TASK_ID, "2020-01-01T00%3A00%3A00Z"),
-        expires_at: Some(datetime!(2020-01-01 00:00:00 UTC)),
-        content_type: Some("video/mp4".into()),
-    };
+    let asset =
+        cineflow_core::VideoAsset::new(blob_url(&blob.uri(), TASK_ID, "2020-01-01T00%3A00%3A00Z"))
+            .with_expires_at(datetime!(2020-01-01 00:00:00 UTC))
+            .with_content_type("video/mp4".into());
     let e = p.download(&job(&p, TASK_ID), &asset).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::Forbidden);
     assert!(
@@ -695,11 +688,11 @@ const SUBMITTED: OffsetDateTime = datetime!(2026-01-11 15:08:35.407 +08:00);
 
 /// A query for `req` created within `±60 s` of [`SUBMITTED`].
 fn query(req: GenerationRequest) -> JobQuery {
-    JobQuery {
-        request: req,
-        created_after: SUBMITTED - time::Duration::seconds(60),
-        created_before: SUBMITTED + time::Duration::seconds(60),
-    }
+    JobQuery::new(
+        req,
+        SUBMITTED - time::Duration::seconds(60),
+        SUBMITTED + time::Duration::seconds(60),
+    )
 }
 
 /// A listed task: what the normal 10-second horizontal request of these tests creates,
@@ -766,11 +759,9 @@ async fn find_jobs_returns_the_matching_task_as_the_job_submit_would_have_made()
     let submitted = p.submit(&req).await.unwrap();
     assert_eq!(
         *job,
-        ProviderJob {
-            submitted_at: job.submitted_at,
-            extra: job.extra.clone(),
-            ..submitted
-        },
+        submitted
+            .with_submitted_at(job.submitted_at)
+            .with_extra(job.extra.clone()),
         "built like submit builds it"
     );
     // The found job is a job like any other: it polls.
@@ -1072,11 +1063,11 @@ async fn an_ambiguous_submit_to_the_fake_vendor_is_found_and_its_job_polls() {
     assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{e:?}");
 
     let found = p
-        .find_jobs(&JobQuery {
-            request: req,
-            created_after: before - time::Duration::seconds(5),
-            created_before: after + time::Duration::seconds(5),
-        })
+        .find_jobs(&JobQuery::new(
+            req,
+            before - time::Duration::seconds(5),
+            after + time::Duration::seconds(5),
+        ))
         .await
         .unwrap();
     let ledger = fake.ledger();

@@ -137,14 +137,13 @@ fn page(data: Vec<Value>, has_more: bool) -> Value {
 }
 
 fn job(p: &OpenAiCompat, id: &str, submitted_at: i64) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "sora-2".into(),
-        base_url: Some(p.base_url().to_string()),
-        submitted_at: OffsetDateTime::from_unix_timestamp(submitted_at).unwrap(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(
+        p.id().clone(),
+        id,
+        "sora-2",
+        OffsetDateTime::from_unix_timestamp(submitted_at).unwrap(),
+    )
+    .with_base_url(p.base_url().to_string())
 }
 
 fn hand_written(server: &MockServer) -> OpenAiCompat {
@@ -293,14 +292,7 @@ async fn a_sorahk_sweep_stopped_on_a_page_resumes_at_that_page_number() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let jobs = ["t1", "t2"].map(|id| ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "sora2".into(),
-        base_url: None,
-        submitted_at: at,
-        extra: Value::Null,
-    });
+    let jobs = ["t1", "t2"].map(|id| ProviderJob::new(p.id().clone(), id, "sora2", at));
     let found = p.poll_many(&jobs, None).await.unwrap();
     assert!(found.statuses.contains_key("t1"));
     assert_eq!(found.resume.as_deref(), Some("2"));

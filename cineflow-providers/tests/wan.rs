@@ -85,14 +85,7 @@ fn task(id: &str, output: Value) -> Value {
 }
 
 fn job(p: &Wan, id: &str) -> ProviderJob {
-    ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: id.into(),
-        vendor_model: T2V.into(),
-        base_url: None,
-        submitted_at: OffsetDateTime::now_utc(),
-        extra: Value::Null,
-    }
+    ProviderJob::new(p.id().clone(), id, T2V, OffsetDateTime::now_utc())
 }
 
 fn case_task(id: &str, case: PollCase, video: &str) -> Value {
@@ -544,11 +537,11 @@ async fn a_pending_task_is_cancelled_and_a_running_one_cannot_be() {
 // ---------------------------------------------------------------------------------------------
 
 fn query(req: GenerationRequest, around: OffsetDateTime) -> JobQuery {
-    JobQuery {
-        request: req,
-        created_after: around - time::Duration::minutes(1),
-        created_before: around + time::Duration::minutes(1),
-    }
+    JobQuery::new(
+        req,
+        around - time::Duration::minutes(1),
+        around + time::Duration::minutes(1),
+    )
 }
 
 fn listed(id: &str, model: &str, at: OffsetDateTime, prompt: Option<&str>) -> Value {

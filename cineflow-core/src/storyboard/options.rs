@@ -30,8 +30,21 @@ pub const fn max_references(kind: MediaKind) -> usize {
 /// plus the character bible's images ([`Storyboard::video_options`](crate::Storyboard::video_options)),
 /// and carries them into every request it sends. A model that cannot honour one of them is
 /// never sent the request (the router answers `no_provider` naming the field).
+///
+/// ```
+/// use cineflow_core::{AspectRatio, MediaRef, MediaRole, VideoOptions};
+///
+/// let options = VideoOptions::default()
+///     .with_aspect_ratio(AspectRatio::R9x16)
+///     .with_references(vec![MediaRef::image("https://cdn.example/style.png", MediaRole::Reference)?])
+///     .with_seed(42)
+///     .with_return_last_frame(true);
+/// assert!(!options.is_empty());
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct VideoOptions {
     /// An explicit aspect ratio (`aspect_ratio`); `None`: 16:9 or 9:16 from the orientation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +81,18 @@ pub struct VideoOptions {
 }
 
 impl VideoOptions {
+    crate::setters::with_setters!(
+        with_aspect_ratio => aspect_ratio?: AspectRatio,
+        with_resolution => resolution?: Resolution,
+        with_last_frame => last_frame?: ImageRef,
+        with_references => references: Vec<MediaRef>,
+        with_generate_audio => generate_audio?: bool,
+        with_seed => seed?: u64,
+        with_negative_prompt => negative_prompt?: String,
+        with_return_last_frame => return_last_frame: bool,
+        with_model_chosen_duration => model_chosen_duration: bool,
+    );
+
     /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
@@ -81,8 +106,20 @@ impl VideoOptions {
 
 /// A `character_bible` entry as far as requests use it: who it is and what it looks like.
 /// (CineFlow's `aliases`, `description` and `voice_id` are not read.)
+///
+/// ```
+/// use cineflow_core::{BibleCharacter, Character, ImageRef};
+///
+/// let alice = BibleCharacter::default()
+///     .with_name("Alice".to_owned())
+///     .with_id("@alice".to_owned())
+///     .with_reference_images(vec![ImageRef::new("https://cdn.example/alice.png")?]);
+/// assert!(alice.is_named_by(&Character::new("Alice")));
+/// # Ok::<(), cineflow_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct BibleCharacter {
     /// Its `name` (`""` reads as absent).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +133,12 @@ pub struct BibleCharacter {
 }
 
 impl BibleCharacter {
+    crate::setters::with_setters!(
+        with_name => name?: String,
+        with_id => id?: String,
+        with_reference_images => reference_images: Vec<ImageRef>,
+    );
+
     /// Whether a segment's `asset.characters` entry names this character: the same `id`, or
     /// the same `name` (both trimmed).
     pub fn is_named_by(&self, c: &Character) -> bool {

@@ -112,14 +112,11 @@ pub(super) fn read_body(
                     .filter(|u| !u.is_empty())
                     .ok_or_else(|| bad("payload.video.url is missing".into()))?;
                 Some(JobState::Succeeded {
-                    asset: VideoAsset {
-                        url,
-                        expires_at: None,
-                        content_type: out
-                            .video
+                    asset: VideoAsset::new(url).with_content_type(
+                        out.video
                             .and_then(|v| v.content_type)
-                            .or_else(|| Some("video/mp4".into())),
-                    },
+                            .unwrap_or_else(|| "video/mp4".into()),
+                    ),
                 })
             }
         },

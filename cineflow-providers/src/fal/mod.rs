@@ -439,11 +439,8 @@ impl Fal {
                 "COMPLETED without video.url in the result",
             ));
         };
-        let asset = VideoAsset {
-            url: video.url.unwrap_or_default(),
-            expires_at: None,
-            content_type: video.content_type.or_else(|| Some("video/mp4".into())),
-        };
+        let asset = VideoAsset::new(video.url.unwrap_or_default())
+            .with_content_type(video.content_type.unwrap_or_else(|| "video/mp4".into()));
         Ok((JobState::Succeeded { asset }, raw))
     }
 
@@ -639,13 +636,12 @@ impl VideoProvider for Fal {
             for item in &page.items {
                 let seen = found.iter().any(|j| j.vendor_job_id == item.request_id);
                 if !seen && query.in_window(item.sent_at) && item.json_input == sent {
-                    found.push(ProviderJob {
-                        submitted_at: item.sent_at,
-                        ..self
-                            .inner
+                    found.push(
+                        self.inner
                             .api
                             .job(item.request_id.clone(), name, Value::Null)
-                    });
+                            .with_submitted_at(item.sent_at),
+                    );
                 }
             }
             match page.next_cursor.filter(|_| page.has_more) {

@@ -391,23 +391,23 @@ impl Endpoint {
         vendor_model: impl Into<String>,
         extra: Value,
     ) -> ProviderJob {
-        ProviderJob {
-            provider: self.id.clone(),
-            vendor_job_id: vendor_job_id.into(),
-            vendor_model: vendor_model.into(),
-            base_url: Some(self.base.to_string()),
-            submitted_at: OffsetDateTime::now_utc(),
-            extra,
-        }
+        ProviderJob::new(
+            self.id.clone(),
+            vendor_job_id,
+            vendor_model,
+            OffsetDateTime::now_utc(),
+        )
+        .with_base_url(self.base.to_string())
+        .with_extra(extra)
     }
 
     /// The job a callback naming vendor job `id` (of `vendor_model`) speaks of: the attempt's
     /// recorded job, under the callback's id (`recorded_job`); without one, a job of this
     /// provider with that id, dated at the attempt's submit.
     pub fn callback_job(&self, id: &str, vendor_model: &str, ctx: &CallbackContext) -> ProviderJob {
-        recorded_job(id, ctx).unwrap_or_else(|| ProviderJob {
-            submitted_at: ctx.submitted_at,
-            ..self.job(id, vendor_model, Value::Null)
+        recorded_job(id, ctx).unwrap_or_else(|| {
+            self.job(id, vendor_model, Value::Null)
+                .with_submitted_at(ctx.submitted_at)
         })
     }
 

@@ -575,11 +575,7 @@ impl VideoProvider for JimengProxy {
             let url = job.extra.get("result_url").and_then(Value::as_str);
             return match url {
                 Some(url) => Ok(JobStatus::new(JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: None,
-                        content_type: None,
-                    },
+                    asset: VideoAsset::new(url),
                 })
                 .with_raw(job.extra.clone())),
                 None => Err(ProviderError::new(
@@ -621,11 +617,7 @@ impl VideoProvider for JimengProxy {
                     ));
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: None,
-                        content_type: None,
-                    },
+                    asset: VideoAsset::new(url),
                 }
             }
             Mapped::Failed => JobState::Failed {

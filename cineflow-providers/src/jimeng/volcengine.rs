@@ -455,11 +455,8 @@ impl VideoProvider for JimengOfficial {
                     return Err(self.malformed(&answer, Call::Poll, "done without a video_url"));
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.to_owned(),
-                        expires_at: Some(OffsetDateTime::now_utc() + URL_LIFETIME),
-                        content_type: None,
-                    },
+                    asset: VideoAsset::new(url)
+                        .with_expires_at(OffsetDateTime::now_utc() + URL_LIFETIME),
                 }
             }
             "not_found" => JobState::Failed {

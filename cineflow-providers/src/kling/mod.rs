@@ -448,10 +448,7 @@ impl Kling {
         });
         let job = self.inner.api.job(task.task_id.clone(), model, extra);
         match task.created() {
-            Some(at) => ProviderJob {
-                submitted_at: at,
-                ..job
-            },
+            Some(at) => job.with_submitted_at(at),
             None => job,
         }
     }

@@ -308,11 +308,7 @@ impl LocalRenderer {
         let url = url::Url::from_file_path(&path)
             .map(String::from)
             .unwrap_or_else(|()| format!("file://{}", path.display()));
-        VideoAsset {
-            url,
-            expires_at: None,
-            content_type: Some("video/mp4".to_owned()),
-        }
+        VideoAsset::new(url).with_content_type("video/mp4".to_owned())
     }
 
     /// Registers the job and renders it in the background.
@@ -422,14 +418,13 @@ impl VideoProvider for LocalRenderer {
         let extra = spec::extra(&spec, first_frame.as_ref().map(|f| f.format));
         self.start_render(&job_id, spec);
         tracing::debug!(job = %job_id, duration_s = req.duration_s, "local render submitted");
-        Ok(ProviderJob {
-            provider: self.inner.id.clone(),
-            vendor_job_id: job_id,
-            vendor_model: req.vendor_model.clone(),
-            base_url: None,
-            submitted_at: OffsetDateTime::now_utc(),
-            extra,
-        })
+        Ok(ProviderJob::new(
+            self.inner.id.clone(),
+            job_id,
+            req.vendor_model.clone(),
+            OffsetDateTime::now_utc(),
+        )
+        .with_extra(extra))
     }
 
     /// Reports the job from memory, or from the work dir for a job this process did not start.
@@ -597,14 +592,12 @@ mod tests {
             .with_ffmpeg("/bin/sh")
             .build()
             .unwrap();
-        let mut job = ProviderJob {
-            provider: ProviderId::new("local").unwrap(),
-            vendor_job_id: format!("local-{}", uuid::Uuid::new_v4().simple()),
-            vendor_model: "ffmpeg-titlecard".into(),
-            base_url: None,
-            submitted_at: OffsetDateTime::now_utc(),
-            extra: serde_json::Value::Null,
-        };
+        let mut job = ProviderJob::new(
+            ProviderId::new("local").unwrap(),
+            format!("local-{}", uuid::Uuid::new_v4().simple()),
+            "ffmpeg-titlecard",
+            OffsetDateTime::now_utc(),
+        );
         assert!(r.job_id(&job).is_ok());
         for bad in ["local-../../etc/passwd", "local-", "mock-1", "local-ABCDEF"] {
             job.vendor_job_id = bad.into();

@@ -548,10 +548,10 @@ impl VideoProvider for OpenAiCompat {
                     .matches(&sent, &MATCHED_FIELDS, &[])
                     .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
                 if matches {
-                    found.push(ProviderJob {
-                        submitted_at: video.created_at,
-                        ..self.job_for(video.id.clone(), req)
-                    });
+                    found.push(
+                        self.job_for(video.id.clone(), req)
+                            .with_submitted_at(video.created_at),
+                    );
                 }
             }
             match page.next {

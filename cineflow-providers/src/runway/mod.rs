@@ -582,11 +582,8 @@ impl VideoProvider for Runway {
                     ));
                 };
                 JobState::Succeeded {
-                    asset: VideoAsset {
-                        url: url.clone(),
-                        expires_at: Some(OffsetDateTime::now_utc() + OUTPUT_LIFETIME),
-                        content_type: None,
-                    },
+                    asset: VideoAsset::new(url.clone())
+                        .with_expires_at(OffsetDateTime::now_utc() + OUTPUT_LIFETIME),
                 }
             }
             "FAILED" => {

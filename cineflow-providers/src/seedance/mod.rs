@@ -483,10 +483,10 @@ impl Seedance {
                     .as_ref()
                     .and_then(|c| c.last_frame_url.as_deref())
                     .filter(|u| !u.is_empty())
-                    .map(|u| VideoAsset {
-                        url: u.to_owned(),
-                        expires_at: Some(done + OUTPUT_LIFETIME),
-                        content_type: Some("image/png".into()),
+                    .map(|u| {
+                        VideoAsset::new(u)
+                            .with_expires_at(done + OUTPUT_LIFETIME)
+                            .with_content_type("image/png".into())
                     });
                 JobState::Succeeded {
                     asset: http::mp4(url.to_owned(), Some(done + OUTPUT_LIFETIME)),
@@ -680,10 +680,10 @@ impl VideoProvider for Seedance {
                         query.in_window(query.created_after.clamp(task.created_at, second));
                     let seen = found.iter().any(|j| j.vendor_job_id == task.id);
                     if in_window && !seen && body::matches(&task.object(), &sent) {
-                        found.push(ProviderJob {
-                            submitted_at: task.created_at,
-                            ..self.job_for(task.id.clone(), model)
-                        });
+                        found.push(
+                            self.job_for(task.id.clone(), model)
+                                .with_submitted_at(task.created_at),
+                        );
                     }
                 }
                 let read = page_num.saturating_mul(LIST_PAGE_SIZE as u64);

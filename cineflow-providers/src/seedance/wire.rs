@@ -48,10 +48,9 @@ pub(super) struct TaskUsage {
 impl TaskUsage {
     /// The usage, when the billed tokens are reported.
     pub(super) fn reported(&self) -> Option<cineflow_core::Usage> {
-        Some(cineflow_core::Usage {
-            completion_tokens: self.completion_tokens?,
-            total_tokens: self.total_tokens,
-        })
+        let mut usage = cineflow_core::Usage::new(self.completion_tokens?);
+        usage.total_tokens = self.total_tokens;
+        Some(usage)
     }
 }
 
@@ -155,10 +154,7 @@ mod tests {
         assert_eq!(t.updated_at, Some(1779348874));
         assert_eq!(
             t.usage.and_then(|u| u.reported()),
-            Some(cineflow_core::Usage {
-                completion_tokens: 108_900,
-                total_tokens: Some(108_900)
-            })
+            Some(cineflow_core::Usage::new(108_900).with_total_tokens(108_900))
         );
         let t: Task = serde_json::from_value(json!({
             "id": "cgt-1", "status": "failed", "content": null,

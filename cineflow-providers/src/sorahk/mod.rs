@@ -513,10 +513,10 @@ impl VideoProvider for SoraHk {
                     .matches(&sent, &MATCHED_FIELDS, &reported)
                     .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
                 if matches {
-                    found.push(ProviderJob {
-                        submitted_at: task.created_at,
-                        ..self.job_for(task.id.clone(), req, is_pro, None)
-                    });
+                    found.push(
+                        self.job_for(task.id.clone(), req, is_pro, None)
+                            .with_submitted_at(task.created_at),
+                    );
                 }
             }
             if tasks.items.is_empty() || reached_older || tasks.is_last(page, LIST_PAGE_SIZE) {

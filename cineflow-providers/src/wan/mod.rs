@@ -561,10 +561,12 @@ impl VideoProvider for Wan {
                     let same_prompt = t.prompt.as_ref().is_none_or(|p| *p == req.prompt);
                     let seen = found.iter().any(|j| j.vendor_job_id == t.task_id);
                     if t.model == model && in_window && same_prompt && !seen {
-                        found.push(ProviderJob {
-                            submitted_at: t.created_at,
-                            ..self.inner.api.job(t.task_id.clone(), model, Value::Null)
-                        });
+                        found.push(
+                            self.inner
+                                .api
+                                .job(t.task_id.clone(), model, Value::Null)
+                                .with_submitted_at(t.created_at),
+                        );
                     }
                 }
                 let read = page_no.saturating_mul(LIST_PAGE_SIZE as u64);

@@ -200,16 +200,15 @@ async fn an_old_style_job_extra_without_the_new_keys_is_rendered_again_at_1280x7
     }
     let dir = tempfile::tempdir().unwrap();
     let p = renderer(dir.path()).build().unwrap();
-    let job = ProviderJob {
-        provider: p.id().clone(),
-        vendor_job_id: format!("local-{}", uuid::Uuid::new_v4().simple()),
-        vendor_model: "ffmpeg-titlecard".into(),
-        base_url: None,
-        submitted_at: time::OffsetDateTime::now_utc(),
-        extra: serde_json::json!({"render": {
-            "prompt": "Submitted before aspect ratios.", "duration_s": 1, "width": 1280, "height": 720,
-        }}),
-    };
+    let job = ProviderJob::new(
+        p.id().clone(),
+        format!("local-{}", uuid::Uuid::new_v4().simple()),
+        "ffmpeg-titlecard",
+        time::OffsetDateTime::now_utc(),
+    )
+    .with_extra(serde_json::json!({"render": {
+        "prompt": "Submitted before aspect ratios.", "duration_s": 1, "width": 1280, "height": 720,
+    }}));
     let status = poll_until(&p, &job, Duration::from_secs(120), |s| {
         s.state.is_terminal()
     })

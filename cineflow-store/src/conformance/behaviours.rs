@@ -120,12 +120,10 @@ pub async fn segments_are_read_and_patched(store: &dyn Store) {
         (sb.id, seg.clone())
     );
 
-    let patch = SegmentPatch {
-        prompt_text: Some("霧の港、灯台がゆっくり回る 🌫️".into()),
-        duration_s: Some(15),
-        director_intent: Some(None),
-        ..SegmentPatch::default()
-    };
+    let patch = SegmentPatch::default()
+        .with_prompt_text("霧の港、灯台がゆっくり回る 🌫️".into())
+        .with_duration_s(15)
+        .with_director_intent(None);
     let patched = store
         .update_segment(seg.id, &patch)
         .await
@@ -155,11 +153,9 @@ pub async fn segments_are_read_and_patched(store: &dyn Store) {
 pub async fn an_invalid_segment_patch_is_rejected_and_changes_nothing(store: &dyn Store) {
     let sb = storyboard(2, at(0));
     store.put_storyboard(&sb).await.must("put");
-    let bad = SegmentPatch {
-        prompt_text: Some("   ".into()),
-        duration_s: Some(0),
-        ..SegmentPatch::default()
-    };
+    let bad = SegmentPatch::default()
+        .with_prompt_text("   ".into())
+        .with_duration_s(0);
     fails(
         store.update_segment(sb.segments[0].id, &bad).await,
         ErrorKind::InvalidInput,

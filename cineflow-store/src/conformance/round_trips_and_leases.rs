@@ -26,13 +26,12 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
     let provider = ProviderId::new("sorahk").must("provider id");
     let backup = ProviderId::new("aihubmix").must("provider id");
     let t0 = time::macros::datetime!(2026-01-11 15:08:35.987654321 +08:00);
-    let job = |vendor_job_id: &str, p: &ProviderId, at: OffsetDateTime| ProviderJob {
-        provider: p.clone(),
-        vendor_job_id: vendor_job_id.into(),
-        vendor_model: "sora-2-pro".into(),
-        base_url: Some("https://api.example.com/v1".into()),
-        submitted_at: at,
-        extra: serde_json::json!({"queue": "hd", "nested": {"n": 1, "list": [1.5, "二", null]}}),
+    let job = |vendor_job_id: &str, p: &ProviderId, at: OffsetDateTime| {
+        ProviderJob::new(p.clone(), vendor_job_id, "sora-2-pro", at)
+            .with_base_url("https://api.example.com/v1".into())
+            .with_extra(
+                serde_json::json!({"queue": "hd", "nested": {"n": 1, "list": [1.5, "二", null]}}),
+            )
     };
     let mut error = TaskError::new(ErrorCode::RateLimited, "429: slow down — 请稍后再试");
     error.provider_code = Some("rate_limit_exceeded".into());
@@ -75,16 +74,16 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
         )
         .with_reason("retry by user".into())
         .with_job(job("job_3", &provider, t0 + time::Duration::minutes(5)))
-        .with_asset(VideoAsset {
-            url: "https://cdn.example.com/v/job_3.mp4?sig=abc&exp=1".into(),
-            expires_at: Some(t0 + time::Duration::hours(1) + time::Duration::nanoseconds(7)),
-            content_type: Some("video/mp4".into()),
-        })
-        .with_last_frame(VideoAsset {
-            url: "https://cdn.example.com/v/job_3_last.png?sig=abc&exp=1".into(),
-            expires_at: Some(t0 + time::Duration::hours(1)),
-            content_type: Some("image/png".into()),
-        })
+        .with_asset(
+            VideoAsset::new("https://cdn.example.com/v/job_3.mp4?sig=abc&exp=1")
+                .with_expires_at(t0 + time::Duration::hours(1) + time::Duration::nanoseconds(7))
+                .with_content_type("video/mp4".into()),
+        )
+        .with_last_frame(
+            VideoAsset::new("https://cdn.example.com/v/job_3_last.png?sig=abc&exp=1")
+                .with_expires_at(t0 + time::Duration::hours(1))
+                .with_content_type("image/png".into()),
+        )
         .with_vendor_payload(serde_json::json!({"status": "succeeded", "progress": 100}))
         .with_finished_at(t0 + time::Duration::minutes(9))
         .with_outcome(AttemptOutcome::Succeeded)
@@ -97,10 +96,7 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
             service_tier: Some(ServiceTier::Default),
             estimate: Some(0.756),
             estimated_tokens: Some(108_000),
-            reported: Some(Usage {
-                completion_tokens: 108_900,
-                total_tokens: Some(108_900),
-            }),
+            reported: Some(Usage::new(108_900).with_total_tokens(108_900)),
             reported_cost: Some(0.7623),
             charged: Some(0.7623),
         })

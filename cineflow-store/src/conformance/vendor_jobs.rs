@@ -16,14 +16,7 @@ fn attempt(task: &Task, n: u32, provider: &ProviderId, vendor_job_id: Option<&st
         at(100),
     )
     .with_reason("priority".into());
-    attempt.job = vendor_job_id.map(|id| ProviderJob {
-        provider: provider.clone(),
-        vendor_job_id: id.into(),
-        vendor_model: "sora-2".into(),
-        base_url: None,
-        submitted_at: at(100),
-        extra: serde_json::Value::Null,
-    });
+    attempt.job = vendor_job_id.map(|id| ProviderJob::new(provider.clone(), id, "sora-2", at(100)));
     attempt
 }
 

@@ -252,12 +252,10 @@ fn client_image(url: &str, upload_dir: &Path) -> ApiResult<ImageRef> {
 
 /// The patch a CineFlow `SegmentUpdate` body asks for.
 fn segment_patch(body: &Map<String, Value>, upload_dir: &Path) -> ApiResult<SegmentPatch> {
-    let mut patch = SegmentPatch {
-        prompt_text: body.string("prompt_text")?,
-        duration_s: body.u32("duration_seconds")?,
-        is_pro: body.bool("is_pro")?,
-        ..SegmentPatch::default()
-    };
+    let mut patch = SegmentPatch::default();
+    patch.prompt_text = body.string("prompt_text")?;
+    patch.duration_s = body.u32("duration_seconds")?;
+    patch.is_pro = body.bool("is_pro")?;
     if body.contains_key("director_intent") {
         patch.director_intent = Some(body.string("director_intent")?);
     }
@@ -349,10 +347,8 @@ async fn start_image(
     let path = write_atomically(dir, &name, &upload.bytes)
         .await
         .map_err(|e| ApiError::internal("storing the upload", e))?;
-    let patch = SegmentPatch {
-        image: Some(Some(ImageRef::new(path.display().to_string())?)),
-        ..SegmentPatch::default()
-    };
+    let patch =
+        SegmentPatch::default().with_image(Some(ImageRef::new(path.display().to_string())?));
     let seg = state.store().update_segment(seg_id, &patch).await?;
     let sb = state.store().get_storyboard(sb_id).await?;
     Ok(Json(json!({
