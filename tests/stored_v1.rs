@@ -298,7 +298,7 @@ async fn reads_the_tasks(store: &dyn Store, tasks: &[Task]) {
     assert_eq!(asset.url, "mock://mock/mock-1.mp4");
     assert!(asset.expires_at.is_some());
     assert_eq!(asset.content_type.as_deref(), Some("video/mp4"));
-    assert_eq!(a.vendor_payload["status"], "succeeded");
+    assert_eq!(a.vendor_payload.to_value()["status"], "succeeded");
     let video = done.artifact.as_ref().unwrap();
     assert_eq!(
         video.location,
@@ -349,7 +349,10 @@ async fn reads_the_tasks(store: &dyn Store, tasks: &[Task]) {
     let polling = &tasks[2];
     assert_eq!(job_id(polling).as_deref(), Some("mock-3"));
     assert_eq!(polling.progress, Some(40));
-    assert_eq!(polling.attempts[0].vendor_payload["progress"], 40);
+    assert_eq!(
+        polling.attempts[0].vendor_payload.to_value()["progress"],
+        40
+    );
     assert_eq!(
         polling.image.as_ref().map(|i| i.as_str()),
         Some("data:image/png;base64,iVBORw0KGgo=")

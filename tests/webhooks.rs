@@ -333,7 +333,7 @@ async fn callbacks_wake_tasks_before_their_next_scheduled_poll() {
         let stored = serde_json::to_string(t).unwrap();
         assert!(!stored.contains(token), "the token was stored: {stored}");
         assert!(
-            a.vendor_payload["callback_url"].is_string(),
+            a.vendor_payload.to_value()["callback_url"].is_string(),
             "the payload is kept"
         );
     }

@@ -38,6 +38,7 @@ pub mod media;
 #[cfg(feature = "testing")]
 pub mod mock;
 pub mod orchestrator;
+mod payload;
 pub mod prompt;
 pub mod provider;
 mod setters;
@@ -63,6 +64,7 @@ pub use orchestrator::{
     CallbackConfig, Orchestrator, OrchestratorBuilder, OrchestratorConfig, PollPolicy,
     ReconcilePolicy, RunHandle,
 };
+pub use payload::VendorPayload;
 pub use provider::{
     ByteStream, Capabilities, Durations, GenerationRequest, JobQuery, JobState, JobStatus,
     ModelCapabilities, PolledJobs, ProviderError, ProviderJob, ServiceTier, SubmitState,

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::ids::{ModelId, ProviderId, RunId, SegmentId, StoryboardId, TaskId};
 use crate::media::{ImageRef, Orientation};
+use crate::payload::VendorPayload;
 use crate::provider::{ProviderError, ProviderJob, VideoAsset};
 use crate::storyboard::VideoOptions;
 
@@ -278,9 +279,9 @@ pub struct Attempt {
     /// The video's last frame at the vendor, when the vendor returned one with the video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_frame: Option<VideoAsset>,
-    /// The vendor's last status payload.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub vendor_payload: serde_json::Value,
+    /// The vendor's last status payload (compact JSON text: [`VendorPayload::to_value`] reads it).
+    #[serde(default, skip_serializing_if = "VendorPayload::is_null")]
+    pub vendor_payload: VendorPayload,
     /// When the attempt was recorded (just before the submit).
     #[serde(with = "time::serde::rfc3339")]
     pub submitted_at: OffsetDateTime,
@@ -337,7 +338,7 @@ impl Attempt {
             job: None,
             asset: None,
             last_frame: None,
-            vendor_payload: serde_json::Value::Null,
+            vendor_payload: VendorPayload::null(),
             submitted_at,
             finished_at: None,
             outcome: None,
@@ -347,12 +348,18 @@ impl Attempt {
         }
     }
 
+    /// Sets [`vendor_payload`](Self::vendor_payload) (a [`serde_json::Value`] converts).
+    #[must_use]
+    pub fn with_vendor_payload(mut self, payload: impl Into<VendorPayload>) -> Self {
+        self.vendor_payload = payload.into();
+        self
+    }
+
     crate::setters::with_setters!(
         with_reason => reason: String,
         with_job => job?: ProviderJob,
         with_asset => asset?: VideoAsset,
         with_last_frame => last_frame?: VideoAsset,
-        with_vendor_payload => vendor_payload: serde_json::Value,
         with_finished_at => finished_at?: OffsetDateTime,
         with_outcome => outcome?: AttemptOutcome,
         with_model_alias => model_alias?: ModelAlias,

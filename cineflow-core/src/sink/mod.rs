@@ -240,8 +240,8 @@ fn source_summary(source: &str) -> String {
 pub fn sidecar(task: &Task) -> Value {
     let attempt = task.current_attempt();
     let mut out = Map::new();
-    if let Some(Value::Object(payload)) = attempt.map(|a| &a.vendor_payload) {
-        for (k, v) in payload {
+    if let Some(Value::Object(payload)) = attempt.map(|a| a.vendor_payload.to_value()) {
+        for (k, v) in &payload {
             out.insert(k.clone(), redact_value(v));
         }
     }

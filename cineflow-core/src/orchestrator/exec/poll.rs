@@ -13,6 +13,7 @@ use super::{Lifecycle, Polled, mark_cancelled};
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
+use crate::payload::VendorPayload;
 use crate::provider::{JobState, JobStatus, ProviderJob, VideoProvider};
 use crate::router::may_fail_over;
 use crate::task::{AttemptOutcome, Task, TaskError, TaskStatus};
@@ -260,9 +261,10 @@ impl Lifecycle<'_> {
     ) -> Result<Option<Polled>> {
         let before = task.status;
         if let Some(a) = task.current_attempt_mut() {
-            a.vendor_payload = std::mem::take(&mut status.raw);
+            let mut raw = std::mem::take(&mut status.raw);
             // A vendor echoing the callback URL never gets its token stored.
-            crate::callback::scrub_tokens(&mut a.vendor_payload);
+            crate::callback::scrub_tokens(&mut raw);
+            a.vendor_payload = VendorPayload::from(raw);
             if let Some(usage) = status.usage {
                 // Persisted with the state change below (usage comes with the success).
                 a.cost

@@ -146,7 +146,7 @@ impl Lifecycle<'_> {
                 job: None,
                 asset: None,
                 last_frame: None,
-                vendor_payload: serde_json::Value::Null,
+                vendor_payload: crate::VendorPayload::null(),
                 submitted_at: OffsetDateTime::now_utc(),
                 finished_at: None,
                 outcome: None,
