@@ -17,11 +17,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cineflow_core::store::{Page, PageRequest, RunQuery, Store, TaskQuery, check_task_write};
+use cineflow_core::store::check_task_write;
 use cineflow_core::{
-    Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
-    Storyboard, StoryboardId, Task, TaskId,
+    Error, Lease, Result, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
 };
 use sqlx::postgres::PgPool;
 pub use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -29,9 +27,10 @@ use sqlx::{Postgres, QueryBuilder, SqlSafeStr, SqlStr};
 
 use crate::common::{exists, from_ns, not_found, ttl_ns};
 use crate::sql::{
-    RowExt, SqlBackend, TaskCols, db, insert_task_columns, is_unique_violation, kept_changing,
-    lease_cols, page_i64, renewed, returning_written_task, run_cas_failed, select_segment,
-    task_columns, task_of, to_i64, update_run, update_task, written_task,
+    RowExt, SqlBackend, SqlOps, SqlStore, SqlWrites, TaskCols, TaskRowExt, claimed, db,
+    insert_task_columns, is_unique_violation, kept_changing, lease_cols, page_i64, renewed,
+    returning_written_task, run_cas_failed, select_segment, task_columns, to_i64, tracked,
+    update_run, update_task,
 };
 
 /// The database clock in nanoseconds since the Unix epoch (microsecond resolution).
@@ -56,7 +55,7 @@ macro_rules! deadline_ns {
     };
 }
 
-/// A [`Store`] in a Postgres database, through an sqlx connection pool.
+/// A [`Store`](cineflow_core::Store) in a Postgres database, through an sqlx connection pool.
 ///
 /// ```no_run
 /// # async fn demo() -> cineflow_core::Result<()> {
@@ -72,10 +71,16 @@ macro_rules! deadline_ns {
 /// .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
+pub type PostgresStore = SqlStore<Postgres, PgWrites>;
+
+/// The write side of a [`PostgresStore`], in a module of its own so that it is no public name.
+mod write_side {
+    /// The write side of a [`PostgresStore`](super::PostgresStore): nothing of its own, as its
+    /// writes run on the store's pool (each in a statement or a transaction of its own).
+    #[derive(Debug, Clone)]
+    pub struct PgWrites;
 }
+use write_side::PgWrites;
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database?…`) with a default pool
@@ -108,13 +113,14 @@ impl PostgresStore {
     /// # Errors
     /// [`Error::Backend`] if the migrations fail.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let mut migrator = sqlx::migrate!("migrations/postgres");
-        migrator.dangerous_set_table_name("cineflow_migrations");
-        migrator
+        tracked(sqlx::migrate!("migrations/postgres"))
             .run(&pool)
             .await
             .map_err(|e| Error::backend("cannot migrate the Postgres database", e))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writes: PgWrites,
+        })
     }
 
     /// The connection pool.
@@ -157,16 +163,15 @@ const SELECT_TASK: &str = concat!(
     " AS now_ns FROM cineflow_tasks WHERE id = $1"
 );
 
-#[async_trait]
-impl Store for PostgresStore {
-    async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
+impl SqlWrites<Postgres> for PgWrites {
+    async fn put_storyboard(store: &PostgresStore, storyboard: &Storyboard) -> Result<()> {
         let id = storyboard.id.to_string();
         let segment_ids: Vec<String> = storyboard
             .segments
             .iter()
             .map(|s| s.id.to_string())
             .collect();
-        let mut tx = self.begin_write().await?;
+        let mut tx = store.begin_write().await?;
         Postgres::write_storyboard_row(&mut tx, storyboard).await?;
         sqlx::query(
             "INSERT INTO cineflow_segments (id, storyboard_id) \
@@ -181,20 +186,12 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db("cannot commit a storyboard"))
     }
 
-    async fn get_storyboard(&self, id: StoryboardId) -> Result<Storyboard> {
-        Postgres::get_storyboard(&self.pool, id).await
-    }
-
-    async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        Postgres::list_storyboards(&self.pool, page).await
-    }
-
-    async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
-        Postgres::get_segment(&self.pool, id).await
-    }
-
-    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
-        let mut tx = self.begin_write().await?;
+    async fn update_segment(
+        store: &PostgresStore,
+        id: SegmentId,
+        patch: &SegmentPatch,
+    ) -> Result<Segment> {
+        let mut tx = store.begin_write().await?;
         let segment = Postgres::update_segment(
             &mut tx,
             concat!(select_segment!(), " FOR UPDATE OF b"),
@@ -206,10 +203,7 @@ impl Store for PostgresStore {
         Ok(segment)
     }
 
-    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {
-        if let Some(t) = tasks.iter().find(|t| t.run_id != run.id) {
-            return Err(exists("task", t.id, "belongs to another run"));
-        }
+    async fn insert_run(store: &PostgresStore, run: &Run, tasks: &[Task]) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         if let Some(t) = tasks.iter().find(|t| !seen.insert(t.id)) {
             return Err(exists("task", t.id, "appears twice in one insert"));
@@ -218,7 +212,7 @@ impl Store for PostgresStore {
         for t in tasks {
             cols.push(t)?;
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = store.begin_write().await?;
         Postgres::insert_run_row(&mut tx, run).await?;
         let ids = cols.id.clone();
         let inserted = sqlx::query(concat!(
@@ -251,7 +245,7 @@ impl Store for PostgresStore {
                     "SELECT id FROM cineflow_tasks WHERE id = ANY($1) ORDER BY id LIMIT 1",
                 )
                 .bind(ids)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&store.pool)
                 .await
                 .map_err(db("cannot read tasks"))?;
                 Err(exists(
@@ -264,15 +258,7 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn get_run(&self, id: RunId) -> Result<Run> {
-        Postgres::get_run(&self.pool, id).await
-    }
-
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        Postgres::list_runs(&self.pool, query).await
-    }
-
-    async fn update_run(&self, run: &Run) -> Result<Run> {
+    async fn update_run(store: &PostgresStore, run: &Run) -> Result<Run> {
         let mut next = run.clone();
         next.revision = next.revision.saturating_add(1);
         // One statement: the CAS, and the stored revision when it fails.
@@ -284,7 +270,7 @@ impl Store for PostgresStore {
                     (SELECT revision FROM cineflow_runs WHERE id = $6) AS stored",
         ));
         let row = Postgres::bind_run_update(update, run, &next)?
-            .fetch_one(&self.pool)
+            .fetch_one(&store.pool)
             .await
             .map_err(db("cannot write a run"))?;
         let updated: Option<i64> = row.col("updated")?;
@@ -294,38 +280,22 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn delete_run(&self, id: RunId) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+    async fn delete_run(store: &PostgresStore, id: RunId) -> Result<()> {
+        let mut tx = store.begin_write().await?;
         Postgres::delete_run_rows(&mut tx, id).await?;
         tx.commit().await.map_err(db("cannot commit a deletion"))
     }
 
-    async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
-        Postgres::run_counts(&self.pool, id).await
-    }
-
-    async fn get_task(&self, id: TaskId) -> Result<Task> {
+    async fn get_task(store: &PostgresStore, id: TaskId) -> Result<Task> {
         let row = sqlx::query(SELECT_TASK)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&store.pool)
             .await
             .map_err(db("cannot read a task"))?;
-        task_of(&row.ok_or_else(|| not_found("task", id))?)
+        row.ok_or_else(|| not_found("task", id))?.task()
     }
 
-    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        Postgres::list_tasks(&self.pool, query).await
-    }
-
-    async fn find_tasks_by_vendor_job(
-        &self,
-        provider: &ProviderId,
-        vendor_job_id: &str,
-    ) -> Result<Vec<Task>> {
-        Postgres::find_tasks_by_vendor_job(&self.pool, provider, vendor_job_id).await
-    }
-
-    async fn update_task(&self, task: &Task) -> Result<Task> {
+    async fn update_task(store: &PostgresStore, task: &Task) -> Result<Task> {
         let c = TaskCols::new(task, task.revision.saturating_add(1))?;
         let token = task.lease.as_ref().map(|l| to_i64(l.token));
         // A few rounds: if the row changes between a failed update and its diagnosis so that
@@ -340,34 +310,31 @@ impl Store for PostgresStore {
             ));
             let rows = Postgres::bind_task_update(update, &c, task)
                 .bind(token)
-                .fetch_all(&self.pool)
+                .fetch_all(&store.pool)
                 .await
                 .map_err(db("cannot write a task"))?;
             if let Some(row) = rows.first() {
-                return written_task(task.clone(), row);
+                return row.written_task(task.clone());
             }
             let row = sqlx::query(SELECT_TASK)
                 .bind(&c.id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&store.pool)
                 .await
                 .map_err(db("cannot read a task"))?
                 .ok_or_else(|| not_found("task", task.id))?;
-            let stored = task_of(&row)?;
+            let stored = row.task()?;
             check_task_write(&stored, task, from_ns(row.col("now_ns")?))?;
         }
         Err(kept_changing(task.id))
     }
 
     async fn claim_tasks(
-        &self,
+        store: &PostgresStore,
         owner: &str,
         run: Option<RunId>,
         limit: usize,
         ttl: Duration,
     ) -> Result<Vec<Task>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let rows = sqlx::query(concat!(
             "WITH now AS (SELECT ",
             now_ns!(),
@@ -393,15 +360,18 @@ impl Store for PostgresStore {
         .bind(page_i64(limit))
         .bind(owner)
         .bind(ttl_ns(ttl))
-        .fetch_all(&self.pool)
+        .fetch_all(&store.pool)
         .await
         .map_err(db("cannot claim tasks"))?;
-        let mut claimed = rows.iter().map(task_of).collect::<Result<Vec<_>>>()?;
-        claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(claimed)
+        claimed(&rows)
     }
 
-    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
+    async fn heartbeat(
+        store: &PostgresStore,
+        task: TaskId,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<Lease> {
         let row = sqlx::query(concat!(
             "WITH renewed AS ( \
                UPDATE cineflow_tasks SET lease_expires_at_ns = ",
@@ -415,14 +385,14 @@ impl Store for PostgresStore {
         .bind(task.to_string())
         .bind(to_i64(lease.token))
         .bind(&lease.owner)
-        .fetch_one(&self.pool)
+        .fetch_one(&store.pool)
         .await
         .map_err(db("cannot renew a lease"))?;
         renewed(task, lease, row.col("expires")?, row.col("found")?)
     }
 
-    async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
-        Postgres::release(&self.pool, task, lease).await
+    async fn release(store: &PostgresStore, task: TaskId, lease: &Lease) -> Result<()> {
+        Postgres::release(&store.pool, task, lease).await
     }
 }
 

@@ -8,17 +8,20 @@
 //! exactly as fine as the in-memory reference.
 
 use cineflow_core::{Error, Lease, Run, Storyboard, Task};
+use sqlx::migrate::Migrator;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::common::{codec, from_ns, to_ns};
 
 mod ops;
+mod store;
 #[cfg(feature = "postgres")]
 pub(crate) use ops::insert_task_columns;
 pub(crate) use ops::{
-    SqlBackend, kept_changing, renewed, returning_written_task, run_cas_failed, select_segment,
-    task_columns, task_write_columns, update_run, update_task,
+    SqlBackend, SqlOps, kept_changing, renewed, returning_written_task, run_cas_failed,
+    select_segment, task_columns, task_write_columns, update_run, update_task,
 };
+pub(crate) use store::{SqlStore, SqlWrites};
 
 /// A task's columns.
 #[derive(Debug)]
@@ -87,54 +90,65 @@ pub(crate) trait RowExt: Row {
 
 impl<R: Row> RowExt for R {}
 
-/// The lease in the columns `lease_owner, lease_token, lease_expires_at_ns` of `row`.
-pub(crate) fn lease_of<'r, R>(row: &'r R) -> cineflow_core::Result<Option<Lease>>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let owner: Option<String> = row.col("lease_owner")?;
-    let token: Option<i64> = row.col("lease_token")?;
-    let expires: Option<i64> = row.col("lease_expires_at_ns")?;
-    Ok(match (owner, token, expires) {
-        (Some(owner), Some(token), Some(expires)) => Some(Lease {
-            owner,
-            token: to_u64(token),
-            expires_at: from_ns(expires),
-        }),
-        _ => None,
-    })
+/// A task's row, of either SQL backend: the columns `body, revision` and the lease columns
+/// (`lease_owner, lease_token, lease_expires_at_ns`), or some of them.
+pub(crate) trait TaskRowExt {
+    /// The lease in the lease columns.
+    fn lease(&self) -> cineflow_core::Result<Option<Lease>>;
+
+    /// The task in the columns `body, revision` and the lease columns.
+    fn task(&self) -> cineflow_core::Result<Task>;
+
+    /// `written` as the store now holds it: with the revision and lease columns of this row
+    /// (the `RETURNING` row of an update).
+    fn written_task(&self, written: Task) -> cineflow_core::Result<Task>;
 }
 
-/// The task in the columns `body, revision` and the lease columns of `row`.
-pub(crate) fn task_of<'r, R>(row: &'r R) -> cineflow_core::Result<Task>
+impl<R> TaskRowExt for R
 where
     R: Row,
     &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let body: String = row.col("body")?;
-    let task: Task =
-        serde_json::from_str(&body).map_err(|e| codec("a stored task is not valid JSON", e))?;
-    written_task(task, row)
+    fn lease(&self) -> cineflow_core::Result<Option<Lease>> {
+        let owner: Option<String> = self.col("lease_owner")?;
+        let token: Option<i64> = self.col("lease_token")?;
+        let expires: Option<i64> = self.col("lease_expires_at_ns")?;
+        Ok(match (owner, token, expires) {
+            (Some(owner), Some(token), Some(expires)) => Some(Lease {
+                owner,
+                token: to_u64(token),
+                expires_at: from_ns(expires),
+            }),
+            _ => None,
+        })
+    }
+
+    fn task(&self) -> cineflow_core::Result<Task> {
+        let body: String = self.col("body")?;
+        let task: Task =
+            serde_json::from_str(&body).map_err(|e| codec("a stored task is not valid JSON", e))?;
+        self.written_task(task)
+    }
+
+    fn written_task(&self, written: Task) -> cineflow_core::Result<Task> {
+        let mut task = written;
+        task.revision = to_u64(self.col("revision")?);
+        task.lease = self.lease()?;
+        Ok(task)
+    }
 }
 
-/// `written` as the store now holds it: with the revision and lease columns of `row` (the
-/// `RETURNING` row of an update).
-pub(crate) fn written_task<'r, R>(written: Task, row: &'r R) -> cineflow_core::Result<Task>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let mut task = written;
-    task.revision = to_u64(row.col("revision")?);
-    task.lease = lease_of(row)?;
-    Ok(task)
+/// The tasks of the rows a claim updated, oldest first (as
+/// [`Store::claim_tasks`](cineflow_core::Store::claim_tasks) returns them).
+pub(crate) fn claimed<R: TaskRowExt>(rows: &[R]) -> cineflow_core::Result<Vec<Task>> {
+    let mut claimed = rows
+        .iter()
+        .map(TaskRowExt::task)
+        .collect::<cineflow_core::Result<Vec<_>>>()?;
+    claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(claimed)
 }
 
 /// Decodes a run body.
@@ -165,6 +179,13 @@ pub(crate) fn to_i64(n: u64) -> i64 {
 /// An SQL `BIGINT` counter as a `u64`.
 pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// `migrator`, tracking the versions it has run in the `cineflow_migrations` table (the name
+/// both backends give it).
+pub(crate) fn tracked(mut migrator: Migrator) -> Migrator {
+    migrator.dangerous_set_table_name("cineflow_migrations");
+    migrator
 }
 
 /// Maps an sqlx error to [`Error::Backend`], keeping it as the source.

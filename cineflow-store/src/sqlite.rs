@@ -4,19 +4,18 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cineflow_core::store::{Page, PageRequest, RunQuery, Store, TaskQuery};
 use cineflow_core::{
-    Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
-    Storyboard, StoryboardId, Task, TaskId,
+    Error, Lease, Result, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, SqlSafeStr, SqlStr, Sqlite, SqliteConnection};
 
-use crate::common::{exists, not_found};
-use crate::sql::{SqlBackend, TaskCols, db, lease_cols, task_columns, task_of};
+use crate::common::not_found;
+use crate::sql::{
+    SqlBackend, SqlStore, SqlWrites, TaskCols, TaskRowExt, db, lease_cols, task_columns, tracked,
+};
 
 mod writer;
 mod writes;
@@ -29,7 +28,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read connections of a database file (writes have one connection of their own).
 const READ_CONNECTIONS: u32 = 8;
 
-/// A [`Store`] in an SQLite database file (or in memory), through sqlx. Clones share one
+/// A [`Store`](cineflow_core::Store) in an SQLite database file (or in memory), through sqlx. Clones share one
 /// writer and one pool of read connections.
 ///
 /// - The database runs in WAL mode with `synchronous = FULL` (a write is on disk when the call
@@ -64,11 +63,13 @@ const READ_CONNECTIONS: u32 = 8;
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+pub type SqliteStore = SqlStore<Sqlite, SqliteWrites>;
+
+/// The write side of a [`SqliteStore`]: its writer and the writer's connection.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    /// Reads.
-    pool: SqlitePool,
-    /// The writer's connection (for an in-memory database, the one connection of `pool`).
+pub struct SqliteWrites {
+    /// The writer's connection (for an in-memory database, the one connection of the store's
+    /// read pool).
     write_pool: SqlitePool,
     writer: Writer,
 }
@@ -147,23 +148,20 @@ impl SqliteStore {
                 .map_err(db("cannot open the SQLite database"))?;
             (pool, write_pool)
         };
-        let mut migrator = sqlx::migrate!("migrations/sqlite");
-        migrator.dangerous_set_table_name("cineflow_migrations");
-        migrator
+        tracked(sqlx::migrate!("migrations/sqlite"))
             .run(&write_pool)
             .await
             .map_err(|e| Error::backend("cannot migrate the SQLite database", e))?;
         let writer = Writer::start(write_pool.clone());
         Ok(Self {
             pool,
-            write_pool,
-            writer,
+            writes: SqliteWrites { write_pool, writer },
         })
     }
 
     /// Closes every connection, waiting for them to finish (a write queued meanwhile fails).
     pub async fn close(&self) {
-        self.write_pool.close().await;
+        self.writes.write_pool.close().await;
         self.pool.close().await;
     }
 
@@ -177,7 +175,7 @@ impl SqliteStore {
         .fetch_optional(conn)
         .await
         .map_err(db("cannot read a task"))?
-        .map(|row| task_of(&row))
+        .map(|row| row.task())
         .transpose()
     }
 }
@@ -199,99 +197,75 @@ impl SqlBackend for Sqlite {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
-        self.writer
+impl SqlWrites<Sqlite> for SqliteWrites {
+    async fn put_storyboard(store: &SqliteStore, storyboard: &Storyboard) -> Result<()> {
+        store
+            .writes
+            .writer
             .write(Writes::Many, storyboard.clone(), writes::put_storyboard)
             .await
     }
 
-    async fn get_storyboard(&self, id: StoryboardId) -> Result<Storyboard> {
-        Sqlite::get_storyboard(&self.pool, id).await
-    }
-
-    async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        Sqlite::list_storyboards(&self.pool, page).await
-    }
-
-    async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
-        Sqlite::get_segment(&self.pool, id).await
-    }
-
-    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
-        self.writer
+    async fn update_segment(
+        store: &SqliteStore,
+        id: SegmentId,
+        patch: &SegmentPatch,
+    ) -> Result<Segment> {
+        store
+            .writes
+            .writer
             .write(Writes::Many, (id, patch.clone()), writes::update_segment)
             .await
     }
 
-    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {
-        if let Some(t) = tasks.iter().find(|t| t.run_id != run.id) {
-            return Err(exists("task", t.id, "belongs to another run"));
-        }
+    async fn insert_run(store: &SqliteStore, run: &Run, tasks: &[Task]) -> Result<()> {
         // Encoded by the caller, so that the writer only writes.
         let rows = tasks
             .iter()
             .map(|t| Ok((TaskCols::new(t, t.revision)?, lease_cols(t.lease.as_ref()))))
             .collect::<Result<Vec<_>>>()?;
-        self.writer
+        store
+            .writes
+            .writer
             .write(Writes::Many, (run.clone(), rows), writes::insert_run)
             .await
     }
 
-    async fn get_run(&self, id: RunId) -> Result<Run> {
-        Sqlite::get_run(&self.pool, id).await
-    }
-
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        Sqlite::list_runs(&self.pool, query).await
-    }
-
-    async fn update_run(&self, run: &Run) -> Result<Run> {
+    async fn update_run(store: &SqliteStore, run: &Run) -> Result<Run> {
         let mut next = run.clone();
         next.revision += 1;
-        self.writer
+        store
+            .writes
+            .writer
             .write(Writes::Many, (run.clone(), next), writes::update_run)
             .await
     }
 
-    async fn delete_run(&self, id: RunId) -> Result<()> {
-        self.writer
+    async fn delete_run(store: &SqliteStore, id: RunId) -> Result<()> {
+        store
+            .writes
+            .writer
             .write(Writes::Many, id, writes::delete_run)
             .await
     }
 
-    async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
-        Sqlite::run_counts(&self.pool, id).await
-    }
-
-    async fn get_task(&self, id: TaskId) -> Result<Task> {
-        let mut conn = self
+    async fn get_task(store: &SqliteStore, id: TaskId) -> Result<Task> {
+        let mut conn = store
             .pool
             .acquire()
             .await
             .map_err(db("cannot get a connection"))?;
-        Self::load_task(&mut conn, id)
+        SqliteStore::load_task(&mut conn, id)
             .await?
             .ok_or_else(|| not_found("task", id))
     }
 
-    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        Sqlite::list_tasks(&self.pool, query).await
-    }
-
-    async fn find_tasks_by_vendor_job(
-        &self,
-        provider: &ProviderId,
-        vendor_job_id: &str,
-    ) -> Result<Vec<Task>> {
-        Sqlite::find_tasks_by_vendor_job(&self.pool, provider, vendor_job_id).await
-    }
-
-    async fn update_task(&self, task: &Task) -> Result<Task> {
+    async fn update_task(store: &SqliteStore, task: &Task) -> Result<Task> {
         // Encoded by the caller, so that the writer only writes.
         let cols = TaskCols::new(task, task.revision.saturating_add(1))?;
-        self.writer
+        store
+            .writes
+            .writer
             .write(
                 Writes::One,
                 writes::TaskWrite {
@@ -304,16 +278,15 @@ impl Store for SqliteStore {
     }
 
     async fn claim_tasks(
-        &self,
+        store: &SqliteStore,
         owner: &str,
         run: Option<RunId>,
         limit: usize,
         ttl: Duration,
     ) -> Result<Vec<Task>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        self.writer
+        store
+            .writes
+            .writer
             .write(
                 Writes::Many,
                 (owner.to_owned(), run, limit, ttl),
@@ -322,14 +295,23 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
-        self.writer
+    async fn heartbeat(
+        store: &SqliteStore,
+        task: TaskId,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<Lease> {
+        store
+            .writes
+            .writer
             .write(Writes::One, (task, lease.clone(), ttl), writes::heartbeat)
             .await
     }
 
-    async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
-        self.writer
+    async fn release(store: &SqliteStore, task: TaskId, lease: &Lease) -> Result<()> {
+        store
+            .writes
+            .writer
             .write(Writes::One, (task, lease.clone()), writes::release)
             .await
     }

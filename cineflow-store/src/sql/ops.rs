@@ -6,30 +6,21 @@
 //! modules.
 
 use std::future::Future;
-use std::str::FromStr;
 
-use cineflow_core::store::{
-    Page, PageRequest, RunQuery, SortOrder, TaskQuery, TaskSort, records_vendor_job,
-};
+use cineflow_core::store::{Page, PageRequest, RunQuery, SortOrder, TaskQuery, TaskSort};
 use cineflow_core::{
     Error, Lease, ProviderId, Result, Run, RunCounts, RunId, Segment, SegmentId, SegmentPatch,
-    Storyboard, StoryboardId, Task, TaskId, TaskStatus,
+    Storyboard, StoryboardId, Task, TaskId,
 };
 use sqlx::query::Query;
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder,
-    SqlStr, Type,
-};
+use sqlx::{Database, Executor, Pool, QueryBuilder, SqlStr};
 
 #[cfg(feature = "sqlite")]
 use super::LeaseCols;
-use super::{
-    RowExt, TaskCols, db, decode_run, decode_storyboard, encode_run, encode_storyboard, page_i64,
-    task_of, to_i64, to_u64,
-};
-use crate::common::{exists, from_ns, lease_lost, not_found, stale, to_ns};
+use super::{TaskCols, to_u64};
+use crate::common::{exists, from_ns, lease_lost, not_found, stale};
 
-/// The columns [`task_of`] reads.
+/// The columns [`TaskRowExt::task`](super::TaskRowExt::task) reads.
 macro_rules! task_columns {
     () => {
         "body, revision, lease_owner, lease_token, lease_expires_at_ns"
@@ -93,7 +84,8 @@ macro_rules! insert_task_columns {
 #[cfg(feature = "postgres")]
 pub(crate) use insert_task_columns;
 
-/// The `RETURNING` clause of a task update, for [`super::written_task`].
+/// The `RETURNING` clause of a task update, for
+/// [`TaskRowExt::written_task`](super::TaskRowExt::written_task).
 macro_rules! returning_written_task {
     () => {
         " RETURNING revision, lease_owner, lease_token, lease_expires_at_ns"
@@ -177,26 +169,19 @@ pub(crate) fn page_of<T>(page: PageRequest, items: Vec<T>, total: i64) -> Page<T
         total: to_u64(total),
     }
 }
+/// A listing, for [`SqlOps::list_page`]: the `table` it reads, the `columns` it returns, in
+/// `order` (an `ORDER BY` clause), and what a failure says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listing {
+    pub(crate) table: &'static str,
+    pub(crate) columns: &'static str,
+    pub(crate) order: &'static str,
+    pub(crate) what: &'static str,
+}
 
-/// An sqlx database that a SQL backend stores in, with the store operations whose logic is the
-/// same on every such database as provided methods.
-///
-/// A backend implements the few dialect items (placeholders, the always-true condition, a
-/// membership test); the rest is shared. Methods that take a [`Transaction`] end it.
-pub(crate) trait SqlBackend: Database
-where
-    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
-    Self::Arguments: IntoArguments<Self>,
-    for<'q> String: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
-    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
-    for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
-    for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
-    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
-    for<'q> bool: Encode<'q, Self> + Type<Self>,
-    (String,): for<'r> FromRow<'r, Self::Row>,
-    (i64,): for<'r> FromRow<'r, Self::Row>,
-    &'static str: ColumnIndex<Self::Row>,
-{
+/// An sqlx database that a SQL backend stores in: the few dialect items each backend
+/// implements (placeholders, the always-true condition, a membership test).
+pub(crate) trait SqlBackend: Database {
     /// The start of a `WHERE` clause that every row passes, for filters to append `AND …` to.
     const WHERE_ALL: &'static str;
 
@@ -208,216 +193,76 @@ where
 
     /// Appends ` AND column IN (values…)` (in this database's idiom); `values` is not empty.
     fn push_one_of(qb: &mut QueryBuilder<Self>, column: &'static str, values: Vec<&'static str>);
+}
 
+/// The store operations whose logic is the same on every [`SqlBackend`], implemented once for
+/// all of them (in `queries.rs`, which alone states what they need of the database's types, so
+/// that code generic over a backend needs only this bound). Methods that take a
+/// [`Transaction`](sqlx::Transaction) end it.
+pub(crate) trait SqlOps: SqlBackend {
     /// Appends the `WHERE` clause of a task query.
-    fn push_task_filters(qb: &mut QueryBuilder<Self>, q: &TaskQuery) {
-        qb.push(Self::WHERE_ALL);
-        if let Some(run) = q.run_id {
-            qb.push(" AND run_id = ").push_bind(run.to_string());
-        }
-        if !q.status.is_empty() {
-            Self::push_one_of(qb, "status", q.status.iter().map(|s| s.as_str()).collect());
-        }
-        if let Some(r) = q.retryable {
-            qb.push(" AND retryable = ").push_bind(r);
-        }
-        if let Some(c) = q.error_code {
-            qb.push(" AND error_code = ").push_bind(c.as_str());
-        }
-        if let Some(i) = q.segment_index {
-            qb.push(" AND segment_index = ").push_bind(i64::from(i));
-        }
-    }
+    fn push_task_filters(qb: &mut QueryBuilder<Self>, q: &TaskQuery);
 
     /// Appends the `WHERE` clause of a run query.
-    fn push_run_filters(qb: &mut QueryBuilder<Self>, q: &RunQuery) {
-        qb.push(Self::WHERE_ALL);
-        if let Some(s) = q.status {
-            qb.push(" AND status = ").push_bind(s.as_str());
-        }
-        if let Some(sb) = q.storyboard_id {
-            qb.push(" AND storyboard_id = ").push_bind(sb.to_string());
-        }
-    }
+    fn push_run_filters(qb: &mut QueryBuilder<Self>, q: &RunQuery);
 
     /// Appends `LIMIT … OFFSET …` for `page`. The limit is `parameter + 0`: SQLite plans a
     /// statement whose `LIMIT` is a bare parameter for the value bound, so it would prepare
     /// the statement again at every call.
-    fn push_page(qb: &mut QueryBuilder<Self>, page: PageRequest) {
-        qb.push(" LIMIT ")
-            .push_bind(page_i64(page.limit()))
-            .push(" + 0 OFFSET ")
-            .push_bind(page_i64(page.offset()));
-    }
+    fn push_page(qb: &mut QueryBuilder<Self>, page: PageRequest);
 
-    /// The `body` column of the row `template` selects for `id` (bound to `$1`), if any.
+    /// The `body` column of the row `template` reads (or deletes, `RETURNING body`) for `id`
+    /// (bound to `$1`): `entity` not found if there is none, `what` if the statement fails.
     fn get_body<'e, E>(
         ex: E,
         template: &'static str,
-        id: String,
+        id: impl ToString + Send,
+        entity: &'static str,
         what: &'static str,
-    ) -> impl Future<Output = Result<Option<String>>> + Send
+    ) -> impl Future<Output = Result<String>> + Send
     where
-        E: 'e + Executor<'e, Database = Self>,
-    {
-        async move {
-            sqlx::query_scalar::<Self, String>(Self::sql(template))
-                .bind(id)
-                .fetch_optional(ex)
-                .await
-                .map_err(db(what))
-        }
-    }
+        E: 'e + Executor<'e, Database = Self>;
 
-    /// The page `page` of the rows of `table` passing `filters` (which append a `WHERE`
-    /// clause), in `order`, as `columns`, decoded by `decode`; with their total.
+    /// The page `page` of the rows of a `listing` passing `filters` (which append a `WHERE`
+    /// clause), decoded by `decode`; with their total.
     ///
     /// One statement, so one round trip and one snapshot: the page's rows, each carrying the
     /// total as a scalar subquery (evaluated once). The page's ids are picked first by a
     /// subquery that an index on the filter and sort columns (and the id) answers alone, so
     /// the rows skipped by `OFFSET` are never fetched; only the page's rows are. Only a page
     /// past the end (no row to carry the total) costs a second statement, for the total alone.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the parts of one listing statement, each a plain value"
-    )]
     fn list_page<'p, T: Send + 'p>(
         pool: &'p Pool<Self>,
-        table: &'static str,
-        columns: &'static str,
+        listing: Listing,
         filters: impl Fn(&mut QueryBuilder<Self>) + Send + 'p,
-        order: &'static str,
         page: PageRequest,
         decode: fn(&Self::Row) -> Result<T>,
-        what: &'static str,
-    ) -> impl Future<Output = Result<Page<T>>> + Send + 'p {
-        async move {
-            let mut select = QueryBuilder::new("SELECT ");
-            select
-                .push(columns)
-                .push(", (SELECT count(*) FROM ")
-                .push(table);
-            filters(&mut select);
-            select.push(") AS page_total FROM ").push(table);
-            select.push(" WHERE id IN (SELECT id FROM ").push(table);
-            filters(&mut select);
-            select.push(order);
-            Self::push_page(&mut select, page);
-            select.push(")").push(order);
-            let rows = select.build().fetch_all(pool).await.map_err(db(what))?;
-            let total: i64 = match rows.first() {
-                Some(row) => row.col("page_total")?,
-                None if page.offset() == 0 => 0,
-                None => {
-                    let mut count = QueryBuilder::new("SELECT count(*) FROM ");
-                    count.push(table);
-                    filters(&mut count);
-                    count
-                        .build_query_scalar()
-                        .fetch_one(pool)
-                        .await
-                        .map_err(db(what))?
-                }
-            };
-            let items = rows.iter().map(decode).collect::<Result<_>>()?;
-            Ok(page_of(page, items, total))
-        }
-    }
+    ) -> impl Future<Output = Result<Page<T>>> + Send + 'p;
 
     /// Upserts the row of `storyboard` and deletes its segment rows, in `conn` (the caller
     /// writes the segment rows).
     fn write_storyboard_row<'c>(
         conn: &'c mut Self::Connection,
         storyboard: &Storyboard,
-    ) -> impl Future<Output = Result<()>> + Send + 'c {
-        let row = encode_storyboard(storyboard).map(|body| {
-            (
-                storyboard.id.to_string(),
-                to_ns(storyboard.created_at),
-                body,
-            )
-        });
-        async move {
-            let (id, created_at_ns, body) = row?;
-            sqlx::query(Self::sql(
-                "INSERT INTO cineflow_storyboards (id, created_at_ns, body) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET created_at_ns = excluded.created_at_ns, \
-                 body = excluded.body",
-            ))
-            .bind(&id)
-            .bind(created_at_ns)
-            .bind(body)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("cannot write a storyboard"))?;
-            sqlx::query(Self::sql(
-                "DELETE FROM cineflow_segments WHERE storyboard_id = $1",
-            ))
-            .bind(&id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("cannot write a storyboard's segments"))?;
-            Ok(())
-        }
-    }
+    ) -> impl Future<Output = Result<()>> + Send + 'c;
 
     /// [`Store::get_storyboard`](cineflow_core::Store::get_storyboard).
     fn get_storyboard(
         pool: &Pool<Self>,
         id: StoryboardId,
-    ) -> impl Future<Output = Result<Storyboard>> + Send {
-        async move {
-            let body = Self::get_body(
-                pool,
-                "SELECT body FROM cineflow_storyboards WHERE id = $1",
-                id.to_string(),
-                "cannot read a storyboard",
-            )
-            .await?;
-            decode_storyboard(&body.ok_or_else(|| not_found("storyboard", id))?)
-        }
-    }
+    ) -> impl Future<Output = Result<Storyboard>> + Send;
 
     /// [`Store::list_storyboards`](cineflow_core::Store::list_storyboards).
     fn list_storyboards(
         pool: &Pool<Self>,
         page: PageRequest,
-    ) -> impl Future<Output = Result<Page<Storyboard>>> + Send {
-        Self::list_page(
-            pool,
-            "cineflow_storyboards",
-            "body",
-            |_| {},
-            " ORDER BY created_at_ns DESC, id ASC",
-            page,
-            |row| decode_storyboard(&row.col::<String>("body")?),
-            "cannot list storyboards",
-        )
-    }
+    ) -> impl Future<Output = Result<Page<Storyboard>>> + Send;
 
     /// [`Store::get_segment`](cineflow_core::Store::get_segment).
     fn get_segment(
         pool: &Pool<Self>,
         id: SegmentId,
-    ) -> impl Future<Output = Result<(StoryboardId, Segment)>> + Send {
-        async move {
-            let body = Self::get_body(
-                pool,
-                select_segment!(),
-                id.to_string(),
-                "cannot read a segment",
-            )
-            .await?;
-            let sb = decode_storyboard(&body.ok_or_else(|| not_found("segment", id))?)?;
-            let seg = sb
-                .segments
-                .iter()
-                .find(|s| s.id == id)
-                .cloned()
-                .ok_or_else(|| not_found("segment", id))?;
-            Ok((sb.id, seg))
-        }
-    }
+    ) -> impl Future<Output = Result<(StoryboardId, Segment)>> + Send;
 
     /// [`Store::update_segment`](cineflow_core::Store::update_segment) in `conn`, inside the
     /// caller's write transaction (which the caller commits), where `select` (a
@@ -427,60 +272,14 @@ where
         select: &'static str,
         id: SegmentId,
         patch: &'c SegmentPatch,
-    ) -> impl Future<Output = Result<Segment>> + Send + 'c {
-        async move {
-            let body =
-                Self::get_body(&mut *conn, select, id.to_string(), "cannot read a segment").await?;
-            let mut sb = decode_storyboard(&body.ok_or_else(|| not_found("segment", id))?)?;
-            let seg = sb
-                .segments
-                .iter_mut()
-                .find(|s| s.id == id)
-                .ok_or_else(|| not_found("segment", id))?;
-            seg.apply(patch)?;
-            let seg = seg.clone();
-            sqlx::query(Self::sql(
-                "UPDATE cineflow_storyboards SET body = $1 WHERE id = $2",
-            ))
-            .bind(encode_storyboard(&sb)?)
-            .bind(sb.id.to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(db("cannot write a segment"))?;
-            Ok(seg)
-        }
-    }
+    ) -> impl Future<Output = Result<Segment>> + Send + 'c;
 
     /// Inserts the row of `run` in `conn` (a conflict if it exists); the caller inserts its
     /// tasks.
     fn insert_run_row<'c>(
         conn: &'c mut Self::Connection,
         run: &Run,
-    ) -> impl Future<Output = Result<()>> + Send + 'c {
-        let body = encode_run(run);
-        let (id, storyboard_id, status) = (
-            run.id,
-            run.spec.storyboard_id.to_string(),
-            run.status.as_str(),
-        );
-        let (created_at_ns, revision) = (to_ns(run.created_at), to_i64(run.revision));
-        async move {
-            sqlx::query(Self::sql(
-                "INSERT INTO cineflow_runs (id, storyboard_id, status, created_at_ns, revision, \
-                 body) VALUES ($1, $2, $3, $4, $5, $6)",
-            ))
-            .bind(id.to_string())
-            .bind(storyboard_id)
-            .bind(status)
-            .bind(created_at_ns)
-            .bind(revision)
-            .bind(body?)
-            .execute(conn)
-            .await
-            .map_err(insert_error("run", id, "cannot insert a run"))?;
-            Ok(())
-        }
-    }
+    ) -> impl Future<Output = Result<()>> + Send + 'c;
 
     /// [`Store::delete_run`](cineflow_core::Store::delete_run) in the caller's write
     /// transaction: the run's tasks, then the run (not found: nothing is deleted once the
@@ -488,56 +287,16 @@ where
     fn delete_run_rows<'c>(
         conn: &'c mut Self::Connection,
         id: RunId,
-    ) -> impl Future<Output = Result<()>> + Send + 'c {
-        async move {
-            sqlx::query(Self::sql("DELETE FROM cineflow_tasks WHERE run_id = $1"))
-                .bind(id.to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(db("cannot delete a run's tasks"))?;
-            Self::get_body(
-                conn,
-                "DELETE FROM cineflow_runs WHERE id = $1 RETURNING body",
-                id.to_string(),
-                "cannot delete a run",
-            )
-            .await?
-            .map(|_| ())
-            .ok_or_else(|| not_found("run", id))
-        }
-    }
+    ) -> impl Future<Output = Result<()>> + Send + 'c;
 
     /// [`Store::get_run`](cineflow_core::Store::get_run).
-    fn get_run(pool: &Pool<Self>, id: RunId) -> impl Future<Output = Result<Run>> + Send {
-        async move {
-            let body = Self::get_body(
-                pool,
-                "SELECT body FROM cineflow_runs WHERE id = $1",
-                id.to_string(),
-                "cannot read a run",
-            )
-            .await?;
-            decode_run(&body.ok_or_else(|| not_found("run", id))?)
-        }
-    }
+    fn get_run(pool: &Pool<Self>, id: RunId) -> impl Future<Output = Result<Run>> + Send;
 
     /// [`Store::list_runs`](cineflow_core::Store::list_runs).
     fn list_runs(
         pool: &Pool<Self>,
         query: &RunQuery,
-    ) -> impl Future<Output = Result<Page<Run>>> + Send {
-        let (page, query) = (query.page, query.clone());
-        Self::list_page(
-            pool,
-            "cineflow_runs",
-            "body",
-            move |qb| Self::push_run_filters(qb, &query),
-            " ORDER BY created_at_ns DESC, id ASC",
-            page,
-            |row| decode_run(&row.col::<String>("body")?),
-            "cannot list runs",
-        )
-    }
+    ) -> impl Future<Output = Result<Page<Run>>> + Send;
 
     /// `query` (the text of [`update_run!`], perhaps in a larger statement) with `$1` to `$7`
     /// bound to write `next` over `run`.
@@ -545,64 +304,16 @@ where
         query: Query<'q, Self, Self::Arguments>,
         run: &Run,
         next: &Run,
-    ) -> Result<Query<'q, Self, Self::Arguments>> {
-        Ok(query
-            .bind(next.spec.storyboard_id.to_string())
-            .bind(next.status.as_str())
-            .bind(to_ns(next.created_at))
-            .bind(to_i64(next.revision))
-            .bind(encode_run(next)?)
-            .bind(run.id.to_string())
-            .bind(to_i64(run.revision)))
-    }
+    ) -> Result<Query<'q, Self, Self::Arguments>>;
 
     /// [`Store::run_counts`](cineflow_core::Store::run_counts).
-    fn run_counts(pool: &Pool<Self>, id: RunId) -> impl Future<Output = Result<RunCounts>> + Send {
-        async move {
-            let rows = sqlx::query(Self::sql(
-                "SELECT t.status AS status, count(t.id) AS n FROM cineflow_runs r \
-                 LEFT JOIN cineflow_tasks t ON t.run_id = r.id WHERE r.id = $1 \
-                 GROUP BY t.status",
-            ))
-            .bind(id.to_string())
-            .fetch_all(pool)
-            .await
-            .map_err(db("cannot count a run's tasks"))?;
-            if rows.is_empty() {
-                return Err(not_found("run", id));
-            }
-            let mut counts = RunCounts::default();
-            for row in rows {
-                let status: Option<String> = row.col("status")?;
-                let n: i64 = row.col("n")?;
-                if let Some(status) = status {
-                    let status = TaskStatus::from_str(&status)?;
-                    for _ in 0..n {
-                        counts.add(status);
-                    }
-                }
-            }
-            Ok(counts)
-        }
-    }
+    fn run_counts(pool: &Pool<Self>, id: RunId) -> impl Future<Output = Result<RunCounts>> + Send;
 
     /// [`Store::list_tasks`](cineflow_core::Store::list_tasks).
     fn list_tasks(
         pool: &Pool<Self>,
         query: &TaskQuery,
-    ) -> impl Future<Output = Result<Page<Task>>> + Send {
-        let (page, order, query) = (query.page, task_order(query), query.clone());
-        Self::list_page(
-            pool,
-            "cineflow_tasks",
-            task_columns!(),
-            move |qb| Self::push_task_filters(qb, &query),
-            order,
-            page,
-            |row| task_of(row),
-            "cannot list tasks",
-        )
-    }
+    ) -> impl Future<Output = Result<Page<Task>>> + Send;
 
     /// [`Store::find_tasks_by_vendor_job`](cineflow_core::Store::find_tasks_by_vendor_job).
     ///
@@ -614,53 +325,13 @@ where
         pool: &Pool<Self>,
         provider: &ProviderId,
         vendor_job_id: &str,
-    ) -> impl Future<Output = Result<Vec<Task>>> + Send {
-        let needle = serde_json::to_string(vendor_job_id)
-            .map_err(|e| crate::common::codec("cannot encode a vendor job id", e));
-        let (provider, vendor_job_id) = (provider.clone(), vendor_job_id.to_owned());
-        async move {
-            let mut select = QueryBuilder::<Self>::new(concat!(
-                "SELECT ",
-                task_columns!(),
-                " FROM cineflow_tasks WHERE "
-            ));
-            select
-                .push(Self::POSITION_FN)
-                .push("(body, ")
-                .push_bind(needle?)
-                .push(") > 0 ORDER BY id");
-            let rows = select
-                .build()
-                .fetch_all(pool)
-                .await
-                .map_err(db("cannot look up the tasks of a vendor job"))?;
-            let mut found = Vec::new();
-            for row in &rows {
-                let task = task_of(row)?;
-                if records_vendor_job(&task, &provider, &vendor_job_id) {
-                    found.push(task);
-                }
-            }
-            Ok(found)
-        }
-    }
+    ) -> impl Future<Output = Result<Vec<Task>>> + Send;
 
     /// `query` with `$1` to `$9` bound to the columns `c` (in [`task_write_columns!`] order).
     fn bind_task_cols<'q>(
         query: Query<'q, Self, Self::Arguments>,
         c: &'q TaskCols,
-    ) -> Query<'q, Self, Self::Arguments> {
-        query
-            .bind(c.run_id.as_str())
-            .bind(c.status)
-            .bind(c.segment_index)
-            .bind(c.version_index)
-            .bind(c.error_code)
-            .bind(c.retryable)
-            .bind(c.created_at_ns)
-            .bind(c.waiting_for.as_deref())
-            .bind(c.body.as_str())
-    }
+    ) -> Query<'q, Self, Self::Arguments>;
 
     /// `query` (the text of [`update_task!`] and a lease fence) with `$1` to `$11` bound to
     /// write the columns `c` over `task`'s revision.
@@ -668,11 +339,7 @@ where
         query: Query<'q, Self, Self::Arguments>,
         c: &'q TaskCols,
         task: &Task,
-    ) -> Query<'q, Self, Self::Arguments> {
-        Self::bind_task_cols(query, c)
-            .bind(c.id.as_str())
-            .bind(to_i64(task.revision))
-    }
+    ) -> Query<'q, Self, Self::Arguments>;
 
     /// Inserts the task row of columns `c` and lease columns `lease` in `conn` (a conflict if
     /// it exists).
@@ -681,45 +348,16 @@ where
         conn: &'c mut Self::Connection,
         c: &'c TaskCols,
         lease: &'c LeaseCols,
-    ) -> impl Future<Output = Result<()>> + Send + 'c {
-        async move {
-            let (owner, token, expires) = lease;
-            Self::bind_task_cols(
-                sqlx::query(Self::sql(concat!(
-                    insert_task_columns!(),
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                ))),
-                c,
-            )
-            .bind(c.id.as_str())
-            .bind(c.revision)
-            .bind(owner.as_deref())
-            .bind(*token)
-            .bind(*expires)
-            .execute(conn)
-            .await
-            .map_err(insert_error("task", &c.id, "cannot insert a task"))?;
-            Ok(())
-        }
-    }
+    ) -> impl Future<Output = Result<()>> + Send + 'c;
 
     /// [`Store::release`](cineflow_core::Store::release).
-    fn release<'e, E>(ex: E, task: TaskId, lease: &Lease) -> impl Future<Output = Result<()>> + Send
+    fn release<'e, E>(
+        ex: E,
+        task: TaskId,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<()>> + Send
     where
-        E: 'e + Executor<'e, Database = Self>,
-    {
-        let token = to_i64(lease.token);
-        async move {
-            sqlx::query(Self::sql(
-                "UPDATE cineflow_tasks SET lease_owner = NULL, lease_token = NULL, \
-                 lease_expires_at_ns = NULL WHERE id = $1 AND lease_token = $2",
-            ))
-            .bind(task.to_string())
-            .bind(token)
-            .execute(ex)
-            .await
-            .map_err(db("cannot release a lease"))?;
-            Ok(())
-        }
-    }
+        E: 'e + Executor<'e, Database = Self>;
 }
+
+mod queries;

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use cineflow_core::store::check_task_write;
 use cineflow_core::{
-    Lease, Result, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
+    Lease, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
 };
 use sqlx::{Sqlite, SqliteConnection};
 
 use super::{JobFuture, SqliteStore};
 use crate::common::{deadline, not_found, now, to_ns};
 use crate::sql::{
-    LeaseCols, RowExt, SqlBackend, TaskCols, db, kept_changing, page_i64, renewed,
-    returning_written_task, run_cas_failed, select_segment, task_columns, task_of, to_i64,
-    update_run, update_task as update_task_sql, written_task,
+    LeaseCols, RowExt, SqlBackend, SqlOps, TaskCols, TaskRowExt, claimed, db, kept_changing,
+    page_i64, renewed, returning_written_task, run_cas_failed, select_segment, task_columns,
+    to_i64, update_run, update_task as update_task_sql,
 };
 
 /// A task write: the task as given and its columns at the next revision.
@@ -125,7 +125,7 @@ pub(super) fn update_task<'c>(
                 .await
                 .map_err(db("cannot write a task"))?;
             if let Some(row) = row.first() {
-                return written_task(w.task.clone(), row);
+                return row.written_task(w.task.clone());
             }
             let stored = SqliteStore::load_task(&mut *conn, w.task.id)
                 .await?
@@ -180,9 +180,7 @@ pub(super) fn claim_tasks<'c>(
             .execute(&mut *conn)
             .await
             .map_err(db("cannot draw lease tokens"))?;
-        let mut claimed = rows.iter().map(task_of).collect::<Result<Vec<_>>>()?;
-        claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(claimed)
+        claimed(&rows)
     })
 }
 
