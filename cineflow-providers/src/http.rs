@@ -7,6 +7,7 @@
 
 mod builder;
 mod fetch;
+mod glue;
 mod guard;
 pub(crate) mod listed;
 mod secret;
@@ -16,6 +17,9 @@ pub(crate) use builder::http_builder;
 pub(crate) use builder::recorded_job;
 pub use builder::{ApiKeyBuilder, ClientConfig, Endpoint, HttpBuilder, env_var, require_key};
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
+// Each adapter uses the glue it needs: a build without some adapters leaves some unused.
+#[allow(unused_imports)]
+pub(crate) use glue::{download_without_credentials, id_and_capabilities, token_callbacks};
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
 };

@@ -93,10 +93,10 @@ use cineflow_core::callback::{
     CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
 };
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
+    SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ErrorCode};
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Map, Value, json};
@@ -471,13 +471,7 @@ fn rfc3339(t: time::OffsetDateTime) -> Result<String, ProviderError> {
 
 #[async_trait]
 impl VideoProvider for Fal {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let body = Value::Object(self.body(req).await?);
@@ -580,18 +574,9 @@ impl VideoProvider for Fal {
         })
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // fal's output files (v3.fal.media) need no auth: the key is never sent with a
-        // download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.key)
-            .await
-    }
+    // fal's output files (v3.fal.media) need no auth: the key is never sent with a
+    // download.
+    http::download_without_credentials!(inner.api, inner.key);
 
     /// `PUT cancel_url`; a request already completed (400 `ALREADY_COMPLETED`) or gone (404)
     /// is left alone.

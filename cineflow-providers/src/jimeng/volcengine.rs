@@ -7,12 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob, SubmitState,
+    VideoAsset, VideoProvider,
 };
-use cineflow_core::{
-    Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId, Resolution,
-};
+use cineflow_core::{Durations, Error, ErrorCode, ModelCapabilities, Orientation, Resolution};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -296,13 +294,7 @@ impl JimengOfficial {
 
 #[async_trait]
 impl VideoProvider for JimengOfficial {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let Some(frames) = frames_for(req.duration_s) else {
@@ -488,17 +480,8 @@ impl VideoProvider for JimengOfficial {
         Ok(JobStatus::new(state).with_raw(raw))
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // Signatures are per request; result URLs are pre-signed and get no credentials.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.secrets)
-            .await
-    }
+    // Signatures are per request; result URLs are pre-signed and get no credentials.
+    http::download_without_credentials!(inner.api, inner.secrets);
 }
 
 #[cfg(test)]

@@ -99,14 +99,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
-};
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider, redact_url,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
+    SubmitState, VideoProvider, redact_url,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ErrorCode};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -596,13 +593,7 @@ impl Kling {
 
 #[async_trait]
 impl VideoProvider for Kling {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     /// Sends the create call once. A refusal with an invalid-request code may be Kling saying
     /// the `external_task_id` is taken: the id is then looked up, and a job found is returned
@@ -633,19 +624,9 @@ impl VideoProvider for Kling {
         }
     }
 
-    /// Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Token
-    }
-
-    /// Reads the task object Kling POSTs on each state change (see `callback.rs`).
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        self.callback_claim(req, ctx)
-    }
+    // Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
+    // Reads the task object Kling POSTs on each state change (see `callback.rs`).
+    http::token_callbacks!();
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let route = self.route_of(job)?;
@@ -655,17 +636,8 @@ impl VideoProvider for Kling {
         self.status_of(job, &task, &raw, &answer)
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // Plain CDN URLs: no token is ever sent with a download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.auth)
-            .await
-    }
+    // Plain CDN URLs: no token is ever sent with a download.
+    http::download_without_credentials!(inner.api, inner.auth);
 
     /// Kling has no cancel endpoint: always [`Unsupported`](ErrorCode::Unsupported), saying so
     /// (the orchestrator stops following the job; the vendor finishes and bills it).

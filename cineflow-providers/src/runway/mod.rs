@@ -79,7 +79,7 @@ use cineflow_core::provider::{
     VideoAsset, VideoProvider,
 };
 use cineflow_core::{
-    AspectRatio, Durations, Error, ImageKind, ImageRef, ModelCapabilities, ProviderId, Resolution,
+    AspectRatio, Durations, Error, ImageKind, ImageRef, ModelCapabilities, Resolution,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -454,13 +454,7 @@ impl Runway {
 
 #[async_trait]
 impl VideoProvider for Runway {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let has_image = req.first_frame.is_some();

@@ -78,10 +78,10 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs, ProviderError,
+    ProviderJob, VideoProvider,
 };
-use cineflow_core::{Durations, Error, ImageKind, ModelCapabilities, ProviderId};
+use cineflow_core::{Durations, Error, ImageKind, ModelCapabilities};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -435,13 +435,7 @@ impl SoraHk {
 
 #[async_trait]
 impl VideoProvider for SoraHk {
-    fn id(&self) -> &ProviderId {
-        self.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
+    http::id_and_capabilities!(api, capabilities);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let is_pro = self.validate(req)?;
@@ -588,14 +582,8 @@ impl VideoProvider for SoraHk {
         self.status_of(job, raw, &answer, Call::Poll)
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // A signed blob URL: the signature is the credential. Never send the API key there.
-        self.api.download_video(&asset.url, None, &self.key).await
-    }
+    // A signed blob URL: the signature is the credential. Never send the API key there.
+    http::download_without_credentials!(api, key);
 }
 
 /// Whether a request makes a pro job: its `is_pro` flag, or the vendor model [`PRO_MODEL`].
