@@ -10,6 +10,7 @@ mod fetch;
 mod glue;
 mod guard;
 pub(crate) mod listed;
+mod pair;
 mod secret;
 
 pub(crate) use builder::http_builder;
@@ -20,9 +21,12 @@ pub use fetch::{download, download_error, image_extension, load_image, stream_bo
 // Each adapter uses the glue it needs: a build without some adapters leaves some unused.
 #[allow(unused_imports)]
 pub(crate) use glue::{download_without_credentials, id_and_capabilities, token_callbacks};
+// Only the adapters that sign with a key pair (Kling, Jimeng's official API) use these.
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
 };
+#[allow(unused_imports)]
+pub(crate) use pair::{Clock, KeyPair, key_pair_setters};
 pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
 
 use std::collections::HashSet;
