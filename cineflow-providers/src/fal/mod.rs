@@ -165,8 +165,7 @@ impl FalBuilder {
     /// `CINEFLOW_FAL_PLATFORM_URL` and `CINEFLOW_FAL_JWKS_URL` when they are set and not empty
     /// (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
+        self = self.with_env_key(&API_KEY_VARS);
         if let Some(url) = http::env_var(&[PLATFORM_URL_ENV]) {
             self.platform_url = Some(url);
         }

@@ -147,10 +147,8 @@ impl MinimaxBuilder {
     /// Reads `CINEFLOW_MINIMAX_API_KEY` (fallback `MINIMAX_API_KEY`) and
     /// `CINEFLOW_MINIMAX_BASE_URL` when they are set and not empty (and the network
     /// allow-list, like every adapter).
-    pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
-        self
+    pub fn load_env(self) -> Self {
+        self.with_env_key(&API_KEY_VARS)
     }
 
     /// V1 `prompt_optimizer`: whether MiniMax rewrites the prompt (default: `false`; the

@@ -151,8 +151,7 @@ impl OpenRouterBuilder {
     /// `CINEFLOW_OPENROUTER_BASE_URL` and `CINEFLOW_OPENROUTER_WEBHOOK_SECRET` when set and not
     /// empty (and the network allow-list).
     pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
+        self = self.with_env_key(&API_KEY_VARS);
         if let Some(secret) = http::env_var(&[WEBHOOK_SECRET_ENV]) {
             self = self.with_webhook_secret(&secret);
         }

@@ -302,9 +302,7 @@ impl RunwayBuilder {
     /// A builder reading `CINEFLOW_RUNWAY_API_KEY` (fallback `RUNWAYML_API_SECRET`, the official
     /// SDKs' name) and `CINEFLOW_RUNWAY_BASE_URL` when they are set and not empty.
     pub fn from_env() -> Self {
-        let mut b = Self::new();
-        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
-        b
+        Self::new().with_env_key(&API_KEY_VARS)
     }
 
     /// The model for text-only requests with an empty `vendor_model`. Default: `veo3.1`.

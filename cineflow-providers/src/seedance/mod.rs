@@ -194,10 +194,8 @@ impl SeedanceBuilder {
     /// Reads `CINEFLOW_SEEDANCE_API_KEY` (fallback `ARK_API_KEY`) and
     /// `CINEFLOW_SEEDANCE_BASE_URL` when they are set and not empty (and the network allow-list,
     /// like every adapter).
-    pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
-        self
+    pub fn load_env(self) -> Self {
+        self.with_env_key(&API_KEY_VARS)
     }
 
     /// Whether to send the per-attempt `safety_identifier` (default: yes). Off, reconciliation

@@ -161,9 +161,7 @@ impl SoraHkBuilder {
     /// A builder reading the key from [`API_KEY_VARS`] and the base URL from [`BASE_URL_VARS`]
     /// (the first non-empty variable of each wins).
     pub fn from_env() -> Self {
-        let mut b = Self::new();
-        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
-        b
+        Self::new().with_env_key(&API_KEY_VARS)
     }
 
     /// Validates the configuration and builds the provider.

@@ -180,10 +180,8 @@ impl WanBuilder {
 
     /// Reads `CINEFLOW_WAN_API_KEY` (fallback `DASHSCOPE_API_KEY`) and `CINEFLOW_WAN_BASE_URL`
     /// when they are set and not empty (and the network allow-list, like every adapter).
-    pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
-        self
+    pub fn load_env(self) -> Self {
+        self.with_env_key(&API_KEY_VARS)
     }
 
     /// Sends `X-DashScope-WorkSpace: <id>` with every call (default: none, the account's
