@@ -570,12 +570,13 @@ impl VideoProvider for OpenAiCompat {
                 }
             }
         }
-        let what = format!(
-            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} videos without reaching one created \
-             before {}",
-            query.created_after
-        );
-        Err(http::search_cut_short(self.api.id(), what))
+        Err(listed::window_not_reached(
+            self.api.id(),
+            MAX_LIST_PAGES,
+            LIST_PAGE_SIZE,
+            "videos",
+            query.created_after,
+        ))
     }
 
     /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest

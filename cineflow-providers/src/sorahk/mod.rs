@@ -521,12 +521,13 @@ impl VideoProvider for SoraHk {
                 return Ok(found);
             }
         }
-        let what = format!(
-            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without reaching one created \
-             before {}",
-            query.created_after
-        );
-        Err(http::search_cut_short(self.api.id(), what))
+        Err(listed::window_not_reached(
+            self.api.id(),
+            MAX_LIST_PAGES,
+            LIST_PAGE_SIZE,
+            "tasks",
+            query.created_after,
+        ))
     }
 
     /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first
