@@ -12,6 +12,8 @@ mod guard;
 pub(crate) mod listed;
 mod pair;
 mod secret;
+#[cfg(test)]
+mod testing;
 
 pub(crate) use builder::http_builder;
 #[cfg(feature = "kling")]
@@ -857,10 +859,7 @@ pub(crate) fn check_error_table(
     parse: impl Fn(&Answer, Call) -> ProviderError,
 ) {
     for &(status, code, want, retry) in cases {
-        let e = parse(
-            &Answer::new(status, &HeaderMap::new(), body(code).as_bytes()),
-            Call::Poll,
-        );
+        let e = parse(&Answer::of(status, &body(code)), Call::Poll);
         assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
         assert_eq!(e.vendor_code(), Some(code));
         assert_eq!(e.submit_state(), SubmitState::NotSent);
