@@ -22,7 +22,7 @@ pub use builder::{ApiKeyBuilder, ClientConfig, Endpoint, HttpBuilder, env_var, r
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
 // Each adapter uses the glue it needs: a build without some adapters leaves some unused.
 #[allow(unused_imports)]
-pub(crate) use glue::{download_without_credentials, id_and_capabilities, token_callbacks};
+pub(crate) use glue::{callbacks, download_without_credentials, id_and_capabilities};
 // Only the adapters that sign with a key pair (Kling, Jimeng's official API) use these.
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,

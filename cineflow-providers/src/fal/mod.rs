@@ -90,7 +90,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, JobClaim,
 };
 use cineflow_core::provider::{
     Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
@@ -281,6 +281,28 @@ impl Fal {
     /// A builder ([`FalBuilder::new`]).
     pub fn builder() -> FalBuilder {
         FalBuilder::new()
+    }
+
+    /// Checks the signature ([`Fal::verify_callback`]) and reads the webhook: an `OK` with an
+    /// output or an `ERROR` is the request's result (a conclusive claim); an `OK` without its
+    /// payload only says the request ended (the task polls to confirm).
+    async fn callback_claim(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
+        Ok(match status {
+            Some(status) => JobClaim::new(job, status).conclusive().into(),
+            None => {
+                let running = JobState::Running {
+                    progress: None,
+                    eta: None,
+                };
+                JobClaim::new(job, JobStatus::new(running)).into()
+            }
+        })
     }
 
     /// Checks a webhook's ED25519 signature against fal's keys (fetched through this adapter's
@@ -546,32 +568,8 @@ impl VideoProvider for Fal {
         Ok(JobStatus::new(state).with_raw(raw))
     }
 
-    /// fal signs its webhooks (ED25519, keys from its JWKS).
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Signed
-    }
-
-    /// Checks the signature ([`Fal::verify_callback`]) and reads the webhook: an `OK` with an
-    /// output or an `ERROR` is the request's result (a conclusive claim); an `OK` without its
-    /// payload only says the request ended (the task polls to confirm).
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
-        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
-        Ok(match status {
-            Some(status) => JobClaim::new(job, status).conclusive().into(),
-            None => {
-                let running = JobState::Running {
-                    progress: None,
-                    eta: None,
-                };
-                JobClaim::new(job, JobStatus::new(running)).into()
-            }
-        })
-    }
+    // fal signs its webhooks (ED25519, keys from its JWKS).
+    http::callbacks!(Signed);
 
     // fal's output files (v3.fal.media) need no auth: the key is never sent with a
     // download.

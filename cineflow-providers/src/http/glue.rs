@@ -50,15 +50,14 @@ macro_rules! download_without_credentials {
 }
 pub(crate) use download_without_credentials;
 
-/// Writes `fn callback_scheme` ([`CallbackScheme::Token`]: the vendor signs nothing, the
-/// per-attempt token in the callback URL authenticates a callback) and `fn read_callback`,
-/// which hands the request to the adapter's own `callback_claim(req, ctx)` (its `callback.rs`).
-///
-/// [`CallbackScheme::Token`]: cineflow_core::callback::CallbackScheme::Token
-macro_rules! token_callbacks {
-    () => {
+/// Writes `fn callback_scheme` (`callbacks!(Token)`: the vendor signs nothing, the
+/// per-attempt token in the callback URL authenticates a callback; `callbacks!(Signed)`: the
+/// vendor signs its callbacks) and `fn read_callback`, which hands the request to the
+/// adapter's own `async fn callback_claim(req, ctx)`.
+macro_rules! callbacks {
+    ($scheme:ident) => {
         fn callback_scheme(&self) -> cineflow_core::callback::CallbackScheme {
-            cineflow_core::callback::CallbackScheme::Token
+            cineflow_core::callback::CallbackScheme::$scheme
         }
 
         fn read_callback<'life0, 'life1, 'life2, 'async_trait>(
@@ -78,8 +77,8 @@ macro_rules! token_callbacks {
             'life2: 'async_trait,
             Self: 'async_trait,
         {
-            Box::pin(::core::future::ready(self.callback_claim(req, ctx)))
+            Box::pin(self.callback_claim(req, ctx))
         }
     };
 }
-pub(crate) use token_callbacks;
+pub(crate) use callbacks;

@@ -598,7 +598,7 @@ impl VideoProvider for Kling {
 
     // Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
     // Reads the task object Kling POSTs on each state change (see `callback.rs`).
-    http::token_callbacks!();
+    http::callbacks!(Token);
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let route = self.route_of(job)?;

@@ -447,7 +447,7 @@ impl VideoProvider for Minimax {
     // callback.
     // Answers MiniMax's `{"challenge": …}` handshake, and reads the task reports that
     // follow it (see `callback.rs`).
-    http::token_callbacks!();
+    http::callbacks!(Token);
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let api = model(job.vendor_model.trim()).map_or(Api::V1, |m| m.api);

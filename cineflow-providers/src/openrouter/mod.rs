@@ -71,7 +71,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, JobClaim,
 };
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
@@ -422,6 +422,20 @@ impl OpenRouter {
         )
     }
 
+    /// Checks the signature ([`OpenRouter::verify_callback`]) and reads the event: its `data` is
+    /// the video as a poll answers it, so an ended video is a conclusive claim.
+    async fn callback_claim(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
+        let ended = status.state.is_terminal();
+        let claim = JobClaim::new(job, status);
+        Ok(if ended { claim.conclusive() } else { claim }.into())
+    }
+
     /// Checks a webhook with the secret given to
     /// [`with_webhook_secret`](OpenRouterBuilder::with_webhook_secret) and reads it: the video
     /// it concerns and its status (the event's `data` is the full video, so it may stand for
@@ -584,24 +598,8 @@ impl VideoProvider for OpenRouter {
         self.status_of(&job.vendor_job_id, video, raw)
     }
 
-    /// OpenRouter signs its webhooks (HMAC with the workspace's secret).
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Signed
-    }
-
-    /// Checks the signature ([`OpenRouter::verify_callback`]) and reads the event: its `data` is
-    /// the video as a poll answers it, so an ended video is a conclusive claim.
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
-        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
-        let ended = status.state.is_terminal();
-        let claim = JobClaim::new(job, status);
-        Ok(if ended { claim.conclusive() } else { claim }.into())
-    }
+    // OpenRouter signs its webhooks (HMAC with the workspace's secret).
+    http::callbacks!(Signed);
 
     async fn download(
         &self,
@@ -692,7 +690,10 @@ mod tests {
             .with_webhook_secret(secret)
             .build()
             .unwrap();
-        assert_eq!(p.callback_scheme(), CallbackScheme::Signed);
+        assert_eq!(
+            p.callback_scheme(),
+            cineflow_core::callback::CallbackScheme::Signed
+        );
         let now = time::OffsetDateTime::now_utc();
         let ctx =
             CallbackContext::new(AttemptRef::new(TaskId::new(), 2), "google/veo-3.1", now).at(now);

@@ -569,7 +569,7 @@ impl VideoProvider for Seedance {
 
     // Ark signs nothing: the per-attempt token in the callback URL authenticates a callback.
     // Reads the task object Ark POSTs on each state change (see `callback.rs`).
-    http::token_callbacks!();
+    http::callbacks!(Token);
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let rb = self.api(Method::GET, Some(&job.vendor_job_id))?;
