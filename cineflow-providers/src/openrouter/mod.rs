@@ -642,14 +642,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_signed_callback_stands_for_a_poll_and_an_unconfigured_one_is_refused() {
+    /// A provider with a webhook secret, and that secret.
+    fn signed() -> (&'static str, OpenRouter) {
         let secret = "or-whsec-SECRET";
         let p = OpenRouter::builder()
             .with_api_key("k")
             .with_webhook_secret(secret)
             .build()
             .unwrap();
+        (secret, p)
+    }
+
+    #[test]
+    fn a_signed_callback_stands_for_a_poll_and_an_unconfigured_one_is_refused() {
+        let (secret, p) = signed();
         assert!(!format!("{p:?}").contains("SECRET"));
         let body = serde_json::to_vec(&json!({"type": "video.generation.completed",
             "data": {"id": "vid_1", "status": "completed", "unsigned_urls": ["https://s.example/v.mp4"],
@@ -684,12 +690,7 @@ mod tests {
     async fn read_callback_takes_an_ended_video_as_a_conclusive_claim() {
         use cineflow_core::TaskId;
         use cineflow_core::callback::{AttemptRef, CallbackRequest, RejectionKind};
-        let secret = "or-whsec-SECRET";
-        let p = OpenRouter::builder()
-            .with_api_key("k")
-            .with_webhook_secret(secret)
-            .build()
-            .unwrap();
+        let (secret, p) = signed();
         assert_eq!(
             p.callback_scheme(),
             cineflow_core::callback::CallbackScheme::Signed
