@@ -206,37 +206,32 @@ pub async fn happy_path_submits_exactly_once(h: &dyn Harness) {
     assert_no_key("the asset", &format!("{asset:?}"));
 }
 
-/// A moderation failure maps to `content_policy` and is not retryable.
-pub async fn content_policy_failures_are_not_retryable(h: &dyn Harness) {
+/// The error of job `job_id` whose polls answer `case`, polled until it ends; panics unless
+/// it ends failed.
+async fn failure_of(h: &dyn Harness, job_id: &str, case: PollCase) -> ProviderError {
     let server = MockServer::start().await;
-    let (p, job) = submit_ok(h, &server, "job-policy-1").await;
-    h.mount_polls(&server, "job-policy-1", &[PollCase::FailedContentPolicy])
-        .await;
+    let (p, job) = submit_ok(h, &server, job_id).await;
+    h.mount_polls(&server, job_id, &[case]).await;
     let states = poll_until_terminal(p.as_ref(), &job, 3).await;
-    match states.last() {
-        Some(JobState::Failed { error }) => {
-            assert_eq!(error.code(), ErrorCode::ContentPolicy, "{error:?}");
-            assert!(!error.is_retryable());
-            assert_error_hides_key(error);
-        }
+    match states.into_iter().last() {
+        Some(JobState::Failed { error }) => error,
         other => panic!("expected a failed job, got {other:?}"),
     }
 }
 
+/// A moderation failure maps to `content_policy` and is not retryable.
+pub async fn content_policy_failures_are_not_retryable(h: &dyn Harness) {
+    let error = failure_of(h, "job-policy-1", PollCase::FailedContentPolicy).await;
+    assert_eq!(error.code(), ErrorCode::ContentPolicy, "{error:?}");
+    assert!(!error.is_retryable());
+    assert_error_hides_key(&error);
+}
+
 /// Any other failed job is a typed failure (never success).
 pub async fn other_failures_are_typed(h: &dyn Harness) {
-    let server = MockServer::start().await;
-    let (p, job) = submit_ok(h, &server, "job-fail-1").await;
-    h.mount_polls(&server, "job-fail-1", &[PollCase::FailedOther])
-        .await;
-    let states = poll_until_terminal(p.as_ref(), &job, 3).await;
-    match states.last() {
-        Some(JobState::Failed { error }) => {
-            assert_ne!(error.code(), ErrorCode::ContentPolicy, "{error:?}");
-            assert_error_hides_key(error);
-        }
-        other => panic!("expected a failed job, got {other:?}"),
-    }
+    let error = failure_of(h, "job-fail-1", PollCase::FailedOther).await;
+    assert_ne!(error.code(), ErrorCode::ContentPolicy, "{error:?}");
+    assert_error_hides_key(&error);
 }
 
 /// An unknown vendor status keeps polling (`Running`), never success or failure.

@@ -7,18 +7,28 @@
 
 mod builder;
 mod fetch;
+mod glue;
 mod guard;
 pub(crate) mod listed;
+mod pair;
 mod secret;
+#[cfg(test)]
+mod testing;
 
 pub(crate) use builder::http_builder;
 #[cfg(feature = "kling")]
 pub(crate) use builder::recorded_job;
 pub use builder::{ApiKeyBuilder, ClientConfig, Endpoint, HttpBuilder, env_var, require_key};
 pub use fetch::{download, download_error, image_extension, load_image, stream_body};
+// Each adapter uses the glue it needs: a build without some adapters leaves some unused.
+#[allow(unused_imports)]
+pub(crate) use glue::{callbacks, download_without_credentials, id_and_capabilities};
+// Only the adapters that sign with a key pair (Kling, Jimeng's official API) use these.
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
 };
+#[allow(unused_imports)]
+pub(crate) use pair::{Clock, KeyPair, key_pair_setters};
 pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
 
 use std::collections::HashSet;
@@ -847,10 +857,7 @@ pub(crate) fn check_error_table(
     parse: impl Fn(&Answer, Call) -> ProviderError,
 ) {
     for &(status, code, want, retry) in cases {
-        let e = parse(
-            &Answer::new(status, &HeaderMap::new(), body(code).as_bytes()),
-            Call::Poll,
-        );
+        let e = parse(&Answer::of(status, &body(code)), Call::Poll);
         assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
         assert_eq!(e.vendor_code(), Some(code));
         assert_eq!(e.submit_state(), SubmitState::NotSent);

@@ -90,13 +90,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, JobClaim,
 };
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
+    SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ErrorCode};
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Map, Value, json};
@@ -165,8 +165,7 @@ impl FalBuilder {
     /// `CINEFLOW_FAL_PLATFORM_URL` and `CINEFLOW_FAL_JWKS_URL` when they are set and not empty
     /// (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
+        self = self.with_env_key(&API_KEY_VARS);
         if let Some(url) = http::env_var(&[PLATFORM_URL_ENV]) {
             self.platform_url = Some(url);
         }
@@ -282,6 +281,28 @@ impl Fal {
     /// A builder ([`FalBuilder::new`]).
     pub fn builder() -> FalBuilder {
         FalBuilder::new()
+    }
+
+    /// Checks the signature ([`Fal::verify_callback`]) and reads the webhook: an `OK` with an
+    /// output or an `ERROR` is the request's result (a conclusive claim); an `OK` without its
+    /// payload only says the request ended (the task polls to confirm).
+    async fn callback_claim(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
+        Ok(match status {
+            Some(status) => JobClaim::new(job, status).conclusive().into(),
+            None => {
+                let running = JobState::Running {
+                    progress: None,
+                    eta: None,
+                };
+                JobClaim::new(job, JobStatus::new(running)).into()
+            }
+        })
     }
 
     /// Checks a webhook's ED25519 signature against fal's keys (fetched through this adapter's
@@ -468,13 +489,7 @@ fn rfc3339(t: time::OffsetDateTime) -> Result<String, ProviderError> {
 
 #[async_trait]
 impl VideoProvider for Fal {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let body = Value::Object(self.body(req).await?);
@@ -550,45 +565,12 @@ impl VideoProvider for Fal {
         Ok(JobStatus::new(state).with_raw(raw))
     }
 
-    /// fal signs its webhooks (ED25519, keys from its JWKS).
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Signed
-    }
+    // fal signs its webhooks (ED25519, keys from its JWKS).
+    http::callbacks!(Signed);
 
-    /// Checks the signature ([`Fal::verify_callback`]) and reads the webhook: an `OK` with an
-    /// output or an `ERROR` is the request's result (a conclusive claim); an `OK` without its
-    /// payload only says the request ended (the task polls to confirm).
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        let (id, status) = self.verify_callback(req, req.body(), ctx.now).await?;
-        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
-        Ok(match status {
-            Some(status) => JobClaim::new(job, status).conclusive().into(),
-            None => {
-                let running = JobState::Running {
-                    progress: None,
-                    eta: None,
-                };
-                JobClaim::new(job, JobStatus::new(running)).into()
-            }
-        })
-    }
-
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // fal's output files (v3.fal.media) need no auth: the key is never sent with a
-        // download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.key)
-            .await
-    }
+    // fal's output files (v3.fal.media) need no auth: the key is never sent with a
+    // download.
+    http::download_without_credentials!(inner.api, inner.key);
 
     /// `PUT cancel_url`; a request already completed (400 `ALREADY_COMPLETED`) or gone (404)
     /// is left alone.

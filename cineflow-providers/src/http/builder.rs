@@ -191,6 +191,16 @@ macro_rules! http_builder {
                 self.api_key = Some($crate::http::ApiKey::new(key));
             }
         }
+
+        impl $builder {
+            /// The builder with the environment read
+            /// ([`ClientConfig::load_env_with_key`](crate::http::ClientConfig::load_env_with_key)),
+            /// the key from the first of `key_vars` set and not blank.
+            fn with_env_key(mut self, key_vars: &[&str]) -> Self {
+                self.http.load_env_with_key(&mut self.api_key, key_vars);
+                self
+            }
+        }
     };
 }
 pub(crate) use http_builder;

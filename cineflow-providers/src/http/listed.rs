@@ -2,10 +2,27 @@
 //! ([`VideoProvider::find_jobs`](cineflow_core::VideoProvider::find_jobs)).
 
 use std::collections::HashMap;
+use std::fmt;
 
-use cineflow_core::{JobStatus, PolledJobs, ProviderError, ProviderJob};
+use cineflow_core::{JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+
+/// A search of a newest-first list that read `pages` pages of `page_size` `entries` without
+/// reaching one created before `created_after` ([`search_cut_short`](super::search_cut_short)).
+pub(crate) fn window_not_reached(
+    id: &ProviderId,
+    pages: impl fmt::Display,
+    page_size: impl fmt::Display,
+    entries: &str,
+    created_after: OffsetDateTime,
+) -> ProviderError {
+    let what = format!(
+        "read {pages} pages of {page_size} {entries} without reaching one created before \
+         {created_after}"
+    );
+    super::search_cut_short(id, what)
+}
 
 /// One job of a vendor's list page: what every entry must have (an id and a creation time), and
 /// the object itself for the fields reconciliation compares.

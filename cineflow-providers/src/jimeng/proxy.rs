@@ -10,7 +10,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
     VideoAsset, VideoProvider,
 };
-use cineflow_core::{AspectRatio, Durations, Error, ErrorCode, ModelCapabilities, ProviderId};
+use cineflow_core::{AspectRatio, Durations, Error, ErrorCode, ModelCapabilities};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -485,13 +485,7 @@ fn map_status(v: Option<&Value>) -> Mapped {
 
 #[async_trait]
 impl VideoProvider for JimengProxy {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let model = if req.vendor_model.trim().is_empty() {

@@ -7,12 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob, SubmitState,
+    VideoAsset, VideoProvider,
 };
-use cineflow_core::{
-    Durations, Error, ErrorCode, ModelCapabilities, Orientation, ProviderId, Resolution,
-};
+use cineflow_core::{Durations, Error, ErrorCode, ModelCapabilities, Orientation, Resolution};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -23,7 +21,9 @@ use super::{
     ACCESS_KEY_ENV, DEFAULT_OFFICIAL_BASE_URL, DEFAULT_OFFICIAL_ID, OFFICIAL_BASE_URL_ENV,
     SECRET_KEY_ENV, frames, is_url,
 };
-use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, Secrets, WarnOnce, refused};
+use crate::http::{
+    self, Answer, ApiKey, Call, ClientConfig, Clock, Endpoint, KeyPair, Secrets, WarnOnce, refused,
+};
 
 /// The API version of both actions.
 const VERSION: &str = "2022-08-31";
@@ -34,26 +34,21 @@ const OK: i64 = 10000;
 /// How long a `video_url` is assumed to work (community reports say about an hour; unverified).
 const URL_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
-/// The clock used for signatures.
-type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
 /// Configures a [`JimengOfficial`]. Start with [`JimengOfficial::builder`] or
 /// [`JimengOfficialBuilder::from_env`].
 #[derive(Clone)]
 pub struct JimengOfficialBuilder {
     http: ClientConfig,
-    access_key: Option<ApiKey>,
-    secret_key: Option<ApiKey>,
-    clock: Option<Clock>,
+    keys: KeyPair,
 }
 
 impl fmt::Debug for JimengOfficialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JimengOfficialBuilder")
             .field("http", &self.http)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &self.secret_key)
-            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .field("access_key", &self.keys.access_key)
+            .field("secret_key", &self.keys.secret_key)
+            .field("clock", &self.keys.shown_clock())
             .finish()
     }
 }
@@ -69,9 +64,7 @@ impl JimengOfficialBuilder {
                 Some(DEFAULT_OFFICIAL_BASE_URL),
                 &[OFFICIAL_BASE_URL_ENV],
             ),
-            access_key: None,
-            secret_key: None,
-            clock: None,
+            keys: KeyPair::default(),
         }
     }
 
@@ -80,30 +73,19 @@ impl JimengOfficialBuilder {
     /// they are set and not empty.
     pub fn from_env() -> Self {
         let mut b = Self::new();
-        b.access_key = ApiKey::from_env(&[ACCESS_KEY_ENV, "VOLC_ACCESSKEY"]);
-        b.secret_key = ApiKey::from_env(&[SECRET_KEY_ENV, "VOLC_SECRETKEY"]);
+        b.keys.load_env(
+            &[ACCESS_KEY_ENV, "VOLC_ACCESSKEY"],
+            &[SECRET_KEY_ENV, "VOLC_SECRETKEY"],
+        );
         b.http.load_env();
         b
     }
 
-    /// The access key id (`AK…`) and secret access key.
-    pub fn with_credentials(
-        mut self,
-        access_key: impl Into<String>,
-        secret_key: impl Into<String>,
-    ) -> Self {
-        self.access_key = Some(ApiKey::new(access_key));
-        self.secret_key = Some(ApiKey::new(secret_key));
-        self
-    }
-
-    /// The clock used to date signatures. Default: the system clock (UTC). For tests.
-    pub fn with_clock(
-        mut self,
-        clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
-    ) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
+    http::key_pair_setters! {
+        /// The access key id (`AK…`) and secret access key.
+        with_credentials;
+        /// The clock used to date signatures. Default: the system clock (UTC). For tests.
+        with_clock;
     }
 
     /// Builds the provider.
@@ -115,10 +97,7 @@ impl JimengOfficialBuilder {
     /// cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
     pub fn build(self) -> Result<JimengOfficial, Error> {
         let api = self.http.build()?;
-        let (Some(ak), Some(sk)) = (
-            self.access_key.filter(|k| !k.is_empty()),
-            self.secret_key.filter(|k| !k.is_empty()),
-        ) else {
+        let Some((ak, sk, clock)) = self.keys.take() else {
             return Err(Error::Config(format!(
                 "the official Jimeng API needs an access key and a secret key: set {ACCESS_KEY_ENV} \
                  and {SECRET_KEY_ENV} (or VOLC_ACCESSKEY and VOLC_SECRETKEY), or call \
@@ -154,9 +133,7 @@ impl JimengOfficialBuilder {
                 secrets: Secrets::new([ak.clone(), sk.clone()]),
                 ak,
                 sk,
-                clock: self
-                    .clock
-                    .unwrap_or_else(|| Arc::new(OffsetDateTime::now_utc)),
+                clock,
                 caps,
                 warned: WarnOnce::default(),
             }),
@@ -296,13 +273,7 @@ impl JimengOfficial {
 
 #[async_trait]
 impl VideoProvider for JimengOfficial {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let Some(frames) = frames_for(req.duration_s) else {
@@ -485,17 +456,8 @@ impl VideoProvider for JimengOfficial {
         Ok(JobStatus::new(state).with_raw(raw))
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // Signatures are per request; result URLs are pre-signed and get no credentials.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.secrets)
-            .await
-    }
+    // Signatures are per request; result URLs are pre-signed and get no credentials.
+    http::download_without_credentials!(inner.api, inner.secrets);
 }
 
 #[cfg(test)]

@@ -4,14 +4,13 @@
 //! One token is cached and reused until less than [`REFRESH_BEFORE_S`] of its life is left.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use cineflow_core::{ErrorCode, ProviderError, SubmitState};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
-use time::OffsetDateTime;
 
-use crate::http::{ApiKey, Scrub};
+use crate::http::{ApiKey, Clock, Scrub};
 
 /// How long a token is valid (`exp` − now), in seconds.
 pub const TOKEN_LIFETIME_S: i64 = 1800;
@@ -19,9 +18,6 @@ pub const TOKEN_LIFETIME_S: i64 = 1800;
 pub const REFRESH_BEFORE_S: i64 = 300;
 /// How far back `nbf` is set (the vendor's clock may be behind ours), in seconds.
 pub const NOT_BEFORE_SKEW_S: i64 = 5;
-
-/// The clock tokens are dated with.
-pub(super) type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -108,7 +104,10 @@ impl fmt::Debug for Auth {
 mod tests {
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
+
+    use time::OffsetDateTime;
 
     #[derive(serde::Deserialize)]
     struct Read {

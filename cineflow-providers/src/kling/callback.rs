@@ -18,7 +18,7 @@ pub(super) const ROUTE_PARAM: &str = "kling_route";
 
 impl Kling {
     /// Reads a callback's body: its `task_id` and the task's state.
-    pub(super) fn callback_claim(
+    pub(super) async fn callback_claim(
         &self,
         req: &CallbackRequest,
         ctx: &CallbackContext,

@@ -129,13 +129,7 @@ mod tests {
             (418, 9999, Internal, false),
         ];
         for (status, code, want, retry) in cases {
-            let e = parse_error(
-                status,
-                &HeaderMap::new(),
-                body(code).as_bytes(),
-                Call::Poll,
-                &key(),
-            );
+            let e = coded(status, code, Call::Poll);
             assert_eq!((e.code(), e.is_retryable()), (want, retry), "{code}");
             assert_eq!(e.vendor_code(), Some(code.to_string().as_str()));
             assert_eq!(e.submit_state(), SubmitState::NotSent);
@@ -143,26 +137,25 @@ mod tests {
         }
     }
 
+    /// How `parse_error` classifies an answer of `status` carrying Kling's `code`.
+    fn coded(status: u16, code: i64, call: Call) -> ProviderError {
+        parse_error(
+            status,
+            &HeaderMap::new(),
+            body(code).as_bytes(),
+            call,
+            &key(),
+        )
+    }
+
     #[test]
     fn a_500_or_504_on_create_is_ambiguous_and_refusals_are_rejected() {
         for (status, code) in [(500, 5000), (504, 5002)] {
-            let e = parse_error(
-                status,
-                &HeaderMap::new(),
-                body(code).as_bytes(),
-                Call::Submit,
-                &key(),
-            );
+            let e = coded(status, code, Call::Submit);
             assert_eq!(e.submit_state(), SubmitState::Ambiguous, "{status}");
         }
         for (status, code) in [(503, 5001), (429, 1303), (400, 1301), (200, 1201)] {
-            let e = parse_error(
-                status,
-                &HeaderMap::new(),
-                body(code).as_bytes(),
-                Call::Submit,
-                &key(),
-            );
+            let e = coded(status, code, Call::Submit);
             assert_eq!(e.submit_state(), SubmitState::Rejected, "{status} {code}");
         }
     }

@@ -99,20 +99,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
-};
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, SubmitState, VideoAsset, VideoProvider, redact_url,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
+    SubmitState, VideoProvider, redact_url,
 };
-use cineflow_core::{Error, ErrorCode, ProviderId};
+use cineflow_core::{Error, ErrorCode};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
-use auth::{Auth, Clock};
+use crate::http::{self, Answer, Call, ClientConfig, Endpoint, KeyPair, WarnOnce, refused};
+use auth::Auth;
 use models::{Model, known, model};
 use wire::{Envelope, Task};
 
@@ -156,25 +153,23 @@ pub enum Preset {
 #[derive(Clone)]
 pub struct KlingBuilder {
     http: ClientConfig,
-    access_key: Option<ApiKey>,
-    secret_key: Option<ApiKey>,
+    keys: KeyPair,
     preset: Preset,
     callback_url: Option<String>,
-    clock: Option<Clock>,
 }
 
 impl fmt::Debug for KlingBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KlingBuilder")
             .field("http", &self.http)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &self.secret_key)
+            .field("access_key", &self.keys.access_key)
+            .field("secret_key", &self.keys.secret_key)
             .field("preset", &self.preset)
             .field(
                 "callback_url",
                 &self.callback_url.as_deref().map(redact_url),
             )
-            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .field("clock", &self.keys.shown_clock())
             .finish()
     }
 }
@@ -195,11 +190,9 @@ impl KlingBuilder {
         };
         Self {
             http: ClientConfig::new(id, Some(base), &[BASE_URL_ENV]),
-            access_key: None,
-            secret_key: None,
+            keys: KeyPair::default(),
             preset,
             callback_url: None,
-            clock: None,
         }
     }
 
@@ -213,40 +206,22 @@ impl KlingBuilder {
     /// `KLING_ACCESS_KEY` / `KLING_SECRET_KEY`) and `CINEFLOW_KLING_BASE_URL` when they are set
     /// and not empty (and the network allow-list, like every adapter).
     pub fn load_env(mut self) -> Self {
-        if let Some(k) = ApiKey::from_env(&ACCESS_KEY_VARS) {
-            self.access_key = Some(k);
-        }
-        if let Some(k) = ApiKey::from_env(&SECRET_KEY_VARS) {
-            self.secret_key = Some(k);
-        }
+        self.keys.load_env(&ACCESS_KEY_VARS, &SECRET_KEY_VARS);
         self.http.load_env();
         self
     }
 
-    /// The access key (the token's `iss`) and the secret key (its signing key).
-    pub fn with_credentials(
-        mut self,
-        access_key: impl Into<String>,
-        secret_key: impl Into<String>,
-    ) -> Self {
-        self.access_key = Some(ApiKey::new(access_key));
-        self.secret_key = Some(ApiKey::new(secret_key));
-        self
+    http::key_pair_setters! {
+        /// The access key (the token's `iss`) and the secret key (its signing key).
+        with_credentials;
+        /// The clock tokens are dated with. Default: the system clock. For tests.
+        with_clock;
     }
 
     /// A `callback_url` Kling POSTs the task to on each state change (an http(s) URL; put your
     /// own job id in its query; the callback is unsigned). Default: none.
     pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
         self.callback_url = Some(url.into());
-        self
-    }
-
-    /// The clock tokens are dated with. Default: the system clock. For tests.
-    pub fn with_clock(
-        mut self,
-        clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
-    ) -> Self {
-        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -259,10 +234,7 @@ impl KlingBuilder {
     /// client cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
     pub fn build(self) -> Result<Kling, Error> {
         let api = self.http.build()?;
-        let (Some(ak), Some(sk)) = (
-            self.access_key.filter(|k| !k.is_empty()),
-            self.secret_key.filter(|k| !k.is_empty()),
-        ) else {
+        let Some((ak, sk, clock)) = self.keys.take() else {
             return Err(Error::Config(format!(
                 "provider {}: Kling needs an access key and a secret key: set {ACCESS_KEY_ENV} \
                  and {SECRET_KEY_ENV} (or KLING_ACCESS_KEY and KLING_SECRET_KEY), or call \
@@ -273,9 +245,6 @@ impl KlingBuilder {
         http::check_callback_url(self.callback_url.as_deref(), "kling")?;
         let caps = Capabilities::of_models(models::MODELS.iter().map(Model::capabilities))
             .with_exact_lookup(true);
-        let clock = self
-            .clock
-            .unwrap_or_else(|| Arc::new(OffsetDateTime::now_utc));
         Ok(Kling {
             inner: Arc::new(Inner {
                 api,
@@ -593,13 +562,7 @@ impl Kling {
 
 #[async_trait]
 impl VideoProvider for Kling {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     /// Sends the create call once. A refusal with an invalid-request code may be Kling saying
     /// the `external_task_id` is taken: the id is then looked up, and a job found is returned
@@ -630,19 +593,9 @@ impl VideoProvider for Kling {
         }
     }
 
-    /// Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Token
-    }
-
-    /// Reads the task object Kling POSTs on each state change (see `callback.rs`).
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        self.callback_claim(req, ctx)
-    }
+    // Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
+    // Reads the task object Kling POSTs on each state change (see `callback.rs`).
+    http::callbacks!(Token);
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let route = self.route_of(job)?;
@@ -652,17 +605,8 @@ impl VideoProvider for Kling {
         self.status_of(job, &task, &raw, &answer)
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // Plain CDN URLs: no token is ever sent with a download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.auth)
-            .await
-    }
+    // Plain CDN URLs: no token is ever sent with a download.
+    http::download_without_credentials!(inner.api, inner.auth);
 
     /// Kling has no cancel endpoint: always [`Unsupported`](ErrorCode::Unsupported), saying so
     /// (the orchestrator stops following the job; the vendor finishes and bills it).

@@ -16,7 +16,7 @@ use super::{Minimax, error};
 
 impl Minimax {
     /// Answers a handshake, or reads a task report.
-    pub(super) fn callback_claim(
+    pub(super) async fn callback_claim(
         &self,
         req: &CallbackRequest,
         ctx: &CallbackContext,

@@ -79,14 +79,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
-};
+use cineflow_core::Error;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
+    VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -150,10 +147,8 @@ impl MinimaxBuilder {
     /// Reads `CINEFLOW_MINIMAX_API_KEY` (fallback `MINIMAX_API_KEY`) and
     /// `CINEFLOW_MINIMAX_BASE_URL` when they are set and not empty (and the network
     /// allow-list, like every adapter).
-    pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
-        self
+    pub fn load_env(self) -> Self {
+        self.with_env_key(&API_KEY_VARS)
     }
 
     /// V1 `prompt_optimizer`: whether MiniMax rewrites the prompt (default: `false`; the
@@ -420,13 +415,7 @@ fn asset(url: String) -> VideoAsset {
 
 #[async_trait]
 impl VideoProvider for Minimax {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let name = req.vendor_model.trim();
@@ -454,21 +443,11 @@ impl VideoProvider for Minimax {
         Ok(self.inner.api.job(id, name, Value::Null))
     }
 
-    /// MiniMax signs nothing: the per-attempt token in the callback URL authenticates a
-    /// callback.
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Token
-    }
-
-    /// Answers MiniMax's `{"challenge": …}` handshake, and reads the task reports that
-    /// follow it (see `callback.rs`).
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        self.callback_claim(req, ctx)
-    }
+    // MiniMax signs nothing: the per-attempt token in the callback URL authenticates a
+    // callback.
+    // Answers MiniMax's `{"challenge": …}` handshake, and reads the task reports that
+    // follow it (see `callback.rs`).
+    http::callbacks!(Token);
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let api = model(job.vendor_model.trim()).map_or(Api::V1, |m| m.api);
@@ -498,17 +477,8 @@ impl VideoProvider for Minimax {
         }
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // Download URLs need no auth: the key is never sent with a download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.key)
-            .await
-    }
+    // Download URLs need no auth: the key is never sent with a download.
+    http::download_without_credentials!(inner.api, inner.key);
 
     /// MiniMax has no task list: an ambiguous submit cannot be looked for (only a callback
     /// carrying the job could reveal it). Answers [`Unsupported`](cineflow_core::ErrorCode::Unsupported).

@@ -138,10 +138,9 @@ impl OpenAiCompatBuilder {
     /// Reads the preset's key and base URL variables ([`Preset::api_key_vars`],
     /// [`Preset::base_url_vars`]); the first non-empty one of each wins and replaces an earlier
     /// setting. Variables that are not set change nothing.
-    pub fn load_env(mut self) -> Self {
+    pub fn load_env(self) -> Self {
         let vars = self.preset.api_key_vars();
-        self.http.load_env_with_key(&mut self.api_key, vars);
-        self
+        self.with_env_key(vars)
     }
 
     /// Sets the accepted durations in seconds (e.g. add 16 and 20 where the deployment serves

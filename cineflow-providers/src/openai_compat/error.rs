@@ -176,11 +176,7 @@ mod tests {
     }
 
     fn submit(status: u16, body: &str) -> ProviderError {
-        parse_error(
-            &Answer::new(status, &HeaderMap::new(), body.as_bytes()),
-            Call::Submit,
-            &key(),
-        )
+        parse_error(&Answer::of(status, body), Call::Submit, &key())
     }
 
     #[test]
@@ -257,11 +253,7 @@ mod tests {
     #[test]
     fn an_unknown_video_is_not_found_on_poll() {
         let body = r#"{"error":{"message":"Video with id 'video_x' not found.","type":"invalid_request_error","param":null,"code":null}}"#;
-        let e = parse_error(
-            &Answer::new(404, &HeaderMap::new(), body.as_bytes()),
-            Call::Poll,
-            &key(),
-        );
+        let e = parse_error(&Answer::of(404, body), Call::Poll, &key());
         assert_eq!(e.code(), ErrorCode::NotFound);
         assert_eq!(e.submit_state(), SubmitState::NotSent);
     }

@@ -114,7 +114,7 @@ use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
     ProviderError, ProviderJob, SubmitState, VideoAsset, VideoProvider,
 };
-use cineflow_core::{AspectRatio, Durations, ErrorCode, Orientation, ProviderId, Resolution};
+use cineflow_core::{AspectRatio, Durations, ErrorCode, Orientation, Resolution};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Map, Value};
@@ -461,13 +461,7 @@ impl OpenAiCompat {
 
 #[async_trait]
 impl VideoProvider for OpenAiCompat {
-    fn id(&self) -> &ProviderId {
-        self.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
+    http::id_and_capabilities!(api, capabilities);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         self.check_sunset()?;
@@ -576,12 +570,13 @@ impl VideoProvider for OpenAiCompat {
                 }
             }
         }
-        let what = format!(
-            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} videos without reaching one created \
-             before {}",
-            query.created_after
-        );
-        Err(http::search_cut_short(self.api.id(), what))
+        Err(listed::window_not_reached(
+            self.api.id(),
+            MAX_LIST_PAGES,
+            LIST_PAGE_SIZE,
+            "videos",
+            query.created_after,
+        ))
     }
 
     /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest

@@ -8,8 +8,6 @@
 //! error}}`: `data` is the video as `GET /videos/{id}` answers it, so a verified event carries
 //! the full result and may stand for a poll.
 
-use std::fmt;
-
 use cineflow_core::Error;
 use hmac::Mac;
 use serde_json::Value;
@@ -26,17 +24,9 @@ pub const SIGNATURE_HEADER: &str = "x-openrouter-signature";
 
 /// Checks OpenRouter's webhook signatures with the workspace's signing secret. `Debug` never
 /// shows the secret.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct OpenRouterWebhooks {
     secret: SecretBytes,
-}
-
-impl fmt::Debug for OpenRouterWebhooks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenRouterWebhooks")
-            .field("secret", &self.secret)
-            .finish()
-    }
 }
 
 /// A verified event: the video it concerns and its state as sent.

@@ -71,7 +71,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme, JobClaim,
+    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, JobClaim,
 };
 use cineflow_core::provider::{
     ByteStream, Capabilities, GenerationRequest, JobState, JobStatus, ProviderError, ProviderJob,
@@ -151,8 +151,7 @@ impl OpenRouterBuilder {
     /// `CINEFLOW_OPENROUTER_BASE_URL` and `CINEFLOW_OPENROUTER_WEBHOOK_SECRET` when set and not
     /// empty (and the network allow-list).
     pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
+        self = self.with_env_key(&API_KEY_VARS);
         if let Some(secret) = http::env_var(&[WEBHOOK_SECRET_ENV]) {
             self = self.with_webhook_secret(&secret);
         }
@@ -423,6 +422,20 @@ impl OpenRouter {
         )
     }
 
+    /// Checks the signature ([`OpenRouter::verify_callback`]) and reads the event: its `data` is
+    /// the video as a poll answers it, so an ended video is a conclusive claim.
+    async fn callback_claim(
+        &self,
+        req: &CallbackRequest,
+        ctx: &CallbackContext,
+    ) -> Result<CallbackClaim, CallbackRejection> {
+        let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
+        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
+        let ended = status.state.is_terminal();
+        let claim = JobClaim::new(job, status);
+        Ok(if ended { claim.conclusive() } else { claim }.into())
+    }
+
     /// Checks a webhook with the secret given to
     /// [`with_webhook_secret`](OpenRouterBuilder::with_webhook_secret) and reads it: the video
     /// it concerns and its status (the event's `data` is the full video, so it may stand for
@@ -585,24 +598,8 @@ impl VideoProvider for OpenRouter {
         self.status_of(&job.vendor_job_id, video, raw)
     }
 
-    /// OpenRouter signs its webhooks (HMAC with the workspace's secret).
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Signed
-    }
-
-    /// Checks the signature ([`OpenRouter::verify_callback`]) and reads the event: its `data` is
-    /// the video as a poll answers it, so an ended video is a conclusive claim.
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        let (id, status) = self.verify_callback(req, req.body(), ctx.now)?;
-        let job = self.inner.api.callback_job(&id, &ctx.vendor_model, ctx);
-        let ended = status.state.is_terminal();
-        let claim = JobClaim::new(job, status);
-        Ok(if ended { claim.conclusive() } else { claim }.into())
-    }
+    // OpenRouter signs its webhooks (HMAC with the workspace's secret).
+    http::callbacks!(Signed);
 
     async fn download(
         &self,
@@ -645,14 +642,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_signed_callback_stands_for_a_poll_and_an_unconfigured_one_is_refused() {
+    /// A provider with a webhook secret, and that secret.
+    fn signed() -> (&'static str, OpenRouter) {
         let secret = "or-whsec-SECRET";
         let p = OpenRouter::builder()
             .with_api_key("k")
             .with_webhook_secret(secret)
             .build()
             .unwrap();
+        (secret, p)
+    }
+
+    #[test]
+    fn a_signed_callback_stands_for_a_poll_and_an_unconfigured_one_is_refused() {
+        let (secret, p) = signed();
         assert!(!format!("{p:?}").contains("SECRET"));
         let body = serde_json::to_vec(&json!({"type": "video.generation.completed",
             "data": {"id": "vid_1", "status": "completed", "unsigned_urls": ["https://s.example/v.mp4"],
@@ -687,13 +690,11 @@ mod tests {
     async fn read_callback_takes_an_ended_video_as_a_conclusive_claim() {
         use cineflow_core::TaskId;
         use cineflow_core::callback::{AttemptRef, CallbackRequest, RejectionKind};
-        let secret = "or-whsec-SECRET";
-        let p = OpenRouter::builder()
-            .with_api_key("k")
-            .with_webhook_secret(secret)
-            .build()
-            .unwrap();
-        assert_eq!(p.callback_scheme(), CallbackScheme::Signed);
+        let (secret, p) = signed();
+        assert_eq!(
+            p.callback_scheme(),
+            cineflow_core::callback::CallbackScheme::Signed
+        );
         let now = time::OffsetDateTime::now_utc();
         let ctx =
             CallbackContext::new(AttemptRef::new(TaskId::new(), 2), "google/veo-3.1", now).at(now);

@@ -173,11 +173,7 @@ mod tests {
             (500, "", ProviderUnavailable, true, SubmitState::Ambiguous),
         ];
         for (status, body, want, retry, state) in cases {
-            let e = parse_error(
-                &Answer::new(status, &HeaderMap::new(), body.as_bytes()),
-                Call::Submit,
-                &key(),
-            );
+            let e = parse_error(&Answer::of(status, body), Call::Submit, &key());
             assert_eq!(e.code(), want, "{status}");
             assert_eq!(e.is_retryable(), retry, "{status}");
             assert_eq!(e.submit_state(), state, "{status}");

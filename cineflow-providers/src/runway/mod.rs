@@ -79,7 +79,7 @@ use cineflow_core::provider::{
     VideoAsset, VideoProvider,
 };
 use cineflow_core::{
-    AspectRatio, Durations, Error, ImageKind, ImageRef, ModelCapabilities, ProviderId, Resolution,
+    AspectRatio, Durations, Error, ImageKind, ImageRef, ModelCapabilities, Resolution,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -302,9 +302,7 @@ impl RunwayBuilder {
     /// A builder reading `CINEFLOW_RUNWAY_API_KEY` (fallback `RUNWAYML_API_SECRET`, the official
     /// SDKs' name) and `CINEFLOW_RUNWAY_BASE_URL` when they are set and not empty.
     pub fn from_env() -> Self {
-        let mut b = Self::new();
-        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
-        b
+        Self::new().with_env_key(&API_KEY_VARS)
     }
 
     /// The model for text-only requests with an empty `vendor_model`. Default: `veo3.1`.
@@ -454,13 +452,7 @@ impl Runway {
 
 #[async_trait]
 impl VideoProvider for Runway {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let has_image = req.first_frame.is_some();

@@ -12,7 +12,7 @@ use super::wire::Task;
 
 impl Seedance {
     /// Reads a callback's body: its `id` and the task's state.
-    pub(super) fn callback_claim(
+    pub(super) async fn callback_claim(
         &self,
         req: &CallbackRequest,
         ctx: &CallbackContext,

@@ -88,7 +88,6 @@ pub(super) fn task_failure(error: Option<&TaskError>, raw: &[u8], key: &ApiKey) 
 mod tests {
     use super::*;
     use cineflow_core::SubmitState;
-    use reqwest::header::HeaderMap;
 
     fn key() -> ApiKey {
         ApiKey::new("ark-SECRET-abcdef")
@@ -168,11 +167,7 @@ mod tests {
     fn a_5xx_on_create_is_ambiguous() {
         // The rest of the mapping (Retry-After, scrubbing, 4xx rejected) is `http::coded_error`'s.
         let b = body("InternalServiceError");
-        let e = parse_error(
-            &Answer::new(500, &HeaderMap::new(), b.as_bytes()),
-            Call::Submit,
-            &key(),
-        );
+        let e = parse_error(&Answer::of(500, &b), Call::Submit, &key());
         assert_eq!(e.submit_state(), SubmitState::Ambiguous);
     }
 

@@ -102,14 +102,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cineflow_core::callback::{
-    CallbackClaim, CallbackContext, CallbackRejection, CallbackRequest, CallbackScheme,
-};
+use cineflow_core::Error;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs, ProviderError,
+    ProviderJob, VideoAsset, VideoProvider,
 };
-use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -197,10 +194,8 @@ impl SeedanceBuilder {
     /// Reads `CINEFLOW_SEEDANCE_API_KEY` (fallback `ARK_API_KEY`) and
     /// `CINEFLOW_SEEDANCE_BASE_URL` when they are set and not empty (and the network allow-list,
     /// like every adapter).
-    pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
-        self
+    pub fn load_env(self) -> Self {
+        self.with_env_key(&API_KEY_VARS)
     }
 
     /// Whether to send the per-attempt `safety_identifier` (default: yes). Off, reconciliation
@@ -543,13 +538,7 @@ impl Seedance {
 
 #[async_trait]
 impl VideoProvider for Seedance {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let body = Value::Object(self.body(req).await?);
@@ -578,19 +567,9 @@ impl VideoProvider for Seedance {
         Ok(self.inner.api.job(created.id, model, extra))
     }
 
-    /// Ark signs nothing: the per-attempt token in the callback URL authenticates a callback.
-    fn callback_scheme(&self) -> CallbackScheme {
-        CallbackScheme::Token
-    }
-
-    /// Reads the task object Ark POSTs on each state change (see `callback.rs`).
-    async fn read_callback(
-        &self,
-        req: &CallbackRequest,
-        ctx: &CallbackContext,
-    ) -> Result<CallbackClaim, CallbackRejection> {
-        self.callback_claim(req, ctx)
-    }
+    // Ark signs nothing: the per-attempt token in the callback URL authenticates a callback.
+    // Reads the task object Ark POSTs on each state change (see `callback.rs`).
+    http::callbacks!(Token);
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let rb = self.api(Method::GET, Some(&job.vendor_job_id))?;
@@ -602,17 +581,8 @@ impl VideoProvider for Seedance {
         self.status_of(job, raw, &answer, Call::Poll)
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // TOS-signed URLs need no auth: the key is never sent with a download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.key)
-            .await
-    }
+    // TOS-signed URLs need no auth: the key is never sent with a download.
+    http::download_without_credentials!(inner.api, inner.key);
 
     /// Cancels a queued task (`DELETE`); a running task cannot be cancelled on Ark, and a
     /// finished one is left as it is (a `DELETE` would erase its record).

@@ -164,11 +164,7 @@ mod tests {
     }
 
     fn submit(status: u16, body: &str) -> ProviderError {
-        parse_error(
-            &Answer::new(status, &HeaderMap::new(), body.as_bytes()),
-            Call::Submit,
-            &key(),
-        )
+        parse_error(&Answer::of(status, body), Call::Submit, &key())
     }
 
     #[test]

@@ -78,10 +78,10 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs,
-    ProviderError, ProviderJob, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs, ProviderError,
+    ProviderJob, VideoProvider,
 };
-use cineflow_core::{Durations, Error, ImageKind, ModelCapabilities, ProviderId};
+use cineflow_core::{Durations, Error, ImageKind, ModelCapabilities};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -161,9 +161,7 @@ impl SoraHkBuilder {
     /// A builder reading the key from [`API_KEY_VARS`] and the base URL from [`BASE_URL_VARS`]
     /// (the first non-empty variable of each wins).
     pub fn from_env() -> Self {
-        let mut b = Self::new();
-        b.http.load_env_with_key(&mut b.api_key, &API_KEY_VARS);
-        b
+        Self::new().with_env_key(&API_KEY_VARS)
     }
 
     /// Validates the configuration and builds the provider.
@@ -435,13 +433,7 @@ impl SoraHk {
 
 #[async_trait]
 impl VideoProvider for SoraHk {
-    fn id(&self) -> &ProviderId {
-        self.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
+    http::id_and_capabilities!(api, capabilities);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let is_pro = self.validate(req)?;
@@ -529,12 +521,13 @@ impl VideoProvider for SoraHk {
                 return Ok(found);
             }
         }
-        let what = format!(
-            "read {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE} tasks without reaching one created \
-             before {}",
-            query.created_after
-        );
-        Err(http::search_cut_short(self.api.id(), what))
+        Err(listed::window_not_reached(
+            self.api.id(),
+            MAX_LIST_PAGES,
+            LIST_PAGE_SIZE,
+            "tasks",
+            query.created_after,
+        ))
     }
 
     /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first
@@ -588,14 +581,8 @@ impl VideoProvider for SoraHk {
         self.status_of(job, raw, &answer, Call::Poll)
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // A signed blob URL: the signature is the credential. Never send the API key there.
-        self.api.download_video(&asset.url, None, &self.key).await
-    }
+    // A signed blob URL: the signature is the credential. Never send the API key there.
+    http::download_without_credentials!(api, key);
 }
 
 /// Whether a request makes a pro job: its `is_pro` flag, or the vendor model [`PRO_MODEL`].

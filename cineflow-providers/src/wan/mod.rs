@@ -92,11 +92,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cineflow_core::Error;
 use cineflow_core::provider::{
-    ByteStream, Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError,
-    ProviderJob, VideoAsset, VideoProvider,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
+    VideoProvider,
 };
-use cineflow_core::{Error, ProviderId};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -180,10 +180,8 @@ impl WanBuilder {
 
     /// Reads `CINEFLOW_WAN_API_KEY` (fallback `DASHSCOPE_API_KEY`) and `CINEFLOW_WAN_BASE_URL`
     /// when they are set and not empty (and the network allow-list, like every adapter).
-    pub fn load_env(mut self) -> Self {
-        self.http
-            .load_env_with_key(&mut self.api_key, &API_KEY_VARS);
-        self
+    pub fn load_env(self) -> Self {
+        self.with_env_key(&API_KEY_VARS)
     }
 
     /// Sends `X-DashScope-WorkSpace: <id>` with every call (default: none, the account's
@@ -433,13 +431,7 @@ fn list_time(t: OffsetDateTime) -> String {
 
 #[async_trait]
 impl VideoProvider for Wan {
-    fn id(&self) -> &ProviderId {
-        self.inner.api.id()
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.inner.caps
-    }
+    http::id_and_capabilities!(inner.api, inner.caps);
 
     async fn submit(&self, req: &GenerationRequest) -> Result<ProviderJob, ProviderError> {
         let body = self.body(req).await?;
@@ -479,17 +471,8 @@ impl VideoProvider for Wan {
         self.status_of(job, &answer)
     }
 
-    async fn download(
-        &self,
-        _job: &ProviderJob,
-        asset: &VideoAsset,
-    ) -> Result<ByteStream, ProviderError> {
-        // OSS-signed URLs need no auth: the key is never sent with a download.
-        self.inner
-            .api
-            .download_video(&asset.url, None, &self.inner.key)
-            .await
-    }
+    // OSS-signed URLs need no auth: the key is never sent with a download.
+    http::download_without_credentials!(inner.api, inner.key);
 
     /// Cancels a `PENDING` task (`POST …/tasks/{id}/cancel`); a running task cannot be
     /// cancelled on DashScope, and a finished one is left as it is.

@@ -27,8 +27,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::fmt;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use cineflow_core::Error;
@@ -51,17 +49,9 @@ pub const SECRET_PREFIX: &str = "whsec_";
 /// Checks Standard Webhooks signatures with one endpoint secret. See the [module docs](self).
 ///
 /// `Debug` never shows the secret.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StandardWebhooks {
-    key: SecretBytes,
-}
-
-impl fmt::Debug for StandardWebhooks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StandardWebhooks")
-            .field("secret", &self.key)
-            .finish()
-    }
+    secret: SecretBytes,
 }
 
 /// What a verified Standard Webhooks request says about itself.
@@ -85,7 +75,7 @@ impl StandardWebhooks {
         let b64 = s.strip_prefix(SECRET_PREFIX).unwrap_or(s);
         match STANDARD.decode(b64) {
             Ok(key) if !key.is_empty() => Ok(Self {
-                key: SecretBytes(key),
+                secret: SecretBytes(key),
             }),
             _ => Err(Error::Config(
                 "a Standard Webhooks secret must be whsec_ followed by base64 (the secret is not \
@@ -104,7 +94,7 @@ impl StandardWebhooks {
 
     fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> hmac::Hmac<sha2::Sha256> {
         hmac_sha256(
-            &self.key.0,
+            &self.secret.0,
             &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
         )
     }
