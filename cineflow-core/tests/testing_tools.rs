@@ -26,21 +26,15 @@ struct Setup {
 }
 
 fn setup(mock: &MockProvider, segments: u32) -> Setup {
-    let model = ModelId::new("sora2").unwrap();
     let store = Arc::new(MemoryStore::new());
     let sink = MemorySink::new();
-    let orchestrator = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(sink.clone()))
-        .router(Router::new().route(model.clone(), Arc::new(mock.clone()), "sora-2"))
-        .config(OrchestratorConfig::default())
-        .build()
-        .unwrap();
-    let segs: Vec<String> = (1..=segments)
-        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
-        .collect();
-    let storyboard =
-        Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    let (orchestrator, storyboard, model) = orchestrator_on(
+        mock,
+        segments,
+        store.clone(),
+        sink.clone(),
+        OrchestratorConfig::default(),
+    );
     Setup {
         orchestrator,
         store,
@@ -48,6 +42,30 @@ fn setup(mock: &MockProvider, segments: u32) -> Setup {
         storyboard,
         model,
     }
+}
+
+/// An orchestrator on `store` routing `sora2` to `mock`, and a storyboard of `segments` shots.
+fn orchestrator_on(
+    mock: &MockProvider,
+    segments: u32,
+    store: Arc<dyn Store>,
+    sink: MemorySink,
+    config: OrchestratorConfig,
+) -> (Orchestrator, Storyboard, ModelId) {
+    let model = ModelId::new("sora2").unwrap();
+    let orchestrator = Orchestrator::builder()
+        .store(store)
+        .sink(Arc::new(sink))
+        .router(Router::new().route(model.clone(), Arc::new(mock.clone()), "sora-2"))
+        .config(config)
+        .build()
+        .unwrap();
+    let segs: Vec<String> = (1..=segments)
+        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
+        .collect();
+    let storyboard =
+        Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    (orchestrator, storyboard, model)
 }
 
 #[tokio::test(start_paused = true)]
@@ -212,35 +230,16 @@ async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again() {
     // quadratic in the tasks in flight). The follow interval, which claims again for leases
     // lapsed elsewhere, is out of reach here.
     let mock = MockProvider::new("mock").unwrap();
-    let model = ModelId::new("sora2").unwrap();
     let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
     let config = OrchestratorConfig::default()
         .with_lease(LeasePolicy::default().with_follow_interval(Duration::from_secs(24 * 3600)));
-    let orchestrator = Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(MemorySink::new()))
-        .router(Router::new().route(model.clone(), Arc::new(mock.clone()), "sora-2"))
-        .config(config)
-        .build()
-        .unwrap();
-    let segs: Vec<String> = (1..=40)
-        .map(|i| format!(r#"{{"segment_index":{i},"prompt_text":"Shot {i}."}}"#))
-        .collect();
-    let storyboard =
-        Storyboard::from_json(&format!(r#"{{"segments":[{}]}}"#, segs.join(","))).unwrap();
+    let (orchestrator, storyboard, model) =
+        orchestrator_on(&mock, 40, store.clone(), MemorySink::new(), config);
     orchestrator.add_storyboard(&storyboard).await.unwrap();
-    let run = orchestrator
-        .create_run(RunSpec::new(storyboard.id, model).with_concurrency(40))
-        .await
-        .unwrap();
-    let run = orchestrator
-        .start(run.id)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
-    assert_eq!(run.status, RunStatus::Completed);
+    let spec = RunSpec::new(storyboard.id, model).with_concurrency(40);
+    let run = orchestrator.create_run(spec).await.unwrap();
+    let handle = orchestrator.start(run.id).await.unwrap();
+    assert_eq!(handle.wait().await.unwrap().status, RunStatus::Completed);
     assert_eq!(mock.submits(), 40);
     assert_eq!(store.claimed_tasks(), 40);
     assert_eq!(store.calls("claim_tasks"), 2, "{:?}", store.counts());
