@@ -266,13 +266,11 @@ impl Store for MemoryStore {
             });
         }
         check_task_write(stored, task, OffsetDateTime::now_utc())?;
-        // Written over the stored copy (its allocations reused), which keeps its lease.
-        let revision = stored.revision + 1;
-        let lease = stored.lease.take();
-        Task::clone_from(stored, task);
-        stored.revision = revision;
-        stored.lease = lease;
-        Ok(Task::clone(stored))
+        let mut next = task.clone();
+        next.revision = stored.revision + 1;
+        next.lease = stored.lease.clone();
+        **stored = next.clone();
+        Ok(next)
     }
 
     async fn claim_tasks(
