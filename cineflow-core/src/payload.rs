@@ -1,6 +1,7 @@
 //! [`VendorPayload`]: a vendor's answer kept as compact JSON text.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -11,8 +12,10 @@ use serde_json::value::RawValue;
 ///
 /// A task keeps one, and a task in flight is held twice (the store's copy and the one in
 /// hand) and copied at every write: as text an answer is one allocation and a quarter of the
-/// memory of the tree (a 14-field answer: about 0.8 KB against 2–3 KB). It serializes as the
-/// JSON it holds (not as a string), so stored tasks and sidecars read as before.
+/// memory of the tree (a 14-field answer: about 0.8 KB against 2–3 KB), and the text is
+/// shared, not copied, when the payload is cloned (the memory store's copy of a task and the
+/// one in hand hold one text between them). It serializes as the JSON it holds (not as a
+/// string), so stored tasks and sidecars read as before.
 ///
 /// ```
 /// use cineflow_core::VendorPayload;
@@ -26,7 +29,7 @@ use serde_json::value::RawValue;
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone, Default)]
-pub struct VendorPayload(Option<Box<RawValue>>);
+pub struct VendorPayload(Option<Arc<RawValue>>);
 
 impl VendorPayload {
     /// No answer (`null`).
@@ -40,7 +43,7 @@ impl VendorPayload {
             return Self(None);
         }
         // Serializing a `Value` cannot fail (its map keys are strings, its numbers finite).
-        Self(serde_json::value::to_raw_value(value).ok())
+        Self(serde_json::value::to_raw_value(value).ok().map(Arc::from))
     }
 
     /// The answer parsed back into a [`Value`] (`Value::Null` when there is none).
@@ -98,7 +101,7 @@ impl Serialize for VendorPayload {
 
 impl<'de> Deserialize<'de> for VendorPayload {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Option::<Box<RawValue>>::deserialize(deserializer).map(Self)
+        Option::<Box<RawValue>>::deserialize(deserializer).map(|raw| Self(raw.map(Arc::from)))
     }
 }
 
@@ -123,6 +126,20 @@ mod tests {
         let back: VendorPayload = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back.to_value(), v);
         assert_eq!(serde_json::to_value(&p).unwrap(), v);
+    }
+
+    #[test]
+    fn a_cloned_payload_shares_its_text_instead_of_copying_it() {
+        let p = VendorPayload::from(json!({"id": "task_1", "status": "running"}));
+        let q = p.clone();
+        assert_eq!(p, q);
+        assert!(
+            std::ptr::eq(p.as_json(), q.as_json()),
+            "the clone copied the text"
+        );
+        let read: VendorPayload = serde_json::from_str(p.as_json()).unwrap();
+        assert!(!std::ptr::eq(read.as_json(), p.as_json()));
+        assert!(std::ptr::eq(read.clone().as_json(), read.as_json()));
     }
 
     #[test]
