@@ -223,7 +223,8 @@ async fn a_failed_task_leaves_only_its_sidecar_saying_why() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again() {
+async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again_nor_read_themselves_again()
+ {
     // One wave: 40 tasks at concurrency 40. The first claim takes all 40; the next finds
     // nothing left; the 40 tasks ending after it leave nothing claimable behind, so they do
     // not claim again (each such claim read every task of the run on the memory store:
@@ -243,4 +244,45 @@ async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again() {
     assert_eq!(mock.submits(), 40);
     assert_eq!(store.claimed_tasks(), 40);
     assert_eq!(store.calls("claim_tasks"), 2, "{:?}", store.counts());
+    // A task claimed into a free slot is worked on as claimed, not read again.
+    assert_eq!(store.calls("get_task"), 0, "{:?}", store.counts());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_leases_of_the_tasks_in_hand_are_renewed_together_not_one_call_per_task() {
+    // 40 jobs of some 100 s (eight queued polls on the default policy) under 3 s leases: one
+    // renewal call per task every second would be some 4,000 calls. They are renewed in one
+    // call a round (a sixth of the lease), and none lapses: no task is claimed twice.
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_timeline([vec![Step::Queued; 8], vec![Step::Succeeded]].concat());
+    let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
+    let ttl = Duration::from_secs(3);
+    let config = OrchestratorConfig::default().with_lease(LeasePolicy::default().with_ttl(ttl));
+    let (orchestrator, storyboard, model) =
+        orchestrator_on(&mock, 40, store.clone(), MemorySink::new(), config);
+    orchestrator.add_storyboard(&storyboard).await.unwrap();
+    let spec = RunSpec::new(storyboard.id, model).with_concurrency(40);
+    let run = orchestrator.create_run(spec).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let handle = orchestrator.start(run.id).await.unwrap();
+    assert_eq!(handle.wait().await.unwrap().status, RunStatus::Completed);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(90), "{elapsed:?}");
+    assert_eq!(mock.submits(), 40);
+    assert_eq!(
+        store.claimed_tasks(),
+        40,
+        "a lease lapsed: {:?}",
+        store.counts()
+    );
+    assert_eq!(store.calls("heartbeat"), 0, "{:?}", store.counts());
+    let rounds = store.calls("heartbeat_many");
+    // At most one call a round (every 0.5 s), and at least one every third of the lease.
+    let most = elapsed.as_millis() / 500 + 1;
+    let least = elapsed.as_millis() / 1000 - 1;
+    assert!(
+        (least..=most).contains(&u128::from(rounds)),
+        "{rounds} renewal calls in {elapsed:?}"
+    );
 }

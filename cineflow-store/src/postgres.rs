@@ -391,6 +391,64 @@ impl SqlWrites<Postgres> for PgWrites {
         renewed(task, lease, row.col("expires")?, row.col("found")?)
     }
 
+    async fn heartbeat_many(
+        store: &PostgresStore,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        // One statement for all of them: the leases as arrays, renewed by one `UPDATE … FROM`,
+        // each answered in the order given (whether the task exists is read only for a lease
+        // that was not renewed).
+        let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
+        let tokens: Vec<i64> = leases.iter().map(|(_, l)| to_i64(l.token)).collect();
+        let owners: Vec<&str> = leases.iter().map(|(_, l)| l.owner.as_str()).collect();
+        let rows = sqlx::query(concat!(
+            "WITH held AS ( \
+               SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::text[]) \
+                 WITH ORDINALITY AS h(id, token, owner, n)), \
+             renewed AS ( \
+               UPDATE cineflow_tasks AS t SET lease_expires_at_ns = ",
+            deadline_ns!("$1"),
+            " FROM held \
+               WHERE t.id = held.id AND t.lease_token = held.token AND t.lease_owner = held.owner \
+               RETURNING t.id, t.lease_expires_at_ns) \
+             SELECT r.lease_expires_at_ns AS expires, \
+                    CASE WHEN r.id IS NOT NULL THEN TRUE \
+                         ELSE EXISTS (SELECT 1 FROM cineflow_tasks x WHERE x.id = held.id) END \
+                      AS found \
+             FROM held LEFT JOIN renewed AS r ON r.id = held.id ORDER BY held.n"
+        ))
+        .bind(ttl_ns(ttl))
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&owners)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(db("cannot renew leases"))?;
+        if rows.len() != leases.len() {
+            return Err(Error::backend(
+                "cannot renew leases",
+                std::io::Error::other(format!(
+                    "{} answers for {} leases",
+                    rows.len(),
+                    leases.len()
+                )),
+            ));
+        }
+        leases
+            .iter()
+            .zip(&rows)
+            .map(|((task, lease), row)| {
+                Ok(renewed(
+                    *task,
+                    lease,
+                    row.col("expires")?,
+                    row.col("found")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn release(store: &PostgresStore, task: TaskId, lease: &Lease) -> Result<()> {
         Postgres::release(&store.pool, task, lease).await
     }

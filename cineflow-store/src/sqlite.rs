@@ -308,6 +308,18 @@ impl SqlWrites<Sqlite> for SqliteWrites {
             .await
     }
 
+    async fn heartbeat_many(
+        store: &SqliteStore,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        store
+            .writes
+            .writer
+            .write(Writes::Many, (leases.to_vec(), ttl), writes::heartbeat_many)
+            .await
+    }
+
     async fn release(store: &SqliteStore, task: TaskId, lease: &Lease) -> Result<()> {
         store
             .writes

@@ -79,8 +79,8 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
             // opened or blocked; in a cancelled run, cancelled.
             chained = chain::catch_up(&inner, run_id, control.cancel.is_cancelled()).await?;
         }
-        // At most a batch per claim: claimed copies are dropped as their futures are spawned,
-        // but the batch is read whole first (100,000 tasks would be 100 MB at once).
+        // At most a batch per claim: claimed copies move into their futures as they are
+        // spawned, but the batch is read whole first (100,000 tasks would be 100 MB at once).
         let free = (run.spec.concurrency + parked.count())
             .saturating_sub(set.len())
             .min(worker::CLAIM_BATCH);
@@ -96,7 +96,7 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
                 let Some(lease) = task.lease.clone() else {
                     continue;
                 };
-                let held = worker::Claimed::of(&task, lease);
+                let held = worker::Claimed::new(task, lease);
                 let chained = held.chained;
                 let token = control.cancel.child_token();
                 let inner = Arc::clone(&inner);

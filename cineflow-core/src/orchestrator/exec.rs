@@ -147,17 +147,30 @@ enum Polled {
 /// Drives the task `id` to a terminal state (or until cancelled), in `slot` (taken first; lent
 /// out while the task waits out a submit's `Retry-After`). `true`: the task has ended
 /// (`false`: it was left to be claimed again, e.g. when the orchestrator shuts down).
+///
+/// `claimed` is the task as its claim returned it: worked on as it is when a slot is free at
+/// once (under the lease nobody else has written it since, and reading it again would cost a
+/// store call per task); dropped when the task has to wait for a slot, so that only the id is
+/// kept meanwhile, and the task is read again once it has one.
 pub(super) async fn run_task(
     inner: &Arc<Inner>,
     id: TaskId,
+    claimed: Option<Box<Task>>,
     slot: &RunSlot,
     cancel: &CancellationToken,
     ctx: &RunCtx,
 ) -> Result<bool> {
-    // Only the id is kept while the task waits for its slot: the task is read once it has one
-    // (it may have changed meanwhile), so no claimed copy is held for the task's life.
-    let slotted = slot.acquire(cancel).await?;
-    let mut task = inner.store.get_task(id).await?;
+    let (slotted, claimed) = match slot.try_acquire(cancel) {
+        Some(slotted) => (slotted, claimed),
+        None => {
+            drop(claimed);
+            (slot.acquire(cancel).await?, None)
+        }
+    };
+    let mut task = match claimed {
+        Some(task) => *task,
+        None => inner.store.get_task(id).await?,
+    };
     if task.status.is_terminal() {
         return Ok(true);
     }

@@ -57,6 +57,7 @@ mod config;
 mod driver;
 mod exec;
 mod film;
+mod leases;
 mod worker;
 
 pub use config::{CallbackConfig, LeasePolicy, OrchestratorConfig, PollPolicy, ReconcilePolicy};
@@ -161,6 +162,7 @@ impl OrchestratorBuilder {
                 sweepers: exec::Sweepers::default(),
                 confirmers: exec::Confirmers::default(),
                 hooks: callbacks::CallbackHub::default(),
+                leases: Arc::default(),
             }),
         })
     }
@@ -205,6 +207,8 @@ pub(crate) struct Inner {
     confirmers: exec::Confirmers,
     /// Where verified callbacks are delivered (see `callbacks.rs`).
     pub(crate) hooks: callbacks::CallbackHub,
+    /// The leases of the tasks this process drives, renewed together (see `leases.rs`).
+    leases: Arc<leases::Leases>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -185,7 +185,7 @@ async fn run(
             let per_task = Arc::clone(&per_task);
             let ttl = options.lease_ttl;
             let run_id = task.run_id;
-            let held = Claimed::of(&task, lease);
+            let held = Claimed::new(task, lease);
             *in_hand.entry(run_id).or_default() += 1;
             set.spawn(async move {
                 let _permit = permit;
@@ -226,29 +226,33 @@ async fn ended(inner: &Inner, in_hand: &mut HashMap<RunId, usize>, run_id: RunId
     }
 }
 
-/// What a task's future keeps of the claimed task: the task is read again once it has a slot,
-/// so the claimed copy is not held while it waits for one, nor for its life.
+/// What a task's future starts from: the claimed task (boxed, and dropped if the task has to
+/// wait for a slot: see `exec::run_task`), its id and its lease.
 #[derive(Debug)]
 pub(super) struct Claimed {
     pub(super) id: TaskId,
     /// Whether tasks are chained on this one (settled once it ends).
     pub(super) chained: bool,
     pub(super) lease: Lease,
+    /// The task as claimed; taken by `exec::run_task`.
+    pub(super) task: Option<Box<Task>>,
 }
 
 impl Claimed {
-    /// What is kept of `task`, claimed under `lease`.
-    pub(super) fn of(task: &Task, lease: Lease) -> Self {
+    /// `task`, claimed under `lease`.
+    pub(super) fn new(task: Task, lease: Lease) -> Self {
         Self {
             id: task.id,
             chained: !task.dependents.is_empty(),
             lease,
+            task: Some(Box::new(task)),
         }
     }
 }
 
-/// Drives one claimed task under its `lease`: renews the lease every third of `ttl` while the
-/// task runs and releases it once the task has ended. A task stopped by an error keeps its lease
+/// Drives one claimed task under its `lease`: keeps the lease renewed while the task runs (with
+/// the other leases of this process, every third of `ttl`) and releases it once the task has
+/// ended. A task stopped by an error keeps its lease
 /// until it lapses (its state is then resumed from the store, by this process or another); a
 /// lost lease drops the task at once (its new owner goes on from the last persisted step).
 /// `slot` is the slot of the run's and the orchestrator's concurrency the task works in.
@@ -265,10 +269,11 @@ pub(super) async fn run_leased(
         id: task_id,
         chained,
         lease,
+        task,
     } = claimed;
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
     let work = async {
-        let ended = exec::run_task(inner, task_id, slot, &cancel, ctx).await?;
+        let ended = exec::run_task(inner, task_id, task, slot, &cancel, ctx).await?;
         // The shots chained on this one start (or are blocked) as soon as it has ended, while
         // its lease is held (so no other process settles them at the same time); a crash
         // before this is caught up once the lease has lapsed.
@@ -278,10 +283,12 @@ pub(super) async fn run_leased(
         }
         Ok(ended)
     };
+    let mut held = inner.leases.hold(&inner.store, task_id, lease.clone(), ttl);
     let result = tokio::select! {
         r = work => r,
-        lost = keep_alive(inner, task_id, lease.clone(), ttl) => Err(lost),
+        lost = held.lost() => Err(lost),
     };
+    drop(held);
     if result.is_ok()
         && let Err(e) = inner.store.release(task_id, &lease).await
     {
@@ -292,15 +299,4 @@ pub(super) async fn run_leased(
         tracing::warn!(task = %task_id, owner = %lease.owner, error = %e, "task dropped by this owner");
     }
     result
-}
-
-/// Renews the lease every third of its length; returns only when it is lost.
-async fn keep_alive(inner: &Inner, task: TaskId, mut lease: Lease, ttl: Duration) -> Error {
-    loop {
-        tokio::time::sleep(ttl / 3).await;
-        match inner.store.heartbeat(task, &lease, ttl).await {
-            Ok(l) => lease = l,
-            Err(e) => return e,
-        }
-    }
 }

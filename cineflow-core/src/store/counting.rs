@@ -15,7 +15,7 @@ use crate::task::{Lease, Task};
 
 /// The methods of [`Store`] a [`CountingStore`] counts, in the order of
 /// [`CountingStore::counts`].
-pub const COUNTED_METHODS: [&str; 18] = [
+pub const COUNTED_METHODS: [&str; 19] = [
     "put_storyboard",
     "get_storyboard",
     "list_storyboards",
@@ -33,6 +33,7 @@ pub const COUNTED_METHODS: [&str; 18] = [
     "find_tasks_by_vendor_job",
     "claim_tasks",
     "heartbeat",
+    "heartbeat_many",
     "release",
 ];
 
@@ -190,6 +191,14 @@ impl Store for CountingStore {
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
         self.count("heartbeat");
         self.inner.heartbeat(task, lease, ttl).await
+    }
+    async fn heartbeat_many(
+        &self,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        self.count("heartbeat_many");
+        self.inner.heartbeat_many(leases, ttl).await
     }
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
         self.count("release");

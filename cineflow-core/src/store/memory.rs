@@ -50,6 +50,24 @@ impl MemoryStore {
     }
 }
 
+/// Extends `task`'s lease to `expires_at` if `lease` is the one it holds.
+fn renew(st: &mut State, task: TaskId, lease: &Lease, expires_at: OffsetDateTime) -> Result<Lease> {
+    let t = st
+        .tasks
+        .get_mut(&task)
+        .ok_or_else(|| Error::not_found("task", task))?;
+    match &mut t.lease {
+        Some(held) if held.token == lease.token && held.owner == lease.owner => {
+            held.expires_at = expires_at;
+            Ok(held.clone())
+        }
+        _ => Err(Error::LeaseLost {
+            task: task.to_string(),
+            owner: lease.owner.clone(),
+        }),
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
@@ -305,22 +323,21 @@ impl Store for MemoryStore {
     }
 
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
-        let now = OffsetDateTime::now_utc();
+        let expires_at = lease_deadline(OffsetDateTime::now_utc(), ttl);
+        renew(&mut self.state(), task, lease, expires_at)
+    }
+
+    async fn heartbeat_many(
+        &self,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        let expires_at = lease_deadline(OffsetDateTime::now_utc(), ttl);
         let mut st = self.state();
-        let t = st
-            .tasks
-            .get_mut(&task)
-            .ok_or_else(|| Error::not_found("task", task))?;
-        match &mut t.lease {
-            Some(held) if held.token == lease.token && held.owner == lease.owner => {
-                held.expires_at = lease_deadline(now, ttl);
-                Ok(held.clone())
-            }
-            _ => Err(Error::LeaseLost {
-                task: task.to_string(),
-                owner: lease.owner.clone(),
-            }),
-        }
+        Ok(leases
+            .iter()
+            .map(|(task, lease)| renew(&mut st, *task, lease, expires_at))
+            .collect())
     }
 
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {

@@ -128,6 +128,24 @@ pub trait Store: Debug + Send + Sync + 'static {
     ) -> Result<Vec<Task>>;
     /// Extends a held lease; [`Error::LeaseLost`](crate::Error::LeaseLost) if it is not held.
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease>;
+    /// Extends several held leases, each to `ttl` from now: one answer per lease, in the order
+    /// given, each what [`heartbeat`](Store::heartbeat) would have answered for it. An `Err`
+    /// of the whole call says that none is known to be renewed.
+    ///
+    /// An orchestrator renews the leases of all the tasks it drives with one call every few
+    /// seconds instead of one call per task. The default renews them one by one; the memory
+    /// store renews them under one lock, the SQL stores of `cineflow-store` in one statement.
+    async fn heartbeat_many(
+        &self,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        let mut renewed = Vec::with_capacity(leases.len());
+        for (task, lease) in leases {
+            renewed.push(self.heartbeat(*task, lease, ttl).await);
+        }
+        Ok(renewed)
+    }
     /// Gives a held lease up; releasing a lease not held is a no-op.
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()>;
 }

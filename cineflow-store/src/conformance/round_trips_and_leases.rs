@@ -7,7 +7,7 @@ use cineflow_core::provider::{ProviderJob, VideoAsset};
 use cineflow_core::store::TaskQuery;
 use cineflow_core::{
     Artifact, Attempt, AttemptCost, AttemptOutcome, ErrorCode, ErrorKind, ImageRef, Lease,
-    ModelAlias, ModelId, Price, ProviderId, ServiceTier, Store, Task, TaskError, TaskId,
+    ModelAlias, ModelId, Price, ProviderId, Result, ServiceTier, Store, Task, TaskError, TaskId,
     TaskStatus, Usage,
 };
 use time::OffsetDateTime;
@@ -413,6 +413,73 @@ pub async fn heartbeat_extends_a_held_lease_and_fails_for_a_lost_one(store: &dyn
         store.get_task(taken[0].id).await.must("get_task").lease,
         taken[0].lease,
         "a refused heartbeat changes nothing"
+    );
+}
+
+/// Several leases renewed in one call ([`Store::heartbeat_many`]): each answer, in the order
+/// given, is what a heartbeat would have answered for its lease: held leases are extended, a
+/// lease with another token is [`ErrorKind::LeaseLost`], a task that does not exist is
+/// [`ErrorKind::NotFound`]; nothing else changes.
+pub async fn heartbeat_many_renews_held_leases_and_answers_each_in_order(store: &dyn Store) {
+    let f = Fixture::new(3, 1);
+    f.store(store).await;
+    let claimed = store
+        .claim_tasks("worker-a", None, 3, Duration::from_secs(60))
+        .await
+        .must("claim");
+    assert_eq!(claimed.len(), 3);
+    let forged = Lease {
+        token: lease_of(&claimed[1]).token.wrapping_add(1_000_003),
+        ..lease_of(&claimed[1])
+    };
+    let missing = TaskId::new();
+    let asked = vec![
+        (claimed[2].id, lease_of(&claimed[2])),
+        (claimed[1].id, forged),
+        (missing, lease_of(&claimed[0])),
+        (claimed[0].id, lease_of(&claimed[0])),
+    ];
+    let answers = store
+        .heartbeat_many(&asked, LIVE)
+        .await
+        .must("heartbeat_many");
+    assert_eq!(answers.len(), 4, "one answer per lease");
+    let [third, second, missing_one, first]: [Result<Lease>; 4] = match answers.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("four answers"),
+    };
+    fails(second, ErrorKind::LeaseLost, "another token");
+    fails(
+        missing_one,
+        ErrorKind::NotFound,
+        "a task that does not exist",
+    );
+    let stored = store.get_task(claimed[1].id).await.must("get_task");
+    assert_eq!(
+        stored.lease, claimed[1].lease,
+        "a refused renewal changes nothing"
+    );
+    for (t, answer) in [(&claimed[2], third), (&claimed[0], first)] {
+        let held = lease_of(t);
+        let renewed = answer.must("a held lease");
+        assert_eq!((&renewed.owner, renewed.token), (&held.owner, held.token));
+        assert!(
+            renewed.expires_at > held.expires_at,
+            "the deadline moves on"
+        );
+        let stored = store.get_task(t.id).await.must("get_task");
+        assert_eq!(stored.lease.as_ref(), Some(&renewed));
+        assert_eq!(
+            stored.revision, t.revision,
+            "a renewal does not bump the revision"
+        );
+    }
+    assert!(
+        store
+            .heartbeat_many(&[], LIVE)
+            .await
+            .must("no lease")
+            .is_empty()
     );
 }
 

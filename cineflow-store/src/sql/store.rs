@@ -110,6 +110,13 @@ pub trait SqlWrites<DB: Database>: Sized + fmt::Debug + Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Lease>> + Send;
 
+    /// [`Store::heartbeat_many`], for at least one lease.
+    fn heartbeat_many(
+        store: &SqlStore<DB, Self>,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<Result<Lease>>>> + Send;
+
     /// [`Store::release`].
     fn release(
         store: &SqlStore<DB, Self>,
@@ -206,6 +213,17 @@ where
 
     async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
         W::heartbeat(self, task, lease, ttl).await
+    }
+
+    async fn heartbeat_many(
+        &self,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        W::heartbeat_many(self, leases, ttl).await
     }
 
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use cineflow_core::store::check_task_write;
 use cineflow_core::{
-    Lease, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task, TaskId,
+    ErrorKind, Lease, Result, Run, RunId, Segment, SegmentId, SegmentPatch, Storyboard, Task,
+    TaskId,
 };
 use sqlx::{Sqlite, SqliteConnection};
 
@@ -189,29 +190,57 @@ pub(super) fn heartbeat<'c>(
     conn: &'c mut SqliteConnection,
     (task, lease, ttl): &'c (TaskId, Lease, Duration),
 ) -> JobFuture<'c, Lease> {
+    Box::pin(renew(conn, *task, lease, to_ns(deadline(now(), *ttl))))
+}
+
+/// [`Store::heartbeat_many`](cineflow_core::Store::heartbeat_many): the leases and their ttl,
+/// one statement each in the writer's transaction (one commit for all of them).
+pub(super) fn heartbeat_many<'c>(
+    conn: &'c mut SqliteConnection,
+    (leases, ttl): &'c (Vec<(TaskId, Lease)>, Duration),
+) -> JobFuture<'c, Vec<Result<Lease>>> {
     Box::pin(async move {
-        let row = sqlx::query(
-            "UPDATE cineflow_tasks SET lease_expires_at_ns = ?1 \
-             WHERE id = ?2 AND lease_token = ?3 AND lease_owner = ?4 \
-             RETURNING lease_expires_at_ns",
-        )
-        .bind(to_ns(deadline(now(), *ttl)))
-        .bind(task.to_string())
-        .bind(to_i64(lease.token))
-        .bind(&lease.owner)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db("cannot renew a lease"))?;
-        if let Some(row) = row.first() {
-            return renewed(*task, lease, Some(row.col("lease_expires_at_ns")?), true);
+        let expires = to_ns(deadline(now(), *ttl));
+        let mut renewed = Vec::with_capacity(leases.len());
+        for (task, lease) in leases {
+            match renew(&mut *conn, *task, lease, expires).await {
+                // A database error fails the whole job (its transaction is run again alone).
+                Err(e) if e.kind() == ErrorKind::Backend => return Err(e),
+                answer => renewed.push(answer),
+            }
         }
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cineflow_tasks WHERE id = ?1")
-            .bind(task.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db("cannot read a task"))?;
-        renewed(*task, lease, None, found.is_some())
+        Ok(renewed)
     })
+}
+
+/// Extends `task`'s lease to `expires` (ns) if `lease` is the one it holds.
+async fn renew(
+    conn: &mut SqliteConnection,
+    task: TaskId,
+    lease: &Lease,
+    expires: i64,
+) -> Result<Lease> {
+    let row = sqlx::query(
+        "UPDATE cineflow_tasks SET lease_expires_at_ns = ?1 \
+         WHERE id = ?2 AND lease_token = ?3 AND lease_owner = ?4 \
+         RETURNING lease_expires_at_ns",
+    )
+    .bind(expires)
+    .bind(task.to_string())
+    .bind(to_i64(lease.token))
+    .bind(&lease.owner)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("cannot renew a lease"))?;
+    if let Some(row) = row.first() {
+        return renewed(task, lease, Some(row.col("lease_expires_at_ns")?), true);
+    }
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cineflow_tasks WHERE id = ?1")
+        .bind(task.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db("cannot read a task"))?;
+    renewed(task, lease, None, found.is_some())
 }
 
 /// [`Store::release`](cineflow_core::Store::release): task, lease.

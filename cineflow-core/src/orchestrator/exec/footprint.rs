@@ -7,7 +7,9 @@
 //! waits between polls — what a task in flight does nearly all its life — holds its own small
 //! future and the polling state only. The bounds below are for debug builds (release ones
 //! are smaller). In a debug build, before the boxing, a task's future took 11,240 bytes and its
-//! polling state 2,160; after it, 2,024 and 1,080.
+//! polling state 2,160; after it, 2,024 and 1,080. The polling state grew to 1,400 with status
+//! sweeps and callback confirmations, and came back to 1,216 when it stopped holding a copy of
+//! the polled job (its strings, too, were held by every task in flight).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +59,7 @@ async fn a_task_in_flight_is_a_future_of_at_most_three_kilobytes() {
     let inner = &orch.inner;
     let ctx = RunCtx::new(inner, &run).await.unwrap();
     let slot = slot(inner);
-    let held = Claimed::of(&task, task.lease.clone().unwrap());
+    let held = Claimed::new(task.clone(), task.lease.clone().unwrap());
     let ttl = Duration::from_secs(30);
     let future = worker::run_leased(inner, held, ttl, &slot, CancellationToken::new(), &ctx);
     let size = std::mem::size_of_val(&future);
@@ -65,7 +67,7 @@ async fn a_task_in_flight_is_a_future_of_at_most_three_kilobytes() {
 }
 
 #[tokio::test]
-async fn a_task_waiting_between_polls_holds_at_most_one_and_a_half_kilobytes_more() {
+async fn a_task_waiting_between_polls_holds_at_most_one_and_a_quarter_kilobytes_more() {
     let (orch, run, mut task) = claimed().await;
     let inner = &orch.inner;
     let ctx = RunCtx::new(inner, &run).await.unwrap();
@@ -81,7 +83,7 @@ async fn a_task_waiting_between_polls_holds_at_most_one_and_a_half_kilobytes_mor
     };
     let mut clock = AttemptClock::new();
     let polling = std::mem::size_of_val(&life.poll_until_ready(&mut task, &mut clock));
-    assert!(polling <= 1536, "polling takes {polling} bytes");
+    assert!(polling <= 1280, "polling takes {polling} bytes");
     // The rarer phases are larger; boxed, they cost only while they run.
     let submit = std::mem::size_of_val(&life.submit(&mut task));
     assert!(submit > polling, "submit {submit} bytes, polling {polling}");

@@ -66,6 +66,13 @@ impl AttemptClock {
     }
 }
 
+/// The vendor job of the task's current attempt, the one being polled.
+fn polled_job(task: &Task) -> Result<&ProviderJob> {
+    task.current_attempt()
+        .and_then(|a| a.job.as_ref())
+        .ok_or_else(|| Error::Config(format!("task {} has no vendor job to poll", task.id)))
+}
+
 /// How a wait between polls ended.
 enum Wake {
     /// The task was cancelled.
@@ -106,13 +113,10 @@ impl Lifecycle<'_> {
         clock: &mut AttemptClock,
     ) -> Result<Polled> {
         clock.follow(task);
-        let Some(job) = task.current_attempt().and_then(|a| a.job.clone()) else {
-            return Err(Error::Config(format!(
-                "task {} has no vendor job to poll",
-                task.id
-            )));
-        };
-        let Some(provider) = self.provider_for(&job) else {
+        // The job is read from the task where it is needed, not copied: a copy held across
+        // the waits would cost every task in flight its strings for the whole job.
+        let job = polled_job(task)?;
+        let Some(provider) = self.provider_for(job) else {
             let error = TaskError::new(
                 ErrorCode::Interrupted,
                 format!(
@@ -143,7 +147,7 @@ impl Lifecycle<'_> {
         loop {
             let found = match self.wait(interval, swept.take()).await {
                 Wake::Cancelled => {
-                    Box::pin(self.cancel_job(task, provider.as_ref(), &job)).await?;
+                    Box::pin(self.cancel_job(task, provider.as_ref())).await?;
                     return Ok(Polled::Done);
                 }
                 Wake::Timer => None,
@@ -153,9 +157,9 @@ impl Lifecycle<'_> {
                     match self.hook.drain() {
                         Some(status) => Some(Box::new(status)),
                         // Boxed: a rare wait, kept out of the loop's own state.
-                        None => match Box::pin(self.confirm(&provider, &job)).await {
+                        None => match Box::pin(self.confirm(&provider, polled_job(task)?)).await {
                             Confirmed::Cancelled => {
-                                Box::pin(self.cancel_job(task, provider.as_ref(), &job)).await?;
+                                Box::pin(self.cancel_job(task, provider.as_ref())).await?;
                                 return Ok(Polled::Done);
                             }
                             Confirmed::Status(status) => Some(status),
@@ -173,7 +177,8 @@ impl Lifecycle<'_> {
                     ErrorCode::Timeout,
                     format!(
                         "vendor job {} not finished {:?} after its submit (job_timeout)",
-                        job.vendor_job_id, policy.job_timeout
+                        polled_job(task)?.vendor_job_id,
+                        policy.job_timeout
                     ),
                 );
                 Box::pin(self.finish_failed(task, TaskStatus::Failed, error, false)).await?;
@@ -182,21 +187,29 @@ impl Lifecycle<'_> {
             let status = match found {
                 // What the list said is what a poll would have said.
                 Some(status) => Ok(status),
-                None => tokio::select! {
-                    biased;
-                    () = self.cancel.cancelled() => {
-                        Box::pin(self.cancel_job(task, provider.as_ref(), &job)).await?;
-                        return Ok(Polled::Done);
+                None => {
+                    let job = polled_job(task)?;
+                    let answer = tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => None,
+                        // Boxed, like the answer and the rare steps below: the loop's own
+                        // state, held while it waits, stays small.
+                        s = Box::pin(async {
+                            let _permit = self.inner.router.gate(&job.provider).await;
+                            provider.poll(job).await.map(Box::new)
+                        }) => Some(s),
+                    };
+                    match answer {
+                        Some(s) => s,
+                        None => {
+                            Box::pin(self.cancel_job(task, provider.as_ref())).await?;
+                            return Ok(Polled::Done);
+                        }
                     }
-                    // Boxed, like the answer and the rare steps below: the loop's own state,
-                    // held while it waits, stays small.
-                    s = Box::pin(async {
-                        let _permit = self.inner.router.gate(&job.provider).await;
-                        provider.poll(&job).await.map(Box::new)
-                    }) => s,
-                },
+                }
             };
             polled = true;
+            let job = polled_job(task)?;
             match &status {
                 Ok(s) => match &s.state {
                     JobState::Failed { error } => {
@@ -216,7 +229,7 @@ impl Lifecycle<'_> {
                         .retry_after()
                         .or_else(|| delays.next())
                         .unwrap_or(self.inner.config.retry_max_delay);
-                    swept = self.inner.sweepers.watch(self.inner, &provider, &job);
+                    swept = self.inner.sweepers.watch(self.inner, &provider, job);
                     continue;
                 }
                 Err(e) if e.is_retryable() && errors < self.inner.config.max_poll_errors => {
@@ -395,15 +408,12 @@ impl Lifecycle<'_> {
         }
     }
 
-    /// Stops following a job on cancel: the vendor's cancel is called where supported.
-    async fn cancel_job(
-        &self,
-        task: &mut Task,
-        provider: &dyn VideoProvider,
-        job: &ProviderJob,
-    ) -> Result<()> {
+    /// Stops following the task's job on cancel: the vendor's cancel is called where
+    /// supported.
+    async fn cancel_job(&self, task: &mut Task, provider: &dyn VideoProvider) -> Result<()> {
         if provider.capabilities().cancel
             && let Err(e) = {
+                let job = polled_job(task)?;
                 let _permit = self.inner.router.gate(&job.provider).await;
                 provider.cancel(job).await
             }

@@ -83,6 +83,18 @@ impl RunSlot {
         Ok(true)
     }
 
+    /// Takes a slot of the run and one of the orchestrator if both are free now: `None` when
+    /// it would have to wait for them, `Some(false)` when cancelled.
+    pub(super) fn try_acquire(&self, cancel: &CancellationToken) -> Option<bool> {
+        if cancel.is_cancelled() {
+            return Some(false);
+        }
+        let run = Arc::clone(&self.per_run).try_acquire_owned().ok()?;
+        let global = Arc::clone(&self.global).try_acquire_owned().ok()?;
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some((run, global));
+        Some(true)
+    }
+
     /// Gives the slot back for `wait` (another task of the run works in it meanwhile), then
     /// queues for one again. Only for a task without a job at the vendor. `false`: cancelled.
     pub(super) async fn lend_out(
