@@ -228,6 +228,8 @@ impl Lifecycle<'_> {
                 TaskStatus::Pending => match Box::pin(self.submit(task)).await? {
                     Some(taken) => {
                         slot = Some(taken);
+                        clock.follow(task);
+                        clock.accepted_now();
                         self.poll_boxed(task, &mut clock).await?
                     }
                     None => return Ok(()),

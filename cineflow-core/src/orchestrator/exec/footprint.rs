@@ -21,16 +21,29 @@ use super::super::worker::{self, Claimed};
 use super::super::{Inner, Orchestrator};
 use super::*;
 use crate::mock::MockProvider;
+use crate::orchestrator::OrchestratorConfig;
 use crate::router::Router;
 use crate::run::RunSpec;
 use crate::storyboard::Storyboard;
 
 /// An orchestrator on the mock with one claimed task of a one-shot run.
 async fn claimed() -> (Orchestrator, Run, Task) {
+    claimed_on(
+        MockProvider::new("mock").unwrap(),
+        OrchestratorConfig::default(),
+    )
+    .await
+}
+
+/// An orchestrator with `config` on `mock`, with one claimed task of a one-shot run.
+pub(super) async fn claimed_on(
+    mock: MockProvider,
+    config: OrchestratorConfig,
+) -> (Orchestrator, Run, Task) {
     let model = ModelId::new("sora2").unwrap();
-    let mock = Arc::new(MockProvider::new("mock").unwrap());
     let orch = Orchestrator::builder()
-        .router(Router::new().route(model.clone(), mock, "mock"))
+        .router(Router::new().route(model.clone(), Arc::new(mock), "mock"))
+        .config(config)
         .build()
         .unwrap();
     let sb = Storyboard::from_json(
@@ -49,7 +62,7 @@ async fn claimed() -> (Orchestrator, Run, Task) {
     (orch, run, task)
 }
 
-fn slot(inner: &Inner) -> RunSlot {
+pub(super) fn slot(inner: &Inner) -> RunSlot {
     RunSlot::new(Arc::new(Semaphore::new(1)), Arc::clone(&inner.global), None)
 }
 

@@ -31,6 +31,8 @@ pub(super) struct AttemptClock {
     age_at_anchor: Duration,
     /// Fresh video URLs asked for so far.
     pub(super) url_refreshes: u32,
+    /// When the vendor's answer accepting the job arrived, if it arrived in this process.
+    accepted: Option<Instant>,
 }
 
 impl AttemptClock {
@@ -40,6 +42,7 @@ impl AttemptClock {
             anchor: Instant::now(),
             age_at_anchor: Duration::ZERO,
             url_refreshes: 0,
+            accepted: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl AttemptClock {
                 // A submit recorded "in the future" (another host's clock) is new.
                 age_at_anchor: Duration::try_from(age).unwrap_or(Duration::ZERO),
                 url_refreshes: 0,
+                accepted: None,
             };
         }
     }
@@ -63,6 +67,21 @@ impl AttemptClock {
     /// How long ago the attempt's submit was recorded.
     pub(super) fn elapsed(&self) -> Duration {
         self.age_at_anchor.saturating_add(self.anchor.elapsed())
+    }
+
+    /// The vendor's answer accepting the current attempt's job has just arrived.
+    pub(super) fn accepted_now(&mut self) {
+        self.accepted = Some(Instant::now());
+    }
+
+    /// How long the job has run at the vendor, as well as this process knows: since its
+    /// acceptance arrived when that was seen here, else since the attempt was recorded. The
+    /// vendor's progress is extrapolated over this time: counted from the recorded attempt,
+    /// it includes the attempt's write and the submit's wait for a free call (seconds, under
+    /// load), and the end would be predicted that much too late.
+    pub(super) fn job_elapsed(&self) -> Duration {
+        self.accepted
+            .map_or_else(|| self.elapsed(), |at| at.elapsed())
     }
 }
 
@@ -253,8 +272,12 @@ impl Lifecycle<'_> {
                 }
             };
             errors = 0;
-            let next =
-                policy.next_interval(interval, clock.elapsed(), &status.state, status.poll_after);
+            let next = policy.next_interval(
+                interval,
+                clock.job_elapsed(),
+                &status.state,
+                status.poll_after,
+            );
             if let Some(end) = Box::pin(self.take_status(task, status)).await? {
                 return Ok(end);
             }
@@ -422,5 +445,72 @@ impl Lifecycle<'_> {
         }
         let before = task.status;
         mark_cancelled(self.inner, task, before).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::footprint::{claimed_on, slot};
+    use super::super::{Lifecycle, RunCtx};
+    use super::*;
+    use crate::mock::{MockProvider, Step};
+    use crate::orchestrator::{OrchestratorConfig, PollPolicy};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_job_time_counts_from_its_acceptance_when_that_was_seen_here() {
+        let mut clock = AttemptClock::new();
+        // The attempt was recorded 10 s ago (its write, then a wait for a free call).
+        clock.age_at_anchor = Duration::from_secs(10);
+        assert_eq!(clock.job_elapsed(), Duration::from_secs(10));
+        clock.accepted_now();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(clock.elapsed(), Duration::from_secs(14));
+        assert_eq!(clock.job_elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_job_is_predicted_from_its_acceptance_not_from_the_recorded_attempt() {
+        // The attempt was recorded 40 s before the job's acceptance arrived (its write, a
+        // wait for a free call). The first poll, 2 s after the acceptance, finds the job half
+        // done: it ends about 2 s later, and the next poll is aimed there (counted from the
+        // recorded attempt, 42 s later).
+        let mock = MockProvider::new("mock")
+            .unwrap()
+            .with_timeline(vec![Step::Running(50), Step::Succeeded]);
+        let config = OrchestratorConfig::default().with_poll(
+            PollPolicy::default()
+                .with_max(Duration::from_secs(120))
+                .with_jitter(0.0),
+        );
+        let (orch, run, mut task) = claimed_on(mock.clone(), config).await;
+        let inner = &orch.inner;
+        let ctx = RunCtx::new(inner, &run).await.unwrap();
+        let slot = slot(inner);
+        let cancel = CancellationToken::new();
+        let hook = inner.hooks.follow(task.id);
+        let life = Lifecycle {
+            inner,
+            cancel: &cancel,
+            ctx: &ctx,
+            slot: &slot,
+            hook: &hook,
+        };
+        assert_eq!(slot.try_acquire(&cancel), Some(true));
+        assert!(life.submit(&mut task).await.unwrap().is_some());
+        let attempt = task.current_attempt_mut().unwrap();
+        attempt.submitted_at -= time::Duration::seconds(40);
+        let mut clock = AttemptClock::new();
+        clock.follow(&task);
+        clock.accepted_now();
+        let started = Instant::now();
+        let polled = life.poll_until_ready(&mut task, &mut clock).await.unwrap();
+        assert!(matches!(polled, Polled::Ready));
+        assert_eq!(mock.polls(), 2);
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
     }
 }
