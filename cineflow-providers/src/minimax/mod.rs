@@ -229,8 +229,9 @@ impl Minimax {
         MinimaxBuilder::host(Host::China)
     }
 
-    /// Sends an API call to `segments` with the key (the answer unchecked).
-    async fn send(
+    /// Sends an API call to `segments` with the key, then checks the answer
+    /// ([`error::check`]: HTTP status and `base_resp`).
+    async fn call(
         &self,
         method: Method,
         segments: &[&str],
@@ -241,19 +242,7 @@ impl Minimax {
             .inner
             .api
             .bearer_request(method, segments, &self.inner.key)?;
-        http::send(build(rb), call).await
-    }
-
-    /// [`send`](Self::send), then the answer checked ([`error::check`]: HTTP status and
-    /// `base_resp`).
-    async fn call(
-        &self,
-        method: Method,
-        segments: &[&str],
-        call: Call,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, ProviderError> {
-        let answer = self.send(method, segments, call, build).await?;
+        let answer = http::send(build(rb), call).await?;
         error::check(&answer, call, &self.inner.key)?;
         Ok(answer)
     }
@@ -453,14 +442,17 @@ impl VideoProvider for Minimax {
         let api = model(job.vendor_model.trim()).map_or(Api::V1, |m| m.api);
         match api {
             Api::V1 => {
-                let answer = self
-                    .send(
+                // Unchecked: `status_v1` reads a failed task's non-zero `base_resp` itself.
+                let rb = self
+                    .inner
+                    .api
+                    .bearer_request(
                         Method::GET,
                         &["v1", "query", "video_generation"],
-                        Call::Poll,
-                        |rb| rb.query(&[("task_id", job.vendor_job_id.as_str())]),
-                    )
-                    .await?;
+                        &self.inner.key,
+                    )?
+                    .query(&[("task_id", job.vendor_job_id.as_str())]);
+                let answer = http::send(rb, Call::Poll).await?;
                 self.status_v1(job, &answer).await
             }
             Api::V2 => {
