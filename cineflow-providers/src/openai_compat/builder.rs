@@ -1,7 +1,5 @@
 //! [`OpenAiCompatBuilder`] and the [`Preset`]s it starts from.
 
-use std::fmt;
-
 use cineflow_core::provider::Capabilities;
 use cineflow_core::{Durations, Error, ModelCapabilities};
 use time::Date;
@@ -82,7 +80,7 @@ impl Preset {
 /// [`aihubmix`](OpenAiCompat::aihubmix), [`apiyi`](OpenAiCompat::apiyi),
 /// [`custom`](OpenAiCompat::custom)), or [`new`](Self::new) / [`from_env`](Self::from_env) for a
 /// custom deployment.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OpenAiCompatBuilder {
     preset: Preset,
     http: ClientConfig,
@@ -91,20 +89,6 @@ pub struct OpenAiCompatBuilder {
     models: Vec<String>,
     sunset: Option<Option<Date>>,
     today: Option<Date>,
-}
-
-impl fmt::Debug for OpenAiCompatBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiCompatBuilder")
-            .field("preset", &self.preset)
-            .field("http", &self.http)
-            .field("api_key", &self.api_key)
-            .field("durations", &self.durations)
-            .field("models", &self.models)
-            .field("sunset", &self.sunset)
-            .field("today", &self.today)
-            .finish()
-    }
 }
 
 http::http_builder!(OpenAiCompatBuilder, api_key);
