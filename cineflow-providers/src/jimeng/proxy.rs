@@ -286,7 +286,7 @@ impl JimengProxy {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        parse_proxy_error(a.status, &a.headers, &a.body, call, &self.inner.secrets)
+        parse_proxy_error(a, call, &self.inner.secrets)
     }
 
     fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {

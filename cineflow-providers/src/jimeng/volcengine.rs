@@ -243,7 +243,7 @@ impl JimengOfficial {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        parse_volc_error(a.status, &a.headers, &a.body, call, &self.inner.secrets)
+        parse_volc_error(a, call, &self.inner.secrets)
     }
 
     fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {
