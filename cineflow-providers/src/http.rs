@@ -39,8 +39,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cineflow_core::provider::redact_url;
 use cineflow_core::{
-    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, ProviderError,
-    ProviderId, ProviderJob, SubmitState, VideoAsset,
+    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, JobState,
+    ProviderError, ProviderId, ProviderJob, SubmitState, VideoAsset,
 };
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -841,6 +841,23 @@ impl WarnOnce {
                 status,
                 "unknown {what} status; treating it as running (logged once per status)"
             );
+        }
+    }
+
+    /// What an unknown status stands for: logged ([`unknown_status`](Self::unknown_status)),
+    /// then still running, at `progress` when the answer tells it, with no estimate.
+    pub(crate) fn running(
+        &self,
+        provider: &ProviderId,
+        job: &ProviderJob,
+        status: &str,
+        what: &str,
+        progress: Option<u8>,
+    ) -> JobState {
+        self.unknown_status(provider, job, status, what);
+        JobState::Running {
+            progress,
+            eta: None,
         }
     }
 }

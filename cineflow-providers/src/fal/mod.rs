@@ -550,14 +550,9 @@ impl VideoProvider for Fal {
                 }
             },
             other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "fal request");
+                let warned = &self.inner.warned;
                 (
-                    JobState::Running {
-                        progress: None,
-                        eta: None,
-                    },
+                    warned.running(self.id(), job, other, "fal request", None),
                     raw,
                 )
             }

@@ -620,11 +620,7 @@ impl VideoProvider for JimengProxy {
             Mapped::Unknown(status) => {
                 self.inner
                     .warned
-                    .unknown_status(self.id(), job, &status, "jimeng task");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+                    .running(self.id(), job, &status, "jimeng task", progress)
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))

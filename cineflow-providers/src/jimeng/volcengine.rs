@@ -443,15 +443,10 @@ impl VideoProvider for JimengOfficial {
                 .with_raw(http::excerpt(&answer.body, &self.inner.secrets)),
             },
             "expired" => JobState::Expired,
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "volcengine task");
-                JobState::Running {
-                    progress: None,
-                    eta: None,
-                }
-            }
+            other => self
+                .inner
+                .warned
+                .running(self.id(), job, other, "volcengine task", None),
         };
         Ok(JobStatus::new(state).with_raw(raw))
     }

@@ -302,15 +302,10 @@ impl Minimax {
                 let url = self.download_url(file_id).await?;
                 JobState::Succeeded { asset: asset(url) }
             }
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "minimax task");
-                JobState::Running {
-                    progress: None,
-                    eta: None,
-                }
-            }
+            other => self
+                .inner
+                .warned
+                .running(self.id(), job, other, "minimax task", None),
         };
         Ok(JobStatus::new(state).with_raw(raw))
     }

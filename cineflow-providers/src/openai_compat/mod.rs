@@ -441,12 +441,9 @@ impl OpenAiCompat {
                 error: error::job_failure(raw.get("error"), &self.key),
             },
             other => {
+                let other = other.unwrap_or_default();
                 self.warned
-                    .unknown_status(self.api.id(), job, other.unwrap_or_default(), "video");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+                    .running(self.api.id(), job, other, "video", progress)
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))

@@ -595,15 +595,10 @@ impl VideoProvider for Runway {
                 JobState::Failed { error }
             }
             "CANCELLED" => JobState::Cancelled,
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "runway task");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
-            }
+            other => self
+                .inner
+                .warned
+                .running(self.id(), job, other, "runway task", progress),
         };
         Ok(JobStatus::new(state).with_raw(raw))
     }

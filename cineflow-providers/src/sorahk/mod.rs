@@ -385,16 +385,9 @@ impl SoraHk {
                 error: error::job_failure(task.error_msg.as_deref(), &self.key),
             },
             other => {
-                self.warned.unknown_status(
-                    self.api.id(),
-                    job,
-                    other.unwrap_or_default(),
-                    "Sora.hk task",
-                );
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+                let other = other.unwrap_or_default();
+                self.warned
+                    .running(self.api.id(), job, other, "Sora.hk task", progress)
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))
