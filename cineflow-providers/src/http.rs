@@ -12,6 +12,7 @@ mod guard;
 pub(crate) mod listed;
 mod pair;
 mod secret;
+mod submit;
 #[cfg(test)]
 mod testing;
 
@@ -30,6 +31,8 @@ pub use guard::{
 #[allow(unused_imports)]
 pub(crate) use pair::{Clock, KeyPair, key_pair_setters};
 pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
+#[allow(unused_imports)]
+pub(crate) use submit::submitted;
 
 use std::collections::HashSet;
 use std::fmt;

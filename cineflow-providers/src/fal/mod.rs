@@ -501,19 +501,9 @@ impl VideoProvider for Fal {
         }
         let rb = self.call(Method::POST, url).json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let queued: Queued = answer.json(Call::Submit, &self.inner.key)?;
-        if queued.request_id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty request_id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let blank = "empty request_id";
+        let queued = http::submitted(rb, key, error, |q: &Queued| &q.request_id, blank).await?;
         tracing::debug!(provider = %self.id(), request = %queued.request_id, endpoint = name, "fal queued a request");
         let extra = self.kept_urls(&queued);
         Ok(self.inner.api.job(queued.request_id, name, extra))

@@ -475,19 +475,9 @@ impl VideoProvider for OpenAiCompat {
             None => call.json(&fields),
             Some(image) => call.multipart(self.multipart(fields, image).await?),
         };
-        let answer = http::send(call, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(error::parse_error(&answer, Call::Submit, &self.key));
-        }
-        let video: wire::Video = answer.json(Call::Submit, &self.key)?;
-        if video.id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.key,
-                "the created video has no id",
-            ));
-        }
+        let error = |a: &http::Answer, call| error::parse_error(a, call, &self.key);
+        let no_id = "the created video has no id";
+        let video = http::submitted(call, &self.key, error, |v: &wire::Video| &v.id, no_id).await?;
         Ok(self.job_for(video.id, req))
     }
 

@@ -566,19 +566,8 @@ impl VideoProvider for OpenRouter {
         let body = Value::Object(self.body(req).await?);
         let rb = self.api(Method::POST, &["videos"])?.json(&body);
         // Sent once: never retried (no idempotency key, no list to reconcile with).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(rb, key, error, |c: &Created| &c.id, "empty id").await?;
         Ok(self
             .inner
             .api

@@ -530,14 +530,8 @@ impl VideoProvider for Runway {
         let rb = self
             .api(Method::POST, &["v1", endpoint])?
             .json(&Value::Object(body));
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.id.trim().is_empty() {
-            return Err(self.malformed(&answer, Call::Submit, "empty task id"));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(rb, key, error, |c: &Created| &c.id, "empty task id").await?;
         tracing::debug!(provider = %self.id(), task = %created.id, endpoint, model = name, "runway accepted a task");
         Ok(self.inner.api.job(created.id, name, Value::Null))
     }

@@ -545,19 +545,8 @@ impl VideoProvider for Seedance {
         body::check_size(&body)?;
         let rb = self.api(Method::POST, None)?.json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty task id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(rb, key, error, |c: &Created| &c.id, "empty task id").await?;
         let model = req.vendor_model.trim();
         tracing::debug!(provider = %self.id(), task = %created.id, model, "seedance accepted a task");
         let extra = match created.safety_identifier {

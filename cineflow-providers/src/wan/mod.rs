@@ -441,19 +441,15 @@ impl VideoProvider for Wan {
             .header(name, value)
             .json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.output.task_id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty output.task_id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(
+            rb,
+            key,
+            error,
+            |c: &Created| &c.output.task_id,
+            "empty output.task_id",
+        )
+        .await?;
         let model = req.vendor_model.trim();
         tracing::debug!(provider = %self.id(), task = %created.output.task_id, model, "wan accepted a task");
         Ok(self
