@@ -105,7 +105,7 @@ use url::Url;
 
 use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
 use crate::webhook::{Headers, Rejection};
-use endpoints::{app_of, known_endpoint};
+use endpoints::{Media, app_of, known_endpoint};
 use jwks::{Jwks, Want};
 use wire::{Output, Queued, RequestPage, Status};
 
@@ -379,10 +379,10 @@ impl Fal {
             return Err(refused("the prompt is empty"));
         }
         let last = http::last_frame(req)?;
-        let api = &self.inner.api;
+        let media = Media::of(&self.inner.api, req, last.as_ref()).await?;
         let mut b = match (custom, known) {
-            (Some(c), _) => c.input(api, req, last.as_ref()).await?,
-            (None, Some(k)) => k.input(api, req, last.as_ref()).await?,
+            (Some(c), _) => c.input(req, &media),
+            (None, Some(k)) => k.input(req, &media)?,
             (None, None) => return Err(refused(format!("unknown fal endpoint {name:?}"))),
         };
         http::merge_extra(&mut b, &req.extra);
