@@ -10,6 +10,7 @@ mod fetch;
 mod glue;
 mod guard;
 pub(crate) mod listed;
+mod media;
 mod pair;
 mod secret;
 mod submit;
@@ -28,6 +29,8 @@ pub(crate) use glue::{callbacks, download_without_credentials, id_and_capabiliti
 pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
 };
+#[allow(unused_imports)]
+pub(crate) use media::model_with_media;
 #[allow(unused_imports)]
 pub(crate) use pair::{Clock, KeyPair, key_pair_setters};
 pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
