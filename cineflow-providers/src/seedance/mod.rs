@@ -664,20 +664,21 @@ impl VideoProvider for Seedance {
         jobs: &[ProviderJob],
         resume: Option<&str>,
     ) -> Result<PolledJobs, ProviderError> {
-        let mut sweep = Sweep::new(jobs);
         let batches: Vec<&[ProviderJob]> = jobs.chunks(LIST_PAGE_SIZE).collect();
         let start = resume.and_then(|r| r.parse::<usize>().ok()).unwrap_or(0);
+        let mut sweep = Sweep::new(jobs, start);
         for (i, batch) in batches.iter().enumerate().skip(start) {
             if !sweep.wants_more() {
                 break;
             }
+            sweep.go_to(i);
             let params: Vec<(&str, String)> = batch
                 .iter()
                 .map(|j| ("filter.task_ids", j.vendor_job_id.clone()))
                 .collect();
             let (answer, page) = match self.list_page(&params, 1, batch.len()).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e, Some(i.to_string())),
+                Err(e) => return sweep.stopped(e),
             };
             let entries: Vec<ListedJob> = page.items;
             sweep.page(&entries, |job, raw| {
