@@ -247,6 +247,20 @@ impl Minimax {
         Ok(answer)
     }
 
+    /// `value` when it is there and not blank; else the answer (to `call`) is
+    /// [`malformed`](http::malformed), saying `why`.
+    fn present<T: AsRef<str>>(
+        &self,
+        value: Option<T>,
+        answer: &Answer,
+        call: Call,
+        why: &str,
+    ) -> Result<T, ProviderError> {
+        value
+            .filter(|v| !v.as_ref().trim().is_empty())
+            .ok_or_else(|| http::malformed(answer, call, &self.inner.key, why))
+    }
+
     fn model(&self, name: &str) -> Result<&'static Model, ProviderError> {
         model(name).ok_or_else(|| {
             refused(format!(
@@ -291,14 +305,8 @@ impl Minimax {
                 ),
             },
             "Success" => {
-                let Some(file_id) = q.file_id.as_deref().filter(|f| !f.trim().is_empty()) else {
-                    return Err(http::malformed(
-                        answer,
-                        Call::Poll,
-                        key,
-                        "Success without file_id",
-                    ));
-                };
+                let why = "Success without file_id";
+                let file_id = self.present(q.file_id.as_deref(), answer, Call::Poll, why)?;
                 let url = self.download_url(file_id).await?;
                 JobState::Succeeded { asset: asset(url) }
             }
@@ -322,17 +330,8 @@ impl Minimax {
             )
             .await?;
         let r: Retrieved = answer.json(Call::Poll, &self.inner.key)?;
-        r.file
-            .and_then(|f| f.download_url)
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                http::malformed(
-                    &answer,
-                    Call::Poll,
-                    &self.inner.key,
-                    "file.download_url is missing",
-                )
-            })
+        let url = r.file.and_then(|f| f.download_url);
+        self.present(url, &answer, Call::Poll, "file.download_url is missing")
     }
 
     /// A V2 query answer as the job's status.
@@ -352,18 +351,9 @@ impl Minimax {
             "queued" => JobState::Queued,
             "running" => running,
             "succeeded" => {
-                let Some(url) = task
-                    .content
-                    .and_then(|c| c.url)
-                    .filter(|u| !u.trim().is_empty())
-                else {
-                    return Err(http::malformed(
-                        answer,
-                        Call::Poll,
-                        key,
-                        "succeeded without task.content.url",
-                    ));
-                };
+                let url = task.content.and_then(|c| c.url);
+                let why = "succeeded without task.content.url";
+                let url = self.present(url, answer, Call::Poll, why)?;
                 JobState::Succeeded { asset: asset(url) }
             }
             "failed" => {
@@ -415,14 +405,7 @@ impl VideoProvider for Minimax {
             .call(Method::POST, &path, Call::Submit, |rb| rb.json(&body))
             .await?;
         let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        let Some(id) = created.task_id.filter(|t| !t.trim().is_empty()) else {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty task_id",
-            ));
-        };
+        let id = self.present(created.task_id, &answer, Call::Submit, "empty task_id")?;
         tracing::debug!(provider = %self.id(), task = %id, model = name, "minimax accepted a task");
         Ok(self.inner.api.job(id, name, Value::Null))
     }
