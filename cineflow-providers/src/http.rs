@@ -17,6 +17,8 @@ mod submit;
 #[cfg(test)]
 mod testing;
 
+#[allow(unused_imports)]
+pub(crate) use builder::callback_url_setter;
 pub(crate) use builder::http_builder;
 #[cfg(feature = "kling")]
 pub(crate) use builder::recorded_job;

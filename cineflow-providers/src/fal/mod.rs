@@ -200,10 +200,9 @@ impl FalBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, a base URL
-    /// is not http(s) or carries credentials, a query or a fragment, a templated endpoint is
-    /// invalid ([`FalEndpoint`]) or reuses a built-in id, or the HTTP client cannot be built;
-    /// [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when the platform URL is not http(s) or carries credentials, a query or a
+    /// fragment, or a templated endpoint is invalid ([`FalEndpoint`]) or reuses a built-in id, and
+    /// [those every builder has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Fal, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;

@@ -186,10 +186,9 @@ impl JimengProxyBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when no token is set or one cannot go in an HTTP header, when the base
-    /// URL is not http(s) or carries credentials, a query or a fragment, when
-    /// `CINEFLOW_JIMENG_ROUTES` names no [`ProxyRoutes`], or when the HTTP client cannot be
-    /// built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when no token is set or one cannot go in an HTTP header, or when
+    /// `CINEFLOW_JIMENG_ROUTES` names no [`ProxyRoutes`], and [those every builder
+    /// has](crate::HttpBuilder#errors-of-build) (base URL, id, client).
     pub fn build(self) -> Result<JimengProxy, Error> {
         let routes = self.routes.map_err(|bad| {
             Error::Config(format!(

@@ -92,9 +92,8 @@ impl JimengOfficialBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when a key is missing, the access key cannot go in an HTTP header, the
-    /// base URL is not http(s) or carries credentials, a query or a fragment, or the HTTP client
-    /// cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a key is missing or the access key cannot go in an HTTP header, and
+    /// [those every builder has](crate::HttpBuilder#errors-of-build) (base URL, id, client).
     pub fn build(self) -> Result<JimengOfficial, Error> {
         let api = self.http.build()?;
         let Some((ak, sk, clock)) = self.keys.take() else {

@@ -158,22 +158,19 @@ impl MinimaxBuilder {
         self
     }
 
-    /// A `callback_url` MiniMax POSTs the task to on each change (an http(s) URL; put your own
-    /// job id in its query). The receiver must echo MiniMax's first `{"challenge": …}` POST
-    /// within 3 s. Default: none.
-    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
-        self.callback_url = Some(url.into());
-        self
+    http::callback_url_setter! {
+        /// A `callback_url` MiniMax POSTs the task to on each change (an http(s) URL; put your own
+        /// job id in its query). The receiver must echo MiniMax's first `{"challenge": …}` POST
+        /// within 3 s. Default: none.
+        with_callback_url;
     }
 
     /// Builds the provider.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the base URL
-    /// is not http(s) or carries credentials, a query or a fragment, the callback URL is not an
-    /// http(s) URL, or the HTTP client cannot be built; [`Error::InvalidId`] when the id is not
-    /// a valid slug.
+    /// [`Error::Config`] when the callback URL is not an http(s) URL, and [those every builder
+    /// has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Minimax, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;

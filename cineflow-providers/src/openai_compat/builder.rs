@@ -159,11 +159,9 @@ impl OpenAiCompatBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::Config`] when the key is missing or empty (naming the environment variables),
-    ///   is not a valid header value, when a [`Custom`](Preset::Custom) builder has no base URL,
-    ///   when the base URL is not http(s), carries credentials, a query or a fragment, when no
-    ///   duration is allowed, or when the HTTP client cannot be built;
-    /// - [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a [`Custom`](Preset::Custom) builder has no base URL or no duration
+    /// is allowed, and [those every builder has](crate::HttpBuilder#errors-of-build) (key, base
+    /// URL, id, client).
     pub fn build(self) -> Result<OpenAiCompat, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), self.preset.api_key_vars())?;

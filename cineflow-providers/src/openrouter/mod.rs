@@ -187,9 +187,8 @@ impl OpenRouterBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the base URL
-    /// is not http(s) or carries credentials, a query or a fragment, or the HTTP client cannot
-    /// be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// Only [those every builder has](crate::HttpBuilder#errors-of-build): key, base URL, id,
+    /// client.
     pub fn build(self) -> Result<OpenRouter, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;

@@ -321,9 +321,8 @@ impl RunwayBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, a default model
-    /// is unknown, the base URL is not http(s) or carries credentials, a query or a fragment, or
-    /// the HTTP client cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a default model is unknown, and [those every builder
+    /// has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Runway, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;

@@ -220,21 +220,19 @@ impl SeedanceBuilder {
         self
     }
 
-    /// A `callback_url` Ark POSTs the task to on each state change (an http(s) URL; put your
-    /// own job id in its query). Default: none.
-    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
-        self.callback_url = Some(url.into());
-        self
+    http::callback_url_setter! {
+        /// A `callback_url` Ark POSTs the task to on each state change (an http(s) URL; put your
+        /// own job id in its query). Default: none.
+        with_callback_url;
     }
 
     /// Builds the provider.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the base URL
-    /// is not http(s) or carries credentials, a query or a fragment, `execution_expires_after`
-    /// is out of range, the callback URL is not an http(s) URL, or the HTTP client cannot be
-    /// built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when `execution_expires_after` is out of range or the callback URL is not
+    /// an http(s) URL, and [those every builder has](crate::HttpBuilder#errors-of-build) (key, base
+    /// URL, id, client).
     pub fn build(self) -> Result<Seedance, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;

@@ -167,10 +167,8 @@ impl SoraHkBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::Config`] when the key is missing or empty (naming the environment variables)
-    ///   or not a valid header value, when the base URL is not http(s) or carries credentials, a
-    ///   query or a fragment, or when the HTTP client cannot be built;
-    /// - [`Error::InvalidId`] when the id is not a valid slug.
+    /// Only [those every builder has](crate::HttpBuilder#errors-of-build): key (the message names
+    /// its environment variables), base URL, id, client.
     pub fn build(self) -> Result<SoraHk, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;

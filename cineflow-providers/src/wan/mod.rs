@@ -202,10 +202,8 @@ impl WanBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the workspace
-    /// id is not made of letters, digits, `-` and `_`, the base URL is not http(s) or carries
-    /// credentials, a query or a fragment, or the HTTP client cannot be built;
-    /// [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when the workspace id is not made of letters, digits, `-` and `_`, and
+    /// [those every builder has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Wan, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
