@@ -320,22 +320,17 @@ impl Router {
         weight: Option<u32>,
         enabled: Option<bool>,
     ) -> Result<()> {
-        let mut cfg = self.write();
-        let route = cfg
-            .models
-            .get_mut(model)
-            .and_then(|m| m.routes.iter_mut().find(|r| &r.provider == provider))
-            .ok_or_else(|| Error::not_found("route", format!("{model}/{provider}")))?;
-        if let Some(p) = priority {
-            route.priority = p;
-        }
-        if let Some(w) = weight {
-            route.weight = w;
-        }
-        if let Some(e) = enabled {
-            route.enabled = e;
-        }
-        Ok(())
+        self.edit_route(model, provider, |route| {
+            if let Some(p) = priority {
+                route.priority = p;
+            }
+            if let Some(w) = weight {
+                route.weight = w;
+            }
+            if let Some(e) = enabled {
+                route.enabled = e;
+            }
+        })
     }
 
     /// The price of `vendor_model` at `provider` for `model` (route price, else provider
