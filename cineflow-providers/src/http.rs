@@ -854,6 +854,8 @@ impl WarnOnce {
 
     /// What an unknown status stands for: logged ([`unknown_status`](Self::unknown_status)),
     /// then still running, at `progress` when the answer tells it, with no estimate.
+    // A build without the adapters that use it leaves it unused.
+    #[allow(dead_code)]
     pub(crate) fn running(
         &self,
         provider: &ProviderId,
