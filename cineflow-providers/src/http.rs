@@ -10,11 +10,15 @@ mod fetch;
 mod glue;
 mod guard;
 pub(crate) mod listed;
+mod media;
 mod pair;
 mod secret;
+mod submit;
 #[cfg(test)]
 mod testing;
 
+#[allow(unused_imports)]
+pub(crate) use builder::callback_url_setter;
 pub(crate) use builder::http_builder;
 #[cfg(feature = "kling")]
 pub(crate) use builder::recorded_job;
@@ -28,8 +32,12 @@ pub use guard::{
     IpNetwork, MAX_REDIRECTS, NETWORK_ALLOW_VAR, NetworkPolicy, Restricted, restricted,
 };
 #[allow(unused_imports)]
+pub(crate) use media::model_with_media;
+#[allow(unused_imports)]
 pub(crate) use pair::{Clock, KeyPair, key_pair_setters};
 pub use secret::{ApiKey, REDACTED, Scrub, Secrets, scrub_json};
+#[allow(unused_imports)]
+pub(crate) use submit::submitted;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -39,8 +47,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cineflow_core::provider::redact_url;
 use cineflow_core::{
-    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, ProviderError,
-    ProviderId, ProviderJob, SubmitState, VideoAsset,
+    AspectRatio, Capabilities, Error, ErrorCode, GenerationRequest, ImageRef, JobState,
+    ProviderError, ProviderId, ProviderJob, SubmitState, VideoAsset,
 };
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
@@ -841,6 +849,25 @@ impl WarnOnce {
                 status,
                 "unknown {what} status; treating it as running (logged once per status)"
             );
+        }
+    }
+
+    /// What an unknown status stands for: logged ([`unknown_status`](Self::unknown_status)),
+    /// then still running, at `progress` when the answer tells it, with no estimate.
+    // A build without the adapters that use it leaves it unused.
+    #[allow(dead_code)]
+    pub(crate) fn running(
+        &self,
+        provider: &ProviderId,
+        job: &ProviderJob,
+        status: &str,
+        what: &str,
+        progress: Option<u8>,
+    ) -> JobState {
+        self.unknown_status(provider, job, status, what);
+        JobState::Running {
+            progress,
+            eta: None,
         }
     }
 }

@@ -497,6 +497,23 @@ mod tests {
         assert_eq!(c.lease.follow_interval, Duration::from_secs(1));
     }
 
+    /// The interval after a 2 s one for a job running for 30 s at `progress`, with the vendor's
+    /// `eta` and `hint`.
+    fn running_for_30s(
+        p: &PollPolicy,
+        progress: Option<u8>,
+        eta: Option<Duration>,
+        hint: Option<Duration>,
+    ) -> Duration {
+        let running = JobState::Running { progress, eta };
+        p.next_interval(
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+            &running,
+            hint,
+        )
+    }
+
     #[test]
     fn the_vendor_hint_is_a_floor_within_bounds() {
         let p = policy();
@@ -515,49 +532,22 @@ mod tests {
         );
         assert_eq!(d, p.max);
         // A short hint does not make a long wait short: 75 % after 30 s leaves about 10 s.
-        let running = JobState::Running {
-            progress: Some(75),
-            eta: None,
-        };
-        let d = p.next_interval(
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-            &running,
-            Some(Duration::from_secs(1)),
-        );
+        let d = running_for_30s(&p, Some(75), None, Some(Duration::from_secs(1)));
         assert_eq!(d, Duration::from_secs(10));
     }
 
     #[test]
     fn a_vendor_eta_is_used_as_the_time_left() {
         let p = policy();
-        let running = JobState::Running {
-            progress: Some(10),
-            eta: Some(Duration::from_secs(12)),
-        };
-        let d = p.next_interval(
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-            &running,
-            None,
-        );
+        let d = running_for_30s(&p, Some(10), Some(Duration::from_secs(12)), None);
         assert_eq!(d, Duration::from_secs(12));
     }
 
     #[test]
     fn progress_extrapolates_the_time_left() {
         let p = policy();
-        let running = JobState::Running {
-            progress: Some(75),
-            eta: None,
-        };
         // 75 % after 30 s: about 10 s left.
-        let d = p.next_interval(
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-            &running,
-            None,
-        );
+        let d = running_for_30s(&p, Some(75), None, None);
         assert_eq!(d, Duration::from_secs(10));
     }
 

@@ -1,6 +1,6 @@
-//! Editing one route's vendor models in the live router.
+//! Editing one route in the live router.
 
-use super::Router;
+use super::{RouteConfig, Router};
 use crate::error::{Error, Result};
 use crate::ids::{ModelId, ProviderId};
 
@@ -20,13 +20,27 @@ impl Router {
         vendor_models: Vec<String>,
     ) -> Result<()> {
         check_vendor_models(&vendor_models)?;
+        self.edit_route(model, provider, |route| route.vendor_models = vendor_models)
+    }
+
+    /// Applies `edit` to `model`'s route through `provider` in the live configuration.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (`route`) if `model` has no route through `provider`; then nothing
+    /// changes.
+    pub(super) fn edit_route(
+        &self,
+        model: &ModelId,
+        provider: &ProviderId,
+        edit: impl FnOnce(&mut RouteConfig),
+    ) -> Result<()> {
         let mut cfg = self.write();
         let route = cfg
             .models
             .get_mut(model)
             .and_then(|m| m.routes.iter_mut().find(|r| &r.provider == provider))
             .ok_or_else(|| Error::not_found("route", format!("{model}/{provider}")))?;
-        route.vendor_models = vendor_models;
+        edit(route);
         Ok(())
     }
 }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::ids::{ModelId, ProviderId};
-use crate::provider::{GenerationRequest, ProviderError, VideoProvider};
+use crate::provider::{GenerationRequest, ProviderError, ProviderJob, VideoProvider};
 
 mod adaptive;
 mod catalog;
@@ -320,22 +320,17 @@ impl Router {
         weight: Option<u32>,
         enabled: Option<bool>,
     ) -> Result<()> {
-        let mut cfg = self.write();
-        let route = cfg
-            .models
-            .get_mut(model)
-            .and_then(|m| m.routes.iter_mut().find(|r| &r.provider == provider))
-            .ok_or_else(|| Error::not_found("route", format!("{model}/{provider}")))?;
-        if let Some(p) = priority {
-            route.priority = p;
-        }
-        if let Some(w) = weight {
-            route.weight = w;
-        }
-        if let Some(e) = enabled {
-            route.enabled = e;
-        }
-        Ok(())
+        self.edit_route(model, provider, |route| {
+            if let Some(p) = priority {
+                route.priority = p;
+            }
+            if let Some(w) = weight {
+                route.weight = w;
+            }
+            if let Some(e) = enabled {
+                route.enabled = e;
+            }
+        })
     }
 
     /// The price of `vendor_model` at `provider` for `model` (route price, else provider
@@ -614,6 +609,22 @@ impl Router {
             submit,
             ..self.gate(provider).await
         }
+    }
+
+    /// Sends a paid submit of `req` to `provider` once, through its gates: waits for a place
+    /// ([`submit_gate`](Self::submit_gate)), marks the start ([`begin_submit`](Self::begin_submit)),
+    /// submits, and records the outcome ([`record_submit`](Self::record_submit)).
+    pub(crate) async fn submit(
+        &self,
+        provider: &dyn VideoProvider,
+        req: &GenerationRequest,
+    ) -> std::result::Result<ProviderJob, ProviderError> {
+        let pid = provider.id();
+        let permit = self.submit_gate(pid).await;
+        self.begin_submit(pid);
+        let result = provider.submit(req).await;
+        self.record_submit(pid, permit, result.as_ref().map(|_| ()));
+        result
     }
 
     /// Records a submit's outcome ([`record`](Self::record)) and adjusts the provider's

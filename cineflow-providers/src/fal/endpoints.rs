@@ -205,15 +205,24 @@ impl Known {
         }
     }
 
+    /// Refuses a request this endpoint cannot take without `what`.
+    fn needs(&self, what: &str) -> ProviderError {
+        refused(format!("fal endpoint {} needs {what}", self.id))
+    }
+
+    /// The request's first frame, as the input field `key` takes it; refused without one.
+    fn first_frame(&self, media: &Media, key: &str) -> Result<Value, ProviderError> {
+        let first = media.first.clone().map(Value::from);
+        first.ok_or_else(|| self.needs(&format!("a first_frame ({key})")))
+    }
+
     /// The endpoint's input for `req` (admitted against [`capabilities`](Self::capabilities)
-    /// before), with images as URLs (`data:` URLs for files).
-    pub(super) async fn input(
+    /// before), with its `media` as URLs.
+    pub(super) fn input(
         &self,
-        api: &Endpoint,
         req: &GenerationRequest,
-        last: Option<&ImageRef>,
+        media: &Media,
     ) -> Result<Map<String, Value>, ProviderError> {
-        let media = Media::of(api, req, last).await?;
         let mut b = Map::new();
         let mut put = |k: &str, v: Value| {
             b.insert(k.to_owned(), v);
@@ -223,13 +232,7 @@ impl Known {
             AspectRatio::Adaptive => adaptive.to_owned(),
             r => r.as_str().to_owned(),
         };
-        let need = |what: &str, ok: bool| {
-            if ok {
-                Ok(())
-            } else {
-                Err(refused(format!("fal endpoint {} needs {what}", self.id)))
-            }
-        };
+        let need = |what: &str, ok: bool| if ok { Ok(()) } else { Err(self.needs(what)) };
         match self.family {
             Family::Seedance => {
                 let duration = if req.model_chosen_duration {
@@ -245,8 +248,7 @@ impl Known {
                 match self.mode {
                     Mode::Text => {}
                     Mode::Image => {
-                        need("a first_frame (image_url)", media.first.is_some())?;
-                        put("image_url", media.first.clone().into());
+                        put("image_url", self.first_frame(media, "image_url")?);
                         if let Some(l) = &media.last {
                             put("end_image_url", l.clone().into());
                         }
@@ -271,8 +273,10 @@ impl Known {
             Family::Kling => {
                 put("duration", req.duration_s.to_string().into());
                 if self.mode == Mode::Image {
-                    need("a first_frame (start_image_url)", media.first.is_some())?;
-                    put("start_image_url", media.first.clone().into());
+                    put(
+                        "start_image_url",
+                        self.first_frame(media, "start_image_url")?,
+                    );
                     if let Some(l) = &media.last {
                         put("end_image_url", l.clone().into());
                     }
@@ -290,8 +294,7 @@ impl Known {
                     put("resolution", r.as_str().into());
                 }
                 if self.mode == Mode::Image {
-                    need("a first_frame (image_url)", media.first.is_some())?;
-                    put("image_url", media.first.clone().into());
+                    put("image_url", self.first_frame(media, "image_url")?);
                 }
                 if let Some(n) = &req.negative_prompt {
                     put("negative_prompt", n.clone().into());
@@ -490,14 +493,8 @@ impl FalEndpoint {
         Ok(())
     }
 
-    /// The input for `req`: the template with its placeholders replaced.
-    pub(super) async fn input(
-        &self,
-        api: &Endpoint,
-        req: &GenerationRequest,
-        last: Option<&ImageRef>,
-    ) -> Result<Map<String, Value>, ProviderError> {
-        let media = Media::of(api, req, last).await?;
+    /// The input for `req`, its `media` as URLs: the template with its placeholders replaced.
+    pub(super) fn input(&self, req: &GenerationRequest, media: &Media) -> Map<String, Value> {
         let value = |p: &str| -> Option<Value> {
             Some(match p {
                 "$prompt" => req.prompt.clone().into(),
@@ -527,7 +524,7 @@ impl FalEndpoint {
                 }
             }
         }
-        Ok(out)
+        out
     }
 }
 

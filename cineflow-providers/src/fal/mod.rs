@@ -105,7 +105,7 @@ use url::Url;
 
 use crate::http::{self, Answer, ApiKey, Call, ClientConfig, Endpoint, WarnOnce, refused};
 use crate::webhook::{Headers, Rejection};
-use endpoints::{app_of, known_endpoint};
+use endpoints::{Media, app_of, known_endpoint};
 use jwks::{Jwks, Want};
 use wire::{Output, Queued, RequestPage, Status};
 
@@ -200,10 +200,9 @@ impl FalBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, a base URL
-    /// is not http(s) or carries credentials, a query or a fragment, a templated endpoint is
-    /// invalid ([`FalEndpoint`]) or reuses a built-in id, or the HTTP client cannot be built;
-    /// [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when the platform URL is not http(s) or carries credentials, a query or a
+    /// fragment, or a templated endpoint is invalid ([`FalEndpoint`]) or reuses a built-in id, and
+    /// [those every builder has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Fal, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -379,10 +378,10 @@ impl Fal {
             return Err(refused("the prompt is empty"));
         }
         let last = http::last_frame(req)?;
-        let api = &self.inner.api;
+        let media = Media::of(&self.inner.api, req, last.as_ref()).await?;
         let mut b = match (custom, known) {
-            (Some(c), _) => c.input(api, req, last.as_ref()).await?,
-            (None, Some(k)) => k.input(api, req, last.as_ref()).await?,
+            (Some(c), _) => c.input(req, &media),
+            (None, Some(k)) => k.input(req, &media)?,
             (None, None) => return Err(refused(format!("unknown fal endpoint {name:?}"))),
         };
         http::merge_extra(&mut b, &req.extra);
@@ -501,19 +500,9 @@ impl VideoProvider for Fal {
         }
         let rb = self.call(Method::POST, url).json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let queued: Queued = answer.json(Call::Submit, &self.inner.key)?;
-        if queued.request_id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty request_id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let blank = "empty request_id";
+        let queued = http::submitted(rb, key, error, |q: &Queued| &q.request_id, blank).await?;
         tracing::debug!(provider = %self.id(), request = %queued.request_id, endpoint = name, "fal queued a request");
         let extra = self.kept_urls(&queued);
         Ok(self.inner.api.job(queued.request_id, name, extra))
@@ -550,14 +539,9 @@ impl VideoProvider for Fal {
                 }
             },
             other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "fal request");
+                let warned = &self.inner.warned;
                 (
-                    JobState::Running {
-                        progress: None,
-                        eta: None,
-                    },
+                    warned.running(self.id(), job, other, "fal request", None),
                     raw,
                 )
             }

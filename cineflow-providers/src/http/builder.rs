@@ -101,6 +101,17 @@ pub fn require_key(key: Option<ApiKey>, id: &ProviderId, vars: &[&str]) -> Resul
 /// assert_eq!(endpoint.id().as_str(), "mine_2");
 /// # Ok::<(), cineflow_core::Error>(())
 /// ```
+///
+/// # Errors of `build`
+///
+/// Every adapter's `build` checks these settings the way [`ClientConfig::build`] does:
+/// [`Error::InvalidId`] when the id is not a valid slug; [`Error::Config`] when there is no base
+/// URL (an adapter without a default one), when it is not http(s) or carries credentials, a query
+/// or a fragment, when [`NETWORK_ALLOW_VAR`] was read and is invalid, or when the HTTP client
+/// cannot be built. A builder that takes one API key ([`ApiKeyBuilder`]) also fails with
+/// [`Error::Config`] when the key is missing (the message names the environment variables that
+/// can hold it) or cannot go in an HTTP header. What else a `build` checks is in its own
+/// documentation.
 pub trait HttpBuilder: Sized {
     /// The builder's shared settings.
     fn client_config(&mut self) -> &mut ClientConfig;
@@ -204,6 +215,23 @@ macro_rules! http_builder {
     };
 }
 pub(crate) use http_builder;
+
+/// Writes a builder's `with_callback_url(url)`, with the doc given before its name, over the
+/// builder's `callback_url: Option<String>` field (which `build` checks with
+/// [`check_callback_url`](super::check_callback_url)).
+// Only the adapters that take a callback URL use this.
+#[allow(unused_macros)]
+macro_rules! callback_url_setter {
+    ($(#[$doc:meta])* with_callback_url;) => {
+        $(#[$doc])*
+        pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
+            self.callback_url = Some(url.into());
+            self
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use callback_url_setter;
 
 /// The settings every HTTP adapter's builder has — provider id, base URL, a shared client,
 /// timeouts, network policy — with the adapter's defaults. A builder embeds one, gets the

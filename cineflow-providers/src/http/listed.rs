@@ -1,27 +1,103 @@
 //! Entries of a vendor's job list, as reconciliation reads them
 //! ([`VideoProvider::find_jobs`](cineflow_core::VideoProvider::find_jobs)).
 
-use std::collections::HashMap;
+// Only the adapters that read a job list use this: a build without them leaves it unused.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use cineflow_core::{JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob};
+use cineflow_core::{JobQuery, JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-/// A search of a newest-first list that read `pages` pages of `page_size` `entries` without
-/// reaching one created before `created_after` ([`search_cut_short`](super::search_cut_short)).
-pub(crate) fn window_not_reached(
-    id: &ProviderId,
-    pages: impl fmt::Display,
-    page_size: impl fmt::Display,
-    entries: &str,
-    created_after: OffsetDateTime,
-) -> ProviderError {
-    let what = format!(
-        "read {pages} pages of {page_size} {entries} without reaching one created before \
-         {created_after}"
-    );
-    super::search_cut_short(id, what)
+/// One search of a newest-first list for the jobs an ambiguous submit may have created
+/// ([`VideoProvider::find_jobs`](cineflow_core::VideoProvider::find_jobs)): the candidates found
+/// so far, each listed job looked at once however the pages shift.
+#[derive(Debug)]
+pub(crate) struct Search<'q> {
+    query: &'q JobQuery,
+    seen: HashSet<String>,
+    found: Vec<ProviderJob>,
+    pages: u32,
+}
+
+impl<'q> Search<'q> {
+    /// A search for the jobs `query` looks for.
+    pub(crate) fn new(query: &'q JobQuery) -> Self {
+        Self {
+            query,
+            seen: HashSet::new(),
+            found: Vec::new(),
+            pages: 0,
+        }
+    }
+
+    /// Reads one page. An entry stands for the instants `span` gives for its `created_at` (the
+    /// instant itself, or the whole second a unix-seconds time stands for): one wholly before the
+    /// query's window is passed over, and makes this page the last one needed; one that overlaps
+    /// the window and was not seen on an earlier page is a candidate when `matches` says so, as
+    /// the job `job` builds for it, submitted at its `created_at`.
+    ///
+    /// Returns whether the page reached an entry created before the window; the error of
+    /// `matches` (the reason an entry cannot be compared) stops the page.
+    pub(crate) fn page(
+        &mut self,
+        entries: &[ListedJob],
+        span: impl Fn(OffsetDateTime) -> (OffsetDateTime, OffsetDateTime),
+        matches: impl Fn(&ListedJob) -> Result<bool, String>,
+        job: impl Fn(&ListedJob) -> ProviderJob,
+    ) -> Result<bool, String> {
+        self.pages += 1;
+        let mut reached_older = false;
+        for entry in entries {
+            let (first, last) = span(entry.created_at);
+            if last < self.query.created_after {
+                reached_older = true;
+                continue;
+            }
+            // The nearest instant of the entry's span to the window's start.
+            let nearest = self.query.created_after.clamp(first, last);
+            if !self.query.in_window(nearest) || !self.seen.insert(entry.id.clone()) {
+                continue;
+            }
+            if matches(entry)? {
+                self.found
+                    .push(job(entry).with_submitted_at(entry.created_at));
+            }
+        }
+        Ok(reached_older)
+    }
+
+    /// The answer of a search that read `pages` pages of `page_size` `entries` of `provider`
+    /// without reaching one created before the window
+    /// ([`search_cut_short`](super::search_cut_short)), rather than a partial list.
+    pub(crate) fn not_reached(
+        &self,
+        provider: &ProviderId,
+        pages: impl fmt::Display,
+        page_size: impl fmt::Display,
+        entries: &str,
+    ) -> ProviderError {
+        let created_after = self.query.created_after;
+        let what = format!(
+            "read {pages} pages of {page_size} {entries} without reaching one created before \
+             {created_after}"
+        );
+        super::search_cut_short(provider, what)
+    }
+
+    /// The candidates found, logged as what reconciliation listed of the `entries` of
+    /// `provider`.
+    pub(crate) fn found(self, provider: &ProviderId, entries: &str) -> Vec<ProviderJob> {
+        tracing::debug!(
+            provider = %provider,
+            pages = self.pages,
+            candidates = self.found.len(),
+            "reconciliation listed the vendor's {entries}"
+        );
+        self.found
+    }
 }
 
 /// One job of a vendor's list page: what every entry must have (an id and a creation time), and
@@ -125,20 +201,46 @@ pub(crate) const MAX_SWEEP_PAGES: u32 = 10;
 /// stops reading: room for the vendor's clock running behind ours.
 const SWEEP_CLOCK_SKEW: time::Duration = time::Duration::minutes(10);
 
-/// One status sweep over a vendor's list, newest first: which jobs are still looked for, when
-/// reading can stop, and the statuses found.
+/// A position in a vendor's list, as a status sweep reads it and, stopped, gives it back to
+/// resume from: the vendor's own cursor (`None` for the top), a page number, a batch index.
+pub(crate) trait Cursor {
+    /// The position as [`PolledJobs::resume`] carries it.
+    fn resume(&self) -> Option<String>;
+}
+
+impl Cursor for Option<String> {
+    fn resume(&self) -> Option<String> {
+        self.clone()
+    }
+}
+
+impl Cursor for u64 {
+    fn resume(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+
+impl Cursor for usize {
+    fn resume(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+
+/// One status sweep over a vendor's list, newest first: which jobs are still looked for, where
+/// in the list it reads (its [`Cursor`]), when reading can stop, and the statuses found.
 #[derive(Debug)]
-pub(crate) struct Sweep<'a> {
+pub(crate) struct Sweep<'a, C> {
     wanted: HashMap<&'a str, &'a ProviderJob>,
     /// Entries created before this are older than every job looked for.
     floor: Option<OffsetDateTime>,
     found: HashMap<String, JobStatus>,
     pages: u32,
+    cursor: C,
 }
 
-impl<'a> Sweep<'a> {
-    /// A sweep looking for `jobs`.
-    pub(crate) fn new(jobs: &'a [ProviderJob]) -> Self {
+impl<'a, C: Cursor> Sweep<'a, C> {
+    /// A sweep looking for `jobs`, reading first at `start`.
+    pub(crate) fn new(jobs: &'a [ProviderJob], start: C) -> Self {
         Self {
             wanted: jobs.iter().map(|j| (j.vendor_job_id.as_str(), j)).collect(),
             floor: jobs
@@ -148,7 +250,18 @@ impl<'a> Sweep<'a> {
                 .map(|t| t - SWEEP_CLOCK_SKEW),
             found: HashMap::new(),
             pages: 0,
+            cursor: start,
         }
+    }
+
+    /// Where the next page is read.
+    pub(crate) fn cursor(&self) -> &C {
+        &self.cursor
+    }
+
+    /// Reads on at `cursor`.
+    pub(crate) fn go_to(&mut self, cursor: C) {
+        self.cursor = cursor;
     }
 
     /// Whether another page should be read.
@@ -178,18 +291,14 @@ impl<'a> Sweep<'a> {
         Ok(!reached_older && self.wants_more())
     }
 
-    /// The sweep's answer after `error` on the page at `cursor` (the adapter's own position
-    /// in the list): the error itself when nothing was read yet, else what was found, with the
-    /// error that stopped it and the cursor to go on from.
-    pub(crate) fn stopped(
-        self,
-        error: ProviderError,
-        cursor: Option<String>,
-    ) -> Result<PolledJobs, ProviderError> {
+    /// The sweep's answer after `error` on the page at its cursor: the error itself when
+    /// nothing was read yet, else what was found, with the error that stopped it and that
+    /// cursor to go on from.
+    pub(crate) fn stopped(self, error: ProviderError) -> Result<PolledJobs, ProviderError> {
         if self.pages == 0 {
             return Err(error);
         }
-        Ok(PolledJobs::new(self.found).stopped(error, cursor))
+        Ok(PolledJobs::new(self.found).stopped(error, self.cursor.resume()))
     }
 
     /// The sweep's answer: every status found.

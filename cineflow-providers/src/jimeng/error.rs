@@ -67,11 +67,10 @@
 //! submit they refuse is always `Rejected`.
 
 use cineflow_core::{ErrorCode, ProviderError, SubmitState};
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::wire::{ProxySubmitAnswer, ProxyTask, VolcAnswer, text_of};
-use crate::http::{self, Call, Scrub, Secrets};
+use crate::http::{self, Answer, Call, Scrub, Secrets};
 
 /// A vendor code's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,14 +222,9 @@ fn upstream_details(data: Option<&Value>) -> (Vec<&Value>, Vec<&str>) {
 }
 
 /// Classifies an error answer of the proxy: an HTTP error status, or a negative `code` on 2xx.
-pub(super) fn parse_proxy_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    secrets: &Secrets,
-) -> ProviderError {
-    let parsed: Option<ProxySubmitAnswer> = serde_json::from_slice(body).ok();
+pub(super) fn parse_proxy_error(a: &Answer, call: Call, secrets: &Secrets) -> ProviderError {
+    let status = a.status;
+    let parsed: Option<ProxySubmitAnswer> = serde_json::from_slice(&a.body).ok();
     let code_value = parsed.as_ref().and_then(|p| p.code).map(Value::from);
     let message = parsed
         .as_ref()
@@ -248,16 +242,7 @@ pub(super) fn parse_proxy_error(
     } else {
         format!("jimeng proxy answered HTTP {status}: {message}")
     };
-    refine(
-        status,
-        headers,
-        body,
-        call,
-        secrets,
-        found,
-        vendor_code,
-        &text,
-    )
+    refine(a, call, secrets, found, vendor_code, &text)
 }
 
 /// The error of a failed proxy task (poll answer with `status: failed` or `30`).
@@ -396,14 +381,9 @@ pub(super) fn volc_verdict(answer: &VolcAnswer) -> (Option<Class>, Option<String
 
 /// Classifies an error answer of the visual API: an HTTP error status, a business code other
 /// than 10000, or a gateway error.
-pub(super) fn parse_volc_error(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    call: Call,
-    secrets: &Secrets,
-) -> ProviderError {
-    let parsed: Option<VolcAnswer> = serde_json::from_slice(body).ok();
+pub(super) fn parse_volc_error(a: &Answer, call: Call, secrets: &Secrets) -> ProviderError {
+    let status = a.status;
+    let parsed: Option<VolcAnswer> = serde_json::from_slice(&a.body).ok();
     let (found, vendor_code, message) = match &parsed {
         Some(a) => volc_verdict(a),
         None => (None, None, String::new()),
@@ -424,16 +404,7 @@ pub(super) fn parse_volc_error(
     if let Some(id) = request_id {
         text.push_str(&format!(" (request id {id})"));
     }
-    refine(
-        status,
-        headers,
-        body,
-        call,
-        secrets,
-        found,
-        vendor_code,
-        &text,
-    )
+    refine(a, call, secrets, found, vendor_code, &text)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,19 +412,16 @@ pub(super) fn parse_volc_error(
 // ---------------------------------------------------------------------------------------------
 
 /// Applies a vendor class on top of [`http::status_error`] (see the module docs for the rule).
-#[allow(clippy::too_many_arguments)]
 fn refine(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
+    a: &Answer,
     call: Call,
     secrets: &Secrets,
     found: Option<Class>,
     vendor_code: Option<String>,
     message: &str,
 ) -> ProviderError {
-    let success = (200..300).contains(&status);
-    let base = http::status_error(status, headers, body, call, secrets, message);
+    let (status, success) = (a.status, a.is_success());
+    let base = http::status_error(status, &a.headers, &a.body, call, secrets, message);
     // A status with a specific meaning (429, 401, 403, 402, 404, 504) survives a generic vendor
     // code; 400 and 5xx do not (vendors use them as catch-alls for business errors).
     let status_is_specific = matches!(
@@ -487,6 +455,8 @@ fn refine(
 
 #[cfg(test)]
 mod tests {
+    use reqwest::header::HeaderMap;
+
     use super::*;
     use crate::http::ApiKey;
 
@@ -494,17 +464,12 @@ mod tests {
         Secrets::new([ApiKey::new("tok-SECRET-1"), ApiKey::new("tok-SECRET-2")])
     }
 
-    type Parse = fn(u16, &HeaderMap, &[u8], Call, &Secrets) -> ProviderError;
+    type Parse = fn(&Answer, Call, &Secrets) -> ProviderError;
 
     /// A submit's error answer (no headers) classified by `parse`.
     fn submit_answer(parse: Parse, status: u16, body: &str) -> ProviderError {
-        parse(
-            status,
-            &HeaderMap::new(),
-            body.as_bytes(),
-            Call::Submit,
-            &secrets(),
-        )
+        let answer = Answer::new(status, &HeaderMap::new(), body.as_bytes());
+        parse(&answer, Call::Submit, &secrets())
     }
 
     fn proxy(status: u16, body: &str) -> ProviderError {
@@ -581,13 +546,8 @@ mod tests {
             "retry-after",
             reqwest::header::HeaderValue::from_static("2"),
         );
-        let e = parse_proxy_error(
-            429,
-            &h,
-            br#"{"code":-2001,"message":"too many"}"#,
-            Call::Submit,
-            &secrets(),
-        );
+        let answer = Answer::new(429, &h, br#"{"code":-2001,"message":"too many"}"#);
+        let e = parse_proxy_error(&answer, Call::Submit, &secrets());
         assert_eq!(e.code(), ErrorCode::RateLimited);
         assert!(e.is_retryable());
         assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(2)));

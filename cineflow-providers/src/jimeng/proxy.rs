@@ -186,10 +186,9 @@ impl JimengProxyBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when no token is set or one cannot go in an HTTP header, when the base
-    /// URL is not http(s) or carries credentials, a query or a fragment, when
-    /// `CINEFLOW_JIMENG_ROUTES` names no [`ProxyRoutes`], or when the HTTP client cannot be
-    /// built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when no token is set or one cannot go in an HTTP header, or when
+    /// `CINEFLOW_JIMENG_ROUTES` names no [`ProxyRoutes`], and [those every builder
+    /// has](crate::HttpBuilder#errors-of-build) (base URL, id, client).
     pub fn build(self) -> Result<JimengProxy, Error> {
         let routes = self.routes.map_err(|bad| {
             Error::Config(format!(
@@ -286,7 +285,7 @@ impl JimengProxy {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        parse_proxy_error(a.status, &a.headers, &a.body, call, &self.inner.secrets)
+        parse_proxy_error(a, call, &self.inner.secrets)
     }
 
     fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {
@@ -620,11 +619,7 @@ impl VideoProvider for JimengProxy {
             Mapped::Unknown(status) => {
                 self.inner
                     .warned
-                    .unknown_status(self.id(), job, &status, "jimeng task");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+                    .running(self.id(), job, &status, "jimeng task", progress)
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))

@@ -92,9 +92,8 @@ impl JimengOfficialBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when a key is missing, the access key cannot go in an HTTP header, the
-    /// base URL is not http(s) or carries credentials, a query or a fragment, or the HTTP client
-    /// cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a key is missing or the access key cannot go in an HTTP header, and
+    /// [those every builder has](crate::HttpBuilder#errors-of-build) (base URL, id, client).
     pub fn build(self) -> Result<JimengOfficial, Error> {
         let api = self.http.build()?;
         let Some((ak, sk, clock)) = self.keys.take() else {
@@ -243,7 +242,7 @@ impl JimengOfficial {
     }
 
     fn error(&self, a: &Answer, call: Call) -> ProviderError {
-        parse_volc_error(a.status, &a.headers, &a.body, call, &self.inner.secrets)
+        parse_volc_error(a, call, &self.inner.secrets)
     }
 
     fn malformed(&self, a: &Answer, call: Call, why: &str) -> ProviderError {
@@ -443,15 +442,10 @@ impl VideoProvider for JimengOfficial {
                 .with_raw(http::excerpt(&answer.body, &self.inner.secrets)),
             },
             "expired" => JobState::Expired,
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "volcengine task");
-                JobState::Running {
-                    progress: None,
-                    eta: None,
-                }
-            }
+            other => self
+                .inner
+                .warned
+                .running(self.id(), job, other, "volcengine task", None),
         };
         Ok(JobStatus::new(state).with_raw(raw))
     }

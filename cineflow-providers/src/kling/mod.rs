@@ -218,20 +218,18 @@ impl KlingBuilder {
         with_clock;
     }
 
-    /// A `callback_url` Kling POSTs the task to on each state change (an http(s) URL; put your
-    /// own job id in its query; the callback is unsigned). Default: none.
-    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
-        self.callback_url = Some(url.into());
-        self
+    http::callback_url_setter! {
+        /// A `callback_url` Kling POSTs the task to on each state change (an http(s) URL; put your
+        /// own job id in its query; the callback is unsigned). Default: none.
+        with_callback_url;
     }
 
     /// Builds the provider.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when a key is missing or empty, the base URL is not http(s) or carries
-    /// credentials, a query or a fragment, the callback URL is not an http(s) URL, or the HTTP
-    /// client cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a key is missing or empty or the callback URL is not an http(s) URL,
+    /// and [those every builder has](crate::HttpBuilder#errors-of-build) (base URL, id, client).
     pub fn build(self) -> Result<Kling, Error> {
         let api = self.http.build()?;
         let Some((ak, sk, clock)) = self.keys.take() else {

@@ -158,22 +158,19 @@ impl MinimaxBuilder {
         self
     }
 
-    /// A `callback_url` MiniMax POSTs the task to on each change (an http(s) URL; put your own
-    /// job id in its query). The receiver must echo MiniMax's first `{"challenge": …}` POST
-    /// within 3 s. Default: none.
-    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
-        self.callback_url = Some(url.into());
-        self
+    http::callback_url_setter! {
+        /// A `callback_url` MiniMax POSTs the task to on each change (an http(s) URL; put your own
+        /// job id in its query). The receiver must echo MiniMax's first `{"challenge": …}` POST
+        /// within 3 s. Default: none.
+        with_callback_url;
     }
 
     /// Builds the provider.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the base URL
-    /// is not http(s) or carries credentials, a query or a fragment, the callback URL is not an
-    /// http(s) URL, or the HTTP client cannot be built; [`Error::InvalidId`] when the id is not
-    /// a valid slug.
+    /// [`Error::Config`] when the callback URL is not an http(s) URL, and [those every builder
+    /// has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Minimax, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -229,8 +226,9 @@ impl Minimax {
         MinimaxBuilder::host(Host::China)
     }
 
-    /// Sends an API call to `segments` with the key (the answer unchecked).
-    async fn send(
+    /// Sends an API call to `segments` with the key, then checks the answer
+    /// ([`error::check`]: HTTP status and `base_resp`).
+    async fn call(
         &self,
         method: Method,
         segments: &[&str],
@@ -241,21 +239,23 @@ impl Minimax {
             .inner
             .api
             .bearer_request(method, segments, &self.inner.key)?;
-        http::send(build(rb), call).await
-    }
-
-    /// [`send`](Self::send), then the answer checked ([`error::check`]: HTTP status and
-    /// `base_resp`).
-    async fn call(
-        &self,
-        method: Method,
-        segments: &[&str],
-        call: Call,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, ProviderError> {
-        let answer = self.send(method, segments, call, build).await?;
+        let answer = http::send(build(rb), call).await?;
         error::check(&answer, call, &self.inner.key)?;
         Ok(answer)
+    }
+
+    /// `value` when it is there and not blank; else the answer (to `call`) is
+    /// [`malformed`](http::malformed), saying `why`.
+    fn present<T: AsRef<str>>(
+        &self,
+        value: Option<T>,
+        answer: &Answer,
+        call: Call,
+        why: &str,
+    ) -> Result<T, ProviderError> {
+        value
+            .filter(|v| !v.as_ref().trim().is_empty())
+            .ok_or_else(|| http::malformed(answer, call, &self.inner.key, why))
     }
 
     fn model(&self, name: &str) -> Result<&'static Model, ProviderError> {
@@ -302,26 +302,15 @@ impl Minimax {
                 ),
             },
             "Success" => {
-                let Some(file_id) = q.file_id.as_deref().filter(|f| !f.trim().is_empty()) else {
-                    return Err(http::malformed(
-                        answer,
-                        Call::Poll,
-                        key,
-                        "Success without file_id",
-                    ));
-                };
+                let why = "Success without file_id";
+                let file_id = self.present(q.file_id.as_deref(), answer, Call::Poll, why)?;
                 let url = self.download_url(file_id).await?;
                 JobState::Succeeded { asset: asset(url) }
             }
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "minimax task");
-                JobState::Running {
-                    progress: None,
-                    eta: None,
-                }
-            }
+            other => self
+                .inner
+                .warned
+                .running(self.id(), job, other, "minimax task", None),
         };
         Ok(JobStatus::new(state).with_raw(raw))
     }
@@ -338,17 +327,8 @@ impl Minimax {
             )
             .await?;
         let r: Retrieved = answer.json(Call::Poll, &self.inner.key)?;
-        r.file
-            .and_then(|f| f.download_url)
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                http::malformed(
-                    &answer,
-                    Call::Poll,
-                    &self.inner.key,
-                    "file.download_url is missing",
-                )
-            })
+        let url = r.file.and_then(|f| f.download_url);
+        self.present(url, &answer, Call::Poll, "file.download_url is missing")
     }
 
     /// A V2 query answer as the job's status.
@@ -368,18 +348,9 @@ impl Minimax {
             "queued" => JobState::Queued,
             "running" => running,
             "succeeded" => {
-                let Some(url) = task
-                    .content
-                    .and_then(|c| c.url)
-                    .filter(|u| !u.trim().is_empty())
-                else {
-                    return Err(http::malformed(
-                        answer,
-                        Call::Poll,
-                        key,
-                        "succeeded without task.content.url",
-                    ));
-                };
+                let url = task.content.and_then(|c| c.url);
+                let why = "succeeded without task.content.url";
+                let url = self.present(url, answer, Call::Poll, why)?;
                 JobState::Succeeded { asset: asset(url) }
             }
             "failed" => {
@@ -431,14 +402,7 @@ impl VideoProvider for Minimax {
             .call(Method::POST, &path, Call::Submit, |rb| rb.json(&body))
             .await?;
         let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        let Some(id) = created.task_id.filter(|t| !t.trim().is_empty()) else {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty task_id",
-            ));
-        };
+        let id = self.present(created.task_id, &answer, Call::Submit, "empty task_id")?;
         tracing::debug!(provider = %self.id(), task = %id, model = name, "minimax accepted a task");
         Ok(self.inner.api.job(id, name, Value::Null))
     }
@@ -453,14 +417,17 @@ impl VideoProvider for Minimax {
         let api = model(job.vendor_model.trim()).map_or(Api::V1, |m| m.api);
         match api {
             Api::V1 => {
-                let answer = self
-                    .send(
+                // Unchecked: `status_v1` reads a failed task's non-zero `base_resp` itself.
+                let rb = self
+                    .inner
+                    .api
+                    .bearer_request(
                         Method::GET,
                         &["v1", "query", "video_generation"],
-                        Call::Poll,
-                        |rb| rb.query(&[("task_id", job.vendor_job_id.as_str())]),
-                    )
-                    .await?;
+                        &self.inner.key,
+                    )?
+                    .query(&[("task_id", job.vendor_job_id.as_str())]);
+                let answer = http::send(rb, Call::Poll).await?;
                 self.status_v1(job, &answer).await
             }
             Api::V2 => {

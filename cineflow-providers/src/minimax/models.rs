@@ -7,6 +7,8 @@
 
 use cineflow_core::{AspectRatio, Durations, ModelCapabilities, Resolution};
 
+use crate::http;
+
 /// Which host a provider talks to (keys are not interchangeable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
@@ -25,23 +27,18 @@ pub(super) enum Api {
     V2,
 }
 
-/// What one model accepts.
-#[derive(Debug)]
-pub(super) struct Model {
-    pub(super) id: &'static str,
-    pub(super) api: Api,
-    /// Durations (seconds) the model renders.
-    pub(super) durations: &'static [u32],
-    /// Resolutions a request may name (`1080P` on V1 Hailuo models: 6 s only).
-    pub(super) resolutions: &'static [Resolution],
-    /// Whether a request may carry no image (text-to-video).
-    pub(super) text: bool,
-    pub(super) first_frame: bool,
-    pub(super) last_frame: bool,
-    /// Reference images (V1: `subject_reference` character images; V2: `reference_image`).
-    pub(super) max_images: u32,
-    pub(super) max_videos: u32,
-    pub(super) max_audio: u32,
+http::model_with_media! {
+    /// What one model accepts. Its reference images are `subject_reference` character images
+    /// on V1, `reference_image` items on V2.
+    #[derive(Debug)]
+    pub(super) struct Model {
+        pub(super) id: &'static str,
+        pub(super) api: Api,
+        /// Durations (seconds) the model renders.
+        pub(super) durations: &'static [u32],
+        /// Resolutions a request may name (`1080P` on V1 Hailuo models: 6 s only).
+        pub(super) resolutions: &'static [Resolution],
+    }
 }
 
 impl Model {
@@ -62,17 +59,12 @@ impl Model {
             .collect(),
             Api::V2 => AspectRatio::ALL.to_vec(),
         };
-        ModelCapabilities::new(self.id)
+        let caps = ModelCapabilities::new(self.id)
             .with_durations(Durations::set(self.durations.to_vec()))
             .with_pro(self.resolutions.contains(&Resolution::P1080))
             .with_aspect_ratios(aspect_ratios)
-            .with_resolutions(self.resolutions.to_vec())
-            .with_first_frame(self.first_frame)
-            .with_last_frame(self.last_frame)
-            .with_max_reference_images(self.max_images)
-            .with_max_reference_videos(self.max_videos)
-            .with_max_reference_audio(self.max_audio)
-            .with_watermark(true)
+            .with_resolutions(self.resolutions.to_vec());
+        self.with_media(caps).with_watermark(true)
     }
 }
 

@@ -1,7 +1,5 @@
 //! [`OpenAiCompatBuilder`] and the [`Preset`]s it starts from.
 
-use std::fmt;
-
 use cineflow_core::provider::Capabilities;
 use cineflow_core::{Durations, Error, ModelCapabilities};
 use time::Date;
@@ -82,7 +80,7 @@ impl Preset {
 /// [`aihubmix`](OpenAiCompat::aihubmix), [`apiyi`](OpenAiCompat::apiyi),
 /// [`custom`](OpenAiCompat::custom)), or [`new`](Self::new) / [`from_env`](Self::from_env) for a
 /// custom deployment.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OpenAiCompatBuilder {
     preset: Preset,
     http: ClientConfig,
@@ -91,20 +89,6 @@ pub struct OpenAiCompatBuilder {
     models: Vec<String>,
     sunset: Option<Option<Date>>,
     today: Option<Date>,
-}
-
-impl fmt::Debug for OpenAiCompatBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiCompatBuilder")
-            .field("preset", &self.preset)
-            .field("http", &self.http)
-            .field("api_key", &self.api_key)
-            .field("durations", &self.durations)
-            .field("models", &self.models)
-            .field("sunset", &self.sunset)
-            .field("today", &self.today)
-            .finish()
-    }
 }
 
 http::http_builder!(OpenAiCompatBuilder, api_key);
@@ -175,11 +159,9 @@ impl OpenAiCompatBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::Config`] when the key is missing or empty (naming the environment variables),
-    ///   is not a valid header value, when a [`Custom`](Preset::Custom) builder has no base URL,
-    ///   when the base URL is not http(s), carries credentials, a query or a fragment, when no
-    ///   duration is allowed, or when the HTTP client cannot be built;
-    /// - [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a [`Custom`](Preset::Custom) builder has no base URL or no duration
+    /// is allowed, and [those every builder has](crate::HttpBuilder#errors-of-build) (key, base
+    /// URL, id, client).
     pub fn build(self) -> Result<OpenAiCompat, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), self.preset.api_key_vars())?;

@@ -105,7 +105,6 @@ pub use builder::{OpenAiCompatBuilder, Preset};
 
 pub use wire::MILLISECONDS_FROM;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -441,12 +440,9 @@ impl OpenAiCompat {
                 error: error::job_failure(raw.get("error"), &self.key),
             },
             other => {
+                let other = other.unwrap_or_default();
                 self.warned
-                    .unknown_status(self.api.id(), job, other.unwrap_or_default(), "video");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+                    .running(self.api.id(), job, other, "video", progress)
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))
@@ -478,19 +474,9 @@ impl VideoProvider for OpenAiCompat {
             None => call.json(&fields),
             Some(image) => call.multipart(self.multipart(fields, image).await?),
         };
-        let answer = http::send(call, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(error::parse_error(&answer, Call::Submit, &self.key));
-        }
-        let video: wire::Video = answer.json(Call::Submit, &self.key)?;
-        if video.id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.key,
-                "the created video has no id",
-            ));
-        }
+        let error = |a: &http::Answer, call| error::parse_error(a, call, &self.key);
+        let no_id = "the created video has no id";
+        let video = http::submitted(call, &self.key, error, |v: &wire::Video| &v.id, no_id).await?;
         Ok(self.job_for(video.id, req))
     }
 
@@ -521,33 +507,18 @@ impl VideoProvider for OpenAiCompat {
         let req = &query.request;
         // Exactly what submit sends for this request, so the comparison cannot drift from it.
         let sent = self.fields(req)?;
-        let mut found = Vec::new();
-        let mut seen = HashSet::new();
+        let mut search = listed::Search::new(query);
         let mut after: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
             let (answer, page) = self.list_page(after.as_deref()).await?;
-            let mut reached_older = false;
-            for video in &page.videos {
-                let (first, last) = whole_second(video.created_at);
-                if last < query.created_after {
-                    reached_older = true;
-                    continue;
-                }
-                // The nearest instant of the Video's second to the window's start.
-                let in_window = query.in_window(query.created_after.clamp(first, last));
-                if !in_window || !seen.insert(video.id.clone()) {
-                    continue;
-                }
-                let matches = video
-                    .matches(&sent, &MATCHED_FIELDS, &[])
-                    .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
-                if matches {
-                    found.push(
-                        self.job_for(video.id.clone(), req)
-                            .with_submitted_at(video.created_at),
-                    );
-                }
-            }
+            let reached_older = search
+                .page(
+                    &page.videos,
+                    whole_second,
+                    |video| video.matches(&sent, &MATCHED_FIELDS, &[]),
+                    |video| self.job_for(video.id.clone(), req),
+                )
+                .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
             match page.next {
                 Some(next) if !reached_older => {
                     if after.as_deref() == Some(next.as_str()) {
@@ -560,23 +531,10 @@ impl VideoProvider for OpenAiCompat {
                     }
                     after = Some(next);
                 }
-                _ => {
-                    tracing::debug!(
-                        provider = %self.api.id(),
-                        candidates = found.len(),
-                        "reconciliation listed the vendor's videos"
-                    );
-                    return Ok(found);
-                }
+                _ => return Ok(search.found(self.api.id(), "videos")),
             }
         }
-        Err(listed::window_not_reached(
-            self.api.id(),
-            MAX_LIST_PAGES,
-            LIST_PAGE_SIZE,
-            "videos",
-            query.created_after,
-        ))
+        Err(search.not_reached(self.api.id(), MAX_LIST_PAGES, LIST_PAGE_SIZE, "videos"))
     }
 
     /// Reads the states of `jobs` from `GET {base}/videos` (a status sweep): pages newest
@@ -589,19 +547,19 @@ impl VideoProvider for OpenAiCompat {
         jobs: &[ProviderJob],
         resume: Option<&str>,
     ) -> Result<PolledJobs, ProviderError> {
-        let mut sweep = listed::Sweep::new(jobs);
-        let mut after: Option<String> = resume.map(str::to_owned);
+        let mut sweep = listed::Sweep::new(jobs, resume.map(str::to_owned));
         while sweep.wants_more() {
-            let (answer, page) = match self.list_page(after.as_deref()).await {
+            let read = self.list_page(sweep.cursor().as_deref()).await;
+            let (answer, page) = match read {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e, after),
+                Err(e) => return sweep.stopped(e),
             };
             let more = sweep.page(&page.videos, |job, raw| {
                 self.status_of(job, raw, &answer, Call::Other)
             })?;
             match page.next {
-                Some(next) if more && after.as_deref() != Some(next.as_str()) => {
-                    after = Some(next);
+                Some(next) if more && sweep.cursor().as_deref() != Some(next.as_str()) => {
+                    sweep.go_to(Some(next));
                 }
                 _ => break,
             }

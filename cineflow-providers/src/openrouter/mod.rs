@@ -187,9 +187,8 @@ impl OpenRouterBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the base URL
-    /// is not http(s) or carries credentials, a query or a fragment, or the HTTP client cannot
-    /// be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// Only [those every builder has](crate::HttpBuilder#errors-of-build): key, base URL, id,
+    /// client.
     pub fn build(self) -> Result<OpenRouter, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -566,19 +565,8 @@ impl VideoProvider for OpenRouter {
         let body = Value::Object(self.body(req).await?);
         let rb = self.api(Method::POST, &["videos"])?.json(&body);
         // Sent once: never retried (no idempotency key, no list to reconcile with).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(rb, key, error, |c: &Created| &c.id, "empty id").await?;
         Ok(self
             .inner
             .api

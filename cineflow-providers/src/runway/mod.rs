@@ -321,9 +321,8 @@ impl RunwayBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, a default model
-    /// is unknown, the base URL is not http(s) or carries credentials, a query or a fragment, or
-    /// the HTTP client cannot be built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when a default model is unknown, and [those every builder
+    /// has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Runway, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -530,14 +529,8 @@ impl VideoProvider for Runway {
         let rb = self
             .api(Method::POST, &["v1", endpoint])?
             .json(&Value::Object(body));
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.id.trim().is_empty() {
-            return Err(self.malformed(&answer, Call::Submit, "empty task id"));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(rb, key, error, |c: &Created| &c.id, "empty task id").await?;
         tracing::debug!(provider = %self.id(), task = %created.id, endpoint, model = name, "runway accepted a task");
         Ok(self.inner.api.job(created.id, name, Value::Null))
     }
@@ -595,15 +588,10 @@ impl VideoProvider for Runway {
                 JobState::Failed { error }
             }
             "CANCELLED" => JobState::Cancelled,
-            other => {
-                self.inner
-                    .warned
-                    .unknown_status(self.id(), job, other, "runway task");
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
-            }
+            other => self
+                .inner
+                .warned
+                .running(self.id(), job, other, "runway task", progress),
         };
         Ok(JobStatus::new(state).with_raw(raw))
     }

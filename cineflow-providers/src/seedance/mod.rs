@@ -220,21 +220,19 @@ impl SeedanceBuilder {
         self
     }
 
-    /// A `callback_url` Ark POSTs the task to on each state change (an http(s) URL; put your
-    /// own job id in its query). Default: none.
-    pub fn with_callback_url(mut self, url: impl Into<String>) -> Self {
-        self.callback_url = Some(url.into());
-        self
+    http::callback_url_setter! {
+        /// A `callback_url` Ark POSTs the task to on each state change (an http(s) URL; put your
+        /// own job id in its query). Default: none.
+        with_callback_url;
     }
 
     /// Builds the provider.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the base URL
-    /// is not http(s) or carries credentials, a query or a fragment, `execution_expires_after`
-    /// is out of range, the callback URL is not an http(s) URL, or the HTTP client cannot be
-    /// built; [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when `execution_expires_after` is out of range or the callback URL is not
+    /// an http(s) URL, and [those every builder has](crate::HttpBuilder#errors-of-build) (key, base
+    /// URL, id, client).
     pub fn build(self) -> Result<Seedance, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -545,19 +543,8 @@ impl VideoProvider for Seedance {
         body::check_size(&body)?;
         let rb = self.api(Method::POST, None)?.json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty task id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(rb, key, error, |c: &Created| &c.id, "empty task id").await?;
         let model = req.vendor_model.trim();
         tracing::debug!(provider = %self.id(), task = %created.id, model, "seedance accepted a task");
         let extra = match created.safety_identifier {
@@ -675,20 +662,21 @@ impl VideoProvider for Seedance {
         jobs: &[ProviderJob],
         resume: Option<&str>,
     ) -> Result<PolledJobs, ProviderError> {
-        let mut sweep = Sweep::new(jobs);
         let batches: Vec<&[ProviderJob]> = jobs.chunks(LIST_PAGE_SIZE).collect();
         let start = resume.and_then(|r| r.parse::<usize>().ok()).unwrap_or(0);
+        let mut sweep = Sweep::new(jobs, start);
         for (i, batch) in batches.iter().enumerate().skip(start) {
             if !sweep.wants_more() {
                 break;
             }
+            sweep.go_to(i);
             let params: Vec<(&str, String)> = batch
                 .iter()
                 .map(|j| ("filter.task_ids", j.vendor_job_id.clone()))
                 .collect();
             let (answer, page) = match self.list_page(&params, 1, batch.len()).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e, Some(i.to_string())),
+                Err(e) => return sweep.stopped(e),
             };
             let entries: Vec<ListedJob> = page.items;
             sweep.page(&entries, |job, raw| {

@@ -2,6 +2,8 @@
 
 use cineflow_core::{AspectRatio, Durations, ModelCapabilities, Resolution};
 
+use crate::http;
+
 /// Which platform: the model ids differ (`doubao-…` on Volcengine Ark, `dreamina-…` /
 /// `seedance-…` on BytePlus ModelArk), and keys are not interchangeable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,33 +14,28 @@ pub enum Preset {
     ModelArk,
 }
 
-/// What one model family accepts.
-#[derive(Debug)]
-pub(super) struct Model {
-    /// The Volcengine Ark id.
-    pub(super) ark: &'static str,
-    /// The BytePlus ModelArk id.
-    pub(super) modelark: &'static str,
-    pub(super) resolutions: &'static [Resolution],
-    /// Inclusive duration range, seconds.
-    pub(super) durations: (u32, u32),
-    /// `duration: -1`: the model picks the length within `durations` (2.x).
-    pub(super) model_chosen_duration: bool,
-    /// Whether a request may carry no image at all (text-to-video).
-    pub(super) text: bool,
-    pub(super) first_frame: bool,
-    pub(super) last_frame: bool,
-    pub(super) max_images: u32,
-    pub(super) max_videos: u32,
-    pub(super) max_audio: u32,
-    /// `generate_audio`.
-    pub(super) audio: bool,
-    /// `seed` (sent to 1.x models only: 2.x lists it as unsupported).
-    pub(super) seed: bool,
-    /// `service_tier: flex` (2.x are online-only).
-    pub(super) flex: bool,
-    /// First / last frame requests need `ratio: adaptive` (2.5, *unverified*).
-    pub(super) frames_need_adaptive: bool,
+http::model_with_media! {
+    /// What one model family accepts.
+    #[derive(Debug)]
+    pub(super) struct Model {
+        /// The Volcengine Ark id.
+        pub(super) ark: &'static str,
+        /// The BytePlus ModelArk id.
+        pub(super) modelark: &'static str,
+        pub(super) resolutions: &'static [Resolution],
+        /// Inclusive duration range, seconds.
+        pub(super) durations: (u32, u32),
+        /// `duration: -1`: the model picks the length within `durations` (2.x).
+        pub(super) model_chosen_duration: bool,
+        /// `generate_audio`.
+        pub(super) audio: bool,
+        /// `seed` (sent to 1.x models only: 2.x lists it as unsupported).
+        pub(super) seed: bool,
+        /// `service_tier: flex` (2.x are online-only).
+        pub(super) flex: bool,
+        /// First / last frame requests need `ratio: adaptive` (2.5, *unverified*).
+        pub(super) frames_need_adaptive: bool,
+    }
 }
 
 impl Model {
@@ -52,18 +49,14 @@ impl Model {
 
     /// The capabilities of this model on `preset`.
     pub(super) fn capabilities(&self, preset: Preset) -> ModelCapabilities {
-        ModelCapabilities::new(self.id(preset))
+        let caps = ModelCapabilities::new(self.id(preset))
             .with_durations(Durations::range(self.durations.0, self.durations.1))
             .with_model_chosen_duration(self.model_chosen_duration)
             // A pro request takes 1080p where the model has it.
             .with_pro(self.resolutions.contains(&Resolution::P1080))
             .with_aspect_ratios(AspectRatio::ALL.to_vec())
-            .with_resolutions(self.resolutions.to_vec())
-            .with_first_frame(self.first_frame)
-            .with_last_frame(self.last_frame)
-            .with_max_reference_images(self.max_images)
-            .with_max_reference_videos(self.max_videos)
-            .with_max_reference_audio(self.max_audio)
+            .with_resolutions(self.resolutions.to_vec());
+        self.with_media(caps)
             .with_audio(self.audio)
             .with_seed(self.seed)
             .with_negative_prompt(false)

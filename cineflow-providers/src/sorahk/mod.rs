@@ -73,7 +73,6 @@
 mod error;
 mod wire;
 
-use std::collections::HashSet;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -168,10 +167,8 @@ impl SoraHkBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::Config`] when the key is missing or empty (naming the environment variables)
-    ///   or not a valid header value, when the base URL is not http(s) or carries credentials, a
-    ///   query or a fragment, or when the HTTP client cannot be built;
-    /// - [`Error::InvalidId`] when the id is not a valid slug.
+    /// Only [those every builder has](crate::HttpBuilder#errors-of-build): key (the message names
+    /// its environment variables), base URL, id, client.
     pub fn build(self) -> Result<SoraHk, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -351,17 +348,10 @@ impl SoraHk {
         self.api.job(task_id, req.vendor_model.clone(), extra)
     }
 
-    /// A task object (a poll's `data`, or an entry of `GET /tasks`) as the job's status.
-    fn status_of(
-        &self,
-        job: &ProviderJob,
-        raw: Value,
-        answer: &http::Answer,
-        call: Call,
-    ) -> Result<JobStatus, ProviderError> {
-        let malformed = |why: &str| http::malformed(answer, call, &self.key, why);
-        let task: wire::Task =
-            serde_json::from_value(raw.clone()).map_err(|e| malformed(&e.to_string()))?;
+    /// A task object (a poll's `data`, or an entry of `GET /tasks`) as the job's status; the
+    /// error says what the object lacks (the answer is [`malformed`](http::malformed)).
+    fn status_of(&self, job: &ProviderJob, raw: Value) -> Result<JobStatus, String> {
+        let task: wire::Task = serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
         let progress = task.progress.as_ref().and_then(http::progress);
         let state = match task.status.as_deref() {
             Some("pending") => JobState::Queued,
@@ -376,7 +366,7 @@ impl SoraHk {
                     .map(str::trim)
                     .and_then(|u| Url::parse(u).ok())
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .ok_or_else(|| malformed("completed without an http(s) video_url"))?;
+                    .ok_or("completed without an http(s) video_url")?;
                 JobState::Succeeded {
                     asset: http::mp4(url.clone(), sas_expiry(&url)),
                 }
@@ -385,16 +375,9 @@ impl SoraHk {
                 error: error::job_failure(task.error_msg.as_deref(), &self.key),
             },
             other => {
-                self.warned.unknown_status(
-                    self.api.id(),
-                    job,
-                    other.unwrap_or_default(),
-                    "Sora.hk task",
-                );
-                JobState::Running {
-                    progress,
-                    eta: None,
-                }
+                let other = other.unwrap_or_default();
+                self.warned
+                    .running(self.api.id(), job, other, "Sora.hk task", progress)
             }
         };
         Ok(JobStatus::new(state).with_raw(raw))
@@ -488,46 +471,22 @@ impl VideoProvider for SoraHk {
         if !is_pro && sent.contains_key("quality") {
             reported.push("quality");
         }
-        let mut found = Vec::new();
-        let mut seen = HashSet::new();
+        let mut search = listed::Search::new(query);
         for page in 1..=MAX_LIST_PAGES {
             let (answer, tasks) = self.list_page(page).await?;
-            let mut reached_older = false;
-            for task in &tasks.items {
-                if task.created_at < query.created_after {
-                    reached_older = true;
-                    continue;
-                }
-                if !query.in_window(task.created_at) || !seen.insert(task.id.clone()) {
-                    continue;
-                }
-                let matches = task
-                    .matches(&sent, &MATCHED_FIELDS, &reported)
-                    .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
-                if matches {
-                    found.push(
-                        self.job_for(task.id.clone(), req, is_pro, None)
-                            .with_submitted_at(task.created_at),
-                    );
-                }
-            }
+            let reached_older = search
+                .page(
+                    &tasks.items,
+                    |created_at| (created_at, created_at),
+                    |task| task.matches(&sent, &MATCHED_FIELDS, &reported),
+                    |task| self.job_for(task.id.clone(), req, is_pro, None),
+                )
+                .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))?;
             if tasks.items.is_empty() || reached_older || tasks.is_last(page, LIST_PAGE_SIZE) {
-                tracing::debug!(
-                    provider = %self.api.id(),
-                    pages = page,
-                    candidates = found.len(),
-                    "reconciliation listed the vendor's tasks"
-                );
-                return Ok(found);
+                return Ok(search.found(self.api.id(), "tasks"));
             }
         }
-        Err(listed::window_not_reached(
-            self.api.id(),
-            MAX_LIST_PAGES,
-            LIST_PAGE_SIZE,
-            "tasks",
-            query.created_after,
-        ))
+        Err(search.not_reached(self.api.id(), MAX_LIST_PAGES, LIST_PAGE_SIZE, "tasks"))
     }
 
     /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first
@@ -540,23 +499,25 @@ impl VideoProvider for SoraHk {
         jobs: &[ProviderJob],
         resume: Option<&str>,
     ) -> Result<PolledJobs, ProviderError> {
-        let mut sweep = listed::Sweep::new(jobs);
-        let mut page = resume
+        let first = resume
             .and_then(|r| r.parse::<u64>().ok())
             .filter(|p| *p >= 1)
             .unwrap_or(1);
+        let mut sweep = listed::Sweep::new(jobs, first);
         while sweep.wants_more() {
+            let page = *sweep.cursor();
             let (answer, tasks) = match self.list_page(page).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e, Some(page.to_string())),
+                Err(e) => return sweep.stopped(e),
             };
             let more = sweep.page(&tasks.items, |job, raw| {
-                self.status_of(job, raw, &answer, Call::Other)
+                self.status_of(job, raw)
+                    .map_err(|why| http::malformed(&answer, Call::Other, &self.key, &why))
             })?;
             if !more || tasks.is_last(page, LIST_PAGE_SIZE) || tasks.items.is_empty() {
                 break;
             }
-            page += 1;
+            sweep.go_to(page + 1);
         }
         Ok(sweep.finish())
     }
@@ -578,7 +539,8 @@ impl VideoProvider for SoraHk {
                 ));
             }
         };
-        self.status_of(job, raw, &answer, Call::Poll)
+        self.status_of(job, raw)
+            .map_err(|why| http::malformed(&answer, Call::Poll, &self.key, &why))
     }
 
     // A signed blob URL: the signature is the credential. Never send the API key there.

@@ -202,10 +202,8 @@ impl WanBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key is missing or cannot go in an HTTP header, the workspace
-    /// id is not made of letters, digits, `-` and `_`, the base URL is not http(s) or carries
-    /// credentials, a query or a fragment, or the HTTP client cannot be built;
-    /// [`Error::InvalidId`] when the id is not a valid slug.
+    /// [`Error::Config`] when the workspace id is not made of letters, digits, `-` and `_`, and
+    /// [those every builder has](crate::HttpBuilder#errors-of-build) (key, base URL, id, client).
     pub fn build(self) -> Result<Wan, Error> {
         let api = self.http.build()?;
         let key = http::require_key(self.api_key, api.id(), &API_KEY_VARS)?;
@@ -441,19 +439,15 @@ impl VideoProvider for Wan {
             .header(name, value)
             .json(&body);
         // Sent once: never retried here (no idempotency key; reconcile instead).
-        let answer = http::send(rb, Call::Submit).await?;
-        if !answer.is_success() {
-            return Err(self.error(&answer, Call::Submit));
-        }
-        let created: Created = answer.json(Call::Submit, &self.inner.key)?;
-        if created.output.task_id.trim().is_empty() {
-            return Err(http::malformed(
-                &answer,
-                Call::Submit,
-                &self.inner.key,
-                "empty output.task_id",
-            ));
-        }
+        let (key, error) = (&self.inner.key, |a: &Answer, call| self.error(a, call));
+        let created = http::submitted(
+            rb,
+            key,
+            error,
+            |c: &Created| &c.output.task_id,
+            "empty output.task_id",
+        )
+        .await?;
         let model = req.vendor_model.trim();
         tracing::debug!(provider = %self.id(), task = %created.output.task_id, model, "wan accepted a task");
         Ok(self

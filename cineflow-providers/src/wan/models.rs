@@ -7,6 +7,8 @@
 
 use cineflow_core::{AspectRatio, Durations, ModelCapabilities, Resolution};
 
+use crate::http;
+
 /// Which DashScope region a provider talks to: model ids, keys and base URLs must all be of
 /// the same region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,28 +49,23 @@ pub(super) enum Inputs {
     Media { audio: &'static str },
 }
 
-/// What one model accepts.
-#[derive(Debug)]
-pub(super) struct Model {
-    pub(super) id: &'static str,
-    pub(super) shape: Shape,
-    pub(super) inputs: Inputs,
-    pub(super) resolutions: &'static [Resolution],
-    /// The resolution sent when the request names none (and is not pro).
-    pub(super) default_resolution: Resolution,
-    /// Inclusive duration range, seconds.
-    pub(super) durations: (u32, u32),
-    /// Longest prompt, in characters.
-    pub(super) max_prompt_chars: usize,
-    /// Whether a request may carry neither a frame nor a reference (text-to-video).
-    pub(super) text: bool,
-    pub(super) first_frame: bool,
-    pub(super) last_frame: bool,
-    pub(super) max_images: u32,
-    pub(super) max_videos: u32,
-    pub(super) max_audio: u32,
-    /// `parameters.audio` (generated sound).
-    pub(super) audio: bool,
+http::model_with_media! {
+    /// What one model accepts.
+    #[derive(Debug)]
+    pub(super) struct Model {
+        pub(super) id: &'static str,
+        pub(super) shape: Shape,
+        pub(super) inputs: Inputs,
+        pub(super) resolutions: &'static [Resolution],
+        /// The resolution sent when the request names none (and is not pro).
+        pub(super) default_resolution: Resolution,
+        /// Inclusive duration range, seconds.
+        pub(super) durations: (u32, u32),
+        /// Longest prompt, in characters.
+        pub(super) max_prompt_chars: usize,
+        /// `parameters.audio` (generated sound).
+        pub(super) audio: bool,
+    }
 }
 
 impl Model {
@@ -101,16 +98,12 @@ impl Model {
 
     /// The capabilities of this model.
     pub(super) fn capabilities(&self) -> ModelCapabilities {
-        ModelCapabilities::new(self.id)
+        let caps = ModelCapabilities::new(self.id)
             .with_durations(Durations::range(self.durations.0, self.durations.1))
             .with_pro(self.resolutions.contains(&Resolution::P1080))
             .with_aspect_ratios(self.aspect_ratios())
-            .with_resolutions(self.resolutions.to_vec())
-            .with_first_frame(self.first_frame)
-            .with_last_frame(self.last_frame)
-            .with_max_reference_images(self.max_images)
-            .with_max_reference_videos(self.max_videos)
-            .with_max_reference_audio(self.max_audio)
+            .with_resolutions(self.resolutions.to_vec());
+        self.with_media(caps)
             .with_audio(self.audio)
             .with_seed(true)
             .with_negative_prompt(true)

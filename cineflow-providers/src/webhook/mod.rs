@@ -219,6 +219,19 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// The rejection in a verifier's `answer`, checked to be a bad signature in `header` (the
+/// tests of every scheme that signs with a shared secret: a changed body, a wrong key).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn bad_signature<T: fmt::Debug>(
+    answer: Result<T, Rejection>,
+    header: &'static str,
+) -> Rejection {
+    let rejection = answer.expect_err("a bad signature is rejected");
+    assert_eq!(rejection, Rejection::BadSignature { header });
+    rejection
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,13 +407,7 @@ impl Lifecycle<'_> {
         tracing::info!(task = %task.id, attempt = attempt.n, provider = %pid, "the exact lookup proved the ambiguous submit created no job: sending the same attempt again");
         let result = {
             let _mark = self.inner.reconciling.submitting(task.id);
-            let permit = self.inner.router.submit_gate(&pid).await;
-            self.inner.router.begin_submit(&pid);
-            let result = provider.submit(&req).await;
-            self.inner
-                .router
-                .record_submit(&pid, permit, result.as_ref().map(|_| ()));
-            result
+            self.inner.router.submit(provider, &req).await
         };
         match result {
             Ok(job) => Ok(Resubmitted::Job(job)),

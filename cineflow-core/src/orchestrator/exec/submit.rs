@@ -177,12 +177,7 @@ impl Lifecycle<'_> {
             );
 
             // Step 2: the paid call. Never aborted half-way: cancellation is honoured after it.
-            let permit = self.inner.router.submit_gate(&pid).await;
-            self.inner.router.begin_submit(&pid);
-            let result = provider.submit(&req).await;
-            self.inner
-                .router
-                .record_submit(&pid, permit, result.as_ref().map(|_| ()));
+            let result = self.inner.router.submit(&*provider, &req).await;
             match result {
                 Ok(job) => {
                     let job_id = job.vendor_job_id.clone();
