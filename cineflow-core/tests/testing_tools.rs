@@ -244,8 +244,22 @@ async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again_nor_
     assert_eq!(mock.submits(), 40);
     assert_eq!(store.claimed_tasks(), 40);
     assert_eq!(store.calls("claim_tasks"), 2, "{:?}", store.counts());
-    // A task claimed into a free slot is worked on as claimed, not read again.
+    // A task claimed into a free slot is worked on as claimed, not read again; its last write
+    // gives its lease up with it.
     assert_eq!(store.calls("get_task"), 0, "{:?}", store.counts());
+    assert_eq!(store.calls("release"), 0, "{:?}", store.counts());
+    assert_eq!(
+        store.calls("update_task_and_release"),
+        40,
+        "{:?}",
+        store.counts()
+    );
+    let tasks = store
+        .list_tasks(&TaskQuery::for_run(run.id))
+        .await
+        .unwrap()
+        .items;
+    assert!(tasks.iter().all(|t| t.lease.is_none()), "leases given up");
 }
 
 #[tokio::test(start_paused = true)]

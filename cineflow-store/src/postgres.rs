@@ -296,36 +296,11 @@ impl SqlWrites<Postgres> for PgWrites {
     }
 
     async fn update_task(store: &PostgresStore, task: &Task) -> Result<Task> {
-        let c = TaskCols::new(task, task.revision.saturating_add(1))?;
-        let token = task.lease.as_ref().map(|l| to_i64(l.token));
-        // A few rounds: if the row changes between a failed update and its diagnosis so that
-        // the write would now pass, try again rather than report a conflict that is gone.
-        for _ in 0..3 {
-            let update = sqlx::query(concat!(
-                update_task!(),
-                " AND (lease_token IS NULL OR lease_token = $12 OR lease_expires_at_ns <= ",
-                now_ns!(),
-                ") AND ($12::bigint IS NULL OR lease_token = $12)",
-                returning_written_task!()
-            ));
-            let rows = Postgres::bind_task_update(update, &c, task)
-                .bind(token)
-                .fetch_all(&store.pool)
-                .await
-                .map_err(db("cannot write a task"))?;
-            if let Some(row) = rows.first() {
-                return row.written_task(task.clone());
-            }
-            let row = sqlx::query(SELECT_TASK)
-                .bind(&c.id)
-                .fetch_optional(&store.pool)
-                .await
-                .map_err(db("cannot read a task"))?
-                .ok_or_else(|| not_found("task", task.id))?;
-            let stored = row.task()?;
-            check_task_write(&stored, task, from_ns(row.col("now_ns")?))?;
-        }
-        Err(kept_changing(task.id))
+        write_task(store, task, false).await
+    }
+
+    async fn update_task_and_release(store: &PostgresStore, task: &Task) -> Result<Task> {
+        write_task(store, task, true).await
     }
 
     async fn claim_tasks(
@@ -493,4 +468,50 @@ impl TaskColumns {
         self.lease_expires_at_ns.push(lease_expires_at_ns);
         Ok(())
     }
+}
+
+/// [`Store::update_task`](cineflow_core::Store::update_task), and with `release` also
+/// [`Store::update_task_and_release`](cineflow_core::Store::update_task_and_release).
+async fn write_task(store: &PostgresStore, task: &Task, release: bool) -> Result<Task> {
+    let c = TaskCols::new(task, task.revision.saturating_add(1))?;
+    let token = task.lease.as_ref().map(|l| to_i64(l.token));
+    // A few rounds: if the row changes between a failed update and its diagnosis so that
+    // the write would now pass, try again rather than report a conflict that is gone.
+    for _ in 0..3 {
+        // The lease fence: a live lease of another token refuses the write.
+        macro_rules! fenced {
+            ($update:expr) => {
+                concat!(
+                    $update,
+                    " AND (lease_token IS NULL OR lease_token = $12 OR lease_expires_at_ns <= ",
+                    now_ns!(),
+                    ") AND ($12::bigint IS NULL OR lease_token = $12)",
+                    returning_written_task!()
+                )
+            };
+        }
+        let update = if release {
+            fenced!(update_task!("$12::bigint"))
+        } else {
+            fenced!(update_task!())
+        };
+        let update = sqlx::query(update);
+        let rows = Postgres::bind_task_update(update, &c, task)
+            .bind(token)
+            .fetch_all(&store.pool)
+            .await
+            .map_err(db("cannot write a task"))?;
+        if let Some(row) = rows.first() {
+            return row.written_task(task.clone());
+        }
+        let row = sqlx::query(SELECT_TASK)
+            .bind(&c.id)
+            .fetch_optional(&store.pool)
+            .await
+            .map_err(db("cannot read a task"))?
+            .ok_or_else(|| not_found("task", task.id))?;
+        let stored = row.task()?;
+        check_task_write(&stored, task, from_ns(row.col("now_ns")?))?;
+    }
+    Err(kept_changing(task.id))
 }

@@ -261,20 +261,11 @@ impl SqlWrites<Sqlite> for SqliteWrites {
     }
 
     async fn update_task(store: &SqliteStore, task: &Task) -> Result<Task> {
-        // Encoded by the caller, so that the writer only writes.
-        let cols = TaskCols::new(task, task.revision.saturating_add(1))?;
-        store
-            .writes
-            .writer
-            .write(
-                Writes::One,
-                writes::TaskWrite {
-                    task: task.clone(),
-                    cols,
-                },
-                writes::update_task,
-            )
-            .await
+        write_task(store, task, false).await
+    }
+
+    async fn update_task_and_release(store: &SqliteStore, task: &Task) -> Result<Task> {
+        write_task(store, task, true).await
     }
 
     async fn claim_tasks(
@@ -327,4 +318,24 @@ impl SqlWrites<Sqlite> for SqliteWrites {
             .write(Writes::One, (task, lease.clone()), writes::release)
             .await
     }
+}
+
+/// [`Store::update_task`](cineflow_core::Store::update_task), and with `release` also
+/// [`Store::update_task_and_release`](cineflow_core::Store::update_task_and_release).
+async fn write_task(store: &SqliteStore, task: &Task, release: bool) -> Result<Task> {
+    // Encoded by the caller, so that the writer only writes.
+    let cols = TaskCols::new(task, task.revision.saturating_add(1))?;
+    store
+        .writes
+        .writer
+        .write(
+            Writes::One,
+            writes::TaskWrite {
+                task: task.clone(),
+                cols,
+                release,
+            },
+            writes::update_task,
+        )
+        .await
 }

@@ -144,9 +144,18 @@ enum Polled {
     Resubmit,
 }
 
+/// How a task's drive ended.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Driven {
+    /// The task has ended (else it was left to be claimed again, e.g. when the orchestrator
+    /// shuts down).
+    pub(super) ended: bool,
+    /// Its lease was given up with its last write.
+    pub(super) released: bool,
+}
+
 /// Drives the task `id` to a terminal state (or until cancelled), in `slot` (taken first; lent
-/// out while the task waits out a submit's `Retry-After`). `true`: the task has ended
-/// (`false`: it was left to be claimed again, e.g. when the orchestrator shuts down).
+/// out while the task waits out a submit's `Retry-After`).
 ///
 /// `claimed` is the task as its claim returned it: worked on as it is when a slot is free at
 /// once (under the lease nobody else has written it since, and reading it again would cost a
@@ -159,7 +168,7 @@ pub(super) async fn run_task(
     slot: &RunSlot,
     cancel: &CancellationToken,
     ctx: &RunCtx,
-) -> Result<bool> {
+) -> Result<Driven> {
     let (slotted, claimed) = match slot.try_acquire(cancel) {
         Some(slotted) => (slotted, claimed),
         None => {
@@ -172,7 +181,10 @@ pub(super) async fn run_task(
         None => inner.store.get_task(id).await?,
     };
     if task.status.is_terminal() {
-        return Ok(true);
+        return Ok(Driven {
+            ended: true,
+            released: task.lease.is_none(),
+        });
     }
     if !slotted {
         let before = task.status;
@@ -189,7 +201,10 @@ pub(super) async fn run_task(
         .drive(&mut task)
         .await?;
     }
-    Ok(task.status.is_terminal())
+    Ok(Driven {
+        ended: task.status.is_terminal(),
+        released: task.lease.is_none(),
+    })
 }
 
 struct Lifecycle<'a> {

@@ -229,9 +229,16 @@ impl Inner {
     }
 
     /// Writes a task (compare-and-swap) and emits a status event if the status changed.
+    ///
+    /// A task's last write gives its lease up with it (one store call instead of two), unless
+    /// tasks are chained on it: those are settled under its lease first.
     pub(crate) async fn persist(&self, task: &mut Task, before: TaskStatus) -> Result<()> {
         task.updated_at = OffsetDateTime::now_utc();
-        *task = self.store.update_task(task).await?;
+        *task = if task.status.is_terminal() && task.dependents.is_empty() && task.lease.is_some() {
+            self.store.update_task_and_release(task).await?
+        } else {
+            self.store.update_task(task).await?
+        };
         if before != task.status {
             self.emit(
                 task.run_id,

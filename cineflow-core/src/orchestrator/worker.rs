@@ -273,7 +273,7 @@ pub(super) async fn run_leased(
     } = claimed;
     super::lock(&inner.task_cancels).insert(task_id, cancel.clone());
     let work = async {
-        let ended = exec::run_task(inner, task_id, task, slot, &cancel, ctx).await?;
+        let driven = exec::run_task(inner, task_id, task, slot, &cancel, ctx).await?;
         // The shots chained on this one start (or are blocked) as soon as it has ended, while
         // its lease is held (so no other process settles them at the same time); a crash
         // before this is caught up once the lease has lapsed.
@@ -281,7 +281,7 @@ pub(super) async fn run_leased(
         if chained && let Err(e) = Box::pin(super::chain::settle(inner, task_id)).await {
             tracing::warn!(task = %task_id, error = %e, "could not settle the tasks continuing it");
         }
-        Ok(ended)
+        Ok(driven)
     };
     let mut held = inner.leases.hold(&inner.store, task_id, lease.clone(), ttl);
     let result = tokio::select! {
@@ -289,7 +289,7 @@ pub(super) async fn run_leased(
         lost = held.lost() => Err(lost),
     };
     drop(held);
-    if result.is_ok()
+    if result.as_ref().is_ok_and(|driven| !driven.released)
         && let Err(e) = inner.store.release(task_id, &lease).await
     {
         tracing::warn!(task = %task_id, error = %e, "could not release the lease");
@@ -298,5 +298,5 @@ pub(super) async fn run_leased(
     if let Err(e) = &result {
         tracing::warn!(task = %task_id, owner = %lease.owner, error = %e, "task dropped by this owner");
     }
-    result
+    result.map(|driven| driven.ended)
 }

@@ -15,7 +15,7 @@ use crate::task::{Lease, Task};
 
 /// The methods of [`Store`] a [`CountingStore`] counts, in the order of
 /// [`CountingStore::counts`].
-pub const COUNTED_METHODS: [&str; 19] = [
+pub const COUNTED_METHODS: [&str; 20] = [
     "put_storyboard",
     "get_storyboard",
     "list_storyboards",
@@ -30,6 +30,7 @@ pub const COUNTED_METHODS: [&str; 19] = [
     "get_task",
     "list_tasks",
     "update_task",
+    "update_task_and_release",
     "find_tasks_by_vendor_job",
     "claim_tasks",
     "heartbeat",
@@ -164,6 +165,10 @@ impl Store for CountingStore {
     async fn update_task(&self, task: &Task) -> Result<Task> {
         self.count("update_task");
         self.inner.update_task(task).await
+    }
+    async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
+        self.count("update_task_and_release");
+        self.inner.update_task_and_release(task).await
     }
     async fn find_tasks_by_vendor_job(
         &self,

@@ -50,6 +50,31 @@ impl MemoryStore {
     }
 }
 
+/// Writes `task` over the stored one ([`Store::update_task`]); with `release`, also gives up
+/// the stored lease when it is the written task's.
+fn write_task(st: &mut State, task: &Task, release: bool) -> Result<Task> {
+    let stored = st
+        .tasks
+        .get_mut(&task.id)
+        .ok_or_else(|| Error::not_found("task", task.id))?;
+    if stored.run_id != task.run_id {
+        return Err(Error::Conflict {
+            entity: "task",
+            id: task.id.to_string(),
+            reason: "a task cannot move to another run".into(),
+        });
+    }
+    check_task_write(stored, task, OffsetDateTime::now_utc())?;
+    let mut next = task.clone();
+    next.revision = stored.revision + 1;
+    next.lease = stored
+        .lease
+        .clone()
+        .filter(|held| !(release && task.lease.as_ref().is_some_and(|l| l.token == held.token)));
+    **stored = next.clone();
+    Ok(next)
+}
+
 /// Extends `task`'s lease to `expires_at` if `lease` is the one it holds.
 fn renew(st: &mut State, task: TaskId, lease: &Lease, expires_at: OffsetDateTime) -> Result<Lease> {
     let t = st
@@ -271,24 +296,11 @@ impl Store for MemoryStore {
     }
 
     async fn update_task(&self, task: &Task) -> Result<Task> {
-        let mut st = self.state();
-        let stored = st
-            .tasks
-            .get_mut(&task.id)
-            .ok_or_else(|| Error::not_found("task", task.id))?;
-        if stored.run_id != task.run_id {
-            return Err(Error::Conflict {
-                entity: "task",
-                id: task.id.to_string(),
-                reason: "a task cannot move to another run".into(),
-            });
-        }
-        check_task_write(stored, task, OffsetDateTime::now_utc())?;
-        let mut next = task.clone();
-        next.revision = stored.revision + 1;
-        next.lease = stored.lease.clone();
-        **stored = next.clone();
-        Ok(next)
+        write_task(&mut self.state(), task, false)
+    }
+
+    async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
+        write_task(&mut self.state(), task, true)
     }
 
     async fn claim_tasks(

@@ -116,6 +116,29 @@ pub trait Store: Debug + Send + Sync + 'static {
         Ok(found)
     }
 
+    /// [`update_task`](Store::update_task) and the [`release`](Store::release) of the written
+    /// task's lease (`task.lease`) in one write: the task is written exactly as `update_task`
+    /// writes it (compare-and-swap on the revision, fenced by the lease), and the stored lease
+    /// is given up with it; the returned task has no lease then. A task without a lease in
+    /// hand is written as by `update_task`.
+    ///
+    /// An orchestrator writes a task's last state this way, saving a store call per task. The
+    /// default calls the two in turn; the memory store and the SQL stores of `cineflow-store`
+    /// do both in one write (one statement).
+    async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
+        let mut written = self.update_task(task).await?;
+        if let Some(lease) = &task.lease {
+            self.release(task.id, lease).await?;
+            if written
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.token == lease.token)
+            {
+                written.lease = None;
+            }
+        }
+        Ok(written)
+    }
     /// Claims up to `limit` non-terminal tasks (optionally of one run) whose lease is absent or
     /// expired and that wait for no other task ([`Task::waiting_for`] unset), oldest first, for `owner`, for `ttl`. Each claim gets a new token and bumps the
     /// task's revision.

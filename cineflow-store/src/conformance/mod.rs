@@ -177,6 +177,7 @@ macro_rules! conformance_tests {
                 claims_take_expired_leases_and_respect_the_run_filter
                 heartbeat_extends_a_held_lease_and_fails_for_a_lost_one
                 heartbeat_many_renews_held_leases_and_answers_each_in_order
+                update_task_and_release_writes_the_task_and_gives_its_lease_up
                 a_stale_worker_is_fenced_off_after_its_lease_is_taken_over
                 a_write_without_the_lease_is_fenced_off_while_the_lease_is_live
                 release_by_a_non_holder_is_a_no_op

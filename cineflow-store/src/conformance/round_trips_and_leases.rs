@@ -483,6 +483,72 @@ pub async fn heartbeat_many_renews_held_leases_and_answers_each_in_order(store: 
     );
 }
 
+/// A task's last write and the release of its lease in one call
+/// ([`Store::update_task_and_release`]): written as `update_task` writes it, with the lease
+/// given up (the returned and the stored task have none, and the task can be claimed again at
+/// once); a stale revision is a conflict and a write with another token is
+/// [`ErrorKind::LeaseLost`], both changing nothing.
+pub async fn update_task_and_release_writes_the_task_and_gives_its_lease_up(store: &dyn Store) {
+    let f = Fixture::new(2, 1);
+    f.store(store).await;
+    let claimed = store
+        .claim_tasks("worker-a", None, 2, LIVE)
+        .await
+        .must("claim");
+    assert_eq!(claimed.len(), 2);
+    let mut t = claimed[0].clone();
+    t.progress = Some(42);
+    let mut stale = t.clone();
+    stale.revision += 1;
+    fails(
+        store.update_task_and_release(&stale).await,
+        ErrorKind::Conflict,
+        "a stale revision",
+    );
+    let mut forged = t.clone();
+    if let Some(lease) = forged.lease.as_mut() {
+        lease.token = lease.token.wrapping_add(1_000_003);
+    }
+    fails(
+        store.update_task_and_release(&forged).await,
+        ErrorKind::LeaseLost,
+        "another token",
+    );
+    let stored = store.get_task(t.id).await.must("get_task");
+    assert_eq!(
+        (stored.revision, &stored.lease, stored.progress),
+        (t.revision, &t.lease, claimed[0].progress),
+        "refused writes change nothing"
+    );
+
+    let written = store
+        .update_task_and_release(&t)
+        .await
+        .must("update_task_and_release");
+    assert_eq!(written.revision, t.revision + 1);
+    assert_eq!(written.lease, None, "the returned task has no lease");
+    let stored = store.get_task(t.id).await.must("get_task");
+    assert_eq!(stored.lease, None, "the stored task has no lease");
+    assert_eq!(
+        (stored.revision, stored.progress),
+        (t.revision + 1, Some(42))
+    );
+    let again = store
+        .claim_tasks("worker-b", None, 2, LIVE)
+        .await
+        .must("claim again");
+    assert_eq!(
+        ids(&again),
+        vec![t.id],
+        "claimable at once, the other task still held"
+    );
+    let other = store.get_task(claimed[1].id).await.must("get_task");
+    assert_eq!(
+        other.lease, claimed[1].lease,
+        "the other task's lease is kept"
+    );
+}
+
 /// Fencing: once worker A's lease lapsed and worker B claimed the task, A's writes (with A's
 /// lease, stale or fresh revision) are [`ErrorKind::LeaseLost`] — even after B's lease lapsed
 /// in turn; B's write succeeds.

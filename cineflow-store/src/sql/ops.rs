@@ -57,14 +57,27 @@ macro_rules! task_write_columns {
 pub(crate) use task_write_columns;
 
 /// The head of a task's compare-and-swap `UPDATE`, up to its revision check
-/// ([`SqlBackend::bind_task_update`] binds `$1` to `$11`); the lease fence follows.
+/// ([`SqlBackend::bind_task_update`] binds `$1` to `$11`); the lease fence follows. With a
+/// token parameter (`update_task!("$12")`), the write also gives up the lease of that token
+/// when the parameter is not null (the fence has checked it is the stored one).
 macro_rules! update_task {
     () => {
+        $crate::sql::update_task!(@set "")
+    };
+    ($token:literal) => {
+        $crate::sql::update_task!(@set concat!(
+            ", lease_owner = CASE WHEN ", $token, " IS NULL THEN lease_owner END, \
+             lease_token = CASE WHEN ", $token, " IS NULL THEN lease_token END, \
+             lease_expires_at_ns = CASE WHEN ", $token, " IS NULL THEN lease_expires_at_ns END"
+        ))
+    };
+    (@set $release:expr) => {
         concat!(
             "UPDATE cineflow_tasks SET (",
             $crate::sql::task_write_columns!(),
-            ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9), revision = revision + 1 \
-             WHERE id = $10 AND revision = $11"
+            ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9), revision = revision + 1",
+            $release,
+            " WHERE id = $10 AND revision = $11"
         )
     };
 }

@@ -93,6 +93,12 @@ pub trait SqlWrites<DB: Database>: Sized + fmt::Debug + Send + Sync + 'static {
         task: &Task,
     ) -> impl Future<Output = Result<Task>> + Send;
 
+    /// [`Store::update_task_and_release`].
+    fn update_task_and_release(
+        store: &SqlStore<DB, Self>,
+        task: &Task,
+    ) -> impl Future<Output = Result<Task>> + Send;
+
     /// [`Store::claim_tasks`], for a `limit` above zero.
     fn claim_tasks(
         store: &SqlStore<DB, Self>,
@@ -196,6 +202,10 @@ where
 
     async fn update_task(&self, task: &Task) -> Result<Task> {
         W::update_task(self, task).await
+    }
+
+    async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
+        W::update_task_and_release(self, task).await
     }
 
     async fn claim_tasks(

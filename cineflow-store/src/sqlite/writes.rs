@@ -19,10 +19,12 @@ use crate::sql::{
     to_i64, update_run, update_task as update_task_sql,
 };
 
-/// A task write: the task as given and its columns at the next revision.
+/// A task write: the task as given and its columns at the next revision; with `release`, the
+/// write also gives up the task's lease.
 pub(super) struct TaskWrite {
     pub(super) task: Task,
     pub(super) cols: TaskCols,
+    pub(super) release: bool,
 }
 
 /// A task row to insert: its columns and lease columns.
@@ -113,12 +115,22 @@ pub(super) fn update_task<'c>(
         // round is allowed.
         for _ in 0..3 {
             let now = now();
-            let update = Sqlite::sql(concat!(
-                update_task_sql!(),
-                " AND (lease_token IS NULL OR lease_expires_at_ns <= $12 OR lease_token = $13) \
-                 AND ($13 IS NULL OR lease_token = $13)",
-                returning_written_task!()
-            ));
+            // The lease fence: a live lease of another token refuses the write.
+            macro_rules! fenced {
+                ($update:expr) => {
+                    concat!(
+                        $update,
+                        " AND (lease_token IS NULL OR lease_expires_at_ns <= $12 \
+                         OR lease_token = $13) AND ($13 IS NULL OR lease_token = $13)",
+                        returning_written_task!()
+                    )
+                };
+            }
+            let update = Sqlite::sql(if w.release {
+                fenced!(update_task_sql!("$13"))
+            } else {
+                fenced!(update_task_sql!())
+            });
             let row = Sqlite::bind_task_update(sqlx::query(update), &w.cols, &w.task)
                 .bind(to_ns(now))
                 .bind(token)
