@@ -358,18 +358,8 @@ pub async fn heartbeat_extends_a_held_lease_and_fails_for_a_lost_one(store: &dyn
         .must("claim");
     let t = &claimed[0];
     let held = lease_of(t);
-    let renewed = store.heartbeat(t.id, &held, LIVE).await.must("heartbeat");
-    assert_eq!((&renewed.owner, renewed.token), (&held.owner, held.token));
-    assert!(
-        renewed.expires_at > held.expires_at,
-        "the deadline moves on"
-    );
-    let stored = store.get_task(t.id).await.must("get_task");
-    assert_eq!(stored.lease.as_ref(), Some(&renewed));
-    assert_eq!(
-        stored.revision, t.revision,
-        "a heartbeat does not bump the revision"
-    );
+    let renewed = store.heartbeat(t.id, &held, LIVE).await;
+    renewed_in_place(store, t, renewed, "heartbeat").await;
 
     let forged = Lease {
         token: held.token.wrapping_add(1_000_003),
@@ -460,19 +450,7 @@ pub async fn heartbeat_many_renews_held_leases_and_answers_each_in_order(store: 
         "a refused renewal changes nothing"
     );
     for (t, answer) in [(&claimed[2], third), (&claimed[0], first)] {
-        let held = lease_of(t);
-        let renewed = answer.must("a held lease");
-        assert_eq!((&renewed.owner, renewed.token), (&held.owner, held.token));
-        assert!(
-            renewed.expires_at > held.expires_at,
-            "the deadline moves on"
-        );
-        let stored = store.get_task(t.id).await.must("get_task");
-        assert_eq!(stored.lease.as_ref(), Some(&renewed));
-        assert_eq!(
-            stored.revision, t.revision,
-            "a renewal does not bump the revision"
-        );
+        renewed_in_place(store, t, answer, "a held lease").await;
     }
     assert!(
         store
@@ -546,6 +524,24 @@ pub async fn update_task_and_release_writes_the_task_and_gives_its_lease_up(stor
     assert_eq!(
         other.lease, claimed[1].lease,
         "the other task's lease is kept"
+    );
+}
+
+/// Checks that `renewed`, the renewal of claimed task `t`'s lease, kept its owner and token,
+/// moved its deadline on, is what the store holds, and did not bump the revision.
+async fn renewed_in_place(store: &dyn Store, t: &Task, renewed: Result<Lease>, step: &str) {
+    let held = lease_of(t);
+    let renewed = renewed.must(step);
+    assert_eq!((&renewed.owner, renewed.token), (&held.owner, held.token));
+    assert!(
+        renewed.expires_at > held.expires_at,
+        "{step}: the deadline moves on"
+    );
+    let stored = store.get_task(t.id).await.must("get_task");
+    assert_eq!(stored.lease.as_ref(), Some(&renewed));
+    assert_eq!(
+        stored.revision, t.revision,
+        "{step}: a renewal does not bump the revision"
     );
 }
 

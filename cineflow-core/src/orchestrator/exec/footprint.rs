@@ -66,6 +66,25 @@ pub(super) fn slot(inner: &Inner) -> RunSlot {
     RunSlot::new(Arc::new(Semaphore::new(1)), Arc::clone(&inner.global), None)
 }
 
+/// Declares `$life`, a `Lifecycle` of `$task` (claimed by `claimed_on`) in a run slot of its
+/// own, and what it borrows.
+macro_rules! lifecycle {
+    ($life:ident, $inner:expr, $run:expr, $task:expr) => {
+        let ctx = RunCtx::new($inner, $run).await.unwrap();
+        let slot = $crate::orchestrator::exec::footprint::slot($inner);
+        let cancel = CancellationToken::new();
+        let hook = $inner.hooks.follow($task.id);
+        let $life = Lifecycle {
+            inner: $inner,
+            cancel: &cancel,
+            ctx: &ctx,
+            slot: &slot,
+            hook: &hook,
+        };
+    };
+}
+pub(super) use lifecycle;
+
 #[tokio::test]
 async fn a_task_in_flight_is_a_future_of_at_most_three_kilobytes() {
     let (orch, run, task) = claimed().await;
@@ -83,17 +102,7 @@ async fn a_task_in_flight_is_a_future_of_at_most_three_kilobytes() {
 async fn a_task_waiting_between_polls_holds_at_most_one_and_a_quarter_kilobytes_more() {
     let (orch, run, mut task) = claimed().await;
     let inner = &orch.inner;
-    let ctx = RunCtx::new(inner, &run).await.unwrap();
-    let slot = slot(inner);
-    let cancel = CancellationToken::new();
-    let hook = inner.hooks.follow(task.id);
-    let life = Lifecycle {
-        inner,
-        cancel: &cancel,
-        ctx: &ctx,
-        slot: &slot,
-        hook: &hook,
-    };
+    lifecycle!(life, inner, &run, &task);
     let mut clock = AttemptClock::new();
     let polling = std::mem::size_of_val(&life.poll_until_ready(&mut task, &mut clock));
     assert!(polling <= 1280, "polling takes {polling} bytes");

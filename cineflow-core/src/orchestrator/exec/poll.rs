@@ -454,7 +454,7 @@ mod tests {
 
     use tokio_util::sync::CancellationToken;
 
-    use super::super::footprint::{claimed_on, slot};
+    use super::super::footprint::{claimed_on, lifecycle};
     use super::super::{Lifecycle, RunCtx};
     use super::*;
     use crate::mock::{MockProvider, Step};
@@ -488,18 +488,8 @@ mod tests {
         );
         let (orch, run, mut task) = claimed_on(mock.clone(), config).await;
         let inner = &orch.inner;
-        let ctx = RunCtx::new(inner, &run).await.unwrap();
-        let slot = slot(inner);
-        let cancel = CancellationToken::new();
-        let hook = inner.hooks.follow(task.id);
-        let life = Lifecycle {
-            inner,
-            cancel: &cancel,
-            ctx: &ctx,
-            slot: &slot,
-            hook: &hook,
-        };
-        assert_eq!(slot.try_acquire(&cancel), Some(true));
+        lifecycle!(life, inner, &run, &task);
+        assert_eq!(life.slot.try_acquire(life.cancel), Some(true));
         assert!(life.submit(&mut task).await.unwrap().is_some());
         let attempt = task.current_attempt_mut().unwrap();
         attempt.submitted_at -= time::Duration::seconds(40);
