@@ -37,7 +37,12 @@ pub use memory::MemoryStore;
 ///   differs from the written task's lease token, the write fails with
 ///   [`Error::LeaseLost`](crate::Error::LeaseLost). The lease itself is changed only by
 ///   [`claim_tasks`](Store::claim_tasks), [`heartbeat`](Store::heartbeat) and
-///   [`release`](Store::release); `update_task` keeps the stored lease.
+///   [`release`](Store::release) (and [`heartbeat_many`](Store::heartbeat_many),
+///   [`update_task_and_release`](Store::update_task_and_release), which do the same);
+///   `update_task` keeps the stored lease.
+/// - Two methods have defaults built on the others ([`heartbeat_many`](Store::heartbeat_many),
+///   [`update_task_and_release`](Store::update_task_and_release)): a store that can do them in
+///   one write saves an orchestrator a call per task.
 /// - A write carrying a lease token that is not the task's current one is `LeaseLost`, even if
 ///   the current lease has lapsed; [`heartbeat`](Store::heartbeat) and
 ///   [`release`](Store::release) do not change the revision.
