@@ -347,23 +347,12 @@ impl SqlWrites<Postgres> for PgWrites {
         lease: &Lease,
         ttl: Duration,
     ) -> Result<Lease> {
-        let row = sqlx::query(concat!(
-            "WITH renewed AS ( \
-               UPDATE cineflow_tasks SET lease_expires_at_ns = ",
-            deadline_ns!("$1"),
-            " WHERE id = $2 AND lease_token = $3 AND lease_owner = $4 \
-               RETURNING lease_expires_at_ns) \
-             SELECT (SELECT lease_expires_at_ns FROM renewed) AS expires, \
-                    EXISTS (SELECT 1 FROM cineflow_tasks WHERE id = $2) AS found"
-        ))
-        .bind(ttl_ns(ttl))
-        .bind(task.to_string())
-        .bind(to_i64(lease.token))
-        .bind(&lease.owner)
-        .fetch_one(&store.pool)
-        .await
-        .map_err(db("cannot renew a lease"))?;
-        renewed(task, lease, row.col("expires")?, row.col("found")?)
+        let what = "cannot renew a lease";
+        let mut answers = renew_leases(store, &[(task, lease.clone())], ttl, what).await?;
+        // `renew_leases` answers each lease it is given: exactly one here.
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(Error::backend(what, std::io::Error::other("no answer"))))
     }
 
     async fn heartbeat_many(
@@ -371,57 +360,7 @@ impl SqlWrites<Postgres> for PgWrites {
         leases: &[(TaskId, Lease)],
         ttl: Duration,
     ) -> Result<Vec<Result<Lease>>> {
-        // One statement for all of them: the leases as arrays, renewed by one `UPDATE … FROM`,
-        // each answered in the order given (whether the task exists is read only for a lease
-        // that was not renewed).
-        let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
-        let tokens: Vec<i64> = leases.iter().map(|(_, l)| to_i64(l.token)).collect();
-        let owners: Vec<&str> = leases.iter().map(|(_, l)| l.owner.as_str()).collect();
-        let rows = sqlx::query(concat!(
-            "WITH held AS ( \
-               SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::text[]) \
-                 WITH ORDINALITY AS h(id, token, owner, n)), \
-             renewed AS ( \
-               UPDATE cineflow_tasks AS t SET lease_expires_at_ns = ",
-            deadline_ns!("$1"),
-            " FROM held \
-               WHERE t.id = held.id AND t.lease_token = held.token AND t.lease_owner = held.owner \
-               RETURNING t.id, t.lease_expires_at_ns) \
-             SELECT r.lease_expires_at_ns AS expires, \
-                    CASE WHEN r.id IS NOT NULL THEN TRUE \
-                         ELSE EXISTS (SELECT 1 FROM cineflow_tasks x WHERE x.id = held.id) END \
-                      AS found \
-             FROM held LEFT JOIN renewed AS r ON r.id = held.id ORDER BY held.n"
-        ))
-        .bind(ttl_ns(ttl))
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(&owners)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(db("cannot renew leases"))?;
-        if rows.len() != leases.len() {
-            return Err(Error::backend(
-                "cannot renew leases",
-                std::io::Error::other(format!(
-                    "{} answers for {} leases",
-                    rows.len(),
-                    leases.len()
-                )),
-            ));
-        }
-        leases
-            .iter()
-            .zip(&rows)
-            .map(|((task, lease), row)| {
-                Ok(renewed(
-                    *task,
-                    lease,
-                    row.col("expires")?,
-                    row.col("found")?,
-                ))
-            })
-            .collect()
+        renew_leases(store, leases, ttl, "cannot renew leases").await
     }
 
     async fn release(store: &PostgresStore, task: TaskId, lease: &Lease) -> Result<()> {
@@ -514,4 +453,65 @@ async fn write_task(store: &PostgresStore, task: &Task, release: bool) -> Result
         check_task_write(&stored, task, from_ns(row.col("now_ns")?))?;
     }
     Err(kept_changing(task.id))
+}
+
+/// [`Store::heartbeat_many`](cineflow_core::Store::heartbeat_many) (and `heartbeat`, for one
+/// lease): one answer per lease, in order; `what` names a failed statement.
+async fn renew_leases(
+    store: &PostgresStore,
+    leases: &[(TaskId, Lease)],
+    ttl: Duration,
+    what: &'static str,
+) -> Result<Vec<Result<Lease>>> {
+    // One statement for all of them: the leases as arrays, renewed by one `UPDATE … FROM`,
+    // each answered in the order given (whether the task exists is read only for a lease
+    // that was not renewed).
+    let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
+    let tokens: Vec<i64> = leases.iter().map(|(_, l)| to_i64(l.token)).collect();
+    let owners: Vec<&str> = leases.iter().map(|(_, l)| l.owner.as_str()).collect();
+    let rows = sqlx::query(concat!(
+        "WITH held AS ( \
+           SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::text[]) \
+             WITH ORDINALITY AS h(id, token, owner, n)), \
+         renewed AS ( \
+           UPDATE cineflow_tasks AS t SET lease_expires_at_ns = ",
+        deadline_ns!("$1"),
+        " FROM held \
+           WHERE t.id = held.id AND t.lease_token = held.token AND t.lease_owner = held.owner \
+           RETURNING t.id, t.lease_expires_at_ns) \
+         SELECT r.lease_expires_at_ns AS expires, \
+                CASE WHEN r.id IS NOT NULL THEN TRUE \
+                     ELSE EXISTS (SELECT 1 FROM cineflow_tasks x WHERE x.id = held.id) END \
+                  AS found \
+         FROM held LEFT JOIN renewed AS r ON r.id = held.id ORDER BY held.n"
+    ))
+    .bind(ttl_ns(ttl))
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&owners)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db(what))?;
+    if rows.len() != leases.len() {
+        return Err(Error::backend(
+            what,
+            std::io::Error::other(format!(
+                "{} answers for {} leases",
+                rows.len(),
+                leases.len()
+            )),
+        ));
+    }
+    leases
+        .iter()
+        .zip(&rows)
+        .map(|((task, lease), row)| {
+            Ok(renewed(
+                *task,
+                lease,
+                row.col("expires")?,
+                row.col("found")?,
+            ))
+        })
+        .collect()
 }
