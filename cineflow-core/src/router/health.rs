@@ -17,10 +17,10 @@ use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::adaptive::AdaptiveLimit;
+use super::calls::{CallKind, CallSlot, CallSlots};
 use super::config::HealthPolicy;
 use crate::error_code::ErrorCode;
 use crate::provider::ProviderError;
@@ -55,7 +55,7 @@ struct Breaker {
 pub(crate) struct Health {
     breaker: Mutex<Breaker>,
     limiter: Option<(Limiter, TokioClock)>,
-    calls: Arc<Semaphore>,
+    calls: Arc<CallSlots>,
     pub(crate) submits: Arc<AdaptiveLimit>,
     pub(crate) in_flight: Arc<AtomicU32>,
     pub(crate) max_in_flight: Option<u32>,
@@ -137,10 +137,8 @@ impl Health {
         Self {
             breaker: Mutex::new(Breaker::default()),
             limiter,
-            calls: Arc::new(Semaphore::new(
-                usize::try_from(max_concurrent_calls.get())
-                    .unwrap_or(Semaphore::MAX_PERMITS)
-                    .min(Semaphore::MAX_PERMITS),
+            calls: Arc::new(CallSlots::new(
+                usize::try_from(max_concurrent_calls.get()).unwrap_or(usize::MAX),
             )),
             submits: Arc::new(AdaptiveLimit::new(max_concurrent_calls.get())),
             in_flight: Arc::new(AtomicU32::new(0)),
@@ -224,10 +222,10 @@ impl Health {
         }
     }
 
-    /// Waits for one of the provider's call slots; the call may run while the permit lives.
-    pub(crate) async fn call_slot(&self) -> Option<OwnedSemaphorePermit> {
-        // The semaphore is never closed: this is always `Some`.
-        Arc::clone(&self.calls).acquire_owned().await.ok()
+    /// Waits for one of the provider's call slots, handed out by `kind`, then by
+    /// arrival ([`CallSlots`]); the call may run while the slot is held.
+    pub(crate) async fn call_slot(&self, kind: CallKind) -> CallSlot {
+        self.calls.acquire(kind).await
     }
 
     /// Waits until a call may be made: past any `Retry-After` and within the rate limit.

@@ -33,6 +33,7 @@ use crate::ids::{ModelId, ProviderId};
 use crate::provider::{GenerationRequest, ProviderError, ProviderJob, VideoProvider};
 
 mod adaptive;
+mod calls;
 mod catalog;
 mod config;
 mod health;
@@ -41,6 +42,7 @@ mod price;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use calls::CallKind;
 pub use catalog::SORA_SUNSET;
 pub use config::{
     DEFAULT_MAX_CONCURRENT_CALLS, HealthPolicy, ModelConfig, OPENAI_SORA_SUNSET, Price,
@@ -122,7 +124,7 @@ pub(crate) enum Selection {
 #[derive(Debug)]
 #[must_use = "the call slot is released as soon as the permit is dropped"]
 pub(crate) struct CallPermit {
-    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    slot: Option<calls::CallSlot>,
     submit: Option<adaptive::AdaptivePermit>,
 }
 
@@ -586,15 +588,16 @@ impl Router {
         })
     }
 
-    /// Waits until a request to `provider` (a submit, poll, lookup or cancel) is allowed: past
-    /// its `Retry-After` and within its rate limit, then a free call slot (taken last, so that
-    /// requests waiting out a `Retry-After` do not keep downloads from their slots). The
-    /// request may run while the returned permit lives.
-    pub(crate) async fn gate(&self, provider: &ProviderId) -> CallPermit {
+    /// Waits until a request to `provider` (a submit, poll, lookup or cancel: `kind`) is
+    /// allowed: past its `Retry-After` and within its rate limit, then a free call slot (taken
+    /// last, so that requests waiting out a `Retry-After` do not keep downloads from their
+    /// slots; when none is free, a freed one goes to a download first, then a submit, then a
+    /// status read: [`CallKind`]). The request may run while the returned permit lives.
+    pub(crate) async fn gate(&self, provider: &ProviderId, kind: CallKind) -> CallPermit {
         if let Some(slot) = self.slots.get(provider) {
             slot.health.gate().await;
         }
-        self.call_permit(provider).await
+        self.call_permit(provider, kind).await
     }
 
     /// Like [`gate`](Self::gate), for a submit: first waits for a place under the provider's
@@ -607,7 +610,7 @@ impl Router {
         };
         CallPermit {
             submit,
-            ..self.gate(provider).await
+            ..self.gate(provider, CallKind::Submit).await
         }
     }
 
@@ -677,10 +680,11 @@ impl Router {
     }
 
     /// Waits for a free call slot of `provider` without the rate limit — for downloads, which
-    /// are not requests to the vendor's API. Keep the permit until the body is read.
-    pub(crate) async fn call_permit(&self, provider: &ProviderId) -> CallPermit {
+    /// are not requests to the vendor's API (`kind` [`CallKind::Download`]), and for the
+    /// requests [`gate`](Self::gate) lets through. Keep the permit until the body is read.
+    pub(crate) async fn call_permit(&self, provider: &ProviderId, kind: CallKind) -> CallPermit {
         let slot = match self.slots.get(provider) {
-            Some(slot) => slot.health.call_slot().await,
+            Some(slot) => Some(slot.health.call_slot(kind).await),
             None => None,
         };
         CallPermit { slot, submit: None }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use time::macros::date;
 use tokio::time::Instant;
 
-use super::{Price, RouteConfig, Router, RouterConfig, Selection, Strategy, Tried};
+use super::{CallKind, Price, RouteConfig, Router, RouterConfig, Selection, Strategy, Tried};
 use crate::error_code::ErrorCode;
 use crate::ids::{ModelId, ProviderId, TaskId};
 use crate::media::{AspectRatio, ImageRef};
@@ -365,7 +365,7 @@ async fn requests_per_minute_are_limited_on_tokio_time() {
     let router = Router::from_config(cfg).route(model(), stub("a", Capabilities::default()), "m");
     let start = Instant::now();
     for _ in 0..3 {
-        drop(router.gate(&pid("a")).await);
+        drop(router.gate(&pid("a"), CallKind::Status).await);
     }
     // 60/min = one per second after the first.
     assert!(
@@ -447,12 +447,12 @@ async fn a_call_waits_for_a_free_slot_of_its_provider() {
         .max_concurrent_calls = std::num::NonZeroU32::new(2);
     let router =
         Arc::new(Router::from_config(cfg).route(model(), stub("a", Capabilities::default()), "m"));
-    let first = router.gate(&pid("a")).await;
-    let _second = router.call_permit(&pid("a")).await;
+    let first = router.gate(&pid("a"), CallKind::Status).await;
+    let _second = router.call_permit(&pid("a"), CallKind::Download).await;
     let third = tokio::spawn({
         let router = Arc::clone(&router);
         async move {
-            let _permit = router.gate(&pid("a")).await;
+            let _permit = router.gate(&pid("a"), CallKind::Status).await;
         }
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -482,14 +482,17 @@ async fn requests_waiting_out_a_retry_after_leave_the_call_slots_to_downloads() 
     let poll = tokio::spawn({
         let router = Arc::clone(&router);
         async move {
-            let _permit = router.gate(&pid("a")).await;
+            let _permit = router.gate(&pid("a"), CallKind::Status).await;
         }
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!poll.is_finished(), "the Retry-After is honoured");
-    let download = tokio::time::timeout(Duration::from_secs(1), router.call_permit(&pid("a")))
-        .await
-        .expect("a download takes the free slot while the poll waits");
+    let download = tokio::time::timeout(
+        Duration::from_secs(1),
+        router.call_permit(&pid("a"), CallKind::Download),
+    )
+    .await
+    .expect("a download takes the free slot while the poll waits");
     drop(download);
     tokio::time::timeout(Duration::from_secs(120), poll)
         .await
@@ -513,7 +516,7 @@ async fn a_429_holds_back_neither_the_providers_other_calls_nor_its_breaker() {
         router.record(&a, Err(&slow_down));
     }
     assert!(!router.is_open(&a), "rate limits do not open the breaker");
-    let permit = tokio::time::timeout(Duration::from_secs(1), router.gate(&a))
+    let permit = tokio::time::timeout(Duration::from_secs(1), router.gate(&a, CallKind::Status))
         .await
         .expect("another call does not wait out the 429's Retry-After");
     drop(permit);

@@ -23,6 +23,7 @@ use super::super::{Inner, lock};
 use crate::error_code::ErrorCode;
 use crate::ids::ProviderId;
 use crate::provider::{JobStatus, ProviderJob, VideoProvider};
+use crate::router::CallKind;
 
 /// The most jobs one round reads (one list page of the vendors that filter by ids).
 pub(crate) const BATCH: usize = 100;
@@ -105,7 +106,7 @@ async fn rounds(inner: Arc<Inner>, provider: Arc<dyn VideoProvider>, confirmer: 
             state.waiting.drain(..n).collect()
         };
         let answer = {
-            let _permit = inner.router.gate(&id).await;
+            let _permit = inner.router.gate(&id, CallKind::Status).await;
             provider.poll_many(&jobs, None).await
         };
         match answer {

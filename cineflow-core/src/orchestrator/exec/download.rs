@@ -14,7 +14,7 @@ use crate::events::EventKind;
 use futures::StreamExt;
 
 use crate::provider::{ByteStream, ProviderError, VideoAsset, redact_url};
-use crate::router::CallPermit;
+use crate::router::{CallKind, CallPermit};
 use crate::sink::{ArtifactKey, sidecar};
 use crate::task::{Artifact, Attempt, AttemptOutcome, Task, TaskError, TaskStatus};
 
@@ -86,7 +86,7 @@ impl Lifecycle<'_> {
                 () = self.cancel.cancelled() => break,
                 // Boxed, like the steps after it: a task holds the state it is in only.
                 s = Box::pin(async {
-                    let permit = self.inner.router.call_permit(&job.provider).await;
+                    let permit = self.inner.router.call_permit(&job.provider, CallKind::Download).await;
                     let stream = provider.download(&job, &asset).await?;
                     let stream = self.checked(stream, &asset, permit)?;
                     sniff(stream, &asset).await
@@ -578,7 +578,7 @@ mod tests {
 
     async fn permit() -> CallPermit {
         Router::new()
-            .call_permit(&ProviderId::new("none").unwrap())
+            .call_permit(&ProviderId::new("none").unwrap(), CallKind::Download)
             .await
     }
 

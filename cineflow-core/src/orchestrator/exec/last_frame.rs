@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::Lifecycle;
 use crate::error_code::ErrorCode;
 use crate::provider::{ProviderError, ProviderJob, VideoAsset, VideoProvider, redact_url};
+use crate::router::CallKind;
 use crate::sink::{ArtifactKey, FrameFormat};
 use crate::task::{Artifact, Task, TaskError};
 
@@ -94,7 +95,11 @@ impl Lifecycle<'_> {
         frame: &VideoAsset,
         provider: &dyn VideoProvider,
     ) -> Result<(FrameFormat, Bytes), ProviderError> {
-        let _permit = self.inner.router.call_permit(&job.provider).await;
+        let _permit = self
+            .inner
+            .router
+            .call_permit(&job.provider, CallKind::Download)
+            .await;
         let mut stream = provider.download(job, frame).await?;
         let refused =
             |why: String| ProviderError::new(ErrorCode::DownloadFailed, why).with_retryable(false);

@@ -15,7 +15,7 @@ use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::payload::VendorPayload;
 use crate::provider::{JobState, JobStatus, ProviderJob, VideoProvider};
-use crate::router::may_fail_over;
+use crate::router::{CallKind, may_fail_over};
 use crate::task::{AttemptOutcome, Task, TaskError, TaskStatus};
 
 /// What this process keeps about a task's current attempt while it drives it: how long ago
@@ -214,7 +214,7 @@ impl Lifecycle<'_> {
                         // Boxed, like the answer and the rare steps below: the loop's own
                         // state, held while it waits, stays small.
                         s = Box::pin(async {
-                            let _permit = self.inner.router.gate(&job.provider).await;
+                            let _permit = self.inner.router.gate(&job.provider, CallKind::Status).await;
                             provider.poll(job).await.map(Box::new)
                         }) => Some(s),
                     };
@@ -437,7 +437,11 @@ impl Lifecycle<'_> {
         if provider.capabilities().cancel
             && let Err(e) = {
                 let job = polled_job(task)?;
-                let _permit = self.inner.router.gate(&job.provider).await;
+                let _permit = self
+                    .inner
+                    .router
+                    .gate(&job.provider, CallKind::Submit)
+                    .await;
                 provider.cancel(job).await
             }
         {

@@ -64,7 +64,7 @@ use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::ids::{ProviderId, TaskId};
 use crate::provider::{GenerationRequest, JobQuery, ProviderJob, VideoProvider};
-use crate::router::InFlight;
+use crate::router::{CallKind, InFlight};
 use crate::store::{PageRequest, TaskQuery};
 use crate::task::{Attempt, Task, TaskError, TaskStatus};
 
@@ -232,7 +232,11 @@ impl Lifecycle<'_> {
                     created_after,
                     created_before: now.checked_add(skew).unwrap_or(now),
                 };
-                let _permit = self.inner.router.gate(provider.id()).await;
+                let _permit = self
+                    .inner
+                    .router
+                    .gate(provider.id(), CallKind::Submit)
+                    .await;
                 Found::Listed(provider.find_jobs(&query).await)
             };
             // Deciding and recording are one step per provider in this process.

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::provider::{ProviderJob, VideoProvider};
-use crate::router::{InFlight, Selection, Tried, may_fail_over};
+use crate::router::{CallKind, InFlight, Selection, Tried, may_fail_over};
 use crate::task::{Attempt, AttemptOutcome, ModelAlias, Task, TaskError, TaskStatus};
 use crate::usage::AttemptCost;
 
@@ -268,7 +268,11 @@ impl Lifecycle<'_> {
         cause: Error,
     ) -> Error {
         let cancelled = {
-            let _permit = self.inner.router.gate(&job.provider).await;
+            let _permit = self
+                .inner
+                .router
+                .gate(&job.provider, CallKind::Submit)
+                .await;
             provider.cancel(job).await.is_ok()
         };
         tracing::error!(

@@ -21,6 +21,7 @@ use super::super::{Inner, lock};
 use crate::error_code::ErrorCode;
 use crate::ids::ProviderId;
 use crate::provider::{JobStatus, ProviderJob, VideoProvider};
+use crate::router::CallKind;
 
 /// Every provider's sweeper, created on first use.
 #[derive(Debug, Default)]
@@ -124,7 +125,7 @@ async fn sweep_loop(
             state.waiters.values().map(|w| w.job.clone()).collect()
         };
         let answer = {
-            let _permit = inner.router.gate(&id).await;
+            let _permit = inner.router.gate(&id, CallKind::Status).await;
             provider.poll_many(&jobs, resume.as_deref()).await
         };
         let wait = match answer {
