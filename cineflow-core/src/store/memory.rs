@@ -263,24 +263,31 @@ impl Store for MemoryStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        // Filtered and sorted by reference, and only the page copied: a run's tasks are read
+        // page by page, and copying every task for each page made reading a run quadratic.
         let st = self.state();
-        let mut all: Vec<Task> = match query.run_id {
+        let mut all: Vec<&Task> = match query.run_id {
             Some(run) => st
                 .run_tasks
                 .get(&run)
                 .map(|ids| {
                     ids.iter()
                         .filter_map(|id| st.tasks.get(id))
-                        .map(|t| Task::clone(t))
+                        .map(|t| &**t)
                         .collect()
                 })
                 .unwrap_or_default(),
-            None => st.tasks.values().map(|t| Task::clone(t)).collect(),
+            None => st.tasks.values().map(|t| &**t).collect(),
         };
-        drop(st);
         all.retain(|t| query.matches(t));
         all.sort_by(|a, b| query.compare(a, b));
-        Ok(query.page.slice(all))
+        let page = query.page.slice(all);
+        Ok(Page {
+            items: page.items.into_iter().cloned().collect(),
+            page: page.page,
+            page_size: page.page_size,
+            total: page.total,
+        })
     }
 
     async fn find_tasks_by_vendor_job(
