@@ -49,6 +49,16 @@ pub struct PollPolicy {
     /// 500 ms. `0` turns sweeps off.
     #[serde(with = "secs")]
     pub sweep_interval: Duration,
+    /// A task that waits this long or longer for its next poll lets go of its copy of the
+    /// task meanwhile and reads it again from the store when the wait ends: one store read per
+    /// such wait, for some 2–3 KB less per task in flight while it waits. On a store that keeps
+    /// every task in this process's memory anyway
+    /// ([`Store::keeps_tasks_in_memory`](crate::Store::keeps_tasks_in_memory), the memory
+    /// store) every wait does so, however short: a read is a copy in memory, and a task in
+    /// flight is then held once instead of twice. Writes made by others meanwhile end the
+    /// task's drive as a stale write would. Default 20 s. `0` keeps every task in hand.
+    #[serde(with = "secs")]
+    pub shelve_after: Duration,
 }
 
 impl Default for PollPolicy {
@@ -61,6 +71,7 @@ impl Default for PollPolicy {
             jitter: 0.05,
             job_timeout: Duration::from_secs(3 * 3600),
             sweep_interval: Duration::from_millis(500),
+            shelve_after: Duration::from_secs(20),
         }
     }
 }
@@ -74,6 +85,7 @@ impl PollPolicy {
         with_jitter => jitter: f64,
         with_job_timeout => job_timeout: Duration,
         with_sweep_interval => sweep_interval: Duration,
+        with_shelve_after => shelve_after: Duration,
     );
 
     /// The interval before the next poll, given the last interval, how long the job has run and

@@ -7,6 +7,7 @@ mod footprint;
 mod last_frame;
 mod poll;
 mod reconcile;
+mod shelve;
 mod slot;
 mod submit;
 mod sweep;

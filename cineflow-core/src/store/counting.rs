@@ -209,4 +209,7 @@ impl Store for CountingStore {
         self.count("release");
         self.inner.release(task, lease).await
     }
+    fn keeps_tasks_in_memory(&self) -> bool {
+        self.inner.keeps_tasks_in_memory()
+    }
 }

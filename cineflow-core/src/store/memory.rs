@@ -368,4 +368,8 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+
+    fn keeps_tasks_in_memory(&self) -> bool {
+        true
+    }
 }

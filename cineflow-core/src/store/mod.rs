@@ -176,6 +176,15 @@ pub trait Store: Debug + Send + Sync + 'static {
     }
     /// Gives a held lease up; releasing a lease not held is a no-op.
     async fn release(&self, task: TaskId, lease: &Lease) -> Result<()>;
+    /// Whether every task is kept in this process's memory, so that reading one is a copy in
+    /// memory with no I/O. An orchestrator on such a store lets go of its own copy of a task
+    /// whenever the task waits for its next poll, and reads it again when the wait ends (on
+    /// other stores only after a long wait:
+    /// [`PollPolicy::shelve_after`](crate::PollPolicy::shelve_after)): a task in flight is
+    /// then held once, not twice. Default `false`; the memory store answers `true`.
+    fn keeps_tasks_in_memory(&self) -> bool {
+        false
+    }
 }
 
 /// A page request: 1-based `page`, `page_size` items (1..=1000).

@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::super::callbacks::Signal;
+use super::shelve::Shelved;
 use super::submit::counted_attempts;
 use super::{Lifecycle, Polled, mark_cancelled};
 use crate::error::{Error, Result};
@@ -164,7 +165,15 @@ impl Lifecycle<'_> {
         // of the provider's list sees it first.
         let mut swept: Option<oneshot::Receiver<JobStatus>> = None;
         loop {
-            let found = match self.wait(interval, swept.take()).await {
+            let shelve =
+                Shelved::wanted(policy, interval, self.inner.store.keeps_tasks_in_memory());
+            let wake = if !shelve {
+                self.wait(interval, swept.take()).await
+            } else {
+                // Boxed: the loop's own state stays as small as a short wait's.
+                Box::pin(self.wait_shelved(task, interval, swept.take())).await?
+            };
+            let found = match wake {
                 Wake::Cancelled => {
                     Box::pin(self.cancel_job(task, provider.as_ref())).await?;
                     return Ok(Polled::Done);
@@ -413,6 +422,21 @@ impl Lifecycle<'_> {
                 Step::Signal(Signal::Adopt(_, false)) => {}
             }
         }
+    }
+
+    /// [`wait`](Self::wait) with `task` shelved ([`Shelved`]): read again from the store when the
+    /// wait ends, whatever ended it.
+    async fn wait_shelved(
+        &self,
+        task: &mut Task,
+        interval: Duration,
+        swept: Option<oneshot::Receiver<JobStatus>>,
+    ) -> Result<Wake> {
+        let shelved = Shelved::shelve(task);
+        let wake = self.wait(interval, swept).await;
+        let stored = self.inner.store.get_task(task.id).await?;
+        shelved.take_back(task, stored)?;
+        Ok(wake)
     }
 
     /// A callback's claim about `job`, read with the other jobs waiting for theirs from the
