@@ -622,8 +622,20 @@ impl Router {
         provider: &dyn VideoProvider,
         req: &GenerationRequest,
     ) -> std::result::Result<ProviderJob, ProviderError> {
+        let permit = self.submit_gate(provider.id()).await;
+        self.submit_with(permit, provider, req).await
+    }
+
+    /// [`submit`](Self::submit) with the place already taken (`permit`, from
+    /// [`submit_gate`](Self::submit_gate)): for a caller that records the attempt only once the
+    /// submit can go, so that tasks waiting for a place hold no attempt yet.
+    pub(crate) async fn submit_with(
+        &self,
+        permit: CallPermit,
+        provider: &dyn VideoProvider,
+        req: &GenerationRequest,
+    ) -> std::result::Result<ProviderJob, ProviderError> {
         let pid = provider.id();
-        let permit = self.submit_gate(pid).await;
         self.begin_submit(pid);
         let result = provider.submit(req).await;
         self.record_submit(pid, permit, result.as_ref().map(|_| ()));

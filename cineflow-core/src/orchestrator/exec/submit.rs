@@ -131,6 +131,15 @@ impl Lifecycle<'_> {
             let pid = provider.id().clone();
             // Held from the pick on, so concurrent picks see this job as in flight.
             let taken = self.inner.router.take_slot(&pid);
+            // A place to submit first, then the attempt: tasks waiting for a place (all but a
+            // few hundred when a large run starts) hold no attempt meanwhile, and the recorded
+            // attempt is as old as its submit.
+            let permit = self.inner.router.submit_gate(&pid).await;
+            if self.cancel.is_cancelled() {
+                // Cancelled while it waited: nothing was recorded or sent.
+                self.ctx.release(pick.estimate);
+                continue;
+            }
 
             // Step 1: the attempt is on record before any byte goes to the vendor. Until its job
             // is recorded too, identical tasks reconciling in this process wait for it.
@@ -177,7 +186,11 @@ impl Lifecycle<'_> {
             );
 
             // Step 2: the paid call. Never aborted half-way: cancellation is honoured after it.
-            let result = self.inner.router.submit(&*provider, &req).await;
+            let result = self
+                .inner
+                .router
+                .submit_with(permit, &*provider, &req)
+                .await;
             match result {
                 Ok(job) => {
                     let job_id = job.vendor_job_id.clone();
