@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cineflow_core::mock::{MockProvider, Step};
-use cineflow_core::orchestrator::LeasePolicy;
+use cineflow_core::orchestrator::{LeasePolicy, PollPolicy};
 use cineflow_core::store::CountingStore;
 use cineflow_core::{
     ArtifactKey, ErrorCode, EventKind, MemorySink, MemoryStore, ModelId, Orchestrator,
@@ -232,8 +232,11 @@ async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again_nor_
     // lapsed elsewhere, is out of reach here.
     let mock = MockProvider::new("mock").unwrap();
     let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
+    // Shelving is off: on the memory store, a task waiting between polls reads itself again
+    // after each wait (`PollPolicy::shelve_after`), which is not what is counted here.
     let config = OrchestratorConfig::default()
-        .with_lease(LeasePolicy::default().with_follow_interval(Duration::from_secs(24 * 3600)));
+        .with_lease(LeasePolicy::default().with_follow_interval(Duration::from_secs(24 * 3600)))
+        .with_poll(PollPolicy::default().with_shelve_after(Duration::ZERO));
     let (orchestrator, storyboard, model) =
         orchestrator_on(&mock, 40, store.clone(), MemorySink::new(), config);
     orchestrator.add_storyboard(&storyboard).await.unwrap();
