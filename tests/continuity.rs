@@ -188,7 +188,7 @@ fn starts_on(later: &Task, earlier: &Task, origin: FrameOrigin, sent: &ImageRef)
         (from.task_id, from.segment_index, from.version_index),
         (earlier.id, earlier.segment_index, 1)
     );
-    assert_eq!((from.origin, &from.frame), (origin, frame));
+    assert_eq!((from.origin, &from.frame), (origin, &**frame));
     assert_eq!(sent.as_str(), frame.location, "the request's first frame");
     assert_eq!(later.image.as_ref(), Some(sent));
     assert_eq!(

@@ -133,7 +133,7 @@ async fn a_last_frame_that_is_not_an_image_leaves_the_task_completed_with_its_vi
     assert_eq!(sidecar(&t)["last_frame_error"], why.message.as_str());
     assert!(events.iter().any(|k| matches!(
         k,
-        EventKind::TaskLastFrameFailed { error } if error == why
+        EventKind::TaskLastFrameFailed { error } if error == &**why
     )));
     assert!(
         files(e.dir.path())

@@ -466,11 +466,11 @@ pub struct Task {
     /// The video's last frame, stored next to it (`{stem}_last_frame.png`), when the request
     /// asked for it and the vendor returned one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_frame: Option<Artifact>,
+    pub last_frame: Option<Box<Artifact>>,
     /// Why the last frame the vendor returned could not be stored. The task still completes
     /// with its video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_frame_error: Option<TaskError>,
+    pub last_frame_error: Option<Box<TaskError>>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -493,7 +493,7 @@ pub struct Task {
     pub waiting_for: Option<TaskId>,
     /// The frame this task started from when it continues another task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_frame_from: Option<ChainedFrame>,
+    pub first_frame_from: Option<Box<ChainedFrame>>,
     /// The tasks that continue this one (fixed at creation): they wait for it to complete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependents: Vec<TaskId>,

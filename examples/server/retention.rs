@@ -72,7 +72,7 @@ pub(crate) async fn sweep(state: &AppState, now: OffsetDateTime) -> Result<Vec<R
         let mut locations: Vec<String> = Vec::new();
         for a in tasks
             .iter()
-            .flat_map(|t| [&t.artifact, &t.last_frame])
+            .flat_map(|t| [t.artifact.as_ref(), t.last_frame.as_deref()])
             .flatten()
         {
             locations.push(a.location.clone());

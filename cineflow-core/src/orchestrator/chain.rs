@@ -264,7 +264,7 @@ async fn frame_of(
         frame,
     };
     if let Some(frame) = dep.last_frame.clone() {
-        return Ok(Ok(Some(chained(&dep, frame))));
+        return Ok(Ok(Some(chained(&dep, *frame))));
     }
     let frame = match extract(inner, &dep).await {
         Ok(frame) => frame,
@@ -283,11 +283,11 @@ async fn frame_of(
     let mut dep = dep;
     loop {
         if let Some(stored) = dep.last_frame.clone() {
-            return Ok(Ok(Some(chained(&dep, stored))));
+            return Ok(Ok(Some(chained(&dep, *stored))));
         }
         // `last_frame_error` stays: why the vendor's own frame was not stored (so the frame
         // reads as extracted, below and after a restart).
-        dep.last_frame = Some(frame.clone());
+        dep.last_frame = Some(Box::new(frame.clone()));
         let before = dep.status;
         match inner.persist(&mut dep, before).await {
             Ok(()) => {
@@ -365,7 +365,7 @@ async fn open(inner: &Inner, task: Task, frame: Option<(ChainedFrame, ImageRef)>
         }
         if let Some((frame, image)) = &frame {
             t.image = Some(image.clone());
-            t.first_frame_from = Some(frame.clone());
+            t.first_frame_from = Some(Box::new(frame.clone()));
         }
         t.waiting_for = None;
         Ok(true)

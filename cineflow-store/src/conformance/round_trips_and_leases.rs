@@ -120,17 +120,17 @@ pub async fn attempt_history_round_trips_exactly(store: &dyn Store) {
         size_bytes: 12_345_678_901,
         content_type: "video/mp4".into(),
     });
-    t.last_frame = Some(Artifact {
+    t.last_frame = Some(Box::new(Artifact {
         location: "/videos/1/Segment_1/1_v1_last_frame.png".into(),
         sidecar: None,
         sha256: "cd".repeat(32),
         size_bytes: 7_609,
         content_type: "image/png".into(),
-    });
-    t.last_frame_error = Some(TaskError::new(
+    }));
+    t.last_frame_error = Some(Box::new(TaskError::new(
         ErrorCode::DownloadFailed,
         "an earlier frame",
-    ));
+    )));
     t.updated_at = t0 + time::Duration::minutes(10);
     let written = store.update_task(&t).await.must("update_task");
     let stored = store.get_task(t.id).await.must("get_task");

@@ -217,7 +217,7 @@ impl Lifecycle<'_> {
         let before = task.status;
         let frame_event = match frame {
             Ok(stored) => {
-                task.last_frame = stored;
+                task.last_frame = stored.map(Box::new);
                 task.last_frame_error = None;
                 task.last_frame
                     .as_ref()
@@ -230,7 +230,7 @@ impl Lifecycle<'_> {
             Err(error) => {
                 tracing::warn!(task = %task.id, error = %error, "the last frame was not stored");
                 task.last_frame = None;
-                task.last_frame_error = Some(error.clone());
+                task.last_frame_error = Some(Box::new(error.clone()));
                 Some(EventKind::TaskLastFrameFailed { error })
             }
         };
