@@ -50,6 +50,19 @@ impl MemoryStore {
     }
 }
 
+/// The stored items of a page cut from references: every list filters and sorts references
+/// and copies only the page. Copying every item for each page made reading a run's tasks page
+/// by page quadratic (100,000 tasks: 10 million copies), and listing storyboards copied every
+/// storyboard with all its segments.
+fn copied<T: Clone>(page: Page<&T>) -> Page<T> {
+    Page {
+        items: page.items.into_iter().cloned().collect(),
+        page: page.page,
+        page_size: page.page_size,
+        total: page.total,
+    }
+}
+
 /// Writes `task` over the stored one ([`Store::update_task`]); with `release`, also gives up
 /// the stored lease when it is the written task's.
 fn write_task(st: &mut State, task: &Task, release: bool) -> Result<Task> {
@@ -118,13 +131,14 @@ impl Store for MemoryStore {
     }
 
     async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        let mut all: Vec<Storyboard> = self.state().storyboards.values().cloned().collect();
+        let st = self.state();
+        let mut all: Vec<&Storyboard> = st.storyboards.values().collect();
         all.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        Ok(page.slice(all))
+        Ok(copied(page.slice(all)))
     }
 
     async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
@@ -195,19 +209,14 @@ impl Store for MemoryStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        let mut all: Vec<Run> = self
-            .state()
-            .runs
-            .values()
-            .filter(|r| query.matches(r))
-            .cloned()
-            .collect();
+        let st = self.state();
+        let mut all: Vec<&Run> = st.runs.values().filter(|r| query.matches(r)).collect();
         all.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        Ok(query.page.slice(all))
+        Ok(copied(query.page.slice(all)))
     }
 
     async fn update_run(&self, run: &Run) -> Result<Run> {
@@ -263,8 +272,7 @@ impl Store for MemoryStore {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        // Filtered and sorted by reference, and only the page copied: a run's tasks are read
-        // page by page, and copying every task for each page made reading a run quadratic.
+        // Filtered and sorted by reference, and only the page copied (`copied`).
         let st = self.state();
         let mut all: Vec<&Task> = match query.run_id {
             Some(run) => st
@@ -281,13 +289,7 @@ impl Store for MemoryStore {
         };
         all.retain(|t| query.matches(t));
         all.sort_by(|a, b| query.compare(a, b));
-        let page = query.page.slice(all);
-        Ok(Page {
-            items: page.items.into_iter().cloned().collect(),
-            page: page.page,
-            page_size: page.page_size,
-            total: page.total,
-        })
+        Ok(copied(query.page.slice(all)))
     }
 
     async fn find_tasks_by_vendor_job(
