@@ -6,10 +6,12 @@
 //!   cineflow stores in one database.
 //! - Each record's JSON is stored verbatim in a `body` column (the source of truth); indexed
 //!   columns serve the filters and sorts.
-//! - Task writes are one compare-and-swap, lease-fenced `UPDATE`. Claims are one statement (so
-//!   one transaction) that picks the oldest claimable rows with `FOR UPDATE SKIP LOCKED`:
-//!   concurrent claimers on any number of machines never take the same task and never wait
-//!   for each other.
+//! - Task writes are compare-and-swap, lease-fenced `UPDATE`s, and the task writes waiting at
+//!   the same time in one process are made by one statement (task reads likewise by one
+//!   `SELECT`): a write still returns only once it has committed, and a write that fails is
+//!   diagnosed alone (module `batch`). Claims are one statement (so one transaction) that
+//!   picks the oldest claimable rows with `FOR UPDATE SKIP LOCKED`: concurrent claimers on
+//!   any number of machines never take the same task and never wait for each other.
 //! - Lease tokens come from the `cineflow_lease_token` sequence (unique across processes) and
 //!   lease deadlines use the database server's clock, so workers with skewed clocks agree on
 //!   which leases are live.
@@ -55,6 +57,8 @@ macro_rules! deadline_ns {
     };
 }
 
+mod batch;
+
 /// A [`Store`](cineflow_core::Store) in a Postgres database, through an sqlx connection pool.
 ///
 /// ```no_run
@@ -75,10 +79,16 @@ pub type PostgresStore = SqlStore<Postgres, PgWrites>;
 
 /// The write side of a [`PostgresStore`], in a module of its own so that it is no public name.
 mod write_side {
-    /// The write side of a [`PostgresStore`](super::PostgresStore): nothing of its own, as its
-    /// writes run on the store's pool (each in a statement or a transaction of its own).
+    /// The write side of a [`PostgresStore`](super::PostgresStore): the queue of its batched
+    /// task writes (the other writes run on the store's pool, each in a statement or a
+    /// transaction of its own).
     #[derive(Debug, Clone)]
-    pub struct PgWrites;
+    pub struct PgWrites {
+        /// Task writes, batched.
+        pub(super) tasks: super::batch::Queue<super::batch::Writes>,
+        /// Task reads, batched.
+        pub(super) reads: super::batch::Queue<super::batch::Reads>,
+    }
 }
 use write_side::PgWrites;
 
@@ -110,6 +120,10 @@ impl PostgresStore {
 
     /// Uses an existing pool and brings the schema up to date.
     ///
+    /// The store's batches of task writes and reads are gathered by tasks spawned on the
+    /// current Tokio runtime (for every clone of the store); should that runtime shut down
+    /// while the store is used on another, each write and read is made alone instead.
+    ///
     /// # Errors
     /// [`Error::Backend`] if the migrations fail.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
@@ -118,8 +132,11 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::backend("cannot migrate the Postgres database", e))?;
         Ok(Self {
+            writes: PgWrites {
+                tasks: batch::Queue::start(pool.clone()),
+                reads: batch::Queue::start(pool.clone()),
+            },
             pool,
-            writes: PgWrites,
         })
     }
 
@@ -287,6 +304,10 @@ impl SqlWrites<Postgres> for PgWrites {
     }
 
     async fn get_task(store: &PostgresStore, id: TaskId) -> Result<Task> {
+        // In the next batch of reads; alone (where a failure is reported) if not found there.
+        if let Some(row) = store.writes.reads.submit(id.to_string()).await {
+            return row.task();
+        }
         let row = sqlx::query(SELECT_TASK)
             .bind(id.to_string())
             .fetch_optional(&store.pool)
@@ -411,7 +432,25 @@ impl TaskColumns {
 
 /// [`Store::update_task`](cineflow_core::Store::update_task), and with `release` also
 /// [`Store::update_task_and_release`](cineflow_core::Store::update_task_and_release).
+///
+/// The write goes in the store's next batch ([`batch`]); if the batch does not make it, it is
+/// made again alone here, where a failure is diagnosed.
 async fn write_task(store: &PostgresStore, task: &Task, release: bool) -> Result<Task> {
+    let token = task.lease.as_ref().map(|l| to_i64(l.token));
+    let batched = batch::TaskWrite {
+        cols: TaskCols::new(task, task.revision.saturating_add(1))?,
+        expected: to_i64(task.revision),
+        token,
+        release,
+    };
+    if let Some(row) = store.writes.tasks.submit(batched).await {
+        return row.written_task(task.clone());
+    }
+    write_task_alone(store, task, release).await
+}
+
+/// [`write_task`] in a statement of its own, diagnosing a write that fails.
+async fn write_task_alone(store: &PostgresStore, task: &Task, release: bool) -> Result<Task> {
     let c = TaskCols::new(task, task.revision.saturating_add(1))?;
     let token = task.lease.as_ref().map(|l| to_i64(l.token));
     // A few rounds: if the row changes between a failed update and its diagnosis so that
@@ -469,6 +508,8 @@ async fn renew_leases(
     let ids: Vec<String> = leases.iter().map(|(id, _)| id.to_string()).collect();
     let tokens: Vec<i64> = leases.iter().map(|(_, l)| to_i64(l.token)).collect();
     let owners: Vec<&str> = leases.iter().map(|(_, l)| l.owner.as_str()).collect();
+    // Not while a batch of task writes runs: both lock many rows, in orders of their own.
+    let _rows = store.writes.tasks.exclusive().await;
     let rows = sqlx::query(concat!(
         "WITH held AS ( \
            SELECT * FROM UNNEST($2::text[], $3::bigint[], $4::text[]) \
