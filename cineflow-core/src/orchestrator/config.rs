@@ -9,9 +9,14 @@ use crate::provider::JobState;
 
 /// How often to poll a vendor job.
 ///
-/// The next interval is the time left: the vendor's ETA, or else extrapolated from its
-/// progress (`elapsed × (100 − p) / p`, which lands just after the end because vendors round
-/// progress down); without either, the previous interval grown by `growth`. The vendor's
+/// The next interval is the time left: the vendor's ETA, or else what its progress allows.
+/// Vendors round progress down, so a job at `p` % after `elapsed` is `p` to `p + 1` % done and
+/// ends between `elapsed × (99 − p) / (p + 1)` and `elapsed × (100 − p) / p` from now. When
+/// that window is no wider than `min`, the poll is aimed at its end, where the job is surely
+/// over; when it is wider (a low progress read early), at its start: the poll then sees the
+/// end or reads a progress close enough to aim the next one just past it (aimed at the
+/// window's end it came up to `elapsed × 100 / p²` late: 3 s for a 30 s job read at 16 %).
+/// Without either, the previous interval grown by `growth`. The vendor's
 /// `poll_after` hint is a floor, not the interval: a vendor asking not to be polled for 1 s
 /// does not need a poll every second of a 60 s job. The result is clamped to `[min, max]` and
 /// lengthened by a random share of up to `jitter` — never shortened, so a poll aimed at the
@@ -103,8 +108,15 @@ impl PollPolicy {
                 progress: Some(p),
                 eta: None,
             } if (1..100).contains(p) => {
+                // Vendors round progress down: a job at p % is p to p + 1 % done.
                 let p = f64::from(*p);
-                elapsed.mul_f64((100.0 - p) / p)
+                let latest = elapsed.mul_f64((100.0 - p) / p);
+                let earliest = elapsed.mul_f64((99.0 - p) / (p + 1.0));
+                if latest.saturating_sub(earliest) > self.min {
+                    earliest
+                } else {
+                    latest
+                }
             }
             _ => last.mul_f64(self.growth.max(1.0)),
         };
@@ -558,7 +570,8 @@ mod tests {
     #[test]
     fn progress_extrapolates_the_time_left() {
         let p = policy();
-        // 75 % after 30 s: about 10 s left.
+        // 75 % after 30 s: 75–76 % done, so 9.5–10 s left, a window narrower than a poll
+        // interval: aimed at its end.
         let d = running_for_30s(&p, Some(75), None, None);
         assert_eq!(d, Duration::from_secs(10));
     }
@@ -640,6 +653,45 @@ mod tests {
                 let mean = lag_sum / 200.0;
                 assert!(mean <= 3.0, "mean lag {mean} (gap {gap}, hint {hint:?})");
             }
+        }
+    }
+
+    #[test]
+    fn a_poll_aimed_by_coarse_progress_comes_no_later_than_the_earliest_end_it_allows() {
+        let p = policy();
+        // 16 % after 5 s: the job is 16–17 % done, so it ends 24.4–26.25 s from now, a window
+        // wider than a poll interval: aimed at its start.
+        let running = JobState::Running {
+            progress: Some(16),
+            eta: None,
+        };
+        let d = p.next_interval(
+            Duration::from_secs(3),
+            Duration::from_secs(5),
+            &running,
+            None,
+        );
+        let earliest = Duration::from_secs_f64(5.0 * 100.0 / 17.0 - 5.0);
+        assert!(d <= earliest, "{d:?} is past the earliest end {earliest:?}");
+        assert!(d >= earliest - Duration::from_millis(1), "{d:?}");
+    }
+
+    #[test]
+    fn a_thirty_second_job_is_noticed_within_a_second_on_average_in_at_most_5_polls() {
+        let p = PollPolicy::default();
+        for gap in [0.0, 0.05, 0.5, 1.0] {
+            let (mut lag_sum, mut lag_max) = (0.0, 0.0f64);
+            for _ in 0..200 {
+                let (polls, lag) = simulate(&p, 30.0, gap, None);
+                assert!(polls <= 5, "{polls} polls (gap {gap})");
+                lag_sum += lag;
+                lag_max = lag_max.max(lag);
+            }
+            let mean = lag_sum / 200.0;
+            eprintln!("gap {gap}: mean lag {mean:.2}, max {lag_max:.2}");
+            // Aimed at the latest end the progress allows: 1.8 s on average, 3.2 s at most.
+            assert!(mean <= 1.0, "mean lag {mean} (gap {gap})");
+            assert!(lag_max <= 2.0, "max lag {lag_max} (gap {gap})");
         }
     }
 
