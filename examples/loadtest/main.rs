@@ -357,13 +357,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
         let counted = match (vendor, &mock) {
             (Some(v), _) => {
                 let ledger = v.ledger(&reqwest::Client::new()).await?;
-                if let Some(path) = &o.ledger_out {
-                    let out = json!({
-                        "started_unix_nanos": started_utc.unix_timestamp_nanos().to_string(),
-                        "ledger": ledger,
-                    });
-                    std::fs::write(path, serde_json::to_vec(&out)?)?;
-                }
+                measure::write_ledger(o.ledger_out.as_deref(), started_utc, &ledger)?;
                 Counted::from_ledger(&ledger, started_utc, o.concurrency, &hooks.detected)
             }
             (None, Some(m)) => {

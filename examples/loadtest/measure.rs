@@ -347,6 +347,21 @@ pub(crate) async fn provider(
 /// The fake vendor's default OpenRouter webhook signing secret.
 pub(crate) const OPENROUTER_WEBHOOK_SECRET: &str = "fake-openrouter-webhook-secret";
 
+/// Writes `ledger` to `path` (`--ledger-out`), if given, with the run's start
+/// (`started_unix_nanos`).
+pub(crate) fn write_ledger(
+    path: Option<&str>,
+    started_utc: time::OffsetDateTime,
+    ledger: &Ledger,
+) -> std::io::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let out = serde_json::json!({
+        "started_unix_nanos": started_utc.unix_timestamp_nanos().to_string(),
+        "ledger": ledger,
+    });
+    std::fs::write(path, serde_json::to_vec(&out)?)
+}
+
 /// Detection lags (seconds) of every job whose end a poll reported, or a signed callback
 /// (`by_callback`: when the receiver handed a conclusive claim of the job's end to its task),
 /// whichever came first.

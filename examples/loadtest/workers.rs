@@ -252,6 +252,7 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
         let pg_after = pg_snapshot(&o.store).await.ok();
 
         let ledger = vendor.ledger(&reqwest::Client::new()).await?;
+        measure::write_ledger(o.ledger_out.as_deref(), started_utc, &ledger)?;
         let counted = Counted::from_ledger(&ledger, started_utc, o.concurrency, &Default::default());
         let n = o.tasks as f64;
         let ideal = ideal_wall_secs(o.tasks, o.concurrency, o.job_secs);
