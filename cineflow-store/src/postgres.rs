@@ -225,39 +225,38 @@ impl SqlWrites<Postgres> for PgWrites {
         if let Some(t) = tasks.iter().find(|t| !seen.insert(t.id)) {
             return Err(exists("task", t.id, "appears twice in one insert"));
         }
-        let mut cols = TaskColumns::default();
+        let cols = tasks
+            .iter()
+            .map(|t| TaskCols::new(t, t.revision))
+            .collect::<Result<Vec<_>>>()?;
+        let revisions: Vec<i64> = cols.iter().map(|c| c.revision).collect();
+        let (mut owners, mut tokens, mut expiries) = (Vec::new(), Vec::new(), Vec::new());
         for t in tasks {
-            cols.push(t)?;
+            let (owner, token, expires) = lease_cols(t.lease.as_ref());
+            owners.push(owner);
+            tokens.push(token);
+            expiries.push(expires);
         }
         let mut tx = store.begin_write().await?;
         Postgres::insert_run_row(&mut tx, run).await?;
-        let ids = cols.id.clone();
-        let inserted = sqlx::query(concat!(
-            insert_task_columns!(),
-            " SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
-             $5::text[], $6::boolean[], $7::bigint[], $8::text[], $9::text[], $10::text[], \
-             $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])"
-        ))
-        .bind(cols.run_id)
-        .bind(cols.status)
-        .bind(cols.segment_index)
-        .bind(cols.version_index)
-        .bind(cols.error_code)
-        .bind(cols.retryable)
-        .bind(cols.created_at_ns)
-        .bind(cols.waiting_for)
-        .bind(cols.body)
-        .bind(cols.id)
-        .bind(cols.revision)
-        .bind(cols.lease_owner)
-        .bind(cols.lease_token)
-        .bind(cols.lease_expires_at_ns)
-        .execute(&mut *tx)
-        .await;
+        let inserted = ColumnArrays::new(&cols)
+            .bind(sqlx::query(concat!(
+                insert_task_columns!(),
+                " SELECT * FROM UNNEST(",
+                column_arrays!(),
+                ", $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])"
+            )))
+            .bind(revisions)
+            .bind(owners)
+            .bind(tokens)
+            .bind(expiries)
+            .execute(&mut *tx)
+            .await;
         match inserted {
             Ok(_) => tx.commit().await.map_err(db("cannot commit a run")),
             Err(e) if is_unique_violation(&e) => {
                 drop(tx);
+                let ids: Vec<&str> = cols.iter().map(|c| c.id.as_str()).collect();
                 let taken: Option<String> = sqlx::query_scalar(
                     "SELECT id FROM cineflow_tasks WHERE id = ANY($1) ORDER BY id LIMIT 1",
                 )
@@ -389,44 +388,78 @@ impl SqlWrites<Postgres> for PgWrites {
     }
 }
 
-/// Task columns as arrays, for one `INSERT … SELECT * FROM UNNEST(…)`.
-#[derive(Debug, Default)]
-struct TaskColumns {
-    run_id: Vec<String>,
-    status: Vec<String>,
+/// The parameters `$1` to `$10` of a statement reading many tasks' columns from arrays
+/// ([`task_write_columns!`](crate::sql::task_write_columns), then `id`), as
+/// [`ColumnArrays::bind`] binds them.
+macro_rules! column_arrays {
+    () => {
+        "$1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::boolean[], \
+         $7::bigint[], $8::text[], $9::text[], $10::text[]"
+    };
+}
+use column_arrays;
+
+/// Many tasks' columns as arrays (borrowing them), for one statement over
+/// `UNNEST(`[`column_arrays!`]`, …)`.
+struct ColumnArrays<'a> {
+    run_id: Vec<&'a str>,
+    status: Vec<&'static str>,
     segment_index: Vec<i64>,
     version_index: Vec<i64>,
-    error_code: Vec<Option<String>>,
+    error_code: Vec<Option<&'static str>>,
     retryable: Vec<bool>,
     created_at_ns: Vec<i64>,
-    waiting_for: Vec<Option<String>>,
-    body: Vec<String>,
-    id: Vec<String>,
-    revision: Vec<i64>,
-    lease_owner: Vec<Option<String>>,
-    lease_token: Vec<Option<i64>>,
-    lease_expires_at_ns: Vec<Option<i64>>,
+    waiting_for: Vec<Option<&'a str>>,
+    body: Vec<&'a str>,
+    id: Vec<&'a str>,
 }
 
-impl TaskColumns {
-    fn push(&mut self, t: &Task) -> Result<()> {
-        let c = TaskCols::new(t, t.revision)?;
-        let (lease_owner, lease_token, lease_expires_at_ns) = lease_cols(t.lease.as_ref());
-        self.run_id.push(c.run_id);
-        self.status.push(c.status.to_owned());
-        self.segment_index.push(c.segment_index);
-        self.version_index.push(c.version_index);
-        self.error_code.push(c.error_code.map(str::to_owned));
-        self.retryable.push(c.retryable);
-        self.created_at_ns.push(c.created_at_ns);
-        self.waiting_for.push(c.waiting_for);
-        self.body.push(c.body);
-        self.id.push(c.id);
-        self.revision.push(c.revision);
-        self.lease_owner.push(lease_owner);
-        self.lease_token.push(lease_token);
-        self.lease_expires_at_ns.push(lease_expires_at_ns);
-        Ok(())
+impl<'a> ColumnArrays<'a> {
+    /// The columns of `cols`, in order.
+    fn new(cols: impl IntoIterator<Item = &'a TaskCols>) -> Self {
+        let mut a = Self {
+            run_id: Vec::new(),
+            status: Vec::new(),
+            segment_index: Vec::new(),
+            version_index: Vec::new(),
+            error_code: Vec::new(),
+            retryable: Vec::new(),
+            created_at_ns: Vec::new(),
+            waiting_for: Vec::new(),
+            body: Vec::new(),
+            id: Vec::new(),
+        };
+        for c in cols {
+            a.run_id.push(&c.run_id);
+            a.status.push(c.status);
+            a.segment_index.push(c.segment_index);
+            a.version_index.push(c.version_index);
+            a.error_code.push(c.error_code);
+            a.retryable.push(c.retryable);
+            a.created_at_ns.push(c.created_at_ns);
+            a.waiting_for.push(c.waiting_for.as_deref());
+            a.body.push(&c.body);
+            a.id.push(&c.id);
+        }
+        a
+    }
+
+    /// `query` with `$1` to `$10` bound to these arrays.
+    fn bind(
+        self,
+        query: sqlx::query::Query<'a, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'a, Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.run_id)
+            .bind(self.status)
+            .bind(self.segment_index)
+            .bind(self.version_index)
+            .bind(self.error_code)
+            .bind(self.retryable)
+            .bind(self.created_at_ns)
+            .bind(self.waiting_for)
+            .bind(self.body)
+            .bind(self.id)
     }
 }
 

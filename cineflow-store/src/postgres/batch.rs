@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::postgres::{PgPool, PgRow};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, RwLockWriteGuard, Semaphore, mpsc, oneshot};
 
+use super::{ColumnArrays, column_arrays};
 use crate::sql::TaskCols;
 
 /// The most writes one statement takes.
@@ -280,105 +281,41 @@ impl Statement for Reads {
 /// The statement of [`Writes`]: every write of `batch` whose revision and lease match, by
 /// task id.
 async fn update(pool: &PgPool, batch: &[TaskWrite]) -> sqlx::Result<HashMap<String, PgRow>> {
-    let mut cols = Columns::with_capacity(batch.len());
-    for w in batch {
-        cols.push(w);
-    }
-    let rows = sqlx::query(concat!(
-        "WITH w AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
-           $5::text[], $6::boolean[], $7::bigint[], $8::text[], $9::text[], $10::text[], \
-           $11::bigint[], $12::bigint[], $13::boolean[]) \
-           AS w(run_id, status, segment_index, version_index, error_code, retryable, \
-                created_at_ns, waiting_for, body, id, expected, token, release)) \
-         UPDATE cineflow_tasks AS t SET (",
-        crate::sql::task_write_columns!(),
-        ") = (w.run_id, w.status, w.segment_index, w.version_index, w.error_code, w.retryable, \
-              w.created_at_ns, w.waiting_for, w.body), \
-           revision = t.revision + 1, \
-           lease_owner = CASE WHEN w.release AND w.token IS NOT NULL THEN NULL \
-                              ELSE t.lease_owner END, \
-           lease_token = CASE WHEN w.release AND w.token IS NOT NULL THEN NULL \
-                              ELSE t.lease_token END, \
-           lease_expires_at_ns = CASE WHEN w.release AND w.token IS NOT NULL THEN NULL \
-                                      ELSE t.lease_expires_at_ns END \
-         FROM w \
-         WHERE t.id = w.id AND t.revision = w.expected \
-           AND (t.lease_token IS NULL OR t.lease_token = w.token \
-                OR t.lease_expires_at_ns <= ",
-        now_ns!(),
-        ") AND (w.token IS NULL OR t.lease_token = w.token) \
-         RETURNING t.id, t.revision, t.lease_owner, t.lease_token, t.lease_expires_at_ns"
-    ))
-    .bind(cols.run_id)
-    .bind(cols.status)
-    .bind(cols.segment_index)
-    .bind(cols.version_index)
-    .bind(cols.error_code)
-    .bind(cols.retryable)
-    .bind(cols.created_at_ns)
-    .bind(cols.waiting_for)
-    .bind(cols.body)
-    .bind(cols.id)
-    .bind(cols.expected)
-    .bind(cols.token)
-    .bind(cols.release)
-    .fetch_all(pool)
-    .await?;
+    let expected: Vec<i64> = batch.iter().map(|w| w.expected).collect();
+    let token: Vec<Option<i64>> = batch.iter().map(|w| w.token).collect();
+    let release: Vec<bool> = batch.iter().map(|w| w.release).collect();
+    let rows = ColumnArrays::new(batch.iter().map(|w| &w.cols))
+        .bind(sqlx::query(concat!(
+            "WITH w AS (SELECT * FROM UNNEST(",
+            column_arrays!(),
+            ", $11::bigint[], $12::bigint[], $13::boolean[]) \
+               AS w(run_id, status, segment_index, version_index, error_code, retryable, \
+                    created_at_ns, waiting_for, body, id, expected, token, release)) \
+             UPDATE cineflow_tasks AS t SET (",
+            crate::sql::task_write_columns!(),
+            ") = (w.run_id, w.status, w.segment_index, w.version_index, w.error_code, \
+                  w.retryable, w.created_at_ns, w.waiting_for, w.body), \
+               revision = t.revision + 1, \
+               lease_owner = CASE WHEN w.release AND w.token IS NOT NULL THEN NULL \
+                                  ELSE t.lease_owner END, \
+               lease_token = CASE WHEN w.release AND w.token IS NOT NULL THEN NULL \
+                                  ELSE t.lease_token END, \
+               lease_expires_at_ns = CASE WHEN w.release AND w.token IS NOT NULL THEN NULL \
+                                          ELSE t.lease_expires_at_ns END \
+             FROM w \
+             WHERE t.id = w.id AND t.revision = w.expected \
+               AND (t.lease_token IS NULL OR t.lease_token = w.token \
+                    OR t.lease_expires_at_ns <= ",
+            now_ns!(),
+            ") AND (w.token IS NULL OR t.lease_token = w.token) \
+             RETURNING t.id, t.revision, t.lease_owner, t.lease_token, t.lease_expires_at_ns"
+        )))
+        .bind(expected)
+        .bind(token)
+        .bind(release)
+        .fetch_all(pool)
+        .await?;
     by_id(rows)
-}
-
-/// The writes of a batch as column arrays, borrowing them.
-struct Columns<'a> {
-    run_id: Vec<&'a str>,
-    status: Vec<&'static str>,
-    segment_index: Vec<i64>,
-    version_index: Vec<i64>,
-    error_code: Vec<Option<&'static str>>,
-    retryable: Vec<bool>,
-    created_at_ns: Vec<i64>,
-    waiting_for: Vec<Option<&'a str>>,
-    body: Vec<&'a str>,
-    id: Vec<&'a str>,
-    expected: Vec<i64>,
-    token: Vec<Option<i64>>,
-    release: Vec<bool>,
-}
-
-impl<'a> Columns<'a> {
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            run_id: Vec::with_capacity(n),
-            status: Vec::with_capacity(n),
-            segment_index: Vec::with_capacity(n),
-            version_index: Vec::with_capacity(n),
-            error_code: Vec::with_capacity(n),
-            retryable: Vec::with_capacity(n),
-            created_at_ns: Vec::with_capacity(n),
-            waiting_for: Vec::with_capacity(n),
-            body: Vec::with_capacity(n),
-            id: Vec::with_capacity(n),
-            expected: Vec::with_capacity(n),
-            token: Vec::with_capacity(n),
-            release: Vec::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, w: &'a TaskWrite) {
-        let c = &w.cols;
-        self.run_id.push(&c.run_id);
-        self.status.push(c.status);
-        self.segment_index.push(c.segment_index);
-        self.version_index.push(c.version_index);
-        self.error_code.push(c.error_code);
-        self.retryable.push(c.retryable);
-        self.created_at_ns.push(c.created_at_ns);
-        self.waiting_for.push(c.waiting_for.as_deref());
-        self.body.push(&c.body);
-        self.id.push(&c.id);
-        self.expected.push(w.expected);
-        self.token.push(w.token);
-        self.release.push(w.release);
-    }
 }
 
 #[cfg(all(test, feature = "conformance"))]
