@@ -696,6 +696,26 @@ mod tests {
     }
 
     #[test]
+    fn a_five_minute_job_is_polled_at_most_18_times_and_noticed_within_a_second_on_average() {
+        let p = PollPolicy::default();
+        for gap in [0.0, 0.05, 0.5, 1.0] {
+            let (mut lag_sum, mut polls_sum) = (0.0, 0u32);
+            for _ in 0..200 {
+                let (polls, lag) = simulate(&p, 300.0, gap, None);
+                assert!(polls <= 18, "{polls} polls (gap {gap})");
+                lag_sum += lag;
+                polls_sum += polls;
+            }
+            let mean = lag_sum / 200.0;
+            let polls = f64::from(polls_sum) / 200.0;
+            eprintln!("300 s, gap {gap}: mean lag {mean:.2}, {polls:.1} polls");
+            // Aimed at the latest end the progress allows: 1.8 s in 15 polls.
+            assert!(mean <= 1.0, "mean lag {mean} (gap {gap})");
+            assert!(polls <= 17.5, "{polls} polls on average (gap {gap})");
+        }
+    }
+
+    #[test]
     fn a_five_second_job_is_noticed_within_a_second() {
         let p = PollPolicy::default();
         for gap in [0.0, 0.05, 0.3] {
