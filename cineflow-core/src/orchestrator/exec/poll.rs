@@ -16,7 +16,7 @@ use crate::error_code::ErrorCode;
 use crate::events::EventKind;
 use crate::payload::VendorPayload;
 use crate::provider::{JobState, JobStatus, ProviderJob, VideoProvider};
-use crate::router::{CallKind, may_fail_over};
+use crate::router::{CallKind, CallPermit, may_fail_over};
 use crate::task::{AttemptOutcome, Task, TaskError, TaskStatus};
 
 /// What this process keeps about a task's current attempt while it drives it: how long ago
@@ -167,8 +167,8 @@ impl Lifecycle<'_> {
         loop {
             let shelve =
                 Shelved::wanted(policy, interval, self.inner.store.keeps_tasks_in_memory());
-            let wake = if !shelve {
-                self.wait(interval, swept.take()).await
+            let (wake, mut slot) = if !shelve {
+                (self.wait(interval, swept.take()).await, None)
             } else {
                 // Boxed: the loop's own state stays as small as a short wait's.
                 Box::pin(self.wait_shelved(task, interval, swept.take())).await?
@@ -223,7 +223,10 @@ impl Lifecycle<'_> {
                         // Boxed, like the answer and the rare steps below: the loop's own
                         // state, held while it waits, stays small.
                         s = Box::pin(async {
-                            let _permit = self.inner.router.gate(&job.provider, CallKind::Status).await;
+                            let _permit = match slot.take() {
+                                Some(permit) => permit,
+                                None => self.inner.router.gate(&job.provider, CallKind::Status).await,
+                            };
                             provider.poll(job).await.map(Box::new)
                         }) => Some(s),
                     };
@@ -426,17 +429,32 @@ impl Lifecycle<'_> {
 
     /// [`wait`](Self::wait) with `task` shelved ([`Shelved`]): read again from the store when the
     /// wait ends, whatever ended it.
+    ///
+    /// When the wait ends with the poll due, the task waits for the poll's call slot still
+    /// shelved, and gets it with the slot: where many jobs end together (a wave of them, all
+    /// polled then) tens of thousands of tasks may queue for the provider's call slots, and
+    /// each would otherwise hold its copy of the task meanwhile.
     async fn wait_shelved(
         &self,
         task: &mut Task,
         interval: Duration,
         swept: Option<oneshot::Receiver<JobStatus>>,
-    ) -> Result<Wake> {
+    ) -> Result<(Wake, Option<CallPermit>)> {
+        let provider = polled_job(task)?.provider.clone();
         let shelved = Shelved::shelve(task);
         let wake = self.wait(interval, swept).await;
+        let slot = match wake {
+            Wake::Timer => tokio::select! {
+                biased;
+                // The loop then sees the cancel before it polls.
+                () = self.cancel.cancelled() => None,
+                permit = self.inner.router.gate(&provider, CallKind::Status) => Some(permit),
+            },
+            _ => None,
+        };
         let stored = self.inner.store.get_task(task.id).await?;
         shelved.take_back(task, stored)?;
-        Ok(wake)
+        Ok((wake, slot))
     }
 
     /// A callback's claim about `job`, read with the other jobs waiting for theirs from the
@@ -530,5 +548,46 @@ mod tests {
         assert_eq!(mock.polls(), 2);
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shelved_task_whose_poll_waits_for_a_call_slot_stays_shelved_meanwhile() {
+        // On a store that keeps tasks in memory every wait is shelved. Every call slot of the
+        // provider is taken, so the task's first poll, due at 2 s, waits for one; the task
+        // is written by another owner meanwhile. Still shelved, it sees that when it takes
+        // itself back (once it has a slot) and polls nothing.
+        let mock = MockProvider::new("mock")
+            .unwrap()
+            .with_timeline(vec![Step::Running(50), Step::Succeeded]);
+        let (orch, run, mut task) = claimed_on(mock.clone(), OrchestratorConfig::default()).await;
+        let inner = &orch.inner;
+        lifecycle!(life, inner, &run, &task);
+        assert_eq!(life.slot.try_acquire(life.cancel), Some(true));
+        assert!(life.submit(&mut task).await.unwrap().is_some());
+        let provider = polled_job(&task).unwrap().provider.clone();
+        let mut held = Vec::new();
+        for _ in 0..crate::router::DEFAULT_MAX_CONCURRENT_CALLS.get() {
+            held.push(inner.router.gate(&provider, CallKind::Download).await);
+        }
+        let mut clock = AttemptClock::new();
+        clock.follow(&task);
+        clock.accepted_now();
+        let store = Arc::clone(&inner.store);
+        let id = task.id;
+        let meanwhile = async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let mut other = store.get_task(id).await.unwrap();
+            other.progress = Some(40);
+            store.update_task(&other).await.unwrap();
+            drop(held);
+        };
+        let (polled, ()) = tokio::join!(life.poll_until_ready(&mut task, &mut clock), meanwhile);
+        let err = polled.map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Conflict, "{err}");
+        assert_eq!(
+            mock.polls(),
+            0,
+            "nothing polled for a task written meanwhile"
+        );
     }
 }
