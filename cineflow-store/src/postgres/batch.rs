@@ -33,7 +33,7 @@ use super::{ColumnArrays, column_arrays};
 use crate::sql::TaskCols;
 
 /// The most writes one statement takes.
-pub(super) const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 256;
 
 /// The most batch statements of one store in flight at once.
 const MAX_IN_FLIGHT: usize = 2;
@@ -251,7 +251,7 @@ impl Statement for Writes {
     }
 }
 
-/// Task reads: one `SELECT … WHERE id = ANY(…)`; the rows of [`super::SELECT_TASK`].
+/// Task reads: one `SELECT … WHERE id = ANY(…)` of the columns a task is read from.
 #[derive(Debug)]
 pub(super) struct Reads;
 
@@ -267,9 +267,7 @@ impl Statement for Reads {
         let rows = sqlx::query(concat!(
             "SELECT id, ",
             crate::sql::task_columns!(),
-            ", ",
-            now_ns!(),
-            " AS now_ns FROM cineflow_tasks WHERE id = ANY($1)"
+            " FROM cineflow_tasks WHERE id = ANY($1)"
         ))
         .bind(batch)
         .fetch_all(pool)
