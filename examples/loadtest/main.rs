@@ -52,8 +52,10 @@
 //! last is the last download. With `--protocol mock` the first two come from the mock (a job
 //! is made when its submit call returns). The download burst, from the sink (every mode):
 //! `downloads_first_started_secs` and `downloads_last_started_secs` (the first and last video
-//! whose body began to reach the sink) and `downloads_last_ended_secs` (the last one stored). `--ledger-out PATH` writes the vendor's ledger (every job's
-//! times) there, with the run's start (`started_unix_nanos`).
+//! whose body began to reach the sink) and `downloads_last_ended_secs` (the last one stored).
+//! `store_calls_per_task_by_method`: the store's calls by method per task (the storyboard's
+//! and the run's creation included). `--ledger-out PATH` writes the vendor's ledger (every
+//! job's times) there, with the run's start (`started_unix_nanos`).
 //!
 //! Workers: `--workers N` (with `--store postgres://…`) leaves the run to N worker processes
 //! (this executable re-started in worker mode, each an `Orchestrator::worker` claiming from the
@@ -309,7 +311,9 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             true => Some(Receiver::start(conclusive).await?),
             false => None,
         };
-        let store = open_store(o).await?;
+        // Counted per method: `store_calls_per_task_by_method` in the report.
+        let counting = Arc::new(cineflow::core::store::CountingStore::new(open_store(o).await?));
+        let store: Arc<dyn Store> = counting.clone();
         let Setup {
             orch,
             model,
@@ -421,6 +425,7 @@ fn run_with(o: &Opts, vendor: Option<&Vendor>) -> Result<Value, BoxError> {
             "vendor_peak_rss_mb": vendor_usage.map(|u| round(u.0, 1)),
             "vendor_cpu_secs": opt(vendor_usage.map(|u| u.1)),
             "max_concurrent_calls": o.calls_cap().unwrap_or(DEFAULT_MAX_CONCURRENT_CALLS).get(),
+            "store_calls_per_task_by_method": workers::calls_per_task(&workers::counts(&counting), n),
             "nproc": std::thread::available_parallelism().map_or(0, usize::from),
         });
         // The download burst (one macro call cannot take every field: its recursion limit).

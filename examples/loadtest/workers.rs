@@ -271,10 +271,7 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
             .filter(|(k, _)| k.as_str() != "claimed_tasks")
             .filter_map(|(_, v)| v.as_u64())
             .sum();
-        let per_task: serde_json::Map<String, Value> = calls
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(round(v.as_f64().unwrap_or(0.0) / n, 3))))
-            .collect();
+        let per_task = calls_per_task(&Value::Object(calls.clone()), n);
         let pg = match (pg_before, pg_after) {
             (Some(b), Some(a)) => Some((
                 a.transactions - b.transactions,
@@ -325,8 +322,19 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
     })
 }
 
+/// `calls` (`{"method": calls, …}`) divided by the `n` tasks.
+pub(crate) fn calls_per_task(calls: &Value, n: f64) -> Value {
+    let per_task: serde_json::Map<String, Value> = calls
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), json!(round(v.as_f64().unwrap_or(0.0) / n, 3))))
+        .collect();
+    Value::Object(per_task)
+}
+
 /// `{"method": calls, …}` for the methods called at least once, and `claimed_tasks`.
-fn counts(store: &CountingStore) -> Value {
+pub(crate) fn counts(store: &CountingStore) -> Value {
     let mut out: serde_json::Map<String, Value> = store
         .counts()
         .into_iter()
