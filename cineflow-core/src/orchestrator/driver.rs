@@ -81,7 +81,9 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
         }
         // At most a batch per claim: claimed copies move into their futures as they are
         // spawned, but the batch is read whole first (100,000 tasks would be 100 MB at once).
-        let free = (run.spec.concurrency + parked.count())
+        // A few more are claimed ahead (`prefetch`): they wait for a slot, and take one as
+        // soon as a task gives its slot back, not after a claim made then.
+        let free = (run.spec.concurrency + parked.count() + prefetch(run.spec.concurrency))
             .saturating_sub(set.len())
             .min(worker::CLAIM_BATCH);
         let mut full_batch = false;
@@ -146,6 +148,14 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
         control.more_work.store(false, Ordering::SeqCst);
     }
     finish_run(&inner, run_id, control.cancel.is_cancelled()).await
+}
+
+/// How many tasks a run's driver claims beyond the run's concurrency, ready to take a slot
+/// the moment one is given back: none for runs of fewer than 16 at once (a slot is rarely
+/// waited for there), an eighth of the concurrency up to 64 above. They hold their leases
+/// meanwhile, so other processes sharing the store cannot take them.
+fn prefetch(concurrency: usize) -> usize {
+    (concurrency / 8).min(64)
 }
 
 /// Gives the run its final status once every task is terminal; a run another owner already

@@ -262,6 +262,9 @@ impl Lifecycle<'_> {
                 tracing::warn!(task = %task.id, error = %e, "could not write the sidecar");
             }
         }
+        // Nothing is left to do at the vendor: the next task of the run may start while this
+        // one records its end.
+        self.slot.give_back();
         self.inner.persist(task, before).await?;
         if let Some(kind) = frame_event {
             self.inner.emit(task.run_id, Some(task.id), kind);

@@ -95,6 +95,14 @@ impl RunSlot {
         Some(true)
     }
 
+    /// Gives the slot back for good: the task has nothing left to do at the vendor (its video
+    /// is stored, only its final write is left), so a task waiting for a slot starts now
+    /// instead of after that write.
+    pub(super) fn give_back(&self) {
+        let given_back = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(given_back);
+    }
+
     /// Gives the slot back for `wait` (another task of the run works in it meanwhile), then
     /// queues for one again. Only for a task without a job at the vendor. `false`: cancelled.
     pub(super) async fn lend_out(

@@ -1,0 +1,158 @@
+//! How a run's driver keeps its slots busy: a task gives its slot back once its video is
+//! stored, before it records its end, and the driver keeps a few tasks claimed ahead that take
+//! such a slot at once (no claim made then, no wait for the store's write).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cineflow_core::mock::MockProvider;
+use cineflow_core::store::{Page, PageRequest, RunQuery, TaskQuery};
+use cineflow_core::{
+    Lease, ProviderId, Result, Run, RunCounts, RunId, RunSpec, RunStatus, Segment, SegmentId,
+    SegmentPatch, Store, Storyboard, StoryboardId, Task, TaskId, TaskStatus,
+};
+use tokio::sync::watch;
+
+mod common;
+
+use common::{fast_config, model};
+
+/// A memory store whose writes recording a task's completion wait until `open` says so.
+#[derive(Debug)]
+struct HeldCompletions {
+    inner: Arc<cineflow_core::MemoryStore>,
+    open: watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl Store for HeldCompletions {
+    async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
+        self.inner.put_storyboard(storyboard).await
+    }
+    async fn get_storyboard(&self, id: StoryboardId) -> Result<Storyboard> {
+        self.inner.get_storyboard(id).await
+    }
+    async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
+        self.inner.list_storyboards(page).await
+    }
+    async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
+        self.inner.get_segment(id).await
+    }
+    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
+        self.inner.update_segment(id, patch).await
+    }
+    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {
+        self.inner.insert_run(run, tasks).await
+    }
+    async fn get_run(&self, id: RunId) -> Result<Run> {
+        self.inner.get_run(id).await
+    }
+    async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
+        self.inner.list_runs(query).await
+    }
+    async fn update_run(&self, run: &Run) -> Result<Run> {
+        self.inner.update_run(run).await
+    }
+    async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
+        self.inner.run_counts(id).await
+    }
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.inner.delete_run(id).await
+    }
+    async fn get_task(&self, id: TaskId) -> Result<Task> {
+        self.inner.get_task(id).await
+    }
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
+        self.inner.list_tasks(query).await
+    }
+    async fn update_task(&self, task: &Task) -> Result<Task> {
+        self.inner.update_task(task).await
+    }
+    async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
+        if task.status == TaskStatus::Completed {
+            let _ = self.open.clone().wait_for(|open| *open).await;
+        }
+        self.inner.update_task_and_release(task).await
+    }
+    async fn find_tasks_by_vendor_job(
+        &self,
+        provider: &ProviderId,
+        vendor_job_id: &str,
+    ) -> Result<Vec<Task>> {
+        self.inner
+            .find_tasks_by_vendor_job(provider, vendor_job_id)
+            .await
+    }
+    async fn claim_tasks(
+        &self,
+        owner: &str,
+        run: Option<RunId>,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Task>> {
+        self.inner.claim_tasks(owner, run, limit, ttl).await
+    }
+    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        self.inner.heartbeat(task, lease, ttl).await
+    }
+    async fn heartbeat_many(
+        &self,
+        leases: &[(TaskId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<Result<Lease>>> {
+        self.inner.heartbeat_many(leases, ttl).await
+    }
+    async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
+        self.inner.release(task, lease).await
+    }
+}
+
+#[tokio::test]
+async fn a_task_claimed_ahead_starts_in_a_slot_given_back_before_its_owner_records_its_end() {
+    // 17 shots, 16 at once: the 17th can only start in a slot given back by a task whose
+    // completion is not yet recorded (every such write is held until the 17th job exists),
+    // and only if the driver had claimed it ahead, since no task has ended meanwhile.
+    let (open, held) = watch::channel(false);
+    let store = Arc::new(HeldCompletions {
+        inner: Arc::new(cineflow_core::MemoryStore::new()),
+        open: held,
+    });
+    let mock = MockProvider::new("mock").unwrap();
+    let provider: Arc<dyn cineflow_core::VideoProvider> = Arc::new(mock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let orch = cineflow_core::Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(cineflow_core::LocalDirSink::new(dir.path())))
+        .router(cineflow_core::Router::new().route(model(), provider, "mock-video-1"))
+        .config(fast_config())
+        .build()
+        .unwrap();
+    let sb = common::shots(17);
+    orch.add_storyboard(&sb).await.unwrap();
+    let run = orch
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(16))
+        .await
+        .unwrap();
+    let handle = orch.start(run.id).await.unwrap();
+
+    let seventeenth = async {
+        while mock.submits() < 17 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let started = tokio::time::timeout(Duration::from_secs(20), seventeenth).await;
+    let submits = mock.submits();
+    open.send(true).unwrap();
+    assert!(
+        started.is_ok(),
+        "only {submits} of 17 jobs made while 16 tasks with stored videos had not yet recorded \
+         their ends"
+    );
+    let run = handle.wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.counts.completed, 17);
+    assert_eq!(mock.submits(), 17, "one job per task");
+    assert_eq!(mock.downloads(), 17);
+}
