@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::mock::MockProvider;
-use cineflow_core::store::{Page, PageRequest, RunQuery, TaskQuery};
+use cineflow_core::store::{CountingStore, Page, PageRequest, RunQuery, TaskQuery};
 use cineflow_core::{
     Lease, ProviderId, Result, Run, RunCounts, RunId, RunSpec, RunStatus, Segment, SegmentId,
     SegmentPatch, Store, Storyboard, StoryboardId, Task, TaskId, TaskStatus,
@@ -155,4 +155,39 @@ async fn a_task_claimed_ahead_starts_in_a_slot_given_back_before_its_owner_recor
     assert_eq!(run.counts.completed, 17);
     assert_eq!(mock.submits(), 17, "one job per task");
     assert_eq!(mock.downloads(), 17);
+}
+
+#[tokio::test]
+async fn tasks_claimed_ahead_start_from_their_claimed_copies_without_reading_themselves_again() {
+    // 24 shots, 16 at once: the driver claims all 24 (16 and 8 ahead); the 8 waiting for a
+    // slot keep the copies they were claimed with, so no task is read from the store.
+    let mock = MockProvider::new("mock").unwrap();
+    let store = Arc::new(CountingStore::new(Arc::new(
+        cineflow_core::MemoryStore::new(),
+    )));
+    let provider: Arc<dyn cineflow_core::VideoProvider> = Arc::new(mock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // Shelving is off: on the memory store, a task waiting between polls reads itself again
+    // after each wait (`PollPolicy::shelve_after`), which is not what is counted here.
+    let mut config = fast_config();
+    config.poll = config.poll.with_shelve_after(Duration::ZERO);
+    let orch = cineflow_core::Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(cineflow_core::LocalDirSink::new(dir.path())))
+        .router(cineflow_core::Router::new().route(model(), provider, "mock-video-1"))
+        .config(config)
+        .build()
+        .unwrap();
+    let sb = common::shots(24);
+    orch.add_storyboard(&sb).await.unwrap();
+    let run = orch
+        .create_run(RunSpec::new(sb.id, model()).with_concurrency(16))
+        .await
+        .unwrap();
+    let run = orch.start(run.id).await.unwrap().wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.counts.completed, 24);
+    assert_eq!(mock.submits(), 24, "one job per task");
+    assert_eq!(store.claimed_tasks(), 24, "{:?}", store.counts());
+    assert_eq!(store.calls("get_task"), 0, "{:?}", store.counts());
 }

@@ -151,11 +151,15 @@ pub(super) async fn drive(inner: Arc<Inner>, run_id: RunId, control: DriverContr
 }
 
 /// How many tasks a run's driver claims beyond the run's concurrency, ready to take a slot
-/// the moment one is given back: none for runs of fewer than 16 at once (a slot is rarely
-/// waited for there), an eighth of the concurrency up to 64 above. They hold their leases
-/// meanwhile, so other processes sharing the store cannot take them.
+/// the moment one is given back (keeping their claimed copies: no claim and no read between
+/// one task's video and the next task's submit): none for runs of fewer than 16 at once (a
+/// slot is rarely waited for there), half the concurrency above, at most 256. They hold their
+/// leases meanwhile, so other processes sharing the store cannot take them.
 fn prefetch(concurrency: usize) -> usize {
-    (concurrency / 8).min(64)
+    if concurrency < 16 {
+        return 0;
+    }
+    (concurrency / 2).min(256)
 }
 
 /// Gives the run its final status once every task is terminal; a run another owner already

@@ -173,8 +173,11 @@ pub(super) async fn run_task(
     let (slotted, claimed) = match slot.try_acquire(cancel) {
         Some(slotted) => (slotted, claimed),
         None => {
-            drop(claimed);
-            (slot.acquire(cancel).await?, None)
+            // A task waiting for its run's slot is one of the few claimed ahead: it keeps its
+            // claimed copy and starts without reading itself again. One waiting for the
+            // orchestrator's slots may be one of very many: it keeps only its id meanwhile.
+            let claimed = claimed.filter(|_| slot.run_is_full());
+            (slot.acquire(cancel).await?, claimed)
         }
     };
     let mut task = match claimed {

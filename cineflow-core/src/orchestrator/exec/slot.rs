@@ -95,6 +95,13 @@ impl RunSlot {
         Some(true)
     }
 
+    /// Whether every slot of the run is taken: a task that cannot take one now waits for its
+    /// run (one of the few tasks its driver claimed ahead), not for the orchestrator's slots,
+    /// which many tasks of many runs may be waiting for.
+    pub(super) fn run_is_full(&self) -> bool {
+        self.per_run.available_permits() == 0
+    }
+
     /// Gives the slot back for good: the task has nothing left to do at the vendor (its video
     /// is stored, only its final write is left), so a task waiting for a slot starts now
     /// instead of after that write.
