@@ -245,10 +245,10 @@ impl Lifecycle<'_> {
             }
             let polled = match task.status {
                 TaskStatus::Pending => match Box::pin(self.submit(task)).await? {
-                    Some((taken, accepted)) => {
+                    Some(taken) => {
                         slot = Some(taken);
                         clock.follow(task);
-                        clock.accepted_at(accepted);
+                        clock.accepted_now();
                         self.poll_boxed(task, &mut clock).await?
                     }
                     None => return Ok(()),
