@@ -103,7 +103,7 @@ impl AdaptivePermit {
     pub(crate) fn accepted(self) {
         let mut s = self.limit.lock();
         let raised = s.limit < self.limit.max;
-        s.limit = (s.limit + 1).min(self.limit.max);
+        s.limit = s.limit.saturating_add(1).min(self.limit.max);
         drop(s);
         if raised {
             self.limit.notify.notify_one();
@@ -137,6 +137,14 @@ mod tests {
 
     async fn acquired_within(limit: &Arc<AdaptiveLimit>, d: Duration) -> Option<AdaptivePermit> {
         tokio::time::timeout(d, limit.acquire()).await.ok()
+    }
+
+    #[tokio::test]
+    async fn an_accepted_submit_under_an_unbounded_cap_leaves_it_at_its_max() {
+        // A provider without a call cap (the harness's in-process mock) has u32::MAX.
+        let limit = Arc::new(AdaptiveLimit::new(u32::MAX));
+        limit.acquire().await.accepted();
+        assert_eq!(limit.current(), u32::MAX);
     }
 
     #[tokio::test(start_paused = true)]
