@@ -109,6 +109,24 @@ impl Store for HeldCompletions {
     }
 }
 
+/// An orchestrator on `store` and `mock`, storing videos in the returned directory.
+fn orchestrator_on(
+    store: Arc<dyn Store>,
+    mock: &MockProvider,
+    config: cineflow_core::OrchestratorConfig,
+) -> (cineflow_core::Orchestrator, tempfile::TempDir) {
+    let provider: Arc<dyn cineflow_core::VideoProvider> = Arc::new(mock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let orch = cineflow_core::Orchestrator::builder()
+        .store(store)
+        .sink(Arc::new(cineflow_core::LocalDirSink::new(dir.path())))
+        .router(cineflow_core::Router::new().route(model(), provider, "mock-video-1"))
+        .config(config)
+        .build()
+        .unwrap();
+    (orch, dir)
+}
+
 #[tokio::test]
 async fn a_task_claimed_ahead_starts_in_a_slot_given_back_before_its_owner_records_its_end() {
     // 17 shots, 16 at once: the 17th can only start in a slot given back by a task whose
@@ -120,15 +138,7 @@ async fn a_task_claimed_ahead_starts_in_a_slot_given_back_before_its_owner_recor
         open: held,
     });
     let mock = MockProvider::new("mock").unwrap();
-    let provider: Arc<dyn cineflow_core::VideoProvider> = Arc::new(mock.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let orch = cineflow_core::Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(cineflow_core::LocalDirSink::new(dir.path())))
-        .router(cineflow_core::Router::new().route(model(), provider, "mock-video-1"))
-        .config(fast_config())
-        .build()
-        .unwrap();
+    let (orch, _dir) = orchestrator_on(store.clone(), &mock, fast_config());
     let sb = common::shots(17);
     orch.add_storyboard(&sb).await.unwrap();
     let run = orch
@@ -165,19 +175,11 @@ async fn tasks_claimed_ahead_start_from_their_claimed_copies_without_reading_the
     let store = Arc::new(CountingStore::new(Arc::new(
         cineflow_core::MemoryStore::new(),
     )));
-    let provider: Arc<dyn cineflow_core::VideoProvider> = Arc::new(mock.clone());
-    let dir = tempfile::tempdir().unwrap();
     // Shelving is off: on the memory store, a task waiting between polls reads itself again
     // after each wait (`PollPolicy::shelve_after`), which is not what is counted here.
     let mut config = fast_config();
     config.poll = config.poll.with_shelve_after(Duration::ZERO);
-    let orch = cineflow_core::Orchestrator::builder()
-        .store(store.clone())
-        .sink(Arc::new(cineflow_core::LocalDirSink::new(dir.path())))
-        .router(cineflow_core::Router::new().route(model(), provider, "mock-video-1"))
-        .config(config)
-        .build()
-        .unwrap();
+    let (orch, _dir) = orchestrator_on(store.clone(), &mock, config);
     let sb = common::shots(24);
     orch.add_storyboard(&sb).await.unwrap();
     let run = orch

@@ -271,7 +271,7 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
             .filter(|(k, _)| k.as_str() != "claimed_tasks")
             .filter_map(|(_, v)| v.as_u64())
             .sum();
-        let per_task = calls_per_task(&Value::Object(calls.clone()), n);
+        let per_task = calls_per_task(&calls, n);
         let pg = match (pg_before, pg_after) {
             (Some(b), Some(a)) => Some((
                 a.transactions - b.transactions,
@@ -323,18 +323,16 @@ pub(crate) fn run_workers(o: &Opts, vendor: &Vendor, flags: &[String]) -> Result
 }
 
 /// `calls` (`{"method": calls, …}`) divided by the `n` tasks.
-pub(crate) fn calls_per_task(calls: &Value, n: f64) -> Value {
-    let per_task: serde_json::Map<String, Value> = calls
-        .as_object()
-        .into_iter()
-        .flatten()
+pub(crate) fn calls_per_task(calls: &serde_json::Map<String, Value>, n: f64) -> Value {
+    calls
+        .iter()
         .map(|(k, v)| (k.clone(), json!(round(v.as_f64().unwrap_or(0.0) / n, 3))))
-        .collect();
-    Value::Object(per_task)
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// `{"method": calls, …}` for the methods called at least once, and `claimed_tasks`.
-pub(crate) fn counts(store: &CountingStore) -> Value {
+pub(crate) fn counts(store: &CountingStore) -> serde_json::Map<String, Value> {
     let mut out: serde_json::Map<String, Value> = store
         .counts()
         .into_iter()
@@ -342,5 +340,5 @@ pub(crate) fn counts(store: &CountingStore) -> Value {
         .map(|(m, n)| (m.to_owned(), json!(n)))
         .collect();
     out.insert("claimed_tasks".into(), json!(store.claimed_tasks()));
-    Value::Object(out)
+    out
 }

@@ -117,8 +117,7 @@ impl RunSlot {
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<bool> {
-        let given_back = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(given_back);
+        self.give_back();
         let slept = {
             let _guard = self.parked.as_deref().map(|p| {
                 p.count.fetch_add(1, Ordering::SeqCst);
