@@ -1,13 +1,14 @@
 //! How a run's driver keeps its slots busy: a task gives its slot back once its video is
 //! stored, before it records its end, and the driver keeps a few tasks claimed ahead that take
-//! such a slot at once (no claim made then, no wait for the store's write).
+//! such a slot at once (no claim made then, no wait for the store's write); and how a slow
+//! store write does not skew when a job is polled.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cineflow_core::mock::MockProvider;
+use cineflow_core::mock::{MockProvider, Step};
 use cineflow_core::store::{CountingStore, Page, PageRequest, RunQuery, TaskQuery};
 use cineflow_core::{
     Lease, ProviderId, Result, Run, RunCounts, RunId, RunSpec, RunStatus, Segment, SegmentId,
@@ -19,11 +20,13 @@ mod common;
 
 use common::{fast_config, model};
 
-/// A memory store whose writes recording a task's completion wait until `open` says so.
+/// A memory store whose writes recording a task's completion wait until `open` says so, and
+/// whose writes recording a vendor job's id take `job_id_write` each.
 #[derive(Debug)]
 struct HeldCompletions {
     inner: Arc<cineflow_core::MemoryStore>,
     open: watch::Receiver<bool>,
+    job_id_write: Duration,
 }
 
 #[async_trait]
@@ -68,6 +71,9 @@ impl Store for HeldCompletions {
         self.inner.list_tasks(query).await
     }
     async fn update_task(&self, task: &Task) -> Result<Task> {
+        if task.status == TaskStatus::Queued {
+            tokio::time::sleep(self.job_id_write).await;
+        }
         self.inner.update_task(task).await
     }
     async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
@@ -136,6 +142,7 @@ async fn a_task_claimed_ahead_starts_in_a_slot_given_back_before_its_owner_recor
     let store = Arc::new(HeldCompletions {
         inner: Arc::new(cineflow_core::MemoryStore::new()),
         open: held,
+        job_id_write: Duration::ZERO,
     });
     let mock = MockProvider::new("mock").unwrap();
     let (orch, _dir) = orchestrator_on(store.clone(), &mock, fast_config());
@@ -192,4 +199,55 @@ async fn tasks_claimed_ahead_start_from_their_claimed_copies_without_reading_the
     assert_eq!(mock.submits(), 24, "one job per task");
     assert_eq!(store.claimed_tasks(), 24, "{:?}", store.counts());
     assert_eq!(store.calls("get_task"), 0, "{:?}", store.counts());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jobs_time_counts_from_the_vendors_answer_not_from_the_write_of_its_id() {
+    // The job's id takes 3 s to write. The first poll, 2 s after that, finds the job half
+    // done: it has run 5 s since the vendor answered, so the next poll is aimed 5 s later
+    // (counted from the write, 2 s, the poll would come too early and find it unfinished).
+    let (_open, held) = watch::channel(true);
+    let store = Arc::new(HeldCompletions {
+        inner: Arc::new(cineflow_core::MemoryStore::new()),
+        open: held,
+        job_id_write: Duration::from_secs(3),
+    });
+    let mock = MockProvider::new("mock")
+        .unwrap()
+        .with_timeline(vec![Step::Running(50), Step::Succeeded]);
+    let provider: Arc<dyn cineflow_core::VideoProvider> = Arc::new(mock.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config();
+    config.poll = config
+        .poll
+        .with_initial(Duration::from_secs(2))
+        .with_min(Duration::from_secs(1))
+        .with_max(Duration::from_secs(120))
+        .with_jitter(0.0);
+    let orch = cineflow_core::Orchestrator::builder()
+        .store(store.clone())
+        .sink(Arc::new(cineflow_core::LocalDirSink::new(dir.path())))
+        .router(cineflow_core::Router::new().route(model(), provider, "mock-video-1"))
+        .config(config)
+        .build()
+        .unwrap();
+    let sb = common::shots(1);
+    orch.add_storyboard(&sb).await.unwrap();
+    let run = orch.create_run(RunSpec::new(sb.id, model())).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let handle = orch.start(run.id).await.unwrap();
+    let mut polled_at = Vec::new();
+    while polled_at.len() < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if mock.polls() > polled_at.len() as u64 {
+            polled_at.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let run = handle.wait().await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let between = polled_at[1] - polled_at[0];
+    assert!(
+        (4.5..=5.5).contains(&between),
+        "polls at {polled_at:?} s: the second {between:.1} s after the first"
+    );
 }

@@ -245,10 +245,10 @@ impl Lifecycle<'_> {
             }
             let polled = match task.status {
                 TaskStatus::Pending => match Box::pin(self.submit(task)).await? {
-                    Some(taken) => {
+                    Some((taken, accepted)) => {
                         slot = Some(taken);
                         clock.follow(task);
-                        clock.accepted_now();
+                        clock.accepted_at(accepted);
                         self.poll_boxed(task, &mut clock).await?
                     }
                     None => return Ok(()),

@@ -70,9 +70,9 @@ impl AttemptClock {
         self.age_at_anchor.saturating_add(self.anchor.elapsed())
     }
 
-    /// The vendor's answer accepting the current attempt's job has just arrived.
-    pub(super) fn accepted_now(&mut self) {
-        self.accepted = Some(Instant::now());
+    /// The vendor's answer accepting the current attempt's job arrived `at`.
+    pub(super) fn accepted_at(&mut self, at: Instant) {
+        self.accepted = Some(at);
     }
 
     /// How long the job has run at the vendor, as well as this process knows: since its
@@ -512,7 +512,7 @@ mod tests {
         // The attempt was recorded 10 s ago (its write, then a wait for a free call).
         clock.age_at_anchor = Duration::from_secs(10);
         assert_eq!(clock.job_elapsed(), Duration::from_secs(10));
-        clock.accepted_now();
+        clock.accepted_at(Instant::now());
         tokio::time::advance(Duration::from_secs(4)).await;
         assert_eq!(clock.elapsed(), Duration::from_secs(14));
         assert_eq!(clock.job_elapsed(), Duration::from_secs(4));
@@ -541,7 +541,7 @@ mod tests {
         attempt.submitted_at -= time::Duration::seconds(40);
         let mut clock = AttemptClock::new();
         clock.follow(&task);
-        clock.accepted_now();
+        clock.accepted_at(Instant::now());
         let started = Instant::now();
         let polled = life.poll_until_ready(&mut task, &mut clock).await.unwrap();
         assert!(matches!(polled, Polled::Ready));
@@ -571,7 +571,7 @@ mod tests {
         }
         let mut clock = AttemptClock::new();
         clock.follow(&task);
-        clock.accepted_now();
+        clock.accepted_at(Instant::now());
         let store = Arc::clone(&inner.store);
         let id = task.id;
         let meanwhile = async move {

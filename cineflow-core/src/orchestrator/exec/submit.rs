@@ -49,9 +49,10 @@ pub(super) fn counted_attempts(task: &Task) -> u32 {
 }
 
 impl Lifecycle<'_> {
-    /// Steps 1 and 2. Returns the provider's in-flight slot when a job now exists (`None`: the
-    /// task is terminal).
-    pub(super) async fn submit(&self, task: &mut Task) -> Result<Option<InFlight>> {
+    /// Steps 1 and 2. Returns the provider's in-flight slot when a job now exists, and when
+    /// the vendor's answer accepting it arrived (before the job id was written: the job runs
+    /// at the vendor meanwhile). `None`: the task is terminal.
+    pub(super) async fn submit(&self, task: &mut Task) -> Result<Option<(InFlight, Instant)>> {
         let mut delays = self.backoff();
         // The `Retry-After` of the last rate-limited refusal: waited out before submitting to
         // the same route again (instead of the retry backoff).
@@ -193,6 +194,7 @@ impl Lifecycle<'_> {
                 .await;
             match result {
                 Ok(job) => {
+                    let accepted = Instant::now();
                     let job_id = job.vendor_job_id.clone();
                     if let Some(a) = task.current_attempt_mut() {
                         a.job = Some(job.clone());
@@ -217,7 +219,7 @@ impl Lifecycle<'_> {
                             vendor_job_id: job_id,
                         },
                     );
-                    return Ok(Some(taken));
+                    return Ok(Some((taken, accepted)));
                 }
                 Err(e) => {
                     drop(mark);
@@ -228,7 +230,7 @@ impl Lifecycle<'_> {
                         let cause =
                             format!("submit outcome unknown ({}: {})", e.code(), e.message());
                         return match Box::pin(self.reconcile(task, &cause)).await? {
-                            Reconciled::Adopted(_) => Ok(Some(taken)),
+                            Reconciled::Adopted(_) => Ok(Some((taken, Instant::now()))),
                             Reconciled::Ended => Ok(None),
                         };
                     }
