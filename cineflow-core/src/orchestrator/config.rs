@@ -21,7 +21,8 @@ use crate::provider::JobState;
 /// end, up to `elapsed × 100 / p²` late: 3 s for a 30 s job read at 16 %.) Without either, the
 /// previous interval grown by `growth`. The vendor's `poll_after` hint is a floor, not the
 /// interval: a vendor asking not to be polled for 1 s does not need a poll every second of a
-/// 60 s job. The result is clamped to `[min, max]` and lengthened, never shortened, by a
+/// 60 s job. The result is clamped to `[min, max]` (see [`min`](Self::min) for its one
+/// exception) and lengthened, never shortened, by a
 /// random share of up to `jitter` — of the interval when it only grew, of `min` when it is
 /// aimed at a predicted end (ETA or progress), so that an aimed poll stays close to its aim:
 /// the jobs' own ends spread those polls already.
@@ -35,7 +36,10 @@ pub struct PollPolicy {
     /// Wait before the first poll. Default 2 s.
     #[serde(with = "secs")]
     pub initial: Duration,
-    /// Shortest interval. Default 1 s.
+    /// Shortest interval. Default 1 s. One exception: a job found within `min` of its end
+    /// (the window its progress allows ends sooner, say when a poll aimed at its end came a
+    /// little early) is polled again at that end, at least `min / 4` later — once: the
+    /// interval after one shorter than `min` is `min` or more.
     #[serde(with = "secs")]
     pub min: Duration,
     /// Longest interval. Default 30 s.
@@ -107,6 +111,10 @@ impl PollPolicy {
         state: &JobState,
         hint: Option<Duration>,
     ) -> Duration {
+        // A job found within `min` of its end (a poll aimed at its end came a little early, or
+        // the first progress read came late) is polled again at that end, not `min` later —
+        // but not sooner than a quarter of `min`, and never twice in a row.
+        let mut floor = self.min;
         let (time_left, aimed) = match state {
             JobState::Running { eta: Some(eta), .. } => (*eta, true),
             JobState::Running {
@@ -128,6 +136,9 @@ impl PollPolicy {
                         (earliest, true)
                     }
                 } else {
+                    if latest < self.min && last >= self.min {
+                        floor = self.min / 4;
+                    }
                     (latest, true)
                 }
             }
@@ -137,7 +148,7 @@ impl PollPolicy {
             Some(h) if h > time_left => (h, false),
             _ => (time_left, aimed),
         };
-        let clamped = base.clamp(self.min, self.max.max(self.min));
+        let clamped = base.clamp(floor, self.max.max(self.min));
         let j = self.jitter.clamp(0.0, 0.5);
         if j == 0.0 {
             clamped
@@ -799,6 +810,51 @@ mod tests {
         eprintln!("24-36 s: mean lag {lag:.3}, {polls:.2} polls");
         assert!(lag <= 0.25, "mean lag {lag}");
         assert!(polls <= 4.1, "{polls} polls on average");
+    }
+
+    #[test]
+    fn a_job_found_just_short_of_its_end_is_polled_again_at_it_once() {
+        let p = policy();
+        // 98 % after 5 s: it ends within 0.1 s. After a 3 s interval, a quarter of `min`.
+        let running = JobState::Running {
+            progress: Some(98),
+            eta: None,
+        };
+        let d = p.next_interval(
+            Duration::from_secs(3),
+            Duration::from_secs(5),
+            &running,
+            None,
+        );
+        assert_eq!(d, p.min / 4);
+        // Found unfinished again right after: `min`, not another short one.
+        let d = p.next_interval(d, Duration::from_millis(5_250), &running, None);
+        assert_eq!(d, p.min);
+        // A vendor asking for more time between polls gets it.
+        let d = p.next_interval(
+            Duration::from_secs(3),
+            Duration::from_secs(5),
+            &running,
+            Some(Duration::from_secs(2)),
+        );
+        assert_eq!(d, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_five_second_job_whose_clock_started_late_is_noticed_within_a_third_of_a_second() {
+        // Our clock started a little after the vendor made the job (the process was busy when
+        // the submit's answer came): the poll aimed at the end comes a little early.
+        let p = PollPolicy::default();
+        for gap in [0.02, 0.05, 0.1] {
+            let mut worst = 0.0f64;
+            for _ in 0..200 {
+                let (polls, lag) = simulate(&p, 5.0, gap, None);
+                assert!(polls <= 3, "{polls} polls (gap {gap})");
+                worst = worst.max(lag);
+            }
+            eprintln!("5 s, gap {gap}: max lag {worst:.3}");
+            assert!(worst <= 0.33, "max lag {worst} (gap {gap})");
+        }
     }
 
     #[test]
