@@ -28,7 +28,7 @@ use crate::provider::JobState;
 /// the jobs' own ends spread those polls already.
 ///
 /// With the defaults, a 60 s job whose vendor reports progress is polled about 5 times and its
-/// end noticed about 1 s after it happens (see `examples/loadtest.rs`).
+/// end noticed about 0.4 s after it happens (see `examples/loadtest`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
