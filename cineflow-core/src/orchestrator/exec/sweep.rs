@@ -8,10 +8,11 @@
 //! one call (a list page), so the jobs waiting on refused polls share one call instead of each
 //! making its own, and a refused sweep delays all of them by one `Retry-After` rather than each
 //! by its own run of bad luck. A sweep stopped by a refused page goes on from that page next
-//! time rather than from the top. The sweep honours its own `Retry-After`; the tasks still poll
+//! time rather than from the top, unless a job is waited on that it had not looked for (or
+//! had seen still running): that job may be on a page it had passed. The sweep honours its own `Retry-After`; the tasks still poll
 //! when their own wait is over, and a vendor without a list endpoint is swept never again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,8 +109,11 @@ async fn sweep_loop(
     interval: Duration,
 ) {
     let id = provider.id().clone();
-    // Where the last sweep was stopped, if it was: the next one goes on from there.
-    let mut resume: Option<String> = None;
+    // Where the last sweep was stopped, if it was, and the jobs it had not seen by then: the
+    // next one goes on from there when it looks for none but those. A job waited on since may
+    // be on a page the stopped sweep had passed (the jobs ending now are rarely the oldest):
+    // that sweep starts from the top.
+    let mut resume: Option<(String, HashSet<String>)> = None;
     loop {
         let jobs: Vec<ProviderJob> = {
             let mut state = lock(&sweeper.state);
@@ -124,12 +128,18 @@ async fn sweep_loop(
             }
             state.waiters.values().map(|w| w.job.clone()).collect()
         };
+        let from = resume_from(resume.as_ref(), &jobs);
         let answer = {
             let _permit = inner.router.gate(&id, CallKind::Status).await;
-            provider.poll_many(&jobs, resume.as_deref()).await
+            provider.poll_many(&jobs, from).await
         };
         let wait = match answer {
             Ok(found) => {
+                let unseen: HashSet<String> = jobs
+                    .iter()
+                    .filter(|j| !found.statuses.contains_key(&j.vendor_job_id))
+                    .map(|j| j.vendor_job_id.clone())
+                    .collect();
                 let mut state = lock(&sweeper.state);
                 let mut ended = 0usize;
                 for (job_id, status) in found.statuses {
@@ -145,7 +155,7 @@ async fn sweep_loop(
                     }
                 }
                 tracing::debug!(provider = %id, jobs = jobs.len(), ended, "status sweep");
-                resume = found.resume;
+                resume = found.resume.map(|at| (at, unseen));
                 found
                     .stopped_by
                     .and_then(|e| e.retry_after())
@@ -167,5 +177,46 @@ async fn sweep_loop(
             }
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Where a sweep for `jobs` starts: where the last one was stopped when it looks for none but
+/// the jobs that one had not seen (`resume`), else from the top (`None`).
+fn resume_from<'r>(
+    resume: Option<&'r (String, HashSet<String>)>,
+    jobs: &[ProviderJob],
+) -> Option<&'r str> {
+    resume
+        .filter(|(_, unseen)| jobs.iter().all(|j| unseen.contains(&j.vendor_job_id)))
+        .map(|(at, _)| at.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn job(id: &str) -> ProviderJob {
+        let provider = ProviderId::new("p").unwrap_or_else(|e| panic!("{e}"));
+        ProviderJob::new(provider, id, "m", OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_sweep_goes_on_where_the_last_one_stopped_only_for_jobs_that_one_had_not_seen() {
+        let stopped = (
+            "page-3".to_owned(),
+            HashSet::from(["a".to_owned(), "b".to_owned()]),
+        );
+        // The same jobs, or some of them: on from page 3.
+        assert_eq!(
+            resume_from(Some(&stopped), &[job("a"), job("b")]),
+            Some("page-3")
+        );
+        assert_eq!(resume_from(Some(&stopped), &[job("b")]), Some("page-3"));
+        // A job waited on since, or one the stopped sweep saw: from the top.
+        assert_eq!(resume_from(Some(&stopped), &[job("a"), job("c")]), None);
+        // Nothing stopped: from the top.
+        assert_eq!(resume_from(None, &[job("a")]), None);
     }
 }
