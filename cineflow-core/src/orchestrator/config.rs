@@ -685,23 +685,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_poll_aimed_by_coarse_progress_comes_a_poll_interval_before_the_earliest_end_it_allows() {
-        let p = policy();
-        // 16 % after 5 s: the job is 16–17 % done, so it ends 24.4–26.25 s from now, a window
-        // wider than a poll interval, and a percent takes 0.3 s: aimed 1 s before its start,
-        // so that the poll finds the job with a second or more left.
+    /// The interval after a job read at 16 % once it has run `elapsed`, and the earliest end
+    /// that allows (it is 16–17 % done).
+    fn read_at_16_percent(p: &PollPolicy, elapsed: f64) -> (Duration, Duration) {
         let running = JobState::Running {
             progress: Some(16),
             eta: None,
         };
         let d = p.next_interval(
             Duration::from_secs(3),
-            Duration::from_secs(5),
+            Duration::from_secs_f64(elapsed),
             &running,
             None,
         );
-        let earliest = Duration::from_secs_f64(5.0 * 100.0 / 17.0 - 5.0);
+        (d, Duration::from_secs_f64(elapsed * 100.0 / 17.0 - elapsed))
+    }
+
+    #[test]
+    fn a_poll_aimed_by_coarse_progress_comes_a_poll_interval_before_the_earliest_end_it_allows() {
+        let p = policy();
+        // 16 % after 5 s: the job ends 24.4–26.25 s from now, a window wider than a poll
+        // interval, and a percent takes 0.3 s: aimed 1 s before its start, so that the poll
+        // finds the job with a second or more left.
+        let (d, earliest) = read_at_16_percent(&p, 5.0);
         let aim = earliest - p.min;
         assert!(d <= aim, "{d:?} is past {aim:?}");
         assert!(d >= aim - Duration::from_millis(1), "{d:?}");
@@ -709,31 +715,14 @@ mod tests {
 
     #[test]
     fn a_long_job_read_at_coarse_progress_is_polled_at_the_earliest_end_it_allows() {
-        let p = policy();
         // 16 % after 50 s: a percent takes 3 s, so no later read narrows the window to a
-        // poll interval; a poll a second early would only be one more.
-        let running = JobState::Running {
-            progress: Some(16),
-            eta: None,
-        };
-        let d = p.next_interval(
-            Duration::from_secs(30),
-            Duration::from_secs(50),
-            &running,
-            None,
-        );
-        let earliest = Duration::from_secs_f64(50.0 * 100.0 / 17.0 - 50.0);
-        assert!(d.min(p.max) == p.max || d <= earliest, "{d:?}");
+        // poll interval; a poll a second early would only be one more. (A longest interval
+        // beyond the 244 s it aims at.)
         let p = PollPolicy {
             max: Duration::from_secs(600),
             ..policy()
         };
-        let d = p.next_interval(
-            Duration::from_secs(30),
-            Duration::from_secs(50),
-            &running,
-            None,
-        );
+        let (d, earliest) = read_at_16_percent(&p, 50.0);
         assert!(d <= earliest, "{d:?} is past the earliest end {earliest:?}");
         assert!(d >= earliest - Duration::from_millis(1), "{d:?}");
     }
@@ -844,15 +833,10 @@ mod tests {
     fn a_five_second_job_whose_clock_started_late_is_noticed_within_a_third_of_a_second() {
         // Our clock started a little after the vendor made the job (the process was busy when
         // the submit's answer came): the poll aimed at the end comes a little early.
-        let p = PollPolicy::default();
         for gap in [0.02, 0.05, 0.1] {
-            let mut worst = 0.0f64;
-            for _ in 0..200 {
-                let (polls, lag) = simulate(&p, 5.0, gap, None);
-                assert!(polls <= 3, "{polls} polls (gap {gap})");
-                worst = worst.max(lag);
-            }
+            let (most, _, _, worst) = simulate_200(&PollPolicy::default(), 5.0, gap);
             eprintln!("5 s, gap {gap}: max lag {worst:.3}");
+            assert!(most <= 3, "{most} polls (gap {gap})");
             assert!(worst <= 0.33, "max lag {worst} (gap {gap})");
         }
     }
