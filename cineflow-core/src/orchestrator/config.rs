@@ -22,10 +22,10 @@ use crate::provider::JobState;
 /// previous interval grown by `growth`. The vendor's `poll_after` hint is a floor, not the
 /// interval: a vendor asking not to be polled for 1 s does not need a poll every second of a
 /// 60 s job. The result is clamped to `[min, max]` (see [`min`](Self::min) for its one
-/// exception) and lengthened, never shortened, by a
-/// random share of up to `jitter` — of the interval when it only grew, of `min` when it is
-/// aimed at a predicted end (ETA or progress), so that an aimed poll stays close to its aim:
-/// the jobs' own ends spread those polls already.
+/// exception) and lengthened, never shortened, by a random share of up to `jitter` — of the
+/// interval when it only grew, of `min` when it is aimed at a predicted end (ETA or
+/// progress), so that an aimed poll stays close to its aim: the jobs' own ends spread those
+/// polls already.
 ///
 /// With the defaults, a 60 s job whose vendor reports progress is polled about 5 times and its
 /// end noticed about 0.4 s after it happens (see `examples/loadtest`).
