@@ -9,110 +9,44 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::mock::{MockProvider, Step};
-use cineflow_core::store::{CountingStore, Page, PageRequest, RunQuery, TaskQuery};
-use cineflow_core::{
-    Lease, ProviderId, Result, Run, RunCounts, RunId, RunSpec, RunStatus, Segment, SegmentId,
-    SegmentPatch, Store, Storyboard, StoryboardId, Task, TaskId, TaskStatus,
-};
+use cineflow_core::store::CountingStore;
+use cineflow_core::{RunSpec, RunStatus, Store, Task, TaskStatus};
 use tokio::sync::watch;
 
 mod common;
+mod delegating;
 
 use common::{fast_config, model};
+use delegating::{Delegating, Hooks};
 
-/// A memory store whose writes recording a task's completion wait until `open` says so, and
-/// whose writes recording a vendor job's id take `job_id_write` each.
+/// Holds a memory store's writes recording a task's completion until `open` says so, and makes
+/// its writes recording a vendor job's id take `job_id_write` each.
 #[derive(Debug)]
-struct HeldCompletions {
-    inner: Arc<cineflow_core::MemoryStore>,
+struct Held {
     open: watch::Receiver<bool>,
     job_id_write: Duration,
 }
 
 #[async_trait]
-impl Store for HeldCompletions {
-    async fn put_storyboard(&self, storyboard: &Storyboard) -> Result<()> {
-        self.inner.put_storyboard(storyboard).await
-    }
-    async fn get_storyboard(&self, id: StoryboardId) -> Result<Storyboard> {
-        self.inner.get_storyboard(id).await
-    }
-    async fn list_storyboards(&self, page: PageRequest) -> Result<Page<Storyboard>> {
-        self.inner.list_storyboards(page).await
-    }
-    async fn get_segment(&self, id: SegmentId) -> Result<(StoryboardId, Segment)> {
-        self.inner.get_segment(id).await
-    }
-    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> Result<Segment> {
-        self.inner.update_segment(id, patch).await
-    }
-    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> Result<()> {
-        self.inner.insert_run(run, tasks).await
-    }
-    async fn get_run(&self, id: RunId) -> Result<Run> {
-        self.inner.get_run(id).await
-    }
-    async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
-        self.inner.list_runs(query).await
-    }
-    async fn update_run(&self, run: &Run) -> Result<Run> {
-        self.inner.update_run(run).await
-    }
-    async fn run_counts(&self, id: RunId) -> Result<RunCounts> {
-        self.inner.run_counts(id).await
-    }
-    async fn delete_run(&self, id: RunId) -> Result<()> {
-        self.inner.delete_run(id).await
-    }
-    async fn get_task(&self, id: TaskId) -> Result<Task> {
-        self.inner.get_task(id).await
-    }
-    async fn list_tasks(&self, query: &TaskQuery) -> Result<Page<Task>> {
-        self.inner.list_tasks(query).await
-    }
-    async fn update_task(&self, task: &Task) -> Result<Task> {
+impl Hooks for Held {
+    async fn update_task(&self, task: &Task) {
         if task.status == TaskStatus::Queued {
             tokio::time::sleep(self.job_id_write).await;
         }
-        self.inner.update_task(task).await
     }
-    async fn update_task_and_release(&self, task: &Task) -> Result<Task> {
+    async fn update_task_and_release(&self, task: &Task) {
         if task.status == TaskStatus::Completed {
             let _ = self.open.clone().wait_for(|open| *open).await;
         }
-        self.inner.update_task_and_release(task).await
     }
-    async fn find_tasks_by_vendor_job(
-        &self,
-        provider: &ProviderId,
-        vendor_job_id: &str,
-    ) -> Result<Vec<Task>> {
-        self.inner
-            .find_tasks_by_vendor_job(provider, vendor_job_id)
-            .await
-    }
-    async fn claim_tasks(
-        &self,
-        owner: &str,
-        run: Option<RunId>,
-        limit: usize,
-        ttl: Duration,
-    ) -> Result<Vec<Task>> {
-        self.inner.claim_tasks(owner, run, limit, ttl).await
-    }
-    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> Result<Lease> {
-        self.inner.heartbeat(task, lease, ttl).await
-    }
-    async fn heartbeat_many(
-        &self,
-        leases: &[(TaskId, Lease)],
-        ttl: Duration,
-    ) -> Result<Vec<Result<Lease>>> {
-        self.inner.heartbeat_many(leases, ttl).await
-    }
-    async fn release(&self, task: TaskId, lease: &Lease) -> Result<()> {
-        self.inner.release(task, lease).await
-    }
+}
+
+/// A memory store held by `Held`.
+fn held_store(open: watch::Receiver<bool>, job_id_write: Duration) -> Arc<Delegating<Held>> {
+    Arc::new(Delegating::new(
+        Arc::new(cineflow_core::MemoryStore::new()),
+        Held { open, job_id_write },
+    ))
 }
 
 /// An orchestrator on `store` and `mock`, storing videos in the returned directory.
@@ -139,11 +73,7 @@ async fn a_task_claimed_ahead_starts_in_a_slot_given_back_before_its_owner_recor
     // completion is not yet recorded (every such write is held until the 17th job exists),
     // and only if the driver had claimed it ahead, since no task has ended meanwhile.
     let (open, held) = watch::channel(false);
-    let store = Arc::new(HeldCompletions {
-        inner: Arc::new(cineflow_core::MemoryStore::new()),
-        open: held,
-        job_id_write: Duration::ZERO,
-    });
+    let store = held_store(held, Duration::ZERO);
     let mock = MockProvider::new("mock").unwrap();
     let (orch, _dir) = orchestrator_on(store.clone(), &mock, fast_config());
     let sb = common::shots(17);
@@ -207,11 +137,7 @@ async fn a_jobs_time_counts_from_the_vendors_answer_not_from_the_write_of_its_id
     // done: it has run 5 s since the vendor answered, so the next poll is aimed 5 s later
     // (counted from the write, 2 s, the poll would come too early and find it unfinished).
     let (_open, held) = watch::channel(true);
-    let store = Arc::new(HeldCompletions {
-        inner: Arc::new(cineflow_core::MemoryStore::new()),
-        open: held,
-        job_id_write: Duration::from_secs(3),
-    });
+    let store = held_store(held, Duration::from_secs(3));
     let mock = MockProvider::new("mock")
         .unwrap()
         .with_timeline(vec![Step::Running(50), Step::Succeeded]);

@@ -6,6 +6,7 @@
 #[path = "../examples/server/app.rs"]
 #[allow(dead_code)]
 mod app;
+mod delegating;
 mod server_support;
 
 use std::collections::BTreeMap;
@@ -13,14 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cineflow::core::mock::{MockProvider, Step};
-use cineflow::core::store::{Page, PageRequest, RunQuery, TaskQuery};
+use cineflow::core::store::TaskQuery;
 use cineflow::core::{
-    Lease, LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, ProviderId, ProviderSettings,
-    Result as CoreResult, Router, RouterConfig, Run, RunCounts, RunId, Segment, SegmentId,
-    SegmentPatch, Store, Storyboard, StoryboardId, Task, TaskId, VideoProvider,
+    LocalDirSink, ModelId, Orchestrator, OrchestratorConfig, ProviderId, ProviderSettings, Router,
+    RouterConfig, RunId, VideoProvider,
 };
+use delegating::{Delegating, Hooks};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server_support::{Server, Sse, SseReader, TOKEN, start_on, start_wrapped};
@@ -473,54 +473,16 @@ async fn retention_deletes_finished_runs_older_than_the_setting_with_their_files
     );
 }
 
-/// A store that counts the reads of a whole run (`list_tasks` of one run without a status
-/// filter) and delegates everything.
-#[derive(Debug)]
+/// Counts the reads of a whole run (`list_tasks` of one run without a status filter) and the
+/// filtered ones.
+#[derive(Debug, Default)]
 struct Counting {
-    inner: Arc<dyn Store>,
     whole_run_reads: AtomicU64,
     filtered_reads: AtomicU64,
 }
 
-#[async_trait]
-impl Store for Counting {
-    async fn put_storyboard(&self, storyboard: &Storyboard) -> CoreResult<()> {
-        self.inner.put_storyboard(storyboard).await
-    }
-    async fn get_storyboard(&self, id: StoryboardId) -> CoreResult<Storyboard> {
-        self.inner.get_storyboard(id).await
-    }
-    async fn list_storyboards(&self, page: PageRequest) -> CoreResult<Page<Storyboard>> {
-        self.inner.list_storyboards(page).await
-    }
-    async fn get_segment(&self, id: SegmentId) -> CoreResult<(StoryboardId, Segment)> {
-        self.inner.get_segment(id).await
-    }
-    async fn update_segment(&self, id: SegmentId, patch: &SegmentPatch) -> CoreResult<Segment> {
-        self.inner.update_segment(id, patch).await
-    }
-    async fn insert_run(&self, run: &Run, tasks: &[Task]) -> CoreResult<()> {
-        self.inner.insert_run(run, tasks).await
-    }
-    async fn get_run(&self, id: RunId) -> CoreResult<Run> {
-        self.inner.get_run(id).await
-    }
-    async fn list_runs(&self, query: &RunQuery) -> CoreResult<Page<Run>> {
-        self.inner.list_runs(query).await
-    }
-    async fn update_run(&self, run: &Run) -> CoreResult<Run> {
-        self.inner.update_run(run).await
-    }
-    async fn run_counts(&self, id: RunId) -> CoreResult<RunCounts> {
-        self.inner.run_counts(id).await
-    }
-    async fn delete_run(&self, id: RunId) -> CoreResult<()> {
-        self.inner.delete_run(id).await
-    }
-    async fn get_task(&self, id: TaskId) -> CoreResult<Task> {
-        self.inner.get_task(id).await
-    }
-    async fn list_tasks(&self, query: &TaskQuery) -> CoreResult<Page<Task>> {
+impl Hooks for Counting {
+    fn list_tasks(&self, query: &TaskQuery) {
         if query.run_id.is_some() {
             let counter = if query.status.is_empty() {
                 &self.whole_run_reads
@@ -529,40 +491,12 @@ impl Store for Counting {
             };
             counter.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.list_tasks(query).await
-    }
-    async fn update_task(&self, task: &Task) -> CoreResult<Task> {
-        self.inner.update_task(task).await
-    }
-    async fn find_tasks_by_vendor_job(
-        &self,
-        provider: &ProviderId,
-        vendor_job_id: &str,
-    ) -> CoreResult<Vec<Task>> {
-        self.inner
-            .find_tasks_by_vendor_job(provider, vendor_job_id)
-            .await
-    }
-    async fn claim_tasks(
-        &self,
-        owner: &str,
-        run: Option<RunId>,
-        limit: usize,
-        ttl: Duration,
-    ) -> CoreResult<Vec<Task>> {
-        self.inner.claim_tasks(owner, run, limit, ttl).await
-    }
-    async fn heartbeat(&self, task: TaskId, lease: &Lease, ttl: Duration) -> CoreResult<Lease> {
-        self.inner.heartbeat(task, lease, ttl).await
-    }
-    async fn release(&self, task: TaskId, lease: &Lease) -> CoreResult<()> {
-        self.inner.release(task, lease).await
     }
 }
 
 #[tokio::test]
 async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick() {
-    let counting = Arc::new(OnceLock::<Arc<Counting>>::new());
+    let counting = Arc::new(OnceLock::<Arc<Delegating<Counting>>>::new());
     let slot = Arc::clone(&counting);
     let s = start_wrapped(
         Some(TOKEN),
@@ -576,17 +510,13 @@ async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick
             c.sse_full_read = Duration::from_secs(3600);
         },
         move |inner| {
-            let c = Arc::new(Counting {
-                inner,
-                whole_run_reads: AtomicU64::new(0),
-                filtered_reads: AtomicU64::new(0),
-            });
+            let c = Arc::new(Delegating::new(inner, Counting::default()));
             slot.set(Arc::clone(&c)).unwrap();
             c
         },
     )
     .await;
-    let counting = counting.get().unwrap();
+    let counting = &counting.get().unwrap().hooks;
     let run_id = run(&s, 2).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
