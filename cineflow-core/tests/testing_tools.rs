@@ -228,8 +228,8 @@ async fn tasks_ending_after_a_claim_came_back_short_do_not_each_claim_again_nor_
     // One wave: 40 tasks at concurrency 40. The first claim asks for 60 (20 claimed ahead)
     // and comes back short with all 40; the 40 tasks ending after it leave nothing claimable
     // behind, so they do not claim again (each such claim read every task of the run on the
-    // memory store: quadratic in the tasks in flight). The follow interval, which claims again for leases
-    // lapsed elsewhere, is out of reach here.
+    // memory store: quadratic in the tasks in flight). The follow interval, which claims again
+    // for leases lapsed elsewhere, is out of reach here.
     let mock = MockProvider::new("mock").unwrap();
     let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
     // Shelving is off: on the memory store, a task waiting between polls reads itself again

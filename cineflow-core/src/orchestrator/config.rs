@@ -115,8 +115,9 @@ impl PollPolicy {
         // the first progress read came late) is polled again at that end, not `min` later —
         // but not sooner than a quarter of `min`, and never twice in a row.
         let mut floor = self.min;
-        let (time_left, aimed) = match state {
-            JobState::Running { eta: Some(eta), .. } => (*eta, true),
+        // The time left as predicted from the vendor's ETA or progress, if it tells.
+        let predicted = match state {
+            JobState::Running { eta: Some(eta), .. } => Some(*eta),
             JobState::Running {
                 progress: Some(p),
                 eta: None,
@@ -129,24 +130,29 @@ impl PollPolicy {
                     // Once a percent of the job takes no longer than `min`, a later read
                     // narrows the window to `min`: keep `min` for that read and the poll
                     // aimed by it. (A longer job's window never narrows that far.)
-                    let percent = elapsed.div_f64(p);
-                    if percent <= self.min {
-                        (earliest.saturating_sub(self.min), true)
+                    let lead = if elapsed.div_f64(p) <= self.min {
+                        self.min
                     } else {
-                        (earliest, true)
-                    }
+                        Duration::ZERO
+                    };
+                    Some(earliest.saturating_sub(lead))
                 } else {
                     if latest < self.min && last >= self.min {
                         floor = self.min / 4;
                     }
-                    (latest, true)
+                    Some(latest)
                 }
             }
-            _ => (last.mul_f64(self.growth.max(1.0)), false),
+            _ => None,
         };
-        let (base, aimed) = match hint {
-            Some(h) if h > time_left => (h, false),
-            _ => (time_left, aimed),
+        // Aimed at a predicted end unless the vendor's hint asks for longer.
+        let (base, aimed) = match (predicted, hint) {
+            (Some(t), Some(h)) if h > t => (h, false),
+            (Some(t), _) => (t, true),
+            (None, h) => {
+                let grown = last.mul_f64(self.growth.max(1.0));
+                (h.map_or(grown, |h| grown.max(h)), false)
+            }
         };
         let clamped = base.clamp(floor, self.max.max(self.min));
         let j = self.jitter.clamp(0.0, 0.5);

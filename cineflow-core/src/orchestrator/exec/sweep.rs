@@ -9,8 +9,9 @@
 //! making its own, and a refused sweep delays all of them by one `Retry-After` rather than each
 //! by its own run of bad luck. A sweep stopped by a refused page goes on from that page next
 //! time rather than from the top, unless a job is waited on that it had not looked for (or
-//! had seen still running): that job may be on a page it had passed. The sweep honours its own `Retry-After`; the tasks still poll
-//! when their own wait is over, and a vendor without a list endpoint is swept never again.
+//! had seen still running): that job may be on a page it had passed. The sweep honours its own
+//! `Retry-After`; the tasks still poll when their own wait is over, and a vendor without a list
+//! endpoint is swept never again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -134,12 +135,16 @@ async fn sweep_loop(
             provider.poll_many(&jobs, from).await
         };
         let wait = match answer {
-            Ok(found) => {
-                let unseen: HashSet<String> = jobs
-                    .iter()
-                    .filter(|j| !found.statuses.contains_key(&j.vendor_job_id))
-                    .map(|j| j.vendor_job_id.clone())
-                    .collect();
+            Ok(mut found) => {
+                // Only a stopped sweep needs the jobs it did not see.
+                resume = found.resume.take().map(|at| {
+                    let unseen = jobs
+                        .iter()
+                        .filter(|j| !found.statuses.contains_key(&j.vendor_job_id))
+                        .map(|j| j.vendor_job_id.clone())
+                        .collect();
+                    (at, unseen)
+                });
                 let mut state = lock(&sweeper.state);
                 let mut ended = 0usize;
                 for (job_id, status) in found.statuses {
@@ -155,7 +160,6 @@ async fn sweep_loop(
                     }
                 }
                 tracing::debug!(provider = %id, jobs = jobs.len(), ended, "status sweep");
-                resume = found.resume.map(|at| (at, unseen));
                 found
                     .stopped_by
                     .and_then(|e| e.retry_after())
