@@ -239,3 +239,32 @@ async fn sweeps_stop_once_no_task_waits() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(vendor.sweeps(), after_run, "no task waits: no more sweeps");
 }
+
+#[tokio::test(start_paused = true)]
+async fn polls_after_a_refused_one_come_when_they_would_have_come_without_the_refusal() {
+    // A vendor that tells no progress: polls 2 s after the submit, then 3 s and 4.5 s apart.
+    // The first is refused for 1 s; the ones after it keep their times (5 s and 9.5 s after
+    // the submit) rather than growing from the 1 s wait (4.5 s and 6.75 s).
+    let mut vendor = BusyVendor::new(1, Duration::from_secs(1), false);
+    Arc::get_mut(&mut vendor).unwrap().mock = MockProvider::new("busy")
+        .unwrap()
+        .with_timeline(vec![Step::Queued, Step::Queued, Step::Succeeded]);
+    let mut c = config();
+    c.poll.initial = Duration::from_secs(2);
+    c.poll.min = Duration::from_secs(1);
+    c.poll.max = Duration::from_secs(30);
+    c.poll.growth = 1.5;
+    let (r, _) = run(&vendor, c, 1).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let times = vendor.poll_times().into_values().next().unwrap();
+    let after_first: Vec<Duration> = times.iter().map(|t| *t - times[0]).collect();
+    let expected = [0.0, 1.0, 3.0, 7.5].map(Duration::from_secs_f64);
+    assert_eq!(after_first.len(), expected.len(), "{after_first:?}");
+    for (i, (got, want)) in after_first.iter().zip(expected).enumerate() {
+        assert!(
+            got.abs_diff(want) < Duration::from_millis(50),
+            "poll {} came {got:?} after the refused one, not {want:?}: {after_first:?}",
+            i + 1
+        );
+    }
+}

@@ -111,6 +111,25 @@ impl PollPolicy {
         state: &JobState,
         hint: Option<Duration>,
     ) -> Duration {
+        self.next_interval_after(last, Duration::ZERO, elapsed, state, hint)
+            .0
+    }
+
+    /// [`next_interval`](Self::next_interval) for a poll that came `late` after its planned
+    /// time (polls refused before it waited out their `Retry-After`), with `last` the interval
+    /// that was planned: `(wait, planned)`. An interval grown from `last` counts from the
+    /// planned time, so one refusal delays one poll and not every poll after it: the wait is
+    /// the grown interval less `late` (never below `min` or the vendor's hint), and the grown
+    /// interval is the plan the next one grows from. An interval aimed at a predicted end
+    /// counts from now, as always: then both are the same.
+    pub(crate) fn next_interval_after(
+        &self,
+        last: Duration,
+        late: Duration,
+        elapsed: Duration,
+        state: &JobState,
+        hint: Option<Duration>,
+    ) -> (Duration, Duration) {
         // A job found within `min` of its end (a poll aimed at its end came a little early, or
         // the first progress read came late) is polled again at that end, not `min` later —
         // but not sooner than a quarter of `min`, and never twice in a row.
@@ -156,13 +175,21 @@ impl PollPolicy {
         };
         let clamped = base.clamp(floor, self.max.max(self.min));
         let j = self.jitter.clamp(0.0, 0.5);
-        if j == 0.0 {
+        let planned = if j == 0.0 {
             clamped
         } else if aimed {
             clamped.saturating_add(self.min.mul_f64(fastrand::f64() * j))
         } else {
             clamped.mul_f64(1.0 + fastrand::f64() * j)
+        };
+        if predicted.is_some() {
+            return (planned, planned);
         }
+        let wait = planned
+            .saturating_sub(late)
+            .max(floor)
+            .max(hint.unwrap_or_default());
+        (wait, planned)
     }
 }
 
@@ -619,6 +646,30 @@ mod tests {
             d = p.next_interval(d, Duration::ZERO, &JobState::Queued, None);
         }
         assert_eq!(d, p.max);
+    }
+
+    #[test]
+    fn a_late_poll_shortens_only_a_grown_interval_and_never_below_the_vendors_hint() {
+        let p = policy();
+        let (s, queued) = (Duration::from_secs, &JobState::Queued);
+        assert_eq!(
+            p.next_interval_after(s(2), s(1), s(3), queued, None),
+            (s(2), s(3))
+        );
+        assert_eq!(
+            p.next_interval_after(s(2), s(1), s(3), queued, Some(s(3))),
+            (s(3), s(3))
+        );
+        // Aimed at the end 50 % allows: from now, late or not.
+        let half = JobState::Running {
+            progress: Some(50),
+            eta: None,
+        };
+        let aimed = p.next_interval(s(2), s(20), &half, None);
+        assert_eq!(
+            p.next_interval_after(s(2), s(9), s(20), &half, None),
+            (aimed, aimed)
+        );
     }
 
     #[test]

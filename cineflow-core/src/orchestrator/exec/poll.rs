@@ -159,6 +159,10 @@ impl Lifecycle<'_> {
         } else {
             policy.initial
         };
+        // The interval the policy planned before this poll, and how long refused or failed
+        // polls have put it off since: the next interval grows from the plan.
+        let mut planned = interval;
+        let mut late = Duration::ZERO;
         let mut errors = 0u32;
         let mut delays = self.backoff();
         // While waiting out a refused poll's `Retry-After`: the job's end, if a status sweep
@@ -260,6 +264,7 @@ impl Lifecycle<'_> {
                         .retry_after()
                         .or_else(|| delays.next())
                         .unwrap_or(self.inner.config.retry_max_delay);
+                    late = late.saturating_add(interval);
                     swept = self.inner.sweepers.watch(self.inner, &provider, job);
                     continue;
                 }
@@ -270,6 +275,7 @@ impl Lifecycle<'_> {
                         .retry_after()
                         .or_else(|| delays.next())
                         .unwrap_or(self.inner.config.retry_max_delay);
+                    late = late.saturating_add(interval);
                     continue;
                 }
                 Err(e) => {
@@ -284,18 +290,22 @@ impl Lifecycle<'_> {
                 }
             };
             errors = 0;
-            let next = policy.next_interval(
-                interval,
+            let (next, plan) = policy.next_interval_after(
+                planned,
+                late,
                 clock.job_elapsed(),
                 &status.state,
                 status.poll_after,
             );
+            late = Duration::ZERO;
             if let Some(end) = Box::pin(self.take_status(task, status)).await? {
                 return Ok(end);
             }
             interval = next;
+            planned = plan;
             if hooked {
                 interval = interval.saturating_add(hooks.grace);
+                planned = planned.saturating_add(hooks.grace);
             }
         }
     }
