@@ -114,7 +114,10 @@ pub trait VideoProvider: fmt::Debug + Send + Sync + 'static {
     /// not found are absent from the answer. Each status found is what [`poll`](Self::poll)
     /// would have answered (a `Succeeded` carries its downloadable asset). An error on the
     /// first page read is the answer; an error on a later page ends the sweep with what was
-    /// found, the error ([`PolledJobs::stopped_by`]) and where to go on. It only reads.
+    /// found, the error ([`PolledJobs::stopped_by`]) and where to go on. Where a page does not
+    /// need the one before it (page numbers, batches of ids), a page refused with a rate limit
+    /// may instead be passed over: the answer then carries the refusal in `stopped_by` with no
+    /// `resume`, and an error only when no page was read. It only reads.
     ///
     /// The default answers [`ErrorCode::Unsupported`] (the vendor has no list endpoint, or its
     /// entries do not say enough).

@@ -802,6 +802,44 @@ async fn poll_many_reads_the_states_of_jobs_through_the_task_ids_filter() {
     ));
 }
 
+#[tokio::test]
+async fn a_sweep_passes_over_a_batch_refused_with_a_rate_limit_and_reads_the_next() {
+    let server = MockServer::start().await;
+    let busy =
+        json!({"error": {"code": "RateLimitExceeded.EndpointRPMExceeded", "message": "slow down"}});
+    api("GET", TASKS)
+        .and(query_param("filter.task_ids", "cgt-0"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .set_body_json(busy),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("GET", TASKS)
+        .and(query_param("filter.task_ids", "cgt-500"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total": 1, "items": [
+            task("cgt-500", json!({"status": "succeeded", "content": {"video_url": "https://tos.example/v.mp4"}})),
+        ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let p = modelark(&server);
+    // Two batches: the first 500 ids, then the last.
+    let jobs: Vec<ProviderJob> = (0..=500).map(|n| job(&p, &format!("cgt-{n}"))).collect();
+    let polled = p.poll_many(&jobs, None).await.unwrap();
+    assert_eq!(polled.statuses.len(), 1);
+    assert!(matches!(
+        polled.statuses["cgt-500"].state,
+        JobState::Succeeded { .. }
+    ));
+    let refusal = polled.stopped_by.expect("the refusal is in the answer");
+    assert_eq!(refusal.code(), ErrorCode::RateLimited);
+    assert_eq!(refusal.retry_after(), Some(Duration::from_secs(2)));
+    assert_eq!(polled.resume, None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets
 // ---------------------------------------------------------------------------------------------

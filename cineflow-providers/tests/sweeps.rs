@@ -259,47 +259,76 @@ async fn a_sweep_resumed_at_a_cursor_reads_from_there_and_not_from_the_top() {
     assert!(found.resume.is_none() && found.stopped_by.is_none());
 }
 
-#[tokio::test]
-async fn a_sorahk_sweep_stopped_on_a_page_resumes_at_that_page_number() {
-    let server = MockServer::start().await;
-    let p = SoraHk::builder()
+/// A Sora.hk list of one task a page (`total` 3) whose pages answer `answers` in turn (a
+/// task id for a page that lists it, `None` for a 429 asking for a second).
+async fn sorahk_pages(server: &MockServer, answers: [Option<&str>; 3]) -> SoraHk {
+    for (n, answer) in (1u64..).zip(answers) {
+        let page = match answer {
+            Some(id) => ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "message": "ok", "data": {
+                    "items": [{"task_id": id, "status": "completed", "progress": 100,
+                               "video_url": format!("https://cdn.example/{id}.mp4"),
+                               "created_at": "2026-06-01T10:00:00+08:00"}],
+                    "total": 3, "page": n, "page_size": 1}})),
+            None => ResponseTemplate::new(429).insert_header("retry-after", "1"),
+        };
+        Mock::given(method("GET"))
+            .and(path("/tasks"))
+            .and(query_param("page", n.to_string()))
+            .respond_with(page)
+            .expect(1)
+            .mount(server)
+            .await;
+    }
+    SoraHk::builder()
         .with_api_key(TEST_KEY)
         .with_base_url(server.uri())
         .build()
-        .unwrap();
-    let task = |id: &str| {
-        json!({"task_id": id, "status": "processing", "progress": 10,
-               "created_at": "2026-06-01T10:00:00+08:00"})
-    };
-    let first = json!({"code": 200, "message": "ok", "data": {
-        "items": [task("t1")], "total": 3, "page": 1, "page_size": 1}});
-    Mock::given(method("GET"))
-        .and(path("/tasks"))
-        .and(query_param("page", "1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(first))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/tasks"))
-        .and(query_param("page", "2"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
-        .expect(1)
-        .mount(&server)
-        .await;
+        .unwrap()
+}
+
+fn sorahk_jobs(p: &SoraHk) -> [ProviderJob; 3] {
     let at = OffsetDateTime::parse(
         "2026-06-01T02:00:00Z",
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let jobs = ["t1", "t2"].map(|id| ProviderJob::new(p.id().clone(), id, "sora2", at));
-    let found = p.poll_many(&jobs, None).await.unwrap();
-    assert!(found.statuses.contains_key("t1"));
-    assert_eq!(found.resume.as_deref(), Some("2"));
+    ["t1", "t2", "t3"].map(|id| ProviderJob::new(p.id().clone(), id, "sora2", at))
+}
+
+#[tokio::test]
+async fn a_sorahk_sweep_passes_over_a_refused_page_and_reads_the_pages_after_it() {
+    let server = MockServer::start().await;
+    let p = sorahk_pages(&server, [Some("t1"), None, Some("t3")]).await;
+    let found = p.poll_many(&sorahk_jobs(&p), None).await.unwrap();
+    let mut ids: Vec<&str> = found.statuses.keys().map(String::as_str).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["t1", "t3"], "page 3 was read past the refused page 2");
+    let refusal = found.stopped_by.expect("the refusal is in the answer");
+    assert_eq!(refusal.code(), ErrorCode::RateLimited);
     assert_eq!(
-        found.stopped_by.map(|e| e.code()),
-        Some(ErrorCode::RateLimited)
+        refusal.retry_after(),
+        Some(std::time::Duration::from_secs(1))
     );
+    assert_eq!(found.resume, None, "the next sweep reads from the top");
+}
+
+#[tokio::test]
+async fn a_sorahk_sweep_refused_on_its_first_page_reads_on_and_refused_everywhere_is_refused() {
+    let server = MockServer::start().await;
+    let p = sorahk_pages(&server, [None, Some("t2"), Some("t3")]).await;
+    let found = p.poll_many(&sorahk_jobs(&p), None).await.unwrap();
+    assert_eq!(found.statuses.len(), 2);
+    assert!(found.stopped_by.is_some());
+    let server = MockServer::start().await;
+    let p = sorahk_pages(&server, [None, None, None]).await;
+    Mock::given(method("GET"))
+        .and(path("/tasks"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .mount(&server)
+        .await;
+    let e = p.poll_many(&sorahk_jobs(&p), None).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::RateLimited);
 }
 
 #[tokio::test]

@@ -7,7 +7,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use cineflow_core::{JobQuery, JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob};
+use cineflow_core::{
+    ErrorCode, JobQuery, JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob,
+};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -234,7 +236,12 @@ pub(crate) struct Sweep<'a, C> {
     /// Entries created before this are older than every job looked for.
     floor: Option<OffsetDateTime>,
     found: HashMap<String, JobStatus>,
+    /// Pages asked for, read or refused: at most [`MAX_SWEEP_PAGES`].
     pages: u32,
+    /// Whether a page was read.
+    read: bool,
+    /// The refusal (429) of a page passed over that asked for the longest wait.
+    refused: Option<ProviderError>,
     cursor: C,
 }
 
@@ -250,6 +257,8 @@ impl<'a, C: Cursor> Sweep<'a, C> {
                 .map(|t| t - SWEEP_CLOCK_SKEW),
             found: HashMap::new(),
             pages: 0,
+            read: false,
+            refused: None,
             cursor: start,
         }
     }
@@ -278,6 +287,7 @@ impl<'a, C: Cursor> Sweep<'a, C> {
         mut status_of: impl FnMut(&ProviderJob, Value) -> Result<JobStatus, ProviderError>,
     ) -> Result<bool, ProviderError> {
         self.pages += 1;
+        self.read = true;
         let mut reached_older = false;
         for entry in entries {
             if self.floor.is_some_and(|floor| entry.created_at < floor) {
@@ -295,15 +305,38 @@ impl<'a, C: Cursor> Sweep<'a, C> {
     /// nothing was read yet, else what was found, with the error that stopped it and that
     /// cursor to go on from.
     pub(crate) fn stopped(self, error: ProviderError) -> Result<PolledJobs, ProviderError> {
-        if self.pages == 0 {
-            return Err(error);
+        if !self.read {
+            return Err(self.refused.unwrap_or(error));
         }
         Ok(PolledJobs::new(self.found).stopped(error, self.cursor.resume()))
     }
 
-    /// The sweep's answer: every status found.
-    pub(crate) fn finish(self) -> PolledJobs {
-        PolledJobs::new(self.found)
+    /// For lists read by page number or by batch, where a page does not need the one before
+    /// it: a page refused with a rate limit (`error`) is passed over (`Ok`, read the next one)
+    /// rather than stopping the sweep, since the jobs on the pages after it need not wait out
+    /// its `Retry-After`; the sweep's answer then carries the refusal, and the next sweep
+    /// waits it out and reads from the top. Any other error stops the sweep (`Err`, to be
+    /// handed to [`stopped`](Self::stopped)).
+    pub(crate) fn pass_over(&mut self, error: ProviderError) -> Result<(), ProviderError> {
+        if error.code() != ErrorCode::RateLimited {
+            return Err(error);
+        }
+        self.pages += 1;
+        let longer = |kept: &ProviderError| error.retry_after() > kept.retry_after();
+        if self.refused.as_ref().is_none_or(longer) {
+            self.refused = Some(error);
+        }
+        Ok(())
+    }
+
+    /// The sweep's answer: every status found, with the refusal of a page passed over if there
+    /// was one — or that refusal itself when no page was read.
+    pub(crate) fn finish(self) -> Result<PolledJobs, ProviderError> {
+        match self.refused {
+            Some(refused) if !self.read => Err(refused),
+            Some(refused) => Ok(PolledJobs::new(self.found).stopped(refused, None)),
+            None => Ok(PolledJobs::new(self.found)),
+        }
     }
 }
 

@@ -564,7 +564,7 @@ impl VideoProvider for OpenAiCompat {
                 _ => break,
             }
         }
-        Ok(sweep.finish())
+        sweep.finish()
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {

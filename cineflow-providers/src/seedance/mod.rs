@@ -656,7 +656,8 @@ impl VideoProvider for Seedance {
 
     /// Reads the states of `jobs` from the task list filtered by `filter.task_ids`, up to
     /// [`LIST_PAGE_SIZE`] ids a call; `resume` is the index of the first batch to read. A
-    /// batch refused after the first ends the sweep with its index to resume from.
+    /// batch refused with a rate limit is passed over (the answer carries the refusal); any
+    /// other error on a batch after the first ends the sweep with its index to resume from.
     async fn poll_many(
         &self,
         jobs: &[ProviderJob],
@@ -676,14 +677,17 @@ impl VideoProvider for Seedance {
                 .collect();
             let (answer, page) = match self.list_page(&params, 1, batch.len()).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e),
+                Err(e) => match sweep.pass_over(e) {
+                    Ok(()) => continue,
+                    Err(e) => return sweep.stopped(e),
+                },
             };
             let entries: Vec<ListedJob> = page.items;
             sweep.page(&entries, |job, raw| {
                 self.status_of(job, raw, &answer, Call::Other)
             })?;
         }
-        Ok(sweep.finish())
+        sweep.finish()
     }
 }
 

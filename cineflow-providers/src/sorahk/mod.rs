@@ -492,8 +492,9 @@ impl VideoProvider for SoraHk {
     /// Reads the states of `jobs` from `GET {base}/tasks` (a status sweep): pages newest first
     /// from page 1 or from `resume` (a page number), each entry read like a poll's `data`,
     /// until every job is found, a page reaches tasks created before the oldest job, the list
-    /// ends, or ten pages were read. A page refused after the first ends the sweep with that
-    /// page's number to resume from.
+    /// ends, or ten pages were asked for. A page refused with a rate limit is passed over (the
+    /// answer carries the refusal); any other error on a page after the first ends the sweep
+    /// with that page's number to resume from.
     async fn poll_many(
         &self,
         jobs: &[ProviderJob],
@@ -508,7 +509,13 @@ impl VideoProvider for SoraHk {
             let page = *sweep.cursor();
             let (answer, tasks) = match self.list_page(page).await {
                 Ok(read) => read,
-                Err(e) => return sweep.stopped(e),
+                Err(e) => match sweep.pass_over(e) {
+                    Ok(()) => {
+                        sweep.go_to(page + 1);
+                        continue;
+                    }
+                    Err(e) => return sweep.stopped(e),
+                },
             };
             let more = sweep.page(&tasks.items, |job, raw| {
                 self.status_of(job, raw)
@@ -519,7 +526,7 @@ impl VideoProvider for SoraHk {
             }
             sweep.go_to(page + 1);
         }
-        Ok(sweep.finish())
+        sweep.finish()
     }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {

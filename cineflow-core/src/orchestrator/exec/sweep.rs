@@ -7,11 +7,12 @@
 //! a row and seen four seconds late while it holds a run slot. A sweep asks for many jobs in
 //! one call (a list page), so the jobs waiting on refused polls share one call instead of each
 //! making its own, and a refused sweep delays all of them by one `Retry-After` rather than each
-//! by its own run of bad luck. A sweep stopped by a refused page goes on from that page next
-//! time rather than from the top, unless a job is waited on that it had not looked for (or
-//! had seen still running): that job may be on a page it had passed. The sweep honours its own
-//! `Retry-After`; the tasks still poll when their own wait is over, and a vendor without a list
-//! endpoint is swept never again.
+//! by its own run of bad luck. Lists read by page number or batch pass over a refused page and
+//! read on (the pages after it need not wait); a list read by cursor is stopped there, and the
+//! next sweep goes on from that page rather than from the top, unless a job is waited on that
+//! it had not looked for (or had seen still running): that job may be on a page it had passed.
+//! The sweep honours the `Retry-After` of a refused page before the next one; the tasks still
+//! poll when their own wait is over, and a vendor without a list endpoint is swept never again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
