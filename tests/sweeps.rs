@@ -37,6 +37,10 @@ struct BusyVendor {
     resumes: Mutex<Vec<Option<String>>>,
     /// The first sweep stops with a 429 at `page-2`.
     refuse_first_sweep: bool,
+    /// The first sweep passes over a page refused for an hour and keeps it.
+    keep_first_refusal: bool,
+    /// When each sweep was read.
+    sweep_times: Mutex<Vec<Instant>>,
 }
 
 impl BusyVendor {
@@ -54,6 +58,8 @@ impl BusyVendor {
             sweeps: AtomicU32::new(0),
             resumes: Mutex::new(Vec::new()),
             refuse_first_sweep: false,
+            keep_first_refusal: false,
+            sweep_times: Mutex::new(Vec::new()),
         })
     }
 
@@ -123,11 +129,19 @@ impl VideoProvider for BusyVendor {
             );
         }
         self.resumes.lock().unwrap().push(resume.map(str::to_owned));
-        if self.sweeps.fetch_add(1, Ordering::SeqCst) == 0 && self.refuse_first_sweep {
+        self.sweep_times.lock().unwrap().push(Instant::now());
+        let first = self.sweeps.fetch_add(1, Ordering::SeqCst) == 0;
+        if first && self.refuse_first_sweep {
             let busy = ProviderError::new(ErrorCode::RateLimited, "429 on page 2")
                 .with_retry_after(Some(Duration::from_secs(1)))
                 .with_submit_state(SubmitState::NotSent);
             return Ok(PolledJobs::new(HashMap::new()).stopped(busy, Some("page-2".into())));
+        }
+        if first && self.keep_first_refusal {
+            let busy = ProviderError::new(ErrorCode::RateLimited, "429 on page 2")
+                .with_retry_after(Some(Duration::from_secs(3600)))
+                .with_submit_state(SubmitState::NotSent);
+            return Ok(PolledJobs::new(HashMap::new()).passed_over(busy));
         }
         let mut statuses = HashMap::new();
         for job in jobs {
@@ -267,4 +281,19 @@ async fn polls_after_a_refused_one_come_when_they_would_have_come_without_the_re
             i + 1
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_whose_adapter_keeps_its_refused_page_comes_again_after_the_sweep_interval() {
+    let mut vendor = BusyVendor::new(u32::MAX, Duration::from_secs(3600), true);
+    Arc::get_mut(&mut vendor).unwrap().keep_first_refusal = true;
+    let (r, _) = run(&vendor, config(), 1).await;
+    assert_eq!(r.status, RunStatus::Completed);
+    let times = vendor.sweep_times.lock().unwrap().clone();
+    assert!(times.len() >= 2, "{times:?}");
+    let gap = times[1] - times[0];
+    assert!(
+        gap < Duration::from_secs(1),
+        "the second sweep came {gap:?} after the first, not after the kept page's hour"
+    );
 }

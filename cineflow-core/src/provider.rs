@@ -177,6 +177,11 @@ pub struct PolledJobs {
     /// reading from the top again, so a vendor refusing one page in five still has every page
     /// read.
     pub resume: Option<String>,
+    /// The adapter passed over the pages refused with a rate limit (`stopped_by` holds the
+    /// refusal) and will pass over each of them until its own `Retry-After` is over: the next
+    /// sweep need not wait out `stopped_by`'s, only the sweep interval, so jobs waited on
+    /// since are looked for on the pages that answer ([`passed_over`](Self::passed_over)).
+    pub refusals_kept: bool,
 }
 
 impl PolledJobs {
@@ -186,7 +191,18 @@ impl PolledJobs {
             statuses,
             stopped_by: None,
             resume: None,
+            refusals_kept: false,
         }
+    }
+
+    /// The answer of a sweep that passed over pages refused with a rate limit (`error`, the
+    /// refusal asking for the longest wait) and keeps each of them until its `Retry-After`
+    /// is over ([`refusals_kept`](Self::refusals_kept)).
+    pub fn passed_over(mut self, error: ProviderError) -> Self {
+        self.stopped_by = Some(error);
+        self.resume = None;
+        self.refusals_kept = true;
+        self
     }
 
     /// The answer of a sweep that `error` stopped where `resume` says it would have gone on.

@@ -311,6 +311,48 @@ async fn a_sorahk_sweep_passes_over_a_refused_page_and_reads_the_pages_after_it(
         Some(std::time::Duration::from_secs(1))
     );
     assert_eq!(found.resume, None, "the next sweep reads from the top");
+    assert!(found.refusals_kept, "the adapter keeps the refused page");
+}
+
+#[tokio::test]
+async fn a_sorahk_page_refused_with_a_rate_limit_is_not_asked_again_before_its_retry_after() {
+    let server = MockServer::start().await;
+    let listing = |id: &str| {
+        ResponseTemplate::new(200).set_body_json(json!({"code": 200, "message": "ok", "data": {
+            "items": [{"task_id": id, "status": "processing", "progress": 10,
+                       "created_at": "2026-06-01T10:00:00+08:00"}],
+            "total": 3, "page_size": 1}}))
+    };
+    for (page, answer) in [
+        ("1", listing("t1")),
+        (
+            "2",
+            ResponseTemplate::new(429).insert_header("retry-after", "1"),
+        ),
+        ("3", listing("t3")),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/tasks"))
+            .and(query_param("page", page))
+            .respond_with(answer)
+            .expect(if page == "2" { 2 } else { 3 })
+            .mount(&server)
+            .await;
+    }
+    let p = SoraHk::builder()
+        .with_api_key(TEST_KEY)
+        .with_base_url(server.uri())
+        .build()
+        .unwrap();
+    let jobs = sorahk_jobs(&p);
+    // Asked and refused; then passed over while its second runs; then asked again.
+    for pause in [0, 0, 1100] {
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        let found = p.poll_many(&jobs, None).await.unwrap();
+        assert_eq!(found.statuses.len(), 2, "pages 1 and 3 answer every time");
+        let refusal = found.stopped_by.expect("page 2 is refused or waiting");
+        assert!(refusal.retry_after().unwrap() <= std::time::Duration::from_secs(1));
+    }
 }
 
 #[tokio::test]

@@ -19,7 +19,9 @@ use crate::provider::JobState;
 /// enough to aim the next one at the end itself. (Aimed at the window's start, a job found
 /// with less than `min` left is seen up to `min` late, the interval's floor; aimed at its
 /// end, up to `elapsed × 100 / p²` late: 3 s for a 30 s job read at 16 %.) Without either, the
-/// previous interval grown by `growth`. The vendor's `poll_after` hint is a floor, not the
+/// previous interval grown by `growth` — the interval planned, counted from when the poll was
+/// planned: a poll refused with a `Retry-After` delays that poll, not the ones after it. The
+/// vendor's `poll_after` hint is a floor, not the
 /// interval: a vendor asking not to be polled for 1 s does not need a poll every second of a
 /// 60 s job. The result is clamped to `[min, max]` (see [`min`](Self::min) for its one
 /// exception) and lengthened, never shortened, by a random share of up to `jitter` — of the

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use cineflow_core::{
-    ErrorCode, JobQuery, JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob,
+    ErrorCode, JobQuery, JobStatus, PolledJobs, ProviderError, ProviderId, ProviderJob, SubmitState,
 };
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -242,6 +242,8 @@ pub(crate) struct Sweep<'a, C> {
     read: bool,
     /// The refusal (429) of a page passed over that asked for the longest wait.
     refused: Option<ProviderError>,
+    /// Whether the adapter keeps refused pages ([`RefusedPages`]).
+    keeps_refusals: bool,
     cursor: C,
 }
 
@@ -259,8 +261,16 @@ impl<'a, C: Cursor> Sweep<'a, C> {
             pages: 0,
             read: false,
             refused: None,
+            keeps_refusals: false,
             cursor: start,
         }
+    }
+
+    /// The sweep of an adapter that keeps refused pages ([`RefusedPages`]): its answer says so
+    /// ([`PolledJobs::refusals_kept`]), and the next sweep need not wait for them.
+    pub(crate) fn keeping_refusals(mut self) -> Self {
+        self.keeps_refusals = true;
+        self
     }
 
     /// Where the next page is read.
@@ -334,9 +344,58 @@ impl<'a, C: Cursor> Sweep<'a, C> {
     pub(crate) fn finish(self) -> Result<PolledJobs, ProviderError> {
         match self.refused {
             Some(refused) if !self.read => Err(refused),
+            Some(refused) if self.keeps_refusals => {
+                Ok(PolledJobs::new(self.found).passed_over(refused))
+            }
             Some(refused) => Ok(PolledJobs::new(self.found).stopped(refused, None)),
             None => Ok(PolledJobs::new(self.found)),
         }
+    }
+}
+
+/// The pages of a list read by page number that the vendor refused with a rate limit, each
+/// until its `Retry-After` is over: a sweep passes over them meanwhile, so sweeps can come
+/// sooner than a refusal's wait without asking a refused page again before its time. Clones
+/// share the pages (a clone of a provider reads the same list).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RefusedPages {
+    until: std::sync::Arc<std::sync::Mutex<HashMap<u64, tokio::time::Instant>>>,
+}
+
+impl RefusedPages {
+    /// How long `page` must still wait, if it was refused: the refusal to answer for it.
+    pub(crate) fn refusal(&self, page: u64) -> Option<ProviderError> {
+        let now = tokio::time::Instant::now();
+        let until = *self.lock().get(&page).filter(|until| **until > now)?;
+        Some(
+            ProviderError::new(
+                ErrorCode::RateLimited,
+                format!("list page {page} was refused with a rate limit: its wait is not over"),
+            )
+            .with_retry_after(Some(until - now))
+            .with_submit_state(SubmitState::NotSent),
+        )
+    }
+
+    /// Keeps `page` until `error`'s `Retry-After` is over, if it is a rate limit that says how
+    /// long (else the sweep's own wait covers it).
+    pub(crate) fn refused(&self, page: u64, error: &ProviderError) {
+        let Some(wait) = error.retry_after() else {
+            return;
+        };
+        if error.code() != ErrorCode::RateLimited {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let mut until = self.lock();
+        until.retain(|_, t| *t > now);
+        until.insert(page, now + wait);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, tokio::time::Instant>> {
+        self.until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -178,6 +178,7 @@ impl SoraHkBuilder {
             key,
             capabilities,
             warned: WarnOnce::default(),
+            refused_pages: listed::RefusedPages::default(),
         })
     }
 }
@@ -209,6 +210,8 @@ pub struct SoraHk {
     key: ApiKey,
     capabilities: Capabilities,
     warned: WarnOnce,
+    /// List pages refused with a rate limit, passed over by sweeps until their wait is over.
+    refused_pages: listed::RefusedPages,
 }
 
 impl fmt::Debug for SoraHk {
@@ -493,8 +496,9 @@ impl VideoProvider for SoraHk {
     /// from page 1 or from `resume` (a page number), each entry read like a poll's `data`,
     /// until every job is found, a page reaches tasks created before the oldest job, the list
     /// ends, or ten pages were asked for. A page refused with a rate limit is passed over (the
-    /// answer carries the refusal); any other error on a page after the first ends the sweep
-    /// with that page's number to resume from.
+    /// answer carries the refusal), in this sweep and in those that come before its
+    /// `Retry-After` is over; any other error on a page after the first ends the sweep with
+    /// that page's number to resume from.
     async fn poll_many(
         &self,
         jobs: &[ProviderJob],
@@ -504,10 +508,16 @@ impl VideoProvider for SoraHk {
             .and_then(|r| r.parse::<u64>().ok())
             .filter(|p| *p >= 1)
             .unwrap_or(1);
-        let mut sweep = listed::Sweep::new(jobs, first);
+        let mut sweep = listed::Sweep::new(jobs, first).keeping_refusals();
         while sweep.wants_more() {
             let page = *sweep.cursor();
-            let (answer, tasks) = match self.list_page(page).await {
+            let read = match self.refused_pages.refusal(page) {
+                Some(waiting) => Err(waiting),
+                None => self.list_page(page).await.inspect_err(|e| {
+                    self.refused_pages.refused(page, e);
+                }),
+            };
+            let (answer, tasks) = match read {
                 Ok(read) => read,
                 Err(e) => match sweep.pass_over(e) {
                     Ok(()) => {

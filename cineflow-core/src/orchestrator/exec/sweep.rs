@@ -11,8 +11,11 @@
 //! read on (the pages after it need not wait); a list read by cursor is stopped there, and the
 //! next sweep goes on from that page rather than from the top, unless a job is waited on that
 //! it had not looked for (or had seen still running): that job may be on a page it had passed.
-//! The sweep honours the `Retry-After` of a refused page before the next one; the tasks still
-//! poll when their own wait is over, and a vendor without a list endpoint is swept never again.
+//! The sweep waits out the `Retry-After` of a refused page before the next one — unless the
+//! adapter keeps it (it passes over that page until then: `PolledJobs::refusals_kept`), when
+//! the next sweep comes after the sweep interval and reads the pages that answer; the tasks
+//! still poll when their own wait is over, and a vendor without a list endpoint is swept never
+//! again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -161,10 +164,15 @@ async fn sweep_loop(
                     }
                 }
                 tracing::debug!(provider = %id, jobs = jobs.len(), ended, "status sweep");
-                found
-                    .stopped_by
-                    .and_then(|e| e.retry_after())
-                    .map_or(interval, |d| d.max(interval))
+                if found.refusals_kept {
+                    // The adapter passes over the refused pages until their time.
+                    interval
+                } else {
+                    found
+                        .stopped_by
+                        .and_then(|e| e.retry_after())
+                        .map_or(interval, |d| d.max(interval))
+                }
             }
             Err(e) if e.code() == ErrorCode::Unsupported => {
                 let mut state = lock(&sweeper.state);
