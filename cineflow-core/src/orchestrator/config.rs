@@ -175,7 +175,8 @@ impl PollPolicy {
                 (h.map_or(grown, |h| grown.max(h)), false)
             }
         };
-        let clamped = base.clamp(floor, self.max.max(self.min));
+        let ceiling = self.max.max(self.min);
+        let clamped = base.clamp(floor, ceiling);
         let j = self.jitter.clamp(0.0, 0.5);
         let planned = if j == 0.0 {
             clamped
@@ -190,7 +191,7 @@ impl PollPolicy {
         let wait = planned
             .saturating_sub(late)
             .max(floor)
-            .max(hint.unwrap_or_default());
+            .max(hint.map_or(Duration::ZERO, |h| h.min(ceiling)));
         (wait, planned)
     }
 }
