@@ -566,3 +566,68 @@ async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick
         "the watcher read the unfinished tasks"
     );
 }
+
+/// Cancels every task of the run and the run itself, directly in the store, just before the
+/// next `get_run` once armed: a change made between a watcher's read of the tasks and its
+/// read of the run.
+#[derive(Debug, Default)]
+struct FinishOnGetRun {
+    store: OnceLock<Arc<dyn cineflow::core::Store>>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Hooks for FinishOnGetRun {
+    async fn get_run(&self, id: RunId) {
+        if !self.armed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let store = self.store.get().unwrap();
+        let q = TaskQuery::default().with_run_id(id);
+        for mut t in store.list_tasks(&q).await.unwrap().items {
+            t.set_status(cineflow::core::TaskStatus::Cancelled).unwrap();
+            store.update_task(&t).await.unwrap();
+        }
+        let mut run = store.get_run(id).await.unwrap();
+        run.status = cineflow::core::RunStatus::Cancelled;
+        store.update_run(&run).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_run_event_never_says_the_run_ended_before_the_events_of_its_tasks_ends() {
+    let hooked = Arc::new(OnceLock::<Arc<Delegating<FinishOnGetRun>>>::new());
+    let slot = Arc::clone(&hooked);
+    let s = start_wrapped(
+        Some(TOKEN),
+        mock(Step::default_timeline()),
+        RouterConfig::default(),
+        |c| {
+            c.run_tasks = false;
+            c.sse_poll = Duration::from_millis(10);
+        },
+        move |inner| {
+            let c = Arc::new(Delegating::new(
+                Arc::clone(&inner),
+                FinishOnGetRun::default(),
+            ));
+            c.hooks.store.set(inner).unwrap();
+            slot.set(Arc::clone(&c)).unwrap();
+            c
+        },
+    )
+    .await;
+    let hooks = &hooked.get().unwrap().hooks;
+    let run_id = run(&s, 2).await;
+    let mut sse = SseReader::open(&s, &run_id, None).await;
+    assert_eq!(sse.next_event().await.0, "snapshot");
+    // The watcher's next tick: the run and its tasks end while it reads them.
+    hooks.armed.store(true, Ordering::SeqCst);
+    let (tasks, events) = until_finished(&mut sse).await;
+    assert_eq!(
+        tasks.len(),
+        4,
+        "every task's end came before the run's: {events:?}"
+    );
+    assert!(tasks.values().all(|st| st == "cancelled"), "{tasks:?}");
+}

@@ -9,7 +9,12 @@
 //! - every `sse_store_read`, the run's unfinished tasks in the store (a status filter): what
 //!   other processes sharing the store (servers, `examples/worker.rs`) did; a task that was
 //!   unfinished and is no longer in that list is read alone;
-//! - every `sse_full_read`, all the run's tasks: changes to finished tasks made elsewhere.
+//! - every `sse_full_read`, all the run's tasks: changes to finished tasks made elsewhere;
+//! - at once, the unfinished tasks when the run is read ended while some of its tasks seem
+//!   unfinished here (it ended elsewhere).
+//!
+//! Each tick reads the run before its tasks, so that no `run` event says the run ended before
+//! the events of its tasks' ends.
 //!
 //! So N streams on a run cost one watcher, and a tick costs a read per changed task, not a read
 //! of the whole run.
@@ -129,7 +134,7 @@ struct Watcher {
 impl Watcher {
     async fn watch(mut self, feeds: Arc<Feeds>, tx: broadcast::Sender<Arc<Tick>>) {
         let mut events = self.orch.subscribe();
-        if let Err(e) = self.read_all().await {
+        if let Err(e) = self.read_all(None).await {
             tracing::warn!(run = %self.run_id, error = %e, "SSE: reading the run failed");
         }
         let (mut store_read, mut full_read) = (Instant::now(), Instant::now());
@@ -149,15 +154,29 @@ impl Watcher {
                     Err(_) => break,
                 }
             }
+            let run = match self.run().await {
+                Ok(run) => run,
+                Err(e) => {
+                    tracing::warn!(run = %self.run_id, error = %e, "SSE: reading the run failed");
+                    continue;
+                }
+            };
+            // A run that ended while tasks seem unfinished here ended elsewhere: their ends
+            // are read in the same tick, so that they come before the run's.
+            let ended_elsewhere =
+                run.status.is_terminal() && self.tasks.values().any(|(_, s)| !s.is_terminal());
             let now = Instant::now();
             let read = if now.duration_since(full_read) >= self.config.sse_full_read {
                 (full_read, store_read) = (now, now);
-                self.read_all().await
-            } else if lagged || now.duration_since(store_read) >= self.config.sse_store_read {
+                self.read_all(Some(run)).await
+            } else if lagged
+                || ended_elsewhere
+                || now.duration_since(store_read) >= self.config.sse_store_read
+            {
                 store_read = now;
-                self.read_unfinished(changed).await
+                self.read_unfinished(run, changed).await
             } else {
-                self.read_each(changed).await
+                self.read_each(run, changed).await
             };
             match read {
                 Ok(Some(tick)) => {
@@ -171,16 +190,29 @@ impl Watcher {
         }
     }
 
-    /// Reads every task of the run.
-    async fn read_all(&mut self) -> cineflow::core::Result<Option<Tick>> {
+    /// Reads the run. Every tick reads it **before** its tasks: a run read after them could
+    /// have ended since, and a tick saying so before its tasks' ends would tell streams the
+    /// run is over while tasks they follow still seem to run. Read first, the run is at most
+    /// a tick behind its tasks.
+    async fn run(&self) -> cineflow::core::Result<Run> {
+        self.orch.store().get_run(self.run_id).await
+    }
+
+    /// Reads every task of the run, after the run (`run`, or read now).
+    async fn read_all(&mut self, run: Option<Run>) -> cineflow::core::Result<Option<Tick>> {
+        let run = match run {
+            Some(run) => run,
+            None => self.run().await?,
+        };
         let tasks = read_tasks(&self.orch, self.run_id, &[]).await?;
-        self.publish(tasks).await
+        Ok(self.publish(run, tasks))
     }
 
     /// Reads the run's unfinished tasks, the tasks that were unfinished and no longer are, and
-    /// the tasks in `changed`.
+    /// the tasks in `changed`, after the run (`run`).
     async fn read_unfinished(
         &mut self,
+        run: Run,
         mut changed: HashSet<TaskId>,
     ) -> cineflow::core::Result<Option<Tick>> {
         let tasks = read_tasks(&self.orch, self.run_id, &unfinished()).await?;
@@ -194,16 +226,17 @@ impl Watcher {
         changed.retain(|id| !listed.contains(id));
         let mut all = tasks;
         all.extend(self.get_each(changed).await?);
-        self.publish(all).await
+        Ok(self.publish(run, all))
     }
 
-    /// Reads the tasks in `changed`, one by one.
+    /// Reads the tasks in `changed`, one by one, after the run (`run`).
     async fn read_each(
         &mut self,
+        run: Run,
         changed: HashSet<TaskId>,
     ) -> cineflow::core::Result<Option<Tick>> {
         let tasks = self.get_each(changed).await?;
-        self.publish(tasks).await
+        Ok(self.publish(run, tasks))
     }
 
     async fn get_each(&self, ids: HashSet<TaskId>) -> cineflow::core::Result<Vec<Task>> {
@@ -219,8 +252,9 @@ impl Watcher {
         Ok(out)
     }
 
-    /// The tick of `tasks` (as read now) that changed, with the run; `None` if nothing did.
-    async fn publish(&mut self, tasks: Vec<Task>) -> cineflow::core::Result<Option<Tick>> {
+    /// The tick of `tasks` (as read now) that changed, with `run` (read before them); `None`
+    /// if nothing did.
+    fn publish(&mut self, run: Run, tasks: Vec<Task>) -> Option<Tick> {
         let changed: Vec<Task> = tasks
             .into_iter()
             .filter(|t| {
@@ -234,16 +268,15 @@ impl Watcher {
         for (_, s) in self.tasks.values() {
             counts.add(*s);
         }
-        let run = self.orch.store().get_run(self.run_id).await?;
         let state = Some((run.status, counts));
         if changed.is_empty() && self.last == state {
-            return Ok(None);
+            return None;
         }
         self.last = state;
-        Ok(Some(Tick {
+        Some(Tick {
             tasks: changed,
             run,
             counts,
-        }))
+        })
     }
 }

@@ -23,6 +23,8 @@ pub(crate) trait Hooks: Send + Sync + Debug + 'static {
     async fn update_task_and_release(&self, _task: &Task) {}
     /// Before `list_tasks(query)`.
     fn list_tasks(&self, _query: &TaskQuery) {}
+    /// Before `get_run(id)`.
+    async fn get_run(&self, _id: RunId) {}
 }
 
 /// `inner`, with `hooks` run before the calls they name. `keeps_tasks_in_memory` is not
@@ -61,6 +63,7 @@ impl<H: Hooks> Store for Delegating<H> {
         self.inner.insert_run(run, tasks).await
     }
     async fn get_run(&self, id: RunId) -> Result<Run> {
+        self.hooks.get_run(id).await;
         self.inner.get_run(id).await
     }
     async fn list_runs(&self, query: &RunQuery) -> Result<Page<Run>> {
