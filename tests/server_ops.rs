@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use app::config::ServerConfig;
 use cineflow::core::mock::{MockProvider, Step};
 use cineflow::core::store::TaskQuery;
 use cineflow::core::{
@@ -494,10 +495,14 @@ impl Hooks for Counting {
     }
 }
 
-#[tokio::test]
-async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick() {
-    let counting = Arc::new(OnceLock::<Arc<Delegating<Counting>>>::new());
-    let slot = Arc::clone(&counting);
+/// A server whose runs wait for the test, with fast SSE ticks (`tweak` for more), over a store
+/// with the hooks `hooks` makes from the server's own store.
+async fn hooked_server<H: Hooks>(
+    hooks: impl FnOnce(Arc<dyn cineflow::core::Store>) -> H,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> (Server, Arc<Delegating<H>>) {
+    let made = Arc::new(OnceLock::<Arc<Delegating<H>>>::new());
+    let slot = Arc::clone(&made);
     let s = start_wrapped(
         Some(TOKEN),
         mock(Step::default_timeline()),
@@ -505,18 +510,31 @@ async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick
         |c| {
             c.run_tasks = false;
             c.sse_poll = Duration::from_millis(10);
-            c.sse_store_read = Duration::from_millis(10);
-            // Never within this test: only the unfinished tasks are read.
-            c.sse_full_read = Duration::from_secs(3600);
+            tweak(c);
         },
         move |inner| {
-            let c = Arc::new(Delegating::new(inner, Counting::default()));
+            let c = Arc::new(Delegating::new(Arc::clone(&inner), hooks(inner)));
             slot.set(Arc::clone(&c)).unwrap();
             c
         },
     )
     .await;
-    let counting = &counting.get().unwrap().hooks;
+    let store = Arc::clone(made.get().unwrap());
+    (s, store)
+}
+
+#[tokio::test]
+async fn sse_streams_share_one_watcher_that_never_rereads_the_whole_run_per_tick() {
+    let (s, store) = hooked_server(
+        |_| Counting::default(),
+        |c| {
+            c.sse_store_read = Duration::from_millis(10);
+            // Never within this test: only the unfinished tasks are read.
+            c.sse_full_read = Duration::from_secs(3600);
+        },
+    )
+    .await;
+    let counting = &store.hooks;
     let run_id = run(&s, 2).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
@@ -596,28 +614,15 @@ impl Hooks for FinishOnGetRun {
 
 #[tokio::test]
 async fn a_run_event_never_says_the_run_ended_before_the_events_of_its_tasks_ends() {
-    let hooked = Arc::new(OnceLock::<Arc<Delegating<FinishOnGetRun>>>::new());
-    let slot = Arc::clone(&hooked);
-    let s = start_wrapped(
-        Some(TOKEN),
-        mock(Step::default_timeline()),
-        RouterConfig::default(),
-        |c| {
-            c.run_tasks = false;
-            c.sse_poll = Duration::from_millis(10);
+    let (s, store) = hooked_server(
+        |inner| FinishOnGetRun {
+            store: OnceLock::from(inner),
+            ..FinishOnGetRun::default()
         },
-        move |inner| {
-            let c = Arc::new(Delegating::new(
-                Arc::clone(&inner),
-                FinishOnGetRun::default(),
-            ));
-            c.hooks.store.set(inner).unwrap();
-            slot.set(Arc::clone(&c)).unwrap();
-            c
-        },
+        |_| {},
     )
     .await;
-    let hooks = &hooked.get().unwrap().hooks;
+    let hooks = &store.hooks;
     let run_id = run(&s, 2).await;
     let mut sse = SseReader::open(&s, &run_id, None).await;
     assert_eq!(sse.next_event().await.0, "snapshot");
