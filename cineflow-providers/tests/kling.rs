@@ -632,6 +632,59 @@ async fn find_jobs_falls_back_to_scanning_the_list_and_answers_none_only_after_e
 }
 
 #[tokio::test]
+async fn a_sweep_reads_the_routes_list_and_passes_over_a_refused_page_until_its_retry_after() {
+    let server = MockServer::start().await;
+    let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let recent = |id: &str, status: &str, extra: Value| {
+        let mut t = task(id, status, None, extra);
+        t["created_at"] = json!(now_ms);
+        t
+    };
+    let video = json!({"task_result": {"videos": [{"id": "v", "url": "https://cdn.example/a.mp4", "duration": "5"}]}});
+    let mut first: Vec<Value> = (0..499)
+        .map(|i| recent(&format!("f{i}"), "processing", json!({})))
+        .collect();
+    first.push(recent("a", "succeed", video));
+    api("GET", T2V)
+        .and(query_param("pageNum", "1"))
+        .and(query_param("pageSize", "500"))
+        .respond_with(ok(Value::Array(first)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    api("GET", T2V)
+        .and(query_param("pageNum", "2"))
+        .respond_with(error(429, 1302).insert_header("retry-after", "60"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    api("GET", T2V)
+        .and(query_param("pageNum", "3"))
+        .respond_with(ok(json!([recent("c", "processing", json!({}))])))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let p = intl(&server);
+    let jobs = ["a", "b", "c"].map(|id| job(&p, id, "text2video"));
+    // The second sweep comes before page 2's minute is over: it passes over it unasked.
+    for _ in 0..2 {
+        let found = p.poll_many(&jobs, None).await.unwrap();
+        assert!(matches!(
+            found.statuses["a"].state,
+            JobState::Succeeded { .. }
+        ));
+        assert!(matches!(
+            found.statuses["c"].state,
+            JobState::Running { .. }
+        ));
+        assert!(!found.statuses.contains_key("b"));
+        let refusal = found.stopped_by.expect("page 2 refusal");
+        assert_eq!(refusal.code(), ErrorCode::RateLimited);
+        assert!(found.refusals_kept && found.resume.is_none());
+    }
+}
+
+#[tokio::test]
 async fn find_jobs_without_an_idempotency_key_is_an_error_never_none() {
     let server = MockServer::start().await;
     let req = conformance::request(V3, PROMPT, 5).with_idempotency_key("");

@@ -357,20 +357,29 @@ impl<'a, C: Cursor> Sweep<'a, C> {
 /// until its `Retry-After` is over: a sweep passes over them meanwhile, so sweeps can come
 /// sooner than a refusal's wait without asking a refused page again before its time. Clones
 /// share the pages (a clone of a provider reads the same list).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct RefusedPages {
-    until: std::sync::Arc<std::sync::Mutex<HashMap<u64, tokio::time::Instant>>>,
+/// Pages are keyed by `K`: a page number, or a list and a page number.
+#[derive(Debug, Clone)]
+pub(crate) struct RefusedPages<K = u64> {
+    until: std::sync::Arc<std::sync::Mutex<HashMap<K, tokio::time::Instant>>>,
 }
 
-impl RefusedPages {
+impl<K> Default for RefusedPages<K> {
+    fn default() -> Self {
+        Self {
+            until: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash + fmt::Debug> RefusedPages<K> {
     /// How long `page` must still wait, if it was refused: the refusal to answer for it.
-    pub(crate) fn refusal(&self, page: u64) -> Option<ProviderError> {
+    pub(crate) fn refusal(&self, page: &K) -> Option<ProviderError> {
         let now = tokio::time::Instant::now();
-        let until = *self.lock().get(&page).filter(|until| **until > now)?;
+        let until = *self.lock().get(page).filter(|until| **until > now)?;
         Some(
             ProviderError::new(
                 ErrorCode::RateLimited,
-                format!("list page {page} was refused with a rate limit: its wait is not over"),
+                format!("list page {page:?} was refused with a rate limit: its wait is not over"),
             )
             .with_retry_after(Some(until - now))
             .with_submit_state(SubmitState::NotSent),
@@ -379,7 +388,7 @@ impl RefusedPages {
 
     /// Keeps `page` until `error`'s `Retry-After` is over, if it is a rate limit that says how
     /// long (else the sweep's own wait covers it).
-    pub(crate) fn refused(&self, page: u64, error: &ProviderError) {
+    pub(crate) fn refused(&self, page: K, error: &ProviderError) {
         let Some(wait) = error.retry_after() else {
             return;
         };
@@ -392,7 +401,7 @@ impl RefusedPages {
         until.insert(page, now + wait);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, tokio::time::Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, tokio::time::Instant>> {
         self.until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

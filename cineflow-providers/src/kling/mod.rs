@@ -37,6 +37,9 @@
 //!   anything else keeps polling and is logged once.
 //! - [`cancel`](VideoProvider::cancel): Kling has no cancel; the error says so, and the
 //!   orchestrator stops following the job.
+//! - Status sweeps ([`poll_many`](VideoProvider::poll_many), while polls wait out a 429):
+//!   `GET {base}/v1/videos/{route}?pageNum&pageSize=500` for each route of the jobs, newest
+//!   first; a page refused with a rate limit is passed over until its `Retry-After` is over.
 //!
 //! # Exact recovery of an ambiguous submit
 //!
@@ -88,6 +91,7 @@
 mod auth;
 mod callback;
 mod error;
+mod list;
 mod models;
 mod wire;
 
@@ -100,15 +104,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cineflow_core::provider::{
-    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, ProviderError, ProviderJob,
-    SubmitState, VideoProvider, redact_url,
+    Capabilities, GenerationRequest, JobQuery, JobState, JobStatus, PolledJobs, ProviderError,
+    ProviderJob, SubmitState, VideoProvider, redact_url,
 };
 use cineflow_core::{Error, ErrorCode};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::http::{self, Answer, Call, ClientConfig, Endpoint, KeyPair, WarnOnce, refused};
+use crate::http::{self, Answer, Call, ClientConfig, Endpoint, KeyPair, WarnOnce, listed, refused};
 use auth::Auth;
 use models::{Model, known, model};
 use wire::{Envelope, Task};
@@ -251,6 +255,7 @@ impl KlingBuilder {
                 caps,
                 callback_url: self.callback_url,
                 warned: WarnOnce::default(),
+                refused_pages: listed::RefusedPages::default(),
             }),
         })
     }
@@ -271,6 +276,9 @@ struct Inner {
     caps: Capabilities,
     callback_url: Option<String>,
     warned: WarnOnce,
+    /// List pages refused with a rate limit, by route and page: sweeps pass them over until
+    /// their wait is over.
+    refused_pages: listed::RefusedPages<(&'static str, u64)>,
 }
 
 impl fmt::Debug for Kling {
@@ -464,44 +472,6 @@ impl Kling {
         }
     }
 
-    /// Scans every page of `GET …/{route}` for the task whose `task_info.external_task_id` is
-    /// `ext`; an error (never `None`) when the list has more than [`MAX_LIST_PAGES`] pages.
-    async fn scan(
-        &self,
-        route: Route,
-        ext: &str,
-        model: &str,
-    ) -> Result<Option<ProviderJob>, ProviderError> {
-        for page in 1..=MAX_LIST_PAGES {
-            let q = [
-                ("pageNum", page.to_string()),
-                ("pageSize", LIST_PAGE_SIZE.to_string()),
-            ];
-            let rb = self.api(Method::GET, route, None)?.query(&q);
-            let answer = http::send(rb, Call::Other).await?;
-            if !answer.is_success() {
-                return Err(self.error(&answer, Call::Other));
-            }
-            let envelope: Envelope<Value> = answer.json(Call::Other, &self.inner.auth)?;
-            if envelope.code != 0 {
-                return Err(self.error(&answer, Call::Other));
-            }
-            let items = wire::parse_list(&envelope.data.unwrap_or(Value::Null))
-                .map_err(|why| self.malformed(&answer, Call::Other, &why))?;
-            if let Some((task, _)) = items.iter().find(|(t, _)| t.external_id() == Some(ext)) {
-                return Ok(Some(self.job_for(task, route, model)));
-            }
-            if items.len() < LIST_PAGE_SIZE {
-                return Ok(None);
-            }
-        }
-        let what = format!(
-            "more than {MAX_LIST_PAGES} pages of {} tasks, looking for external_task_id {ext}",
-            route.segment()
-        );
-        Err(http::search_cut_short(self.id(), what))
-    }
-
     /// A task object as the job's status.
     fn status_of(
         &self,
@@ -594,6 +564,20 @@ impl VideoProvider for Kling {
     // Kling signs nothing: the per-attempt token in the callback URL authenticates a callback.
     // Reads the task object Kling POSTs on each state change (see `callback.rs`).
     http::callbacks!(Token);
+
+    /// Reads the states of `jobs` from their routes' task lists (a status sweep, see
+    /// `list.rs`): per route, pages of 500 newest first until every job of the route is found,
+    /// a page reaches tasks created before the oldest, the list ends, or ten pages were asked
+    /// for. A page refused with a rate limit is passed over, in this sweep and in those before
+    /// its `Retry-After` is over (the answer carries the refusal); any other error ends the
+    /// sweep. `resume` is not used: every sweep reads from the top.
+    async fn poll_many(
+        &self,
+        jobs: &[ProviderJob],
+        _resume: Option<&str>,
+    ) -> Result<PolledJobs, ProviderError> {
+        self.sweep(jobs).await
+    }
 
     async fn poll(&self, job: &ProviderJob) -> Result<JobStatus, ProviderError> {
         let route = self.route_of(job)?;

@@ -511,7 +511,7 @@ impl VideoProvider for SoraHk {
         let mut sweep = listed::Sweep::new(jobs, first).keeping_refusals();
         while sweep.wants_more() {
             let page = *sweep.cursor();
-            let read = match self.refused_pages.refusal(page) {
+            let read = match self.refused_pages.refusal(&page) {
                 Some(waiting) => Err(waiting),
                 None => self.list_page(page).await.inspect_err(|e| {
                     self.refused_pages.refused(page, e);
