@@ -339,6 +339,17 @@ impl<'a, C: Cursor> Sweep<'a, C> {
         Ok(())
     }
 
+    /// [`pass_over`](Self::pass_over) for a list read by page number: on to the next page
+    /// (`Ok`), or the error that stops the sweep.
+    pub(crate) fn pass_over_page(&mut self, error: ProviderError) -> Result<(), ProviderError>
+    where
+        C: From<u64> + Into<u64> + Copy,
+    {
+        self.pass_over(error)?;
+        self.cursor = C::from(self.cursor.into() + 1);
+        Ok(())
+    }
+
     /// The sweep's answer: every status found, with the refusal of a page passed over if there
     /// was one — or that refusal itself when no page was read.
     pub(crate) fn finish(self) -> Result<PolledJobs, ProviderError> {
@@ -373,7 +384,7 @@ impl<K> Default for RefusedPages<K> {
 
 impl<K: Eq + std::hash::Hash + fmt::Debug> RefusedPages<K> {
     /// How long `page` must still wait, if it was refused: the refusal to answer for it.
-    pub(crate) fn refusal(&self, page: &K) -> Option<ProviderError> {
+    fn refusal(&self, page: &K) -> Option<ProviderError> {
         let now = tokio::time::Instant::now();
         let until = *self.lock().get(page).filter(|until| **until > now)?;
         Some(
@@ -384,6 +395,19 @@ impl<K: Eq + std::hash::Hash + fmt::Debug> RefusedPages<K> {
             .with_retry_after(Some(until - now))
             .with_submit_state(SubmitState::NotSent),
         )
+    }
+
+    /// Reads `page` with `read` — unless it is kept, when its refusal is the answer and nothing
+    /// is asked — and keeps it if the vendor refuses it with a rate limit.
+    pub(crate) async fn read<T>(
+        &self,
+        page: K,
+        read: impl std::future::Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        if let Some(waiting) = self.refusal(&page) {
+            return Err(waiting);
+        }
+        read.await.inspect_err(|e| self.refused(page, e))
     }
 
     /// Keeps `page` until `error`'s `Retry-After` is over, if it is a rate limit that says how

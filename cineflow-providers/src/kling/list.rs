@@ -111,20 +111,11 @@ impl Kling {
         while sweep.wants_more() {
             let page = *sweep.cursor();
             let key = (route.segment(), page);
-            let read = match self.inner.refused_pages.refusal(&key) {
-                Some(waiting) => Err(waiting),
-                None => self
-                    .list_page(route, page)
-                    .await
-                    .inspect_err(|e| self.inner.refused_pages.refused(key, e)),
-            };
-            let (answer, data) = match read {
+            let read = self.list_page(route, page);
+            let (answer, data) = match self.inner.refused_pages.read(key, read).await {
                 Ok(read) => read,
-                Err(e) => match sweep.pass_over(e) {
-                    Ok(()) => {
-                        sweep.go_to(page + 1);
-                        continue;
-                    }
+                Err(e) => match sweep.pass_over_page(e) {
+                    Ok(()) => continue,
                     Err(e) => return sweep.stopped(e),
                 },
             };

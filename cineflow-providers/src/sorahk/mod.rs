@@ -511,19 +511,10 @@ impl VideoProvider for SoraHk {
         let mut sweep = listed::Sweep::new(jobs, first).keeping_refusals();
         while sweep.wants_more() {
             let page = *sweep.cursor();
-            let read = match self.refused_pages.refusal(&page) {
-                Some(waiting) => Err(waiting),
-                None => self.list_page(page).await.inspect_err(|e| {
-                    self.refused_pages.refused(page, e);
-                }),
-            };
-            let (answer, tasks) = match read {
+            let (answer, tasks) = match self.refused_pages.read(page, self.list_page(page)).await {
                 Ok(read) => read,
-                Err(e) => match sweep.pass_over(e) {
-                    Ok(()) => {
-                        sweep.go_to(page + 1);
-                        continue;
-                    }
+                Err(e) => match sweep.pass_over_page(e) {
+                    Ok(()) => continue,
                     Err(e) => return sweep.stopped(e),
                 },
             };
