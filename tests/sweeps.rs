@@ -35,12 +35,21 @@ struct BusyVendor {
     sweeps: AtomicU32,
     /// The `resume` each sweep was given, in order.
     resumes: Mutex<Vec<Option<String>>>,
-    /// The first sweep stops with a 429 at `page-2`.
-    refuse_first_sweep: bool,
-    /// The first sweep passes over a page refused for an hour and keeps it.
-    keep_first_refusal: bool,
+    /// What the first sweep answers.
+    first_sweep: FirstSweep,
     /// When each sweep was read.
     sweep_times: Mutex<Vec<Instant>>,
+}
+
+/// What a `BusyVendor`'s first sweep answers.
+#[derive(Debug, Clone, Copy)]
+enum FirstSweep {
+    /// The jobs' states, like every later sweep.
+    Reads,
+    /// Nothing: stopped by a 429 (for 1 s) at `page-2`, to resume there.
+    StoppedOnPage2,
+    /// Nothing: `page-2` refused for an hour, passed over and kept by the adapter.
+    PassesOverPage2,
 }
 
 impl BusyVendor {
@@ -57,8 +66,7 @@ impl BusyVendor {
             polls: Mutex::new(HashMap::new()),
             sweeps: AtomicU32::new(0),
             resumes: Mutex::new(Vec::new()),
-            refuse_first_sweep: false,
-            keep_first_refusal: false,
+            first_sweep: FirstSweep::Reads,
             sweep_times: Mutex::new(Vec::new()),
         })
     }
@@ -131,17 +139,20 @@ impl VideoProvider for BusyVendor {
         self.resumes.lock().unwrap().push(resume.map(str::to_owned));
         self.sweep_times.lock().unwrap().push(Instant::now());
         let first = self.sweeps.fetch_add(1, Ordering::SeqCst) == 0;
-        if first && self.refuse_first_sweep {
-            let busy = ProviderError::new(ErrorCode::RateLimited, "429 on page 2")
-                .with_retry_after(Some(Duration::from_secs(1)))
-                .with_submit_state(SubmitState::NotSent);
-            return Ok(PolledJobs::new(HashMap::new()).stopped(busy, Some("page-2".into())));
-        }
-        if first && self.keep_first_refusal {
-            let busy = ProviderError::new(ErrorCode::RateLimited, "429 on page 2")
-                .with_retry_after(Some(Duration::from_secs(3600)))
-                .with_submit_state(SubmitState::NotSent);
-            return Ok(PolledJobs::new(HashMap::new()).passed_over(busy));
+        let busy = |wait| {
+            ProviderError::new(ErrorCode::RateLimited, "429 on page 2")
+                .with_retry_after(Some(wait))
+                .with_submit_state(SubmitState::NotSent)
+        };
+        let none = || PolledJobs::new(HashMap::new());
+        match (first, self.first_sweep) {
+            (true, FirstSweep::StoppedOnPage2) => {
+                return Ok(none().stopped(busy(Duration::from_secs(1)), Some("page-2".into())));
+            }
+            (true, FirstSweep::PassesOverPage2) => {
+                return Ok(none().passed_over(busy(Duration::from_secs(3600))));
+            }
+            _ => {}
         }
         let mut statuses = HashMap::new();
         for job in jobs {
@@ -154,7 +165,7 @@ impl VideoProvider for BusyVendor {
 #[tokio::test(start_paused = true)]
 async fn a_sweep_stopped_by_a_refused_page_goes_on_from_that_page_and_then_from_the_top() {
     let mut vendor = BusyVendor::new(u32::MAX, Duration::from_secs(3600), true);
-    Arc::get_mut(&mut vendor).unwrap().refuse_first_sweep = true;
+    Arc::get_mut(&mut vendor).unwrap().first_sweep = FirstSweep::StoppedOnPage2;
     let (r, _) = run(&vendor, config(), 1).await;
     assert_eq!(r.status, RunStatus::Completed);
     let resumes = vendor.resumes.lock().unwrap().clone();
@@ -286,7 +297,7 @@ async fn polls_after_a_refused_one_come_when_they_would_have_come_without_the_re
 #[tokio::test(start_paused = true)]
 async fn a_sweep_whose_adapter_keeps_its_refused_page_comes_again_after_the_sweep_interval() {
     let mut vendor = BusyVendor::new(u32::MAX, Duration::from_secs(3600), true);
-    Arc::get_mut(&mut vendor).unwrap().keep_first_refusal = true;
+    Arc::get_mut(&mut vendor).unwrap().first_sweep = FirstSweep::PassesOverPage2;
     let (r, _) = run(&vendor, config(), 1).await;
     assert_eq!(r.status, RunStatus::Completed);
     let times = vendor.sweep_times.lock().unwrap().clone();

@@ -134,7 +134,11 @@ struct Watcher {
 impl Watcher {
     async fn watch(mut self, feeds: Arc<Feeds>, tx: broadcast::Sender<Arc<Tick>>) {
         let mut events = self.orch.subscribe();
-        if let Err(e) = self.read_all(None).await {
+        let first = match self.run().await {
+            Ok(run) => self.read_all(run).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = first {
             tracing::warn!(run = %self.run_id, error = %e, "SSE: reading the run failed");
         }
         let (mut store_read, mut full_read) = (Instant::now(), Instant::now());
@@ -168,7 +172,7 @@ impl Watcher {
             let now = Instant::now();
             let read = if now.duration_since(full_read) >= self.config.sse_full_read {
                 (full_read, store_read) = (now, now);
-                self.read_all(Some(run)).await
+                self.read_all(run).await
             } else if lagged
                 || ended_elsewhere
                 || now.duration_since(store_read) >= self.config.sse_store_read
@@ -198,12 +202,8 @@ impl Watcher {
         self.orch.store().get_run(self.run_id).await
     }
 
-    /// Reads every task of the run, after the run (`run`, or read now).
-    async fn read_all(&mut self, run: Option<Run>) -> cineflow::core::Result<Option<Tick>> {
-        let run = match run {
-            Some(run) => run,
-            None => self.run().await?,
-        };
+    /// Reads every task of the run, after the run (`run`).
+    async fn read_all(&mut self, run: Run) -> cineflow::core::Result<Option<Tick>> {
         let tasks = read_tasks(&self.orch, self.run_id, &[]).await?;
         Ok(self.publish(run, tasks))
     }

@@ -332,21 +332,7 @@ impl<'a, C: Cursor> Sweep<'a, C> {
             return Err(error);
         }
         self.pages += 1;
-        let longer = |kept: &ProviderError| error.retry_after() > kept.retry_after();
-        if self.refused.as_ref().is_none_or(longer) {
-            self.refused = Some(error);
-        }
-        Ok(())
-    }
-
-    /// [`pass_over`](Self::pass_over) for a list read by page number: on to the next page
-    /// (`Ok`), or the error that stops the sweep.
-    pub(crate) fn pass_over_page(&mut self, error: ProviderError) -> Result<(), ProviderError>
-    where
-        C: From<u64> + Into<u64> + Copy,
-    {
-        self.pass_over(error)?;
-        self.cursor = C::from(self.cursor.into() + 1);
+        keep_longest(&mut self.refused, error);
         Ok(())
     }
 
@@ -361,6 +347,27 @@ impl<'a, C: Cursor> Sweep<'a, C> {
             Some(refused) => Ok(PolledJobs::new(self.found).stopped(refused, None)),
             None => Ok(PolledJobs::new(self.found)),
         }
+    }
+}
+
+impl Sweep<'_, u64> {
+    /// [`pass_over`](Self::pass_over) for a list read by page number: on to the next page
+    /// (`Ok`), or the error that stops the sweep.
+    pub(crate) fn pass_over_page(&mut self, error: ProviderError) -> Result<(), ProviderError> {
+        self.pass_over(error)?;
+        self.cursor += 1;
+        Ok(())
+    }
+}
+
+/// Keeps in `kept` whichever of it and `refusal` asks for the longer wait (`refusal` when
+/// `kept` is empty): the wait a sweep's answer carries is that of its most demanding refusal.
+pub(crate) fn keep_longest(kept: &mut Option<ProviderError>, refusal: ProviderError) {
+    if kept
+        .as_ref()
+        .is_none_or(|k| refusal.retry_after() > k.retry_after())
+    {
+        *kept = Some(refusal);
     }
 }
 
@@ -412,7 +419,7 @@ impl<K: Eq + std::hash::Hash + fmt::Debug> RefusedPages<K> {
 
     /// Keeps `page` until `error`'s `Retry-After` is over, if it is a rate limit that says how
     /// long (else the sweep's own wait covers it).
-    pub(crate) fn refused(&self, page: K, error: &ProviderError) {
+    fn refused(&self, page: K, error: &ProviderError) {
         let Some(wait) = error.retry_after() else {
             return;
         };

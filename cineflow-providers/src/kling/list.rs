@@ -83,12 +83,7 @@ impl Kling {
             };
             if let Some(e) = stopped_by {
                 kept &= refusals_kept;
-                if stop
-                    .as_ref()
-                    .is_none_or(|s| e.retry_after() > s.retry_after())
-                {
-                    stop = Some(e);
-                }
+                listed::keep_longest(&mut stop, e);
             }
         }
         let found = PolledJobs::new(statuses);
